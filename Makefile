@@ -1,0 +1,112 @@
+# Posthorn build. `make` builds build/posthorn; `make test` runs every suite,
+# then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# Sources are found by globbing src/: a new module needs no Makefile edit.
+
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih
+BUILD    ?= build
+SAN      ?=
+CC       ?= cc
+PYTHON   := /usr/bin/python3
+
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter
+ifeq ($(CI),true)
+WARN     += -Werror
+endif
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+ifeq ($(SAN),1)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS  += -fsanitize=address,undefined
+endif
+
+SRC      := $(shell find src -name '*.c' | sort)
+LIB_SRC  := $(filter-out src/main.c,$(SRC))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all unit test test-one e2e deps run fuzz fuzz-smoke docs check-docs clean bench bench-smoke format
+
+all: $(BUILD)/posthorn $(BUILD)/gen-confdoc
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libposthorn.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/posthorn: $(BUILD)/obj/src/main.o $(BUILD)/libposthorn.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/gen-confdoc: $(BUILD)/obj/tools/gen-confdoc.o $(BUILD)/libposthorn.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libposthorn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+deps:
+	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
+
+run: deps
+	$(MAKE) $(BUILD)/posthorn
+	$(BUILD)/posthorn serve
+
+# One pass of every suite against one build.
+test-one: all unit
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) $(PYTHON) -m pytest -q -x -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+test: deps check-docs
+	$(MAKE) test-one
+	$(MAKE) test-one BUILD=build/san SAN=1 CFLAGS="-O1 -g"
+
+# The config reference and example are generated from the table in src/conf/.
+docs: $(BUILD)/gen-confdoc
+	$(BUILD)/gen-confdoc markdown > docs/config.md
+	$(BUILD)/gen-confdoc example > posthorn.conf.example
+
+check-docs: $(BUILD)/gen-confdoc
+	@$(BUILD)/gen-confdoc markdown | diff -u docs/config.md - && \
+	 $(BUILD)/gen-confdoc example | diff -u posthorn.conf.example - || \
+	 { echo "docs/config.md or posthorn.conf.example is stale: run make docs"; exit 1; }
+
+# libFuzzer targets for every parser. FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 300
+FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined
+# Fuzz targets link only PURE files (libc + util), so they need no sockets.
+FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c
+build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+fuzz: deps $(FUZZ_BIN)
+	@set -e; for f in $(FUZZ_BIN); do \
+	  mkdir -p build/fuzz/corpus-$$(basename $$f); \
+	  echo "== $$f for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build/fuzz/corpus-$$(basename $$f) fuzz/seeds; \
+	done
+
+fuzz-smoke:
+	$(MAKE) fuzz FUZZ_SECONDS=20
+
+bench: deps all
+	bench/run.sh
+
+bench-smoke: deps all
+	BENCH_SMOKE=1 bench/run.sh
+
+format:
+	clang-format -i $(SRC) $(wildcard src/*/*.h) $(UNIT_SRC) $(FUZZ_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

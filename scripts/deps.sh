@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs every Debian package Posthorn needs to build, run and test.
+# Idempotent: installs only what is missing, runs apt-get update at most once.
+#   scripts/deps.sh           install what is missing
+#   scripts/deps.sh --check   exit 1 if something is missing, install nothing
+#   scripts/deps.sh --bench   also Postfix's tools (smtp-source, smtp-sink)
+set -euo pipefail
+
+BUILD=(build-essential pkg-config clang libclang-rt-14-dev
+       libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libsodium-dev
+       libjansson-dev libinih-dev libcmocka-dev)
+TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim swaks dnsmasq-base
+      openssl sqlite3 procps)
+BENCH=(postfix strace)
+
+want=("${BUILD[@]}" "${TEST[@]}")
+check=0
+for arg in "$@"; do
+	case "$arg" in
+	--check) check=1 ;;
+	--bench) want+=("${BENCH[@]}") ;;
+	*) echo "usage: $0 [--check] [--bench]" >&2; exit 2 ;;
+	esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+if [ $check -eq 1 ]; then
+	echo "missing packages: ${missing[*]}" >&2
+	exit 1
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+# Postfix's package would start a system Postfix on port 25; the benchmark
+# runs its own instances, so keep package scripts from starting services.
+if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+	echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod +x /usr/sbin/policy-rc.d
+	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "installed: ${missing[*]}" >&2

@@ -1,0 +1,137 @@
+/*
+ * conf: the configuration. One table (src/conf/conf.c) lists every key with
+ * its section, type, default, check and documentation; the parser, the
+ * checks, docs/config.md and posthorn.conf.example all come from it.
+ * Modules receive the parsed struct conf; there are no configuration globals.
+ *
+ * A struct conf is immutable once loaded; SIGHUP loads a new one.
+ * Optional string keys left empty are NULL; numbers are in bytes or seconds.
+ * Derived defaults are filled in by conf_load: hostname (gethostname()),
+ * http_public_url ("http://" + http address), the "default" listener when
+ * the file has none, and [domain.NAME] keys omitted (from [domain.*]).
+ */
+#ifndef POSTHORN_CONF_H
+#define POSTHORN_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum conf_tls_mode { CONF_TLS_NONE, CONF_TLS_STARTTLS, CONF_TLS_IMPLICIT };
+enum conf_auth_mode { CONF_AUTH_REQUIRED, CONF_AUTH_OPTIONAL, CONF_AUTH_OFF };
+enum conf_outbound_tls { CONF_OUT_TLS_OPPORTUNISTIC, CONF_OUT_TLS_REQUIRED };
+
+/* A parsed "host:port" / "[v6]:port" / "v4:port". */
+struct conf_addr {
+	char *text; /* as written */
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
+
+/* One CIDR block of trusted_networks. */
+struct conf_net {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix;
+};
+
+struct conf_listener {
+	char *name; /* the NAME of [listener.NAME] */
+	struct conf_addr address;
+	enum conf_tls_mode tls;
+	enum conf_auth_mode auth;
+	uint64_t max_message_size; /* bytes */
+	uint64_t max_recipients;
+	uint64_t max_connections;
+	uint64_t max_connections_per_ip;
+	uint64_t timeout;      /* seconds idle between commands */
+	uint64_t data_timeout; /* seconds for the whole DATA/BDAT phase */
+};
+
+struct conf_domain {
+	char *name; /* destination domain, or "*" for the default */
+	uint64_t max_connections;
+	uint64_t max_messages_per_connection;
+	uint64_t max_rate;        /* messages per rate_period */
+	uint64_t max_rate_period; /* seconds: 1, 60, 3600 or 86400 */
+};
+
+struct conf {
+	char *file; /* path it was loaded from, or NULL for the embedded default */
+
+	/* [server] */
+	char *hostname;
+	char *data_dir;
+	char *user;
+	uint64_t min_free_space; /* bytes; below this MAIL gets 452 4.3.1 */
+
+	/* [listener.NAME] */
+	struct conf_listener *listeners;
+	size_t n_listeners;
+
+	/* [tls] */
+	char *tls_cert;
+	char *tls_key;
+
+	/* [relay] */
+	struct conf_net *trusted_networks;
+	size_t n_trusted_networks;
+	uint64_t queue_lifetime; /* seconds */
+	uint64_t *retry;         /* seconds, at least one step */
+	size_t n_retry;
+	char *smarthost; /* host:port or NULL */
+	char *smarthost_auth;
+	enum conf_outbound_tls outbound_tls;
+	struct conf_addr *dns_servers;
+	size_t n_dns_servers;
+	uint64_t mx_port;
+
+	/* [domain.NAME]; domains[0] is always "*" (explicit or defaulted) */
+	struct conf_domain *domains;
+	size_t n_domains;
+
+	/* [bounces] */
+	char *bounces_domain;
+
+	/* [http] */
+	struct conf_addr http_address;
+	char *http_public_url;
+
+	/* [cluster] */
+	char *cluster_postgres;
+	char *cluster_redis;
+};
+
+/*
+ * Load FILE, or the embedded default when file is NULL. On error returns
+ * NULL and appends one line per problem to *errors ("FILE:LINE: message"),
+ * a malloc'd string the caller frees. Every problem is reported, not just
+ * the first.
+ */
+struct conf *conf_load(const char *file, char **errors);
+void conf_free(struct conf *c);
+
+/* The [domain.*] settings that apply to destination domain d. */
+const struct conf_domain *conf_domain_for(const struct conf *c, const char *d);
+
+/* 1 if the address is inside trusted_networks. */
+int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
+
+/* 1 if sa is inside net. */
+int conf_net_contains(const struct conf_net *net, const struct sockaddr *sa);
+
+/* Parse "host:port", "[v6]:port"; numeric hosts only. 0 ok, -1 bad. */
+int conf_parse_addr(const char *text, struct conf_addr *out);
+
+/* yes/no, true/false, on/off, 1/0 (any case) -> 1 or 0. 0 ok, -1 bad. */
+int conf_parse_bool(const char *s, int *out);
+
+/* Longest line accepted in a config file; a longer one is an error. */
+#define CONF_MAX_LINE 8192
+
+/* Documentation output, from the table (used by tools/gen-confdoc). */
+enum conf_doc_format { CONF_DOC_MARKDOWN, CONF_DOC_EXAMPLE };
+void conf_write_doc(enum conf_doc_format fmt, FILE *out);
+
+#endif

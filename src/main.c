@@ -1,0 +1,330 @@
+/*
+ * main: argument parsing, subcommands, and the wiring of a running server:
+ * it owns the event base, the start-up and shutdown order and the signals.
+ *
+ * Start-up: config → event base → bind listeners → drop privileges →
+ * data dir, store, spool (recovered) → work pool → serve.
+ * Shutdown (SIGTERM/SIGINT): stop accepting, let sessions finish their
+ * transaction (bounded by DRAIN_TIMEOUT_S), wait for the spool's pending
+ * commits, close the store, exit 0.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "log/log.h"
+#include "smtpd/smtpd.h"
+#include "spool/spool.h"
+#include "store/store.h"
+#include "tls/tls.h"
+#include "util/util.h"
+#include "work/work.h"
+
+#define DRAIN_TIMEOUT_S 30
+#define WORK_THREADS 4
+
+static const char usage_text[] =
+	"usage: posthorn [-c FILE] COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  serve                      run the relay in the foreground\n"
+	"  check-config               validate the configuration\n"
+	"  user add NAME [--password-stdin] [--domain D]...\n"
+	"  user list | user del NAME | user passwd NAME [--password-stdin]\n"
+	"  queue list | queue show ID | queue delete ID\n"
+	"  version\n"
+	"\n"
+	"Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
+
+static int usage(void)
+{
+	fputs(usage_text, stderr);
+	return 2;
+}
+
+/* Removes "-c FILE" / "--config FILE" / "--config=FILE" wherever it is. */
+static int take_config_opt(int *argc, char **argv, const char **file)
+{
+	int i, j;
+
+	for (i = 1; i < *argc; i++) {
+		int n = 0;
+		if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "posthorn: %s needs a file name\n", argv[i]);
+				return -1;
+			}
+			*file = argv[i + 1];
+			n = 2;
+		} else if (strncmp(argv[i], "--config=", 9) == 0) {
+			*file = argv[i] + 9;
+			n = 1;
+		}
+		if (n) {
+			for (j = i; j + n <= *argc; j++)
+				argv[j] = argv[j + n];
+			*argc -= n;
+			i--;
+		}
+	}
+	return 0;
+}
+
+static struct conf *load_conf(const char *file)
+{
+	char *errors = NULL;
+	struct conf *c = conf_load(file, &errors);
+
+	if (!c) {
+		fputs(errors ? errors : "posthorn: cannot load configuration\n", stderr);
+		free(errors);
+	}
+	return c;
+}
+
+/* ---------- serve ---------- */
+
+struct server {
+	struct conf *conf;
+	struct event_base *base;
+	struct smtpd_deps deps;
+	struct smtpd *smtpd;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+	int stopping;
+};
+
+static void on_drained(void *arg)
+{
+	struct server *srv = arg;
+
+	log_info("session=NOQUEUE event=drained");
+	event_base_loopbreak(srv->base);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	log_warn("session=NOQUEUE event=drain_timeout seconds=%d", DRAIN_TIMEOUT_S);
+	event_base_loopbreak(srv->base);
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = {DRAIN_TIMEOUT_S, 0};
+
+	if (srv->stopping) {
+		log_warn("session=NOQUEUE event=second_signal action=exit_now");
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	srv->stopping = 1;
+	log_info("session=NOQUEUE event=shutdown signal=%d", (int)sig);
+	evtimer_add(srv->ev_deadline, &tv);
+	smtpd_drain(srv->smtpd, on_drained, srv);
+}
+
+static SSL_CTX *load_tls(const struct conf *c)
+{
+	char *err = NULL;
+	SSL_CTX *ctx;
+
+	if (!c->tls_cert || !c->tls_key)
+		return NULL;
+	ctx = tls_server_ctx_new(c->tls_cert, c->tls_key, &err);
+	if (!ctx) {
+		log_err("session=NOQUEUE event=tls_config_error error=%s", log_q(err));
+		free(err);
+	}
+	return ctx;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	SSL_CTX *ctx = load_tls(srv->conf);
+
+	/* The old context stays alive in the sessions that use it. */
+	if (ctx) {
+		if (srv->deps.tls)
+			SSL_CTX_free(srv->deps.tls);
+		smtpd_set_tls(srv->smtpd, ctx);
+		log_info("session=NOQUEUE event=reload what=tls");
+	}
+}
+
+static int make_data_dir(const char *dir)
+{
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		log_err("session=NOQUEUE event=start_error error=%s",
+		        log_q(xasprintf("cannot create %s: %s", dir, strerror(errno))));
+		return -1;
+	}
+	return 0;
+}
+
+/* When started as root with [server] user set: give the data dir to that
+ * user, then become it. Ports are already bound. */
+static int drop_privileges(const struct conf *c)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || !c->user || !*c->user)
+		return 0;
+	if (!(pw = getpwnam(c->user))) {
+		log_err("session=NOQUEUE event=start_error error=%s",
+		        log_q(xasprintf("no such user %s", c->user)));
+		return -1;
+	}
+	if (chown(c->data_dir, pw->pw_uid, pw->pw_gid) < 0 || setgroups(0, NULL) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_err("session=NOQUEUE event=start_error error=%s",
+		        log_q(xasprintf("cannot become %s: %s", c->user, strerror(errno))));
+		return -1;
+	}
+	log_info("session=NOQUEUE event=privileges_dropped user=%s", c->user);
+	return 0;
+}
+
+static int open_data(struct server *srv)
+{
+	char *err = NULL;
+	long n;
+
+	if (!(srv->deps.store = store_open(srv->conf->data_dir, &err)) ||
+	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	if ((n = spool_recover(srv->deps.spool)) < 0)
+		return -1;
+	log_info("session=NOQUEUE event=spool_recovered messages=%ld", n);
+	return 0;
+}
+
+static void add_signals(struct server *srv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	srv->ev_term = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
+	srv->ev_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
+	srv->ev_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
+	srv->ev_deadline = evtimer_new(srv->base, on_deadline, srv);
+	event_add(srv->ev_term, NULL);
+	event_add(srv->ev_int, NULL);
+	event_add(srv->ev_hup, NULL);
+}
+
+static void server_close(struct server *srv)
+{
+	/* Order: pending commits finish (their callbacks still find their
+	 * sessions), then jobs, then the sessions go, then the store. */
+	if (srv->deps.spool)
+		spool_close(srv->deps.spool);
+	if (srv->deps.work)
+		work_pool_free(srv->deps.work);
+	smtpd_free(srv->smtpd);
+	if (srv->deps.store)
+		store_close(srv->deps.store);
+	if (srv->deps.tls)
+		SSL_CTX_free(srv->deps.tls);
+	event_free(srv->ev_term);
+	event_free(srv->ev_int);
+	event_free(srv->ev_hup);
+	event_free(srv->ev_deadline);
+	event_base_free(srv->base);
+}
+
+static int cmd_serve(struct conf *c)
+{
+	struct server srv;
+	char *err = NULL;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.conf = c;
+	evthread_use_pthreads();
+	srv.base = event_base_new();
+	if (!srv.base)
+		fatal("session=NOQUEUE event=start_error error=event_base_new");
+	srv.deps.base = srv.base;
+	srv.deps.conf = c;
+	srv.deps.tls = load_tls(c);
+	if ((c->tls_cert && !srv.deps.tls) || make_data_dir(c->data_dir) < 0)
+		return 1;
+	if (!(srv.smtpd = smtpd_new(&srv.deps, &err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return 1;
+	}
+	if (drop_privileges(c) < 0 || open_data(&srv) < 0)
+		return 1;
+	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
+	add_signals(&srv);
+	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
+	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");
+	event_base_dispatch(srv.base);
+	server_close(&srv);
+	log_info("session=NOQUEUE event=stopped");
+	return 0;
+}
+
+/* ---------- dispatch ---------- */
+
+static int cmd_check_config(const char *file)
+{
+	struct conf *c = load_conf(file);
+
+	if (!c)
+		return 2;
+	fprintf(stderr, "%s: ok\n", file ? file : "embedded default");
+	conf_free(c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *file = NULL, *cmd;
+	struct conf *c;
+	int rc;
+
+	if (take_config_opt(&argc, argv, &file) < 0)
+		return 2;
+	if (argc < 2)
+		return usage();
+	cmd = argv[1];
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		puts("posthorn 0.1.0");
+		return 0;
+	}
+	if (!strcmp(cmd, "check-config"))
+		return cmd_check_config(file);
+	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue")) {
+		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
+		return usage();
+	}
+	if (!(c = load_conf(file)))
+		return 2;
+	if (!strcmp(cmd, "serve"))
+		rc = argc == 2 ? cmd_serve(c) : usage();
+	else if (!strcmp(cmd, "user"))
+		rc = cli_user(argc - 1, argv + 1, c);
+	else
+		rc = cli_queue(argc - 1, argv + 1, c);
+	conf_free(c);
+	return rc;
+}

@@ -1,0 +1,226 @@
+/*
+ * smtp_data: the DATA / BDAT content decoder. PURE: libc and util only.
+ *
+ * A byte-at-a-time state machine whose whole state lives in struct
+ * smtp_data, so input may be split at any byte and gives the same output
+ * and flags as when fed whole.
+ *
+ * Promises:
+ * - DOT mode ends only at CRLF "." CRLF. Lines are delimited by CRLF alone:
+ *   a bare CR or bare LF sets bad_eol, goes to the output as it came, and
+ *   never starts a line, so it can neither end the data nor be taken for a
+ *   line start by dot-unstuffing (SMTP smuggling).
+ * - Dot-unstuffing follows RFC 5321 4.5.2: a line starting with "." loses
+ *   that dot ("..x" → ".x"); a line of just "." ends the data. The very
+ *   first line is a line start too. The CRLF before the final dot belongs
+ *   to the message.
+ * - One exception to "bare CR passes unchanged": a CR right after a line's
+ *   leading dot that turns out not to be followed by LF is dropped with the
+ *   dot. Keeping it would mean emitting a byte that an earlier call
+ *   consumed, so one call could produce more bytes than its input (the
+ *   caller sizes its output buffer by the input). Such a message has
+ *   bad_eol set and is refused anyway.
+ * - Each call produces at most as many bytes as it consumes.
+ * - The header watch sees the output (after unstuffing): Message-ID: and
+ *   Date: at line starts (not on continuation lines), case-insensitively,
+ *   and headers_end, the offset of the first empty line.
+ */
+#include "smtpd/smtp_data.h"
+
+#include <string.h>
+
+#include "util/util.h"
+
+/* d->state: where the decoder stands in the input. */
+enum {
+	D_LINE_START, /* after CRLF (or at the very start) */
+	D_TEXT,       /* inside a line */
+	D_CR,         /* a CR was output; LF would end the line */
+	D_DOT,        /* DOT mode: a line-start "." held back */
+	D_DOT_CR,     /* DOT mode: ".\r" held back; LF would end the data */
+};
+
+/* d->hdr_state: what the header watch is looking at on the current line. */
+enum {
+	H_NAME,     /* collecting a field name into hdr_name */
+	H_SKIP,     /* rest of an uninteresting line */
+	H_EMPTY_CR, /* a CR at a line start: an empty line if LF follows */
+};
+
+/* Output cursor of one feed call. */
+struct sink {
+	char *out;
+	size_t len;
+};
+
+void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode)
+{
+	memset(d, 0, sizeof(*d));
+	d->mode = mode;
+	d->state = D_LINE_START;
+	d->in_headers = 1;
+	d->hdr_state = H_SKIP;
+	d->headers_end = -1;
+	d->at_line_start = 1;
+}
+
+/* ---------- header watch ---------- */
+
+static void hdr_name_end(struct smtp_data *d)
+{
+	size_t n = d->hdr_name_len;
+
+	/* obsolete syntax allows white space before the colon (RFC 5322 4.5) */
+	while (n > 0 && (d->hdr_name[n - 1] == ' ' || d->hdr_name[n - 1] == '\t'))
+		n--;
+	if (n == 10 && ascii_ncasecmp(d->hdr_name, "message-id", n) == 0)
+		d->has_message_id = 1;
+	else if (n == 4 && ascii_ncasecmp(d->hdr_name, "date", n) == 0)
+		d->has_date = 1;
+}
+
+static void hdr_name_byte(struct smtp_data *d, unsigned char c)
+{
+	if (c == ':') {
+		hdr_name_end(d);
+		d->hdr_state = H_SKIP;
+	} else if ((c < 0x20 && c != '\t') || c == 0x7f ||
+	           d->hdr_name_len == sizeof(d->hdr_name)) {
+		/* not a field we look for (ours are short and printable) */
+		d->hdr_state = H_SKIP;
+	} else {
+		d->hdr_name[d->hdr_name_len++] = (char)c;
+	}
+}
+
+/* First output byte of a line: a field name, a continuation, or maybe the
+ * empty line that ends the header section. */
+static void hdr_line_start(struct smtp_data *d, unsigned char c)
+{
+	d->hdr_name_len = 0;
+	if (c == '\r')
+		d->hdr_state = H_EMPTY_CR;
+	else if (c == ' ' || c == '\t')
+		d->hdr_state = H_SKIP; /* folded continuation of the previous field */
+	else {
+		d->hdr_state = H_NAME;
+		hdr_name_byte(d, c);
+	}
+}
+
+/* Called for each output byte before it is counted in out_bytes. */
+static void hdr_byte(struct smtp_data *d, unsigned char c)
+{
+	if (!d->in_headers)
+		return;
+	if (d->at_line_start) {
+		hdr_line_start(d, c);
+		return;
+	}
+	if (d->hdr_state == H_NAME) {
+		hdr_name_byte(d, c);
+	} else if (d->hdr_state == H_EMPTY_CR) {
+		if (c == '\n') {
+			d->headers_end = (int64_t)d->out_bytes - 1; /* where the CR is */
+			d->in_headers = 0;
+		} else {
+			d->hdr_state = H_SKIP;
+		}
+	}
+}
+
+/* ---------- decoder ---------- */
+
+static void emit(struct smtp_data *d, struct sink *s, unsigned char c)
+{
+	hdr_byte(d, c);
+	s->out[s->len++] = (char)c;
+	d->out_bytes++;
+	d->at_line_start = 0;
+}
+
+/* A byte inside a line: only CR followed by LF ends the line. */
+static void text_byte(struct smtp_data *d, struct sink *s, unsigned char c)
+{
+	if (c == '\n')
+		d->bad_eol = 1;
+	emit(d, s, c);
+	d->state = c == '\r' ? D_CR : D_TEXT;
+}
+
+/* The byte after an output CR. */
+static void cr_byte(struct smtp_data *d, struct sink *s, unsigned char c)
+{
+	if (c == '\n') {
+		emit(d, s, c);
+		d->state = D_LINE_START;
+		d->at_line_start = 1;
+		return;
+	}
+	d->bad_eol = 1; /* the CR was bare */
+	text_byte(d, s, c);
+}
+
+/* The byte after a line-start dot: the dot is dropped in every case (RFC
+ * 5321 4.5.2) unless ".\r\n" ends the data. */
+static void dot_byte(struct smtp_data *d, struct sink *s, unsigned char c)
+{
+	if (c == '\r')
+		d->state = D_DOT_CR;
+	else
+		text_byte(d, s, c);
+}
+
+/* The byte after a line-start ".\r": LF ends the data; anything else makes
+ * the CR bare, and it is dropped with the dot (see the contract above). */
+static void dot_cr_byte(struct smtp_data *d, struct sink *s, unsigned char c)
+{
+	if (c == '\n') {
+		d->done = 1;
+		return;
+	}
+	d->bad_eol = 1;
+	text_byte(d, s, c);
+}
+
+static void step(struct smtp_data *d, struct sink *s, unsigned char c)
+{
+	switch (d->state) {
+	case D_LINE_START:
+		if (d->mode == SMTP_DATA_DOT && c == '.')
+			d->state = D_DOT;
+		else
+			text_byte(d, s, c);
+		break;
+	case D_CR:
+		cr_byte(d, s, c);
+		break;
+	case D_DOT:
+		dot_byte(d, s, c);
+		break;
+	case D_DOT_CR:
+		dot_cr_byte(d, s, c);
+		break;
+	default:
+		text_byte(d, s, c);
+		break;
+	}
+}
+
+size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, size_t *out_len)
+{
+	struct sink s = {out, 0};
+	size_t i;
+
+	for (i = 0; i < n && !d->done; i++)
+		step(d, &s, (unsigned char)in[i]);
+	*out_len = s.len;
+	return i;
+}
+
+void smtp_data_end(struct smtp_data *d)
+{
+	/* a CR that ends the content has no LF after it: it was bare */
+	if (d->state == D_CR)
+		d->bad_eol = 1;
+}

@@ -1,0 +1,44 @@
+/*
+ * smtpd: inbound SMTP. Listeners, per-address limits, sessions. The
+ * protocol parsing lives in the PURE files smtp_parse.c and smtp_data.c;
+ * this module does the I/O and the policy.
+ */
+#ifndef POSTHORN_SMTPD_H
+#define POSTHORN_SMTPD_H
+
+#include <openssl/ssl.h>
+
+struct event_base;
+struct conf;
+struct spool;
+struct store;
+struct work_pool;
+struct smtpd;
+
+/* What a running smtpd uses. The struct is the caller's and must outlive
+ * the smtpd; only base and conf are needed to bind, the rest may be filled
+ * in after smtpd_new() (so ports can be bound before dropping privileges
+ * and opening the data directory). */
+struct smtpd_deps {
+	struct event_base *base;
+	const struct conf *conf;
+	struct spool *spool;
+	struct store *store;
+	struct work_pool *work;
+	SSL_CTX *tls; /* NULL when [tls] is not configured */
+};
+
+/* Binds every listener. NULL with a malloc'd *err if one cannot bind. */
+struct smtpd *smtpd_new(struct smtpd_deps *deps, char **err);
+
+/* Stops accepting; idle sessions get 421 and close, busy ones finish their
+ * transaction first. drained() runs once no session is left. */
+void smtpd_drain(struct smtpd *sd, void (*drained)(void *arg), void *arg);
+
+/* Closes everything at once (after drain, or at exit). */
+void smtpd_free(struct smtpd *sd);
+
+/* Swap the TLS context for new sessions (SIGHUP). */
+void smtpd_set_tls(struct smtpd *sd, SSL_CTX *tls);
+
+#endif

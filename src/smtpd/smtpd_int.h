@@ -1,0 +1,49 @@
+/*
+ * smtpd internals shared by smtpd_listener.c and smtpd_session.c.
+ */
+#ifndef POSTHORN_SMTPD_INT_H
+#define POSTHORN_SMTPD_INT_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include "conf/conf.h"
+#include "smtpd/smtpd.h"
+
+struct session;
+struct ip_count;
+
+struct listener {
+	struct smtpd *sd;
+	const struct conf_listener *cfg;
+	struct evconnlistener *evl;
+	uint64_t n_conns;
+	struct ip_count **ip_table; /* per-client-address counts */
+	size_t ip_buckets;
+};
+
+struct smtpd {
+	struct smtpd_deps *deps; /* owned by the caller, may be filled in after binding */
+	struct listener *listeners;
+	size_t n_listeners;
+	TAILQ_HEAD(, session) sessions;
+	size_t n_sessions;
+	int draining;
+	void (*drained)(void *arg);
+	void *drained_arg;
+	struct event *ev_drained;
+};
+
+/* Creates a session for an accepted socket; it then lives on its own and
+ * calls smtpd_session_gone() when it has been freed. */
+void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t len);
+/* Ask every session to finish: 421 now if idle, after its transaction if
+ * not. */
+void session_drain_all(struct smtpd *sd);
+/* Immediate teardown of every session (server exit). */
+void session_destroy_all(struct smtpd *sd);
+
+/* Called by the session code when a session is freed. */
+void smtpd_session_gone(struct listener *l, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,126 @@
+/*
+ * spool: messages and envelopes on disk; the only module that touches
+ * DATA_DIR/spool. See docs/spool.md for the format and the durability
+ * argument.
+ *
+ * Writing: spool_msg_new() opens a temporary file, spool_msg_write()
+ * streams the message into it (bounded buffering, never the whole body in
+ * memory), spool_msg_commit() hands it to the committer thread, which makes
+ * it durable (fdatasync of the file, rename into the queue, fsync of the
+ * queue directory, shared by every commit that arrived meanwhile: group
+ * commit) and then calls done() on the event loop thread. Only after done()
+ * reports success may the server answer 250.
+ *
+ * Reading (CLI, recovery, delivery): spool_load(), spool_foreach(),
+ * spool_delete(), spool_set_rcpt_state().
+ */
+#ifndef POSTHORN_SPOOL_H
+#define POSTHORN_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+
+struct event_base;
+struct spool;
+struct spool_msg;
+
+/* DSN NOTIFY bits (RFC 3461); 0 means "not given" (default: FAILURE). */
+enum { DSN_NOTIFY_NEVER = 1, DSN_NOTIFY_SUCCESS = 2, DSN_NOTIFY_FAILURE = 4, DSN_NOTIFY_DELAY = 8 };
+enum dsn_ret { DSN_RET_UNSET = 0, DSN_RET_FULL, DSN_RET_HDRS };
+enum body_type { BODY_7BIT = 0, BODY_8BITMIME };
+
+enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_BOUNCED, RCPT_DEFERRED };
+
+struct rcpt {
+	char *addr;   /* as given in RCPT TO, without <> */
+	char *orcpt;  /* DSN ORCPT= value (xtext-decoded "type;addr") or NULL */
+	unsigned notify;
+	enum rcpt_state state;
+	uint32_t attempts;
+	int64_t next_attempt; /* unix seconds; 0 = now */
+	char *last_reply;     /* last remote reply or reason, or NULL */
+};
+
+struct envelope {
+	char id[ID_LEN + 1];
+	char *mail_from; /* "" for the null sender */
+	char *account;   /* owning account ("default" for trusted relay) */
+	char *client_ip;
+	char *helo;
+	int64_t created; /* unix seconds */
+	uint64_t size;   /* bytes of the stored message (prepend + body) */
+	enum body_type body;
+	int smtputf8;
+	enum dsn_ret ret;
+	char *envid; /* DSN ENVID or NULL */
+	struct rcpt *rcpts;
+	size_t n_rcpts;
+};
+
+void envelope_free(struct envelope *e);
+
+/* base may be NULL (CLI use: no commits). Creates the folders. Does not
+ * recover; call spool_recover() once at server start. */
+struct spool *spool_open(const char *data_dir, struct event_base *base, char **err);
+/* Waits for pending commits to finish (their done() runs first). */
+void spool_close(struct spool *sp);
+
+/* At server start: removes half-written temporary files, moves unreadable
+ * queue files to DATA_DIR/spool/quarantine (never deleting them), and
+ * reports counts. Returns the number of good messages, -1 on error. */
+long spool_recover(struct spool *sp);
+
+/* Receiving. spool_msg_new() assigns the queue ID (spool_msg_id()). */
+struct spool_msg *spool_msg_new(struct spool *sp, char **err);
+const char *spool_msg_id(const struct spool_msg *m);
+/* Appends message bytes (CRLF lines, already dot-unstuffed). -1 on I/O
+ * error (the message is then doomed: commit will fail). */
+int spool_msg_write(struct spool_msg *m, const void *p, size_t n);
+/* Bytes written so far. */
+uint64_t spool_msg_size(const struct spool_msg *m);
+/* Takes ownership of m. env->id is overwritten with m's ID. done() runs on
+ * the event loop thread with ok=1 once the message is on stable storage,
+ * ok=0 (and nothing left in the queue) on failure. env is only borrowed:
+ * it is encoded before this returns. done() is never called from inside
+ * spool_msg_commit(), except on a spool opened without an event base, where
+ * the commit is synchronous and done() runs before this returns. */
+void spool_msg_commit(struct spool_msg *m, const struct envelope *env,
+                      void (*done)(void *arg, int ok, const char *id), void *arg);
+/* Discards a message being received. */
+void spool_msg_abort(struct spool_msg *m);
+
+/* Reading and steering. All return 0 ok, -1 error with a malloc'd *err;
+ * then errno is ENOENT if there is no such message, EINVAL for a malformed
+ * ID, EBADMSG for an unreadable file. */
+int spool_load(struct spool *sp, const char *id, struct envelope **out, char **err);
+/* Opens the message content (what goes on the wire after DATA) for reading:
+ * bytes [*offset, *offset + *len) of *fd. The caller closes *fd; the bytes
+ * stay readable after a spool_delete() of the message. */
+int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset,
+                    uint64_t *len, char **err);
+/* Calls cb for each queued message in ID (= arrival) order; stops if cb
+ * returns non-zero. env belongs to the spool and is freed when cb returns.
+ * Unreadable messages are skipped with a warning (recovery quarantines them). */
+int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), void *arg,
+                  char **err);
+int spool_delete(struct spool *sp, const char *id, char **err);
+/* Durably records a recipient's new state (appends a record; fdatasync).
+ * Blocks for the fdatasync: call it off the event loop thread. */
+int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,
+                         const struct rcpt *r, char **err);
+
+/* Counters for /metrics and the benchmark. */
+struct spool_stats {
+	uint64_t commits;        /* messages made durable */
+	uint64_t commit_batches; /* rounds of the committer */
+	uint64_t fsyncs;         /* fsync/fdatasync calls made */
+};
+void spool_get_stats(struct spool *sp, struct spool_stats *out);
+
+/* How many threads issue the fdatasync calls of one batch (default 4,
+ * 1..16). For tests and the benchmark; call before the first commit. */
+void spool_set_sync_threads(struct spool *sp, unsigned n);
+
+#endif

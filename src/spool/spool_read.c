@@ -1,0 +1,492 @@
+/*
+ * spool_read.c: everything done to messages already in queue/: loading,
+ * listing, opening the body, recording recipient states, deleting, and the
+ * recovery at server start.
+ *
+ * Safe between processes (a server and the CLI): files in queue/ are only
+ * ever appended to (state records, one write(2) each with O_APPEND),
+ * renamed away or unlinked, so a reader sees either a whole message or
+ * none. Memory use is bounded by the envelope record's length (itself
+ * bounded by the file's size and SPOOL_ENV_MAX), never by a length field
+ * alone; state records are streamed through a fixed buffer.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log/log.h"
+#include "spool/spool_int.h"
+
+enum load_res { LOAD_OK, LOAD_GONE, LOAD_BAD, LOAD_IOERR };
+
+/* 0 ok, -1 with errno set (EIO when the file is shorter than claimed). */
+static int pread_all(int fd, void *p, size_t n, uint64_t off)
+{
+	char *c = p;
+
+	while (n > 0) {
+		ssize_t r = pread(fd, c, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return errno = r < 0 ? errno : EIO, -1;
+		c += r, n -= (size_t)r, off += (uint64_t)r;
+	}
+	return 0;
+}
+
+/* EIO is the medium failing under this file: the file is unreadable (and
+ * recovery quarantines it). Other errors are the environment's. */
+static enum load_res io_error(const char *what, char **why)
+{
+	int eio = errno == EIO;
+
+	*why = spool_errf("%s: %s", what, strerror(errno));
+	return eio ? LOAD_BAD : LOAD_IOERR;
+}
+
+static enum load_res read_header(int fd, struct spool_hdr *h, uint64_t *fsize, char **why)
+{
+	unsigned char raw[SPOOL_HDR_SIZE];
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return io_error("fstat", why);
+	*fsize = (uint64_t)st.st_size;
+	if (*fsize < SPOOL_HDR_SIZE)
+		return *why = spool_errf("short file (%llu bytes)", (unsigned long long)*fsize), LOAD_BAD;
+	if (pread_all(fd, raw, sizeof(raw), 0) < 0)
+		return io_error("read header", why);
+	if (spool_hdr_decode(raw, h, why) < 0)
+		return LOAD_BAD;
+	if (h->env_off + h->env_len > *fsize)
+		return *why = xstrdup("truncated (shorter than its header says)"), LOAD_BAD;
+	return LOAD_OK;
+}
+
+static enum load_res read_envelope(int fd, const char *id, const struct spool_hdr *h,
+                                   struct envelope **out, char **why)
+{
+	char *p = xmalloc((size_t)h->env_len);
+	enum load_res res = LOAD_OK;
+
+	if (pread_all(fd, p, (size_t)h->env_len, h->env_off) < 0)
+		res = io_error("read envelope", why);
+	else if (spool_env_decode(p, (size_t)h->env_len, id, h->n_rcpts, out, why) < 0)
+		res = LOAD_BAD;
+	free(p);
+	return res;
+}
+
+/* ---- recipient state records, streamed ---- */
+
+struct line_reader {
+	struct buf line;
+	int overlong; /* the current line passed SPOOL_LINE_MAX: skip it */
+	size_t applied, skipped;
+};
+
+static void line_done(struct line_reader *lr, struct envelope *e)
+{
+	if (lr->overlong)
+		lr->skipped++;
+	else if (lr->line.len > 0)
+		spool_rcpt_apply(lr->line.data, lr->line.len, e) == 0 ? lr->applied++ : lr->skipped++;
+	buf_reset(&lr->line);
+	lr->overlong = 0;
+}
+
+static void line_feed(struct line_reader *lr, struct envelope *e, const char *p, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+		if (!lr->overlong && lr->line.len + take > SPOOL_LINE_MAX)
+			lr->overlong = 1, buf_reset(&lr->line);
+		if (!lr->overlong)
+			buf_append(&lr->line, p, take);
+		if (nl)
+			line_done(lr, e);
+		p += take + (nl ? 1 : 0), n -= take + (nl ? 1 : 0);
+	}
+}
+
+/* Applies records in file order. A line without its '\n' is a record torn
+ * by a crash: ignored, like any line whose checksum fails. */
+static enum load_res read_states(int fd, uint64_t off, uint64_t end, struct envelope *e,
+                                 char **why)
+{
+	struct line_reader lr = {0};
+	char *chunk = xmalloc(SPOOL_BUF_SIZE);
+	enum load_res res = LOAD_OK;
+
+	buf_init(&lr.line);
+	while (off < end) {
+		size_t n = end - off < SPOOL_BUF_SIZE ? (size_t)(end - off) : SPOOL_BUF_SIZE;
+		if (pread_all(fd, chunk, n, off) < 0) {
+			res = io_error("read state records", why);
+			break;
+		}
+		line_feed(&lr, e, chunk, n);
+		off += n;
+	}
+	if (lr.skipped || lr.line.len)
+		log_info("queue=%s event=spool_state_records applied=%zu skipped=%zu torn_tail=%d",
+		         e->id, lr.applied, lr.skipped, lr.line.len > 0 || lr.overlong);
+	buf_free(&lr.line);
+	free(chunk);
+	return res;
+}
+
+static enum load_res load_fd(int fd, const char *id, struct envelope **out, char **why)
+{
+	struct spool_hdr h;
+	uint64_t fsize;
+	enum load_res res;
+
+	if ((res = read_header(fd, &h, &fsize, why)) != LOAD_OK)
+		return res;
+	if ((res = read_envelope(fd, id, &h, out, why)) != LOAD_OK)
+		return res;
+	if ((res = read_states(fd, h.env_off + h.env_len, fsize, *out, why)) != LOAD_OK) {
+		envelope_free(*out);
+		*out = NULL;
+	}
+	return res;
+}
+
+static enum load_res load_at(int dirfd, const char *name, struct envelope **out, char **why)
+{
+	enum load_res res;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+
+	*out = NULL;
+	if (fd < 0)
+		return errno == ENOENT ? LOAD_GONE : io_error("open", why);
+	res = load_fd(fd, name, out, why);
+	close(fd);
+	return res;
+}
+
+/* ---- the public readers ---- */
+
+static int bad_id(const char *id, char **err)
+{
+	if (id && id_valid(id))
+		return 0;
+	*err = xstrdup("invalid queue ID");
+	errno = EINVAL;
+	return -1;
+}
+
+static int no_message(const char *id, char **err)
+{
+	*err = spool_errf("no message %s", id);
+	errno = ENOENT;
+	return -1;
+}
+
+int spool_load(struct spool *sp, const char *id, struct envelope **out, char **err)
+{
+	char *why = NULL;
+	enum load_res res;
+
+	if (bad_id(id, err) < 0)
+		return -1;
+	res = load_at(sp->queue_fd, id, out, &why);
+	if (res == LOAD_OK)
+		return 0;
+	if (res == LOAD_GONE)
+		return no_message(id, err);
+	*err = spool_errf("%s: %s", id, why);
+	free(why);
+	errno = res == LOAD_BAD ? EBADMSG : EIO;
+	return -1;
+}
+
+int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset, uint64_t *len,
+                    char **err)
+{
+	struct spool_hdr h;
+	uint64_t fsize;
+	char *why = NULL;
+
+	if (bad_id(id, err) < 0)
+		return -1;
+	*fd = openat(sp->queue_fd, id, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT ? no_message(id, err) : (*err = spool_errf("%s: %s", id, strerror(errno)), -1);
+	if (read_header(*fd, &h, &fsize, &why) != LOAD_OK) {
+		*err = spool_errf("%s: %s", id, why);
+		free(why);
+		close(*fd);
+		*fd = -1;
+		return -1;
+	}
+	*offset = h.body_off;
+	*len = h.body_len;
+	return 0;
+}
+
+/* ---- listing ---- */
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+/* The entries of DATA_DIR/spool/SUB, sorted (IDs sort by arrival). A fresh
+ * open, not the kept directory fd, so that no two listings share a
+ * position. */
+static int list_dir(struct spool *sp, const char *sub, char ***out, size_t *n, char **err)
+{
+	struct dirent *de;
+	size_t cap = 0;
+	DIR *d;
+	int fd = openat(sp->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*out = NULL, *n = 0;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		*err = spool_errf("%s/%s: %s", sp->path, sub, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (*n == cap)
+			*out = xrealloc(*out, (cap = cap ? 2 * cap : 64) * sizeof(**out));
+		(*out)[(*n)++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	if (*n)
+		qsort(*out, *n, sizeof(**out), cmp_name);
+	return 0;
+}
+
+int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), void *arg,
+                  char **err)
+{
+	struct envelope *e;
+	char **names, *why = NULL;
+	size_t n, i;
+	int rc = 0, stop = 0;
+
+	if (list_dir(sp, "queue", &names, &n, err) < 0)
+		return -1;
+	for (i = 0; i < n && !stop && rc == 0; i++) {
+		if (!id_valid(names[i]))
+			continue;
+		switch (load_at(sp->queue_fd, names[i], &e, &why)) {
+		case LOAD_OK:
+			stop = cb(arg, e);
+			envelope_free(e);
+			break;
+		case LOAD_GONE: /* deleted meanwhile */
+			break;
+		case LOAD_BAD: /* recovery quarantines it; readers only skip it */
+			log_warn("queue=%s event=spool_unreadable reason=%s", names[i], log_q(why));
+			break;
+		case LOAD_IOERR:
+			*err = spool_errf("%s: %s", names[i], why);
+			rc = -1;
+			break;
+		}
+		free(why);
+		why = NULL;
+	}
+	free_names(names, n);
+	return rc;
+}
+
+/* ---- steering ---- */
+
+/* The directory fsync makes the delete durable: an operator's delete must
+ * not be undone by a power cut. */
+int spool_delete(struct spool *sp, const char *id, char **err)
+{
+	if (bad_id(id, err) < 0)
+		return -1;
+	if (unlinkat(sp->queue_fd, id, 0) < 0) {
+		if (errno == ENOENT)
+			return no_message(id, err);
+		*err = spool_errf("%s: %s", id, strerror(errno));
+		return -1;
+	}
+	if (spool_fsync(sp, sp->queue_fd, 0) < 0)
+		log_warn("queue=%s event=spool_delete_fsync_error error=%s", id, log_q(strerror(errno)));
+	log_info("queue=%s event=deleted", id);
+	return 0;
+}
+
+static int append_state(struct spool *sp, int fd, const char *id, size_t idx,
+                        const struct rcpt *r, char **err)
+{
+	struct spool_hdr h;
+	struct buf rec;
+	uint64_t fsize;
+	char *why = NULL;
+	int rc = -1;
+
+	if (read_header(fd, &h, &fsize, &why) != LOAD_OK) {
+		*err = spool_errf("%s: %s", id, why);
+		free(why);
+		return -1;
+	}
+	if (idx >= h.n_rcpts) {
+		*err = spool_errf("%s: no recipient %zu (of %u)", id, idx, (unsigned)h.n_rcpts);
+		return -1;
+	}
+	buf_init(&rec);
+	spool_rcpt_encode(idx, r, &rec);
+	/* One write(2) with O_APPEND: two appenders never interleave. */
+	if (spool_write_all(fd, rec.data, rec.len) < 0 || spool_fsync(sp, fd, 1) < 0)
+		*err = spool_errf("%s: %s", id, strerror(errno));
+	else
+		rc = 0;
+	buf_free(&rec);
+	return rc;
+}
+
+int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,
+                         const struct rcpt *r, char **err)
+{
+	int fd, rc;
+
+	if (bad_id(id, err) < 0)
+		return -1;
+	fd = openat(sp->queue_fd, id, O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? no_message(id, err) : (*err = spool_errf("%s: %s", id, strerror(errno)), -1);
+	rc = append_state(sp, fd, id, rcpt_index, r, err);
+	close(fd);
+	return rc;
+}
+
+/* ---- recovery ---- */
+
+struct recovery {
+	long good;
+	size_t removed, quarantined;
+};
+
+/* tmp/ holds only messages that never got their 250 (a message leaves tmp/
+ * by the rename that precedes the 250): they are removed. */
+static int recover_tmp(struct spool *sp, struct recovery *rv)
+{
+	char **names, *err = NULL;
+	size_t n, i;
+
+	if (list_dir(sp, "tmp", &names, &n, &err) < 0) {
+		log_err("event=spool_recover_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (unlinkat(sp->tmp_fd, names[i], 0) < 0 &&
+		    unlinkat(sp->tmp_fd, names[i], AT_REMOVEDIR) < 0) {
+			log_warn("queue=%s event=recover_tmp_remove_error error=%s", log_q(names[i]),
+			         log_q(strerror(errno)));
+			continue;
+		}
+		log_info("queue=%s event=recover_tmp_removed reason=incomplete", log_q(names[i]));
+		rv->removed++;
+	}
+	free_names(names, n);
+	return 0;
+}
+
+/* queue/NAME -> quarantine/NAME (or NAME.1, NAME.2... if taken). */
+static int quarantine(struct spool *sp, const char *name, const char *reason)
+{
+	char *to = xstrdup(name);
+	int rc, i = 0;
+
+	while ((rc = renameat2(sp->queue_fd, name, sp->quar_fd, to, RENAME_NOREPLACE)) < 0 &&
+	       errno == EEXIST && ++i < 1000) {
+		free(to);
+		to = xasprintf("%s.%d", name, i);
+	}
+	if (rc < 0)
+		log_err("queue=%s event=quarantine_error reason=%s error=%s", log_q(name), log_q(reason),
+		        log_q(strerror(errno)));
+	else
+		log_warn("queue=%s event=quarantined reason=%s file=quarantine/%s", log_q(name),
+		         log_q(reason), log_q(to));
+	free(to);
+	return rc;
+}
+
+/* One queue file: counted if good, quarantined if unreadable. An I/O error
+ * such as EMFILE or EACCES is the environment, not the file: recovery stops
+ * rather than quarantine good mail. */
+static int recover_one(struct spool *sp, const char *name, struct recovery *rv)
+{
+	struct envelope *e = NULL;
+	char *why = NULL;
+	enum load_res res = id_valid(name) ? load_at(sp->queue_fd, name, &e, &why) : LOAD_BAD;
+	int rc = 0;
+
+	if (!why && res == LOAD_BAD)
+		why = xstrdup("not a queue ID");
+	if (res == LOAD_OK)
+		rv->good++;
+	else if (res == LOAD_BAD && quarantine(sp, name, why) == 0)
+		rv->quarantined++;
+	else if (res == LOAD_IOERR) {
+		log_err("queue=%s event=spool_recover_error error=%s", log_q(name), log_q(why));
+		rc = -1;
+	}
+	envelope_free(e);
+	free(why);
+	return rc;
+}
+
+static int recover_queue(struct spool *sp, struct recovery *rv)
+{
+	char **names, *err = NULL;
+	size_t n, i;
+	int rc = 0;
+
+	if (list_dir(sp, "queue", &names, &n, &err) < 0) {
+		log_err("event=spool_recover_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	for (i = 0; i < n && rc == 0; i++)
+		rc = recover_one(sp, names[i], rv);
+	free_names(names, n);
+	if (rv->quarantined &&
+	    (spool_fsync(sp, sp->quar_fd, 0) < 0 || spool_fsync(sp, sp->queue_fd, 0) < 0))
+		log_warn("event=spool_recover_fsync_error error=%s", log_q(strerror(errno)));
+	return rc;
+}
+
+long spool_recover(struct spool *sp)
+{
+	struct recovery rv = {0};
+
+	if (atomic_load(&sp->inflight) > 0) {
+		log_err("event=spool_recover_error error=%s",
+		        log_q("messages are being received: recovery must run first"));
+		return -1;
+	}
+	if (recover_tmp(sp, &rv) < 0 || recover_queue(sp, &rv) < 0)
+		return -1;
+	log_info("event=spool_recovered messages=%ld tmp_removed=%zu quarantined=%zu", rv.good,
+	         rv.removed, rv.quarantined);
+	return rv.good;
+}

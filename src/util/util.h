@@ -1,0 +1,79 @@
+/*
+ * util: allocation wrappers that never return NULL, growable buffers,
+ * number/size/duration parsing, queue IDs and a clock that tests can move.
+ * PURE: libc only. Everything here is safe to call from any thread except
+ * the clock override, which tests set before starting threads.
+ */
+#ifndef POSTHORN_UTIL_H
+#define POSTHORN_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation: abort the process with a message on exhaustion. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable byte buffer, always NUL-terminated after data[len]. */
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+void buf_init(struct buf *b);
+void buf_free(struct buf *b);
+void buf_reset(struct buf *b);
+void buf_reserve(struct buf *b, size_t extra);
+void buf_append(struct buf *b, const void *p, size_t n);
+void buf_puts(struct buf *b, const char *s);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Drop the first n bytes. */
+void buf_consume(struct buf *b, size_t n);
+
+/* "25m" -> 26214400. Suffixes k/m/g are powers of 1024. 0 ok, -1 bad. */
+int parse_size(const char *s, uint64_t *out);
+/* "5m" -> 300. Suffixes s/m/h/d; a bare number is seconds. 0 ok, -1 bad. */
+int parse_duration(const char *s, uint64_t *seconds);
+/* Unsigned decimal with no sign, spaces or overflow. 0 ok, -1 bad. */
+int parse_u64(const char *s, uint64_t *out);
+
+/* ASCII case-insensitive compare and prefix test. */
+int ascii_casecmp(const char *a, const char *b);
+int ascii_ncasecmp(const char *a, const char *b, size_t n);
+int ascii_startswith(const char *s, const char *prefix); /* case-insensitive */
+void ascii_lower(char *s);
+/* Trim ASCII space and tab on both sides, in place; returns s. */
+char *str_trim(char *s);
+
+/*
+ * Queue IDs: 16 characters of [0-9A-Z] (no vowels confusion avoided on
+ * purpose: plain base-32 of time and randomness), sortable by creation time,
+ * unique across restarts. Also used as session IDs.
+ */
+#define ID_LEN 16
+void id_new(char out[ID_LEN + 1]);
+/* 1 if s is a well-formed ID (safe to use in a file name). */
+int id_valid(const char *s);
+
+/* Clock. Tests may set an override; 0 restores the real clock. */
+uint64_t clock_now_ms(void);  /* wall clock, ms since the epoch */
+uint64_t clock_mono_ms(void); /* monotonic ms */
+void clock_set_override_ms(uint64_t ms);
+
+/* RFC 5322 date for now (or t), e.g. "Sat, 28 Nov 2026 01:50:16 +0000". */
+void rfc5322_date(char *out, size_t n, int64_t t);
+
+/* Base64 (RFC 4648, no line breaks). Decode returns length or -1. */
+size_t base64_encoded_len(size_t n);
+size_t base64_encode(const unsigned char *in, size_t n, char *out); /* NUL-terminates */
+long base64_decode(const char *in, size_t n, unsigned char *out, size_t cap);
+
+#endif

@@ -1,0 +1,145 @@
+/*
+ * work: thread pool. Jobs go to the workers through a mutex-protected FIFO;
+ * finished jobs come back through a second FIFO and one event that the
+ * workers activate (libevent is set up for threads by main via
+ * evthread_use_pthreads(), which makes event_active() safe from here).
+ */
+#include "work/work.h"
+
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "util/util.h"
+
+struct job {
+	void (*fn)(void *);
+	void (*done)(void *);
+	void *arg;
+	struct job *next;
+};
+
+struct fifo {
+	struct job *head, *tail;
+};
+
+struct work_pool {
+	struct event_base *base;
+	struct event *ev_done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct fifo todo, finished;
+	int stopping;
+	int n_threads;
+	pthread_t *threads;
+};
+
+static void fifo_push(struct fifo *f, struct job *j)
+{
+	j->next = NULL;
+	if (f->tail)
+		f->tail->next = j;
+	else
+		f->head = j;
+	f->tail = j;
+}
+
+static struct job *fifo_take_all(struct fifo *f)
+{
+	struct job *j = f->head;
+	f->head = f->tail = NULL;
+	return j;
+}
+
+static void *worker_main(void *arg)
+{
+	struct work_pool *wp = arg;
+	struct job *j;
+
+	pthread_mutex_lock(&wp->mu);
+	for (;;) {
+		while (!wp->todo.head && !wp->stopping)
+			pthread_cond_wait(&wp->cv, &wp->mu);
+		if (!wp->todo.head)
+			break;
+		j = wp->todo.head;
+		wp->todo.head = j->next;
+		if (!wp->todo.head)
+			wp->todo.tail = NULL;
+		pthread_mutex_unlock(&wp->mu);
+		j->fn(j->arg);
+		pthread_mutex_lock(&wp->mu);
+		fifo_push(&wp->finished, j);
+		event_active(wp->ev_done, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&wp->mu);
+	return NULL;
+}
+
+static void run_finished(struct work_pool *wp)
+{
+	struct job *j, *next;
+
+	pthread_mutex_lock(&wp->mu);
+	j = fifo_take_all(&wp->finished);
+	pthread_mutex_unlock(&wp->mu);
+	for (; j; j = next) {
+		next = j->next;
+		if (j->done)
+			j->done(j->arg);
+		free(j);
+	}
+}
+
+static void on_done(evutil_socket_t fd, short what, void *arg)
+{
+	run_finished(arg);
+}
+
+struct work_pool *work_pool_new(struct event_base *base, int threads)
+{
+	struct work_pool *wp = xcalloc(1, sizeof(*wp));
+	int i;
+
+	wp->base = base;
+	wp->ev_done = event_new(base, -1, 0, on_done, wp);
+	pthread_mutex_init(&wp->mu, NULL);
+	pthread_cond_init(&wp->cv, NULL);
+	wp->n_threads = threads;
+	wp->threads = xcalloc((size_t)threads, sizeof(pthread_t));
+	for (i = 0; i < threads; i++)
+		if (pthread_create(&wp->threads[i], NULL, worker_main, wp) != 0)
+			abort();
+	return wp;
+}
+
+void work_pool_free(struct work_pool *wp)
+{
+	int i;
+
+	pthread_mutex_lock(&wp->mu);
+	wp->stopping = 1;
+	pthread_cond_broadcast(&wp->cv);
+	pthread_mutex_unlock(&wp->mu);
+	for (i = 0; i < wp->n_threads; i++)
+		pthread_join(wp->threads[i], NULL);
+	run_finished(wp);
+	event_free(wp->ev_done);
+	pthread_mutex_destroy(&wp->mu);
+	pthread_cond_destroy(&wp->cv);
+	free(wp->threads);
+	free(wp);
+}
+
+void work_submit(struct work_pool *wp, void (*fn)(void *), void (*done)(void *), void *arg)
+{
+	struct job *j = xmalloc(sizeof(*j));
+
+	j->fn = fn;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&wp->mu);
+	fifo_push(&wp->todo, j);
+	pthread_cond_signal(&wp->cv);
+	pthread_mutex_unlock(&wp->mu);
+}

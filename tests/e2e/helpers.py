@@ -1,0 +1,181 @@
+"""Helpers for the end-to-end tests: a raw SMTP client, smtplib wrappers and
+polling. The tests import this module directly (pytest puts tests/e2e on
+sys.path)."""
+import re
+import smtplib
+import socket
+import ssl
+import time
+
+TIMEOUT = 20.0  # generous: the ASan build is 2-3x slower
+QUEUED_RE = re.compile(r"^2\.0\.0 Ok: queued as <?([A-Za-z0-9._-]+)>?")
+USER = "alice"
+PASSWORD = "correct horse battery staple"
+USER_DOMAIN = "example.com"
+
+
+def client_tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):
+    """Polls pred() until it returns a true value, which is returned."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Reply:
+    def __init__(self, code, lines):
+        self.code = code
+        self.lines = lines  # text after "NNN-" / "NNN "
+
+    @property
+    def text(self):
+        return "\n".join(self.lines)
+
+    def __repr__(self):
+        return f"Reply({self.code}, {self.lines!r})"
+
+
+class RawSMTP:
+    """A byte-exact SMTP client over a plain or TLS socket."""
+
+    def __init__(self, port, host="127.0.0.1", source=None, tls=False, timeout=TIMEOUT,
+                 read_greeting=True):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        if source:
+            self.sock.bind((source, 0))
+        self.sock.connect((host, port))
+        if tls:
+            self.sock = client_tls_context().wrap_socket(self.sock, server_hostname="localhost")
+        self.buf = b""
+        self.greeting = self.reply() if read_greeting else None
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        self.sock.sendall(data)
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed (pending {self.buf!r})")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line.decode("utf-8", "replace")
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self._line()
+            assert len(line) >= 3 and line[:3].isdigit(), f"bad reply line {line!r}"
+            lines.append(line[4:])
+            if len(line) == 3 or line[3] == " ":
+                return Reply(int(line[:3]), lines)
+            assert line[3] == "-", f"bad reply line {line!r}"
+
+    def cmd(self, line):
+        self.send(line + "\r\n" if isinstance(line, str) else line + b"\r\n")
+        return self.reply()
+
+    def starttls(self):
+        r = self.cmd("STARTTLS")
+        assert r.code == 220, r
+        assert not self.buf
+        self.sock = client_tls_context().wrap_socket(self.sock, server_hostname="localhost")
+        return r
+
+    def closed(self, timeout=TIMEOUT):
+        """True when the server closes the connection (EOF or reset) within timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buf += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except (socket.timeout, TimeoutError):
+            return False
+        except ssl.SSLError:
+            return True
+
+    def ehlo(self, name="client.test"):
+        r = self.cmd(f"EHLO {name}")
+        assert r.code == 250, r
+        return r
+
+
+def ehlo_keywords(reply):
+    return [l.split(" ", 1)[0].upper() for l in reply.lines[1:]]
+
+
+def queued_id(text):
+    """The queue ID from a 250 reply text ("2.0.0 Ok: queued as ID")."""
+    if isinstance(text, bytes):
+        text = text.decode()
+    m = QUEUED_RE.match(text)
+    assert m, f"not a queued reply: {text!r}"
+    return m.group(1)
+
+
+def message(subject="hello", frm="sender@example.com", to="rcpt@example.net", extra="",
+            body="Hello there.\r\n"):
+    return (f"From: <{frm}>\r\nTo: <{to}>\r\nSubject: {subject}\r\n{extra}\r\n{body}")
+
+
+def smtp(port, timeout=TIMEOUT):
+    s = smtplib.SMTP("127.0.0.1", port, timeout=timeout)
+    return s
+
+
+def send_raw_message(port, frm, rcpts, data, **kw):
+    """MAIL/RCPT/DATA over smtplib; returns the queue ID."""
+    with smtp(port) as s:
+        s.ehlo("client.test")
+        code, text = s.mail(frm)
+        assert code == 250, (code, text)
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            assert code == 250, (code, text)
+        code, text = s.data(data)
+        assert code == 250, (code, text)
+        return queued_id(text)
+
+
+def parse_queue_list(stdout):
+    """{id: fields} from `queue list` (ID\\tcreated\\tsize\\tfrom\\tpending/total)."""
+    out = {}
+    for line in stdout.splitlines():
+        if not line.strip():
+            continue
+        f = line.split("\t")
+        assert len(f) == 5, f"bad queue list line {line!r}"
+        assert re.fullmatch(r"\d+/\d+", f[4]), f"bad pending/total in {line!r}"
+        assert f[2].isdigit(), f"bad size in {line!r}"
+        out[f[0]] = f
+    return out

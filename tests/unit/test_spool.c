@@ -1,0 +1,806 @@
+/*
+ * test_spool: the durable spool against a real file system and a real
+ * event loop: round trips (odd bytes, many recipients, a 5 MB body),
+ * group commit and its fsync count, recipient state records (in order,
+ * torn tail ignored), recovery of files crafted byte by byte from the
+ * format in docs/spool.md, listing order, delete, abort, the CLI, and a
+ * small commit-rate measurement that prints its figures.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <sodium.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "log/log.h"
+#include "spool/spool.h"
+
+static char root[256];
+static struct event_base *base;
+
+/* ---- helpers ---- */
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	return remove(p);
+}
+
+/* A fresh data directory per test. */
+static char *new_dir(const char *name)
+{
+	char *d = xasprintf("%s/%s", root, name);
+
+	nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return d;
+}
+
+static char *path_in(const char *dir, const char *sub, const char *name)
+{
+	return xasprintf("%s/spool/%s/%s", dir, sub, name);
+}
+
+static size_t count_entries(const char *dir, const char *sub)
+{
+	char *cmd = xasprintf("ls -A '%s/spool/%s' | wc -l", dir, sub);
+	FILE *p = popen(cmd, "r");
+	unsigned long n = 0;
+
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%lu", &n), 1);
+	pclose(p);
+	free(cmd);
+	return n;
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, p, n), (ssize_t)n);
+	close(fd);
+}
+
+static int file_exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+struct wait {
+	int done, ok;
+	char id[ID_LEN + 1];
+};
+
+static void on_done(void *arg, int ok, const char *id)
+{
+	struct wait *w = arg;
+
+	w->done++;
+	w->ok = ok;
+	snprintf(w->id, sizeof(w->id), "%s", id);
+}
+
+static void run_until(int *flag, int want)
+{
+	while (*flag < want)
+		assert_true(event_base_loop(base, EVLOOP_ONCE) >= 0);
+}
+
+static struct envelope simple_env(struct rcpt *r, size_t n)
+{
+	struct envelope e;
+
+	memset(&e, 0, sizeof(e));
+	e.mail_from = "sender@example.com";
+	e.account = "default";
+	e.client_ip = "127.0.0.1";
+	e.helo = "client.example";
+	e.created = 1700000000;
+	e.rcpts = r;
+	e.n_rcpts = n;
+	return e;
+}
+
+/* Commits body as one message and waits for done(); returns ok. */
+static int commit_one(struct spool *sp, const struct envelope *e, const char *body, char *id)
+{
+	struct wait w = {0};
+	char *err = NULL;
+	struct spool_msg *m = spool_msg_new(sp, &err);
+
+	assert_non_null(m);
+	assert_int_equal(spool_msg_write(m, body, strlen(body)), 0);
+	spool_msg_commit(m, e, on_done, &w);
+	run_until(&w.done, 1);
+	if (id)
+		memcpy(id, w.id, ID_LEN + 1);
+	return w.ok;
+}
+
+static struct spool *open_server(const char *dir)
+{
+	char *err = NULL;
+	struct spool *sp = spool_open(dir, base, &err);
+
+	if (!sp)
+		fail_msg("spool_open: %s", err);
+	return sp;
+}
+
+/* ---- round trips ---- */
+
+static void assert_str_or_null(const char *a, const char *b)
+{
+	if (!a || !b)
+		assert_ptr_equal(a, b);
+	else
+		assert_string_equal(a, b);
+}
+
+static void test_roundtrip_odd_bytes(void **state)
+{
+	char *dir = new_dir("odd"), *err = NULL, id[ID_LEN + 1];
+	struct rcpt r[4] = {
+		{.addr = "plain@example.com", .notify = DSN_NOTIFY_SUCCESS | DSN_NOTIFY_FAILURE},
+		{.addr = "sp ace%25\x01\x7f\xff\xc3\xa9@x", .orcpt = "rfc822;a b@c", .state = RCPT_DEFERRED,
+		 .attempts = 3, .next_attempt = 1700000300, .last_reply = "451 4.3.0\r\nline two"},
+		{.addr = "-", .orcpt = "-", .last_reply = ""},
+		{.addr = ".", .orcpt = ".", .notify = DSN_NOTIFY_NEVER},
+	};
+	struct envelope e = simple_env(r, 4), *got;
+	struct spool *sp = open_server(dir);
+
+	e.mail_from = "";
+	e.helo = "";
+	e.client_ip = "::1";
+	e.envid = "env id\t%00";
+	e.body = BODY_8BITMIME;
+	e.smtputf8 = 1;
+	e.ret = DSN_RET_HDRS;
+	assert_true(commit_one(sp, &e, "Subject: x\r\n\r\nbody\r\n", id));
+	assert_int_equal(spool_load(sp, id, &got, &err), 0);
+	assert_string_equal(got->id, id);
+	assert_string_equal(got->mail_from, "");
+	assert_string_equal(got->helo, "");
+	assert_string_equal(got->client_ip, "::1");
+	assert_string_equal(got->envid, "env id\t%00");
+	assert_int_equal(got->size, strlen("Subject: x\r\n\r\nbody\r\n"));
+	assert_int_equal(got->created, 1700000000);
+	assert_int_equal(got->body, BODY_8BITMIME);
+	assert_int_equal(got->smtputf8, 1);
+	assert_int_equal(got->ret, DSN_RET_HDRS);
+	assert_int_equal(got->n_rcpts, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_string_equal(got->rcpts[i].addr, r[i].addr);
+		assert_str_or_null(got->rcpts[i].orcpt, r[i].orcpt);
+		assert_str_or_null(got->rcpts[i].last_reply, r[i].last_reply);
+		assert_int_equal(got->rcpts[i].notify, r[i].notify);
+		assert_int_equal(got->rcpts[i].state, r[i].state);
+		assert_int_equal(got->rcpts[i].attempts, r[i].attempts);
+		assert_int_equal(got->rcpts[i].next_attempt, r[i].next_attempt);
+	}
+	envelope_free(got);
+	spool_close(sp);
+	free(dir);
+}
+
+static void test_many_rcpts(void **state)
+{
+	enum { N = 100000 };
+	char *dir = new_dir("many"), *err = NULL, id[ID_LEN + 1];
+	struct rcpt *r = calloc(N, sizeof(*r));
+	struct envelope e = simple_env(r, N), *got;
+	struct spool *sp = open_server(dir);
+	size_t i;
+
+	for (i = 0; i < N; i++)
+		r[i].addr = xasprintf("user%zu@domain%zu.example", i, i % 97);
+	assert_true(commit_one(sp, &e, "\r\n", id));
+	assert_int_equal(spool_load(sp, id, &got, &err), 0);
+	assert_int_equal(got->n_rcpts, N);
+	for (i = 0; i < N; i++)
+		assert_string_equal(got->rcpts[i].addr, r[i].addr);
+	envelope_free(got);
+	for (i = 0; i < N; i++)
+		free(r[i].addr);
+	free(r);
+	spool_close(sp);
+	free(dir);
+}
+
+static unsigned char pattern(uint64_t i)
+{
+	return (unsigned char)((i * 2654435761u) >> 13);
+}
+
+static void test_big_body(void **state)
+{
+	const uint64_t total = 5u << 20;
+	char *dir = new_dir("big"), *err = NULL;
+	unsigned char piece[1021], back[65536];
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1);
+	struct spool *sp = open_server(dir);
+	struct spool_msg *m = spool_msg_new(sp, &err);
+	struct wait w = {0};
+	uint64_t off, len, i = 0, pos;
+	int fd;
+
+	while (i < total) {
+		size_t n = 1 + (size_t)(i % sizeof(piece)); /* pieces of varying size */
+		if (n > total - i)
+			n = (size_t)(total - i);
+		for (size_t k = 0; k < n; k++)
+			piece[k] = pattern(i + k);
+		assert_int_equal(spool_msg_write(m, piece, n), 0);
+		i += n;
+	}
+	assert_int_equal(spool_msg_size(m), total);
+	spool_msg_commit(m, &e, on_done, &w);
+	run_until(&w.done, 1);
+	assert_true(w.ok);
+	assert_int_equal(spool_open_body(sp, w.id, &fd, &off, &len, &err), 0);
+	assert_int_equal(len, total);
+	for (pos = 0; pos < len; pos += sizeof(back)) {
+		size_t n = len - pos < sizeof(back) ? (size_t)(len - pos) : sizeof(back);
+		assert_int_equal(pread(fd, back, n, (off_t)(off + pos)), (ssize_t)n);
+		for (size_t k = 0; k < n; k++)
+			if (back[k] != pattern(pos + k))
+				fail_msg("byte %llu differs", (unsigned long long)(pos + k));
+	}
+	close(fd);
+	spool_close(sp);
+	free(dir);
+}
+
+/* ---- group commit ---- */
+
+static void test_group_commit(void **state)
+{
+	enum { N = 50 };
+	char *dir = new_dir("group"), *err = NULL;
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1);
+	struct spool *sp = open_server(dir);
+	struct spool_stats s0, s1;
+	struct wait w = {0};
+	int i;
+
+	spool_get_stats(sp, &s0);
+	for (i = 0; i < N; i++) {
+		struct spool_msg *m = spool_msg_new(sp, &err);
+		assert_non_null(m);
+		spool_msg_write(m, "Subject: g\r\n\r\nx\r\n", 17);
+		spool_msg_commit(m, &e, on_done, &w);
+	}
+	run_until(&w.done, N);
+	spool_get_stats(sp, &s1);
+	assert_int_equal(s1.commits - s0.commits, N);
+	assert_true(s1.commit_batches - s0.commit_batches < N);
+	/* one fdatasync per message, one directory fsync per batch */
+	assert_int_equal(s1.fsyncs - s0.fsyncs, N + (s1.commit_batches - s0.commit_batches));
+	print_message("group commit: %d messages in %llu batches, %llu fsyncs\n", N,
+	              (unsigned long long)(s1.commit_batches - s0.commit_batches),
+	              (unsigned long long)(s1.fsyncs - s0.fsyncs));
+	assert_int_equal(count_entries(dir, "queue"), N);
+	assert_int_equal(count_entries(dir, "tmp"), 0);
+	spool_close(sp);
+	free(dir);
+}
+
+/* A failed commit (here: a field over the limit) reports ok=0 and leaves
+ * nothing behind. */
+static void test_commit_failure(void **state)
+{
+	char *dir = new_dir("fail"), *big = malloc(5000);
+	struct rcpt r = {.addr = big};
+	struct envelope e = simple_env(&r, 1);
+	struct spool *sp = open_server(dir);
+
+	memset(big, 'a', 4999);
+	big[4999] = '\0';
+	assert_false(commit_one(sp, &e, "x\r\n", NULL));
+	assert_int_equal(count_entries(dir, "queue"), 0);
+	assert_int_equal(count_entries(dir, "tmp"), 0);
+	spool_close(sp);
+	free(big);
+	free(dir);
+}
+
+/* Without an event base (CLI, tools) the commit is synchronous. */
+static void test_sync_commit(void **state)
+{
+	char *dir = new_dir("sync"), *err = NULL;
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1), *got;
+	struct spool *sp = spool_open(dir, NULL, &err);
+	struct spool_msg *m = spool_msg_new(sp, &err);
+	struct wait w = {0};
+
+	spool_msg_write(m, "x\r\n", 3);
+	spool_msg_commit(m, &e, on_done, &w);
+	assert_int_equal(w.done, 1);
+	assert_true(w.ok);
+	assert_int_equal(spool_load(sp, w.id, &got, &err), 0);
+	envelope_free(got);
+	spool_close(sp);
+	free(dir);
+}
+
+/* ---- recipient states ---- */
+
+static void set_state(struct spool *sp, const char *id, size_t i, enum rcpt_state st,
+                      uint32_t attempts, const char *reply)
+{
+	struct rcpt r = {.state = st, .attempts = attempts, .next_attempt = 1700000000 + attempts,
+	                 .last_reply = (char *)reply};
+	char *err = NULL;
+
+	assert_int_equal(spool_set_rcpt_state(sp, id, i, &r, &err), 0);
+}
+
+static void append_raw(const char *dir, const char *id, const char *bytes)
+{
+	char *p = path_in(dir, "queue", id);
+	int fd = open(p, O_WRONLY | O_APPEND);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, bytes, strlen(bytes)), (ssize_t)strlen(bytes));
+	close(fd);
+	free(p);
+}
+
+static void test_rcpt_states(void **state)
+{
+	char *dir = new_dir("states"), *err = NULL, id[ID_LEN + 1];
+	struct rcpt r[3] = {{.addr = "a@x"}, {.addr = "b@y"}, {.addr = "c@z"}};
+	struct envelope e = simple_env(r, 3), *got;
+	struct spool *sp = open_server(dir);
+	struct rcpt bad = {0};
+
+	assert_true(commit_one(sp, &e, "x\r\n", id));
+	set_state(sp, id, 0, RCPT_DEFERRED, 1, "421 busy");
+	set_state(sp, id, 1, RCPT_BOUNCED, 1, "550 5.1.1 no such user");
+	set_state(sp, id, 0, RCPT_DELIVERED, 2, "250 ok");
+	/* damage in the middle (a bad checksum) and a torn record at the end */
+	append_raw(dir, id, "\nR 2 delivered 9 9 - 00000000000000000000000000000000\n");
+	append_raw(dir, id, "\nR 2 bounced 7 0 550 ");
+	assert_int_equal(spool_load(sp, id, &got, &err), 0);
+	assert_int_equal(got->rcpts[0].state, RCPT_DELIVERED);
+	assert_int_equal(got->rcpts[0].attempts, 2);
+	assert_string_equal(got->rcpts[0].last_reply, "250 ok");
+	assert_int_equal(got->rcpts[1].state, RCPT_BOUNCED);
+	assert_string_equal(got->rcpts[1].last_reply, "550 5.1.1 no such user");
+	assert_int_equal(got->rcpts[2].state, RCPT_PENDING);
+	assert_null(got->rcpts[2].last_reply);
+	envelope_free(got);
+	/* a record written after the torn one still counts */
+	set_state(sp, id, 2, RCPT_DEFERRED, 1, NULL);
+	assert_int_equal(spool_load(sp, id, &got, &err), 0);
+	assert_int_equal(got->rcpts[2].state, RCPT_DEFERRED);
+	assert_int_equal(got->rcpts[2].next_attempt, 1700000001);
+	envelope_free(got);
+	assert_int_equal(spool_set_rcpt_state(sp, id, 3, &bad, &err), -1);
+	free(err);
+	spool_close(sp);
+	free(dir);
+}
+
+/* ---- recovery, with files crafted from the documented format ---- */
+
+static void le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void craft_hdr(unsigned char h[128], uint32_t version, uint32_t flags, uint64_t body_len,
+                      uint64_t env_len, uint32_t n_rcpts)
+{
+	memset(h, 0, 128);
+	memcpy(h, "PHSPOOL", 8);
+	le32(h + 8, version);
+	le32(h + 12, flags);
+	le64(h + 16, 128);
+	le64(h + 24, body_len);
+	le64(h + 32, 128 + body_len);
+	le64(h + 40, env_len);
+	le32(h + 48, n_rcpts);
+	crypto_generichash(h + 112, 16, h, 112, NULL, 0);
+}
+
+static char *craft_env(const char *id, int good_sum)
+{
+	unsigned char sum[16];
+	char hex[33];
+	char *rec = xasprintf("PHENV 1\nid %s\ncreated 1700000000\nsize 5\nfrom a@b\n"
+	                      "account default\nclient_ip 127.0.0.1\nhelo .\nbody 7bit\n"
+	                      "smtputf8 0\nret -\nenvid -\nrcpts 1\nrcpt x@y - 0 pending 0 0 -\n",
+	                      id);
+	char *out;
+
+	crypto_generichash(sum, 16, (unsigned char *)rec, strlen(rec), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), sum, 16);
+	if (!good_sum)
+		hex[0] = hex[0] == '0' ? '1' : '0';
+	out = xasprintf("%send %s\n", rec, hex);
+	free(rec);
+	return out;
+}
+
+/* A whole file: header, 5 body bytes, envelope record. */
+static void craft_file(const char *dir, const char *name, uint32_t version, uint32_t flags,
+                       int good_sum, size_t cut)
+{
+	char *env = craft_env(name, good_sum), *p = path_in(dir, "queue", name);
+	size_t n = 128 + 5 + strlen(env);
+	unsigned char *f = malloc(n);
+
+	craft_hdr(f, version, flags, 5, strlen(env), 1);
+	memcpy(f + 128, "Hi\r\n\r", 5);
+	memcpy(f + 133, env, strlen(env));
+	write_file(p, f, cut ? cut : n);
+	free(f);
+	free(env);
+	free(p);
+}
+
+static void new_ids(char ids[][ID_LEN + 1], int n)
+{
+	for (int i = 0; i < n; i++)
+		id_new(ids[i]);
+}
+
+static void test_recover(void **state)
+{
+	char *dir = new_dir("recover"), *err = NULL, ids[9][ID_LEN + 1], good[ID_LEN + 1], *p;
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1), *got;
+	struct spool *sp = open_server(dir);
+	unsigned char hdr[128];
+
+	new_ids(ids, 9);
+	assert_true(commit_one(sp, &e, "x\r\n", good));
+	craft_file(dir, ids[0], 1, 1, 1, 0); /* good, crafted by hand */
+	write_file(p = path_in(dir, "queue", ids[1]), "GARBAGE!and more bytes", 22), free(p);
+	craft_file(dir, ids[2], 2, 1, 1, 0); /* unknown version */
+	craft_file(dir, ids[3], 1, 0, 1, 0); /* no complete marker */
+	craft_file(dir, ids[4], 1, 1, 0, 0); /* bad envelope checksum */
+	craft_file(dir, ids[5], 1, 1, 1, 150); /* truncated */
+	write_file(p = path_in(dir, "queue", ids[6]), "PHSP", 4), free(p); /* short */
+	write_file(p = path_in(dir, "queue", "notanid"), "x", 1), free(p);
+	write_file(p = path_in(dir, "quarantine", ids[1]), "older", 5), free(p);
+	/* tmp/: a message cut short mid-body, and a stray file */
+	craft_hdr(hdr, 1, 0, 0, 1, 0);
+	write_file(p = path_in(dir, "tmp", ids[7]), hdr, sizeof(hdr)), free(p);
+	write_file(p = path_in(dir, "tmp", "junk"), "j", 1), free(p);
+
+	assert_int_equal(spool_recover(sp), 2);
+	assert_int_equal(count_entries(dir, "tmp"), 0);
+	assert_int_equal(count_entries(dir, "queue"), 2);
+	assert_int_equal(count_entries(dir, "quarantine"), 8);
+	for (int i = 1; i <= 6; i++) {
+		p = path_in(dir, "quarantine", ids[i]);
+		assert_true(file_exists(p));
+		free(p);
+	}
+	p = xasprintf("%s/spool/quarantine/%s.1", dir, ids[1]);
+	assert_true(file_exists(p)); /* the earlier quarantined file is kept */
+	free(p);
+	assert_int_equal(spool_load(sp, ids[0], &got, &err), 0);
+	assert_string_equal(got->rcpts[0].addr, "x@y");
+	assert_string_equal(got->helo, "");
+	envelope_free(got);
+	assert_int_equal(spool_recover(sp), 2); /* idempotent */
+	spool_close(sp);
+	free(dir);
+}
+
+/* Corrupt lengths are refused without allocating what they claim. */
+static void test_bounded_lengths(void **state)
+{
+	char *dir = new_dir("bounds"), *err = NULL, ids[2][ID_LEN + 1], *p;
+	char *rec = xasprintf("PHENV 1\nid %s\n", "X");
+	struct spool *sp = open_server(dir);
+	struct envelope *got;
+	unsigned char f[256];
+
+	new_ids(ids, 2);
+	craft_hdr(f, 1, 1, 0, 1ull << 40, 1); /* a 1 TB envelope in a tiny file */
+	write_file(p = path_in(dir, "queue", ids[0]), f, 200), free(p);
+	assert_int_equal(spool_load(sp, ids[0], &got, &err), -1);
+	assert_int_equal(errno, EBADMSG);
+	free(err);
+	craft_hdr(f, 1, 1, 0, 100, 4000000000u); /* 4e9 recipients */
+	write_file(p = path_in(dir, "queue", ids[1]), f, 256), free(p);
+	assert_int_equal(spool_load(sp, ids[1], &got, &err), -1);
+	free(err);
+	free(rec);
+	spool_close(sp);
+	free(dir);
+}
+
+/* ---- listing, deleting, aborting ---- */
+
+struct seen {
+	char ids[8][ID_LEN + 1];
+	int n, stop_at;
+};
+
+static int collect(void *arg, struct envelope *env)
+{
+	struct seen *s = arg;
+
+	memcpy(s->ids[s->n++], env->id, ID_LEN + 1);
+	return s->n == s->stop_at;
+}
+
+static void test_foreach_delete(void **state)
+{
+	char *dir = new_dir("foreach"), *err = NULL, ids[5][ID_LEN + 1];
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1), *got;
+	struct spool *sp = open_server(dir);
+	struct seen s = {.stop_at = 0};
+	int i;
+
+	for (i = 0; i < 5; i++)
+		assert_true(commit_one(sp, &e, "x\r\n", ids[i]));
+	assert_int_equal(spool_foreach(sp, collect, &s, &err), 0);
+	assert_int_equal(s.n, 5);
+	for (i = 0; i < 5; i++)
+		assert_string_equal(s.ids[i], ids[i]); /* arrival order */
+	s.n = 0, s.stop_at = 2;
+	assert_int_equal(spool_foreach(sp, collect, &s, &err), 0);
+	assert_int_equal(s.n, 2);
+
+	assert_int_equal(spool_delete(sp, ids[1], &err), 0);
+	assert_int_equal(spool_load(sp, ids[1], &got, &err), -1);
+	assert_int_equal(errno, ENOENT);
+	free(err);
+	assert_int_equal(spool_delete(sp, ids[1], &err), -1);
+	assert_int_equal(errno, ENOENT);
+	free(err);
+	assert_int_equal(spool_delete(sp, "../../etc/passwd", &err), -1);
+	assert_int_equal(errno, EINVAL);
+	free(err);
+	s.n = 0, s.stop_at = 0;
+	assert_int_equal(spool_foreach(sp, collect, &s, &err), 0);
+	assert_int_equal(s.n, 4);
+	spool_close(sp);
+	free(dir);
+}
+
+static void test_abort(void **state)
+{
+	char *dir = new_dir("abort"), *err = NULL;
+	struct spool *sp = open_server(dir);
+	struct spool_msg *m = spool_msg_new(sp, &err);
+	char big[100000];
+
+	memset(big, 'z', sizeof(big));
+	assert_int_equal(spool_msg_write(m, big, sizeof(big)), 0);
+	assert_int_equal(count_entries(dir, "tmp"), 1);
+	spool_msg_abort(m);
+	assert_int_equal(count_entries(dir, "tmp"), 0);
+	assert_int_equal(count_entries(dir, "queue"), 0);
+	assert_int_equal(spool_recover(sp), 0);
+	spool_close(sp);
+	free(dir);
+}
+
+/* One server per spool: the second open is refused. */
+static void test_lock(void **state)
+{
+	char *dir = new_dir("lock"), *err = NULL;
+	struct spool *sp = open_server(dir);
+
+	assert_null(spool_open(dir, base, &err));
+	assert_non_null(strstr(err, "in use"));
+	free(err);
+	spool_close(sp);
+	sp = open_server(dir);
+	spool_close(sp);
+	free(dir);
+}
+
+/* ---- the CLI ---- */
+
+/* Runs cli_queue in a child with stdout to a file; returns the exit code
+ * and the output (malloc'd). */
+static int run_cli(const char *dir, char **out, int argc, ...)
+{
+	char *argv[4], *file = xasprintf("%s/cli.out", root), buf[4096];
+	struct conf c = {.data_dir = (char *)dir};
+	va_list ap;
+	int status;
+	pid_t pid;
+	FILE *f;
+
+	va_start(ap, argc);
+	for (int i = 0; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(open("/dev/null", O_WRONLY), 2);
+		_exit(cli_queue(argc, argv, &c));
+	}
+	waitpid(pid, &status, 0);
+	f = fopen(file, "r");
+	buf[fread(buf, 1, sizeof(buf) - 1, f)] = '\0';
+	fclose(f);
+	*out = xstrdup(buf);
+	free(file);
+	return WEXITSTATUS(status);
+}
+
+static void test_cli(void **state)
+{
+	char *dir = new_dir("cli"), *out, id[ID_LEN + 1], *want, other[ID_LEN + 1];
+	struct rcpt r[2] = {{.addr = "a@b"}, {.addr = "c@d"}};
+	struct envelope e = simple_env(r, 2);
+	struct spool *sp = open_server(dir);
+
+	e.mail_from = "";
+	assert_true(commit_one(sp, &e, "Subject: hi\r\nX: y\r\n\r\nbody\r\n", id));
+	set_state(sp, id, 0, RCPT_DELIVERED, 1, "250 ok");
+	want = xasprintf("%s\t2023-11-14T22:13:20Z\t27\t<>\t1/2\n", id);
+	assert_int_equal(run_cli(dir, &out, 2, "queue", "list"), 0);
+	assert_string_equal(out, want);
+	free(out), free(want);
+	assert_int_equal(run_cli(dir, &out, 3, "queue", "show", id), 0);
+	assert_non_null(strstr(out, "rcpt: a@b state=delivered attempts=1"));
+	assert_non_null(strstr(out, "rcpt: c@d state=pending"));
+	assert_non_null(strstr(out, "\n\nSubject: hi\nX: y\n"));
+	assert_null(strstr(out, "body"));
+	free(out);
+	id_new(other);
+	assert_int_equal(run_cli(dir, &out, 3, "queue", "delete", other), 1);
+	free(out);
+	assert_int_equal(run_cli(dir, &out, 3, "queue", "show", "nope"), 2);
+	free(out);
+	assert_int_equal(run_cli(dir, &out, 2, "queue", "retry"), 2);
+	free(out);
+	assert_int_equal(run_cli(dir, &out, 3, "queue", "delete", id), 0);
+	free(out);
+	assert_int_equal(run_cli(dir, &out, 2, "queue", "list"), 0);
+	assert_string_equal(out, "");
+	free(out);
+	spool_close(sp);
+	free(dir);
+}
+
+/* ---- measurement: 2,000 commits of 2 KB, 20 in flight ---- */
+
+struct bench {
+	struct spool *sp;
+	struct envelope env;
+	char body[2048];
+	int submitted, done, total;
+};
+
+static void bench_submit(struct bench *b);
+
+static void bench_done(void *arg, int ok, const char *id)
+{
+	struct bench *b = arg;
+
+	assert_true(ok);
+	b->done++;
+	if (b->submitted < b->total)
+		bench_submit(b);
+}
+
+static void bench_submit(struct bench *b)
+{
+	char *err = NULL;
+	struct spool_msg *m = spool_msg_new(b->sp, &err);
+
+	assert_non_null(m);
+	spool_msg_write(m, b->body, sizeof(b->body));
+	b->submitted++;
+	spool_msg_commit(m, &b->env, bench_done, b);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void bench_run(unsigned threads)
+{
+	char *dir = new_dir("bench");
+	struct rcpt r = {.addr = "a@b"};
+	struct bench b = {.env = simple_env(&r, 1), .total = 2000};
+	struct spool_stats s0, s1;
+	double t;
+
+	b.sp = open_server(dir);
+	spool_set_sync_threads(b.sp, threads);
+	memset(b.body, 'm', sizeof(b.body));
+	spool_get_stats(b.sp, &s0);
+	t = now_s();
+	for (int i = 0; i < 20; i++)
+		bench_submit(&b);
+	run_until(&b.done, b.total);
+	t = now_s() - t;
+	spool_get_stats(b.sp, &s1);
+	print_message("bench: sync_threads=%u: %d commits of 2 KB, 20 in flight: %.2f s, %.0f/s, "
+	              "%.2f fsyncs/msg, %.1f msgs/batch\n",
+	              threads, b.total, t, b.total / t,
+	              (double)(s1.fsyncs - s0.fsyncs) / b.total,
+	              (double)b.total / (double)(s1.commit_batches - s0.commit_batches));
+	assert_true(s1.fsyncs - s0.fsyncs < 2u * b.total);
+	spool_close(b.sp);
+	free(dir);
+}
+
+static void test_bench(void **state)
+{
+	bench_run(1);
+	bench_run(4);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_odd_bytes),
+		cmocka_unit_test(test_many_rcpts),
+		cmocka_unit_test(test_big_body),
+		cmocka_unit_test(test_group_commit),
+		cmocka_unit_test(test_commit_failure),
+		cmocka_unit_test(test_sync_commit),
+		cmocka_unit_test(test_rcpt_states),
+		cmocka_unit_test(test_recover),
+		cmocka_unit_test(test_bounded_lengths),
+		cmocka_unit_test(test_foreach_delete),
+		cmocka_unit_test(test_abort),
+		cmocka_unit_test(test_lock),
+		cmocka_unit_test(test_cli),
+		cmocka_unit_test(test_bench),
+	};
+	const char *tmp = getenv("TMPDIR");
+	int rc;
+
+	snprintf(root, sizeof(root), "%s/test_spool.XXXXXX", tmp ? tmp : "/tmp");
+	if (!mkdtemp(root))
+		return 1;
+	evthread_use_pthreads();
+	base = event_base_new();
+	log_set_level(LOG_ERR);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	event_base_free(base);
+	nftw(root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}
