@@ -12,8 +12,8 @@ WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wno-unused-parameter
 ifeq ($(CI),true)
 WARN     += -Werror
 endif
-CFLAGS   ?= -O2 -g
-CFLAGS   += -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+OPT      ?= -O2 -g
+CFLAGS   := $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -64,7 +64,7 @@ test-one: all unit
 
 test: deps check-docs
 	$(MAKE) test-one
-	$(MAKE) test-one BUILD=build/san SAN=1 CFLAGS="-O1 -g"
+	$(MAKE) test-one BUILD=build/san SAN=1 OPT="-O1 -g"
 
 # The config reference and example are generated from the table in src/conf/.
 docs: $(BUILD)/gen-confdoc
@@ -80,9 +80,11 @@ check-docs: $(BUILD)/gen-confdoc
 FUZZ_SECONDS ?= 300
 FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN     := $(FUZZ_SRC:fuzz/%.c=build/fuzz/%)
-FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=undefined
 # Fuzz targets link only PURE files (libc + util), so they need no sockets.
-FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c
+FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
+                src/smtpc/smtpc_reply.c src/smtpc/smtpc_policy.c
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^

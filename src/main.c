@@ -22,7 +22,10 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "ctl/ctl.h"
+#include "dns/dns.h"
 #include "log/log.h"
+#include "sched/sched.h"
 #include "smtpd/smtpd.h"
 #include "spool/spool.h"
 #include "store/store.h"
@@ -42,6 +45,7 @@ static const char usage_text[] =
 	"  user add NAME [--password-stdin] [--domain D]...\n"
 	"  user list | user del NAME | user passwd NAME [--password-stdin]\n"
 	"  queue list | queue show ID | queue delete ID\n"
+	"  stats [--since DURATION] [--account NAME] [--json]\n"
 	"  version\n"
 	"\n"
 	"Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
@@ -99,16 +103,134 @@ struct server {
 	struct event_base *base;
 	struct smtpd_deps deps;
 	struct smtpd *smtpd;
-	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
+	struct dns *dns;
+	SSL_CTX *client_tls;
+	struct sched *sched;
+	struct ctl *ctl;
+	struct store_counter_batch *counters;
+	int counters_flushing;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
 	int stopping;
+	int waiting; /* parts still draining: smtpd, sched */
 };
 
 static void on_drained(void *arg)
 {
 	struct server *srv = arg;
 
+	if (--srv->waiting > 0)
+		return;
 	log_info("session=NOQUEUE event=drained");
 	event_base_loopbreak(srv->base);
+}
+
+/* ---------- counters: tallied on the loop, written by a worker ---------- */
+
+struct counters_job {
+	struct server *srv;
+	struct store_counter_set *set;
+	int failed;
+};
+
+static void counters_write(void *arg)
+{
+	struct counters_job *j = arg;
+	char *err = NULL;
+
+	if (store_counts_add(j->srv->deps.store, j->set->v, j->set->n, &err) < 0) {
+		log_warn("session=NOQUEUE event=counters_error error=%s", log_q(err));
+		free(err);
+		j->failed = 1;
+	}
+}
+
+static void counters_written(void *arg)
+{
+	struct counters_job *j = arg;
+
+	if (j->failed)
+		counter_batch_put_back(j->srv->counters, j->set); /* next round retries */
+	else
+		counter_set_free(j->set);
+	j->srv->counters_flushing = 0;
+	free(j);
+}
+
+static void counters_flush(struct server *srv)
+{
+	struct counters_job *j;
+	struct store_counter_set *set;
+
+	if (srv->counters_flushing || !(set = counter_batch_take(srv->counters)))
+		return;
+	if (set->dropped)
+		log_warn("session=NOQUEUE event=counters_dropped n=%llu",
+		         (unsigned long long)set->dropped);
+	j = xcalloc(1, sizeof(*j));
+	j->srv = srv;
+	j->set = set;
+	srv->counters_flushing = 1;
+	work_submit(srv->deps.work, counters_write, counters_written, j);
+}
+
+/* At exit, after the pool is gone: what is left goes straight in. */
+static void counters_flush_sync(struct server *srv)
+{
+	struct counters_job j = {srv, counter_batch_take(srv->counters), 0};
+
+	if (!j.set)
+		return;
+	counters_write(&j);
+	counter_set_free(j.set);
+}
+
+static void on_counters_timer(evutil_socket_t fd, short what, void *arg)
+{
+	counters_flush(arg);
+}
+
+static void count_event(void *arg, const char *account, const char *domain, const char *event)
+{
+	struct server *srv = arg;
+
+	if (counter_batch_add(srv->counters, (int64_t)(clock_now_ms() / 1000), account, domain,
+	                      event, 1) == 1)
+		counters_flush(srv);
+}
+
+static void on_queued(void *arg, const char *id, const char *account, const char *const *rcpts,
+                      size_t n)
+{
+	struct server *srv = arg;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *at = strrchr(rcpts[i], '@');
+		char dom[256];
+		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : rcpts[i]);
+		ascii_lower(dom);
+		count_event(srv, account, dom, "accepted");
+	}
+	sched_add_id(srv->sched, id);
+}
+
+/* ---------- control channel ---------- */
+
+static void on_ctl(void *arg, const char *line, char *reply, size_t cap)
+{
+	struct server *srv = arg;
+
+	if (!strcmp(line, "retry all")) {
+		snprintf(reply, cap, "ok %ld", sched_retry(srv->sched, NULL));
+	} else if (!strncmp(line, "retry ", 6) && id_valid(line + 6)) {
+		snprintf(reply, cap, "ok %ld", sched_retry(srv->sched, line + 6));
+	} else if (!strncmp(line, "forget ", 7) && id_valid(line + 7)) {
+		sched_forget(srv->sched, line + 7);
+		snprintf(reply, cap, "ok 1");
+	} else {
+		snprintf(reply, cap, "error unknown request");
+	}
+	log_info("session=NOQUEUE event=control request=%s reply=%s", log_q(line), log_q(reply));
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -132,7 +254,9 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = 1;
 	log_info("session=NOQUEUE event=shutdown signal=%d", (int)sig);
 	evtimer_add(srv->ev_deadline, &tv);
+	srv->waiting = 2;
 	smtpd_drain(srv->smtpd, on_drained, srv);
+	sched_drain(srv->sched, on_drained, srv);
 }
 
 static SSL_CTX *load_tls(const struct conf *c)
@@ -197,6 +321,59 @@ static int drop_privileges(const struct conf *c)
 	return 0;
 }
 
+static char *dns_servers_csv(const struct conf *c)
+{
+	struct buf b;
+	size_t i;
+
+	if (c->n_dns_servers == 0)
+		return NULL;
+	buf_init(&b);
+	for (i = 0; i < c->n_dns_servers; i++)
+		buf_printf(&b, "%s%s", i ? "," : "", c->dns_servers[i].text);
+	return b.data;
+}
+
+/* The delivery side: DNS, client TLS, the scheduler, the control socket. */
+static int open_delivery(struct server *srv)
+{
+	struct dns_opts o;
+	struct sched_deps sd;
+	char *err = NULL, *servers = dns_servers_csv(srv->conf);
+	long n;
+
+	memset(&o, 0, sizeof(o));
+	o.servers = servers;
+	srv->dns = dns_new(srv->base, &o, &err);
+	free(servers);
+	if (!srv->dns || !(srv->client_tls = tls_client_ctx_new(&err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	memset(&sd, 0, sizeof(sd));
+	sd.base = srv->base;
+	sd.conf = srv->conf;
+	sd.spool = srv->deps.spool;
+	sd.dns = srv->dns;
+	sd.work = srv->deps.work;
+	sd.client_tls = srv->client_tls;
+	sd.count = count_event;
+	sd.count_arg = srv;
+	srv->sched = sched_new(&sd);
+	if ((n = sched_load(srv->sched)) < 0)
+		return -1;
+	log_info("session=NOQUEUE event=sched_loaded recipients=%ld", n);
+	srv->deps.queued = on_queued;
+	srv->deps.queued_arg = srv;
+	if (!(srv->ctl = ctl_new(srv->base, srv->conf->data_dir, on_ctl, srv, &err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
 static int open_data(struct server *srv)
 {
 	char *err = NULL;
@@ -221,6 +398,8 @@ static void add_signals(struct server *srv)
 	srv->ev_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
 	srv->ev_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
 	srv->ev_deadline = evtimer_new(srv->base, on_deadline, srv);
+	srv->ev_counters = event_new(srv->base, -1, EV_PERSIST, on_counters_timer, srv);
+	event_add(srv->ev_counters, &(struct timeval){1, 0});
 	event_add(srv->ev_term, NULL);
 	event_add(srv->ev_int, NULL);
 	event_add(srv->ev_hup, NULL);
@@ -230,11 +409,22 @@ static void server_close(struct server *srv)
 {
 	/* Order: pending commits finish (their callbacks still find their
 	 * sessions), then jobs, then the sessions go, then the store. */
+	ctl_free(srv->ctl);
 	if (srv->deps.spool)
 		spool_close(srv->deps.spool);
-	if (srv->deps.work)
+	if (srv->deps.work) {
+		counters_flush(srv);
 		work_pool_free(srv->deps.work);
+		srv->counters_flushing = 0;
+		counters_flush_sync(srv);
+	}
 	smtpd_free(srv->smtpd);
+	if (srv->sched)
+		sched_free(srv->sched);
+	dns_free(srv->dns);
+	if (srv->client_tls)
+		SSL_CTX_free(srv->client_tls);
+	counter_batch_free(srv->counters);
 	if (srv->deps.store)
 		store_close(srv->deps.store);
 	if (srv->deps.tls)
@@ -243,6 +433,7 @@ static void server_close(struct server *srv)
 	event_free(srv->ev_int);
 	event_free(srv->ev_hup);
 	event_free(srv->ev_deadline);
+	event_free(srv->ev_counters);
 	event_base_free(srv->base);
 }
 
@@ -270,6 +461,9 @@ static int cmd_serve(struct conf *c)
 	if (drop_privileges(c) < 0 || open_data(&srv) < 0)
 		return 1;
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
+	srv.counters = counter_batch_new();
+	if (open_delivery(&srv) < 0)
+		return 1;
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");
@@ -313,7 +507,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "check-config"))
 		return cmd_check_config(file);
-	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue")) {
+	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
+	    strcmp(cmd, "stats")) {
 		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -323,6 +518,8 @@ int main(int argc, char **argv)
 		rc = argc == 2 ? cmd_serve(c) : usage();
 	else if (!strcmp(cmd, "user"))
 		rc = cli_user(argc - 1, argv + 1, c);
+	else if (!strcmp(cmd, "stats"))
+		rc = cli_stats(argc - 1, argv + 1, c);
 	else
 		rc = cli_queue(argc - 1, argv + 1, c);
 	conf_free(c);

@@ -15,5 +15,6 @@ struct conf;
 
 int cli_user(int argc, char **argv, const struct conf *c);
 int cli_queue(int argc, char **argv, const struct conf *c);
+int cli_stats(int argc, char **argv, const struct conf *c);
 
 #endif

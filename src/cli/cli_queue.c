@@ -143,7 +143,8 @@ static int show_headers(struct spool *sp, const char *id)
 	}
 	putchar('\n');
 	while (len > 0) {
-		ssize_t n = pread(fd, chunk, len < sizeof(chunk) ? (size_t)len : sizeof(chunk), (off_t)off);
+		ssize_t n =
+		    pread(fd, chunk, len < sizeof(chunk) ? (size_t)len : sizeof(chunk), (off_t)off);
 		if (n <= 0)
 			break;
 		for (ssize_t i = 0; i < n; i++) {
@@ -217,8 +218,8 @@ int cli_queue(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc;
 
-	if (argc < 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "show") &&
-	                 strcmp(argv[1], "delete")))
+	if (argc < 2 ||
+	    (strcmp(argv[1], "list") && strcmp(argv[1], "show") && strcmp(argv[1], "delete")))
 		return usage();
 	sp = spool_open(c->data_dir, NULL, &err);
 	if (!sp) {

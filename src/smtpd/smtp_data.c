@@ -84,8 +84,7 @@ static void hdr_name_byte(struct smtp_data *d, unsigned char c)
 	if (c == ':') {
 		hdr_name_end(d);
 		d->hdr_state = H_SKIP;
-	} else if ((c < 0x20 && c != '\t') || c == 0x7f ||
-	           d->hdr_name_len == sizeof(d->hdr_name)) {
+	} else if ((c < 0x20 && c != '\t') || c == 0x7f || d->hdr_name_len == sizeof(d->hdr_name)) {
 		/* not a field we look for (ours are short and printable) */
 		d->hdr_state = H_SKIP;
 	} else {

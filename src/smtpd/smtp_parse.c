@@ -25,11 +25,11 @@ _Static_assert(SMTP_NOTIFY_NEVER == 1 && SMTP_NOTIFY_SUCCESS == 2 && SMTP_NOTIFY
                "SMTP_NOTIFY_* must equal spool.h DSN_NOTIFY_*");
 
 /* RFC 5321 4.5.3.1: path with <> 256, local part 64, domain 255. */
-#define PATH_MAX_LEN 256
+#define PATH_MAX_LEN    256
 #define MAILBOX_MAX_LEN (PATH_MAX_LEN - 2)
-#define LOCAL_MAX_LEN 64
-#define DOMAIN_MAX_LEN 255
-#define LABEL_MAX_LEN 63
+#define LOCAL_MAX_LEN   64
+#define DOMAIN_MAX_LEN  255
+#define LABEL_MAX_LEN   63
 /* RFC 3461 4.4 and 4.2: ENVID at most 100 characters, ORCPT 500. */
 #define ENVID_MAX_LEN 100
 #define ORCPT_MAX_LEN 500
@@ -59,8 +59,7 @@ static enum smtp_scan scan_skip(const char *buf, size_t len, int *in_overlong, s
 
 /* The line is over the limit: report it once. If its end is already here,
  * drop it whole; otherwise drop what we have and skip the rest later. */
-static enum smtp_scan scan_too_long(const char *buf, size_t len, int *in_overlong,
-                                    size_t *consumed)
+static enum smtp_scan scan_too_long(const char *buf, size_t len, int *in_overlong, size_t *consumed)
 {
 	const char *lf = memchr(buf, '\n', len);
 
@@ -105,20 +104,13 @@ struct verb_def {
 };
 
 static const struct verb_def verbs[] = {
-	{"HELO", SMTP_VERB_HELO, NULL},
-	{"EHLO", SMTP_VERB_EHLO, NULL},
-	{"MAIL", SMTP_VERB_MAIL, "FROM:"},
-	{"RCPT", SMTP_VERB_RCPT, "TO:"},
-	{"DATA", SMTP_VERB_DATA, NULL},
-	{"BDAT", SMTP_VERB_BDAT, NULL},
-	{"RSET", SMTP_VERB_RSET, NULL},
-	{"NOOP", SMTP_VERB_NOOP, NULL},
-	{"QUIT", SMTP_VERB_QUIT, NULL},
-	{"VRFY", SMTP_VERB_VRFY, NULL},
-	{"EXPN", SMTP_VERB_EXPN, NULL},
-	{"HELP", SMTP_VERB_HELP, NULL},
-	{"STARTTLS", SMTP_VERB_STARTTLS, NULL},
-	{"AUTH", SMTP_VERB_AUTH, NULL},
+    {"HELO", SMTP_VERB_HELO, NULL},         {"EHLO", SMTP_VERB_EHLO, NULL},
+    {"MAIL", SMTP_VERB_MAIL, "FROM:"},      {"RCPT", SMTP_VERB_RCPT, "TO:"},
+    {"DATA", SMTP_VERB_DATA, NULL},         {"BDAT", SMTP_VERB_BDAT, NULL},
+    {"RSET", SMTP_VERB_RSET, NULL},         {"NOOP", SMTP_VERB_NOOP, NULL},
+    {"QUIT", SMTP_VERB_QUIT, NULL},         {"VRFY", SMTP_VERB_VRFY, NULL},
+    {"EXPN", SMTP_VERB_EXPN, NULL},         {"HELP", SMTP_VERB_HELP, NULL},
+    {"STARTTLS", SMTP_VERB_STARTTLS, NULL}, {"AUTH", SMTP_VERB_AUTH, NULL},
 };
 
 static const struct verb_def *verb_find(const char *s, size_t n)
@@ -358,7 +350,9 @@ static int ipv4_ok(const char *p, const char *end)
 	for (part = 0; part < 4; part++) {
 		if (part > 0 && (p >= end || *p++ != '.'))
 			return 0;
-		for (digits = 0, v = 0; p < end && *p >= '0' && *p <= '9'; p++, digits++)
+		/* a fourth digit stops the loop and fails below */
+		for (digits = 0, v = 0; p < end && *p >= '0' && *p <= '9' && digits < 4;
+		     p++, digits++)
 			v = v * 10 + (*p - '0');
 		if (digits < 1 || digits > 3 || v > 255)
 			return 0;
@@ -679,8 +673,8 @@ static enum smtp_arg_err mail_auth(void *args, char *v, int utf8)
 }
 
 static const struct esmtp_param mail_params[] = {
-	{"SIZE", 1, mail_size},   {"BODY", 1, mail_body},   {"SMTPUTF8", 0, mail_smtputf8},
-	{"RET", 1, mail_ret},     {"ENVID", 1, mail_envid}, {"AUTH", 1, mail_auth},
+    {"SIZE", 1, mail_size}, {"BODY", 1, mail_body},   {"SMTPUTF8", 0, mail_smtputf8},
+    {"RET", 1, mail_ret},   {"ENVID", 1, mail_envid}, {"AUTH", 1, mail_auth},
 };
 
 /* NOTIFY=NEVER, or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */
@@ -731,8 +725,8 @@ static enum smtp_arg_err rcpt_orcpt(void *args, char *v, int utf8)
 }
 
 static const struct esmtp_param rcpt_params[] = {
-	{"NOTIFY", 1, rcpt_notify},
-	{"ORCPT", 1, rcpt_orcpt},
+    {"NOTIFY", 1, rcpt_notify},
+    {"ORCPT", 1, rcpt_orcpt},
 };
 
 static const struct esmtp_param *param_find(const struct esmtp_param *tab, size_t n,
@@ -767,8 +761,8 @@ static enum smtp_arg_err param_one(char *tok, const struct esmtp_param *tab, siz
 }
 
 /* Space-separated parameters (extra spaces tolerated). */
-static enum smtp_arg_err params_parse(char *p, const struct esmtp_param *tab, size_t n,
-                                      void *args, int utf8)
+static enum smtp_arg_err params_parse(char *p, const struct esmtp_param *tab, size_t n, void *args,
+                                      int utf8)
 {
 	enum smtp_arg_err e;
 	unsigned seen = 0;
@@ -879,8 +873,7 @@ static int user_ok(const char *u)
 	return 1;
 }
 
-int sasl_plain_decode(const char *b64, char *out, size_t cap, const char **user,
-                      const char **pass)
+int sasl_plain_decode(const char *b64, char *out, size_t cap, const char **user, const char **pass)
 {
 	const char *authz, *u, *p;
 	long n;
@@ -889,11 +882,12 @@ int sasl_plain_decode(const char *b64, char *out, size_t cap, const char **user,
 		return -1;
 	/* "authzid NUL user NUL pass": exactly two NULs before the end */
 	authz = out;
-	u = memchr(out, '\0', (size_t)n);
-	if (!u++ || u >= out + n)
+	if (!(u = memchr(out, '\0', (size_t)n)) || ++u >= out + n)
 		return -1;
-	p = memchr(u, '\0', (size_t)(out + n - u));
-	if (!p++ || strlen(p) != (size_t)(out + n - p))
+	if (!(p = memchr(u, '\0', (size_t)(out + n - u))))
+		return -1;
+	p++;
+	if (strlen(p) != (size_t)(out + n - p))
 		return -1;
 	if (!user_ok(u) || !*p || (*authz && strcmp(authz, u) != 0))
 		return -1;

@@ -85,10 +85,10 @@ struct smtp_mail_args {
 };
 /* DSN NOTIFY bits: the values of DSN_NOTIFY_* in spool/spool.h (a PURE
  * file may not include it; tests/unit/test_smtp_parse.c checks they agree). */
-#define SMTP_NOTIFY_NEVER 1u
+#define SMTP_NOTIFY_NEVER   1u
 #define SMTP_NOTIFY_SUCCESS 2u
 #define SMTP_NOTIFY_FAILURE 4u
-#define SMTP_NOTIFY_DELAY 8u
+#define SMTP_NOTIFY_DELAY   8u
 
 struct smtp_rcpt_args {
 	char *addr;      /* without <>; never "" */

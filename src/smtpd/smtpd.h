@@ -26,6 +26,11 @@ struct smtpd_deps {
 	struct store *store;
 	struct work_pool *work;
 	SSL_CTX *tls; /* NULL when [tls] is not configured */
+	/* Called on the loop thread for each message made durable, after its
+	 * 250 was queued: the account and the recipients' addresses. */
+	void (*queued)(void *arg, const char *id, const char *account,
+	               const char *const *rcpts, size_t n_rcpts);
+	void *queued_arg;
 };
 
 /* Binds every listener. NULL with a malloc'd *err if one cannot bind. */

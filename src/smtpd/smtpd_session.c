@@ -844,10 +844,30 @@ static void data_output(struct session *s, const char *out, size_t n)
 	store_chunk(s, out, n);
 }
 
+static void notify_queued(struct session *s, const char *id)
+{
+	const struct smtpd_deps *d = s->sd->deps;
+	const char **addrs;
+	size_t i;
+
+	if (!d->queued)
+		return;
+	addrs = xcalloc(s->txn.n_rcpts + 1, sizeof(*addrs));
+	for (i = 0; i < s->txn.n_rcpts; i++)
+		addrs[i] = s->txn.rcpts[i].addr;
+	d->queued(d->queued_arg, id, s->account ? s->account : "default", addrs, s->txn.n_rcpts);
+	free(addrs);
+}
+
 static void on_committed(void *arg, int ok, const char *id)
 {
 	struct session *s = arg;
 
+	/* Durable is durable, even if the client has gone meanwhile: the
+	 * message must reach the scheduler. (s is freed only from a deferred
+	 * event, so it is still valid here.) */
+	if (ok)
+		notify_queued(s, id);
 	if (release(s))
 		return;
 	if (ok) {

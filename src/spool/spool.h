@@ -61,10 +61,12 @@ struct envelope {
 
 void envelope_free(struct envelope *e);
 
-/* base may be NULL (CLI use: no commits). Creates the folders. Does not
+/* base may be NULL (CLI, tools: no committer thread, commits run in the
+ * caller, no server lock). Creates the folders. Does not
  * recover; call spool_recover() once at server start. */
 struct spool *spool_open(const char *data_dir, struct event_base *base, char **err);
-/* Waits for pending commits to finish (their done() runs first). */
+/* Waits for pending commits to finish (their done() runs first). Abort
+ * messages still being received first; never call from inside done(). */
 void spool_close(struct spool *sp);
 
 /* At server start: removes half-written temporary files, moves unreadable

@@ -3,7 +3,8 @@
  * becomes durable, in one sequence (docs/spool.md, "Durability"):
  *
  *   1. finish each file of the batch: rest of the body, envelope record,
- *      header with the complete flag, fdatasync    (spool_msg_finish)
+ *      header with the complete flag (spool_msg_write_out), then
+ *      fdatasync each                              (spool_msg_sync)
  *   2. rename each tmp/ID -> queue/ID              (RENAME_NOREPLACE)
  *   3. ONE fsync of queue/ for the whole batch
  *   4. done(ok) for each, on the event loop thread
@@ -39,7 +40,8 @@ struct spool_committer {
 	struct spool_msg *pending, **pending_tail;
 	struct spool_msg *done, **done_tail;
 	int stop;
-	int efd; /* committer -> loop: "the done list has news" */
+	int paused; /* tests: hold pending work to build a batch */
+	int efd;    /* committer -> loop: "the done list has news" */
 	struct event *ev;
 
 	/* Helpers for step 1. jobs..left are guarded by smu. */
@@ -66,7 +68,7 @@ static int spawn(pthread_t *t, void *(*fn)(void *), void *arg)
 	return rc;
 }
 
-/* ---- step 1, possibly in parallel ---- */
+/* ---- step 1: writes on the committer, fdatasyncs possibly in parallel ---- */
 
 /* Runs jobs until none is left to take; smu is held on entry and exit. */
 static void take_jobs(struct spool_committer *cm)
@@ -74,7 +76,7 @@ static void take_jobs(struct spool_committer *cm)
 	while (cm->next_job < cm->n_jobs) {
 		struct spool_msg *m = cm->jobs[cm->next_job++];
 		pthread_mutex_unlock(&cm->smu);
-		spool_msg_finish(m);
+		spool_msg_sync(m);
 		pthread_mutex_lock(&cm->smu);
 		if (--cm->left == 0)
 			pthread_cond_signal(&cm->sidle);
@@ -114,9 +116,11 @@ static void finish_all(struct spool *sp, struct spool_msg **ms, size_t n)
 	struct spool_committer *cm = sp->cm;
 	size_t i;
 
+	for (i = 0; i < n; i++)
+		spool_msg_write_out(ms[i]);
 	if (!cm || n < 2 || atomic_load(&sp->sync_threads) < 2) {
 		for (i = 0; i < n; i++)
-			spool_msg_finish(ms[i]);
+			spool_msg_sync(ms[i]);
 		return;
 	}
 	grow_helpers(sp, cm);
@@ -152,7 +156,8 @@ static int rename_in(struct spool *sp, struct spool_msg *m)
 		rc = renameat(sp->tmp_fd, m->id, sp->queue_fd, m->id);
 	if (rc < 0) {
 		m->err = errno;
-		log_err("queue=%s event=spool_rename_error error=%s", m->id, log_q(strerror(errno)));
+		log_err("queue=%s event=spool_rename_error error=%s", m->id,
+		        log_q(strerror(errno)));
 	}
 	return rc;
 }
@@ -175,7 +180,8 @@ static void fail_cleanup(struct spool *sp, struct spool_msg *m)
 	log_err("queue=%s event=spool_commit_failed error=%s", m->id,
 	        log_q(strerror(m->err ? m->err : EIO)));
 	if (unlinkat(sp->tmp_fd, m->id, 0) < 0 && errno != ENOENT)
-		log_err("queue=%s event=spool_unlink_error error=%s", m->id, log_q(strerror(errno)));
+		log_err("queue=%s event=spool_unlink_error error=%s", m->id,
+		        log_q(strerror(errno)));
 }
 
 void spool_commit_batch(struct spool *sp, struct spool_msg **ms, size_t n)
@@ -238,7 +244,7 @@ static void *committer_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&cm->mu);
-		while (!cm->pending && !cm->stop)
+		while ((!cm->pending || cm->paused) && !cm->stop)
 			pthread_cond_wait(&cm->cv, &cm->mu);
 		batch = cm->pending;
 		cm->pending = NULL, cm->pending_tail = &cm->pending;
@@ -253,6 +259,16 @@ static void *committer_main(void *arg)
 	}
 	stop_helpers(cm);
 	return NULL;
+}
+
+void spool_commit_pause(struct spool *sp, int paused)
+{
+	struct spool_committer *cm = sp->cm;
+
+	pthread_mutex_lock(&cm->mu);
+	cm->paused = paused;
+	pthread_cond_signal(&cm->cv);
+	pthread_mutex_unlock(&cm->mu);
 }
 
 void spool_committer_submit(struct spool *sp, struct spool_msg *m)
@@ -325,7 +341,8 @@ int spool_committer_start(struct spool *sp, char **err)
 	if (cm->efd >= 0)
 		cm->ev = event_new(sp->base, cm->efd, EV_READ | EV_PERSIST, on_notify, sp);
 	if (!cm->ev || event_add(cm->ev, NULL) < 0) {
-		*err = spool_errf("spool: cannot set up the commit notification: %s", strerror(errno));
+		*err =
+		    spool_errf("spool: cannot set up the commit notification: %s", strerror(errno));
 		committer_free(cm);
 		return -1;
 	}

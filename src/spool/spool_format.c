@@ -180,8 +180,12 @@ static int tok_get(struct span t, char **out)
 	*out = NULL;
 	if (t.n == 0 || t.n > 3 * SPOOL_FIELD_MAX)
 		return -1;
-	if (t.n == 1 && (t.p[0] == '-' || t.p[0] == '.'))
-		return t.p[0] == '.' ? (*out = xstrdup(""), 0) : 0;
+	if (t.n == 1 && t.p[0] == '-')
+		return 0;
+	if (t.n == 1 && t.p[0] == '.') {
+		*out = xstrdup("");
+		return 0;
+	}
 	buf_init(&b);
 	for (i = 0; i < t.n; i++) {
 		int hi, lo;
@@ -309,13 +313,34 @@ const char *spool_state_name(enum rcpt_state s)
 typedef int (*field_get)(struct envelope *e, struct span v);
 typedef void (*field_put)(const struct envelope *e, struct buf *b);
 
-static int get_created(struct envelope *e, struct span v) { return num_i64(v, &e->created); }
-static int get_size(struct envelope *e, struct span v) { return num_u64(v, &e->size); }
-static int get_from(struct envelope *e, struct span v) { return tok_get(v, &e->mail_from); }
-static int get_account(struct envelope *e, struct span v) { return tok_get(v, &e->account); }
-static int get_ip(struct envelope *e, struct span v) { return tok_get(v, &e->client_ip); }
-static int get_helo(struct envelope *e, struct span v) { return tok_get(v, &e->helo); }
-static int get_envid(struct envelope *e, struct span v) { return tok_get(v, &e->envid); }
+static int get_created(struct envelope *e, struct span v)
+{
+	return num_i64(v, &e->created);
+}
+static int get_size(struct envelope *e, struct span v)
+{
+	return num_u64(v, &e->size);
+}
+static int get_from(struct envelope *e, struct span v)
+{
+	return tok_get(v, &e->mail_from);
+}
+static int get_account(struct envelope *e, struct span v)
+{
+	return tok_get(v, &e->account);
+}
+static int get_ip(struct envelope *e, struct span v)
+{
+	return tok_get(v, &e->client_ip);
+}
+static int get_helo(struct envelope *e, struct span v)
+{
+	return tok_get(v, &e->helo);
+}
+static int get_envid(struct envelope *e, struct span v)
+{
+	return tok_get(v, &e->envid);
+}
 
 static int get_body(struct envelope *e, struct span v)
 {
@@ -347,15 +372,42 @@ static int get_ret(struct envelope *e, struct span v)
 	return 0;
 }
 
-static void put_created(const struct envelope *e, struct buf *b) { buf_printf(b, "%lld", (long long)e->created); }
-static void put_size(const struct envelope *e, struct buf *b) { buf_printf(b, "%llu", (unsigned long long)e->size); }
-static void put_from(const struct envelope *e, struct buf *b) { tok_put(b, e->mail_from ? e->mail_from : ""); }
-static void put_account(const struct envelope *e, struct buf *b) { tok_put(b, e->account); }
-static void put_ip(const struct envelope *e, struct buf *b) { tok_put(b, e->client_ip); }
-static void put_helo(const struct envelope *e, struct buf *b) { tok_put(b, e->helo); }
-static void put_envid(const struct envelope *e, struct buf *b) { tok_put(b, e->envid); }
-static void put_body(const struct envelope *e, struct buf *b) { buf_puts(b, body_names[e->body == BODY_8BITMIME]); }
-static void put_utf8(const struct envelope *e, struct buf *b) { buf_puts(b, e->smtputf8 ? "1" : "0"); }
+static void put_created(const struct envelope *e, struct buf *b)
+{
+	buf_printf(b, "%lld", (long long)e->created);
+}
+static void put_size(const struct envelope *e, struct buf *b)
+{
+	buf_printf(b, "%llu", (unsigned long long)e->size);
+}
+static void put_from(const struct envelope *e, struct buf *b)
+{
+	tok_put(b, e->mail_from ? e->mail_from : "");
+}
+static void put_account(const struct envelope *e, struct buf *b)
+{
+	tok_put(b, e->account);
+}
+static void put_ip(const struct envelope *e, struct buf *b)
+{
+	tok_put(b, e->client_ip);
+}
+static void put_helo(const struct envelope *e, struct buf *b)
+{
+	tok_put(b, e->helo);
+}
+static void put_envid(const struct envelope *e, struct buf *b)
+{
+	tok_put(b, e->envid);
+}
+static void put_body(const struct envelope *e, struct buf *b)
+{
+	buf_puts(b, body_names[e->body == BODY_8BITMIME]);
+}
+static void put_utf8(const struct envelope *e, struct buf *b)
+{
+	buf_puts(b, e->smtputf8 ? "1" : "0");
+}
 
 static void put_ret(const struct envelope *e, struct buf *b)
 {
@@ -367,16 +419,16 @@ static const struct env_field {
 	field_get get;
 	field_put put;
 } env_fields[] = {
-	{"created", get_created, put_created},
-	{"size", get_size, put_size},
-	{"from", get_from, put_from},
-	{"account", get_account, put_account},
-	{"client_ip", get_ip, put_ip},
-	{"helo", get_helo, put_helo},
-	{"body", get_body, put_body},
-	{"smtputf8", get_utf8, put_utf8},
-	{"ret", get_ret, put_ret},
-	{"envid", get_envid, put_envid},
+    {"created", get_created, put_created},
+    {"size", get_size, put_size},
+    {"from", get_from, put_from},
+    {"account", get_account, put_account},
+    {"client_ip", get_ip, put_ip},
+    {"helo", get_helo, put_helo},
+    {"body", get_body, put_body},
+    {"smtputf8", get_utf8, put_utf8},
+    {"ret", get_ret, put_ret},
+    {"envid", get_envid, put_envid},
 };
 
 #define ENV_HEAD "PHENV 1"
@@ -418,7 +470,8 @@ static int env_check_lengths(const struct envelope *e, char **reason)
 	size_t i;
 
 	if (e->n_rcpts > SPOOL_RCPT_MAX)
-		return *reason = xasprintf("%zu recipients (limit %u)", e->n_rcpts, SPOOL_RCPT_MAX), -1;
+		return *reason = xasprintf("%zu recipients (limit %u)", e->n_rcpts, SPOOL_RCPT_MAX),
+		       -1;
 	if (too_long(e->mail_from) || too_long(e->account) || too_long(e->client_ip) ||
 	    too_long(e->helo) || too_long(e->envid))
 		return *reason = xstrdup("envelope field too long"), -1;
@@ -482,20 +535,27 @@ static int field_line(const char **pos, const char *end, const char *key, struct
 	return 0;
 }
 
-static int env_fields_get(const char **pos, const char *end, const char *id, struct envelope *e)
+/* A file copied or renamed under another ID must not pass for it: the
+ * record names its own ID. */
+static int env_fields_get(const char **pos, const char *end, const char *id, struct envelope *e,
+                          char **reason)
 {
 	struct span v;
 	size_t i;
 
 	if (!next_line(pos, end, &v) || !span_is(v, ENV_HEAD))
-		return -1;
+		return *reason = xstrdup("unknown envelope record version"), -1;
 	if (field_line(pos, end, "id", &v) < 0 || !span_is(v, id))
-		return -1;
+		return *reason = xstrdup("envelope ID does not match the file name"), -1;
 	memcpy(e->id, id, ID_LEN + 1);
 	for (i = 0; i < ARRAY_LEN(env_fields); i++)
 		if (field_line(pos, end, env_fields[i].key, &v) < 0 || env_fields[i].get(e, v) < 0)
-			return -1;
-	return e->mail_from && e->account ? 0 : -1;
+			return *reason =
+			           xasprintf("malformed envelope field %s", env_fields[i].key),
+			       -1;
+	if (!e->mail_from || !e->account)
+		return *reason = xstrdup("envelope without sender or account"), -1;
+	return 0;
 }
 
 /* The recipient count is bounded twice: by the header's count and by the
@@ -512,8 +572,10 @@ static int env_rcpts_get(const char **pos, const char *end, uint32_t n_hdr, stru
 		return -1;
 	e->rcpts = xcalloc(n ? n : 1, sizeof(*e->rcpts));
 	for (e->n_rcpts = 0; e->n_rcpts < n; e->n_rcpts++)
-		if (!next_line(pos, end, &line) || rcpt_get(line, &e->rcpts[e->n_rcpts]) < 0)
-			return e->n_rcpts++, -1; /* count it: envelope_free frees its parts */
+		if (!next_line(pos, end, &line) || rcpt_get(line, &e->rcpts[e->n_rcpts]) < 0) {
+			e->n_rcpts++; /* envelope_free() frees what it got */
+			return -1;
+		}
 	return 0;
 }
 
@@ -545,10 +607,13 @@ int spool_env_decode(const char *p, size_t n, const char *id, uint32_t n_rcpts,
 		return *reason = xstrdup("bad envelope checksum"), -1;
 	end = p + body_end;
 	e = xcalloc(1, sizeof(*e));
-	if (env_fields_get(&pos, end, id, e) < 0 || env_rcpts_get(&pos, end, n_rcpts, e) < 0 ||
-	    pos != end) {
+	*reason = NULL;
+	if (env_fields_get(&pos, end, id, e, reason) < 0 ||
+	    env_rcpts_get(&pos, end, n_rcpts, e) < 0 || pos != end) {
 		envelope_free(e);
-		return *reason = xstrdup("malformed envelope record"), -1;
+		if (!*reason)
+			*reason = xstrdup("malformed envelope record (recipients)");
+		return -1;
 	}
 	*out = e;
 	return 0;

@@ -20,20 +20,20 @@
 
 /* File layout, version 1. Bump SPOOL_VERSION on any change of layout or of
  * a record's syntax; a reader rejects (quarantines) versions it lacks. */
-#define SPOOL_MAGIC "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
-#define SPOOL_VERSION 1
-#define SPOOL_HDR_SIZE 128
+#define SPOOL_MAGIC      "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
+#define SPOOL_VERSION    1
+#define SPOOL_HDR_SIZE   128
 #define SPOOL_F_COMPLETE 1u
-#define SPOOL_CHECK_LEN 16 /* BLAKE2b-128: bytes of a checksum */
-#define SPOOL_CHECK_HEX (2 * SPOOL_CHECK_LEN)
+#define SPOOL_CHECK_LEN  16 /* BLAKE2b-128: bytes of a checksum */
+#define SPOOL_CHECK_HEX  (2 * SPOOL_CHECK_LEN)
 
 /* Bounds. A corrupt length must never make a reader allocate much more than
  * the file holds, and no line may make it buffer without limit. */
-#define SPOOL_FIELD_MAX 4096       /* decoded bytes of any string field */
-#define SPOOL_LINE_MAX 65536       /* bytes of any record line */
-#define SPOOL_RCPT_MAX 1000000u    /* recipients of one message */
-#define SPOOL_ENV_MAX (256u << 20) /* bytes of an envelope record */
-#define SPOOL_BUF_SIZE 65536       /* write buffer of a message being received */
+#define SPOOL_FIELD_MAX        4096         /* decoded bytes of any string field */
+#define SPOOL_LINE_MAX         65536        /* bytes of any record line */
+#define SPOOL_RCPT_MAX         1000000u     /* recipients of one message */
+#define SPOOL_ENV_MAX          (256u << 20) /* bytes of an envelope record */
+#define SPOOL_BUF_SIZE         65536        /* write buffer of a message being received */
 #define SPOOL_SYNC_THREADS_MAX 16
 
 /* The fixed header at offset 0 (little-endian on disk). */
@@ -81,13 +81,18 @@ int spool_write_all(int fd, const void *p, size_t n);
 int spool_fsync(struct spool *sp, int fd, int data_only);
 char *spool_errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void spool_msg_free(struct spool_msg *m);
-/* Writes the rest, the envelope and the final header; fdatasync. 0 / -1. */
-int spool_msg_finish(struct spool_msg *m);
+/* Commit step 1 in two halves (0 ok, -1 and m->err set): write the rest,
+ * the envelope and the final header, start writeback; then fdatasync. */
+int spool_msg_write_out(struct spool_msg *m);
+int spool_msg_sync(struct spool_msg *m);
 
 /* spool_commit.c */
 int spool_committer_start(struct spool *sp, char **err);
 void spool_committer_stop(struct spool *sp);
 void spool_committer_submit(struct spool *sp, struct spool_msg *m);
+/* Tests only: while paused the committer leaves submitted messages
+ * waiting, so that a test can build a batch of a known size. */
+void spool_commit_pause(struct spool *sp, int paused);
 /* Makes a batch durable and sets each m->ok. Any thread. */
 void spool_commit_batch(struct spool *sp, struct spool_msg **ms, size_t n);
 

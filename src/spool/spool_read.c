@@ -59,7 +59,8 @@ static enum load_res read_header(int fd, struct spool_hdr *h, uint64_t *fsize, c
 		return io_error("fstat", why);
 	*fsize = (uint64_t)st.st_size;
 	if (*fsize < SPOOL_HDR_SIZE)
-		return *why = spool_errf("short file (%llu bytes)", (unsigned long long)*fsize), LOAD_BAD;
+		return *why = spool_errf("short file (%llu bytes)", (unsigned long long)*fsize),
+		       LOAD_BAD;
 	if (pread_all(fd, raw, sizeof(raw), 0) < 0)
 		return io_error("read header", why);
 	if (spool_hdr_decode(raw, h, why) < 0)
@@ -95,8 +96,10 @@ static void line_done(struct line_reader *lr, struct envelope *e)
 {
 	if (lr->overlong)
 		lr->skipped++;
+	else if (lr->line.len > 0 && spool_rcpt_apply(lr->line.data, lr->line.len, e) == 0)
+		lr->applied++;
 	else if (lr->line.len > 0)
-		spool_rcpt_apply(lr->line.data, lr->line.len, e) == 0 ? lr->applied++ : lr->skipped++;
+		lr->skipped++;
 	buf_reset(&lr->line);
 	lr->overlong = 0;
 }
@@ -118,8 +121,7 @@ static void line_feed(struct line_reader *lr, struct envelope *e, const char *p,
 
 /* Applies records in file order. A line without its '\n' is a record torn
  * by a crash: ignored, like any line whose checksum fails. */
-static enum load_res read_states(int fd, uint64_t off, uint64_t end, struct envelope *e,
-                                 char **why)
+static enum load_res read_states(int fd, uint64_t off, uint64_t end, struct envelope *e, char **why)
 {
 	struct line_reader lr = {0};
 	char *chunk = xmalloc(SPOOL_BUF_SIZE);
@@ -191,6 +193,15 @@ static int no_message(const char *id, char **err)
 	return -1;
 }
 
+/* After a failed open of queue/ID. */
+static int open_failed(const char *id, char **err)
+{
+	if (errno == ENOENT)
+		return no_message(id, err);
+	*err = spool_errf("%s: %s", id, strerror(errno));
+	return -1;
+}
+
 int spool_load(struct spool *sp, const char *id, struct envelope **out, char **err)
 {
 	char *why = NULL;
@@ -220,7 +231,7 @@ int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset,
 		return -1;
 	*fd = openat(sp->queue_fd, id, O_RDONLY | O_CLOEXEC);
 	if (*fd < 0)
-		return errno == ENOENT ? no_message(id, err) : (*err = spool_errf("%s: %s", id, strerror(errno)), -1);
+		return open_failed(id, err);
 	if (read_header(*fd, &h, &fsize, &why) != LOAD_OK) {
 		*err = spool_errf("%s: %s", id, why);
 		free(why);
@@ -327,13 +338,14 @@ int spool_delete(struct spool *sp, const char *id, char **err)
 		return -1;
 	}
 	if (spool_fsync(sp, sp->queue_fd, 0) < 0)
-		log_warn("queue=%s event=spool_delete_fsync_error error=%s", id, log_q(strerror(errno)));
+		log_warn("queue=%s event=spool_delete_fsync_error error=%s", id,
+		         log_q(strerror(errno)));
 	log_info("queue=%s event=deleted", id);
 	return 0;
 }
 
-static int append_state(struct spool *sp, int fd, const char *id, size_t idx,
-                        const struct rcpt *r, char **err)
+static int append_state(struct spool *sp, int fd, const char *id, size_t idx, const struct rcpt *r,
+                        char **err)
 {
 	struct spool_hdr h;
 	struct buf rec;
@@ -361,8 +373,8 @@ static int append_state(struct spool *sp, int fd, const char *id, size_t idx,
 	return rc;
 }
 
-int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,
-                         const struct rcpt *r, char **err)
+int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, const struct rcpt *r,
+                         char **err)
 {
 	int fd, rc;
 
@@ -370,7 +382,7 @@ int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,
 		return -1;
 	fd = openat(sp->queue_fd, id, O_RDWR | O_APPEND | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT ? no_message(id, err) : (*err = spool_errf("%s: %s", id, strerror(errno)), -1);
+		return open_failed(id, err);
 	rc = append_state(sp, fd, id, rcpt_index, r, err);
 	close(fd);
 	return rc;
@@ -398,8 +410,8 @@ static int recover_tmp(struct spool *sp, struct recovery *rv)
 	for (i = 0; i < n; i++) {
 		if (unlinkat(sp->tmp_fd, names[i], 0) < 0 &&
 		    unlinkat(sp->tmp_fd, names[i], AT_REMOVEDIR) < 0) {
-			log_warn("queue=%s event=recover_tmp_remove_error error=%s", log_q(names[i]),
-			         log_q(strerror(errno)));
+			log_warn("queue=%s event=recover_tmp_remove_error error=%s",
+			         log_q(names[i]), log_q(strerror(errno)));
 			continue;
 		}
 		log_info("queue=%s event=recover_tmp_removed reason=incomplete", log_q(names[i]));
@@ -421,8 +433,8 @@ static int quarantine(struct spool *sp, const char *name, const char *reason)
 		to = xasprintf("%s.%d", name, i);
 	}
 	if (rc < 0)
-		log_err("queue=%s event=quarantine_error reason=%s error=%s", log_q(name), log_q(reason),
-		        log_q(strerror(errno)));
+		log_err("queue=%s event=quarantine_error reason=%s error=%s", log_q(name),
+		        log_q(reason), log_q(strerror(errno)));
 	else
 		log_warn("queue=%s event=quarantined reason=%s file=quarantine/%s", log_q(name),
 		         log_q(reason), log_q(to));

@@ -1,7 +1,8 @@
 /*
  * store: the database (SQLite 3, DATA_DIR/posthorn.db) and everything kept
  * in it: the schema, its numbered migrations, and accounts with their
- * password hashes (argon2id) and sender domains.
+ * password hashes (argon2id) and sender domains. The delivery counters are
+ * in store_stats.c; what the two files share is in store_int.h.
  *
  * Promises:
  * - store_open() creates DATA_DIR (0700) and the database (0600) if
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "store/store_int.h"
 #include "util/util.h"
 
 #define STORE_DB_FILE "posthorn.db"
@@ -38,18 +40,6 @@
 #define STORE_NAME_MAX 64
 #define STORE_DOMAIN_MAX 253
 #define STORE_LABEL_MAX 63
-
-struct store {
-	sqlite3 *db;
-	char *path;
-	/*
-	 * FULLMUTEX makes each sqlite3_* call atomic, not a transaction: two
-	 * threads running BEGIN ... COMMIT on one connection would mix their
-	 * statements into one transaction. Every public call holds this lock
-	 * for its database work (and only for that: never while hashing).
-	 */
-	pthread_mutex_t lock;
-};
 
 /*
  * Migrations: migrations[i] brings the schema from version i to i + 1
@@ -75,16 +65,31 @@ static const char *const migrations[] = {
 	"CREATE INDEX account_domains_domain ON account_domains(domain);"
 	"INSERT INTO accounts (name, password_hash, created_at)"
 	"  VALUES ('" STORE_DEFAULT_ACCOUNT "', NULL, CAST(strftime('%s', 'now') AS INTEGER));",
+
+	/*
+	 * 1 -> 2: delivery counters (store_stats.c), one row per hour, account,
+	 * recipient domain and event. The account is kept by name, not by
+	 * accounts.id: `posthorn stats` must still show the history of an
+	 * account that was deleted. WITHOUT ROWID: the key is the whole row
+	 * but for the count, so a separate rowid b-tree would only cost space.
+	 * The key starts with the bucket, so "since" is a range scan.
+	 */
+	"CREATE TABLE counters ("
+	"  bucket INTEGER NOT NULL,"
+	"  account TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  event TEXT NOT NULL"
+	"    CHECK (event IN ('accepted', 'delivered', 'deferred', 'bounced', 'suppressed')),"
+	"  count INTEGER NOT NULL CHECK (count >= 0),"
+	"  PRIMARY KEY (bucket, account, domain, event)"
+	") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
 /* ---- errors and small helpers ------------------------------------------ */
 
-static int fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Sets *err (when err is not NULL) and returns -1. */
-static int fail(char **err, const char *fmt, ...)
+int store_fail(char **err, const char *fmt, ...)
 {
 	struct buf b;
 	va_list ap;
@@ -99,9 +104,9 @@ static int fail(char **err, const char *fmt, ...)
 	return -1;
 }
 
-static int fail_db(struct store *st, char **err, const char *what)
+int store_fail_db(struct store *st, char **err, const char *what)
 {
-	return fail(err, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
+	return store_fail(err, "%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
 }
 
 /* For calls whose contract has no *err: the daemon's log gets the cause. */
@@ -116,16 +121,16 @@ static int log_db_error(struct store *st, const char *op)
 static int exec_sql(struct store *st, const char *sql, char **err)
 {
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return fail_db(st, err, sql);
+		return store_fail_db(st, err, sql);
 	return 0;
 }
 
-static sqlite3_stmt *prepare(struct store *st, const char *sql, char **err)
+sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err)
 {
 	sqlite3_stmt *stmt = NULL;
 
 	if (sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-		fail_db(st, err, "prepare");
+		store_fail_db(st, err, "prepare");
 		return NULL;
 	}
 	return stmt;
@@ -137,18 +142,18 @@ static sqlite3_stmt *prepare(struct store *st, const char *sql, char **err)
  * with SQLITE_BUSY at the write without waiting when another process
  * committed in between (WAL snapshots cannot be upgraded).
  */
-static int tx_begin(struct store *st, char **err)
+int store_tx_begin(struct store *st, char **err)
 {
 	return exec_sql(st, "BEGIN IMMEDIATE", err);
 }
 
-static int tx_commit(struct store *st, char **err)
+int store_tx_commit(struct store *st, char **err)
 {
 	return exec_sql(st, "COMMIT", err);
 }
 
 /* Ends a failed transaction; the error being reported is the earlier one. */
-static int tx_rollback(struct store *st)
+int store_tx_rollback(struct store *st)
 {
 	if (sqlite3_get_autocommit(st->db) == 0)
 		sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
@@ -203,7 +208,7 @@ static int domains_check(const char *const *domains, size_t n, char **err)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!store_domain_valid(domains[i]))
-			return fail(err, "invalid domain '%s'", domains[i]);
+			return store_fail(err, "invalid domain '%s'", domains[i]);
 	return 0;
 }
 
@@ -216,9 +221,9 @@ static int make_data_dir(const char *dir, char **err)
 	if (mkdir(dir, 0700) == 0)
 		return 0;
 	if (errno != EEXIST)
-		return fail(err, "cannot create %s: %s", dir, strerror(errno));
+		return store_fail(err, "cannot create %s: %s", dir, strerror(errno));
 	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-		return fail(err, "%s exists and is not a directory", dir);
+		return store_fail(err, "%s exists and is not a directory", dir);
 	return 0;
 }
 
@@ -232,14 +237,14 @@ static int make_db_file(const char *path, char **err)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
 	if (fd < 0)
-		return fail(err, "cannot open %s: %s", path, strerror(errno));
+		return store_fail(err, "cannot open %s: %s", path, strerror(errno));
 	close(fd);
 	return 0;
 }
 
 static int user_version(struct store *st, int *version, char **err)
 {
-	sqlite3_stmt *stmt = prepare(st, "PRAGMA user_version", err);
+	sqlite3_stmt *stmt = store_prepare(st, "PRAGMA user_version", err);
 	int rc;
 
 	if (stmt == NULL)
@@ -249,16 +254,16 @@ static int user_version(struct store *st, int *version, char **err)
 		*version = sqlite3_column_int(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_ROW)
-		return fail_db(st, err, "PRAGMA user_version");
+		return store_fail_db(st, err, "PRAGMA user_version");
 	return 0;
 }
 
 static int too_new(struct store *st, int version, char **err)
 {
-	return fail(err,
-	            "%s: schema version %d is newer than this posthorn knows (%d); "
-	            "run a newer posthorn",
-	            st->path, version, SCHEMA_VERSION);
+	return store_fail(err,
+	                  "%s: schema version %d is newer than this posthorn knows (%d); "
+	                  "run a newer posthorn",
+	                  st->path, version, SCHEMA_VERSION);
 }
 
 /*
@@ -271,22 +276,22 @@ static int migrate_step(struct store *st, int to, char **err)
 	char set[64];
 	int version;
 
-	if (tx_begin(st, err) < 0)
+	if (store_tx_begin(st, err) < 0)
 		return -1;
 	if (user_version(st, &version, err) < 0)
-		return tx_rollback(st);
+		return store_tx_rollback(st);
 	if (version > SCHEMA_VERSION) {
-		tx_rollback(st);
+		store_tx_rollback(st);
 		return too_new(st, version, err);
 	}
 	if (version < to) {
 		/* PRAGMA takes no bound parameters; `to` is our own integer. */
 		snprintf(set, sizeof set, "PRAGMA user_version = %d", to);
 		if (exec_sql(st, migrations[to - 1], err) < 0 || exec_sql(st, set, err) < 0)
-			return tx_rollback(st);
+			return store_tx_rollback(st);
 	}
-	if (tx_commit(st, err) < 0)
-		return tx_rollback(st);
+	if (store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
 	if (version < to)
 		log_info("session=NOQUEUE event=store_migrate db=%s version=%d", log_q(st->path), to);
 	return 0;
@@ -316,8 +321,10 @@ static int migrate(struct store *st, int version, char **err)
  * NORMAL would also keep the file consistent, but a power cut could undo
  * the last commits, and here those are account changes an operator was
  * told had succeeded: a `user passwd` that revoked a leaked password must
- * not come back undone. They are rare, so the fsync costs nothing; when
- * high-volume tables (events, counters) arrive they may batch or relax it.
+ * not come back undone. They are rare, so the fsync costs nothing. The
+ * counters would be fine with NORMAL, but the setting belongs to the
+ * shared connection and they commit at most once a second, in one batch
+ * (store_counts_add), so they pay one fsync a second and FULL stays.
  */
 static int configure(struct store *st, char **err)
 {
@@ -329,7 +336,7 @@ static int configure(struct store *st, char **err)
 /* One attempt: 1 now in WAL, 0 busy (try again), -1 error. */
 static int try_wal(struct store *st, char **err)
 {
-	sqlite3_stmt *stmt = prepare(st, "PRAGMA journal_mode = WAL", err);
+	sqlite3_stmt *stmt = store_prepare(st, "PRAGMA journal_mode = WAL", err);
 	const char *mode;
 	int rc, wal = 0;
 
@@ -344,8 +351,8 @@ static int try_wal(struct store *st, char **err)
 	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
 		return 0;
 	if (!wal)
-		return fail(err, "%s: cannot switch to WAL mode: %s", st->path,
-		            sqlite3_errmsg(st->db));
+		return store_fail(err, "%s: cannot switch to WAL mode: %s", st->path,
+		                  sqlite3_errmsg(st->db));
 	return 1;
 }
 
@@ -366,7 +373,7 @@ static int use_wal(struct store *st, char **err)
 			return rc < 0 ? -1 : 0;
 		nanosleep(&pause, NULL);
 	}
-	return fail(err, "%s: cannot switch to WAL mode: database is locked", st->path);
+	return store_fail(err, "%s: cannot switch to WAL mode: database is locked", st->path);
 }
 
 /* A valid argon2id hash of a random password, made once per process. */
@@ -397,10 +404,10 @@ static void dummy_init(void)
 static int crypto_init(char **err)
 {
 	if (sodium_init() < 0)
-		return fail(err, "libsodium initialisation failed");
+		return store_fail(err, "libsodium initialisation failed");
 	pthread_once(&dummy_once, dummy_init);
 	if (!dummy_ok)
-		return fail(err, "cannot compute a password hash (out of memory?)");
+		return store_fail(err, "cannot compute a password hash (out of memory?)");
 	return 0;
 }
 
@@ -410,8 +417,8 @@ static int open_db(struct store *st, char **err)
 
 	if (sqlite3_open_v2(st->path, &st->db, flags, NULL) != SQLITE_OK) {
 		if (st->db == NULL)
-			return fail(err, "%s: cannot open: out of memory", st->path);
-		return fail_db(st, err, "cannot open");
+			return store_fail(err, "%s: cannot open: out of memory", st->path);
+		return store_fail_db(st, err, "cannot open");
 	}
 	return 0;
 }
@@ -450,7 +457,7 @@ void store_close(struct store *st)
 /* The account's id; 0 if there is none, -1 on error. */
 static sqlite3_int64 account_id(struct store *st, const char *name, char **err)
 {
-	sqlite3_stmt *stmt = prepare(st, "SELECT id FROM accounts WHERE name = ?1", err);
+	sqlite3_stmt *stmt = store_prepare(st, "SELECT id FROM accounts WHERE name = ?1", err);
 	sqlite3_int64 id = 0;
 	int rc;
 
@@ -462,7 +469,7 @@ static sqlite3_int64 account_id(struct store *st, const char *name, char **err)
 		id = sqlite3_column_int64(stmt, 0);
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return fail_db(st, err, "account lookup");
+		return store_fail_db(st, err, "account lookup");
 	return id;
 }
 
@@ -472,7 +479,7 @@ static sqlite3_int64 account_id_existing(struct store *st, const char *name, cha
 	sqlite3_int64 id = account_id(st, name, err);
 
 	if (id == 0)
-		return fail(err, "no such account '%s'", name);
+		return store_fail(err, "no such account '%s'", name);
 	return id;
 }
 
@@ -482,7 +489,7 @@ static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what, cha
 	int rc = sqlite3_step(stmt);
 
 	if (rc != SQLITE_DONE)
-		fail_db(st, err, what);
+		store_fail_db(st, err, what);
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
@@ -495,7 +502,7 @@ static int insert_domains(struct store *st, sqlite3_int64 id, const char *const 
 		"INSERT OR IGNORE INTO account_domains (account_id, domain) VALUES (?1, ?2)";
 
 	for (size_t i = 0; i < n; i++) {
-		sqlite3_stmt *stmt = prepare(st, sql, err);
+		sqlite3_stmt *stmt = store_prepare(st, sql, err);
 		char *lower = xstrdup(domains[i]);
 		int rc;
 
@@ -517,10 +524,10 @@ static int insert_domains(struct store *st, sqlite3_int64 id, const char *const 
 static sqlite3_int64 insert_account(struct store *st, const char *name, const char *hash,
                                     char **err)
 {
-	sqlite3_stmt *stmt = prepare(st,
-	                             "INSERT INTO accounts (name, password_hash, created_at)"
-	                             " VALUES (?1, ?2, ?3)",
-	                             err);
+	sqlite3_stmt *stmt = store_prepare(st,
+	                                   "INSERT INTO accounts (name, password_hash, created_at)"
+	                                   " VALUES (?1, ?2, ?3)",
+	                                   err);
 	int rc;
 
 	if (stmt == NULL)
@@ -532,9 +539,9 @@ static sqlite3_int64 insert_account(struct store *st, const char *name, const ch
 	rc = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)
-		return fail(err, "account '%s' already exists", name);
+		return store_fail(err, "account '%s' already exists", name);
 	if (rc != SQLITE_DONE)
-		return fail_db(st, err, "add account");
+		return store_fail_db(st, err, "add account");
 	return sqlite3_last_insert_rowid(st->db);
 }
 
@@ -543,13 +550,13 @@ static int add_locked(struct store *st, const char *name, const char *hash,
 {
 	sqlite3_int64 id;
 
-	if (tx_begin(st, err) < 0)
+	if (store_tx_begin(st, err) < 0)
 		return -1;
 	id = insert_account(st, name, hash, err);
 	if (id < 0 || insert_domains(st, id, domains, n_domains, err) < 0)
-		return tx_rollback(st);
-	if (tx_commit(st, err) < 0)
-		return tx_rollback(st);
+		return store_tx_rollback(st);
+	if (store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
 	return 0;
 }
 
@@ -557,7 +564,7 @@ static int add_locked(struct store *st, const char *name, const char *hash,
 static int password_check(const char *password, char **err)
 {
 	if (password != NULL && password[0] == '\0')
-		return fail(err, "empty password");
+		return store_fail(err, "empty password");
 	return 0;
 }
 
@@ -569,13 +576,14 @@ int store_user_add(struct store *st, const char *name, const char *password,
 	int rc;
 
 	if (!store_account_name_valid(name))
-		return fail(err, "invalid account name (1-%d characters of A-Z a-z 0-9 . _ @ + -)",
-		            STORE_NAME_MAX);
+		return store_fail(err,
+		                  "invalid account name (1-%d characters of A-Z a-z 0-9 . _ @ + -)",
+		                  STORE_NAME_MAX);
 	if (password_check(password, err) < 0 || domains_check(domains, n_domains, err) < 0)
 		return -1;
 	/* Hash before taking the lock: argon2id takes tens of milliseconds. */
 	if (password != NULL && hash_password(hash, password) != 0)
-		return fail(err, "cannot hash the password (out of memory?)");
+		return store_fail(err, "cannot hash the password (out of memory?)");
 	pthread_mutex_lock(&st->lock);
 	rc = add_locked(st, name, password ? hash : NULL, domains, n_domains, err);
 	pthread_mutex_unlock(&st->lock);
@@ -587,23 +595,23 @@ static int del_locked(struct store *st, const char *name, char **err)
 	sqlite3_int64 id;
 	sqlite3_stmt *stmt;
 
-	if (tx_begin(st, err) < 0)
+	if (store_tx_begin(st, err) < 0)
 		return -1;
 	if ((id = account_id_existing(st, name, err)) < 0)
-		return tx_rollback(st);
+		return store_tx_rollback(st);
 	/* Explicit rather than ON DELETE CASCADE: another tool may open the
 	 * file without PRAGMA foreign_keys. */
-	stmt = prepare(st, "DELETE FROM account_domains WHERE account_id = ?1", err);
+	stmt = store_prepare(st, "DELETE FROM account_domains WHERE account_id = ?1", err);
 	if (stmt == NULL)
-		return tx_rollback(st);
+		return store_tx_rollback(st);
 	sqlite3_bind_int64(stmt, 1, id);
 	if (step_done(st, stmt, "delete domains", err) < 0)
-		return tx_rollback(st);
-	if ((stmt = prepare(st, "DELETE FROM accounts WHERE id = ?1", err)) == NULL)
-		return tx_rollback(st);
+		return store_tx_rollback(st);
+	if ((stmt = store_prepare(st, "DELETE FROM accounts WHERE id = ?1", err)) == NULL)
+		return store_tx_rollback(st);
 	sqlite3_bind_int64(stmt, 1, id);
-	if (step_done(st, stmt, "delete account", err) < 0 || tx_commit(st, err) < 0)
-		return tx_rollback(st);
+	if (step_done(st, stmt, "delete account", err) < 0 || store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
 	return 0;
 }
 
@@ -612,7 +620,7 @@ int store_user_del(struct store *st, const char *name, char **err)
 	int rc;
 
 	if (strcmp(name, STORE_DEFAULT_ACCOUNT) == 0)
-		return fail(err, "the built-in account '%s' cannot be deleted", name);
+		return store_fail(err, "the built-in account '%s' cannot be deleted", name);
 	pthread_mutex_lock(&st->lock);
 	rc = del_locked(st, name, err);
 	pthread_mutex_unlock(&st->lock);
@@ -621,8 +629,8 @@ int store_user_del(struct store *st, const char *name, char **err)
 
 static int passwd_locked(struct store *st, const char *name, const char *hash, char **err)
 {
-	sqlite3_stmt *stmt = prepare(st, "UPDATE accounts SET password_hash = ?2 WHERE name = ?1",
-	                             err);
+	sqlite3_stmt *stmt = store_prepare(
+		st, "UPDATE accounts SET password_hash = ?2 WHERE name = ?1", err);
 
 	if (stmt == NULL)
 		return -1;
@@ -631,7 +639,7 @@ static int passwd_locked(struct store *st, const char *name, const char *hash, c
 	if (step_done(st, stmt, "set password", err) < 0)
 		return -1;
 	if (sqlite3_changes(st->db) == 0)
-		return fail(err, "no such account '%s'", name);
+		return store_fail(err, "no such account '%s'", name);
 	return 0;
 }
 
@@ -641,14 +649,15 @@ int store_user_passwd(struct store *st, const char *name, const char *password, 
 	int rc;
 
 	if (strcmp(name, STORE_DEFAULT_ACCOUNT) == 0)
-		return fail(err, "the built-in account '%s' has no password and cannot log in",
-		            name);
+		return store_fail(err,
+		                  "the built-in account '%s' has no password and cannot log in",
+		                  name);
 	if (password == NULL)
-		return fail(err, "no password given");
+		return store_fail(err, "no password given");
 	if (password_check(password, err) < 0)
 		return -1;
 	if (hash_password(hash, password) != 0)
-		return fail(err, "cannot hash the password (out of memory?)");
+		return store_fail(err, "cannot hash the password (out of memory?)");
 	/* One UPDATE is its own transaction: no BEGIN needed. */
 	pthread_mutex_lock(&st->lock);
 	rc = passwd_locked(st, name, hash, err);
@@ -661,11 +670,11 @@ static int add_domains_locked(struct store *st, const char *name, const char *co
 {
 	sqlite3_int64 id;
 
-	if (tx_begin(st, err) < 0)
+	if (store_tx_begin(st, err) < 0)
 		return -1;
 	if ((id = account_id_existing(st, name, err)) < 0 ||
-	    insert_domains(st, id, domains, n_domains, err) < 0 || tx_commit(st, err) < 0)
-		return tx_rollback(st);
+	    insert_domains(st, id, domains, n_domains, err) < 0 || store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
 	return 0;
 }
 
@@ -685,10 +694,10 @@ int store_user_add_domains(struct store *st, const char *name, const char *const
 static int delete_domain(struct store *st, const char *name, sqlite3_int64 id,
                          const char *domain, char **err)
 {
-	sqlite3_stmt *stmt = prepare(st,
-	                             "DELETE FROM account_domains"
-	                             " WHERE account_id = ?1 AND domain = lower(?2)",
-	                             err);
+	sqlite3_stmt *stmt = store_prepare(st,
+	                                   "DELETE FROM account_domains"
+	                                   " WHERE account_id = ?1 AND domain = lower(?2)",
+	                                   err);
 
 	if (stmt == NULL)
 		return -1;
@@ -697,7 +706,7 @@ static int delete_domain(struct store *st, const char *name, sqlite3_int64 id,
 	if (step_done(st, stmt, "remove domain", err) < 0)
 		return -1;
 	if (sqlite3_changes(st->db) == 0)
-		return fail(err, "account '%s' does not own domain '%s'", name, domain);
+		return store_fail(err, "account '%s' does not own domain '%s'", name, domain);
 	return 0;
 }
 
@@ -706,15 +715,15 @@ static int del_domains_locked(struct store *st, const char *name, const char *co
 {
 	sqlite3_int64 id;
 
-	if (tx_begin(st, err) < 0)
+	if (store_tx_begin(st, err) < 0)
 		return -1;
 	if ((id = account_id_existing(st, name, err)) < 0)
-		return tx_rollback(st);
+		return store_tx_rollback(st);
 	for (size_t i = 0; i < n_domains; i++)
 		if (delete_domain(st, name, id, domains[i], err) < 0)
-			return tx_rollback(st);
-	if (tx_commit(st, err) < 0)
-		return tx_rollback(st);
+			return store_tx_rollback(st);
+	if (store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
 	return 0;
 }
 
@@ -772,11 +781,11 @@ static void rows_free(struct list_rows *rows)
 /* One SELECT is one snapshot: the listing is consistent. */
 static int list_locked(struct store *st, struct list_rows *rows, char **err)
 {
-	sqlite3_stmt *stmt = prepare(st,
-	                             "SELECT a.name, d.domain FROM accounts a"
-	                             " LEFT JOIN account_domains d ON d.account_id = a.id"
-	                             " ORDER BY a.name, d.domain",
-	                             err);
+	sqlite3_stmt *stmt = store_prepare(st,
+	                                   "SELECT a.name, d.domain FROM accounts a"
+	                                   " LEFT JOIN account_domains d ON d.account_id = a.id"
+	                                   " ORDER BY a.name, d.domain",
+	                                   err);
 	int rc;
 
 	if (stmt == NULL)
@@ -786,7 +795,7 @@ static int list_locked(struct store *st, struct list_rows *rows, char **err)
 		         (const char *)sqlite3_column_text(stmt, 1));
 	sqlite3_finalize(stmt);
 	if (rc != SQLITE_DONE)
-		return fail_db(st, err, "list accounts");
+		return store_fail_db(st, err, "list accounts");
 	return 0;
 }
 
@@ -827,7 +836,7 @@ int store_user_exists(struct store *st, const char *name)
 static int fetch_hash(struct store *st, const char *name, char out[crypto_pwhash_STRBYTES])
 {
 	sqlite3_stmt *stmt =
-		prepare(st, "SELECT password_hash FROM accounts WHERE name = ?1", NULL);
+		store_prepare(st, "SELECT password_hash FROM accounts WHERE name = ?1", NULL);
 	const char *hash;
 	int rc, found = 0;
 
@@ -874,11 +883,11 @@ static int owns_locked(struct store *st, const char *name, const char *domain)
 {
 	/* Stored domains are lower-case; SQLite's lower() folds ASCII only,
 	 * which is all a DNS name holds. */
-	sqlite3_stmt *stmt = prepare(st,
-	                             "SELECT 1 FROM accounts a"
-	                             " JOIN account_domains d ON d.account_id = a.id"
-	                             " WHERE a.name = ?1 AND d.domain = lower(?2)",
-	                             NULL);
+	sqlite3_stmt *stmt = store_prepare(st,
+	                                   "SELECT 1 FROM accounts a"
+	                                   " JOIN account_domains d ON d.account_id = a.id"
+	                                   " WHERE a.name = ?1 AND d.domain = lower(?2)",
+	                                   NULL);
 	int rc;
 
 	if (stmt == NULL)

@@ -1,8 +1,8 @@
 /*
  * store: the only owner of the database handle (SQLite, WAL, in
  * DATA_DIR/posthorn.db). Schema and numbered migrations, accounts and their
- * credentials and sender domains. Later: API keys, suppressions, events,
- * counters.
+ * credentials and sender domains, and the delivery counters behind
+ * `posthorn stats`. Later: API keys, suppressions, events.
  *
  * Every call blocks (disk, argon2id): the daemon calls them from a worker
  * thread, never from the event loop thread. One struct store may be used
@@ -13,6 +13,7 @@
 #define POSTHORN_STORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct store;
 
@@ -60,5 +61,116 @@ int store_user_exists(struct store *st, const char *name);
  * error and nothing is removed. Same return convention as above. */
 int store_user_del_domains(struct store *st, const char *name,
                            const char *const *domains, size_t n_domains, char **err);
+
+/* ---- delivery counters (store_stats.c) ------------------------------------
+ *
+ * One counter per (hour, account, recipient domain, event). The daemon
+ * tallies in memory on its loop thread (struct store_counter_batch, below)
+ * and a worker writes the tally once a second with store_counts_add().
+ */
+
+/* The events counted, in the order `posthorn stats` prints them. */
+enum counter_event {
+	COUNTER_ACCEPTED,
+	COUNTER_DELIVERED,
+	COUNTER_DEFERRED,
+	COUNTER_BOUNCED,
+	COUNTER_SUPPRESSED,
+	COUNTER_EVENTS /* how many there are */
+};
+
+/* "accepted", "delivered", ...; NULL when ev is out of range. */
+const char *counter_event_name(int ev);
+/* The enum counter_event of a name (exact, lower-case), or -1. */
+int counter_event_parse(const char *name);
+
+#define COUNTER_BUCKET_SECONDS 3600
+/* Start of the hour (unix seconds) that holds unix time t. */
+int64_t counter_bucket(int64_t t);
+
+/* Longest account and domain a counter accepts, in bytes. */
+#define COUNTER_ACCOUNT_MAX 64
+#define COUNTER_DOMAIN_MAX 255
+
+/* One increment. The strings are the caller's and only read during the call. */
+struct store_count {
+	int64_t bucket_hour; /* start of the hour, unix seconds; other times are floored */
+	const char *account;
+	const char *domain; /* recipient domain; stored lower-case */
+	const char *event;  /* a counter_event_name() */
+	uint64_t n;         /* 0 is skipped; at most INT64_MAX */
+};
+
+/*
+ * Adds every c[i].n to its counter (INSERT ... ON CONFLICT DO UPDATE), all
+ * in one transaction: on failure nothing was added, and the caller may try
+ * the same array again. An invalid entry fails the call before anything is
+ * written. 0 ok, -1 with a malloc'd *err.
+ */
+int store_counts_add(struct store *st, const struct store_count *c, size_t n, char **err);
+
+/*
+ * Calls cb for each (domain, event) with its count summed over the hours
+ * from the one holding `since` (unix seconds) onwards, sorted by domain
+ * then event name; account NULL sums all accounts. Rows with no count are
+ * not reported. The strings are valid during the call only. cb runs after
+ * the store's lock is released, so it may call the store. 0 ok, -1 with a
+ * malloc'd *err (cb was not called).
+ */
+int store_counts_query(struct store *st, int64_t since, const char *account,
+                       void (*cb)(void *arg, const char *domain, const char *event, uint64_t n),
+                       void *arg, char **err);
+
+/* ---- the in-memory tally (store_counter_batch.c) ---------------------------
+ *
+ * PURE (libc + util): the event loop thread, which must not touch SQLite,
+ * counts here; identical keys merge. A batch belongs to one thread; a set
+ * taken from it belongs to whoever holds it (typically a worker, for
+ * store_counts_add), until counter_set_free() or counter_batch_put_back().
+ *
+ * Bounded: from COUNTER_BATCH_FLUSH distinct keys on, counter_batch_add()
+ * returns 1, asking the caller to take and write now rather than at the
+ * next tick. If the writer is stuck (the database locked) and the batch
+ * reaches COUNTER_BATCH_MAX keys, increments of new keys are dropped and
+ * counted (set->dropped), so that memory stays bounded; increments of keys
+ * already held still merge.
+ */
+#define COUNTER_BATCH_FLUSH 10000
+#define COUNTER_BATCH_MAX 100000
+
+struct store_counter_batch;
+
+struct store_counter_set {
+	struct store_count *v; /* strings owned by the set */
+	size_t n;
+	uint64_t dropped; /* increments lost to COUNTER_BATCH_MAX since the last take */
+	char **keys;      /* private: the memory v[].account and v[].domain point into */
+};
+
+struct store_counter_batch *counter_batch_new(void);
+void counter_batch_free(struct store_counter_batch *b);
+
+/*
+ * Adds n to (the hour holding `now`, account, lower-cased domain, event).
+ * 0 added; 1 added (or dropped, at COUNTER_BATCH_MAX) and the batch is
+ * full: take it now; -1 invalid (empty or too long account or domain,
+ * unknown event, n above INT64_MAX): nothing added. n = 0 adds nothing.
+ */
+int counter_batch_add(struct store_counter_batch *b, int64_t now, const char *account,
+                      const char *domain, const char *event, uint64_t n);
+
+/* Distinct keys held. */
+size_t counter_batch_len(const struct store_counter_batch *b);
+
+/* Hands over everything held and empties the batch; NULL when there is
+ * nothing (no keys and nothing dropped). */
+struct store_counter_set *counter_batch_take(struct store_counter_batch *b);
+
+/* Merges a set whose write failed back into the batch (to be written with
+ * the next one) and frees it. s->dropped is not carried back: whoever took
+ * the set reports it once. */
+void counter_batch_put_back(struct store_counter_batch *b, struct store_counter_set *s);
+
+void counter_set_free(struct store_counter_set *s);
 
 #endif

@@ -50,6 +50,21 @@ fail:
 	return NULL;
 }
 
+SSL_CTX *tls_client_ctx_new(char **err)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+	if (!ctx) {
+		*err = ssl_error("cannot create TLS client context", "");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	return ctx;
+}
+
 SSL *tls_server_ssl_new(SSL_CTX *ctx)
 {
 	SSL *ssl = SSL_new(ctx);

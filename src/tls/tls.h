@@ -12,6 +12,11 @@
 /* NULL with a malloc'd *err when the files cannot be used. */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char **err);
 
+/* Client context for outbound STARTTLS: TLS 1.2+, no certificate
+ * verification (opportunistic and "required" both mean encryption here;
+ * MTA-STS and DANE bring verification). NULL with *err on failure. */
+SSL_CTX *tls_client_ctx_new(char **err);
+
 /* A new SSL for one inbound connection, or NULL (logged). */
 SSL *tls_server_ssl_new(SSL_CTX *ctx);
 

@@ -80,37 +80,56 @@ class Server:
         self.out_path = os.path.join(self.dir, "server.stdout")
         self.proc = None
         self.listeners = {}
+        self._auto_ports = []  # listeners whose port we picked (re-picked on a clash)
         listeners = listeners or {"mx": {}}
         for name, opts in listeners.items():
             o = dict(DEFAULT_LISTENER)
             o.update(opts)
-            o.setdefault("address", f"127.0.0.1:{free_port()}")
+            if "address" not in o:
+                self._auto_ports.append(name)
+                o["address"] = f"127.0.0.1:{free_port()}"
             self.listeners[name] = o
-        srv = {"hostname": "relay.test", "data_dir": self.data_dir, "min_free_space": "1m"}
-        srv.update(server or {})
+        self._server = {"hostname": "relay.test", "data_dir": self.data_dir,
+                        "min_free_space": "1m"}
+        self._server.update(server or {})
         # Mail must stay queued: any delivery attempt goes to a closed port.
-        rel = {"trusted_networks": "127.0.0.0/8, ::1/128",
-               "smarthost": f"127.0.0.1:{free_port()}",
-               "dns_servers": f"127.0.0.1:{free_port()}"}
-        rel.update(relay or {})
+        self._relay = {"trusted_networks": "127.0.0.0/8, ::1/128",
+                       "smarthost": f"127.0.0.1:{free_port()}",
+                       "dns_servers": f"127.0.0.1:{free_port()}"}
+        self._relay.update(relay or {})
+        self._tls = cert if tls else None
+        self._extra = extra
+        self.http_address = f"127.0.0.1:{free_port()}"
+        self.write_conf()
+
+    def write_conf(self):
         lines = ["; written by tests/e2e/conftest.py", "[server]"]
-        lines += [f"{k} = {v}" for k, v in srv.items()]
+        lines += [f"{k} = {v}" for k, v in self._server.items()]
         for name, o in self.listeners.items():
             lines.append(f"[listener.{name}]")
             lines += [f"{k} = {v}" for k, v in o.items()]
-        if tls and cert:
-            lines += ["[tls]", f"cert = {cert[0]}", f"key = {cert[1]}"]
+        if self._tls:
+            lines += ["[tls]", f"cert = {self._tls[0]}", f"key = {self._tls[1]}"]
         lines.append("[relay]")
-        lines += [f"{k} = {v}" for k, v in rel.items() if v is not None]
-        lines += ["[http]", f"address = 127.0.0.1:{free_port()}"]
-        if extra:
-            lines.append(extra)
+        lines += [f"{k} = {v}" for k, v in self._relay.items() if v is not None]
+        lines += ["[http]", f"address = {self.http_address}"]
+        if self._extra:
+            lines.append(self._extra)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
+
+    def _repick_ports(self):
+        for name in self._auto_ports:
+            self.listeners[name]["address"] = f"127.0.0.1:{free_port()}"
+        self.http_address = f"127.0.0.1:{free_port()}"
+        self.write_conf()
 
     # ----- ports -----
     def port_of(self, name):
         return int(self.listeners[name]["address"].rsplit(":", 1)[1])
+
+    def host_of(self, name):
+        return self.listeners[name]["address"].rsplit(":", 1)[0].strip("[]")
 
     @property
     def port(self):
@@ -118,20 +137,29 @@ class Server:
 
     # ----- lifecycle -----
     def start(self, wait=True):
+        for attempt in range(3):
+            self._spawn()
+            if not wait:
+                return self
+            if self.wait_ready(retry_on_clash=(attempt < 2 and self._auto_ports)):
+                return self
+            # another process took one of our free ports meanwhile: new ports, again
+            self._repick_ports()
+        return self
+
+    def _spawn(self):
         assert self.proc is None or self.proc.poll() is not None
         self._err = open(self.log_path, "ab")
         self._out = open(self.out_path, "ab")
         self.proc = subprocess.Popen([self.bin, "serve", "-c", self.conf],
                                      stdin=subprocess.DEVNULL, stdout=self._out,
                                      stderr=self._err, env=sanitizer_env(), cwd=self.dir)
-        if wait:
-            self.wait_ready()
-        return self
 
     def _probe(self, name):
         o = self.listeners[name]
         try:
-            r = helpers.RawSMTP(self.port_of(name), tls=(o["tls"] == "implicit"), timeout=2)
+            r = helpers.RawSMTP(self.port_of(name), host=self.host_of(name),
+                                tls=(o["tls"] == "implicit"), timeout=2)
         except (OSError, ssl.SSLError, ConnectionError):
             return False
         try:
@@ -145,12 +173,15 @@ class Server:
             r.close()
         return ok
 
-    def wait_ready(self):
+    def wait_ready(self, retry_on_clash=False):
         deadline = time.monotonic() + START_TIMEOUT
         pending = list(self.listeners)
         while pending:
             rc = self.proc.poll()
             if rc is not None:
+                self._close_files()
+                if retry_on_clash and "in use" in self.log()[-2000:]:
+                    return False
                 pytest.fail(f"posthorn serve exited with {rc} during start-up:\n{self.log()}",
                             pytrace=False)
             if self._probe(pending[0]):
@@ -161,6 +192,7 @@ class Server:
                 pytest.fail(f"posthorn serve not answering 220 within {START_TIMEOUT}s:\n"
                             f"{self.log()}", pytrace=False)
             time.sleep(0.05)
+        return True
 
     def _close_files(self):
         for f in (getattr(self, "_err", None), getattr(self, "_out", None)):

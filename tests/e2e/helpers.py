@@ -51,7 +51,8 @@ class RawSMTP:
 
     def __init__(self, port, host="127.0.0.1", source=None, tls=False, timeout=TIMEOUT,
                  read_greeting=True):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         if source:
             self.sock.bind((source, 0))

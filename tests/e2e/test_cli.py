@@ -179,3 +179,18 @@ def test_queue_commands_on_stopped_server(server_factory):
     # and the server starts again on that data dir
     s.restart()
     assert qid not in s.queue()
+
+
+def test_check_config_embedded_default(tmp_path):
+    rc, out, err = run("check-config")
+    assert rc == 0, err
+
+
+def test_user_add_without_tty_or_stdin_flag_does_not_hang(server_factory):
+    s = server_factory(start=False)
+    p = subprocess.run([posthorn_bin(), "-c", s.conf, "user", "add", "zed"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20,
+                       env=sanitizer_env())
+    assert p.returncode != 0, (p.returncode, p.stderr)
+    rc, out, err = s.cli("user", "list")
+    assert "zed" not in [l.split("\t")[0] for l in out.splitlines()]

@@ -150,3 +150,91 @@ def test_sigterm_with_idle_sessions(server_factory):
         a.close()
         b.close()
     # teardown (stop) checks the log for sanitizer reports
+
+
+def test_ipv6_loopback_listener_trusted(server_factory):
+    from conftest import free_port
+    with __import__("socket").socket(__import__("socket").AF_INET6) as so:
+        so.bind(("::1", 0))
+        port = so.getsockname()[1]
+    s = server_factory(listeners={"v6": {"address": f"[::1]:{port}"}},
+                       relay={"trusted_networks": "::1/128"})
+    with RawSMTP(port, host="::1") as c:
+        assert c.greeting.code == 220
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@example.com>").code == 250
+        r = c.cmd("RCPT TO:<b@example.net>")
+        assert r.code == 250, r
+        assert c.cmd("DATA").code == 354
+        c.send(message("over-ipv6").encode() + b".\r\n")
+        r = c.reply()
+        assert r.code == 250, r
+    assert queued_id(r.lines[0]) in s.queue()
+
+
+def test_sigterm_lets_a_transaction_in_progress_finish(server_factory):
+    s = server_factory()
+    c = RawSMTP(s.port)
+    try:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@example.com>").code == 250
+        assert c.cmd("RCPT TO:<b@example.net>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: in-flight\r\n\r\nfirst half\r\n")
+        # wait until the server has read that much, then ask it to stop
+        helpers.wait_for(lambda: "event=connect" in s.log(), timeout=5)
+        s.proc.send_signal(signal.SIGTERM)
+        helpers.wait_for(lambda: "shutdown" in s.log(), timeout=5, what="shutdown logged")
+        c.send(b"second half\r\n.\r\n")
+        r = c.reply()
+        assert r.code == 250, r
+        qid = queued_id(r.lines[0])
+        # then the session is closed (421 now or on the next command)
+        try:
+            c.send(b"NOOP\r\n")
+            r = c.reply()
+            assert r.code == 421, r
+        except (ConnectionError, OSError):
+            pass
+        assert s.proc.wait(10) == 0, s.log()[-3000:]
+    finally:
+        c.close()
+    assert qid in s.queue()
+
+
+def test_sighup_keeps_serving(server_factory):
+    s = server_factory(listeners={"mx": {}, "sub": {"tls": "starttls"}})
+    s.proc.send_signal(signal.SIGHUP)
+    helpers.wait_for(lambda: "reload" in s.log(), timeout=5, what="reload logged")
+    assert s.proc.poll() is None
+    with RawSMTP(s.port_of("sub")) as c:
+        c.ehlo()
+        c.starttls()
+        assert c.ehlo().code == 250
+
+
+def test_tls_handshake_timeout(server_factory):
+    """A client that connects to an implicit-TLS port and never starts the
+    handshake is closed after `timeout`, like any idle client."""
+    s = server_factory(listeners={"smtps": {"tls": "implicit", "timeout": "2s"}})
+    import socket
+    with socket.create_connection(("127.0.0.1", s.port), 10) as so:
+        so.settimeout(8)
+        try:
+            data = so.recv(100)
+        except ConnectionResetError:
+            data = b""
+        except (socket.timeout, TimeoutError):
+            raise AssertionError("silent client on an implicit-TLS listener still connected "
+                                 "8s after a 2s timeout")
+        assert data == b"", data
+
+
+def test_sigterm_with_silent_tls_client(server_factory):
+    """Shutdown does not wait on a client stuck before the TLS handshake."""
+    s = server_factory(listeners={"smtps": {"tls": "implicit"}})
+    import socket
+    with socket.create_connection(("127.0.0.1", s.port), 10) as so:
+        helpers.wait_for(lambda: s.log().count("event=connect") >= 2, timeout=5,
+                         what="connection seen")
+        s.stop()  # asserts exit 0 within 10s

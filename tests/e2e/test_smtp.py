@@ -1,6 +1,7 @@
 """SPEC §3 on the shared server: greeting, EHLO, relay, queueing and headers,
 limits, pipelining, BDAT, SMTPUTF8, DSN parameters and SMTP smuggling."""
 import re
+import time
 
 import pytest
 
@@ -21,7 +22,8 @@ def mail_session(port, frm="sender@example.com", rcpts=("rcpt@example.net",)):
 
 def header_values(show, name):
     """Values of header NAME in `queue show` output (case-insensitive, unfolded)."""
-    return re.findall(rf"(?im)^{re.escape(name)}:[ \t]*(.*)$", show)
+    unfolded = re.sub(r"\r?\n[ \t]+", " ", show)
+    return re.findall(rf"(?im)^{re.escape(name)}:[ \t]*(.*)$", unfolded)
 
 
 # ---------- greeting and EHLO ----------
@@ -139,6 +141,60 @@ def test_message_id_header_name_case_insensitive(srv):
                                    ["r@example.net"], message("lc-mid", extra=extra))
     show = srv.queue_show(qid)
     assert len(header_values(show, "Message-ID")) == 1, show
+
+
+def test_message_id_in_body_does_not_count(srv):
+    data = ("From: <a@example.com>\r\nSubject: mid-in-body\r\n\r\n"
+            "Message-ID: <in-body@client.test>\r\nDate: not a header here\r\n")
+    qid = helpers.send_raw_message(srv.port_of("plain"), "a@example.com", ["b@example.net"], data)
+    show = srv.queue_show(qid)
+    mids = header_values(show, "Message-ID")
+    assert any(m.endswith("@relay.test>") for m in mids), show
+
+
+def test_folded_message_id_kept(srv):
+    extra = "Message-ID:\r\n <folded-id@client.test>\r\n"
+    qid = helpers.send_raw_message(srv.port_of("plain"), "sender@example.com",
+                                   ["r@example.net"], message("folded-mid", extra=extra))
+    show = srv.queue_show(qid)
+    assert header_values(show, "Message-ID") == ["<folded-id@client.test>"], show
+
+
+def test_terminator_split_across_writes(srv):
+    import socket as so
+    with mail_session(srv.port_of("plain")) as c:
+        c.sock.setsockopt(so.IPPROTO_TCP, so.TCP_NODELAY, 1)
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: split-end\r\n\r\nbody")
+        for b in (b"\r", b"\n", b".", b"\r", b"\n"):
+            time.sleep(0.05)
+            c.send(b)
+        r = c.reply()
+        assert r.code == 250, r
+        # commands byte by byte
+        for b in b"NOOP\r\n":
+            c.send(bytes([b]))
+            time.sleep(0.01)
+        assert c.reply().code == 250
+
+
+def test_commands_case_insensitive_and_quoted_local_part(srv):
+    with RawSMTP(srv.port_of("plain")) as c:
+        assert c.cmd("ehlo client.test").code == 250
+        assert c.cmd("mail from:<a@example.com>").code == 250
+        r = c.cmd('rcpt to:<"john doe"@example.net>')
+        assert r.code == 250, r
+        assert c.cmd("rset").code == 250
+        r = c.cmd("MAIL FROM:<a@example.com> SIZE=abc")
+        assert r.code == 501, r
+
+
+def test_ehlo_resets_transaction(srv):
+    with mail_session(srv.port_of("plain")) as c:
+        c.ehlo()
+        r = c.cmd("DATA")
+        assert r.code in (503, 554), r
+        assert c.cmd("RCPT TO:<b@example.net>").code == 503
 
 
 def test_null_sender_accepted(srv):
@@ -337,6 +393,31 @@ def test_bdat_without_mail_consumes_chunk(srv):
         # the chunk's bytes are data, not commands: the session is still open
         r = c.cmd("NOOP")
         assert r.code == 250, r
+
+
+def test_bdat_over_max_size(srv):
+    before = set(srv.queue())
+    with mail_session(srv.port_of("small")) as c:
+        chunk = (b"x" * 998 + b"\r\n") * 40  # 40000 octets
+        c.send(b"BDAT %d\r\n" % len(chunk) + chunk)
+        assert c.reply().code == 250
+        c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+        r = c.reply()
+        assert r.code == 552 and r.lines[0].startswith("5.3.4"), r
+        assert c.cmd("RSET").code == 250
+        assert c.cmd("NOOP").code == 250
+    assert set(srv.queue()) == before
+
+
+def test_queue_delete_on_running_server(srv):
+    qid = helpers.send_raw_message(srv.port_of("plain"), "a@example.com", ["b@example.net"],
+                                   message("to-delete"))
+    assert qid in srv.queue()
+    rc, out, err = srv.cli("queue", "delete", qid)
+    assert rc == 0, err
+    assert qid not in srv.queue()
+    rc, out, err = srv.cli("queue", "delete", qid)
+    assert rc == 1, (rc, out, err)
 
 
 def test_data_after_bdat_refused(srv):

@@ -229,10 +229,10 @@ static void test_cmd_every_verb(void **state)
 		const char *name;
 		enum smtp_verb verb;
 	} t[] = {
-		{"HELO", SMTP_VERB_HELO}, {"EHLO", SMTP_VERB_EHLO},         {"DATA", SMTP_VERB_DATA},
-		{"BDAT", SMTP_VERB_BDAT}, {"RSET", SMTP_VERB_RSET},         {"NOOP", SMTP_VERB_NOOP},
-		{"QUIT", SMTP_VERB_QUIT}, {"VRFY", SMTP_VERB_VRFY},         {"EXPN", SMTP_VERB_EXPN},
-		{"HELP", SMTP_VERB_HELP}, {"STARTTLS", SMTP_VERB_STARTTLS}, {"AUTH", SMTP_VERB_AUTH},
+	    {"HELO", SMTP_VERB_HELO}, {"EHLO", SMTP_VERB_EHLO},         {"DATA", SMTP_VERB_DATA},
+	    {"BDAT", SMTP_VERB_BDAT}, {"RSET", SMTP_VERB_RSET},         {"NOOP", SMTP_VERB_NOOP},
+	    {"QUIT", SMTP_VERB_QUIT}, {"VRFY", SMTP_VERB_VRFY},         {"EXPN", SMTP_VERB_EXPN},
+	    {"HELP", SMTP_VERB_HELP}, {"STARTTLS", SMTP_VERB_STARTTLS}, {"AUTH", SMTP_VERB_AUTH},
 	};
 	char buf[128], text[128], lower[64];
 	struct smtp_cmd c;
@@ -376,9 +376,9 @@ static void test_mail_basic(void **state)
 static void test_mail_path_syntax(void **state)
 {
 	static const char *const bad[] = {
-		"",           "a@b.example",     "<a@b.example", "a@b.example>", "<a@b.example>x",
-		"<<a@b.c>>", "<a@b.c>SIZE=1", "<@a:>",        "<@a,b:c@d.e>", "<@:c@d.e>",
-		"<@a>",       "<@a,@b>",         "<@-a:c@d.e>",  "<@a,:c@d.e>",  "<\"a@b.c>",
+	    "",          "a@b.example",   "<a@b.example", "a@b.example>", "<a@b.example>x",
+	    "<<a@b.c>>", "<a@b.c>SIZE=1", "<@a:>",        "<@a,b:c@d.e>", "<@:c@d.e>",
+	    "<@a>",      "<@a,@b>",       "<@-a:c@d.e>",  "<@a,:c@d.e>",  "<\"a@b.c>",
 	};
 	struct smtp_mail_args m;
 	size_t i;
@@ -450,9 +450,10 @@ static void test_mail_lengths(void **state)
 static void test_mail_size(void **state)
 {
 	static const char *const bad[] = {
-		"<a@b.c> SIZE=",    "<a@b.c> SIZE",     "<a@b.c> SIZE=abc", "<a@b.c> SIZE=-1",
-		"<a@b.c> SIZE=+1",  "<a@b.c> SIZE=1k",  "<a@b.c> SIZE=1=2",
-		"<a@b.c> SIZE=18446744073709551616",
+	    "<a@b.c> SIZE=",    "<a@b.c> SIZE",
+	    "<a@b.c> SIZE=abc", "<a@b.c> SIZE=-1",
+	    "<a@b.c> SIZE=+1",  "<a@b.c> SIZE=1k",
+	    "<a@b.c> SIZE=1=2", "<a@b.c> SIZE=18446744073709551616",
 	};
 	struct smtp_mail_args m;
 	size_t i;
@@ -470,9 +471,9 @@ static void test_mail_size(void **state)
 static void test_mail_body_ret_utf8(void **state)
 {
 	static const char *const bad[] = {
-		"<a@b.c> BODY=BINARYMIME", "<a@b.c> BODY=", "<a@b.c> BODY",  "<a@b.c> BODY=8BIT",
-		"<a@b.c> RET=ALL",         "<a@b.c> RET",   "<a@b.c> RET=",  "<a@b.c> SMTPUTF8=YES",
-		"<a@b.c> SMTPUTF8=",
+	    "<a@b.c> BODY=BINARYMIME", "<a@b.c> BODY=", "<a@b.c> BODY", "<a@b.c> BODY=8BIT",
+	    "<a@b.c> RET=ALL",         "<a@b.c> RET",   "<a@b.c> RET=", "<a@b.c> SMTPUTF8=YES",
+	    "<a@b.c> SMTPUTF8=",
 	};
 	struct smtp_mail_args m;
 	size_t i;
@@ -500,9 +501,10 @@ static void test_mail_body_ret_utf8(void **state)
 static void test_mail_envid_auth(void **state)
 {
 	static const char *const bad[] = {
-		"<a@b.c> ENVID=",      "<a@b.c> ENVID",     "<a@b.c> ENVID=a+2", "<a@b.c> ENVID=a+ZZ",
-		"<a@b.c> ENVID=+0D+0A", "<a@b.c> ENVID=+00", "<a@b.c> ENVID=+7F", "<a@b.c> ENVID=+C3+A9",
-		"<a@b.c> ENVID=\xc3\xa9", "<a@b.c> AUTH=a+",  "<a@b.c> AUTH",      "<a@b.c> AUTH=+0A",
+	    "<a@b.c> ENVID=",     "<a@b.c> ENVID",        "<a@b.c> ENVID=a+2",
+	    "<a@b.c> ENVID=a+ZZ", "<a@b.c> ENVID=+0D+0A", "<a@b.c> ENVID=+00",
+	    "<a@b.c> ENVID=+7F",  "<a@b.c> ENVID=+C3+A9", "<a@b.c> ENVID=\xc3\xa9",
+	    "<a@b.c> AUTH=a+",    "<a@b.c> AUTH",         "<a@b.c> AUTH=+0A",
 	};
 	struct smtp_mail_args m;
 	char arg[200];
@@ -553,10 +555,11 @@ static void test_mail_utf8(void **state)
 	assert_int_equal(mail("<a@b\xc3\xbc.example>", &m), SMTP_ARG_NEEDS_UTF8);
 	assert_int_equal(mail("<j\xc3\xb6rg@b.example> SMTPUTF8", &m), SMTP_ARG_OK);
 	assert_string_equal(m.addr, "j\xc3\xb6rg@b.example");
-	assert_int_equal(mail("<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a> "
-	                      "SMTPUTF8",
-	                      &m),
-	                 SMTP_ARG_OK);
+	assert_int_equal(
+	    mail("<\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe5\xb9\xbf\xe5\x91\x8a> "
+	         "SMTPUTF8",
+	         &m),
+	    SMTP_ARG_OK);
 	assert_int_equal(mail("<\"j\xc3\xb6 rg\"@b.example> SMTPUTF8", &m), SMTP_ARG_OK);
 	assert_int_equal(mail("<\xf0\x9f\x93\xa8@b.example> SMTPUTF8", &m), SMTP_ARG_OK);
 	/* invalid UTF-8 is a bad address with or without SMTPUTF8 */
@@ -595,9 +598,15 @@ static void test_rcpt_basic(void **state)
 static void test_rcpt_notify(void **state)
 {
 	static const char *const bad[] = {
-		"NOTIFY=",          "NOTIFY",          "NOTIFY=NEVER,SUCCESS", "NOTIFY=DELAY,NEVER",
-		"NOTIFY=SUCCESS,",  "NOTIFY=,SUCCESS", "NOTIFY=BOGUS",         "NOTIFY=SUCCESS;FAILURE",
-		"NOTIFY=SUCCESS,,DELAY",
+	    "NOTIFY=",
+	    "NOTIFY",
+	    "NOTIFY=NEVER,SUCCESS",
+	    "NOTIFY=DELAY,NEVER",
+	    "NOTIFY=SUCCESS,",
+	    "NOTIFY=,SUCCESS",
+	    "NOTIFY=BOGUS",
+	    "NOTIFY=SUCCESS;FAILURE",
+	    "NOTIFY=SUCCESS,,DELAY",
 	};
 	struct smtp_rcpt_args r;
 	char arg[128];
@@ -623,9 +632,16 @@ static void test_rcpt_notify(void **state)
 static void test_rcpt_orcpt(void **state)
 {
 	static const char *const bad[] = {
-		"ORCPT=",           "ORCPT",          "ORCPT=rfc822",          "ORCPT=rfc822;",
-		"ORCPT=x400;a",     "ORCPT=;a@b.c",   "ORCPT=rfc822;a+0Db",    "ORCPT=rfc822;a+4",
-		"ORCPT=rfc822;\xc3\xa9@b.c", "ORCPT=rfc822;+C3+A9@b.c",
+	    "ORCPT=",
+	    "ORCPT",
+	    "ORCPT=rfc822",
+	    "ORCPT=rfc822;",
+	    "ORCPT=x400;a",
+	    "ORCPT=;a@b.c",
+	    "ORCPT=rfc822;a+0Db",
+	    "ORCPT=rfc822;a+4",
+	    "ORCPT=rfc822;\xc3\xa9@b.c",
+	    "ORCPT=rfc822;+C3+A9@b.c",
 	};
 	struct smtp_rcpt_args r;
 	char arg[700];
@@ -645,7 +661,8 @@ static void test_rcpt_orcpt(void **state)
 	assert_string_equal(r.orcpt, "utf-8;\xc3\xa9@b.example");
 	assert_int_equal(rcpt("<x@y.z> ORCPT=utf-8;\xc3\xa9@b.example", 0, &r), SMTP_ARG_BAD_PARAM);
 	assert_int_equal(rcpt("<x@y.z> ORCPT=utf-8;\xc3@b.example", 1, &r), SMTP_ARG_BAD_PARAM);
-	assert_int_equal(rcpt("<x@y.z> ORCPT=rfc822;a@b ORCPT=rfc822;a@b", 0, &r), SMTP_ARG_BAD_PARAM);
+	assert_int_equal(rcpt("<x@y.z> ORCPT=rfc822;a@b ORCPT=rfc822;a@b", 0, &r),
+	                 SMTP_ARG_BAD_PARAM);
 	for (i = 0; i < ARRAY_LEN(bad); i++) {
 		snprintf(arg, sizeof(arg), "<x@y.z> %s", bad[i]);
 		if (rcpt(arg, 1, &r) != SMTP_ARG_BAD_PARAM)
@@ -664,89 +681,90 @@ static void test_rcpt_orcpt(void **state)
 static void test_address_valid(void **state)
 {
 	static const char *const good[] = {
-		"a@b",
-		"a.b@c.d",
-		"!#$%&'*+-/=?^_`{|}~@x.example",
-		"x@localhost",
-		"x@a-b.c-d.example",
-		"x@1.2.3.example",
-		"\"a b\"@x.example",
-		"\"a\\\"b\"@x.example",
-		"\"a\\\\b\"@x.example",
-		"\"\"@x.example",
-		"\"a@b\"@c.example",
-		"\"a.\"@c.example",
-		"\".a..b\"@c.example",
-		"a@[1.2.3.4]",
-		"a@[255.255.255.255]",
-		"a@[0.0.0.0]",
-		"a@[001.02.3.4]",
-		"a@[IPv6:::1]",
-		"a@[ipv6:::]",
-		"a@[IPv6:2001:db8::1]",
-		"a@[IPv6:1:2:3:4:5:6:7:8]",
-		"a@[IPv6:1:2:3::4:5:6]",
-		"a@[IPv6:1:2:3:4:5:6::]",
-		"a@[IPv6:::ffff:1.2.3.4]",
-		"a@[IPv6:1:2:3:4:5:6:1.2.3.4]",
-		"a@[IPv6:1:2:3:4::1.2.3.4]",
-		"a@[IPv6:ABCD:ef01::]",
+	    "a@b",
+	    "a.b@c.d",
+	    "!#$%&'*+-/=?^_`{|}~@x.example",
+	    "x@localhost",
+	    "x@a-b.c-d.example",
+	    "x@1.2.3.example",
+	    "\"a b\"@x.example",
+	    "\"a\\\"b\"@x.example",
+	    "\"a\\\\b\"@x.example",
+	    "\"\"@x.example",
+	    "\"a@b\"@c.example",
+	    "\"a.\"@c.example",
+	    "\".a..b\"@c.example",
+	    "a@[1.2.3.4]",
+	    "a@[255.255.255.255]",
+	    "a@[0.0.0.0]",
+	    "a@[001.02.3.4]",
+	    "a@[IPv6:::1]",
+	    "a@[ipv6:::]",
+	    "a@[IPv6:2001:db8::1]",
+	    "a@[IPv6:1:2:3:4:5:6:7:8]",
+	    "a@[IPv6:1:2:3::4:5:6]",
+	    "a@[IPv6:1:2:3:4:5:6::]",
+	    "a@[IPv6:::ffff:1.2.3.4]",
+	    "a@[IPv6:1:2:3:4:5:6:1.2.3.4]",
+	    "a@[IPv6:1:2:3:4::1.2.3.4]",
+	    "a@[IPv6:ABCD:ef01::]",
 	};
 	static const char *const bad[] = {
-		"",
-		"a",
-		"@b",
-		"a@",
-		"a@@b",
-		"a@b@c",
-		".a@b",
-		"a.@b",
-		"a..b@c",
-		"a b@c",
-		"a(b)@c",
-		"a,b@c",
-		"a@b..c",
-		"a@.b",
-		"a@b.",
-		"a@-b.c",
-		"a@b-.c",
-		"a@b_c.d",
-		"a@b c",
-		"\"a\"b@c",
-		"a\"b\"@c",
-		"\"a@c",
-		"\"a\"\"@c",
-		"\"a\\\"@c",
-		"\"a\x01\"@c",
-		"\"a\\\x01\"@c",
-		"\"a\x7f\"@c",
-		"a\x01@b",
-		"a@b\x7f",
-		"a@[1.2.3]",
-		"a@[1.2.3.256]",
-		"a@[1.2.3.4.5]",
-		"a@[1.2.3.4",
-		"a@1.2.3.4]",
-		"a@[1..2.3]",
-		"a@[1.2.3.0004]",
-		"a@[]",
-		"a@[IPv6:]",
-		"a@[IPv6:1:2:3:4:5:6:7]",
-		"a@[IPv6:1:2:3:4:5:6:7:8:9]",
-		"a@[IPv6:1::2::3]",
-		"a@[IPv6:12345::]",
-		"a@[IPv6:1:2:3:4:5:6:7::]",
-		"a@[IPv6:1:2:3:4:5::1.2.3.4]",
-		"a@[IPv6:g::1]",
-		"a@[IPv6:1.2.3.4::]",
-		"a@[IPv6::1]",
-		"a@[IPv6:1:::2]",
-		"a@[IPv6:1:2:3:4:5:6:7:1.2.3.4]",
-		"a@[IPv6:::1.2.3]",
-		"a@[IPv4:1.2.3.4]",
-		"a@[foo:bar]",
-		"a@[1.2.3.4]x",
-		"a@x[1.2.3.4]",
+	    "",
+	    "a",
+	    "@b",
+	    "a@",
+	    "a@@b",
+	    "a@b@c",
+	    ".a@b",
+	    "a.@b",
+	    "a..b@c",
+	    "a b@c",
+	    "a(b)@c",
+	    "a,b@c",
+	    "a@b..c",
+	    "a@.b",
+	    "a@b.",
+	    "a@-b.c",
+	    "a@b-.c",
+	    "a@b_c.d",
+	    "a@b c",
+	    "\"a\"b@c",
+	    "a\"b\"@c",
+	    "\"a@c",
+	    "\"a\"\"@c",
+	    "\"a\\\"@c",
+	    "\"a\x01\"@c",
+	    "\"a\\\x01\"@c",
+	    "\"a\x7f\"@c",
+	    "a\x01@b",
+	    "a@b\x7f",
+	    "a@[1.2.3]",
+	    "a@[1.2.3.256]",
+	    "a@[1.2.3.4.5]",
+	    "a@[1.2.3.4",
+	    "a@1.2.3.4]",
+	    "a@[1..2.3]",
+	    "a@[1.2.3.0004]",
+	    "a@[1.2.3.2000000000000]", /* fuzz: int overflow while reading a number */
+	    "a@[]",
+	    "a@[IPv6:]",
+	    "a@[IPv6:1:2:3:4:5:6:7]",
+	    "a@[IPv6:1:2:3:4:5:6:7:8:9]",
+	    "a@[IPv6:1::2::3]",
+	    "a@[IPv6:12345::]",
+	    "a@[IPv6:1:2:3:4:5:6:7::]",
+	    "a@[IPv6:1:2:3:4:5::1.2.3.4]",
+	    "a@[IPv6:g::1]",
+	    "a@[IPv6:1.2.3.4::]",
+	    "a@[IPv6::1]",
+	    "a@[IPv6:1:::2]",
+	    "a@[IPv6:1:2:3:4:5:6:7:1.2.3.4]",
+	    "a@[IPv6:::1.2.3]",
+	    "a@[IPv4:1.2.3.4]",
+	    "a@[foo:bar]",
+	    "a@[1.2.3.4]x",
+	    "a@x[1.2.3.4]",
 	};
 	size_t i;
 
@@ -803,23 +821,23 @@ static void test_address_lengths(void **state)
 static void test_address_utf8(void **state)
 {
 	static const char *const bad_utf8[] = {
-		"\xc0\xaf@b.example",         /* overlong '/' */
-		"\xc1\xbf@b.example",         /* overlong */
-		"\xe0\x80\xaf@b.example",     /* overlong 3-byte */
-		"\xe0\x9f\xbf@b.example",     /* overlong 3-byte */
-		"\xf0\x80\x80\xaf@b.example", /* overlong 4-byte */
-		"\xf0\x8f\xbf\xbf@b.example", /* overlong 4-byte */
-		"\xed\xa0\x80@b.example",     /* surrogate */
-		"\xed\xbf\xbf@b.example",     /* surrogate */
-		"\xf4\x90\x80\x80@b.example", /* > U+10FFFF */
-		"\xf5\x80\x80\x80@b.example", /* bad lead */
-		"\xff@b.example",
-		"\x80@b.example", /* lone continuation */
-		"\xc3@b.example", /* truncated */
-		"\xe2\x82@b.example",
-		"a@\xc3",
-		"a@b.\xe2\x82",
-		"\"\xc3\"@b.example",
+	    "\xc0\xaf@b.example",         /* overlong '/' */
+	    "\xc1\xbf@b.example",         /* overlong */
+	    "\xe0\x80\xaf@b.example",     /* overlong 3-byte */
+	    "\xe0\x9f\xbf@b.example",     /* overlong 3-byte */
+	    "\xf0\x80\x80\xaf@b.example", /* overlong 4-byte */
+	    "\xf0\x8f\xbf\xbf@b.example", /* overlong 4-byte */
+	    "\xed\xa0\x80@b.example",     /* surrogate */
+	    "\xed\xbf\xbf@b.example",     /* surrogate */
+	    "\xf4\x90\x80\x80@b.example", /* > U+10FFFF */
+	    "\xf5\x80\x80\x80@b.example", /* bad lead */
+	    "\xff@b.example",
+	    "\x80@b.example", /* lone continuation */
+	    "\xc3@b.example", /* truncated */
+	    "\xe2\x82@b.example",
+	    "a@\xc3",
+	    "a@b.\xe2\x82",
+	    "\"\xc3\"@b.example",
 	};
 	size_t i;
 
@@ -827,8 +845,8 @@ static void test_address_utf8(void **state)
 	assert_false(smtp_address_valid("j\xc3\xb6rg@b.example", 0));
 	assert_true(smtp_address_valid("j\xc3\xb6rg@b.example", 1));
 	assert_true(smtp_address_valid("a@m\xc3\xbcnchen.example", 1));
-	assert_true(smtp_address_valid("\xed\x9f\xbf@b.example", 1)); /* U+D7FF */
-	assert_true(smtp_address_valid("\xee\x80\x80@b.example", 1)); /* U+E000 */
+	assert_true(smtp_address_valid("\xed\x9f\xbf@b.example", 1));     /* U+D7FF */
+	assert_true(smtp_address_valid("\xee\x80\x80@b.example", 1));     /* U+E000 */
 	assert_true(smtp_address_valid("\xf4\x8f\xbf\xbf@b.example", 1)); /* U+10FFFF */
 	assert_true(smtp_address_valid("\"\xc3\xb6 \xc3\xb6\"@b.example", 1));
 	for (i = 0; i < ARRAY_LEN(bad_utf8); i++)
@@ -853,9 +871,21 @@ static void test_address_domain(void **state)
 static void test_bdat(void **state)
 {
 	static const char *const bad[] = {
-		"",        "abc",     "-1",      "+5",     "12 LASTX", "12 FIRST", "12LAST", "12 LAST x",
-		"12 ",     "1 2",     "0x10",    "12\tLAST", "LAST",   "18446744073709551616",
-		"000000000000000000001",
+	    "",
+	    "abc",
+	    "-1",
+	    "+5",
+	    "12 LASTX",
+	    "12 FIRST",
+	    "12LAST",
+	    "12 LAST x",
+	    "12 ",
+	    "1 2",
+	    "0x10",
+	    "12\tLAST",
+	    "LAST",
+	    "18446744073709551616",
+	    "000000000000000000001",
 	};
 	uint64_t size;
 	int last;
@@ -906,18 +936,18 @@ static void test_sasl_plain(void **state)
 		const char *raw;
 		size_t n;
 	} bad[] = {
-		{"other\0user\0pass", 15}, /* authzid differs from user */
-		{"\0\0pass", 6},           /* empty user */
-		{"\0user\0", 6},           /* empty password */
-		{"\0user\0pa\0ss", 11},    /* NUL in password */
-		{"\0us\0er\0pass", 11},    /* a third NUL */
-		{"userpass", 8},           /* no separators */
-		{"\0userpass", 9},         /* one separator */
-		{"", 0},
-		{"\0", 1},
-		{"\0\0", 2},
-		{"\0us\rer\0pass", 11}, /* control byte in the user name */
-		{"\0user\0pass\0", 11},
+	    {"other\0user\0pass", 15}, /* authzid differs from user */
+	    {"\0\0pass", 6},           /* empty user */
+	    {"\0user\0", 6},           /* empty password */
+	    {"\0user\0pa\0ss", 11},    /* NUL in password */
+	    {"\0us\0er\0pass", 11},    /* a third NUL */
+	    {"userpass", 8},           /* no separators */
+	    {"\0userpass", 9},         /* one separator */
+	    {"", 0},
+	    {"\0", 1},
+	    {"\0\0", 2},
+	    {"\0us\rer\0pass", 11}, /* control byte in the user name */
+	    {"\0user\0pass\0", 11},
 	};
 	const char *user, *pass;
 	char out[128];
@@ -930,8 +960,8 @@ static void test_sasl_plain(void **state)
 	assert_int_equal(plain("user\0user\0p w", 13, &user, &pass, out, sizeof(out)), 0);
 	assert_string_equal(user, "user");
 	assert_string_equal(pass, "p w");
-	assert_int_equal(plain("\0j\xc3\xb6rg\0\xc3\xa9t\xc3\xa9", 12, &user, &pass, out, sizeof(out)),
-	                 0);
+	assert_int_equal(
+	    plain("\0j\xc3\xb6rg\0\xc3\xa9t\xc3\xa9", 12, &user, &pass, out, sizeof(out)), 0);
 	assert_string_equal(user, "j\xc3\xb6rg");
 	for (i = 0; i < ARRAY_LEN(bad); i++)
 		if (plain(bad[i].raw, bad[i].n, &user, &pass, out, sizeof(out)) != -1)
@@ -965,34 +995,34 @@ static void test_sasl_login(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scan_basic),
-		cmocka_unit_test(test_scan_limit),
-		cmocka_unit_test(test_scan_overlong_skip),
-		cmocka_unit_test(test_scan_overlong_every_split),
-		cmocka_unit_test(test_cmd_every_verb),
-		cmocka_unit_test(test_cmd_mail_rcpt),
-		cmocka_unit_test(test_cmd_odd_lines),
-		cmocka_unit_test(test_cmd_control_chars),
-		cmocka_unit_test(test_mail_basic),
-		cmocka_unit_test(test_mail_path_syntax),
-		cmocka_unit_test(test_mail_source_route),
-		cmocka_unit_test(test_mail_quoted_gt),
-		cmocka_unit_test(test_mail_lengths),
-		cmocka_unit_test(test_mail_size),
-		cmocka_unit_test(test_mail_body_ret_utf8),
-		cmocka_unit_test(test_mail_envid_auth),
-		cmocka_unit_test(test_mail_unknown_dup),
-		cmocka_unit_test(test_mail_utf8),
-		cmocka_unit_test(test_rcpt_basic),
-		cmocka_unit_test(test_rcpt_notify),
-		cmocka_unit_test(test_rcpt_orcpt),
-		cmocka_unit_test(test_address_valid),
-		cmocka_unit_test(test_address_lengths),
-		cmocka_unit_test(test_address_utf8),
-		cmocka_unit_test(test_address_domain),
-		cmocka_unit_test(test_bdat),
-		cmocka_unit_test(test_sasl_plain),
-		cmocka_unit_test(test_sasl_login),
+	    cmocka_unit_test(test_scan_basic),
+	    cmocka_unit_test(test_scan_limit),
+	    cmocka_unit_test(test_scan_overlong_skip),
+	    cmocka_unit_test(test_scan_overlong_every_split),
+	    cmocka_unit_test(test_cmd_every_verb),
+	    cmocka_unit_test(test_cmd_mail_rcpt),
+	    cmocka_unit_test(test_cmd_odd_lines),
+	    cmocka_unit_test(test_cmd_control_chars),
+	    cmocka_unit_test(test_mail_basic),
+	    cmocka_unit_test(test_mail_path_syntax),
+	    cmocka_unit_test(test_mail_source_route),
+	    cmocka_unit_test(test_mail_quoted_gt),
+	    cmocka_unit_test(test_mail_lengths),
+	    cmocka_unit_test(test_mail_size),
+	    cmocka_unit_test(test_mail_body_ret_utf8),
+	    cmocka_unit_test(test_mail_envid_auth),
+	    cmocka_unit_test(test_mail_unknown_dup),
+	    cmocka_unit_test(test_mail_utf8),
+	    cmocka_unit_test(test_rcpt_basic),
+	    cmocka_unit_test(test_rcpt_notify),
+	    cmocka_unit_test(test_rcpt_orcpt),
+	    cmocka_unit_test(test_address_valid),
+	    cmocka_unit_test(test_address_lengths),
+	    cmocka_unit_test(test_address_utf8),
+	    cmocka_unit_test(test_address_domain),
+	    cmocka_unit_test(test_bdat),
+	    cmocka_unit_test(test_sasl_plain),
+	    cmocka_unit_test(test_sasl_login),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

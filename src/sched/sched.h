@@ -1,0 +1,60 @@
+/*
+ * sched: what to deliver when. Keeps a small index of every open
+ * recipient (not the messages: they stay on disk), grouped per message and
+ * destination domain into items; items wait in their destination's ready
+ * queue or, deferred, in a heap ordered by due time with one timer for the
+ * earliest. Destinations apply their limits (connections, messages per
+ * connection, rate) and adaptive shaping (sched_policy) and hand items to
+ * outbound connections (smtpc). Results are written back to the spool
+ * (per-recipient state; the file goes when no recipient is left open),
+ * bounces become DSNs (dsn), and one log line goes out per recipient and
+ * attempt.
+ */
+#ifndef POSTHORN_SCHED_H
+#define POSTHORN_SCHED_H
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct conf;
+struct spool;
+struct dns;
+struct work_pool;
+struct sched;
+
+struct sched_deps {
+	struct event_base *base;
+	const struct conf *conf;
+	struct spool *spool;
+	struct dns *dns;
+	struct work_pool *work;
+	SSL_CTX *client_tls;
+	/* Delivery events, for counters (may be NULL): event is "delivered",
+	 * "deferred", "bounced" or "accepted". */
+	void (*count)(void *arg, const char *account, const char *domain, const char *event);
+	void *count_arg;
+};
+
+struct sched *sched_new(const struct sched_deps *deps);
+/* Indexes every message of the spool (at start, after recovery). Returns
+ * the number of open recipients. */
+long sched_load(struct sched *s);
+/* A message was just committed (smtpd, API, DSN): index it. */
+void sched_add_id(struct sched *s, const char *id);
+/* Make deferred recipients of message id (or of all messages, id NULL) due
+ * now. Returns the number of items moved. */
+long sched_retry(struct sched *s, const char *id);
+/* The message was deleted behind our back (CLI): drop it from the index. */
+void sched_forget(struct sched *s, const char *id);
+/* Starts no new transaction; done() runs once none is in progress. */
+void sched_drain(struct sched *s, void (*done)(void *arg), void *arg);
+void sched_free(struct sched *s);
+
+struct sched_stats {
+	uint64_t messages, items_ready, items_deferred, items_active, connections;
+};
+void sched_get_stats(const struct sched *s, struct sched_stats *out);
+
+#endif

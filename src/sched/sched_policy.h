@@ -1,0 +1,101 @@
+/*
+ * sched_policy: the scheduler's arithmetic. PURE (libc and util only): no
+ * clock is read here, the caller passes the time in, so every rule can be
+ * tested by walking time forward by hand.
+ *
+ * Two pieces:
+ *   - the retry schedule of a deferred recipient and its expiry after
+ *     queue_lifetime (times in unix seconds, as the spool records them);
+ *   - the adaptive shaping of one destination (SPEC 5, "additive increase,
+ *     multiplicative decrease"): how many connections it may have now, and
+ *     how long to hold off after it pushed back (times in milliseconds, as
+ *     the event loop's timers use them).
+ * smtpc_policy's verdicts say which event happened (enum smtpc_dest_signal:
+ * GOOD → sched_shape_success, DEFERRAL → sched_shape_deferral, BACKOFF →
+ * sched_shape_throttle).
+ */
+#ifndef POSTHORN_SCHED_POLICY_H
+#define POSTHORN_SCHED_POLICY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum sched_retry {
+	SCHED_RETRY_AT,     /* try again at *next */
+	SCHED_RETRY_EXPIRE, /* past queue_lifetime: bounce with the last reason */
+};
+
+/*
+ * When to try a recipient again after an attempt failed at now.
+ * steps[0..n_steps) are the waits in seconds after the 1st, 2nd, ...
+ * failed attempt; the last step repeats (conf's "retry", n_steps >= 1).
+ * attempts counts the attempts made, the failed one included (0 reads as
+ * 1). The recipient's deadline is created + lifetime (the message's
+ * creation time, saturating):
+ *   - now at or past the deadline: EXPIRE (*next untouched);
+ *   - else AT with *next = now + the step, but never past the deadline,
+ *     so the last attempt happens at the deadline itself rather than the
+ *     message bouncing up to a whole step early or sitting a step too long.
+ * A lifetime of 0 therefore bounces at the first failure.
+ */
+enum sched_retry sched_retry_next(const uint64_t *steps, size_t n_steps, uint32_t attempts,
+                                  int64_t created, uint64_t lifetime, int64_t now, int64_t *next);
+
+#define SCHED_WINDOW_START  5      /* connections a fresh destination gets (Postfix's default) */
+#define SCHED_BACKOFF_FIRST 1000   /* ms: the first pause after a push back */
+#define SCHED_BACKOFF_MAX   300000 /* ms: pauses double up to 5 minutes */
+#define SCHED_DEFERRAL_RUN  3      /* 4xx deferrals in a row that count as a push back */
+
+/*
+ * Shaping state of one destination. Read the fields; change them only
+ * through the functions below.
+ */
+struct sched_shape {
+	unsigned window;       /* connections allowed now, 1..max */
+	unsigned max;          /* the configured max_connections, >= 1 */
+	unsigned credit;       /* deliveries since the window last grew */
+	unsigned deferrals;    /* 4xx deferrals in a row */
+	uint64_t backoff_ms;   /* length of the last pause; 0 once healthy again */
+	int64_t hold_until_ms; /* no new connection before this time */
+};
+
+/* A fresh destination: window min(SCHED_WINDOW_START, max), no pause.
+ * max 0 reads as 1. */
+void sched_shape_init(struct sched_shape *s, unsigned max);
+
+/* The configuration changed (reload): clamp the window to the new max
+ * (0 reads as 1); a larger max is reached by growing as usual. */
+void sched_shape_set_max(struct sched_shape *s, unsigned max);
+
+/*
+ * A message was delivered. Additive increase as in TCP congestion
+ * avoidance: the window grows by one after a window's worth of deliveries,
+ * up to max, so growth is steady whatever the window. The deferral run
+ * and the pause length reset (the next pause starts at
+ * SCHED_BACKOFF_FIRST again); a pause already begun still runs out.
+ */
+void sched_shape_success(struct sched_shape *s);
+
+/*
+ * A 4xx deferral. One alone may be about a single mailbox; a run of
+ * SCHED_DEFERRAL_RUN in a row with no delivery between is the destination
+ * pushing back, and throttles (see below). Returns 1 when it throttled.
+ */
+int sched_shape_deferral(struct sched_shape *s, int64_t now_ms);
+
+/*
+ * The destination pushed back (421, greeting 4xx, connection trouble, a
+ * run of deferrals). Multiplicative decrease: halve the window (minimum
+ * 1) and hold new connections for a pause that doubles each time, from
+ * SCHED_BACKOFF_FIRST to SCHED_BACKOFF_MAX. The connections that were
+ * already open when it began report the same event, so a push back that
+ * arrives while a pause is running is one event, not another halving
+ * (TCP decreases once per window). Returns 1 when it took effect.
+ */
+int sched_shape_throttle(struct sched_shape *s, int64_t now_ms);
+
+/* 1 when one more connection may open now: fewer than window open and
+ * no pause running. */
+int sched_shape_may_connect(const struct sched_shape *s, unsigned active, int64_t now_ms);
+
+#endif

@@ -1,0 +1,41 @@
+/*
+ * store_int.h: what the files of src/store/ share with each other and with
+ * nobody else: the handle and the SQL helpers. Outside store/ the handle is
+ * opaque (store.h); only store/ touches the database.
+ *
+ * Every helper that takes a struct store expects the caller to hold
+ * st->lock. Errors: -1 (or NULL) with a malloc'd message in *err when err
+ * is not NULL.
+ */
+#ifndef POSTHORN_STORE_INT_H
+#define POSTHORN_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	/*
+	 * FULLMUTEX makes each sqlite3_* call atomic, not a transaction: two
+	 * threads running BEGIN ... COMMIT on one connection would mix their
+	 * statements into one transaction. Every public call holds this lock
+	 * for its database work (and only for that: never while hashing).
+	 */
+	pthread_mutex_t lock;
+};
+
+/* Sets *err (when err is not NULL) and returns -1. */
+int store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* As store_fail, with the database's path and SQLite's last message. */
+int store_fail_db(struct store *st, char **err, const char *what);
+sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err);
+
+/* BEGIN IMMEDIATE / COMMIT; rollback ends a failed transaction (if one is
+ * open) and always returns -1, so that `return store_tx_rollback(st);`
+ * reports the earlier error. */
+int store_tx_begin(struct store *st, char **err);
+int store_tx_commit(struct store *st, char **err);
+int store_tx_rollback(struct store *st);
+
+#endif
