@@ -44,7 +44,7 @@ static const char usage_text[] =
 	"  check-config               validate the configuration\n"
 	"  user add NAME [--password-stdin] [--domain D]...\n"
 	"  user list | user del NAME | user passwd NAME [--password-stdin]\n"
-	"  queue list | queue show ID | queue delete ID\n"
+	"  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
 	"  stats [--since DURATION] [--account NAME] [--json]\n"
 	"  version\n"
 	"\n"

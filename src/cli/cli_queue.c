@@ -16,7 +16,15 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "ctl/ctl.h"
 #include "spool/spool.h"
+
+struct retry_ctx {
+	struct spool *sp;
+	const char *id; /* NULL: all */
+	long count;
+	int failed;
+};
 
 static int usage(void)
 {
@@ -190,26 +198,89 @@ static int cmd_show(struct spool *sp, const char *id)
 	return show_headers(sp, id);
 }
 
-static int cmd_delete(struct spool *sp, const char *id)
+static int cmd_delete(struct spool *sp, const struct conf *c, const char *id)
 {
-	char *err = NULL;
+	char *err = NULL, reply[64], *line;
 
-	return spool_delete(sp, id, &err) < 0 ? fail(err) : 0;
+	if (spool_delete(sp, id, &err) < 0)
+		return fail(err);
+	/* A running server forgets it now rather than at its next attempt. */
+	line = xasprintf("forget %s", id);
+	ctl_request(c->data_dir, line, reply, sizeof(reply));
+	free(line);
+	return 0;
 }
 
-static int run(struct spool *sp, int argc, char **argv)
+/* Offline retry: deferred recipients become due now, in the spool itself. */
+static int retry_offline_one(void *arg, struct envelope *e)
+{
+	struct retry_ctx *r = arg;
+	size_t i;
+	char *err = NULL;
+
+	if (r->id && strcmp(r->id, e->id) != 0)
+		return 0;
+	for (i = 0; i < e->n_rcpts; i++) {
+		if (e->rcpts[i].state != RCPT_DEFERRED || e->rcpts[i].next_attempt == 0)
+			continue;
+		e->rcpts[i].next_attempt = 0;
+		if (spool_set_rcpt_state(r->sp, e->id, i, &e->rcpts[i], &err) < 0) {
+			fprintf(stderr, "posthorn: %s\n", err);
+			free(err);
+			err = NULL;
+			r->failed = 1;
+			continue;
+		}
+		r->count++;
+	}
+	return 0;
+}
+
+static int cmd_retry(struct spool *sp, const struct conf *c, const char *id)
+{
+	struct retry_ctx r = {sp, id, 0, 0};
+	char reply[64], *line, *err = NULL;
+	struct envelope *e;
+
+	if (id) {
+		if (spool_load(sp, id, &e, &err) < 0)
+			return fail(err);
+		envelope_free(e);
+	}
+	line = id ? xasprintf("retry %s", id) : xstrdup("retry all");
+	if (ctl_request(c->data_dir, line, reply, sizeof(reply)) == 0) {
+		free(line);
+		if (strncmp(reply, "ok ", 3) != 0) {
+			fprintf(stderr, "posthorn: server: %s\n", reply);
+			return 1;
+		}
+		printf("%s\n", reply + 3);
+		return 0;
+	}
+	free(line);
+	if (spool_foreach(sp, retry_offline_one, &r, &err) < 0)
+		return fail(err);
+	printf("%ld\n", r.count);
+	return r.failed ? 1 : 0;
+}
+
+static int run(struct spool *sp, const struct conf *c, int argc, char **argv)
 {
 	if (!strcmp(argv[1], "list"))
 		return argc == 2 ? cmd_list(sp) : usage();
 	if (argc != 3)
 		return usage();
+	if (!strcmp(argv[1], "retry") && !strcmp(argv[2], "--all"))
+		return cmd_retry(sp, c, NULL);
 	if (!id_valid(argv[2])) {
 		fprintf(stderr, "posthorn: invalid queue ID: %s\n", argv[2]);
 		return 2;
 	}
 	if (!strcmp(argv[1], "show"))
 		return cmd_show(sp, argv[2]);
-	return cmd_delete(sp, argv[2]);
+	if (!strcmp(argv[1], "retry"))
+		return cmd_retry(sp, c, argv[2]);
+	return cmd_delete(sp, c, argv[2]);
 }
 
 int cli_queue(int argc, char **argv, const struct conf *c)
@@ -219,7 +290,8 @@ int cli_queue(int argc, char **argv, const struct conf *c)
 	int rc;
 
 	if (argc < 2 ||
-	    (strcmp(argv[1], "list") && strcmp(argv[1], "show") && strcmp(argv[1], "delete")))
+	    (strcmp(argv[1], "list") && strcmp(argv[1], "show") && strcmp(argv[1], "delete") &&
+	     strcmp(argv[1], "retry")))
 		return usage();
 	sp = spool_open(c->data_dir, NULL, &err);
 	if (!sp) {
@@ -227,7 +299,7 @@ int cli_queue(int argc, char **argv, const struct conf *c)
 		free(err);
 		return 1;
 	}
-	rc = run(sp, argc, argv);
+	rc = run(sp, c, argc, argv);
 	fflush(stdout);
 	spool_close(sp);
 	return rc;

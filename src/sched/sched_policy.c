@@ -11,7 +11,8 @@
 /* created + lifetime without overflow. */
 static int64_t deadline_of(int64_t created, uint64_t lifetime)
 {
-	if (lifetime > (uint64_t)INT64_MAX || (created > 0 && (int64_t)lifetime > INT64_MAX - created))
+	if (lifetime > (uint64_t)INT64_MAX ||
+	    (created > 0 && (int64_t)lifetime > INT64_MAX - created))
 		return INT64_MAX;
 	return created + (int64_t)lifetime;
 }
@@ -78,8 +79,8 @@ int sched_shape_throttle(struct sched_shape *s, int64_t now_ms)
 	else
 		s->backoff_ms = SCHED_BACKOFF_MAX;
 	s->hold_until_ms = now_ms > INT64_MAX - (int64_t)s->backoff_ms
-	                           ? INT64_MAX
-	                           : now_ms + (int64_t)s->backoff_ms;
+	                       ? INT64_MAX
+	                       : now_ms + (int64_t)s->backoff_ms;
 	return 1;
 }
 

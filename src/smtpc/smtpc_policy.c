@@ -19,24 +19,24 @@ static const struct {
 	const char *command;
 	const char *doing;
 } stages[SMTPC_STAGE__COUNT] = {
-	[SMTPC_STAGE_DNS] = {"dns", NULL, "looking up the destination"},
-	[SMTPC_STAGE_CONNECT] = {"connect", NULL, "connecting"},
-	[SMTPC_STAGE_GREETING] = {"greeting", NULL, "receiving the initial server greeting"},
-	[SMTPC_STAGE_EHLO] = {"ehlo", "EHLO", "performing the EHLO handshake"},
-	[SMTPC_STAGE_HELO] = {"helo", "HELO", "performing the HELO handshake"},
-	[SMTPC_STAGE_STARTTLS] = {"starttls", "STARTTLS", "sending STARTTLS"},
-	[SMTPC_STAGE_TLS] = {"tls", NULL, "performing the TLS handshake"},
-	[SMTPC_STAGE_AUTH] = {"auth", "AUTH", "authenticating"},
-	[SMTPC_STAGE_MAIL] = {"mail", "MAIL FROM", "sending MAIL FROM"},
-	[SMTPC_STAGE_RCPT] = {"rcpt", "RCPT TO", "sending RCPT TO"},
-	[SMTPC_STAGE_DATA] = {"data", "DATA", "sending DATA command"},
-	[SMTPC_STAGE_BDAT] = {"bdat", "BDAT", "sending message content"},
-	/* the message may have been taken before the connection broke
-	 * (RFC 1047): say so, as Postfix does */
-	[SMTPC_STAGE_DOT] = {"dot", "end of DATA",
-	                     "sending end of data -- message may be sent more than once"},
-	[SMTPC_STAGE_RSET] = {"rset", "RSET", "sending RSET"},
-	[SMTPC_STAGE_QUEUE] = {"queue", NULL, "waiting in the queue"},
+    [SMTPC_STAGE_DNS] = {"dns", NULL, "looking up the destination"},
+    [SMTPC_STAGE_CONNECT] = {"connect", NULL, "connecting"},
+    [SMTPC_STAGE_GREETING] = {"greeting", NULL, "receiving the initial server greeting"},
+    [SMTPC_STAGE_EHLO] = {"ehlo", "EHLO", "performing the EHLO handshake"},
+    [SMTPC_STAGE_HELO] = {"helo", "HELO", "performing the HELO handshake"},
+    [SMTPC_STAGE_STARTTLS] = {"starttls", "STARTTLS", "sending STARTTLS"},
+    [SMTPC_STAGE_TLS] = {"tls", NULL, "performing the TLS handshake"},
+    [SMTPC_STAGE_AUTH] = {"auth", "AUTH", "authenticating"},
+    [SMTPC_STAGE_MAIL] = {"mail", "MAIL FROM", "sending MAIL FROM"},
+    [SMTPC_STAGE_RCPT] = {"rcpt", "RCPT TO", "sending RCPT TO"},
+    [SMTPC_STAGE_DATA] = {"data", "DATA", "sending DATA command"},
+    [SMTPC_STAGE_BDAT] = {"bdat", "BDAT", "sending message content"},
+    /* the message may have been taken before the connection broke
+     * (RFC 1047): say so, as Postfix does */
+    [SMTPC_STAGE_DOT] = {"dot", "end of DATA",
+                         "sending end of data -- message may be sent more than once"},
+    [SMTPC_STAGE_RSET] = {"rset", "RSET", "sending RSET"},
+    [SMTPC_STAGE_QUEUE] = {"queue", NULL, "waiting in the queue"},
 };
 
 const char *smtpc_stage_name(enum smtpc_stage s)
@@ -62,8 +62,8 @@ void smtpc_verdict_clear(struct smtpc_verdict *v)
 	memset(v, 0, sizeof(*v));
 }
 
-static void verdict_set(struct smtpc_verdict *v, enum smtpc_action action,
-                        enum smtpc_scope scope, enum smtpc_dest_signal dest, const char *status)
+static void verdict_set(struct smtpc_verdict *v, enum smtpc_action action, enum smtpc_scope scope,
+                        enum smtpc_dest_signal dest, const char *status)
 {
 	memset(v, 0, sizeof(*v));
 	v->action = action;
@@ -138,7 +138,7 @@ static void diag_format(struct buf *b, const char *fmt, const struct smtpc_peer 
 			fmt++;
 		} else if (fmt[0] == '%' && fmt[1] == 'W') {
 			buf_puts(b, (unsigned)stage < SMTPC_STAGE__COUNT ? stages[stage].doing
-			                                                   : "talking");
+			                                                 : "talking");
 			fmt++;
 		} else {
 			buf_append(b, fmt, 1);
@@ -169,44 +169,44 @@ static const struct reply_rule {
 	enum smtpc_dest_signal dest;
 	int plain_ok;
 } reply_rules[] = {
-	/* a refused greeting: RFC 5321 3.1 and 5.1 say try the next MX */
-	{SMTPC_STAGE_GREETING, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_GREETING, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0},
-	{SMTPC_STAGE_GREETING, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	/* a broken handshake is the host's problem, never the message's */
-	{SMTPC_STAGE_EHLO, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_EHLO, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_EHLO, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_HELO, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_HELO, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_HELO, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_STARTTLS, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_STARTTLS, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 1},
-	{SMTPC_STAGE_STARTTLS, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 1},
-	/* our smarthost credentials failing must not bounce the sender's mail */
-	{SMTPC_STAGE_AUTH, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_AUTH, 3, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_AUTH, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_AUTH, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_MAIL, 2, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_MAIL, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_MAIL, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_RCPT, 2, SMTPC_ACT_OK, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_RCPT, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_RCPT, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_RCPT, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_DATA, 3, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_DATA, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_DATA, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_BDAT, 2, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_BDAT, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_BDAT, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_DOT, 2, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_GOOD, 0},
-	{SMTPC_STAGE_DOT, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_DOT, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
-	/* RSET failing leaves the connection in an unknown state: drop it */
-	{SMTPC_STAGE_RSET, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
-	{SMTPC_STAGE_RSET, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
-	{SMTPC_STAGE_RSET, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    /* a refused greeting: RFC 5321 3.1 and 5.1 say try the next MX */
+    {SMTPC_STAGE_GREETING, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_GREETING, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0},
+    {SMTPC_STAGE_GREETING, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    /* a broken handshake is the host's problem, never the message's */
+    {SMTPC_STAGE_EHLO, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_EHLO, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_EHLO, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_HELO, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_HELO, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_HELO, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_STARTTLS, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_STARTTLS, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 1},
+    {SMTPC_STAGE_STARTTLS, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 1},
+    /* our smarthost credentials failing must not bounce the sender's mail */
+    {SMTPC_STAGE_AUTH, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_AUTH, 3, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_AUTH, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_AUTH, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_MAIL, 2, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_MAIL, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_MAIL, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_RCPT, 2, SMTPC_ACT_OK, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_RCPT, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_RCPT, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_RCPT, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_DATA, 3, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_DATA, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_DATA, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_BDAT, 2, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_BDAT, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_BDAT, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_DOT, 2, SMTPC_ACT_OK, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_GOOD, 0},
+    {SMTPC_STAGE_DOT, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_DOT, 5, SMTPC_ACT_BOUNCE, SMTPC_SCOPE_MESSAGE, SMTPC_DEST_NONE, 0},
+    /* RSET failing leaves the connection in an unknown state: drop it */
+    {SMTPC_STAGE_RSET, 2, SMTPC_ACT_OK, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
+    {SMTPC_STAGE_RSET, 4, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_DEFERRAL, 0},
+    {SMTPC_STAGE_RSET, 5, SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0},
 };
 
 static const struct reply_rule *reply_rule_find(enum smtpc_stage stage, int klass)
@@ -302,36 +302,32 @@ static const struct fail_rule {
 	const char *format;
 	const char *default_detail;
 } fail_rules[SMTPC_FAIL__COUNT] = {
-	/* connection trouble may be the destination shedding load: back off */
-	[SMTPC_FAIL_CONNECT] = {"connect", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION,
-	                        SMTPC_DEST_BACKOFF, 0, 0, "4.4.1", "connect to %P",
-	                        "connection failed"},
-	[SMTPC_FAIL_TIMEOUT] = {"timeout", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION,
-	                        SMTPC_DEST_BACKOFF, 0, 0, "4.4.2",
-	                        "conversation with %P timed out while %W", NULL},
-	[SMTPC_FAIL_LOST] = {"lost", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0,
-	                     0, "4.4.2", "lost connection with %P while %W", NULL},
-	/* a TLS problem says nothing about load; the host may do plaintext */
-	[SMTPC_FAIL_TLS] = {"tls", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0, 1,
-	                    "4.7.5", "TLS failure with %P while %W", NULL},
-	[SMTPC_FAIL_TLS_REQUIRED] = {"tls_required", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION,
-	                             SMTPC_DEST_NONE, 0, 0, "4.7.4",
-	                             "TLS required but not offered by %P", NULL},
-	[SMTPC_FAIL_PROTOCOL] = {"protocol", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION,
-	                         SMTPC_DEST_NONE, 0, 0, "4.5.0", "protocol error with %P while %W",
-	                         NULL},
-	[SMTPC_FAIL_DNS_TEMP] = {"dns_temp", SMTPC_ACT_DEFER, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 0,
-	                         0, "4.4.3", "temporary DNS failure looking up %P", NULL},
-	[SMTPC_FAIL_DNS_NXDOMAIN] = {"dns_nxdomain", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST,
-	                             SMTPC_DEST_NONE, 1, 0, "5.1.2",
-	                             "Host or domain name not found: %P", NULL},
-	[SMTPC_FAIL_DNS_NOHOST] = {"dns_nohost", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST,
-	                           SMTPC_DEST_NONE, 0, 0, "5.4.4",
-	                           "no mail host for %P has an address", NULL},
-	[SMTPC_FAIL_NULL_MX] = {"null_mx", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 1,
-	                        0, "5.1.10", "domain %P does not accept mail (null MX)", NULL},
-	[SMTPC_FAIL_EXPIRED] = {"expired", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0,
-	                        0, "5.4.7", "delivery time expired", NULL},
+    /* connection trouble may be the destination shedding load: back off */
+    [SMTPC_FAIL_CONNECT] = {"connect", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0,
+                            0, "4.4.1", "connect to %P", "connection failed"},
+    [SMTPC_FAIL_TIMEOUT] = {"timeout", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0,
+                            0, "4.4.2", "conversation with %P timed out while %W", NULL},
+    [SMTPC_FAIL_LOST] = {"lost", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0, 0,
+                         "4.4.2", "lost connection with %P while %W", NULL},
+    /* a TLS problem says nothing about load; the host may do plaintext */
+    [SMTPC_FAIL_TLS] = {"tls", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0, 1, "4.7.5",
+                        "TLS failure with %P while %W", NULL},
+    [SMTPC_FAIL_TLS_REQUIRED] = {"tls_required", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION,
+                                 SMTPC_DEST_NONE, 0, 0, "4.7.4",
+                                 "TLS required but not offered by %P", NULL},
+    [SMTPC_FAIL_PROTOCOL] = {"protocol", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0,
+                             0, "4.5.0", "protocol error with %P while %W", NULL},
+    [SMTPC_FAIL_DNS_TEMP] = {"dns_temp", SMTPC_ACT_DEFER, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 0, 0,
+                             "4.4.3", "temporary DNS failure looking up %P", NULL},
+    [SMTPC_FAIL_DNS_NXDOMAIN] = {"dns_nxdomain", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST,
+                                 SMTPC_DEST_NONE, 1, 0, "5.1.2",
+                                 "Host or domain name not found: %P", NULL},
+    [SMTPC_FAIL_DNS_NOHOST] = {"dns_nohost", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 0,
+                               0, "5.4.4", "no mail host for %P has an address", NULL},
+    [SMTPC_FAIL_NULL_MX] = {"null_mx", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 1, 0,
+                            "5.1.10", "domain %P does not accept mail (null MX)", NULL},
+    [SMTPC_FAIL_EXPIRED] = {"expired", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0, 0,
+                            "5.4.7", "delivery time expired", NULL},
 };
 
 const char *smtpc_failure_name(enum smtpc_failure f)
@@ -364,8 +360,8 @@ void smtpc_judge_failure(const struct smtpc_peer *peer, enum smtpc_stage stage,
 	v->diag = b.data;
 }
 
-int smtpc_judge_tls(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
-                    int tls_required, int tls_active, struct smtpc_verdict *v)
+int smtpc_judge_tls(const struct smtpc_peer *peer, const struct smtpc_caps *caps, int tls_required,
+                    int tls_active, struct smtpc_verdict *v)
 {
 	if (!tls_required || tls_active || caps->starttls)
 		return 0;
@@ -382,12 +378,12 @@ static const struct need_rule {
 	const char *status;
 	const char *format;
 } need_rules[] = {
-	{offsetof(struct smtpc_msg_needs, smtputf8), offsetof(struct smtpc_caps, smtputf8), "5.6.7",
-	 "SMTPUTF8 required but not offered by %P"},
-	{offsetof(struct smtpc_msg_needs, eightbit), offsetof(struct smtpc_caps, eightbitmime),
-	 "5.6.3", "8BITMIME required but not offered by %P"},
-	{offsetof(struct smtpc_msg_needs, requiretls), offsetof(struct smtpc_caps, requiretls),
-	 "5.7.30", "REQUIRETLS required but not offered by %P"},
+    {offsetof(struct smtpc_msg_needs, smtputf8), offsetof(struct smtpc_caps, smtputf8), "5.6.7",
+     "SMTPUTF8 required but not offered by %P"},
+    {offsetof(struct smtpc_msg_needs, eightbit), offsetof(struct smtpc_caps, eightbitmime), "5.6.3",
+     "8BITMIME required but not offered by %P"},
+    {offsetof(struct smtpc_msg_needs, requiretls), offsetof(struct smtpc_caps, requiretls),
+     "5.7.30", "REQUIRETLS required but not offered by %P"},
 };
 
 static int field(const void *base, size_t off)
@@ -402,8 +398,7 @@ static void need_fail(const char *status, struct smtpc_verdict *v, struct buf *b
 }
 
 int smtpc_judge_message(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
-                        const struct smtpc_msg_needs *m, int tls_active,
-                        struct smtpc_verdict *v)
+                        const struct smtpc_msg_needs *m, int tls_active, struct smtpc_verdict *v)
 {
 	struct buf b;
 	size_t i;

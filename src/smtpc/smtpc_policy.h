@@ -46,11 +46,11 @@ enum smtpc_stage {
 	SMTPC_STAGE_AUTH,     /* smarthost AUTH (334 continues, 235 done) */
 	SMTPC_STAGE_MAIL,
 	SMTPC_STAGE_RCPT,
-	SMTPC_STAGE_DATA,     /* the DATA command (354 expected) */
-	SMTPC_STAGE_BDAT,     /* a BDAT chunk that is not the last */
-	SMTPC_STAGE_DOT,      /* end of data: "." or the last BDAT */
+	SMTPC_STAGE_DATA, /* the DATA command (354 expected) */
+	SMTPC_STAGE_BDAT, /* a BDAT chunk that is not the last */
+	SMTPC_STAGE_DOT,  /* end of data: "." or the last BDAT */
 	SMTPC_STAGE_RSET,
-	SMTPC_STAGE_QUEUE,    /* in the queue, between attempts (expiry) */
+	SMTPC_STAGE_QUEUE, /* in the queue, between attempts (expiry) */
 	SMTPC_STAGE__COUNT
 };
 
@@ -85,13 +85,13 @@ struct smtpc_verdict {
 	enum smtpc_action action;
 	enum smtpc_scope scope;
 	enum smtpc_dest_signal dest;
-	int hard;         /* a bounce of the address itself (bad mailbox or
-	                     domain): the suppression list may take it */
-	int plain_ok;     /* a TLS-only failure: under opportunistic TLS,
-	                     reconnect to the same address without STARTTLS
-	                     instead; under required TLS the verdict stands */
+	int hard;                        /* a bounce of the address itself (bad mailbox or
+	                                    domain): the suppression list may take it */
+	int plain_ok;                    /* a TLS-only failure: under opportunistic TLS,
+	                                    reconnect to the same address without STARTTLS
+	                                    instead; under required TLS the verdict stands */
 	char status[SMTPC_ENHANCED_MAX]; /* RFC 3463 status for DSN and logs */
-	char *diag;       /* diagnostic text (owned; smtpc_verdict_clear) */
+	char *diag;                      /* diagnostic text (owned; smtpc_verdict_clear) */
 };
 
 /* Free v->diag and zero v. Safe on a zeroed verdict and twice. */
@@ -153,8 +153,8 @@ void smtpc_judge_failure(const struct smtpc_peer *peer, enum smtpc_stage stage,
  * TLS_REQUIRED verdict (SESSION, DEFER 4.7.4, "TLS required but not
  * offered by HOST") and return -1; otherwise return 0 and leave v alone.
  */
-int smtpc_judge_tls(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
-                    int tls_required, int tls_active, struct smtpc_verdict *v);
+int smtpc_judge_tls(const struct smtpc_peer *peer, const struct smtpc_caps *caps, int tls_required,
+                    int tls_active, struct smtpc_verdict *v);
 
 /* What a message needs from the server. */
 struct smtpc_msg_needs {
@@ -173,8 +173,7 @@ struct smtpc_msg_needs {
  * its other messages).
  */
 int smtpc_judge_message(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
-                        const struct smtpc_msg_needs *m, int tls_active,
-                        struct smtpc_verdict *v);
+                        const struct smtpc_msg_needs *m, int tls_active, struct smtpc_verdict *v);
 
 /*
  * The RFC 3463 status for a reply: its enhanced code when it has one,

@@ -281,14 +281,14 @@ static const struct {
 	const char *name;
 	size_t off;
 } cap_flags[] = {
-	{"PIPELINING", offsetof(struct smtpc_caps, pipelining)},
-	{"STARTTLS", offsetof(struct smtpc_caps, starttls)},
-	{"8BITMIME", offsetof(struct smtpc_caps, eightbitmime)},
-	{"SMTPUTF8", offsetof(struct smtpc_caps, smtputf8)},
-	{"DSN", offsetof(struct smtpc_caps, dsn)},
-	{"CHUNKING", offsetof(struct smtpc_caps, chunking)},
-	{"ENHANCEDSTATUSCODES", offsetof(struct smtpc_caps, enhancedstatuscodes)},
-	{"REQUIRETLS", offsetof(struct smtpc_caps, requiretls)},
+    {"PIPELINING", offsetof(struct smtpc_caps, pipelining)},
+    {"STARTTLS", offsetof(struct smtpc_caps, starttls)},
+    {"8BITMIME", offsetof(struct smtpc_caps, eightbitmime)},
+    {"SMTPUTF8", offsetof(struct smtpc_caps, smtputf8)},
+    {"DSN", offsetof(struct smtpc_caps, dsn)},
+    {"CHUNKING", offsetof(struct smtpc_caps, chunking)},
+    {"ENHANCEDSTATUSCODES", offsetof(struct smtpc_caps, enhancedstatuscodes)},
+    {"REQUIRETLS", offsetof(struct smtpc_caps, requiretls)},
 };
 
 /* One "KEYWORD[ =]params" line (the legacy AUTH=... form splits at '='). */

@@ -39,10 +39,10 @@
  * kept. text is owned by the reply: release it with smtpc_reply_clear().
  */
 struct smtpc_reply {
-	int code;                           /* 200..599 */
-	char enhanced[SMTPC_ENHANCED_MAX];  /* RFC 3463 "5.1.1", or "" if none */
+	int code;                          /* 200..599 */
+	char enhanced[SMTPC_ENHANCED_MAX]; /* RFC 3463 "5.1.1", or "" if none */
 	char *text;
-	size_t n_lines;                     /* 1..SMTPC_REPLY_LINES_MAX */
+	size_t n_lines; /* 1..SMTPC_REPLY_LINES_MAX */
 };
 
 /* Free r->text and zero r. Safe on a zeroed reply and twice. */
@@ -53,9 +53,9 @@ void smtpc_reply_clear(struct smtpc_reply *r);
  * its fields are private to smtpc_reply.c.
  */
 struct smtpc_rparser {
-	struct buf line;   /* the current line so far, without its EOL */
-	struct buf text;   /* the reply's text so far */
-	int code;          /* code of the reply being read; 0 before its first line */
+	struct buf line; /* the current line so far, without its EOL */
+	struct buf text; /* the reply's text so far */
+	int code;        /* code of the reply being read; 0 before its first line */
 	char enhanced[SMTPC_ENHANCED_MAX];
 	size_t n_lines;    /* complete lines of the reply being read */
 	size_t total;      /* octets of those lines, EOLs included */
@@ -109,7 +109,7 @@ struct smtpc_caps {
 	int chunking;
 	int enhancedstatuscodes;
 	int requiretls;
-	int auth;        /* AUTH offered, with whatever mechanisms */
+	int auth; /* AUTH offered, with whatever mechanisms */
 	int auth_plain;
 	int auth_login;
 };

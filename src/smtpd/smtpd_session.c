@@ -998,6 +998,7 @@ static void bdat_chunk_done(struct session *s)
 		return;
 	}
 	if (t->bdat_last) {
+		smtp_data_end(&t->dec); /* a CR at the very end is bare too */
 		data_finish(s);
 		return;
 	}

@@ -27,9 +27,9 @@ static int64_t retry_at(uint32_t attempts, int64_t created, uint64_t lifetime, i
 {
 	int64_t next = -1;
 
-	assert_int_equal(sched_retry_next(steps3, ARRAY_LEN(steps3), attempts, created, lifetime,
-	                                  now, &next),
-	                 SCHED_RETRY_AT);
+	assert_int_equal(
+	    sched_retry_next(steps3, ARRAY_LEN(steps3), attempts, created, lifetime, now, &next),
+	    SCHED_RETRY_AT);
 	return next;
 }
 
@@ -111,8 +111,8 @@ static void test_retry_default_walk(void **state)
 	(void)state;
 	for (;;) {
 		attempts++; /* an attempt at now fails */
-		if (sched_retry_next(dflt, ARRAY_LEN(dflt), attempts, created, 5 * DAY, now, &next) ==
-		    SCHED_RETRY_EXPIRE)
+		if (sched_retry_next(dflt, ARRAY_LEN(dflt), attempts, created, 5 * DAY, now,
+		                     &next) == SCHED_RETRY_EXPIRE)
 			break;
 		assert_true(next > now);
 		assert_true(next <= created + 5 * DAY);
@@ -346,20 +346,20 @@ static void test_shape_sawtooth(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_retry_steps),
-		cmocka_unit_test(test_retry_single_step),
-		cmocka_unit_test(test_retry_expiry_edges),
-		cmocka_unit_test(test_retry_overflow),
-		cmocka_unit_test(test_retry_default_walk),
-		cmocka_unit_test(test_shape_init),
-		cmocka_unit_test(test_shape_additive_increase),
-		cmocka_unit_test(test_shape_multiplicative_decrease),
-		cmocka_unit_test(test_shape_backoff_cap),
-		cmocka_unit_test(test_shape_one_decrease_per_event),
-		cmocka_unit_test(test_shape_success_resets),
-		cmocka_unit_test(test_shape_deferral_run),
-		cmocka_unit_test(test_shape_set_max),
-		cmocka_unit_test(test_shape_sawtooth),
+	    cmocka_unit_test(test_retry_steps),
+	    cmocka_unit_test(test_retry_single_step),
+	    cmocka_unit_test(test_retry_expiry_edges),
+	    cmocka_unit_test(test_retry_overflow),
+	    cmocka_unit_test(test_retry_default_walk),
+	    cmocka_unit_test(test_shape_init),
+	    cmocka_unit_test(test_shape_additive_increase),
+	    cmocka_unit_test(test_shape_multiplicative_decrease),
+	    cmocka_unit_test(test_shape_backoff_cap),
+	    cmocka_unit_test(test_shape_one_decrease_per_event),
+	    cmocka_unit_test(test_shape_success_resets),
+	    cmocka_unit_test(test_shape_deferral_run),
+	    cmocka_unit_test(test_shape_set_max),
+	    cmocka_unit_test(test_shape_sawtooth),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -51,93 +51,93 @@ static const struct reply_case {
 	const char *status;
 	int hard, plain_ok;
 } reply_cases[] = {
-	/* greeting: a refusal means "next host"; bounce only from the last */
-	{SMTPC_STAGE_GREETING, 220, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_GREETING, 421, "4.3.2", A_DEF, S_SES, D_BACK, "4.3.2", 0, 0},
-	{SMTPC_STAGE_GREETING, 450, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
-	{SMTPC_STAGE_GREETING, 554, "5.7.1", A_BNC, S_SES, D_NONE, "5.7.1", 0, 0},
-	{SMTPC_STAGE_GREETING, 554, "", A_BNC, S_SES, D_NONE, "5.0.0", 0, 0},
-	{SMTPC_STAGE_GREETING, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	/* EHLO/HELO failures: the host's problem, defer and move on */
-	{SMTPC_STAGE_EHLO, 250, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_EHLO, 451, "", A_DEF, S_SES, D_DEFR, "4.0.0", 0, 0},
-	{SMTPC_STAGE_EHLO, 502, "5.5.1", A_DEF, S_SES, D_NONE, "4.5.1", 0, 0},
-	{SMTPC_STAGE_EHLO, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
-	{SMTPC_STAGE_HELO, 250, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_HELO, 450, "", A_DEF, S_SES, D_DEFR, "4.0.0", 0, 0},
-	{SMTPC_STAGE_HELO, 550, "", A_DEF, S_SES, D_NONE, "4.0.0", 0, 0},
-	/* STARTTLS refused: opportunistic TLS may go on in plaintext */
-	{SMTPC_STAGE_STARTTLS, 220, "2.0.0", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_STARTTLS, 454, "4.7.0", A_DEF, S_SES, D_DEFR, "4.7.0", 0, 1},
-	{SMTPC_STAGE_STARTTLS, 554, "", A_DEF, S_SES, D_NONE, "4.0.0", 0, 1},
-	{SMTPC_STAGE_STARTTLS, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
-	/* smarthost AUTH: never bounce mail for our own credentials */
-	{SMTPC_STAGE_AUTH, 235, "2.7.0", A_OK, S_SES, D_NONE, "2.7.0", 0, 0},
-	{SMTPC_STAGE_AUTH, 334, "", A_OK, S_SES, D_NONE, "3.0.0", 0, 0},
-	{SMTPC_STAGE_AUTH, 454, "4.7.0", A_DEF, S_SES, D_DEFR, "4.7.0", 0, 0},
-	{SMTPC_STAGE_AUTH, 535, "5.7.8", A_DEF, S_SES, D_NONE, "4.7.8", 0, 0},
-	/* MAIL FROM: the whole message */
-	{SMTPC_STAGE_MAIL, 250, "2.1.0", A_OK, S_MSG, D_NONE, "2.1.0", 0, 0},
-	{SMTPC_STAGE_MAIL, 451, "4.3.0", A_DEF, S_MSG, D_DEFR, "4.3.0", 0, 0},
-	{SMTPC_STAGE_MAIL, 550, "5.7.1", A_BNC, S_MSG, D_NONE, "5.7.1", 0, 0},
-	{SMTPC_STAGE_MAIL, 552, "5.3.4", A_BNC, S_MSG, D_NONE, "5.3.4", 0, 0},
-	{SMTPC_STAGE_MAIL, 553, "", A_BNC, S_MSG, D_NONE, "5.0.0", 0, 0},
-	{SMTPC_STAGE_MAIL, 421, "4.7.0", A_DEF, S_SES, D_BACK, "4.7.0", 0, 0},
-	{SMTPC_STAGE_MAIL, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	/* RCPT TO: that recipient */
-	{SMTPC_STAGE_RCPT, 250, "2.1.5", A_OK, S_RCPT, D_NONE, "2.1.5", 0, 0},
-	{SMTPC_STAGE_RCPT, 251, "", A_OK, S_RCPT, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_RCPT, 450, "4.2.1", A_DEF, S_RCPT, D_DEFR, "4.2.1", 0, 0},
-	{SMTPC_STAGE_RCPT, 451, "", A_DEF, S_RCPT, D_DEFR, "4.0.0", 0, 0},
-	{SMTPC_STAGE_RCPT, 452, "4.5.3", A_DEF, S_RCPT, D_DEFR, "4.5.3", 0, 0},
-	{SMTPC_STAGE_RCPT, 550, "5.1.1", A_BNC, S_RCPT, D_NONE, "5.1.1", 1, 0},
-	{SMTPC_STAGE_RCPT, 550, "5.1.2", A_BNC, S_RCPT, D_NONE, "5.1.2", 1, 0},
-	{SMTPC_STAGE_RCPT, 553, "5.1.3", A_BNC, S_RCPT, D_NONE, "5.1.3", 1, 0},
-	{SMTPC_STAGE_RCPT, 551, "5.1.6", A_BNC, S_RCPT, D_NONE, "5.1.6", 1, 0},
-	{SMTPC_STAGE_RCPT, 556, "5.1.10", A_BNC, S_RCPT, D_NONE, "5.1.10", 1, 0},
-	{SMTPC_STAGE_RCPT, 550, "5.2.1", A_BNC, S_RCPT, D_NONE, "5.2.1", 1, 0},
-	/* policy, content, unknown reason: a bounce, not a bad address */
-	{SMTPC_STAGE_RCPT, 550, "5.7.1", A_BNC, S_RCPT, D_NONE, "5.7.1", 0, 0},
-	{SMTPC_STAGE_RCPT, 554, "5.7.26", A_BNC, S_RCPT, D_NONE, "5.7.26", 0, 0},
-	{SMTPC_STAGE_RCPT, 550, "5.1.11", A_BNC, S_RCPT, D_NONE, "5.1.11", 0, 0},
-	{SMTPC_STAGE_RCPT, 550, "", A_BNC, S_RCPT, D_NONE, "5.0.0", 0, 0},
-	{SMTPC_STAGE_RCPT, 553, "", A_BNC, S_RCPT, D_NONE, "5.0.0", 0, 0},
-	/* RFC 5321 4.5.3.1.10: 552 to RCPT reads as 452 */
-	{SMTPC_STAGE_RCPT, 552, "5.2.2", A_DEF, S_RCPT, D_DEFR, "4.2.2", 0, 0},
-	{SMTPC_STAGE_RCPT, 552, "5.3.4", A_DEF, S_RCPT, D_DEFR, "4.3.4", 0, 0},
-	{SMTPC_STAGE_RCPT, 552, "", A_DEF, S_RCPT, D_DEFR, "4.0.0", 0, 0},
-	{SMTPC_STAGE_RCPT, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
-	{SMTPC_STAGE_RCPT, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	/* DATA: 354 expected; failures are the message's */
-	{SMTPC_STAGE_DATA, 354, "", A_OK, S_MSG, D_NONE, "3.0.0", 0, 0},
-	{SMTPC_STAGE_DATA, 451, "4.3.0", A_DEF, S_MSG, D_DEFR, "4.3.0", 0, 0},
-	{SMTPC_STAGE_DATA, 554, "5.5.1", A_BNC, S_MSG, D_NONE, "5.5.1", 0, 0},
-	{SMTPC_STAGE_DATA, 250, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	{SMTPC_STAGE_DATA, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
-	{SMTPC_STAGE_BDAT, 250, "2.0.0", A_OK, S_MSG, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_BDAT, 451, "", A_DEF, S_MSG, D_DEFR, "4.0.0", 0, 0},
-	{SMTPC_STAGE_BDAT, 552, "5.3.4", A_BNC, S_MSG, D_NONE, "5.3.4", 0, 0},
-	{SMTPC_STAGE_BDAT, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	/* end of data: delivered, deferred or bounced, all accepted rcpts */
-	{SMTPC_STAGE_DOT, 250, "2.0.0", A_OK, S_MSG, D_GOOD, "2.0.0", 0, 0},
-	{SMTPC_STAGE_DOT, 251, "", A_OK, S_MSG, D_GOOD, "2.0.0", 0, 0},
-	{SMTPC_STAGE_DOT, 451, "4.7.1", A_DEF, S_MSG, D_DEFR, "4.7.1", 0, 0},
-	{SMTPC_STAGE_DOT, 552, "5.3.4", A_BNC, S_MSG, D_NONE, "5.3.4", 0, 0},
-	{SMTPC_STAGE_DOT, 550, "5.1.1", A_BNC, S_MSG, D_NONE, "5.1.1", 1, 0},
-	{SMTPC_STAGE_DOT, 554, "5.7.1", A_BNC, S_MSG, D_NONE, "5.7.1", 0, 0},
-	{SMTPC_STAGE_DOT, 550, "5.6.11", A_BNC, S_MSG, D_NONE, "5.6.11", 0, 0},
-	{SMTPC_STAGE_DOT, 421, "4.4.2", A_DEF, S_SES, D_BACK, "4.4.2", 0, 0},
-	{SMTPC_STAGE_DOT, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	{SMTPC_STAGE_RSET, 250, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
-	{SMTPC_STAGE_RSET, 451, "", A_DEF, S_SES, D_DEFR, "4.0.0", 0, 0},
-	{SMTPC_STAGE_RSET, 500, "", A_DEF, S_SES, D_NONE, "4.0.0", 0, 0},
-	{SMTPC_STAGE_RSET, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
-	/* stages with no reply at all */
-	{SMTPC_STAGE_DNS, 250, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	{SMTPC_STAGE_CONNECT, 220, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	{SMTPC_STAGE_TLS, 220, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	{SMTPC_STAGE_QUEUE, 550, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
-	{SMTPC_STAGE__COUNT, 250, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    /* greeting: a refusal means "next host"; bounce only from the last */
+    {SMTPC_STAGE_GREETING, 220, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_GREETING, 421, "4.3.2", A_DEF, S_SES, D_BACK, "4.3.2", 0, 0},
+    {SMTPC_STAGE_GREETING, 450, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
+    {SMTPC_STAGE_GREETING, 554, "5.7.1", A_BNC, S_SES, D_NONE, "5.7.1", 0, 0},
+    {SMTPC_STAGE_GREETING, 554, "", A_BNC, S_SES, D_NONE, "5.0.0", 0, 0},
+    {SMTPC_STAGE_GREETING, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    /* EHLO/HELO failures: the host's problem, defer and move on */
+    {SMTPC_STAGE_EHLO, 250, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_EHLO, 451, "", A_DEF, S_SES, D_DEFR, "4.0.0", 0, 0},
+    {SMTPC_STAGE_EHLO, 502, "5.5.1", A_DEF, S_SES, D_NONE, "4.5.1", 0, 0},
+    {SMTPC_STAGE_EHLO, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
+    {SMTPC_STAGE_HELO, 250, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_HELO, 450, "", A_DEF, S_SES, D_DEFR, "4.0.0", 0, 0},
+    {SMTPC_STAGE_HELO, 550, "", A_DEF, S_SES, D_NONE, "4.0.0", 0, 0},
+    /* STARTTLS refused: opportunistic TLS may go on in plaintext */
+    {SMTPC_STAGE_STARTTLS, 220, "2.0.0", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_STARTTLS, 454, "4.7.0", A_DEF, S_SES, D_DEFR, "4.7.0", 0, 1},
+    {SMTPC_STAGE_STARTTLS, 554, "", A_DEF, S_SES, D_NONE, "4.0.0", 0, 1},
+    {SMTPC_STAGE_STARTTLS, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
+    /* smarthost AUTH: never bounce mail for our own credentials */
+    {SMTPC_STAGE_AUTH, 235, "2.7.0", A_OK, S_SES, D_NONE, "2.7.0", 0, 0},
+    {SMTPC_STAGE_AUTH, 334, "", A_OK, S_SES, D_NONE, "3.0.0", 0, 0},
+    {SMTPC_STAGE_AUTH, 454, "4.7.0", A_DEF, S_SES, D_DEFR, "4.7.0", 0, 0},
+    {SMTPC_STAGE_AUTH, 535, "5.7.8", A_DEF, S_SES, D_NONE, "4.7.8", 0, 0},
+    /* MAIL FROM: the whole message */
+    {SMTPC_STAGE_MAIL, 250, "2.1.0", A_OK, S_MSG, D_NONE, "2.1.0", 0, 0},
+    {SMTPC_STAGE_MAIL, 451, "4.3.0", A_DEF, S_MSG, D_DEFR, "4.3.0", 0, 0},
+    {SMTPC_STAGE_MAIL, 550, "5.7.1", A_BNC, S_MSG, D_NONE, "5.7.1", 0, 0},
+    {SMTPC_STAGE_MAIL, 552, "5.3.4", A_BNC, S_MSG, D_NONE, "5.3.4", 0, 0},
+    {SMTPC_STAGE_MAIL, 553, "", A_BNC, S_MSG, D_NONE, "5.0.0", 0, 0},
+    {SMTPC_STAGE_MAIL, 421, "4.7.0", A_DEF, S_SES, D_BACK, "4.7.0", 0, 0},
+    {SMTPC_STAGE_MAIL, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    /* RCPT TO: that recipient */
+    {SMTPC_STAGE_RCPT, 250, "2.1.5", A_OK, S_RCPT, D_NONE, "2.1.5", 0, 0},
+    {SMTPC_STAGE_RCPT, 251, "", A_OK, S_RCPT, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_RCPT, 450, "4.2.1", A_DEF, S_RCPT, D_DEFR, "4.2.1", 0, 0},
+    {SMTPC_STAGE_RCPT, 451, "", A_DEF, S_RCPT, D_DEFR, "4.0.0", 0, 0},
+    {SMTPC_STAGE_RCPT, 452, "4.5.3", A_DEF, S_RCPT, D_DEFR, "4.5.3", 0, 0},
+    {SMTPC_STAGE_RCPT, 550, "5.1.1", A_BNC, S_RCPT, D_NONE, "5.1.1", 1, 0},
+    {SMTPC_STAGE_RCPT, 550, "5.1.2", A_BNC, S_RCPT, D_NONE, "5.1.2", 1, 0},
+    {SMTPC_STAGE_RCPT, 553, "5.1.3", A_BNC, S_RCPT, D_NONE, "5.1.3", 1, 0},
+    {SMTPC_STAGE_RCPT, 551, "5.1.6", A_BNC, S_RCPT, D_NONE, "5.1.6", 1, 0},
+    {SMTPC_STAGE_RCPT, 556, "5.1.10", A_BNC, S_RCPT, D_NONE, "5.1.10", 1, 0},
+    {SMTPC_STAGE_RCPT, 550, "5.2.1", A_BNC, S_RCPT, D_NONE, "5.2.1", 1, 0},
+    /* policy, content, unknown reason: a bounce, not a bad address */
+    {SMTPC_STAGE_RCPT, 550, "5.7.1", A_BNC, S_RCPT, D_NONE, "5.7.1", 0, 0},
+    {SMTPC_STAGE_RCPT, 554, "5.7.26", A_BNC, S_RCPT, D_NONE, "5.7.26", 0, 0},
+    {SMTPC_STAGE_RCPT, 550, "5.1.11", A_BNC, S_RCPT, D_NONE, "5.1.11", 0, 0},
+    {SMTPC_STAGE_RCPT, 550, "", A_BNC, S_RCPT, D_NONE, "5.0.0", 0, 0},
+    {SMTPC_STAGE_RCPT, 553, "", A_BNC, S_RCPT, D_NONE, "5.0.0", 0, 0},
+    /* RFC 5321 4.5.3.1.10: 552 to RCPT reads as 452 */
+    {SMTPC_STAGE_RCPT, 552, "5.2.2", A_DEF, S_RCPT, D_DEFR, "4.2.2", 0, 0},
+    {SMTPC_STAGE_RCPT, 552, "5.3.4", A_DEF, S_RCPT, D_DEFR, "4.3.4", 0, 0},
+    {SMTPC_STAGE_RCPT, 552, "", A_DEF, S_RCPT, D_DEFR, "4.0.0", 0, 0},
+    {SMTPC_STAGE_RCPT, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
+    {SMTPC_STAGE_RCPT, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    /* DATA: 354 expected; failures are the message's */
+    {SMTPC_STAGE_DATA, 354, "", A_OK, S_MSG, D_NONE, "3.0.0", 0, 0},
+    {SMTPC_STAGE_DATA, 451, "4.3.0", A_DEF, S_MSG, D_DEFR, "4.3.0", 0, 0},
+    {SMTPC_STAGE_DATA, 554, "5.5.1", A_BNC, S_MSG, D_NONE, "5.5.1", 0, 0},
+    {SMTPC_STAGE_DATA, 250, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    {SMTPC_STAGE_DATA, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
+    {SMTPC_STAGE_BDAT, 250, "2.0.0", A_OK, S_MSG, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_BDAT, 451, "", A_DEF, S_MSG, D_DEFR, "4.0.0", 0, 0},
+    {SMTPC_STAGE_BDAT, 552, "5.3.4", A_BNC, S_MSG, D_NONE, "5.3.4", 0, 0},
+    {SMTPC_STAGE_BDAT, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    /* end of data: delivered, deferred or bounced, all accepted rcpts */
+    {SMTPC_STAGE_DOT, 250, "2.0.0", A_OK, S_MSG, D_GOOD, "2.0.0", 0, 0},
+    {SMTPC_STAGE_DOT, 251, "", A_OK, S_MSG, D_GOOD, "2.0.0", 0, 0},
+    {SMTPC_STAGE_DOT, 451, "4.7.1", A_DEF, S_MSG, D_DEFR, "4.7.1", 0, 0},
+    {SMTPC_STAGE_DOT, 552, "5.3.4", A_BNC, S_MSG, D_NONE, "5.3.4", 0, 0},
+    {SMTPC_STAGE_DOT, 550, "5.1.1", A_BNC, S_MSG, D_NONE, "5.1.1", 1, 0},
+    {SMTPC_STAGE_DOT, 554, "5.7.1", A_BNC, S_MSG, D_NONE, "5.7.1", 0, 0},
+    {SMTPC_STAGE_DOT, 550, "5.6.11", A_BNC, S_MSG, D_NONE, "5.6.11", 0, 0},
+    {SMTPC_STAGE_DOT, 421, "4.4.2", A_DEF, S_SES, D_BACK, "4.4.2", 0, 0},
+    {SMTPC_STAGE_DOT, 354, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    {SMTPC_STAGE_RSET, 250, "", A_OK, S_SES, D_NONE, "2.0.0", 0, 0},
+    {SMTPC_STAGE_RSET, 451, "", A_DEF, S_SES, D_DEFR, "4.0.0", 0, 0},
+    {SMTPC_STAGE_RSET, 500, "", A_DEF, S_SES, D_NONE, "4.0.0", 0, 0},
+    {SMTPC_STAGE_RSET, 421, "", A_DEF, S_SES, D_BACK, "4.0.0", 0, 0},
+    /* stages with no reply at all */
+    {SMTPC_STAGE_DNS, 250, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    {SMTPC_STAGE_CONNECT, 220, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    {SMTPC_STAGE_TLS, 220, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    {SMTPC_STAGE_QUEUE, 550, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
+    {SMTPC_STAGE__COUNT, 250, "", A_DEF, S_SES, D_NONE, "4.5.0", 0, 0},
 };
 
 static void test_reply_rows(void **state)
@@ -285,50 +285,50 @@ static const struct fail_case {
 	int hard, plain_ok;
 	const char *diag;
 } fail_cases[] = {
-	{SMTPC_FAIL_CONNECT, SMTPC_STAGE_CONNECT, &mx, "Connection refused", A_DEF, S_SES, D_BACK,
-	 "4.4.1", 0, 0, "connect to mx.example.com[127.0.0.11]: Connection refused"},
-	{SMTPC_FAIL_CONNECT, SMTPC_STAGE_CONNECT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
-	 "connect to mx.example.com[127.0.0.11]: connection failed"},
-	{SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_CONNECT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
-	 "conversation with mx.example.com[127.0.0.11] timed out while connecting"},
-	{SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_GREETING, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
-	 "conversation with mx.example.com[127.0.0.11] timed out while receiving the initial "
-	 "server greeting"},
-	{SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_RCPT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
-	 "conversation with mx.example.com[127.0.0.11] timed out while sending RCPT TO"},
-	{SMTPC_FAIL_LOST, SMTPC_STAGE_DOT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
-	 "lost connection with mx.example.com[127.0.0.11] while sending end of data -- "
-	 "message may be sent more than once"},
-	{SMTPC_FAIL_LOST, SMTPC_STAGE_MAIL, &mx, "", A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
-	 "lost connection with mx.example.com[127.0.0.11] while sending MAIL FROM"},
-	{SMTPC_FAIL_TLS, SMTPC_STAGE_TLS, &mx, "certificate verify failed", A_DEF, S_SES, D_NONE,
-	 "4.7.5", 0, 1,
-	 "TLS failure with mx.example.com[127.0.0.11] while performing the TLS handshake: "
-	 "certificate verify failed"},
-	{SMTPC_FAIL_TLS_REQUIRED, SMTPC_STAGE_EHLO, &mx, NULL, A_DEF, S_SES, D_NONE, "4.7.4", 0,
-	 0, "TLS required but not offered by mx.example.com[127.0.0.11]"},
-	{SMTPC_FAIL_PROTOCOL, SMTPC_STAGE_EHLO, &mx, "reply line too long", A_DEF, S_SES, D_NONE,
-	 "4.5.0", 0, 0,
-	 "protocol error with mx.example.com[127.0.0.11] while performing the EHLO handshake: "
-	 "reply line too long"},
-	{SMTPC_FAIL_DNS_TEMP, SMTPC_STAGE_DNS, &domain, "timeout", A_DEF, S_DEST, D_NONE, "4.4.3",
-	 0, 0, "temporary DNS failure looking up example.com: timeout"},
-	{SMTPC_FAIL_DNS_NXDOMAIN, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.1.2",
-	 1, 0, "Host or domain name not found: example.com"},
-	{SMTPC_FAIL_DNS_NOHOST, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.4.4", 0,
-	 0, "no mail host for example.com has an address"},
-	{SMTPC_FAIL_NULL_MX, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.1.10", 1, 0,
-	 "domain example.com does not accept mail (null MX)"},
-	{SMTPC_FAIL_EXPIRED, SMTPC_STAGE_QUEUE, &domain,
-	 "host mx.example.com[127.0.0.11] said: 451 later (in reply to RCPT TO command)", A_BNC,
-	 S_RCPT, D_NONE, "5.4.7", 0, 0,
-	 "delivery time expired: host mx.example.com[127.0.0.11] said: 451 later "
-	 "(in reply to RCPT TO command)"},
-	{SMTPC_FAIL_EXPIRED, SMTPC_STAGE_QUEUE, &domain, NULL, A_BNC, S_RCPT, D_NONE, "5.4.7", 0, 0,
-	 "delivery time expired"},
-	/* out of range reads as a protocol error, never a crash */
-	{SMTPC_FAIL__COUNT, SMTPC_STAGE__COUNT, &mx, NULL, A_DEF, S_SES, D_NONE, "4.5.0", 0, 0,
-	 "protocol error with mx.example.com[127.0.0.11] while talking"},
+    {SMTPC_FAIL_CONNECT, SMTPC_STAGE_CONNECT, &mx, "Connection refused", A_DEF, S_SES, D_BACK,
+     "4.4.1", 0, 0, "connect to mx.example.com[127.0.0.11]: Connection refused"},
+    {SMTPC_FAIL_CONNECT, SMTPC_STAGE_CONNECT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
+     "connect to mx.example.com[127.0.0.11]: connection failed"},
+    {SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_CONNECT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
+     "conversation with mx.example.com[127.0.0.11] timed out while connecting"},
+    {SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_GREETING, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
+     "conversation with mx.example.com[127.0.0.11] timed out while receiving the initial "
+     "server greeting"},
+    {SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_RCPT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
+     "conversation with mx.example.com[127.0.0.11] timed out while sending RCPT TO"},
+    {SMTPC_FAIL_LOST, SMTPC_STAGE_DOT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
+     "lost connection with mx.example.com[127.0.0.11] while sending end of data -- "
+     "message may be sent more than once"},
+    {SMTPC_FAIL_LOST, SMTPC_STAGE_MAIL, &mx, "", A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
+     "lost connection with mx.example.com[127.0.0.11] while sending MAIL FROM"},
+    {SMTPC_FAIL_TLS, SMTPC_STAGE_TLS, &mx, "certificate verify failed", A_DEF, S_SES, D_NONE,
+     "4.7.5", 0, 1,
+     "TLS failure with mx.example.com[127.0.0.11] while performing the TLS handshake: "
+     "certificate verify failed"},
+    {SMTPC_FAIL_TLS_REQUIRED, SMTPC_STAGE_EHLO, &mx, NULL, A_DEF, S_SES, D_NONE, "4.7.4", 0, 0,
+     "TLS required but not offered by mx.example.com[127.0.0.11]"},
+    {SMTPC_FAIL_PROTOCOL, SMTPC_STAGE_EHLO, &mx, "reply line too long", A_DEF, S_SES, D_NONE,
+     "4.5.0", 0, 0,
+     "protocol error with mx.example.com[127.0.0.11] while performing the EHLO handshake: "
+     "reply line too long"},
+    {SMTPC_FAIL_DNS_TEMP, SMTPC_STAGE_DNS, &domain, "timeout", A_DEF, S_DEST, D_NONE, "4.4.3", 0, 0,
+     "temporary DNS failure looking up example.com: timeout"},
+    {SMTPC_FAIL_DNS_NXDOMAIN, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.1.2", 1, 0,
+     "Host or domain name not found: example.com"},
+    {SMTPC_FAIL_DNS_NOHOST, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.4.4", 0, 0,
+     "no mail host for example.com has an address"},
+    {SMTPC_FAIL_NULL_MX, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.1.10", 1, 0,
+     "domain example.com does not accept mail (null MX)"},
+    {SMTPC_FAIL_EXPIRED, SMTPC_STAGE_QUEUE, &domain,
+     "host mx.example.com[127.0.0.11] said: 451 later (in reply to RCPT TO command)", A_BNC, S_RCPT,
+     D_NONE, "5.4.7", 0, 0,
+     "delivery time expired: host mx.example.com[127.0.0.11] said: 451 later "
+     "(in reply to RCPT TO command)"},
+    {SMTPC_FAIL_EXPIRED, SMTPC_STAGE_QUEUE, &domain, NULL, A_BNC, S_RCPT, D_NONE, "5.4.7", 0, 0,
+     "delivery time expired"},
+    /* out of range reads as a protocol error, never a crash */
+    {SMTPC_FAIL__COUNT, SMTPC_STAGE__COUNT, &mx, NULL, A_DEF, S_SES, D_NONE, "4.5.0", 0, 0,
+     "protocol error with mx.example.com[127.0.0.11] while talking"},
 };
 
 static void test_failure_rows(void **state)
@@ -409,8 +409,7 @@ static void need_fails(const struct smtpc_caps *caps, const struct smtpc_msg_nee
 	smtpc_verdict_clear(&v);
 }
 
-static void need_ok(const struct smtpc_caps *caps, const struct smtpc_msg_needs *m,
-                    int tls_active)
+static void need_ok(const struct smtpc_caps *caps, const struct smtpc_msg_needs *m, int tls_active)
 {
 	struct smtpc_verdict v;
 
@@ -507,16 +506,11 @@ static void test_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_reply_rows),
-		cmocka_unit_test(test_reply_every_class),
-		cmocka_unit_test(test_diag_reply),
-		cmocka_unit_test(test_diag_protocol_and_long),
-		cmocka_unit_test(test_failure_rows),
-		cmocka_unit_test(test_failure_complete),
-		cmocka_unit_test(test_judge_tls),
-		cmocka_unit_test(test_judge_message),
-		cmocka_unit_test(test_status_of_reply),
-		cmocka_unit_test(test_names),
+	    cmocka_unit_test(test_reply_rows),      cmocka_unit_test(test_reply_every_class),
+	    cmocka_unit_test(test_diag_reply),      cmocka_unit_test(test_diag_protocol_and_long),
+	    cmocka_unit_test(test_failure_rows),    cmocka_unit_test(test_failure_complete),
+	    cmocka_unit_test(test_judge_tls),       cmocka_unit_test(test_judge_message),
+	    cmocka_unit_test(test_status_of_reply), cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,11 +209,11 @@ static void test_pipelined(void **state)
 static void test_every_split(void **state)
 {
 	static const char *const streams[] = {
-		("220-mx.example.com ESMTP\r\n220 second line\r\n250-mx\r\n250-SIZE 100\r\n"
-		 "250 AUTH PLAIN\r\n250 2.1.0 ok\r\n452 4.5.3 too many\r\n354 go ahead\n"),
-		"250 ok\r\n250 ok\r\n25", /* unfinished at the end */
-		"250 ok\r\n250-a\r\n251 b\r\n250 never\r\n", /* error after one reply */
-		"250 ok\r\r\n550\r\n",
+	    ("220-mx.example.com ESMTP\r\n220 second line\r\n250-mx\r\n250-SIZE 100\r\n"
+	     "250 AUTH PLAIN\r\n250 2.1.0 ok\r\n452 4.5.3 too many\r\n354 go ahead\n"),
+	    "250 ok\r\n250 ok\r\n25",                    /* unfinished at the end */
+	    "250 ok\r\n250-a\r\n251 b\r\n250 never\r\n", /* error after one reply */
+	    "250 ok\r\r\n550\r\n",
 	};
 	struct run whole, piece;
 	size_t i, chunk;
@@ -272,8 +272,8 @@ static void test_enhanced(void **state)
 	one("550 5.1.1\r\n", 550, "5.1.1", "", 1);
 	one("550 5.1.10 null MX\r\n", 550, "5.1.10", "null MX", 1);
 	one("554 5.123.123 widest\r\n", 554, "5.123.123", "widest", 1);
-	one("250 2.0.0   spaces after the code go\r\n", 250, "2.0.0",
-	    "spaces after the code go", 1);
+	one("250 2.0.0   spaces after the code go\r\n", 250, "2.0.0", "spaces after the code go",
+	    1);
 	/* the class must match the reply code's first digit */
 	one("250 5.1.1 mismatch\r\n", 250, "", "5.1.1 mismatch", 1);
 	one("450 5.7.1 mismatch\r\n", 450, "", "5.7.1 mismatch", 1);
@@ -348,7 +348,8 @@ static void test_control_chars(void **state)
 	struct smtpc_rparser p;
 	struct smtpc_reply r;
 	enum smtpc_rstatus st;
-	static const char s[] = "250 a\0b\tc\rd\x7f" "e\x1b[31m\xc3\xa9\r\n";
+	static const char s[] = "250 a\0b\tc\rd\x7f"
+	                        "e\x1b[31m\xc3\xa9\r\n";
 
 	(void)state;
 	smtpc_rparser_init(&p);
@@ -645,25 +646,25 @@ static void test_caps_size(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_single_line),
-		cmocka_unit_test(test_multi_line),
-		cmocka_unit_test(test_not_yet),
-		cmocka_unit_test(test_pipelined),
-		cmocka_unit_test(test_every_split),
-		cmocka_unit_test(test_every_two_part_split),
-		cmocka_unit_test(test_enhanced),
-		cmocka_unit_test(test_malformed),
-		cmocka_unit_test(test_error_sticky),
-		cmocka_unit_test(test_control_chars),
-		cmocka_unit_test(test_line_limit),
-		cmocka_unit_test(test_line_limit_eager),
-		cmocka_unit_test(test_lines_limit),
-		cmocka_unit_test(test_total_limit),
-		cmocka_unit_test(test_caps_full),
-		cmocka_unit_test(test_caps_none),
-		cmocka_unit_test(test_caps_case_and_space),
-		cmocka_unit_test(test_caps_auth),
-		cmocka_unit_test(test_caps_size),
+	    cmocka_unit_test(test_single_line),
+	    cmocka_unit_test(test_multi_line),
+	    cmocka_unit_test(test_not_yet),
+	    cmocka_unit_test(test_pipelined),
+	    cmocka_unit_test(test_every_split),
+	    cmocka_unit_test(test_every_two_part_split),
+	    cmocka_unit_test(test_enhanced),
+	    cmocka_unit_test(test_malformed),
+	    cmocka_unit_test(test_error_sticky),
+	    cmocka_unit_test(test_control_chars),
+	    cmocka_unit_test(test_line_limit),
+	    cmocka_unit_test(test_line_limit_eager),
+	    cmocka_unit_test(test_lines_limit),
+	    cmocka_unit_test(test_total_limit),
+	    cmocka_unit_test(test_caps_full),
+	    cmocka_unit_test(test_caps_none),
+	    cmocka_unit_test(test_caps_case_and_space),
+	    cmocka_unit_test(test_caps_auth),
+	    cmocka_unit_test(test_caps_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
