@@ -30,14 +30,13 @@
 			abort();                                                                   \
 	} while (0)
 
-#define EXPAND_MAX  (256 * 1024)
-#define REPLIES_MAX 4096
+#define EXPAND_MAX (256 * 1024)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct run {
 	struct smtpc_reply *r;
-	size_t n;
+	size_t n, cap;
 	enum smtpc_rstatus last;
 	const char *error;
 };
@@ -104,6 +103,11 @@ static void use_reply(const struct smtpc_reply *r, unsigned stage)
 	smtpc_verdict_clear(&v);
 	d = smtpc_diag_reply(&peer, (enum smtpc_stage)stage, r);
 	free(d);
+	/* any text as a failure's detail, any failure number */
+	smtpc_judge_failure(&peer, (enum smtpc_stage)stage,
+	                    (enum smtpc_failure)(r->code % (SMTPC_FAIL__COUNT + 1)), r->text, &v);
+	CHECK(v.diag != NULL && v.action != SMTPC_ACT_OK);
+	smtpc_verdict_clear(&v);
 	memset(&m, 0, sizeof(m));
 	m.size = (uint64_t)r->code * 1000;
 	m.eightbit = r->code & 1;
@@ -119,7 +123,11 @@ static void use_reply(const struct smtpc_reply *r, unsigned stage)
 static void run_add(struct run *run, const struct smtpc_reply *r, unsigned stage)
 {
 	use_reply(r, stage);
-	CHECK(run->n < REPLIES_MAX);
+	if (run->n == run->cap) {
+		run->cap = run->cap ? 2 * run->cap : 16;
+		run->r = realloc(run->r, run->cap * sizeof(*run->r));
+		CHECK(run->r != NULL);
+	}
 	run->r[run->n++] = *r;
 }
 
@@ -130,7 +138,7 @@ static void run_feed(struct run *run, const char *in, size_t len, size_t chunk, 
 	struct smtpc_rparser p;
 	size_t off = 0;
 
-	run->n = 0;
+	memset(run, 0, sizeof(*run));
 	run->last = SMTPC_R_NEED;
 	smtpc_rparser_init(&p);
 	while (off < len && run->last != SMTPC_R_ERROR) {
@@ -147,6 +155,7 @@ static void run_feed(struct run *run, const char *in, size_t len, size_t chunk, 
 			CHECK(n <= piece - used);
 			used += n;
 			if (st == SMTPC_R_REPLY) {
+				CHECK(smtpc_rparser_idle(&p));
 				run_add(run, &r, stage);
 				continue;
 			}
@@ -228,9 +237,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(in != NULL);
 		memcpy(in, data + 2, len);
 	}
-	whole.r = calloc(REPLIES_MAX, sizeof(*whole.r));
-	pieces.r = calloc(REPLIES_MAX, sizeof(*pieces.r));
-	CHECK(whole.r && pieces.r);
 	run_feed(&whole, in, len, 0, stage);
 	/* chunk 0 means byte by byte: the hardest split */
 	run_feed(&pieces, in, len, chunk ? chunk : 1, stage);

@@ -566,6 +566,7 @@ static void persist_done(void *arg)
 	finish_free(f);
 	if (it->n > 0 && !it->m->forgotten) {
 		item_place(s, it); /* the deferred rest */
+		check_drained(s);
 		return;
 	}
 	item_free(s, it);

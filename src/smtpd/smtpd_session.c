@@ -100,11 +100,15 @@ struct session {
 	int freeing;
 	struct txn txn;
 	struct event *ev_free, *ev_timer, *ev_resume;
+	struct event *ev_handshake; /* libevent's bufferevent timeouts do not
+	                               cover the TLS handshake: our own deadline */
+	int handshaking;
 	uint64_t n_msgs, n_rcpts, n_cmds;
 	const char *close_reason;
 };
 
 static void process_input(struct session *s);
+static void handshake_begin(struct session *s);
 static void session_free_later(struct session *s);
 static void set_state(struct session *s, enum state st);
 
@@ -199,6 +203,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(s->ev_free);
 	event_free(s->ev_timer);
 	event_free(s->ev_resume);
+	event_free(s->ev_handshake);
 	smtpd_session_gone(s->l, (struct sockaddr *)&s->sa);
 	free(s->helo);
 	free(s->account);
@@ -373,6 +378,7 @@ static void cmd_starttls(struct session *s, char *arg)
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH_WATER);
 	set_state(s, S_WAIT); /* until the handshake completes */
 	s->resume_state = S_CMD;
+	handshake_begin(s);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	{
 		struct timeval tv = {(time_t)s->l->cfg->timeout, 0};
@@ -380,8 +386,26 @@ static void cmd_starttls(struct session *s, char *arg)
 	}
 }
 
+static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	log_info("session=%s event=tls_timeout ip=%s", s->id, s->ip);
+	session_kill(s, "tls_timeout");
+}
+
+static void handshake_begin(struct session *s)
+{
+	struct timeval tv = {(time_t)s->l->cfg->timeout, 0};
+
+	s->handshaking = 1;
+	evtimer_add(s->ev_handshake, &tv);
+}
+
 static void tls_established(struct session *s)
 {
+	s->handshaking = 0;
+	evtimer_del(s->ev_handshake);
 	s->tls_active = 1;
 	log_info("session=%s event=tls version=%s cipher=%s", s->id, tls_version(s->ssl),
 	         tls_cipher(s->ssl));
@@ -1316,6 +1340,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 	s->ev_free = event_new(sd->deps->base, -1, 0, on_free, s);
 	s->ev_timer = evtimer_new(sd->deps->base, on_auth_fail_delay, s);
 	s->ev_resume = event_new(sd->deps->base, -1, 0, on_resume, s);
+	s->ev_handshake = evtimer_new(sd->deps->base, on_handshake_timeout, s);
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->n_sessions++;
 	s->state = S__COUNT; /* so set_state below always applies the timeouts */
@@ -1336,12 +1361,17 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 		s->tls_active = 0; /* becomes 1 at BEV_EVENT_CONNECTED */
 		set_state(s, S_WAIT);
 		s->resume_state = S_CMD;
+		handshake_begin(s);
 	}
 }
 
 static void session_drain_one(struct session *s)
 {
 	s->draining = 1;
+	if (s->handshaking) {
+		session_kill(s, "shutdown");
+		return;
+	}
 	if (s->state == S_CMD && !s->txn.mail_line && !s->dead)
 		reply_and_close(s, "shutdown", "421 4.3.2 Service shutting down, closing connection");
 }

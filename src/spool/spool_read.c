@@ -403,7 +403,7 @@ static int recover_tmp(struct spool *sp, struct recovery *rv)
 	size_t n, i;
 
 	if (list_dir(sp, "tmp", &names, &n, &err) < 0) {
-		log_err("event=spool_recover_error error=%s", log_q(err));
+		log_err("session=NOQUEUE event=spool_recover_error error=%s", log_q(err));
 		free(err);
 		return -1;
 	}
@@ -474,7 +474,7 @@ static int recover_queue(struct spool *sp, struct recovery *rv)
 	int rc = 0;
 
 	if (list_dir(sp, "queue", &names, &n, &err) < 0) {
-		log_err("event=spool_recover_error error=%s", log_q(err));
+		log_err("session=NOQUEUE event=spool_recover_error error=%s", log_q(err));
 		free(err);
 		return -1;
 	}
@@ -483,7 +483,7 @@ static int recover_queue(struct spool *sp, struct recovery *rv)
 	free_names(names, n);
 	if (rv->quarantined &&
 	    (spool_fsync(sp, sp->quar_fd, 0) < 0 || spool_fsync(sp, sp->queue_fd, 0) < 0))
-		log_warn("event=spool_recover_fsync_error error=%s", log_q(strerror(errno)));
+		log_warn("session=NOQUEUE event=spool_recover_fsync_error error=%s", log_q(strerror(errno)));
 	return rc;
 }
 
@@ -492,13 +492,13 @@ long spool_recover(struct spool *sp)
 	struct recovery rv = {0};
 
 	if (atomic_load(&sp->inflight) > 0) {
-		log_err("event=spool_recover_error error=%s",
+		log_err("session=NOQUEUE event=spool_recover_error error=%s",
 		        log_q("messages are being received: recovery must run first"));
 		return -1;
 	}
 	if (recover_tmp(sp, &rv) < 0 || recover_queue(sp, &rv) < 0)
 		return -1;
-	log_info("event=spool_recovered messages=%ld tmp_removed=%zu quarantined=%zu", rv.good,
+	log_info("session=NOQUEUE event=spool_recovered messages=%ld tmp_removed=%zu quarantined=%zu", rv.good,
 	         rv.removed, rv.quarantined);
 	return rv.good;
 }

@@ -243,6 +243,29 @@ def test_sender_domains_changed_while_running(srv):
     assert try_mail("x@bob.test") == 250
 
 
+def test_auth_plain_authzid_cannot_impersonate(srv):
+    srv.add_user("victim", "victim-password", ("victim.test",))
+    with tls_session(srv.port_of("sub")) as s:
+        code, text = s.docmd("AUTH", "PLAIN " + plain_token(USER, PASSWORD, authz="victim"))
+        if code == 235:
+            # if accepted at all, the session is alice's, not victim's
+            code, text = s.mail("ceo@victim.test")
+            assert code == 553, ("authzid let alice send as victim", code, text)
+        else:
+            assert 500 <= code < 600, (code, text)
+
+
+def test_auth_empty_credentials(srv):
+    with RawSMTP(srv.port_of("plain")) as c:
+        c.ehlo()
+        for tok in (b64("\0\0"), b64("\0" + USER + "\0"), b64("no-nuls-at-all")):
+            r = c.cmd("AUTH PLAIN " + tok)
+            assert r.code in (501, 535), (tok, r)
+            if r.code == 535:
+                break  # count towards the failure limit; stop before 3
+        assert c.cmd("NOOP").code == 250
+
+
 # ---------- relay authorization for an untrusted client ----------
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,6 @@
 """SPEC §1 and §2: the command line, exit codes and configuration errors."""
-import os
 import re
 import subprocess
-import time
-
-import pytest
 
 import helpers
 from conftest import posthorn_bin, sanitizer_env, assert_no_sanitizer_report, free_port

@@ -2,7 +2,6 @@
 storage; a crash (kill -9) after it loses nothing."""
 import smtplib
 import threading
-import time
 
 import helpers
 

@@ -153,7 +153,6 @@ def test_sigterm_with_idle_sessions(server_factory):
 
 
 def test_ipv6_loopback_listener_trusted(server_factory):
-    from conftest import free_port
     with __import__("socket").socket(__import__("socket").AF_INET6) as so:
         so.bind(("::1", 0))
         port = so.getsockname()[1]
@@ -234,7 +233,7 @@ def test_sigterm_with_silent_tls_client(server_factory):
     """Shutdown does not wait on a client stuck before the TLS handshake."""
     s = server_factory(listeners={"smtps": {"tls": "implicit"}})
     import socket
-    with socket.create_connection(("127.0.0.1", s.port), 10) as so:
+    with socket.create_connection(("127.0.0.1", s.port), 10):
         helpers.wait_for(lambda: s.log().count("event=connect") >= 2, timeout=5,
                          what="connection seen")
         s.stop()  # asserts exit 0 within 10s

@@ -547,3 +547,42 @@ def test_dot_stuffing_undone(srv):
         c.send(b"Subject: dots\r\nX-Dot-Test: yes\r\n\r\n..leading dot\r\n.\r\n")
         r = c.reply()
         assert r.code == 250, r
+
+
+# ---------- hostile input ----------
+
+def test_size_overflow(srv):
+    with RawSMTP(srv.port_of("plain")) as c:
+        c.ehlo()
+        for v in ("18446744073709551617", "99999999999999999999999999", "-1"):
+            r = c.cmd(f"MAIL FROM:<a@example.com> SIZE={v}")
+            assert r.code in (501, 552, 555), (v, r)
+        assert c.cmd("MAIL FROM:<a@example.com>").code == 250
+
+
+def test_bdat_bad_sizes(srv):
+    for arg in ("18446744073709551617", "99999999999999999999999", "-1", "abc", ""):
+        with mail_session(srv.port_of("plain")) as c:
+            c.send(f"BDAT {arg}\r\n".encode())
+            try:
+                r = c.reply()
+            except ConnectionError:
+                continue  # closing the connection is acceptable
+            assert 500 <= r.code < 600, (arg, r)
+    with RawSMTP(srv.port_of("plain")) as c:
+        assert c.ehlo().code == 250
+
+
+def test_client_vanishes_mid_data(srv):
+    before = set(srv.queue())
+    c = mail_session(srv.port_of("plain"))
+    assert c.cmd("DATA").code == 354
+    c.send(b"Subject: vanished\r\n\r\npartial body\r\n")
+    c.close()
+    c = mail_session(srv.port_of("plain"))
+    c.send(b"BDAT 100\r\nonly a part")
+    c.close()
+    # the server is fine and queued nothing for them
+    qid = helpers.send_raw_message(srv.port_of("plain"), "a@example.com", ["b@example.net"],
+                                   message("after-vanish"))
+    assert set(srv.queue()) - before == {qid}
