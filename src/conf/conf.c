@@ -334,9 +334,9 @@ static const struct conf_key KEYS[] = {
      .type = T_RATE,
      .off = D(max_rate),
      .off2 = D(max_rate_period),
-     .def = "3000/h",
+     .def = "unlimited",
      .min = 1,
-     .doc = "messages per second, minute, hour or day: N/s, N/m, N/h or N/d"},
+     .doc = "messages per second, minute, hour or day: N/s, N/m, N/h or N/d, or unlimited"},
 
     {.sec = SEC_BOUNCES,
      .name = "domain",
@@ -726,6 +726,11 @@ static int parse_rate(const struct conf_key *k, const char *v, void *base, struc
 	char num[24];
 	uint64_t n;
 
+	if (strcmp(v, "unlimited") == 0) {
+		*FIELD(base, k->off, uint64_t) = 0; /* 0: no token bucket */
+		*FIELD(base, k->off2, uint64_t) = 1;
+		return 0;
+	}
 	if (!slash || (size_t)(slash - v) >= sizeof(num) || slash[1] == '\0' || slash[2] != '\0')
 		return -1;
 	u = strchr(units, slash[1]);
@@ -859,7 +864,7 @@ static const struct type_info TYPES[] = {
                      free_list},
     [T_NET_LIST] = {"comma-separated networks such as 127.0.0.0/8, ::1/128", parse_list, free_list},
     [T_DURATION_LIST] = {"comma-separated durations such as 1m, 5m, 1h", parse_list, free_list},
-    [T_RATE] = {"a rate such as 3000/h (per s, m, h or d)", parse_rate, NULL},
+    [T_RATE] = {"a rate such as 3000/h (per s, m, h or d) or unlimited", parse_rate, NULL},
 };
 
 /* ---- string checks ---------------------------------------------------------- */

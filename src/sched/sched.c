@@ -73,6 +73,7 @@ struct dconn {
 	struct smtpc_conn *c;
 	struct qitem *item;
 	int idle;
+	int64_t idle_since_ms;
 	TAILQ_ENTRY(dconn) link;
 };
 
@@ -882,6 +883,7 @@ static void on_conn_ready(void *arg, struct smtpc_conn *c)
 		d->n_opening--;
 	}
 	dc->idle = 1;
+	dc->idle_since_ms = now_ms();
 	if (d->s->draining || smtpc_conn_count(c) >= d->lim->max_messages_per_connection) {
 		smtpc_conn_quit(c);
 		dconn_remove(dc);
@@ -1070,6 +1072,32 @@ static void dest_connect(struct dest *d)
 	dns_route(d->s->deps.dns, name, on_route, rq);
 }
 
+/* Nothing to do: connections idle for IDLE_KEEP_MS say QUIT; the rest
+ * are looked at again when they reach it. */
+static void dest_close_idle(struct dest *d)
+{
+	struct dconn *dc, *next;
+	int64_t now = now_ms(), soonest = 0;
+
+	for (dc = TAILQ_FIRST(&d->conns); dc; dc = next) {
+		next = TAILQ_NEXT(dc, link);
+		if (!dc->idle || !dc->c)
+			continue;
+		if (now - dc->idle_since_ms >= IDLE_KEEP_MS) {
+			smtpc_conn_quit(dc->c);
+			TAILQ_REMOVE(&d->conns, dc, link);
+			d->n_conns--;
+			free(dc);
+			continue;
+		}
+		if (!soonest || dc->idle_since_ms + IDLE_KEEP_MS < soonest)
+			soonest = dc->idle_since_ms + IDLE_KEEP_MS;
+	}
+	if (soonest)
+		dest_pump_later(d, soonest - now);
+	check_drained(d->s);
+}
+
 static void dest_pump(struct dest *d)
 {
 	struct dconn *dc;
@@ -1077,7 +1105,8 @@ static void dest_pump(struct dest *d)
 
 	if (d->s->draining)
 		return;
-	/* Idle connections first: no handshake needed. */
+	/* Idle connections first: no handshake needed. dconn_start() changes
+	 * only the connection it is given, so the walk may go on. */
 	TAILQ_FOREACH (dc, &d->conns, link) {
 		if (!dc->idle || !dc->c)
 			continue;
@@ -1088,7 +1117,6 @@ static void dest_pump(struct dest *d)
 			return;
 		}
 		dconn_start(dc, TAILQ_FIRST(&d->ready));
-		return; /* dconn_start may change the list; come back */
 	}
 	if (d->n_ready > 0) {
 		dest_connect(d);
@@ -1096,14 +1124,7 @@ static void dest_pump(struct dest *d)
 			dest_pump_later(d, d->shape.hold_until_ms - now_ms());
 		return;
 	}
-	/* Nothing to do: let idle connections go after IDLE_KEEP_MS. */
-	TAILQ_FOREACH (dc, &d->conns, link) {
-		if (dc->idle && dc->c) {
-			smtpc_conn_quit(dc->c);
-			dconn_remove(dc);
-			return;
-		}
-	}
+	dest_close_idle(d);
 }
 
 static void dest_pump_later(struct dest *d, int64_t delay_ms)

@@ -170,11 +170,14 @@ static int line_done(struct smtpc_rparser *p, size_t eol_len)
 static int line_take(struct smtpc_rparser *p, const char *s, size_t n)
 {
 	size_t need = p->line.len + n + 1;
+	size_t room = SMTPC_REPLY_TOTAL_MAX - p->total;
 
+	/* name the tighter limit, the one a byte-by-byte feed hits first, so
+	 * the error does not depend on how the input was split */
+	if (room < SMTPC_REPLY_LINE_MAX && need > room)
+		return fail(p, "reply too long");
 	if (need > SMTPC_REPLY_LINE_MAX)
 		return fail(p, "reply line too long");
-	if (p->total + need > SMTPC_REPLY_TOTAL_MAX)
-		return fail(p, "reply too long");
 	buf_append(&p->line, s, n);
 	return 0;
 }

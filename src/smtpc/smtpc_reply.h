@@ -89,8 +89,9 @@ size_t smtpc_rparser_feed(struct smtpc_rparser *p, const void *data, size_t len,
 /* Static text of the error ("reply line too long", ...), or NULL. */
 const char *smtpc_rparser_error(const struct smtpc_rparser *p);
 
-/* 1 when no part of a reply is buffered: between replies. A server that
- * sends bytes the client did not ask for shows up here. */
+/* 1 when no part of a reply is buffered: between replies (0 after an
+ * error). A server that sends bytes the client did not ask for shows up
+ * here. */
 int smtpc_rparser_idle(const struct smtpc_rparser *p);
 
 /*

@@ -262,6 +262,8 @@ class FakeMX:
 
     # ----- hooks (run on the farm's loop) -----
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        # aiosmtpd gives "<>" for the null reverse-path (kept in the envelope:
+        # aiosmtpd takes an empty mail_from for "no MAIL yet"; a Transaction has "")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 OK"
@@ -291,7 +293,8 @@ class FakeMX:
         if session.ssl is not None:
             obj = server.transport.get_extra_info("ssl_object")
             tls = obj.version() if obj else "unknown"
-        t = Transaction(self, server.conn_no, envelope.mail_from, list(envelope.mail_options),
+        mail_from = "" if envelope.mail_from == "<>" else envelope.mail_from
+        t = Transaction(self, server.conn_no, mail_from, list(envelope.mail_options),
                         list(envelope.rcpt_tos), list(envelope.rcpt_options),
                         bytes(envelope.original_content or envelope.content), tls)
         with self.lock:

@@ -237,3 +237,16 @@ def test_sigterm_with_silent_tls_client(server_factory):
         helpers.wait_for(lambda: s.log().count("event=connect") >= 2, timeout=5,
                          what="connection seen")
         s.stop()  # asserts exit 0 within 10s
+
+
+def test_sigterm_right_after_a_message(server_factory):
+    """SIGTERM just after a session has queued a message and quit: the
+    server has nothing left to drain and exits at once (not after the 30 s
+    drain timeout). Repeated because the window is a few milliseconds."""
+    for i in range(4):
+        s = server_factory()
+        helpers.send_raw_message(s.port, "a@example.com", ["b@example.net"],
+                                 message(f"just-before-sigterm-{i}"))
+        t0 = time.monotonic()
+        s.stop()  # asserts exit 0 within 10 s
+        assert time.monotonic() - t0 < 5, f"exit took {time.monotonic() - t0:.1f}s"

@@ -523,6 +523,34 @@ static void test_total_limit(void **state)
 	assert_string_equal(run.error, "reply too long");
 	run_free(&run);
 	free(s);
+	/* a line over both limits is named after the one it crosses first, so
+	 * the error is the same however the input is split (found by the
+	 * fuzzer) */
+	{
+		char *head = reply_of_size(64000, 4000), *tail = long_line("250-", 5000, "\r\n");
+		struct run bytewise;
+		/* the last line's "250 " becomes "250-": the reply goes on */
+		head[strlen(head) - 4000 + 3] = '-';
+		s = xasprintf("%s%s", head, tail);
+		run_str(&run, s);
+		run_feed(&bytewise, s, strlen(s), 1);
+		assert_string_equal(run.error, "reply too long");
+		assert_string_equal(bytewise.error, "reply too long");
+		run_free(&run);
+		run_free(&bytewise);
+		free(s);
+		/* with room for the whole line, the line limit is the tighter */
+		s = xasprintf("250-x\r\n%s", tail);
+		run_str(&run, s);
+		run_feed(&bytewise, s, strlen(s), 1);
+		assert_string_equal(run.error, "reply line too long");
+		assert_string_equal(bytewise.error, "reply line too long");
+		run_free(&run);
+		run_free(&bytewise);
+		free(s);
+		free(head);
+		free(tail);
+	}
 	/* the limit is per reply: two big replies in a row are fine */
 	s = reply_of_size(SMTPC_REPLY_TOTAL_MAX, 4000);
 	{
