@@ -541,7 +541,7 @@ static void persist_run(void *arg)
 	size_t i;
 
 	if (f->delete_file) {
-		if (spool_delete(sp, f->env->id, &err) < 0)
+		if (spool_remove_done(sp, f->env->id, &err) < 0)
 			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id, log_q(err));
 		free(err);
 		return;

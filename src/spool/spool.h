@@ -108,6 +108,11 @@ int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset,
 int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), void *arg,
                   char **err);
 int spool_delete(struct spool *sp, const char *id, char **err);
+/* The delivery engine's delete, once every recipient is final: no fsync of
+ * the directory. If a power loss undoes the unlink, the message comes back
+ * with its recipients open and is sent again (at least once, never lost);
+ * a crash of the process alone cannot undo it. */
+int spool_remove_done(struct spool *sp, const char *id, char **err);
 /* Durably records a recipient's new state (appends a record; fdatasync).
  * Blocks for the fdatasync: call it off the event loop thread. */
 int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,

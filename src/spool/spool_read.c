@@ -327,7 +327,7 @@ int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), 
 
 /* The directory fsync makes the delete durable: an operator's delete must
  * not be undone by a power cut. */
-int spool_delete(struct spool *sp, const char *id, char **err)
+static int unlink_message(struct spool *sp, const char *id, int sync, char **err)
 {
 	if (bad_id(id, err) < 0)
 		return -1;
@@ -337,10 +337,25 @@ int spool_delete(struct spool *sp, const char *id, char **err)
 		*err = spool_errf("%s: %s", id, strerror(errno));
 		return -1;
 	}
-	if (spool_fsync(sp, sp->queue_fd, 0) < 0)
+	if (sync && spool_fsync(sp, sp->queue_fd, 0) < 0)
 		log_warn("queue=%s event=spool_delete_fsync_error error=%s", id,
 		         log_q(strerror(errno)));
+	return 0;
+}
+
+int spool_delete(struct spool *sp, const char *id, char **err)
+{
+	if (unlink_message(sp, id, 1, err) < 0)
+		return -1;
 	log_info("queue=%s event=deleted", id);
+	return 0;
+}
+
+int spool_remove_done(struct spool *sp, const char *id, char **err)
+{
+	if (unlink_message(sp, id, 0, err) < 0)
+		return -1;
+	log_info("queue=%s event=removed", id);
 	return 0;
 }
 

@@ -1,0 +1,604 @@
+#!/usr/bin/env bash
+# Posthorn against Postfix on this machine, same run, same parameters.
+# bench/README.md explains the method; `make bench` / `make bench-smoke`.
+#
+# Per case, for Posthorn then for Postfix: a fresh counting sink
+# (bench/sink.c) on a loopback port, a fresh relay (temp data_dir / a private
+# Postfix instance in a temp dir) that sends everything to the sink, then the
+# load (smtp-source, or bench/loadgen.c for STARTTLS), then a wait until the
+# sink has every message and recipient. Then a second, latency pass with
+# loadgen (same sessions, messages, size) for the end-of-DATA-to-250 figures.
+# Last, a smaller run of each relay under strace counts fsync calls.
+#
+# Environment:
+#   BENCH_SMOKE=1      200 messages, cases a and d only (CI); fails on any loss
+#   BENCH_CASES="a c"  run only these cases (default: a b c d; smoke: a d)
+#   BENCH_TIMEOUT=300  seconds allowed for each load or wait step
+#   BENCH_STALL=60     seconds without progress at the sink that count as a stall
+#   BENCH_TMPDIR=/tmp  where the spools go (must be a real disk, not tmpfs)
+#   BENCH_KEEP=1       keep the temp dir (it is always kept on failure)
+#   BENCH_FSYNC=0      skip the strace fsync count
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+
+if [ "$(id -u)" -ne 0 ]; then
+	# A private Postfix instance needs root (its master binds and drops
+	# privileges; set-permissions chowns its queue), and so do reading the
+	# PSS of its processes and strace -p.
+	if command -v sudo >/dev/null 2>&1; then
+		exec sudo -E "$0" "$@"
+	fi
+	echo "bench: must run as root (private Postfix instance, /proc of its processes, strace)" >&2
+	exit 1
+fi
+
+scripts/deps.sh --bench || { echo "bench: scripts/deps.sh --bench failed" >&2; exit 1; }
+
+SMOKE=${BENCH_SMOKE:-0}
+TIMEOUT=${BENCH_TIMEOUT:-300}
+STALL=${BENCH_STALL:-60}
+POSTHORN=$ROOT/build/posthorn
+BB=$ROOT/build/bench
+RESULTS=$ROOT/bench/results
+CLK_TCK=$(getconf CLK_TCK)
+if [ "$SMOKE" = 1 ]; then
+	CASES=${BENCH_CASES:-a d}
+else
+	CASES=${BENCH_CASES:-a b c d}
+fi
+
+log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((t / 1000)); }
+
+[ -x "$POSTHORN" ] || { log "$POSTHORN is missing: run make first"; exit 1; }
+
+WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/posthorn-bench.XXXXXX") || exit 1
+chmod 755 "$WORK" # Postfix's unprivileged daemons walk into their queue under it
+KEEP=${BENCH_KEEP:-0}
+FAILED=0
+PIDS=()    # background processes we started (sinks, Posthorn, samplers, strace)
+PF_ETCS=() # private Postfix instances started
+
+stop_pid() { # pid [seconds before SIGKILL]
+	local pid=$1 wait_s=${2:-10} i
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < wait_s * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+		sleep 0.1
+	done
+	log "pid $pid did not stop after ${wait_s}s of SIGTERM: SIGKILL"
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+
+cleanup() {
+	local p
+	for p in "${PF_ETCS[@]}"; do pf_stop "$p"; done
+	for p in "${PIDS[@]}"; do stop_pid "$p" 35; done
+	if [ "$KEEP" = 1 ] || [ "$FAILED" = 1 ]; then
+		log "temp dir kept: $WORK (relay logs, sink counts, Postfix maillog)"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'log "interrupted"; FAILED=1; exit 130' INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_listen() { # port seconds
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		[ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# ---------- the system Postfix must not hold port 25 ----------
+if ss -Hltnp 'sport = :25' 2>/dev/null | grep -q '"master"'; then
+	log "the system Postfix listens on port 25: stopping it (postfix stop)"
+	postfix stop >/dev/null 2>&1 || service postfix stop >/dev/null 2>&1 || true
+fi
+
+# ---------- tools ----------
+mkdir -p "$BB" "$RESULTS"
+cc -O2 -Wall -o "$BB/sink" bench/sink.c || { log "cannot build bench/sink.c"; exit 1; }
+cc -O2 -Wall -pthread -o "$BB/loadgen" bench/loadgen.c -lssl -lcrypto ||
+	{ log "cannot build bench/loadgen.c"; exit 1; }
+command -v smtp-source >/dev/null || { log "smtp-source missing (scripts/deps.sh --bench)"; exit 1; }
+
+if [ "$(stat -f -c %T "$WORK")" = tmpfs ]; then
+	log "WARNING: $WORK is on tmpfs: fsync costs nothing there, figures are not durable ones"
+fi
+
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$WORK/key.pem" -out "$WORK/cert.pem" \
+	-days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+	>/dev/null 2>&1 || { log "openssl req failed"; exit 1; }
+
+# ---------- sink ----------
+SINK_PID= SINK_PORT= SINK_FILE=
+sink_start() { # dir
+	SINK_PORT=$(free_port)
+	SINK_FILE=$1/sink.count
+	"$BB/sink" -p "$SINK_PORT" -o "$SINK_FILE" 2>"$1/sink.log" &
+	SINK_PID=$!
+	PIDS+=("$SINK_PID")
+	wait_listen "$SINK_PORT" 5 || { log "sink did not start: $(cat "$1/sink.log")"; return 1; }
+}
+sink_stop() { [ -n "$SINK_PID" ] && stop_pid "$SINK_PID" 5; SINK_PID=; }
+SINK_M=0 SINK_R=0 SINK_LAST=0
+sink_read() {
+	local m r c f l
+	read -r m r c f l <"$SINK_FILE" 2>/dev/null || return 1
+	SINK_M=$m SINK_R=$r SINK_LAST=$l
+}
+
+# ---------- relays ----------
+RELAY= RELAY_PORT= PH_PID= PF_ETC= PF_MASTER= RELAY_LOG=
+
+ph_start() { # dir tls(0/1)
+	local d=$1 tls=$2 http
+	RELAY_PORT=$(free_port)
+	http=$(free_port)
+	RELAY_LOG=$d/posthorn.log
+	{
+		echo "[server]"
+		echo "hostname = relay.bench.test"
+		echo "data_dir = $d/data"
+		echo "[listener.bench]"
+		echo "address = 127.0.0.1:$RELAY_PORT"
+		echo "tls = $([ "$tls" = 1 ] && echo starttls || echo none)"
+		echo "auth = off"
+		echo "max_connections = 1000"
+		echo "max_connections_per_ip = 1000"
+		if [ "$tls" = 1 ]; then
+			echo "[tls]"
+			echo "cert = $WORK/cert.pem"
+			echo "key = $WORK/key.pem"
+		fi
+		echo "[relay]"
+		echo "smarthost = 127.0.0.1:$SINK_PORT"
+		echo "[domain.*]"
+		echo "max_connections = 20"
+		echo "max_messages_per_connection = 1000"
+		echo "max_rate = 1000000/s" # the key's minimum is 1: no 'unlimited'
+		echo "[http]"
+		echo "address = 127.0.0.1:$http"
+	} >"$d/bench.conf"
+	"$POSTHORN" -c "$d/bench.conf" check-config >"$d/check-config.log" 2>&1 ||
+		{ log "posthorn check-config failed: $(cat "$d/check-config.log")"; return 1; }
+	"$POSTHORN" serve -c "$d/bench.conf" >"$RELAY_LOG" 2>&1 &
+	PH_PID=$!
+	PIDS+=("$PH_PID")
+	wait_listen "$RELAY_PORT" 15 || { log "posthorn did not listen; log: $RELAY_LOG"; return 1; }
+}
+
+pf_stop() { # etc dir
+	local etc=$1 q pid i kids
+	q=$(dirname "$etc")/queue
+	[ -r "$q/pid/master.pid" ] || return 0
+	read -r pid <"$q/pid/master.pid" 2>/dev/null || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	postfix -c "$etc" stop >/dev/null 2>&1
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	log "Postfix master $pid did not stop: SIGKILL to it and its children"
+	read -r -a kids <"/proc/$pid/task/$pid/children" 2>/dev/null
+	kill -KILL "$pid" "${kids[@]}" 2>/dev/null
+}
+
+pf_start() { # dir tls(0/1)
+	local d=$1/postfix tls=$2 i
+	mkdir -p "$d/etc" "$d/queue" "$d/data"
+	RELAY_PORT=$(free_port)
+	RELAY_LOG=$d/maillog
+	PF_ETC=$d/etc
+	cat >"$d/etc/main.cf" <<-EOF
+		# private instance written by bench/run.sh; Postfix defaults otherwise
+		# (queue files are fsynced before the 250, as always).
+		compatibility_level = 3.6
+		queue_directory = $d/queue
+		data_directory = $d/data
+		mail_owner = postfix
+		setgid_group = postdrop
+		myhostname = relay.bench.test
+		mydomain = bench.test
+		myorigin = \$myhostname
+		mydestination =
+		local_recipient_maps =
+		local_transport = error:local delivery disabled
+		alias_maps =
+		alias_database =
+		biff = no
+		inet_interfaces = 127.0.0.1
+		inet_protocols = ipv4
+		mynetworks = 127.0.0.0/8
+		relayhost = [127.0.0.1]:$SINK_PORT
+		smtpd_relay_restrictions = permit_mynetworks, reject
+		smtpd_recipient_restrictions = permit_mynetworks, reject
+		default_process_limit = 100
+		smtp_destination_concurrency_limit = 20
+		default_destination_concurrency_limit = 20
+		smtp_tls_security_level = none
+		maillog_file = $d/maillog
+		maillog_file_prefixes = $d
+	EOF
+	if [ "$tls" = 1 ]; then
+		cat >>"$d/etc/main.cf" <<-EOF
+			smtpd_tls_security_level = may
+			smtpd_tls_cert_file = $WORK/cert.pem
+			smtpd_tls_key_file = $WORK/key.pem
+		EOF
+	else
+		echo "smtpd_tls_security_level = none" >>"$d/etc/main.cf"
+	fi
+	# Debian's master.cf with every service out of chroot (a chroot would need
+	# copies of /etc files in the temp queue) and without local delivery.
+	cat >"$d/etc/master.cf" <<-EOF
+		127.0.0.1:$RELAY_PORT inet n - n - - smtpd
+		pickup     unix n - n 60    1 pickup
+		cleanup    unix n - n -     0 cleanup
+		qmgr       unix n - n 300   1 qmgr
+		tlsmgr     unix - - n 1000? 1 tlsmgr
+		rewrite    unix - - n -     - trivial-rewrite
+		bounce     unix - - n -     0 bounce
+		defer      unix - - n -     0 bounce
+		trace      unix - - n -     0 bounce
+		verify     unix - - n -     1 verify
+		flush      unix n - n 1000? 0 flush
+		proxymap   unix - - n -     - proxymap
+		proxywrite unix - - n -     1 proxymap
+		smtp       unix - - n -     - smtp
+		relay      unix - - n -     - smtp
+		showq      unix n - n -     - showq
+		error      unix - - n -     - error
+		retry      unix - - n -     - error
+		discard    unix - - n -     - discard
+		anvil      unix - - n -     1 anvil
+		scache     unix - - n -     1 scache
+		postlog    unix-dgram n - n - 1 postlogd
+	EOF
+	{
+		postfix -c "$d/etc" set-permissions &&
+			postfix -c "$d/etc" check &&
+			postfix -c "$d/etc" start
+	} >"$d/start.log" 2>&1 || { log "postfix start failed: $(tail -5 "$d/start.log")"; return 1; }
+	PF_ETCS+=("$d/etc")
+	for ((i = 0; i < 100; i++)); do
+		read -r PF_MASTER <"$d/queue/pid/master.pid" 2>/dev/null && kill -0 "$PF_MASTER" 2>/dev/null && break
+		PF_MASTER=
+		sleep 0.1
+	done
+	[ -n "$PF_MASTER" ] || { log "postfix master did not start: $d/start.log"; return 1; }
+	wait_listen "$RELAY_PORT" 15 || { log "postfix did not listen; log: $RELAY_LOG"; return 1; }
+}
+
+relay_start() { # relay dir tls
+	RELAY=$1
+	if [ "$1" = posthorn ]; then ph_start "$2" "$3"; else pf_start "$2" "$3"; fi
+}
+relay_stop() {
+	if [ "$RELAY" = posthorn ]; then
+		[ -n "$PH_PID" ] && stop_pid "$PH_PID" 35
+		PH_PID=
+	else
+		[ -n "$PF_ETC" ] && pf_stop "$PF_ETC"
+		PF_ETC= PF_MASTER=
+	fi
+}
+relay_alive() {
+	if [ "$RELAY" = posthorn ]; then kill -0 "$PH_PID" 2>/dev/null; else kill -0 "$PF_MASTER" 2>/dev/null; fi
+}
+# The relay's processes now: Posthorn's one process (all its threads), or
+# Postfix's master and its children.
+relay_pids() {
+	local kids
+	if [ "$RELAY" = posthorn ]; then
+		echo "$PH_PID"
+	else
+		read -r -a kids <"/proc/$PF_MASTER/task/$PF_MASTER/children" 2>/dev/null
+		echo "$PF_MASTER ${kids[*]}"
+	fi
+}
+
+# CPU ticks used so far: utime+stime+cutime+cstime of the relay's processes.
+# A Postfix child that exits is reaped by the master, whose cutime/cstime
+# then hold its time, so the difference of two readings counts every
+# process that lived in between, even the ones that came and went.
+relay_cpu() {
+	local p line f total=0
+	for p in $(relay_pids); do
+		read -r line <"/proc/$p/stat" 2>/dev/null || continue
+		read -r -a f <<<"${line##*) }"
+		total=$((total + f[11] + f[12] + f[13] + f[14]))
+	done
+	echo "$total"
+}
+
+# Samples the sum of PSS (kB) over the relay's processes every 100 ms, keeps
+# the highest in FILE, until FILE.stop exists.
+mem_sampler() { # file
+	local file=$1 max=0 total p k v
+	while [ ! -e "$file.stop" ]; do
+		total=0
+		for p in $(relay_pids); do
+			while read -r k v _; do
+				[ "$k" = Pss: ] && { total=$((total + v)); break; }
+			done <"/proc/$p/smaps_rollup" 2>/dev/null
+		done
+		((total > max)) && { max=$total; echo "$max" >"$file"; }
+		sleep 0.1
+	done
+}
+
+# Waits until the sink has want_m messages and want_r recipients.
+wait_sink() { # want_m want_r what
+	local want_m=$1 want_r=$2 what=$3 start=$SECONDS changed=$SECONDS prev=-1
+	while :; do
+		sink_read
+		if ((SINK_M >= want_m && SINK_R >= want_r)); then return 0; fi
+		((SINK_M != prev)) && { prev=$SINK_M; changed=$SECONDS; }
+		if ! relay_alive; then
+			ERR="$RELAY died during $what: sink has $SINK_M/$want_m messages; log: $RELAY_LOG"
+			return 1
+		fi
+		if ((SECONDS - changed >= STALL)); then
+			ERR="$RELAY stalled during $what: sink has $SINK_M/$want_m messages, $SINK_R/$want_r recipients, no progress for ${STALL}s; log: $RELAY_LOG"
+			return 1
+		fi
+		if ((SECONDS - start >= TIMEOUT)); then
+			ERR="$RELAY timed out during $what after ${TIMEOUT}s: sink has $SINK_M/$want_m messages, $SINK_R/$want_r recipients; log: $RELAY_LOG"
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+# ---------- one case for one relay ----------
+declare -A R # R[case,relay,key]
+case_params() { # case -> N SIZE RCPTS SESS TLS TOOL TITLE
+	local n
+	case $1 in
+	a) n=10000 SIZE=2048 RCPTS=1 SESS=20 TLS=0 TOOL=smtp-source
+	   TITLE="(a) 2 KB, 1 recipient, 20 sessions" ;;
+	b) n=2000 SIZE=102400 RCPTS=1 SESS=20 TLS=0 TOOL=smtp-source
+	   TITLE="(b) 100 KB, 1 recipient, 20 sessions" ;;
+	c) n=2000 SIZE=2048 RCPTS=50 SESS=20 TLS=0 TOOL=smtp-source
+	   TITLE="(c) 2 KB, 50 recipients of one domain, 20 sessions" ;;
+	d) n=10000 SIZE=2048 RCPTS=1 SESS=20 TLS=1 TOOL=loadgen
+	   TITLE="(d) 2 KB, 1 recipient, 20 sessions, STARTTLS" ;;
+	*) return 1 ;;
+	esac
+	[ "$SMOKE" = 1 ] && n=200
+	N=$n
+}
+
+loadgen_run() { # port n tlsflag latfile (stdout: loadgen's key=value line)
+	local t=()
+	[ "$3" = 1 ] && t=(-T)
+	timeout "$TIMEOUT" "$BB/loadgen" -p "$1" -s "$SESS" -m "$2" -l "$SIZE" -r "$RCPTS" \
+		-f from@bench.test -t to@dest.test "${t[@]}" -o "$4"
+}
+
+kv() { # key line -> value of key=value in line
+	local x
+	for x in $2; do [ "${x%%=*}" = "$1" ] && { echo "${x#*=}"; return; }; done
+}
+
+run_one() { # case relay dir
+	local c=$1 relay=$2 d=$3 cpu0 cpu1 t0 t1 out mem lg
+	ERR=
+	sink_start "$d" || { ERR="sink did not start"; return 1; }
+	relay_start "$relay" "$d" "$TLS" || { ERR="$relay did not start; log: $RELAY_LOG"; return 1; }
+
+	rm -f "$d/pss" "$d/pss.stop"
+	mem_sampler "$d/pss" &
+	PIDS+=("$!")
+	local sampler=$!
+	cpu0=$(relay_cpu)
+	t0=$(now_ms)
+	if [ "$TOOL" = smtp-source ]; then
+		# -d: one connection per session for all its messages (as loadgen)
+		timeout "$TIMEOUT" smtp-source -d -s "$SESS" -m "$N" -l "$SIZE" -r "$RCPTS" \
+			-f from@bench.test -t to@dest.test "127.0.0.1:$RELAY_PORT" >"$d/load.out" 2>&1
+	else
+		loadgen_run "$RELAY_PORT" "$N" "$TLS" "$d/latency.txt" >"$d/load.out" 2>"$d/load.err"
+	fi
+	local rc=$?
+	t1=$(now_ms)
+	if [ $rc -ne 0 ]; then
+		touch "$d/pss.stop"
+		sink_read
+		ERR="$TOOL against $relay exited $rc (124: timeout) after $((t1 - t0)) ms: $(tail -3 "$d/load.out" "$d/load.err" 2>/dev/null | tr '\n' ' '); sink has $SINK_M/$N; log: $RELAY_LOG"
+		return 1
+	fi
+	wait_sink "$N" $((N * RCPTS)) "the $TOOL run" || { touch "$d/pss.stop"; return 1; }
+	cpu1=$(relay_cpu)
+	touch "$d/pss.stop"
+	wait "$sampler" 2>/dev/null
+	R[$c,$relay,n]=$N
+	R[$c,$relay,accept]=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN{printf "%.0f", n*1000/ms}')
+	R[$c,$relay,e2e]=$(awk -v n="$N" -v ms=$((SINK_LAST - t0)) 'BEGIN{printf "%.0f", n*1000/(ms>0?ms:1)}')
+	R[$c,$relay,cpu]=$(awk -v n="$N" -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t*1000/hz/n}')
+	R[$c,$relay,pss]=$(awk -v k="$(cat "$d/pss" 2>/dev/null || echo 0)" 'BEGIN{printf "%.1f", k/1024}')
+	if [ "$relay" = posthorn ]; then
+		mem=$(awk '/^VmHWM:/{print $2}' "/proc/$PH_PID/status")
+		R[$c,$relay,mem]=$(awk -v k="$mem" 'BEGIN{printf "%.1f", k/1024}')
+	else
+		R[$c,$relay,mem]=${R[$c,$relay,pss]}
+	fi
+
+	# latency: loadgen's own run when it was the load, else a second pass
+	if [ "$TOOL" = smtp-source ]; then
+		loadgen_run "$RELAY_PORT" "$N" 0 "$d/latency.txt" >"$d/lat.out" 2>"$d/lat.err" || {
+			ERR="loadgen latency pass against $relay failed: $(tail -3 "$d/lat.err" | tr '\n' ' ') $(cat "$d/lat.out"); log: $RELAY_LOG"
+			return 1
+		}
+		wait_sink $((2 * N)) $((2 * N * RCPTS)) "the latency pass" || return 1
+		lg=$(cat "$d/lat.out")
+		R[$c,$relay,lat_accept]=$(printf '%.0f' "$(kv accept_per_s "$lg")")
+	else
+		lg=$(cat "$d/load.out")
+		R[$c,$relay,tls]=$(sed -n 's/^loadgen: tls //p' "$d/load.err" | head -1)
+	fi
+	R[$c,$relay,p50]=$(kv p50_ms "$lg")
+	R[$c,$relay,p99]=$(kv p99_ms "$lg")
+
+	# no loss, no duplicates: the exact counts, after a moment to settle
+	sleep 0.3
+	sink_read
+	local want=$N
+	[ "$TOOL" = smtp-source ] && want=$((2 * N))
+	if ((SINK_M != want || SINK_R != want * RCPTS)); then
+		R[$c,$relay,note]="sink got $SINK_M messages / $SINK_R recipients for $want / $((want * RCPTS)) sent"
+		log "WARNING: $relay case $c: ${R[$c,$relay,note]}"
+	fi
+	return 0
+}
+
+run_case() { # case
+	local c=$1 relay d
+	case_params "$c" || { log "unknown case $c"; FAILED=1; return; }
+	R[$c,title]=$TITLE
+	R[$c,tool]=$TOOL
+	for relay in posthorn postfix; do
+		d=$WORK/$c-$relay
+		mkdir -p "$d"
+		log "case $c, $relay: $N messages of $SIZE bytes, $RCPTS rcpt, $SESS sessions, $TOOL$([ "$TLS" = 1 ] && echo ' STARTTLS')"
+		if ! run_one "$c" "$relay" "$d"; then
+			FAILED=1
+			R[$c,$relay,error]=$ERR
+			log "FAILED: case $c, $relay: $ERR"
+			[ -f "$RELAY_LOG" ] && tail -5 "$RELAY_LOG" | sed 's/^/    /' >&2
+		fi
+		relay_stop
+		sink_stop
+		[ -n "${R[$c,$relay,error]:-}" ] && [ "$relay" = posthorn ] && cp -f "$RELAY_LOG" "$d/posthorn.log.kept" 2>/dev/null
+	done
+}
+
+# ---------- fsync count ----------
+fsync_run() { # relay
+	local relay=$1 d=$WORK/fsync-$1 n spid p pids=() calls
+	n=1000
+	[ "$SMOKE" = 1 ] && n=100
+	case_params a
+	mkdir -p "$d"
+	ERR=
+	sink_start "$d" || return 1
+	relay_start "$relay" "$d" 0 || { ERR="$relay did not start"; return 1; }
+	for p in $(relay_pids); do pids+=(-p "$p"); done
+	strace -f -c -o "$d/strace.txt" -e trace=fsync,fdatasync,sync_file_range,syncfs,sync,msync \
+		"${pids[@]}" 2>"$d/strace.err" &
+	spid=$!
+	PIDS+=("$spid")
+	for ((p = 0; p < 100; p++)); do
+		grep -q attached "$d/strace.err" 2>/dev/null && break
+		sleep 0.05
+	done
+	sleep 0.3
+	loadgen_run "$RELAY_PORT" "$n" 0 "$d/latency.txt" >"$d/load.out" 2>"$d/load.err" ||
+		{ ERR="loadgen under strace failed: $(tail -2 "$d/load.err")"; kill -INT "$spid"; return 1; }
+	wait_sink "$n" "$n" "the strace run" || { kill -INT "$spid"; return 1; }
+	kill -INT "$spid"
+	wait "$spid" 2>/dev/null
+	calls=$(awk '$NF ~ /^(fsync|fdatasync|sync_file_range|syncfs|sync|msync)$/ {s += $4} END {print s+0}' "$d/strace.txt")
+	R[fsync,$relay,n]=$n
+	R[fsync,$relay,calls]=$calls
+	R[fsync,$relay,per]=$(awk -v c="$calls" -v n="$n" 'BEGIN{printf "%.3f", c/n}')
+	R[fsync,$relay,detail]=$(awk '$NF ~ /^(fsync|fdatasync|sync_file_range|syncfs|sync|msync)$/ {printf "%s%s=%s", sep, $NF, $4; sep=" "}' "$d/strace.txt")
+	return 0
+}
+
+# ---------- report ----------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a/b }'; }
+row() { printf '  %-26s %12s %12s %12s\n' "$@"; }
+
+report() {
+	local c k label
+	echo "Posthorn vs Postfix $(postconf -d -h mail_version 2>/dev/null) — $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty src')"
+	echo "machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo) RAM, spool on $(df -P "$WORK" | awk 'NR==2{print $1}') ($(stat -f -c %T "$WORK")), kernel $(uname -r)"
+	[ "$SMOKE" = 1 ] && echo "SMOKE run: 200 messages per case"
+	for c in $CASES; do
+		[ -n "${R[$c,title]:-}" ] || continue
+		echo
+		echo "${R[$c,title]} — load: ${R[$c,tool]}$([ "${R[$c,tool]}" = smtp-source ] && echo ' -d; latency: a second pass with bench/loadgen')"
+		row "" Posthorn Postfix "ratio P/F"
+		for k in n:messages accept:"accept msg/s" e2e:"end-to-end msg/s" cpu:"CPU ms/msg" \
+			mem:"peak memory MB" pss:"peak PSS MB (sampled)" p50:"p50 DATA->250 ms" p99:"p99 DATA->250 ms" \
+			lat_accept:"accept msg/s (loadgen)"; do
+			label=${k#*:}
+			k=${k%%:*}
+			[ -z "${R[$c,posthorn,$k]:-}${R[$c,postfix,$k]:-}" ] && continue
+			row "$label" "${R[$c,posthorn,$k]:--}" "${R[$c,postfix,$k]:--}" \
+				"$([ "$k" = n ] && echo "" || ratio "${R[$c,posthorn,$k]:-}" "${R[$c,postfix,$k]:-}")"
+		done
+		[ -n "${R[$c,posthorn,tls]:-}" ] && echo "  TLS negotiated: Posthorn ${R[$c,posthorn,tls]}, Postfix ${R[$c,postfix,tls]:--}"
+		for k in posthorn postfix; do
+			[ -n "${R[$c,$k,error]:-}" ] && echo "  FAILED $k: ${R[$c,$k,error]}"
+			[ -n "${R[$c,$k,note]:-}" ] && echo "  NOTE $k: ${R[$c,$k,note]}"
+		done
+	done
+	if [ -n "${R[fsync,posthorn,per]:-}${R[fsync,postfix,per]:-}" ]; then
+		echo
+		echo "fsync-family calls per message (strace -f -c on the relay, ${R[fsync,posthorn,n]:-${R[fsync,postfix,n]:-}} messages as case a, accept and delivery)"
+		row "" Posthorn Postfix "ratio P/F"
+		row "calls per message" "${R[fsync,posthorn,per]:--}" "${R[fsync,postfix,per]:--}" "$(ratio "${R[fsync,posthorn,per]:-}" "${R[fsync,postfix,per]:-}")"
+		echo "  Posthorn: ${R[fsync,posthorn,detail]:-${R[fsync,posthorn,error]:-}}"
+		echo "  Postfix:  ${R[fsync,postfix,detail]:-${R[fsync,postfix,error]:-}}"
+	fi
+	[ "$SMOKE" = 1 ] && return
+	echo
+	echo "targets (issue #4):"
+	target "a" e2e ge 3 "(a) end to end >= 3x Postfix"
+	target "a" cpu le 0.25 "(a) CPU per message <= 1/4 of Postfix's"
+	abs "a" p99 le 20 "(a) p99 end-of-DATA-to-250 <= 20 ms"
+	abs "a" mem le 64 "(a) peak memory <= 64 MB"
+	target "b" e2e ge 2 "(b) end to end >= 2x Postfix"
+	abs "b" e2e ge 750 "(b) end to end >= 750 msg/s"
+	target "c" e2e ge 3 "(c) end to end >= 3x Postfix"
+	target "d" e2e ge 2 "(d) end to end >= 2x Postfix over STARTTLS"
+}
+target() { # case key ge|le bound text
+	local r
+	r=$(ratio "${R[$1,posthorn,$2]:-}" "${R[$1,postfix,$2]:-}")
+	[ "$r" = - ] && { printf '  %-48s %s\n' "$5" "not measured"; return; }
+	printf '  %-48s %-8s %s\n' "$5" "$r" "$(awk -v r="$r" -v b="$4" -v op="$3" 'BEGIN{ok = op == "ge" ? r >= b : r <= b; print ok ? "met" : "NOT met"}')"
+}
+abs() { # case key ge|le bound text
+	local v=${R[$1,posthorn,$2]:-}
+	[ -z "$v" ] && { printf '  %-48s %s\n' "$5" "not measured"; return; }
+	printf '  %-48s %-8s %s\n' "$5" "$v" "$(awk -v r="$v" -v b="$4" -v op="$3" 'BEGIN{ok = op == "ge" ? r >= b : r <= b; print ok ? "met" : "NOT met"}')"
+}
+
+# ---------- main ----------
+log "temp dir $WORK; cases: $CASES$([ "$SMOKE" = 1 ] && echo ' (smoke)')"
+for c in $CASES; do run_case "$c"; done
+if [ "${BENCH_FSYNC:-1}" = 1 ]; then
+	for relay in posthorn postfix; do
+		log "fsync count, $relay"
+		if ! fsync_run "$relay"; then
+			FAILED=1
+			R[fsync,$relay,error]="FAILED: $ERR"
+			log "FAILED: fsync run, $relay: $ERR"
+		fi
+		relay_stop
+		sink_stop
+	done
+fi
+
+report | tee "$RESULTS/latest.txt"
+if [ "$FAILED" = 1 ]; then
+	log "FAILED (details above; temp dir kept: $WORK)"
+	exit 1
+fi
+exit 0
