@@ -78,6 +78,7 @@ struct conf {
 	struct conf_net *trusted_networks;
 	size_t n_trusted_networks;
 	uint64_t queue_lifetime; /* seconds */
+	uint64_t delay_warning;  /* seconds; 0 = no delay notices */
 	uint64_t *retry;         /* seconds, at least one step */
 	size_t n_retry;
 	char *smarthost; /* host:port or NULL */

@@ -638,20 +638,24 @@ static void count(struct sched *s, const struct envelope *env, const struct rcpt
 	s->deps.count(s->deps.count_arg, env->account, key, event);
 }
 
-static void add_dsn(struct finish *f, size_t k, const char *status, const char *diag,
-                    const char *remote)
+static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const char *status,
+                    const char *diag, const char *remote)
 {
 	struct dsn_rcpt *d;
 
+	if (!dsn_should_report(f->env, k, action))
+		return;
 	f->dsn = xrealloc(f->dsn, (f->n_dsn + 1) * sizeof(*f->dsn));
 	d = &f->dsn[f->n_dsn++];
 	memset(d, 0, sizeof(*d));
 	d->index = k;
-	d->action = DSN_ACT_FAILED;
+	d->action = action;
 	d->status = keep_str(f, status);
 	d->diagnostic = keep_str(f, diag);
 	d->remote_mta = keep_str(f, remote);
 	d->last_attempt = now_s();
+	if (action == DSN_ACT_DELAYED)
+		d->retry_until = f->env->created + (int64_t)f->s->conf->queue_lifetime;
 }
 
 /* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
@@ -673,15 +677,22 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
 		count(s, f->env, r, "delivered");
+		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
+		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
+		if (c && !smtpc_conn_has_dsn(c))
+			add_dsn(f, k, DSN_ACT_RELAYED, v->status, v->diag, smtpc_conn_host(c));
 		return 0;
 	}
 	if (v->action == SMTPC_ACT_DEFER &&
 	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created, cf->queue_lifetime,
 	                     now_s(), &next) == SCHED_RETRY_AT) {
+		int64_t since = r->next_attempt; /* when this attempt was due */
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
 		count(s, f->env, r, "deferred");
+		if (dsn_delay_due(f->env, k, since, now_s(), cf->delay_warning))
+			add_dsn(f, k, DSN_ACT_DELAYED, v->status, v->diag, c ? smtpc_conn_host(c) : NULL);
 		return 1;
 	}
 	r->state = RCPT_BOUNCED;
@@ -691,12 +702,15 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		memset(&ex, 0, sizeof(ex));
 		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
 		log_attempt(it, r, c, "bounced", &ex);
-		add_dsn(f, k, ex.status, ex.diag, c ? smtpc_conn_host(c) : NULL);
+		add_dsn(f, k, DSN_ACT_FAILED, ex.status, ex.diag, c ? smtpc_conn_host(c) : NULL);
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(it, r, c, "bounced", v);
-		add_dsn(f, k, v->status, v->diag, c ? smtpc_conn_host(c) : NULL);
+		add_dsn(f, k, DSN_ACT_FAILED, v->status, v->diag, c ? smtpc_conn_host(c) : NULL);
 	}
+	if (!*f->env->mail_from)
+		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
+		         log_q(r->addr));
 	count(s, f->env, r, "bounced");
 	return 0;
 }

@@ -842,3 +842,8 @@ unsigned smtpc_conn_count(const struct smtpc_conn *c)
 {
 	return c->n_sent;
 }
+
+int smtpc_conn_has_dsn(const struct smtpc_conn *c)
+{
+	return c->caps.dsn;
+}

@@ -82,6 +82,8 @@ const char *smtpc_conn_host(const struct smtpc_conn *c);
 const char *smtpc_conn_addr(const struct smtpc_conn *c);
 uint16_t smtpc_conn_port(const struct smtpc_conn *c);
 const char *smtpc_conn_tls(const struct smtpc_conn *c);
+/* 1 if the server offered DSN (it then reports success itself). */
+int smtpc_conn_has_dsn(const struct smtpc_conn *c);
 /* Messages sent over this connection so far. */
 unsigned smtpc_conn_count(const struct smtpc_conn *c);
 

@@ -56,8 +56,9 @@ enum state {
 	S_CLOSING,    /* last reply is being flushed, then free */
 	S__COUNT
 };
-static const char *state_names[S__COUNT] = {"cmd",       "auth-plain", "auth-user", "auth-pass",
-                                            "data",      "bdat",       "wait",      "closing"};
+/* S__COUNT names a session that has not entered its first state yet. */
+static const char *state_names[S__COUNT + 1] = {"cmd",  "auth-plain", "auth-user", "auth-pass", "data",
+                                                "bdat", "wait",       "closing",   "new"};
 
 struct txn {
 	char *mail_from;

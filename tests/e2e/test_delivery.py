@@ -147,6 +147,22 @@ def deliveries(srv, qid=None, to=None):
     return out
 
 
+def check_alive(srv):
+    """Fails at once (instead of at a deadline) when the server has died."""
+    rc = srv.proc.poll() if srv.proc else None
+    if rc is not None:
+        raise AssertionError(f"posthorn serve exited unexpectedly with {rc} (a signal "
+                             f"from outside the test if the log shows event=shutdown):\n"
+                             f"{log_excerpt(srv, n=30)}")
+
+
+def alive_poll(srv, pred, timeout, what, interval=0.05):
+    def p():
+        check_alive(srv)
+        return pred()
+    return poll(p, timeout, interval=interval, what=what)
+
+
 def log_excerpt(srv, *needles, n=40):
     lines = [l for l in srv.log().splitlines() if not needles or any(x in l for x in needles)]
     return "\n".join(lines[-n:])
@@ -160,7 +176,18 @@ def wait_status(srv, qid, to, status, timeout=WAIT):
                 return d
         return None
     try:
-        return poll(pred, timeout, what=f"status={status} for {to} ({qid})")
+        return alive_poll(srv, pred, timeout, what=f"status={status} for {to} ({qid})")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
+
+
+def wait_rcpts(mx, rcpts, srv, timeout=WAIT):
+    """mx.wait_rcpts, with the server's log in the failure message."""
+    want = set(rcpts)
+    try:
+        alive_poll(srv, lambda: want <= set(mx.delivered_rcpts()), timeout,
+                   what=f"{len(want)} recipients at fake MX {mx.ip} (missing "
+                        f"{sorted(want - set(mx.delivered_rcpts()))[:5]})")
     except AssertionError as e:
         raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
 
@@ -173,7 +200,7 @@ def wait_queue_empty(srv, timeout=WAIT):
         last = srv.queue()
         return not last
     try:
-        poll(pred, timeout, interval=0.2, what="an empty queue")
+        alive_poll(srv, pred, timeout, interval=0.2, what="an empty queue")
     except AssertionError as e:
         raise AssertionError(f"{e}: still queued {last}\nserver log:\n"
                              f"{log_excerpt(srv, n=60)}") from None
@@ -219,7 +246,7 @@ def dsns_to(farm, addr):
 
 def wait_dsn(farm, addr, srv, timeout=WAIT):
     try:
-        return poll(lambda: dsns_to(farm, addr), timeout, what=f"a DSN to {addr}")[0]
+        return alive_poll(srv, lambda: dsns_to(farm, addr), timeout, what=f"a DSN to {addr}")[0]
     except AssertionError as e:
         raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
 
@@ -316,10 +343,10 @@ def test_mx_preference(start, mxs):
                 msg_bytes("t2@sender.test", "x@prefdown.test", "t2 down"))
     q2 = submit(srv, "t2@sender.test", ["y@prefup.test"],
                 msg_bytes("t2@sender.test", "y@prefup.test", "t2 up"))
-    down_20.wait_rcpts(["x@prefdown.test"])
+    wait_rcpts(down_20, ["x@prefdown.test"], srv)
     d = wait_status(srv, q1, "x@prefdown.test", "sent")
     assert f"[{ip_of('prefdown.test', 1)}]" in d["relay"], d["line"]
-    up_10.wait_rcpts(["y@prefup.test"])
+    wait_rcpts(up_10, ["y@prefup.test"], srv)
     d = wait_status(srv, q2, "y@prefup.test", "sent")
     assert f"[{ip_of('prefup.test', 0)}]" in d["relay"], d["line"]
     assert up_20.connections == 0 and not up_20.messages
@@ -332,7 +359,7 @@ def test_implicit_mx(start, mxs):
     srv = start()
     qid = submit(srv, "t3@sender.test", ["z@aonly.test"],
                  msg_bytes("t3@sender.test", "z@aonly.test", "t3"))
-    mx.wait_rcpts(["z@aonly.test"])
+    wait_rcpts(mx, ["z@aonly.test"], srv)
     d = wait_status(srv, qid, "z@aonly.test", "sent")
     assert f"[{AONLY_IP}]" in d["relay"], d["line"]
     wait_queue_empty(srv)
@@ -383,7 +410,7 @@ def test_451_then_accept(start, mxs):
     srv = start()
     rcpt = "d@defer.test"
     qid = submit(srv, "t6@sender.test", [rcpt], msg_bytes("t6@sender.test", rcpt, "t6"))
-    mx.wait_rcpts([rcpt], timeout=WAIT + 10)
+    wait_rcpts(mx, [rcpt], srv, timeout=WAIT + 10)
     d = wait_status(srv, qid, rcpt, "sent")
     lines = deliveries(srv, qid, rcpt)
     assert [x["status"] for x in lines] == ["deferred", "deferred", "sent"], \
@@ -544,7 +571,7 @@ def test_50_recipients_one_transaction(start, mxs):
     srv = start()
     rcpts = [f"r{i:02d}@many.test" for i in range(50)]
     qid = submit(srv, "t11@sender.test", rcpts, msg_bytes("t11@sender.test", rcpts[:2], "t11"))
-    mx.wait_rcpts(rcpts)
+    wait_rcpts(mx, rcpts, srv)
     assert len(mx.messages) == 1, f"{len(mx.messages)} transactions: " \
         f"{[len(t.rcpts) for t in mx.messages]}"
     assert sorted(mx.messages[0].rcpts) == rcpts
@@ -568,7 +595,7 @@ def test_connection_reuse(start, mxs):
     items = [("t12@sender.test", [f"u{i}@reuse.test"],
               msg_bytes("t12@sender.test", f"u{i}@reuse.test", f"t12 #{i}")) for i in range(5)]
     submit_many(srv, items)
-    mx.wait_rcpts([f"u{i}@reuse.test" for i in range(5)])
+    wait_rcpts(mx, [f"u{i}@reuse.test" for i in range(5)], srv)
     assert len(mx.messages) == 5
     assert mx.connections == 1, f"{mx.connections} connections for 5 messages " \
         f"(transactions per connection: {dict(mx.txns_per_conn)})\n" \
@@ -581,7 +608,7 @@ def test_connection_reuse(start, mxs):
     for i in range(4):
         r = f"v{i}@prefup.test"
         submit(srv, "t12@sender.test", [r], msg_bytes("t12@sender.test", r, f"t12b #{i}"))
-        mx2.wait_rcpts([r])
+        wait_rcpts(mx2, [r], srv)
     assert mx2.connections == 1, f"{mx2.connections} connections for 4 sequential messages " \
         f"(transactions per connection: {dict(mx2.txns_per_conn)})\n" \
         f"{log_excerpt(srv, 'event=queued', 'event=delivery', 'smtpc')}"
@@ -595,7 +622,7 @@ def test_max_connections_honoured(start, mxs):
     rcpts = [f"m{i:02d}@maxconn.test" for i in range(20)]
     submit_many(srv, [("t13@sender.test", [r], msg_bytes("t13@sender.test", r, f"t13 {r}"))
                       for r in rcpts])
-    mx.wait_rcpts(rcpts, timeout=WAIT + 20)
+    wait_rcpts(mx, rcpts, srv, timeout=WAIT + 20)
     assert mx.max_active <= 2, f"{mx.max_active} concurrent sessions with max_connections = 2"
     assert mx.max_active == 2, f"only {mx.max_active} session at a time: the limit is 2"
     wait_queue_empty(srv)
@@ -618,7 +645,7 @@ def test_kill9_during_delivery_at_least_once(start, mxs):
     assert at_kill < 200, "everything was delivered before the kill: not mid-way"
     srv.restart()
     want = {f"c{i:03d}@crash.test" for i in range(200)}
-    mx.wait_rcpts(want, timeout=WAIT + 30)
+    wait_rcpts(mx, want, srv, timeout=WAIT + 30)
     got_ids = {t.header("Message-ID") for t in mx.messages}
     assert set(ids) <= got_ids, sorted(set(ids) - got_ids)[:5]
     wait_queue_empty(srv)
@@ -643,7 +670,7 @@ def test_queue_retry_all(start, mxs):
     assert rc == 0, (rc, out, err)
     assert out.strip() == "1", (out, err)
     t0 = time.monotonic()
-    mx.wait_rcpts([rcpt], timeout=10)
+    wait_rcpts(mx, [rcpt], srv, timeout=10)
     assert time.monotonic() - t0 < 10
     wait_status(srv, qid, rcpt, "sent")
     wait_queue_empty(srv)
@@ -658,7 +685,7 @@ def test_stats_counts(start, mxs, farm):
     items.append(("t16@sender.test", ["bad@statsbad.test"],
                   msg_bytes("t16@sender.test", "bad@statsbad.test", "t16 bad")))
     ids = submit_many(srv, items)
-    ok.wait_rcpts([f"s{i}@statsok.test" for i in range(3)])
+    wait_rcpts(ok, [f"s{i}@statsok.test" for i in range(3)], srv)
     wait_status(srv, ids[3], "bad@statsbad.test", "bounced")
     wait_dsn(farm, "t16@sender.test", srv)
     last = {}
@@ -709,7 +736,7 @@ def test_sigterm_during_slow_delivery_loses_nothing(start, mxs):
     srv.stop()
     if not mx.messages or qid in srv.queue():
         srv.restart()
-        mx.wait_rcpts([rcpt])
+        wait_rcpts(mx, [rcpt], srv)
         wait_queue_empty(srv)
     assert rcpt in mx.delivered_rcpts()
 
@@ -723,7 +750,7 @@ def test_ipv6_mx(start, mxs):
     srv = start()
     rcpt = "six@v6.test"
     qid = submit(srv, "t18@sender.test", [rcpt], msg_bytes("t18@sender.test", rcpt, "t18"))
-    mx.wait_rcpts([rcpt])
+    wait_rcpts(mx, [rcpt], srv)
     d = wait_status(srv, qid, rcpt, "sent")
     assert "[::1]" in d["relay"], d["line"]
     wait_queue_empty(srv)
@@ -736,7 +763,7 @@ def test_421_greeting_tries_next_mx(start, mxs):
     srv = start()
     rcpt = "g@greet421.test"
     qid = submit(srv, "t19@sender.test", [rcpt], msg_bytes("t19@sender.test", rcpt, "t19"))
-    good.wait_rcpts([rcpt])
+    wait_rcpts(good, [rcpt], srv)
     assert busy.connections >= 1
     d = wait_status(srv, qid, rcpt, "sent")
     assert f"[{ip_of('greet421.test', 1)}]" in d["relay"], d["line"]
@@ -752,7 +779,7 @@ def test_mixed_results_one_dsn_for_the_failed_recipients(start, mxs, farm):
     srv = start()
     rcpts = ["yes@mixedok.test", "no@mixedok.test", "bad@mixedbad.test"]
     qid = submit(srv, "t20@sender.test", rcpts, msg_bytes("t20@sender.test", rcpts, "t20 mixed"))
-    ok.wait_rcpts(["yes@mixedok.test"])
+    wait_rcpts(ok, ["yes@mixedok.test"], srv)
     assert [t.rcpts for t in ok.messages] == [["yes@mixedok.test"]]
     wait_status(srv, qid, "yes@mixedok.test", "sent")
     wait_status(srv, qid, "no@mixedok.test", "bounced")

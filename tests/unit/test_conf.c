@@ -203,8 +203,8 @@ static void test_embedded_default(void **state)
 	assert_string_equal(c->domains[0].name, "*");
 	assert_int_equal(c->domains[0].max_connections, 20);
 	assert_int_equal(c->domains[0].max_messages_per_connection, 100);
-	assert_int_equal(c->domains[0].max_rate, 3000);
-	assert_int_equal(c->domains[0].max_rate_period, 3600);
+	assert_int_equal(c->domains[0].max_rate, 0); /* unlimited */
+	assert_int_equal(c->delay_warning, 4 * 3600);
 
 	assert_null(c->bounces_domain);
 	assert_string_equal(c->http_address.text, "127.0.0.1:8025");
@@ -794,7 +794,7 @@ static void test_example_loads(void **state)
 	assert_int_equal(c->listeners[0].auth, CONF_AUTH_OPTIONAL);
 	assert_string_equal(c->data_dir, "/var/lib/posthorn");
 	assert_int_equal(c->n_domains, 1);
-	assert_int_equal(c->domains[0].max_rate, 3000);
+	assert_int_equal(c->domains[0].max_rate, 0);
 	assert_int_equal(c->n_retry, 7);
 	conf_free(c);
 	free(path);
@@ -814,7 +814,7 @@ static void test_markdown(void **state)
 	assert_non_null(strstr(md, "| `min_free_space` | `100m` |"));
 	assert_non_null(strstr(md, "| `address` | *(required)* |"));
 	assert_non_null(strstr(md, "none \\| starttls \\| implicit"));
-	assert_non_null(strstr(md, "| `max_rate` | `3000/h` |"));
+	assert_non_null(strstr(md, "| `max_rate` | `unlimited` |"));
 	free(md);
 }
 
