@@ -136,7 +136,7 @@ sink_stop() { [ -n "$SINK_PID" ] && stop_pid "$SINK_PID" 5; SINK_PID=; }
 SINK_M=0 SINK_R=0 SINK_LAST=0
 sink_read() {
 	local m r c f l
-	read -r m r c f l <"$SINK_FILE" 2>/dev/null || return 1
+	read -r m r c f l 2>/dev/null <"$SINK_FILE" || return 1
 	SINK_M=$m SINK_R=$r SINK_LAST=$l
 }
 
@@ -184,7 +184,7 @@ pf_stop() { # etc dir
 	local etc=$1 q pid i kids
 	q=$(dirname "$etc")/queue
 	[ -r "$q/pid/master.pid" ] || return 0
-	read -r pid <"$q/pid/master.pid" 2>/dev/null || return 0
+	read -r pid 2>/dev/null <"$q/pid/master.pid" || return 0
 	kill -0 "$pid" 2>/dev/null || return 0
 	postfix -c "$etc" stop >/dev/null 2>&1
 	for ((i = 0; i < 150; i++)); do
@@ -192,7 +192,7 @@ pf_stop() { # etc dir
 		sleep 0.1
 	done
 	log "Postfix master $pid did not stop: SIGKILL to it and its children"
-	read -r -a kids <"/proc/$pid/task/$pid/children" 2>/dev/null
+	read -r -a kids 2>/dev/null <"/proc/$pid/task/$pid/children"
 	kill -KILL "$pid" "${kids[@]}" 2>/dev/null
 }
 
@@ -274,7 +274,7 @@ pf_start() { # dir tls(0/1)
 	} >"$d/start.log" 2>&1 || { log "postfix start failed: $(tail -5 "$d/start.log")"; return 1; }
 	PF_ETCS+=("$d/etc")
 	for ((i = 0; i < 100; i++)); do
-		read -r PF_MASTER <"$d/queue/pid/master.pid" 2>/dev/null && kill -0 "$PF_MASTER" 2>/dev/null && break
+		read -r PF_MASTER 2>/dev/null <"$d/queue/pid/master.pid" && kill -0 "$PF_MASTER" 2>/dev/null && break
 		PF_MASTER=
 		sleep 0.1
 	done
@@ -305,7 +305,7 @@ relay_pids() {
 	if [ "$RELAY" = posthorn ]; then
 		echo "$PH_PID"
 	else
-		read -r -a kids <"/proc/$PF_MASTER/task/$PF_MASTER/children" 2>/dev/null
+		read -r -a kids 2>/dev/null <"/proc/$PF_MASTER/task/$PF_MASTER/children"
 		echo "$PF_MASTER ${kids[*]}"
 	fi
 }
@@ -317,11 +317,18 @@ relay_pids() {
 relay_cpu() {
 	local p line f total=0
 	for p in $(relay_pids); do
-		read -r line <"/proc/$p/stat" 2>/dev/null || continue
+		read -r line 2>/dev/null <"/proc/$p/stat" || continue
 		read -r -a f <<<"${line##*) }"
 		total=$((total + f[11] + f[12] + f[13] + f[14]))
 	done
 	echo "$total"
+}
+
+# Busy ticks of the whole machine (every process, all cores): a cross-check.
+sys_cpu() {
+	local cpu u n s i w irq sirq st
+	read -r cpu u n s i w irq sirq st _ </proc/stat
+	echo $((u + n + s + irq + sirq + st))
 }
 
 # Samples the sum of PSS (kB) over the relay's processes every 100 ms, keeps
@@ -333,7 +340,7 @@ mem_sampler() { # file
 		for p in $(relay_pids); do
 			while read -r k v _; do
 				[ "$k" = Pss: ] && { total=$((total + v)); break; }
-			done <"/proc/$p/smaps_rollup" 2>/dev/null
+			done 2>/dev/null <"/proc/$p/smaps_rollup"
 		done
 		((total > max)) && { max=$total; echo "$max" >"$file"; }
 		sleep 0.1
@@ -395,7 +402,7 @@ kv() { # key line -> value of key=value in line
 }
 
 run_one() { # case relay dir
-	local c=$1 relay=$2 d=$3 cpu0 cpu1 t0 t1 out mem lg
+	local c=$1 relay=$2 d=$3 cpu0 cpu1 sys0 sys1 t0 t1 mem lg
 	ERR=
 	sink_start "$d" || { ERR="sink did not start"; return 1; }
 	relay_start "$relay" "$d" "$TLS" || { ERR="$relay did not start; log: $RELAY_LOG"; return 1; }
@@ -405,6 +412,7 @@ run_one() { # case relay dir
 	PIDS+=("$!")
 	local sampler=$!
 	cpu0=$(relay_cpu)
+	sys0=$(sys_cpu)
 	t0=$(now_ms)
 	if [ "$TOOL" = smtp-source ]; then
 		# -d: one connection per session for all its messages (as loadgen)
@@ -423,12 +431,14 @@ run_one() { # case relay dir
 	fi
 	wait_sink "$N" $((N * RCPTS)) "the $TOOL run" || { touch "$d/pss.stop"; return 1; }
 	cpu1=$(relay_cpu)
+	sys1=$(sys_cpu)
 	touch "$d/pss.stop"
 	wait "$sampler" 2>/dev/null
 	R[$c,$relay,n]=$N
 	R[$c,$relay,accept]=$(awk -v n="$N" -v ms=$((t1 - t0)) 'BEGIN{printf "%.0f", n*1000/ms}')
 	R[$c,$relay,e2e]=$(awk -v n="$N" -v ms=$((SINK_LAST - t0)) 'BEGIN{printf "%.0f", n*1000/(ms>0?ms:1)}')
 	R[$c,$relay,cpu]=$(awk -v n="$N" -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t*1000/hz/n}')
+	log "  $relay: relay CPU ${R[$c,$relay,cpu]} ms/msg; whole machine (load generator, sink, anything else running) $(awk -v n="$N" -v t=$((sys1 - sys0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t*1000/hz/n}') ms/msg"
 	R[$c,$relay,pss]=$(awk -v k="$(cat "$d/pss" 2>/dev/null || echo 0)" 'BEGIN{printf "%.1f", k/1024}')
 	if [ "$relay" = posthorn ]; then
 		mem=$(awk '/^VmHWM:/{print $2}' "/proc/$PH_PID/status")
@@ -526,7 +536,7 @@ row() { printf '  %-26s %12s %12s %12s\n' "$@"; }
 report() {
 	local c k label
 	echo "Posthorn vs Postfix $(postconf -d -h mail_version 2>/dev/null) — $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src 2>/dev/null || echo '+dirty src')"
-	echo "machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo) RAM, spool on $(df -P "$WORK" | awk 'NR==2{print $1}') ($(stat -f -c %T "$WORK")), kernel $(uname -r)"
+	echo "machine: $(nproc) cores ($(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo)), $(awk '/MemTotal/{printf "%.1f GB", $2/1048576}' /proc/meminfo) RAM, spool on $(df -P "$WORK" | awk 'NR==2{print $1}') ($(stat -f -c %T "$WORK")), kernel $(uname -r), open files limit $(ulimit -n), load average before the run $LOADAVG"
 	[ "$SMOKE" = 1 ] && echo "SMOKE run: 200 messages per case"
 	for c in $CASES; do
 		[ -n "${R[$c,title]:-}" ] || continue
@@ -581,6 +591,7 @@ abs() { # case key ge|le bound text
 }
 
 # ---------- main ----------
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
 log "temp dir $WORK; cases: $CASES$([ "$SMOKE" = 1 ] && echo ' (smoke)')"
 for c in $CASES; do run_case "$c"; done
 if [ "${BENCH_FSYNC:-1}" = 1 ]; then

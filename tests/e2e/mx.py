@@ -16,10 +16,16 @@ attributes, read at each command):
   tls            advertise STARTTLS (with the session cert), never require it
   greet_421      answer the greeting with 421 and close
   defer_first    451 at RCPT for the first N attempts of each address
+                 (an int for every address, or a dict address -> N)
   defer_always   451 at RCPT, always (True, or a set of addresses)
   reject_rcpt    550 at RCPT, always (True, or a set of addresses)
   data_delay     seconds to sleep before answering the end of DATA
   data_reply     a reply to give at the end of DATA instead of 250
+  data_defer_first  451 at the end of DATA for the first N transactions
+  size_limit     SIZE advertised in EHLO and enforced (aiosmtpd's default
+                 is 32 MiB)
+  smtputf8       advertise SMTPUTF8 (aiosmtpd's enable_SMTPUTF8)
+  (construction only: size_limit, smtputf8, tls)
 
 and counts what it sees: connections, sessions in flight (and the most at
 once), transactions per connection, RCPT attempts per address, and every
@@ -31,7 +37,9 @@ with a deadline.
 """
 import asyncio
 import collections
+import importlib.util
 import os
+import re
 import signal
 import socket
 import ssl
@@ -39,11 +47,15 @@ import struct
 import subprocess
 import threading
 import time
+import uuid
 
+import pytest
 from aiosmtpd.smtp import SMTP
 
+import helpers
+
 DNSMASQ = "/usr/sbin/dnsmasq"
-WAIT = 20.0  # generous: the ASan build is 2-3x slower
+WAIT = 25.0  # deadline for what should happen "soon" (the ASan build is 2-3x slower)
 
 
 def _free_tcp_udp_port(host="127.0.0.1"):
@@ -216,12 +228,18 @@ def _matches(setting, address):
     return bool(setting)
 
 
+def _first_n(setting, address):
+    if isinstance(setting, dict):
+        return {a.lower(): n for a, n in setting.items()}.get(address.lower(), 0)
+    return setting
+
+
 class FakeMX:
     """One fake MX on one address; see the module doc for the behaviours."""
 
     def __init__(self, farm, ip, tls=False, greet_421=False, defer_first=0,
                  defer_always=False, reject_rcpt=False, data_delay=0.0, data_reply=None,
-                 hostname=None):
+                 data_defer_first=0, size_limit=None, smtputf8=False, hostname=None):
         self.farm = farm
         self.ip = ip
         self.tls = tls
@@ -231,6 +249,11 @@ class FakeMX:
         self.reject_rcpt = reject_rcpt
         self.data_delay = data_delay
         self.data_reply = data_reply
+        self.data_defer_first = data_defer_first
+        self.size_limit = size_limit
+        self.smtputf8 = smtputf8
+        self.data_tries = 0          # ends of DATA seen
+        self.mails = []              # (conn, reverse-path, MAIL parameters) of every MAIL
         self.hostname = hostname or f"mx-{ip.replace(':', '_')}.fake"
         self.lock = threading.Lock()
         self.connections = 0         # accepted TCP connections
@@ -266,6 +289,9 @@ class FakeMX:
         # aiosmtpd takes an empty mail_from for "no MAIL yet"; a Transaction has "")
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        with self.lock:
+            self.mails.append((server.conn_no, "" if address == "<>" else address,
+                               list(mail_options)))
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -274,7 +300,7 @@ class FakeMX:
             tries = self.rcpt_tries[address]
         if _matches(self.reject_rcpt, address):
             reply = f"550 5.1.1 <{address}>: fake mailbox unavailable here"
-        elif _matches(self.defer_always, address) or tries <= self.defer_first:
+        elif _matches(self.defer_always, address) or tries <= _first_n(self.defer_first, address):
             reply = f"451 4.3.0 <{address}>: fake try again later (attempt {tries})"
         else:
             envelope.rcpt_tos.append(address)
@@ -287,6 +313,11 @@ class FakeMX:
     async def handle_DATA(self, server, session, envelope):
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
+        with self.lock:
+            self.data_tries += 1
+            n = self.data_tries
+        if n <= self.data_defer_first:
+            return f"451 4.3.0 fake end of DATA deferral (transaction {n})"
         if self.data_reply:
             return self.data_reply
         tls = None
@@ -325,8 +356,11 @@ class FakeMX:
 class _FakeSMTP(SMTP):
     def __init__(self, mx, loop):
         ctx = mx.farm.tls_context if mx.tls else None
+        kw = {}
+        if mx.size_limit is not None:
+            kw["data_size_limit"] = mx.size_limit
         super().__init__(mx, hostname=mx.hostname, tls_context=ctx, require_starttls=False,
-                         loop=loop, timeout=60)
+                         enable_SMTPUTF8=mx.smtputf8, loop=loop, timeout=60, **kw)
         self.mx = mx
         self.conn_no = 0
 
@@ -406,3 +440,276 @@ class MXFarm:
             self.remove(ip)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+
+# ---------------------------------------------------------------- pytest fixtures and server-side helpers
+
+
+# A test module that imports these fixtures defines build_zone() (-> Zone)
+# and SENDER_IP (the fake MX, up for the whole module, that receives DSNs).
+# Optionally dns_hook(zone, farm) may add records that need a port (e.g. a
+# forwarder to a fake upstream).
+
+
+@pytest.fixture(scope="module")
+def farm(request, cert):
+    f = MXFarm(cert)
+    f.add(request.module.SENDER_IP)  # receives the DSNs of every test
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="module")
+def dns(request, tmp_path_factory, farm):
+    zone = request.module.build_zone()
+    hook = getattr(request.module, "dns_hook", None)
+    if hook:
+        hook(zone, farm)
+    d = TestDNS(tmp_path_factory.mktemp("dns"), zone).start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture
+def mxs(farm):
+    """add(ip, **behaviour) -> FakeMX, removed at the end of the test."""
+    added = []
+
+    def add(ip, **behaviour):
+        mx = farm.add(ip, **behaviour)
+        added.append(ip)
+        return mx
+
+    yield add
+    for ip in added:
+        farm.remove(ip)
+
+
+@pytest.fixture
+def start(server_factory, dns, farm):
+    """start(relay={...}, extra="") -> a started Server delivering through the test DNS."""
+
+    def make(relay=None, extra="", **kw):
+        r = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
+             "retry": "1s, 2s", "queue_lifetime": "1h"}
+        r.update(relay or {})
+        return server_factory(relay=r, extra=extra, **kw)
+
+    return make
+
+
+# ---------------------------------------------------------------- helpers
+
+KV_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def deliveries(srv, qid=None, to=None):
+    """The server's event=delivery log lines as dicts (reply unquoted)."""
+    out = []
+    for line in srv.log().splitlines():
+        if "event=delivery " not in line:
+            continue
+        d = {}
+        for k, v in KV_RE.findall(line):
+            if v.startswith('"') and v.endswith('"') and len(v) >= 2:
+                v = v[1:-1]
+            d[k] = v
+        d["line"] = line
+        if qid and d.get("queue") != qid:
+            continue
+        if to and d.get("to", "").strip("<>").lower() != to.lower():
+            continue
+        out.append(d)
+    return out
+
+
+def check_alive(srv):
+    """Fails at once (instead of at a deadline) when the server has died."""
+    rc = srv.proc.poll() if srv.proc else None
+    if rc is not None:
+        raise AssertionError(f"posthorn serve exited unexpectedly with {rc} (a signal "
+                             f"from outside the test if the log shows event=shutdown):\n"
+                             f"{log_excerpt(srv, n=30)}")
+
+
+def alive_poll(srv, pred, timeout, what, interval=0.05):
+    def p():
+        check_alive(srv)
+        return pred()
+    return poll(p, timeout, interval=interval, what=what)
+
+
+def log_excerpt(srv, *needles, n=40):
+    lines = [l for l in srv.log().splitlines() if not needles or any(x in l for x in needles)]
+    return "\n".join(lines[-n:])
+
+
+def wait_status(srv, qid, to, status, timeout=WAIT):
+    """Waits for a delivery line of qid/to with status; returns it."""
+    def pred():
+        for d in deliveries(srv, qid, to):
+            if d.get("status") == status:
+                return d
+        return None
+    try:
+        return alive_poll(srv, pred, timeout, what=f"status={status} for {to} ({qid})")
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
+
+
+def wait_rcpts(mx, rcpts, srv, timeout=WAIT):
+    """mx.wait_rcpts, with the server's log in the failure message."""
+    want = set(rcpts)
+    try:
+        alive_poll(srv, lambda: want <= set(mx.delivered_rcpts()), timeout,
+                   what=f"{len(want)} recipients at fake MX {mx.ip}")
+    except AssertionError as e:
+        missing = sorted(want - set(mx.delivered_rcpts()))
+        raise AssertionError(f"{e} (missing {len(missing)}: {missing[:5]})\nserver log:\n"
+                             f"{log_excerpt(srv, n=60)}") from None
+
+
+def wait_msgs(mx, n, srv, timeout=WAIT):
+    """mx.wait_messages (n transactions at least), checking the server lives."""
+    try:
+        alive_poll(srv, lambda: len(mx.messages) >= n, timeout,
+                   what=f"{n} transactions at fake MX {mx.ip}")
+    except AssertionError as e:
+        raise AssertionError(f"{e} (have {len(mx.messages)})\nserver log:\n"
+                             f"{log_excerpt(srv, n=60)}") from None
+    return list(mx.messages)
+
+
+def wait_queue_empty(srv, timeout=WAIT):
+    last = {}
+
+    def pred():
+        nonlocal last
+        last = srv.queue()
+        return not last
+    try:
+        alive_poll(srv, pred, timeout, interval=0.2, what="an empty queue")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: still queued {last}\nserver log:\n"
+                             f"{log_excerpt(srv, n=60)}") from None
+
+
+def msg_bytes(frm, to, subject, body=b"Hello there.\r\n", msgid=None, extra=b""):
+    msgid = msgid or f"<{uuid.uuid4().hex}@sender.test>"
+    to_h = ", ".join(f"<{t}>" for t in ([to] if isinstance(to, str) else to))
+    head = (f"From: <{frm}>\r\nTo: {to_h}\r\nSubject: {subject}\r\n"
+            f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: {msgid}\r\n").encode()
+    return head + extra + b"\r\n" + body
+
+
+def submit(srv, frm, rcpts, data):
+    """One message over smtplib; returns the queue ID."""
+    return helpers.send_raw_message(srv.port, frm, rcpts, data)
+
+
+def submit_many(srv, items):
+    """Several messages [(frm, rcpts, data)] in ONE client session; queue IDs."""
+    ids = []
+    with helpers.smtp(srv.port) as s:
+        s.ehlo("client.test")
+        for frm, rcpts, data in items:
+            code, text = s.mail(frm)
+            assert code == 250, (code, text)
+            for r in rcpts:
+                code, text = s.rcpt(r)
+                assert code == 250, (code, text)
+            code, text = s.data(data)
+            assert code == 250, (code, text)
+            ids.append(helpers.queued_id(text))
+    return ids
+
+
+def dsns_to(farm, addr):
+    """Null-sender transactions at any fake MX addressed to addr."""
+    out = []
+    for mx in list(farm.mxs.values()):
+        with mx.lock:
+            out += [t for t in mx.messages
+                    if t.mail_from == "" and addr.lower() in [r.lower() for r in t.rcpts]]
+    return out
+
+
+def wait_dsn(farm, addr, srv, timeout=WAIT):
+    try:
+        return alive_poll(srv, lambda: dsns_to(farm, addr), timeout, what=f"a DSN to {addr}")[0]
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
+
+
+_parse_dsn = None
+
+
+def parse_dsn(raw):
+    """tests/e2e_support/parse_dsn.py's reading of a DSN."""
+    global _parse_dsn
+    if _parse_dsn is None:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e_support",
+                            "parse_dsn.py")
+        spec = importlib.util.spec_from_file_location("parse_dsn", path)
+        _parse_dsn = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_parse_dsn)
+    return _parse_dsn.parse(raw)
+
+
+def assert_failure_dsn(t, rcpt, status_re, diag_contains=None, subject=None):
+    """Common checks on a DSN transaction t for one failed recipient."""
+    info = parse_dsn(t.content)
+    assert info["content_type"] == "multipart/report", info
+    assert info["report_type"] == "delivery-status", info
+    rs = [r for r in info["recipients"] if rcpt.lower() in (r["final_recipient"] or "").lower()]
+    assert rs, f"no per-recipient block for {rcpt}: {info['recipients']}"
+    r = rs[0]
+    assert (r["action"] or "").strip().lower() == "failed", r
+    assert re.fullmatch(status_re, (r["status"] or "").strip()), r
+    if diag_contains:
+        assert diag_contains in (r["diagnostic_code"] or ""), r
+    if subject:
+        assert info["returned_headers"] and subject in (info["returned_headers"]["Subject"] or ""), \
+            info
+    return info
+
+
+
+
+class FakeUpstreamDNS:
+    """A UDP DNS server that answers every query with one rcode (2 SERVFAIL,
+    5 REFUSED): the upstream of a dnsmasq `server=/DOMAIN/127.0.0.1#PORT`
+    line, to make temporary DNS failures for one domain."""
+
+    def __init__(self, rcode=2):
+        self.rcode = rcode
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.queries = 0
+        self.thread = threading.Thread(target=self._run, name="fakeupstream", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            self.queries += 1
+            qid, flags = struct.unpack(">HH", data[:4])
+            flags = 0x8000 | (flags & 0x0100) | 0x0080 | self.rcode  # QR, RD copied, RA
+            reply = struct.pack(">HHHHHH", qid, flags, 1, 0, 0, 0) + data[12:]
+            # keep the question section only
+            q = data[12:]
+            end = q.index(b"\0") + 5 if b"\0" in q else len(q)
+            reply = reply[:12] + q[:end]
+            try:
+                self.sock.sendto(reply, peer)
+            except OSError:
+                return
+
+    def stop(self):
+        self.sock.close()

@@ -10,22 +10,17 @@ with no sanitizer report.
 """
 import email
 import email.policy
-import importlib.util
 import json
-import os
 import re
-import smtplib
-import socket
 import time
 import uuid
 
 import pytest
 
 import helpers
-from mx import MXFarm, TestDNS, Zone, poll
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-WAIT = 25.0  # deadline for anything the server should do "soon" (ASan is slow)
+from mx import (WAIT, Zone, alive_poll, assert_failure_dsn, deliveries, dns, dsns_to,  # noqa: F401
+                farm, log_excerpt, msg_bytes, mxs, parse_dsn, poll, start, submit, submit_many,
+                wait_dsn, wait_msgs, wait_queue_empty, wait_rcpts, wait_status)
 
 SENDER_IP = "127.0.0.11"
 
@@ -76,213 +71,6 @@ def ip_of(domain, i=0):
     return MX_TABLE[domain][i][2]
 
 
-# ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def dns(tmp_path_factory):
-    d = TestDNS(tmp_path_factory.mktemp("dns"), build_zone()).start()
-    yield d
-    d.stop()
-
-
-@pytest.fixture(scope="module")
-def farm(cert):
-    f = MXFarm(cert)
-    f.add(SENDER_IP)  # receives the DSNs of every test
-    yield f
-    f.stop()
-
-
-@pytest.fixture
-def mxs(farm):
-    """add(ip, **behaviour) -> FakeMX, removed at the end of the test."""
-    added = []
-
-    def add(ip, **behaviour):
-        mx = farm.add(ip, **behaviour)
-        added.append(ip)
-        return mx
-
-    yield add
-    for ip in added:
-        farm.remove(ip)
-
-
-@pytest.fixture
-def start(server_factory, dns, farm):
-    """start(relay={...}, extra="") -> a started Server delivering through the test DNS."""
-
-    def make(relay=None, extra="", **kw):
-        r = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
-             "retry": "1s, 2s", "queue_lifetime": "1h"}
-        r.update(relay or {})
-        return server_factory(relay=r, extra=extra, **kw)
-
-    return make
-
-
-# ---------------------------------------------------------------- helpers
-
-KV_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
-
-
-def deliveries(srv, qid=None, to=None):
-    """The server's event=delivery log lines as dicts (reply unquoted)."""
-    out = []
-    for line in srv.log().splitlines():
-        if "event=delivery " not in line:
-            continue
-        d = {}
-        for k, v in KV_RE.findall(line):
-            if v.startswith('"') and v.endswith('"') and len(v) >= 2:
-                v = v[1:-1]
-            d[k] = v
-        d["line"] = line
-        if qid and d.get("queue") != qid:
-            continue
-        if to and d.get("to", "").strip("<>").lower() != to.lower():
-            continue
-        out.append(d)
-    return out
-
-
-def check_alive(srv):
-    """Fails at once (instead of at a deadline) when the server has died."""
-    rc = srv.proc.poll() if srv.proc else None
-    if rc is not None:
-        raise AssertionError(f"posthorn serve exited unexpectedly with {rc} (a signal "
-                             f"from outside the test if the log shows event=shutdown):\n"
-                             f"{log_excerpt(srv, n=30)}")
-
-
-def alive_poll(srv, pred, timeout, what, interval=0.05):
-    def p():
-        check_alive(srv)
-        return pred()
-    return poll(p, timeout, interval=interval, what=what)
-
-
-def log_excerpt(srv, *needles, n=40):
-    lines = [l for l in srv.log().splitlines() if not needles or any(x in l for x in needles)]
-    return "\n".join(lines[-n:])
-
-
-def wait_status(srv, qid, to, status, timeout=WAIT):
-    """Waits for a delivery line of qid/to with status; returns it."""
-    def pred():
-        for d in deliveries(srv, qid, to):
-            if d.get("status") == status:
-                return d
-        return None
-    try:
-        return alive_poll(srv, pred, timeout, what=f"status={status} for {to} ({qid})")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
-
-
-def wait_rcpts(mx, rcpts, srv, timeout=WAIT):
-    """mx.wait_rcpts, with the server's log in the failure message."""
-    want = set(rcpts)
-    try:
-        alive_poll(srv, lambda: want <= set(mx.delivered_rcpts()), timeout,
-                   what=f"{len(want)} recipients at fake MX {mx.ip} (missing "
-                        f"{sorted(want - set(mx.delivered_rcpts()))[:5]})")
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
-
-
-def wait_queue_empty(srv, timeout=WAIT):
-    last = {}
-
-    def pred():
-        nonlocal last
-        last = srv.queue()
-        return not last
-    try:
-        alive_poll(srv, pred, timeout, interval=0.2, what="an empty queue")
-    except AssertionError as e:
-        raise AssertionError(f"{e}: still queued {last}\nserver log:\n"
-                             f"{log_excerpt(srv, n=60)}") from None
-
-
-def msg_bytes(frm, to, subject, body=b"Hello there.\r\n", msgid=None, extra=b""):
-    msgid = msgid or f"<{uuid.uuid4().hex}@sender.test>"
-    to_h = ", ".join(f"<{t}>" for t in ([to] if isinstance(to, str) else to))
-    head = (f"From: <{frm}>\r\nTo: {to_h}\r\nSubject: {subject}\r\n"
-            f"Date: Thu, 01 Jan 2026 00:00:00 +0000\r\nMessage-ID: {msgid}\r\n").encode()
-    return head + extra + b"\r\n" + body
-
-
-def submit(srv, frm, rcpts, data):
-    """One message over smtplib; returns the queue ID."""
-    return helpers.send_raw_message(srv.port, frm, rcpts, data)
-
-
-def submit_many(srv, items):
-    """Several messages [(frm, rcpts, data)] in ONE client session; queue IDs."""
-    ids = []
-    with helpers.smtp(srv.port) as s:
-        s.ehlo("client.test")
-        for frm, rcpts, data in items:
-            code, text = s.mail(frm)
-            assert code == 250, (code, text)
-            for r in rcpts:
-                code, text = s.rcpt(r)
-                assert code == 250, (code, text)
-            code, text = s.data(data)
-            assert code == 250, (code, text)
-            ids.append(helpers.queued_id(text))
-    return ids
-
-
-def dsns_to(farm, addr):
-    """Null-sender transactions at the sender MX addressed to addr."""
-    mx = farm.mxs[SENDER_IP]
-    with mx.lock:
-        return [t for t in mx.messages
-                if t.mail_from in ("", "<>") and addr.lower() in [r.lower() for r in t.rcpts]]
-
-
-def wait_dsn(farm, addr, srv, timeout=WAIT):
-    try:
-        return alive_poll(srv, lambda: dsns_to(farm, addr), timeout, what=f"a DSN to {addr}")[0]
-    except AssertionError as e:
-        raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
-
-
-_parse_dsn = None
-
-
-def parse_dsn(raw):
-    """tests/e2e_support/parse_dsn.py's reading of a DSN."""
-    global _parse_dsn
-    if _parse_dsn is None:
-        path = os.path.join(HERE, "..", "e2e_support", "parse_dsn.py")
-        spec = importlib.util.spec_from_file_location("parse_dsn", path)
-        _parse_dsn = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(_parse_dsn)
-    return _parse_dsn.parse(raw)
-
-
-def assert_failure_dsn(t, rcpt, status_re, diag_contains=None, subject=None):
-    """Common checks on a DSN transaction t for one failed recipient."""
-    info = parse_dsn(t.content)
-    assert info["content_type"] == "multipart/report", info
-    assert info["report_type"] == "delivery-status", info
-    rs = [r for r in info["recipients"] if rcpt.lower() in (r["final_recipient"] or "").lower()]
-    assert rs, f"no per-recipient block for {rcpt}: {info['recipients']}"
-    r = rs[0]
-    assert (r["action"] or "").strip().lower() == "failed", r
-    assert re.fullmatch(status_re, (r["status"] or "").strip()), r
-    if diag_contains:
-        assert diag_contains in (r["diagnostic_code"] or ""), r
-    if subject:
-        assert info["returned_headers"] and subject in (info["returned_headers"]["Subject"] or ""), \
-            info
-    return info
-
-
 # ---------------------------------------------------------------- the zone itself
 
 
@@ -310,10 +98,10 @@ def test_delivery_via_mx(start, mxs):
     mx = mxs(ip_of("deliver.test"))
     srv = start()
     body = (b"First line.\r\n.leading dot\r\n..two dots\r\n.\r\n . space dot\r\n"
-            b"tail without newline? no: with CRLF\r\n")
+            + b"x" * 990 + b"\r\n\r\n\r\nlast line after blank lines\r\n")
     data = msg_bytes("t1@sender.test", ["a@deliver.test", "b@deliver.test"], "t1 dots", body)
     qid = submit(srv, "t1@sender.test", ["a@deliver.test", "b@deliver.test"], data)
-    (t,) = mx.wait_messages(1)
+    (t,) = wait_msgs(mx, 1, srv)
     assert t.mail_from == "t1@sender.test"
     assert sorted(r.lower() for r in t.rcpts) == ["a@deliver.test", "b@deliver.test"]
     # Posthorn's headers come first, then the submitted message byte for byte
@@ -411,7 +199,7 @@ def test_451_then_accept(start, mxs):
     rcpt = "d@defer.test"
     qid = submit(srv, "t6@sender.test", [rcpt], msg_bytes("t6@sender.test", rcpt, "t6"))
     wait_rcpts(mx, [rcpt], srv, timeout=WAIT + 10)
-    d = wait_status(srv, qid, rcpt, "sent")
+    wait_status(srv, qid, rcpt, "sent")
     lines = deliveries(srv, qid, rcpt)
     assert [x["status"] for x in lines] == ["deferred", "deferred", "sent"], \
         "\n".join(x["line"] for x in lines)
@@ -488,6 +276,7 @@ def test_expiry_bounces_with_last_reply(start, mxs, farm):
     rcpt = "late@expire.test"
     qid = submit(srv, "t8@sender.test", [rcpt], msg_bytes("t8@sender.test", rcpt, "t8 expiry"))
     d = wait_status(srv, qid, rcpt, "bounced", timeout=WAIT + 10)
+    assert d["dsn"].startswith("5."), d["line"]
     lines = deliveries(srv, qid, rcpt)
     assert [x["status"] for x in lines[:-1]] == ["deferred"] * (len(lines) - 1), \
         "\n".join(x["line"] for x in lines)
@@ -531,7 +320,7 @@ def test_starttls_opportunistic(start, mxs):
     srv = start()
     rcpt = "s@tls.test"
     qid = submit(srv, "t10@sender.test", [rcpt], msg_bytes("t10@sender.test", rcpt, "t10"))
-    (t,) = mx.wait_messages(1)
+    (t,) = wait_msgs(mx, 1, srv)
     assert t.tls and t.tls.startswith("TLSv1."), t
     d = wait_status(srv, qid, rcpt, "sent")
     assert d["tls"] in ("TLSv1.2", "TLSv1.3"), d["line"]
@@ -551,7 +340,7 @@ def test_outbound_tls_required(start, mxs):
     assert d["tls"] in ("TLSv1.2", "TLSv1.3"), d["line"]
     assert tls_mx.messages[0].tls, tls_mx.messages
     # two attempts at least (retry 1s): each deferred, nothing sent in clear
-    poll(lambda: len(deliveries(srv, q_no, "p@notls.test")) >= 2, WAIT,
+    alive_poll(srv, lambda: len(deliveries(srv, q_no, "p@notls.test")) >= 2, WAIT,
          what="two attempts at notls.test")
     lines = deliveries(srv, q_no, "p@notls.test")
     assert all(x["status"] == "deferred" for x in lines), "\n".join(x["line"] for x in lines)
@@ -575,7 +364,8 @@ def test_50_recipients_one_transaction(start, mxs):
     assert len(mx.messages) == 1, f"{len(mx.messages)} transactions: " \
         f"{[len(t.rcpts) for t in mx.messages]}"
     assert sorted(mx.messages[0].rcpts) == rcpts
-    poll(lambda: len([d for d in deliveries(srv, qid) if d["status"] == "sent"]) == 50, WAIT,
+    alive_poll(srv, lambda: len([d for d in deliveries(srv, qid) if d["status"] == "sent"]) == 50,
+               WAIT,
          what="50 sent lines")
     wait_queue_empty(srv)
 
@@ -639,7 +429,7 @@ def test_kill9_during_delivery_at_least_once(start, mxs):
               msg_bytes("t14@sender.test", f"c{i:03d}@crash.test", f"t14 {i}", msgid=ids[i]))
              for i in range(200)]
     submit_many(srv, items)
-    mx.wait_messages(20, timeout=WAIT)
+    wait_msgs(mx, 20, srv)
     srv.kill9()
     at_kill = len(mx.messages)
     assert at_kill < 200, "everything was delivered before the kill: not mid-way"
@@ -714,7 +504,7 @@ def test_sigterm_with_idle_delivery_connection(start, mxs):
     srv = start()
     rcpt = "i@idle.test"
     submit(srv, "t17@sender.test", [rcpt], msg_bytes("t17@sender.test", rcpt, "t17"))
-    mx.wait_messages(1)
+    wait_msgs(mx, 1, srv)
     held = mx.active  # the server keeps the connection a little while for more mail
     t0 = time.monotonic()
     srv.stop()  # asserts exit 0 within conftest's STOP_TIMEOUT and a clean stderr
@@ -732,7 +522,7 @@ def test_sigterm_during_slow_delivery_loses_nothing(start, mxs):
     srv = start()
     rcpt = "slow@drain.test"
     qid = submit(srv, "t17b@sender.test", [rcpt], msg_bytes("t17b@sender.test", rcpt, "t17b"))
-    poll(lambda: mx.rcpt_tries[rcpt] >= 1, WAIT, what="the RCPT at the slow MX")
+    alive_poll(srv, lambda: mx.rcpt_tries[rcpt] >= 1, WAIT, what="the RCPT at the slow MX")
     srv.stop()
     if not mx.messages or qid in srv.queue():
         srv.restart()
