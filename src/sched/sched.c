@@ -658,6 +658,13 @@ static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const ch
 		d->retry_until = f->env->created + (int64_t)f->s->conf->queue_lifetime;
 }
 
+/* A DSN's Diagnostic-Code: the server's own reply (smtp;) when there was
+ * one, else our account of what happened. */
+static const char *dsn_diag(const struct smtpc_verdict *v)
+{
+	return v->reply ? v->reply : v->diag;
+}
+
 /* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
  * the recipient stays open (deferred). */
 static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
@@ -680,7 +687,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
 		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
 		if (c && !smtpc_conn_has_dsn(c))
-			add_dsn(f, k, DSN_ACT_RELAYED, v->status, v->diag, smtpc_conn_host(c));
+			add_dsn(f, k, DSN_ACT_RELAYED, v->status, dsn_diag(v), smtpc_conn_host(c));
 		return 0;
 	}
 	if (v->action == SMTPC_ACT_DEFER &&
@@ -692,7 +699,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		log_attempt(it, r, c, "deferred", v);
 		count(s, f->env, r, "deferred");
 		if (dsn_delay_due(f->env, k, since, now_s(), cf->delay_warning))
-			add_dsn(f, k, DSN_ACT_DELAYED, v->status, v->diag, c ? smtpc_conn_host(c) : NULL);
+			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v), c ? smtpc_conn_host(c) : NULL);
 		return 1;
 	}
 	r->state = RCPT_BOUNCED;
@@ -706,7 +713,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(it, r, c, "bounced", v);
-		add_dsn(f, k, DSN_ACT_FAILED, v->status, v->diag, c ? smtpc_conn_host(c) : NULL);
+		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), c ? smtpc_conn_host(c) : NULL);
 	}
 	if (!*f->env->mail_from)
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,

@@ -176,6 +176,7 @@ static void verdict_copy(struct smtpc_verdict *dst, const struct smtpc_verdict *
 	smtpc_verdict_clear(dst);
 	*dst = *src;
 	dst->diag = src->diag ? xstrdup(src->diag) : NULL;
+	dst->reply = src->reply ? xstrdup(src->reply) : NULL;
 }
 
 /* Every recipient not yet final gets v (accepted ones too: no end of data). */

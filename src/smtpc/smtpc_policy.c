@@ -59,6 +59,7 @@ const char *smtpc_scope_name(enum smtpc_scope s)
 void smtpc_verdict_clear(struct smtpc_verdict *v)
 {
 	free(v->diag);
+	free(v->reply);
 	memset(v, 0, sizeof(*v));
 }
 
@@ -254,6 +255,22 @@ static void judge_unexpected(const struct smtpc_peer *peer, enum smtpc_stage sta
 	v->diag = b.data;
 }
 
+/* "550 5.1.1 text" with the lines joined by spaces: the reply as a DSN's
+ * Diagnostic-Code (smtp;) carries it. */
+static char *reply_line(const struct smtpc_reply *r)
+{
+	char *s = xasprintf("%d%s%s %s", r->code, r->enhanced[0] ? " " : "", r->enhanced,
+	                    r->text ? r->text : "");
+	char *p;
+
+	for (p = s; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	if (strlen(s) > SMTPC_DIAG_TEXT_MAX)
+		s[SMTPC_DIAG_TEXT_MAX] = '\0';
+	return s;
+}
+
 void smtpc_judge_reply(const struct smtpc_peer *peer, enum smtpc_stage stage,
                        const struct smtpc_reply *r, struct smtpc_verdict *v)
 {
@@ -283,6 +300,7 @@ void smtpc_judge_reply(const struct smtpc_peer *peer, enum smtpc_stage stage,
 		v->status[0] = '4';
 	v->hard = v->action == SMTPC_ACT_BOUNCE && reply_is_hard(stage, r);
 	v->diag = smtpc_diag_reply(peer, stage, r);
+	v->reply = reply_line(r);
 }
 
 /* ---------- failures other than replies ---------- */

@@ -92,6 +92,8 @@ struct smtpc_verdict {
 	                                    instead; under required TLS the verdict stands */
 	char status[SMTPC_ENHANCED_MAX]; /* RFC 3463 status for DSN and logs */
 	char *diag;                      /* diagnostic text (owned; smtpc_verdict_clear) */
+	char *reply;                     /* the server's reply as one line, "550 5.1.1 text",
+	                                    when the outcome was a reply; else NULL (owned) */
 };
 
 /* Free v->diag and zero v. Safe on a zeroed verdict and twice. */

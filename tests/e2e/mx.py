@@ -25,7 +25,9 @@ attributes, read at each command):
   size_limit     SIZE advertised in EHLO and enforced (aiosmtpd's default
                  is 32 MiB)
   smtputf8       advertise SMTPUTF8 (aiosmtpd's enable_SMTPUTF8)
-  (construction only: size_limit, smtputf8, tls)
+  tls_broken     advertise STARTTLS but fail every handshake (the server
+                 side demands a client certificate that never comes)
+  (construction only: size_limit, smtputf8, tls, tls_broken)
 
 and counts what it sees: connections, sessions in flight (and the most at
 once), transactions per connection, RCPT attempts per address, and every
@@ -239,7 +241,8 @@ class FakeMX:
 
     def __init__(self, farm, ip, tls=False, greet_421=False, defer_first=0,
                  defer_always=False, reject_rcpt=False, data_delay=0.0, data_reply=None,
-                 data_defer_first=0, size_limit=None, smtputf8=False, hostname=None):
+                 data_defer_first=0, size_limit=None, smtputf8=False, tls_broken=False,
+                 hostname=None):
         self.farm = farm
         self.ip = ip
         self.tls = tls
@@ -252,6 +255,7 @@ class FakeMX:
         self.data_defer_first = data_defer_first
         self.size_limit = size_limit
         self.smtputf8 = smtputf8
+        self.tls_broken = tls_broken
         self.data_tries = 0          # ends of DATA seen
         self.mails = []              # (conn, reverse-path, MAIL parameters) of every MAIL
         self.hostname = hostname or f"mx-{ip.replace(':', '_')}.fake"
@@ -356,6 +360,8 @@ class FakeMX:
 class _FakeSMTP(SMTP):
     def __init__(self, mx, loop):
         ctx = mx.farm.tls_context if mx.tls else None
+        if mx.tls_broken:
+            ctx = mx.farm.broken_tls_context
         kw = {}
         if mx.size_limit is not None:
             kw["data_size_limit"] = mx.size_limit
@@ -393,6 +399,15 @@ class MXFarm:
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(cert[0], cert[1])
             self.tls_context = ctx
+            bad = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            bad.load_cert_chain(cert[0], cert[1])
+            # A client certificate is demanded and no client sends one. TLS 1.2
+            # only: in 1.3 the client's handshake completes before the server
+            # checks, and the failure shows up later, as a lost connection.
+            bad.verify_mode = ssl.CERT_REQUIRED
+            bad.load_verify_locations(cert[0])
+            bad.maximum_version = ssl.TLSVersion.TLSv1_2
+            self.broken_tls_context = bad
         self.port = port or _free_tcp_udp_port()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="mxfarm", daemon=True)
@@ -517,7 +532,8 @@ def deliveries(srv, qid=None, to=None):
         d["line"] = line
         if qid and d.get("queue") != qid:
             continue
-        if to and d.get("to", "").strip("<>").lower() != to.lower():
+        # log_q quotes values with non-ASCII bytes: to=<"jürgen@x.test">
+        if to and d.get("to", "").strip("<>").strip('"').lower() != to.lower():
             continue
         out.append(d)
     return out
@@ -635,8 +651,16 @@ def dsns_to(farm, addr):
 
 
 def wait_dsn(farm, addr, srv, timeout=WAIT):
+    """The first DSN to addr; fails at once if the log says it was dropped."""
+    dropped = f"event=bounce_dropped to=<{addr}>"
+
+    def pred():
+        got = dsns_to(farm, addr)
+        if not got and dropped in srv.log():
+            raise AssertionError(f"the DSN to {addr} was not delivered and was dropped")
+        return got
     try:
-        return alive_poll(srv, lambda: dsns_to(farm, addr), timeout, what=f"a DSN to {addr}")[0]
+        return alive_poll(srv, pred, timeout, what=f"a DSN to {addr}")[0]
     except AssertionError as e:
         raise AssertionError(f"{e}\nserver log:\n{log_excerpt(srv, n=60)}") from None
 

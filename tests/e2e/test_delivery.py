@@ -440,6 +440,7 @@ def test_kill9_during_delivery_at_least_once(start, mxs):
     assert set(ids) <= got_ids, sorted(set(ids) - got_ids)[:5]
     wait_queue_empty(srv)
     dups = len(mx.messages) - 200
+    print(f"kill -9 after {at_kill} of 200 delivered; {dups} duplicates after the restart")
     # at least once; duplicates only for what was in flight at the kill (4 connections)
     assert dups <= 8, f"{dups} duplicates after one crash with 4 connections in flight"
 
@@ -506,6 +507,7 @@ def test_sigterm_with_idle_delivery_connection(start, mxs):
     submit(srv, "t17@sender.test", [rcpt], msg_bytes("t17@sender.test", rcpt, "t17"))
     wait_msgs(mx, 1, srv)
     held = mx.active  # the server keeps the connection a little while for more mail
+    print(f"connections open at SIGTERM: {held}")
     t0 = time.monotonic()
     srv.stop()  # asserts exit 0 within conftest's STOP_TIMEOUT and a clean stderr
     took = time.monotonic() - t0

@@ -30,6 +30,9 @@ MX_TABLE = {
     "dsnok.test": [(10, "mx.dsnok.test", "127.0.0.23")],
     "qdel.test": [(10, "mx.qdel.test", "127.0.0.24")],
     "resume.test": [(10, "mx.resume.test", "127.0.0.25")],
+    "permsg.test": [(10, "mx.permsg.test", "127.0.0.28")],
+    "rate.test": [(10, "mx.rate.test", "127.0.0.29")],
+    "badtls.test": [(10, "mx.badtls.test", "127.0.0.30")],
 }
 EQUAL_IPS = ("127.0.0.26", "127.0.0.27")
 EQUAL_DOMAINS = [f"eq{i}.test" for i in range(12)]
@@ -268,6 +271,69 @@ def test_backoff_does_not_block_other_domains(start, mxs):
         assert all(d["status"] == "deferred" for d in deliveries(srv, qid, r)), \
             rcpt_lines(srv, qid, r)
     assert not busy.messages
+
+
+def test_max_messages_per_connection(start, mxs):
+    """max_connections = 1, max_messages_per_connection = 2: six messages
+    take three connections of two transactions each."""
+    mx = mxs(ip_of("permsg.test"))
+    srv = start(extra="[domain.permsg.test]\nmax_connections = 1\n"
+                      "max_messages_per_connection = 2")
+    rcpts = [f"p{i}@permsg.test" for i in range(6)]
+    submit_many(srv, [("m17@sender.test", [r], msg_bytes("m17@sender.test", r, f"m17 {r}"))
+                      for r in rcpts])
+    wait_rcpts(mx, rcpts, srv)
+    assert mx.max_active == 1, mx.max_active
+    assert sorted(mx.txns_per_conn.values()) == [2, 2, 2], dict(mx.txns_per_conn)
+    wait_queue_empty(srv)
+
+
+def test_max_rate(start, mxs):
+    """max_rate = 2/s (a bucket of at most 2): six messages cannot all go
+    out in less than (6 - 2) / 2 = 2 s."""
+    mx = mxs(ip_of("rate.test"))
+    srv = start(extra="[domain.rate.test]\nmax_rate = 2/s")
+    rcpts = [f"q{i}@rate.test" for i in range(6)]
+    submit_many(srv, [("m18@sender.test", [r], msg_bytes("m18@sender.test", r, f"m18 {r}"))
+                      for r in rcpts])
+    t0 = time.monotonic()
+    wait_rcpts(mx, rcpts[:1], srv)
+    first = time.monotonic()
+    wait_rcpts(mx, rcpts, srv)
+    spread = time.monotonic() - first
+    assert spread >= 1.8, f"6 messages within {spread:.2f}s at max_rate = 2/s"
+    assert time.monotonic() - t0 < 10
+    wait_queue_empty(srv)
+
+
+# ---------------------------------------------------------------- TLS trouble
+
+
+def test_tls_handshake_failure_opportunistic_falls_back_to_clear(start, mxs):
+    """STARTTLS offered but every handshake fails: under opportunistic the
+    same host is tried again without STARTTLS (docs/delivery.md)."""
+    mx = mxs(ip_of("badtls.test"), tls_broken=True)
+    srv = start()
+    rcpt = "t@badtls.test"
+    qid = submit(srv, "m19@sender.test", [rcpt], msg_bytes("m19@sender.test", rcpt, "m19"))
+    wait_rcpts(mx, [rcpt], srv)
+    d = wait_status(srv, qid, rcpt, "sent")
+    assert d["tls"] == "none", d["line"]
+    assert mx.messages[0].tls is None
+    assert mx.connections >= 2, mx.connections
+    wait_queue_empty(srv)
+
+
+def test_tls_handshake_failure_required_never_clear(start, mxs):
+    mx = mxs(ip_of("badtls.test"), tls_broken=True)
+    srv = start(relay={"outbound_tls": "required"})
+    rcpt = "t@badtls.test"
+    qid = submit(srv, "m20@sender.test", [rcpt], msg_bytes("m20@sender.test", rcpt, "m20"))
+    alive_poll(srv, lambda: len(deliveries(srv, qid, rcpt)) >= 2, WAIT, "two attempts")
+    assert all(d["status"] == "deferred" for d in deliveries(srv, qid, rcpt)), \
+        rcpt_lines(srv, qid, rcpt)
+    assert not mx.mails and not mx.messages, "mail went in clear under outbound_tls=required"
+    assert qid in srv.queue()
 
 
 # ---------------------------------------------------------------- DSN parameters
