@@ -450,6 +450,9 @@ run_one() { # case relay dir
 	# latency: loadgen's own run when it was the load, else a second pass
 	if [ "$TOOL" = smtp-source ]; then
 		loadgen_run "$RELAY_PORT" "$N" 0 "$d/latency.txt" >"$d/lat.out" 2>"$d/lat.err" || {
+			# keep what it measured (over the accepted messages) beside the failure
+			lg=$(cat "$d/lat.out")
+			[ -n "$lg" ] && R[$c,$relay,p50]=$(kv p50_ms "$lg") R[$c,$relay,p99]=$(kv p99_ms "$lg")
 			ERR="loadgen latency pass against $relay failed: $(tail -3 "$d/lat.err" | tr '\n' ' ') $(cat "$d/lat.out"); log: $RELAY_LOG"
 			return 1
 		}

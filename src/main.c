@@ -26,6 +26,7 @@
 #include "dns/dns.h"
 #include "log/log.h"
 #include "sched/sched.h"
+#include "smtpc/smtpc_conn.h"
 #include "smtpd/smtpd.h"
 #include "spool/spool.h"
 #include "store/store.h"
@@ -419,6 +420,7 @@ static void server_close(struct server *srv)
 		counters_flush_sync(srv);
 	}
 	smtpd_free(srv->smtpd);
+	smtpc_conn_free_all();
 	if (srv->sched)
 		sched_free(srv->sched);
 	dns_free(srv->dns);

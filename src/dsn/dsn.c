@@ -63,6 +63,14 @@ static struct dsn_original open_original(struct spool *sp, const struct envelope
 	return o;
 }
 
+static int ascii_only(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
 /* The report's envelope; its one rcpt lives in *r, its strings in orig. */
 static struct envelope report_envelope(const struct envelope *orig, struct rcpt *r, int64_t now)
 {
@@ -78,7 +86,11 @@ static struct envelope report_envelope(const struct envelope *orig, struct rcpt 
 	e.client_ip = NULL; /* made here, not received from a client */
 	e.helo = NULL;
 	e.created = now;
-	e.smtputf8 = orig->smtputf8;
+	/* The report's envelope is MAIL FROM:<> and the original sender: it
+	 * needs SMTPUTF8 only when that address is not ASCII. UTF-8 in the
+	 * returned headers travels as message/global(-headers) under
+	 * 8BITMIME (RFC 6533). */
+	e.smtputf8 = orig->smtputf8 && !ascii_only(orig->mail_from);
 	e.body = orig->smtputf8 || orig->body == BODY_8BITMIME ? BODY_8BITMIME : BODY_7BIT;
 	e.ret = DSN_RET_UNSET;
 	e.rcpts = r;

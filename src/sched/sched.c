@@ -64,6 +64,7 @@ struct qitem {
 	/* while active */
 	struct envelope *env;
 	int fd;
+	uint64_t body_off, body_len;
 	struct smtpc_job_rcpt *jr;
 };
 TAILQ_HEAD(item_list, qitem);
@@ -782,7 +783,7 @@ static int item_load(struct sched *s, struct qitem *it)
 	uint32_t i;
 
 	if (spool_load(s->deps.spool, it->m->id, &it->env, &err) < 0 ||
-	    spool_open_body(s->deps.spool, it->m->id, &it->fd, &(uint64_t){0}, &(uint64_t){0},
+	    spool_open_body(s->deps.spool, it->m->id, &it->fd, &it->body_off, &it->body_len,
 	                    &err) < 0) {
 		log_warn("queue=%s event=message_gone error=%s", it->m->id, log_q(err));
 		free(err);
@@ -886,7 +887,8 @@ static void dconn_start(struct dconn *dc, struct qitem *it)
 	job.rcpts = it->jr;
 	job.n_rcpts = it->n;
 	job.fd = it->fd;
-	spool_open_body(s->deps.spool, it->m->id, &(int){0}, &job.offset, &job.len, &(char *){NULL});
+	job.offset = it->body_off;
+	job.len = it->body_len;
 	dc->item = it;
 	dc->idle = 0;
 	smtpc_conn_send(dc->c, &job, on_job_done, dc);
@@ -1267,7 +1269,18 @@ void sched_drain(struct sched *s, void (*done)(void *arg), void *arg)
 static void dest_free(struct dest *d)
 {
 	struct qitem *it;
+	struct dconn *dc;
 
+	/* the connections themselves went with smtpc_conn_free_all() */
+	while ((dc = TAILQ_FIRST(&d->conns))) {
+		TAILQ_REMOVE(&d->conns, dc, link);
+		if (dc->item) {
+			item_release_env(dc->item);
+			free(dc->item->idx);
+			free(dc->item);
+		}
+		free(dc);
+	}
 	while ((it = TAILQ_FIRST(&d->ready))) {
 		TAILQ_REMOVE(&d->ready, it, link);
 		free(it->idx);

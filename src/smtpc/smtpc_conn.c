@@ -18,8 +18,10 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <unistd.h>
 
 #include "log/log.h"
@@ -47,6 +49,7 @@ static const char *cstate_names[C__COUNT] = {
 	"txn", "data", "body", "dot", "rset", "quit", "dead"};
 
 struct smtpc_conn {
+	LIST_ENTRY(smtpc_conn) all;
 	struct event_base *base;
 	struct smtpc_target t;
 	struct dns_route *route;
@@ -80,6 +83,10 @@ struct smtpc_conn {
 	uint64_t body_done;
 	int body_bol; /* at the beginning of a line (dot-stuffing) */
 };
+
+/* Every connection not yet freed, so that the last ones (saying QUIT when
+ * the loop stops) can be freed at exit: see smtpc_conn_free_all(). */
+static LIST_HEAD(, smtpc_conn) all_conns = LIST_HEAD_INITIALIZER(all_conns);
 
 static void try_address(struct smtpc_conn *c);
 static void on_read(struct bufferevent *bev, void *arg);
@@ -117,6 +124,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpc_conn *c = arg;
 
+	LIST_REMOVE(c, all);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	smtpc_rparser_free(&c->rp);
@@ -753,6 +761,10 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == C_CONNECTING) {
+			/* Small commands and the last segment of a body must not wait
+			 * for the peer's delayed ACK (Nagle). */
+			int one = 1;
+			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			set_state(c, C_GREETING);
 		} else if (c->state == C_TLS) {
 			c->tls_active = 1;
@@ -800,6 +812,7 @@ struct smtpc_conn *smtpc_conn_new(struct event_base *base, const struct smtpc_ta
 	c->arg = arg;
 	c->ev_free = event_new(base, -1, 0, on_free, c);
 	c->ev_refused = event_new(base, -1, 0, on_refused, c);
+	LIST_INSERT_HEAD(&all_conns, c, all);
 	c->peer.host = c->dest;
 	smtpc_rparser_init(&c->rp);
 	try_address(c);
@@ -847,4 +860,18 @@ unsigned smtpc_conn_count(const struct smtpc_conn *c)
 int smtpc_conn_has_dsn(const struct smtpc_conn *c)
 {
 	return c->caps.dsn;
+}
+
+void smtpc_conn_free_all(void)
+{
+	struct smtpc_conn *c;
+
+	while ((c = LIST_FIRST(&all_conns))) {
+		if (c->done) {
+			/* a job in progress at exit: its owner is gone too */
+			c->done = NULL;
+			job_finish(c);
+		}
+		on_free(-1, 0, c);
+	}
 }

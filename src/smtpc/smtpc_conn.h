@@ -77,6 +77,11 @@ void smtpc_conn_send(struct smtpc_conn *c, const struct smtpc_job *job, smtpc_do
  * at once. Not for a connection with a job in progress. */
 void smtpc_conn_quit(struct smtpc_conn *c);
 
+/* At exit, after the event loop has stopped: frees every connection still
+ * alive (those saying QUIT, those abandoned by a drain timeout). No
+ * callback runs. */
+void smtpc_conn_free_all(void);
+
 /* The host and address now connected to, and the TLS version or "none". */
 const char *smtpc_conn_host(const struct smtpc_conn *c);
 const char *smtpc_conn_addr(const struct smtpc_conn *c);

@@ -21,6 +21,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1347,6 +1348,11 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 	s->state = S__COUNT; /* so set_state below always applies the timeouts */
 	log_info("session=%s event=connect listener=%s ip=%s trusted=%d", s->id, l->cfg->name, s->ip,
 	         s->trusted);
+	{
+		/* replies are small and must not wait for the client's delayed ACK */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	s->bev = session_bev(s, fd);
 	if (!s->bev) {
 		evutil_closesocket(fd);

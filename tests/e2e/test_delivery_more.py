@@ -35,6 +35,7 @@ MX_TABLE = {
     "badtls.test": [(10, "mx.badtls.test", "127.0.0.30")],
 }
 EQUAL_IPS = ("127.0.0.26", "127.0.0.27")
+DUAL_IP = "127.0.0.31"
 EQUAL_DOMAINS = [f"eq{i}.test" for i in range(12)]
 
 
@@ -47,6 +48,8 @@ def build_zone():
     z.host("mxa.eq.test", EQUAL_IPS[0]).host("mxb.eq.test", EQUAL_IPS[1])
     for d in EQUAL_DOMAINS:
         z.mx(d, "mxa.eq.test", 10).mx(d, "mxb.eq.test", 10)
+    # dual stack: AAAA ::1 (nothing listens there in this module) and A
+    z.mx("dual.test", "mx.dual.test", 10).host("mx.dual.test", DUAL_IP, "::1")
     # an MX whose host has no address record at all
     z.mx("nohost.test", "mx.nohost.test", 10)
     return z
@@ -235,6 +238,18 @@ def test_dns_servfail_defers(start, dns):
         rcpt_lines(srv, qid, rcpt)
     assert qid in srv.queue()
     assert UPSTREAM["servfail"].queries >= 1
+
+
+def test_dual_stack_host_falls_back_to_ipv4(start, mxs):
+    """The MX host has AAAA ::1 (refused) and A 127.0.0.31: the same attempt
+    goes on to the IPv4 address."""
+    mx = mxs(DUAL_IP)
+    srv = start()
+    rcpt = "d@dual.test"
+    qid = submit(srv, "m21@sender.test", [rcpt], msg_bytes("m21@sender.test", rcpt, "m21"))
+    wait_rcpts(mx, [rcpt], srv)
+    d = wait_status(srv, qid, rcpt, "sent")
+    assert d["attempt"] == "1" and f"[{DUAL_IP}]" in d["relay"], rcpt_lines(srv, qid, rcpt)
 
 
 def test_mx_host_without_address_bounces(start, farm):
