@@ -558,6 +558,27 @@ static void send_rset(struct smtpc_conn *c)
 	set_state(c, C_RSET);
 }
 
+/* Appends in[0..n) with a dot doubled at the start of each line (RFC 5321
+ * 4.5.2), in runs between the lines that need it. c->body_bol carries the
+ * line start across chunks. */
+static void stuff_dots(struct smtpc_conn *c, struct evbuffer *out, const char *in, size_t n)
+{
+	const char *p = in, *end = in + n, *run = in;
+
+	while (p < end) {
+		const char *nl;
+		if (c->body_bol && *p == '.') {
+			evbuffer_add(out, run, (size_t)(p - run));
+			evbuffer_add(out, ".", 1);
+			run = p; /* the original dot follows the added one */
+		}
+		nl = memchr(p, '\n', (size_t)(end - p));
+		c->body_bol = nl != NULL;
+		p = nl ? nl + 1 : end;
+	}
+	evbuffer_add(out, run, (size_t)(end - run));
+}
+
 /* Content out, dot-stuffed (RFC 5321 4.5.2), in bounded chunks: stop when
  * the output holds OUT_HIGH bytes; on_write calls again as it drains. */
 static void body_pump(struct smtpc_conn *c)
@@ -567,22 +588,14 @@ static void body_pump(struct smtpc_conn *c)
 
 	while (c->body_done < c->job.len && evbuffer_get_length(out) < OUT_HIGH) {
 		uint64_t left = c->job.len - c->body_done;
-		size_t want = left < sizeof(in) ? (size_t)left : sizeof(in), i, start = 0;
+		size_t want = left < sizeof(in) ? (size_t)left : sizeof(in);
 		ssize_t n = pread(c->job.fd, in, want, (off_t)(c->job.offset + c->body_done));
 
 		if (n <= 0) {
 			fail_with(c, SMTPC_FAIL_LOST, "cannot read the queued message");
 			return;
 		}
-		for (i = 0; i < (size_t)n; i++) {
-			if (c->body_bol && in[i] == '.') {
-				evbuffer_add(out, in + start, i - start);
-				evbuffer_add(out, ".", 1);
-				start = i;
-			}
-			c->body_bol = in[i] == '\n';
-		}
-		evbuffer_add(out, in + start, (size_t)n - start);
+		stuff_dots(c, out, in, (size_t)n);
 		c->body_done += (uint64_t)n;
 	}
 	if (c->body_done < c->job.len)
