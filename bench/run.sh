@@ -18,6 +18,7 @@
 #   BENCH_TMPDIR=/tmp  where the spools go (must be a real disk, not tmpfs)
 #   BENCH_KEEP=1       keep the temp dir (it is always kept on failure)
 #   BENCH_FSYNC=0      skip the strace fsync count
+#   POSTHORN_BIN=path  the posthorn binary to measure (default build/posthorn)
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,7 +40,7 @@ scripts/deps.sh --bench || { echo "bench: scripts/deps.sh --bench failed" >&2; e
 SMOKE=${BENCH_SMOKE:-0}
 TIMEOUT=${BENCH_TIMEOUT:-300}
 STALL=${BENCH_STALL:-60}
-POSTHORN=$ROOT/build/posthorn
+POSTHORN=${POSTHORN_BIN:-$ROOT/build/posthorn}
 BB=$ROOT/build/bench
 RESULTS=$ROOT/bench/results
 CLK_TCK=$(getconf CLK_TCK)
@@ -168,7 +169,7 @@ ph_start() { # dir tls(0/1)
 		echo "[domain.*]"
 		echo "max_connections = 20"
 		echo "max_messages_per_connection = 1000"
-		echo "max_rate = 1000000/s" # the key's minimum is 1: no 'unlimited'
+		echo "max_rate = unlimited"
 		echo "[http]"
 		echo "address = 127.0.0.1:$http"
 	} >"$d/bench.conf"

@@ -51,21 +51,28 @@ struct qmsg {
 struct dest;
 struct dconn;
 
-struct qitem {
-	struct qmsg *m;
-	struct dest *d;
-	uint32_t *idx;
-	uint32_t n;
-	uint32_t attempts;
-	int64_t due;
-	size_t heap_i;
-	enum where where;
-	TAILQ_ENTRY(qitem) link;
-	/* while active */
+/* What an item needs only during an attempt: loaded at its start. */
+struct active {
 	struct envelope *env;
 	int fd;
 	uint64_t body_off, body_len;
 	struct smtpc_job_rcpt *jr;
+};
+
+/* Kept small: one per queued (message, destination), and a queue may
+ * hold a million. A single recipient's index lives inline (one). */
+struct qitem {
+	struct qmsg *m;
+	struct dest *d;
+	uint32_t *idx; /* &one, or an array of cap */
+	uint32_t n, cap;
+	uint32_t one;
+	uint32_t attempts;
+	enum where where;
+	int64_t due;
+	size_t heap_i;
+	TAILQ_ENTRY(qitem) link;
+	struct active *act; /* NULL unless active */
 };
 TAILQ_HEAD(item_list, qitem);
 
@@ -362,21 +369,44 @@ static struct qitem *item_new(struct qmsg *m, struct dest *d)
 
 	it->m = m;
 	it->d = d;
-	it->fd = -1;
-	it->idx = xcalloc(MAX_RCPTS_PER_TXN, sizeof(*it->idx));
+	it->idx = &it->one;
+	it->cap = 1;
 	m->n_items++;
 	return it;
 }
 
+static void item_add_rcpt(struct qitem *it, uint32_t k)
+{
+	if (it->n == it->cap) {
+		uint32_t *more = xmalloc(2 * it->cap * sizeof(*more));
+		memcpy(more, it->idx, it->n * sizeof(*more));
+		if (it->idx != &it->one)
+			free(it->idx);
+		it->idx = more;
+		it->cap *= 2;
+	}
+	it->idx[it->n++] = k;
+}
+
+static void item_free_idx(struct qitem *it)
+{
+	if (it->idx != &it->one)
+		free(it->idx);
+	it->idx = NULL;
+}
+
 static void item_release_env(struct qitem *it)
 {
-	if (it->fd >= 0)
-		close(it->fd);
-	it->fd = -1;
-	envelope_free(it->env);
-	it->env = NULL;
-	free(it->jr);
-	it->jr = NULL;
+	struct active *a = it->act;
+
+	if (!a)
+		return;
+	if (a->fd >= 0)
+		close(a->fd);
+	envelope_free(a->env);
+	free(a->jr);
+	free(a);
+	it->act = NULL;
 }
 
 static void item_free(struct sched *s, struct qitem *it)
@@ -385,7 +415,7 @@ static void item_free(struct sched *s, struct qitem *it)
 
 	item_set(s, it, IT_NONE);
 	item_release_env(it);
-	free(it->idx);
+	item_free_idx(it);
 	free(it);
 	if (--m->n_items == 0)
 		msg_remove(s, m);
@@ -443,7 +473,7 @@ static long index_envelope(struct sched *s, const struct envelope *env)
 			it = item_new(m, dest_get(s, key));
 			open_items[n_items++] = it;
 		}
-		it->idx[it->n++] = (uint32_t)i;
+		item_add_rcpt(it, (uint32_t)i);
 		if (r->attempts > it->attempts)
 			it->attempts = r->attempts;
 		if (r->next_attempt > it->due)
@@ -751,8 +781,8 @@ static void apply_results(struct sched *s, struct qitem *it, const struct smtpc_
 
 	f->s = s;
 	f->it = it;
-	f->env = it->env;
-	it->env = NULL;
+	f->env = it->act->env;
+	it->act->env = NULL;
 	item_release_env(it);
 	item_set(s, it, IT_FINISHING);
 	f->changed = xcalloc(it->n, sizeof(*f->changed));
@@ -782,20 +812,24 @@ static int item_load(struct sched *s, struct qitem *it)
 	char *err = NULL;
 	uint32_t i;
 
-	if (spool_load(s->deps.spool, it->m->id, &it->env, &err) < 0 ||
-	    spool_open_body(s->deps.spool, it->m->id, &it->fd, &it->body_off, &it->body_len,
+	struct active *a = xcalloc(1, sizeof(*a));
+
+	a->fd = -1;
+	it->act = a;
+	if (spool_load(s->deps.spool, it->m->id, &a->env, &err) < 0 ||
+	    spool_open_body(s->deps.spool, it->m->id, &a->fd, &a->body_off, &a->body_len,
 	                    &err) < 0) {
 		log_warn("queue=%s event=message_gone error=%s", it->m->id, log_q(err));
 		free(err);
 		item_release_env(it);
 		return -1;
 	}
-	it->jr = xcalloc(it->n, sizeof(*it->jr));
+	a->jr = xcalloc(it->n, sizeof(*a->jr));
 	for (i = 0; i < it->n; i++) {
-		const struct rcpt *r = &it->env->rcpts[it->idx[i]];
-		it->jr[i].addr = r->addr;
-		it->jr[i].orcpt = r->orcpt;
-		it->jr[i].notify = r->notify;
+		const struct rcpt *r = &a->env->rcpts[it->idx[i]];
+		a->jr[i].addr = r->addr;
+		a->jr[i].orcpt = r->orcpt;
+		a->jr[i].notify = r->notify;
 	}
 	return 0;
 }
@@ -879,16 +913,16 @@ static void dconn_start(struct dconn *dc, struct qitem *it)
 	}
 	memset(&job, 0, sizeof(job));
 	job.id = it->m->id;
-	job.mail_from = it->env->mail_from;
-	job.eightbit = it->env->body == BODY_8BITMIME;
-	job.smtputf8 = it->env->smtputf8;
-	job.ret = it->env->ret;
-	job.envid = it->env->envid;
-	job.rcpts = it->jr;
+	job.mail_from = it->act->env->mail_from;
+	job.eightbit = it->act->env->body == BODY_8BITMIME;
+	job.smtputf8 = it->act->env->smtputf8;
+	job.ret = it->act->env->ret;
+	job.envid = it->act->env->envid;
+	job.rcpts = it->act->jr;
 	job.n_rcpts = it->n;
-	job.fd = it->fd;
-	job.offset = it->body_off;
-	job.len = it->body_len;
+	job.fd = it->act->fd;
+	job.offset = it->act->body_off;
+	job.len = it->act->body_len;
 	dc->item = it;
 	dc->idle = 0;
 	smtpc_conn_send(dc->c, &job, on_job_done, dc);
@@ -1276,14 +1310,14 @@ static void dest_free(struct dest *d)
 		TAILQ_REMOVE(&d->conns, dc, link);
 		if (dc->item) {
 			item_release_env(dc->item);
-			free(dc->item->idx);
+			item_free_idx(dc->item);
 			free(dc->item);
 		}
 		free(dc);
 	}
 	while ((it = TAILQ_FIRST(&d->ready))) {
 		TAILQ_REMOVE(&d->ready, it, link);
-		free(it->idx);
+		item_free_idx(it);
 		free(it);
 	}
 	event_free(d->ev_pump);
@@ -1299,7 +1333,7 @@ void sched_free(struct sched *s)
 
 	for (i = 0; i < s->heap_n; i++) {
 		item_release_env(s->heap[i]);
-		free(s->heap[i]->idx);
+		item_free_idx(s->heap[i]);
 		free(s->heap[i]);
 	}
 	free(s->heap);
