@@ -537,6 +537,7 @@ struct finish {
 	size_t *changed;      /* rcpt indices whose state changed */
 	size_t n_changed;
 	int delete_file;
+	int sync; /* a recipient became final: its record must be durable */
 	struct dsn_rcpt *dsn;
 	size_t n_dsn;
 	char **dsn_strs; /* owned copies of the strings dsn[] points to */
@@ -569,7 +570,6 @@ static void persist_run(void *arg)
 	struct finish *f = arg;
 	struct spool *sp = f->s->deps.spool;
 	char *err = NULL;
-	size_t i;
 
 	if (f->delete_file) {
 		if (spool_remove_done(sp, f->env->id, &err) < 0)
@@ -577,14 +577,11 @@ static void persist_run(void *arg)
 		free(err);
 		return;
 	}
-	for (i = 0; i < f->n_changed; i++) {
-		size_t k = f->changed[i];
-		if (spool_set_rcpt_state(sp, f->env->id, k, &f->env->rcpts[k], &err) < 0) {
-			log_warn("queue=%s event=spool_state_error rcpt=%zu error=%s", f->env->id, k,
-			         log_q(err));
-			free(err);
-			err = NULL;
-		}
+	if (f->n_changed > 0 &&
+	    spool_set_rcpt_states(sp, f->env->id, f->env->rcpts, f->changed, f->n_changed,
+	                          f->sync, &err) < 0) {
+		log_warn("queue=%s event=spool_state_error error=%s", f->env->id, log_q(err));
+		free(err);
 	}
 }
 
@@ -795,6 +792,7 @@ static void apply_results(struct sched *s, struct qitem *it, const struct smtpc_
 				it->due = f->env->rcpts[k].next_attempt;
 		} else {
 			it->m->n_open--;
+			f->sync = 1;
 		}
 	}
 	it->n = kept;

@@ -113,6 +113,12 @@ int spool_delete(struct spool *sp, const char *id, char **err);
  * with its recipients open and is sent again (at least once, never lost);
  * a crash of the process alone cannot undo it. */
 int spool_remove_done(struct spool *sp, const char *id, char **err);
+/* Records the new states of rcpts[idx[0..n)] (the envelope's array) in one
+ * append; with sync, durably (fdatasync). A deferral needs no sync: if it
+ * is lost, the recipient is only tried earlier. A final state does: if it
+ * is lost, the recipient is sent again. Blocks: call it off the loop. */
+int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *rcpts,
+                          const size_t *idx, size_t n, int sync, char **err);
 /* Durably records a recipient's new state (appends a record; fdatasync).
  * Blocks for the fdatasync: call it off the event loop thread. */
 int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,

@@ -359,32 +359,58 @@ int spool_remove_done(struct spool *sp, const char *id, char **err)
 	return 0;
 }
 
-static int append_state(struct spool *sp, int fd, const char *id, size_t idx, const struct rcpt *r,
-                        char **err)
+/* Appends the records "recipient idx[i] is now *rs[i]" in one write(2)
+ * (O_APPEND: two appenders never interleave), then fdatasync when sync is
+ * set. */
+static int append_states(struct spool *sp, int fd, const char *id, const size_t *idx,
+                         const struct rcpt *const *rs, size_t n, int sync, char **err)
 {
 	struct spool_hdr h;
 	struct buf rec;
 	uint64_t fsize;
 	char *why = NULL;
 	int rc = -1;
+	size_t i;
 
 	if (read_header(fd, &h, &fsize, &why) != LOAD_OK) {
 		*err = spool_errf("%s: %s", id, why);
 		free(why);
 		return -1;
 	}
-	if (idx >= h.n_rcpts) {
-		*err = spool_errf("%s: no recipient %zu (of %u)", id, idx, (unsigned)h.n_rcpts);
-		return -1;
-	}
+	for (i = 0; i < n; i++)
+		if (idx[i] >= h.n_rcpts) {
+			*err = spool_errf("%s: no recipient %zu (of %u)", id, idx[i], (unsigned)h.n_rcpts);
+			return -1;
+		}
 	buf_init(&rec);
-	spool_rcpt_encode(idx, r, &rec);
-	/* One write(2) with O_APPEND: two appenders never interleave. */
-	if (spool_write_all(fd, rec.data, rec.len) < 0 || spool_fsync(sp, fd, 1) < 0)
+	for (i = 0; i < n; i++)
+		spool_rcpt_encode(idx[i], rs[i], &rec);
+	if (spool_write_all(fd, rec.data, rec.len) < 0 || (sync && spool_fsync(sp, fd, 1) < 0))
 		*err = spool_errf("%s: %s", id, strerror(errno));
 	else
 		rc = 0;
 	buf_free(&rec);
+	return rc;
+}
+
+int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *rcpts,
+                          const size_t *idx, size_t n, int sync, char **err)
+{
+	const struct rcpt **rs;
+	int fd, rc;
+	size_t i;
+
+	if (bad_id(id, err) < 0)
+		return -1;
+	fd = openat(sp->queue_fd, id, O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd < 0)
+		return open_failed(id, err);
+	rs = xcalloc(n ? n : 1, sizeof(*rs));
+	for (i = 0; i < n; i++)
+		rs[i] = &rcpts[idx[i]];
+	rc = append_states(sp, fd, id, idx, rs, n, sync, err);
+	free(rs);
+	close(fd);
 	return rc;
 }
 
@@ -398,7 +424,7 @@ int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, co
 	fd = openat(sp->queue_fd, id, O_RDWR | O_APPEND | O_CLOEXEC);
 	if (fd < 0)
 		return open_failed(id, err);
-	rc = append_state(sp, fd, id, rcpt_index, r, err);
+	rc = append_states(sp, fd, id, &rcpt_index, &r, 1, 1, err);
 	close(fd);
 	return rc;
 }

@@ -396,6 +396,44 @@ static void set_state(struct spool *sp, const char *id, size_t i, enum rcpt_stat
 	assert_int_equal(spool_set_rcpt_state(sp, id, i, &r, &err), 0);
 }
 
+/* Several records in one append, with and without fdatasync: both load,
+ * and only the synced batch costs an fsync. */
+static void test_rcpt_states_batch(void **state)
+{
+	char *dir = new_dir("batch"), *err = NULL, id[ID_LEN + 1];
+	struct rcpt r[3] = {{.addr = "a@x"}, {.addr = "b@y"}, {.addr = "c@z"}};
+	struct envelope e = simple_env(r, 3), *got;
+	struct spool *sp = open_server(dir);
+	struct spool_stats before, after;
+	size_t idx[2] = {0, 2}, bad[1] = {3};
+
+	assert_true(commit_one(sp, &e, "x\r\n", id));
+	r[0].state = RCPT_DEFERRED;
+	r[0].next_attempt = 1700000100;
+	r[2].state = RCPT_DEFERRED;
+	r[2].last_reply = "451 later";
+	spool_get_stats(sp, &before);
+	assert_int_equal(spool_set_rcpt_states(sp, id, r, idx, 2, 0, &err), 0);
+	spool_get_stats(sp, &after);
+	assert_int_equal(after.fsyncs, before.fsyncs);
+	r[2].state = RCPT_DELIVERED;
+	assert_int_equal(spool_set_rcpt_states(sp, id, r, &idx[1], 1, 1, &err), 0);
+	spool_get_stats(sp, &after);
+	assert_int_equal(after.fsyncs, before.fsyncs + 1);
+	assert_int_equal(spool_load(sp, id, &got, &err), 0);
+	assert_int_equal(got->rcpts[0].state, RCPT_DEFERRED);
+	assert_int_equal(got->rcpts[0].next_attempt, 1700000100);
+	assert_int_equal(got->rcpts[1].state, RCPT_PENDING);
+	assert_int_equal(got->rcpts[2].state, RCPT_DELIVERED);
+	assert_string_equal(got->rcpts[2].last_reply, "451 later");
+	envelope_free(got);
+	/* an index past the envelope is refused and nothing is written */
+	assert_int_equal(spool_set_rcpt_states(sp, id, r, bad, 1, 0, &err), -1);
+	free(err);
+	spool_close(sp);
+	free(dir);
+}
+
 static void append_raw(const char *dir, const char *id, const char *bytes)
 {
 	char *p = path_in(dir, "queue", id);
@@ -846,6 +884,7 @@ int main(void)
 	    cmocka_unit_test(test_commit_failure),
 	    cmocka_unit_test(test_sync_commit),
 	    cmocka_unit_test(test_rcpt_states),
+	    cmocka_unit_test(test_rcpt_states_batch),
 	    cmocka_unit_test(test_recover),
 	    cmocka_unit_test(test_bounded_lengths),
 	    cmocka_unit_test(test_foreach_delete),
