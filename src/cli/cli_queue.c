@@ -258,6 +258,13 @@ static int cmd_retry(struct spool *sp, const struct conf *c, const char *id)
 		return 0;
 	}
 	free(line);
+	if (spool_server_running(sp)) {
+		/* starting (the control socket comes after recovery) or stuck:
+		 * two writers must not race on the same records */
+		fprintf(stderr, "posthorn: the server holding %s does not answer on its control "
+		                "socket yet; try again\n", c->data_dir);
+		return 1;
+	}
 	if (spool_foreach(sp, retry_offline_one, &r, &err) < 0)
 		return fail(err);
 	printf("%ld\n", r.count);

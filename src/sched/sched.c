@@ -36,6 +36,9 @@
 #define MAX_RCPTS_PER_TXN 100 /* RFC 5321 4.5.3.1.8: servers take at least 100 */
 #define IDLE_KEEP_MS 2000     /* an idle connection waits this long for more work */
 #define SMARTHOST_DEST "[smarthost]"
+#define FINISH_MAX 256 /* items whose results are being written at once: bounds
+                          the envelopes in memory when a dead destination
+                          defers its whole ready queue */
 
 enum where { IT_NONE, IT_READY, IT_DEFERRED, IT_ACTIVE, IT_FINISHING };
 
@@ -100,6 +103,10 @@ struct dest {
 	int64_t tokens_ms;
 	struct event *ev_pump;
 	struct dest *hnext;
+	/* A dead destination defers its ready queue in bounded steps. */
+	int failing;
+	struct smtpc_verdict fail_v;
+	TAILQ_ENTRY(dest) fail_link;
 };
 
 struct sched {
@@ -113,6 +120,7 @@ struct sched {
 	size_t heap_n, heap_cap;
 	struct event *ev_heap;
 	size_t n_active, n_finishing;
+	TAILQ_HEAD(, dest) failing;
 	int draining;
 	void (*drained)(void *arg);
 	void *drained_arg;
@@ -122,6 +130,7 @@ struct sched {
 static void dest_pump(struct dest *d);
 static void dest_pump_later(struct dest *d, int64_t delay_ms);
 static void check_drained(struct sched *s);
+static void failing_continue(struct sched *s);
 
 static int64_t now_s(void)
 {
@@ -596,9 +605,10 @@ static void persist_done(void *arg)
 	if (it->n > 0 && !it->m->forgotten) {
 		item_place(s, it); /* the deferred rest */
 		check_drained(s);
-		return;
+	} else {
+		item_free(s, it);
 	}
-	item_free(s, it);
+	failing_continue(s);
 }
 
 static void persist(struct finish *f)
@@ -832,13 +842,14 @@ static int item_load(struct sched *s, struct qitem *it)
 	return 0;
 }
 
-/* Everything in the ready queue of d gets verdict v (no connection). */
-static void dest_fail_ready(struct dest *d, const struct smtpc_verdict *v)
+/* Apply d->fail_v to ready items while fewer than FINISH_MAX are being
+ * written; persist_done() calls again as writes finish. */
+static void dest_fail_some(struct dest *d)
 {
 	struct sched *s = d->s;
 	struct qitem *it;
 
-	while ((it = TAILQ_FIRST(&d->ready))) {
+	while ((it = TAILQ_FIRST(&d->ready)) && s->n_finishing < FINISH_MAX) {
 		item_set(s, it, IT_ACTIVE);
 		if (item_load(s, it) < 0) {
 			it->m->n_open -= it->n;
@@ -846,7 +857,36 @@ static void dest_fail_ready(struct dest *d, const struct smtpc_verdict *v)
 			item_free(s, it);
 			continue;
 		}
-		apply_results(s, it, v, 1, NULL);
+		apply_results(s, it, &d->fail_v, 1, NULL);
+	}
+	if (!TAILQ_FIRST(&d->ready) && d->failing) {
+		d->failing = 0;
+		smtpc_verdict_clear(&d->fail_v);
+		TAILQ_REMOVE(&s->failing, d, fail_link);
+	}
+}
+
+/* Everything in the ready queue of d gets verdict v (no connection could
+ * be made): the destination is dead for now. */
+static void dest_fail_ready(struct dest *d, const struct smtpc_verdict *v)
+{
+	if (!d->failing) {
+		d->failing = 1;
+		d->fail_v = *v;
+		d->fail_v.diag = v->diag ? xstrdup(v->diag) : NULL;
+		d->fail_v.reply = v->reply ? xstrdup(v->reply) : NULL;
+		TAILQ_INSERT_TAIL(&d->s->failing, d, fail_link);
+	}
+	dest_fail_some(d);
+}
+
+static void failing_continue(struct sched *s)
+{
+	struct dest *d, *next;
+
+	for (d = TAILQ_FIRST(&s->failing); d && s->n_finishing < FINISH_MAX; d = next) {
+		next = TAILQ_NEXT(d, fail_link);
+		dest_fail_some(d);
 	}
 }
 
@@ -1158,7 +1198,7 @@ static void dest_pump(struct dest *d)
 	struct dconn *dc;
 	int64_t wait = 0;
 
-	if (d->s->draining)
+	if (d->s->draining || d->failing)
 		return;
 	/* Idle connections first: no handshake needed. dconn_start() changes
 	 * only the connection it is given, so the walk may go on. */
@@ -1214,6 +1254,7 @@ struct sched *sched_new(const struct sched_deps *deps)
 	s->dtab_size = 256;
 	s->dtab = xcalloc(s->dtab_size, sizeof(*s->dtab));
 	s->ev_heap = evtimer_new(deps->base, on_heap, s);
+	TAILQ_INIT(&s->failing);
 	s->ev_drained = event_new(deps->base, -1, 0, on_drained_ev, s);
 	return s;
 }
@@ -1319,6 +1360,7 @@ static void dest_free(struct dest *d)
 		free(it);
 	}
 	event_free(d->ev_pump);
+	smtpc_verdict_clear(&d->fail_v);
 	free(d->name);
 	free(d);
 }

@@ -134,6 +134,18 @@ static int take_lock(struct spool *sp, char **err)
 	return -1;
 }
 
+int spool_server_running(struct spool *sp)
+{
+	int fd = openat(sp->dir_fd, "lock", O_RDWR | O_CLOEXEC);
+	int running;
+
+	if (fd < 0)
+		return 0; /* no server ever ran here */
+	running = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd); /* drops the lock if we got it */
+	return running;
+}
+
 static void close_fd(int *fd)
 {
 	if (*fd >= 0)

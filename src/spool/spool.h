@@ -124,6 +124,9 @@ int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *r
 int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,
                          const struct rcpt *r, char **err);
 
+/* 1 if a server holds this spool (for the CLI, opened without a base). */
+int spool_server_running(struct spool *sp);
+
 /* Counters for /metrics and the benchmark. */
 struct spool_stats {
 	uint64_t commits;        /* messages made durable */
