@@ -102,6 +102,7 @@ struct session {
 	int freeing;
 	struct txn txn;
 	struct event *ev_free, *ev_timer, *ev_resume;
+	struct event *ev_flush;     /* closing: waits for the last reply to leave */
 	struct event *ev_handshake; /* libevent's bufferevent timeouts do not
 	                               cover the TLS handshake: our own deadline */
 	int handshaking;
@@ -113,6 +114,7 @@ static void process_input(struct session *s);
 static void handshake_begin(struct session *s);
 static void session_free_later(struct session *s);
 static void set_state(struct session *s, enum state st);
+static void on_flush_check(evutil_socket_t fd, short what, void *arg);
 
 /* ---------- replies ---------- */
 
@@ -138,6 +140,35 @@ static void refuse(struct session *s, const char *cmd, const char *text)
 	log_info("session=%s event=reject cmd=%s reply=%s", s->id, cmd, log_q(text));
 }
 
+/* Bytes not yet handed to the kernel: ours, and under STARTTLS those the
+ * TLS filter already passed to the plain bufferevent beneath it. */
+static size_t unsent(struct session *s)
+{
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+/* Free once the last reply has really left; poll briefly while the layer
+ * beneath the TLS filter still holds it (the write timeout bounds it). */
+static void close_when_sent(struct session *s)
+{
+	struct timeval tv = {0, 5000};
+
+	if (s->dead || unsent(s) == 0)
+		session_free_later(s);
+	else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		evtimer_add(s->ev_flush, &tv);
+}
+
+static void on_flush_check(evutil_socket_t fd, short what, void *arg)
+{
+	close_when_sent(arg);
+}
+
 /* Send the reply, then close once it has left. */
 static void reply_and_close(struct session *s, const char *reason, const char *text)
 {
@@ -145,8 +176,7 @@ static void reply_and_close(struct session *s, const char *reason, const char *t
 		reply(s, "%s", text);
 	s->close_reason = reason;
 	set_state(s, S_CLOSING);
-	if (s->dead || evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		session_free_later(s);
+	close_when_sent(s);
 }
 
 /* ---------- state ---------- */
@@ -206,6 +236,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(s->ev_timer);
 	event_free(s->ev_resume);
 	event_free(s->ev_handshake);
+	event_free(s->ev_flush);
 	smtpd_session_gone(s->l, (struct sockaddr *)&s->sa);
 	free(s->helo);
 	free(s->account);
@@ -1261,7 +1292,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct session *s = arg;
 
 	if (s->state == S_CLOSING) {
-		session_free_later(s);
+		close_when_sent(s);
 		return;
 	}
 	/* The output drained below the mark: reading may resume. */
@@ -1343,6 +1374,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 	s->ev_timer = evtimer_new(sd->deps->base, on_auth_fail_delay, s);
 	s->ev_resume = event_new(sd->deps->base, -1, 0, on_resume, s);
 	s->ev_handshake = evtimer_new(sd->deps->base, on_handshake_timeout, s);
+	s->ev_flush = evtimer_new(sd->deps->base, on_flush_check, s);
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->n_sessions++;
 	s->state = S__COUNT; /* so set_state below always applies the timeouts */
