@@ -108,6 +108,8 @@ struct server {
 	SSL_CTX *client_tls;
 	struct sched *sched;
 	struct ctl *ctl;
+	struct conf **reloaded; /* configs loaded by SIGHUP: in use until exit */
+	size_t n_reloaded;
 	struct store_counter_batch *counters;
 	int counters_flushing;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
@@ -275,13 +277,29 @@ static SSL_CTX *load_tls(const struct conf *c)
 	return ctx;
 }
 
+/* SIGHUP: the file again. What can change at run time does: TLS
+ * certificate and key, and the [domain.*] limits. Listeners, data_dir and
+ * the relay settings need a restart. A file with errors changes nothing. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
-	SSL_CTX *ctx = load_tls(srv->conf);
+	char *errors = NULL;
+	struct conf *c = srv->conf->file ? conf_load(srv->conf->file, &errors) : NULL;
+	SSL_CTX *ctx;
 
+	if (srv->conf->file && !c) {
+		log_err("session=NOQUEUE event=reload_error errors=%s", log_q(errors));
+		free(errors);
+		return;
+	}
+	if (c) {
+		srv->reloaded = xrealloc(srv->reloaded, (srv->n_reloaded + 1) * sizeof(*c));
+		srv->reloaded[srv->n_reloaded++] = c;
+		sched_set_domains(srv->sched, c);
+		log_info("session=NOQUEUE event=reload what=domains count=%zu", c->n_domains);
+	}
 	/* The old context stays alive in the sessions that use it. */
-	if (ctx) {
+	if ((ctx = load_tls(c ? c : srv->conf))) {
 		if (srv->deps.tls)
 			SSL_CTX_free(srv->deps.tls);
 		smtpd_set_tls(srv->smtpd, ctx);
@@ -427,6 +445,9 @@ static void server_close(struct server *srv)
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);
 	counter_batch_free(srv->counters);
+	while (srv->n_reloaded > 0)
+		conf_free(srv->reloaded[--srv->n_reloaded]);
+	free(srv->reloaded);
 	if (srv->deps.store)
 		store_close(srv->deps.store);
 	if (srv->deps.tls)

@@ -112,6 +112,7 @@ struct dest {
 struct sched {
 	struct sched_deps deps;
 	const struct conf *conf;
+	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
 	struct qmsg **mtab;
 	size_t mtab_size, n_msgs;
 	struct dest **dtab;
@@ -226,7 +227,7 @@ static struct dest *dest_get(struct sched *s, const char *name)
 	d = xcalloc(1, sizeof(*d));
 	d->s = s;
 	d->name = xstrdup(name);
-	d->lim = conf_domain_for(s->conf, name);
+	d->lim = conf_domain_for(s->domains_conf, name);
 	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
 	TAILQ_INIT(&d->ready);
 	TAILQ_INIT(&d->conns);
@@ -1249,6 +1250,7 @@ struct sched *sched_new(const struct sched_deps *deps)
 
 	s->deps = *deps;
 	s->conf = deps->conf;
+	s->domains_conf = deps->conf;
 	s->mtab_size = 1024;
 	s->mtab = xcalloc(s->mtab_size, sizeof(*s->mtab));
 	s->dtab_size = 256;
@@ -1392,6 +1394,20 @@ void sched_free(struct sched *s)
 	event_free(s->ev_heap);
 	event_free(s->ev_drained);
 	free(s);
+}
+
+void sched_set_domains(struct sched *s, const struct conf *c)
+{
+	size_t b;
+	struct dest *d;
+
+	s->domains_conf = c;
+	for (b = 0; b < s->dtab_size; b++)
+		for (d = s->dtab[b]; d; d = d->hnext) {
+			d->lim = conf_domain_for(c, d->name);
+			sched_shape_set_max(&d->shape, (unsigned)d->lim->max_connections);
+			dest_pump_later(d, 0); /* a rate wait may be shorter now */
+		}
 }
 
 void sched_get_stats(const struct sched *s, struct sched_stats *out)

@@ -48,6 +48,9 @@ void sched_add_id(struct sched *s, const char *id);
 long sched_retry(struct sched *s, const char *id);
 /* The message was deleted behind our back (CLI): drop it from the index. */
 void sched_forget(struct sched *s, const char *id);
+/* New per-destination limits ([domain.*] sections of c, which must outlive
+ * the scheduler): applied to every destination at once (SIGHUP). */
+void sched_set_domains(struct sched *s, const struct conf *c);
 /* Starts no new transaction; done() runs once none is in progress. */
 void sched_drain(struct sched *s, void (*done)(void *arg), void *arg);
 void sched_free(struct sched *s);

@@ -4,6 +4,7 @@ SIZE / 8BITMIME / SMTPUTF8 of the receiving server, temporary DNS failure,
 a destination in backoff next to a healthy one, DSN parameters (NOTIFY,
 RET, ENVID, ORCPT), queue delete, restart with deferred mail, equal MX
 preferences. Same harness as test_delivery.py (tests/e2e/mx.py)."""
+import signal
 import time
 import uuid
 
@@ -469,4 +470,36 @@ def test_equal_preferences_are_shuffled(start, mxs):
     alive_poll(srv, lambda: len(a.messages) + len(b.messages) >= len(EQUAL_DOMAINS), WAIT,
                "all twelve delivered")
     assert a.messages and b.messages, (len(a.messages), len(b.messages))
+    wait_queue_empty(srv)
+
+
+# ---------------------------------------------------------------- SIGHUP
+
+
+def test_sighup_reloads_domain_limits(start, mxs):
+    """SPEC §1: SIGHUP reloads throttles. max_rate = 1/h lets one message
+    out and holds the next for an hour; after the file says unlimited and
+    the server gets SIGHUP, the held message goes at once. A file with an
+    error on the next SIGHUP changes nothing and is logged."""
+    mx = mxs(ip_of("rate.test"))
+    srv = start(extra="[domain.rate.test]\nmax_rate = 1/h")
+    rcpts = ["h1@rate.test", "h2@rate.test"]
+    submit_many(srv, [("m40@sender.test", [r], msg_bytes("m40@sender.test", r, f"m40 {r}"))
+                      for r in rcpts])
+    wait_rcpts(mx, rcpts[:1], srv)
+    time.sleep(1.5)
+    assert len(mx.messages) == 1, "max_rate = 1/h let a second message through"
+    srv._extra = "[domain.rate.test]\nmax_rate = unlimited"
+    srv.write_conf()
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_rcpts(mx, rcpts, srv)
+    helpers.wait_for(lambda: "event=reload what=domains" in srv.log(), what="reload log line")
+    srv._extra = "[domain.rate.test]\nmax_rate = fast"
+    srv.write_conf()
+    srv.proc.send_signal(signal.SIGHUP)
+    helpers.wait_for(lambda: "event=reload_error" in srv.log(), what="reload error logged")
+    assert "max_rate" in srv.log().split("event=reload_error", 1)[1].splitlines()[0]
+    assert srv.proc.poll() is None
+    srv._extra = ""  # the CLI reads the file too
+    srv.write_conf()
     wait_queue_empty(srv)
