@@ -13,6 +13,10 @@
 
 struct conf;
 
+/* Prints "posthorn: MESSAGE" to stderr, and the usage text after a usage
+ * error (code 2); returns code. */
+int cli_say(int code, const char *usage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 int cli_user(int argc, char **argv, const struct conf *c);
 int cli_queue(int argc, char **argv, const struct conf *c);
 int cli_stats(int argc, char **argv, const struct conf *c);

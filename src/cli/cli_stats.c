@@ -61,22 +61,7 @@ struct stats {
 	uint64_t total[COUNTER_EVENTS];
 };
 
-static int say(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Prints "posthorn: MESSAGE" (and the usage for usage errors); returns code. */
-static int say(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("posthorn: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (code == EXIT_USAGE)
-		fputs(usage_text, stderr);
-	return code;
-}
+#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
 
 /* ---- arguments ----------------------------------------------------------- */
 

@@ -59,22 +59,7 @@ struct user_args {
 /* Which options a verb accepts. */
 enum { OPT_PASSWORD = 1, OPT_DOMAIN = 2 };
 
-static int say(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Prints "posthorn: MESSAGE" (and the usage for usage errors); returns code. */
-static int say(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("posthorn: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (code == EXIT_USAGE)
-		fputs(usage_text, stderr);
-	return code;
-}
+#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
 
 static void args_free(struct user_args *a)
 {
