@@ -5,7 +5,7 @@
  * Start-up: config → event base → bind listeners → drop privileges →
  * data dir, store, spool (recovered) → work pool → serve.
  * Shutdown (SIGTERM/SIGINT): stop accepting, let sessions finish their
- * transaction (bounded by DRAIN_TIMEOUT_S), wait for the spool's pending
+ * transaction (bounded by [server] drain_timeout), wait for the spool's pending
  * commits, close the store, exit 0.
  */
 #include <errno.h>
@@ -34,7 +34,6 @@
 #include "util/util.h"
 #include "work/work.h"
 
-#define DRAIN_TIMEOUT_S 30
 #define WORK_THREADS 4
 
 static const char usage_text[] =
@@ -240,14 +239,15 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	log_warn("session=NOQUEUE event=drain_timeout seconds=%d", DRAIN_TIMEOUT_S);
+	log_warn("session=NOQUEUE event=drain_timeout seconds=%llu",
+	         (unsigned long long)srv->conf->drain_timeout);
 	event_base_loopbreak(srv->base);
 }
 
 static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
-	struct timeval tv = {DRAIN_TIMEOUT_S, 0};
+	struct timeval tv = {(time_t)srv->conf->drain_timeout, 0};
 
 	if (srv->stopping) {
 		log_warn("session=NOQUEUE event=second_signal action=exit_now");
@@ -426,17 +426,23 @@ static void add_signals(struct server *srv)
 
 static void server_close(struct server *srv)
 {
-	/* Order: pending commits finish (their callbacks still find their
-	 * sessions), then jobs, then the sessions go, then the store. */
+	/* Order: nothing new may start (ctl, scheduler stopped, messages being
+	 * received dropped); the work pool finishes its jobs and their
+	 * callbacks; the spool finishes pending commits (their done() still
+	 * finds its session); then sessions, connections and the store go. */
 	ctl_free(srv->ctl);
-	if (srv->deps.spool)
-		spool_close(srv->deps.spool);
+	if (srv->sched)
+		sched_stop(srv->sched);
+	smtpd_abort_receiving(srv->smtpd);
 	if (srv->deps.work) {
 		counters_flush(srv);
 		work_pool_free(srv->deps.work);
 		srv->counters_flushing = 0;
-		counters_flush_sync(srv);
 	}
+	if (srv->deps.spool)
+		spool_close(srv->deps.spool);
+	if (srv->deps.store && srv->counters)
+		counters_flush_sync(srv);
 	smtpd_free(srv->smtpd);
 	smtpc_conn_free_all();
 	if (srv->sched)

@@ -168,6 +168,14 @@ static const struct conf_key KEYS[] = {
      .off = C(min_free_space),
      .def = "100m",
      .doc = "with less free space on the data_dir file system, MAIL gets 452 4.3.1"},
+    {.sec = SEC_SERVER,
+     .name = "drain_timeout",
+     .type = T_DURATION,
+     .off = C(drain_timeout),
+     .def = "30s",
+     .min = 1,
+     .doc = "on SIGTERM, how long transactions in progress may take to finish before the "
+            "server exits anyway"},
 
     {.sec = SEC_LISTENER,
      .name = "address",
@@ -234,7 +242,8 @@ static const struct conf_key KEYS[] = {
      .off = L(data_timeout),
      .def = "10m",
      .min = 1,
-     .doc = "time allowed for the whole DATA or BDAT phase"},
+     .doc = "time allowed for the whole DATA or BDAT phase of a message (also the longest "
+            "wait for bytes within it)"},
 
     {.sec = SEC_TLS,
      .name = "cert",

@@ -65,6 +65,7 @@ struct conf {
 	char *data_dir;
 	char *user;
 	uint64_t min_free_space; /* bytes; below this MAIL gets 452 4.3.1 */
+	uint64_t drain_timeout;  /* seconds SIGTERM waits for transactions */
 
 	/* [listener.NAME] */
 	struct conf_listener *listeners;

@@ -16,6 +16,7 @@
 #include "sched/sched.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <assert.h>
 #include <event2/event.h>
 #include <stdlib.h>
@@ -123,6 +124,8 @@ struct sched {
 	size_t n_active, n_finishing;
 	TAILQ_HEAD(, dest) failing;
 	int draining;
+	int drained_sent; /* the drained event is on its way */
+	int stopped;      /* shutting down: results are dropped, nothing new starts */
 	void (*drained)(void *arg);
 	void *drained_arg;
 	struct event *ev_drained;
@@ -529,6 +532,8 @@ void sched_add_id(struct sched *s, const char *id)
 	struct envelope *env = NULL;
 	char *err = NULL;
 
+	if (s->stopped)
+		return; /* on disk: the next start indexes it */
 	if (spool_load(s->deps.spool, id, &env, &err) < 0) {
 		log_err("queue=%s event=sched_add_error error=%s", id, log_q(err));
 		free(err);
@@ -603,6 +608,13 @@ static void persist_done(void *arg)
 
 	envelope_free(f->env);
 	finish_free(f);
+	if (s->stopped) {
+		/* at exit: the item is in no list; its message goes with sched_free() */
+		item_release_env(it);
+		item_free_idx(it);
+		free(it);
+		return;
+	}
 	if (it->n > 0 && !it->m->forgotten) {
 		item_place(s, it); /* the deferred rest */
 		check_drained(s);
@@ -732,7 +744,13 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 	if (v->action == SMTPC_ACT_DEFER &&
 	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created, cf->queue_lifetime,
 	                     now_s(), &next) == SCHED_RETRY_AT) {
-		int64_t since = r->next_attempt; /* when this attempt was due */
+		/* The previous attempt was one retry step before this one was due
+		 * (r->attempts counts this one already); 0: this was the first. */
+		int64_t since = 0;
+		if (r->attempts > 1 && r->next_attempt > 0) {
+			size_t si = r->attempts - 2 < cf->n_retry ? r->attempts - 2 : cf->n_retry - 1;
+			since = r->next_attempt - (int64_t)cf->retry[si];
+		}
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
@@ -828,10 +846,12 @@ static int item_load(struct sched *s, struct qitem *it)
 	if (spool_load(s->deps.spool, it->m->id, &a->env, &err) < 0 ||
 	    spool_open_body(s->deps.spool, it->m->id, &a->fd, &a->body_off, &a->body_len,
 	                    &err) < 0) {
-		log_warn("queue=%s event=message_gone error=%s", it->m->id, log_q(err));
+		int gone = errno == ENOENT;
+		log_warn("queue=%s event=%s error=%s", it->m->id, gone ? "message_gone" : "load_error",
+		         log_q(err));
 		free(err);
 		item_release_env(it);
-		return -1;
+		return gone ? -1 : -2;
 	}
 	a->jr = xcalloc(it->n, sizeof(*a->jr));
 	for (i = 0; i < it->n; i++) {
@@ -843,6 +863,24 @@ static int item_load(struct sched *s, struct qitem *it)
 	return 0;
 }
 
+/* For an item just made active: load it. A message deleted behind our back
+ * leaves the index; any other failure (EMFILE, EIO) parks the item for a
+ * minute rather than dropping recipients that are still open. */
+static int item_start(struct sched *s, struct qitem *it)
+{
+	int r = item_load(s, it);
+
+	if (r == -1) {
+		it->m->n_open -= it->n;
+		it->n = 0;
+		item_free(s, it);
+	} else if (r < 0) {
+		it->due = now_s() + 60;
+		item_set(s, it, IT_DEFERRED);
+	}
+	return r < 0 ? -1 : 0;
+}
+
 /* Apply d->fail_v to ready items while fewer than FINISH_MAX are being
  * written; persist_done() calls again as writes finish. */
 static void dest_fail_some(struct dest *d)
@@ -852,12 +890,8 @@ static void dest_fail_some(struct dest *d)
 
 	while ((it = TAILQ_FIRST(&d->ready)) && s->n_finishing < FINISH_MAX) {
 		item_set(s, it, IT_ACTIVE);
-		if (item_load(s, it) < 0) {
-			it->m->n_open -= it->n;
-			it->n = 0;
-			item_free(s, it);
+		if (item_start(s, it) < 0)
 			continue;
-		}
 		apply_results(s, it, &d->fail_v, 1, NULL);
 	}
 	if (!TAILQ_FIRST(&d->ready) && d->failing) {
@@ -942,10 +976,7 @@ static void dconn_start(struct dconn *dc, struct qitem *it)
 	struct smtpc_job job;
 
 	item_set(s, it, IT_ACTIVE);
-	if (item_load(s, it) < 0) {
-		it->m->n_open -= it->n;
-		it->n = 0;
-		item_free(s, it);
+	if (item_start(s, it) < 0) {
 		dc->idle = 1;
 		dest_pump_later(dc->d, 0);
 		return;
@@ -1239,9 +1270,15 @@ static void dest_pump_later(struct dest *d, int64_t delay_ms)
 static void on_drained_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct sched *s = arg;
+	void (*drained)(void *) = s->drained;
 
-	if (s->drained)
-		s->drained(s->drained_arg);
+	if (s->n_active || s->n_finishing) {
+		s->drained_sent = 0; /* work came back: wait for it */
+		return;
+	}
+	s->drained = NULL; /* once */
+	if (drained)
+		drained(s->drained_arg);
 }
 
 struct sched *sched_new(const struct sched_deps *deps)
@@ -1312,8 +1349,11 @@ void sched_forget(struct sched *s, const char *id)
 
 static void check_drained(struct sched *s)
 {
-	if (s->draining && s->n_active == 0 && s->n_finishing == 0 && s->drained)
+	if (s->draining && !s->drained_sent && s->n_active == 0 && s->n_finishing == 0 &&
+	    s->drained) {
+		s->drained_sent = 1;
 		event_active(s->ev_drained, EV_TIMEOUT, 0);
+	}
 }
 
 void sched_drain(struct sched *s, void (*done)(void *arg), void *arg)
@@ -1408,6 +1448,12 @@ void sched_set_domains(struct sched *s, const struct conf *c)
 			sched_shape_set_max(&d->shape, (unsigned)d->lim->max_connections);
 			dest_pump_later(d, 0); /* a rate wait may be shorter now */
 		}
+}
+
+void sched_stop(struct sched *s)
+{
+	s->stopped = 1;
+	s->draining = 1;
 }
 
 void sched_get_stats(const struct sched *s, struct sched_stats *out)

@@ -53,6 +53,9 @@ void sched_forget(struct sched *s, const char *id);
 void sched_set_domains(struct sched *s, const struct conf *c);
 /* Starts no new transaction; done() runs once none is in progress. */
 void sched_drain(struct sched *s, void (*done)(void *arg), void *arg);
+/* At exit, before the work pool and the spool close: results still
+ * arriving are dropped (the spool keeps the truth), nothing new starts. */
+void sched_stop(struct sched *s);
 void sched_free(struct sched *s);
 
 struct sched_stats {

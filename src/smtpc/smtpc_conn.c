@@ -70,6 +70,7 @@ struct smtpc_conn {
 	unsigned n_sent;
 	struct event *ev_free, *ev_refused;
 	int freeing, ever_ready;
+	int quitting; /* the owner let go (smtpc_conn_quit): no more callbacks */
 	/* the current job */
 	struct smtpc_job job;
 	smtpc_done_fn done;
@@ -104,7 +105,10 @@ static void set_state(struct smtpc_conn *c, enum cstate st)
 	c->state = st;
 	if (st == C_DOT)
 		tv.tv_sec = DOT_TIMEOUT_S;
-	if (c->bev && st != C_CONNECTING)
+	/* While the body streams nothing is read: only writes must progress. */
+	if (c->bev && st == C_BODY)
+		bufferevent_set_timeouts(c->bev, NULL, &tv);
+	else if (c->bev && st != C_CONNECTING)
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
@@ -144,6 +148,7 @@ static void free_later(struct smtpc_conn *c)
 		return;
 	c->freeing = 1;
 	c->state = C_DEAD;
+	event_del(c->ev_refused);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	event_active(c->ev_free, EV_TIMEOUT, 0);
@@ -209,6 +214,13 @@ static void session_failed(struct smtpc_conn *c, struct smtpc_verdict *v)
 {
 	int was_ready = c->ever_ready;
 
+	if (c->quitting || c->freeing) {
+		/* the owner has let go: nobody to tell */
+		smtpc_verdict_clear(v);
+		drop_socket(c);
+		free_later(c);
+		return;
+	}
 	log_info("session=%s event=smtpc_fail host=%s addr=%s state=%s status=%s reply=%s", c->dest,
 	         c->host, c->addr, cstate_names[c->state], v->status, log_q(v->diag));
 	if (c->done) {
@@ -548,6 +560,8 @@ static void on_refused(evutil_socket_t fd, short what, void *arg)
 {
 	struct smtpc_conn *c = arg;
 
+	if (c->freeing || c->quitting || !c->done)
+		return; /* the session failed meanwhile and reported the job */
 	job_finish(c);
 	c->cbs.ready(c->arg, c);
 }
@@ -738,7 +752,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct smtpc_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
-	while (c->state != C_DEAD && c->bev == bev && evbuffer_get_length(in) > 0) {
+	while (c->state != C_DEAD && !c->quitting && c->bev == bev && evbuffer_get_length(in) > 0) {
 		size_t len = evbuffer_get_length(in), used;
 		const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(len < 8192 ? len : 8192));
 		struct smtpc_reply r;
@@ -836,6 +850,7 @@ void smtpc_conn_quit(struct smtpc_conn *c)
 {
 	if (c->state == C_DEAD || c->state == C_QUIT)
 		return;
+	c->quitting = 1;
 	if (c->state != C_READY || !c->bev) {
 		drop_socket(c);
 		free_later(c);

@@ -253,3 +253,8 @@ void smtp_data_end(struct smtp_data *d)
 	if (d->state == D_CR)
 		d->bad_eol = 1;
 }
+
+int smtp_data_cr_pending(const struct smtp_data *d)
+{
+	return d->in_headers && d->hdr_state == H_EMPTY_CR;
+}

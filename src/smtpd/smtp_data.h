@@ -53,4 +53,8 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
  * end of the content has no LF after it, so it is bare: sets bad_eol. */
 void smtp_data_end(struct smtp_data *d);
 
+/* 1 when the last output byte is a CR at the start of a header line: if an
+ * LF follows, that CR began the empty line that ends the headers. */
+int smtp_data_cr_pending(const struct smtp_data *d);
+
 #endif

@@ -40,6 +40,10 @@ struct smtpd *smtpd_new(struct smtpd_deps *deps, char **err);
  * transaction first. drained() runs once no session is left. */
 void smtpd_drain(struct smtpd *sd, void (*drained)(void *arg), void *arg);
 
+/* At exit, before the spool closes: messages still being received (the
+ * drain timed out on them) are dropped; they never got their 250. */
+void smtpd_abort_receiving(struct smtpd *sd);
+
 /* Closes everything at once (after drain, or at exit). */
 void smtpd_free(struct smtpd *sd);
 

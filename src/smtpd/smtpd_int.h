@@ -40,6 +40,9 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 /* Ask every session to finish: 421 now if idle, after its transaction if
  * not. */
 void session_drain_all(struct smtpd *sd);
+/* Drops every message still being received (server exit, before the
+ * spool closes). */
+void session_abort_receiving_all(struct smtpd *sd);
 /* Immediate teardown of every session (server exit). */
 void session_destroy_all(struct smtpd *sd);
 

@@ -256,3 +256,9 @@ void smtpd_free(struct smtpd *sd)
 	event_free(sd->ev_drained);
 	free(sd);
 }
+
+void smtpd_abort_receiving(struct smtpd *sd)
+{
+	if (sd)
+		session_abort_receiving_all(sd);
+}

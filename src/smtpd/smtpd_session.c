@@ -44,7 +44,8 @@
 #define DATA_CHUNK (64 * 1024)
 #define AUTH_MAX_FAILURES 3
 #define AUTH_FAIL_DELAY_S 2
-#define MAX_CMDS_BEFORE_YIELD 200 /* fairness: other sessions get a turn */
+#define MAX_CMDS_BEFORE_YIELD 200
+#define CLOSE_LINGER_MS 10000 /* the last reply gets this long to leave */ /* fairness: other sessions get a turn */
 
 enum state {
 	S_CMD,        /* reading command lines */
@@ -75,6 +76,7 @@ struct txn {
 	uint64_t bdat_left;
 	int bdat_last;
 	int bdat_failed; /* a BDAT chunk failed: the rest of this message is discarded */
+	int held_cr;     /* a header-line-start CR kept back (see data_output) */
 };
 
 struct session {
@@ -103,9 +105,12 @@ struct session {
 	struct txn txn;
 	struct event *ev_free, *ev_timer, *ev_resume;
 	struct event *ev_flush;     /* closing: waits for the last reply to leave */
+	struct event *ev_data;      /* data_timeout: the whole DATA/BDAT phase, so a
+	                               client trickling bytes cannot hold a slot */
 	struct event *ev_handshake; /* libevent's bufferevent timeouts do not
 	                               cover the TLS handshake: our own deadline */
 	int handshaking;
+	uint64_t closing_since_ms;
 	uint64_t n_msgs, n_rcpts, n_cmds;
 	const char *close_reason;
 };
@@ -115,6 +120,9 @@ static void handshake_begin(struct session *s);
 static void session_free_later(struct session *s);
 static void set_state(struct session *s, enum state st);
 static void on_flush_check(evutil_socket_t fd, short what, void *arg);
+static void on_data_timeout(evutil_socket_t fd, short what, void *arg);
+static void reply_and_close(struct session *s, const char *reason, const char *text);
+static void session_kill(struct session *s, const char *reason);
 
 /* ---------- replies ---------- */
 
@@ -124,8 +132,8 @@ static void reply(struct session *s, const char *fmt, ...)
 	struct evbuffer *out;
 	va_list ap;
 
-	if (s->dead)
-		return;
+	if (s->dead || s->state == S_CLOSING)
+		return; /* after the last reply, nothing more */
 	out = bufferevent_get_output(s->bev);
 	va_start(ap, fmt);
 	evbuffer_add_vprintf(out, fmt, ap);
@@ -158,10 +166,29 @@ static void close_when_sent(struct session *s)
 {
 	struct timeval tv = {0, 5000};
 
-	if (s->dead || unsent(s) == 0)
+	if (s->dead || unsent(s) == 0) {
 		session_free_later(s);
-	else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		return;
+	}
+	if (!s->closing_since_ms)
+		s->closing_since_ms = clock_mono_ms();
+	if (clock_mono_ms() - s->closing_since_ms > CLOSE_LINGER_MS) {
+		session_kill(s, s->close_reason); /* the peer is not taking it */
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 		evtimer_add(s->ev_flush, &tv);
+}
+
+static void on_data_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state != S_DATA && s->state != S_BDAT && s->state != S_CMD)
+		return; /* committing, or already closing */
+	log_info("session=%s event=timeout state=%s what=data_timeout", s->id, state_names[s->state]);
+	bufferevent_disable(s->bev, EV_READ);
+	reply_and_close(s, "data_timeout", "421 4.4.2 Data timeout exceeded, closing connection");
 }
 
 static void on_flush_check(evutil_socket_t fd, short what, void *arg)
@@ -203,6 +230,8 @@ static void txn_reset(struct session *s)
 	struct txn *t = &s->txn;
 	size_t i;
 
+	if (s->ev_data)
+		evtimer_del(s->ev_data);
 	if (t->msg)
 		spool_msg_abort(t->msg);
 	for (i = 0; i < t->n_rcpts; i++) {
@@ -237,6 +266,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 	event_free(s->ev_resume);
 	event_free(s->ev_handshake);
 	event_free(s->ev_flush);
+	event_free(s->ev_data);
 	smtpd_session_gone(s->l, (struct sockaddr *)&s->sa);
 	free(s->helo);
 	free(s->account);
@@ -287,6 +317,8 @@ static int release(struct session *s)
  * callback that ended the wait, which may be deep in another stack). */
 static void resume(struct session *s, enum state st)
 {
+	if (s->state == S_CLOSING)
+		return; /* timed out or drained while waiting */
 	set_state(s, st);
 	if (s->draining && st == S_CMD && !s->txn.mail_line) {
 		reply_and_close(s, "shutdown", "421 4.3.2 Service shutting down, closing connection");
@@ -472,6 +504,26 @@ static void on_auth_fail_delay(evutil_socket_t fd, short what, void *arg)
 	reply_and_close(s, "auth_failures", "421 4.7.0 Too many authentication failures");
 }
 
+/* A failed AUTH: 535, and after AUTH_MAX_FAILURES a delay, then 421 and
+ * close. Returns 1 when the session is now waiting for that delay. */
+static int auth_failed(struct session *s, const char *user)
+{
+	s->auth_failures++;
+	log_info("session=%s event=auth result=fail user=%s failures=%d", s->id, log_q(user),
+	         s->auth_failures);
+	reply(s, "535 5.7.8 Authentication credentials invalid");
+	if (s->auth_failures >= AUTH_MAX_FAILURES) {
+		/* Slow down a guesser, then hang up. */
+		struct timeval tv = {AUTH_FAIL_DELAY_S, 0};
+		hold(s);
+		set_state(s, S_WAIT);
+		bufferevent_disable(s->bev, EV_READ);
+		evtimer_add(s->ev_timer, &tv);
+		return 1;
+	}
+	return 0;
+}
+
 static void auth_job_done(void *arg)
 {
 	struct auth_job *j = arg;
@@ -489,20 +541,9 @@ static void auth_job_done(void *arg)
 	} else if (j->result < 0) {
 		log_err("session=%s event=auth result=error user=%s", s->id, log_q(j->user));
 		reply(s, "454 4.7.0 Temporary authentication failure");
-	} else {
-		s->auth_failures++;
-		log_info("session=%s event=auth result=fail user=%s failures=%d", s->id,
-		         log_q(j->user), s->auth_failures);
-		reply(s, "535 5.7.8 Authentication credentials invalid");
-		if (s->auth_failures >= AUTH_MAX_FAILURES) {
-			/* Slow down a guesser, then hang up. */
-			struct timeval tv = {AUTH_FAIL_DELAY_S, 0};
-			hold(s);
-			bufferevent_disable(s->bev, EV_READ);
-			evtimer_add(s->ev_timer, &tv);
-			free(j);
-			return;
-		}
+	} else if (auth_failed(s, j->user)) {
+		free(j);
+		return;
 	}
 	free(j);
 	resume(s, S_CMD);
@@ -513,9 +554,8 @@ static void auth_check(struct session *s, const char *user, const char *pass)
 	struct auth_job *j;
 
 	if (strlen(user) >= sizeof(j->user) || strlen(pass) >= sizeof(j->pass)) {
-		s->auth_failures++;
-		refuse(s, "AUTH", "535 5.7.8 Authentication credentials invalid");
 		set_state(s, S_CMD);
+		auth_failed(s, "(too long)");
 		return;
 	}
 	j = xcalloc(1, sizeof(*j));
@@ -835,6 +875,10 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 	}
 	smtp_data_init(&t->dec, mode);
 	t->data_started = 1;
+	{
+		struct timeval tv = {(time_t)s->l->cfg->data_timeout, 0};
+		evtimer_add(s->ev_data, &tv);
+	}
 	rfc5322_date(date, sizeof(date), (int64_t)(clock_now_ms() / 1000));
 	buf_init(&b);
 	buf_printf(&b, "Received: from %s (%s [%s])\r\n\tby %s (Posthorn) with %s id %s",
@@ -878,14 +922,30 @@ static void store_chunk(struct session *s, const char *p, size_t n)
 }
 
 /* Write decoded output, adding the missing headers where the header block
- * ends (the decoder tells the offset). */
+ * ends (the decoder tells the offset). A CR at the start of a header line
+ * may be the first half of the empty line that ends the headers, and the
+ * missing headers go before it: so such a CR at the very end of a chunk
+ * is held back until the next chunk shows what follows it. */
 static void data_output(struct session *s, const char *out, size_t n)
 {
+	static char joined[DATA_CHUNK + 1];
 	struct txn *t = &s->txn;
 	uint64_t start = t->dec.out_bytes - n;
 
+	if (t->held_cr) {
+		joined[0] = '\r';
+		memcpy(joined + 1, out, n);
+		out = joined;
+		n++;
+		start--;
+		t->held_cr = 0;
+	}
+	if (n > 0 && !t->headers_added && smtp_data_cr_pending(&t->dec)) {
+		n--;
+		t->held_cr = 1;
+	}
 	if (!t->headers_added && t->dec.headers_end >= 0 &&
-	    (uint64_t)t->dec.headers_end >= start) {
+	    (uint64_t)t->dec.headers_end >= start && (uint64_t)t->dec.headers_end <= start + n) {
 		size_t split = (size_t)((uint64_t)t->dec.headers_end - start);
 		struct buf b;
 
@@ -956,6 +1016,10 @@ static void data_finish(struct session *s)
 		txn_reset(s);
 		set_state(s, S_CMD);
 		return;
+	}
+	if (t->held_cr) {
+		store_chunk(s, "\r", 1);
+		t->held_cr = 0;
 	}
 	if (!t->headers_added) {
 		struct buf b;
@@ -1037,11 +1101,29 @@ static void cmd_bdat(struct session *s, char *arg)
 	t->bdat_left = size;
 	t->bdat_last = last;
 	if (!t->data_started && data_precheck(s, "BDAT") < 0) {
-		t->bdat_failed = 1; /* swallow the chunk, then reply */
+		/* the chunk is swallowed; only a real transaction is tainted */
+		t->bdat_failed = t->mail_line != NULL;
 	} else if (!t->data_started && data_begin(s, SMTP_DATA_RAW) < 0) {
 		reply(s, "451 4.3.0 Error: queue file write error, try again later");
 		t->bdat_failed = 1;
 	}
+	set_state(s, S_BDAT);
+}
+
+/* A refused BDAT still carries its chunk: read and drop it, so that its
+ * bytes are never taken for commands. A size we cannot read ends the
+ * session (the stream cannot be resynchronised). */
+static void bdat_swallow(struct session *s, const char *arg)
+{
+	uint64_t size;
+	int last;
+
+	if (smtp_parse_bdat(arg, &size, &last) < 0) {
+		reply_and_close(s, "bdat_syntax", "501 5.5.4 Syntax: BDAT size [LAST], closing connection");
+		return;
+	}
+	s->txn.bdat_left = size;
+	s->txn.bdat_last = 0;
 	set_state(s, S_BDAT);
 }
 
@@ -1207,6 +1289,8 @@ static void dispatch(struct session *s, char *line, size_t len)
 	}
 	if ((why = cmd_refusal(s, d))) {
 		refuse(s, d->name, why);
+		if (d->verb == SMTP_VERB_BDAT)
+			bdat_swallow(s, cmd.arg);
 		return;
 	}
 	d->fn(s, cmd.arg);
@@ -1275,6 +1359,12 @@ static void process_input(struct session *s)
 			bufferevent_disable(s->bev, EV_READ);
 			return;
 		}
+		if (s->draining && s->state == S_CMD && !s->txn.mail_line && !s->dead) {
+			/* back to idle (RSET, a refusal) during a drain: time to go */
+			reply_and_close(s, "shutdown",
+			                "421 4.3.2 Service shutting down, closing connection");
+			return;
+		}
 	}
 	if (progress && !s->dead && s->state != S_WAIT && s->state != S_CLOSING)
 		event_active(s->ev_resume, EV_TIMEOUT, 0); /* more to do: yield, then go on */
@@ -1310,10 +1400,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		tls_established(s);
 		return;
 	}
-	if ((what & BEV_EVENT_TIMEOUT) && s->state == S_CLOSING) {
+	/* A write timeout means the client stopped reading: no reply can
+	 * reach it, so it goes now (libevent has stopped the write side). */
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
 		session_kill(s, s->close_reason ? s->close_reason : "timeout");
 		return;
 	}
+	if ((what & BEV_EVENT_TIMEOUT) && s->state == S_CLOSING)
+		return; /* a read timeout racing the close: the last reply is on its way */
 	if (what & BEV_EVENT_TIMEOUT) {
 		log_info("session=%s event=timeout state=%s", s->id, state_names[s->state]);
 		bufferevent_disable(s->bev, EV_READ);
@@ -1375,6 +1469,7 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 	s->ev_resume = event_new(sd->deps->base, -1, 0, on_resume, s);
 	s->ev_handshake = evtimer_new(sd->deps->base, on_handshake_timeout, s);
 	s->ev_flush = evtimer_new(sd->deps->base, on_flush_check, s);
+	s->ev_data = evtimer_new(sd->deps->base, on_data_timeout, s);
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->n_sessions++;
 	s->state = S__COUNT; /* so set_state below always applies the timeouts */
@@ -1422,6 +1517,18 @@ void session_drain_all(struct smtpd *sd)
 	for (s = TAILQ_FIRST(&sd->sessions); s; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		session_drain_one(s);
+	}
+}
+
+void session_abort_receiving_all(struct smtpd *sd)
+{
+	struct session *s;
+
+	TAILQ_FOREACH (s, &sd->sessions, entry) {
+		if (s->txn.msg) {
+			spool_msg_abort(s->txn.msg);
+			s->txn.msg = NULL;
+		}
 	}
 }
 

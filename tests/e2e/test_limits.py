@@ -1,6 +1,7 @@
 """SPEC §3 limits that need their own config: disk space, timeouts,
 connection caps, many idle clients, shutdown with idle sessions."""
 import signal
+import socket
 import time
 
 import helpers
@@ -54,6 +55,33 @@ def test_data_timeout(server_factory):
         assert r.code == 421 and r.lines[0].startswith("4.4.2"), r
         assert c.closed(5)
     assert set(s.queue()) == before
+
+
+def test_data_timeout_covers_the_whole_phase(server_factory):
+    """A client trickling a byte a second never idles out, but data_timeout
+    bounds the whole DATA phase: it cannot hold a slot forever."""
+    s = server_factory(listeners={"mx": {"timeout": "5s", "data_timeout": "3s"}})
+    with RawSMTP(s.port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@example.com>").code == 250
+        assert c.cmd("RCPT TO:<b@example.net>").code == 250
+        assert c.cmd("DATA").code == 354
+        t0 = time.monotonic()
+        c.sock.settimeout(0.5)
+        while time.monotonic() - t0 < 8:
+            try:
+                c.send(b"x\r\n")
+            except OSError:
+                break
+            try:
+                data = c.sock.recv(4096)
+            except (socket.timeout, TimeoutError):
+                continue
+            c.buf += data
+            break
+        assert c.buf.startswith(b"421 4.4.2"), c.buf
+        assert 2.5 < time.monotonic() - t0 < 6
+    assert "what=data_timeout" in s.log()
 
 
 def test_max_connections_per_ip(server_factory):
