@@ -686,6 +686,29 @@ static void test_random_roundtrip(void **state)
 	}
 }
 
+/* smtp_data_cr_pending: true only while the last output byte is a CR at a
+ * header line start (maybe the empty line ending the headers). */
+static void test_cr_pending(void **state)
+{
+	struct smtp_data d;
+	char out[64];
+	size_t n;
+
+	smtp_data_init(&d, SMTP_DATA_DOT);
+	smtp_data_feed(&d, "Subject: x\r\n\r", strlen("Subject: x\r\n\r"), out, &n);
+	assert_true(smtp_data_cr_pending(&d));
+	smtp_data_feed(&d, "\nbody\r", strlen("\nbody\r"), out, &n);
+	assert_false(smtp_data_cr_pending(&d)); /* the headers ended; a body CR is not it */
+	assert_int_equal(d.headers_end, 12);
+	smtp_data_init(&d, SMTP_DATA_RAW);
+	smtp_data_feed(&d, "A: b\r", strlen("A: b\r"), out, &n);
+	assert_false(smtp_data_cr_pending(&d)); /* a CR inside a header line */
+	smtp_data_feed(&d, "\n\r", strlen("\n\r"), out, &n);
+	assert_true(smtp_data_cr_pending(&d));
+	smtp_data_feed(&d, " x", strlen(" x"), out, &n); /* bare CR: not an empty line after all */
+	assert_false(smtp_data_cr_pending(&d));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -704,6 +727,7 @@ int main(void)
 	    cmocka_unit_test(test_at_line_start),
 	    cmocka_unit_test(test_random_against_reference),
 	    cmocka_unit_test(test_random_roundtrip),
+	    cmocka_unit_test(test_cr_pending),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
