@@ -76,14 +76,7 @@ def _free_tcp_udp_port(host="127.0.0.1"):
 
 
 def poll(pred, timeout=WAIT, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return helpers.wait_for(pred, timeout=timeout, interval=interval, what=what)
 
 
 # ---------------------------------------------------------------- DNS
