@@ -26,74 +26,22 @@
 #include "store/store.h"
 #include "util/util.h"
 
-struct fixture {
-	char base[64]; /* mkdtemp directory */
-	char *data;    /* base/data: does not exist before the test */
-	char *db;      /* data/posthorn.db */
-};
+#include "store_fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = xcalloc(1, sizeof *f);
+	struct fixture *f = fixture_new("store");
 
-	snprintf(f->base, sizeof f->base, "/tmp/posthorn-test-store-XXXXXX");
-	if (mkdtemp(f->base) == NULL)
+	if (f == NULL)
 		return -1;
-	f->data = xasprintf("%s/data", f->base);
-	f->db = xasprintf("%s/posthorn.db", f->data);
 	*state = f;
 	return 0;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-
-	nftw(f->base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(f->data);
-	free(f->db);
-	free(f);
+	fixture_free(*state);
 	return 0;
-}
-
-static struct store *open_ok(const struct fixture *f)
-{
-	char *err = NULL;
-	struct store *st = store_open(f->data, &err);
-
-	if (st == NULL)
-		fail_msg("store_open: %s", err);
-	return st;
-}
-
-/* Runs SQL on the file with a connection of its own (another process). */
-static void raw_exec(const struct fixture *f, const char *sql)
-{
-	sqlite3 *db;
-
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-}
-
-static long long raw_int(const struct fixture *f, const char *sql)
-{
-	sqlite3 *db;
-	sqlite3_stmt *stmt;
-	long long v;
-
-	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
-	v = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return v;
 }
 
 /* store_user_list flattened to "name\tdomains\n..." */
