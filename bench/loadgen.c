@@ -250,7 +250,8 @@ static int send_msg(struct sess *s, long idx)
 		if (rcpts == 1)
 			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "RCPT TO:<%s>\r\n", to);
 		else
-			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "RCPT TO:<%d%s>\r\n", i, to);
+			n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "RCPT TO:<%d%s>\r\n", i,
+			                      to);
 	}
 	n += (size_t)snprintf(cmds + n, sizeof(cmds) - n, "DATA\r\n");
 	nreplies = rcpts + 2;
@@ -283,7 +284,8 @@ static int send_msg(struct sess *s, long idx)
 			fprintf(stderr, "loadgen: message %ld: rejected: %s\n", idx, last);
 			if (code == 354) {
 				/* abort the transaction with an empty message? no: end it */
-				if (s_write(s, ".\r\n", 3) < 0 || s_reply(s, 0, last, sizeof(last)) < 0)
+				if (s_write(s, ".\r\n", 3) < 0 ||
+				    s_reply(s, 0, last, sizeof(last)) < 0)
 					return -1;
 			}
 			if (s_cmd(s, "RSET\r\n", 0, last, sizeof(last)) < 0)
@@ -329,8 +331,8 @@ static void *session_main(void *arg)
 		else
 			atomic_fetch_add(&n_failed, 1);
 		if (r < 0) {
-			fprintf(stderr, "loadgen: session %d: I/O error on message %ld: %s\n", s->id,
-			        idx, strerror(errno));
+			fprintf(stderr, "loadgen: session %d: I/O error on message %ld: %s\n",
+			        s->id, idx, strerror(errno));
 			s_close(s);
 			return NULL;
 		}
@@ -370,17 +372,38 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "H:p:s:m:l:r:f:t:To:")) != -1) {
 		switch (opt) {
-		case 'H': host = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 's': sessions = atoi(optarg); break;
-		case 'm': messages = atol(optarg); break;
-		case 'l': size = atol(optarg); break;
-		case 'r': rcpts = atoi(optarg); break;
-		case 'f': from = optarg; break;
-		case 't': to = optarg; break;
-		case 'T': use_tls = 1; break;
-		case 'o': lat_file = optarg; break;
-		default: goto usage;
+		case 'H':
+			host = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 's':
+			sessions = atoi(optarg);
+			break;
+		case 'm':
+			messages = atol(optarg);
+			break;
+		case 'l':
+			size = atol(optarg);
+			break;
+		case 'r':
+			rcpts = atoi(optarg);
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'T':
+			use_tls = 1;
+			break;
+		case 'o':
+			lat_file = optarg;
+			break;
+		default:
+			goto usage;
 		}
 	}
 	if (!port || sessions < 1 || messages < 1 || size < 0 || rcpts < 1 || rcpts > 1000) {
@@ -437,7 +460,7 @@ int main(int argc, char **argv)
 	printf("sent=%ld ok=%ld failed=%ld wall_ms=%.0f accept_per_s=%.1f p50_ms=%.2f p99_ms=%.2f "
 	       "max_ms=%.2f\n",
 	       messages, atomic_load(&n_ok), atomic_load(&n_failed), wall,
-	       wall > 0 ? (double)atomic_load(&n_ok) * 1000.0 / wall : 0.0, pct(sorted, nlat, 0.50), pct(sorted, nlat, 0.99),
-	       nlat ? sorted[nlat - 1] : 0.0);
+	       wall > 0 ? (double)atomic_load(&n_ok) * 1000.0 / wall : 0.0, pct(sorted, nlat, 0.50),
+	       pct(sorted, nlat, 0.99), nlat ? sorted[nlat - 1] : 0.0);
 	return atomic_load(&n_ok) == messages ? 0 : 1;
 }

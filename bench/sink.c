@@ -34,14 +34,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define INBUF 65536
+#define INBUF   65536
 #define MAXLINE 4096
 
 struct conn {
 	int fd;
-	int in_data;   /* 1 while reading the DATA body */
-	int dstate;    /* DATA end detector: see scan_data() */
-	int quit;      /* close once out is flushed */
+	int in_data; /* 1 while reading the DATA body */
+	int dstate;  /* DATA end detector: see scan_data() */
+	int quit;    /* close once out is flushed */
 	unsigned txn_rcpts;
 	char line[MAXLINE];
 	size_t line_len;
@@ -153,7 +153,8 @@ static int verb_is(const char *line, const char *verb)
 {
 	size_t n = strlen(verb);
 
-	return strncasecmp(line, verb, n) == 0 && (line[n] == '\0' || line[n] == ' ' || line[n] == ':');
+	return strncasecmp(line, verb, n) == 0 &&
+	       (line[n] == '\0' || line[n] == ' ' || line[n] == ':');
 }
 
 static void command(struct conn *c, char *line)
@@ -310,10 +311,17 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt(argc, argv, "a:p:o:")) != -1) {
 		switch (opt) {
-		case 'a': addr = optarg; break;
-		case 'p': port = atoi(optarg); break;
-		case 'o': count_file = optarg; break;
-		default: goto usage;
+		case 'a':
+			addr = optarg;
+			break;
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'o':
+			count_file = optarg;
+			break;
+		default:
+			goto usage;
 		}
 	}
 	if (!port || !count_file) {
@@ -352,7 +360,8 @@ int main(int argc, char **argv)
 			struct conn *c = evs[i].data.ptr;
 			if (!c) {
 				int fd;
-				while ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+				while ((fd = accept4(lfd, NULL, NULL,
+				                     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
 					c = calloc(1, sizeof(*c));
 					if (!c)
 						abort();

@@ -37,18 +37,18 @@
 #define WORK_THREADS 4
 
 static const char usage_text[] =
-	"usage: posthorn [-c FILE] COMMAND [ARGS]\n"
-	"\n"
-	"commands:\n"
-	"  serve                      run the relay in the foreground\n"
-	"  check-config               validate the configuration\n"
-	"  user add NAME [--password-stdin] [--domain D]...\n"
-	"  user list | user del NAME | user passwd NAME [--password-stdin]\n"
-	"  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
-	"  stats [--since DURATION] [--account NAME] [--json]\n"
-	"  version\n"
-	"\n"
-	"Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
+    "usage: posthorn [-c FILE] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  serve                      run the relay in the foreground\n"
+    "  check-config               validate the configuration\n"
+    "  user add NAME [--password-stdin] [--domain D]...\n"
+    "  user list | user del NAME | user passwd NAME [--password-stdin]\n"
+    "  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
+    "  stats [--since DURATION] [--account NAME] [--json]\n"
+    "  version\n"
+    "\n"
+    "Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
 
 static int usage(void)
 {

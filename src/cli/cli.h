@@ -15,7 +15,8 @@ struct conf;
 
 /* Prints "posthorn: MESSAGE" to stderr, and the usage text after a usage
  * error (code 2); returns code. */
-int cli_say(int code, const char *usage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int cli_say(int code, const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 int cli_user(int argc, char **argv, const struct conf *c);
 int cli_queue(int argc, char **argv, const struct conf *c);

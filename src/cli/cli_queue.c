@@ -261,8 +261,10 @@ static int cmd_retry(struct spool *sp, const struct conf *c, const char *id)
 	if (spool_server_running(sp)) {
 		/* starting (the control socket comes after recovery) or stuck:
 		 * two writers must not race on the same records */
-		fprintf(stderr, "posthorn: the server holding %s does not answer on its control "
-		                "socket yet; try again\n", c->data_dir);
+		fprintf(stderr,
+		        "posthorn: the server holding %s does not answer on its control "
+		        "socket yet; try again\n",
+		        c->data_dir);
 		return 1;
 	}
 	if (spool_foreach(sp, retry_offline_one, &r, &err) < 0)
@@ -296,9 +298,8 @@ int cli_queue(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc;
 
-	if (argc < 2 ||
-	    (strcmp(argv[1], "list") && strcmp(argv[1], "show") && strcmp(argv[1], "delete") &&
-	     strcmp(argv[1], "retry")))
+	if (argc < 2 || (strcmp(argv[1], "list") && strcmp(argv[1], "show") &&
+	                 strcmp(argv[1], "delete") && strcmp(argv[1], "retry")))
 		return usage();
 	sp = spool_open(c->data_dir, NULL, &err);
 	if (!sp) {

@@ -38,10 +38,10 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define DEFAULT_SINCE "24h"
 
 static const char usage_text[] =
-	"usage: posthorn stats [--since DURATION] [--account NAME] [--json]\n"
-	"  DURATION: a number with s, m, h or d (default " DEFAULT_SINCE "); counters are\n"
-	"  kept per hour, so the window starts at the hour holding now - DURATION.\n"
-	"  Without --account, all accounts are summed.\n";
+    "usage: posthorn stats [--since DURATION] [--account NAME] [--json]\n"
+    "  DURATION: a number with s, m, h or d (default " DEFAULT_SINCE "); counters are\n"
+    "  kept per hour, so the window starts at the hour holding now - DURATION.\n"
+    "  Without --account, all accounts are summed.\n";
 
 struct stats_args {
 	const char *since; /* DURATION as given */
@@ -288,7 +288,7 @@ static int print_json(const struct stats *s, int64_t since)
 int cli_stats(int argc, char **argv, const struct conf *c)
 {
 	struct stats_args a;
-	struct stats s = { 0 };
+	struct stats s = {0};
 	int64_t since = 0;
 	int rc;
 

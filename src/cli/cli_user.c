@@ -41,11 +41,11 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define PASSWORD_MAX 1024
 
 static const char usage_text[] =
-	"usage: posthorn user add NAME [--password-stdin] [--domain D]...\n"
-	"       posthorn user list\n"
-	"       posthorn user del NAME\n"
-	"       posthorn user passwd NAME [--password-stdin]\n"
-	"       posthorn user domain add|del NAME DOMAIN...\n";
+    "usage: posthorn user add NAME [--password-stdin] [--domain D]...\n"
+    "       posthorn user list\n"
+    "       posthorn user del NAME\n"
+    "       posthorn user passwd NAME [--password-stdin]\n"
+    "       posthorn user domain add|del NAME DOMAIN...\n";
 
 /* Options and operands after the verb. */
 struct user_args {
@@ -171,13 +171,13 @@ static void tty_restore_and_die(int sig)
 	raise(sig);
 }
 
-static const int tty_signals[] = { SIGINT, SIGTERM, SIGQUIT, SIGHUP };
+static const int tty_signals[] = {SIGINT, SIGTERM, SIGQUIT, SIGHUP};
 
 /* Turns echo off (keeping the newline echoed) and arranges for it to come
  * back if the operator presses ^C at the prompt. */
 static int tty_echo_off(int fd, struct sigaction old[])
 {
-	struct sigaction sa = { 0 };
+	struct sigaction sa = {0};
 	struct termios tio;
 
 	if (tcgetattr(fd, &tty_saved) != 0)
@@ -245,8 +245,8 @@ static int password_from_stdin(char *pw, size_t cap)
 /* Fills pw (PASSWORD_MAX + 1 bytes); the caller wipes it. */
 static int read_password(const struct user_args *a, const char *name, char *pw, size_t cap)
 {
-	int rc = a->password_stdin ? password_from_stdin(pw, cap)
-	                           : password_from_tty(name, pw, cap);
+	int rc =
+	    a->password_stdin ? password_from_stdin(pw, cap) : password_from_tty(name, pw, cap);
 
 	if (rc == EXIT_OK && pw[0] == '\0')
 		return say(EXIT_RUNTIME, "empty password");
@@ -453,8 +453,8 @@ static const struct user_verb {
 	const char *name;
 	int (*run)(int argc, char **argv, const struct conf *c);
 } user_verbs[] = {
-	{ "add", user_add },       { "list", user_list },     { "del", user_del },
-	{ "passwd", user_passwd }, { "domain", user_domain },
+    {"add", user_add},       {"list", user_list},     {"del", user_del},
+    {"passwd", user_passwd}, {"domain", user_domain},
 };
 
 int cli_user(int argc, char **argv, const struct conf *c)

@@ -22,7 +22,7 @@
 #include "util/util.h"
 
 #define CTL_TIMEOUT_S 5
-#define CTL_LINE_MAX 256
+#define CTL_LINE_MAX  256
 
 struct ctl {
 	struct evconnlistener *evl;
@@ -75,8 +75,8 @@ static void on_client_read(struct bufferevent *bev, void *arg)
 	evbuffer_add_printf(bufferevent_get_output(bev), "%s\n", reply);
 }
 
-static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                      int len, void *arg)
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
 {
 	struct ctl *c = arg;
 	struct event_base *base = evconnlistener_get_base(evl);
@@ -107,8 +107,9 @@ struct ctl *ctl_new(struct event_base *base, const char *data_dir, ctl_handler f
 	c->arg = arg;
 	c->path = xstrdup(sun.sun_path);
 	old = umask(077);
-	c->evl = evconnlistener_new_bind(base, on_accept, c, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-	                                 16, (struct sockaddr *)&sun, sizeof(sun));
+	c->evl = evconnlistener_new_bind(base, on_accept, c,
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 16,
+	                                 (struct sockaddr *)&sun, sizeof(sun));
 	umask(old);
 	if (!c->evl) {
 		*err = xasprintf("cannot listen on %s: %s", sun.sun_path, strerror(errno));

@@ -17,9 +17,9 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERR };
 void log_set_level(enum log_level level);
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
-#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
-#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
-#define log_err(...) log_write(LOG_ERR, __VA_ARGS__)
+#define log_info(...)  log_write(LOG_INFO, __VA_ARGS__)
+#define log_warn(...)  log_write(LOG_WARN, __VA_ARGS__)
+#define log_err(...)   log_write(LOG_ERR, __VA_ARGS__)
 
 /* Start-up or environment failure: log at error level and exit(1). */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

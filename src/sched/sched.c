@@ -34,12 +34,13 @@
 #include "util/util.h"
 #include "work/work.h"
 
-#define MAX_RCPTS_PER_TXN 100 /* RFC 5321 4.5.3.1.8: servers take at least 100 */
-#define IDLE_KEEP_MS 2000     /* an idle connection waits this long for more work */
-#define SMARTHOST_DEST "[smarthost]"
-#define FINISH_MAX 256 /* items whose results are being written at once: bounds
-                          the envelopes in memory when a dead destination
-                          defers its whole ready queue */
+#define MAX_RCPTS_PER_TXN 100  /* RFC 5321 4.5.3.1.8: servers take at least 100 */
+#define IDLE_KEEP_MS      2000 /* an idle connection waits this long for more work */
+#define SMARTHOST_DEST    "[smarthost]"
+#define FINISH_MAX                                                                                 \
+	256 /* items whose results are being written at once: bounds                               \
+	       the envelopes in memory when a dead destination                                     \
+	       defers its whole ready queue */
 
 enum where { IT_NONE, IT_READY, IT_DEFERRED, IT_ACTIVE, IT_FINISHING };
 
@@ -97,8 +98,8 @@ struct dest {
 	struct item_list ready;
 	size_t n_ready;
 	TAILQ_HEAD(, dconn) conns;
-	unsigned n_conns;    /* READY or busy */
-	unsigned n_opening;  /* connecting, route being resolved included */
+	unsigned n_conns;   /* READY or busy */
+	unsigned n_opening; /* connecting, route being resolved included */
 	int resolving;
 	double tokens;
 	int64_t tokens_ms;
@@ -480,7 +481,8 @@ static long index_envelope(struct sched *s, const struct envelope *env)
 			continue;
 		dest_key(s, r->addr, key, sizeof(key));
 		for (j = 0; j < n_items; j++)
-			if (!strcmp(open_items[j]->d->name, key) && open_items[j]->n < MAX_RCPTS_PER_TXN)
+			if (!strcmp(open_items[j]->d->name, key) &&
+			    open_items[j]->n < MAX_RCPTS_PER_TXN)
 				it = open_items[j];
 		if (!it) {
 			it = item_new(m, dest_get(s, key));
@@ -588,13 +590,13 @@ static void persist_run(void *arg)
 
 	if (f->delete_file) {
 		if (spool_remove_done(sp, f->env->id, &err) < 0)
-			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id, log_q(err));
+			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id,
+			         log_q(err));
 		free(err);
 		return;
 	}
-	if (f->n_changed > 0 &&
-	    spool_set_rcpt_states(sp, f->env->id, f->env->rcpts, f->changed, f->n_changed,
-	                          f->sync, &err) < 0) {
+	if (f->n_changed > 0 && spool_set_rcpt_states(sp, f->env->id, f->env->rcpts, f->changed,
+	                                              f->n_changed, f->sync, &err) < 0) {
 		log_warn("queue=%s event=spool_state_error error=%s", f->env->id, log_q(err));
 		free(err);
 	}
@@ -669,13 +671,14 @@ static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smt
 		log_info("queue=%s event=delivery to=<%s> relay=%s[%s]:%u tls=%s delay=%.2f "
 		         "attempt=%u status=%s dsn=%s reply=%s",
 		         it->m->id, log_q(r->addr), smtpc_conn_host(c), smtpc_conn_addr(c),
-		         smtpc_conn_port(c), smtpc_conn_tls(c), delay, r->attempts, status, v->status,
-		         log_q(v->diag));
+		         smtpc_conn_port(c), smtpc_conn_tls(c), delay, r->attempts, status,
+		         v->status, log_q(v->diag));
 	else
-		log_info("queue=%s event=delivery to=<%s> relay=none delay=%.2f attempt=%u status=%s "
-		         "dsn=%s reply=%s",
-		         it->m->id, log_q(r->addr), delay, r->attempts, status, v->status,
-		         log_q(v->diag));
+		log_info(
+		    "queue=%s event=delivery to=<%s> relay=none delay=%.2f attempt=%u status=%s "
+		    "dsn=%s reply=%s",
+		    it->m->id, log_q(r->addr), delay, r->attempts, status, v->status,
+		    log_q(v->diag));
 }
 
 static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
@@ -742,13 +745,14 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		return 0;
 	}
 	if (v->action == SMTPC_ACT_DEFER &&
-	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created, cf->queue_lifetime,
-	                     now_s(), &next) == SCHED_RETRY_AT) {
+	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created,
+	                     cf->queue_lifetime, now_s(), &next) == SCHED_RETRY_AT) {
 		/* The previous attempt was one retry step before this one was due
 		 * (r->attempts counts this one already); 0: this was the first. */
 		int64_t since = 0;
 		if (r->attempts > 1 && r->next_attempt > 0) {
-			size_t si = r->attempts - 2 < cf->n_retry ? r->attempts - 2 : cf->n_retry - 1;
+			size_t si =
+			    r->attempts - 2 < cf->n_retry ? r->attempts - 2 : cf->n_retry - 1;
 			since = r->next_attempt - (int64_t)cf->retry[si];
 		}
 		r->state = RCPT_DEFERRED;
@@ -756,7 +760,8 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		log_attempt(it, r, c, "deferred", v);
 		count(s, f->env, r, "deferred");
 		if (dsn_delay_due(f->env, k, since, now_s(), cf->delay_warning))
-			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v), c ? smtpc_conn_host(c) : NULL);
+			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),
+			        c ? smtpc_conn_host(c) : NULL);
 		return 1;
 	}
 	r->state = RCPT_BOUNCED;
@@ -770,7 +775,8 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(it, r, c, "bounced", v);
-		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), c ? smtpc_conn_host(c) : NULL);
+		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v),
+		        c ? smtpc_conn_host(c) : NULL);
 	}
 	if (!*f->env->mail_from)
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
@@ -844,11 +850,11 @@ static int item_load(struct sched *s, struct qitem *it)
 	a->fd = -1;
 	it->act = a;
 	if (spool_load(s->deps.spool, it->m->id, &a->env, &err) < 0 ||
-	    spool_open_body(s->deps.spool, it->m->id, &a->fd, &a->body_off, &a->body_len,
-	                    &err) < 0) {
+	    spool_open_body(s->deps.spool, it->m->id, &a->fd, &a->body_off, &a->body_len, &err) <
+	        0) {
 		int gone = errno == ENOENT;
-		log_warn("queue=%s event=%s error=%s", it->m->id, gone ? "message_gone" : "load_error",
-		         log_q(err));
+		log_warn("queue=%s event=%s error=%s", it->m->id,
+		         gone ? "message_gone" : "load_error", log_q(err));
 		free(err);
 		item_release_env(it);
 		return gone ? -1 : -2;
@@ -1076,8 +1082,8 @@ static unsigned conns_wanted(struct dest *d)
 	struct dconn *dc;
 	unsigned idle = 0, busy_or_opening = d->n_conns, want;
 
-	TAILQ_FOREACH (dc, &d->conns, link)
-		idle += dc->idle;
+	TAILQ_FOREACH(dc, &d->conns, link)
+	idle += dc->idle;
 	if (d->n_ready <= idle + d->n_opening)
 		return 0;
 	want = (unsigned)(d->n_ready - idle - d->n_opening);
@@ -1234,7 +1240,8 @@ static void dest_pump(struct dest *d)
 		return;
 	/* Idle connections first: no handshake needed. dconn_start() changes
 	 * only the connection it is given, so the walk may go on. */
-	TAILQ_FOREACH (dc, &d->conns, link) {
+	TAILQ_FOREACH(dc, &d->conns, link)
+	{
 		if (!dc->idle || !dc->c)
 			continue;
 		if (d->n_ready == 0)

@@ -30,23 +30,33 @@
 #include "util/util.h"
 
 #define CONNECT_TIMEOUT_S 30
-#define REPLY_TIMEOUT_S 300 /* RFC 5321 4.5.3.2: 5 minutes for most replies */
-#define DOT_TIMEOUT_S 600   /* 10 minutes for the reply to the final dot */
-#define BODY_CHUNK (64 * 1024)
-#define OUT_HIGH (256 * 1024) /* stop reading the body while this much waits */
-#define MAX_ADDR_TRIES 10     /* addresses tried in one connection attempt */
+#define REPLY_TIMEOUT_S   300 /* RFC 5321 4.5.3.2: 5 minutes for most replies */
+#define DOT_TIMEOUT_S     600 /* 10 minutes for the reply to the final dot */
+#define BODY_CHUNK        (64 * 1024)
+#define OUT_HIGH          (256 * 1024) /* stop reading the body while this much waits */
+#define MAX_ADDR_TRIES    10           /* addresses tried in one connection attempt */
 
 enum cstate {
-	C_CONNECTING, C_GREETING, C_EHLO, C_HELO, C_STARTTLS, C_TLS, C_AUTH, C_READY,
+	C_CONNECTING,
+	C_GREETING,
+	C_EHLO,
+	C_HELO,
+	C_STARTTLS,
+	C_TLS,
+	C_AUTH,
+	C_READY,
 	C_TXN,  /* MAIL and RCPT replies */
 	C_DATA, /* waiting for 354 */
 	C_BODY, /* streaming the content */
 	C_DOT,  /* waiting for the final reply */
-	C_RSET, C_QUIT, C_DEAD, C__COUNT
+	C_RSET,
+	C_QUIT,
+	C_DEAD,
+	C__COUNT
 };
-static const char *cstate_names[C__COUNT] = {
-	"connecting", "greeting", "ehlo", "helo", "starttls", "tls", "auth", "ready",
-	"txn", "data", "body", "dot", "rset", "quit", "dead"};
+static const char *cstate_names[C__COUNT] = {"connecting", "greeting", "ehlo",  "helo", "starttls",
+                                             "tls",        "auth",     "ready", "txn",  "data",
+                                             "body",       "dot",      "rset",  "quit", "dead"};
 
 struct smtpc_conn {
 	LIST_ENTRY(smtpc_conn) all;
@@ -62,7 +72,7 @@ struct smtpc_conn {
 	struct smtpc_rparser rp;
 	struct smtpc_caps caps;
 	int tls_active;
-	int no_tls;   /* retrying this address in plain text after a TLS failure */
+	int no_tls; /* retrying this address in plain text after a TLS failure */
 	size_t host_i, addr_i, tries;
 	char host[256], addr[DNS_ADDR_STRLEN];
 	struct smtpc_peer peer;
@@ -112,7 +122,8 @@ static void set_state(struct smtpc_conn *c, enum cstate st)
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
-static void send_line(struct smtpc_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void send_line(struct smtpc_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void send_line(struct smtpc_conn *c, const char *fmt, ...)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -317,7 +328,8 @@ static void try_address(struct smtpc_conn *c)
 	c->tries++;
 	c->peer.host = c->host;
 	c->peer.addr = c->addr;
-	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	c->bev =
+	    bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	c->state = C_CONNECTING;
@@ -410,7 +422,8 @@ static void after_hello(struct smtpc_conn *c)
 		return;
 	}
 	if (c->auth) {
-		fail_with(c, SMTPC_FAIL_TLS_REQUIRED, "smarthost credentials are sent only over TLS");
+		fail_with(c, SMTPC_FAIL_TLS_REQUIRED,
+		          "smarthost credentials are sent only over TLS");
 		return;
 	}
 	become_ready(c);
@@ -454,7 +467,8 @@ static const char *notify_text(unsigned n, char *buf, size_t cap)
 	if (n & DSN_NOTIFY_NEVER)
 		return "NEVER";
 	snprintf(buf, cap, "%s%s%s%s%s", (n & DSN_NOTIFY_SUCCESS) ? "SUCCESS" : "",
-	         (n & DSN_NOTIFY_SUCCESS) && (n & (DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY)) ? "," : "",
+	         (n & DSN_NOTIFY_SUCCESS) && (n & (DSN_NOTIFY_FAILURE | DSN_NOTIFY_DELAY)) ? ","
+	                                                                                   : "",
 	         (n & DSN_NOTIFY_FAILURE) ? "FAILURE" : "",
 	         (n & DSN_NOTIFY_FAILURE) && (n & DSN_NOTIFY_DELAY) ? "," : "",
 	         (n & DSN_NOTIFY_DELAY) ? "DELAY" : "");
@@ -791,7 +805,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			/* Small commands and the last segment of a body must not wait
 			 * for the peer's delayed ACK (Nagle). */
 			int one = 1;
-			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+			           sizeof(one));
 			set_state(c, C_GREETING);
 		} else if (c->state == C_TLS) {
 			c->tls_active = 1;
@@ -805,7 +820,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		fail_with(c, SMTPC_FAIL_TIMEOUT, "timeout");
-	} else if (c->state == C_TLS || (what & BEV_EVENT_ERROR && bufferevent_get_openssl_error(bev))) {
+	} else if (c->state == C_TLS ||
+	           (what & BEV_EVENT_ERROR && bufferevent_get_openssl_error(bev))) {
 		char text[200] = "TLS handshake failed";
 		unsigned long e = bufferevent_get_openssl_error(bev);
 		if (e)
@@ -813,7 +829,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		fail_with(c, SMTPC_FAIL_TLS, text);
 	} else if (c->state == C_CONNECTING) {
 		int e = EVUTIL_SOCKET_ERROR();
-		fail_with(c, SMTPC_FAIL_CONNECT, e ? evutil_socket_error_to_string(e) : "connect failed");
+		fail_with(c, SMTPC_FAIL_CONNECT,
+		          e ? evutil_socket_error_to_string(e) : "connect failed");
 	} else {
 		fail_with(c, SMTPC_FAIL_LOST, "lost connection");
 	}

@@ -33,10 +33,10 @@ struct smtpc_target {
 	const char *dest;        /* destination name, for logs */
 	struct dns_route *route; /* taken over by the connection (dns_route_dup'd) */
 	uint16_t port;
-	SSL_CTX *tls;            /* client context; NULL: never STARTTLS */
-	int tls_required;        /* no STARTTLS or a failed handshake: next host */
-	const char *helo;        /* our name for EHLO */
-	const char *auth;        /* "user:password" (smarthost), sent only over TLS */
+	SSL_CTX *tls;     /* client context; NULL: never STARTTLS */
+	int tls_required; /* no STARTTLS or a failed handshake: next host */
+	const char *helo; /* our name for EHLO */
+	const char *auth; /* "user:password" (smarthost), sent only over TLS */
 };
 
 struct smtpc_cbs {

@@ -23,20 +23,20 @@ enum smtp_data_mode { SMTP_DATA_DOT, SMTP_DATA_RAW };
 
 struct smtp_data {
 	enum smtp_data_mode mode;
-	int state;           /* private */
-	int bad_eol;         /* a bare CR or LF was seen */
-	int done;            /* DOT mode: CRLF.CRLF was consumed */
-	uint64_t out_bytes;  /* total bytes produced */
+	int state;          /* private */
+	int bad_eol;        /* a bare CR or LF was seen */
+	int done;           /* DOT mode: CRLF.CRLF was consumed */
+	uint64_t out_bytes; /* total bytes produced */
 	/* header watch */
-	int in_headers;      /* still inside the header section */
+	int in_headers; /* still inside the header section */
 	int has_message_id;
 	int has_date;
-	int hdr_state;        /* private */
-	char hdr_name[16];    /* private: start of the current header name */
-	size_t hdr_name_len;  /* private */
-	int64_t headers_end;  /* output offset of the empty line ending the
-	                         headers (before its CRLF), -1 until seen */
-	int at_line_start;    /* output so far ends with CRLF (or is empty) */
+	int hdr_state;       /* private */
+	char hdr_name[16];   /* private: start of the current header name */
+	size_t hdr_name_len; /* private */
+	int64_t headers_end; /* output offset of the empty line ending the
+	                        headers (before its CRLF), -1 until seen */
+	int at_line_start;   /* output so far ends with CRLF (or is empty) */
 };
 
 void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode);

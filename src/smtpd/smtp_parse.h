@@ -74,14 +74,14 @@ enum smtp_arg_err {
 };
 
 struct smtp_mail_args {
-	char *addr;     /* without <>; "" for the null sender; points into arg */
+	char *addr; /* without <>; "" for the null sender; points into arg */
 	int has_size;
 	uint64_t size;
-	int body;       /* 0 none, 1 7BIT, 2 8BITMIME */
-	int smtputf8;   /* SMTPUTF8 given */
-	int ret;        /* 0 none, 1 FULL, 2 HDRS */
-	char *envid;    /* xtext-decoded in place, or NULL */
-	char *auth;     /* AUTH= value or NULL (accepted, ignored) */
+	int body;     /* 0 none, 1 7BIT, 2 8BITMIME */
+	int smtputf8; /* SMTPUTF8 given */
+	int ret;      /* 0 none, 1 FULL, 2 HDRS */
+	char *envid;  /* xtext-decoded in place, or NULL */
+	char *auth;   /* AUTH= value or NULL (accepted, ignored) */
 };
 /* DSN NOTIFY bits: the values of DSN_NOTIFY_* in spool/spool.h (a PURE
  * file may not include it; tests/unit/test_smtp_parse.c checks they agree). */
@@ -115,8 +115,7 @@ int smtp_parse_bdat(const char *arg, uint64_t *size, int *last);
 
 /* SASL (RFC 4616 PLAIN, and LOGIN). Decode base64 of "authzid\0user\0pass"
  * into user/pass (NUL-terminated, within out of cap bytes). 0 ok, -1 bad. */
-int sasl_plain_decode(const char *b64, char *out, size_t cap, const char **user,
-                      const char **pass);
+int sasl_plain_decode(const char *b64, char *out, size_t cap, const char **user, const char **pass);
 /* SASL LOGIN: one base64 string (user name or password) into out,
  * NUL-terminated. 0 ok, -1 bad base64, empty, or an embedded NUL. */
 int sasl_login_decode(const char *b64, char *out, size_t cap);

@@ -28,8 +28,8 @@ struct smtpd_deps {
 	SSL_CTX *tls; /* NULL when [tls] is not configured */
 	/* Called on the loop thread for each message made durable, after its
 	 * 250 was queued: the account and the recipients' addresses. */
-	void (*queued)(void *arg, const char *id, const char *account,
-	               const char *const *rcpts, size_t n_rcpts);
+	void (*queued)(void *arg, const char *id, const char *account, const char *const *rcpts,
+	               size_t n_rcpts);
 	void *queued_arg;
 };
 

@@ -96,8 +96,8 @@ static void refuse(int fd, const struct smtpd *sd, const char *why, const char *
 	close(fd);
 }
 
-static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa,
-                      int len, void *arg)
+static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
 {
 	struct listener *l = arg;
 	char ip[INET6_ADDRSTRLEN] = "?";
@@ -154,10 +154,10 @@ static int listener_bind(struct smtpd *sd, struct listener *l, char **err)
 
 	l->ip_buckets = 1024;
 	l->ip_table = xcalloc(l->ip_buckets, sizeof(*l->ip_table));
-	l->evl = evconnlistener_new_bind(
-		sd->deps->base, on_accept, l,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511,
-		(const struct sockaddr *)&a->ss, (int)a->len);
+	l->evl = evconnlistener_new_bind(sd->deps->base, on_accept, l,
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+	                                     LEV_OPT_CLOSE_ON_EXEC,
+	                                 511, (const struct sockaddr *)&a->ss, (int)a->len);
 	if (!l->evl) {
 		*err = xasprintf("listener %s: cannot listen on %s: %s", l->cfg->name, a->text,
 		                 strerror(errno));
@@ -166,9 +166,9 @@ static int listener_bind(struct smtpd *sd, struct listener *l, char **err)
 	evconnlistener_set_error_cb(l->evl, on_accept_error);
 	log_info("session=NOQUEUE event=listen listener=%s address=%s tls=%s", l->cfg->name,
 	         a->text,
-	         l->cfg->tls == CONF_TLS_NONE ? "none"
+	         l->cfg->tls == CONF_TLS_NONE       ? "none"
 	         : l->cfg->tls == CONF_TLS_STARTTLS ? "starttls"
-	                                             : "implicit");
+	                                            : "implicit");
 	return 0;
 }
 

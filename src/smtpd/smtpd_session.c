@@ -39,13 +39,15 @@
 #include "util/util.h"
 #include "work/work.h"
 
-#define INPUT_HIGH_WATER (256 * 1024) /* stop reading while this much waits */
-#define OUTPUT_HIGH_WATER (256 * 1024)
-#define DATA_CHUNK (64 * 1024)
-#define AUTH_MAX_FAILURES 3
-#define AUTH_FAIL_DELAY_S 2
+#define INPUT_HIGH_WATER      (256 * 1024) /* stop reading while this much waits */
+#define OUTPUT_HIGH_WATER     (256 * 1024)
+#define DATA_CHUNK            (64 * 1024)
+#define AUTH_MAX_FAILURES     3
+#define AUTH_FAIL_DELAY_S     2
 #define MAX_CMDS_BEFORE_YIELD 200
-#define CLOSE_LINGER_MS 10000 /* the last reply gets this long to leave */ /* fairness: other sessions get a turn */
+#define CLOSE_LINGER_MS                                                                            \
+	10000 /* the last reply gets this long to leave */ /* fairness: other sessions get a turn  \
+	                                                    */
 
 enum state {
 	S_CMD,        /* reading command lines */
@@ -59,8 +61,8 @@ enum state {
 	S__COUNT
 };
 /* S__COUNT names a session that has not entered its first state yet. */
-static const char *state_names[S__COUNT + 1] = {"cmd",  "auth-plain", "auth-user", "auth-pass", "data",
-                                                "bdat", "wait",       "closing",   "new"};
+static const char *state_names[S__COUNT + 1] = {
+    "cmd", "auth-plain", "auth-user", "auth-pass", "data", "bdat", "wait", "closing", "new"};
 
 struct txn {
 	char *mail_from;
@@ -186,7 +188,8 @@ static void on_data_timeout(evutil_socket_t fd, short what, void *arg)
 
 	if (s->state != S_DATA && s->state != S_BDAT && s->state != S_CMD)
 		return; /* committing, or already closing */
-	log_info("session=%s event=timeout state=%s what=data_timeout", s->id, state_names[s->state]);
+	log_info("session=%s event=timeout state=%s what=data_timeout", s->id,
+	         state_names[s->state]);
 	bufferevent_disable(s->bev, EV_READ);
 	reply_and_close(s, "data_timeout", "421 4.4.2 Data timeout exceeded, closing connection");
 }
@@ -253,9 +256,10 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 		s->dead = 1; /* the job's callback frees it */
 		return;
 	}
-	log_info("session=%s event=disconnect ip=%s reason=%s msgs=%llu rcpts=%llu cmds=%llu", s->id,
-	         s->ip, s->close_reason ? s->close_reason : "close", (unsigned long long)s->n_msgs,
-	         (unsigned long long)s->n_rcpts, (unsigned long long)s->n_cmds);
+	log_info("session=%s event=disconnect ip=%s reason=%s msgs=%llu rcpts=%llu cmds=%llu",
+	         s->id, s->ip, s->close_reason ? s->close_reason : "close",
+	         (unsigned long long)s->n_msgs, (unsigned long long)s->n_rcpts,
+	         (unsigned long long)s->n_cmds);
 	txn_reset(s);
 	TAILQ_REMOVE(&s->sd->sessions, s, entry);
 	s->sd->n_sessions--;
@@ -321,7 +325,8 @@ static void resume(struct session *s, enum state st)
 		return; /* timed out or drained while waiting */
 	set_state(s, st);
 	if (s->draining && st == S_CMD && !s->txn.mail_line) {
-		reply_and_close(s, "shutdown", "421 4.3.2 Service shutting down, closing connection");
+		reply_and_close(s, "shutdown",
+		                "421 4.3.2 Service shutting down, closing connection");
 		return;
 	}
 	event_active(s->ev_resume, EV_TIMEOUT, 0);
@@ -406,8 +411,9 @@ static void cmd_starttls(struct session *s, char *arg)
 	SSL *ssl;
 
 	if (!starttls_offered(s)) {
-		refuse(s, "STARTTLS", s->tls_active ? "503 5.5.1 TLS already active"
-		                                    : "502 5.5.1 STARTTLS not available");
+		refuse(s, "STARTTLS",
+		       s->tls_active ? "503 5.5.1 TLS already active"
+		                     : "502 5.5.1 STARTTLS not available");
 		return;
 	}
 	if (*arg) {
@@ -638,9 +644,11 @@ static void cmd_auth(struct session *s, char *arg)
 	if (initial)
 		*initial++ = '\0';
 	if (!auth_allowed(s)) {
-		refuse(s, "AUTH", s->l->cfg->auth == CONF_AUTH_OFF
-		                      ? "502 5.5.1 AUTH not available"
-		                      : "538 5.7.11 Encryption required for requested authentication mechanism");
+		refuse(
+		    s, "AUTH",
+		    s->l->cfg->auth == CONF_AUTH_OFF
+		        ? "502 5.5.1 AUTH not available"
+		        : "538 5.7.11 Encryption required for requested authentication mechanism");
 		return;
 	}
 	if (s->account) {
@@ -737,11 +745,12 @@ static void domain_job_done(void *arg)
 		if (j->result == 1) {
 			mail_accept(s);
 		} else {
-			const char *text = j->result < 0
-			                       ? "451 4.3.0 Temporary failure checking the sender"
-			                       : "553 5.7.1 Sender address not owned by the authenticated account";
-			log_info("session=%s event=reject cmd=MAIL from=%s account=%s reply=%s", s->id,
-			         log_q(s->txn.mail.addr), log_q(s->account), log_q(text));
+			const char *text =
+			    j->result < 0
+			        ? "451 4.3.0 Temporary failure checking the sender"
+			        : "553 5.7.1 Sender address not owned by the authenticated account";
+			log_info("session=%s event=reject cmd=MAIL from=%s account=%s reply=%s",
+			         s->id, log_q(s->txn.mail.addr), log_q(s->account), log_q(text));
 			reply(s, "%s", text);
 			txn_reset(s);
 		}
@@ -854,7 +863,7 @@ static void cmd_rcpt(struct session *s, char *arg)
 
 static const char *with_protocol(const struct session *s)
 {
-	static const char *names[8] = {"SMTP", "ESMTP", "SMTP", "ESMTPS",
+	static const char *names[8] = {"SMTP", "ESMTP",  "SMTP", "ESMTPS",
 	                               "SMTP", "ESMTPA", "SMTP", "ESMTPSA"};
 	return names[(s->esmtp ? 1 : 0) | (s->tls_active ? 2 : 0) | (s->account ? 4 : 0)];
 }
@@ -944,8 +953,8 @@ static void data_output(struct session *s, const char *out, size_t n)
 		n--;
 		t->held_cr = 1;
 	}
-	if (!t->headers_added && t->dec.headers_end >= 0 &&
-	    (uint64_t)t->dec.headers_end >= start && (uint64_t)t->dec.headers_end <= start + n) {
+	if (!t->headers_added && t->dec.headers_end >= 0 && (uint64_t)t->dec.headers_end >= start &&
+	    (uint64_t)t->dec.headers_end <= start + n) {
 		size_t split = (size_t)((uint64_t)t->dec.headers_end - start);
 		struct buf b;
 
@@ -1008,7 +1017,8 @@ static void data_finish(struct session *s)
 	if (t->too_big)
 		why = "552 5.3.4 Message size exceeds fixed maximum message size";
 	else if (t->dec.bad_eol)
-		why = "550 5.6.11 Bare CR or LF in message content, only CRLF line endings are allowed";
+		why = "550 5.6.11 Bare CR or LF in message content, only CRLF line endings are "
+		      "allowed";
 	else if (t->bdat_failed)
 		why = "554 5.5.0 Message discarded after an earlier BDAT failure";
 	if (why) {
@@ -1095,7 +1105,8 @@ static void cmd_bdat(struct session *s, char *arg)
 
 	if (smtp_parse_bdat(arg, &size, &last) < 0) {
 		/* The chunk length is unknown: the stream cannot be resynchronised. */
-		reply_and_close(s, "bdat_syntax", "501 5.5.4 Syntax: BDAT size [LAST], closing connection");
+		reply_and_close(s, "bdat_syntax",
+		                "501 5.5.4 Syntax: BDAT size [LAST], closing connection");
 		return;
 	}
 	t->bdat_left = size;
@@ -1119,7 +1130,8 @@ static void bdat_swallow(struct session *s, const char *arg)
 	int last;
 
 	if (smtp_parse_bdat(arg, &size, &last) < 0) {
-		reply_and_close(s, "bdat_syntax", "501 5.5.4 Syntax: BDAT size [LAST], closing connection");
+		reply_and_close(s, "bdat_syntax",
+		                "501 5.5.4 Syntax: BDAT size [LAST], closing connection");
 		return;
 	}
 	s->txn.bdat_left = size;
@@ -1217,9 +1229,9 @@ static void cmd_help(struct session *s, char *arg)
 }
 
 enum {
-	F_NEEDS_HELO = 1,   /* only after EHLO/HELO */
-	F_NEEDS_EHLO = 2,   /* an ESMTP extension: only after EHLO */
-	F_TLS_FIRST = 4,    /* refused before STARTTLS on a starttls+auth=required listener */
+	F_NEEDS_HELO = 1, /* only after EHLO/HELO */
+	F_NEEDS_EHLO = 2, /* an ESMTP extension: only after EHLO */
+	F_TLS_FIRST = 4,  /* refused before STARTTLS on a starttls+auth=required listener */
 };
 
 struct cmd_def {
@@ -1230,20 +1242,20 @@ struct cmd_def {
 };
 
 static const struct cmd_def cmd_table[] = {
-	{SMTP_VERB_EHLO, "EHLO", 0, cmd_ehlo_fn},
-	{SMTP_VERB_HELO, "HELO", 0, cmd_helo_fn},
-	{SMTP_VERB_STARTTLS, "STARTTLS", F_NEEDS_EHLO, cmd_starttls},
-	{SMTP_VERB_AUTH, "AUTH", F_NEEDS_EHLO, cmd_auth},
-	{SMTP_VERB_MAIL, "MAIL", F_NEEDS_HELO | F_TLS_FIRST, cmd_mail},
-	{SMTP_VERB_RCPT, "RCPT", F_NEEDS_HELO | F_TLS_FIRST, cmd_rcpt},
-	{SMTP_VERB_DATA, "DATA", F_NEEDS_HELO | F_TLS_FIRST, cmd_data},
-	{SMTP_VERB_BDAT, "BDAT", F_NEEDS_EHLO | F_TLS_FIRST, cmd_bdat},
-	{SMTP_VERB_RSET, "RSET", 0, cmd_rset},
-	{SMTP_VERB_NOOP, "NOOP", 0, cmd_noop},
-	{SMTP_VERB_QUIT, "QUIT", 0, cmd_quit},
-	{SMTP_VERB_VRFY, "VRFY", 0, cmd_vrfy},
-	{SMTP_VERB_EXPN, "EXPN", 0, cmd_expn},
-	{SMTP_VERB_HELP, "HELP", 0, cmd_help},
+    {SMTP_VERB_EHLO, "EHLO", 0, cmd_ehlo_fn},
+    {SMTP_VERB_HELO, "HELO", 0, cmd_helo_fn},
+    {SMTP_VERB_STARTTLS, "STARTTLS", F_NEEDS_EHLO, cmd_starttls},
+    {SMTP_VERB_AUTH, "AUTH", F_NEEDS_EHLO, cmd_auth},
+    {SMTP_VERB_MAIL, "MAIL", F_NEEDS_HELO | F_TLS_FIRST, cmd_mail},
+    {SMTP_VERB_RCPT, "RCPT", F_NEEDS_HELO | F_TLS_FIRST, cmd_rcpt},
+    {SMTP_VERB_DATA, "DATA", F_NEEDS_HELO | F_TLS_FIRST, cmd_data},
+    {SMTP_VERB_BDAT, "BDAT", F_NEEDS_EHLO | F_TLS_FIRST, cmd_bdat},
+    {SMTP_VERB_RSET, "RSET", 0, cmd_rset},
+    {SMTP_VERB_NOOP, "NOOP", 0, cmd_noop},
+    {SMTP_VERB_QUIT, "QUIT", 0, cmd_quit},
+    {SMTP_VERB_VRFY, "VRFY", 0, cmd_vrfy},
+    {SMTP_VERB_EXPN, "EXPN", 0, cmd_expn},
+    {SMTP_VERB_HELP, "HELP", 0, cmd_help},
 };
 
 static const struct cmd_def *cmd_find(enum smtp_verb v)
@@ -1436,7 +1448,8 @@ static void format_ip(const struct sockaddr *sa, char *ip, size_t n)
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, (socklen_t)n);
 	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, (socklen_t)n);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip,
+		          (socklen_t)n);
 	else
 		snprintf(ip, n, "unknown");
 }
@@ -1473,8 +1486,8 @@ void session_start(struct listener *l, int fd, const struct sockaddr *sa, sockle
 	TAILQ_INSERT_TAIL(&sd->sessions, s, entry);
 	sd->n_sessions++;
 	s->state = S__COUNT; /* so set_state below always applies the timeouts */
-	log_info("session=%s event=connect listener=%s ip=%s trusted=%d", s->id, l->cfg->name, s->ip,
-	         s->trusted);
+	log_info("session=%s event=connect listener=%s ip=%s trusted=%d", s->id, l->cfg->name,
+	         s->ip, s->trusted);
 	{
 		/* replies are small and must not wait for the client's delayed ACK */
 		int one = 1;
@@ -1507,7 +1520,8 @@ static void session_drain_one(struct session *s)
 		return;
 	}
 	if (s->state == S_CMD && !s->txn.mail_line && !s->dead)
-		reply_and_close(s, "shutdown", "421 4.3.2 Service shutting down, closing connection");
+		reply_and_close(s, "shutdown",
+		                "421 4.3.2 Service shutting down, closing connection");
 }
 
 void session_drain_all(struct smtpd *sd)
@@ -1524,7 +1538,8 @@ void session_abort_receiving_all(struct smtpd *sd)
 {
 	struct session *s;
 
-	TAILQ_FOREACH (s, &sd->sessions, entry) {
+	TAILQ_FOREACH(s, &sd->sessions, entry)
+	{
 		if (s->txn.msg) {
 			spool_msg_abort(s->txn.msg);
 			s->txn.msg = NULL;

@@ -192,7 +192,8 @@ void spool_close(struct spool *sp)
 	if (sp->cm)
 		spool_committer_stop(sp);
 	if (atomic_load(&sp->inflight) > 0)
-		log_warn("session=NOQUEUE event=spool_close inflight=%ld", (long)atomic_load(&sp->inflight));
+		log_warn("session=NOQUEUE event=spool_close inflight=%ld",
+		         (long)atomic_load(&sp->inflight));
 	spool_free(sp);
 }
 

@@ -34,8 +34,8 @@ enum body_type { BODY_7BIT = 0, BODY_8BITMIME };
 enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_BOUNCED, RCPT_DEFERRED };
 
 struct rcpt {
-	char *addr;   /* as given in RCPT TO, without <> */
-	char *orcpt;  /* DSN ORCPT= value (xtext-decoded "type;addr") or NULL */
+	char *addr;  /* as given in RCPT TO, without <> */
+	char *orcpt; /* DSN ORCPT= value (xtext-decoded "type;addr") or NULL */
 	unsigned notify;
 	enum rcpt_state state;
 	uint32_t attempts;
@@ -100,8 +100,8 @@ int spool_load(struct spool *sp, const char *id, struct envelope **out, char **e
 /* Opens the message content (what goes on the wire after DATA) for reading:
  * bytes [*offset, *offset + *len) of *fd. The caller closes *fd; the bytes
  * stay readable after a spool_delete() of the message. */
-int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset,
-                    uint64_t *len, char **err);
+int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset, uint64_t *len,
+                    char **err);
 /* Calls cb for each queued message in ID (= arrival) order; stops if cb
  * returns non-zero. env belongs to the spool and is freed when cb returns.
  * Unreadable messages are skipped with a warning (recovery quarantines them). */
@@ -121,8 +121,8 @@ int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *r
                           const size_t *idx, size_t n, int sync, char **err);
 /* Durably records a recipient's new state (appends a record; fdatasync).
  * Blocks for the fdatasync: call it off the event loop thread. */
-int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index,
-                         const struct rcpt *r, char **err);
+int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, const struct rcpt *r,
+                         char **err);
 
 /* 1 if a server holds this spool (for the CLI, opened without a base). */
 int spool_server_running(struct spool *sp);

@@ -379,7 +379,8 @@ static int append_states(struct spool *sp, int fd, const char *id, const size_t 
 	}
 	for (i = 0; i < n; i++)
 		if (idx[i] >= h.n_rcpts) {
-			*err = spool_errf("%s: no recipient %zu (of %u)", id, idx[i], (unsigned)h.n_rcpts);
+			*err = spool_errf("%s: no recipient %zu (of %u)", id, idx[i],
+			                  (unsigned)h.n_rcpts);
 			return -1;
 		}
 	buf_init(&rec);
@@ -524,7 +525,8 @@ static int recover_queue(struct spool *sp, struct recovery *rv)
 	free_names(names, n);
 	if (rv->quarantined &&
 	    (spool_fsync(sp, sp->quar_fd, 0) < 0 || spool_fsync(sp, sp->queue_fd, 0) < 0))
-		log_warn("session=NOQUEUE event=spool_recover_fsync_error error=%s", log_q(strerror(errno)));
+		log_warn("session=NOQUEUE event=spool_recover_fsync_error error=%s",
+		         log_q(strerror(errno)));
 	return rc;
 }
 
@@ -539,7 +541,8 @@ long spool_recover(struct spool *sp)
 	}
 	if (recover_tmp(sp, &rv) < 0 || recover_queue(sp, &rv) < 0)
 		return -1;
-	log_info("session=NOQUEUE event=spool_recovered messages=%ld tmp_removed=%zu quarantined=%zu", rv.good,
-	         rv.removed, rv.quarantined);
+	log_info(
+	    "session=NOQUEUE event=spool_recovered messages=%ld tmp_removed=%zu quarantined=%zu",
+	    rv.good, rv.removed, rv.quarantined);
 	return rv.good;
 }

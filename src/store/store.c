@@ -34,12 +34,12 @@
 #include "store/store_int.h"
 #include "util/util.h"
 
-#define STORE_DB_FILE "posthorn.db"
-#define STORE_BUSY_MS 5000
+#define STORE_DB_FILE         "posthorn.db"
+#define STORE_BUSY_MS         5000
 #define STORE_DEFAULT_ACCOUNT "default"
-#define STORE_NAME_MAX 64
-#define STORE_DOMAIN_MAX 253
-#define STORE_LABEL_MAX 63
+#define STORE_NAME_MAX        64
+#define STORE_DOMAIN_MAX      253
+#define STORE_LABEL_MAX       63
 
 /*
  * Migrations: migrations[i] brings the schema from version i to i + 1
@@ -50,39 +50,39 @@
  * belong to the next account created.
  */
 static const char *const migrations[] = {
-	/* 0 -> 1: accounts and their sender domains; the built-in account. */
-	"CREATE TABLE accounts ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  name TEXT NOT NULL UNIQUE,"
-	"  password_hash TEXT,"
-	"  created_at INTEGER NOT NULL"
-	");"
-	"CREATE TABLE account_domains ("
-	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  domain TEXT NOT NULL,"
-	"  PRIMARY KEY (account_id, domain)"
-	");"
-	"CREATE INDEX account_domains_domain ON account_domains(domain);"
-	"INSERT INTO accounts (name, password_hash, created_at)"
-	"  VALUES ('" STORE_DEFAULT_ACCOUNT "', NULL, CAST(strftime('%s', 'now') AS INTEGER));",
+    /* 0 -> 1: accounts and their sender domains; the built-in account. */
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  password_hash TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE account_domains ("
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  domain TEXT NOT NULL,"
+    "  PRIMARY KEY (account_id, domain)"
+    ");"
+    "CREATE INDEX account_domains_domain ON account_domains(domain);"
+    "INSERT INTO accounts (name, password_hash, created_at)"
+    "  VALUES ('" STORE_DEFAULT_ACCOUNT "', NULL, CAST(strftime('%s', 'now') AS INTEGER));",
 
-	/*
-	 * 1 -> 2: delivery counters (store_stats.c), one row per hour, account,
-	 * recipient domain and event. The account is kept by name, not by
-	 * accounts.id: `posthorn stats` must still show the history of an
-	 * account that was deleted. WITHOUT ROWID: the key is the whole row
-	 * but for the count, so a separate rowid b-tree would only cost space.
-	 * The key starts with the bucket, so "since" is a range scan.
-	 */
-	"CREATE TABLE counters ("
-	"  bucket INTEGER NOT NULL,"
-	"  account TEXT NOT NULL,"
-	"  domain TEXT NOT NULL,"
-	"  event TEXT NOT NULL"
-	"    CHECK (event IN ('accepted', 'delivered', 'deferred', 'bounced', 'suppressed')),"
-	"  count INTEGER NOT NULL CHECK (count >= 0),"
-	"  PRIMARY KEY (bucket, account, domain, event)"
-	") WITHOUT ROWID;",
+    /*
+     * 1 -> 2: delivery counters (store_stats.c), one row per hour, account,
+     * recipient domain and event. The account is kept by name, not by
+     * accounts.id: `posthorn stats` must still show the history of an
+     * account that was deleted. WITHOUT ROWID: the key is the whole row
+     * but for the count, so a separate rowid b-tree would only cost space.
+     * The key starts with the bucket, so "since" is a range scan.
+     */
+    "CREATE TABLE counters ("
+    "  bucket INTEGER NOT NULL,"
+    "  account TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  event TEXT NOT NULL"
+    "    CHECK (event IN ('accepted', 'delivered', 'deferred', 'bounced', 'suppressed')),"
+    "  count INTEGER NOT NULL CHECK (count >= 0),"
+    "  PRIMARY KEY (bucket, account, domain, event)"
+    ") WITHOUT ROWID;",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -293,7 +293,8 @@ static int migrate_step(struct store *st, int to, char **err)
 	if (store_tx_commit(st, err) < 0)
 		return store_tx_rollback(st);
 	if (version < to)
-		log_info("session=NOQUEUE event=store_migrate db=%s version=%d", log_q(st->path), to);
+		log_info("session=NOQUEUE event=store_migrate db=%s version=%d", log_q(st->path),
+		         to);
 	return 0;
 }
 
@@ -364,7 +365,7 @@ static int try_wal(struct store *st, char **err)
  */
 static int use_wal(struct store *st, char **err)
 {
-	const struct timespec pause = { 0, 10 * 1000 * 1000 };
+	const struct timespec pause = {0, 10 * 1000 * 1000};
 
 	for (int waited_ms = 0; waited_ms < STORE_BUSY_MS; waited_ms += 10) {
 		int rc = try_wal(st, err);
@@ -383,15 +384,14 @@ static int use_wal(struct store *st, char **err)
  * hash: verifying it costs exactly what a real verify costs, and nothing
  * has to be computed (64 MB, tens of ms) before the first AUTH.
  */
-static const char dummy_hash[] =
-	"$argon2id$v=19$m=65536,t=2,p=1$6uwBVFdy0v2vEbrhjMgG8Q$1/N9VV7IF47AM266rHL8VhN0aEUpvmDlapzcLGvP4aQ";
+static const char dummy_hash[] = "$argon2id$v=19$m=65536,t=2,p=1$6uwBVFdy0v2vEbrhjMgG8Q$1/"
+                                 "N9VV7IF47AM266rHL8VhN0aEUpvmDlapzcLGvP4aQ";
 
 static int hash_password(char out[crypto_pwhash_STRBYTES], const char *password)
 {
-	return crypto_pwhash_str_alg(out, password, strlen(password),
-	                             crypto_pwhash_OPSLIMIT_INTERACTIVE,
-	                             crypto_pwhash_MEMLIMIT_INTERACTIVE,
-	                             crypto_pwhash_ALG_ARGON2ID13);
+	return crypto_pwhash_str_alg(
+	    out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13);
 }
 
 /* sodium_init() is thread-safe and may be called again; so is this. */
@@ -424,9 +424,9 @@ struct store *store_open(const char *data_dir, char **err)
 	st = xcalloc(1, sizeof *st);
 	st->path = xasprintf("%s/%s", data_dir, STORE_DB_FILE);
 	pthread_mutex_init(&st->lock, NULL);
-	if (make_db_file(st->path, err) < 0 || open_db(st, err) < 0 ||
-	    configure(st, err) < 0 || refuse_newer(st, &version, err) < 0 ||
-	    use_wal(st, err) < 0 || migrate(st, version, err) < 0) {
+	if (make_db_file(st->path, err) < 0 || open_db(st, err) < 0 || configure(st, err) < 0 ||
+	    refuse_newer(st, &version, err) < 0 || use_wal(st, err) < 0 ||
+	    migrate(st, version, err) < 0) {
 		store_close(st);
 		return NULL;
 	}
@@ -486,11 +486,11 @@ static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what, cha
 }
 
 /* Domains are stored lower-case; a domain the account already has is kept. */
-static int insert_domains(struct store *st, sqlite3_int64 id, const char *const *domains,
-                          size_t n, char **err)
+static int insert_domains(struct store *st, sqlite3_int64 id, const char *const *domains, size_t n,
+                          char **err)
 {
 	static const char sql[] =
-		"INSERT OR IGNORE INTO account_domains (account_id, domain) VALUES (?1, ?2)";
+	    "INSERT OR IGNORE INTO account_domains (account_id, domain) VALUES (?1, ?2)";
 
 	for (size_t i = 0; i < n; i++) {
 		sqlite3_stmt *stmt = store_prepare(st, sql, err);
@@ -620,8 +620,8 @@ int store_user_del(struct store *st, const char *name, char **err)
 
 static int passwd_locked(struct store *st, const char *name, const char *hash, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(
-		st, "UPDATE accounts SET password_hash = ?2 WHERE name = ?1", err);
+	sqlite3_stmt *stmt =
+	    store_prepare(st, "UPDATE accounts SET password_hash = ?2 WHERE name = ?1", err);
 
 	if (stmt == NULL)
 		return -1;
@@ -640,9 +640,8 @@ int store_user_passwd(struct store *st, const char *name, const char *password, 
 	int rc;
 
 	if (strcmp(name, STORE_DEFAULT_ACCOUNT) == 0)
-		return store_fail(err,
-		                  "the built-in account '%s' has no password and cannot log in",
-		                  name);
+		return store_fail(
+		    err, "the built-in account '%s' has no password and cannot log in", name);
 	if (password == NULL)
 		return store_fail(err, "no password given");
 	if (password_check(password, err) < 0)
@@ -682,8 +681,8 @@ int store_user_add_domains(struct store *st, const char *name, const char *const
 	return rc;
 }
 
-static int delete_domain(struct store *st, const char *name, sqlite3_int64 id,
-                         const char *domain, char **err)
+static int delete_domain(struct store *st, const char *name, sqlite3_int64 id, const char *domain,
+                         char **err)
 {
 	sqlite3_stmt *stmt = store_prepare(st,
 	                                   "DELETE FROM account_domains"
@@ -794,7 +793,7 @@ static int list_locked(struct store *st, struct list_rows *rows, char **err)
 int store_user_list(struct store *st, void (*cb)(void *arg, const char *name, const char *domains),
                     void *arg, char **err)
 {
-	struct list_rows rows = { 0 };
+	struct list_rows rows = {0};
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
@@ -827,7 +826,7 @@ int store_user_exists(struct store *st, const char *name)
 static int fetch_hash(struct store *st, const char *name, char out[crypto_pwhash_STRBYTES])
 {
 	sqlite3_stmt *stmt =
-		store_prepare(st, "SELECT password_hash FROM accounts WHERE name = ?1", NULL);
+	    store_prepare(st, "SELECT password_hash FROM accounts WHERE name = ?1", NULL);
 	const char *hash;
 	int rc, found = 0;
 

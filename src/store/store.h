@@ -33,13 +33,12 @@ int store_user_add(struct store *st, const char *name, const char *password,
                    const char *const *domains, size_t n_domains, char **err);
 int store_user_del(struct store *st, const char *name, char **err);
 int store_user_passwd(struct store *st, const char *name, const char *password, char **err);
-int store_user_add_domains(struct store *st, const char *name,
-                           const char *const *domains, size_t n_domains, char **err);
+int store_user_add_domains(struct store *st, const char *name, const char *const *domains,
+                           size_t n_domains, char **err);
 
 /* Calls cb once per account, sorted by name; domains is "a.com,b.org" or "". */
-int store_user_list(struct store *st,
-                    void (*cb)(void *arg, const char *name, const char *domains), void *arg,
-                    char **err);
+int store_user_list(struct store *st, void (*cb)(void *arg, const char *name, const char *domains),
+                    void *arg, char **err);
 
 /* 1 password matches, 0 no such account or wrong password, -1 error.
  * Takes the same time whether or not the account exists. */
@@ -59,8 +58,8 @@ int store_user_exists(struct store *st, const char *name);
 
 /* Removes sender domains from an account; a domain it does not own is an
  * error and nothing is removed. Same return convention as above. */
-int store_user_del_domains(struct store *st, const char *name,
-                           const char *const *domains, size_t n_domains, char **err);
+int store_user_del_domains(struct store *st, const char *name, const char *const *domains,
+                           size_t n_domains, char **err);
 
 /* ---- delivery counters (store_stats.c) ------------------------------------
  *
@@ -90,7 +89,7 @@ int64_t counter_bucket(int64_t t);
 
 /* Longest account and domain a counter accepts, in bytes. */
 #define COUNTER_ACCOUNT_MAX 64
-#define COUNTER_DOMAIN_MAX 255
+#define COUNTER_DOMAIN_MAX  255
 
 /* One increment. The strings are the caller's and only read during the call. */
 struct store_count {
@@ -136,7 +135,7 @@ int store_counts_query(struct store *st, int64_t since, const char *account,
  * already held still merge.
  */
 #define COUNTER_BATCH_FLUSH 10000
-#define COUNTER_BATCH_MAX 100000
+#define COUNTER_BATCH_MAX   100000
 
 struct store_counter_batch;
 

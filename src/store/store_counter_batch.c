@@ -20,9 +20,9 @@
 #include "util/util.h"
 
 static const char *const event_names[COUNTER_EVENTS] = {
-	[COUNTER_ACCEPTED] = "accepted", [COUNTER_DELIVERED] = "delivered",
-	[COUNTER_DEFERRED] = "deferred", [COUNTER_BOUNCED] = "bounced",
-	[COUNTER_SUPPRESSED] = "suppressed",
+    [COUNTER_ACCEPTED] = "accepted",     [COUNTER_DELIVERED] = "delivered",
+    [COUNTER_DEFERRED] = "deferred",     [COUNTER_BOUNCED] = "bounced",
+    [COUNTER_SUPPRESSED] = "suppressed",
 };
 
 /* Slots of a new table; a power of two, like every table size. */
@@ -33,7 +33,7 @@ struct entry {
 	uint64_t n;
 	uint32_t hash;
 	int event;
-	char *key; /* "account\0domain\0" */
+	char *key;    /* "account\0domain\0" */
 	char *domain; /* points into key */
 };
 
@@ -251,8 +251,8 @@ struct store_counter_set *counter_batch_take(struct store_counter_batch *b)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct entry *e = &b->v[i];
 
-		s->v[i] = (struct store_count){ e->bucket, e->key, e->domain,
-			                        event_names[e->event], e->n };
+		s->v[i] =
+		    (struct store_count){e->bucket, e->key, e->domain, event_names[e->event], e->n};
 		s->keys[i] = e->key;
 	}
 	/* The keys now belong to the set: forget them before clearing. */

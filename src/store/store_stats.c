@@ -22,11 +22,10 @@
 #include "util/util.h"
 
 /* lower(): SQLite folds ASCII only, which is all a DNS name holds. */
-static const char upsert_sql[] =
-	"INSERT INTO counters (bucket, account, domain, event, count)"
-	" VALUES (?1, ?2, lower(?3), ?4, ?5)"
-	" ON CONFLICT (bucket, account, domain, event)"
-	" DO UPDATE SET count = count + excluded.count";
+static const char upsert_sql[] = "INSERT INTO counters (bucket, account, domain, event, count)"
+                                 " VALUES (?1, ?2, lower(?3), ?4, ?5)"
+                                 " ON CONFLICT (bucket, account, domain, event)"
+                                 " DO UPDATE SET count = count + excluded.count";
 
 /* HAVING: rows another tool left at 0 are not news. */
 static const char query_sql[] = "SELECT domain, event, sum(count) FROM counters"
@@ -55,8 +54,7 @@ static int count_check(const struct store_count *c, size_t i, char **err)
 	return 0;
 }
 
-static int upsert_one(struct store *st, sqlite3_stmt *stmt, const struct store_count *c,
-                      char **err)
+static int upsert_one(struct store *st, sqlite3_stmt *stmt, const struct store_count *c, char **err)
 {
 	sqlite3_reset(stmt);
 	sqlite3_bind_int64(stmt, 1, counter_bucket(c->bucket_hour));
@@ -174,7 +172,7 @@ int store_counts_query(struct store *st, int64_t since, const char *account,
                        void (*cb)(void *arg, const char *domain, const char *event, uint64_t n),
                        void *arg, char **err)
 {
-	struct count_rows rows = { 0 };
+	struct count_rows rows = {0};
 	int rc;
 
 	pthread_mutex_lock(&st->lock);

@@ -30,7 +30,7 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char **
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	/* Compression invites CRIME; renegotiation is a DoS lever. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	                         SSL_OP_CIPHER_SERVER_PREFERENCE);
+	                             SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
 		*err = ssl_error("cannot load certificate", cert_file);

@@ -70,8 +70,8 @@ static void assert_list(struct store *st, const char *want)
 	free(got);
 }
 
-static void add_ok(struct store *st, const char *name, const char *pw,
-                   const char *const *domains, size_t n)
+static void add_ok(struct store *st, const char *name, const char *pw, const char *const *domains,
+                   size_t n)
 {
 	char *err = NULL;
 
@@ -146,7 +146,7 @@ static void test_open_fails_on_file_as_dir(void **state)
 static void test_reopen_keeps_data_without_remigrating(void **state)
 {
 	struct fixture *f = *state;
-	const char *d[] = { "a.example" };
+	const char *d[] = {"a.example"};
 	struct store *st = open_ok(f);
 
 	add_ok(st, "alice", "pw-alice", d, 1);
@@ -207,7 +207,7 @@ static void test_concurrent_first_open(void **state)
 static void test_add_list_del_passwd(void **state)
 {
 	struct fixture *f = *state;
-	const char *d[] = { "b.example", "a.example" };
+	const char *d[] = {"b.example", "a.example"};
 	struct store *st = open_ok(f);
 	char *err = NULL;
 
@@ -249,7 +249,7 @@ static void test_duplicate_add_fails(void **state)
 static void test_add_rejects_bad_input(void **state)
 {
 	struct fixture *f = *state;
-	const char *bad[] = { "good.example", "bad..example" };
+	const char *bad[] = {"good.example", "bad..example"};
 	struct store *st = open_ok(f);
 	char *err = NULL;
 
@@ -267,7 +267,7 @@ static void test_add_rejects_bad_input(void **state)
 static void test_cannot_delete_default(void **state)
 {
 	struct fixture *f = *state;
-	const char *d[] = { "relay.example" };
+	const char *d[] = {"relay.example"};
 	struct store *st = open_ok(f);
 	char *err = NULL;
 
@@ -332,7 +332,7 @@ static void test_verify_unknown_takes_as_long(void **state)
 static void test_owns_domain_case_insensitive(void **state)
 {
 	struct fixture *f = *state;
-	const char *d[] = { "Example.COM" };
+	const char *d[] = {"Example.COM"};
 	struct store *st = open_ok(f);
 
 	add_ok(st, "hank", "pw", d, 1);
@@ -350,9 +350,9 @@ static void test_owns_domain_case_insensitive(void **state)
 static void test_domain_add_del(void **state)
 {
 	struct fixture *f = *state;
-	const char *d1[] = { "one.example", "two.example" };
-	const char *d2[] = { "TWO.example", "three.example" };
-	const char *gone[] = { "one.example", "never.example" };
+	const char *d1[] = {"one.example", "two.example"};
+	const char *d2[] = {"TWO.example", "three.example"};
+	const char *gone[] = {"one.example", "never.example"};
 	struct store *st = open_ok(f);
 	char *err = NULL;
 
@@ -413,7 +413,7 @@ static void test_name_and_domain_rules(void **state)
 static void test_two_handles_see_each_other(void **state)
 {
 	struct fixture *f = *state;
-	const char *d[] = { "k.example" };
+	const char *d[] = {"k.example"};
 	struct store *cli = open_ok(f);
 	struct store *server = open_ok(f);
 	char *err = NULL;
@@ -440,7 +440,7 @@ static void *add_many(void *p)
 {
 	struct thread_arg *a = p;
 	char name[32], domain[32];
-	const char *d[] = { domain };
+	const char *d[] = {domain};
 
 	for (int i = 0; i < 10; i++) {
 		snprintf(name, sizeof name, "t%d-%d", a->n, i);
@@ -460,7 +460,7 @@ static void test_threads_share_a_handle(void **state)
 	pthread_t t[4];
 
 	for (int i = 0; i < 4; i++) {
-		args[i] = (struct thread_arg){ st, i };
+		args[i] = (struct thread_arg){st, i};
 		assert_int_equal(pthread_create(&t[i], NULL, add_many, &args[i]), 0);
 	}
 	for (int i = 0; i < 4; i++)
@@ -478,7 +478,7 @@ static void test_threads_share_a_handle(void **state)
  */
 static int run_cli(const struct fixture *f, const char *input, char **out, int argc, ...)
 {
-	struct conf c = { .data_dir = f->data };
+	struct conf c = {.data_dir = f->data};
 	char *argv[16], path[128];
 	va_list ap;
 	int rc, in_fd, out_fd, saved_in = dup(0), saved_out = dup(1);
@@ -544,7 +544,7 @@ static void test_cli_user(void **state)
 
 	/* CRLF from a Windows-made file: the CR is not part of the password. */
 	assert_int_equal(
-		run_cli(f, "n3w\r\n", NULL, 4, "user", "passwd", "lena", "--password-stdin"), 0);
+	    run_cli(f, "n3w\r\n", NULL, 4, "user", "passwd", "lena", "--password-stdin"), 0);
 	assert_int_equal(run_cli(f, "", NULL, 5, "user", "domain", "del", "lena", "l2.example"), 0);
 	assert_int_equal(run_cli(f, "", NULL, 5, "user", "domain", "add", "lena", "l3.example"), 0);
 	st = open_ok(f);
@@ -566,14 +566,13 @@ static void test_cli_user_errors(void **state)
 	assert_int_equal(run_cli(f, "", NULL, 1, "user"), 2);
 	assert_int_equal(run_cli(f, "", NULL, 2, "user", "frobnicate"), 2);
 	assert_int_equal(run_cli(f, "", NULL, 2, "user", "add"), 2);
-	assert_int_equal(
-		run_cli(f, "pw\n", NULL, 4, "user", "add", "bad name", "--password-stdin"), 2);
+	assert_int_equal(run_cli(f, "pw\n", NULL, 4, "user", "add", "bad name", "--password-stdin"),
+	                 2);
 	assert_int_equal(run_cli(f, "pw\n", NULL, 6, "user", "add", "m", "--password-stdin",
 	                         "--domain", "bad..domain"),
 	                 2);
-	assert_int_equal(run_cli(f, "pw\n", NULL, 5, "user", "add", "m", "--password-stdin",
-	                         "--domain"),
-	                 2);
+	assert_int_equal(
+	    run_cli(f, "pw\n", NULL, 5, "user", "add", "m", "--password-stdin", "--domain"), 2);
 	assert_int_equal(run_cli(f, "", NULL, 4, "user", "list", "--bogus", "x"), 2);
 	assert_int_equal(run_cli(f, "", NULL, 4, "user", "domain", "add", "m"), 2);
 
@@ -585,34 +584,34 @@ static void test_cli_user_errors(void **state)
 	assert_int_equal(run_cli(f, "", NULL, 3, "user", "del", "default"), 1);
 	assert_int_equal(run_cli(f, "", NULL, 3, "user", "del", "nobody"), 1);
 	assert_int_equal(
-		run_cli(f, "pw\n", NULL, 4, "user", "passwd", "nobody", "--password-stdin"), 1);
+	    run_cli(f, "pw\n", NULL, 4, "user", "passwd", "nobody", "--password-stdin"), 1);
 	assert_int_equal(
-		run_cli(f, "pw\n", NULL, 4, "user", "passwd", "default", "--password-stdin"), 1);
+	    run_cli(f, "pw\n", NULL, 4, "user", "passwd", "default", "--password-stdin"), 1);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_open_creates_db_and_default),
-		T(test_open_uses_wal),
-		T(test_open_fails_on_file_as_dir),
-		T(test_reopen_keeps_data_without_remigrating),
-		T(test_future_schema_refused),
-		T(test_concurrent_first_open),
-		T(test_add_list_del_passwd),
-		T(test_duplicate_add_fails),
-		T(test_add_rejects_bad_input),
-		T(test_cannot_delete_default),
-		T(test_verify),
-		T(test_verify_unknown_takes_as_long),
-		T(test_owns_domain_case_insensitive),
-		T(test_domain_add_del),
-		T(test_name_and_domain_rules),
-		T(test_two_handles_see_each_other),
-		T(test_threads_share_a_handle),
-		T(test_cli_user),
-		T(test_cli_user_errors),
+	    T(test_open_creates_db_and_default),
+	    T(test_open_uses_wal),
+	    T(test_open_fails_on_file_as_dir),
+	    T(test_reopen_keeps_data_without_remigrating),
+	    T(test_future_schema_refused),
+	    T(test_concurrent_first_open),
+	    T(test_add_list_del_passwd),
+	    T(test_duplicate_add_fails),
+	    T(test_add_rejects_bad_input),
+	    T(test_cannot_delete_default),
+	    T(test_verify),
+	    T(test_verify_unknown_takes_as_long),
+	    T(test_owns_domain_case_insensitive),
+	    T(test_domain_add_del),
+	    T(test_name_and_domain_rules),
+	    T(test_two_handles_see_each_other),
+	    T(test_threads_share_a_handle),
+	    T(test_cli_user),
+	    T(test_cli_user_errors),
 #undef T
 	};
 

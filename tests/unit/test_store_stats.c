@@ -110,24 +110,24 @@ static void test_fresh_db_is_version_2(void **state)
 
 /* Migration 1 as it shipped: what a version-1 posthorn left on disk. */
 static const char v1_sql[] =
-	"CREATE TABLE accounts ("
-	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
-	"  name TEXT NOT NULL UNIQUE,"
-	"  password_hash TEXT,"
-	"  created_at INTEGER NOT NULL"
-	");"
-	"CREATE TABLE account_domains ("
-	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-	"  domain TEXT NOT NULL,"
-	"  PRIMARY KEY (account_id, domain)"
-	");"
-	"CREATE INDEX account_domains_domain ON account_domains(domain);"
-	"INSERT INTO accounts (name, password_hash, created_at)"
-	"  VALUES ('default', NULL, CAST(strftime('%s', 'now') AS INTEGER));"
-	"INSERT INTO accounts (name, password_hash, created_at) VALUES ('alice', NULL, 7);"
-	"INSERT INTO account_domains VALUES (2, 'a.example');"
-	"PRAGMA journal_mode = WAL;"
-	"PRAGMA user_version = 1;\n";
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  password_hash TEXT,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE account_domains ("
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  domain TEXT NOT NULL,"
+    "  PRIMARY KEY (account_id, domain)"
+    ");"
+    "CREATE INDEX account_domains_domain ON account_domains(domain);"
+    "INSERT INTO accounts (name, password_hash, created_at)"
+    "  VALUES ('default', NULL, CAST(strftime('%s', 'now') AS INTEGER));"
+    "INSERT INTO accounts (name, password_hash, created_at) VALUES ('alice', NULL, 7);"
+    "INSERT INTO account_domains VALUES (2, 'a.example');"
+    "PRAGMA journal_mode = WAL;"
+    "PRAGMA user_version = 1;\n";
 
 /* Made by the sqlite3 command-line tool, as an operator or an old build would. */
 static void make_v1_db(const struct fixture *f)
@@ -151,8 +151,8 @@ static void make_v1_db(const struct fixture *f)
 static void test_upgrade_from_version_1(void **state)
 {
 	struct fixture *f = *state;
-	const char *d[] = { "b.example" };
-	struct store_count c = { HOUR, "alice", "x.example", "delivered", 3 };
+	const char *d[] = {"b.example"};
+	struct store_count c = {HOUR, "alice", "x.example", "delivered", 3};
 	struct store *st;
 
 	make_v1_db(f);
@@ -178,13 +178,13 @@ static void test_counts_add_merges(void **state)
 	struct fixture *f = *state;
 	struct store *st = open_ok(f);
 	const struct store_count a[] = {
-		{ HOUR, "default", "example.com", "delivered", 2 },
-		{ HOUR, "default", "EXAMPLE.com", "delivered", 3 },
-		{ HOUR + 59, "default", "example.com", "delivered", 4 }, /* same hour */
-		{ HOUR, "default", "example.com", "bounced", 1 },
-		{ HOUR, "default", "example.com", "accepted", 0 }, /* skipped */
+	    {HOUR, "default", "example.com", "delivered", 2},
+	    {HOUR, "default", "EXAMPLE.com", "delivered", 3},
+	    {HOUR + 59, "default", "example.com", "delivered", 4}, /* same hour */
+	    {HOUR, "default", "example.com", "bounced", 1},
+	    {HOUR, "default", "example.com", "accepted", 0}, /* skipped */
 	};
-	const struct store_count b[] = { { HOUR, "default", "example.com", "delivered", 5 } };
+	const struct store_count b[] = {{HOUR, "default", "example.com", "delivered", 5}};
 
 	add_ok(st, a, ARRAY_LEN(a));
 	add_ok(st, b, 1);
@@ -203,8 +203,8 @@ static void test_counts_add_validates_first(void **state)
 	struct store *st = open_ok(f);
 	char *err = NULL;
 	struct store_count c[] = {
-		{ HOUR, "default", "ok.example", "delivered", 1 },
-		{ HOUR, "default", "bad.example", "opened", 1 },
+	    {HOUR, "default", "ok.example", "delivered", 1},
+	    {HOUR, "default", "bad.example", "opened", 1},
 	};
 
 	assert_fails_with(store_counts_add(st, c, 2, &err), &err, "unknown event 'opened'");
@@ -228,8 +228,8 @@ static void test_counts_add_is_one_transaction(void **state)
 	struct store *st = open_ok(f);
 	char *err = NULL;
 	const struct store_count c[] = {
-		{ HOUR, "default", "ok.example", "delivered", 1 },
-		{ HOUR, "default", "boom.example", "delivered", 1 },
+	    {HOUR, "default", "ok.example", "delivered", 1},
+	    {HOUR, "default", "boom.example", "delivered", 1},
 	};
 
 	raw_exec(f, "CREATE TRIGGER boom BEFORE INSERT ON counters"
@@ -247,13 +247,13 @@ static void test_counts_add_is_one_transaction(void **state)
 static void fill(struct store *st)
 {
 	const struct store_count c[] = {
-		{ HOUR - 2 * H, "default", "old.example", "delivered", 100 },
-		{ HOUR - H, "default", "b.example", "delivered", 1 },
-		{ HOUR - H, "alice", "b.example", "deferred", 2 },
-		{ HOUR, "default", "b.example", "delivered", 10 },
-		{ HOUR, "alice", "a.example", "accepted", 5 },
-		{ HOUR, "alice", "a.example", "suppressed", 1 },
-		{ HOUR, "bob", "a.example", "accepted", 7 },
+	    {HOUR - 2 * H, "default", "old.example", "delivered", 100},
+	    {HOUR - H, "default", "b.example", "delivered", 1},
+	    {HOUR - H, "alice", "b.example", "deferred", 2},
+	    {HOUR, "default", "b.example", "delivered", 10},
+	    {HOUR, "alice", "a.example", "accepted", 5},
+	    {HOUR, "alice", "a.example", "suppressed", 1},
+	    {HOUR, "bob", "a.example", "accepted", 7},
 	};
 
 	add_ok(st, c, ARRAY_LEN(c));
@@ -396,9 +396,9 @@ static void test_batch_rejects_bad_input(void **state)
 	assert_int_equal(counter_batch_add(b, NOW, NULL, "a.example", "accepted", 1), -1);
 	assert_int_equal(counter_batch_add(b, NOW, "default", "", "accepted", 1), -1);
 	assert_int_equal(counter_batch_add(b, NOW, "default", long_domain, "accepted", 1), -1);
-	assert_int_equal(counter_batch_add(b, NOW, "default", "a.example", "accepted",
-	                                   (uint64_t)INT64_MAX + 1),
-	                 -1);
+	assert_int_equal(
+	    counter_batch_add(b, NOW, "default", "a.example", "accepted", (uint64_t)INT64_MAX + 1),
+	    -1);
 	long_domain[COUNTER_DOMAIN_MAX] = '\0';
 	assert_int_equal(counter_batch_add(b, NOW, "default", long_domain, "accepted", 1), 0);
 	assert_int_equal(counter_batch_len(b), 1);
@@ -491,7 +491,7 @@ static void test_batch_to_store(void **state)
 /* Runs cli_stats with stdout in a file; *out gets what it printed. */
 static int run_cli(const struct fixture *f, char **out, int argc, ...)
 {
-	struct conf c = { .data_dir = f->data };
+	struct conf c = {.data_dir = f->data};
 	char *argv[16], path[128], chunk[512];
 	int rc, fd, saved = dup(1);
 	struct buf b;
@@ -542,20 +542,20 @@ static void test_cli_table(void **state)
 	/* Default 24h: old.example (two hours ago) is in. */
 	assert_int_equal(run_cli(f, &out, 1, "stats"), 0);
 	assert_string_equal(out, HEADER "a.example\t12\t0\t0\t0\t1\n"
-	                             "b.example\t0\t11\t2\t0\t0\n"
-	                             "old.example\t0\t100\t0\t0\t0\n"
-	                             "TOTAL\t12\t111\t2\t0\t1\n");
+	                                "b.example\t0\t11\t2\t0\t0\n"
+	                                "old.example\t0\t100\t0\t0\t0\n"
+	                                "TOTAL\t12\t111\t2\t0\t1\n");
 	free(out);
 	/* 30m ago is this hour: the hour in progress only. */
 	assert_int_equal(run_cli(f, &out, 3, "stats", "--since", "30m"), 0);
 	assert_string_equal(out, HEADER "a.example\t12\t0\t0\t0\t1\n"
-	                             "b.example\t0\t10\t0\t0\t0\n"
-	                             "TOTAL\t12\t10\t0\t0\t1\n");
+	                                "b.example\t0\t10\t0\t0\t0\n"
+	                                "TOTAL\t12\t10\t0\t0\t1\n");
 	free(out);
 	assert_int_equal(run_cli(f, &out, 4, "stats", "--since=31m", "--account", "alice"), 0);
 	assert_string_equal(out, HEADER "a.example\t5\t0\t0\t0\t1\n"
-	                             "b.example\t0\t0\t2\t0\t0\n"
-	                             "TOTAL\t5\t0\t2\t0\t1\n");
+	                                "b.example\t0\t0\t2\t0\t0\n"
+	                                "TOTAL\t5\t0\t2\t0\t1\n");
 	free(out);
 }
 
@@ -621,8 +621,8 @@ static void test_cli_escapes_domains(void **state)
 	struct fixture *f = *state;
 	struct store *st = open_ok(f);
 	const struct store_count c[] = {
-		{ HOUR, "default", "tab\there", "bounced", 1 },
-		{ HOUR, "default", "bad\xff.example", "bounced", 2 },
+	    {HOUR, "default", "tab\there", "bounced", 1},
+	    {HOUR, "default", "bad\xff.example", "bounced", 2},
 	};
 	json_t *root;
 	char *out;
@@ -631,8 +631,8 @@ static void test_cli_escapes_domains(void **state)
 	store_close(st);
 	assert_int_equal(run_cli(f, &out, 1, "stats"), 0);
 	assert_string_equal(out, HEADER "bad\xff.example\t0\t0\t0\t2\t0\n"
-	                             "tab\\x09here\t0\t0\t0\t1\t0\n"
-	                             "TOTAL\t0\t0\t0\t3\t0\n");
+	                                "tab\\x09here\t0\t0\t0\t1\t0\n"
+	                                "TOTAL\t0\t0\t0\t3\t0\n");
 	free(out);
 	assert_int_equal(run_cli(f, &out, 2, "stats", "--json"), 0);
 	root = json_loads(out, 0, NULL);
@@ -687,25 +687,25 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-		T(test_fresh_db_is_version_2),
-		T(test_upgrade_from_version_1),
-		T(test_counts_add_merges),
-		T(test_counts_add_validates_first),
-		T(test_counts_add_is_one_transaction),
-		T(test_query_sums_and_sorts),
-		T(test_query_since_by_hour),
-		T(test_query_account_filter),
-		T(test_bucket_and_event_names),
-		T(test_batch_merges),
-		T(test_batch_rejects_bad_input),
-		T(test_batch_bounds),
-		T(test_batch_put_back),
-		T(test_batch_to_store),
-		T(test_cli_table),
-		T(test_cli_empty),
-		T(test_cli_json),
-		T(test_cli_escapes_domains),
-		T(test_cli_errors),
+	    T(test_fresh_db_is_version_2),
+	    T(test_upgrade_from_version_1),
+	    T(test_counts_add_merges),
+	    T(test_counts_add_validates_first),
+	    T(test_counts_add_is_one_transaction),
+	    T(test_query_sums_and_sorts),
+	    T(test_query_since_by_hour),
+	    T(test_query_account_filter),
+	    T(test_bucket_and_event_names),
+	    T(test_batch_merges),
+	    T(test_batch_rejects_bad_input),
+	    T(test_batch_bounds),
+	    T(test_batch_put_back),
+	    T(test_batch_to_store),
+	    T(test_cli_table),
+	    T(test_cli_empty),
+	    T(test_cli_json),
+	    T(test_cli_escapes_domains),
+	    T(test_cli_errors),
 #undef T
 	};
 
