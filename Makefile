@@ -13,8 +13,14 @@ ifeq ($(CI),true)
 WARN     += -Werror
 endif
 OPT      ?= -O2 -g
-CFLAGS   := $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# pkg-config runs when make starts. On a fresh machine pkg-config and the
+# -dev packages are not there yet: the targets that install them (test, run,
+# bench) install first, then build in a sub-make that asks pkg-config anew.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_OK     := $(shell pkg-config --exists $(PKGS) 2>/dev/null && echo yes)
+CFLAGS   := $(OPT) -std=c11 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS)
+LDLIBS   := $(PKG_LIBS) -lpthread
 ifeq ($(SAN),1)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS  += -fsanitize=address,undefined
@@ -26,11 +32,11 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit test test-one e2e deps run fuzz fuzz-smoke docs check-docs clean bench bench-smoke format
+.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format clean bench bench-smoke format
 
 all: $(BUILD)/posthorn $(BUILD)/gen-confdoc
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | pkgcheck
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
@@ -48,7 +54,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libposthorn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN)
+# Compiling without the libraries' flags fails late and obscurely: say so.
+pkgcheck:
+ifneq ($(PKG_OK),yes)
+	@echo "missing build dependencies (pkg-config $(PKGS)): run scripts/deps.sh, or make test / make run, which install them" >&2
+	@exit 1
+endif
 
 deps:
 	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
@@ -57,12 +68,20 @@ run: deps
 	$(MAKE) $(BUILD)/posthorn
 	$(BUILD)/posthorn serve
 
-# One pass of every suite against one build.
-test-one: all unit
+unit-bin: $(UNIT_BIN)
+
+# Builds and runs every unit suite.
+unit: unit-bin
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+e2e: all
 	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) $(PYTHON) -m pytest -q -x -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
-test: deps check-docs
+# One pass of every suite against one build.
+test-one: unit e2e
+
+test: deps
+	$(MAKE) check-docs check-format
 	$(MAKE) test-one
 	$(MAKE) test-one BUILD=build/san SAN=1 OPT="-O1 -g"
 
@@ -89,7 +108,10 @@ build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
-fuzz: deps $(FUZZ_BIN)
+fuzz: deps
+	$(MAKE) fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
 	@set -e; for f in $(FUZZ_BIN); do \
 	  mkdir -p build/fuzz/corpus-$$(basename $$f); \
 	  echo "== $$f for $(FUZZ_SECONDS)s"; \
@@ -99,14 +121,23 @@ fuzz: deps $(FUZZ_BIN)
 fuzz-smoke:
 	$(MAKE) fuzz FUZZ_SECONDS=20
 
-bench: deps all
+bench: deps
+	$(MAKE) all
 	bench/run.sh
 
-bench-smoke: deps all
+bench-smoke: deps
+	$(MAKE) all
 	BENCH_SMOKE=1 bench/run.sh
 
+FORMAT_SRC := $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c tools/*.c bench/*.c)
+
 format:
-	clang-format -i $(SRC) $(wildcard src/*/*.h) $(UNIT_SRC) $(FUZZ_SRC)
+	clang-format -i $(FORMAT_SRC)
+
+# make test fails when a file is not as clang-format (.clang-format) has it.
+check-format:
+	@clang-format --dry-run -Werror $(FORMAT_SRC) || \
+	 { echo "run make format" >&2; exit 1; }
 
 clean:
 	rm -rf build

@@ -6,10 +6,10 @@
 #   scripts/deps.sh --bench   also Postfix's tools (smtp-source, smtp-sink)
 set -euo pipefail
 
-BUILD=(build-essential pkg-config clang libclang-rt-14-dev
+BUILD=(build-essential pkg-config clang clang-format libclang-rt-14-dev
        libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libsodium-dev
        libjansson-dev libinih-dev libcmocka-dev)
-TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim swaks dnsmasq-base
+TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim swaks libnet-ssleay-perl dnsmasq-base
       openssl sqlite3 procps)
 BENCH=(postfix strace)
 
