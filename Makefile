@@ -74,8 +74,10 @@ unit-bin: $(UNIT_BIN)
 unit: unit-bin
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# PYTEST_ARGS picks tests (make e2e PYTEST_ARGS='tests/e2e/test_smtp.py -k auth').
 e2e: all
-	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) $(PYTHON) -m pytest -q -x -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) $(PYTHON) -m pytest -q -x -p no:cacheprovider \
+	  $(or $(PYTEST_ARGS),tests/e2e)
 
 # One pass of every suite against one build.
 test-one: unit e2e

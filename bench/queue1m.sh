@@ -30,6 +30,7 @@ auth = off
 max_connections_per_ip = 1000
 [relay]
 smarthost = 127.0.0.1:$SINK
+smarthost_tls = none
 retry = 1h
 [domain.*]
 max_connections = 20

@@ -166,6 +166,7 @@ ph_start() { # dir tls(0/1)
 		fi
 		echo "[relay]"
 		echo "smarthost = 127.0.0.1:$SINK_PORT"
+		echo "smarthost_tls = none"
 		echo "[domain.*]"
 		echo "max_connections = 20"
 		echo "max_messages_per_connection = 1000"

@@ -365,7 +365,7 @@ static int open_delivery(struct server *srv)
 	o.servers = servers;
 	srv->dns = dns_new(srv->base, &o, &err);
 	free(servers);
-	if (!srv->dns || !(srv->client_tls = tls_client_ctx_new(&err))) {
+	if (!srv->dns || !(srv->client_tls = tls_client_ctx_new(srv->conf->tls_ca_file, &err))) {
 		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
 		free(err);
 		return -1;

@@ -118,7 +118,7 @@ struct conf_key {
 };
 
 static const char *check_hostname(const char *v);
-static const char *check_hostport(const char *v);
+static const char *check_smarthost(const char *v);
 static const char *check_userpass(const char *v);
 static const char *check_user(const char *v);
 static const char *check_http_url(const char *v);
@@ -128,11 +128,13 @@ static const char *check_redis(const char *v);
 static const char *const TLS_NAMES[] = {"none", "starttls", "implicit", NULL};
 static const char *const AUTH_NAMES[] = {"required", "optional", "off", NULL};
 static const char *const OUT_TLS_NAMES[] = {"opportunistic", "required", NULL};
+static const char *const SMARTHOST_TLS_NAMES[] = {"verify", "encrypt", "none", NULL};
 
 /* The enum fields are stored through int *. */
 _Static_assert(sizeof(enum conf_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_auth_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_outbound_tls) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_smarthost_tls) == sizeof(int), "enum size");
 
 #define C(f) offsetof(struct conf, f)
 #define L(f) offsetof(struct conf_listener, f)
@@ -259,6 +261,14 @@ static const struct conf_key KEYS[] = {
      .def = "",
      .example = "/etc/posthorn/privkey.pem",
      .doc = "PEM private key of cert"},
+    {.sec = SEC_TLS,
+     .name = "ca_file",
+     .type = T_STRING,
+     .off = C(tls_ca_file),
+     .def = "",
+     .example = "/etc/posthorn/private-ca.pem",
+     .doc = "PEM trust anchors added to the system's for verifying outbound TLS peers "
+            "(a private CA's smarthost; tests)"},
 
     {.sec = SEC_RELAY,
      .name = "trusted_networks",
@@ -297,8 +307,11 @@ static const struct conf_key KEYS[] = {
      .off = C(smarthost),
      .def = "",
      .example = "smtp.example.net:587",
-     .check = check_hostport,
-     .doc = "host:port to send everything through instead of MX hosts (empty: MX)"},
+     .check = check_smarthost,
+     .doc = "send everything through this host instead of MX hosts (empty: MX): host, "
+            "host:port, [host] or [host]:port, port 25 when none is given; an IP address "
+            "(bracketed or not) is used as is, a name is looked up as A/AAAA (never MX); "
+            "unresolvable or unreachable defers, never bounces"},
     {.sec = SEC_RELAY,
      .name = "smarthost_auth",
      .type = T_STRING,
@@ -306,7 +319,19 @@ static const struct conf_key KEYS[] = {
      .def = "",
      .example = "user:password",
      .check = check_userpass,
-     .doc = "user:password for the smarthost, sent only over TLS"},
+     .doc = "user:password for the smarthost, sent only over TLS (see smarthost_tls)"},
+    {.sec = SEC_RELAY,
+     .name = "smarthost_tls",
+     .type = T_ENUM,
+     .off = C(smarthost_tls),
+     .def = "verify",
+     .example = "verify",
+     .names = SMARTHOST_TLS_NAMES,
+     .doc = "verify: TLS required, the certificate must chain to a trusted CA (system store "
+            "and [tls] ca_file) and match the smarthost's name or IP address, credentials go "
+            "only over such a session; encrypt: TLS required but not verified (credentials "
+            "go over it: the operator's explicit choice); none: STARTTLS when offered, not "
+            "verified, and credentials only over TLS"},
     {.sec = SEC_RELAY,
      .name = "outbound_tls",
      .type = T_ENUM,
@@ -542,6 +567,58 @@ int conf_parse_addr(const char *text, struct conf_addr *out)
 	out->ss = ss;
 	out->text = xstrdup(text);
 	return 0;
+}
+
+#define HOSTPORT_FORMS "expected host, host:port, [host] or [host]:port"
+
+/* The host part of a next hop: an IP address or a domain name. */
+static const char *hostport_host(const char *h, size_t n, struct conf_hostport *out)
+{
+	unsigned char a[16];
+	char host[256];
+
+	if (n >= 5 && !strncasecmp(h, "IPv6:", 5)) {
+		h += 5;
+		n -= 5;
+	}
+	if (n == 0 || n >= sizeof(host))
+		return HOSTPORT_FORMS;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	out->is_ip = inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+	if (!out->is_ip && check_hostname(host))
+		return HOSTPORT_FORMS " (host: an IP address or a domain name)";
+	out->host = xstrdup(host);
+	return NULL;
+}
+
+const char *conf_parse_hostport(const char *text, uint16_t default_port, struct conf_hostport *out)
+{
+	struct conf_hostport hp = {NULL, default_port, 0};
+	const char *h = text, *end, *port = NULL, *why;
+	in_port_t p;
+
+	if (*text == '[') {
+		h = text + 1;
+		end = strchr(h, ']');
+		if (!end || (end[1] && end[1] != ':'))
+			return HOSTPORT_FORMS;
+		port = end[1] ? end + 2 : NULL;
+	} else if ((end = strchr(text, ':')) && strchr(end + 1, ':')) {
+		end = text + strlen(text); /* two colons: a bare IPv6 address, no port */
+	} else if (end) {
+		port = end + 1;
+	} else {
+		end = text + strlen(text);
+	}
+	if (port && parse_port(port, &p) < 0)
+		return HOSTPORT_FORMS " (port: 1 to 65535)";
+	if (port)
+		hp.port = ntohs(p);
+	if ((why = hostport_host(h, (size_t)(end - h), &hp)))
+		return why;
+	*out = hp;
+	return NULL;
 }
 
 /* "10.0.0.0/8", "::1/128" or a bare address (one host). */
@@ -898,23 +975,13 @@ static const char *check_hostname(const char *v)
 	return NULL;
 }
 
-static const char *check_hostport(const char *v)
+static const char *check_smarthost(const char *v)
 {
-	const char *colon = strrchr(v, ':');
-	in_port_t port;
-	char host[256];
-	size_t n;
+	struct conf_hostport hp = {0};
+	const char *why = conf_parse_hostport(v, 25, &hp);
 
-	if (!colon || parse_port(colon + 1, &port) < 0)
-		return "expected host:port such as smtp.example.net:587";
-	n = (size_t)(colon - v);
-	if (n >= 2 && v[0] == '[' && v[n - 1] == ']')
-		return NULL; /* [v6]:port; the resolver judges the inside */
-	if (n == 0 || n >= sizeof(host))
-		return "expected host:port such as smtp.example.net:587";
-	memcpy(host, v, n);
-	host[n] = '\0';
-	return check_hostname(host) ? "expected host:port such as smtp.example.net:587" : NULL;
+	free(hp.host);
+	return why;
 }
 
 static const char *check_userpass(const char *v)
@@ -1352,14 +1419,19 @@ static void check_tls(struct load *ld)
 		errorf(ld, ld->top, key_line, "[tls] key is set but cert is not");
 	check_readable(ld, c->tls_cert, "cert");
 	check_readable(ld, c->tls_key, "key");
+	check_readable(ld, c->tls_ca_file, "ca_file");
 }
 
 static void check_relay(struct load *ld)
 {
+	struct conf *c = ld->c;
 	int line = ld->global_seen[key_index(SEC_RELAY, "smarthost_auth")];
 
-	if (ld->c->smarthost_auth && !ld->c->smarthost)
+	if (c->smarthost_auth && !c->smarthost)
 		errorf(ld, ld->top, line, "smarthost_auth in [relay] is set but smarthost is not");
+	/* Checked already (check_smarthost): this keeps the parsed form. */
+	if (c->smarthost && conf_parse_hostport(c->smarthost, 25, &c->smarthost_at))
+		c->smarthost_at.host = NULL;
 }
 
 /*
@@ -1471,6 +1543,7 @@ void conf_free(struct conf *c)
 		free(c->domains[i].name);
 	}
 	free_fields(SEC_NONE, c);
+	free(c->smarthost_at.host);
 	free(c->listeners);
 	free(c->domains);
 	free(c->file);

@@ -21,6 +21,19 @@
 enum conf_tls_mode { CONF_TLS_NONE, CONF_TLS_STARTTLS, CONF_TLS_IMPLICIT };
 enum conf_auth_mode { CONF_AUTH_REQUIRED, CONF_AUTH_OPTIONAL, CONF_AUTH_OFF };
 enum conf_outbound_tls { CONF_OUT_TLS_OPPORTUNISTIC, CONF_OUT_TLS_REQUIRED };
+enum conf_smarthost_tls {
+	CONF_SMARTHOST_TLS_VERIFY,
+	CONF_SMARTHOST_TLS_ENCRYPT,
+	CONF_SMARTHOST_TLS_NONE
+};
+
+/* A next hop written as host, host:port, [host] or [host]:port (brackets
+ * as in relayhost syntax; "[IPv6:...]" and a bare IPv6 address too). */
+struct conf_hostport {
+	char *host;    /* without brackets or "IPv6:"; NULL when not set */
+	uint16_t port; /* the default when none was written */
+	int is_ip;     /* host is an IPv4 or IPv6 address: used as is */
+};
 
 /* A parsed "host:port" / "[v6]:port" / "v4:port". */
 struct conf_addr {
@@ -74,6 +87,7 @@ struct conf {
 	/* [tls] */
 	char *tls_cert;
 	char *tls_key;
+	char *tls_ca_file; /* extra trust anchors for outbound verification */
 
 	/* [relay] */
 	struct conf_net *trusted_networks;
@@ -82,8 +96,10 @@ struct conf {
 	uint64_t delay_warning;  /* seconds; 0 = no delay notices */
 	uint64_t *retry;         /* seconds, at least one step */
 	size_t n_retry;
-	char *smarthost; /* host:port or NULL */
+	char *smarthost;                   /* as written, or NULL */
+	struct conf_hostport smarthost_at; /* smarthost, parsed (port 25 by default) */
 	char *smarthost_auth;
+	enum conf_smarthost_tls smarthost_tls;
 	enum conf_outbound_tls outbound_tls;
 	struct conf_addr *dns_servers;
 	size_t n_dns_servers;
@@ -125,6 +141,10 @@ int conf_net_contains(const struct conf_net *net, const struct sockaddr *sa);
 
 /* Parse "host:port", "[v6]:port"; numeric hosts only. 0 ok, -1 bad. */
 int conf_parse_addr(const char *text, struct conf_addr *out);
+
+/* Parse a next hop (see struct conf_hostport); out->host is malloc'd.
+ * Returns NULL, or why text is not one (and out is untouched). */
+const char *conf_parse_hostport(const char *text, uint16_t default_port, struct conf_hostport *out);
 
 /* yes/no, true/false, on/off, 1/0 (any case) -> 1 or 0. 0 ok, -1 bad. */
 int conf_parse_bool(const char *s, int *out);

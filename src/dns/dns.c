@@ -1045,8 +1045,10 @@ void dns_free(struct dns *d)
 	free(d);
 }
 
-uint64_t dns_route(struct dns *d, const char *domain, dns_route_cb on_route, void *arg)
+static uint64_t route_start(struct dns *d, const char *domain, int mx, dns_route_cb on_route,
+                            void *arg)
 {
+	struct answer no_mx = {.status = DNS_NODATA};
 	struct req *r;
 
 	if (d->closing)
@@ -1057,10 +1059,22 @@ uint64_t dns_route(struct dns *d, const char *domain, dns_route_cb on_route, voi
 		r->route.status = DNS_NXDOMAIN;
 		r->route.error = "invalid domain name";
 		req_done(r);
-	} else {
+	} else if (mx) {
 		lookup(d, r, 0, ns_t_mx, r->name);
+	} else {
+		route_mx_answer(r, &no_mx); /* the name itself, as an implicit MX */
 	}
 	return r->id;
+}
+
+uint64_t dns_route(struct dns *d, const char *domain, dns_route_cb on_route, void *arg)
+{
+	return route_start(d, domain, 1, on_route, arg);
+}
+
+uint64_t dns_host(struct dns *d, const char *host, dns_route_cb on_route, void *arg)
+{
+	return route_start(d, host, 0, on_route, arg);
 }
 
 uint64_t dns_query_txt(struct dns *d, const char *name, dns_txt_cb on_txt, void *arg)

@@ -63,6 +63,10 @@ void dns_free(struct dns *d);
 typedef void (*dns_route_cb)(void *arg, const struct dns_route *r);
 uint64_t dns_route(struct dns *d, const char *domain, dns_route_cb on_route, void *arg);
 
+/* Like dns_route() for one host named outright (a smarthost): its A and
+ * AAAA only, no MX lookup. The route has that one host. */
+uint64_t dns_host(struct dns *d, const char *host, dns_route_cb on_route, void *arg);
+
 /* TXT records of name, each record's strings joined (RFC 7208 3.3). */
 struct dns_txt {
 	enum dns_status status;

@@ -36,7 +36,6 @@
 
 #define MAX_RCPTS_PER_TXN 100  /* RFC 5321 4.5.3.1.8: servers take at least 100 */
 #define IDLE_KEEP_MS      2000 /* an idle connection waits this long for more work */
-#define SMARTHOST_DEST    "[smarthost]"
 #define FINISH_MAX                                                                                 \
 	256 /* items whose results are being written at once: bounds                               \
 	       the envelopes in memory when a dead destination                                     \
@@ -249,7 +248,9 @@ static void dest_key(const struct sched *s, const char *addr, char *out, size_t 
 	const char *at = strrchr(addr, '@');
 
 	if (s->conf->smarthost) {
-		snprintf(out, cap, "%s", SMARTHOST_DEST);
+		/* One destination, named after the host: its [domain.HOST]
+		 * limits apply, and logs name the real next hop. */
+		snprintf(out, cap, "%s", s->conf->smarthost_at.host);
 		return;
 	}
 	snprintf(out, cap, "%s", at ? at + 1 : addr);
@@ -1070,7 +1071,12 @@ static void open_conn(struct dest *d, struct dns_route *route, uint16_t port)
 	t.tls = d->s->deps.client_tls;
 	t.tls_required = c->outbound_tls == CONF_OUT_TLS_REQUIRED;
 	t.helo = c->hostname;
-	t.auth = c->smarthost ? c->smarthost_auth : NULL;
+	if (c->smarthost) {
+		t.auth = c->smarthost_auth;
+		t.verify_host = c->smarthost_at.host;
+		t.verify_required = c->smarthost_tls == CONF_SMARTHOST_TLS_VERIFY;
+		t.tls_required |= c->smarthost_tls != CONF_SMARTHOST_TLS_NONE;
+	}
 	/* dc->c is set at the first ready(): smtpc_conn_new never calls back
 	 * synchronously, but failed() may come before any ready(). */
 	smtpc_conn_new(d->s->deps.base, &t, &conn_cbs, dc);
@@ -1114,7 +1120,10 @@ static void on_route(void *arg, const struct dns_route *r)
 		return;
 	}
 	if (r->status != DNS_OK) {
-		enum smtpc_failure f = r->null_mx                  ? SMTPC_FAIL_NULL_MX
+		/* The smarthost is configuration, not the recipient's fault:
+		 * whatever DNS says of it, the mail waits. */
+		enum smtpc_failure f = d->s->conf->smarthost       ? SMTPC_FAIL_SMARTHOST_DNS
+		                       : r->null_mx                ? SMTPC_FAIL_NULL_MX
 		                       : r->status == DNS_NXDOMAIN ? SMTPC_FAIL_DNS_NXDOMAIN
 		                       : r->status == DNS_NODATA   ? SMTPC_FAIL_DNS_NOHOST
 		                                                   : SMTPC_FAIL_DNS_TEMP;
@@ -1132,19 +1141,18 @@ static void on_route(void *arg, const struct dns_route *r)
 	free(rq);
 }
 
-/* A route for a numeric "[addr]" or smarthost "addr:port". */
+/* A route for a numeric address (a "[addr]" domain literal, or an IP
+ * smarthost); NXDOMAIN for anything else. */
 static struct dns_route *literal_route(const char *host)
 {
 	struct dns_route *r = xcalloc(1, sizeof(*r));
 	struct dns_route_host *h = xcalloc(1, sizeof(*h));
 	struct dns_addr a;
-	char buf[128];
 
-	snprintf(buf, sizeof(buf), "%s", host);
 	memset(&a, 0, sizeof(a));
-	if (inet_pton(AF_INET, buf, a.addr) == 1)
+	if (inet_pton(AF_INET, host, a.addr) == 1)
 		a.family = AF_INET;
-	else if (inet_pton(AF_INET6, buf, a.addr) == 1)
+	else if (inet_pton(AF_INET6, host, a.addr) == 1)
 		a.family = AF_INET6;
 	r->hosts = h;
 	r->n_hosts = 1;
@@ -1161,13 +1169,45 @@ static struct dns_route *literal_route(const char *host)
 	return r;
 }
 
-/* Resolve and connect, for as many connections as are wanted. */
+static void route_literal(struct route_req *rq, const char *host)
+{
+	struct dns_route *r = literal_route(host);
+
+	on_route(rq, r);
+	dns_route_free(r);
+}
+
+/* RFC 6761 6.3: "localhost" is the loopback host, whatever DNS says (a
+ * smarthost written [localhost]:port must work with dns_servers set). */
+static int is_localhost(const char *host)
+{
+	return !strcasecmp(host, "localhost") || !strcasecmp(host, "localhost.");
+}
+
+static void route_localhost(struct route_req *rq)
+{
+	struct dns_route *r = literal_route("127.0.0.1");
+	struct dns_route_host *h = &r->hosts[0];
+
+	h->addrs = xrealloc(h->addrs, 2 * sizeof(*h->addrs));
+	memset(&h->addrs[1], 0, sizeof(h->addrs[1]));
+	h->addrs[1].family = AF_INET6;
+	h->addrs[1].addr[15] = 1; /* ::1 */
+	h->n_addrs = 2;
+	free(h->name);
+	h->name = xstrdup("localhost");
+	on_route(rq, r);
+	dns_route_free(r);
+}
+
+/* Resolve and connect, for as many connections as are wanted: the
+ * smarthost (an address as is, a name by its A/AAAA), a domain literal,
+ * or the domain's MX hosts. */
 static void dest_connect(struct dest *d)
 {
 	const struct conf *c = d->s->conf;
 	struct route_req *rq;
-	const char *name = d->name;
-	char host[128];
+	char lit[128];
 
 	if (d->resolving || conns_wanted(d) == 0)
 		return;
@@ -1175,34 +1215,27 @@ static void dest_connect(struct dest *d)
 	rq->d = d;
 	rq->port = (uint16_t)c->mx_port;
 	if (c->smarthost) {
-		/* "host:port" / "[v6]:port": the host is tried as an address
-		 * literal first, else looked up (its A/AAAA via implicit MX). */
-		const char *colon = strrchr(c->smarthost, ':');
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - c->smarthost), c->smarthost);
-		if (host[0] == '[') {
-			memmove(host, host + 1, strlen(host));
-			host[strcspn(host, "]")] = '\0';
-		}
-		rq->port = (uint16_t)atoi(colon + 1);
-		name = host;
-	}
-	if (name[0] == '[' || c->smarthost) {
-		char lit[128];
-		struct dns_route *r;
-		snprintf(lit, sizeof(lit), "%s", name + (name[0] == '['));
-		lit[strcspn(lit, "]")] = '\0';
-		if (!strncasecmp(lit, "IPv6:", 5))
-			memmove(lit, lit + 5, strlen(lit + 5) + 1);
-		r = literal_route(lit);
-		if (r->status == DNS_OK || !c->smarthost) {
-			on_route(rq, r);
-			dns_route_free(r);
+		rq->port = c->smarthost_at.port;
+		if (c->smarthost_at.is_ip) {
+			route_literal(rq, c->smarthost_at.host);
 			return;
 		}
-		dns_route_free(r);
+		if (is_localhost(c->smarthost_at.host)) {
+			route_localhost(rq);
+			return;
+		}
+		d->resolving = 1;
+		dns_host(d->s->deps.dns, c->smarthost_at.host, on_route, rq);
+		return;
+	}
+	if (d->name[0] == '[') {
+		snprintf(lit, sizeof(lit), "%s", d->name + 1);
+		lit[strcspn(lit, "]")] = '\0';
+		route_literal(rq, strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5);
+		return;
 	}
 	d->resolving = 1;
-	dns_route(d->s->deps.dns, name, on_route, rq);
+	dns_route(d->s->deps.dns, d->name, on_route, rq);
 }
 
 /* Nothing to do: connections idle for IDLE_KEEP_MS say QUIT; the rest

@@ -27,6 +27,7 @@
 #include "log/log.h"
 #include "smtpc/smtpc_reply.h"
 #include "spool/spool.h"
+#include "tls/tls.h"
 #include "util/util.h"
 
 #define CONNECT_TIMEOUT_S 30
@@ -72,7 +73,8 @@ struct smtpc_conn {
 	struct smtpc_rparser rp;
 	struct smtpc_caps caps;
 	int tls_active;
-	int no_tls; /* retrying this address in plain text after a TLS failure */
+	int verified; /* TLS is active and the certificate checked out */
+	int no_tls;   /* retrying this address in plain text after a TLS failure */
 	size_t host_i, addr_i, tries;
 	char host[256], addr[DNS_ADDR_STRLEN];
 	struct smtpc_peer peer;
@@ -172,6 +174,7 @@ static void drop_socket(struct smtpc_conn *c)
 	c->bev = NULL;
 	c->ssl = NULL;
 	c->tls_active = 0;
+	c->verified = 0;
 	smtpc_rparser_free(&c->rp);
 	smtpc_rparser_init(&c->rp);
 }
@@ -364,7 +367,12 @@ static void start_tls(struct smtpc_conn *c)
 		fail_with(c, SMTPC_FAIL_TLS, "cannot create SSL");
 		return;
 	}
-	SSL_set_tlsext_host_name(c->ssl, c->host);
+	if (tls_client_expect(c->ssl, c->t.verify_host ? c->t.verify_host : c->host) < 0) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		fail_with(c, SMTPC_FAIL_TLS, "cannot set the name to verify");
+		return;
+	}
 	tb = bufferevent_openssl_filter_new(c->base, c->bev, c->ssl, BUFFEREVENT_SSL_CONNECTING,
 	                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (!tb) {
@@ -400,6 +408,24 @@ static void send_auth(struct smtpc_conn *c)
 	memset(raw, 0, sizeof(raw));
 	memset(b64, 0, sizeof(b64));
 	set_state(c, C_AUTH);
+}
+
+/* The handshake is done: is the peer who the policy needs it to be? Its
+ * verdict comes before any command, so no credentials and no mail reach
+ * an unverified peer when verification is required. */
+static void tls_established(struct smtpc_conn *c)
+{
+	const char *why = NULL;
+
+	c->tls_active = 1;
+	c->verified = tls_peer_verified(c->ssl, &why);
+	if (!c->verified && c->t.verify_required) {
+		log_warn("session=%s event=tls_verify_failed host=%s addr=%s port=%u reason=%s",
+		         c->dest, c->host, c->addr, c->t.port, log_q(why));
+		fail_with(c, SMTPC_FAIL_TLS_VERIFY, why);
+		return;
+	}
+	send_ehlo(c); /* RFC 3207 4.2: start over after TLS */
 }
 
 /* After a good EHLO/HELO: TLS, then AUTH, then READY. */
@@ -809,8 +835,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			           sizeof(one));
 			set_state(c, C_GREETING);
 		} else if (c->state == C_TLS) {
-			c->tls_active = 1;
-			send_ehlo(c); /* RFC 3207 4.2: start over after TLS */
+			tls_established(c);
 		}
 		return;
 	}
@@ -890,6 +915,11 @@ const char *smtpc_conn_addr(const struct smtpc_conn *c)
 uint16_t smtpc_conn_port(const struct smtpc_conn *c)
 {
 	return c->t.port;
+}
+
+int smtpc_conn_verified(const struct smtpc_conn *c)
+{
+	return c->tls_active && c->verified;
 }
 
 const char *smtpc_conn_tls(const struct smtpc_conn *c)

@@ -35,6 +35,12 @@ struct smtpc_target {
 	uint16_t port;
 	SSL_CTX *tls;     /* client context; NULL: never STARTTLS */
 	int tls_required; /* no STARTTLS or a failed handshake: next host */
+	/* The certificate must match this name or IP address (NULL: the host
+	 * being connected to, as the route names it) ... */
+	const char *verify_host;
+	/* ... and chain to a trusted anchor, or the session ends before any
+	 * command (and AUTH) is sent: next address, never plain text. */
+	int verify_required;
 	const char *helo; /* our name for EHLO */
 	const char *auth; /* "user:password" (smarthost), sent only over TLS */
 };
@@ -87,6 +93,8 @@ const char *smtpc_conn_host(const struct smtpc_conn *c);
 const char *smtpc_conn_addr(const struct smtpc_conn *c);
 uint16_t smtpc_conn_port(const struct smtpc_conn *c);
 const char *smtpc_conn_tls(const struct smtpc_conn *c);
+/* 1 if TLS is active and the peer's certificate was verified. */
+int smtpc_conn_verified(const struct smtpc_conn *c);
 /* 1 if the server offered DSN (it then reports success itself). */
 int smtpc_conn_has_dsn(const struct smtpc_conn *c);
 /* Messages sent over this connection so far. */

@@ -333,6 +333,9 @@ static const struct fail_rule {
     [SMTPC_FAIL_TLS_REQUIRED] = {"tls_required", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION,
                                  SMTPC_DEST_NONE, 0, 0, "4.7.4",
                                  "TLS required but not offered by %P", NULL},
+    /* never retried in plain text: the policy asked for a verified peer */
+    [SMTPC_FAIL_TLS_VERIFY] = {"tls_verify", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE,
+                               0, 0, "4.7.5", "TLS certificate of %P not verified", NULL},
     [SMTPC_FAIL_PROTOCOL] = {"protocol", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE, 0,
                              0, "4.5.0", "protocol error with %P while %W", NULL},
     [SMTPC_FAIL_DNS_TEMP] = {"dns_temp", SMTPC_ACT_DEFER, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 0, 0,
@@ -344,6 +347,10 @@ static const struct fail_rule {
                                0, "5.4.4", "no mail host for %P has an address", NULL},
     [SMTPC_FAIL_NULL_MX] = {"null_mx", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 1, 0,
                             "5.1.10", "domain %P does not accept mail (null MX)", NULL},
+    /* configuration, not the recipient's fault: never a bounce */
+    [SMTPC_FAIL_SMARTHOST_DNS] = {"smarthost_dns", SMTPC_ACT_DEFER, SMTPC_SCOPE_DEST,
+                                  SMTPC_DEST_NONE, 0, 0, "4.4.3", "cannot resolve smarthost %P",
+                                  NULL},
     [SMTPC_FAIL_EXPIRED] = {"expired", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0, 0,
                             "5.4.7", "delivery time expired", NULL},
 };

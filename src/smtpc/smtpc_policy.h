@@ -122,17 +122,19 @@ void smtpc_judge_reply(const struct smtpc_peer *peer, enum smtpc_stage stage,
 
 /* Outcomes that are not a reply. */
 enum smtpc_failure {
-	SMTPC_FAIL_CONNECT,      /* connect refused or unreachable: 4.4.1 */
-	SMTPC_FAIL_TIMEOUT,      /* at CONNECT or GREETING 4.4.1, later 4.4.2 */
-	SMTPC_FAIL_LOST,         /* the server closed the connection: 4.4.2 */
-	SMTPC_FAIL_TLS,          /* handshake or certificate failure: 4.7.5 */
-	SMTPC_FAIL_TLS_REQUIRED, /* policy needs TLS, STARTTLS not offered: 4.7.4 */
-	SMTPC_FAIL_PROTOCOL,     /* malformed reply (smtpc_rparser error): 4.5.0 */
-	SMTPC_FAIL_DNS_TEMP,     /* DNS temporary failure: 4.4.3 */
-	SMTPC_FAIL_DNS_NXDOMAIN, /* the domain does not exist: 5.1.2 */
-	SMTPC_FAIL_DNS_NOHOST,   /* no MX host and no address at all: 5.4.4 */
-	SMTPC_FAIL_NULL_MX,      /* RFC 7505 null MX: 5.1.10 */
-	SMTPC_FAIL_EXPIRED,      /* past queue_lifetime: bounce 5.4.7 */
+	SMTPC_FAIL_CONNECT,       /* connect refused or unreachable: 4.4.1 */
+	SMTPC_FAIL_TIMEOUT,       /* at CONNECT or GREETING 4.4.1, later 4.4.2 */
+	SMTPC_FAIL_LOST,          /* the server closed the connection: 4.4.2 */
+	SMTPC_FAIL_TLS,           /* handshake or certificate failure: 4.7.5 */
+	SMTPC_FAIL_TLS_REQUIRED,  /* policy needs TLS, STARTTLS not offered: 4.7.4 */
+	SMTPC_FAIL_TLS_VERIFY,    /* policy needs a verified certificate: 4.7.5 */
+	SMTPC_FAIL_PROTOCOL,      /* malformed reply (smtpc_rparser error): 4.5.0 */
+	SMTPC_FAIL_DNS_TEMP,      /* DNS temporary failure: 4.4.3 */
+	SMTPC_FAIL_DNS_NXDOMAIN,  /* the domain does not exist: 5.1.2 */
+	SMTPC_FAIL_DNS_NOHOST,    /* no MX host and no address at all: 5.4.4 */
+	SMTPC_FAIL_NULL_MX,       /* RFC 7505 null MX: 5.1.10 */
+	SMTPC_FAIL_SMARTHOST_DNS, /* the smarthost's name does not resolve: defer 4.4.3 */
+	SMTPC_FAIL_EXPIRED,       /* past queue_lifetime: bounce 5.4.7 */
 	SMTPC_FAIL__COUNT
 };
 

@@ -4,7 +4,9 @@
  */
 #include "tls/tls.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/x509v3.h>
 
 #include "log/log.h"
 #include "util/util.h"
@@ -50,7 +52,7 @@ fail:
 	return NULL;
 }
 
-SSL_CTX *tls_client_ctx_new(char **err)
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 
@@ -60,9 +62,52 @@ SSL_CTX *tls_client_ctx_new(char **err)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+	/* The chain and name are checked on every handshake, which goes on
+	 * whatever the outcome: the caller's policy reads the result
+	 * (tls_peer_verified) and decides. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		ERR_clear_error(); /* no system store: only ca_file can verify */
+	if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		*err = ssl_error("cannot load trust anchors from", ca_file);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
+}
+
+int tls_client_expect(SSL *ssl, const char *host)
+{
+	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	unsigned char a[16];
+	int is_ip = inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+
+	/* An IP address is matched against the certificate's IP SANs (a name
+	 * check never matches them) and is not sent as SNI (RFC 6066 3). */
+	if (is_ip)
+		return X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1 ? 0 : -1;
+	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set_tlsext_host_name(ssl, host) != 1 || SSL_set1_host(ssl, host) != 1)
+		return -1;
+	return 0;
+}
+
+int tls_peer_verified(const SSL *ssl, const char **why)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	long rc = SSL_get_verify_result(ssl);
+
+	if (!peer) {
+		*why = "no certificate presented";
+		return 0;
+	}
+	if (rc != X509_V_OK) {
+		*why = X509_verify_cert_error_string(rc);
+		return 0;
+	}
+	*why = NULL;
+	return 1;
 }
 
 SSL *tls_server_ssl_new(SSL_CTX *ctx)

@@ -12,10 +12,26 @@
 /* NULL with a malloc'd *err when the files cannot be used. */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char **err);
 
-/* Client context for outbound STARTTLS: TLS 1.2+, no certificate
- * verification (opportunistic and "required" both mean encryption here;
- * MTA-STS and DANE bring verification). NULL with *err on failure. */
-SSL_CTX *tls_client_ctx_new(char **err);
+/*
+ * Client context for outbound STARTTLS: TLS 1.2+, trusting the system's
+ * CA store and the PEM anchors in ca_file (NULL: none). Every handshake
+ * checks the peer's chain and name, but none fails for it: opportunistic
+ * delivery goes on with any certificate (RFC 7435), and the policies that
+ * need more (smarthost_tls = verify; later MTA-STS, DANE) ask
+ * tls_peer_verified() once the handshake is done. NULL with *err.
+ */
+SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err);
+
+/* Before the handshake: the name (SNI, and the certificate's DNS names) or
+ * IP address (IP SANs, no SNI) that host's certificate must match.
+ * 0 ok, -1 when OpenSSL refuses it. */
+int tls_client_expect(SSL *ssl, const char *host);
+
+/* After the handshake: 1 when the peer's certificate chains to a trusted
+ * anchor and matches the name given to tls_client_expect(); else 0 with
+ * *why saying why in words ("certificate has expired", "hostname
+ * mismatch", "self-signed certificate" ...). */
+int tls_peer_verified(const SSL *ssl, const char **why);
 
 /* A new SSL for one inbound connection, or NULL (logged). */
 SSL *tls_server_ssl_new(SSL_CTX *ctx);

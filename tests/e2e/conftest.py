@@ -81,7 +81,7 @@ class Server:
     """One posthorn process (restartable) with its own config and data dir."""
 
     def __init__(self, base_dir, cert, listeners=None, server=None, relay=None,
-                 tls=True, extra=""):
+                 tls=True, extra="", tls_keys=None):
         self.dir = str(base_dir)
         self.bin = posthorn_bin()
         self.data_dir = os.path.join(self.dir, "data")
@@ -108,6 +108,7 @@ class Server:
                        "dns_servers": f"127.0.0.1:{free_port()}"}
         self._relay.update(relay or {})
         self._tls = cert if tls else None
+        self._tls_keys = dict(tls_keys or {})  # more [tls] keys (ca_file)
         self._extra = extra
         self.http_address = f"127.0.0.1:{free_port()}"
         self.write_conf()
@@ -118,8 +119,11 @@ class Server:
         for name, o in self.listeners.items():
             lines.append(f"[listener.{name}]")
             lines += [f"{k} = {v}" for k, v in o.items()]
+        if self._tls or self._tls_keys:
+            lines.append("[tls]")
         if self._tls:
-            lines += ["[tls]", f"cert = {self._tls[0]}", f"key = {self._tls[1]}"]
+            lines += [f"cert = {self._tls[0]}", f"key = {self._tls[1]}"]
+        lines += [f"{k} = {v}" for k, v in self._tls_keys.items()]
         lines.append("[relay]")
         lines += [f"{k} = {v}" for k, v in self._relay.items() if v is not None]
         lines += ["[http]", f"address = {self.http_address}"]

@@ -14,7 +14,7 @@ def msg(frm, to, subj, body=b"Hello.\r\n"):
 
 
 def mk(server_factory, mx, extra="", relay=None, start=True):
-    r = {"smarthost": f"127.0.0.1:{mx.port}"}
+    r = {"smarthost": f"127.0.0.1:{mx.port}", "smarthost_tls": "none"}
     r.update(relay or {})
     return server_factory(relay=r, extra=extra, start=start)
 
@@ -161,7 +161,7 @@ def test_deadline_with_inbound_in_data(server_factory):
     """SIGTERM with an inbound client stuck in DATA: after the drain
     deadline ([server] drain_timeout) the server must exit cleanly."""
     mx = RawMX()
-    srv = server_factory(relay={"smarthost": f"127.0.0.1:{mx.port}"},
+    srv = server_factory(relay={"smarthost": f"127.0.0.1:{mx.port}", "smarthost_tls": "none"},
                          server={"drain_timeout": "2s"})
     r = helpers.RawSMTP(srv.port, timeout=60)
     r.ehlo()

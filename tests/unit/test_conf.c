@@ -419,8 +419,14 @@ static const struct bad_case BAD[] = {
     {"server", "hostname = bad host", "hostname in [server]: expected a domain name"},
     {"server", "data_dir =", "data_dir in [server]: must not be empty"},
     {"server", "user = no-such-user-posthorn-test", "user in [server]: no such user"},
-    {"relay", "smarthost = smtp.example.net", "smarthost in [relay]: expected host:port"},
-    {"relay", "smarthost = smtp.example.net:0", "expected host:port"},
+    {"relay", "smarthost = smtp.example.net:0",
+     "smarthost in [relay]: expected host, host:port, [host] or [host]:port (port: 1 to 65535)"},
+    {"relay", "smarthost = [smtp.example.net", "expected host, host:port, [host] or [host]:port"},
+    {"relay", "smarthost = [smtp.example.net]x", "expected host, host:port"},
+    {"relay", "smarthost = bad_host:25", "(host: an IP address or a domain name)"},
+    {"relay", "smarthost = []:25", "expected host, host:port"},
+    {"relay", "smarthost = 2001:db8::zz", "(host: an IP address or a domain name)"},
+    {"relay", "smarthost_tls = maybe", "smarthost_tls in [relay]"},
     {"http", "public_url = relay.example.com", "public_url in [http]: expected a URL"},
     {"cluster", "postgres = host=db",
      "postgres in [cluster]: expected a URL starting with postgresql://"},
@@ -439,6 +445,60 @@ static void test_bad_values(void **state)
 		expect_one_error(text, 3, BAD[i].want);
 		free(text);
 	}
+}
+
+/* Every form of SPEC 2: host, host:port, [host], [host]:port, addresses. */
+static void test_parse_hostport(void **state)
+{
+	static const struct {
+		const char *text, *host;
+		uint16_t port;
+		int is_ip;
+	} ok[] = {
+	    {"smtp.example.net", "smtp.example.net", 25, 0},
+	    {"smtp.example.net:587", "smtp.example.net", 587, 0},
+	    {"[smtp.example.net]", "smtp.example.net", 25, 0},
+	    {"[localhost]:2527", "localhost", 2527, 0},
+	    {"192.0.2.1", "192.0.2.1", 25, 1},
+	    {"192.0.2.1:2525", "192.0.2.1", 2525, 1},
+	    {"[192.0.2.1]:465", "192.0.2.1", 465, 1},
+	    {"2001:db8::1", "2001:db8::1", 25, 1},
+	    {"[2001:db8::1]", "2001:db8::1", 25, 1},
+	    {"[2001:db8::1]:587", "2001:db8::1", 587, 1},
+	    {"[IPv6:2001:db8::1]:587", "2001:db8::1", 587, 1},
+	};
+	struct conf_hostport hp;
+
+	for (size_t i = 0; i < ARRAY_LEN(ok); i++) {
+		memset(&hp, 0, sizeof(hp));
+		assert_null(conf_parse_hostport(ok[i].text, 25, &hp));
+		assert_string_equal(hp.host, ok[i].host);
+		assert_int_equal(hp.port, ok[i].port);
+		assert_int_equal(hp.is_ip, ok[i].is_ip);
+		free(hp.host);
+	}
+	memset(&hp, 0, sizeof(hp));
+	assert_non_null(conf_parse_hostport("a.example:", 25, &hp));
+	assert_non_null(conf_parse_hostport("", 25, &hp));
+	assert_non_null(conf_parse_hostport("[a.example]:", 25, &hp));
+	assert_null(hp.host); /* untouched on error */
+}
+
+static void test_smarthost_parsed(void **state)
+{
+	struct loaded l = load_text("[relay]\nsmarthost = [relay.example.net]:2527\n"
+	                            "smarthost_tls = encrypt\n");
+
+	assert_non_null(l.c);
+	assert_string_equal(l.c->smarthost, "[relay.example.net]:2527");
+	assert_string_equal(l.c->smarthost_at.host, "relay.example.net");
+	assert_int_equal(l.c->smarthost_at.port, 2527);
+	assert_int_equal(l.c->smarthost_tls, CONF_SMARTHOST_TLS_ENCRYPT);
+	loaded_free(&l);
+	l = load_text("[server]\n");
+	assert_int_equal(l.c->smarthost_tls, CONF_SMARTHOST_TLS_VERIFY);
+	assert_null(l.c->smarthost_at.host);
+	loaded_free(&l);
 }
 
 static void test_bool(void **state)
@@ -839,6 +899,8 @@ int main(void)
 	    cmocka_unit_test(test_listener_checks),
 	    cmocka_unit_test(test_trusted_networks),
 	    cmocka_unit_test(test_parse_addr),
+	    cmocka_unit_test(test_parse_hostport),
+	    cmocka_unit_test(test_smarthost_parsed),
 	    cmocka_unit_test(test_example_loads),
 	    cmocka_unit_test(test_markdown),
 	};

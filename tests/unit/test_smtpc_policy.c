@@ -307,6 +307,11 @@ static const struct fail_case {
      "certificate verify failed"},
     {SMTPC_FAIL_TLS_REQUIRED, SMTPC_STAGE_EHLO, &mx, NULL, A_DEF, S_SES, D_NONE, "4.7.4", 0, 0,
      "TLS required but not offered by mx.example.com[127.0.0.11]"},
+    {SMTPC_FAIL_TLS_VERIFY, SMTPC_STAGE_TLS, &mx, "certificate has expired", A_DEF, S_SES, D_NONE,
+     "4.7.5", 0, 0,
+     "TLS certificate of mx.example.com[127.0.0.11] not verified: certificate has expired"},
+    {SMTPC_FAIL_SMARTHOST_DNS, SMTPC_STAGE_DNS, &domain, "Domain name not found", A_DEF, S_DEST,
+     D_NONE, "4.4.3", 0, 0, "cannot resolve smarthost example.com: Domain name not found"},
     {SMTPC_FAIL_PROTOCOL, SMTPC_STAGE_EHLO, &mx, "reply line too long", A_DEF, S_SES, D_NONE,
      "4.5.0", 0, 0,
      "protocol error with mx.example.com[127.0.0.11] while performing the EHLO handshake: "
