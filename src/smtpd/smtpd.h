@@ -26,8 +26,10 @@ struct smtpd_deps {
 	struct store *store;
 	struct work_pool *work;
 	SSL_CTX *tls; /* NULL when [tls] is not configured */
-	/* Called on the loop thread for each message made durable, after its
-	 * 250 was queued: the account and the recipients' addresses. */
+	/* Called on the loop thread once for each message the spool made
+	 * durable, with the account and the recipients' addresses: before the
+	 * 250 is queued, and even when the client has gone meanwhile and will
+	 * never see it. */
 	void (*queued)(void *arg, const char *id, const char *account, const char *const *rcpts,
 	               size_t n_rcpts);
 	void *queued_arg;

@@ -54,9 +54,11 @@ void ascii_lower(char *s);
 char *str_trim(char *s);
 
 /*
- * Queue IDs: 16 characters of [0-9A-Z] (no vowels confusion avoided on
- * purpose: plain base-32 of time and randomness), sortable by creation time,
- * unique across restarts. Also used as session IDs.
+ * Queue IDs: 16 characters of a base-32 alphabet (digits, and capital
+ * letters but I, O, U and Z, so no letter is misread as a digit): 9 of
+ * milliseconds, then 7 of a process-wide counter and a random per-process
+ * salt. They sort by creation time and differ across restarts. Also used
+ * as session IDs.
  */
 #define ID_LEN 16
 void id_new(char out[ID_LEN + 1]);
