@@ -900,7 +900,8 @@ int sasl_login_decode(const char *b64, char *out, size_t cap)
 {
 	long n = b64_decode_str(b64, out, cap);
 
-	if (n <= 0 || strlen(out) != (size_t)n)
+	/* "" decodes to "": a zero-length response is valid (RFC 4954 4) */
+	if (n < 0 || strlen(out) != (size_t)n)
 		return -1;
 	return 0;
 }

@@ -117,7 +117,10 @@ int smtp_parse_bdat(const char *arg, uint64_t *size, int *last);
  * into user/pass (NUL-terminated, within out of cap bytes). 0 ok, -1 bad. */
 int sasl_plain_decode(const char *b64, char *out, size_t cap, const char **user, const char **pass);
 /* SASL LOGIN: one base64 string (user name or password) into out,
- * NUL-terminated. 0 ok, -1 bad base64, empty, or an embedded NUL. */
+ * NUL-terminated. 0 ok, -1 bad base64, too long for cap, or an embedded
+ * NUL. An empty string is a zero-length response (RFC 4954 4) and decodes
+ * to an empty value; "=" (the AUTH command's way to say "empty") is the
+ * caller's to translate, as it is valid only there. */
 int sasl_login_decode(const char *b64, char *out, size_t cap);
 
 #endif

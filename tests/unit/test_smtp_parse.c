@@ -988,8 +988,17 @@ static void test_sasl_login(void **state)
 	e = b64("a\0b", 3);
 	assert_int_equal(sasl_login_decode(e, out, sizeof(out)), -1);
 	free(e);
-	assert_int_equal(sasl_login_decode("", out, sizeof(out)), -1);
 	assert_int_equal(sasl_login_decode("*", out, sizeof(out)), -1);
+	/* RFC 4954 4: an empty response line is a zero-length value */
+	memset(out, 'x', sizeof(out));
+	assert_int_equal(sasl_login_decode("", out, sizeof(out)), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(sasl_login_decode("", out, 1), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(sasl_login_decode("", out, 0), -1);
+	/* "=" means empty only as AUTH's initial response, not here */
+	assert_int_equal(sasl_login_decode("=", out, sizeof(out)), -1);
+	assert_int_equal(sasl_login_decode("====", out, sizeof(out)), -1);
 }
 
 int main(void)
