@@ -16,14 +16,15 @@
  *   to the message.
  * - One exception to "bare CR passes unchanged": a CR right after a line's
  *   leading dot that turns out not to be followed by LF is dropped with the
- *   dot. Keeping it would mean emitting a byte that an earlier call
- *   consumed, so one call could produce more bytes than its input (the
- *   caller sizes its output buffer by the input). Such a message has
- *   bad_eol set and is refused anyway.
- * - Each call produces at most as many bytes as it consumes.
+ *   dot. Such a message has bad_eol set and is refused anyway.
  * - The header watch sees the output (after unstuffing): Message-ID: and
  *   Date: at line starts (not on continuation lines), case-insensitively,
  *   and headers_end, the offset of the first empty line.
+ * - A CR at a header line start is held back (held_cr) until the next byte
+ *   decides whether it begins the empty line: the empty line's CR and LF
+ *   always leave in one call, so the caller can put header lines before
+ *   it. Each call produces at most one byte more than it consumes (that
+ *   CR), and in total never more than it consumed.
  */
 #include "smtpd/smtp_data.h"
 
@@ -120,7 +121,7 @@ static void hdr_byte(struct smtp_data *d, unsigned char c)
 		hdr_name_byte(d, c);
 	} else if (d->hdr_state == H_EMPTY_CR) {
 		if (c == '\n') {
-			d->headers_end = (int64_t)d->out_bytes - 1; /* where the CR is */
+			d->headers_end = (int64_t)d->out_bytes - 1; /* the CR, just put */
 			d->in_headers = 0;
 		} else {
 			d->hdr_state = H_SKIP;
@@ -130,12 +131,26 @@ static void hdr_byte(struct smtp_data *d, unsigned char c)
 
 /* ---------- decoder ---------- */
 
+static void put(struct smtp_data *d, struct sink *s, char c)
+{
+	s->out[s->len++] = c;
+	d->out_bytes++;
+}
+
+/* One output byte. A CR that may begin the empty line ending the headers
+ * waits for the next byte (see the contract above). */
 static void emit(struct smtp_data *d, struct sink *s, unsigned char c)
 {
+	if (d->held_cr) {
+		put(d, s, '\r');
+		d->held_cr = 0;
+	}
 	hdr_byte(d, c);
-	s->out[s->len++] = (char)c;
-	d->out_bytes++;
 	d->at_line_start = 0;
+	if (c == '\r' && d->in_headers && d->hdr_state == H_EMPTY_CR)
+		d->held_cr = 1;
+	else
+		put(d, s, (char)c);
 }
 
 /* A byte inside a line: only CR followed by LF ends the line. */
@@ -247,14 +262,46 @@ size_t smtp_data_feed(struct smtp_data *d, const char *in, size_t n, char *out, 
 	return i;
 }
 
-void smtp_data_end(struct smtp_data *d)
+size_t smtp_data_end(struct smtp_data *d, char *out)
 {
-	/* a CR that ends the content has no LF after it: it was bare */
-	if (d->state == D_CR)
+	/* a CR that ends RAW content has no LF after it: it was bare */
+	if (d->mode == SMTP_DATA_RAW && d->state == D_CR)
 		d->bad_eol = 1;
+	if (!d->held_cr)
+		return 0;
+	d->held_cr = 0;
+	out[0] = '\r';
+	d->out_bytes++;
+	return 1;
 }
 
-int smtp_data_cr_pending(const struct smtp_data *d)
+uint64_t smtp_data_size(const struct smtp_data *d)
 {
-	return d->in_headers && d->hdr_state == H_EMPTY_CR;
+	return d->out_bytes + (d->held_cr ? 1 : 0);
+}
+
+int smtp_data_headers_split(const struct smtp_data *d, size_t out_len, size_t *at)
+{
+	uint64_t start = d->out_bytes - out_len;
+
+	if (d->headers_end < 0 || (uint64_t)d->headers_end < start ||
+	    (uint64_t)d->headers_end >= d->out_bytes)
+		return 0;
+	*at = (size_t)((uint64_t)d->headers_end - start);
+	return 1;
+}
+
+void smtp_data_missing_headers(const struct smtp_data *d, int64_t t, const char *id,
+                               const char *host, struct buf *b)
+{
+	char date[64];
+
+	if (d->headers_end < 0 && !d->at_line_start)
+		buf_puts(b, "\r\n");
+	if (!d->has_date) {
+		rfc5322_date(date, sizeof(date), t);
+		buf_printf(b, "Date: %s\r\n", date);
+	}
+	if (!d->has_message_id)
+		buf_printf(b, "Message-ID: <%s@%s>\r\n", id, host);
 }

@@ -1,7 +1,8 @@
 /*
  * smtpd: inbound SMTP. Listeners, per-address limits, sessions. The
  * protocol parsing lives in the PURE files smtp_parse.c and smtp_data.c;
- * this module does the I/O and the policy.
+ * this module does the I/O and the policy (smtpd_session.h lists the
+ * files of a session).
  */
 #ifndef POSTHORN_SMTPD_H
 #define POSTHORN_SMTPD_H

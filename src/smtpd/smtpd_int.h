@@ -1,5 +1,6 @@
 /*
- * smtpd internals shared by smtpd_listener.c and smtpd_session.c.
+ * smtpd internals shared by smtpd_listener.c and the session files
+ * (smtpd_session.h): the server, its listeners, and how they meet.
  */
 #ifndef POSTHORN_SMTPD_INT_H
 #define POSTHORN_SMTPD_INT_H
@@ -8,7 +9,11 @@
 #include <sys/socket.h>
 
 #include "conf/conf.h"
+#include "smtpd/smtp_data.h"
 #include "smtpd/smtpd.h"
+
+/* DATA/BDAT input is decoded in pieces of at most this many bytes. */
+#define SMTPD_DATA_CHUNK (64 * 1024)
 
 struct session;
 struct ip_count;
@@ -32,6 +37,10 @@ struct smtpd {
 	void (*drained)(void *arg);
 	void *drained_arg;
 	struct event *ev_drained;
+	/* Scratch and caches of the sessions, all on the loop thread: */
+	char data_out[SMTP_DATA_OUT_MAX(SMTPD_DATA_CHUNK)]; /* decoded DATA/BDAT */
+	uint64_t disk_checked_at; /* when disk_full was last measured (ms) */
+	int disk_full;            /* free space under min_free_space */
 };
 
 /* Creates a session for an accepted socket; it then lives on its own and

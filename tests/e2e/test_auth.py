@@ -266,6 +266,52 @@ def test_auth_empty_credentials(srv):
         assert c.cmd("NOOP").code == 250
 
 
+# ---------- zero-length responses (RFC 4954 section 4) ----------
+
+def is_prompt(r, word):
+    return r.code == 334 and base64.b64decode(r.lines[0]).lower().startswith(word)
+
+
+def test_auth_login_empty_responses(srv):
+    """An empty line is a valid zero-length response: an empty LOGIN user
+    name or password is wrong credentials (535), not undecodable (501)."""
+    with RawSMTP(srv.port_of("plain")) as c:
+        c.ehlo()
+        assert is_prompt(c.cmd("AUTH LOGIN"), b"username")
+        r = c.cmd("")
+        assert is_prompt(r, b"password"), r
+        r = c.cmd("")
+        assert r.code == 535 and r.lines[0].startswith("5.7.8"), r
+        # "=" is AUTH's zero-length initial response: an empty user name
+        r = c.cmd("AUTH LOGIN =")
+        assert is_prompt(r, b"password"), r
+        r = c.cmd(b64(PASSWORD))
+        assert r.code == 535, r
+        # in a continuation line "=" is not base64 at all
+        assert is_prompt(c.cmd("AUTH LOGIN"), b"username")
+        r = c.cmd("=")
+        assert r.code == 501 and r.lines[0].startswith("5.5.2"), r
+        # two failures so far: still in, and real credentials still work
+        assert c.cmd("AUTH LOGIN " + b64(USER)).code == 334
+        r = c.cmd(b64(PASSWORD))
+        assert r.code == 235, r
+
+
+def test_auth_plain_empty_responses(srv):
+    """A zero-length PLAIN message ("=" on the AUTH line, or an empty line
+    after 334) has no user and password in it: 501, and nothing counted."""
+    with RawSMTP(srv.port_of("plain")) as c:
+        c.ehlo()
+        r = c.cmd("AUTH PLAIN =")
+        assert r.code == 501 and r.lines[0].startswith("5.5.2"), r
+        assert c.cmd("AUTH PLAIN").code == 334
+        r = c.cmd("")
+        assert r.code == 501 and r.lines[0].startswith("5.5.2"), r
+        for _ in range(3):  # more than the failure limit: none of them counted
+            assert c.cmd("AUTH PLAIN =").code == 501
+        assert c.cmd("AUTH PLAIN " + plain_token(USER, PASSWORD)).code == 235
+
+
 # ---------- relay authorization for an untrusted client ----------
 
 @pytest.fixture(scope="module")

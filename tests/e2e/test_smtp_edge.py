@@ -1,7 +1,8 @@
 """Inbound edge cases found in review: a client that stops reading, a BDAT
 refused before its chunk, a failed BDAT that must not taint the next
-message, the empty line after the headers split between two reads, and
-the SIGTERM drain of a session that went back to idle."""
+message, the empty line after the headers split between two reads (or
+two BDAT chunks), and the SIGTERM drain of a session that went back to
+idle."""
 import re
 import signal
 import socket
@@ -71,6 +72,29 @@ def test_missing_headers_go_before_the_body_when_the_empty_line_is_split(server_
     head, _, body = text.partition("Subject: split")[2].partition("\n\n")
     assert "Message-ID:" in head and "Date:" in head, text
     assert "Message-ID" not in body and "Date:" not in body, text
+
+
+def test_missing_headers_go_before_the_body_when_the_empty_line_spans_bdat_chunks(
+        server_factory):
+    s = server_factory()
+    with helpers.RawSMTP(s.port) as r:
+        r.ehlo()
+        assert r.cmd("MAIL FROM:<a@example.com>").code == 250
+        assert r.cmd("RCPT TO:<b@example.net>").code == 250
+        first, last = b"Subject: chunked\r\n\r", b"\nbody line\r\n"
+        r.send(b"BDAT %d\r\n" % len(first) + first)
+        rep = r.reply()
+        assert rep.code == 250 and rep.text == f"2.0.0 {len(first)} octets received", rep
+        r.send(b"BDAT %d LAST\r\n" % len(last) + last)
+        rep = r.reply()
+        assert rep.code == 250, rep
+        qid = helpers.queued_id(rep.text)
+    # queue show prints the header block, up to the first empty line: the
+    # added headers are inside it, after the client's own
+    text = s.queue_show(qid)
+    head = text.partition("Subject: chunked\n")[2]
+    assert "Date: " in head and "Message-ID: <" in head, text
+    assert "body line" not in text, text
 
 
 def test_drain_closes_a_session_that_went_back_to_idle(server_factory):

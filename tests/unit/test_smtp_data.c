@@ -26,6 +26,8 @@ struct result {
 	size_t out_len;
 	size_t consumed;
 	struct smtp_data d;
+	int64_t split; /* where smtp_data_headers_split() put the headers, or -1 */
+	int splits;
 };
 
 /* Deterministic pseudo-random numbers (xorshift) so failures repeat. */
@@ -61,31 +63,57 @@ static size_t piece_len(enum cut how, size_t at, size_t done, size_t left)
 	}
 }
 
+/* Where one call's output showed the end of the headers, as the session
+ * sees it: split is the offset in the whole output, splits the count of
+ * calls that reported it (must be at most one). */
+static void note_split(struct result *r, size_t ol)
+{
+	size_t at;
+
+	if (smtp_data_headers_split(&r->d, ol, &at)) {
+		assert_true(at < ol);
+		r->split = (int64_t)(r->out_len + at);
+		r->splits++;
+	}
+}
+
 static void decode(enum smtp_data_mode mode, const char *in, size_t n, enum cut how, size_t at,
                    struct result *r)
 {
-	char *tmp = xmalloc(n + 1);
+	char *tmp = xmalloc(SMTP_DATA_OUT_MAX(n));
 	size_t p, used, ol;
 	int feeds = 0;
 
 	smtp_data_init(&r->d, mode);
-	r->out = xmalloc(n + 1);
+	r->out = xmalloc(SMTP_DATA_OUT_MAX(n));
 	r->out_len = 0;
 	r->consumed = 0;
+	r->split = -1;
+	r->splits = 0;
 	while (r->consumed < n && !r->d.done && feeds++ < 100000) {
 		p = piece_len(how, at, r->consumed, n - r->consumed);
 		ol = (size_t)-1;
 		used = smtp_data_feed(&r->d, in + r->consumed, p, tmp, &ol);
-		/* the caller's buffer of the input's size is always enough */
-		assert_true(ol <= p);
+		/* a held-back CR is the only byte more than the input */
+		assert_true(ol <= SMTP_DATA_OUT_MAX(p));
 		assert_true(used <= p);
 		if (!r->d.done)
 			assert_int_equal(used, p);
+		note_split(r, ol);
 		memcpy(r->out + r->out_len, tmp, ol);
 		r->out_len += ol;
 		r->consumed += used;
 		assert_int_equal(r->d.out_bytes, r->out_len);
+		assert_true(r->out_len <= r->consumed);
 	}
+	ol = smtp_data_end(&r->d, tmp);
+	assert_true(ol <= 1 && (ol == 0 || !r->d.done));
+	note_split(r, ol);
+	memcpy(r->out + r->out_len, tmp, ol);
+	r->out_len += ol;
+	assert_int_equal(r->d.out_bytes, r->out_len);
+	assert_true(r->splits <= 1);
+	assert_int_equal(r->split, r->d.headers_end);
 	free(tmp);
 }
 
@@ -108,6 +136,7 @@ static void assert_same(const struct result *a, const struct result *b)
 	assert_int_equal(a->d.headers_end, b->d.headers_end);
 	assert_int_equal(a->d.at_line_start, b->d.at_line_start);
 	assert_true(a->d.out_bytes == b->d.out_bytes);
+	assert_int_equal(a->split, b->split);
 }
 
 /* Decode whole into *r, and check that every other way of cutting the
@@ -359,20 +388,20 @@ static void test_raw_bad_eol(void **state)
 	smtp_data_feed(&d, "a\r", 2, out, &ol);
 	assert_false(d.at_line_start);
 	smtp_data_feed(&d, "\nb\r\n", 4, out, &ol);
-	smtp_data_end(&d);
+	assert_int_equal(smtp_data_end(&d, out), 0);
 	assert_false(d.bad_eol);
 	assert_true(d.at_line_start);
 	/* a CR that ends the last chunk was bare */
 	smtp_data_init(&d, SMTP_DATA_RAW);
 	smtp_data_feed(&d, "a\r\nb\r", 5, out, &ol);
 	assert_false(d.bad_eol);
-	smtp_data_end(&d);
+	assert_int_equal(smtp_data_end(&d, out), 0);
 	assert_true(d.bad_eol);
 	/* BDAT 0 LAST: an empty feed */
 	smtp_data_init(&d, SMTP_DATA_RAW);
 	assert_int_equal(smtp_data_feed(&d, "", 0, out, &ol), 0);
 	assert_int_equal(ol, 0);
-	smtp_data_end(&d);
+	assert_int_equal(smtp_data_end(&d, out), 0);
 	assert_false(d.bad_eol);
 	assert_true(d.at_line_start);
 }
@@ -686,27 +715,132 @@ static void test_random_roundtrip(void **state)
 	}
 }
 
-/* smtp_data_cr_pending: true only while the last output byte is a CR at a
- * header line start (maybe the empty line ending the headers). */
-static void test_cr_pending(void **state)
+/* The empty line's CR and LF in two reads (or two BDAT chunks): the CR is
+ * held back, and the whole empty line comes out of the call that brings
+ * the LF, which reports the split. */
+static void test_headers_split_cr(void **state)
 {
+	static const enum smtp_data_mode modes[] = {SMTP_DATA_DOT, SMTP_DATA_RAW};
 	struct smtp_data d;
 	char out[64];
-	size_t n;
+	size_t n, at, i;
 
-	smtp_data_init(&d, SMTP_DATA_DOT);
-	smtp_data_feed(&d, "Subject: x\r\n\r", strlen("Subject: x\r\n\r"), out, &n);
-	assert_true(smtp_data_cr_pending(&d));
-	smtp_data_feed(&d, "\nbody\r", strlen("\nbody\r"), out, &n);
-	assert_false(smtp_data_cr_pending(&d)); /* the headers ended; a body CR is not it */
-	assert_int_equal(d.headers_end, 12);
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(modes); i++) {
+		smtp_data_init(&d, modes[i]);
+		smtp_data_feed(&d, "Subject: x\r\n\r", 13, out, &n);
+		assert_int_equal(n, 12); /* the CR waits */
+		assert_memory_equal(out, "Subject: x\r\n", 12);
+		assert_true(smtp_data_size(&d) == 13); /* but counts */
+		assert_false(smtp_data_headers_split(&d, n, &at));
+		assert_false(d.at_line_start);
+		smtp_data_feed(&d, "\nbody\r", 6, out, &n);
+		assert_int_equal(n, 7); /* one more than its input: the CR */
+		assert_memory_equal(out, "\r\nbody\r", 7);
+		assert_true(smtp_data_headers_split(&d, n, &at));
+		assert_int_equal(at, 0);
+		assert_int_equal(d.headers_end, 12);
+		assert_true(smtp_data_size(&d) == 19 && d.out_bytes == 19);
+		/* a CR in the body is not held: the headers are over */
+		smtp_data_feed(&d, "\n\r", 2, out, &n);
+		assert_int_equal(n, 2);
+		assert_false(smtp_data_headers_split(&d, n, &at));
+		assert_false(d.bad_eol);
+	}
+	/* a held CR that turns out bare goes out with the byte after it */
 	smtp_data_init(&d, SMTP_DATA_RAW);
-	smtp_data_feed(&d, "A: b\r", strlen("A: b\r"), out, &n);
-	assert_false(smtp_data_cr_pending(&d)); /* a CR inside a header line */
-	smtp_data_feed(&d, "\n\r", strlen("\n\r"), out, &n);
-	assert_true(smtp_data_cr_pending(&d));
-	smtp_data_feed(&d, " x", strlen(" x"), out, &n); /* bare CR: not an empty line after all */
-	assert_false(smtp_data_cr_pending(&d));
+	smtp_data_feed(&d, "A: b\r\n\r", 7, out, &n);
+	assert_int_equal(n, 6);
+	smtp_data_feed(&d, " x", 2, out, &n);
+	assert_int_equal(n, 3);
+	assert_memory_equal(out, "\r x", 3);
+	assert_true(d.bad_eol);
+	assert_false(smtp_data_headers_split(&d, n, &at));
+	/* a CR inside a header line is not held */
+	smtp_data_init(&d, SMTP_DATA_RAW);
+	smtp_data_feed(&d, "A: b\r", 5, out, &n);
+	assert_int_equal(n, 5);
+	/* BDAT LAST ending in a held CR: end hands it out, and it was bare */
+	smtp_data_init(&d, SMTP_DATA_RAW);
+	smtp_data_feed(&d, "A: b\r\n\r", 7, out, &n);
+	assert_int_equal(smtp_data_end(&d, out), 1);
+	assert_int_equal(out[0], '\r');
+	assert_true(d.bad_eol);
+	assert_true(d.out_bytes == 7);
+	assert_int_equal(smtp_data_end(&d, out), 0);
+}
+
+/* The session's assembly: output before the split, the missing headers,
+ * the rest; or, without an empty line, the headers at the end. */
+static void assemble(enum smtp_data_mode mode, const char *in, size_t cut, struct buf *msg)
+{
+	struct smtp_data d;
+	char out[256];
+	size_t n, at, parts[2] = {cut, strlen(in) - cut}, off = 0, i;
+	struct buf h;
+	int added = 0;
+
+	smtp_data_init(&d, mode);
+	for (i = 0; i <= 2; i++) {
+		if (i < 2)
+			off += smtp_data_feed(&d, in + off, parts[i], out, &n);
+		else
+			n = smtp_data_end(&d, out);
+		at = n;
+		buf_init(&h);
+		if (!added && smtp_data_headers_split(&d, n, &at)) {
+			smtp_data_missing_headers(&d, 0, "ID", "host.test", &h);
+			added = 1;
+		}
+		buf_append(msg, out, at);
+		buf_append(msg, h.data, h.len);
+		buf_append(msg, out + at, n - at);
+		buf_free(&h);
+	}
+	if (!added)
+		smtp_data_missing_headers(&d, 0, "ID", "host.test", msg);
+}
+
+static void check_assembly(enum smtp_data_mode mode, const char *in, const char *want)
+{
+	struct buf msg;
+	size_t cut;
+
+	for (cut = 0; cut <= strlen(in); cut++) {
+		buf_init(&msg);
+		assemble(mode, in, cut, &msg);
+		if (strcmp(msg.data, want) != 0)
+			fail_msg("\"%s\" cut at %zu: got \"%s\"", in, cut, msg.data);
+		buf_free(&msg);
+	}
+}
+
+static void test_missing_headers(void **state)
+{
+	static const char date[] = "Date: Thu, 1 Jan 1970 00:00:00 +0000\r\n";
+	static const char mid[] = "Message-ID: <ID@host.test>\r\n";
+	char want[256];
+
+	(void)state;
+	/* before the empty line, wherever the input is cut */
+	snprintf(want, sizeof(want), "Subject: s\r\n%s%s\r\nbody\r\n", date, mid);
+	check_assembly(SMTP_DATA_DOT, "Subject: s\r\n\r\nbody\r\n.\r\n", want);
+	check_assembly(SMTP_DATA_RAW, "Subject: s\r\n\r\nbody\r\n", want);
+	/* only what is missing */
+	snprintf(want, sizeof(want), "Date: x\r\n%s\r\nb\r\n", mid);
+	check_assembly(SMTP_DATA_RAW, "Date: x\r\n\r\nb\r\n", want);
+	check_assembly(SMTP_DATA_RAW, "Date: x\r\nMessage-ID: y\r\n\r\n",
+	               "Date: x\r\nMessage-ID: y\r\n\r\n");
+	/* an empty line first: the headers go before it */
+	snprintf(want, sizeof(want), "%s%s\r\nbody\r\n", date, mid);
+	check_assembly(SMTP_DATA_DOT, "\r\nbody\r\n.\r\n", want);
+	/* no empty line: at the end, after a CRLF that ends the last line */
+	snprintf(want, sizeof(want), "Subject: s\r\n%s%s", date, mid);
+	check_assembly(SMTP_DATA_DOT, "Subject: s\r\n.\r\n", want);
+	snprintf(want, sizeof(want), "Subject: s\r\n%s%s", date, mid);
+	check_assembly(SMTP_DATA_RAW, "Subject: s", want);
+	snprintf(want, sizeof(want), "%s%s", date, mid);
+	check_assembly(SMTP_DATA_RAW, "", want);
 }
 
 int main(void)
@@ -727,7 +861,8 @@ int main(void)
 	    cmocka_unit_test(test_at_line_start),
 	    cmocka_unit_test(test_random_against_reference),
 	    cmocka_unit_test(test_random_roundtrip),
-	    cmocka_unit_test(test_cr_pending),
+	    cmocka_unit_test(test_headers_split_cr),
+	    cmocka_unit_test(test_missing_headers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,351 @@
+/*
+ * smtpd_data: DATA and BDAT, from the command to the 250 after commit.
+ *
+ * The content goes through the PURE smtp_data decoder in pieces of at most
+ * SMTPD_DATA_CHUNK bytes and is streamed into a spool file that begins
+ * with our Received header. Where the decoder reports the end of the
+ * header section, the Date and Message-ID lines the message lacks are put
+ * in (at its end if it has no body). The whole DATA/BDAT phase runs under
+ * data_timeout.
+ *
+ * Refusals come at the end, once the content has been read: too big, a
+ * bare CR or LF (SMTP smuggling guard), or an earlier failed BDAT chunk.
+ * Otherwise the message is committed, and the 250 is written only from
+ * on_committed(), when the spool reported it durable (the session holds
+ * itself meanwhile and reads nothing).
+ *
+ * A BDAT refused before its chunk still has its chunk read and dropped,
+ * so the chunk's bytes are never taken for commands.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log.h"
+#include "smtpd/smtpd_session.h"
+#include "spool/spool.h"
+
+static const char *with_protocol(const struct session *s)
+{
+	static const char *const names[8] = {"SMTP", "ESMTP",  "SMTP", "ESMTPS",
+	                                     "SMTP", "ESMTPA", "SMTP", "ESMTPSA"};
+	return names[(s->esmtp ? 1 : 0) | (s->tls_active ? 2 : 0) | (s->account ? 4 : 0)];
+}
+
+static void received_header(struct session *s, struct buf *b)
+{
+	const struct txn *t = &s->txn;
+	char date[64];
+
+	rfc5322_date(date, sizeof(date), (int64_t)(clock_now_ms() / 1000));
+	buf_printf(b, "Received: from %s (%s [%s])\r\n\tby %s (Posthorn) with %s id %s",
+	           s->helo ? s->helo : "unknown", s->ip, s->ip, s->sd->deps->conf->hostname,
+	           with_protocol(s), spool_msg_id(t->msg));
+	if (t->n_rcpts == 1)
+		buf_printf(b, "\r\n\tfor <%s>", t->rcpts[0].addr);
+	buf_printf(b, "; %s\r\n", date);
+}
+
+/* Opens the spool file and writes the Received header. */
+static int data_begin(struct session *s, enum smtp_data_mode mode)
+{
+	struct timeval tv = {(time_t)s->l->cfg->data_timeout, 0};
+	struct txn *t = &s->txn;
+	char *err = NULL;
+	struct buf b;
+
+	t->msg = spool_msg_new(s->sd->deps->spool, &err);
+	if (!t->msg) {
+		log_err("session=%s event=spool_error error=%s", s->id, log_q(err));
+		free(err);
+		return -1;
+	}
+	smtp_data_init(&t->dec, mode);
+	t->data_started = 1;
+	evtimer_add(s->ev_data, &tv);
+	buf_init(&b);
+	received_header(s, &b);
+	spool_msg_write(t->msg, b.data, b.len);
+	buf_free(&b);
+	return 0;
+}
+
+/* The Date and Message-ID lines the message lacks. */
+static void missing_headers(struct session *s, struct buf *b)
+{
+	smtp_data_missing_headers(&s->txn.dec, (int64_t)(clock_now_ms() / 1000),
+	                          spool_msg_id(s->txn.msg), s->sd->deps->conf->hostname, b);
+}
+
+static void store_chunk(struct session *s, const char *p, size_t n)
+{
+	struct txn *t = &s->txn;
+
+	if (t->too_big || t->bdat_failed)
+		return;
+	/* + the Received header already written: compare what the client sent */
+	if (smtp_data_size(&t->dec) > s->l->cfg->max_message_size) {
+		t->too_big = 1;
+		return;
+	}
+	spool_msg_write(t->msg, p, n);
+}
+
+/* Store one call's decoder output; if the header section ends in it, the
+ * missing headers go in there: before the split, the headers, the rest. */
+static void data_output(struct session *s, const char *out, size_t n)
+{
+	size_t at;
+	struct buf b;
+
+	if (!smtp_data_headers_split(&s->txn.dec, n, &at)) {
+		store_chunk(s, out, n);
+		return;
+	}
+	buf_init(&b);
+	missing_headers(s, &b);
+	store_chunk(s, out, at);
+	store_chunk(s, b.data, b.len);
+	store_chunk(s, out + at, n - at);
+	buf_free(&b);
+}
+
+static void notify_queued(struct session *s, const char *id)
+{
+	const struct smtpd_deps *d = s->sd->deps;
+	const char **addrs;
+	size_t i;
+
+	if (!d->queued)
+		return;
+	addrs = xcalloc(s->txn.n_rcpts + 1, sizeof(*addrs));
+	for (i = 0; i < s->txn.n_rcpts; i++)
+		addrs[i] = s->txn.rcpts[i].addr;
+	d->queued(d->queued_arg, id, s->account ? s->account : "default", addrs, s->txn.n_rcpts);
+	free(addrs);
+}
+
+static void on_committed(void *arg, int ok, const char *id)
+{
+	struct session *s = arg;
+
+	/* Durable is durable, even if the client has gone meanwhile: the
+	 * message must reach the scheduler. (The session holds itself until
+	 * session_release() below, so it is still valid here.) */
+	if (ok)
+		notify_queued(s, id);
+	if (session_release(s))
+		return;
+	if (ok) {
+		s->n_msgs++;
+		session_replyf(s, "250 2.0.0 Ok: queued as %s", id);
+	} else {
+		session_reply(s, R_QUEUE_ERROR);
+	}
+	session_txn_reset(s);
+	session_resume(s, S_CMD);
+}
+
+static void envelope_fill(struct session *s, struct envelope *env)
+{
+	struct txn *t = &s->txn;
+
+	memset(env, 0, sizeof(*env));
+	env->mail_from = t->mail.addr;
+	env->account = s->account ? s->account : "default";
+	env->client_ip = s->ip;
+	env->helo = s->helo ? s->helo : "";
+	env->created = (int64_t)(clock_now_ms() / 1000);
+	env->size = spool_msg_size(t->msg);
+	env->body = t->mail.body == 2 ? BODY_8BITMIME : BODY_7BIT;
+	env->smtputf8 = t->mail.smtputf8;
+	env->ret = t->mail.ret == 1   ? DSN_RET_FULL
+	           : t->mail.ret == 2 ? DSN_RET_HDRS
+	                              : DSN_RET_UNSET;
+	env->envid = t->mail.envid;
+	env->rcpts = t->rcpts;
+	env->n_rcpts = t->n_rcpts;
+}
+
+/* The content is read; 1 (and the reply in *why) if it is refused. */
+static int data_refused(const struct txn *t, enum smtpd_reply *why)
+{
+	if (t->too_big)
+		*why = R_TOO_BIG;
+	else if (t->dec.bad_eol)
+		*why = R_BARE_EOL;
+	else if (t->bdat_failed)
+		*why = R_BDAT_TAINTED;
+	else
+		return 0;
+	return 1;
+}
+
+/* The message is complete: check it, commit it, answer after commit. */
+static void data_finish(struct session *s)
+{
+	struct txn *t = &s->txn;
+	struct envelope env;
+	enum smtpd_reply why;
+
+	/* a CR the decoder still held (BDAT content ending in it) */
+	data_output(s, s->sd->data_out, smtp_data_end(&t->dec, s->sd->data_out));
+	if (data_refused(t, &why)) {
+		session_refuse(s, t->dec.mode == SMTP_DATA_DOT ? "DATA" : "BDAT", why);
+		session_txn_reset(s);
+		session_set_state(s, S_CMD);
+		return;
+	}
+	if (t->dec.headers_end < 0) { /* no empty line: the headers go at the end */
+		struct buf b;
+		buf_init(&b);
+		missing_headers(s, &b);
+		spool_msg_write(t->msg, b.data, b.len);
+		buf_free(&b);
+	}
+	envelope_fill(s, &env);
+	log_info("queue=%s session=%s event=queued from=<%s> size=%llu rcpts=%zu account=%s",
+	         spool_msg_id(t->msg), s->id, log_q(env.mail_from), (unsigned long long)env.size,
+	         env.n_rcpts, log_q(env.account));
+	s->n_rcpts += t->n_rcpts;
+	session_hold(s);
+	session_set_state(s, S_WAIT);
+	spool_msg_commit(t->msg, &env, on_committed, s);
+	t->msg = NULL; /* the spool owns it now */
+}
+
+static int data_precheck(struct session *s, const char *cmd)
+{
+	if (!s->txn.mail_line) {
+		session_refuse(s, cmd, R_NEED_MAIL);
+		return -1;
+	}
+	if (s->txn.n_rcpts == 0) {
+		session_refuse(s, cmd, R_NO_RCPTS);
+		return -1;
+	}
+	return 0;
+}
+
+void smtpd_cmd_data(struct session *s, char *arg)
+{
+	if (s->txn.data_started) {
+		session_refuse(s, "DATA", R_DATA_AFTER_BDAT);
+		return;
+	}
+	if (*arg) {
+		session_refuse(s, "DATA", R_DATA_SYNTAX);
+		return;
+	}
+	if (data_precheck(s, "DATA") < 0)
+		return;
+	if (data_begin(s, SMTP_DATA_DOT) < 0) {
+		session_reply(s, R_QUEUE_ERROR);
+		return;
+	}
+	session_reply(s, R_DATA_GO);
+	session_set_state(s, S_DATA);
+}
+
+void smtpd_cmd_bdat(struct session *s, char *arg)
+{
+	struct txn *t = &s->txn;
+	uint64_t size;
+	int last;
+
+	if (smtp_parse_bdat(arg, &size, &last) < 0) {
+		/* The chunk length is unknown: the stream cannot be resynchronised. */
+		session_reply_close(s, "bdat_syntax", R_BDAT_SYNTAX);
+		return;
+	}
+	t->bdat_left = size;
+	t->bdat_last = last;
+	if (!t->data_started && data_precheck(s, "BDAT") < 0) {
+		/* the chunk is swallowed; only a real transaction is tainted */
+		t->bdat_failed = t->mail_line != NULL;
+	} else if (!t->data_started && data_begin(s, SMTP_DATA_RAW) < 0) {
+		session_reply(s, R_QUEUE_ERROR);
+		t->bdat_failed = 1;
+	}
+	session_set_state(s, S_BDAT);
+}
+
+void smtpd_bdat_swallow(struct session *s, const char *arg)
+{
+	uint64_t size;
+	int last;
+
+	if (smtp_parse_bdat(arg, &size, &last) < 0) {
+		session_reply_close(s, "bdat_syntax", R_BDAT_SYNTAX);
+		return;
+	}
+	s->txn.bdat_left = size;
+	s->txn.bdat_last = 0;
+	session_set_state(s, S_BDAT);
+}
+
+static void bdat_chunk_done(struct session *s)
+{
+	struct txn *t = &s->txn;
+
+	if (!t->data_started) {
+		/* refused chunk: its reply was queued when BDAT was read */
+		session_set_state(s, S_CMD);
+		return;
+	}
+	if (t->bdat_last) {
+		data_finish(s);
+		return;
+	}
+	if (t->too_big) {
+		session_refuse(s, "BDAT", R_TOO_BIG);
+		session_txn_reset(s);
+	} else {
+		session_replyf(s, "250 2.0.0 %llu octets received",
+		               (unsigned long long)smtp_data_size(&t->dec));
+	}
+	session_set_state(s, S_CMD);
+}
+
+int smtpd_data_input(struct session *s, struct evbuffer *in)
+{
+	struct txn *t = &s->txn;
+	size_t avail = evbuffer_get_length(in), n, used, out_len;
+	const char *p;
+
+	n = avail < SMTPD_DATA_CHUNK ? avail : SMTPD_DATA_CHUNK;
+	if (s->state == S_BDAT && n > t->bdat_left)
+		n = (size_t)t->bdat_left;
+	if (n == 0 && !(s->state == S_BDAT && t->bdat_left == 0))
+		return 0;
+	p = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
+	if (t->data_started) {
+		used = smtp_data_feed(&t->dec, p, n, s->sd->data_out, &out_len);
+		data_output(s, s->sd->data_out, out_len);
+	} else {
+		used = n; /* a refused BDAT chunk is read and dropped */
+	}
+	evbuffer_drain(in, used);
+	if (s->state == S_DATA) {
+		if (t->dec.done)
+			data_finish(s);
+		return 1;
+	}
+	t->bdat_left -= used;
+	if (t->bdat_left == 0)
+		bdat_chunk_done(s);
+	return 1;
+}
+
+void smtpd_data_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->state != S_DATA && s->state != S_BDAT && s->state != S_CMD)
+		return; /* committing, or already closing */
+	log_info("session=%s event=timeout state=%s what=data_timeout", s->id,
+	         session_state_name(s->state));
+	bufferevent_disable(s->bev, EV_READ);
+	session_reply_close(s, "data_timeout", R_DATA_TIMEOUT);
+}
