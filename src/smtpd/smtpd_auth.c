@@ -9,12 +9,13 @@
  * then simply wrong credentials (535); an empty PLAIN message cannot be
  * decoded (501).
  *
- * A failed check answers 535 and is logged. After AUTH_MAX_FAILURES the
- * session waits AUTH_FAIL_DELAY_S (holding itself, reading nothing), then
- * says 421 and closes. Credentials never reach a log line and are wiped
- * after use.
+ * A failed check answers 535 and is logged with the client address and
+ * the listener for fail2ban. After AUTH_MAX_FAILURES the session waits
+ * AUTH_FAIL_DELAY_S (holding itself, reading nothing), then says 421 and
+ * closes. Credentials never reach a log line and are wiped after use.
  */
 #include <event2/bufferevent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,14 +61,28 @@ void smtpd_auth_on_delay(evutil_socket_t fd, short what, void *arg)
 	session_reply_close(s, "auth_failures", R_AUTH_TOO_MANY);
 }
 
+/* log_q() leaves a plain token bare; this line always quotes the user. */
+static const char *quoted_user(const char *user, char *buf, size_t cap)
+{
+	const char *q = log_q(user);
+
+	if (*q == '"')
+		return q;
+	snprintf(buf, cap, "\"%s\"", q);
+	return buf;
+}
+
 /* A failed AUTH: 535, and after AUTH_MAX_FAILURES a delay, then 421 and
  * close. Returns 1 when the session is now waiting for that delay. */
 static int auth_failed(struct session *s, const char *user)
 {
 	struct timeval tv = {AUTH_FAIL_DELAY_S, 0};
+	char ubuf[AUTH_FIELD_MAX + 3];
 
 	s->auth_failures++;
-	log_info("session=%s event=auth result=fail user=%s failures=%d", s->id, log_q(user),
+	/* The form a fail2ban filter matches: keep it stable. */
+	log_info("session=%s event=auth result=fail client=%s listener=%s user=%s failures=%d",
+	         s->id, s->ip, log_q(s->l->cfg->name), quoted_user(user, ubuf, sizeof(ubuf)),
 	         s->auth_failures);
 	session_reply(s, R_AUTH_INVALID);
 	if (s->auth_failures < AUTH_MAX_FAILURES)

@@ -1,5 +1,6 @@
 """SPEC §3: STARTTLS, implicit TLS, AUTH, relay authorization, sender binding."""
 import base64
+import re
 import smtplib
 import time
 
@@ -295,6 +296,9 @@ def test_auth_login_empty_responses(srv):
         assert c.cmd("AUTH LOGIN " + b64(USER)).code == 334
         r = c.cmd(b64(PASSWORD))
         assert r.code == 235, r
+    log = srv.log()
+    assert re.search(r'event=auth result=fail client=127\.0\.0\.1 listener=plain user="" '
+                     r"failures=2\n", log), log[-3000:]
 
 
 def test_auth_plain_empty_responses(srv):
@@ -310,6 +314,34 @@ def test_auth_plain_empty_responses(srv):
         for _ in range(3):  # more than the failure limit: none of them counted
             assert c.cmd("AUTH PLAIN =").code == 501
         assert c.cmd("AUTH PLAIN " + plain_token(USER, PASSWORD)).code == 235
+
+
+# ---------- the failure log line (a fail2ban filter matches it) ----------
+
+def auth_fail_lines(log, listener, user):
+    return re.findall(r"^\S+ level=info session=(\S+) event=auth result=fail "
+                      r"client=127\.0\.0\.1 listener=" + listener + " user=" + re.escape(user) +
+                      r" failures=(\d+)$", log, re.M)
+
+
+def test_auth_failure_log_line(srv):
+    with RawSMTP(srv.port_of("plain")) as c:
+        c.ehlo()
+        assert c.cmd("AUTH PLAIN " + plain_token("f2b-probe", "f2b-Secret-1")).code == 535
+        assert c.cmd("AUTH PLAIN " + plain_token("f2b-probe", "f2b-Secret-2")).code == 535
+    with tls_session(srv.port_of("sub")) as s:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            auth(s, "LOGIN", 'f2b probe "two"', "f2b-Secret-3")
+    log = srv.log()
+    lines = auth_fail_lines(log, "plain", '"f2b-probe"')
+    assert [n for _, n in lines] == ["1", "2"], log[-3000:]
+    sess = lines[0][0]
+    assert lines[1][0] == sess
+    assert re.search(r"session=" + sess + r" event=connect listener=plain ip=127\.0\.0\.1 ", log)
+    # another listener, and a user name that needs escaping: still quoted once
+    lines = auth_fail_lines(log, "sub", r'"f2b probe \"two\""')
+    assert [n for _, n in lines] == ["1"], log[-3000:]
+    assert "f2b-Secret" not in log, "a password reached the log"
 
 
 # ---------- relay authorization for an untrusted client ----------
