@@ -122,6 +122,11 @@ build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
+# The template renderer reads its data through jansson: its own link line.
+build/fuzz/fuzz_tmpl: fuzz/fuzz_tmpl.c src/util/util.c $(wildcard src/tmpl/*.c)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
+
 fuzz: deps
 	$(MAKE) fuzz-run
 

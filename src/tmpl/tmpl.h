@@ -66,7 +66,8 @@ enum tmpl_status {
  * What went wrong. line and column (1-based; the column counts UTF-8
  * characters) say where in the template, for syntax and depth errors;
  * they are 0 for the other errors. message is the reason without the
- * position, one line of ASCII or UTF-8 from the template.
+ * position: one line, with names from the template cut to 60 bytes and
+ * their control characters turned into spaces.
  */
 struct tmpl_error {
 	enum tmpl_status status;

@@ -69,12 +69,16 @@ static int fail_at(struct parser *p, enum tmpl_status st, size_t pos, const char
 static int fail_at(struct parser *p, enum tmpl_status st, size_t pos, const char *fmt, ...)
 {
 	va_list ap;
+	char *m;
 
 	p->err->status = st;
 	pos_to_line_col(p->s, pos, &p->err->line, &p->err->column);
 	va_start(ap, fmt);
 	vsnprintf(p->err->message, sizeof(p->err->message), fmt, ap);
 	va_end(ap);
+	for (m = p->err->message; *m; m++) /* names may hold newlines: keep one line */
+		if ((unsigned char)*m < 0x20 || *m == 0x7F)
+			*m = ' ';
 	return -1;
 }
 
@@ -359,7 +363,7 @@ static int tag_apply(struct parser *p, int type, size_t tag, size_t vs, size_t v
 }
 
 /* One tag at p->pos, which is on its opening delimiter (step 2). */
-static int tag(struct parser *p)
+static int parse_tag(struct parser *p)
 {
 	size_t tag = p->pos, vs, ve;
 	int type = 0;
@@ -385,7 +389,7 @@ static int parse(struct parser *p)
 		p->pos = at;
 		if (at == p->len)
 			break;
-		if (tag(p) < 0)
+		if (parse_tag(p) < 0)
 			return -1;
 	}
 	line_end(p);
