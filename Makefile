@@ -74,10 +74,22 @@ unit-bin: $(UNIT_BIN)
 unit: unit-bin
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
+# The differential Mustache test (tests/e2e/test_tmpl_diff.py) runs the
+# renderer through this driver, and mustache.js at the version that
+# tests/tmpl/package-lock.json pins (npm ci installs it when missing).
+TMPL_JS := tests/tmpl/node_modules/mustache/mustache.js
+
+$(BUILD)/tmpl-render: $(BUILD)/obj/tests/tmpl/render.o $(BUILD)/libposthorn.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(TMPL_JS): tests/tmpl/package-lock.json
+	cd tests/tmpl && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # PYTEST_ARGS picks tests (make e2e PYTEST_ARGS='tests/e2e/test_smtp.py -k auth').
-e2e: all
-	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) $(PYTHON) -m pytest -q -x -p no:cacheprovider \
-	  $(or $(PYTEST_ARGS),tests/e2e)
+e2e: all $(BUILD)/tmpl-render $(TMPL_JS)
+	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) TMPL_RENDER=$(abspath $(BUILD)/tmpl-render) \
+	  $(PYTHON) -m pytest -q -x -p no:cacheprovider $(or $(PYTEST_ARGS),tests/e2e)
 
 # One pass of every suite against one build.
 test-one: unit e2e
@@ -110,6 +122,11 @@ build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^
 
+# The template renderer reads its data through jansson: its own link line.
+build/fuzz/fuzz_tmpl: fuzz/fuzz_tmpl.c src/util/util.c $(wildcard src/tmpl/*.c)
+	@mkdir -p build/fuzz
+	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
+
 fuzz: deps
 	$(MAKE) fuzz-run
 
@@ -131,7 +148,8 @@ bench-smoke: deps
 	$(MAKE) all
 	BENCH_SMOKE=1 bench/run.sh
 
-FORMAT_SRC := $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c tools/*.c bench/*.c)
+FORMAT_SRC := $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/unit/*.h tests/tmpl/*.c fuzz/*.c \
+                tools/*.c bench/*.c)
 
 format:
 	clang-format -i $(FORMAT_SRC)

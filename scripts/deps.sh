@@ -10,7 +10,7 @@ BUILD=(build-essential pkg-config clang clang-format libclang-rt-14-dev
        libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libsodium-dev
        libjansson-dev libinih-dev libcmocka-dev)
 TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim swaks libnet-ssleay-perl dnsmasq-base
-      openssl sqlite3 procps)
+      openssl sqlite3 procps nodejs npm)
 BENCH=(postfix strace)
 
 want=("${BUILD[@]}" "${TEST[@]}")
@@ -23,9 +23,19 @@ for arg in "$@"; do
 	esac
 done
 
+# Installed, or provided by an installed package (a Node.js build that
+# bundles npm provides "npm"; installing Debian's npm would conflict with it).
+installed() {
+	dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed" && return 0
+	[ -n "$provided" ] || provided=$(dpkg-query -W -f='${Status}|${Provides}\n' 2>/dev/null |
+		grep "^install ok installed|" || true)
+	grep -Eq "[|,] ?$1( \(|,|\$)" <<<"$provided"
+}
+provided=""
+
 missing=()
 for p in "${want[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	installed "$p" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
