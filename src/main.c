@@ -24,6 +24,7 @@
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "dns/dns.h"
+#include "http/http.h"
 #include "log/log.h"
 #include "sched/sched.h"
 #include "smtpc/smtpc_conn.h"
@@ -46,6 +47,7 @@ static const char usage_text[] =
     "  user list | user del NAME | user passwd NAME [--password-stdin]\n"
     "  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
     "  stats [--since DURATION] [--account NAME] [--json]\n"
+    "  apikey create ACCOUNT [--name N] [--admin] | apikey list | apikey revoke ID\n"
     "  version\n"
     "\n"
     "Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
@@ -107,6 +109,7 @@ struct server {
 	SSL_CTX *client_tls;
 	struct sched *sched;
 	struct ctl *ctl;
+	struct http *http;      /* NULL without [http] */
 	struct conf **reloaded; /* configs loaded by SIGHUP: in use until exit */
 	size_t n_reloaded;
 	struct store_counter_batch *counters;
@@ -257,7 +260,8 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = 1;
 	log_info("session=NOQUEUE event=shutdown signal=%d", (int)sig);
 	evtimer_add(srv->ev_deadline, &tv);
-	srv->waiting = 2;
+	srv->waiting = 3;
+	http_drain(srv->http, on_drained, srv);
 	smtpd_drain(srv->smtpd, on_drained, srv);
 	sched_drain(srv->sched, on_drained, srv);
 }
@@ -439,6 +443,7 @@ static void server_close(struct server *srv)
 		work_pool_free(srv->deps.work);
 		srv->counters_flushing = 0;
 	}
+	http_free(srv->http); /* after the pool: its jobs' callbacks may reply */
 	if (srv->deps.spool)
 		spool_close(srv->deps.spool);
 	if (srv->deps.store && srv->counters)
@@ -482,7 +487,8 @@ static int cmd_serve(struct conf *c)
 	srv.deps.tls = load_tls(c);
 	if ((c->tls_cert && !srv.deps.tls) || make_data_dir(c->data_dir) < 0)
 		return 1;
-	if (!(srv.smtpd = smtpd_new(&srv.deps, &err))) {
+	if (!(srv.smtpd = smtpd_new(&srv.deps, &err)) ||
+	    http_open(srv.base, c, &srv.http, &err) < 0) {
 		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
 		free(err);
 		return 1;
@@ -493,6 +499,8 @@ static int cmd_serve(struct conf *c)
 	srv.counters = counter_batch_new();
 	if (open_delivery(&srv) < 0)
 		return 1;
+	http_start(srv.http,
+	           &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched, srv.deps.work});
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");
@@ -537,7 +545,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "check-config"))
 		return cmd_check_config(file);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
-	    strcmp(cmd, "stats")) {
+	    strcmp(cmd, "stats") && strcmp(cmd, "apikey")) {
 		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -549,6 +557,8 @@ int main(int argc, char **argv)
 		rc = cli_user(argc - 1, argv + 1, c);
 	else if (!strcmp(cmd, "stats"))
 		rc = cli_stats(argc - 1, argv + 1, c);
+	else if (!strcmp(cmd, "apikey"))
+		rc = cli_apikey(argc - 1, argv + 1, c);
 	else
 		rc = cli_queue(argc - 1, argv + 1, c);
 	conf_free(c);

@@ -21,5 +21,6 @@ int cli_say(int code, const char *usage, const char *fmt, ...)
 int cli_user(int argc, char **argv, const struct conf *c);
 int cli_queue(int argc, char **argv, const struct conf *c);
 int cli_stats(int argc, char **argv, const struct conf *c);
+int cli_apikey(int argc, char **argv, const struct conf *c);
 
 #endif

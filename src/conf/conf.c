@@ -38,7 +38,8 @@
 	"auth = off\n"
 static const char DEFAULT_CONF[] = "[server]\n"
                                    "data_dir = ./posthorn-data\n"
-                                   "\n" DEFAULT_LISTENER;
+                                   "\n" DEFAULT_LISTENER "\n"
+                                   "[http]\n";
 static const char DEFAULT_LABEL[] = "<default>";
 
 /* ---- the table ---------------------------------------------------------- */
@@ -79,7 +80,10 @@ static const struct section SECTIONS[N_SECS] = {
                     "(exact name), [domain.*] for every other. Keys that a "
                     "[domain.NAME] section omits come from [domain.*]."},
     [SEC_BOUNCES] = {"bounces", 0, NULL, "Asynchronous bounces and complaint reports."},
-    [SEC_HTTP] = {"http", 0, NULL, "The HTTP API, dashboard, tracking links and /metrics."},
+    [SEC_HTTP] = {"http", 0, NULL,
+                  "The HTTP API, dashboard, tracking links and /metrics. A config file "
+                  "without an [http] section runs no HTTP listener; the embedded default "
+                  "has one on 127.0.0.1:8025."},
     [SEC_CLUSTER] = {"cluster", 0, NULL,
                      "Optional: several nodes sharing state. Both empty: one node on "
                      "SQLite and local state."},
@@ -404,6 +408,30 @@ static const struct conf_key KEYS[] = {
      .example = "https://relay.example.com",
      .check = check_http_url,
      .doc = "base of tracking links (empty: http:// and the address above)"},
+    {.sec = SEC_HTTP,
+     .name = "max_request_size",
+     .type = T_SIZE,
+     .off = C(http_max_request_size),
+     .def = "50m",
+     .min = 1,
+     .doc = "largest request body accepted; a larger one gets 413 before it is read"},
+    {.sec = SEC_HTTP,
+     .name = "timeout",
+     .type = T_DURATION,
+     .off = C(http_timeout),
+     .def = "30s",
+     .min = 1,
+     .doc = "a client gets this long to send a request head, to go on sending a body "
+            "(and 10 times this for the whole request), to read a reply, and to send the "
+            "next request on a kept-alive connection"},
+    {.sec = SEC_HTTP,
+     .name = "max_connections",
+     .type = T_COUNT,
+     .off = C(http_max_connections),
+     .def = "256",
+     .min = 1,
+     .doc = "concurrent HTTP connections; at this many, new ones wait in the kernel's "
+            "backlog"},
 
     {.sec = SEC_CLUSTER,
      .name = "postgres",
@@ -1129,6 +1157,8 @@ static void enter_section(struct load *ld, const char *name)
 		size_t n = strlen(SECTIONS[i].name);
 		if (!SECTIONS[i].instanced && strcmp(name, SECTIONS[i].name) == 0) {
 			ld->sec = (enum sec_id)i;
+			if (i == SEC_HTTP)
+				ld->c->http_enabled = 1; /* SPEC 2: no [http], no listener */
 			return;
 		}
 		if (SECTIONS[i].instanced && strncmp(name, SECTIONS[i].name, n) == 0 &&

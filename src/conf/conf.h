@@ -113,8 +113,12 @@ struct conf {
 	char *bounces_domain;
 
 	/* [http] */
+	int http_enabled; /* the file has an [http] section (the embedded default does) */
 	struct conf_addr http_address;
 	char *http_public_url;
+	uint64_t http_max_request_size; /* bytes */
+	uint64_t http_timeout;          /* seconds */
+	uint64_t http_max_connections;
 
 	/* [cluster] */
 	char *cluster_postgres;

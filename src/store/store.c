@@ -83,6 +83,24 @@ static const char *const migrations[] = {
     "  count INTEGER NOT NULL CHECK (count >= 0),"
     "  PRIMARY KEY (bucket, account, domain, event)"
     ") WITHOUT ROWID;",
+
+    /*
+     * 2 -> 3: HTTP API keys (store_apikey.c): only the SHA-256 of each key,
+     * in hex; ids are given by the code (max + 1) so that the SQL is the
+     * same on PostgreSQL. Keys are never deleted, only revoked, so an id
+     * is never reused; deleting the account deletes its keys.
+     */
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  key_hash TEXT NOT NULL UNIQUE,"
+    "  admin INTEGER NOT NULL CHECK (admin IN (0, 1)),"
+    "  created_at BIGINT NOT NULL,"
+    "  last_used_at BIGINT,"
+    "  revoked_at BIGINT"
+    ");"
+    "CREATE INDEX api_keys_account ON api_keys(account_id);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -172,4 +172,75 @@ void counter_batch_put_back(struct store_counter_batch *b, struct store_counter_
 
 void counter_set_free(struct store_counter_set *s);
 
+/* ---- API keys (store_apikey.c) ---------------------------------------------
+ *
+ * A key is "ph_" and 64 hex digits (32 random bytes). Only its SHA-256 is
+ * stored; the key itself is returned once, by store_apikey_create(). A key
+ * belongs to one account (deleting the account deletes its keys); an admin
+ * key sees every account. Revoked keys stay listed, and never work again.
+ */
+#define APIKEY_PREFIX   "ph_"
+#define APIKEY_LEN      (3 + 64)
+#define APIKEY_NAME_MAX 64
+#define APIKEY_HASH_LEN 32
+
+struct store_apikey {
+	int64_t id;
+	char account[COUNTER_ACCOUNT_MAX + 1];
+	char name[APIKEY_NAME_MAX + 1];
+	int admin;
+	int64_t created_at;   /* unix seconds */
+	int64_t last_used_at; /* 0: never */
+	int64_t revoked_at;   /* 0: active */
+};
+
+/* Which keys a caller may see: every key (admin), or the non-admin keys
+ * of one account. account NULL with admin 1: all (the CLI). */
+struct store_apikey_scope {
+	const char *account;
+	int admin;
+};
+
+/* PURE: 1 if name is 0-64 bytes of printable ASCII or UTF-8 (no control
+ * characters, no tab). */
+int store_apikey_name_valid(const char *name);
+/* PURE: 1 if key looks like a key ("ph_" + 64 lower-case hex digits). */
+int store_apikey_format_ok(const char *key);
+/* SHA-256 of the key string. */
+void store_apikey_hash(const char *key, unsigned char hash[APIKEY_HASH_LEN]);
+
+/* Makes a key for account; key receives it (NUL-terminated), *id its ID. */
+int store_apikey_create(struct store *st, const char *account, const char *name, int admin,
+                        char key[APIKEY_LEN + 1], int64_t *id, char **err);
+/* The active key with this hash: 1 found (*out filled), 0 none or revoked,
+ * -1 error. */
+int store_apikey_lookup(struct store *st, const unsigned char hash[APIKEY_HASH_LEN],
+                        struct store_apikey *out, char **err);
+/* Calls cb per key in scope, by ID, after the lock is released. */
+int store_apikey_list(struct store *st, const struct store_apikey_scope *scope,
+                      void (*cb)(void *arg, const struct store_apikey *k), void *arg, char **err);
+/* Revokes key id if in scope. On success *out (if not NULL) holds the key
+ * as revoked. Besides -1 (database), STORE_APIKEY_NOT_FOUND ("no such API
+ * key N", also for a key out of scope) and STORE_APIKEY_REVOKED ("API key
+ * N is already revoked"), each with *err. rename: the same, but a revoked
+ * key may be renamed. */
+#define STORE_APIKEY_NOT_FOUND (-2)
+#define STORE_APIKEY_REVOKED   (-3)
+int store_apikey_revoke(struct store *st, int64_t id, const struct store_apikey_scope *scope,
+                        struct store_apikey *out, char **err);
+int store_apikey_rename(struct store *st, int64_t id, const struct store_apikey_scope *scope,
+                        const char *name, struct store_apikey *out, char **err);
+/* Records last use times (unix seconds), n keys in one transaction; a
+ * time older than the one stored is ignored. */
+int store_apikey_touch(struct store *st, const int64_t *ids, const int64_t *times, size_t n,
+                       char **err);
+
+/* The sender domains of an account, sorted; *out is a malloc'd array of
+ * malloc'd strings. 0 ok (also for an account without domains), -1 error
+ * ("no such account 'x'"). */
+int store_account_domains(struct store *st, const char *account, char ***out, size_t *n,
+                          char **err);
+/* One cheap read: 0 if the database answers, -1 with *err if not. */
+int store_ping(struct store *st, char **err);
+
 #endif

@@ -1,0 +1,25 @@
+/*
+ * http_routes: the route table, the one list of what the API answers.
+ * Order matters only between patterns that match the same path (the first
+ * wins). Every row must be in docs/openapi.json, and every path there must
+ * be a row: tests/unit/test_http_routes.c checks both ways.
+ *
+ * To add a route: a row here, its handler (see http_api.h; http_keys.c
+ * shows the pattern for handlers that need the database), its path in
+ * docs/openapi.json, and its section in docs/api.md.
+ */
+#include "http/http_api.h"
+#include "http/http_handlers.h"
+#include "util/util.h"
+
+const struct http_route http_routes[] = {
+    {"GET", "/healthz", HTTP_AUTH_NONE, http_h_healthz},
+    {"GET", "/metrics", HTTP_AUTH_NONE, http_h_metrics},
+    {"GET", "/v1/openapi.json", HTTP_AUTH_NONE, http_h_openapi},
+    {"GET", "/v1/account", HTTP_AUTH_ACCOUNT, http_h_account},
+    {"GET", "/v1/apikeys", HTTP_AUTH_ACCOUNT, http_h_apikeys_list},
+    {"PATCH", "/v1/apikeys/{id}", HTTP_AUTH_ACCOUNT, http_h_apikey_patch},
+    {"DELETE", "/v1/apikeys/{id}", HTTP_AUTH_ACCOUNT, http_h_apikey_revoke},
+};
+
+const size_t http_n_routes = ARRAY_LEN(http_routes);
