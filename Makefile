@@ -133,7 +133,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,un
                 -fno-sanitize-recover=undefined
 # Fuzz targets link only PURE files (libc + util), so they need no sockets.
 FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
-                src/smtpc/smtpc_reply.c src/smtpc/smtpc_policy.c
+                src/smtpc/smtpc_reply.c src/smtpc/smtpc_policy.c \
+                src/http/http_parse.c src/http/http_route.c
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz
 	clang $(FUZZ_CFLAGS) -o $@ $^

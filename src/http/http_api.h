@@ -12,6 +12,8 @@
  * everything its accessors returned stay valid, even if the client has
  * gone (the reply is then dropped). See http_keys.c for the pattern.
  *
+ * Routes themselves (struct http_route, the table) are in http_route.h.
+ *
  * Errors are JSON, SPEC 6: {"error": {"code": ..., "message": ...}} plus
  * "field" or "parameter" naming what was wrong. The codes are listed in
  * docs/api.md and never change meaning.
@@ -24,16 +26,9 @@
 #include <stdint.h>
 
 #include "http/http.h"
+#include "http/http_route.h"
 
 struct conf;
-struct http_req;
-
-/* Who may call a route. */
-enum http_auth_need {
-	HTTP_AUTH_NONE,    /* anyone (healthz, metrics, the OpenAPI document) */
-	HTTP_AUTH_ACCOUNT, /* any valid key; it acts for its own account */
-	HTTP_AUTH_ADMIN,   /* a key made with --admin; 403 for other keys */
-};
 
 /* The key a request came with (routes with HTTP_AUTH_ACCOUNT or ADMIN). */
 struct http_auth {
@@ -41,19 +36,6 @@ struct http_auth {
 	char account[65];
 	int admin; /* sees every account and the queue */
 };
-
-typedef void (*http_handler)(struct http_req *r);
-
-struct http_route {
-	const char *method;  /* "GET", "POST", ... (a GET route answers HEAD too) */
-	const char *pattern; /* "/v1/apikeys/{id}": {name} matches one path segment */
-	enum http_auth_need auth;
-	http_handler handler;
-};
-
-/* The route table (http_routes.c). */
-extern const struct http_route http_routes[];
-extern const size_t http_n_routes;
 
 /* ---- the request ---- */
 const char *http_req_method(const struct http_req *r);

@@ -3,6 +3,7 @@
  */
 #include "http/http_route.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 

@@ -12,8 +12,29 @@
 #define POSTHORN_HTTP_ROUTE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-#include "http/http_api.h"
+struct http_req;
+
+/* Who may call a route. */
+enum http_auth_need {
+	HTTP_AUTH_NONE,    /* anyone (healthz, metrics, the OpenAPI document) */
+	HTTP_AUTH_ACCOUNT, /* any valid key; it acts for its own account */
+	HTTP_AUTH_ADMIN,   /* a key made with --admin; 403 for other keys */
+};
+
+typedef void (*http_handler)(struct http_req *r);
+
+struct http_route {
+	const char *method;  /* "GET", "POST", ... (a GET route answers HEAD too) */
+	const char *pattern; /* "/v1/apikeys/{id}": {name} matches one path segment */
+	enum http_auth_need auth;
+	http_handler handler;
+};
+
+/* The route table (http_routes.c). */
+extern const struct http_route http_routes[];
+extern const size_t http_n_routes;
 
 #define HTTP_MAX_PARAMS   4
 #define HTTP_MAX_SEGMENTS 16
