@@ -26,7 +26,6 @@
  */
 #include "dns/dns.h"
 
-#include <arpa/nameser.h>
 #include <assert.h>
 #include <ares.h>
 #include <event2/event.h>
@@ -34,7 +33,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "dns/dns_wire.h"
 #include "log/log.h"
+#include "util/htable.h"
 #include "util/util.h"
 
 #define DEFAULT_TIMEOUT_MS  2000
@@ -47,8 +48,7 @@
 #define NEG_TTL_NO_SOA 60
 /* MX records kept from one answer before ordering: the packet bounds the
  * count already, this bounds the memory a cache entry holds. */
-#define MX_KEEP          64
-#define INFLIGHT_BUCKETS 1024
+#define MX_KEEP 64
 
 /* An answer to one (type, name) query, shared by the cache and deliveries. */
 struct answer {
@@ -63,20 +63,13 @@ struct answer {
 
 /* Key of both hash tables: query type and canonical name. */
 struct hnode {
-	struct hnode *hnext;
-	uint32_t hash;
+	struct htable_node hn;
 	int type;
 	char *name;
 };
 
-struct htab {
-	struct hnode **b;
-	size_t nb; /* a power of two */
-	size_t n;
-};
-
 struct centry {
-	struct hnode h; /* first: a struct hnode * is a struct centry * */
+	struct hnode h;
 	struct centry *older, *newer;
 	uint64_t expires_ms;
 	struct answer *ans;
@@ -91,7 +84,7 @@ struct waiter {
 };
 
 struct lookup {
-	struct hnode h; /* first, as in centry */
+	struct hnode h;
 	struct dns *d;
 	struct waiter *waiters, **tail; /* answered in the order they asked */
 };
@@ -140,7 +133,7 @@ struct dns {
 	struct event *timer; /* c-ares timeouts */
 	struct event *ready; /* runs the callbacks of finished requests */
 	struct sockwatch *socks;
-	struct htab cache, inflight;
+	struct htable cache, inflight; /* of struct hnode */
 	struct centry *oldest, *newest;
 	struct reqlist live, done;
 	uint64_t next_id;
@@ -158,13 +151,13 @@ static void lookup(struct dns *d, struct req *r, int slot, int type, const char 
 static const char *type_name(int type)
 {
 	switch (type) {
-	case ns_t_mx:
+	case DNS_T_MX:
 		return "MX";
-	case ns_t_a:
+	case DNS_T_A:
 		return "A";
-	case ns_t_aaaa:
+	case DNS_T_AAAA:
 		return "AAAA";
-	case ns_t_txt:
+	case DNS_T_TXT:
 		return "TXT";
 	}
 	return "?";
@@ -206,53 +199,32 @@ static void list_remove(struct reqlist *l, struct req *r)
 	l->n--;
 }
 
-/* ---- hash table keyed by (type, name) --------------------------------- */
+/* ---- hash tables keyed by (type, name) ------------------------------ */
 
-static uint32_t key_hash(int type, const char *name)
+struct hkey {
+	int type;
+	const char *name;
+};
+
+static int hnode_match(const struct htable_node *n, const void *key)
 {
-	uint32_t h = 2166136261u ^ (uint32_t)type; /* FNV-1a */
+	const struct hnode *h = HTABLE_ENTRY(n, struct hnode, hn);
+	const struct hkey *k = key;
 
-	for (; *name; name++)
-		h = (h ^ (unsigned char)*name) * 16777619u;
-	return h;
+	return h->type == k->type && strcmp(h->name, k->name) == 0;
 }
 
-static void htab_init(struct htab *t, size_t want)
+static uint64_t key_hash(int type, const char *name)
 {
-	t->nb = 64;
-	while (t->nb < want)
-		t->nb <<= 1;
-	t->b = xcalloc(t->nb, sizeof *t->b);
-	t->n = 0;
+	return htable_hash_mix(htable_hash_str(name), (uint64_t)type);
 }
 
-static struct hnode *htab_find(const struct htab *t, int type, const char *name, uint32_t h)
+static struct hnode *hfind(const struct htable *t, int type, const char *name, uint64_t h)
 {
-	struct hnode *n;
+	struct hkey k = {type, name};
+	struct htable_node *n = htable_find(t, h, hnode_match, &k);
 
-	for (n = t->b[h & (t->nb - 1)]; n; n = n->hnext)
-		if (n->hash == h && n->type == type && strcmp(n->name, name) == 0)
-			return n;
-	return NULL;
-}
-
-static void htab_add(struct htab *t, struct hnode *n)
-{
-	struct hnode **head = &t->b[n->hash & (t->nb - 1)];
-
-	n->hnext = *head;
-	*head = n;
-	t->n++;
-}
-
-static void htab_del(struct htab *t, struct hnode *n)
-{
-	struct hnode **pp = &t->b[n->hash & (t->nb - 1)];
-
-	while (*pp != n)
-		pp = &(*pp)->hnext;
-	*pp = n->hnext;
-	t->n--;
+	return n ? HTABLE_ENTRY(n, struct hnode, hn) : NULL;
 }
 
 /* ---- answers ---------------------------------------------------------- */
@@ -267,12 +239,11 @@ static struct answer *answer_new(enum dns_status st, const char *error)
 	return a;
 }
 
-static void answer_unref(struct answer *a)
+/* Frees what a holds; n becomes 0. */
+static void answer_clear(struct answer *a)
 {
 	size_t i;
 
-	if (--a->refs > 0)
-		return;
 	for (i = 0; a->mx && i < a->n; i++)
 		free((char *)a->mx[i].exchange);
 	for (i = 0; a->txt && i < a->n; i++)
@@ -280,6 +251,17 @@ static void answer_unref(struct answer *a)
 	free(a->mx);
 	free(a->addrs);
 	free(a->txt);
+	a->mx = NULL;
+	a->addrs = NULL;
+	a->txt = NULL;
+	a->n = 0;
+}
+
+static void answer_unref(struct answer *a)
+{
+	if (--a->refs > 0)
+		return;
+	answer_clear(a);
 	free(a);
 }
 
@@ -301,18 +283,63 @@ static enum dns_status map_ares_status(int status)
 	}
 }
 
-/* A parser's verdict on a reply c-ares called a success. */
-static void set_parse_status(struct answer *a, int rc)
+/* ---- answers from the reply's bytes (dns_wire) ----------------------- */
+
+/*
+ * c-ares sends the queries and maps the reply's code to a status; the
+ * records are read by dns_wire, the one reader of reply bytes, which also
+ * gives the TTLs c-ares 1.18 does not report (none for MX or TXT, and not
+ * the SOA of a negative answer).
+ */
+struct collect {
+	struct answer *a;
+	size_t cap; /* of a->mx */
+	int bad;    /* a record of the asked type with the wrong shape */
+	struct buf txt;
+};
+
+static int collect_mx(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
 {
-	if (rc == ARES_SUCCESS && a->n > 0)
-		return;
-	if (rc == ARES_SUCCESS || rc == ARES_ENODATA) {
-		a->status = DNS_NODATA; /* e.g. only a CNAME, or other types */
-		a->error = ares_strerror(ARES_ENODATA);
-	} else {
-		a->status = DNS_TEMPFAIL;
-		a->error = ares_strerror(rc);
+	struct collect *c = arg;
+	unsigned char flat[DNS_WIRE_NAME_MAX];
+	char text[DNS_WIRE_TEXT_MAX];
+	unsigned pref;
+
+	if (dns_rr_mx(m, rr, &pref, flat) < 0)
+		return c->bad = 1;
+	if (c->a->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 8;
+		c->a->mx = xrealloc(c->a->mx, c->cap * sizeof *c->a->mx);
 	}
+	dns_wire_name_text(flat, text);
+	c->a->mx[c->a->n++] = (struct dns_mx_rr){.exchange = xstrdup(text), .pref = pref};
+	return 0;
+}
+
+static int collect_addr(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
+{
+	struct collect *c = arg;
+	struct dns_addr *x = &c->a->addrs[c->a->n];
+	int v6 = rr->type == DNS_T_AAAA;
+
+	if ((v6 ? dns_rr_aaaa(m, rr, x->addr) : dns_rr_a(m, rr, x->addr)) < 0)
+		return c->bad = 1;
+	x->family = v6 ? AF_INET6 : AF_INET;
+	return ++c->a->n == DNS_MAX_ADDRS; /* the first ones, as many as a host keeps */
+}
+
+/* A TXT record is kept unless it is empty or holds a NUL (no policy
+ * record does). */
+static int collect_txt(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
+{
+	struct collect *c = arg;
+
+	buf_reset(&c->txt);
+	if (dns_rr_txt(m, rr, &c->txt) < 0)
+		return c->bad = 1;
+	if (c->txt.len > 0 && !memchr(c->txt.data, '\0', c->txt.len))
+		c->a->txt[c->a->n++] = xstrndup(c->txt.data, c->txt.len);
+	return c->a->n == DNS_MAX_TXT;
 }
 
 static int by_pref(const void *x, const void *y)
@@ -322,237 +349,81 @@ static int by_pref(const void *x, const void *y)
 	return (a->pref > b->pref) - (a->pref < b->pref);
 }
 
-static void parse_mx(struct answer *a, const unsigned char *abuf, int alen)
+/* Keep the best MX_KEEP: the route wants those. The packet bounds the
+ * count already; this bounds the memory a cache entry holds. */
+static void mx_trim(struct answer *a)
 {
-	struct ares_mx_reply *list = NULL, *m;
-	int rc = ares_parse_mx_reply(abuf, alen, &list);
-	size_t n = 0;
-
-	for (m = list; rc == ARES_SUCCESS && m; m = m->next)
-		n++;
-	a->mx = n ? xcalloc(n, sizeof *a->mx) : NULL;
-	for (m = list; rc == ARES_SUCCESS && m; m = m->next)
-		a->mx[a->n++] =
-		    (struct dns_mx_rr){.exchange = xstrdup(m->host), .pref = m->priority};
-	if (list)
-		ares_free_data(list);
-	if (a->n > MX_KEEP) { /* keep the best: the route wants those */
-		qsort(a->mx, a->n, sizeof *a->mx, by_pref);
-		while (a->n > MX_KEEP)
-			free((char *)a->mx[--a->n].exchange);
-	}
-	set_parse_status(a, rc);
-}
-
-static void parse_a(struct answer *a, const unsigned char *abuf, int alen)
-{
-	struct ares_addrttl t[DNS_MAX_ADDRS];
-	int i, n = DNS_MAX_ADDRS;
-	int rc = ares_parse_a_reply(abuf, alen, NULL, t, &n);
-
-	if (rc == ARES_SUCCESS && n > 0) {
-		a->addrs = xcalloc((size_t)n, sizeof *a->addrs);
-		for (i = 0; i < n; i++) {
-			a->addrs[i].family = AF_INET;
-			memcpy(a->addrs[i].addr, &t[i].ipaddr, 4);
-		}
-		a->n = (size_t)n;
-	}
-	set_parse_status(a, rc);
-}
-
-static void parse_aaaa(struct answer *a, const unsigned char *abuf, int alen)
-{
-	struct ares_addr6ttl t[DNS_MAX_ADDRS];
-	int i, n = DNS_MAX_ADDRS;
-	int rc = ares_parse_aaaa_reply(abuf, alen, NULL, t, &n);
-
-	if (rc == ARES_SUCCESS && n > 0) {
-		a->addrs = xcalloc((size_t)n, sizeof *a->addrs);
-		for (i = 0; i < n; i++) {
-			a->addrs[i].family = AF_INET6;
-			memcpy(a->addrs[i].addr, &t[i].ip6addr, 16);
-		}
-		a->n = (size_t)n;
-	}
-	set_parse_status(a, rc);
-}
-
-/* Keep a finished TXT record unless it holds a NUL (no policy record does). */
-static void txt_keep(struct answer *a, struct buf *rec)
-{
-	if (rec->len > 0 && !memchr(rec->data, '\0', rec->len) && a->n < DNS_MAX_TXT)
-		a->txt[a->n++] = xstrndup(rec->data, rec->len);
-	buf_reset(rec);
-}
-
-static void parse_txt(struct answer *a, const unsigned char *abuf, int alen)
-{
-	struct ares_txt_ext *list = NULL, *t;
-	int rc = ares_parse_txt_reply_ext(abuf, alen, &list);
-	struct buf rec;
-
-	buf_init(&rec);
-	a->txt = xcalloc(DNS_MAX_TXT, sizeof *a->txt);
-	for (t = list; rc == ARES_SUCCESS && t; t = t->next) {
-		if (t->record_start && t != list)
-			txt_keep(a, &rec);
-		buf_append(&rec, t->txt, t->length);
-	}
-	if (list)
-		txt_keep(a, &rec);
-	buf_free(&rec);
-	if (list)
-		ares_free_data(list);
-	set_parse_status(a, rc);
-}
-
-/* ---- TTLs from the message -------------------------------------------- */
-
-/*
- * c-ares 1.18 reports no TTL for MX or TXT records, and ares_parse_soa_reply
- * reads only the answer section, not the SOA a negative answer carries in
- * its authority section. So the cache reads TTLs off the message itself.
- * The reply was already checked by c-ares; this still bounds every read.
- */
-struct msg {
-	const unsigned char *p;
-	size_t len, off;
-};
-
-static int msg_skip_name(struct msg *m)
-{
-	while (m->off < m->len) {
-		unsigned c = m->p[m->off];
-
-		if (c == 0) {
-			m->off++;
-			return 0;
-		}
-		if ((c & 0xC0) == 0xC0) { /* compression pointer ends the name */
-			m->off += 2;
-			return m->off <= m->len ? 0 : -1;
-		}
-		if (c & 0xC0)
-			return -1;
-		m->off += 1 + c;
-	}
-	return -1;
-}
-
-static int msg_u16(struct msg *m, unsigned *v)
-{
-	if (m->off + 2 > m->len)
-		return -1;
-	*v = (unsigned)m->p[m->off] << 8 | m->p[m->off + 1];
-	m->off += 2;
-	return 0;
-}
-
-static int msg_u32(struct msg *m, uint32_t *v)
-{
-	if (m->off + 4 > m->len)
-		return -1;
-	*v = (uint32_t)m->p[m->off] << 24 | (uint32_t)m->p[m->off + 1] << 16 |
-	     (uint32_t)m->p[m->off + 2] << 8 | m->p[m->off + 3];
-	m->off += 4;
-	/* RFC 2181 8: a TTL with the top bit set is read as zero. */
-	if (*v > 0x7FFFFFFFu)
-		*v = 0;
-	return 0;
-}
-
-/* Negative-answer TTL from an SOA's rdata: min(TTL, MINIMUM), RFC 2308 5. */
-static int soa_neg_ttl(struct msg m, uint32_t ttl, uint32_t *out)
-{
-	uint32_t v[5];
-	int i;
-
-	if (msg_skip_name(&m) < 0 || msg_skip_name(&m) < 0)
-		return -1;
-	for (i = 0; i < 5; i++)
-		if (msg_u32(&m, &v[i]) < 0)
-			return -1;
-	*out = ttl < v[4] ? ttl : v[4];
-	return 0;
-}
-
-struct msg_ttls {
-	uint32_t answer_min; /* UINT32_MAX: no answer record */
-	uint32_t soa_neg;    /* UINT32_MAX: no SOA in the authority section */
-};
-
-/* Walk one record; its TTL goes to t according to the section. */
-static int msg_rr(struct msg *m, int authority, struct msg_ttls *t)
-{
-	unsigned type, class, rdlen;
-	uint32_t ttl, neg;
-
-	if (msg_skip_name(m) < 0 || msg_u16(m, &type) < 0 || msg_u16(m, &class) < 0 ||
-	    msg_u32(m, &ttl) < 0 || msg_u16(m, &rdlen) < 0 || m->off + rdlen > m->len)
-		return -1;
-	if (!authority && ttl < t->answer_min)
-		t->answer_min = ttl;
-	if (authority && type == ns_t_soa) {
-		struct msg rd = {m->p, m->off + rdlen, m->off};
-
-		if (soa_neg_ttl(rd, ttl, &neg) == 0 && neg < t->soa_neg)
-			t->soa_neg = neg;
-	}
-	m->off += rdlen;
-	return 0;
-}
-
-static void msg_ttls(const unsigned char *abuf, int alen, struct msg_ttls *t)
-{
-	struct msg m = {abuf, alen > 0 ? (size_t)alen : 0, 4};
-	unsigned qd, an, ns, i;
-
-	t->answer_min = t->soa_neg = UINT32_MAX;
-	if (!abuf || msg_u16(&m, &qd) < 0 || msg_u16(&m, &an) < 0 || msg_u16(&m, &ns) < 0)
+	if (a->n <= MX_KEEP)
 		return;
-	m.off = 12;
-	for (i = 0; i < qd; i++)
-		if (msg_skip_name(&m) < 0 || (m.off += 4) > m.len)
-			return;
-	for (i = 0; i < an + ns; i++)
-		if (msg_rr(&m, i >= an, t) < 0)
-			return;
+	qsort(a->mx, a->n, sizeof *a->mx, by_pref);
+	while (a->n > MX_KEEP)
+		free((char *)a->mx[--a->n].exchange);
 }
 
-/* Seconds to cache a, 0 for not at all. */
-static uint32_t answer_ttl(const struct dns *d, const struct answer *a, const unsigned char *abuf,
-                           int alen)
+static void answer_fail(struct answer *a, enum dns_status st, int ares_code)
 {
-	struct msg_ttls t;
+	answer_clear(a);
+	a->status = st;
+	a->error = ares_strerror(ares_code);
+}
+
+/* The records of a reply c-ares called a success. */
+static void read_answers(struct answer *a, int type, const struct dns_wire *m)
+{
+	struct collect c = {.a = a};
+	dns_wire_answer_cb cb = collect_txt;
+	long rc = -1;
+
+	if (type == DNS_T_MX) {
+		cb = collect_mx;
+	} else if (type == DNS_T_A || type == DNS_T_AAAA) {
+		cb = collect_addr;
+		a->addrs = xcalloc(DNS_MAX_ADDRS, sizeof *a->addrs);
+	} else {
+		a->txt = xcalloc(DNS_MAX_TXT, sizeof *a->txt);
+	}
+	if (m->qtype == (unsigned)type) /* c-ares matched the question already */
+		rc = dns_wire_answers(m, cb, &c);
+	buf_free(&c.txt);
+	mx_trim(a);
+	if (rc < 0 || c.bad)
+		answer_fail(a, DNS_TEMPFAIL, ARES_EBADRESP);
+	else if (a->n == 0) /* e.g. only a CNAME, or other types */
+		answer_fail(a, DNS_NODATA, ARES_ENODATA);
+}
+
+/* Seconds to cache a, 0 for not at all; t holds the reply's TTLs. */
+static uint32_t answer_ttl(const struct dns *d, const struct answer *a,
+                           const struct dns_wire_ttls *t)
+{
 	uint32_t ttl;
 
-	msg_ttls(abuf, alen, &t);
 	if (a->status == DNS_OK)
-		return t.answer_min == UINT32_MAX
+		return t->answer_min == UINT32_MAX
 		           ? 0
-		           : (t.answer_min < d->o.max_ttl ? t.answer_min : d->o.max_ttl);
+		           : (t->answer_min < d->o.max_ttl ? t->answer_min : d->o.max_ttl);
 	if (a->status != DNS_NXDOMAIN && a->status != DNS_NODATA)
 		return 0;
-	ttl = t.soa_neg == UINT32_MAX ? NEG_TTL_NO_SOA : t.soa_neg;
+	ttl = t->soa_neg == UINT32_MAX ? NEG_TTL_NO_SOA : t->soa_neg;
 	return ttl < d->o.max_neg_ttl ? ttl : d->o.max_neg_ttl;
 }
 
-static struct answer *answer_from_reply(int type, int status, const unsigned char *abuf, int alen)
+static struct answer *answer_from_reply(const struct dns *d, int type, int status,
+                                        const unsigned char *abuf, int alen, uint32_t *ttl)
 {
 	enum dns_status st = map_ares_status(status);
 	struct answer *a = answer_new(st, st == DNS_OK ? NULL : ares_strerror(status));
+	struct dns_wire_ttls t = {UINT32_MAX, UINT32_MAX};
+	struct dns_wire m;
+	int parsed = abuf && alen > 0 && dns_wire_parse(&m, abuf, (size_t)alen) == 0;
 
-	if (st != DNS_OK)
-		return a;
-	if (type == ns_t_mx)
-		parse_mx(a, abuf, alen);
-	else if (type == ns_t_a)
-		parse_a(a, abuf, alen);
-	else if (type == ns_t_aaaa)
-		parse_aaaa(a, abuf, alen);
-	else
-		parse_txt(a, abuf, alen);
+	if (parsed)
+		dns_wire_ttls(&m, &t);
+	if (st == DNS_OK && parsed)
+		read_answers(a, type, &m);
+	else if (st == DNS_OK)
+		answer_fail(a, DNS_TEMPFAIL, ARES_EBADRESP);
+	*ttl = answer_ttl(d, a, &t);
 	return a;
 }
 
@@ -560,7 +431,7 @@ static struct answer *answer_from_reply(int type, int status, const unsigned cha
 
 static void cache_drop(struct dns *d, struct centry *c)
 {
-	htab_del(&d->cache, &c->h);
+	htable_del(&d->cache, &c->h.hn);
 	if (c->older)
 		c->older->newer = c->newer;
 	else
@@ -574,9 +445,10 @@ static void cache_drop(struct dns *d, struct centry *c)
 	free(c);
 }
 
-static struct centry *cache_get(struct dns *d, int type, const char *name, uint32_t h)
+static struct centry *cache_get(struct dns *d, int type, const char *name, uint64_t h)
 {
-	struct centry *c = (struct centry *)htab_find(&d->cache, type, name, h);
+	struct hnode *n = hfind(&d->cache, type, name, h);
+	struct centry *c = n ? HTABLE_ENTRY(n, struct centry, h) : NULL;
 
 	if (!c || c->expires_ms > now_ms(d))
 		return c;
@@ -586,16 +458,17 @@ static struct centry *cache_get(struct dns *d, int type, const char *name, uint3
 
 static void cache_put(struct dns *d, const struct hnode *key, struct answer *a, uint32_t ttl)
 {
-	struct centry *c = (struct centry *)htab_find(&d->cache, key->type, key->name, key->hash);
+	struct hnode *old = hfind(&d->cache, key->type, key->name, key->hn.hash);
+	struct centry *c;
 
 	if (ttl == 0)
 		return;
-	if (c)
-		cache_drop(d, c);
-	while (d->cache.n >= d->o.cache_size && d->oldest)
+	if (old)
+		cache_drop(d, HTABLE_ENTRY(old, struct centry, h));
+	while (htable_count(&d->cache) >= d->o.cache_size && d->oldest)
 		cache_drop(d, d->oldest); /* oldest inserted first: simple and bounded */
 	c = xcalloc(1, sizeof *c);
-	c->h = (struct hnode){.hash = key->hash, .type = key->type, .name = xstrdup(key->name)};
+	c->h = (struct hnode){.type = key->type, .name = xstrdup(key->name)};
 	c->expires_ms = now_ms(d) + (uint64_t)ttl * 1000;
 	c->ans = a;
 	a->refs++;
@@ -605,7 +478,7 @@ static void cache_put(struct dns *d, const struct hnode *key, struct answer *a, 
 	else
 		d->oldest = c;
 	d->newest = c;
-	htab_add(&d->cache, &c->h);
+	htable_add(&d->cache, &c->h.hn, key->hn.hash);
 }
 
 /* ---- c-ares on libevent ----------------------------------------------- */
@@ -702,30 +575,31 @@ static void on_ares_answer(void *arg, int status, int timeouts, unsigned char *a
 {
 	struct lookup *l = arg;
 	struct dns *d = l->d;
-	struct answer *a = answer_from_reply(l->h.type, status, abuf, alen);
+	uint32_t ttl;
+	struct answer *a = answer_from_reply(d, l->h.type, status, abuf, alen, &ttl);
 
-	htab_del(&d->inflight, &l->h);
+	htable_del(&d->inflight, &l->h.hn);
 	if (a->status == DNS_TEMPFAIL) {
 		d->st.tempfails++;
 		log_debug("session=NOQUEUE event=dns_tempfail type=%s name=%s error=%s",
 		          type_name(l->h.type), log_q(l->h.name), log_q(a->error));
 	}
 	if (!d->closing)
-		cache_put(d, &l->h, a, answer_ttl(d, a, abuf, alen));
+		cache_put(d, &l->h, a, ttl);
 	lookup_deliver(d, l, a);
 	answer_unref(a);
 	free(l->h.name);
 	free(l);
 }
 
-static struct lookup *lookup_new(struct dns *d, int type, const char *name, uint32_t h)
+static struct lookup *lookup_new(struct dns *d, int type, const char *name, uint64_t h)
 {
 	struct lookup *l = xcalloc(1, sizeof *l);
 
-	l->h = (struct hnode){.hash = h, .type = type, .name = xstrdup(name)};
+	l->h = (struct hnode){.type = type, .name = xstrdup(name)};
 	l->d = d;
 	l->tail = &l->waiters;
-	htab_add(&d->inflight, &l->h);
+	htable_add(&d->inflight, &l->h.hn, h);
 	return l;
 }
 
@@ -735,7 +609,7 @@ static void lookup_send(struct dns *d, struct lookup *l)
 	d->st.queries_sent++;
 	log_debug("session=NOQUEUE event=dns_query type=%s name=%s", type_name(l->h.type),
 	          log_q(l->h.name));
-	ares_query(d->ch, l->h.name, ns_c_in, l->h.type, on_ares_answer, l);
+	ares_query(d->ch, l->h.name, DNS_C_IN, l->h.type, on_ares_answer, l);
 	timer_rearm(d);
 }
 
@@ -745,8 +619,9 @@ static void lookup_send(struct dns *d, struct lookup *l)
  */
 static void lookup(struct dns *d, struct req *r, int slot, int type, const char *name)
 {
-	uint32_t h = key_hash(type, name);
+	uint64_t h = key_hash(type, name);
 	struct centry *c = cache_get(d, type, name, h);
+	struct hnode *n;
 	struct lookup *l;
 	struct waiter *w;
 	int fresh = 0;
@@ -760,7 +635,8 @@ static void lookup(struct dns *d, struct req *r, int slot, int type, const char 
 		answer_unref(a);
 		return;
 	}
-	l = (struct lookup *)htab_find(&d->inflight, type, name, h);
+	n = hfind(&d->inflight, type, name, h);
+	l = n ? HTABLE_ENTRY(n, struct lookup, h) : NULL;
 	if (l) {
 		d->st.coalesced++;
 	} else {
@@ -848,8 +724,8 @@ static void route_mx_answer(struct req *r, const struct answer *a)
 	r->fam = xcalloc(n, sizeof *r->fam);
 	r->todo = (unsigned)(2 * n); /* set first: answers may arrive during the loop */
 	for (i = 0; i < n; i++) {
-		lookup(d, r, (int)(1 + 2 * i), ns_t_a, r->route.hosts[i].name);
-		lookup(d, r, (int)(2 + 2 * i), ns_t_aaaa, r->route.hosts[i].name);
+		lookup(d, r, (int)(1 + 2 * i), DNS_T_A, r->route.hosts[i].name);
+		lookup(d, r, (int)(2 + 2 * i), DNS_T_AAAA, r->route.hosts[i].name);
 	}
 }
 
@@ -995,8 +871,8 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *opts, char *
 	d->ready = event_new(base, -1, 0, on_ready, d);
 	if (!d->timer || !d->ready)
 		fatal("session=NOQUEUE event=dns_error error=\"cannot create events\"");
-	htab_init(&d->cache, d->o.cache_size);
-	htab_init(&d->inflight, INFLIGHT_BUCKETS);
+	htable_init(&d->cache);
+	htable_init(&d->inflight);
 	d->next_id = 1;
 	return d;
 }
@@ -1040,8 +916,8 @@ void dns_free(struct dns *d)
 		cache_drop(d, d->oldest);
 	event_free(d->timer);
 	event_free(d->ready);
-	free(d->cache.b);
-	free(d->inflight.b);
+	htable_fini(&d->cache);
+	htable_fini(&d->inflight);
 	free(d);
 }
 
@@ -1060,7 +936,7 @@ static uint64_t route_start(struct dns *d, const char *domain, int mx, dns_route
 		r->route.error = "invalid domain name";
 		req_done(r);
 	} else if (mx) {
-		lookup(d, r, 0, ns_t_mx, r->name);
+		lookup(d, r, 0, DNS_T_MX, r->name);
 	} else {
 		route_mx_answer(r, &no_mx); /* the name itself, as an implicit MX */
 	}
@@ -1090,7 +966,7 @@ uint64_t dns_query_txt(struct dns *d, const char *name, dns_txt_cb on_txt, void 
 		r->txt.error = "invalid domain name";
 		req_done(r);
 	} else {
-		lookup(d, r, 0, ns_t_txt, r->name);
+		lookup(d, r, 0, DNS_T_TXT, r->name);
 	}
 	return r->id;
 }
@@ -1127,6 +1003,6 @@ int dns_cancel(struct dns *d, uint64_t id)
 void dns_get_stats(const struct dns *d, struct dns_stats *out)
 {
 	*out = d->st;
-	out->cache_entries = d->cache.n;
+	out->cache_entries = htable_count(&d->cache);
 	out->pending = d->live.n + d->done.n;
 }

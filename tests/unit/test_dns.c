@@ -148,6 +148,8 @@ static const char *local_records[] = {
     "--txt-record=multi.test,v=spf1,-all",
     "--txt-record=two.test,first",
     "--txt-record=two.test,second",
+    "--cname=alias.test,mx.dual.test",
+    "--mx-host=viacname.test,alias.test,10",
 };
 
 static char **argv_common(int port, size_t extra)
@@ -434,6 +436,30 @@ static void test_implicit_mx_a_and_aaaa(void **state)
 	assert_string_equal(addr_str(&r->hosts[0].addrs[0]), "::1");
 	assert_int_equal(r->hosts[0].addrs[1].family, AF_INET);
 	assert_string_equal(addr_str(&r->hosts[0].addrs[1]), "127.0.0.3");
+}
+
+/* CNAMEs: the answer records are those of the chain's end (dns_wire). An
+ * MX query for an alias gets the CNAME alone: implicit MX, whose A and
+ * AAAA answers come through the CNAME too; and an MX host that is an
+ * alias gets its addresses through it. */
+static void test_cname_chain(void **state)
+{
+	struct fixture *f = *state;
+	const struct dns_route *r = route1(f, "alias.test");
+
+	assert_int_equal(r->status, DNS_OK);
+	assert_true(r->implicit_mx);
+	assert_string_equal(r->hosts[0].name, "alias.test");
+	assert_int_equal(r->hosts[0].n_addrs, 2);
+	assert_string_equal(addr_str(&r->hosts[0].addrs[0]), "2001:db8::4");
+	assert_string_equal(addr_str(&r->hosts[0].addrs[1]), "127.0.0.4");
+
+	r = route1(f, "viacname.test");
+	assert_int_equal(r->status, DNS_OK);
+	assert_false(r->implicit_mx);
+	assert_string_equal(r->hosts[0].name, "alias.test");
+	assert_int_equal(r->hosts[0].n_addrs, 2);
+	assert_string_equal(addr_str(&r->hosts[0].addrs[1]), "127.0.0.4");
 }
 
 static void test_mx_host_with_both_families(void **state)
@@ -776,6 +802,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_equal_preferences_shuffled, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_implicit_mx_a_and_aaaa, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mx_host_with_both_families, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cname_chain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_null_mx, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_nxdomain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mx_host_without_address, setup, teardown),
