@@ -3,20 +3,17 @@
  *
  * Owns the encoding and the checks of the three kinds of record in a spool
  * file: the fixed binary header, the envelope record (a versioned text
- * record ending in "end CHECKSUM") and the per-recipient state records.
- * docs/spool.md is the reference; keep the two in step.
- *
- * Promises: every decoder accepts arbitrary bytes without crashing and
- * without allocating more than a small multiple of its input; every string
- * field round-trips byte for byte (any byte but NUL, which a C string
- * cannot hold), and NULL stays distinct from "".
+ * record ending in "end CHECKSUM") and the per-recipient state records,
+ * streamed. spool_format.h has the promises; docs/spool.md the layout.
+ * Every string field round-trips byte for byte (any byte but NUL, which a
+ * C string cannot hold), and NULL stays distinct from "".
  */
+#include "spool/spool_format.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "spool/spool_int.h"
 
 struct span {
 	const char *p;
@@ -130,6 +127,13 @@ int spool_hdr_decode(const unsigned char in[SPOOL_HDR_SIZE], struct spool_hdr *h
 		return *reason = xstrdup("incomplete (no complete marker)"), -1;
 	if (!hdr_sane(h))
 		return *reason = xstrdup("bad header lengths"), -1;
+	return 0;
+}
+
+int spool_hdr_fits(const struct spool_hdr *h, uint64_t fsize, char **reason)
+{
+	if (h->env_off + h->env_len > fsize)
+		return *reason = xstrdup("truncated (shorter than its header says)"), -1;
 	return 0;
 }
 
@@ -273,9 +277,13 @@ static int num_i64(struct span s, int64_t *out)
 
 	if (neg)
 		s.p++, s.n--;
-	if (num_u64(s, &v) < 0 || v > (uint64_t)INT64_MAX)
+	/* "-9223372036854775808" is INT64_MIN: written by "%lld", so read too */
+	if (num_u64(s, &v) < 0 || v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
 		return -1;
-	*out = neg ? -(int64_t)v : (int64_t)v;
+	if (neg)
+		*out = v > (uint64_t)INT64_MAX ? INT64_MIN : -(int64_t)v;
+	else
+		*out = (int64_t)v;
 	return 0;
 }
 
@@ -465,10 +473,13 @@ static void rcpt_put(struct buf *b, const struct rcpt *r)
 	buf_puts(b, "\n");
 }
 
+/* What the decoder would refuse, refused before anything is written. */
 static int env_check_lengths(const struct envelope *e, char **reason)
 {
 	size_t i;
 
+	if (!e->account)
+		return *reason = xstrdup("envelope without account"), -1;
 	if (e->n_rcpts > SPOOL_RCPT_MAX)
 		return *reason = xasprintf("%zu recipients (limit %u)", e->n_rcpts, SPOOL_RCPT_MAX),
 		       -1;
@@ -683,4 +694,51 @@ int spool_rcpt_apply(const char *line, size_t n, struct envelope *e)
 	free(e->rcpts[idx].last_reply);
 	e->rcpts[idx].last_reply = reply;
 	return 0;
+}
+
+/* ---- state records, streamed ---- */
+
+void spool_records_init(struct spool_records *r, struct envelope *e)
+{
+	memset(r, 0, sizeof(*r));
+	r->e = e;
+	buf_init(&r->line);
+}
+
+static void line_done(struct spool_records *r)
+{
+	if (r->overlong)
+		r->skipped++;
+	else if (r->line.len > 0 && spool_rcpt_apply(r->line.data, r->line.len, r->e) == 0)
+		r->applied++;
+	else if (r->line.len > 0)
+		r->skipped++;
+	buf_reset(&r->line);
+	r->overlong = 0;
+}
+
+void spool_records_feed(struct spool_records *r, const char *p, size_t n)
+{
+	while (n > 0) {
+		const char *nl = memchr(p, '\n', n);
+		size_t take = nl ? (size_t)(nl - p) : n;
+
+		if (!r->overlong && r->line.len + take > SPOOL_LINE_MAX)
+			r->overlong = 1, buf_reset(&r->line);
+		if (!r->overlong)
+			buf_append(&r->line, p, take);
+		if (nl)
+			line_done(r);
+		p += take + (nl ? 1 : 0), n -= take + (nl ? 1 : 0);
+	}
+}
+
+int spool_records_torn(const struct spool_records *r)
+{
+	return r->line.len > 0 || r->overlong;
+}
+
+void spool_records_free(struct spool_records *r)
+{
+	buf_free(&r->line);
 }

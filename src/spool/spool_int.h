@@ -4,6 +4,7 @@
  *   spool.c         opening, the directories, receiving (new/write/abort)
  *   spool_commit.c  the committer thread, group commit, done() delivery
  *   spool_format.c  the bytes on disk: header, envelope record, rcpt records
+ *                   (PURE: spool_format.h)
  *   spool_read.c    load, foreach, body, delete, rcpt state, recovery
  *
  * docs/spool.md describes the format and the durability argument.
@@ -16,36 +17,12 @@
 #include <stdint.h>
 
 #include "spool/spool.h"
+#include "spool/spool_format.h"
 #include "util/util.h"
 
-/* File layout, version 1. Bump SPOOL_VERSION on any change of layout or of
- * a record's syntax; a reader rejects (quarantines) versions it lacks. */
-#define SPOOL_MAGIC      "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
-#define SPOOL_VERSION    1
-#define SPOOL_HDR_SIZE   128
-#define SPOOL_F_COMPLETE 1u
-#define SPOOL_CHECK_LEN  16 /* BLAKE2b-128: bytes of a checksum */
-#define SPOOL_CHECK_HEX  (2 * SPOOL_CHECK_LEN)
-
-/* Bounds. A corrupt length must never make a reader allocate much more than
- * the file holds, and no line may make it buffer without limit. */
-#define SPOOL_FIELD_MAX        4096         /* decoded bytes of any string field */
-#define SPOOL_LINE_MAX         65536        /* bytes of any record line */
-#define SPOOL_RCPT_MAX         1000000u     /* recipients of one message */
-#define SPOOL_ENV_MAX          (256u << 20) /* bytes of an envelope record */
-#define SPOOL_BUF_SIZE         65536        /* write buffer of a message being received */
+/* Writing and streaming, beside spool_format.h's bounds. */
+#define SPOOL_BUF_SIZE         65536 /* write buffer of a message being received */
 #define SPOOL_SYNC_THREADS_MAX 16
-
-/* The fixed header at offset 0 (little-endian on disk). */
-struct spool_hdr {
-	uint32_t version;
-	uint32_t flags;
-	uint64_t body_off;
-	uint64_t body_len;
-	uint64_t env_off;
-	uint64_t env_len;
-	uint32_t n_rcpts;
-};
 
 struct spool_committer;
 
@@ -95,17 +72,5 @@ void spool_committer_submit(struct spool *sp, struct spool_msg *m);
 void spool_commit_pause(struct spool *sp, int paused);
 /* Makes a batch durable and sets each m->ok. Any thread. */
 void spool_commit_batch(struct spool *sp, struct spool_msg **ms, size_t n);
-
-/* spool_format.c */
-void spool_check(const void *p, size_t n, unsigned char out[SPOOL_CHECK_LEN]);
-void spool_hdr_encode(const struct spool_hdr *h, unsigned char out[SPOOL_HDR_SIZE]);
-int spool_hdr_decode(const unsigned char in[SPOOL_HDR_SIZE], struct spool_hdr *h, char **reason);
-int spool_env_encode(const struct envelope *e, const char *id, uint64_t size, struct buf *out,
-                     char **reason);
-int spool_env_decode(const char *p, size_t n, const char *id, uint32_t n_rcpts,
-                     struct envelope **out, char **reason);
-void spool_rcpt_encode(size_t idx, const struct rcpt *r, struct buf *out);
-int spool_rcpt_apply(const char *line, size_t n, struct envelope *e);
-const char *spool_state_name(enum rcpt_state s);
 
 #endif

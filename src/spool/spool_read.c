@@ -63,10 +63,8 @@ static enum load_res read_header(int fd, struct spool_hdr *h, uint64_t *fsize, c
 		       LOAD_BAD;
 	if (pread_all(fd, raw, sizeof(raw), 0) < 0)
 		return io_error("read header", why);
-	if (spool_hdr_decode(raw, h, why) < 0)
+	if (spool_hdr_decode(raw, h, why) < 0 || spool_hdr_fits(h, *fsize, why) < 0)
 		return LOAD_BAD;
-	if (h->env_off + h->env_len > *fsize)
-		return *why = xstrdup("truncated (shorter than its header says)"), LOAD_BAD;
 	return LOAD_OK;
 }
 
@@ -86,61 +84,28 @@ static enum load_res read_envelope(int fd, const char *id, const struct spool_hd
 
 /* ---- recipient state records, streamed ---- */
 
-struct line_reader {
-	struct buf line;
-	int overlong; /* the current line passed SPOOL_LINE_MAX: skip it */
-	size_t applied, skipped;
-};
-
-static void line_done(struct line_reader *lr, struct envelope *e)
-{
-	if (lr->overlong)
-		lr->skipped++;
-	else if (lr->line.len > 0 && spool_rcpt_apply(lr->line.data, lr->line.len, e) == 0)
-		lr->applied++;
-	else if (lr->line.len > 0)
-		lr->skipped++;
-	buf_reset(&lr->line);
-	lr->overlong = 0;
-}
-
-static void line_feed(struct line_reader *lr, struct envelope *e, const char *p, size_t n)
-{
-	while (n > 0) {
-		const char *nl = memchr(p, '\n', n);
-		size_t take = nl ? (size_t)(nl - p) : n;
-		if (!lr->overlong && lr->line.len + take > SPOOL_LINE_MAX)
-			lr->overlong = 1, buf_reset(&lr->line);
-		if (!lr->overlong)
-			buf_append(&lr->line, p, take);
-		if (nl)
-			line_done(lr, e);
-		p += take + (nl ? 1 : 0), n -= take + (nl ? 1 : 0);
-	}
-}
-
 /* Applies records in file order. A line without its '\n' is a record torn
  * by a crash: ignored, like any line whose checksum fails. */
 static enum load_res read_states(int fd, uint64_t off, uint64_t end, struct envelope *e, char **why)
 {
-	struct line_reader lr = {0};
+	struct spool_records rs;
 	char *chunk = xmalloc(SPOOL_BUF_SIZE);
 	enum load_res res = LOAD_OK;
 
-	buf_init(&lr.line);
+	spool_records_init(&rs, e);
 	while (off < end) {
 		size_t n = end - off < SPOOL_BUF_SIZE ? (size_t)(end - off) : SPOOL_BUF_SIZE;
 		if (pread_all(fd, chunk, n, off) < 0) {
 			res = io_error("read state records", why);
 			break;
 		}
-		line_feed(&lr, e, chunk, n);
+		spool_records_feed(&rs, chunk, n);
 		off += n;
 	}
-	if (lr.skipped || lr.line.len)
+	if (rs.skipped || spool_records_torn(&rs))
 		log_info("queue=%s event=spool_state_records applied=%zu skipped=%zu torn_tail=%d",
-		         e->id, lr.applied, lr.skipped, lr.line.len > 0 || lr.overlong);
-	buf_free(&lr.line);
+		         e->id, rs.applied, rs.skipped, spool_records_torn(&rs));
+	spool_records_free(&rs);
 	free(chunk);
 	return res;
 }

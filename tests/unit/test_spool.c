@@ -207,6 +207,70 @@ static void test_roundtrip_odd_bytes(void **state)
 	free(dir);
 }
 
+/* The codec alone (spool_format.h, PURE): what the encoder accepts the
+ * decoder gives back, at the edges of every number. Found by
+ * fuzz/fuzz_spool_format: INT64_MIN was written, then refused on load. */
+static void test_format_number_edges(void **state)
+{
+	static const int64_t edges[] = {INT64_MIN, INT64_MIN + 1, -1, 0, INT64_MAX};
+	struct rcpt r = {.addr = "a@b", .attempts = UINT32_MAX, .notify = 0xFF};
+	struct envelope e = simple_env(&r, 1), *got;
+	char *reason = NULL;
+	struct buf b, rec;
+	size_t i;
+
+	(void)state;
+	buf_init(&rec);
+	for (i = 0; i < ARRAY_LEN(edges); i++) {
+		buf_init(&b);
+		e.created = edges[i];
+		r.next_attempt = edges[ARRAY_LEN(edges) - 1 - i];
+		assert_int_equal(spool_env_encode(&e, "0123456789ABCDEF", UINT64_MAX, &b, &reason),
+		                 0);
+		if (spool_env_decode(b.data, b.len, "0123456789ABCDEF", 1, &got, &reason) < 0)
+			fail_msg("edge %zu: %s", i, reason);
+		assert_true(got->created == e.created);
+		assert_true(got->size == UINT64_MAX);
+		assert_true(got->rcpts[0].next_attempt == r.next_attempt);
+		assert_int_equal(got->rcpts[0].attempts, UINT32_MAX);
+		/* and through a state record */
+		buf_reset(&rec);
+		r.next_attempt = edges[i];
+		spool_rcpt_encode(0, &r, &rec);
+		assert_int_equal(spool_rcpt_apply(rec.data + 1, rec.len - 2, got), 0);
+		assert_true(got->rcpts[0].next_attempt == edges[i]);
+		envelope_free(got);
+		buf_free(&b);
+	}
+	buf_free(&rec);
+}
+
+/* An envelope the decoder would refuse is refused by the encoder, and out
+ * is left as it was: no unloadable file is ever committed. */
+static void test_format_encode_refuses(void **state)
+{
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1);
+	char *reason = NULL, *long_field = xcalloc(1, SPOOL_FIELD_MAX + 2);
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	buf_puts(&b, "kept");
+	e.account = NULL;
+	assert_int_equal(spool_env_encode(&e, "0123456789ABCDEF", 0, &b, &reason), -1);
+	assert_string_equal(reason, "envelope without account");
+	free(reason);
+	e.account = "default";
+	memset(long_field, 'x', SPOOL_FIELD_MAX + 1);
+	e.helo = long_field;
+	assert_int_equal(spool_env_encode(&e, "0123456789ABCDEF", 0, &b, &reason), -1);
+	free(reason);
+	assert_string_equal(b.data, "kept");
+	buf_free(&b);
+	free(long_field);
+}
+
 static void test_many_rcpts(void **state)
 {
 	enum { N = 100000 };
@@ -877,6 +941,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_roundtrip_odd_bytes),
+	    cmocka_unit_test(test_format_number_edges),
+	    cmocka_unit_test(test_format_encode_refuses),
 	    cmocka_unit_test(test_many_rcpts),
 	    cmocka_unit_test(test_big_body),
 	    cmocka_unit_test(test_group_commit),
