@@ -69,10 +69,46 @@ struct spool *spool_open(const char *data_dir, struct event_base *base, char **e
  * messages still being received first; never call from inside done(). */
 void spool_close(struct spool *sp);
 
-/* At server start: removes half-written temporary files, moves unreadable
- * queue files to DATA_DIR/spool/quarantine (never deleting them), and
- * reports counts. Returns the number of good messages, -1 on error. */
+/*
+ * Recovery, once at server start (docs/spool.md, "Recovery"): removes what
+ * tmp/ holds (never acknowledged), moves every queue entry that cannot be
+ * read, or is not a regular file, or is not named by a queue ID, to
+ * DATA_DIR/spool/quarantine (never deleting it), and reads each good
+ * message's envelope exactly once, handing it to on_env.
+ *
+ * spool_recover_each(): all of it in one call. on_env (NULL: none) gets
+ * each good message in ID (= arrival) order; env belongs to the spool and
+ * is freed when on_env returns: copy what you keep. Returns the number of
+ * good messages, or -1 when the environment fails (EMFILE, EACCES...:
+ * recovery stops rather than quarantine good mail, and the server must
+ * not start) or messages are being received (recovery must come first).
+ * spool_recover(sp) is spool_recover_each(sp, NULL, NULL).
+ */
+typedef void (*spool_env_fn)(void *arg, const struct envelope *env);
+long spool_recover_each(struct spool *sp, spool_env_fn on_env, void *arg);
 long spool_recover(struct spool *sp);
+
+/*
+ * The same in steps, so that a server can answer connections while a large
+ * queue is read (say, a step of a few hundred entries per loop turn):
+ *
+ *	struct spool_recovery *rv = spool_recover_begin(sp);
+ *	while (rv && spool_recover_step(rv, 500, on_env, arg) > 0)
+ *		;
+ *	long good = spool_recover_end(rv);
+ *
+ * begin: tmp/ emptied, queue/ listed; NULL on error (or messages being
+ * received). step: reads up to max listed entries; returns how many are
+ * left (0: done), -1 on an environment error (then only end is allowed).
+ * end: fsyncs what was moved, logs the counts, frees rv; returns the good
+ * count, or -1 after a failed step, before the last step, or for rv NULL. Messages may be received
+ *as soon as begin has returned: they are not in the listing, so on_env never sees them (the caller
+ *indexes them as they are committed), and a listed message deleted meanwhile is skipped.
+ */
+struct spool_recovery;
+struct spool_recovery *spool_recover_begin(struct spool *sp);
+long spool_recover_step(struct spool_recovery *rv, size_t max, spool_env_fn on_env, void *arg);
+long spool_recover_end(struct spool_recovery *rv);
 
 /* Receiving. spool_msg_new() assigns the queue ID (spool_msg_id()). */
 struct spool_msg *spool_msg_new(struct spool *sp, char **err);

@@ -5,7 +5,8 @@
  *   spool_commit.c  the committer thread, group commit, done() delivery
  *   spool_format.c  the bytes on disk: header, envelope record, rcpt records
  *                   (PURE: spool_format.h)
- *   spool_read.c    load, foreach, body, delete, rcpt state, recovery
+ *   spool_read.c    load, foreach, body, delete, rcpt state
+ *   spool_recover.c recovery at server start, in steps
  *
  * docs/spool.md describes the format and the durability argument.
  */
@@ -62,6 +63,16 @@ void spool_msg_free(struct spool_msg *m);
  * the envelope and the final header, start writeback; then fdatasync. */
 int spool_msg_write_out(struct spool_msg *m);
 int spool_msg_sync(struct spool_msg *m);
+
+/* spool_read.c, for spool_recover.c too */
+enum spool_load_res { LOAD_OK, LOAD_GONE, LOAD_BAD, LOAD_IOERR };
+/* Loads queue entry `name` of dirfd: LOAD_BAD (and *why) for anything
+ * unreadable or not a regular file; LOAD_IOERR (and *why) for an error of
+ * the environment; LOAD_GONE if it is not there. */
+enum spool_load_res spool_load_at(int dirfd, const char *name, struct envelope **out, char **why);
+/* The entries of DATA_DIR/spool/SUB, sorted. */
+int spool_list_dir(struct spool *sp, const char *sub, char ***out, size_t *n, char **err);
+void spool_free_names(char **names, size_t n);
 
 /* spool_commit.c */
 int spool_committer_start(struct spool *sp, char **err);

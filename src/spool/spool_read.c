@@ -1,7 +1,7 @@
 /*
  * spool_read.c: everything done to messages already in queue/: loading,
- * listing, opening the body, recording recipient states, deleting, and the
- * recovery at server start.
+ * listing, opening the body, recording recipient states and deleting.
+ * (Recovery at server start is spool_recover.c.)
  *
  * Safe between processes (a server and the CLI): files in queue/ are only
  * ever appended to (state records, one write(2) each with O_APPEND),
@@ -9,6 +9,11 @@
  * none. Memory use is bounded by the envelope record's length (itself
  * bounded by the file's size and SPOOL_ENV_MAX), never by a length field
  * alone; state records are streamed through a fixed buffer.
+ *
+ * Anything can lie in queue/ (an operator, a restore, a stray process):
+ * entries are opened with open_entry(), which neither blocks (a FIFO) nor
+ * follows a link, and only a regular file is read. The rest is LOAD_BAD:
+ * skipped by readers, quarantined by recovery.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -21,8 +26,6 @@
 
 #include "log/log.h"
 #include "spool/spool_int.h"
-
-enum load_res { LOAD_OK, LOAD_GONE, LOAD_BAD, LOAD_IOERR };
 
 /* 0 ok, -1 with errno set (EIO when the file is shorter than claimed). */
 static int pread_all(int fd, void *p, size_t n, uint64_t off)
@@ -42,7 +45,7 @@ static int pread_all(int fd, void *p, size_t n, uint64_t off)
 
 /* EIO is the medium failing under this file: the file is unreadable (and
  * recovery quarantines it). Other errors are the environment's. */
-static enum load_res io_error(const char *what, char **why)
+static enum spool_load_res io_error(const char *what, char **why)
 {
 	int eio = errno == EIO;
 
@@ -50,13 +53,51 @@ static enum load_res io_error(const char *what, char **why)
 	return eio ? LOAD_BAD : LOAD_IOERR;
 }
 
-static enum load_res read_header(int fd, struct spool_hdr *h, uint64_t *fsize, char **why)
+/* O_NONBLOCK: opening a FIFO would block until a writer came (reads of a
+ * regular file ignore it). O_NOFOLLOW: the relay appends to queue files,
+ * and a link would make it write wherever it points. O_NOCTTY: a device
+ * node must not become our terminal. */
+static int open_entry(int dirfd, const char *name, int flags)
+{
+	return openat(dirfd, name, flags | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY);
+}
+
+static const char *file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISLNK(m))
+		return "a symbolic link";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return S_ISCHR(m) || S_ISBLK(m) ? "a device" : "of an unknown kind";
+}
+
+/* After open_entry() failed: the entry is gone, or not a file we would
+ * read (ELOOP: a link, O_NOFOLLOW; ENXIO: a socket, or a device without a
+ * driver), or the environment failed us. */
+static enum spool_load_res open_error(char **why)
+{
+	if (errno == ENOENT)
+		return LOAD_GONE;
+	if (errno == ELOOP)
+		return *why = xstrdup("not a regular file: a symbolic link"), LOAD_BAD;
+	if (errno == ENXIO)
+		return *why = xstrdup("not a regular file"), LOAD_BAD;
+	return io_error("open", why);
+}
+
+static enum spool_load_res read_header(int fd, struct spool_hdr *h, uint64_t *fsize, char **why)
 {
 	unsigned char raw[SPOOL_HDR_SIZE];
 	struct stat st;
 
 	if (fstat(fd, &st) < 0)
 		return io_error("fstat", why);
+	if (!S_ISREG(st.st_mode))
+		return *why = spool_errf("not a regular file: %s", file_kind(st.st_mode)), LOAD_BAD;
 	*fsize = (uint64_t)st.st_size;
 	if (*fsize < SPOOL_HDR_SIZE)
 		return *why = spool_errf("short file (%llu bytes)", (unsigned long long)*fsize),
@@ -68,11 +109,11 @@ static enum load_res read_header(int fd, struct spool_hdr *h, uint64_t *fsize, c
 	return LOAD_OK;
 }
 
-static enum load_res read_envelope(int fd, const char *id, const struct spool_hdr *h,
-                                   struct envelope **out, char **why)
+static enum spool_load_res read_envelope(int fd, const char *id, const struct spool_hdr *h,
+                                         struct envelope **out, char **why)
 {
 	char *p = xmalloc((size_t)h->env_len);
-	enum load_res res = LOAD_OK;
+	enum spool_load_res res = LOAD_OK;
 
 	if (pread_all(fd, p, (size_t)h->env_len, h->env_off) < 0)
 		res = io_error("read envelope", why);
@@ -86,11 +127,12 @@ static enum load_res read_envelope(int fd, const char *id, const struct spool_hd
 
 /* Applies records in file order. A line without its '\n' is a record torn
  * by a crash: ignored, like any line whose checksum fails. */
-static enum load_res read_states(int fd, uint64_t off, uint64_t end, struct envelope *e, char **why)
+static enum spool_load_res read_states(int fd, uint64_t off, uint64_t end, struct envelope *e,
+                                       char **why)
 {
 	struct spool_records rs;
 	char *chunk = xmalloc(SPOOL_BUF_SIZE);
-	enum load_res res = LOAD_OK;
+	enum spool_load_res res = LOAD_OK;
 
 	spool_records_init(&rs, e);
 	while (off < end) {
@@ -110,11 +152,11 @@ static enum load_res read_states(int fd, uint64_t off, uint64_t end, struct enve
 	return res;
 }
 
-static enum load_res load_fd(int fd, const char *id, struct envelope **out, char **why)
+static enum spool_load_res load_fd(int fd, const char *id, struct envelope **out, char **why)
 {
 	struct spool_hdr h;
 	uint64_t fsize;
-	enum load_res res;
+	enum spool_load_res res;
 
 	if ((res = read_header(fd, &h, &fsize, why)) != LOAD_OK)
 		return res;
@@ -127,14 +169,14 @@ static enum load_res load_fd(int fd, const char *id, struct envelope **out, char
 	return res;
 }
 
-static enum load_res load_at(int dirfd, const char *name, struct envelope **out, char **why)
+enum spool_load_res spool_load_at(int dirfd, const char *name, struct envelope **out, char **why)
 {
-	enum load_res res;
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	enum spool_load_res res;
+	int fd = open_entry(dirfd, name, O_RDONLY);
 
 	*out = NULL;
 	if (fd < 0)
-		return errno == ENOENT ? LOAD_GONE : io_error("open", why);
+		return open_error(why);
 	res = load_fd(fd, name, out, why);
 	close(fd);
 	return res;
@@ -170,11 +212,11 @@ static int open_failed(const char *id, char **err)
 int spool_load(struct spool *sp, const char *id, struct envelope **out, char **err)
 {
 	char *why = NULL;
-	enum load_res res;
+	enum spool_load_res res;
 
 	if (bad_id(id, err) < 0)
 		return -1;
-	res = load_at(sp->queue_fd, id, out, &why);
+	res = spool_load_at(sp->queue_fd, id, out, &why);
 	if (res == LOAD_OK)
 		return 0;
 	if (res == LOAD_GONE)
@@ -194,7 +236,7 @@ int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset,
 
 	if (bad_id(id, err) < 0)
 		return -1;
-	*fd = openat(sp->queue_fd, id, O_RDONLY | O_CLOEXEC);
+	*fd = open_entry(sp->queue_fd, id, O_RDONLY);
 	if (*fd < 0)
 		return open_failed(id, err);
 	if (read_header(*fd, &h, &fsize, &why) != LOAD_OK) {
@@ -216,7 +258,7 @@ static int cmp_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void free_names(char **names, size_t n)
+void spool_free_names(char **names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
@@ -226,7 +268,7 @@ static void free_names(char **names, size_t n)
 /* The entries of DATA_DIR/spool/SUB, sorted (IDs sort by arrival). A fresh
  * open, not the kept directory fd, so that no two listings share a
  * position. */
-static int list_dir(struct spool *sp, const char *sub, char ***out, size_t *n, char **err)
+int spool_list_dir(struct spool *sp, const char *sub, char ***out, size_t *n, char **err)
 {
 	struct dirent *de;
 	size_t cap = 0;
@@ -261,12 +303,12 @@ int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), 
 	size_t n, i;
 	int rc = 0, stop = 0;
 
-	if (list_dir(sp, "queue", &names, &n, err) < 0)
+	if (spool_list_dir(sp, "queue", &names, &n, err) < 0)
 		return -1;
 	for (i = 0; i < n && !stop && rc == 0; i++) {
 		if (!id_valid(names[i]))
 			continue;
-		switch (load_at(sp->queue_fd, names[i], &e, &why)) {
+		switch (spool_load_at(sp->queue_fd, names[i], &e, &why)) {
 		case LOAD_OK:
 			stop = cb(arg, e);
 			envelope_free(e);
@@ -284,7 +326,7 @@ int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), 
 		free(why);
 		why = NULL;
 	}
-	free_names(names, n);
+	spool_free_names(names, n);
 	return rc;
 }
 
@@ -368,7 +410,7 @@ int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *r
 
 	if (bad_id(id, err) < 0)
 		return -1;
-	fd = openat(sp->queue_fd, id, O_RDWR | O_APPEND | O_CLOEXEC);
+	fd = open_entry(sp->queue_fd, id, O_RDWR | O_APPEND);
 	if (fd < 0)
 		return open_failed(id, err);
 	rs = xcalloc(n ? n : 1, sizeof(*rs));
@@ -387,127 +429,10 @@ int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, co
 
 	if (bad_id(id, err) < 0)
 		return -1;
-	fd = openat(sp->queue_fd, id, O_RDWR | O_APPEND | O_CLOEXEC);
+	fd = open_entry(sp->queue_fd, id, O_RDWR | O_APPEND);
 	if (fd < 0)
 		return open_failed(id, err);
 	rc = append_states(sp, fd, id, &rcpt_index, &r, 1, 1, err);
 	close(fd);
 	return rc;
-}
-
-/* ---- recovery ---- */
-
-struct recovery {
-	long good;
-	size_t removed, quarantined;
-};
-
-/* tmp/ holds only messages that never got their 250 (a message leaves tmp/
- * by the rename that precedes the 250): they are removed. */
-static int recover_tmp(struct spool *sp, struct recovery *rv)
-{
-	char **names, *err = NULL;
-	size_t n, i;
-
-	if (list_dir(sp, "tmp", &names, &n, &err) < 0) {
-		log_err("session=NOQUEUE event=spool_recover_error error=%s", log_q(err));
-		free(err);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		if (unlinkat(sp->tmp_fd, names[i], 0) < 0 &&
-		    unlinkat(sp->tmp_fd, names[i], AT_REMOVEDIR) < 0) {
-			log_warn("queue=%s event=recover_tmp_remove_error error=%s",
-			         log_q(names[i]), log_q(strerror(errno)));
-			continue;
-		}
-		log_info("queue=%s event=recover_tmp_removed reason=incomplete", log_q(names[i]));
-		rv->removed++;
-	}
-	free_names(names, n);
-	return 0;
-}
-
-/* queue/NAME -> quarantine/NAME (or NAME.1, NAME.2... if taken). */
-static int quarantine(struct spool *sp, const char *name, const char *reason)
-{
-	char *to = xstrdup(name);
-	int rc, i = 0;
-
-	while ((rc = renameat2(sp->queue_fd, name, sp->quar_fd, to, RENAME_NOREPLACE)) < 0 &&
-	       errno == EEXIST && ++i < 1000) {
-		free(to);
-		to = xasprintf("%s.%d", name, i);
-	}
-	if (rc < 0)
-		log_err("queue=%s event=quarantine_error reason=%s error=%s", log_q(name),
-		        log_q(reason), log_q(strerror(errno)));
-	else
-		log_warn("queue=%s event=quarantined reason=%s file=quarantine/%s", log_q(name),
-		         log_q(reason), log_q(to));
-	free(to);
-	return rc;
-}
-
-/* One queue file: counted if good, quarantined if unreadable. An I/O error
- * such as EMFILE or EACCES is the environment, not the file: recovery stops
- * rather than quarantine good mail. */
-static int recover_one(struct spool *sp, const char *name, struct recovery *rv)
-{
-	struct envelope *e = NULL;
-	char *why = NULL;
-	enum load_res res = id_valid(name) ? load_at(sp->queue_fd, name, &e, &why) : LOAD_BAD;
-	int rc = 0;
-
-	if (!why && res == LOAD_BAD)
-		why = xstrdup("not a queue ID");
-	if (res == LOAD_OK)
-		rv->good++;
-	else if (res == LOAD_BAD && quarantine(sp, name, why) == 0)
-		rv->quarantined++;
-	else if (res == LOAD_IOERR) {
-		log_err("queue=%s event=spool_recover_error error=%s", log_q(name), log_q(why));
-		rc = -1;
-	}
-	envelope_free(e);
-	free(why);
-	return rc;
-}
-
-static int recover_queue(struct spool *sp, struct recovery *rv)
-{
-	char **names, *err = NULL;
-	size_t n, i;
-	int rc = 0;
-
-	if (list_dir(sp, "queue", &names, &n, &err) < 0) {
-		log_err("session=NOQUEUE event=spool_recover_error error=%s", log_q(err));
-		free(err);
-		return -1;
-	}
-	for (i = 0; i < n && rc == 0; i++)
-		rc = recover_one(sp, names[i], rv);
-	free_names(names, n);
-	if (rv->quarantined &&
-	    (spool_fsync(sp, sp->quar_fd, 0) < 0 || spool_fsync(sp, sp->queue_fd, 0) < 0))
-		log_warn("session=NOQUEUE event=spool_recover_fsync_error error=%s",
-		         log_q(strerror(errno)));
-	return rc;
-}
-
-long spool_recover(struct spool *sp)
-{
-	struct recovery rv = {0};
-
-	if (atomic_load(&sp->inflight) > 0) {
-		log_err("session=NOQUEUE event=spool_recover_error error=%s",
-		        log_q("messages are being received: recovery must run first"));
-		return -1;
-	}
-	if (recover_tmp(sp, &rv) < 0 || recover_queue(sp, &rv) < 0)
-		return -1;
-	log_info(
-	    "session=NOQUEUE event=spool_recovered messages=%ld tmp_removed=%zu quarantined=%zu",
-	    rv.good, rv.removed, rv.quarantined);
-	return rv.good;
 }

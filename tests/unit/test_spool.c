@@ -679,6 +679,87 @@ static void test_recover(void **state)
 	free(dir);
 }
 
+struct handed {
+	char ids[8][ID_LEN + 1];
+	char addrs[8][32];
+	int n;
+};
+
+static void on_recovered(void *arg, const struct envelope *env)
+{
+	struct handed *h = arg;
+
+	assert_true(h->n < 8);
+	memcpy(h->ids[h->n], env->id, ID_LEN + 1);
+	snprintf(h->addrs[h->n], sizeof(h->addrs[0]), "%s", env->rcpts[0].addr);
+	h->n++;
+}
+
+/* Recovery in steps hands each good envelope over once, in ID order; what
+ * arrives or goes meanwhile is neither handed over nor counted. */
+static void test_recover_steps(void **state)
+{
+	char *dir = new_dir("steps"), *err = NULL, ids[5][ID_LEN + 1], late[ID_LEN + 1], bad[17];
+	char *p;
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1);
+	struct spool *sp = open_server(dir);
+	struct handed h = {0};
+	struct spool_recovery *rv;
+	struct spool_msg *m;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		r.addr = xasprintf("r%d@b", i);
+		assert_true(commit_one(sp, &e, "x\r\n", ids[i]));
+		free(r.addr);
+	}
+	r.addr = "a@b";
+	id_new(bad);
+	write_file(p = path_in(dir, "queue", bad), "junk", 4), free(p);
+	write_file(p = path_in(dir, "tmp", "leftover"), "j", 1), free(p);
+	/* not while a message is being received */
+	assert_non_null(m = spool_msg_new(sp, &err));
+	assert_null(spool_recover_begin(sp));
+	spool_msg_abort(m);
+
+	assert_non_null(rv = spool_recover_begin(sp));
+	assert_int_equal(count_entries(dir, "tmp"), 0);
+	assert_int_equal(spool_recover_step(rv, 2, on_recovered, &h), 4);
+	assert_int_equal(h.n, 2);
+	/* mail arrives, and a listed message goes, between two steps */
+	assert_true(commit_one(sp, &e, "y\r\n", late));
+	assert_int_equal(spool_delete(sp, ids[3], &err), 0);
+	assert_int_equal(spool_recover_step(rv, 2, on_recovered, &h), 2);
+	assert_int_equal(spool_recover_step(rv, 100, on_recovered, &h), 0);
+	assert_int_equal(spool_recover_end(rv), 4);
+	assert_int_equal(h.n, 4);
+	for (i = 0; i < 4; i++) {
+		int k = i < 3 ? i : 4; /* ids[3] went */
+		char want[8];
+
+		snprintf(want, sizeof(want), "r%d@b", k);
+		assert_string_equal(h.ids[i], ids[k]);
+		assert_string_equal(h.addrs[i], want);
+	}
+	assert_int_equal(count_entries(dir, "quarantine"), 1);
+
+	/* all at once: the late one is in now; NULL callback too */
+	memset(&h, 0, sizeof(h));
+	assert_int_equal(spool_recover_each(sp, on_recovered, &h), 5);
+	assert_int_equal(h.n, 5);
+	assert_string_equal(h.ids[4], late);
+	assert_int_equal(spool_recover(sp), 5);
+	/* end before the last step, and end of nothing */
+	assert_non_null(rv = spool_recover_begin(sp));
+	assert_int_equal(spool_recover_step(rv, 1, NULL, NULL), 4);
+	assert_int_equal(spool_recover_end(rv), -1);
+	assert_int_equal(spool_recover_end(NULL), -1);
+	spool_close(sp);
+	free(dir);
+}
+
 /* Corrupt lengths are refused without allocating what they claim. */
 static void test_bounded_lengths(void **state)
 {
@@ -719,6 +800,64 @@ static int collect(void *arg, struct envelope *env)
 
 	memcpy(s->ids[s->n++], env->id, ID_LEN + 1);
 	return s->n == s->stop_at;
+}
+
+/* Entries of queue/ that are not regular files: a FIFO (opening it used
+ * to block forever), a directory (reading it failed recovery) and a link
+ * (it was followed, and state records were appended to its target). Each
+ * is refused by every reader and quarantined by recovery. */
+static void test_not_regular(void **state)
+{
+	char *dir = new_dir("notreg"), *err = NULL, ids[2][ID_LEN + 1], good[ID_LEN + 1];
+	char other[ID_LEN + 1], *p, *outside;
+	struct rcpt r = {.addr = "a@b"}, r2 = {.addr = "a@b", .state = RCPT_DELIVERED};
+	struct envelope e = simple_env(&r, 1), *got = NULL;
+	struct spool *sp = open_server(dir);
+	struct seen s = {.stop_at = 0};
+	struct stat before, after;
+	uint64_t off, len;
+	int fd = -1;
+
+	(void)state;
+	new_ids(ids, 2);
+	assert_true(commit_one(sp, &e, "x\r\n", good));
+	assert_true(commit_one(sp, &e, "y\r\n", other));
+	assert_int_equal(mkfifo(p = path_in(dir, "queue", ids[0]), 0600), 0), free(p);
+	assert_int_equal(mkdir(p = path_in(dir, "queue", ids[1]), 0700), 0), free(p);
+	outside = xasprintf("%s/outside", dir);
+	assert_int_equal(rename(p = path_in(dir, "queue", other), outside), 0);
+	assert_int_equal(symlink(outside, p), 0), free(p);
+	assert_int_equal(stat(outside, &before), 0);
+
+	assert_int_equal(spool_load(sp, ids[0], &got, &err), -1);
+	assert_int_equal(errno, EBADMSG);
+	assert_non_null(strstr(err, "not a regular file: a FIFO")), free(err);
+	assert_int_equal(spool_open_body(sp, ids[0], &fd, &off, &len, &err), -1), free(err);
+	assert_int_equal(fd, -1);
+	assert_int_equal(spool_load(sp, ids[1], &got, &err), -1);
+	assert_non_null(strstr(err, "a directory")), free(err);
+	assert_int_equal(spool_load(sp, other, &got, &err), -1);
+	assert_non_null(strstr(err, "symbolic link")), free(err);
+	assert_int_equal(spool_set_rcpt_state(sp, other, 0, &r2, &err), -1), free(err);
+	assert_int_equal(stat(outside, &after), 0);
+	assert_int_equal(after.st_size, before.st_size); /* nothing appended there */
+	assert_int_equal(spool_foreach(sp, collect, &s, &err), 0);
+	assert_int_equal(s.n, 1);
+	assert_string_equal(s.ids[0], good);
+
+	assert_int_equal(spool_recover(sp), 1);
+	assert_int_equal(count_entries(dir, "queue"), 1);
+	assert_int_equal(count_entries(dir, "quarantine"), 3);
+	assert_int_equal(lstat(p = path_in(dir, "quarantine", other), &after), 0), free(p);
+	assert_true(S_ISLNK(after.st_mode));
+	assert_int_equal(lstat(p = path_in(dir, "quarantine", ids[0]), &after), 0), free(p);
+	assert_true(S_ISFIFO(after.st_mode));
+	assert_int_equal(lstat(p = path_in(dir, "quarantine", ids[1]), &after), 0), free(p);
+	assert_true(S_ISDIR(after.st_mode));
+	assert_true(file_exists(outside));
+	spool_close(sp);
+	free(outside);
+	free(dir);
 }
 
 static void test_foreach_delete(void **state)
@@ -952,8 +1091,10 @@ int main(void)
 	    cmocka_unit_test(test_rcpt_states),
 	    cmocka_unit_test(test_rcpt_states_batch),
 	    cmocka_unit_test(test_recover),
+	    cmocka_unit_test(test_recover_steps),
 	    cmocka_unit_test(test_bounded_lengths),
 	    cmocka_unit_test(test_foreach_delete),
+	    cmocka_unit_test(test_not_regular),
 	    cmocka_unit_test(test_abort),
 	    cmocka_unit_test(test_lock),
 	    cmocka_unit_test(test_cli),
