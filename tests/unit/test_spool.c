@@ -737,7 +737,7 @@ static void test_recover_steps(void **state)
 	assert_int_equal(h.n, 4);
 	for (i = 0; i < 4; i++) {
 		int k = i < 3 ? i : 4; /* ids[3] went */
-		char want[8];
+		char want[16];
 
 		snprintf(want, sizeof(want), "r%d@b", k);
 		assert_string_equal(h.ids[i], ids[k]);
