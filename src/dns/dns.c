@@ -33,7 +33,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "dns/dns_wire.h"
+#include "dns/dns_answer.h"
 #include "log/log.h"
 #include "util/htable.h"
 #include "util/util.h"
@@ -43,24 +43,6 @@
 #define DEFAULT_MAX_TTL     3600
 #define DEFAULT_MAX_NEG_TTL 300
 #define DEFAULT_CACHE_SIZE  10000
-/* A negative answer without an SOA (dnsmasq's local data, some broken
- * servers) says nothing about how long it holds; keep it this long. */
-#define NEG_TTL_NO_SOA 60
-/* MX records kept from one answer before ordering: the packet bounds the
- * count already, this bounds the memory a cache entry holds. */
-#define MX_KEEP 64
-
-/* An answer to one (type, name) query, shared by the cache and deliveries. */
-struct answer {
-	unsigned refs;
-	enum dns_status status;
-	const char *error; /* static text (ares_strerror) for a failure */
-	size_t n;
-	struct dns_mx_rr *mx;   /* T_MX; exchanges owned */
-	struct dns_addr *addrs; /* T_A, T_AAAA */
-	char **txt;             /* T_TXT */
-};
-
 /* Key of both hash tables: query type and canonical name. */
 struct hnode {
 	struct htable_node hn;
@@ -72,7 +54,7 @@ struct centry {
 	struct hnode h;
 	struct centry *older, *newer;
 	uint64_t expires_ms;
-	struct answer *ans;
+	struct dns_answer *ans;
 };
 
 struct req;
@@ -142,7 +124,7 @@ struct dns {
 	int dispatching; /* inside a callback: dns_free is forbidden */
 };
 
-static void req_answer(struct req *r, int slot, const struct answer *a);
+static void req_answer(struct req *r, int slot, const struct dns_answer *a);
 static void req_free(struct req *r);
 static void lookup(struct dns *d, struct req *r, int slot, int type, const char *name);
 
@@ -227,206 +209,6 @@ static struct hnode *hfind(const struct htable *t, int type, const char *name, u
 	return n ? HTABLE_ENTRY(n, struct hnode, hn) : NULL;
 }
 
-/* ---- answers ---------------------------------------------------------- */
-
-static struct answer *answer_new(enum dns_status st, const char *error)
-{
-	struct answer *a = xcalloc(1, sizeof *a);
-
-	a->refs = 1;
-	a->status = st;
-	a->error = error;
-	return a;
-}
-
-/* Frees what a holds; n becomes 0. */
-static void answer_clear(struct answer *a)
-{
-	size_t i;
-
-	for (i = 0; a->mx && i < a->n; i++)
-		free((char *)a->mx[i].exchange);
-	for (i = 0; a->txt && i < a->n; i++)
-		free(a->txt[i]);
-	free(a->mx);
-	free(a->addrs);
-	free(a->txt);
-	a->mx = NULL;
-	a->addrs = NULL;
-	a->txt = NULL;
-	a->n = 0;
-}
-
-static void answer_unref(struct answer *a)
-{
-	if (--a->refs > 0)
-		return;
-	answer_clear(a);
-	free(a);
-}
-
-static enum dns_status map_ares_status(int status)
-{
-	switch (status) {
-	case ARES_SUCCESS:
-		return DNS_OK;
-	case ARES_ENODATA:
-		return DNS_NODATA;
-	case ARES_ENOTFOUND:
-	case ARES_EBADNAME: /* cannot exist in the DNS; names are checked before */
-		return DNS_NXDOMAIN;
-	case ARES_ECANCELLED:
-	case ARES_EDESTRUCTION:
-		return DNS_CANCELLED;
-	default: /* timeout, SERVFAIL, REFUSED, unreachable, malformed... */
-		return DNS_TEMPFAIL;
-	}
-}
-
-/* ---- answers from the reply's bytes (dns_wire) ----------------------- */
-
-/*
- * c-ares sends the queries and maps the reply's code to a status; the
- * records are read by dns_wire, the one reader of reply bytes, which also
- * gives the TTLs c-ares 1.18 does not report (none for MX or TXT, and not
- * the SOA of a negative answer).
- */
-struct collect {
-	struct answer *a;
-	size_t cap; /* of a->mx */
-	int bad;    /* a record of the asked type with the wrong shape */
-	struct buf txt;
-};
-
-static int collect_mx(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
-{
-	struct collect *c = arg;
-	unsigned char flat[DNS_WIRE_NAME_MAX];
-	char text[DNS_WIRE_TEXT_MAX];
-	unsigned pref;
-
-	if (dns_rr_mx(m, rr, &pref, flat) < 0)
-		return c->bad = 1;
-	if (c->a->n == c->cap) {
-		c->cap = c->cap ? 2 * c->cap : 8;
-		c->a->mx = xrealloc(c->a->mx, c->cap * sizeof *c->a->mx);
-	}
-	dns_wire_name_text(flat, text);
-	c->a->mx[c->a->n++] = (struct dns_mx_rr){.exchange = xstrdup(text), .pref = pref};
-	return 0;
-}
-
-static int collect_addr(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
-{
-	struct collect *c = arg;
-	struct dns_addr *x = &c->a->addrs[c->a->n];
-	int v6 = rr->type == DNS_T_AAAA;
-
-	if ((v6 ? dns_rr_aaaa(m, rr, x->addr) : dns_rr_a(m, rr, x->addr)) < 0)
-		return c->bad = 1;
-	x->family = v6 ? AF_INET6 : AF_INET;
-	return ++c->a->n == DNS_MAX_ADDRS; /* the first ones, as many as a host keeps */
-}
-
-/* A TXT record is kept unless it is empty or holds a NUL (no policy
- * record does). */
-static int collect_txt(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
-{
-	struct collect *c = arg;
-
-	buf_reset(&c->txt);
-	if (dns_rr_txt(m, rr, &c->txt) < 0)
-		return c->bad = 1;
-	if (c->txt.len > 0 && !memchr(c->txt.data, '\0', c->txt.len))
-		c->a->txt[c->a->n++] = xstrndup(c->txt.data, c->txt.len);
-	return c->a->n == DNS_MAX_TXT;
-}
-
-static int by_pref(const void *x, const void *y)
-{
-	const struct dns_mx_rr *a = x, *b = y;
-
-	return (a->pref > b->pref) - (a->pref < b->pref);
-}
-
-/* Keep the best MX_KEEP: the route wants those. The packet bounds the
- * count already; this bounds the memory a cache entry holds. */
-static void mx_trim(struct answer *a)
-{
-	if (a->n <= MX_KEEP)
-		return;
-	qsort(a->mx, a->n, sizeof *a->mx, by_pref);
-	while (a->n > MX_KEEP)
-		free((char *)a->mx[--a->n].exchange);
-}
-
-static void answer_fail(struct answer *a, enum dns_status st, int ares_code)
-{
-	answer_clear(a);
-	a->status = st;
-	a->error = ares_strerror(ares_code);
-}
-
-/* The records of a reply c-ares called a success. */
-static void read_answers(struct answer *a, int type, const struct dns_wire *m)
-{
-	struct collect c = {.a = a};
-	dns_wire_answer_cb cb = collect_txt;
-	long rc = -1;
-
-	if (type == DNS_T_MX) {
-		cb = collect_mx;
-	} else if (type == DNS_T_A || type == DNS_T_AAAA) {
-		cb = collect_addr;
-		a->addrs = xcalloc(DNS_MAX_ADDRS, sizeof *a->addrs);
-	} else {
-		a->txt = xcalloc(DNS_MAX_TXT, sizeof *a->txt);
-	}
-	if (m->qtype == (unsigned)type) /* c-ares matched the question already */
-		rc = dns_wire_answers(m, cb, &c);
-	buf_free(&c.txt);
-	mx_trim(a);
-	if (rc < 0 || c.bad)
-		answer_fail(a, DNS_TEMPFAIL, ARES_EBADRESP);
-	else if (a->n == 0) /* e.g. only a CNAME, or other types */
-		answer_fail(a, DNS_NODATA, ARES_ENODATA);
-}
-
-/* Seconds to cache a, 0 for not at all; t holds the reply's TTLs. */
-static uint32_t answer_ttl(const struct dns *d, const struct answer *a,
-                           const struct dns_wire_ttls *t)
-{
-	uint32_t ttl;
-
-	if (a->status == DNS_OK)
-		return t->answer_min == UINT32_MAX
-		           ? 0
-		           : (t->answer_min < d->o.max_ttl ? t->answer_min : d->o.max_ttl);
-	if (a->status != DNS_NXDOMAIN && a->status != DNS_NODATA)
-		return 0;
-	ttl = t->soa_neg == UINT32_MAX ? NEG_TTL_NO_SOA : t->soa_neg;
-	return ttl < d->o.max_neg_ttl ? ttl : d->o.max_neg_ttl;
-}
-
-static struct answer *answer_from_reply(const struct dns *d, int type, int status,
-                                        const unsigned char *abuf, int alen, uint32_t *ttl)
-{
-	enum dns_status st = map_ares_status(status);
-	struct answer *a = answer_new(st, st == DNS_OK ? NULL : ares_strerror(status));
-	struct dns_wire_ttls t = {UINT32_MAX, UINT32_MAX};
-	struct dns_wire m;
-	int parsed = abuf && alen > 0 && dns_wire_parse(&m, abuf, (size_t)alen) == 0;
-
-	if (parsed)
-		dns_wire_ttls(&m, &t);
-	if (st == DNS_OK && parsed)
-		read_answers(a, type, &m);
-	else if (st == DNS_OK)
-		answer_fail(a, DNS_TEMPFAIL, ARES_EBADRESP);
-	*ttl = answer_ttl(d, a, &t);
-	return a;
-}
-
 /* ---- cache ------------------------------------------------------------ */
 
 static void cache_drop(struct dns *d, struct centry *c)
@@ -440,7 +222,7 @@ static void cache_drop(struct dns *d, struct centry *c)
 		c->newer->older = c->older;
 	else
 		d->newest = c->older;
-	answer_unref(c->ans);
+	dns_answer_unref(c->ans);
 	free(c->h.name);
 	free(c);
 }
@@ -456,7 +238,7 @@ static struct centry *cache_get(struct dns *d, int type, const char *name, uint6
 	return NULL;
 }
 
-static void cache_put(struct dns *d, const struct hnode *key, struct answer *a, uint32_t ttl)
+static void cache_put(struct dns *d, const struct hnode *key, struct dns_answer *a, uint32_t ttl)
 {
 	struct hnode *old = hfind(&d->cache, key->type, key->name, key->hn.hash);
 	struct centry *c;
@@ -552,7 +334,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 
 /* ---- lookups ---------------------------------------------------------- */
 
-static void lookup_deliver(struct dns *d, struct lookup *l, const struct answer *a)
+static void lookup_deliver(struct dns *d, struct lookup *l, const struct dns_answer *a)
 {
 	struct waiter *w;
 
@@ -576,7 +358,7 @@ static void on_ares_answer(void *arg, int status, int timeouts, unsigned char *a
 	struct lookup *l = arg;
 	struct dns *d = l->d;
 	uint32_t ttl;
-	struct answer *a = answer_from_reply(d, l->h.type, status, abuf, alen, &ttl);
+	struct dns_answer *a = dns_answer_from_reply(l->h.type, status, abuf, alen, &d->o, &ttl);
 
 	htable_del(&d->inflight, &l->h.hn);
 	if (a->status == DNS_TEMPFAIL) {
@@ -587,7 +369,7 @@ static void on_ares_answer(void *arg, int status, int timeouts, unsigned char *a
 	if (!d->closing)
 		cache_put(d, &l->h, a, ttl);
 	lookup_deliver(d, l, a);
-	answer_unref(a);
+	dns_answer_unref(a);
 	free(l->h.name);
 	free(l);
 }
@@ -627,12 +409,12 @@ static void lookup(struct dns *d, struct req *r, int slot, int type, const char 
 	int fresh = 0;
 
 	if (c) {
-		struct answer *a = c->ans;
+		struct dns_answer *a = c->ans;
 
 		d->st.cache_hits++;
 		a->refs++; /* the delivery may start queries that evict c */
 		req_answer(r, slot, a);
-		answer_unref(a);
+		dns_answer_unref(a);
 		return;
 	}
 	n = hfind(&d->inflight, type, name, h);
@@ -708,7 +490,7 @@ static void route_complete(struct req *r)
 	req_done(r);
 }
 
-static void route_mx_answer(struct req *r, const struct answer *a)
+static void route_mx_answer(struct req *r, const struct dns_answer *a)
 {
 	struct dns *d = r->d;
 	size_t i, n;
@@ -729,7 +511,7 @@ static void route_mx_answer(struct req *r, const struct answer *a)
 	}
 }
 
-static void route_addr_answer(struct req *r, int slot, const struct answer *a)
+static void route_addr_answer(struct req *r, int slot, const struct dns_answer *a)
 {
 	struct fam_answer *f = &r->fam[(slot - 1) / 2][(slot - 1) % 2];
 
@@ -741,7 +523,7 @@ static void route_addr_answer(struct req *r, int slot, const struct answer *a)
 		route_complete(r);
 }
 
-static void txt_answer(struct req *r, const struct answer *a)
+static void txt_answer(struct req *r, const struct dns_answer *a)
 {
 	size_t i;
 
@@ -758,7 +540,7 @@ static void txt_answer(struct req *r, const struct answer *a)
  * Slots: 0 is the request's first lookup (MX of a route, or the TXT);
  * 1 + 2i and 2 + 2i are the A and AAAA of route host i.
  */
-static void req_answer(struct req *r, int slot, const struct answer *a)
+static void req_answer(struct req *r, int slot, const struct dns_answer *a)
 {
 	if (r->kind == REQ_TXT)
 		txt_answer(r, a);
@@ -924,7 +706,7 @@ void dns_free(struct dns *d)
 static uint64_t route_start(struct dns *d, const char *domain, int mx, dns_route_cb on_route,
                             void *arg)
 {
-	struct answer no_mx = {.status = DNS_NODATA};
+	struct dns_answer no_mx = {.status = DNS_NODATA};
 	struct req *r;
 
 	if (d->closing)

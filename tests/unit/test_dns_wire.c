@@ -4,6 +4,8 @@
  * compression (and the pointers and lengths that must be refused), each
  * rdata reader (A, AAAA, MX, CNAME, TXT, SOA, TLSA), the answer records of
  * a question with CNAME chains, and the TTLs a reply may be cached for.
+ * Then dns/dns_answer, which dns.c builds its cache entries with, from the
+ * same hand-made replies: limits, statuses and TTL caps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
+#include <ares.h>
 #include <cmocka.h>
 
+#include "dns/dns_answer.h"
 #include "dns/dns_wire.h"
 #include "util/util.h"
 
@@ -670,6 +675,170 @@ static void test_answers_chain_limit(void **state)
 	free(m);
 }
 
+/* ---- answers as dns.c builds them (dns_answer) ---- */
+
+static const struct dns_opts opts = {.max_ttl = 3600, .max_neg_ttl = 300};
+
+static struct dns_answer *answer(const struct msg *m, int type, int status, uint32_t *ttl)
+{
+	return dns_answer_from_reply(type, status, m->b, (int)m->n, &opts, ttl);
+}
+
+/* The best 64 of 70 MX records; the lowest TTL, capped at max_ttl. */
+static void test_answer_mx(void **state)
+{
+	struct msg *m = xcalloc(1, sizeof(*m));
+	struct dns_answer *a;
+	char ex[32];
+	uint32_t ttl;
+	unsigned i;
+
+	(void)state;
+	header(m, DNS_WIRE_QR, 70, 0, 0, "example.com", DNS_T_MX);
+	for (i = 70; i >= 1; i--) {
+		snprintf(ex, sizeof(ex), "mx%u.example.com", i);
+		rr_mx(m, "example.com", 7200 + i, i, ex);
+	}
+	a = answer(m, DNS_T_MX, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_OK);
+	assert_int_equal(a->n, DNS_MX_KEEP);
+	for (i = 0; i < a->n; i++)
+		assert_true(a->mx[i].pref <= DNS_MX_KEEP);
+	assert_int_equal(ttl, 3600);
+	dns_answer_unref(a);
+	/* a TTL under the cap is kept; the exchange's text as written */
+	header(m, DNS_WIRE_QR, 1, 0, 0, "example.com", DNS_T_MX);
+	rr_mx(m, "example.com", 120, 10, "MX.Example.com");
+	a = answer(m, DNS_T_MX, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->n, 1);
+	assert_string_equal(a->mx[0].exchange, "MX.Example.com");
+	assert_int_equal(ttl, 120);
+	dns_answer_unref(a);
+	free(m);
+}
+
+static void test_answer_addrs(void **state)
+{
+	struct msg *m = xcalloc(1, sizeof(*m));
+	struct dns_answer *a;
+	uint32_t ttl;
+	unsigned i;
+
+	(void)state;
+	header(m, DNS_WIRE_QR, 10, 0, 0, "mx.example.com", DNS_T_A);
+	for (i = 1; i <= 10; i++)
+		rr_a(m, "mx.example.com", 60, i);
+	a = answer(m, DNS_T_A, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_OK);
+	assert_int_equal(a->n, DNS_MAX_ADDRS); /* the first ones */
+	assert_int_equal(a->addrs[0].family, AF_INET);
+	assert_int_equal(a->addrs[7].addr[3], 8);
+	dns_answer_unref(a);
+	/* an A record of 5 bytes: malformed, a temporary failure, not cached */
+	header(m, DNS_WIRE_QR, 2, 0, 0, "mx.example.com", DNS_T_A);
+	rr_a(m, "mx.example.com", 60, 1);
+	rr_open(m, "mx.example.com", DNS_T_A, 60);
+	put32(m, 0xC0000201u);
+	put8(m, 0);
+	rr_close(m);
+	a = answer(m, DNS_T_A, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_TEMPFAIL);
+	assert_int_equal(a->n, 0);
+	assert_null(a->addrs);
+	assert_int_equal(ttl, 0);
+	dns_answer_unref(a);
+	/* the reply answers another type than was asked */
+	header(m, DNS_WIRE_QR, 1, 0, 0, "mx.example.com", DNS_T_A);
+	rr_a(m, "mx.example.com", 60, 1);
+	a = answer(m, DNS_T_AAAA, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_TEMPFAIL);
+	dns_answer_unref(a);
+	free(m);
+}
+
+static void txt_rr(struct msg *m, const char *s, size_t n)
+{
+	rr_open(m, "example.com", DNS_T_TXT, 60);
+	put8(m, (unsigned)n);
+	memcpy(m->b + m->n, s, n);
+	m->n += n;
+	rr_close(m);
+}
+
+/* Empty records and records holding a NUL are left out; at most 32. */
+static void test_answer_txt(void **state)
+{
+	struct msg *m = xcalloc(1, sizeof(*m));
+	struct dns_answer *a;
+	uint32_t ttl;
+	int i;
+
+	(void)state;
+	header(m, DNS_WIRE_QR, 43, 0, 0, "example.com", DNS_T_TXT);
+	txt_rr(m, "", 0);
+	txt_rr(m, "a\0b", 3);
+	txt_rr(m, "v=spf1 -all", 11);
+	for (i = 0; i < 40; i++)
+		txt_rr(m, "more", 4);
+	a = answer(m, DNS_T_TXT, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_OK);
+	assert_int_equal(a->n, DNS_MAX_TXT);
+	assert_string_equal(a->txt[0], "v=spf1 -all");
+	assert_string_equal(a->txt[31], "more");
+	dns_answer_unref(a);
+	/* only records left out: NODATA, kept as long as a negative answer */
+	header(m, DNS_WIRE_QR, 1, 0, 0, "example.com", DNS_T_TXT);
+	txt_rr(m, "a\0b", 3);
+	a = answer(m, DNS_T_TXT, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(ttl, DNS_NEG_TTL_NO_SOA);
+	dns_answer_unref(a);
+	free(m);
+}
+
+/* Statuses from c-ares, and negative TTLs from the SOA, capped. */
+static void test_answer_negative(void **state)
+{
+	struct msg *m = xcalloc(1, sizeof(*m));
+	struct dns_answer *a;
+	uint32_t ttl;
+
+	(void)state;
+	header(m, DNS_WIRE_QR | 3, 0, 1, 0, "nx.example.com", DNS_T_MX);
+	rr_soa(m, "example.com", 900, 120);
+	a = answer(m, DNS_T_MX, ARES_ENOTFOUND, &ttl);
+	assert_int_equal(a->status, DNS_NXDOMAIN);
+	assert_non_null(a->error);
+	assert_int_equal(ttl, 120);
+	dns_answer_unref(a);
+	header(m, DNS_WIRE_QR | 3, 0, 1, 0, "nx.example.com", DNS_T_MX);
+	rr_soa(m, "example.com", 9000, 9000);
+	a = answer(m, DNS_T_MX, ARES_ENOTFOUND, &ttl);
+	assert_int_equal(ttl, 300); /* max_neg_ttl */
+	dns_answer_unref(a);
+	/* only a CNAME: NODATA, for the SOA's time */
+	header(m, DNS_WIRE_QR, 1, 1, 0, "www.example.com", DNS_T_MX);
+	rr_cname(m, "www.example.com", 60, "example.com");
+	rr_soa(m, "example.com", 90, 200);
+	a = answer(m, DNS_T_MX, ARES_SUCCESS, &ttl);
+	assert_int_equal(a->status, DNS_NODATA);
+	assert_int_equal(ttl, 90);
+	dns_answer_unref(a);
+	/* no reply at all */
+	a = dns_answer_from_reply(DNS_T_A, ARES_ETIMEOUT, NULL, 0, &opts, &ttl);
+	assert_int_equal(a->status, DNS_TEMPFAIL);
+	assert_int_equal(ttl, 0);
+	dns_answer_unref(a);
+	a = dns_answer_from_reply(DNS_T_A, ARES_SUCCESS, NULL, 0, &opts, &ttl);
+	assert_int_equal(a->status, DNS_TEMPFAIL);
+	dns_answer_unref(a);
+	a = dns_answer_from_reply(DNS_T_A, ARES_EDESTRUCTION, NULL, 0, &opts, &ttl);
+	assert_int_equal(a->status, DNS_CANCELLED);
+	assert_int_equal(ttl, 0);
+	dns_answer_unref(a);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -679,6 +848,8 @@ int main(void)
 	    cmocka_unit_test(test_rdata_readers),    cmocka_unit_test(test_txt),
 	    cmocka_unit_test(test_soa_and_ttls),     cmocka_unit_test(test_tlsa),
 	    cmocka_unit_test(test_answers_chain),    cmocka_unit_test(test_answers_chain_limit),
+	    cmocka_unit_test(test_answer_mx),        cmocka_unit_test(test_answer_addrs),
+	    cmocka_unit_test(test_answer_txt),       cmocka_unit_test(test_answer_negative),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
