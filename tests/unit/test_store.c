@@ -320,8 +320,15 @@ static void test_verify_unknown_takes_as_long(void **state)
 	double known, unknown;
 
 	add_ok(st, "gina", "pw-gina", NULL, 0);
-	known = verify_seconds(st, "gina", "wrong");
-	unknown = verify_seconds(st, "nobody", "wrong");
+	/* The fastest of three interleaved runs each: on a busy machine a
+	 * single run measures the neighbours, the minimum measures the work. */
+	known = unknown = 1e9;
+	for (int i = 0; i < 3; i++) {
+		double k = verify_seconds(st, "gina", "wrong");
+		double u = verify_seconds(st, "nobody", "wrong");
+		known = k < known ? k : known;
+		unknown = u < unknown ? u : unknown;
+	}
 	if (unknown < known / 2 || unknown > known * 2)
 		fail_msg("known %.3fs vs unknown %.3fs", known, unknown);
 	store_close(st);
