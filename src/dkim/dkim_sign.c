@@ -26,6 +26,7 @@
 
 #include <dkim.h>
 
+#include "dkim/dkim_int.h"
 #include "dkim/dkim_key.h"
 #include "log/log.h"
 #include "store/store.h"
@@ -59,9 +60,10 @@ struct dkim_signer {
 struct dkim_ctx {
 	DKIM *h[DKIM_MAX_SIGS];
 	size_t n;
-	int eoh;    /* dkim_eoh() done */
-	int failed; /* a handle failed: no signature from the context */
-	char *id;   /* libopendkim keeps the pointer */
+	struct dkim_arena *mem; /* every block libopendkim takes for h[] */
+	int eoh;                /* dkim_eoh() done */
+	int failed;             /* a handle failed: no signature from the context */
+	char *id;               /* libopendkim keeps the pointer */
 	char *domain;
 };
 
@@ -224,7 +226,7 @@ struct dkim_signer *dkim_signer_new(const char *data_dir, char **err)
 {
 	struct dkim_signer *s = xcalloc(1, sizeof *s);
 
-	s->lib = dkim_init(NULL, NULL);
+	s->lib = dkim_init(dkim_arena_malloc, dkim_arena_free);
 	if (s->lib == NULL || lib_option(s->lib, DKIM_OPTS_SIGNHDRS, dkim_signed_names) ||
 	    lib_option(s->lib, DKIM_OPTS_OVERSIGNHDRS, dkim_oversigned_names)) {
 		if (err)
@@ -275,7 +277,7 @@ static void ctx_handles(struct dkim_ctx *c, struct dkim_signer *s, const char *d
 
 		if (k->secret == NULL)
 			continue;
-		h = dkim_sign(s->lib, (const u_char *)c->id, NULL, (dkim_sigkey_t)k->secret,
+		h = dkim_sign(s->lib, (const u_char *)c->id, c->mem, (dkim_sigkey_t)k->secret,
 		              (const u_char *)k->selector, (const u_char *)k->domain,
 		              DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
 		              k->algo == DKIM_ALGO_ED25519 ? DKIM_SIGN_ED25519SHA256
@@ -298,6 +300,7 @@ struct dkim_ctx *dkim_ctx_new(struct dkim_signer *s, const char *domain, const c
 
 	c->id = xstrdup(id && *id ? id : "NOQUEUE");
 	c->domain = xstrdup(domain);
+	c->mem = dkim_arena_new();
 	pthread_rwlock_rdlock(&s->lock);
 	ctx_handles(c, s, domain);
 	pthread_rwlock_unlock(&s->lock);
@@ -395,8 +398,10 @@ void dkim_ctx_free(struct dkim_ctx *c)
 {
 	if (c == NULL)
 		return;
+	dkim_arena_repair(c->mem);
 	for (size_t i = 0; i < c->n; i++)
 		dkim_free(c->h[i]);
+	dkim_arena_free_all(c->mem);
 	free(c->id);
 	free(c->domain);
 	free(c);
