@@ -1,5 +1,5 @@
 /*
- * store_dkim: the DKIM keys table (migration 3 in store.c):
+ * store_dkim: the DKIM keys table (migration 4 in store.c):
  * dkim_keys(domain, selector, algorithm, state, created, activated,
  * retired, key_path), keyed by (domain, selector).
  *

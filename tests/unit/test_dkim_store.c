@@ -1,5 +1,5 @@
 /*
- * Unit tests for the DKIM keys in the store (store_dkim.c, migration 3)
+ * Unit tests for the DKIM keys in the store (store_dkim.c, migration 4)
  * and for making keys (dkim_keygen: files, rows, selectors) and the
  * rotation step against the store (dkim_activate_visible). Each test gets
  * a fresh data directory; raw sqlite3 calls stand in for another process.
