@@ -546,8 +546,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "check-config"))
 		return cmd_check_config(file);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
-	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") &&
-	    strcmp(cmd, "dkim")) {
+	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") && strcmp(cmd, "dkim")) {
 		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
 		return usage();
 	}
