@@ -2,7 +2,7 @@
 # then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Sources are found by globbing src/: a new module needs no Makefile edit.
 
-PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih opendkim
 BUILD    ?= build
 SAN      ?=
 CC       ?= cc
@@ -33,6 +33,8 @@ GEN_SRC  := $(BUILD)/gen/openapi_json.c
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Helpers the end-to-end tests run (tests/e2e_support/*.c), never installed.
+TOOL_BIN := $(BUILD)/tests/dkim-tool
 
 .PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format clean bench bench-smoke format
 
@@ -70,6 +72,10 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libposthorn.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+$(BUILD)/tests/dkim-tool: $(BUILD)/obj/tests/e2e_support/dkim_tool.o $(BUILD)/libposthorn.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 # Compiling without the libraries' flags fails late and obscurely: say so.
 pkgcheck:
 ifneq ($(PKG_OK),yes)
@@ -103,8 +109,9 @@ $(TMPL_JS): tests/tmpl/package-lock.json
 	@touch $@
 
 # PYTEST_ARGS picks tests (make e2e PYTEST_ARGS='tests/e2e/test_smtp.py -k auth').
-e2e: all $(BUILD)/tmpl-render $(TMPL_JS)
+e2e: all $(BUILD)/tmpl-render $(TMPL_JS) $(TOOL_BIN)
 	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) TMPL_RENDER=$(abspath $(BUILD)/tmpl-render) \
+	  POSTHORN_TOOLS=$(abspath $(BUILD)/tests) \
 	  $(PYTHON) -m pytest -q -x -p no:cacheprovider $(or $(PYTEST_ARGS),tests/e2e)
 
 # One pass of every suite against one build.
@@ -136,7 +143,8 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,un
 FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/smtpc/smtpc_reply.c src/smtpc/smtpc_policy.c \
                 src/http/http_parse.c src/http/http_route.c src/dns/dns_wire.c \
-                src/spool/spool_format.c
+                src/spool/spool_format.c \
+                src/dkim/dkim_hdr.c src/dkim/dkim_record.c src/dkim/dkim_rotate.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz
@@ -169,8 +177,8 @@ bench-smoke: deps
 	$(MAKE) all
 	BENCH_SMOKE=1 bench/run.sh
 
-FORMAT_SRC := $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/unit/*.h tests/tmpl/*.c fuzz/*.c \
-                tools/*.c bench/*.c)
+FORMAT_SRC := $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/unit/*.h tests/tmpl/*.c \
+                tests/e2e_support/*.c fuzz/*.c tools/*.c bench/*.c)
 
 format:
 	clang-format -i $(FORMAT_SRC)

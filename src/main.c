@@ -48,6 +48,7 @@ static const char usage_text[] =
     "  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
     "  stats [--since DURATION] [--account NAME] [--json]\n"
     "  apikey create ACCOUNT [--name N] [--admin] | apikey list | apikey revoke ID\n"
+    "  dkim keygen DOMAIN | dkim list | dkim check DOMAIN | dkim rotate DOMAIN\n"
     "  version\n"
     "\n"
     "Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
@@ -545,7 +546,7 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "check-config"))
 		return cmd_check_config(file);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
-	    strcmp(cmd, "stats") && strcmp(cmd, "apikey")) {
+	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") && strcmp(cmd, "dkim")) {
 		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -559,6 +560,8 @@ int main(int argc, char **argv)
 		rc = cli_stats(argc - 1, argv + 1, c);
 	else if (!strcmp(cmd, "apikey"))
 		rc = cli_apikey(argc - 1, argv + 1, c);
+	else if (!strcmp(cmd, "dkim"))
+		rc = cli_dkim(argc - 1, argv + 1, c);
 	else
 		rc = cli_queue(argc - 1, argv + 1, c);
 	conf_free(c);

@@ -22,5 +22,6 @@ int cli_user(int argc, char **argv, const struct conf *c);
 int cli_queue(int argc, char **argv, const struct conf *c);
 int cli_stats(int argc, char **argv, const struct conf *c);
 int cli_apikey(int argc, char **argv, const struct conf *c);
+int cli_dkim(int argc, char **argv, const struct conf *c);
 
 #endif

@@ -52,6 +52,7 @@ enum sec_id {
 	SEC_TLS,
 	SEC_RELAY,
 	SEC_DOMAIN,
+	SEC_DKIM,
 	SEC_BOUNCES,
 	SEC_HTTP,
 	SEC_CLUSTER,
@@ -79,6 +80,9 @@ static const struct section SECTIONS[N_SECS] = {
                     "Throttles per destination domain: [domain.NAME] for one domain "
                     "(exact name), [domain.*] for every other. Keys that a "
                     "[domain.NAME] section omits come from [domain.*]."},
+    [SEC_DKIM] = {"dkim", 0, NULL,
+                  "DKIM signing keys (docs/dkim.md); the keys themselves are made with "
+                  "posthorn dkim keygen."},
     [SEC_BOUNCES] = {"bounces", 0, NULL, "Asynchronous bounces and complaint reports."},
     [SEC_HTTP] = {"http", 0, NULL,
                   "The HTTP API, dashboard, tracking links and /metrics. A config file "
@@ -383,6 +387,15 @@ static const struct conf_key KEYS[] = {
      .def = "unlimited",
      .min = 1,
      .doc = "messages per second, minute, hour or day: N/s, N/m, N/h or N/d, or unlimited"},
+
+    {.sec = SEC_DKIM,
+     .name = "rotation_grace",
+     .type = T_DURATION,
+     .off = C(dkim_rotation_grace),
+     .def = "7d",
+     .min = 1,
+     .doc = "after a rotation, how long the old selector's record must stay published "
+            "(messages it signed may still be queued or verified late)"},
 
     {.sec = SEC_BOUNCES,
      .name = "domain",

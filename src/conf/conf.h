@@ -109,6 +109,9 @@ struct conf {
 	struct conf_domain *domains;
 	size_t n_domains;
 
+	/* [dkim] */
+	uint64_t dkim_rotation_grace; /* seconds */
+
 	/* [bounces] */
 	char *bounces_domain;
 

@@ -101,6 +101,25 @@ static const char *const migrations[] = {
     "  revoked_at BIGINT"
     ");"
     "CREATE INDEX api_keys_account ON api_keys(account_id);",
+
+    /*
+     * 3 -> 4: DKIM signing keys (store_dkim.c), one row per selector of a
+     * sender domain. The key itself is in a 0600 file under DATA_DIR; the
+     * row holds its path. Times are unix seconds; activated and retired
+     * are NULL until the key gets there. Plain SQL PostgreSQL accepts too.
+     */
+    "CREATE TABLE dkim_keys ("
+    "  domain TEXT NOT NULL,"
+    "  selector TEXT NOT NULL,"
+    "  algorithm TEXT NOT NULL CHECK (algorithm IN ('rsa2048', 'ed25519')),"
+    "  state TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired')),"
+    "  created BIGINT NOT NULL,"
+    "  activated BIGINT,"
+    "  retired BIGINT,"
+    "  key_path TEXT NOT NULL,"
+    "  PRIMARY KEY (domain, selector)"
+    ");"
+    "CREATE INDEX dkim_keys_state ON dkim_keys (state, domain);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

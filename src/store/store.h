@@ -243,4 +243,50 @@ int store_account_domains(struct store *st, const char *account, char ***out, si
 /* One cheap read: 0 if the database answers, -1 with *err if not. */
 int store_ping(struct store *st, char **err);
 
+/* ---- DKIM signing keys (store_dkim.c) --------------------------------------
+ *
+ * One row per (domain, selector). algorithm is "rsa2048" or "ed25519",
+ * state "pending", "active" or "retired" (the database checks both). The
+ * rules of state changes are dkim/'s (dkim_rotate.h); the store records
+ * them, each change a compare-and-set so that the CLI and a server that
+ * both see a record appear cannot move a key twice.
+ */
+struct store_dkim_key {
+	char *domain; /* lower case */
+	char *selector;
+	char *algorithm;
+	char *state;
+	int64_t created;   /* unix seconds */
+	int64_t activated; /* 0: not yet */
+	int64_t retired;   /* 0: not yet */
+	char *key_path;    /* as dkim/ stored it: relative to data_dir, or absolute */
+};
+
+/* Adds a key (domain stored lower-case). A (domain, selector) that exists
+ * is an error: "DOMAIN already has a key with selector S". */
+int store_dkim_add(struct store *st, const struct store_dkim_key *k, char **err);
+
+/*
+ * The keys of domain (NULL: every domain) in state (NULL: any), sorted by
+ * domain, creation time and selector, into *out (a malloc'd array, NULL
+ * when there is none; free it with store_dkim_keys_free).
+ */
+int store_dkim_list(struct store *st, const char *domain, const char *state,
+                    struct store_dkim_key **out, size_t *n, char **err);
+void store_dkim_keys_free(struct store_dkim_key *v, size_t n);
+
+/* One state change of one key; `at` (unix seconds) becomes its activated
+ * or retired time when `to` is "active" or "retired". */
+struct store_dkim_change {
+	const char *domain, *selector, *from, *to;
+	int64_t at;
+};
+
+/*
+ * Applies c[0..n) in one transaction, all or none. Each applies only if
+ * the key is still in state `from`. 0 done; 1 a key was no longer in its
+ * `from` state (another process moved it first): nothing changed; -1 error.
+ */
+int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_t n, char **err);
+
 #endif

@@ -1,0 +1,212 @@
+/*
+ * store_dkim: the DKIM keys table (migration 4 in store.c):
+ * dkim_keys(domain, selector, algorithm, state, created, activated,
+ * retired, key_path), keyed by (domain, selector).
+ *
+ * Promises:
+ * - A key is added whole or not at all (one INSERT); its selector is
+ *   unique within its domain.
+ * - store_dkim_change() is all or nothing, and each change is a
+ *   compare-and-set on the state: two processes activating the same
+ *   pending key cannot both retire the old one at different times.
+ * - The SQL is plain enough for PostgreSQL too (no SQLite-only types or
+ *   clauses), for the cluster backend to come.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+static const char insert_sql[] =
+    "INSERT INTO dkim_keys (domain, selector, algorithm, state, created, activated, retired,"
+    " key_path) VALUES (lower(?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+static const char list_sql[] =
+    "SELECT domain, selector, algorithm, state, created, activated, retired, key_path"
+    " FROM dkim_keys WHERE (?1 IS NULL OR domain = lower(?1)) AND (?2 IS NULL OR state = ?2)"
+    " ORDER BY domain, created, selector";
+
+static const char change_sql[] = "UPDATE dkim_keys SET state = ?4,"
+                                 " activated = CASE WHEN ?4 = 'active' THEN ?5 ELSE activated END,"
+                                 " retired = CASE WHEN ?4 = 'retired' THEN ?5 ELSE retired END"
+                                 " WHERE domain = lower(?1) AND selector = ?2 AND state = ?3";
+
+/* ---- adding -------------------------------------------------------------- */
+
+static void bind_time(sqlite3_stmt *stmt, int i, int64_t t)
+{
+	if (t)
+		sqlite3_bind_int64(stmt, i, t);
+	else
+		sqlite3_bind_null(stmt, i);
+}
+
+static int add_locked(struct store *st, const struct store_dkim_key *k, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, insert_sql, err);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, k->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, k->selector, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, k->algorithm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, k->state, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, k->created);
+	bind_time(stmt, 6, k->activated);
+	bind_time(stmt, 7, k->retired);
+	sqlite3_bind_text(stmt, 8, k->key_path, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return store_fail(err, "%s already has a key with selector '%s'", k->domain,
+		                  k->selector);
+	if (rc == SQLITE_CONSTRAINT_CHECK)
+		return store_fail(err, "invalid algorithm '%s' or state '%s'", k->algorithm,
+		                  k->state);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, err, "add DKIM key");
+	return 0;
+}
+
+int store_dkim_add(struct store *st, const struct store_dkim_key *k, char **err)
+{
+	int rc;
+
+	if (!k->domain || !k->selector || !k->algorithm || !k->state || !k->key_path)
+		return store_fail(err, "incomplete DKIM key");
+	pthread_mutex_lock(&st->lock);
+	rc = add_locked(st, k, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* ---- listing -------------------------------------------------------------- */
+
+static char *col_text(sqlite3_stmt *stmt, int i)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, i);
+
+	return xstrdup(t ? (const char *)t : "");
+}
+
+static void row_read(sqlite3_stmt *stmt, struct store_dkim_key *k)
+{
+	k->domain = col_text(stmt, 0);
+	k->selector = col_text(stmt, 1);
+	k->algorithm = col_text(stmt, 2);
+	k->state = col_text(stmt, 3);
+	k->created = sqlite3_column_int64(stmt, 4);
+	k->activated = sqlite3_column_int64(stmt, 5); /* NULL reads as 0 */
+	k->retired = sqlite3_column_int64(stmt, 6);
+	k->key_path = col_text(stmt, 7);
+}
+
+static int list_locked(struct store *st, const char *domain, const char *state,
+                       struct store_dkim_key **out, size_t *n, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, list_sql, err);
+	size_t cap = 0;
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC); /* NULL binds NULL */
+	sqlite3_bind_text(stmt, 2, state, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 8;
+			*out = xrealloc(*out, cap * sizeof **out);
+		}
+		row_read(stmt, &(*out)[(*n)++]);
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, err, "list DKIM keys");
+	return 0;
+}
+
+int store_dkim_list(struct store *st, const char *domain, const char *state,
+                    struct store_dkim_key **out, size_t *n, char **err)
+{
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->lock);
+	rc = list_locked(st, domain, state, out, n, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc < 0) {
+		store_dkim_keys_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void store_dkim_keys_free(struct store_dkim_key *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].domain);
+		free(v[i].selector);
+		free(v[i].algorithm);
+		free(v[i].state);
+		free(v[i].key_path);
+	}
+	free(v);
+}
+
+/* ---- state changes ---------------------------------------------------------- */
+
+/* 0 applied, 1 the key was not in c->from, -1 error. */
+static int change_one(struct store *st, sqlite3_stmt *stmt, const struct store_dkim_change *c,
+                      char **err)
+{
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, c->selector, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, c->from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, c->to, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 5, c->at);
+	if (sqlite3_step(stmt) != SQLITE_DONE)
+		return store_fail_db(st, err, "change DKIM key");
+	return sqlite3_changes(st->db) == 1 ? 0 : 1;
+}
+
+static int change_locked(struct store *st, const struct store_dkim_change *c, size_t n, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, change_sql, err);
+	int rc = 0;
+
+	if (stmt == NULL)
+		return -1;
+	if (store_tx_begin(st, err) < 0) {
+		sqlite3_finalize(stmt);
+		return -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = change_one(st, stmt, &c[i], err);
+	sqlite3_finalize(stmt);
+	if (rc != 0 || store_tx_commit(st, err) < 0) {
+		store_tx_rollback(st);
+		return rc > 0 ? 1 : -1;
+	}
+	return 0;
+}
+
+int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_t n, char **err)
+{
+	int rc;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	rc = change_locked(st, c, n, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
