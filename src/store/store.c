@@ -124,6 +124,11 @@ static const char *const migrations[] = {
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
 
+int store_schema_version(void)
+{
+	return SCHEMA_VERSION;
+}
+
 /* ---- errors and small helpers ------------------------------------------ */
 
 int store_fail(char **err, const char *fmt, ...)

@@ -111,7 +111,7 @@ static void test_open_creates_db_and_default(void **state)
 	assert_int_equal(store_user_verify(st, "default", ""), 0);
 	assert_int_equal(store_user_verify(st, "default", "default"), 0);
 	store_close(st);
-	assert_int_equal(raw_int(f, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_int(f, "PRAGMA user_version"), store_schema_version());
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM accounts"), 1);
 }
 
@@ -158,7 +158,7 @@ static void test_reopen_keeps_data_without_remigrating(void **state)
 	assert_int_equal(store_user_verify(st, "alice", "pw-alice"), 1);
 	store_close(st);
 	assert_int_equal(raw_int(f, "SELECT created_at FROM accounts WHERE name = 'default'"), 42);
-	assert_int_equal(raw_int(f, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_int(f, "PRAGMA user_version"), store_schema_version());
 }
 
 static void test_future_schema_refused(void **state)
@@ -199,7 +199,7 @@ static void test_concurrent_first_open(void **state)
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	}
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM accounts"), 1);
-	assert_int_equal(raw_int(f, "PRAGMA user_version"), 4);
+	assert_int_equal(raw_int(f, "PRAGMA user_version"), store_schema_version());
 }
 
 /* ---- accounts ----------------------------------------------------------- */
