@@ -17,11 +17,11 @@
 
 struct store;
 
-/* Opens (creating DATA_DIR and the database if needed) and migrates.
- * NULL on failure with a malloc'd message in *err. */
 /* The schema version this build migrates to (the number of migrations). */
 int store_schema_version(void);
 
+/* Opens (creating DATA_DIR and the database if needed) and migrates.
+ * NULL on failure with a malloc'd message in *err. */
 struct store *store_open(const char *data_dir, char **err);
 void store_close(struct store *st);
 
