@@ -1,0 +1,563 @@
+/*
+ * sched_dest: destinations. Each destination (a recipient domain, a
+ * domain literal, or the smarthost) has a ready queue of items, the
+ * connections that carry them, a route lookup at a time, a rate limit and
+ * its shaping state (sched_policy). dest_pump() is the one place that
+ * starts work: idle connections take ready items first, then new
+ * connections open as the shaping window and the rate allow; connections
+ * left idle for SCHED_IDLE_KEEP_MS say QUIT.
+ *
+ * A destination that cannot be reached at all (DNS, every host failed)
+ * fails its ready queue in steps of at most SCHED_FINISH_MAX items being
+ * written, so a dead destination with a large queue cannot hold every
+ * envelope in memory at once.
+ */
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "dns/dns.h"
+#include "log/log.h"
+#include "sched/sched_int.h"
+#include "smtpc/smtpc_conn.h"
+#include "spool/spool.h"
+
+static void dest_pump(struct dest *d);
+
+/* ---------- destinations ---------- */
+
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+	dest_pump(arg);
+}
+
+struct dest *sched_dest_get(struct sched *s, const char *name)
+{
+	size_t b = sched_hash_str(name, s->dtab_size);
+	struct dest *d;
+
+	for (d = s->dtab[b]; d; d = d->hnext)
+		if (strcmp(d->name, name) == 0)
+			return d;
+	d = xcalloc(1, sizeof(*d));
+	d->s = s;
+	d->name = xstrdup(name);
+	d->lim = conf_domain_for(s->domains_conf, name);
+	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
+	TAILQ_INIT(&d->ready);
+	TAILQ_INIT(&d->conns);
+	d->tokens = 1;
+	d->tokens_ms = sched_now_ms();
+	d->ev_pump = evtimer_new(s->deps.base, on_pump, d);
+	d->hnext = s->dtab[b];
+	s->dtab[b] = d;
+	return d;
+}
+
+/* Load what an attempt needs. -1 if the message is gone (deleted). */
+static int item_load(struct sched *s, struct qitem *it)
+{
+	char *err = NULL;
+	uint32_t i;
+
+	struct active *a = xcalloc(1, sizeof(*a));
+
+	a->fd = -1;
+	it->act = a;
+	if (spool_load(s->deps.spool, it->m->id, &a->env, &err) < 0 ||
+	    spool_open_body(s->deps.spool, it->m->id, &a->fd, &a->body_off, &a->body_len, &err) <
+	        0) {
+		int gone = errno == ENOENT;
+		log_warn("queue=%s event=%s error=%s", it->m->id,
+		         gone ? "message_gone" : "load_error", log_q(err));
+		free(err);
+		sched_item_release(it);
+		return gone ? -1 : -2;
+	}
+	a->jr = xcalloc(it->n, sizeof(*a->jr));
+	for (i = 0; i < it->n; i++) {
+		const struct rcpt *r = &a->env->rcpts[it->idx[i]];
+		a->jr[i].addr = r->addr;
+		a->jr[i].orcpt = r->orcpt;
+		a->jr[i].notify = r->notify;
+	}
+	return 0;
+}
+
+/* For an item just made active: load it. A message deleted behind our back
+ * leaves the index; any other failure (EMFILE, EIO) parks the item for a
+ * minute rather than dropping recipients that are still open. */
+int sched_item_start(struct sched *s, struct qitem *it)
+{
+	int r = item_load(s, it);
+
+	if (r == -1) {
+		it->m->n_open -= it->n;
+		it->n = 0;
+		sched_item_free(s, it);
+	} else if (r < 0) {
+		it->due = sched_now_s() + 60;
+		sched_item_set(s, it, IT_DEFERRED);
+	}
+	return r < 0 ? -1 : 0;
+}
+
+/* Apply d->fail_v to ready items while fewer than SCHED_FINISH_MAX are being
+ * written; sched_result calls again as writes finish. */
+static void dest_fail_some(struct dest *d)
+{
+	struct sched *s = d->s;
+	struct qitem *it;
+
+	while ((it = TAILQ_FIRST(&d->ready)) && s->n_finishing < SCHED_FINISH_MAX) {
+		sched_item_set(s, it, IT_ACTIVE);
+		if (sched_item_start(s, it) < 0)
+			continue;
+		sched_apply_results(s, it, &d->fail_v, 1, NULL);
+	}
+	if (!TAILQ_FIRST(&d->ready) && d->failing) {
+		d->failing = 0;
+		smtpc_verdict_clear(&d->fail_v);
+		TAILQ_REMOVE(&s->failing, d, fail_link);
+	}
+}
+
+/* Everything in the ready queue of d gets verdict v (no connection could
+ * be made): the destination is dead for now. */
+static void dest_fail_ready(struct dest *d, const struct smtpc_verdict *v)
+{
+	if (!d->failing) {
+		d->failing = 1;
+		d->fail_v = *v;
+		d->fail_v.diag = v->diag ? xstrdup(v->diag) : NULL;
+		d->fail_v.reply = v->reply ? xstrdup(v->reply) : NULL;
+		TAILQ_INSERT_TAIL(&d->s->failing, d, fail_link);
+	}
+	dest_fail_some(d);
+}
+
+void sched_failing_continue(struct sched *s)
+{
+	struct dest *d, *next;
+
+	for (d = TAILQ_FIRST(&s->failing); d && s->n_finishing < SCHED_FINISH_MAX; d = next) {
+		next = TAILQ_NEXT(d, fail_link);
+		dest_fail_some(d);
+	}
+}
+
+/* ---------- connections ---------- */
+
+static void dconn_remove(struct dconn *dc)
+{
+	struct dest *d = dc->d;
+
+	TAILQ_REMOVE(&d->conns, dc, link);
+	d->n_conns--;
+	free(dc);
+	sched_dest_pump_later(d, 0);
+	sched_check_drained(d->s);
+}
+
+static void on_job_done(void *arg, const struct smtpc_verdict *v, size_t n)
+{
+	struct dconn *dc = arg;
+	struct qitem *it = dc->item;
+
+	dc->item = NULL;
+	sched_apply_results(dc->d->s, it, v, 0, dc->c);
+}
+
+/* Rate limit: tokens refill at max_rate per period. */
+static int rate_take(struct dest *d, int64_t *wait_ms)
+{
+	const struct conf_domain *l = d->lim;
+	double per_ms, burst;
+	int64_t now = sched_now_ms();
+
+	if (l->max_rate == 0 || l->max_rate_period == 0)
+		return 1;
+	per_ms = (double)l->max_rate / ((double)l->max_rate_period * 1000.0);
+	burst = l->max_rate < 10 ? (double)l->max_rate : 10.0;
+	d->tokens += (double)(now - d->tokens_ms) * per_ms;
+	if (d->tokens > burst)
+		d->tokens = burst;
+	d->tokens_ms = now;
+	if (d->tokens >= 1.0) {
+		d->tokens -= 1.0;
+		return 1;
+	}
+	*wait_ms = (int64_t)((1.0 - d->tokens) / per_ms) + 1;
+	return 0;
+}
+
+static void dconn_start(struct dconn *dc, struct qitem *it)
+{
+	struct sched *s = dc->d->s;
+	struct smtpc_job job;
+
+	sched_item_set(s, it, IT_ACTIVE);
+	if (sched_item_start(s, it) < 0) {
+		dc->idle = 1;
+		sched_dest_pump_later(dc->d, 0);
+		return;
+	}
+	memset(&job, 0, sizeof(job));
+	job.id = it->m->id;
+	job.mail_from = it->act->env->mail_from;
+	job.eightbit = it->act->env->body == BODY_8BITMIME;
+	job.smtputf8 = it->act->env->smtputf8;
+	job.ret = it->act->env->ret;
+	job.envid = it->act->env->envid;
+	job.rcpts = it->act->jr;
+	job.n_rcpts = it->n;
+	job.fd = it->act->fd;
+	job.offset = it->act->body_off;
+	job.len = it->act->body_len;
+	dc->item = it;
+	dc->idle = 0;
+	smtpc_conn_send(dc->c, &job, on_job_done, dc);
+}
+
+static void on_conn_ready(void *arg, struct smtpc_conn *c)
+{
+	struct dconn *dc = arg;
+	struct dest *d = dc->d;
+	int64_t wait = 0;
+
+	if (!dc->c) {
+		/* first READY: it was counted as opening */
+		dc->c = c;
+		d->n_opening--;
+	}
+	dc->idle = 1;
+	dc->idle_since_ms = sched_now_ms();
+	if (d->s->draining || smtpc_conn_count(c) >= d->lim->max_messages_per_connection) {
+		smtpc_conn_quit(c);
+		dconn_remove(dc);
+		return;
+	}
+	if (d->n_ready > 0 && rate_take(d, &wait)) {
+		dconn_start(dc, TAILQ_FIRST(&d->ready));
+		return;
+	}
+	sched_dest_pump_later(d, wait ? wait : SCHED_IDLE_KEEP_MS);
+}
+
+static void on_conn_failed(void *arg, struct smtpc_conn *c, const struct smtpc_verdict *v)
+{
+	struct dconn *dc = arg;
+	struct dest *d = dc->d;
+
+	d->n_opening--;
+	assert(v->action != SMTPC_ACT_OK);
+	sched_shape_throttle(&d->shape, sched_now_ms());
+	/* With no other connection alive, nothing will carry the waiting
+	 * items: they take this failure (deferred on their own schedule). */
+	if (d->n_conns == 1)
+		dest_fail_ready(d, v);
+	dconn_remove(dc);
+}
+
+static void on_conn_closed(void *arg, struct smtpc_conn *c)
+{
+	struct dconn *dc = arg;
+
+	dconn_remove(dc);
+}
+
+static const struct smtpc_cbs conn_cbs = {on_conn_ready, on_conn_failed, on_conn_closed};
+
+static void open_conn(struct dest *d, struct dns_route *route, uint16_t port)
+{
+	const struct conf *c = d->s->conf;
+	struct dconn *dc = xcalloc(1, sizeof(*dc));
+	struct smtpc_target t;
+
+	dc->d = d;
+	TAILQ_INSERT_TAIL(&d->conns, dc, link);
+	d->n_conns++;
+	d->n_opening++;
+	memset(&t, 0, sizeof(t));
+	t.dest = d->name;
+	t.route = route;
+	t.port = port;
+	t.tls = d->s->deps.client_tls;
+	t.tls_required = c->outbound_tls == CONF_OUT_TLS_REQUIRED;
+	t.helo = c->hostname;
+	if (c->smarthost) {
+		t.auth = c->smarthost_auth;
+		t.verify_host = c->smarthost_at.host;
+		t.verify_required = c->smarthost_tls == CONF_SMARTHOST_TLS_VERIFY;
+		t.tls_required |= c->smarthost_tls != CONF_SMARTHOST_TLS_NONE;
+	}
+	/* dc->c is set at the first ready(): smtpc_conn_new never calls back
+	 * synchronously, but failed() may come before any ready(). */
+	smtpc_conn_new(d->s->deps.base, &t, &conn_cbs, dc);
+}
+
+/* How many more connections d should open now. */
+static unsigned conns_wanted(struct dest *d)
+{
+	struct dconn *dc;
+	unsigned idle = 0, busy_or_opening = d->n_conns, want;
+
+	TAILQ_FOREACH(dc, &d->conns, link)
+	idle += dc->idle;
+	if (d->n_ready <= idle + d->n_opening)
+		return 0;
+	want = (unsigned)(d->n_ready - idle - d->n_opening);
+	if (!sched_shape_may_connect(&d->shape, busy_or_opening, sched_now_ms()))
+		return 0;
+	if (busy_or_opening + want > d->shape.window)
+		want = d->shape.window - busy_or_opening;
+	return want;
+}
+
+struct route_req {
+	struct dest *d;
+	uint16_t port;
+};
+
+static void on_route(void *arg, const struct dns_route *r)
+{
+	struct route_req *rq = arg;
+	struct dest *d = rq->d;
+	struct smtpc_verdict v;
+	struct smtpc_peer peer = {d->name, NULL};
+	unsigned want, i;
+
+	d->resolving = 0;
+	memset(&v, 0, sizeof(v));
+	if (r->status == DNS_CANCELLED) {
+		free(rq);
+		return;
+	}
+	if (r->status != DNS_OK) {
+		/* The smarthost is configuration, not the recipient's fault:
+		 * whatever DNS says of it, the mail waits. */
+		enum smtpc_failure f = d->s->conf->smarthost       ? SMTPC_FAIL_SMARTHOST_DNS
+		                       : r->null_mx                ? SMTPC_FAIL_NULL_MX
+		                       : r->status == DNS_NXDOMAIN ? SMTPC_FAIL_DNS_NXDOMAIN
+		                       : r->status == DNS_NODATA   ? SMTPC_FAIL_DNS_NOHOST
+		                                                   : SMTPC_FAIL_DNS_TEMP;
+		smtpc_judge_failure(&peer, SMTPC_STAGE_DNS, f, r->error, &v);
+		log_info("session=%s event=route status=%s error=%s", d->name,
+		         dns_status_name(r->status), log_q(r->error));
+		dest_fail_ready(d, &v);
+		smtpc_verdict_clear(&v);
+		free(rq);
+		return;
+	}
+	want = conns_wanted(d);
+	for (i = 0; i < want; i++)
+		open_conn(d, dns_route_dup(r), rq->port);
+	free(rq);
+}
+
+/* A route for a numeric address (a "[addr]" domain literal, or an IP
+ * smarthost); NXDOMAIN for anything else. */
+static struct dns_route *literal_route(const char *host)
+{
+	struct dns_route *r = xcalloc(1, sizeof(*r));
+	struct dns_route_host *h = xcalloc(1, sizeof(*h));
+	struct dns_addr a;
+
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET, host, a.addr) == 1)
+		a.family = AF_INET;
+	else if (inet_pton(AF_INET6, host, a.addr) == 1)
+		a.family = AF_INET6;
+	r->hosts = h;
+	r->n_hosts = 1;
+	h->name = xstrdup(host);
+	if (a.family) {
+		h->addrs = xmalloc(sizeof(a));
+		h->addrs[0] = a;
+		h->n_addrs = 1;
+		r->status = DNS_OK;
+	} else {
+		r->status = DNS_NXDOMAIN;
+		r->error = "not a numeric address";
+	}
+	return r;
+}
+
+static void route_literal(struct route_req *rq, const char *host)
+{
+	struct dns_route *r = literal_route(host);
+
+	on_route(rq, r);
+	dns_route_free(r);
+}
+
+/* RFC 6761 6.3: "localhost" is the loopback host, whatever DNS says (a
+ * smarthost written [localhost]:port must work with dns_servers set). */
+static int is_localhost(const char *host)
+{
+	return !strcasecmp(host, "localhost") || !strcasecmp(host, "localhost.");
+}
+
+static void route_localhost(struct route_req *rq)
+{
+	struct dns_route *r = literal_route("127.0.0.1");
+	struct dns_route_host *h = &r->hosts[0];
+
+	h->addrs = xrealloc(h->addrs, 2 * sizeof(*h->addrs));
+	memset(&h->addrs[1], 0, sizeof(h->addrs[1]));
+	h->addrs[1].family = AF_INET6;
+	h->addrs[1].addr[15] = 1; /* ::1 */
+	h->n_addrs = 2;
+	free(h->name);
+	h->name = xstrdup("localhost");
+	on_route(rq, r);
+	dns_route_free(r);
+}
+
+/* Resolve and connect, for as many connections as are wanted: the
+ * smarthost (an address as is, a name by its A/AAAA), a domain literal,
+ * or the domain's MX hosts. */
+static void dest_connect(struct dest *d)
+{
+	const struct conf *c = d->s->conf;
+	struct route_req *rq;
+	char lit[128];
+
+	if (d->resolving || conns_wanted(d) == 0)
+		return;
+	rq = xcalloc(1, sizeof(*rq));
+	rq->d = d;
+	rq->port = (uint16_t)c->mx_port;
+	if (c->smarthost) {
+		rq->port = c->smarthost_at.port;
+		if (c->smarthost_at.is_ip) {
+			route_literal(rq, c->smarthost_at.host);
+			return;
+		}
+		if (is_localhost(c->smarthost_at.host)) {
+			route_localhost(rq);
+			return;
+		}
+		d->resolving = 1;
+		dns_host(d->s->deps.dns, c->smarthost_at.host, on_route, rq);
+		return;
+	}
+	if (d->name[0] == '[') {
+		snprintf(lit, sizeof(lit), "%s", d->name + 1);
+		lit[strcspn(lit, "]")] = '\0';
+		route_literal(rq, strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5);
+		return;
+	}
+	d->resolving = 1;
+	dns_route(d->s->deps.dns, d->name, on_route, rq);
+}
+
+/* Nothing to do: connections idle for SCHED_IDLE_KEEP_MS say QUIT; the rest
+ * are looked at again when they reach it. */
+static void dest_close_idle(struct dest *d)
+{
+	struct dconn *dc, *next;
+	int64_t now = sched_now_ms(), soonest = 0;
+
+	for (dc = TAILQ_FIRST(&d->conns); dc; dc = next) {
+		next = TAILQ_NEXT(dc, link);
+		if (!dc->idle || !dc->c)
+			continue;
+		if (now - dc->idle_since_ms >= SCHED_IDLE_KEEP_MS) {
+			smtpc_conn_quit(dc->c);
+			TAILQ_REMOVE(&d->conns, dc, link);
+			d->n_conns--;
+			free(dc);
+			continue;
+		}
+		if (!soonest || dc->idle_since_ms + SCHED_IDLE_KEEP_MS < soonest)
+			soonest = dc->idle_since_ms + SCHED_IDLE_KEEP_MS;
+	}
+	if (soonest)
+		sched_dest_pump_later(d, soonest - now);
+	sched_check_drained(d->s);
+}
+
+static void dest_pump(struct dest *d)
+{
+	struct dconn *dc;
+	int64_t wait = 0;
+
+	if (d->s->draining || d->failing)
+		return;
+	/* Idle connections first: no handshake needed. dconn_start() changes
+	 * only the connection it is given, so the walk may go on. */
+	TAILQ_FOREACH(dc, &d->conns, link)
+	{
+		if (!dc->idle || !dc->c)
+			continue;
+		if (d->n_ready == 0)
+			break;
+		if (!rate_take(d, &wait)) {
+			sched_dest_pump_later(d, wait);
+			return;
+		}
+		dconn_start(dc, TAILQ_FIRST(&d->ready));
+	}
+	if (d->n_ready > 0) {
+		dest_connect(d);
+		if (d->shape.hold_until_ms > sched_now_ms())
+			sched_dest_pump_later(d, d->shape.hold_until_ms - sched_now_ms());
+		return;
+	}
+	dest_close_idle(d);
+}
+
+void sched_dest_pump_later(struct dest *d, int64_t delay_ms)
+{
+	struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
+
+	if (delay_ms == 0 && evtimer_pending(d->ev_pump, NULL))
+		event_del(d->ev_pump);
+	else if (evtimer_pending(d->ev_pump, NULL))
+		return;
+	evtimer_add(d->ev_pump, &tv);
+}
+
+void sched_dest_free(struct dest *d)
+{
+	struct qitem *it;
+	struct dconn *dc;
+
+	/* the connections themselves went with smtpc_conn_free_all() */
+	while ((dc = TAILQ_FIRST(&d->conns))) {
+		TAILQ_REMOVE(&d->conns, dc, link);
+		if (dc->item)
+			sched_item_discard(dc->item);
+		free(dc);
+	}
+	while ((it = TAILQ_FIRST(&d->ready))) {
+		TAILQ_REMOVE(&d->ready, it, link);
+		sched_item_discard(it);
+	}
+	event_free(d->ev_pump);
+	smtpc_verdict_clear(&d->fail_v);
+	free(d->name);
+	free(d);
+}
+
+void sched_dest_quit_idle(struct dest *d)
+{
+	struct dconn *dc, *next;
+
+	for (dc = TAILQ_FIRST(&d->conns); dc; dc = next) {
+		next = TAILQ_NEXT(dc, link);
+		if (dc->idle && dc->c) {
+			smtpc_conn_quit(dc->c);
+			TAILQ_REMOVE(&d->conns, dc, link);
+			d->n_conns--;
+			free(dc);
+		}
+	}
+}

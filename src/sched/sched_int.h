@@ -1,0 +1,195 @@
+/*
+ * sched_int.h: what the files of src/sched/ share and nobody else sees.
+ *
+ *   sched.c         the index (messages and their items), the deferred
+ *                   heap, the public API
+ *   sched_dest.c    destinations: ready queues, connections, routes,
+ *                   pumping, connecting, rate limiting
+ *   sched_result.c  the end of an attempt: results applied to recipients,
+ *                   written to the spool, bounce reports
+ *   sched_policy.c  the arithmetic (PURE)
+ *
+ * An item (struct qitem) is the open recipients of one message for one
+ * destination, at most SCHED_RCPTS_PER_TXN of them: one SMTP transaction.
+ * An item is in exactly one place: its destination's ready queue, the
+ * deferred heap, a connection (active), or finishing (its results being
+ * written). Every transition goes through sched_item_set().
+ */
+#ifndef POSTHORN_SCHED_INT_H
+#define POSTHORN_SCHED_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "sched/sched.h"
+#include "sched/sched_policy.h"
+#include "smtpc/smtpc_policy.h"
+#include "util/util.h"
+
+#define SCHED_RCPTS_PER_TXN 100  /* RFC 5321 4.5.3.1.8: servers take at least 100 */
+#define SCHED_IDLE_KEEP_MS  2000 /* an idle connection waits this long for more work */
+/* Items whose results are being written at once: bounds the envelopes in
+ * memory when a dead destination defers its whole ready queue. */
+#define SCHED_FINISH_MAX 256
+
+enum where { IT_NONE, IT_READY, IT_DEFERRED, IT_ACTIVE, IT_FINISHING };
+
+struct qmsg {
+	char id[ID_LEN + 1];
+	int64_t created;
+	uint32_t n_open;
+	uint32_t n_items;
+	int forgotten;
+	struct qmsg *hnext;
+};
+
+struct dest;
+struct dconn;
+struct smtpc_conn;
+struct envelope;
+struct smtpc_job_rcpt;
+
+/* What an item needs only during an attempt: loaded at its start. */
+struct active {
+	struct envelope *env;
+	int fd;
+	uint64_t body_off, body_len;
+	struct smtpc_job_rcpt *jr;
+};
+
+/* Kept small: one per queued (message, destination), and a queue may
+ * hold a million. A single recipient's index lives inline (one). */
+struct qitem {
+	struct qmsg *m;
+	struct dest *d;
+	uint32_t *idx; /* &one, or an array of cap */
+	uint32_t n, cap;
+	uint32_t one;
+	uint32_t attempts;
+	enum where where;
+	int64_t due;
+	size_t heap_i;
+	TAILQ_ENTRY(qitem) link;
+	struct active *act; /* NULL unless active */
+};
+TAILQ_HEAD(item_list, qitem);
+
+struct dconn {
+	struct dest *d;
+	struct smtpc_conn *c;
+	struct qitem *item;
+	int idle;
+	int64_t idle_since_ms;
+	TAILQ_ENTRY(dconn) link;
+};
+
+struct dest {
+	struct sched *s;
+	char *name;
+	const struct conf_domain *lim;
+	struct sched_shape shape;
+	struct item_list ready;
+	size_t n_ready;
+	TAILQ_HEAD(, dconn) conns;
+	unsigned n_conns;   /* READY or busy */
+	unsigned n_opening; /* connecting, route being resolved included */
+	int resolving;
+	double tokens;
+	int64_t tokens_ms;
+	struct event *ev_pump;
+	struct dest *hnext;
+	/* A dead destination defers its ready queue in bounded steps. */
+	int failing;
+	struct smtpc_verdict fail_v;
+	TAILQ_ENTRY(dest) fail_link;
+};
+
+struct sched {
+	struct sched_deps deps;
+	const struct conf *conf;
+	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
+	struct qmsg **mtab;
+	size_t mtab_size, n_msgs;
+	struct dest **dtab;
+	size_t dtab_size;
+	struct qitem **heap;
+	size_t heap_n, heap_cap;
+	struct event *ev_heap;
+	size_t n_active, n_finishing;
+	TAILQ_HEAD(, dest) failing;
+	int draining;
+	int drained_sent; /* the drained event is on its way */
+	int stopped;      /* shutting down: results are dropped, nothing new starts */
+	void (*drained)(void *arg);
+	void *drained_arg;
+	struct event *ev_drained;
+};
+
+static inline int64_t sched_now_s(void)
+{
+	return (int64_t)(clock_now_ms() / 1000);
+}
+
+static inline int64_t sched_now_ms(void)
+{
+	return (int64_t)clock_mono_ms();
+}
+
+/* FNV-1a of a string, into a power-of-two table of buckets. */
+static inline size_t sched_hash_str(const char *p, size_t buckets)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	return (size_t)(h & (buckets - 1));
+}
+
+/* ---- sched.c: items and the index ---- */
+
+/* Moves an item between places; the only function that does. */
+void sched_item_set(struct sched *s, struct qitem *it, enum where to);
+/* Places a new or re-deferred item by its due time: ready or deferred. */
+void sched_item_place(struct sched *s, struct qitem *it);
+/* Takes the item out of its place and the index (its message goes with
+ * its last item). */
+void sched_item_free(struct sched *s, struct qitem *it);
+/* Frees an item that is in no place, without touching the index (exit). */
+void sched_item_discard(struct qitem *it);
+/* Releases what an attempt loaded (envelope, body fd). */
+void sched_item_release(struct qitem *it);
+/* The destination key of a recipient address: its domain, lower case (or
+ * the smarthost). */
+void sched_dest_key(const struct sched *s, const char *addr, char *out, size_t cap);
+/* Sends the drained event when draining and nothing is in flight. */
+void sched_check_drained(struct sched *s);
+
+/* ---- sched_dest.c: destinations ---- */
+
+/* The destination named name, made on first use. */
+struct dest *sched_dest_get(struct sched *s, const char *name);
+/* At exit: the destination, its idle connections' records and its ready
+ * items (the connections themselves went with smtpc_conn_free_all()). */
+void sched_dest_free(struct dest *d);
+/* Pumps d after delay_ms (0: at the next turn of the loop). */
+void sched_dest_pump_later(struct dest *d, int64_t delay_ms);
+/* Draining: idle connections say QUIT now. */
+void sched_dest_quit_idle(struct dest *d);
+/* Loads what an attempt of an item just made active needs. -1 when it
+ * cannot start (it was freed, or parked for a minute). */
+int sched_item_start(struct sched *s, struct qitem *it);
+/* Dead destinations go on failing their ready items while fewer than
+ * SCHED_FINISH_MAX are being written. */
+void sched_failing_continue(struct sched *s);
+
+/* ---- sched_result.c: the end of an attempt ---- */
+
+/* The verdicts of an attempt (v[i] for it->idx[i], or v[0] for all when
+ * same_for_all); c is NULL when no connection was made (DNS, all hosts
+ * failed). Takes it->act's envelope; the item is FINISHING until its
+ * results are written. */
+void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_verdict *v,
+                         int same_for_all, struct smtpc_conn *c);
+
+#endif

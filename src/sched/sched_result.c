@@ -1,0 +1,323 @@
+/*
+ * sched_result: the end of an attempt. Each recipient's verdict becomes
+ * its new state (delivered, deferred with its next attempt, bounced), one
+ * log line and a count; recipients whose sender asked for it get a DSN
+ * entry. The destination's shaping hears how it went.
+ *
+ * Writing results, in this order: bounces first become DSNs (committed
+ * through the spool), then the recipients' new states are written to the
+ * spool file (or the file is deleted when nothing is left open), on the
+ * work pool, because both fsync. Only then is the item forgotten or
+ * placed again with its deferred rest. A crash anywhere in between
+ * re-sends at worst: delivery is at least once.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "dsn/dsn.h"
+#include "log/log.h"
+#include "sched/sched_int.h"
+#include "smtpc/smtpc_conn.h"
+#include "spool/spool.h"
+#include "work/work.h"
+
+struct finish {
+	struct sched *s;
+	struct qitem *it;
+	struct envelope *env; /* the item's, taken over */
+	size_t *changed;      /* rcpt indices whose state changed */
+	size_t n_changed;
+	int delete_file;
+	int sync; /* a recipient became final: its record must be durable */
+	struct dsn_rcpt *dsn;
+	size_t n_dsn;
+	char **dsn_strs; /* owned copies of the strings dsn[] points to */
+	size_t n_strs;
+};
+
+static const char *keep_str(struct finish *f, const char *s)
+{
+	char *c = s ? xstrdup(s) : NULL;
+
+	f->dsn_strs = xrealloc(f->dsn_strs, (f->n_strs + 1) * sizeof(char *));
+	f->dsn_strs[f->n_strs++] = c;
+	return c;
+}
+
+static void finish_free(struct finish *f)
+{
+	size_t i;
+
+	for (i = 0; i < f->n_strs; i++)
+		free(f->dsn_strs[i]);
+	free(f->dsn_strs);
+	free(f->dsn);
+	free(f->changed);
+	free(f);
+}
+
+static void persist_run(void *arg)
+{
+	struct finish *f = arg;
+	struct spool *sp = f->s->deps.spool;
+	char *err = NULL;
+
+	if (f->delete_file) {
+		if (spool_remove_done(sp, f->env->id, &err) < 0)
+			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id,
+			         log_q(err));
+		free(err);
+		return;
+	}
+	if (f->n_changed > 0 && spool_set_rcpt_states(sp, f->env->id, f->env->rcpts, f->changed,
+	                                              f->n_changed, f->sync, &err) < 0) {
+		log_warn("queue=%s event=spool_state_error error=%s", f->env->id, log_q(err));
+		free(err);
+	}
+}
+
+static void persist_done(void *arg)
+{
+	struct finish *f = arg;
+	struct sched *s = f->s;
+	struct qitem *it = f->it;
+
+	envelope_free(f->env);
+	finish_free(f);
+	if (s->stopped) {
+		/* at exit: the item is in no list; its message goes with sched_free() */
+		sched_item_discard(it);
+		return;
+	}
+	if (it->n > 0 && !it->m->forgotten) {
+		sched_item_place(s, it); /* the deferred rest */
+		sched_check_drained(s);
+	} else {
+		sched_item_free(s, it);
+	}
+	sched_failing_continue(s);
+}
+
+static void persist(struct finish *f)
+{
+	work_submit(f->s->deps.work, persist_run, persist_done, f);
+}
+
+static void on_dsn_committed(void *arg, int ok, const char *id)
+{
+	struct finish *f = arg;
+
+	if (ok) {
+		log_info("queue=%s event=dsn_queued dsn=%s rcpts=%zu", f->env->id, id, f->n_dsn);
+		sched_add_id(f->s, id);
+	} else {
+		log_err("queue=%s event=dsn_error error=commit_failed", f->env->id);
+	}
+	persist(f);
+}
+
+static void queue_dsn(struct finish *f)
+{
+	const struct conf *c = f->s->conf;
+	char *err = NULL;
+	int r;
+
+	r = dsn_queue(f->s->deps.spool, c->hostname, f->env, f->dsn, f->n_dsn, on_dsn_committed, f,
+	              &err);
+	if (r == 1)
+		return;
+	if (r < 0) {
+		/* The bounce is lost, not the original's state: log it loudly. */
+		log_err("queue=%s event=dsn_error error=%s", f->env->id, log_q(err));
+		free(err);
+	}
+	persist(f);
+}
+
+static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smtpc_conn *c,
+                        const char *status, const struct smtpc_verdict *v)
+{
+	double delay = (double)(clock_now_ms() / 10) / 100.0 - (double)it->m->created;
+
+	if (c)
+		log_info("queue=%s event=delivery to=<%s> relay=%s[%s]:%u tls=%s delay=%.2f "
+		         "attempt=%u status=%s dsn=%s reply=%s",
+		         it->m->id, log_q(r->addr), smtpc_conn_host(c), smtpc_conn_addr(c),
+		         smtpc_conn_port(c), smtpc_conn_tls(c), delay, r->attempts, status,
+		         v->status, log_q(v->diag));
+	else
+		log_info(
+		    "queue=%s event=delivery to=<%s> relay=none delay=%.2f attempt=%u status=%s "
+		    "dsn=%s reply=%s",
+		    it->m->id, log_q(r->addr), delay, r->attempts, status, v->status,
+		    log_q(v->diag));
+}
+
+static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
+                  const char *event)
+{
+	char key[300];
+
+	if (!s->deps.count)
+		return;
+	sched_dest_key(s, r->addr, key, sizeof(key));
+	s->deps.count(s->deps.count_arg, env->account, key, event);
+}
+
+static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const char *status,
+                    const char *diag, const char *remote)
+{
+	struct dsn_rcpt *d;
+
+	if (!dsn_should_report(f->env, k, action))
+		return;
+	f->dsn = xrealloc(f->dsn, (f->n_dsn + 1) * sizeof(*f->dsn));
+	d = &f->dsn[f->n_dsn++];
+	memset(d, 0, sizeof(*d));
+	d->index = k;
+	d->action = action;
+	d->status = keep_str(f, status);
+	d->diagnostic = keep_str(f, diag);
+	d->remote_mta = keep_str(f, remote);
+	d->last_attempt = sched_now_s();
+	if (action == DSN_ACT_DELAYED)
+		d->retry_until = f->env->created + (int64_t)f->s->conf->queue_lifetime;
+}
+
+/* A DSN's Diagnostic-Code: the server's own reply (smtp;) when there was
+ * one, else our account of what happened. */
+static const char *dsn_diag(const struct smtpc_verdict *v)
+{
+	return v->reply ? v->reply : v->diag;
+}
+
+/* A recipient that will not be tried again: bounced now, or expired
+ * (a deferral past queue_lifetime bounces with the last reason). */
+static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict *v,
+                         struct smtpc_conn *c)
+{
+	struct rcpt *r = &f->env->rcpts[k];
+	const char *remote = c ? smtpc_conn_host(c) : NULL;
+
+	r->state = RCPT_BOUNCED;
+	if (v->action == SMTPC_ACT_DEFER) {
+		struct smtpc_verdict ex;
+		struct smtpc_peer peer = {f->it->d->name, NULL};
+		memset(&ex, 0, sizeof(ex));
+		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
+		log_attempt(f->it, r, c, "bounced", &ex);
+		add_dsn(f, k, DSN_ACT_FAILED, ex.status, ex.diag, remote);
+		smtpc_verdict_clear(&ex);
+	} else {
+		log_attempt(f->it, r, c, "bounced", v);
+		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), remote);
+	}
+	if (!*f->env->mail_from)
+		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
+		         log_q(r->addr));
+	count(f->s, f->env, r, "bounced");
+}
+
+/* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
+ * the recipient stays open (deferred). */
+static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
+                     struct smtpc_conn *c)
+{
+	struct sched *s = f->s;
+	struct qitem *it = f->it;
+	struct rcpt *r = &f->env->rcpts[k];
+	const struct conf *cf = s->conf;
+	int64_t next = 0;
+
+	r->attempts++;
+	free(r->last_reply);
+	r->last_reply = v->diag ? xstrdup(v->diag) : NULL;
+	f->changed[f->n_changed++] = k;
+	if (v->action == SMTPC_ACT_OK) {
+		r->state = RCPT_DELIVERED;
+		log_attempt(it, r, c, "sent", v);
+		count(s, f->env, r, "delivered");
+		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
+		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
+		if (c && !smtpc_conn_has_dsn(c))
+			add_dsn(f, k, DSN_ACT_RELAYED, v->status, dsn_diag(v), smtpc_conn_host(c));
+		return 0;
+	}
+	if (v->action == SMTPC_ACT_DEFER &&
+	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created,
+	                     cf->queue_lifetime, sched_now_s(), &next) == SCHED_RETRY_AT) {
+		/* The previous attempt was one retry step before this one was due
+		 * (r->attempts counts this one already); 0: this was the first. */
+		int64_t since = 0;
+		if (r->attempts > 1 && r->next_attempt > 0) {
+			size_t si =
+			    r->attempts - 2 < cf->n_retry ? r->attempts - 2 : cf->n_retry - 1;
+			since = r->next_attempt - (int64_t)cf->retry[si];
+		}
+		r->state = RCPT_DEFERRED;
+		r->next_attempt = next;
+		log_attempt(it, r, c, "deferred", v);
+		count(s, f->env, r, "deferred");
+		if (dsn_delay_due(f->env, k, since, sched_now_s(), cf->delay_warning))
+			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),
+			        c ? smtpc_conn_host(c) : NULL);
+		return 1;
+	}
+	apply_bounce(f, k, v, c);
+	return 0;
+}
+
+static void shape_signal(struct dest *d, const struct smtpc_verdict *v, size_t n)
+{
+	size_t i;
+	int good = 0, deferral = 0, backoff = 0;
+
+	for (i = 0; i < n; i++) {
+		good |= v[i].dest == SMTPC_DEST_GOOD || v[i].action == SMTPC_ACT_OK;
+		deferral |= v[i].dest == SMTPC_DEST_DEFERRAL;
+		backoff |= v[i].dest == SMTPC_DEST_BACKOFF;
+	}
+	if (backoff)
+		sched_shape_throttle(&d->shape, sched_now_ms());
+	else if (deferral)
+		sched_shape_deferral(&d->shape, sched_now_ms());
+	else if (good)
+		sched_shape_success(&d->shape);
+}
+
+/* The verdicts of an attempt (v[i] for it->idx[i]); c is NULL when no
+ * connection was made (DNS, all hosts failed). Takes it->env. */
+void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_verdict *v,
+                         int same_for_all, struct smtpc_conn *c)
+{
+	struct finish *f = xcalloc(1, sizeof(*f));
+	uint32_t i, kept = 0;
+
+	f->s = s;
+	f->it = it;
+	f->env = it->act->env;
+	it->act->env = NULL;
+	sched_item_release(it);
+	sched_item_set(s, it, IT_FINISHING);
+	f->changed = xcalloc(it->n, sizeof(*f->changed));
+	shape_signal(it->d, v, same_for_all ? 1 : it->n);
+	for (i = 0; i < it->n; i++) {
+		size_t k = it->idx[i];
+		if (apply_one(f, k, same_for_all ? v : &v[i], c)) {
+			it->idx[kept++] = (uint32_t)k;
+			if (f->env->rcpts[k].next_attempt > it->due || kept == 1)
+				it->due = f->env->rcpts[k].next_attempt;
+		} else {
+			it->m->n_open--;
+			f->sync = 1;
+		}
+	}
+	it->n = kept;
+	it->attempts++;
+	f->delete_file = it->m->n_open == 0;
+	if (f->n_dsn > 0)
+		queue_dsn(f);
+	else
+		persist(f);
+}
