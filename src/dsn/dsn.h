@@ -92,16 +92,11 @@ int dsn_notify_wants(unsigned notify, enum dsn_action action);
 /* 1 if a report about orig->rcpts[i] for action should be sent: the sender
  * is not null and the recipient's NOTIFY asks for it. 0 for a bad index. */
 int dsn_should_report(const struct envelope *orig, size_t i, enum dsn_action action);
-/*
- * For the scheduler, after a failed attempt of recipient i at time now,
- * the previous one having been at since (0: none): 1 if a delay notice
- * should go out now. It does when the recipient asked NOTIFY=DELAY, the
- * sender is not null, warn_after > 0 (0 turns delay notices off) and the
- * moment created + warn_after falls in (since, now], so one notice goes out
- * per recipient without the scheduler storing a flag.
- */
-int dsn_delay_due(const struct envelope *orig, size_t i, int64_t since, int64_t now,
-                  uint64_t warn_after);
+/* For the scheduler: 1 if recipient i, still queued after a failed
+ * attempt, wants a delay notice at all: it asked NOTIFY=DELAY, the sender
+ * is not null, and it is not final. When one is due is sched_policy's
+ * sched_delay_due(). */
+int dsn_delay_wanted(const struct envelope *orig, size_t i);
 
 /* The kind of report these results make, counting only the recipients
  * dsn_should_report() lets through; DSN_KIND_NONE: nothing to send. */

@@ -66,19 +66,11 @@ int dsn_should_report(const struct envelope *orig, size_t i, enum dsn_action act
 	return dsn_notify_wants(orig->rcpts[i].notify, action);
 }
 
-int dsn_delay_due(const struct envelope *orig, size_t i, int64_t since, int64_t now,
-                  uint64_t warn_after)
+int dsn_delay_wanted(const struct envelope *orig, size_t i)
 {
-	int64_t at;
-
-	if (warn_after == 0 || warn_after > (uint64_t)INT64_MAX / 2)
-		return 0;
 	if (!dsn_should_report(orig, i, DSN_ACT_DELAYED))
 		return 0;
-	if (orig->rcpts[i].state == RCPT_DELIVERED || orig->rcpts[i].state == RCPT_BOUNCED)
-		return 0;
-	at = orig->created + (int64_t)warn_after;
-	return at > since && at <= now;
+	return orig->rcpts[i].state != RCPT_DELIVERED && orig->rcpts[i].state != RCPT_BOUNCED;
 }
 
 static enum dsn_kind action_kind(enum dsn_action action)

@@ -52,8 +52,7 @@ struct dest *sched_dest_get(struct sched *s, const char *name)
 	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
 	TAILQ_INIT(&d->ready);
 	TAILQ_INIT(&d->conns);
-	d->tokens = 1;
-	d->tokens_ms = sched_now_ms();
+	sched_bucket_init(&d->rate, sched_now_ms());
 	d->ev_pump = evtimer_new(s->deps.base, on_pump, d);
 	d->hnext = s->dtab[b];
 	s->dtab[b] = d;
@@ -174,27 +173,10 @@ static void on_job_done(void *arg, const struct smtpc_verdict *v, size_t n)
 	sched_apply_results(dc->d->s, it, v, 0, dc->c);
 }
 
-/* Rate limit: tokens refill at max_rate per period. */
 static int rate_take(struct dest *d, int64_t *wait_ms)
 {
-	const struct conf_domain *l = d->lim;
-	double per_ms, burst;
-	int64_t now = sched_now_ms();
-
-	if (l->max_rate == 0 || l->max_rate_period == 0)
-		return 1;
-	per_ms = (double)l->max_rate / ((double)l->max_rate_period * 1000.0);
-	burst = l->max_rate < 10 ? (double)l->max_rate : 10.0;
-	d->tokens += (double)(now - d->tokens_ms) * per_ms;
-	if (d->tokens > burst)
-		d->tokens = burst;
-	d->tokens_ms = now;
-	if (d->tokens >= 1.0) {
-		d->tokens -= 1.0;
-		return 1;
-	}
-	*wait_ms = (int64_t)((1.0 - d->tokens) / per_ms) + 1;
-	return 0;
+	return sched_bucket_take(&d->rate, d->lim->max_rate, d->lim->max_rate_period,
+	                         SCHED_RATE_BURST, sched_now_ms(), wait_ms);
 }
 
 static void dconn_start(struct dconn *dc, struct qitem *it)

@@ -95,8 +95,7 @@ struct dest {
 	unsigned n_conns;   /* READY or busy */
 	unsigned n_opening; /* connecting, route being resolved included */
 	int resolving;
-	double tokens;
-	int64_t tokens_ms;
+	struct sched_bucket rate; /* max_rate */
 	struct event *ev_pump;
 	struct dest *hnext;
 	/* A dead destination defers its ready queue in bounded steps. */

@@ -1,5 +1,6 @@
 /*
- * sched_policy: retry schedule, expiry and destination shaping. PURE:
+ * sched_policy: retry schedule, expiry, delay notices, the rate limit and
+ * destination shaping. PURE:
  * libc and util only; the caller passes the time. Contract in
  * sched_policy.h.
  */
@@ -35,6 +36,61 @@ enum sched_retry sched_retry_next(const uint64_t *steps, size_t n_steps, uint32_
 	else
 		*next = now + (int64_t)step;
 	return SCHED_RETRY_AT;
+}
+
+int64_t sched_prev_attempt(const uint64_t *steps, size_t n_steps, uint32_t attempts, int64_t due)
+{
+	size_t i;
+
+	assert(n_steps > 0);
+	if (attempts < 2 || due <= 0)
+		return 0;
+	/* the previous attempt was number attempts-1: it waited step attempts-2 */
+	i = (size_t)attempts - 2 < n_steps ? (size_t)attempts - 2 : n_steps - 1;
+	if (steps[i] >= (uint64_t)due)
+		return 0;
+	return due - (int64_t)steps[i];
+}
+
+int sched_delay_due(int64_t created, uint64_t warn_after, int64_t prev, int64_t now)
+{
+	int64_t at;
+
+	if (warn_after == 0 || warn_after > (uint64_t)INT64_MAX / 2 ||
+	    created > INT64_MAX - (int64_t)warn_after)
+		return 0;
+	at = created + (int64_t)warn_after;
+	return at > prev && at <= now;
+}
+
+void sched_bucket_init(struct sched_bucket *b, int64_t now_ms)
+{
+	b->tokens = 1.0;
+	b->at_ms = now_ms;
+}
+
+int sched_bucket_take(struct sched_bucket *b, uint64_t max_rate, uint64_t period_s, unsigned burst,
+                      int64_t now_ms, int64_t *wait_ms)
+{
+	double per_ms, cap;
+
+	if (max_rate == 0 || period_s == 0)
+		return 1;
+	per_ms = (double)max_rate / ((double)period_s * 1000.0);
+	cap = (double)(burst < max_rate ? burst : max_rate);
+	if (cap < 1.0)
+		cap = 1.0;
+	if (now_ms > b->at_ms)
+		b->tokens += (double)(now_ms - b->at_ms) * per_ms;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	b->at_ms = now_ms;
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return 1;
+	}
+	*wait_ms = (int64_t)((1.0 - b->tokens) / per_ms) + 1;
+	return 0;
 }
 
 void sched_shape_init(struct sched_shape *s, unsigned max)

@@ -3,9 +3,11 @@
  * clock is read here, the caller passes the time in, so every rule can be
  * tested by walking time forward by hand.
  *
- * Two pieces:
+ * Four pieces:
  *   - the retry schedule of a deferred recipient and its expiry after
  *     queue_lifetime (times in unix seconds, as the spool records them);
+ *   - when a delay notice is due (unix seconds too);
+ *   - the rate limit of one destination, a token bucket (milliseconds);
  *   - the adaptive shaping of one destination (SPEC 5, "additive increase,
  *     multiplicative decrease"): how many connections it may have now, and
  *     how long to hold off after it pushed back (times in milliseconds, as
@@ -40,6 +42,50 @@ enum sched_retry {
  */
 enum sched_retry sched_retry_next(const uint64_t *steps, size_t n_steps, uint32_t attempts,
                                   int64_t created, uint64_t lifetime, int64_t now, int64_t *next);
+
+/*
+ * When the attempt before this one was made, from what a recipient's
+ * record keeps: that attempt planned this one for due (the recipient's
+ * next_attempt before this attempt) one retry step after itself. attempts
+ * counts the attempts made, this one included. 0: this is the first, or
+ * the record cannot tell (due 0). When the previous plan was cut short by
+ * the deadline the answer is earlier than the truth, never later.
+ */
+int64_t sched_prev_attempt(const uint64_t *steps, size_t n_steps, uint32_t attempts, int64_t due);
+
+/*
+ * Delay notices (RFC 3461 NOTIFY=DELAY, conf's delay_warning): one per
+ * recipient, without a flag kept for it. After a failed attempt at now,
+ * the previous one having been at prev (0: none), a notice is due when the
+ * moment created + warn_after falls in (prev, now]: exactly one attempt
+ * sees it cross. warn_after 0 turns notices off. Whether the recipient
+ * asked for one is dsn_delay_wanted()'s business.
+ */
+int sched_delay_due(int64_t created, uint64_t warn_after, int64_t prev, int64_t now);
+
+/*
+ * The rate limit of a destination ([domain.*] max_rate): a token bucket.
+ * Tokens refill continuously at max_rate per period_s seconds, up to a
+ * burst of min(burst, max_rate) (at least 1): a destination that was quiet
+ * may start that many messages at once, then one each 1/rate. A fresh
+ * bucket holds one token. Callers pass SCHED_RATE_BURST unless they have a
+ * reason not to.
+ */
+#define SCHED_RATE_BURST 10
+
+struct sched_bucket {
+	double tokens; /* messages that may start now; fractional while refilling */
+	int64_t at_ms; /* when tokens was last brought up to date */
+};
+
+void sched_bucket_init(struct sched_bucket *b, int64_t now_ms);
+
+/* Takes a token and returns 1 when one is there (always, when max_rate or
+ * period_s is 0: no limit). Otherwise returns 0 with *wait_ms, how long
+ * until one will be (at least 1 ms). A clock that went backwards refills
+ * nothing. */
+int sched_bucket_take(struct sched_bucket *b, uint64_t max_rate, uint64_t period_s, unsigned burst,
+                      int64_t now_ms, int64_t *wait_ms);
 
 #define SCHED_WINDOW_START  5      /* connections a fresh destination gets (Postfix's default) */
 #define SCHED_BACKOFF_FIRST 1000   /* ms: the first pause after a push back */

@@ -247,19 +247,14 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 	if (v->action == SMTPC_ACT_DEFER &&
 	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created,
 	                     cf->queue_lifetime, sched_now_s(), &next) == SCHED_RETRY_AT) {
-		/* The previous attempt was one retry step before this one was due
-		 * (r->attempts counts this one already); 0: this was the first. */
-		int64_t since = 0;
-		if (r->attempts > 1 && r->next_attempt > 0) {
-			size_t si =
-			    r->attempts - 2 < cf->n_retry ? r->attempts - 2 : cf->n_retry - 1;
-			since = r->next_attempt - (int64_t)cf->retry[si];
-		}
+		int64_t prev =
+		    sched_prev_attempt(cf->retry, cf->n_retry, r->attempts, r->next_attempt);
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
 		count(s, f->env, r, "deferred");
-		if (dsn_delay_due(f->env, k, since, sched_now_s(), cf->delay_warning))
+		if (dsn_delay_wanted(f->env, k) &&
+		    sched_delay_due(f->env->created, cf->delay_warning, prev, sched_now_s()))
 			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),
 			        c ? smtpc_conn_host(c) : NULL);
 		return 1;

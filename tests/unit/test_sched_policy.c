@@ -1,7 +1,9 @@
 /*
  * Unit tests for sched/sched_policy (PURE): the retry schedule (steps, the
- * last step repeating, expiry at queue_lifetime and its edges, overflow)
- * and destination shaping (additive increase, multiplicative decrease,
+ * last step repeating, expiry at queue_lifetime and its edges, overflow),
+ * delay notices (the previous attempt's time, one notice per recipient),
+ * the rate limit's token bucket (burst, refill, waits) and destination
+ * shaping (additive increase, multiplicative decrease,
  * growing pauses, deferral runs), with time moved by hand.
  */
 #include <setjmp.h>
@@ -127,6 +129,171 @@ static void test_retry_default_walk(void **state)
 	/* 8 attempts span the 7 listed waits (28,260 s), then 4 h steps, then
 	 * one more at the deadline */
 	assert_int_equal(attempts, 8 + (5 * DAY - 28260) / 14400 + 1);
+}
+
+/* ---------- delay notices ---------- */
+
+static void test_prev_attempt(void **state)
+{
+	(void)state;
+	/* the first attempt has no previous one */
+	assert_int_equal(sched_prev_attempt(steps3, 3, 1, 5000), 0);
+	assert_int_equal(sched_prev_attempt(steps3, 3, 0, 5000), 0);
+	/* attempt 2 was planned by attempt 1, one step 0 (60 s) later */
+	assert_int_equal(sched_prev_attempt(steps3, 3, 2, 1060), 1000);
+	assert_int_equal(sched_prev_attempt(steps3, 3, 3, 1360), 1060);
+	assert_int_equal(sched_prev_attempt(steps3, 3, 4, 2260), 1360);
+	/* past the list: the last step */
+	assert_int_equal(sched_prev_attempt(steps3, 3, 40, 9900), 9000);
+	assert_int_equal(sched_prev_attempt(steps3, 3, UINT32_MAX, 9900), 9000);
+	/* a record that never planned anything, or a nonsense plan */
+	assert_int_equal(sched_prev_attempt(steps3, 3, 5, 0), 0);
+	assert_int_equal(sched_prev_attempt(steps3, 3, 5, 100), 0);
+	assert_int_equal(sched_prev_attempt(steps3, 3, 5, -7), 0);
+}
+
+static void test_delay_due(void **state)
+{
+	static const struct {
+		int64_t prev, now;
+		uint64_t warn;
+		int want;
+	} t[] = {
+	    {0, 1000 + 3600, 3600, 1},           /* the first crossing */
+	    {0, 1000 + 3599, 3600, 0},           /* not yet */
+	    {1000 + 1800, 1000 + 7200, 3600, 1}, /* crossed since the last attempt */
+	    {1000 + 3600, 1000 + 7200, 3600, 0}, /* the last attempt saw it: sent */
+	    {1000 + 4000, 1000 + 9000, 3600, 0}, {0, 1000 + 4000, 0, 0}, /* notices off */
+	    {0, INT64_MAX, UINT64_MAX, 0},
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(t); i++)
+		if (sched_delay_due(1000, t[i].warn, t[i].prev, t[i].now) != t[i].want)
+			fail_msg("row %zu", i);
+	/* no overflow near the end of time */
+	assert_int_equal(sched_delay_due(INT64_MAX - 10, 3600, 0, INT64_MAX), 0);
+}
+
+/* Walked with the default schedule: exactly one attempt sends the notice,
+ * the first one at or after the moment, and none after. */
+static void test_delay_one_notice(void **state)
+{
+	static const uint64_t dflt[] = {60, 300, 900, 1800, 3600, 7200, 14400};
+	const uint64_t warn = 4 * 3600;
+	int64_t created = 1700000000, now = created, due = 0, next, prev;
+	uint32_t attempts = 0;
+	int notices = 0;
+
+	(void)state;
+	while (sched_retry_next(dflt, ARRAY_LEN(dflt), ++attempts, created, 5 * DAY, now, &next) ==
+	       SCHED_RETRY_AT) {
+		prev = sched_prev_attempt(dflt, ARRAY_LEN(dflt), attempts, due);
+		if (sched_delay_due(created, warn, prev, now)) {
+			notices++;
+			assert_true(now >= created + (int64_t)warn);
+			assert_true(prev < created + (int64_t)warn);
+		}
+		due = next;
+		now = next;
+	}
+	assert_int_equal(notices, 1);
+}
+
+/* ---------- rate limit ---------- */
+
+static void test_bucket_unlimited(void **state)
+{
+	struct sched_bucket b;
+	int64_t wait = -1;
+	int i;
+
+	(void)state;
+	sched_bucket_init(&b, 0);
+	for (i = 0; i < 1000; i++) {
+		assert_int_equal(sched_bucket_take(&b, 0, 3600, SCHED_RATE_BURST, 0, &wait), 1);
+		assert_int_equal(sched_bucket_take(&b, 10, 0, SCHED_RATE_BURST, 0, &wait), 1);
+	}
+	assert_int_equal(wait, -1);
+}
+
+/* 60/m: one at once, then one a second; a quiet spell buys a burst. */
+static void test_bucket_rate_and_burst(void **state)
+{
+	struct sched_bucket b;
+	int64_t wait = 0, t = 1000;
+	int n;
+
+	(void)state;
+	sched_bucket_init(&b, t);
+	assert_int_equal(sched_bucket_take(&b, 60, 60, SCHED_RATE_BURST, t, &wait), 1);
+	assert_int_equal(sched_bucket_take(&b, 60, 60, SCHED_RATE_BURST, t, &wait), 0);
+	assert_in_range(wait, 1000, 1001);
+	assert_int_equal(sched_bucket_take(&b, 60, 60, SCHED_RATE_BURST, t + 500, &wait), 0);
+	assert_in_range(wait, 500, 501);
+	assert_int_equal(sched_bucket_take(&b, 60, 60, SCHED_RATE_BURST, t + 1000, &wait), 1);
+	/* an hour of silence refills SCHED_RATE_BURST tokens, no more */
+	t += 3600 * 1000;
+	for (n = 0; sched_bucket_take(&b, 60, 60, SCHED_RATE_BURST, t, &wait); n++)
+		;
+	assert_int_equal(n, SCHED_RATE_BURST);
+	/* the burst is the caller's parameter */
+	t += 3600 * 1000;
+	for (n = 0; sched_bucket_take(&b, 60, 60, 3, t, &wait); n++)
+		;
+	assert_int_equal(n, 3);
+	/* 0 reads as 1 */
+	t += 3600 * 1000;
+	for (n = 0; sched_bucket_take(&b, 60, 60, 0, t, &wait); n++)
+		;
+	assert_int_equal(n, 1);
+}
+
+/* A rate below the burst caps the burst: 2/h never sends 10 at once. */
+static void test_bucket_slow_rate(void **state)
+{
+	struct sched_bucket b;
+	int64_t wait = 0, t = 0;
+	int n;
+
+	(void)state;
+	sched_bucket_init(&b, t);
+	t += 86400 * 1000LL;
+	for (n = 0; sched_bucket_take(&b, 2, 3600, SCHED_RATE_BURST, t, &wait); n++)
+		;
+	assert_int_equal(n, 2);
+	assert_in_range(wait, 1800 * 1000, 1800 * 1000 + 1);
+}
+
+/* Over a long run the rate holds whatever the burst: at 1/s, 100 s give
+ * the first token and 100 more, and no burst on top of them. */
+static void test_bucket_long_run(void **state)
+{
+	struct sched_bucket b;
+	int64_t wait = 0, t;
+	int sent = 0;
+
+	(void)state;
+	sched_bucket_init(&b, 0);
+	for (t = 0; t <= 100 * 1000; t += 10)
+		while (sched_bucket_take(&b, 1, 1, SCHED_RATE_BURST, t, &wait))
+			sent++;
+	assert_in_range(sent, 100, 101);
+}
+
+static void test_bucket_clock_backwards(void **state)
+{
+	struct sched_bucket b;
+	int64_t wait = 0;
+
+	(void)state;
+	sched_bucket_init(&b, 50000);
+	assert_int_equal(sched_bucket_take(&b, 1, 1, SCHED_RATE_BURST, 50000, &wait), 1);
+	/* an earlier time refills nothing and still gives a positive wait */
+	assert_int_equal(sched_bucket_take(&b, 1, 1, SCHED_RATE_BURST, 10000, &wait), 0);
+	assert_true(wait >= 1);
+	assert_int_equal(sched_bucket_take(&b, 1, 1, SCHED_RATE_BURST, 10000 + 1001, &wait), 1);
 }
 
 /* ---------- shaping ---------- */
@@ -351,6 +518,14 @@ int main(void)
 	    cmocka_unit_test(test_retry_expiry_edges),
 	    cmocka_unit_test(test_retry_overflow),
 	    cmocka_unit_test(test_retry_default_walk),
+	    cmocka_unit_test(test_prev_attempt),
+	    cmocka_unit_test(test_delay_due),
+	    cmocka_unit_test(test_delay_one_notice),
+	    cmocka_unit_test(test_bucket_unlimited),
+	    cmocka_unit_test(test_bucket_rate_and_burst),
+	    cmocka_unit_test(test_bucket_slow_rate),
+	    cmocka_unit_test(test_bucket_long_run),
+	    cmocka_unit_test(test_bucket_clock_backwards),
 	    cmocka_unit_test(test_shape_init),
 	    cmocka_unit_test(test_shape_additive_increase),
 	    cmocka_unit_test(test_shape_multiplicative_decrease),
