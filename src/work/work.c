@@ -102,7 +102,8 @@ struct work_pool *work_pool_new(struct event_base *base, int threads)
 	int i;
 
 	wp->base = base;
-	wp->ev_done = event_new(base, -1, 0, on_done, wp);
+	if (threads > 0)
+		wp->ev_done = event_new(base, -1, 0, on_done, wp);
 	pthread_mutex_init(&wp->mu, NULL);
 	pthread_cond_init(&wp->cv, NULL);
 	wp->n_threads = threads;
@@ -124,7 +125,8 @@ void work_pool_free(struct work_pool *wp)
 	for (i = 0; i < wp->n_threads; i++)
 		pthread_join(wp->threads[i], NULL);
 	run_finished(wp);
-	event_free(wp->ev_done);
+	if (wp->ev_done)
+		event_free(wp->ev_done);
 	pthread_mutex_destroy(&wp->mu);
 	pthread_cond_destroy(&wp->cv);
 	free(wp->threads);
@@ -133,8 +135,15 @@ void work_pool_free(struct work_pool *wp)
 
 void work_submit(struct work_pool *wp, void (*fn)(void *), void (*done)(void *), void *arg)
 {
-	struct job *j = xmalloc(sizeof(*j));
+	struct job *j;
 
+	if (wp->n_threads == 0) {
+		fn(arg);
+		if (done)
+			done(arg);
+		return;
+	}
+	j = xmalloc(sizeof(*j));
 	j->fn = fn;
 	j->done = done;
 	j->arg = arg;

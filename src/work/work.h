@@ -10,6 +10,9 @@
 struct event_base;
 struct work_pool;
 
+/* threads 0: a pool without threads, for unit tests: work_submit() runs
+ * fn(arg) then done(arg) at once, on the caller's thread, before it
+ * returns (base may then be NULL). */
 struct work_pool *work_pool_new(struct event_base *base, int threads);
 /* Waits for queued and running jobs and runs their done() callbacks. */
 void work_pool_free(struct work_pool *wp);
