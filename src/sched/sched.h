@@ -53,9 +53,13 @@ void sched_forget(struct sched *s, const char *id);
 void sched_set_domains(struct sched *s, const struct conf *c);
 /* Starts no new transaction; done() runs once none is in progress. */
 void sched_drain(struct sched *s, void (*done)(void *arg), void *arg);
-/* At exit, before the work pool and the spool close: results still
- * arriving are dropped (the spool keeps the truth), nothing new starts. */
+/* At exit, before the work pool and the spool close: nothing new starts;
+ * the results of attempts that ended are still written, from then on on
+ * the caller's thread (the work pool may be gone), so that a report
+ * committed while the spool closes leaves its recipients final on disk. */
 void sched_stop(struct sched *s);
+/* Cancels the route lookups in flight: may come before or after
+ * dns_free(). */
 void sched_free(struct sched *s);
 
 struct sched_stats {

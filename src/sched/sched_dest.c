@@ -302,25 +302,20 @@ static unsigned conns_wanted(struct dest *d)
 	return want;
 }
 
-struct route_req {
-	struct dest *d;
-	uint16_t port;
-};
-
+/* The route of d: connect as many as wanted, or fail its ready items.
+ * Called by the resolver (never from inside dns_route()), or at once for
+ * a route that needs no lookup. */
 static void on_route(void *arg, const struct dns_route *r)
 {
-	struct route_req *rq = arg;
-	struct dest *d = rq->d;
+	struct dest *d = arg;
 	struct smtpc_verdict v;
 	struct smtpc_peer peer = {d->name, NULL};
 	unsigned want, i;
 
-	d->resolving = 0;
+	d->route_id = 0;
 	memset(&v, 0, sizeof(v));
-	if (r->status == DNS_CANCELLED) {
-		free(rq);
+	if (r->status == DNS_CANCELLED)
 		return;
-	}
 	if (r->status != DNS_OK) {
 		/* The smarthost is configuration, not the recipient's fault:
 		 * whatever DNS says of it, the mail waits. */
@@ -334,13 +329,11 @@ static void on_route(void *arg, const struct dns_route *r)
 		         dns_status_name(r->status), log_q(r->error));
 		dest_fail_ready(d, &v);
 		smtpc_verdict_clear(&v);
-		free(rq);
 		return;
 	}
 	want = conns_wanted(d);
 	for (i = 0; i < want; i++)
-		open_conn(d, dns_route_dup(r), rq->port);
-	free(rq);
+		open_conn(d, dns_route_dup(r), d->route_port);
 }
 
 /* A route for a numeric address (a "[addr]" domain literal, or an IP
@@ -371,11 +364,11 @@ static struct dns_route *literal_route(const char *host)
 	return r;
 }
 
-static void route_literal(struct route_req *rq, const char *host)
+static void route_literal(struct dest *d, const char *host)
 {
 	struct dns_route *r = literal_route(host);
 
-	on_route(rq, r);
+	on_route(d, r);
 	dns_route_free(r);
 }
 
@@ -386,7 +379,7 @@ static int is_localhost(const char *host)
 	return !strcasecmp(host, "localhost") || !strcasecmp(host, "localhost.");
 }
 
-static void route_localhost(struct route_req *rq)
+static void route_localhost(struct dest *d)
 {
 	struct dns_route *r = literal_route("127.0.0.1");
 	struct dns_route_host *h = &r->hosts[0];
@@ -398,7 +391,7 @@ static void route_localhost(struct route_req *rq)
 	h->n_addrs = 2;
 	free(h->name);
 	h->name = xstrdup("localhost");
-	on_route(rq, r);
+	on_route(d, r);
 	dns_route_free(r);
 }
 
@@ -408,36 +401,28 @@ static void route_localhost(struct route_req *rq)
 static void dest_connect(struct dest *d)
 {
 	const struct conf *c = d->s->conf;
-	struct route_req *rq;
 	char lit[128];
 
-	if (d->resolving || conns_wanted(d) == 0)
+	if (d->route_id || conns_wanted(d) == 0)
 		return;
-	rq = xcalloc(1, sizeof(*rq));
-	rq->d = d;
-	rq->port = (uint16_t)c->mx_port;
+	d->route_port = (uint16_t)c->mx_port;
 	if (c->smarthost) {
-		rq->port = c->smarthost_at.port;
-		if (c->smarthost_at.is_ip) {
-			route_literal(rq, c->smarthost_at.host);
-			return;
-		}
-		if (is_localhost(c->smarthost_at.host)) {
-			route_localhost(rq);
-			return;
-		}
-		d->resolving = 1;
-		dns_host(d->s->deps.dns, c->smarthost_at.host, on_route, rq);
+		d->route_port = c->smarthost_at.port;
+		if (c->smarthost_at.is_ip)
+			route_literal(d, c->smarthost_at.host);
+		else if (is_localhost(c->smarthost_at.host))
+			route_localhost(d);
+		else
+			d->route_id = dns_host(d->s->deps.dns, c->smarthost_at.host, on_route, d);
 		return;
 	}
 	if (d->name[0] == '[') {
 		snprintf(lit, sizeof(lit), "%s", d->name + 1);
 		lit[strcspn(lit, "]")] = '\0';
-		route_literal(rq, strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5);
+		route_literal(d, strncasecmp(lit, "IPv6:", 5) ? lit : lit + 5);
 		return;
 	}
-	d->resolving = 1;
-	dns_route(d->s->deps.dns, d->name, on_route, rq);
+	d->route_id = dns_route(d->s->deps.dns, d->name, on_route, d);
 }
 
 /* Nothing to do: connections idle for SCHED_IDLE_KEEP_MS say QUIT; the rest
@@ -512,6 +497,9 @@ void sched_dest_free(struct dest *d)
 	struct qitem *it;
 	struct dconn *dc;
 
+	/* a lookup still pending must not call back into freed memory */
+	if (d->route_id)
+		dns_cancel(d->s->deps.dns, d->route_id);
 	/* the connections themselves went with smtpc_conn_free_all() */
 	while ((dc = TAILQ_FIRST(&d->conns))) {
 		TAILQ_REMOVE(&d->conns, dc, link);

@@ -92,9 +92,10 @@ struct dest {
 	struct item_list ready;
 	size_t n_ready;
 	TAILQ_HEAD(, dconn) conns;
-	unsigned n_conns;   /* READY or busy */
-	unsigned n_opening; /* connecting, route being resolved included */
-	int resolving;
+	unsigned n_conns;         /* READY or busy */
+	unsigned n_opening;       /* connecting, route being resolved included */
+	uint64_t route_id;        /* the route lookup in flight (dns), 0: none */
+	uint16_t route_port;      /* where the route's hosts listen */
 	struct sched_bucket rate; /* max_rate */
 	struct event *ev_pump;
 	struct dest *hnext;

@@ -99,8 +99,17 @@ static void persist_done(void *arg)
 	sched_failing_continue(s);
 }
 
+/* On the work pool: the writes fsync. Once stopped (server exit), the
+ * pool may be gone already, and a report committed during spool_close()
+ * still needs its recipients' final states on disk, or the sender would
+ * be told twice after the restart: then it is written right here. */
 static void persist(struct finish *f)
 {
+	if (f->s->stopped) {
+		persist_run(f);
+		persist_done(f);
+		return;
+	}
 	work_submit(f->s->deps.work, persist_run, persist_done, f);
 }
 

@@ -514,6 +514,35 @@ static void test_state_survives_restart(void **state)
 	fx_close(&f);
 }
 
+/* At exit the work pool may be gone before the last reports commit: a
+ * stopped scheduler writes the final states itself. */
+static void test_stopped_writes_inline(void **state)
+{
+	static const char *const to[] = {"a@example.com", "b@example.com"};
+	struct smtpc_verdict v[2];
+	struct envelope *e;
+	struct qitem *it;
+	char id[ID_LEN + 1];
+	struct fx f;
+
+	fx_open(&f, "stopped");
+	commit(&f, SENDER, to, NULL, 2, 0, id);
+	it = start_item(&f, "example.com");
+	sched_stop(f.s);
+	f.s->deps.work = NULL; /* freed, as in server_close(): must not be used */
+	verdict(&v[0], SMTPC_ACT_BOUNCE, "no such user");
+	verdict(&v[1], SMTPC_ACT_DEFER, "later");
+	sched_apply_results(f.s, it, v, 0, NULL);
+	e = load(&f, id);
+	assert_int_equal(e->rcpts[0].state, RCPT_BOUNCED);
+	assert_int_equal(e->rcpts[1].state, RCPT_DEFERRED);
+	envelope_free(e);
+	assert_int_equal(reports(&f).n, 1);
+	smtpc_verdict_clear(&v[0]);
+	smtpc_verdict_clear(&v[1]);
+	fx_close(&f);
+}
+
 static int group_setup(void **state)
 {
 	if (!mkdtemp(tmpdir))
@@ -543,6 +572,7 @@ int main(void)
 	    cmocka_unit_test(test_delay_notice),
 	    cmocka_unit_test(test_deferred_then_delivered),
 	    cmocka_unit_test(test_state_survives_restart),
+	    cmocka_unit_test(test_stopped_writes_inline),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
