@@ -22,59 +22,32 @@
 
 /* ---------- messages ---------- */
 
-static struct qmsg *msg_find(struct sched *s, const char *id)
+static const char *msg_key(const struct sched_hnode *n)
 {
-	struct qmsg *m;
-
-	for (m = s->mtab[sched_hash_str(id, s->mtab_size)]; m; m = m->hnext)
-		if (strcmp(m->id, id) == 0)
-			return m;
-	return NULL;
+	return SCHED_ENTRY(n, struct qmsg, hn)->id;
 }
 
-static void msg_table_grow(struct sched *s)
+static struct qmsg *msg_find(struct sched *s, const char *id)
 {
-	size_t i, size = s->mtab_size * 2;
-	struct qmsg **t = xcalloc(size, sizeof(*t)), *m, *next;
+	struct sched_hnode *n = sched_tab_find(&s->msgs, id);
 
-	for (i = 0; i < s->mtab_size; i++)
-		for (m = s->mtab[i]; m; m = next) {
-			next = m->hnext;
-			m->hnext = t[sched_hash_str(m->id, size)];
-			t[sched_hash_str(m->id, size)] = m;
-		}
-	free(s->mtab);
-	s->mtab = t;
-	s->mtab_size = size;
+	return n ? SCHED_ENTRY(n, struct qmsg, hn) : NULL;
 }
 
 static struct qmsg *msg_add(struct sched *s, const struct envelope *env)
 {
 	struct qmsg *m = xcalloc(1, sizeof(*m));
-	size_t b;
 
-	if (s->n_msgs >= s->mtab_size)
-		msg_table_grow(s);
 	memcpy(m->id, env->id, sizeof(m->id));
 	m->created = env->created;
-	b = sched_hash_str(m->id, s->mtab_size);
-	m->hnext = s->mtab[b];
-	s->mtab[b] = m;
-	s->n_msgs++;
+	sched_tab_add(&s->msgs, &m->hn);
 	return m;
 }
 
 static void msg_remove(struct sched *s, struct qmsg *m)
 {
-	struct qmsg **pp = &s->mtab[sched_hash_str(m->id, s->mtab_size)];
-
-	for (; *pp; pp = &(*pp)->hnext)
-		if (*pp == m) {
-			*pp = m->hnext;
-			s->n_msgs--;
-			free(m);
-			return;
-		}
+	sched_tab_del(&s->msgs, &m->hn);
+	free(m);
 }
 
 /* The destination key of a recipient address: its domain, lower case. */
@@ -221,6 +194,7 @@ static struct qitem *item_new(struct qmsg *m, struct dest *d)
 	it->idx = &it->one;
 	it->cap = 1;
 	m->n_items++;
+	d->n_items++;
 	return it;
 }
 
@@ -260,6 +234,7 @@ void sched_item_release(struct qitem *it)
 
 void sched_item_discard(struct qitem *it)
 {
+	it->d->n_items--;
 	sched_item_release(it);
 	item_free_idx(it);
 	free(it);
@@ -400,6 +375,18 @@ static void on_drained_ev(evutil_socket_t fd, short what, void *arg)
 		drained(s->drained_arg);
 }
 
+static const struct timeval sweep_every = {SCHED_SWEEP_MS / 1000, 0};
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct sched *s = arg;
+	size_t freed = sched_dest_sweep(s, sched_now_ms());
+
+	if (freed)
+		log_debug("session=NOQUEUE event=destinations_freed freed=%zu left=%zu", freed,
+		          s->dests.n);
+}
+
 struct sched *sched_new(const struct sched_deps *deps)
 {
 	struct sched *s = xcalloc(1, sizeof(*s));
@@ -407,11 +394,11 @@ struct sched *sched_new(const struct sched_deps *deps)
 	s->deps = *deps;
 	s->conf = deps->conf;
 	s->domains_conf = deps->conf;
-	s->mtab_size = 1024;
-	s->mtab = xcalloc(s->mtab_size, sizeof(*s->mtab));
-	s->dtab_size = 256;
-	s->dtab = xcalloc(s->dtab_size, sizeof(*s->dtab));
+	sched_tab_init(&s->msgs, msg_key);
+	sched_tab_init(&s->dests, sched_dest_tab_key);
 	s->ev_heap = evtimer_new(deps->base, on_heap, s);
+	s->ev_sweep = event_new(deps->base, -1, EV_PERSIST, on_sweep, s);
+	evtimer_add(s->ev_sweep, &sweep_every);
 	TAILQ_INIT(&s->failing);
 	s->ev_drained = event_new(deps->base, -1, 0, on_drained_ev, s);
 	return s;
@@ -442,20 +429,18 @@ long sched_retry(struct sched *s, const char *id)
 void sched_forget(struct sched *s, const char *id)
 {
 	struct qmsg *m = msg_find(s, id);
+	struct dest *d;
 	size_t b;
 
 	if (!m)
 		return;
 	m->forgotten = 1;
-	for (b = 0; b < s->dtab_size; b++) {
-		struct dest *d;
-		for (d = s->dtab[b]; d; d = d->hnext) {
-			struct qitem *it, *next;
-			for (it = TAILQ_FIRST(&d->ready); it; it = next) {
-				next = TAILQ_NEXT(it, link);
-				if (it->m == m)
-					sched_item_free(s, it);
-			}
+	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d)) {
+		struct qitem *it, *next;
+		for (it = TAILQ_FIRST(&d->ready); it; it = next) {
+			next = TAILQ_NEXT(it, link);
+			if (it->m == m)
+				sched_item_free(s, it);
 		}
 	}
 	for (b = s->heap_n; b-- > 0;) {
@@ -483,34 +468,32 @@ void sched_drain(struct sched *s, void (*done)(void *arg), void *arg)
 	s->draining = 1;
 	s->drained = done;
 	s->drained_arg = arg;
-	for (b = 0; b < s->dtab_size; b++)
-		for (d = s->dtab[b]; d; d = d->hnext)
-			sched_dest_quit_idle(d);
+	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d))
+		sched_dest_quit_idle(d);
 	sched_check_drained(s);
 }
 
 void sched_free(struct sched *s)
 {
-	size_t i;
-	struct qmsg *m, *mn;
+	size_t i, b;
+	struct sched_hnode *n, *next;
 	struct dest *d, *dn;
 
 	for (i = 0; i < s->heap_n; i++)
 		sched_item_discard(s->heap[i]);
 	free(s->heap);
-	for (i = 0; i < s->dtab_size; i++)
-		for (d = s->dtab[i]; d; d = dn) {
-			dn = d->hnext;
-			sched_dest_free(d);
-		}
-	for (i = 0; i < s->mtab_size; i++)
-		for (m = s->mtab[i]; m; m = mn) {
-			mn = m->hnext;
-			free(m);
-		}
-	free(s->dtab);
-	free(s->mtab);
+	for (d = sched_dest_next(s, &b, NULL); d; d = dn) {
+		dn = sched_dest_next(s, &b, d);
+		sched_dest_free(d);
+	}
+	for (n = sched_tab_next(&s->msgs, &b, NULL); n; n = next) {
+		next = sched_tab_next(&s->msgs, &b, n);
+		free(SCHED_ENTRY(n, struct qmsg, hn));
+	}
+	sched_tab_fini(&s->dests);
+	sched_tab_fini(&s->msgs);
 	event_free(s->ev_heap);
+	event_free(s->ev_sweep);
 	event_free(s->ev_drained);
 	free(s);
 }
@@ -521,12 +504,11 @@ void sched_set_domains(struct sched *s, const struct conf *c)
 	struct dest *d;
 
 	s->domains_conf = c;
-	for (b = 0; b < s->dtab_size; b++)
-		for (d = s->dtab[b]; d; d = d->hnext) {
-			d->lim = conf_domain_for(c, d->name);
-			sched_shape_set_max(&d->shape, (unsigned)d->lim->max_connections);
-			sched_dest_pump_later(d, 0); /* a rate wait may be shorter now */
-		}
+	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d)) {
+		d->lim = conf_domain_for(c, d->name);
+		sched_shape_set_max(&d->shape, (unsigned)d->lim->max_connections);
+		sched_dest_pump_later(d, 0); /* a rate wait may be shorter now */
+	}
 }
 
 void sched_stop(struct sched *s)
@@ -541,12 +523,12 @@ void sched_get_stats(const struct sched *s, struct sched_stats *out)
 	struct dest *d;
 
 	memset(out, 0, sizeof(*out));
-	out->messages = s->n_msgs;
+	out->messages = s->msgs.n;
+	out->destinations = s->dests.n;
 	out->items_deferred = s->heap_n;
 	out->items_active = s->n_active;
-	for (b = 0; b < s->dtab_size; b++)
-		for (d = s->dtab[b]; d; d = d->hnext) {
-			out->items_ready += d->n_ready;
-			out->connections += d->n_conns;
-		}
+	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d)) {
+		out->items_ready += d->n_ready;
+		out->connections += d->n_conns;
+	}
 }

@@ -64,6 +64,7 @@ void sched_free(struct sched *s);
 
 struct sched_stats {
 	uint64_t messages, items_ready, items_deferred, items_active, connections;
+	uint64_t destinations; /* known now: idle ones are freed after a while */
 };
 void sched_get_stats(const struct sched *s, struct sched_stats *out);
 

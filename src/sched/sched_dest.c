@@ -11,6 +11,11 @@
  * fails its ready queue in steps of at most SCHED_FINISH_MAX items being
  * written, so a dead destination with a large queue cannot hold every
  * envelope in memory at once.
+ *
+ * Memory follows the destinations in use, not every domain ever seen: a
+ * sweep every SCHED_SWEEP_MS frees those idle (nothing queued, no
+ * connection, no lookup) for SCHED_DEST_IDLE_MS, once forgetting one
+ * loses nothing (no pause running, its rate bucket refilled).
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -37,26 +42,63 @@ static void on_pump(evutil_socket_t fd, short what, void *arg)
 	dest_pump(arg);
 }
 
+const char *sched_dest_tab_key(const struct sched_hnode *n)
+{
+	return SCHED_ENTRY(n, struct dest, hn)->name;
+}
+
 struct dest *sched_dest_get(struct sched *s, const char *name)
 {
-	size_t b = sched_hash_str(name, s->dtab_size);
+	struct sched_hnode *n = sched_tab_find(&s->dests, name);
 	struct dest *d;
 
-	for (d = s->dtab[b]; d; d = d->hnext)
-		if (strcmp(d->name, name) == 0)
-			return d;
+	if (n)
+		return SCHED_ENTRY(n, struct dest, hn);
 	d = xcalloc(1, sizeof(*d));
 	d->s = s;
 	d->name = xstrdup(name);
 	d->lim = conf_domain_for(s->domains_conf, name);
+	d->active_ms = sched_now_ms();
 	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
 	TAILQ_INIT(&d->ready);
 	TAILQ_INIT(&d->conns);
-	sched_bucket_init(&d->rate, sched_now_ms());
+	sched_bucket_init(&d->rate, d->active_ms);
 	d->ev_pump = evtimer_new(s->deps.base, on_pump, d);
-	d->hnext = s->dtab[b];
-	s->dtab[b] = d;
+	sched_tab_add(&s->dests, &d->hn);
 	return d;
+}
+
+struct dest *sched_dest_next(const struct sched *s, size_t *bucket, const struct dest *d)
+{
+	struct sched_hnode *n = sched_tab_next(&s->dests, bucket, d ? &d->hn : NULL);
+
+	return n ? SCHED_ENTRY(n, struct dest, hn) : NULL;
+}
+
+/* Nothing refers to d and forgetting it loses nothing: a fresh one would
+ * neither connect sooner (a pause running) nor send faster (a rate). */
+static int dest_forgettable(const struct dest *d, int64_t now_ms)
+{
+	return d->n_items == 0 && TAILQ_EMPTY(&d->conns) && d->n_opening == 0 && d->route_id == 0 &&
+	       !d->failing && now_ms - d->active_ms >= SCHED_DEST_IDLE_MS &&
+	       now_ms >= d->shape.hold_until_ms &&
+	       sched_bucket_rested(&d->rate, d->lim->max_rate, d->lim->max_rate_period, now_ms);
+}
+
+size_t sched_dest_sweep(struct sched *s, int64_t now_ms)
+{
+	struct dest *d, *next;
+	size_t b, freed = 0;
+
+	for (d = sched_dest_next(s, &b, NULL); d; d = next) {
+		next = sched_dest_next(s, &b, d);
+		if (!dest_forgettable(d, now_ms))
+			continue;
+		sched_tab_del(&s->dests, &d->hn);
+		sched_dest_free(d);
+		freed++;
+	}
+	return freed;
 }
 
 /* Load what an attempt needs. -1 if the message is gone (deleted). */
@@ -483,6 +525,7 @@ static void dest_pump(struct dest *d)
 
 void sched_dest_pump_later(struct dest *d, int64_t delay_ms)
 {
+	d->active_ms = sched_now_ms();
 	struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)((delay_ms % 1000) * 1000)};
 
 	if (delay_ms == 0 && evtimer_pending(d->ev_pump, NULL))

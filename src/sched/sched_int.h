@@ -7,6 +7,7 @@
  *                   pumping, connecting, rate limiting
  *   sched_result.c  the end of an attempt: results applied to recipients,
  *                   written to the spool, bounce reports
+ *   sched_tab.c     the hash tables of messages and destinations
  *   sched_policy.c  the arithmetic (PURE)
  *
  * An item (struct qitem) is the open recipients of one message for one
@@ -33,15 +34,50 @@
  * memory when a dead destination defers its whole ready queue. */
 #define SCHED_FINISH_MAX 256
 
+/* An idle destination (no item, no connection, no lookup) is freed this
+ * long after its last activity; the sweep looks every SCHED_SWEEP_MS. */
+#define SCHED_DEST_IDLE_MS 60000
+#define SCHED_SWEEP_MS     30000
+
 enum where { IT_NONE, IT_READY, IT_DEFERRED, IT_ACTIVE, IT_FINISHING };
 
+/* ---- sched_tab.c: a chained hash table keyed by a string ---- */
+
+#define SCHED_TAB_MIN 64 /* buckets, a power of two */
+
+/* Embedded in each entry; SCHED_ENTRY() finds the entry. */
+struct sched_hnode {
+	struct sched_hnode *next;
+};
+#define SCHED_ENTRY(n, type, member) ((type *)(void *)((char *)(n)-offsetof(type, member)))
+
+struct sched_tab {
+	struct sched_hnode **b;
+	size_t size, n; /* buckets (a power of two), entries */
+	const char *(*key)(const struct sched_hnode *n);
+};
+
+/* An empty table whose entries' keys key() gives. */
+void sched_tab_init(struct sched_tab *t, const char *(*key)(const struct sched_hnode *n));
+/* Frees the buckets, not the entries. */
+void sched_tab_fini(struct sched_tab *t);
+struct sched_hnode *sched_tab_find(const struct sched_tab *t, const char *key);
+/* Adds n (its key not in t yet); may resize, so never during a walk. */
+void sched_tab_add(struct sched_tab *t, struct sched_hnode *n);
+/* Removes n, which is in t; never moves other nodes. */
+void sched_tab_del(struct sched_tab *t, struct sched_hnode *n);
+/* A walk: the entry after n (NULL: the first), NULL at the end; *bucket
+ * is the walk's position. n may be deleted once its successor is known. */
+struct sched_hnode *sched_tab_next(const struct sched_tab *t, size_t *bucket,
+                                   const struct sched_hnode *n);
+
 struct qmsg {
+	struct sched_hnode hn; /* in sched->msgs */
 	char id[ID_LEN + 1];
 	int64_t created;
 	uint32_t n_open;
 	uint32_t n_items;
 	int forgotten;
-	struct qmsg *hnext;
 };
 
 struct dest;
@@ -85,8 +121,11 @@ struct dconn {
 };
 
 struct dest {
+	struct sched_hnode hn; /* in sched->dests */
 	struct sched *s;
 	char *name;
+	size_t n_items;    /* items of this destination, wherever they are */
+	int64_t active_ms; /* last time it had something to do */
 	const struct conf_domain *lim;
 	struct sched_shape shape;
 	struct item_list ready;
@@ -98,7 +137,6 @@ struct dest {
 	uint16_t route_port;      /* where the route's hosts listen */
 	struct sched_bucket rate; /* max_rate */
 	struct event *ev_pump;
-	struct dest *hnext;
 	/* A dead destination defers its ready queue in bounded steps. */
 	int failing;
 	struct smtpc_verdict fail_v;
@@ -109,10 +147,9 @@ struct sched {
 	struct sched_deps deps;
 	const struct conf *conf;
 	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
-	struct qmsg **mtab;
-	size_t mtab_size, n_msgs;
-	struct dest **dtab;
-	size_t dtab_size;
+	struct sched_tab msgs;           /* struct qmsg by queue ID */
+	struct sched_tab dests;          /* struct dest by name */
+	struct event *ev_sweep;          /* frees idle destinations */
 	struct qitem **heap;
 	size_t heap_n, heap_cap;
 	struct event *ev_heap;
@@ -134,16 +171,6 @@ static inline int64_t sched_now_s(void)
 static inline int64_t sched_now_ms(void)
 {
 	return (int64_t)clock_mono_ms();
-}
-
-/* FNV-1a of a string, into a power-of-two table of buckets. */
-static inline size_t sched_hash_str(const char *p, size_t buckets)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	return (size_t)(h & (buckets - 1));
 }
 
 /* ---- sched.c: items and the index ---- */
@@ -169,8 +196,18 @@ void sched_check_drained(struct sched *s);
 
 /* The destination named name, made on first use. */
 struct dest *sched_dest_get(struct sched *s, const char *name);
-/* At exit: the destination, its idle connections' records and its ready
- * items (the connections themselves went with smtpc_conn_free_all()). */
+/* The key of a destination in sched->dests: its name. */
+const char *sched_dest_tab_key(const struct sched_hnode *n);
+/* A walk over every destination: the one after d (NULL: the first). */
+struct dest *sched_dest_next(const struct sched *s, size_t *bucket, const struct dest *d);
+/* Frees the destinations idle since before now_ms - SCHED_DEST_IDLE_MS
+ * (no item, no connection, no lookup, no pause or rate wait that a fresh
+ * one would forget); returns how many. */
+size_t sched_dest_sweep(struct sched *s, int64_t now_ms);
+/* Frees d, the records of its connections and its ready items (at exit:
+ * the connections themselves went with smtpc_conn_free_all()) and cancels
+ * its route lookup. The caller takes it out of sched->dests, or is
+ * freeing the table. */
 void sched_dest_free(struct dest *d);
 /* Pumps d after delay_ms (0: at the next turn of the loop). */
 void sched_dest_pump_later(struct dest *d, int64_t delay_ms);

@@ -93,6 +93,17 @@ int sched_bucket_take(struct sched_bucket *b, uint64_t max_rate, uint64_t period
 	return 0;
 }
 
+int sched_bucket_rested(const struct sched_bucket *b, uint64_t max_rate, uint64_t period_s,
+                        int64_t now_ms)
+{
+	double per_ms;
+
+	if (max_rate == 0 || period_s == 0 || b->tokens >= 1.0)
+		return 1;
+	per_ms = (double)max_rate / ((double)period_s * 1000.0);
+	return now_ms > b->at_ms && b->tokens + (double)(now_ms - b->at_ms) * per_ms >= 1.0;
+}
+
 void sched_shape_init(struct sched_shape *s, unsigned max)
 {
 	memset(s, 0, sizeof(*s));

@@ -87,6 +87,12 @@ void sched_bucket_init(struct sched_bucket *b, int64_t now_ms);
 int sched_bucket_take(struct sched_bucket *b, uint64_t max_rate, uint64_t period_s, unsigned burst,
                       int64_t now_ms, int64_t *wait_ms);
 
+/* 1 when a fresh bucket (one token) would give no more than b does at
+ * now_ms: no limit, or b has refilled to a whole token. A destination is
+ * forgotten only then, or forgetting would let it send early. */
+int sched_bucket_rested(const struct sched_bucket *b, uint64_t max_rate, uint64_t period_s,
+                        int64_t now_ms);
+
 #define SCHED_WINDOW_START  5      /* connections a fresh destination gets (Postfix's default) */
 #define SCHED_BACKOFF_FIRST 1000   /* ms: the first pause after a push back */
 #define SCHED_BACKOFF_MAX   300000 /* ms: pauses double up to 5 minutes */

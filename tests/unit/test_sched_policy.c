@@ -296,6 +296,25 @@ static void test_bucket_clock_backwards(void **state)
 	assert_int_equal(sched_bucket_take(&b, 1, 1, SCHED_RATE_BURST, 10000 + 1001, &wait), 1);
 }
 
+/* A bucket may be forgotten once a fresh one would not send earlier. */
+static void test_bucket_rested(void **state)
+{
+	struct sched_bucket b;
+	int64_t wait = 0;
+
+	(void)state;
+	sched_bucket_init(&b, 0);
+	assert_true(sched_bucket_rested(&b, 1, 60, 0)); /* fresh: one token */
+	assert_int_equal(sched_bucket_take(&b, 1, 60, SCHED_RATE_BURST, 0, &wait), 1);
+	assert_false(sched_bucket_rested(&b, 1, 60, 0));
+	assert_false(sched_bucket_rested(&b, 1, 60, 59000));
+	assert_true(sched_bucket_rested(&b, 1, 60, 60000));
+	assert_false(sched_bucket_rested(&b, 1, 60, -5)); /* clock went back */
+	/* no limit: always */
+	assert_true(sched_bucket_rested(&b, 0, 60, 0));
+	assert_true(sched_bucket_rested(&b, 5, 0, 0));
+}
+
 /* ---------- shaping ---------- */
 
 static void test_shape_init(void **state)
@@ -526,6 +545,7 @@ int main(void)
 	    cmocka_unit_test(test_bucket_slow_rate),
 	    cmocka_unit_test(test_bucket_long_run),
 	    cmocka_unit_test(test_bucket_clock_backwards),
+	    cmocka_unit_test(test_bucket_rested),
 	    cmocka_unit_test(test_shape_init),
 	    cmocka_unit_test(test_shape_additive_increase),
 	    cmocka_unit_test(test_shape_multiplicative_decrease),

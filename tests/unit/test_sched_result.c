@@ -1,220 +1,18 @@
 /*
  * test_sched_result: applying the results of a delivery attempt, without
- * sockets or threads. The scheduler runs on a real spool opened without an
- * event loop (commits are synchronous) and a work pool of 0 threads (jobs
- * run at once), so by the time sched_apply_results() returns everything it
- * started has happened: the DSN is in the spool, the recipients' states
- * are on disk, the message is gone when nothing is left open.
- *
- * White-box: the test makes an item active as sched_dest.c does
- * (sched_int.h), then hands it verdicts as a connection would.
+ * sockets or threads (sched_fixture.h): by the time sched_apply_results()
+ * returns everything it started has happened: the DSN is in the spool, the
+ * recipients' states are on disk, the message is gone when nothing is left
+ * open.
  */
-#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
-#include <event2/event.h>
 
-#include "conf/conf.h"
-#include "sched/sched.h"
-#include "sched/sched_int.h"
-#include "smtpc/smtpc_policy.h"
-#include "spool/spool.h"
-#include "util/util.h"
-#include "work/work.h"
-
-#define SENDER "alice@sender.example"
-#define HOUR   3600
-
-static char tmpdir[] = "/tmp/posthorn-test-sched-XXXXXX";
-static struct event_base *base;
-
-/* One scheduler on a fresh data directory. */
-struct fx {
-	char *dir;
-	struct conf *conf;
-	struct spool *sp;
-	struct work_pool *wp;
-	struct sched *s;
-	struct {
-		char account[64], domain[128], event[16];
-	} counted[16];
-	size_t n_counted;
-};
-
-static void on_count(void *arg, const char *account, const char *domain, const char *event)
-{
-	struct fx *f = arg;
-
-	assert_true(f->n_counted < ARRAY_LEN(f->counted));
-	snprintf(f->counted[f->n_counted].account, sizeof(f->counted[0].account), "%s", account);
-	snprintf(f->counted[f->n_counted].domain, sizeof(f->counted[0].domain), "%s", domain);
-	snprintf(f->counted[f->n_counted].event, sizeof(f->counted[0].event), "%s", event);
-	f->n_counted++;
-}
-
-static size_t counted(const struct fx *f, const char *event)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < f->n_counted; i++)
-		n += strcmp(f->counted[i].event, event) == 0;
-	return n;
-}
-
-static struct conf *load_conf(const char *dir)
-{
-	char *path = xasprintf("%s/posthorn.conf", dir), *errors = NULL;
-	FILE *fp = fopen(path, "w");
-	struct conf *c;
-
-	assert_non_null(fp);
-	fprintf(fp,
-	        "[server]\nhostname = relay.test\ndata_dir = %s\n"
-	        "[relay]\nretry = 1m, 5m\nqueue_lifetime = 1d\ndelay_warning = 4h\n",
-	        dir);
-	fclose(fp);
-	c = conf_load(path, &errors);
-	if (!c)
-		fail_msg("conf: %s", errors);
-	free(path);
-	return c;
-}
-
-static void fx_open(struct fx *f, const char *name)
-{
-	struct sched_deps d;
-	char *err = NULL;
-
-	memset(f, 0, sizeof(*f));
-	f->dir = xasprintf("%s/%s", tmpdir, name);
-	assert_int_equal(mkdir(f->dir, 0700), 0);
-	f->conf = load_conf(f->dir);
-	f->sp = spool_open(f->dir, NULL, &err); /* no loop: synchronous commits */
-	if (!f->sp)
-		fail_msg("spool_open: %s", err);
-	f->wp = work_pool_new(NULL, 0); /* no thread: jobs run at once */
-	memset(&d, 0, sizeof(d));
-	d.base = base;
-	d.conf = f->conf;
-	d.spool = f->sp;
-	d.work = f->wp;
-	d.count = on_count;
-	d.count_arg = f;
-	f->s = sched_new(&d);
-}
-
-static void fx_close(struct fx *f)
-{
-	sched_stop(f->s);
-	sched_free(f->s);
-	work_pool_free(f->wp);
-	spool_close(f->sp);
-	conf_free(f->conf);
-	free(f->dir);
-}
-
-static void on_committed(void *arg, int ok, const char *id)
-{
-	char *out = arg;
-
-	assert_true(ok);
-	snprintf(out, ID_LEN + 1, "%s", id);
-}
-
-/* Commits a message from from to rcpts[0..n) (NOTIFY as given, 0: none),
- * created age seconds ago, and indexes it; returns its ID in id. */
-static void commit(struct fx *f, const char *from, const char *const *rcpts, const unsigned *notify,
-                   size_t n, int64_t age, char id[ID_LEN + 1])
-{
-	static const char body[] = "From: <alice@sender.example>\r\nSubject: Hello there\r\n"
-	                           "Message-ID: <m1@sender.example>\r\n\r\nBody line.\r\n";
-	struct rcpt r[8];
-	struct envelope e;
-	struct spool_msg *m;
-	char *err = NULL;
-	size_t i;
-
-	assert_true(n <= ARRAY_LEN(r));
-	memset(r, 0, sizeof(r));
-	for (i = 0; i < n; i++) {
-		r[i].addr = (char *)rcpts[i];
-		r[i].notify = notify ? notify[i] : 0;
-	}
-	memset(&e, 0, sizeof(e));
-	e.mail_from = (char *)from;
-	e.account = "acct";
-	e.created = sched_now_s() - age;
-	e.ret = DSN_RET_HDRS;
-	e.rcpts = r;
-	e.n_rcpts = n;
-	m = spool_msg_new(f->sp, &err);
-	assert_non_null(m);
-	assert_int_equal(spool_msg_write(m, body, sizeof(body) - 1), 0);
-	id[0] = '\0';
-	spool_msg_commit(m, &e, on_committed, id);
-	assert_int_equal(strlen(id), ID_LEN);
-	sched_add_id(f->s, id);
-}
-
-/* The ready item of destination name, made active as a connection would. */
-static struct qitem *start_item(struct fx *f, const char *name)
-{
-	struct dest *d = sched_dest_get(f->s, name);
-	struct qitem *it = TAILQ_FIRST(&d->ready);
-
-	assert_non_null(it);
-	sched_item_set(f->s, it, IT_ACTIVE);
-	assert_int_equal(sched_item_start(f->s, it), 0);
-	return it;
-}
-
-static void verdict(struct smtpc_verdict *v, enum smtpc_action a, const char *reply)
-{
-	struct smtpc_peer peer = {"mx.example", "192.0.2.1"};
-	struct smtpc_reply r;
-
-	memset(&r, 0, sizeof(r));
-	memset(v, 0, sizeof(*v));
-	r.code = a == SMTPC_ACT_OK ? 250 : a == SMTPC_ACT_DEFER ? 451 : 550;
-	snprintf(r.enhanced, sizeof(r.enhanced), "%s",
-	         a == SMTPC_ACT_OK      ? "2.0.0"
-	         : a == SMTPC_ACT_DEFER ? "4.2.0"
-	                                : "5.1.1");
-	r.text = (char *)reply;
-	r.n_lines = 1;
-	smtpc_judge_reply(&peer, a == SMTPC_ACT_OK ? SMTPC_STAGE_DOT : SMTPC_STAGE_RCPT, &r, v);
-	assert_int_equal(v->action, a);
-}
-
-static struct envelope *load(struct fx *f, const char *id)
-{
-	struct envelope *e = NULL;
-	char *err = NULL;
-
-	if (spool_load(f->sp, id, &e, &err) < 0)
-		fail_msg("spool_load %s: %s", id, err);
-	return e;
-}
-
-static int gone(struct fx *f, const char *id)
-{
-	struct envelope *e = NULL;
-	char *err = NULL;
-	int rc = spool_load(f->sp, id, &e, &err);
-
-	free(err);
-	envelope_free(e);
-	return rc < 0 && errno == ENOENT;
-}
+#include "sched_fixture.h"
 
 /* The reports in the spool: null sender, one recipient who asked for no
  * report about it (an original from the null sender is not one). */
@@ -480,7 +278,7 @@ static void test_deferred_then_delivered(void **state)
 	sched_apply_results(f.s, start_item(&f, "example.com"), &v, 1, NULL);
 	smtpc_verdict_clear(&v);
 	assert_true(gone(&f, id));
-	assert_int_equal(f.s->n_msgs, 0);
+	assert_int_equal(f.s->msgs.n, 0);
 	fx_close(&f);
 }
 
@@ -541,24 +339,6 @@ static void test_stopped_writes_inline(void **state)
 	smtpc_verdict_clear(&v[0]);
 	smtpc_verdict_clear(&v[1]);
 	fx_close(&f);
-}
-
-static int group_setup(void **state)
-{
-	if (!mkdtemp(tmpdir))
-		return -1;
-	base = event_base_new();
-	return base ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	char *cmd = xasprintf("rm -rf '%s'", tmpdir);
-	int rc = system(cmd);
-
-	free(cmd);
-	event_base_free(base);
-	return rc == 0 ? 0 : -1;
 }
 
 int main(void)
