@@ -143,7 +143,7 @@ FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,un
 FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/smtpc/smtpc_reply.c src/smtpc/smtpc_policy.c \
                 src/http/http_parse.c src/http/http_route.c src/dns/dns_wire.c \
-                src/spool/spool_format.c \
+                src/spool/spool_format.c src/dsn/dsn_headers.c \
                 src/dkim/dkim_hdr.c src/dkim/dkim_record.c src/dkim/dkim_rotate.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)

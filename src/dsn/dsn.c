@@ -21,8 +21,14 @@
 #include "spool/spool.h"
 #include "util/util.h"
 
-/* Carried to the spool's done(): logs the outcome, then tells the caller. */
+/* A report on its way: made on the loop thread, built on any one thread,
+ * committed on the loop thread; then carried to the spool's done(). */
 struct dsn_job {
+	struct spool *sp;
+	struct spool_msg *m;
+	struct dsn_report rep;
+	int rc;    /* dsn_build()'s result, once built */
+	char *err; /* why the build failed */
 	char orig_id[ID_LEN + 1];
 	enum dsn_kind kind;
 	void (*done)(void *arg, int ok, const char *id);
@@ -98,16 +104,6 @@ static struct envelope report_envelope(const struct envelope *orig, struct rcpt 
 	return e;
 }
 
-/* Builds the report into a new spool message; m is aborted on failure. */
-static int build_into(struct spool_msg *m, const struct dsn_report *rep, char **err)
-{
-	int rc = dsn_build(rep, msg_write, m, err);
-
-	if (rc <= 0)
-		spool_msg_abort(m);
-	return rc;
-}
-
 /* A bad index is the caller's bug; said here, before a spool file exists. */
 static int check_indexes(const struct envelope *orig, const struct dsn_rcpt *rcpts, size_t n,
                          char **err)
@@ -122,37 +118,70 @@ static int check_indexes(const struct envelope *orig, const struct dsn_rcpt *rcp
 	return 0;
 }
 
+struct dsn_job *dsn_job_new(struct spool *sp, const char *hostname, const struct envelope *orig,
+                            const struct dsn_rcpt *rcpts, size_t n, char **err)
+{
+	struct dsn_job *j;
+
+	*err = NULL;
+	if (check_indexes(orig, rcpts, n, err) < 0)
+		return NULL;
+	if (dsn_report_kind(orig, rcpts, n) == DSN_KIND_NONE)
+		return NULL; /* checked first: no spool file for a report nobody wants */
+	j = xcalloc(1, sizeof(*j));
+	j->sp = sp;
+	j->rep = (struct dsn_report){orig, hostname, rcpts, n, {-1, 0, 0}, 0, NULL};
+	j->rep.now = (int64_t)(clock_now_ms() / 1000);
+	j->kind = dsn_report_kind(orig, rcpts, n);
+	snprintf(j->orig_id, sizeof(j->orig_id), "%s", orig->id);
+	return j;
+}
+
+void dsn_job_build(struct dsn_job *j)
+{
+	/* the file too is made here: creating one may wait for the disk */
+	if (!(j->m = spool_msg_new(j->sp, &j->err))) {
+		j->rc = -1;
+		return;
+	}
+	j->rep.body = open_original(j->sp, j->rep.orig);
+	j->rc = dsn_build(&j->rep, msg_write, j->m, &j->err);
+	if (j->rep.body.fd >= 0)
+		close(j->rep.body.fd);
+	if (j->rc <= 0) {
+		spool_msg_abort(j->m);
+		j->m = NULL;
+	}
+}
+
+int dsn_job_commit(struct dsn_job *j, void (*done)(void *arg, int ok, const char *id), void *arg,
+                   char **err)
+{
+	struct envelope env;
+	struct rcpt r;
+
+	*err = NULL;
+	if (j->rc <= 0) {
+		/* 0 cannot happen (the kind was checked); an error says why */
+		*err = j->err ? j->err : xstrdup("dsn: nothing to report");
+		free(j);
+		return -1;
+	}
+	j->done = done;
+	j->arg = arg;
+	env = report_envelope(j->rep.orig, &r, j->rep.now);
+	spool_msg_commit(j->m, &env, on_committed, j);
+	return 0;
+}
+
 int dsn_queue(struct spool *sp, const char *hostname, const struct envelope *orig,
               const struct dsn_rcpt *rcpts, size_t n,
               void (*done)(void *arg, int ok, const char *id), void *arg, char **err)
 {
-	struct dsn_report rep = {orig, hostname, rcpts, n, {-1, 0, 0}, 0, NULL};
-	struct envelope env;
-	struct spool_msg *m;
-	struct dsn_job *j;
-	struct rcpt r;
-	int rc;
+	struct dsn_job *j = dsn_job_new(sp, hostname, orig, rcpts, n, err);
 
-	*err = NULL;
-	rep.now = (int64_t)(clock_now_ms() / 1000);
-	if (check_indexes(orig, rcpts, n, err) < 0)
-		return -1;
-	if (dsn_report_kind(orig, rcpts, n) == DSN_KIND_NONE)
-		return 0; /* checked first: no spool file for a report nobody wants */
-	if (!(m = spool_msg_new(sp, err)))
-		return -1;
-	rep.body = open_original(sp, orig);
-	rc = build_into(m, &rep, err);
-	if (rep.body.fd >= 0)
-		close(rep.body.fd);
-	if (rc <= 0)
-		return rc;
-	j = xcalloc(1, sizeof(*j));
-	snprintf(j->orig_id, sizeof(j->orig_id), "%s", orig->id);
-	j->kind = dsn_report_kind(orig, rcpts, n);
-	j->done = done;
-	j->arg = arg;
-	env = report_envelope(orig, &r, rep.now);
-	spool_msg_commit(m, &env, on_committed, j);
-	return 1;
+	if (!j)
+		return *err ? -1 : 0;
+	dsn_job_build(j);
+	return dsn_job_commit(j, done, arg, err) < 0 ? -1 : 1;
 }

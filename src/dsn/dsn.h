@@ -4,11 +4,13 @@
  * builds it into the spool with the null sender and one recipient, the
  * original sender, and the delivery engine then treats it like any other.
  *
- * Two layers:
- *   dsn_build.c  PURE-ish (libc + util, plus pread() of the original): the
- *                NOTIFY policy and the report text, written through a
- *                callback. Unit-tested without a spool.
- *   dsn.c        dsn_queue(): the report into a new spool message.
+ * Three layers:
+ *   dsn_headers.c  PURE: where the original's header section ends.
+ *   dsn_build.c    PURE-ish (libc + util, plus pread() of the original): the
+ *                  NOTIFY policy and the report text, written through a
+ *                  callback. Unit-tested without a spool.
+ *   dsn.c          dsn_queue() and its three steps: the report into a new
+ *                  spool message.
  *
  * Who is told what (dsn_should_report):
  *   - never the null sender: a message with MAIL FROM:<> gets no report.
@@ -22,9 +24,14 @@
  * A report lists only the recipients whose NOTIFY asks for their event.
  *
  * What comes back (the third part): the whole original for a report with a
- * failed recipient when the sender asked RET=FULL; otherwise the headers
- * only (RET=HDRS, RET absent, and every delay or success notice, which
- * RFC 3461 says should not return content).
+ * failed recipient when the sender asked RET=FULL and the original is at
+ * most DSN_FULL_MAX bytes; otherwise the headers only (RET=HDRS, RET
+ * absent, a larger original, and every delay or success notice, which
+ * RFC 3461 says should not return content). The headers are the header
+ * section as dsn_headers.h finds it, even in a message without an empty
+ * line, and at most DSN_HEADERS_MAX bytes of it. The report's text says
+ * when less than asked for came back. So a report is never much larger
+ * than DSN_FULL_MAX, whatever the original.
  */
 #ifndef POSTHORN_DSN_H
 #define POSTHORN_DSN_H
@@ -33,6 +40,9 @@
 #include <stdint.h>
 
 #include "spool/spool.h"
+
+#define DSN_FULL_MAX    (256u * 1024) /* bytes of an original returned in full, at most */
+#define DSN_HEADERS_MAX (128u * 1024) /* bytes of returned headers, at most */
 
 /* RFC 3464 2.3.3 action-value. */
 enum dsn_action {
@@ -137,8 +147,8 @@ int dsn_build(const struct dsn_report *r, dsn_write_fn write, void *ctx, char **
  * the report goes without it (logged).
  *
  * Blocking: it reads the original (its header, or all of it for a RET=FULL
- * failure) and writes the report file. It touches no event loop, so the
- * scheduler may run it on a work_submit() worker for large originals.
+ * failure) and writes the report file. The scheduler uses the three steps
+ * below instead, to do that on its work pool.
  *
  * Returns 1 when the report was handed to the spool: done(arg, ok, id) then
  * runs once on the event loop thread (before this returns on a spool opened
@@ -149,5 +159,30 @@ int dsn_build(const struct dsn_report *r, dsn_write_fn write, void *ctx, char **
 int dsn_queue(struct spool *sp, const char *hostname, const struct envelope *orig,
               const struct dsn_rcpt *rcpts, size_t n,
               void (*done)(void *arg, int ok, const char *id), void *arg, char **err);
+
+/*
+ * dsn_queue() in three steps, so that the blocking middle one runs off the
+ * event loop (the scheduler gives it to its work pool):
+ *   dsn_job_new()     loop thread: the checks and the kind, no I/O. NULL
+ *                     with *err NULL: nothing to report; NULL with a
+ *                     malloc'd *err: an error.
+ *   dsn_job_build()   any one thread: makes the report's spool file, reads
+ *                     the original and writes the report. Touches no event
+ *                     loop and nothing of the caller's but orig and rcpts,
+ *                     which it only reads.
+ *   dsn_job_commit()  loop thread: hands the report to the spool, as
+ *                     dsn_queue() does (0, done() later), or, when the build
+ *                     failed, removes it and returns -1 with a malloc'd *err
+ *                     (done() is never called).
+ * The job is freed by the commit (or by its done()). orig, rcpts and the
+ * strings they point to must stay as they are until dsn_job_commit()
+ * returns.
+ */
+struct dsn_job;
+struct dsn_job *dsn_job_new(struct spool *sp, const char *hostname, const struct envelope *orig,
+                            const struct dsn_rcpt *rcpts, size_t n, char **err);
+void dsn_job_build(struct dsn_job *j);
+int dsn_job_commit(struct dsn_job *j, void (*done)(void *arg, int ok, const char *id), void *arg,
+                   char **err);
 
 #endif

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "dsn/dsn.h"
+#include "dsn/dsn_headers.h"
 #include "util/util.h"
 
 #define LINE_SOFT      78    /* RFC 5322 2.1.1: SHOULD */
@@ -382,6 +383,8 @@ struct plan {
 	int global;      /* SMTPUTF8 original: RFC 6533 types, UTF-8 kept */
 	int eight;       /* some part may hold 8-bit bytes */
 	int full;        /* the whole original comes back, not its headers */
+	int too_large;   /* RET=FULL, but above DSN_FULL_MAX: headers only */
+	int hdrs_cut;    /* the headers stop at DSN_HEADERS_MAX */
 	int has_orig;    /* a third part at all */
 	uint64_t extent; /* bytes of the original in the third part */
 	int64_t now;
@@ -425,6 +428,10 @@ static int plan_make(const struct dsn_report *r, struct plan *p, char **err)
 	/* RFC 3461 4.3: RET=FULL is for failures; other notices carry headers */
 	p->full = p->kind == DSN_KIND_FAILURE && o->ret == DSN_RET_FULL;
 	p->has_orig = r->body.fd >= 0;
+	if (p->full && p->has_orig && r->body.len > DSN_FULL_MAX) {
+		p->full = 0;
+		p->too_large = 1;
+	}
 	p->now = r->now ? r->now : (int64_t)(clock_now_ms() / 1000);
 	return 0;
 }
@@ -521,6 +528,28 @@ static void text_section(struct buf *t, const struct dsn_report *r, const struct
 	buf_puts(t, "\r\n");
 }
 
+/* Why less than asked for comes back: the reader must not take a cut
+ * original for the whole of it. */
+static void text_bounds(struct buf *t, const struct dsn_report *r, const struct plan *p)
+{
+	char *s;
+
+	if (p->too_large) {
+		s = xasprintf("It was too large to return in full (%llu bytes; reports return at "
+		              "most %u), so only its headers are attached.",
+		              (unsigned long long)r->body.len, (unsigned)DSN_FULL_MAX);
+		paragraph(t, s);
+		free(s);
+	}
+	if (p->hdrs_cut) {
+		s = xasprintf("Its headers are longer than %u bytes: only the first %llu bytes of "
+		              "them are attached.",
+		              (unsigned)DSN_HEADERS_MAX, (unsigned long long)p->extent);
+		paragraph(t, s);
+		free(s);
+	}
+}
+
 static void text_part(struct buf *t, const struct dsn_report *r, const struct plan *p)
 {
 	char d[DATE_MAX], *s;
@@ -539,6 +568,7 @@ static void text_part(struct buf *t, const struct dsn_report *r, const struct pl
 	                           : " Its headers are attached below.");
 	paragraph(t, s);
 	free(s);
+	text_bounds(t, r, p);
 }
 
 /* ---- part 2: message/delivery-status ---- */
@@ -668,51 +698,26 @@ static int orig_read(const struct dsn_original *o, uint64_t len, chunk_fn fn, vo
 	return rc < 0 ? -1 : 0;
 }
 
-/* Finds the end of the header section: the start of the first empty line
- * (CRLF, or a bare LF for robustness). */
-struct hdr_scan {
-	uint64_t base;       /* offset of the current chunk */
-	uint64_t line_start; /* offset of the current line */
-	char last;           /* the byte before the current chunk */
-	int found;
-};
-
 static int hdr_chunk(void *ctx, const char *p, size_t n)
 {
-	struct hdr_scan *h = ctx;
-	const char *q = p, *nl;
-	uint64_t at, len;
-	char prev;
-
-	while ((nl = memchr(q, '\n', n - (size_t)(q - p)))) {
-		at = h->base + (uint64_t)(nl - p);
-		len = at - h->line_start;
-		prev = nl > p ? nl[-1] : h->last;
-		if (len == 0 || (len == 1 && prev == '\r')) {
-			h->found = 1;
-			return 1;
-		}
-		h->line_start = at + 1;
-		q = nl + 1;
-	}
-	h->base += n;
-	h->last = p[n - 1];
-	return 0;
+	return dsn_hscan_feed(ctx, p, n);
 }
 
 /* How much of the original the third part holds: all of it, or its header
- * section including the CRLF of the last field. */
+ * section including the line ending of the last field, read only as far
+ * as it goes (dsn_headers.h) and never past DSN_HEADERS_MAX. */
 static int orig_extent(const struct dsn_report *r, struct plan *p, char **err)
 {
-	struct hdr_scan h = {0, 0, 0, 0};
+	struct dsn_hscan h;
 
 	p->extent = r->body.len;
 	if (!p->has_orig || p->full)
 		return 0;
+	dsn_hscan_init(&h, DSN_HEADERS_MAX);
 	if (orig_read(&r->body, r->body.len, hdr_chunk, &h, err) < 0)
 		return -1;
-	if (h.found)
-		p->extent = h.line_start;
+	p->extent = dsn_hscan_end(&h);
+	p->hdrs_cut = h.cut;
 	return 0;
 }
 
@@ -935,9 +940,11 @@ static int build_planned(const struct dsn_report *r, struct plan *p, struct sink
 	int rc = -1;
 
 	buf_init(&text), buf_init(&status), buf_init(&head);
+	if (orig_extent(r, p, err) < 0)
+		goto out;
 	text_part(&text, r, p);
 	status_part(&status, r, p);
-	if (orig_extent(r, p, err) < 0 || boundary_pick(r, p, &text, &status, err) < 0)
+	if (boundary_pick(r, p, &text, &status, err) < 0)
 		goto out;
 	assemble_head(&head, r, p, &text, &status);
 	rc = emit(r, p, &head, s, err) < 0 ? -1 : 1;

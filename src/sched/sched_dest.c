@@ -162,6 +162,7 @@ static void dest_fail_some(struct dest *d)
 			continue;
 		sched_apply_results(s, it, &d->fail_v, 1, NULL);
 	}
+	sched_reports_start(s); /* one event: one report per message */
 	if (!TAILQ_FIRST(&d->ready) && d->failing) {
 		d->failing = 0;
 		smtpc_verdict_clear(&d->fail_v);
@@ -213,6 +214,7 @@ static void on_job_done(void *arg, const struct smtpc_verdict *v, size_t n)
 
 	dc->item = NULL;
 	sched_apply_results(dc->d->s, it, v, 0, dc->c);
+	sched_reports_start(dc->d->s);
 }
 
 static int rate_take(struct dest *d, int64_t *wait_ms)

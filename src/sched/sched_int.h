@@ -155,6 +155,7 @@ struct sched {
 	struct event *ev_heap;
 	size_t n_active, n_finishing;
 	TAILQ_HEAD(, dest) failing;
+	struct report *reports; /* bounce reports of this event, not started yet */
 	int draining;
 	int drained_sent; /* the drained event is on its way */
 	int stopped;      /* shutting down: results are dropped, nothing new starts */
@@ -225,8 +226,13 @@ void sched_failing_continue(struct sched *s);
 /* The verdicts of an attempt (v[i] for it->idx[i], or v[0] for all when
  * same_for_all); c is NULL when no connection was made (DNS, all hosts
  * failed). Takes it->act's envelope; the item is FINISHING until its
- * results are written. */
+ * results are written. Bounce reports wait in s->reports, one per
+ * message, until sched_reports_start(): call it once the event that ended
+ * the attempts is handled, so that one report covers every recipient of
+ * a message that ended in it. */
 void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_verdict *v,
                          int same_for_all, struct smtpc_conn *c);
+/* Builds the waiting reports (on the work pool), then commits them. */
+void sched_reports_start(struct sched *s);
 
 #endif

@@ -99,49 +99,139 @@ static void persist_done(void *arg)
 	sched_failing_continue(s);
 }
 
-/* On the work pool: the writes fsync. Once stopped (server exit), the
- * pool may be gone already, and a report committed during spool_close()
- * still needs its recipients' final states on disk, or the sender would
- * be told twice after the restart: then it is written right here. */
+/* fn on the work pool, then done on the loop thread. Once stopped
+ * (server exit) the pool may be gone already, and a report committed
+ * during spool_close() still needs its recipients' final states on disk,
+ * or the sender would be told twice after the restart: then both run
+ * right here. */
+static void run_job(struct sched *s, void (*fn)(void *), void (*done)(void *), void *arg)
+{
+	if (s->stopped) {
+		fn(arg);
+		done(arg);
+		return;
+	}
+	work_submit(s->deps.work, fn, done, arg);
+}
+
+/* The writes fsync: on the work pool. */
 static void persist(struct finish *f)
 {
-	if (f->s->stopped) {
-		persist_run(f);
-		persist_done(f);
-		return;
-	}
-	work_submit(f->s->deps.work, persist_run, persist_done, f);
+	run_job(f->s, persist_run, persist_done, f);
 }
 
-static void on_dsn_committed(void *arg, int ok, const char *id)
+/* ---------- bounce reports ---------- */
+
+/*
+ * A report in the making: the DSN entries of one message from one event
+ * (every item of it whose attempt ended in that event, such as a dead
+ * destination failing its ready queue), so that recipients that ended
+ * together are told of in one report. It is built on the work pool (it
+ * reads the original and writes the report), committed, and only then do
+ * its finishes write their recipients' states: a crash in between sends
+ * the report twice at worst, never loses it.
+ */
+struct report {
+	struct sched *s;
+	struct qmsg *m;
+	struct finish **fs; /* waiting for the report */
+	size_t n_fs;
+	struct dsn_rcpt *rcpts; /* the entries of every finish; strings theirs */
+	size_t n;
+	struct dsn_job *job;
+	struct report *next; /* in s->reports until started */
+};
+
+static void report_add(struct sched *s, struct finish *f)
 {
-	struct finish *f = arg;
+	struct report *r;
+
+	for (r = s->reports; r && r->m != f->it->m; r = r->next)
+		;
+	if (!r) {
+		r = xcalloc(1, sizeof(*r));
+		r->s = s;
+		r->m = f->it->m;
+		r->next = s->reports;
+		s->reports = r;
+	}
+	r->fs = xrealloc(r->fs, (r->n_fs + 1) * sizeof(*r->fs));
+	r->fs[r->n_fs++] = f;
+	r->rcpts = xrealloc(r->rcpts, (r->n + f->n_dsn) * sizeof(*r->rcpts));
+	memcpy(r->rcpts + r->n, f->dsn, f->n_dsn * sizeof(*r->rcpts));
+	r->n += f->n_dsn;
+}
+
+/* The report is committed, failed or not needed: its finishes go on. */
+static void report_done(struct report *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n_fs; i++)
+		persist(r->fs[i]);
+	free(r->fs);
+	free(r->rcpts);
+	free(r);
+}
+
+static void on_report_committed(void *arg, int ok, const char *id)
+{
+	struct report *r = arg;
 
 	if (ok) {
-		log_info("queue=%s event=dsn_queued dsn=%s rcpts=%zu", f->env->id, id, f->n_dsn);
-		sched_add_id(f->s, id);
+		log_info("queue=%s event=dsn_queued dsn=%s rcpts=%zu", r->m->id, id, r->n);
+		sched_add_id(r->s, id);
 	} else {
-		log_err("queue=%s event=dsn_error error=commit_failed", f->env->id);
+		log_err("queue=%s event=dsn_error error=commit_failed", r->m->id);
 	}
-	persist(f);
+	report_done(r);
 }
 
-static void queue_dsn(struct finish *f)
+static void report_build(void *arg)
 {
-	const struct conf *c = f->s->conf;
-	char *err = NULL;
-	int r;
+	struct report *r = arg;
 
-	r = dsn_queue(f->s->deps.spool, c->hostname, f->env, f->dsn, f->n_dsn, on_dsn_committed, f,
-	              &err);
-	if (r == 1)
-		return;
-	if (r < 0) {
+	dsn_job_build(r->job);
+}
+
+static void report_built(void *arg)
+{
+	struct report *r = arg;
+	char *err = NULL;
+
+	if (dsn_job_commit(r->job, on_report_committed, r, &err) < 0) {
 		/* The bounce is lost, not the original's state: log it loudly. */
-		log_err("queue=%s event=dsn_error error=%s", f->env->id, log_q(err));
+		log_err("queue=%s event=dsn_error error=%s", r->m->id, log_q(err));
 		free(err);
+		report_done(r);
 	}
-	persist(f);
+}
+
+static void report_start(struct report *r)
+{
+	struct sched *s = r->s;
+	char *err = NULL;
+
+	/* every finish holds the message's envelope: the first one will do */
+	r->job = dsn_job_new(s->deps.spool, s->conf->hostname, r->fs[0]->env, r->rcpts, r->n, &err);
+	if (!r->job) {
+		if (err)
+			log_err("queue=%s event=dsn_error error=%s", r->m->id, log_q(err));
+		free(err);
+		report_done(r);
+		return;
+	}
+	run_job(s, report_build, report_built, r);
+}
+
+void sched_reports_start(struct sched *s)
+{
+	struct report *r, *next;
+
+	for (r = s->reports, s->reports = NULL; r; r = next) {
+		next = r->next;
+		report_start(r);
+	}
 }
 
 static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smtpc_conn *c,
@@ -290,8 +380,6 @@ static void shape_signal(struct dest *d, const struct smtpc_verdict *v, size_t n
 		sched_shape_success(&d->shape);
 }
 
-/* The verdicts of an attempt (v[i] for it->idx[i]); c is NULL when no
- * connection was made (DNS, all hosts failed). Takes it->env. */
 void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_verdict *v,
                          int same_for_all, struct smtpc_conn *c)
 {
@@ -321,7 +409,7 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
 	it->attempts++;
 	f->delete_file = it->m->n_open == 0;
 	if (f->n_dsn > 0)
-		queue_dsn(f);
+		report_add(s, f);
 	else
 		persist(f);
 }

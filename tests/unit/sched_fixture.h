@@ -134,14 +134,12 @@ static inline void commit(struct fx *f, const char *from, const char *const *rcp
 {
 	static const char body[] = "From: <alice@sender.example>\r\nSubject: Hello there\r\n"
 	                           "Message-ID: <m1@sender.example>\r\n\r\nBody line.\r\n";
-	struct rcpt r[8];
+	struct rcpt *r = xcalloc(n, sizeof(*r));
 	struct envelope e;
 	struct spool_msg *m;
 	char *err = NULL;
 	size_t i;
 
-	assert_true(n <= ARRAY_LEN(r));
-	memset(r, 0, sizeof(r));
 	for (i = 0; i < n; i++) {
 		r[i].addr = (char *)rcpts[i];
 		r[i].notify = notify ? notify[i] : 0;
@@ -159,6 +157,7 @@ static inline void commit(struct fx *f, const char *from, const char *const *rcp
 	id[0] = '\0';
 	spool_msg_commit(m, &e, on_committed, id);
 	assert_int_equal(strlen(id), ID_LEN);
+	free(r);
 	sched_add_id(f->s, id);
 }
 
@@ -190,6 +189,14 @@ static inline void verdict(struct smtpc_verdict *v, enum smtpc_action a, const c
 	r.n_lines = 1;
 	smtpc_judge_reply(&peer, a == SMTPC_ACT_OK ? SMTPC_STAGE_DOT : SMTPC_STAGE_RCPT, &r, v);
 	assert_int_equal(v->action, a);
+}
+
+/* The verdicts of an attempt, as a connection ends it (no connection
+ * made: c NULL), and the end of that event: its reports start. */
+static inline void apply(struct fx *f, struct qitem *it, const struct smtpc_verdict *v, int same)
+{
+	sched_apply_results(f->s, it, v, same, NULL);
+	sched_reports_start(f->s);
 }
 
 static inline struct envelope *load(struct fx *f, const char *id)

@@ -26,6 +26,7 @@
 #include <jansson.h>
 
 #include "dsn/dsn.h"
+#include "dsn/dsn_headers.h"
 #include "spool/spool.h"
 #include "util/util.h"
 
@@ -855,7 +856,90 @@ static void test_header_end_across_chunks(void **state)
 	}
 }
 
-static void test_large_full(void **state)
+/* A RET=FULL original comes back whole up to DSN_FULL_MAX bytes; one byte
+ * more and only its headers do, and the report says why. */
+static void test_full_up_to_the_limit(void **state)
+{
+	static const uint64_t sizes[] = {DSN_FULL_MAX, DSN_FULL_MAX + 1, 3u << 20};
+	struct fx f;
+	struct built b;
+	struct buf m;
+	json_t *j;
+	size_t k;
+	int i;
+
+	for (k = 0; k < ARRAY_LEN(sizes); k++) {
+		fx_init(&f, "alice@example.com", 1);
+		f.env.ret = DSN_RET_FULL;
+		buf_init(&m);
+		buf_puts(&m, "Subject: large\r\n\r\n");
+		for (i = 0; m.len < sizes[k]; i++)
+			buf_printf(&m, "line %d of a large message, to cross many read chunks\r\n",
+			           i);
+		m.len = (size_t)sizes[k]; /* exactly: the last line may be cut */
+		fx_original(&f, m.data, m.len);
+		b = build(&f);
+		j = parse_checked(&b);
+		if (sizes[k] <= DSN_FULL_MAX) {
+			assert_str(jstr(j, "returned"), "full");
+			assert_non_null(memmem(b.text, b.len, m.data, m.len));
+			assert_null(strstr(b.text, "too large"));
+		} else {
+			assert_str(jstr(j, "returned"), "headers");
+			assert_str(jstr(json_object_get(j, "returned_headers"), "Subject"),
+			           "large");
+			assert_null(strstr(b.text, "line 0 of a large message"));
+			assert_non_null(strstr(b.text, "too large to return in full"));
+			assert_true(b.len < 16 * 1024); /* bounded, whatever the original */
+		}
+		json_decref(j);
+		built_free(&b);
+		buf_free(&m);
+		fx_done(&f);
+	}
+}
+
+/* RET=HDRS (or none) returns the headers only, even when no empty line
+ * ends them: the first line that is not a header field does. */
+static void test_hdrs_without_empty_line(void **state)
+{
+	static const struct {
+		const char *msg, *want;
+	} t[] = {
+	    {"Subject: no gap\r\nFrom: <a@b>\r\nSECRET body line\r\nmore\r\n",
+	     "Subject: no gap\r\nFrom: <a@b>\r\n"},
+	    {"Subject: only headers\r\nX-A: b\r\n", "Subject: only headers\r\nX-A: b\r\n"},
+	    {"Subject: last\r\nX-Tail: no line end", "Subject: last\r\nX-Tail: no line end"},
+	    {"Subject: folded\r\n continued\r\n\tagain\r\nSECRET: x\r\n\r\nbody",
+	     "Subject: folded\r\n continued\r\n\tagain\r\nSECRET: x\r\n"},
+	    {"Subject: x\r\nFrom  : obsolete blank\r\n<SECRET html>\r\n",
+	     "Subject: x\r\nFrom  : obsolete blank\r\n"},
+	};
+	struct fx f;
+	struct built b;
+	json_t *j;
+	size_t i;
+
+	for (i = 0; i < ARRAY_LEN(t); i++) {
+		fx_init(&f, "alice@example.com", 1);
+		f.env.ret = i % 2 ? DSN_RET_HDRS : DSN_RET_UNSET;
+		fx_original(&f, t[i].msg, strlen(t[i].msg));
+		b = build(&f);
+		j = parse_checked(&b);
+		assert_str(jstr(j, "returned"), "headers");
+		if (!memmem(b.text, b.len, t[i].want, strlen(t[i].want)))
+			fail_msg("row %zu: headers not returned", i);
+		if (strstr(t[i].want, "SECRET") == NULL && strstr(b.text, "SECRET"))
+			fail_msg("row %zu: more than the headers returned", i);
+		json_decref(j);
+		built_free(&b);
+		fx_done(&f);
+	}
+}
+
+/* A header section longer than DSN_HEADERS_MAX: cut at a line end before
+ * the limit, and the report says so. */
+static void test_headers_cut(void **state)
 {
 	struct fx f;
 	struct built b;
@@ -866,18 +950,115 @@ static void test_large_full(void **state)
 	fx_init(&f, "alice@example.com", 1);
 	f.env.ret = DSN_RET_FULL;
 	buf_init(&m);
-	buf_puts(&m, "Subject: large\r\n\r\n");
-	for (i = 0; m.len < 3u << 20; i++)
-		buf_printf(&m, "line %d of a large message, to cross many read chunks\r\n", i);
+	buf_puts(&m, "Subject: many fields\r\n");
+	for (i = 0; m.len < 3 * DSN_HEADERS_MAX; i++)
+		buf_printf(&m, "X-Filler-%d: a field to make the header section long\r\n", i);
+	buf_puts(&m, "\r\nbody\r\n");
 	fx_original(&f, m.data, m.len);
 	b = build(&f);
 	j = parse_checked(&b);
-	assert_str(jstr(j, "returned"), "full");
-	assert_non_null(memmem(b.text, b.len, m.data, m.len));
+	assert_str(jstr(j, "returned"), "headers");
+	assert_non_null(strstr(b.text, "X-Filler-0: a field"));
+	assert_null(strstr(b.text, "X-Filler-4000:"));
+	assert_non_null(strstr(b.text, "only the first"));
+	assert_true(b.len < DSN_HEADERS_MAX + 8 * 1024);
 	json_decref(j);
 	built_free(&b);
 	buf_free(&m);
 	fx_done(&f);
+}
+
+/* ---- dsn_headers: the scanner alone ---- */
+
+/* The section's end for msg, fed whole, and fed in every two-piece split
+ * and byte by byte: all must agree. */
+static uint64_t hscan(const char *msg, size_t len, uint64_t max, int *cut)
+{
+	struct dsn_hscan h;
+	uint64_t whole, end;
+	size_t split, i;
+
+	dsn_hscan_init(&h, max);
+	dsn_hscan_feed(&h, msg, len);
+	whole = dsn_hscan_end(&h);
+	*cut = h.cut;
+	for (split = 0; split <= len; split++) {
+		dsn_hscan_init(&h, max);
+		if (!dsn_hscan_feed(&h, msg, split))
+			dsn_hscan_feed(&h, msg + split, len - split);
+		if ((end = dsn_hscan_end(&h)) != whole || h.cut != *cut)
+			fail_msg("split %zu of \"%s\": %llu, whole: %llu", split, msg,
+			         (unsigned long long)end, (unsigned long long)whole);
+	}
+	dsn_hscan_init(&h, max);
+	for (i = 0; i < len && !dsn_hscan_feed(&h, msg + i, 1); i++)
+		;
+	assert_int_equal(dsn_hscan_end(&h), whole);
+	return whole;
+}
+
+static void test_hscan_table(void **state)
+{
+	static const struct {
+		const char *msg;
+		uint64_t max, want;
+		int cut;
+	} t[] = {
+	    {"", 100, 0, 0},
+	    {"\r\nbody", 100, 0, 0},         /* no headers at all */
+	    {"A: 1\r\n\r\nbody", 100, 6, 0}, /* CRLF CRLF */
+	    {"A: 1\n\nbody", 100, 5, 0},     /* bare LF */
+	    {"A: 1\r\nB: 2\r\nbody\r\n", 100, 12, 0},
+	    {"A: 1\r\n cont\r\n\r\n", 100, 13, 0},
+	    {" A: 1\r\n\r\n", 100, 0, 0},              /* a continuation first */
+	    {"A: 1\r\n\rX: 2\r\n", 100, 6, 0},         /* a bare CR */
+	    {"A : 1\r\nB\t: 2\r\n\r\n", 100, 14, 0},   /* blanks before ':' */
+	    {"A 1\r\n", 100, 0, 0},                    /* a blank, no ':' */
+	    {"A: 1\r\nB: 2", 100, 10, 0},              /* last field without CRLF */
+	    {"A: 1\r\nB", 100, 6, 0},                  /* a name alone: no field */
+	    {"A\xC3\xA9: 1\r\n", 100, 0, 0},           /* 8-bit in a name */
+	    {"Subject: \xC3\xA9\r\n\r\n", 100, 13, 0}, /* 8-bit in a value */
+	    {"A: 1\r\nB: 2\r\nC: 3\r\n", 12, 12, 1},   /* the limit, at a line end */
+	    {"A: 1\r\nB: 2\r\nC: 3\r\n", 11, 6, 1},
+	    {"A: 1\r\nB: 22222222222", 10, 6, 1}, /* a last line past it */
+	    {"AAAAAAAAAAAAAAAAAAAA", 10, 0, 1},   /* a name past it */
+	};
+	size_t i;
+	int cut;
+
+	for (i = 0; i < ARRAY_LEN(t); i++) {
+		uint64_t end = hscan(t[i].msg, strlen(t[i].msg), t[i].max, &cut);
+		if (end != t[i].want || cut != t[i].cut)
+			fail_msg("row %zu: end %llu cut %d, want %llu cut %d", i,
+			         (unsigned long long)end, cut, (unsigned long long)t[i].want,
+			         t[i].cut);
+	}
+}
+
+/* Random bytes in random pieces: the answer never depends on the pieces,
+ * never passes the limit, and always ends at a line end or the end. */
+static void test_hscan_random(void **state)
+{
+	static const char alphabet[] = "ab:: \t\r\n\r\nX-\xff";
+	char msg[300];
+	unsigned seed = 7;
+	int round, cut;
+	size_t len, i;
+	uint64_t end;
+
+	for (round = 0; round < 2000; round++) {
+		seed = seed * 1103515245u + 12345u;
+		len = (seed >> 8) % sizeof(msg);
+		for (i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			msg[i] = alphabet[(seed >> 8) % (sizeof(alphabet) - 1)];
+		}
+		/* hscan() takes a C string for its messages: no NUL inside */
+		msg[len] = '\0';
+		end = hscan(msg, len, 150, &cut);
+		assert_true(end <= len && end <= 150);
+		assert_true(end == 0 || end == len || msg[end - 1] == '\n');
+	}
 }
 
 /* ---- the boundary ---- */
@@ -1162,7 +1343,11 @@ int main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_write_error),
 	    cmocka_unit_test(test_header_end_across_chunks),
-	    cmocka_unit_test(test_large_full),
+	    cmocka_unit_test(test_full_up_to_the_limit),
+	    cmocka_unit_test(test_hdrs_without_empty_line),
+	    cmocka_unit_test(test_headers_cut),
+	    cmocka_unit_test(test_hscan_table),
+	    cmocka_unit_test(test_hscan_random),
 	    cmocka_unit_test(test_boundary_collision),
 	    cmocka_unit_test(test_queue_end_to_end),
 	    cmocka_unit_test(test_queue_without_original),

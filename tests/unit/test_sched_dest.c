@@ -167,14 +167,14 @@ static void test_sweep_keeps_what_is_needed(void **state)
 	commit(&f, SENDER, to, NULL, 1, 0, id);
 	assert_int_equal(sched_dest_sweep(f.s, later), 0);
 	verdict(&v, SMTPC_ACT_DEFER, "later");
-	sched_apply_results(f.s, start_item(&f, "busy.example"), &v, 1, NULL);
+	apply(&f, start_item(&f, "busy.example"), &v, 1);
 	smtpc_verdict_clear(&v);
 	assert_int_equal(f.s->heap_n, 1);
 	assert_int_equal(sched_dest_sweep(f.s, later), 0);
 	/* delivered: nothing refers to it any more */
 	assert_int_equal(sched_retry(f.s, id), 1);
 	verdict(&v, SMTPC_ACT_OK, "ok");
-	sched_apply_results(f.s, start_item(&f, "busy.example"), &v, 1, NULL);
+	apply(&f, start_item(&f, "busy.example"), &v, 1);
 	smtpc_verdict_clear(&v);
 	d = sched_dest_get(f.s, "busy.example");
 	/* a route lookup in flight */
@@ -211,7 +211,7 @@ static void test_sweep_many(void **state)
 	for (i = 0; i < 1000; i++) {
 		snprintf(addr, sizeof(addr), "u@d%d.example", i);
 		commit(&f, SENDER, to, NULL, 1, 0, id);
-		sched_apply_results(f.s, start_item(&f, addr + 2), &v, 1, NULL);
+		apply(&f, start_item(&f, addr + 2), &v, 1);
 	}
 	smtpc_verdict_clear(&v);
 	assert_int_equal(f.s->dests.n, 1000);

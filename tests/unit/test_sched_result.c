@@ -77,7 +77,7 @@ static void test_all_delivered(void **state)
 	assert_int_equal(it->n, 2);
 	verdict(&v[0], SMTPC_ACT_OK, "ok");
 	verdict(&v[1], SMTPC_ACT_OK, "ok");
-	sched_apply_results(f.s, it, v, 0, NULL);
+	apply(&f, it, v, 0);
 	/* nothing open: the file went, the index forgot it, no report */
 	assert_true(gone(&f, id));
 	sched_get_stats(f.s, &st);
@@ -113,7 +113,7 @@ static void test_mixed(void **state)
 	verdict(&v[0], SMTPC_ACT_OK, "ok");
 	verdict(&v[1], SMTPC_ACT_DEFER, "greylisted");
 	verdict(&v[2], SMTPC_ACT_BOUNCE, "no such user");
-	sched_apply_results(f.s, it, v, 0, NULL);
+	apply(&f, it, v, 0);
 
 	e = load(&f, id);
 	assert_int_equal(e->rcpts[0].state, RCPT_DELIVERED);
@@ -164,7 +164,7 @@ static void test_all_bounced_one_report(void **state)
 	fx_open(&f, "bounced");
 	commit(&f, SENDER, to, NULL, 2, 0, id);
 	verdict(&v, SMTPC_ACT_BOUNCE, "domain gone");
-	sched_apply_results(f.s, start_item(&f, "example.com"), &v, 1, NULL);
+	apply(&f, start_item(&f, "example.com"), &v, 1);
 	assert_true(gone(&f, id));
 	r = reports(&f);
 	assert_int_equal(r.n, 1);
@@ -191,7 +191,7 @@ static void test_null_sender_no_report(void **state)
 	commit(&f, "", to, NULL, 2, 0, id);
 	verdict(&v[0], SMTPC_ACT_BOUNCE, "no such user");
 	verdict(&v[1], SMTPC_ACT_DEFER, "later");
-	sched_apply_results(f.s, start_item(&f, "example.com"), v, 0, NULL);
+	apply(&f, start_item(&f, "example.com"), v, 0);
 	assert_int_equal(reports(&f).n, 0);
 	e = load(&f, id);
 	assert_int_equal(e->rcpts[0].state, RCPT_BOUNCED);
@@ -214,7 +214,7 @@ static void test_expired(void **state)
 	fx_open(&f, "expired");
 	commit(&f, SENDER, to, NULL, 1, 2 * 24 * HOUR, id);
 	verdict(&v, SMTPC_ACT_DEFER, "still greylisted");
-	sched_apply_results(f.s, start_item(&f, "example.com"), &v, 1, NULL);
+	apply(&f, start_item(&f, "example.com"), &v, 1);
 	assert_true(gone(&f, id));
 	r = reports(&f);
 	assert_int_equal(r.n, 1);
@@ -224,6 +224,50 @@ static void test_expired(void **state)
 	assert_non_null(strstr(text, "still greylisted"));
 	free(text);
 	assert_int_equal(counted(&f, "bounced"), 1);
+	smtpc_verdict_clear(&v);
+	fx_close(&f);
+}
+
+/* One event, one report per message: 150 recipients at one domain make
+ * two transactions (two items); a dead destination fails both at once,
+ * and the sender gets one report naming all 150. Another message failing
+ * in the same event gets its own. */
+static void test_one_report_per_message_and_event(void **state)
+{
+	char *addrs[150], id[ID_LEN + 1], id2[ID_LEN + 1], *text;
+	const char *to2[] = {"z@example.com"};
+	struct qitem *it[3];
+	struct smtpc_verdict v;
+	struct reports r;
+	struct fx f;
+	size_t i, n;
+
+	fx_open(&f, "oneperevent");
+	for (i = 0; i < ARRAY_LEN(addrs); i++)
+		addrs[i] = xasprintf("r%zu@example.com", i);
+	commit(&f, SENDER, (const char *const *)addrs, NULL, ARRAY_LEN(addrs), 0, id);
+	commit(&f, "other@sender.example", to2, NULL, 1, 0, id2);
+	verdict(&v, SMTPC_ACT_BOUNCE, "domain gone");
+	for (i = 0; i < 3; i++)
+		it[i] = start_item(&f, "example.com");
+	assert_int_equal(it[0]->n + it[1]->n + it[2]->n, 151);
+	for (i = 0; i < 3; i++)
+		sched_apply_results(f.s, it[i], &v, 1, NULL);
+	assert_int_equal(reports(&f).n, 0); /* nothing before the event ends */
+	sched_reports_start(f.s);
+	r = reports(&f);
+	assert_int_equal(r.n, 2);
+	for (i = 0; i < r.n; i++) {
+		text = report_text(&f, r.id[i]);
+		n = 0;
+		for (const char *p = text; (p = strstr(p, "Final-Recipient:")); p++)
+			n++;
+		assert_int_equal(n, strcmp(r.to[i], SENDER) == 0 ? 150 : 1);
+		free(text);
+	}
+	assert_true(gone(&f, id) && gone(&f, id2));
+	for (i = 0; i < ARRAY_LEN(addrs); i++)
+		free(addrs[i]);
 	smtpc_verdict_clear(&v);
 	fx_close(&f);
 }
@@ -243,7 +287,7 @@ static void test_delay_notice(void **state)
 	fx_open(&f, "delay");
 	commit(&f, SENDER, to, notify, 2, 5 * HOUR, id);
 	verdict(&v, SMTPC_ACT_DEFER, "busy");
-	sched_apply_results(f.s, start_item(&f, "example.com"), &v, 1, NULL);
+	apply(&f, start_item(&f, "example.com"), &v, 1);
 	e = load(&f, id);
 	assert_int_equal(e->rcpts[0].state, RCPT_DEFERRED);
 	assert_int_equal(e->rcpts[1].state, RCPT_DEFERRED);
@@ -270,12 +314,12 @@ static void test_deferred_then_delivered(void **state)
 	fx_open(&f, "retry");
 	commit(&f, SENDER, to, NULL, 1, 0, id);
 	verdict(&v, SMTPC_ACT_DEFER, "later");
-	sched_apply_results(f.s, start_item(&f, "example.com"), &v, 1, NULL);
+	apply(&f, start_item(&f, "example.com"), &v, 1);
 	smtpc_verdict_clear(&v);
 	assert_int_equal(f.s->heap_n, 1);
 	assert_int_equal(sched_retry(f.s, id), 1);
 	verdict(&v, SMTPC_ACT_OK, "ok");
-	sched_apply_results(f.s, start_item(&f, "example.com"), &v, 1, NULL);
+	apply(&f, start_item(&f, "example.com"), &v, 1);
 	smtpc_verdict_clear(&v);
 	assert_true(gone(&f, id));
 	assert_int_equal(f.s->msgs.n, 0);
@@ -296,7 +340,7 @@ static void test_state_survives_restart(void **state)
 	commit(&f, SENDER, to, NULL, 2, 0, id);
 	verdict(&v[0], SMTPC_ACT_BOUNCE, "no");
 	verdict(&v[1], SMTPC_ACT_DEFER, "later");
-	sched_apply_results(f.s, start_item(&f, "example.com"), v, 0, NULL);
+	apply(&f, start_item(&f, "example.com"), v, 0);
 	memset(&d, 0, sizeof(d));
 	d.base = base;
 	d.conf = f.conf;
@@ -330,7 +374,7 @@ static void test_stopped_writes_inline(void **state)
 	f.s->deps.work = NULL; /* freed, as in server_close(): must not be used */
 	verdict(&v[0], SMTPC_ACT_BOUNCE, "no such user");
 	verdict(&v[1], SMTPC_ACT_DEFER, "later");
-	sched_apply_results(f.s, it, v, 0, NULL);
+	apply(&f, it, v, 0);
 	e = load(&f, id);
 	assert_int_equal(e->rcpts[0].state, RCPT_BOUNCED);
 	assert_int_equal(e->rcpts[1].state, RCPT_DEFERRED);
@@ -349,6 +393,7 @@ int main(void)
 	    cmocka_unit_test(test_all_bounced_one_report),
 	    cmocka_unit_test(test_null_sender_no_report),
 	    cmocka_unit_test(test_expired),
+	    cmocka_unit_test(test_one_report_per_message_and_event),
 	    cmocka_unit_test(test_delay_notice),
 	    cmocka_unit_test(test_deferred_then_delivered),
 	    cmocka_unit_test(test_state_survives_restart),
