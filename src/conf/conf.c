@@ -349,6 +349,17 @@ static const struct conf_key KEYS[] = {
      .names = OUT_TLS_NAMES,
      .doc = "opportunistic: STARTTLS when offered; required: never deliver without TLS"},
     {.sec = SEC_RELAY,
+     .name = "blocked_destinations",
+     .type = T_NET_LIST,
+     .off = C(blocked_destinations),
+     .off2 = C(n_blocked_destinations),
+     .def = "127.0.0.0/8, ::1/128, ::/128, 0.0.0.0/8, 169.254.0.0/16, fe80::/10, 224.0.0.0/4, "
+            "ff00::/8",
+     .doc = "networks that MX hosts and address literals may not resolve to (IPv4-mapped IPv6 "
+            "addresses are checked as IPv4); a recipient whose every address is inside bounces "
+            "5.4.4; the smarthost is exempt; an MX host or literal that is this relay itself "
+            "(a listener's address and port) bounces 5.4.6 whatever this says (empty: none)"},
+    {.sec = SEC_RELAY,
      .name = "dns_servers",
      .type = T_ADDR_LIST,
      .off = C(dns_servers),

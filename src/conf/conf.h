@@ -42,7 +42,7 @@ struct conf_addr {
 	socklen_t len;
 };
 
-/* One CIDR block of trusted_networks. */
+/* One CIDR block of trusted_networks or blocked_destinations. */
 struct conf_net {
 	int family; /* AF_INET or AF_INET6 */
 	unsigned char addr[16];
@@ -101,6 +101,8 @@ struct conf {
 	char *smarthost_auth;
 	enum conf_smarthost_tls smarthost_tls;
 	enum conf_outbound_tls outbound_tls;
+	struct conf_net *blocked_destinations; /* MX hosts and literals may not use these */
+	size_t n_blocked_destinations;
 	struct conf_addr *dns_servers;
 	size_t n_dns_servers;
 	uint64_t mx_port;

@@ -382,6 +382,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	struct sched *s = arg;
 	size_t freed = sched_dest_sweep(s, sched_now_ms());
 
+	sched_self_load(&s->self, s->conf); /* addresses come and go (DHCP) */
+
 	if (freed)
 		log_debug("session=NOQUEUE event=destinations_freed freed=%zu left=%zu", freed,
 		          s->dests.n);
@@ -396,6 +398,7 @@ struct sched *sched_new(const struct sched_deps *deps)
 	s->domains_conf = deps->conf;
 	sched_tab_init(&s->msgs, msg_key);
 	sched_tab_init(&s->dests, sched_dest_tab_key);
+	sched_self_load(&s->self, s->conf);
 	s->ev_heap = evtimer_new(deps->base, on_heap, s);
 	s->ev_sweep = event_new(deps->base, -1, EV_PERSIST, on_sweep, s);
 	evtimer_add(s->ev_sweep, &sweep_every);
@@ -492,6 +495,7 @@ void sched_free(struct sched *s)
 	}
 	sched_tab_fini(&s->dests);
 	sched_tab_fini(&s->msgs);
+	sched_self_free(&s->self);
 	event_free(s->ev_heap);
 	event_free(s->ev_sweep);
 	event_free(s->ev_drained);

@@ -346,12 +346,48 @@ static unsigned conns_wanted(struct dest *d)
 	return want;
 }
 
+/* A route d may not use: every recipient waiting for it bounces. */
+static void route_refused(struct dest *d, enum sched_screen why, const char *detail)
+{
+	struct smtpc_peer peer = {d->name, NULL};
+	struct smtpc_verdict v;
+
+	memset(&v, 0, sizeof(v));
+	if (why == SCHED_SCREEN_LOOP)
+		smtpc_judge_failure(&peer, SMTPC_STAGE_DNS, SMTPC_FAIL_LOOP, NULL, &v);
+	else
+		smtpc_judge_failure(&peer, SMTPC_STAGE_DNS, SMTPC_FAIL_BLOCKED, detail, &v);
+	dest_fail_ready(d, &v);
+	smtpc_verdict_clear(&v);
+}
+
+/* The addresses r offers that d may use; NULL when none (handled). The
+ * smarthost is configuration: taken as it is. */
+static struct dns_route *route_screened(struct dest *d, const struct dns_route *r)
+{
+	const struct conf *c = d->s->conf;
+	struct dns_route *mine = dns_route_dup(r);
+	enum sched_screen v;
+	char why[300];
+
+	if (c->smarthost)
+		return mine;
+	v = sched_route_screen(mine, d->name, d->route_port, c->blocked_destinations,
+	                       c->n_blocked_destinations, &d->s->self, why, sizeof(why));
+	if (v == SCHED_SCREEN_OK)
+		return mine;
+	dns_route_free(mine);
+	route_refused(d, v, why);
+	return NULL;
+}
+
 /* The route of d: connect as many as wanted, or fail its ready items.
  * Called by the resolver (never from inside dns_route()), or at once for
  * a route that needs no lookup. */
 static void on_route(void *arg, const struct dns_route *r)
 {
 	struct dest *d = arg;
+	struct dns_route *mine;
 	struct smtpc_verdict v;
 	struct smtpc_peer peer = {d->name, NULL};
 	unsigned want, i;
@@ -375,9 +411,12 @@ static void on_route(void *arg, const struct dns_route *r)
 		smtpc_verdict_clear(&v);
 		return;
 	}
+	if (!(mine = route_screened(d, r)))
+		return;
 	want = conns_wanted(d);
 	for (i = 0; i < want; i++)
-		open_conn(d, dns_route_dup(r), d->route_port);
+		open_conn(d, dns_route_dup(mine), d->route_port);
+	dns_route_free(mine);
 }
 
 /* A route for a numeric address (a "[addr]" domain literal, or an IP

@@ -7,6 +7,7 @@
  *                   pumping, connecting, rate limiting
  *   sched_result.c  the end of an attempt: results applied to recipients,
  *                   written to the spool, bounce reports
+ *   sched_route.c   which addresses a route may use: loops, blocked_destinations
  *   sched_tab.c     the hash tables of messages and destinations
  *   sched_policy.c  the arithmetic (PURE)
  *
@@ -23,6 +24,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "conf/conf.h"
 #include "sched/sched.h"
 #include "sched/sched_policy.h"
 #include "smtpc/smtpc_policy.h"
@@ -70,6 +72,39 @@ void sched_tab_del(struct sched_tab *t, struct sched_hnode *n);
  * is the walk's position. n may be deleted once its successor is known. */
 struct sched_hnode *sched_tab_next(const struct sched_tab *t, size_t *bucket,
                                    const struct sched_hnode *n);
+
+/* ---- sched_route.c ---- */
+
+/* Where this relay listens: a connection to an address inside net at port
+ * reaches it. */
+struct sched_self_net {
+	struct conf_net net;
+	uint16_t port;
+};
+struct sched_self {
+	struct sched_self_net *v;
+	size_t n;
+};
+
+/* The listeners of c, a wildcard one (0.0.0.0, ::) as every local address
+ * (getifaddrs) and all of loopback; what self held is replaced. */
+void sched_self_load(struct sched_self *self, const struct conf *c);
+void sched_self_free(struct sched_self *self);
+
+enum sched_screen {
+	SCHED_SCREEN_OK,      /* r holds the usable addresses (others dropped) */
+	SCHED_SCREEN_BLOCKED, /* every address is in nets: bounce 5.4.4 */
+	SCHED_SCREEN_LOOP,    /* no host better than this relay: bounce 5.4.6 */
+};
+
+struct dns_route;
+/* Screens route r of destination dest (to be reached at port) in place:
+ * drops the hosts at or above the preference of one that is this relay
+ * and the addresses inside nets[0..n_nets), logging each. On BLOCKED, why
+ * names the first address dropped ("host[addr]"). */
+enum sched_screen sched_route_screen(struct dns_route *r, const char *dest, uint16_t port,
+                                     const struct conf_net *nets, size_t n_nets,
+                                     const struct sched_self *self, char *why, size_t cap);
 
 struct qmsg {
 	struct sched_hnode hn; /* in sched->msgs */
@@ -149,7 +184,8 @@ struct sched {
 	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
 	struct sched_tab msgs;           /* struct qmsg by queue ID */
 	struct sched_tab dests;          /* struct dest by name */
-	struct event *ev_sweep;          /* frees idle destinations */
+	struct event *ev_sweep;          /* frees idle destinations, reloads self */
+	struct sched_self self;          /* where this relay listens */
 	struct qitem **heap;
 	size_t heap_n, heap_cap;
 	struct event *ev_heap;

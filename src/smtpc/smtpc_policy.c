@@ -353,6 +353,14 @@ static const struct fail_rule {
                                   NULL},
     [SMTPC_FAIL_EXPIRED] = {"expired", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_RCPT, SMTPC_DEST_NONE, 0, 0,
                             "5.4.7", "delivery time expired", NULL},
+    /* routing, not the mailbox: the suppression list leaves these alone */
+    [SMTPC_FAIL_LOOP] = {"loop", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 0, 0, "5.4.6",
+                         "mail for %P loops back to myself", NULL},
+    [SMTPC_FAIL_BLOCKED] = {"blocked", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_DEST, SMTPC_DEST_NONE, 0, 0,
+                            "5.4.4",
+                            "no mail host for %P may be used: its addresses are in "
+                            "blocked_destinations",
+                            NULL},
 };
 
 const char *smtpc_failure_name(enum smtpc_failure f)

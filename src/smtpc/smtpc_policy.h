@@ -135,6 +135,8 @@ enum smtpc_failure {
 	SMTPC_FAIL_NULL_MX,       /* RFC 7505 null MX: 5.1.10 */
 	SMTPC_FAIL_SMARTHOST_DNS, /* the smarthost's name does not resolve: defer 4.4.3 */
 	SMTPC_FAIL_EXPIRED,       /* past queue_lifetime: bounce 5.4.7 */
+	SMTPC_FAIL_LOOP,          /* the best MX host is this relay itself: 5.4.6 */
+	SMTPC_FAIL_BLOCKED,       /* every address is in blocked_destinations: 5.4.4 */
 	SMTPC_FAIL__COUNT
 };
 

@@ -331,6 +331,12 @@ static const struct fail_case {
      "(in reply to RCPT TO command)"},
     {SMTPC_FAIL_EXPIRED, SMTPC_STAGE_QUEUE, &domain, NULL, A_BNC, S_RCPT, D_NONE, "5.4.7", 0, 0,
      "delivery time expired"},
+    {SMTPC_FAIL_LOOP, SMTPC_STAGE_DNS, &domain, NULL, A_BNC, S_DEST, D_NONE, "5.4.6", 0, 0,
+     "mail for example.com loops back to myself"},
+    {SMTPC_FAIL_BLOCKED, SMTPC_STAGE_DNS, &domain, "mx.example.com[127.0.0.1]", A_BNC, S_DEST,
+     D_NONE, "5.4.4", 0, 0,
+     "no mail host for example.com may be used: its addresses are in blocked_destinations: "
+     "mx.example.com[127.0.0.1]"},
     /* out of range reads as a protocol error, never a crash */
     {SMTPC_FAIL__COUNT, SMTPC_STAGE__COUNT, &mx, NULL, A_DEF, S_SES, D_NONE, "4.5.0", 0, 0,
      "protocol error with mx.example.com[127.0.0.11] while talking"},
