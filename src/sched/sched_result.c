@@ -4,12 +4,14 @@
  * log line and a count; recipients whose sender asked for it get a DSN
  * entry. The destination's shaping hears how it went.
  *
- * Writing results, in this order: bounces first become DSNs (committed
- * through the spool), then the recipients' new states are written to the
- * spool file (or the file is deleted when nothing is left open), on the
- * work pool, because both fsync. Only then is the item forgotten or
- * placed again with its deferred rest. A crash anywhere in between
- * re-sends at worst: delivery is at least once.
+ * Writing results, in this order: bounces first become a report (one per
+ * message and event, built on the work pool and committed through the
+ * spool), then the recipients' new states are written to the spool file
+ * (or the file is deleted when nothing is left open), on the work pool,
+ * because both fsync. Only then is the item forgotten or placed again
+ * with its deferred rest. A crash anywhere in between re-sends at worst:
+ * delivery is at least once. Once the scheduler is stopped (server exit)
+ * that work runs on the loop thread instead: the pool may be gone.
  */
 #include <stdlib.h>
 #include <string.h>
