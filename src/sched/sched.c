@@ -4,9 +4,10 @@
  * item.
  *
  * The index: every queued message with an open recipient (struct qmsg,
- * in a hash table by queue ID) and its items; an item waits in its
- * destination's ready queue (sched_dest.c) or, deferred, in one heap
- * ordered by due time with one timer for the earliest.
+ * in a util/htable by queue ID; destinations are in another, by name)
+ * and its items; an item waits in its destination's ready queue
+ * (sched_dest.c) or, deferred, in one heap ordered by due time with one
+ * timer for the earliest.
  */
 #include "sched/sched.h"
 
@@ -22,16 +23,16 @@
 
 /* ---------- messages ---------- */
 
-static const char *msg_key(const struct sched_hnode *n)
+static int msg_match(const struct htable_node *n, const void *id)
 {
-	return SCHED_ENTRY(n, struct qmsg, hn)->id;
+	return strcmp(HTABLE_ENTRY(n, struct qmsg, hn)->id, id) == 0;
 }
 
 static struct qmsg *msg_find(struct sched *s, const char *id)
 {
-	struct sched_hnode *n = sched_tab_find(&s->msgs, id);
+	struct htable_node *n = htable_find(&s->msgs, htable_hash_str(id), msg_match, id);
 
-	return n ? SCHED_ENTRY(n, struct qmsg, hn) : NULL;
+	return n ? HTABLE_ENTRY(n, struct qmsg, hn) : NULL;
 }
 
 static struct qmsg *msg_add(struct sched *s, const struct envelope *env)
@@ -40,13 +41,13 @@ static struct qmsg *msg_add(struct sched *s, const struct envelope *env)
 
 	memcpy(m->id, env->id, sizeof(m->id));
 	m->created = env->created;
-	sched_tab_add(&s->msgs, &m->hn);
+	htable_add(&s->msgs, &m->hn, htable_hash_str(m->id));
 	return m;
 }
 
 static void msg_remove(struct sched *s, struct qmsg *m)
 {
-	sched_tab_del(&s->msgs, &m->hn);
+	htable_del(&s->msgs, &m->hn);
 	free(m);
 }
 
@@ -386,7 +387,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 	if (freed)
 		log_debug("session=NOQUEUE event=destinations_freed freed=%zu left=%zu", freed,
-		          s->dests.n);
+		          htable_count(&s->dests));
 }
 
 struct sched *sched_new(const struct sched_deps *deps)
@@ -396,8 +397,8 @@ struct sched *sched_new(const struct sched_deps *deps)
 	s->deps = *deps;
 	s->conf = deps->conf;
 	s->domains_conf = deps->conf;
-	sched_tab_init(&s->msgs, msg_key);
-	sched_tab_init(&s->dests, sched_dest_tab_key);
+	htable_init(&s->msgs);
+	htable_init(&s->dests);
 	sched_self_load(&s->self, s->conf);
 	s->ev_heap = evtimer_new(deps->base, on_heap, s);
 	s->ev_sweep = event_new(deps->base, -1, EV_PERSIST, on_sweep, s);
@@ -432,13 +433,15 @@ long sched_retry(struct sched *s, const char *id)
 void sched_forget(struct sched *s, const char *id)
 {
 	struct qmsg *m = msg_find(s, id);
+	struct htable_iter di;
 	struct dest *d;
 	size_t b;
 
 	if (!m)
 		return;
 	m->forgotten = 1;
-	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d)) {
+	htable_iter_init(&di, &s->dests);
+	while ((d = sched_dest_next(&di))) {
 		struct qitem *it, *next;
 		for (it = TAILQ_FIRST(&d->ready); it; it = next) {
 			next = TAILQ_NEXT(it, link);
@@ -465,36 +468,40 @@ void sched_check_drained(struct sched *s)
 
 void sched_drain(struct sched *s, void (*done)(void *arg), void *arg)
 {
-	size_t b;
+	struct htable_iter di;
 	struct dest *d;
 
 	s->draining = 1;
 	s->drained = done;
 	s->drained_arg = arg;
-	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d))
+	htable_iter_init(&di, &s->dests);
+	while ((d = sched_dest_next(&di)))
 		sched_dest_quit_idle(d);
 	sched_check_drained(s);
 }
 
 void sched_free(struct sched *s)
 {
-	size_t i, b;
-	struct sched_hnode *n, *next;
-	struct dest *d, *dn;
+	struct htable_iter it;
+	struct htable_node *n;
+	struct dest *d;
+	size_t i;
 
 	for (i = 0; i < s->heap_n; i++)
 		sched_item_discard(s->heap[i]);
 	free(s->heap);
-	for (d = sched_dest_next(s, &b, NULL); d; d = dn) {
-		dn = sched_dest_next(s, &b, d);
+	htable_iter_init(&it, &s->dests);
+	while ((d = sched_dest_next(&it))) {
+		htable_del(&s->dests, &d->hn);
 		sched_dest_free(d);
 	}
-	for (n = sched_tab_next(&s->msgs, &b, NULL); n; n = next) {
-		next = sched_tab_next(&s->msgs, &b, n);
-		free(SCHED_ENTRY(n, struct qmsg, hn));
+	htable_iter_init(&it, &s->msgs);
+	while ((n = htable_iter_next(&it))) {
+		htable_del(&s->msgs, n);
+		free(HTABLE_ENTRY(n, struct qmsg, hn));
 	}
-	sched_tab_fini(&s->dests);
-	sched_tab_fini(&s->msgs);
+	htable_fini(&s->dests);
+	htable_fini(&s->msgs);
 	sched_self_free(&s->self);
 	event_free(s->ev_heap);
 	event_free(s->ev_sweep);
@@ -504,11 +511,12 @@ void sched_free(struct sched *s)
 
 void sched_set_domains(struct sched *s, const struct conf *c)
 {
-	size_t b;
+	struct htable_iter di;
 	struct dest *d;
 
 	s->domains_conf = c;
-	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d)) {
+	htable_iter_init(&di, &s->dests);
+	while ((d = sched_dest_next(&di))) {
 		d->lim = conf_domain_for(c, d->name);
 		sched_shape_set_max(&d->shape, (unsigned)d->lim->max_connections);
 		sched_dest_pump_later(d, 0); /* a rate wait may be shorter now */
@@ -523,15 +531,16 @@ void sched_stop(struct sched *s)
 
 void sched_get_stats(const struct sched *s, struct sched_stats *out)
 {
-	size_t b;
+	struct htable_iter di;
 	struct dest *d;
 
 	memset(out, 0, sizeof(*out));
-	out->messages = s->msgs.n;
-	out->destinations = s->dests.n;
+	out->messages = htable_count(&s->msgs);
+	out->destinations = htable_count(&s->dests);
 	out->items_deferred = s->heap_n;
 	out->items_active = s->n_active;
-	for (d = sched_dest_next(s, &b, NULL); d; d = sched_dest_next(s, &b, d)) {
+	htable_iter_init(&di, &s->dests);
+	while ((d = sched_dest_next(&di))) {
 		out->items_ready += d->n_ready;
 		out->connections += d->n_conns;
 	}

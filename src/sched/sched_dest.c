@@ -42,18 +42,19 @@ static void on_pump(evutil_socket_t fd, short what, void *arg)
 	dest_pump(arg);
 }
 
-const char *sched_dest_tab_key(const struct sched_hnode *n)
+static int dest_match(const struct htable_node *n, const void *name)
 {
-	return SCHED_ENTRY(n, struct dest, hn)->name;
+	return strcmp(HTABLE_ENTRY(n, struct dest, hn)->name, name) == 0;
 }
 
 struct dest *sched_dest_get(struct sched *s, const char *name)
 {
-	struct sched_hnode *n = sched_tab_find(&s->dests, name);
+	uint64_t h = htable_hash_str(name);
+	struct htable_node *n = htable_find(&s->dests, h, dest_match, name);
 	struct dest *d;
 
 	if (n)
-		return SCHED_ENTRY(n, struct dest, hn);
+		return HTABLE_ENTRY(n, struct dest, hn);
 	d = xcalloc(1, sizeof(*d));
 	d->s = s;
 	d->name = xstrdup(name);
@@ -64,15 +65,8 @@ struct dest *sched_dest_get(struct sched *s, const char *name)
 	TAILQ_INIT(&d->conns);
 	sched_bucket_init(&d->rate, d->active_ms);
 	d->ev_pump = evtimer_new(s->deps.base, on_pump, d);
-	sched_tab_add(&s->dests, &d->hn);
+	htable_add(&s->dests, &d->hn, h);
 	return d;
-}
-
-struct dest *sched_dest_next(const struct sched *s, size_t *bucket, const struct dest *d)
-{
-	struct sched_hnode *n = sched_tab_next(&s->dests, bucket, d ? &d->hn : NULL);
-
-	return n ? SCHED_ENTRY(n, struct dest, hn) : NULL;
 }
 
 /* Nothing refers to d and forgetting it loses nothing: a fresh one would
@@ -87,14 +81,15 @@ static int dest_forgettable(const struct dest *d, int64_t now_ms)
 
 size_t sched_dest_sweep(struct sched *s, int64_t now_ms)
 {
-	struct dest *d, *next;
-	size_t b, freed = 0;
+	struct htable_iter it;
+	struct dest *d;
+	size_t freed = 0;
 
-	for (d = sched_dest_next(s, &b, NULL); d; d = next) {
-		next = sched_dest_next(s, &b, d);
+	htable_iter_init(&it, &s->dests);
+	while ((d = sched_dest_next(&it))) {
 		if (!dest_forgettable(d, now_ms))
 			continue;
-		sched_tab_del(&s->dests, &d->hn);
+		htable_del(&s->dests, &d->hn);
 		sched_dest_free(d);
 		freed++;
 	}

@@ -8,7 +8,6 @@
  *   sched_result.c  the end of an attempt: results applied to recipients,
  *                   written to the spool, bounce reports
  *   sched_route.c   which addresses a route may use: loops, blocked_destinations
- *   sched_tab.c     the hash tables of messages and destinations
  *   sched_policy.c  the arithmetic (PURE)
  *
  * An item (struct qitem) is the open recipients of one message for one
@@ -28,6 +27,7 @@
 #include "sched/sched.h"
 #include "sched/sched_policy.h"
 #include "smtpc/smtpc_policy.h"
+#include "util/htable.h"
 #include "util/util.h"
 
 #define SCHED_RCPTS_PER_TXN 100  /* RFC 5321 4.5.3.1.8: servers take at least 100 */
@@ -42,36 +42,6 @@
 #define SCHED_SWEEP_MS     30000
 
 enum where { IT_NONE, IT_READY, IT_DEFERRED, IT_ACTIVE, IT_FINISHING };
-
-/* ---- sched_tab.c: a chained hash table keyed by a string ---- */
-
-#define SCHED_TAB_MIN 64 /* buckets, a power of two */
-
-/* Embedded in each entry; SCHED_ENTRY() finds the entry. */
-struct sched_hnode {
-	struct sched_hnode *next;
-};
-#define SCHED_ENTRY(n, type, member) ((type *)(void *)((char *)(n)-offsetof(type, member)))
-
-struct sched_tab {
-	struct sched_hnode **b;
-	size_t size, n; /* buckets (a power of two), entries */
-	const char *(*key)(const struct sched_hnode *n);
-};
-
-/* An empty table whose entries' keys key() gives. */
-void sched_tab_init(struct sched_tab *t, const char *(*key)(const struct sched_hnode *n));
-/* Frees the buckets, not the entries. */
-void sched_tab_fini(struct sched_tab *t);
-struct sched_hnode *sched_tab_find(const struct sched_tab *t, const char *key);
-/* Adds n (its key not in t yet); may resize, so never during a walk. */
-void sched_tab_add(struct sched_tab *t, struct sched_hnode *n);
-/* Removes n, which is in t; never moves other nodes. */
-void sched_tab_del(struct sched_tab *t, struct sched_hnode *n);
-/* A walk: the entry after n (NULL: the first), NULL at the end; *bucket
- * is the walk's position. n may be deleted once its successor is known. */
-struct sched_hnode *sched_tab_next(const struct sched_tab *t, size_t *bucket,
-                                   const struct sched_hnode *n);
 
 /* ---- sched_route.c ---- */
 
@@ -107,7 +77,7 @@ enum sched_screen sched_route_screen(struct dns_route *r, const char *dest, uint
                                      const struct sched_self *self, char *why, size_t cap);
 
 struct qmsg {
-	struct sched_hnode hn; /* in sched->msgs */
+	struct htable_node hn; /* in sched->msgs */
 	char id[ID_LEN + 1];
 	int64_t created;
 	uint32_t n_open;
@@ -156,7 +126,7 @@ struct dconn {
 };
 
 struct dest {
-	struct sched_hnode hn; /* in sched->dests */
+	struct htable_node hn; /* in sched->dests */
 	struct sched *s;
 	char *name;
 	size_t n_items;    /* items of this destination, wherever they are */
@@ -182,8 +152,8 @@ struct sched {
 	struct sched_deps deps;
 	const struct conf *conf;
 	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
-	struct sched_tab msgs;           /* struct qmsg by queue ID */
-	struct sched_tab dests;          /* struct dest by name */
+	struct htable msgs;              /* struct qmsg by queue ID */
+	struct htable dests;             /* struct dest by name */
 	struct event *ev_sweep;          /* frees idle destinations, reloads self */
 	struct sched_self self;          /* where this relay listens */
 	struct qitem **heap;
@@ -233,10 +203,15 @@ void sched_check_drained(struct sched *s);
 
 /* The destination named name, made on first use. */
 struct dest *sched_dest_get(struct sched *s, const char *name);
-/* The key of a destination in sched->dests: its name. */
-const char *sched_dest_tab_key(const struct sched_hnode *n);
-/* A walk over every destination: the one after d (NULL: the first). */
-struct dest *sched_dest_next(const struct sched *s, size_t *bucket, const struct dest *d);
+/* The next destination of a walk over sched->dests (htable_iter_init()),
+ * NULL at the end. Only the destination returned last may be freed
+ * meanwhile (sched_dest_sweep() does), and none added. */
+static inline struct dest *sched_dest_next(struct htable_iter *it)
+{
+	struct htable_node *n = htable_iter_next(it);
+
+	return n ? HTABLE_ENTRY(n, struct dest, hn) : NULL;
+}
 /* Frees the destinations idle since before now_ms - SCHED_DEST_IDLE_MS
  * (no item, no connection, no lookup, no pause or rate wait that a fresh
  * one would forget); returns how many. */

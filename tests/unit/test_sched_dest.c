@@ -1,9 +1,8 @@
 /*
- * test_sched_dest: the scheduler's memory follows what is in use. The hash
- * table behind the message and destination indexes (grows, shrinks, walks
- * while deleting; checked against a plain reference on random operations),
- * and the sweep that frees idle destinations: only when nothing refers to
- * one and forgetting it loses nothing (sched_fixture.h).
+ * test_sched_dest: the scheduler's memory follows what is in use: the
+ * sweep that frees idle destinations, only when nothing refers to one and
+ * forgetting it loses nothing (sched_fixture.h). The tables themselves are
+ * util/htable, tested on their own (test_htable.c).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,116 +12,6 @@
 #include <cmocka.h>
 
 #include "sched_fixture.h"
-
-/* ---- the table ---- */
-
-#define KEYS 4000
-
-struct entry {
-	struct sched_hnode hn;
-	char key[16];
-	int in;
-};
-
-static const char *entry_key(const struct sched_hnode *n)
-{
-	return SCHED_ENTRY(n, struct entry, hn)->key;
-}
-
-static size_t walk_count(const struct sched_tab *t, const struct entry *e)
-{
-	struct sched_hnode *n;
-	size_t b, seen = 0;
-	int *hit = xcalloc(KEYS, sizeof(*hit));
-
-	for (n = sched_tab_next(t, &b, NULL); n; n = sched_tab_next(t, &b, n)) {
-		const struct entry *x = SCHED_ENTRY(n, struct entry, hn);
-		size_t i = (size_t)(x - e);
-		assert_true(i < KEYS && x->in);
-		assert_int_equal(hit[i]++, 0); /* each once */
-		seen++;
-	}
-	free(hit);
-	return seen;
-}
-
-static void test_tab_random(void **state)
-{
-	struct entry *e = xcalloc(KEYS, sizeof(*e));
-	struct sched_tab t;
-	size_t i, n = 0, top = 0;
-	unsigned seed = 12345;
-	int op;
-
-	sched_tab_init(&t, entry_key);
-	for (i = 0; i < KEYS; i++)
-		snprintf(e[i].key, sizeof(e[i].key), "k%zu", i);
-	for (op = 0; op < 200000; op++) {
-		seed = seed * 1103515245u + 12345u;
-		i = (seed >> 8) % KEYS;
-		if (!e[i].in && (seed & 1)) {
-			sched_tab_add(&t, &e[i].hn);
-			e[i].in = 1, n++;
-		} else if (e[i].in && !(seed & 1)) {
-			sched_tab_del(&t, &e[i].hn);
-			e[i].in = 0, n--;
-		}
-		assert_int_equal(t.n, n);
-		if (sched_tab_find(&t, e[i].key) != (e[i].in ? &e[i].hn : NULL))
-			fail_msg("op %d: find %s", op, e[i].key);
-		if (t.size > top)
-			top = t.size;
-	}
-	assert_int_equal(walk_count(&t, e), n);
-	/* about half the keys are in: the table grew past them */
-	assert_true(top >= n && t.size >= n);
-	sched_tab_fini(&t);
-	free(e);
-}
-
-static void test_tab_grow_shrink_walk(void **state)
-{
-	struct entry *e = xcalloc(KEYS, sizeof(*e));
-	struct sched_hnode *n, *next;
-	struct sched_tab t;
-	size_t i, b, deleted = 0;
-
-	sched_tab_init(&t, entry_key);
-	assert_int_equal(t.size, SCHED_TAB_MIN);
-	for (i = 0; i < KEYS; i++) {
-		snprintf(e[i].key, sizeof(e[i].key), "k%zu", i);
-		sched_tab_add(&t, &e[i].hn);
-		e[i].in = 1;
-		assert_true(t.n <= t.size); /* one entry a bucket on average */
-	}
-	assert_true(t.size >= KEYS);
-	/* delete every other entry during a walk */
-	for (n = sched_tab_next(&t, &b, NULL); n; n = next) {
-		struct entry *x = SCHED_ENTRY(n, struct entry, hn);
-		next = sched_tab_next(&t, &b, n);
-		if ((x - e) % 2 == 0) {
-			sched_tab_del(&t, n);
-			x->in = 0;
-			deleted++;
-		}
-	}
-	assert_int_equal(deleted, KEYS / 2);
-	assert_int_equal(walk_count(&t, e), KEYS / 2);
-	/* nearly empty: the next add gives memory back */
-	for (i = 1; i < KEYS; i += 2)
-		sched_tab_del(&t, &e[i].hn), e[i].in = 0;
-	sched_tab_add(&t, &e[0].hn);
-	e[0].in = 1;
-	assert_true(t.size < KEYS);
-	for (i = 0; i < 50; i++)
-		sched_tab_add(&t, &e[2 * i + 2].hn), e[2 * i + 2].in = 1;
-	assert_int_equal(t.size, SCHED_TAB_MIN);
-	assert_int_equal(walk_count(&t, e), 51);
-	assert_ptr_equal(sched_tab_find(&t, "k2"), &e[2].hn);
-	assert_null(sched_tab_find(&t, "k3"));
-	sched_tab_fini(&t);
-	free(e);
-}
 
 /* ---- the sweep of idle destinations ---- */
 
@@ -147,7 +36,7 @@ static void test_sweep_idle(void **state)
 	/* and made again, fresh, on next use */
 	d = sched_dest_get(f.s, "idle.example");
 	assert_int_equal(d->n_items, 0);
-	assert_int_equal(f.s->dests.n, 1);
+	assert_int_equal(htable_count(&f.s->dests), 1);
 	fx_close(&f);
 }
 
@@ -186,7 +75,7 @@ static void test_sweep_keeps_what_is_needed(void **state)
 	assert_int_equal(sched_dest_sweep(f.s, later), 0);
 	d->shape.hold_until_ms = 0;
 	assert_int_equal(sched_dest_sweep(f.s, later), 1);
-	assert_int_equal(f.s->dests.n, 0);
+	assert_int_equal(htable_count(&f.s->dests), 0);
 	/* a rate limit (1/h here) whose bucket has not refilled a token yet */
 	d = sched_dest_get(f.s, "slow.example");
 	assert_int_equal(d->lim->max_rate, 1);
@@ -214,19 +103,19 @@ static void test_sweep_many(void **state)
 		apply(&f, start_item(&f, addr + 2), &v, 1);
 	}
 	smtpc_verdict_clear(&v);
-	assert_int_equal(f.s->dests.n, 1000);
-	assert_true(f.s->dests.size >= 1000);
+	assert_int_equal(htable_count(&f.s->dests), 1000);
+	assert_true(htable_buckets(&f.s->dests) >= 1000);
 	assert_int_equal(sched_dest_sweep(f.s, sched_now_ms() + SCHED_DEST_IDLE_MS + 1), 1000);
-	assert_int_equal(f.s->dests.n, 0);
-	assert_int_equal(f.s->msgs.n, 0);
+	assert_int_equal(htable_count(&f.s->dests), 0);
+	assert_int_equal(htable_count(&f.s->msgs), 0);
 	fx_close(&f);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_tab_random), cmocka_unit_test(test_tab_grow_shrink_walk),
-	    cmocka_unit_test(test_sweep_idle), cmocka_unit_test(test_sweep_keeps_what_is_needed),
+	    cmocka_unit_test(test_sweep_idle),
+	    cmocka_unit_test(test_sweep_keeps_what_is_needed),
 	    cmocka_unit_test(test_sweep_many),
 	};
 

@@ -322,7 +322,7 @@ static void test_deferred_then_delivered(void **state)
 	apply(&f, start_item(&f, "example.com"), &v, 1);
 	smtpc_verdict_clear(&v);
 	assert_true(gone(&f, id));
-	assert_int_equal(f.s->msgs.n, 0);
+	assert_int_equal(htable_count(&f.s->msgs), 0);
 	fx_close(&f);
 }
 
