@@ -7,7 +7,8 @@ public key from the test DNS (a dnsmasq serving TXT records):
 - opendkim-testmsg (Debian opendkim-tools). It takes no resolver option:
   libopendkim looks keys up with the C library's resolver, which reads
   /etc/resolv.conf and speaks to port 53 only. So it runs inside a fresh
-  user + mount + network namespace (`unshare -rmn`): there, the loopback
+  mount + network namespace (`unshare -mn` as root, `unshare -rmn` with a
+  user namespace otherwise): there, the loopback
   interface is brought up, a dnsmasq serving the same zone listens on
   127.0.0.1:53, and a resolv.conf naming it is bind-mounted over
   /etc/resolv.conf. Nothing outside the namespace is touched, and no
@@ -135,7 +136,10 @@ def opendkim_verify(msg, zone_text, workdir):
     fd, path = tempfile.mkstemp(dir=workdir, suffix=".eml")
     os.write(fd, msg)
     os.close(fd)
-    p = subprocess.run(["unshare", "-rmn", sys.executable or "/usr/bin/python3",
+    # As root, no user namespace is needed, and none may be made inside a
+    # chroot (unshare(2): EPERM); others need one for the mount and network.
+    flags = "-mn" if os.geteuid() == 0 else "-rmn"
+    p = subprocess.run(["unshare", flags, sys.executable or "/usr/bin/python3",
                         os.path.abspath(__file__), zone, path],
                        capture_output=True, text=True, timeout=60)
     assert "namespace:" not in p.stderr and "unshare:" not in p.stderr, (
@@ -167,7 +171,7 @@ def _dns_ready(deadline):
 
 
 def _inner(zone, path):
-    """Inside `unshare -rmn`: DNS on 127.0.0.1:53, resolv.conf, the verifier."""
+    """Inside the namespace: DNS on 127.0.0.1:53, resolv.conf, the verifier."""
     try:
         _loopback_up()
     except OSError as e:
