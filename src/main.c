@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api/api.h"
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
@@ -49,6 +50,7 @@ static const char usage_text[] =
     "  stats [--since DURATION] [--account NAME] [--json]\n"
     "  apikey create ACCOUNT [--name N] [--admin] | apikey list | apikey revoke ID\n"
     "  dkim keygen DOMAIN | dkim list | dkim check DOMAIN | dkim rotate DOMAIN\n"
+    "  suppress list | suppress add ADDR [--reason TEXT] | suppress remove ADDR\n"
     "  version\n"
     "\n"
     "Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
@@ -115,6 +117,7 @@ struct server {
 	size_t n_reloaded;
 	struct store_counter_batch *counters;
 	int counters_flushing;
+	struct api_tmpl_cache *templates;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -445,6 +448,7 @@ static void server_close(struct server *srv)
 		srv->counters_flushing = 0;
 	}
 	http_free(srv->http); /* after the pool: its jobs' callbacks may reply */
+	api_tmpl_cache_free(srv->templates);
 	if (srv->deps.spool)
 		spool_close(srv->deps.spool);
 	if (srv->deps.store && srv->counters)
@@ -500,8 +504,9 @@ static int cmd_serve(struct conf *c)
 	srv.counters = counter_batch_new();
 	if (open_delivery(&srv) < 0)
 		return 1;
-	http_start(srv.http,
-	           &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched, srv.deps.work});
+	srv.templates = api_tmpl_cache_new(srv.deps.store);
+	http_start(srv.http, &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched,
+	                                         srv.deps.work, srv.templates});
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");
@@ -546,7 +551,8 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "check-config"))
 		return cmd_check_config(file);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
-	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") && strcmp(cmd, "dkim")) {
+	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") && strcmp(cmd, "dkim") &&
+	    strcmp(cmd, "suppress")) {
 		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -562,6 +568,8 @@ int main(int argc, char **argv)
 		rc = cli_apikey(argc - 1, argv + 1, c);
 	else if (!strcmp(cmd, "dkim"))
 		rc = cli_dkim(argc - 1, argv + 1, c);
+	else if (!strcmp(cmd, "suppress"))
+		rc = cli_suppress(argc - 1, argv + 1, c);
 	else
 		rc = cli_queue(argc - 1, argv + 1, c);
 	conf_free(c);

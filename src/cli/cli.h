@@ -11,6 +11,8 @@
 #ifndef POSTHORN_CLI_H
 #define POSTHORN_CLI_H
 
+#include <stddef.h>
+
 struct conf;
 
 /* Prints "posthorn: MESSAGE" to stderr, and the usage text after a usage
@@ -18,10 +20,37 @@ struct conf;
 int cli_say(int code, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* What the subcommands share (cli_util.c). */
+struct store;
+
+/* 1 for --help, -h and help. */
+int cli_is_help(const char *arg);
+/* --NAME VALUE or --NAME=VALUE at argv[*i] into *out: 1 taken, 0 not this
+ * option, -1 a usage error (said, with usage). */
+int cli_opt_value(const char *name, int argc, char **argv, int *i, const char **out,
+                  const char *usage);
+/* The store of c's data directory, or NULL (said). */
+struct store *cli_open_store(const struct conf *c);
+/* Says err (and frees it); returns 1, the runtime error. */
+int cli_fail(char *err);
+/* rc, or 1 when stdout could not be written (a full disk, a closed pipe). */
+int cli_flush_stdout(int rc);
+
+/* A subcommand's verbs: argv[0] is the subcommand, argv[1] the verb; each
+ * run() gets argv from the verb on. --help anywhere before "--" prints
+ * usage on stdout (exit 0). */
+struct cli_verb {
+	const char *name;
+	int (*run)(int argc, char **argv, const struct conf *c);
+};
+int cli_run_verb(const struct cli_verb *verbs, size_t n, const char *usage, int argc, char **argv,
+                 const struct conf *c);
+
 int cli_user(int argc, char **argv, const struct conf *c);
 int cli_queue(int argc, char **argv, const struct conf *c);
 int cli_stats(int argc, char **argv, const struct conf *c);
 int cli_apikey(int argc, char **argv, const struct conf *c);
 int cli_dkim(int argc, char **argv, const struct conf *c);
+int cli_suppress(int argc, char **argv, const struct conf *c);
 
 #endif

@@ -14,7 +14,6 @@
  * Exit codes: 0 ok, 1 runtime error (unknown account or key, database),
  * 2 usage error.
  */
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,30 +47,6 @@ struct apikey_args {
 
 enum { OPT_NAME = 1, OPT_ADMIN = 2, OPT_ACCOUNT = 4 };
 
-static int is_help(const char *a)
-{
-	return !strcmp(a, "--help") || !strcmp(a, "-h") || !strcmp(a, "help");
-}
-
-/* --NAME VALUE or --NAME=VALUE: 1 taken, 0 not this option, -1 error. */
-static int opt_value(const char *name, int argc, char **argv, int *i, const char **out)
-{
-	size_t n = strlen(name);
-
-	if (strncmp(argv[*i], name, n) != 0 || (argv[*i][n] && argv[*i][n] != '='))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*out = argv[*i] + n + 1;
-		return 1;
-	}
-	if (++*i == argc) {
-		say(EXIT_USAGE, "%s needs a value", name);
-		return -1;
-	}
-	*out = argv[*i];
-	return 1;
-}
-
 static int parse_opt(struct apikey_args *a, int allowed, int argc, char **argv, int *i)
 {
 	int r = 0;
@@ -80,10 +55,11 @@ static int parse_opt(struct apikey_args *a, int allowed, int argc, char **argv, 
 		a->admin = 1;
 		return 0;
 	}
-	if ((allowed & OPT_NAME) && (r = opt_value("--name", argc, argv, i, &a->name)) != 0)
+	if ((allowed & OPT_NAME) &&
+	    (r = cli_opt_value("--name", argc, argv, i, &a->name, usage_text)) != 0)
 		return r < 0 ? EXIT_USAGE : 0;
 	if ((allowed & OPT_ACCOUNT) &&
-	    (r = opt_value("--account", argc, argv, i, &a->account)) != 0)
+	    (r = cli_opt_value("--account", argc, argv, i, &a->account, usage_text)) != 0)
 		return r < 0 ? EXIT_USAGE : 0;
 	return say(EXIT_USAGE, "unknown option '%s'", argv[*i]);
 }
@@ -110,33 +86,6 @@ static int parse_args(struct apikey_args *a, int allowed, size_t max_pos, int ar
 	return EXIT_OK;
 }
 
-static struct store *open_store(const struct conf *c)
-{
-	char *err = NULL;
-	struct store *st = store_open(c->data_dir, &err);
-
-	if (!st) {
-		say(EXIT_RUNTIME, "%s", err);
-		free(err);
-	}
-	return st;
-}
-
-static int fail(char *err)
-{
-	say(EXIT_RUNTIME, "%s", err ? err : "unknown error");
-	free(err);
-	return EXIT_RUNTIME;
-}
-
-static int flush_stdout(int rc)
-{
-	/* A full disk or a closed pipe must not look like success. */
-	if (fflush(stdout) != 0 || ferror(stdout))
-		return say(EXIT_RUNTIME, "cannot write to stdout: %s", strerror(errno));
-	return rc;
-}
-
 /* ---- create ---- */
 
 static int apikey_create(int argc, char **argv, const struct conf *c)
@@ -153,10 +102,10 @@ static int apikey_create(int argc, char **argv, const struct conf *c)
 		return say(EXIT_USAGE,
 		           "invalid --name: at most %d characters, no control characters",
 		           APIKEY_NAME_MAX);
-	if (rc != EXIT_OK || !(st = open_store(c)))
+	if (rc != EXIT_OK || !(st = cli_open_store(c)))
 		return rc != EXIT_OK ? rc : EXIT_RUNTIME;
 	if (store_apikey_create(st, a.pos[0], a.name ? a.name : "", a.admin, key, &id, &err) < 0)
-		rc = fail(err);
+		rc = cli_fail(err);
 	store_close(st);
 	if (rc != EXIT_OK)
 		return rc;
@@ -165,7 +114,7 @@ static int apikey_create(int argc, char **argv, const struct conf *c)
 	fprintf(stderr,
 	        "posthorn: API key %lld created for account %s%s; it is shown only this once\n",
 	        (long long)id, a.pos[0], a.admin ? " (admin)" : "");
-	return flush_stdout(EXIT_OK);
+	return cli_flush_stdout(EXIT_OK);
 }
 
 /* ---- list ---- */
@@ -208,15 +157,15 @@ static int apikey_list(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc = parse_args(&a, OPT_ACCOUNT, 0, argc, argv);
 
-	if (rc != EXIT_OK || !(st = open_store(c)))
+	if (rc != EXIT_OK || !(st = cli_open_store(c)))
 		return rc != EXIT_OK ? rc : EXIT_RUNTIME;
 	all.account = a.account;
 	if (a.account && store_user_exists(st, a.account) == 0)
 		rc = say(EXIT_RUNTIME, "no such account '%s'", a.account);
 	else if (store_apikey_list(st, &all, print_key, NULL, &err) < 0)
-		rc = fail(err);
+		rc = cli_fail(err);
 	store_close(st);
-	return flush_stdout(rc);
+	return cli_flush_stdout(rc);
 }
 
 /* ---- revoke ---- */
@@ -235,20 +184,17 @@ static int apikey_revoke(int argc, char **argv, const struct conf *c)
 	if (rc == EXIT_OK && (parse_u64(a.pos[0], &id) < 0 || id == 0 || id > INT64_MAX))
 		return say(EXIT_USAGE, "invalid key ID '%s': expected a number from apikey list",
 		           a.pos[0]);
-	if (rc != EXIT_OK || !(st = open_store(c)))
+	if (rc != EXIT_OK || !(st = cli_open_store(c)))
 		return rc != EXIT_OK ? rc : EXIT_RUNTIME;
 	if (store_apikey_revoke(st, (int64_t)id, &all, NULL, &err) < 0)
-		rc = fail(err);
+		rc = cli_fail(err);
 	else
 		fprintf(stderr, "posthorn: API key %llu revoked\n", (unsigned long long)id);
 	store_close(st);
 	return rc;
 }
 
-static const struct apikey_verb {
-	const char *name;
-	int (*run)(int argc, char **argv, const struct conf *c);
-} verbs[] = {
+static const struct cli_verb verbs[] = {
     {"create", apikey_create},
     {"list", apikey_list},
     {"revoke", apikey_revoke},
@@ -256,21 +202,5 @@ static const struct apikey_verb {
 
 int cli_apikey(int argc, char **argv, const struct conf *c)
 {
-	if (argc < 2)
-		return say(EXIT_USAGE, "apikey needs a command");
-	if (is_help(argv[1])) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
-	}
-	for (size_t i = 0; i < ARRAY_LEN(verbs); i++) {
-		if (strcmp(argv[1], verbs[i].name) != 0)
-			continue;
-		for (int j = 2; j < argc && strcmp(argv[j], "--"); j++)
-			if (is_help(argv[j])) {
-				fputs(usage_text, stdout);
-				return EXIT_OK;
-			}
-		return verbs[i].run(argc - 1, argv + 1, c);
-	}
-	return say(EXIT_USAGE, "unknown command 'apikey %s'", argv[1]);
+	return cli_run_verb(verbs, ARRAY_LEN(verbs), usage_text, argc, argv, c);
 }

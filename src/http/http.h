@@ -15,6 +15,7 @@
 #ifndef POSTHORN_HTTP_H
 #define POSTHORN_HTTP_H
 
+struct api_tmpl_cache;
 struct conf;
 struct event_base;
 struct http;
@@ -28,6 +29,7 @@ struct http_deps {
 	struct spool *spool;
 	struct sched *sched;
 	struct work_pool *work;
+	struct api_tmpl_cache *templates; /* compiled templates (src/api/api.h) */
 };
 
 /* 0 and *out NULL when the config has no [http] section (SPEC 2): nothing

@@ -8,6 +8,7 @@
  * shows the pattern for handlers that need the database), its path in
  * docs/openapi.json, and its section in docs/api.md.
  */
+#include "api/api.h"
 #include "http/http_api.h"
 #include "http/http_handlers.h"
 #include "util/util.h"
@@ -20,6 +21,18 @@ const struct http_route http_routes[] = {
     {"GET", "/v1/apikeys", HTTP_AUTH_ACCOUNT, http_h_apikeys_list},
     {"PATCH", "/v1/apikeys/{id}", HTTP_AUTH_ACCOUNT, http_h_apikey_patch},
     {"DELETE", "/v1/apikeys/{id}", HTTP_AUTH_ACCOUNT, http_h_apikey_revoke},
+    /* templates (src/api/api_templates.c) */
+    {"GET", "/v1/templates", HTTP_AUTH_ACCOUNT, api_h_templates_list},
+    {"POST", "/v1/templates", HTTP_AUTH_ACCOUNT, api_h_template_create},
+    {"GET", "/v1/templates/{name}", HTTP_AUTH_ACCOUNT, api_h_template_get},
+    {"PUT", "/v1/templates/{name}", HTTP_AUTH_ACCOUNT, api_h_template_put},
+    {"DELETE", "/v1/templates/{name}", HTTP_AUTH_ACCOUNT, api_h_template_delete},
+    {"POST", "/v1/templates/{name}/preview", HTTP_AUTH_ACCOUNT, api_h_template_preview},
+    /* suppressions (src/api/api_suppressions.c) */
+    {"GET", "/v1/suppressions", HTTP_AUTH_ACCOUNT, api_h_suppressions_list},
+    {"POST", "/v1/suppressions", HTTP_AUTH_ACCOUNT, api_h_suppression_add},
+    {"GET", "/v1/suppressions/{address}", HTTP_AUTH_ACCOUNT, api_h_suppression_get},
+    {"DELETE", "/v1/suppressions/{address}", HTTP_AUTH_ACCOUNT, api_h_suppression_delete},
 };
 
 const size_t http_n_routes = ARRAY_LEN(http_routes);

@@ -120,6 +120,42 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (domain, selector)"
     ");"
     "CREATE INDEX dkim_keys_state ON dkim_keys (state, domain);",
+
+    /*
+     * 4 -> 5: message templates (store_tmpl.c), by account and name. The
+     * text of each part as the client sent it (NULL: no such part);
+     * revision is a new random number at every write, which caches
+     * compare to know that what they compiled is still current (a
+     * counter could come back to an old value after a delete and a
+     * create).
+     */
+    "CREATE TABLE templates ("
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  text_part TEXT,"
+    "  html_part TEXT,"
+    "  revision BIGINT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  updated_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (account_id, name)"
+    ");",
+
+    /*
+     * 5 -> 6: suppression lists (store_supp.c), by account. address_key
+     * is what lookups compare (store_supp_normalize(): the address with
+     * ASCII letters lower-cased); address is what was first given, with
+     * its domain lower-cased. The key is the primary key: a lookup is one
+     * index probe.
+     */
+    "CREATE TABLE suppressions ("
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  address_key TEXT NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  reason TEXT NOT NULL,"
+    "  created_at BIGINT NOT NULL,"
+    "  PRIMARY KEY (account_id, address_key)"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -176,6 +212,14 @@ sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err)
 		return NULL;
 	}
 	return stmt;
+}
+
+sqlite3_stmt *store_prepare_kept(struct store *st, enum store_kept which, const char *sql,
+                                 char **err)
+{
+	if (!st->kept[which])
+		st->kept[which] = store_prepare(st, sql, err);
+	return st->kept[which];
 }
 
 /*
@@ -479,7 +523,9 @@ void store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	sqlite3_close(st->db); /* NULL is a no-op */
+	for (int i = 0; i < STORE_KEPT_MAX; i++)
+		sqlite3_finalize(st->kept[i]); /* NULL is a no-op */
+	sqlite3_close(st->db);                 /* NULL is a no-op */
 	pthread_mutex_destroy(&st->lock);
 	free(st->path);
 	free(st);
@@ -504,6 +550,11 @@ static sqlite3_int64 account_id(struct store *st, const char *name, char **err)
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return store_fail_db(st, err, "account lookup");
 	return id;
+}
+
+sqlite3_int64 store_account_id(struct store *st, const char *name, char **err)
+{
+	return account_id(st, name, err);
 }
 
 /* As account_id(), but "no such account" is an error too. */

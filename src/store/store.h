@@ -2,7 +2,8 @@
  * store: the only owner of the database handle (SQLite, WAL, in
  * DATA_DIR/posthorn.db). Schema and numbered migrations, accounts and their
  * credentials and sender domains, and the delivery counters behind
- * `posthorn stats`. Later: API keys, suppressions, events.
+ * `posthorn stats`, API keys, message templates, suppression lists.
+ * Later: events.
  *
  * Every call blocks (disk, argon2id): the daemon calls them from a worker
  * thread, never from the event loop thread. One struct store may be used
@@ -291,5 +292,154 @@ struct store_dkim_change {
  * `from` state (another process moved it first): nothing changed; -1 error.
  */
 int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_t n, char **err);
+
+/* ---- message templates (store_tmpl.c) --------------------------------------
+ *
+ * Per account, by name. The store keeps the text of each part as it was
+ * given; compiling (src/tmpl) and caching are the API's (src/api/api.h).
+ * Every write gives the template a new random revision: a cache that
+ * holds a compiled copy compares revisions to know it is still current.
+ */
+#define STORE_TMPL_NAME_MAX    64
+#define STORE_TMPL_SUBJECT_MAX 998     /* bytes: an RFC 5322 line */
+#define STORE_TMPL_PART_MAX    1048576 /* bytes of text, and of html */
+#define STORE_TMPL_MAX         1000    /* templates per account */
+
+/* Besides -1 (database), with *err: */
+#define STORE_TMPL_NOT_FOUND  (-2) /* no such template in this account */
+#define STORE_TMPL_EXISTS     (-3) /* create: the name is taken */
+#define STORE_TMPL_FULL       (-4) /* create: the account has STORE_TMPL_MAX */
+#define STORE_TMPL_NO_ACCOUNT (-5)
+
+struct store_tmpl {
+	char name[STORE_TMPL_NAME_MAX + 1];
+	char *subject;      /* malloc'd */
+	char *text, *html;  /* malloc'd; NULL: the template has no such part */
+	int64_t revision;   /* > 0, new at every write */
+	int64_t created_at; /* unix seconds */
+	int64_t updated_at;
+};
+
+/* What a create or an update writes; text or html may be NULL, not both. */
+struct store_tmpl_in {
+	const char *subject, *text, *html;
+};
+
+/* PURE: 1 if name is 1-64 bytes of [A-Za-z0-9._-] starting with a letter
+ * or a digit (so it is its own URL path segment). */
+int store_tmpl_name_valid(const char *name);
+/* Frees the strings of t and zeroes it; safe twice. */
+void store_tmpl_clear(struct store_tmpl *t);
+
+/* 0 with *out (if not NULL) the template as stored; STORE_TMPL_* or -1.
+ * The fields are checked against the bounds above (a bad one: -1). */
+int store_tmpl_create(struct store *st, const char *account, const char *name,
+                      const struct store_tmpl_in *in, struct store_tmpl *out, char **err);
+int store_tmpl_update(struct store *st, const char *account, const char *name,
+                      const struct store_tmpl_in *in, struct store_tmpl *out, char **err);
+/* *out (if not NULL): the template as it was. */
+int store_tmpl_delete(struct store *st, const char *account, const char *name,
+                      struct store_tmpl *out, char **err);
+/* 0 with *out filled (clear it after), STORE_TMPL_NOT_FOUND, or -1. */
+int store_tmpl_get(struct store *st, const char *account, const char *name, struct store_tmpl *out,
+                   char **err);
+/* The revision alone (one index probe): 0, STORE_TMPL_NOT_FOUND or -1. */
+int store_tmpl_revision(struct store *st, const char *account, const char *name, int64_t *rev,
+                        char **err);
+/*
+ * Templates of an account by name (byte order) after `after` (NULL or ""
+ * from the first), at most limit (1..1000) of them, without their text
+ * and html (subject only). cb runs after the lock is released; *more is 1
+ * when templates follow the last one given. 0, STORE_TMPL_NO_ACCOUNT, -1.
+ */
+int store_tmpl_list(struct store *st, const char *account, const char *after, size_t limit,
+                    void (*cb)(void *arg, const struct store_tmpl *t), void *arg, int *more,
+                    char **err);
+
+/* ---- suppression lists (store_supp.c, store_supp_addr.c) ------------------
+ *
+ * Per account: addresses mail must not go to, each with a reason and the
+ * time it was added. Lookups compare the address case-insensitively
+ * (ASCII letters), domain and local part alike: RFC 5321 lets a host treat
+ * local parts as case-sensitive, but next to none does, and a list that
+ * let John@x through after john@x bounced would not protect anyone. The
+ * address is kept as first given, with its domain lower-cased.
+ * A quoted local part that needs no quotes ("john"@x) is the same address
+ * as the plain one (john@x). Subaddresses (john+news@x) are other
+ * addresses.
+ *
+ * Cost (measured in docs/deliverability.md): store_supp_check() is one
+ * indexed lookup, microseconds, but it blocks like every call here: the
+ * daemon calls it on a worker, never on the loop; a batch of recipients
+ * goes through store_supp_check_many(), one lock and one statement.
+ */
+#define SUPP_ADDRESS_MAX   254 /* bytes, as RFC 5321 bounds a path */
+#define SUPP_REASON_MAX    512 /* bytes; longer reasons are cut */
+#define SUPP_LIST_MAX      1000
+#define SUPP_REASON_MANUAL "manual" /* the reason of an add that gives none */
+
+#define STORE_SUPP_NO_ACCOUNT  (-2)
+#define STORE_SUPP_BAD_ADDRESS (-3)
+
+struct store_supp {
+	char key[SUPP_ADDRESS_MAX + 1];     /* what lookups compare */
+	char address[SUPP_ADDRESS_MAX + 1]; /* as kept */
+	char reason[SUPP_REASON_MAX + 1];
+	int64_t created_at; /* unix seconds */
+};
+
+/*
+ * PURE: the address as kept (display) and as compared (key), each of at
+ * most SUPP_ADDRESS_MAX bytes. Surrounding spaces and one pair of angle
+ * brackets are dropped; the domain (after the last '@') is lower-cased and
+ * loses a trailing dot; a quoted local part whose content is a dot-string
+ * loses its quotes; the key is the display form with ASCII letters
+ * lower-cased. 0 ok; -1 with *why ("no '@'", ...) when the input is not
+ * shaped like an address (control characters, empty parts, too long). It
+ * does not check the full RFC 5321 syntax: callers that take addresses
+ * from people (API, CLI) check display with smtp_address_valid() too.
+ */
+int store_supp_normalize(const char *addr, char display[SUPP_ADDRESS_MAX + 1],
+                         char key[SUPP_ADDRESS_MAX + 1], const char **why);
+/* PURE: a reason as stored: control characters (line breaks too) become
+ * spaces, spaces at the ends go, and it is cut to SUPP_REASON_MAX bytes on
+ * a UTF-8 character boundary. "" becomes SUPP_REASON_MANUAL. */
+void store_supp_reason_clean(const char *reason, char out[SUPP_REASON_MAX + 1]);
+
+/* 1 suppressed (*out filled if not NULL), 0 not (also for an address that
+ * cannot be normalized, or an unknown account), -1 error. */
+int store_supp_check(struct store *st, const char *account, const char *addr,
+                     struct store_supp *out, char **err);
+/* n addresses at once: found[i] is 1 with out[i] filled, or 0. Returns the
+ * number found, or -1. */
+int store_supp_check_many(struct store *st, const char *account, const char *const *addrs, size_t n,
+                          unsigned char *found, struct store_supp *out, char **err);
+/*
+ * Adds addr with reason (cleaned as above). Idempotent: 1 added, 0 it was
+ * there already and nothing changed (the first time and reason are kept:
+ * they say why the address is on the list). *out (if not NULL) is the
+ * entry as stored. STORE_SUPP_NO_ACCOUNT, STORE_SUPP_BAD_ADDRESS or -1,
+ * with *err.
+ */
+int store_supp_add(struct store *st, const char *account, const char *addr, const char *reason,
+                   struct store_supp *out, char **err);
+/* 1 removed (*out: the entry it was), 0 not on the list, or the errors of
+ * store_supp_add. */
+int store_supp_remove(struct store *st, const char *account, const char *addr,
+                      struct store_supp *out, char **err);
+
+struct store_supp_query {
+	const char *account;
+	const char *contains; /* NULL or "": every entry; else a part of the address (any case) */
+	const char *after;    /* NULL or "": from the first; else a key: the entries after it */
+	size_t limit;         /* 1..SUPP_LIST_MAX */
+};
+/* Entries by key (byte order). cb runs after the lock is released; *more
+ * is 1 when entries follow the last one given. 0, STORE_SUPP_NO_ACCOUNT
+ * or -1. A search (contains) reads every entry of the account after
+ * `after` until limit match. */
+int store_supp_list(struct store *st, const struct store_supp_query *q,
+                    void (*cb)(void *arg, const struct store_supp *s), void *arg, int *more,
+                    char **err);
 
 #endif

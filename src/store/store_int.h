@@ -13,8 +13,16 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+/* Statements of hot paths, prepared on first use and kept until
+ * store_close() (store_prepare_kept). */
+enum store_kept {
+	STORE_KEPT_SUPP_CHECK, /* store_supp.c: one lookup per recipient */
+	STORE_KEPT_MAX
+};
+
 struct store {
 	sqlite3 *db;
+	sqlite3_stmt *kept[STORE_KEPT_MAX];
 	char *path;
 	/*
 	 * FULLMUTEX makes each sqlite3_* call atomic, not a transaction: two
@@ -30,6 +38,11 @@ int store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2
 /* As store_fail, with the database's path and SQLite's last message. */
 int store_fail_db(struct store *st, char **err, const char *what);
 sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err);
+/* The kept statement `which` of sql, prepared on first use: the caller
+ * binds, steps and resets it (sqlite3_reset and clear_bindings), never
+ * finalizes it. A prepare costs more than the lookup it serves. */
+sqlite3_stmt *store_prepare_kept(struct store *st, enum store_kept which, const char *sql,
+                                 char **err);
 
 /* BEGIN IMMEDIATE / COMMIT; rollback ends a failed transaction (if one is
  * open) and always returns -1, so that `return store_tx_rollback(st);`
@@ -37,5 +50,8 @@ sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err);
 int store_tx_begin(struct store *st, char **err);
 int store_tx_commit(struct store *st, char **err);
 int store_tx_rollback(struct store *st);
+
+/* The id of account `name`: 0 if there is none, -1 on error. */
+sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);
 
 #endif

@@ -63,6 +63,17 @@ static inline struct store *open_ok(const struct fixture *f)
 	return st;
 }
 
+/* open_ok(), with one more account (no password, no domains). */
+static inline struct store *open_with_user(const struct fixture *f, const char *name)
+{
+	struct store *st = open_ok(f);
+	char *err = NULL;
+
+	if (store_user_add(st, name, NULL, NULL, 0, &err) < 0)
+		fail_msg("user add %s: %s", name, err);
+	return st;
+}
+
 /* Runs SQL on the file with a connection of its own (another process). */
 static inline void raw_exec(const struct fixture *f, const char *sql)
 {

@@ -1,0 +1,340 @@
+/*
+ * store_supp: the suppression lists (table suppressions, migration 5 in
+ * store.c): per account, the addresses mail must not go to, with a reason
+ * and the time each was added. How an address is spelt and compared is
+ * store_supp_addr.c's (PURE); this file is the SQL.
+ *
+ * Promises:
+ * - A lookup is one statement, prepared once per handle and kept:
+ *   accounts(name), then the primary key (account_id, address_key).
+ *   store_supp_check_many() holds the lock once and reads one snapshot
+ *   for a whole batch of recipients.
+ * - An add is idempotent (INSERT ... ON CONFLICT DO NOTHING): the first
+ *   time and reason stay, whoever adds the address again.
+ * - Changes are committed (fsync'd, synchronous=FULL) before the call
+ *   returns, and the next lookup by any process sees them: nothing is
+ *   cached here, so the server sees a `posthorn suppress add` at once.
+ * - The SQL is what PostgreSQL accepts too: ON CONFLICT DO NOTHING, LIKE
+ *   with ESCAPE, BIGINT times, no SQLite-only syntax.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+#define ENTRY_COLUMNS "s.address_key, s.address, s.reason, s.created_at"
+
+static const char check_sql[] = "SELECT " ENTRY_COLUMNS " FROM suppressions s"
+                                " JOIN accounts a ON a.id = s.account_id"
+                                " WHERE a.name = ?1 AND s.address_key = ?2";
+static const char get_sql[] = "SELECT " ENTRY_COLUMNS " FROM suppressions s"
+                              " WHERE s.account_id = ?1 AND s.address_key = ?2";
+static const char insert_sql[] =
+    "INSERT INTO suppressions (account_id, address_key, address, reason, created_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (account_id, address_key) DO NOTHING";
+static const char delete_sql[] =
+    "DELETE FROM suppressions WHERE account_id = ?1 AND address_key = ?2";
+static const char list_sql[] = "SELECT " ENTRY_COLUMNS " FROM suppressions s"
+                               " WHERE s.account_id = ?1 AND s.address_key > ?2"
+                               " AND s.address_key LIKE ?3 ESCAPE '\\'"
+                               " ORDER BY s.address_key LIMIT ?4";
+
+/* An address made ready for the SQL: its key and the form kept. */
+struct supp_addr {
+	char display[SUPP_ADDRESS_MAX + 1];
+	char key[SUPP_ADDRESS_MAX + 1];
+};
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *stmt, int col)
+{
+	const unsigned char *s = sqlite3_column_text(stmt, col);
+
+	snprintf(dst, cap, "%s", s ? (const char *)s : "");
+}
+
+/* Reads the ENTRY_COLUMNS of the current row. */
+static void read_entry(sqlite3_stmt *stmt, struct store_supp *out)
+{
+	copy_col(out->key, sizeof(out->key), stmt, 0);
+	copy_col(out->address, sizeof(out->address), stmt, 1);
+	copy_col(out->reason, sizeof(out->reason), stmt, 2);
+	out->created_at = sqlite3_column_int64(stmt, 3);
+}
+
+static int bad_address(const char *addr, char **err)
+{
+	const char *why = "";
+	struct supp_addr a;
+
+	store_supp_normalize(addr, a.display, a.key, &why);
+	store_fail(err, "invalid address '%.300s': %s", addr, why);
+	return STORE_SUPP_BAD_ADDRESS;
+}
+
+static int no_account(const char *account, char **err)
+{
+	store_fail(err, "no such account '%s'", account);
+	return STORE_SUPP_NO_ACCOUNT;
+}
+
+/* ---- lookups ----------------------------------------------------------------- */
+
+/* Runs stmt (?1, ?2 bound by the caller) once: 1 row read into out, 0 none,
+ * -1 error. The statement is reset for the next use. */
+static int step_one(struct store *st, sqlite3_stmt *stmt, struct store_supp *out, char **err)
+{
+	int rc = sqlite3_step(stmt);
+
+	if (rc == SQLITE_ROW && out)
+		read_entry(stmt, out);
+	sqlite3_reset(stmt);
+	if (rc == SQLITE_ROW)
+		return 1;
+	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "suppression lookup");
+}
+
+static int check_locked(struct store *st, const char *account, const char *const *addrs, size_t n,
+                        unsigned char *found, struct store_supp *out, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare_kept(st, STORE_KEPT_SUPP_CHECK, check_sql, err);
+	struct supp_addr a;
+	int total = 0, rc = 0;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
+	/* A batch reads one snapshot: one read transaction instead of one per
+	 * lookup halves the cost. (Without it, each step is its own.) */
+	if (n > 1)
+		sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+	for (size_t i = 0; rc >= 0 && i < n; i++) {
+		if (store_supp_normalize(addrs[i], a.display, a.key, NULL) < 0)
+			continue; /* nothing of that shape is ever stored */
+		sqlite3_bind_text(stmt, 2, a.key, -1, SQLITE_STATIC);
+		rc = step_one(st, stmt, out ? &out[i] : NULL, err);
+		found[i] = rc > 0;
+		total += rc > 0;
+	}
+	if (n > 1 && !sqlite3_get_autocommit(st->db))
+		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_clear_bindings(stmt); /* the kept statement must not point at our stack */
+	return rc < 0 ? -1 : total;
+}
+
+int store_supp_check_many(struct store *st, const char *account, const char *const *addrs, size_t n,
+                          unsigned char *found, struct store_supp *out, char **err)
+{
+	int rc;
+
+	memset(found, 0, n);
+	pthread_mutex_lock(&st->lock);
+	rc = check_locked(st, account, addrs, n, found, out, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_supp_check(struct store *st, const char *account, const char *addr,
+                     struct store_supp *out, char **err)
+{
+	unsigned char found;
+
+	return store_supp_check_many(st, account, &addr, 1, &found, out, err);
+}
+
+/* ---- changes (callers hold the lock and a transaction) --------------------------- */
+
+/* The entry of (id, key): 1 read into out, 0 none, -1 error. */
+static int get_entry(struct store *st, sqlite3_int64 id, const char *key, struct store_supp *out,
+                     char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, get_sql, err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+	rc = step_one(st, stmt, out, err);
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/* Runs insert_sql or delete_sql for (id, a): the rows changed, or -1. */
+static int change(struct store *st, const char *sql, sqlite3_int64 id, const struct supp_addr *a,
+                  const char *reason, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_text(stmt, 2, a->key, -1, SQLITE_STATIC);
+	if (reason) {
+		sqlite3_bind_text(stmt, 3, a->display, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 4, reason, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(stmt, 5, (sqlite3_int64)(clock_now_ms() / 1000));
+	}
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, err, reason ? "add suppression" : "remove suppression");
+	return sqlite3_changes(st->db);
+}
+
+/* The account's id inside the transaction; <= 0 ends it (rolled back). */
+static sqlite3_int64 begin_account(struct store *st, const char *account, char **err)
+{
+	sqlite3_int64 id;
+
+	if (store_tx_begin(st, err) < 0)
+		return -1;
+	id = store_account_id(st, account, err);
+	if (id <= 0) {
+		store_tx_rollback(st);
+		return id < 0 ? -1 : no_account(account, err);
+	}
+	return id;
+}
+
+static int add_locked(struct store *st, const char *account, const struct supp_addr *a,
+                      const char *reason, struct store_supp *out, char **err)
+{
+	sqlite3_int64 id = begin_account(st, account, err);
+	int added;
+
+	if (id <= 0)
+		return (int)id;
+	if ((added = change(st, insert_sql, id, a, reason, err)) < 0 ||
+	    get_entry(st, id, a->key, out, err) <= 0 || store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
+	return added > 0;
+}
+
+static int remove_locked(struct store *st, const char *account, const struct supp_addr *a,
+                         struct store_supp *out, char **err)
+{
+	sqlite3_int64 id = begin_account(st, account, err);
+	int found;
+
+	if (id <= 0)
+		return (int)id;
+	if ((found = get_entry(st, id, a->key, out, err)) < 0 ||
+	    (found && change(st, delete_sql, id, a, NULL, err) < 0) || store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
+	return found;
+}
+
+int store_supp_add(struct store *st, const char *account, const char *addr, const char *reason,
+                   struct store_supp *out, char **err)
+{
+	char clean[SUPP_REASON_MAX + 1];
+	struct store_supp entry;
+	struct supp_addr a;
+	int rc;
+
+	if (store_supp_normalize(addr, a.display, a.key, NULL) < 0)
+		return bad_address(addr, err);
+	store_supp_reason_clean(reason, clean);
+	pthread_mutex_lock(&st->lock);
+	rc = add_locked(st, account, &a, clean, &entry, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc >= 0 && out)
+		*out = entry;
+	return rc;
+}
+
+int store_supp_remove(struct store *st, const char *account, const char *addr,
+                      struct store_supp *out, char **err)
+{
+	struct store_supp entry;
+	struct supp_addr a;
+	int rc;
+
+	if (store_supp_normalize(addr, a.display, a.key, NULL) < 0)
+		return bad_address(addr, err);
+	pthread_mutex_lock(&st->lock);
+	rc = remove_locked(st, account, &a, &entry, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc > 0 && out)
+		*out = entry;
+	return rc;
+}
+
+/* ---- listing ------------------------------------------------------------------------ */
+
+/* "%part%" for LIKE, the part lower-cased (keys are) and its wildcards
+ * escaped; malloc'd. */
+static char *like_pattern(const char *contains)
+{
+	struct buf b;
+
+	buf_init(&b);
+	buf_puts(&b, "%");
+	for (const char *p = contains ? contains : ""; *p; p++) {
+		char c = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+		if (c == '%' || c == '_' || c == '\\')
+			buf_puts(&b, "\\");
+		buf_append(&b, &c, 1);
+	}
+	buf_puts(&b, "%");
+	return b.data;
+}
+
+struct supp_rows {
+	struct store_supp *v;
+	size_t n;
+};
+
+static int list_locked(struct store *st, const struct store_supp_query *q, const char *pattern,
+                       struct supp_rows *rows, char **err)
+{
+	sqlite3_int64 id = store_account_id(st, q->account, err);
+	sqlite3_stmt *stmt = id > 0 ? store_prepare(st, list_sql, err) : NULL;
+	int rc;
+
+	if (id <= 0)
+		return id < 0 ? -1 : no_account(q->account, err);
+	if (!stmt)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, id);
+	sqlite3_bind_text(stmt, 2, q->after ? q->after : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, pattern, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 4, (sqlite3_int64)q->limit + 1); /* one more: is there more? */
+	rows->v = xcalloc(q->limit + 1, sizeof(*rows->v));
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+		read_entry(stmt, &rows->v[rows->n++]);
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list suppressions");
+}
+
+int store_supp_list(struct store *st, const struct store_supp_query *q,
+                    void (*cb)(void *arg, const struct store_supp *s), void *arg, int *more,
+                    char **err)
+{
+	struct supp_rows rows = {0};
+	char *pattern;
+	int rc;
+
+	*more = 0;
+	if (q->limit < 1 || q->limit > SUPP_LIST_MAX)
+		return store_fail(err, "limit must be from 1 to %d", SUPP_LIST_MAX);
+	pattern = like_pattern(q->contains);
+	pthread_mutex_lock(&st->lock);
+	rc = list_locked(st, q, pattern, &rows, err);
+	pthread_mutex_unlock(&st->lock);
+	free(pattern);
+	if (rc == 0 && rows.n > q->limit) {
+		*more = 1;
+		rows.n = q->limit;
+	}
+	for (size_t i = 0; rc == 0 && i < rows.n; i++)
+		cb(arg, &rows.v[i]);
+	free(rows.v);
+	return rc;
+}
