@@ -74,6 +74,14 @@ static void store_error(struct supp_job *j, int rc, const char *err)
 	        log_q(err ? err : "unknown"));
 }
 
+/* Who changed the list, for the operator's log. */
+static void log_change(struct supp_job *j, const char *event, const struct store_supp *s)
+{
+	log_info("session=%s event=%s account=%s key_id=%lld address=%s reason=%s",
+	         http_req_id(j->r), event, j->account, (long long)http_req_auth(j->r)->key_id,
+	         log_q(s->address), log_q(s->reason));
+}
+
 static void not_listed(struct supp_job *j, const char *address)
 {
 	api_answer_error(&j->ans, 404, "not_found", "%s is not on the suppression list", address);
@@ -103,6 +111,8 @@ static void one_work(struct supp_job *j, int remove)
 	int rc = remove ? store_supp_remove(j->st, j->account, j->address, &s, &err)
 	                : store_supp_check(j->st, j->account, j->address, &s, &err);
 
+	if (rc > 0 && remove)
+		log_change(j, "suppression_removed", &s);
 	if (rc > 0)
 		api_answer_json(&j->ans, 200, entry_json(&s));
 	else if (rc == 0)
@@ -185,6 +195,8 @@ static void add_work(void *arg)
 		api_answer_problem(&j->ans, &p, NULL);
 	} else {
 		rc = store_supp_add(j->st, j->account, address, reason, &s, &err);
+		if (rc > 0)
+			log_change(j, "suppression_added", &s);
 		if (rc >= 0)
 			api_answer_json(&j->ans, rc ? 201 : 200, entry_json(&s));
 		else

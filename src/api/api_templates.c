@@ -82,6 +82,13 @@ static void store_error(struct tmpl_job *j, int rc, const char *err)
 		        log_q(err ? err : "unknown"));
 }
 
+/* Who changed a template, for the operator's log. */
+static void log_change(struct tmpl_job *j, const char *event, const char *name)
+{
+	log_info("session=%s event=%s account=%s key_id=%lld template=%s", http_req_id(j->r), event,
+	         j->account, (long long)http_req_auth(j->r)->key_id, log_q(name));
+}
+
 static json_t *optional_string(const char *s)
 {
 	return s ? json_string(s) : json_null();
@@ -205,6 +212,7 @@ static void write_work(void *arg)
 		else
 			rc = store_tmpl_create(j->st, j->account, name, &in, &t, &err);
 		if (rc == 0) {
+			log_change(j, j->name ? "template_updated" : "template_created", t.name);
 			api_tmpl_cache_forget(j->cache, j->account, t.name);
 			j->location = xasprintf("/v1/templates/%s", t.name);
 			api_answer_json(&j->ans, j->name ? 200 : 201, template_json(&t, 1));
@@ -239,8 +247,10 @@ static void one_work(struct tmpl_job *j, int remove)
 	         : remove ? store_tmpl_delete(j->st, j->account, j->name, &t, &err)
 	                  : store_tmpl_get(j->st, j->account, j->name, &t, &err);
 
-	if (rc == 0 && remove)
+	if (rc == 0 && remove) {
+		log_change(j, "template_deleted", j->name);
 		api_tmpl_cache_forget(j->cache, j->account, j->name);
+	}
 	if (rc == 0)
 		api_answer_json(&j->ans, 200, template_json(&t, 1));
 	else
