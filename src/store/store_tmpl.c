@@ -355,8 +355,10 @@ int store_tmpl_update(struct store *st, const char *account, const char *name,
 	struct store_tmpl before = {0};
 	int rc;
 
+	if (!store_tmpl_name_valid(name))
+		return not_found(name, err); /* no template has it */
 	if (check_in(name, in, err) < 0)
-		return store_tmpl_name_valid(name) ? -1 : not_found(name, err);
+		return -1;
 	pthread_mutex_lock(&st->lock);
 	rc = change_locked(st, account, name, in, rev, now, &before, err);
 	pthread_mutex_unlock(&st->lock);
