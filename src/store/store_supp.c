@@ -1,5 +1,5 @@
 /*
- * store_supp: the suppression lists (table suppressions, migration 5 in
+ * store_supp: the suppression lists (table suppressions, migration 6 in
  * store.c): per account, the addresses mail must not go to, with a reason
  * and the time each was added. How an address is spelt and compared is
  * store_supp_addr.c's (PURE); this file is the SQL.

@@ -1,5 +1,5 @@
 /*
- * store_tmpl: message templates (table templates, migration 4 in store.c),
+ * store_tmpl: message templates (table templates, migration 5 in store.c),
  * per account and by name: a subject and a text and/or an HTML part, as
  * the client wrote them. Checking the Mustache syntax, compiling and
  * caching are the API's (src/api/); the store checks the bounds of
