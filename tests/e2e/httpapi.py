@@ -118,3 +118,13 @@ def wait_http(srv, timeout=10.0):
 
 def elapsed(t0):
     return time.monotonic() - t0
+
+
+def two_accounts(server):
+    """Adds account bob to a stopped server, starts it, and gives it a key
+    of each account: server.key (default) and server.bob."""
+    server.add_user("bob", domains=())
+    server.start()
+    server.key = create_key(server, "default")
+    server.bob = create_key(server, "bob")
+    return server

@@ -13,18 +13,15 @@ import urllib.parse
 import pytest
 
 from conftest import Server
-from httpapi import create_key, request
+from httpapi import request, two_accounts
 
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, cert):
-    s = Server(tmp_path_factory.mktemp("supp"), cert, extra="max_request_size = 4k")
-    s.add_user("bob", domains=())
-    s.start()
-    s.key = create_key(s, "default")
-    s.bob = create_key(s, "bob")
+    s = two_accounts(Server(tmp_path_factory.mktemp("supp"), cert,
+                            extra="max_request_size = 4k"))
     yield s
     s.stop()
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import Server
-from httpapi import create_key, request
+from httpapi import request, two_accounts
 
 MAX_BODY = 3 * 1024 * 1024  # [http] max_request_size of the module's server
 PART_MAX = 1048576
@@ -23,11 +23,8 @@ WELCOME = {"name": "welcome", "subject": "Hi {{name}}", "text": "Hello {{name}}\
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, cert):
-    s = Server(tmp_path_factory.mktemp("tmpl"), cert, extra="max_request_size = 3m")
-    s.add_user("bob", domains=())
-    s.start()
-    s.key = create_key(s, "default")
-    s.bob = create_key(s, "bob")
+    s = two_accounts(Server(tmp_path_factory.mktemp("tmpl"), cert,
+                            extra="max_request_size = 3m"))
     yield s
     s.stop()
 
