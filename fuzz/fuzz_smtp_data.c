@@ -14,7 +14,8 @@
  * line); a call outputs at most one byte more than it consumed, and in
  * total never more; the size counts the one byte held back; RAW output equals its input; DOT output
  * ends with CRLF when done; a message without bad_eol has no bare CR or LF; headers_end points at a
- * CRLF; the counters agree.
+ * CRLF; the counters agree; the hop count and Message-ID value agree across cuts and
+ * fit the output.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -113,6 +114,8 @@ static void same(const struct run *a, const struct run *b)
 	CHECK(a->d.done == b->d.done && a->d.out_bytes == b->d.out_bytes);
 	CHECK(a->d.in_headers == b->d.in_headers && a->d.headers_end == b->d.headers_end);
 	CHECK(a->d.has_message_id == b->d.has_message_id && a->d.has_date == b->d.has_date);
+	CHECK(a->d.n_received == b->d.n_received && a->d.msgid_len == b->d.msgid_len &&
+	      memcmp(a->d.msgid, b->d.msgid, a->d.msgid_len) == 0);
 	CHECK(a->d.at_line_start == b->d.at_line_start);
 	CHECK(a->split == b->split && a->splits == b->splits);
 }
@@ -153,6 +156,9 @@ static void invariants(const struct run *r, enum smtp_data_mode mode, const char
 	      (r->out_len == 0 ||
 	       (r->out_len >= 2 && memcmp(r->out + r->out_len - 2, "\r\n", 2) == 0)));
 	CHECK(d->headers_end >= -1 && (d->headers_end == -1) == (d->in_headers != 0));
+	/* the hop count and the Message-ID come from the header section */
+	CHECK(d->n_received >= 0 && (uint64_t)d->n_received * 9 <= r->out_len);
+	CHECK(d->msgid_len <= SMTP_DATA_MSGID_MAX && (d->msgid_len == 0 || d->has_message_id));
 	/* the session puts its headers where the decoder said, once */
 	CHECK(r->split == d->headers_end && r->splits == (d->headers_end >= 0));
 	if (d->headers_end >= 0) {

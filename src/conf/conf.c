@@ -360,6 +360,15 @@ static const struct conf_key KEYS[] = {
             "5.4.4; the smarthost is exempt; an MX host or literal that is this relay itself "
             "(a listener's address and port) bounces 5.4.6 whatever this says (empty: none)"},
     {.sec = SEC_RELAY,
+     .name = "max_hops",
+     .type = T_COUNT,
+     .off = C(max_hops),
+     .def = "50",
+     .min = 1,
+     .doc = "most Received header fields a message may carry, the one Posthorn adds "
+            "included; a message with more is refused at the end of DATA/BDAT with "
+            "554 5.4.6 (a mail loop), and the sending relay bounces it"},
+    {.sec = SEC_RELAY,
      .name = "dns_servers",
      .type = T_ADDR_LIST,
      .off = C(dns_servers),

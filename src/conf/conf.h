@@ -103,6 +103,7 @@ struct conf {
 	enum conf_outbound_tls outbound_tls;
 	struct conf_net *blocked_destinations; /* MX hosts and literals may not use these */
 	size_t n_blocked_destinations;
+	uint64_t max_hops; /* Received fields a message may carry, ours included */
 	struct conf_addr *dns_servers;
 	size_t n_dns_servers;
 	uint64_t mx_port;

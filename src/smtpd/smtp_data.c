@@ -17,9 +17,11 @@
  * - One exception to "bare CR passes unchanged": a CR right after a line's
  *   leading dot that turns out not to be followed by LF is dropped with the
  *   dot. Such a message has bad_eol set and is refused anyway.
- * - The header watch sees the output (after unstuffing): Message-ID: and
- *   Date: at line starts (not on continuation lines), case-insensitively,
- *   and headers_end, the offset of the first empty line.
+ * - The header watch sees the output (after unstuffing): Message-ID:,
+ *   Date: and Received: at line starts (not on continuation lines),
+ *   case-insensitively, and headers_end, the offset of the first empty
+ *   line. Each Received field counts once however it is folded; the first
+ *   Message-ID's value is kept with its continuation lines.
  * - A CR at a header line start is held back (held_cr) until the next byte
  *   decides whether it begins the empty line: the empty line's CR and LF
  *   always leave in one call, so the caller can put header lines before
@@ -46,6 +48,7 @@ enum {
 	H_NAME,     /* collecting a field name into hdr_name */
 	H_SKIP,     /* rest of an uninteresting line */
 	H_EMPTY_CR, /* a CR at a line start: an empty line if LF follows */
+	H_MSGID,    /* the first Message-ID's value (and its continuations) */
 };
 
 /* Output cursor of one feed call. */
@@ -67,24 +70,42 @@ void smtp_data_init(struct smtp_data *d, enum smtp_data_mode mode)
 
 /* ---------- header watch ---------- */
 
-static void hdr_name_end(struct smtp_data *d)
+/* The field name is complete: note it; returns what the rest of the line
+ * is (the first Message-ID's value is kept, anything else skipped). */
+static int hdr_name_end(struct smtp_data *d)
 {
 	size_t n = d->hdr_name_len;
+	int first;
 
 	/* obsolete syntax allows white space before the colon (RFC 5322 4.5) */
 	while (n > 0 && (d->hdr_name[n - 1] == ' ' || d->hdr_name[n - 1] == '\t'))
 		n--;
-	if (n == 10 && ascii_ncasecmp(d->hdr_name, "message-id", n) == 0)
+	if (n == 10 && ascii_ncasecmp(d->hdr_name, "message-id", n) == 0) {
+		first = !d->has_message_id;
 		d->has_message_id = 1;
-	else if (n == 4 && ascii_ncasecmp(d->hdr_name, "date", n) == 0)
+		return first ? H_MSGID : H_SKIP;
+	}
+	if (n == 4 && ascii_ncasecmp(d->hdr_name, "date", n) == 0)
 		d->has_date = 1;
+	else if (n == 8 && ascii_ncasecmp(d->hdr_name, "received", n) == 0)
+		d->n_received++;
+	return H_SKIP;
+}
+
+/* A byte of the Message-ID value: line ends and leading white space are
+ * not part of it, and it is kept up to SMTP_DATA_MSGID_MAX bytes. */
+static void msgid_byte(struct smtp_data *d, unsigned char c)
+{
+	if (c == '\r' || c == '\n' || (d->msgid_len == 0 && (c == ' ' || c == '\t')))
+		return;
+	if (d->msgid_len < sizeof(d->msgid))
+		d->msgid[d->msgid_len++] = (char)c;
 }
 
 static void hdr_name_byte(struct smtp_data *d, unsigned char c)
 {
 	if (c == ':') {
-		hdr_name_end(d);
-		d->hdr_state = H_SKIP;
+		d->hdr_state = hdr_name_end(d);
 	} else if ((c < 0x20 && c != '\t') || c == 0x7f || d->hdr_name_len == sizeof(d->hdr_name)) {
 		/* not a field we look for (ours are short and printable) */
 		d->hdr_state = H_SKIP;
@@ -100,6 +121,8 @@ static void hdr_line_start(struct smtp_data *d, unsigned char c)
 	d->hdr_name_len = 0;
 	if (c == '\r')
 		d->hdr_state = H_EMPTY_CR;
+	else if ((c == ' ' || c == '\t') && d->hdr_state == H_MSGID)
+		msgid_byte(d, c); /* the Message-ID value goes on */
 	else if (c == ' ' || c == '\t')
 		d->hdr_state = H_SKIP; /* folded continuation of the previous field */
 	else {
@@ -119,6 +142,8 @@ static void hdr_byte(struct smtp_data *d, unsigned char c)
 	}
 	if (d->hdr_state == H_NAME) {
 		hdr_name_byte(d, c);
+	} else if (d->hdr_state == H_MSGID) {
+		msgid_byte(d, c);
 	} else if (d->hdr_state == H_EMPTY_CR) {
 		if (c == '\n') {
 			d->headers_end = (int64_t)d->out_bytes - 1; /* the CR, just put */
@@ -289,6 +314,20 @@ int smtp_data_headers_split(const struct smtp_data *d, size_t out_len, size_t *a
 		return 0;
 	*at = (size_t)((uint64_t)d->headers_end - start);
 	return 1;
+}
+
+void smtp_data_message_id(const struct smtp_data *d, char *out, size_t cap)
+{
+	size_t n = d->msgid_len;
+
+	while (n > 0 && (d->msgid[n - 1] == ' ' || d->msgid[n - 1] == '\t'))
+		n--;
+	if (cap == 0)
+		return;
+	if (n > cap - 1)
+		n = cap - 1;
+	memcpy(out, d->msgid, n);
+	out[n] = '\0';
 }
 
 void smtp_data_missing_headers(const struct smtp_data *d, int64_t t, const char *id,

@@ -10,9 +10,11 @@
  * BDAT: bytes pass unchanged (no end marker); bare CR/LF is recorded too.
  *
  * In both modes it watches the header section: which of Message-ID and
- * Date are present, and where the header section ends in the output. The
- * session writes the output before that point, then the header lines
- * smtp_data_missing_headers() gives, then the rest.
+ * Date are present, the first Message-ID's value (for the log), how many
+ * Received fields there are (the hop count: mail loops), and where the
+ * header section ends in the output. The session writes the output before
+ * that point, then the header lines smtp_data_missing_headers() gives,
+ * then the rest.
  */
 #ifndef POSTHORN_SMTP_DATA_H
 #define POSTHORN_SMTP_DATA_H
@@ -24,6 +26,9 @@ struct buf;
 
 enum smtp_data_mode { SMTP_DATA_DOT, SMTP_DATA_RAW };
 
+/* Longest Message-ID value kept (a longer one is cut there). */
+#define SMTP_DATA_MSGID_MAX 250
+
 struct smtp_data {
 	enum smtp_data_mode mode;
 	int state;          /* private */
@@ -34,14 +39,17 @@ struct smtp_data {
 	int in_headers; /* still inside the header section */
 	int has_message_id;
 	int has_date;
-	int hdr_state;       /* private */
-	char hdr_name[16];   /* private: start of the current header name */
-	size_t hdr_name_len; /* private */
-	int held_cr;         /* private: a CR at a header line start, not output yet */
-	int64_t headers_end; /* output offset of the empty line ending the
-	                        headers (before its CRLF), -1 until seen */
-	int at_line_start;   /* output so far ends with CRLF (or is empty);
-	                        a held-back CR counts as output here */
+	int n_received;                  /* Received: fields (a folded one counts once) */
+	char msgid[SMTP_DATA_MSGID_MAX]; /* private: the first Message-ID's value, */
+	size_t msgid_len;                /* unfolded, as smtp_data_message_id() gives */
+	int hdr_state;                   /* private */
+	char hdr_name[16];               /* private: start of the current header name */
+	size_t hdr_name_len;             /* private */
+	int held_cr;                     /* private: a CR at a header line start, not output yet */
+	int64_t headers_end;             /* output offset of the empty line ending the
+	                                    headers (before its CRLF), -1 until seen */
+	int at_line_start;               /* output so far ends with CRLF (or is empty);
+	                                    a held-back CR counts as output here */
 };
 
 /* Output room smtp_data_feed() needs for n input bytes. */
@@ -84,6 +92,14 @@ uint64_t smtp_data_size(const struct smtp_data *d);
  * call for content with such an empty line, never for content without.
  */
 int smtp_data_headers_split(const struct smtp_data *d, size_t out_len, size_t *at);
+
+/*
+ * The value of the content's first Message-ID field, unfolded (the CRLF of
+ * each fold removed), without the white space around it and cut at
+ * SMTP_DATA_MSGID_MAX bytes, into out (cap bytes, NUL-terminated): bytes
+ * as sent, so a log line must quote it. "" when there is none (yet).
+ */
+void smtp_data_message_id(const struct smtp_data *d, char *out, size_t cap);
 
 /*
  * Appends to b the header lines the content lacks: "Date:" (for time t,

@@ -9,7 +9,9 @@
  * data_timeout.
  *
  * Refusals come at the end, once the content has been read: too big, a
- * bare CR or LF (SMTP smuggling guard), or an earlier failed BDAT chunk.
+ * bare CR or LF (SMTP smuggling guard), an earlier failed BDAT chunk, or
+ * more Received fields than [relay] max_hops (a mail loop: 554 5.4.6, so
+ * the relay that sent it bounces it, and nothing here sends backscatter).
  * Otherwise the message is committed, and the 250 is written only from
  * on_committed(), when the spool reported it durable (the session holds
  * itself meanwhile and reads nothing).
@@ -19,6 +21,7 @@
  */
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +171,11 @@ static void envelope_fill(struct session *s, struct envelope *env)
 	env->n_rcpts = t->n_rcpts;
 }
 
+static const char *data_cmd(const struct session *s)
+{
+	return s->txn.dec.mode == SMTP_DATA_DOT ? "DATA" : "BDAT";
+}
+
 /* The content is read; 1 (and the reply in *why) if it is refused. */
 static int data_refused(const struct txn *t, enum smtpd_reply *why)
 {
@@ -182,17 +190,42 @@ static int data_refused(const struct txn *t, enum smtpd_reply *why)
 	return 1;
 }
 
+/* Mail loops (SPEC §4): the Received fields of the content and ours,
+ * against max_hops. 1 (after the refusal) when there are too many. */
+static int too_many_hops(struct session *s)
+{
+	const struct txn *t = &s->txn;
+	uint64_t hops = (uint64_t)t->dec.n_received + 1, max = s->sd->deps->conf->max_hops;
+	char line[128];
+
+	if (hops <= max)
+		return 0;
+	snprintf(line, sizeof(line), "554 5.4.6 Too many hops (%llu Received headers, limit %llu)",
+	         (unsigned long long)hops, (unsigned long long)max);
+	session_refuse_line(s, data_cmd(s), line);
+	return 1;
+}
+
+/* The checks once the content is read; 1 (after the refusal) if refused. */
+static int content_refused(struct session *s)
+{
+	enum smtpd_reply why;
+
+	if (!data_refused(&s->txn, &why))
+		return too_many_hops(s);
+	session_refuse(s, data_cmd(s), why);
+	return 1;
+}
+
 /* The message is complete: check it, commit it, answer after commit. */
 static void data_finish(struct session *s)
 {
 	struct txn *t = &s->txn;
 	struct envelope env;
-	enum smtpd_reply why;
 
 	/* a CR the decoder still held (BDAT content ending in it) */
 	data_output(s, s->sd->data_out, smtp_data_end(&t->dec, s->sd->data_out));
-	if (data_refused(t, &why)) {
-		session_refuse(s, t->dec.mode == SMTP_DATA_DOT ? "DATA" : "BDAT", why);
+	if (content_refused(s)) {
 		session_txn_reset(s);
 		session_set_state(s, S_CMD);
 		return;

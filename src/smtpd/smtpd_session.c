@@ -96,10 +96,15 @@ void session_reply(struct session *s, enum smtpd_reply r)
 	session_replyf(s, "%s", smtpd_reply_text(r));
 }
 
+void session_refuse_line(struct session *s, const char *cmd, const char *line)
+{
+	session_replyf(s, "%s", line);
+	log_info("session=%s event=reject cmd=%s reply=%s", s->id, cmd, log_q(line));
+}
+
 void session_refuse(struct session *s, const char *cmd, enum smtpd_reply r)
 {
-	session_reply(s, r);
-	log_info("session=%s event=reject cmd=%s reply=%s", s->id, cmd, log_q(smtpd_reply_text(r)));
+	session_refuse_line(s, cmd, smtpd_reply_text(r));
 }
 
 /* Bytes not yet handed to the kernel: ours, and under STARTTLS those the

@@ -102,6 +102,8 @@ void session_reply(struct session *s, enum smtpd_reply r);
 void session_replyf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A refusal: the reply, and a log line saying why. */
 void session_refuse(struct session *s, const char *cmd, enum smtpd_reply r);
+/* The same with a reply that carries values (the whole line, no CRLF). */
+void session_refuse_line(struct session *s, const char *cmd, const char *line);
 /* Send the reply, then close once it has left. */
 void session_reply_close(struct session *s, const char *reason, enum smtpd_reply r);
 void session_set_state(struct session *s, enum state st);

@@ -133,6 +133,9 @@ static void assert_same(const struct result *a, const struct result *b)
 	assert_int_equal(a->d.in_headers, b->d.in_headers);
 	assert_int_equal(a->d.has_message_id, b->d.has_message_id);
 	assert_int_equal(a->d.has_date, b->d.has_date);
+	assert_int_equal(a->d.n_received, b->d.n_received);
+	assert_int_equal(a->d.msgid_len, b->d.msgid_len);
+	assert_memory_equal(a->d.msgid, b->d.msgid, a->d.msgid_len);
 	assert_int_equal(a->d.headers_end, b->d.headers_end);
 	assert_int_equal(a->d.at_line_start, b->d.at_line_start);
 	assert_true(a->d.out_bytes == b->d.out_bytes);
@@ -477,6 +480,80 @@ static void test_headers_dot_mode(void **state)
 	check_headers(SMTP_DATA_DOT, t, ARRAY_LEN(t));
 }
 
+/* The hop count: Received fields of the header section, each once however
+ * folded, in any case, never in the body or on a continuation line. */
+static void test_received_count(void **state)
+{
+	static const struct {
+		enum smtp_data_mode mode;
+		const char *in;
+		int n;
+	} t[] = {
+	    {SMTP_DATA_RAW, "Received: a\r\nReceived: b\r\n\r\nbody\r\n", 2},
+	    {SMTP_DATA_RAW, "Received: from a\r\n\tby b\r\n (c)\r\nSubject: x\r\n\r\n", 1},
+	    {SMTP_DATA_RAW, "RECEIVED: a\r\nreceived :b\r\nReCeIvEd:c\r\n\r\n", 3},
+	    {SMTP_DATA_RAW, "X-Received: a\r\nReceived-SPF: b\r\nReceivedx: c\r\n\r\n", 0},
+	    {SMTP_DATA_RAW, "Subject: x\r\n Received: y\r\n\r\n", 0},
+	    {SMTP_DATA_RAW, "Subject: x\r\n\r\nReceived: y\r\nReceived: z\r\n", 0},
+	    {SMTP_DATA_RAW, "Received: a\r\nReceived: b", 2}, /* no empty line: all header */
+	    {SMTP_DATA_RAW, "Received", 0},
+	    {SMTP_DATA_DOT, ".Received: a\r\nReceived: b\r\n\r\nReceived: c\r\n.\r\n", 2},
+	    {SMTP_DATA_DOT, "Subject: a\r\n\r\n.Received: c\r\n.\r\n", 0},
+	};
+	struct result r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(t); i++) {
+		decode_all_ways(t[i].mode, t[i].in, strlen(t[i].in), &r);
+		if (r.d.n_received != t[i].n)
+			fail_msg("\"%s\": %d Received, want %d", t[i].in, r.d.n_received, t[i].n);
+		result_free(&r);
+	}
+}
+
+/* The first Message-ID's value, unfolded and trimmed, for the log. */
+static void test_message_id_value(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} t[] = {
+	    {"Message-ID: <a@b>\r\n\r\n", "<a@b>"},
+	    {"message-id:<a@b>  \t\r\nSubject: x\r\n\r\n", "<a@b>"},
+	    {"Message-ID:\r\n <a@b>\r\n\r\n", "<a@b>"},
+	    {"Message-ID: <a@\r\n\tb>\r\n\r\n", "<a@\tb>"},
+	    {"Message-ID: <first@x>\r\nMessage-ID: <second@x>\r\n\r\n", "<first@x>"},
+	    {"Subject: x\r\n Message-ID: <no@x>\r\n\r\n", ""},
+	    {"Subject: x\r\n\r\nMessage-ID: <body@x>\r\n", ""},
+	    {"Message-ID: <a@b>", "<a@b>"},
+	    {"Subject: x\r\n\r\n", ""},
+	};
+	char big[400], got[SMTP_DATA_MSGID_MAX + 1], small[4];
+	struct result r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(t); i++) {
+		decode_all_ways(SMTP_DATA_RAW, t[i].in, strlen(t[i].in), &r);
+		smtp_data_message_id(&r.d, got, sizeof(got));
+		if (strcmp(got, t[i].want) != 0)
+			fail_msg("\"%s\": got \"%s\"", t[i].in, got);
+		result_free(&r);
+	}
+	/* a value longer than the bound is cut there; a small buffer cuts more */
+	memcpy(big, "Message-ID: <", 13);
+	memset(big + 13, 'x', 300);
+	memcpy(big + 313, ">\r\n\r\n", 6);
+	decode_all_ways(SMTP_DATA_RAW, big, 319, &r);
+	smtp_data_message_id(&r.d, got, sizeof(got));
+	assert_int_equal(strlen(got), SMTP_DATA_MSGID_MAX);
+	assert_int_equal(got[0], '<');
+	smtp_data_message_id(&r.d, small, sizeof(small));
+	assert_string_equal(small, "<xx");
+	result_free(&r);
+}
+
 /* headers_end is where new header lines go: inserting there keeps them
  * inside the header block. */
 static void test_headers_end_insert(void **state)
@@ -573,12 +650,12 @@ static void ref_dot(const char *in, size_t n, char *out, size_t *olen, size_t *c
 }
 
 /* Reference header watch on a whole output. */
-static void ref_headers(const char *out, size_t n, int *mid, int *date, int64_t *end)
+static void ref_headers(const char *out, size_t n, int *mid, int *date, int *rcvd, int64_t *end)
 {
 	size_t i = 0, j, c, k;
 	int ok;
 
-	*mid = *date = 0;
+	*mid = *date = *rcvd = 0;
 	*end = -1;
 	while (i < n) {
 		for (j = i; j + 1 < n && !(out[j] == '\r' && out[j + 1] == '\n'); j++)
@@ -603,6 +680,8 @@ static void ref_headers(const char *out, size_t n, int *mid, int *date, int64_t 
 				*mid = 1;
 			if (ok && c - i == 4 && ascii_ncasecmp(out + i, "date", 4) == 0)
 				*date = 1;
+			if (ok && c - i == 8 && ascii_ncasecmp(out + i, "received", 8) == 0)
+				(*rcvd)++;
 		}
 		i = j + 2;
 	}
@@ -611,9 +690,9 @@ static void ref_headers(const char *out, size_t n, int *mid, int *date, int64_t 
 /* Random input, mostly made of the bytes and words that matter. */
 static size_t random_input(char *in, size_t cap)
 {
-	static const char *const words[] = {"Date:",    "message-ID:", "Date :", "\r\n", ".\r\n",
-	                                    "\r\n\r\n", "\r\n.",       " ",      "\t",   ".",
-	                                    "\r",       "\n",          "x",      "\0"};
+	static const char *const words[] = {
+	    "Date:", "message-ID:", "Date :", "\r\n", ".\r\n", "\r\n\r\n",  "\r\n.", " ",
+	    "\t",    ".",           "\r",     "\n",   "x",     "Received:", "\0"};
 	size_t n = 0, want = rnd() % cap, w;
 	uint32_t r;
 
@@ -639,7 +718,7 @@ static void test_random_against_reference(void **state)
 	char in[96], ref[96];
 	struct result r;
 	size_t n, rlen, rcons;
-	int round, rdone, rbad, mid, date;
+	int round, rdone, rbad, mid, date, rcvd;
 	int64_t end;
 
 	(void)state;
@@ -654,9 +733,10 @@ static void test_random_against_reference(void **state)
 		assert_int_equal(r.consumed, rcons);
 		assert_int_equal(r.d.done, rdone);
 		assert_int_equal(r.d.bad_eol, rbad);
-		ref_headers(r.out, r.out_len, &mid, &date, &end);
+		ref_headers(r.out, r.out_len, &mid, &date, &rcvd, &end);
 		assert_int_equal(r.d.has_message_id, mid);
 		assert_int_equal(r.d.has_date, date);
+		assert_int_equal(r.d.n_received, rcvd);
 		assert_int_equal(r.d.headers_end, end);
 		assert_int_equal(r.d.at_line_start,
 		                 r.out_len == 0 || (r.out_len >= 2 &&
@@ -666,9 +746,10 @@ static void test_random_against_reference(void **state)
 		decode_all_ways(SMTP_DATA_RAW, in, n, &r);
 		assert_int_equal(r.out_len, n);
 		assert_memory_equal(r.out, in, n);
-		ref_headers(in, n, &mid, &date, &end);
+		ref_headers(in, n, &mid, &date, &rcvd, &end);
 		assert_int_equal(r.d.has_message_id, mid);
 		assert_int_equal(r.d.has_date, date);
+		assert_int_equal(r.d.n_received, rcvd);
 		assert_int_equal(r.d.headers_end, end);
 		result_free(&r);
 	}
@@ -857,6 +938,8 @@ int main(void)
 	    cmocka_unit_test(test_raw_bad_eol),
 	    cmocka_unit_test(test_headers_detect),
 	    cmocka_unit_test(test_headers_dot_mode),
+	    cmocka_unit_test(test_received_count),
+	    cmocka_unit_test(test_message_id_value),
 	    cmocka_unit_test(test_headers_end_insert),
 	    cmocka_unit_test(test_at_line_start),
 	    cmocka_unit_test(test_random_against_reference),
