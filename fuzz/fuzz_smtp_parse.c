@@ -8,7 +8,8 @@
  *
  * Beyond "no crash", it checks what the rest of the server relies on:
  * accepted addresses are valid Mailboxes within the limits, ASCII unless
- * SMTPUTF8, and decoded ESMTP values hold no control bytes.
+ * SMTPUTF8, decoded ESMTP values hold no control bytes, and a HELO name
+ * found valid is safe in a Received header.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -23,6 +24,14 @@
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int helo_safe(const char *s)
+{
+	for (; *s; s++)
+		if (*s <= ' ' || *s >= 0x7f || strchr("()\"\\;", *s))
+			return 0;
+	return 1;
+}
 
 static char *dup_exact(const char *s, size_t n)
 {
@@ -127,6 +136,10 @@ static void fuzz_line(const char *p, size_t n)
 	line = dup_exact(p, n);
 	if (strlen(line) == n && smtp_address_valid(line, 1))
 		CHECK(smtp_address_domain(line) > line);
+	/* a HELO name that goes into a Received header: printable ASCII
+	 * without white space, parentheses or quotes */
+	if (smtp_helo_valid(line))
+		CHECK(helo_safe(line));
 	free(line);
 }
 

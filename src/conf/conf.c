@@ -137,12 +137,14 @@ static const char *const TLS_NAMES[] = {"none", "starttls", "implicit", NULL};
 static const char *const AUTH_NAMES[] = {"required", "optional", "off", NULL};
 static const char *const OUT_TLS_NAMES[] = {"opportunistic", "required", NULL};
 static const char *const SMARTHOST_TLS_NAMES[] = {"verify", "encrypt", "none", NULL};
+static const char *const RECEIVED_NAMES[] = {"full", "hide_client", NULL};
 
 /* The enum fields are stored through int *. */
 _Static_assert(sizeof(enum conf_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_auth_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_outbound_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_smarthost_tls) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_received) == sizeof(int), "enum size");
 
 #define C(f) offsetof(struct conf, f)
 #define L(f) offsetof(struct conf_listener, f)
@@ -254,6 +256,15 @@ static const struct conf_key KEYS[] = {
      .min = 1,
      .doc = "time allowed for the whole DATA or BDAT phase of a message (also the longest "
             "wait for bytes within it)"},
+    {.sec = SEC_LISTENER,
+     .name = "received_header",
+     .type = T_ENUM,
+     .off = L(received_header),
+     .def = "full",
+     .example = "hide_client",
+     .names = RECEIVED_NAMES,
+     .doc = "full: the Received header names the client's HELO and IP address; "
+            "hide_client: it leaves both out (privacy of the submitting application)"},
 
     {.sec = SEC_TLS,
      .name = "cert",

@@ -21,6 +21,7 @@
 enum conf_tls_mode { CONF_TLS_NONE, CONF_TLS_STARTTLS, CONF_TLS_IMPLICIT };
 enum conf_auth_mode { CONF_AUTH_REQUIRED, CONF_AUTH_OPTIONAL, CONF_AUTH_OFF };
 enum conf_outbound_tls { CONF_OUT_TLS_OPPORTUNISTIC, CONF_OUT_TLS_REQUIRED };
+enum conf_received { CONF_RECEIVED_FULL, CONF_RECEIVED_HIDE_CLIENT };
 enum conf_smarthost_tls {
 	CONF_SMARTHOST_TLS_VERIFY,
 	CONF_SMARTHOST_TLS_ENCRYPT,
@@ -60,6 +61,7 @@ struct conf_listener {
 	uint64_t max_connections_per_ip;
 	uint64_t timeout;      /* seconds idle between commands */
 	uint64_t data_timeout; /* seconds for the whole DATA/BDAT phase */
+	enum conf_received received_header;
 };
 
 struct conf_domain {

@@ -93,7 +93,7 @@ const char *log_q(const char *s)
 		if (c == '"' || c == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)c;
-		} else if (c < ' ' || c == 0x7f) {
+		} else if (c < ' ' || c >= 0x7f) { /* control and 8-bit bytes */
 			o += (size_t)snprintf(out + o, 5, "\\x%02x", c);
 		} else {
 			out[o++] = (char)c;

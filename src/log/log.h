@@ -27,8 +27,9 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
 /*
  * Quote a value for a log line: returns a pointer to a thread-local buffer
  * (one of four, rotated, so up to four log_q() calls fit in one log line)
- * holding the value in double quotes with \" \\ and control bytes escaped,
- * cut at 200 bytes. Plain tokens are returned unquoted.
+ * holding the value in double quotes with \" \\ escaped and control and 8-bit
+ * bytes as \xNN (a log line is ASCII), cut at 200 bytes. Plain tokens are
+ * returned unquoted.
  */
 const char *log_q(const char *s);
 

@@ -429,6 +429,11 @@ static int domain_ok(const char *p, const char *end, int utf8)
 	return domain_name_ok(p, end, utf8);
 }
 
+int smtp_helo_valid(const char *name)
+{
+	return domain_ok(name, name + strlen(name), 0);
+}
+
 /* ---------- addresses ---------- */
 
 int smtp_address_valid(const char *addr, int utf8)

@@ -110,6 +110,11 @@ int smtp_address_valid(const char *addr, int utf8);
 /* Pointer to the domain part of a valid address (after the last '@'). */
 const char *smtp_address_domain(const char *addr);
 
+/* 1 if the EHLO/HELO argument is valid (RFC 5321 4.1.1.1): a Domain of
+ * LDH labels (ASCII, no trailing dot) or an address literal, [1.2.3.4] or
+ * [IPv6:...]. Only such a name goes into the Received header. */
+int smtp_helo_valid(const char *name);
+
 /* BDAT argument: "SIZE [LAST]". 0 ok, -1 syntax. */
 int smtp_parse_bdat(const char *arg, uint64_t *size, int *last);
 

@@ -19,6 +19,7 @@
  * A BDAT refused before its chunk still has its chunk read and dropped,
  * so the chunk's bytes are never taken for commands.
  */
+#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <stdio.h>
@@ -36,14 +37,36 @@ static const char *with_protocol(const struct session *s)
 	return names[(s->esmtp ? 1 : 0) | (s->tls_active ? 2 : 0) | (s->account ? 4 : 0)];
 }
 
+/*
+ * The FROM clause (RFC 5321 4.4): the HELO name and the client's address
+ * literal. A HELO that is not a valid domain or address literal never
+ * reaches the header: the literal stands in for it, and a comment says the
+ * client gave an invalid one. With received_header = hide_client there is
+ * no FROM clause at all (the operator's privacy choice; the field still
+ * counts as a hop).
+ */
+static void received_from(const struct session *s, struct buf *b)
+{
+	char lit[INET6_ADDRSTRLEN + 8];
+
+	if (s->l->cfg->received_header == CONF_RECEIVED_HIDE_CLIENT)
+		return;
+	snprintf(lit, sizeof(lit), "[%s%s]", s->sa.ss_family == AF_INET6 ? "IPv6:" : "", s->ip);
+	if (s->helo && smtp_helo_valid(s->helo))
+		buf_printf(b, "from %s (%s)\r\n\t", s->helo, lit);
+	else
+		buf_printf(b, "from %s (%s helo=[invalid])\r\n\t", lit, lit);
+}
+
 static void received_header(struct session *s, struct buf *b)
 {
 	const struct txn *t = &s->txn;
 	char date[64];
 
 	rfc5322_date(date, sizeof(date), (int64_t)(clock_now_ms() / 1000));
-	buf_printf(b, "Received: from %s (%s [%s])\r\n\tby %s (Posthorn) with %s id %s",
-	           s->helo ? s->helo : "unknown", s->ip, s->ip, s->sd->deps->conf->hostname,
+	buf_puts(b, "Received: ");
+	received_from(s, b);
+	buf_printf(b, "by %s (Posthorn) with %s id %s", s->sd->deps->conf->hostname,
 	           with_protocol(s), spool_msg_id(t->msg));
 	if (t->n_rcpts == 1)
 		buf_printf(b, "\r\n\tfor <%s>", t->rcpts[0].addr);

@@ -207,8 +207,9 @@ static void life_set(struct session *s, enum life to)
 
 static void session_free(struct session *s)
 {
-	log_info("session=%s event=disconnect ip=%s reason=%s msgs=%llu rcpts=%llu cmds=%llu",
-	         s->id, s->ip, s->close_reason ? s->close_reason : "close",
+	log_info("session=%s event=disconnect ip=%s helo=%s reason=%s msgs=%llu rcpts=%llu "
+	         "cmds=%llu",
+	         s->id, s->ip, log_q(s->helo), s->close_reason ? s->close_reason : "close",
 	         (unsigned long long)s->n_msgs, (unsigned long long)s->n_rcpts,
 	         (unsigned long long)s->n_cmds);
 	session_txn_reset(s);

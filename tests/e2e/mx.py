@@ -516,6 +516,13 @@ def start(server_factory, dns, farm):
 KV_RE = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
+def log_unescape(v):
+    """A log value as sent: log_q writes 8-bit and control bytes as \\xNN."""
+    raw = re.sub(rb"\\x([0-9a-fA-F]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                 v.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "replace")
+
+
 def deliveries(srv, qid=None, to=None):
     """The server's event=delivery log lines as dicts (reply unquoted)."""
     out = []
@@ -530,8 +537,8 @@ def deliveries(srv, qid=None, to=None):
         d["line"] = line
         if qid and d.get("queue") != qid:
             continue
-        # log_q quotes values with non-ASCII bytes: to=<"jürgen@x.test">
-        if to and d.get("to", "").strip("<>").strip('"').lower() != to.lower():
+        # log_q quotes values with non-ASCII bytes, as \xNN: to=<"j\xc3\xbcrgen@x.test">
+        if to and log_unescape(d.get("to", "").strip("<>").strip('"')).lower() != to.lower():
             continue
         out.append(d)
     return out

@@ -1001,6 +1001,69 @@ static void test_sasl_login(void **state)
 	assert_int_equal(sasl_login_decode("====", out, sizeof(out)), -1);
 }
 
+/* What may stand as the HELO name in a Received header. */
+static void test_helo_valid(void **state)
+{
+	static const char *const good[] = {
+	    "mail.example.com",
+	    "localhost",
+	    "a-b.example",
+	    "x1",
+	    "123.example",
+	    "[192.0.2.1]",
+	    "[IPv6:2001:db8::1]",
+	    "[ipv6:::1]",
+	    "[IPv6:::ffff:192.0.2.1]",
+	};
+	static const char *const bad[] = {
+	    "",
+	    "caf\xc3\xa9.example",
+	    "bad_name.example",
+	    "-a.example",
+	    "a-.example",
+	    "a..b",
+	    "a.",
+	    ".a",
+	    "a b",
+	    "x\x01y",
+	    "x\x7fy",
+	    "\"quoted\"",
+	    "[300.1.1.1]",
+	    "[1.2.3.4",
+	    "1.2.3.4]",
+	    "[IPv6:zz::1]",
+	    "[example]",
+	    "[IPv4:1.2.3.4]",
+	    "a@b",
+	    "host\xff",
+	};
+	char label[80], name[300];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(good); i++)
+		if (!smtp_helo_valid(good[i]))
+			fail_msg("should be valid: %s", good[i]);
+	for (i = 0; i < ARRAY_LEN(bad); i++)
+		if (smtp_helo_valid(bad[i]))
+			fail_msg("should be invalid: %s", bad[i]);
+	/* a label of 63 octets is fine, 64 is not; a name of 255 is, 256 not */
+	memset(label, 'a', 64);
+	label[63] = '\0';
+	assert_true(smtp_helo_valid(label));
+	label[63] = 'a';
+	label[64] = '\0';
+	assert_false(smtp_helo_valid(label));
+	memset(name, 'a', sizeof(name));
+	for (i = 50; i < 250; i += 51) /* labels of 50 and 51 octets */
+		name[i] = '.';
+	name[255] = '\0';
+	assert_true(smtp_helo_valid(name));
+	name[255] = 'a';
+	name[256] = '\0';
+	assert_false(smtp_helo_valid(name));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1029,6 +1092,7 @@ int main(void)
 	    cmocka_unit_test(test_address_lengths),
 	    cmocka_unit_test(test_address_utf8),
 	    cmocka_unit_test(test_address_domain),
+	    cmocka_unit_test(test_helo_valid),
 	    cmocka_unit_test(test_bdat),
 	    cmocka_unit_test(test_sasl_plain),
 	    cmocka_unit_test(test_sasl_login),
