@@ -152,15 +152,32 @@ static void notify_queued(struct session *s, const char *id)
 	free(addrs);
 }
 
+/* The line that finds a message by its Message-ID: logged once the
+ * spool said it is durable, never before. */
+static void log_queued(const struct session *s, const char *id)
+{
+	const struct txn *t = &s->txn;
+
+	log_info("session=%s queue=%s event=queued from=<%s> rcpts=%zu size=%llu message_id=%s "
+	         "account=%s",
+	         s->id, id, log_q(t->mail.addr), t->n_rcpts, (unsigned long long)t->size,
+	         log_q(t->message_id), log_q(s->account ? s->account : "default"));
+}
+
 static void on_committed(void *arg, int ok, const char *id)
 {
 	struct session *s = arg;
 
 	/* Durable is durable, even if the client has gone meanwhile: the
 	 * message must reach the scheduler. (The session holds itself until
-	 * session_release() below, so it is still valid here.) */
-	if (ok)
+	 * session_release() below, so it and its transaction are still valid
+	 * here.) */
+	if (ok) {
+		log_queued(s, id);
 		notify_queued(s, id);
+	} else {
+		log_warn("session=%s queue=%s event=queue_failed", s->id, id);
+	}
 	if (session_release(s))
 		return;
 	if (ok) {
@@ -261,9 +278,12 @@ static void data_finish(struct session *s)
 		buf_free(&b);
 	}
 	envelope_fill(s, &env);
-	log_info("queue=%s session=%s event=queued from=<%s> size=%llu rcpts=%zu account=%s",
-	         spool_msg_id(t->msg), s->id, log_q(env.mail_from), (unsigned long long)env.size,
-	         env.n_rcpts, log_q(env.account));
+	t->size = env.size;
+	if (t->dec.has_message_id)
+		smtp_data_message_id(&t->dec, t->message_id, sizeof(t->message_id));
+	else
+		snprintf(t->message_id, sizeof(t->message_id), "<%s@%s>", spool_msg_id(t->msg),
+		         s->sd->deps->conf->hostname);
 	s->n_rcpts += t->n_rcpts;
 	session_hold(s);
 	session_set_state(s, S_WAIT);

@@ -82,17 +82,18 @@ static void ip_release(struct listener *l, const struct sockaddr *sa)
 	}
 }
 
-static void refuse(int fd, const struct smtpd *sd, const char *why, const char *ip)
+static void refuse(int fd, const struct listener *l, const char *why, const char *ip)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line), "421 4.7.0 %s Error: %s, try again later\r\n",
-	                 sd->deps->conf->hostname, why);
+	                 l->sd->deps->conf->hostname, why);
 
 	/* Best effort on a fresh non-blocking socket: the reply fits the
 	 * socket buffer; if not, the client just sees the close. */
 	if (write(fd, line, (size_t)n) < 0) {
 	}
-	log_info("session=NOQUEUE event=refuse_connection ip=%s reason=%s", ip, log_q(why));
+	log_info("listener=%s event=refuse_connection ip=%s reason=%s", l->cfg->name, ip,
+	         log_q(why));
 	close(fd);
 }
 
@@ -108,18 +109,18 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
 	if (l->sd->draining) {
-		refuse(fd, l->sd, "service shutting down", ip);
+		refuse(fd, l, "service shutting down", ip);
 		return;
 	}
 	if (l->n_conns >= l->cfg->max_connections) {
-		refuse(fd, l->sd, "too many connections", ip);
+		refuse(fd, l, "too many connections", ip);
 		return;
 	}
 	c = ip_slot(l, sa, 1);
 	if (c->n >= l->cfg->max_connections_per_ip) {
 		if (c->n == 0)
 			ip_release(l, sa);
-		refuse(fd, l->sd, "too many connections from your address", ip);
+		refuse(fd, l, "too many connections from your address", ip);
 		return;
 	}
 	c->n++;
@@ -144,7 +145,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
 
 	/* EMFILE and friends: keep running; the listener retries on the next
 	 * readiness. Log so the operator raises the fd limit. */
-	log_warn("session=NOQUEUE event=accept_error listener=%s error=%s", l->cfg->name,
+	log_warn("listener=%s event=accept_error error=%s", l->cfg->name,
 	         log_q(evutil_socket_error_to_string(e)));
 }
 
@@ -164,8 +165,7 @@ static int listener_bind(struct smtpd *sd, struct listener *l, char **err)
 		return -1;
 	}
 	evconnlistener_set_error_cb(l->evl, on_accept_error);
-	log_info("session=NOQUEUE event=listen listener=%s address=%s tls=%s", l->cfg->name,
-	         a->text,
+	log_info("listener=%s event=listen address=%s tls=%s", l->cfg->name, a->text,
 	         l->cfg->tls == CONF_TLS_NONE       ? "none"
 	         : l->cfg->tls == CONF_TLS_STARTTLS ? "starttls"
 	                                            : "implicit");

@@ -61,6 +61,9 @@ struct txn {
 	uint64_t bdat_left;
 	int bdat_last;
 	int bdat_failed; /* a BDAT chunk failed: the rest of this message is discarded */
+	/* for the queued line, once the content is complete: */
+	uint64_t size;
+	char message_id[SMTP_DATA_MSGID_MAX + 1]; /* the content's, or the one added */
 };
 
 struct session {

@@ -47,7 +47,8 @@ def test_log_lines(server_factory):
     lines = [l for l in log.splitlines() if l.strip()]
     assert lines
     for l in lines:
-        assert re.search(r"\b(session|queue)=\S+", l), f"line without session= or queue=: {l!r}"
+        assert re.search(r"\b(session|queue|listener)=\S+", l), \
+            f"line without session=, queue= or listener=: {l!r}"
         assert re.search(r"\b\w+=\S", l), f"not key=value: {l!r}"
     for secret in (SECRET, base64.b64encode(SECRET.encode()).decode(),
                    plain("logger", SECRET), plain("logger", SECRET + "x")):
