@@ -10,7 +10,7 @@ BUILD=(build-essential pkg-config clang clang-format libclang-rt-14-dev
        libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libsodium-dev
        libjansson-dev libinih-dev libcmocka-dev libopendkim-dev)
 TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim python3-dnspython opendkim-tools swaks
-      libnet-ssleay-perl dnsmasq-base openssl sqlite3 procps util-linux nodejs npm
+      libnet-ssleay-perl dnsmasq-base openssl sqlite3 procps util-linux iproute2 nodejs npm
       python3-prometheus-client)
 BENCH=(postfix strace)
 

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -476,6 +477,23 @@ static void server_close(struct server *srv)
 	event_base_free(srv->base);
 }
 
+/* Every connection is a descriptor: the soft limit goes up to the hard
+ * one (an unlimited hard limit: 1M, the kernel's usual nr_open). */
+static void raise_fd_limit(void)
+{
+	struct rlimit r;
+	rlim_t was;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) < 0)
+		return;
+	was = r.rlim_cur;
+	r.rlim_cur = r.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : r.rlim_max;
+	if (r.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &r) < 0)
+		r.rlim_cur = was;
+	log_info("session=NOQUEUE event=fd_limit limit=%llu was=%llu",
+	         (unsigned long long)r.rlim_cur, (unsigned long long)was);
+}
+
 static int cmd_serve(struct conf *c)
 {
 	struct server srv;
@@ -489,6 +507,7 @@ static int cmd_serve(struct conf *c)
 		fatal("session=NOQUEUE event=start_error error=event_base_new");
 	srv.deps.base = srv.base;
 	srv.deps.conf = c;
+	raise_fd_limit();
 	srv.deps.tls = load_tls(c);
 	if ((c->tls_cert && !srv.deps.tls) || make_data_dir(c->data_dir) < 0)
 		return 1;

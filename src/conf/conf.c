@@ -233,14 +233,26 @@ static const struct conf_key KEYS[] = {
      .off = L(max_connections),
      .def = "1000",
      .min = 1,
-     .doc = "concurrent connections on this listener"},
+     .doc = "concurrent connections on this listener from clients outside "
+            "trusted_networks; at 80 % of it the listener is under stress (see docs/smtp.md)"},
+    {.sec = SEC_LISTENER,
+     .name = "max_trusted_connections",
+     .type = T_COUNT,
+     .off = L(max_trusted_connections),
+     .def = "200",
+     .min = 1,
+     .doc = "concurrent connections from trusted_networks, counted apart from "
+            "max_connections, so a flood from elsewhere never locks the relay's own "
+            "applications out"},
     {.sec = SEC_LISTENER,
      .name = "max_connections_per_ip",
      .type = T_COUNT,
      .off = L(max_connections_per_ip),
      .def = "20",
      .min = 1,
-     .doc = "concurrent connections from one client address"},
+     .doc = "concurrent connections from one client address (an IPv6 client: from its "
+            "/64); clients in trusted_networks are bounded by max_trusted_connections "
+            "instead"},
     {.sec = SEC_LISTENER,
      .name = "timeout",
      .type = T_DURATION,
@@ -256,6 +268,14 @@ static const struct conf_key KEYS[] = {
      .min = 1,
      .doc = "time allowed for the whole DATA or BDAT phase of a message (also the longest "
             "wait for bytes within it)"},
+    {.sec = SEC_LISTENER,
+     .name = "max_errors",
+     .type = T_COUNT,
+     .off = L(max_errors),
+     .def = "20",
+     .min = 1,
+     .doc = "rejected commands a session may make (since its last accepted message); "
+            "then 421 4.7.0 and the connection is closed"},
     {.sec = SEC_LISTENER,
      .name = "received_header",
      .type = T_ENUM,

@@ -57,10 +57,12 @@ struct conf_listener {
 	enum conf_auth_mode auth;
 	uint64_t max_message_size; /* bytes */
 	uint64_t max_recipients;
-	uint64_t max_connections;
-	uint64_t max_connections_per_ip;
-	uint64_t timeout;      /* seconds idle between commands */
-	uint64_t data_timeout; /* seconds for the whole DATA/BDAT phase */
+	uint64_t max_connections;         /* untrusted clients */
+	uint64_t max_trusted_connections; /* clients in trusted_networks, apart */
+	uint64_t max_connections_per_ip;  /* per address (IPv6: per /64), untrusted */
+	uint64_t max_errors;              /* rejected commands before 421 and close */
+	uint64_t timeout;                 /* seconds idle between commands */
+	uint64_t data_timeout;            /* seconds for the whole DATA/BDAT phase */
 	enum conf_received received_header;
 };
 

@@ -80,6 +80,7 @@ static int auth_failed(struct session *s, const char *user)
 	char ubuf[AUTH_FIELD_MAX + 3];
 
 	s->auth_failures++;
+	session_error(s);
 	/* The form a fail2ban filter matches: keep it stable. */
 	log_info("session=%s event=auth result=fail client=%s listener=%s user=%s failures=%d",
 	         s->id, s->ip, log_q(s->l->cfg->name), quoted_user(user, ubuf, sizeof(ubuf)),

@@ -182,6 +182,7 @@ static void on_committed(void *arg, int ok, const char *id)
 		return;
 	if (ok) {
 		s->n_msgs++;
+		s->n_errors = 0; /* max_errors counts since the last accepted message */
 		session_replyf(s, "250 2.0.0 Ok: queued as %s", id);
 	} else {
 		session_reply(s, R_QUEUE_ERROR);

@@ -11,20 +11,24 @@
 #include "conf/conf.h"
 #include "smtpd/smtp_data.h"
 #include "smtpd/smtpd.h"
+#include "smtpd/smtpd_limits.h"
 
 /* DATA/BDAT input is decoded in pieces of at most this many bytes. */
 #define SMTPD_DATA_CHUNK (64 * 1024)
 
 struct session;
-struct ip_count;
 
+/* Clients from trusted_networks are counted apart from the others, with
+ * a cap of their own, so a flood from elsewhere never locks them out. */
 struct listener {
 	struct smtpd *sd;
 	const struct conf_listener *cfg;
 	struct evconnlistener *evl;
-	uint64_t n_conns;
-	struct ip_count **ip_table; /* per-client-address counts */
-	size_t ip_buckets;
+	uint64_t n_untrusted, n_trusted;   /* connections */
+	struct smtpd_addr_counts per_addr; /* untrusted connections per address key */
+	int stressed;                      /* smtpd_stress_next() of n_untrusted */
+	struct event *ev_accept_again;     /* accepting paused: out of descriptors */
+	uint64_t accept_errors;            /* since the last logged one */
 };
 
 struct smtpd {
@@ -43,9 +47,20 @@ struct smtpd {
 	int disk_full;            /* free space under min_free_space */
 };
 
+/* What the listener decided about an accepted client. */
+struct client {
+	const struct sockaddr *sa;
+	socklen_t len;
+	int trusted; /* in trusted_networks: counted in n_trusted */
+	struct smtpd_addr_key key;
+};
+
 /* Creates a session for an accepted socket; it then lives on its own and
  * calls smtpd_session_gone() when it has been freed. */
-void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t len);
+void session_start(struct listener *l, int fd, const struct client *c);
+/* The listener's stress mode began: its sessions that have shown nothing
+ * yet get the short idle timeout. */
+void session_stress_began(struct listener *l);
 /* Ask every session to finish: 421 now if idle, after its transaction if
  * not. */
 void session_drain_all(struct smtpd *sd);
@@ -56,6 +71,6 @@ void session_abort_receiving_all(struct smtpd *sd);
 void session_destroy_all(struct smtpd *sd);
 
 /* Called by the session code when a session is freed. */
-void smtpd_session_gone(struct listener *l, const struct sockaddr *sa);
+void smtpd_session_gone(struct listener *l, int trusted, const struct smtpd_addr_key *key);
 
 #endif

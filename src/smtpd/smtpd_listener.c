@@ -1,8 +1,10 @@
 /*
- * smtpd_listener: the listening sockets and the connection caps
- * (max_connections per listener, max_connections_per_ip per client
- * address). A connection over a cap gets a 421 written straight to the
- * socket and is closed; it never becomes a session.
+ * smtpd_listener: the listening sockets and the connection caps. A
+ * client from trusted_networks counts against max_trusted_connections
+ * only; any other against max_connections and max_connections_per_ip (per
+ * address key: IPv6 by /64, see smtpd_limits.h). A connection over a cap
+ * gets a 421 written straight to the socket and is closed; it never
+ * becomes a session. The untrusted count drives stress mode.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -17,70 +19,7 @@
 #include "smtpd/smtpd_int.h"
 #include "util/util.h"
 
-struct ip_count {
-	unsigned char key[17]; /* family byte + address */
-	uint64_t n;
-	struct ip_count *next;
-};
-
-static void ip_key(const struct sockaddr *sa, unsigned char key[17])
-{
-	memset(key, 0, 17);
-	if (sa->sa_family == AF_INET) {
-		key[0] = 4;
-		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	} else if (sa->sa_family == AF_INET6) {
-		key[0] = 6;
-		memcpy(key + 1, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	}
-}
-
-static size_t ip_hash(const unsigned char key[17], size_t buckets)
-{
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	int i;
-
-	for (i = 0; i < 17; i++)
-		h = (h ^ key[i]) * 1099511628211ULL;
-	return (size_t)(h % buckets);
-}
-
-/* The count slot for sa, created at 0 when create is set. */
-static struct ip_count *ip_slot(struct listener *l, const struct sockaddr *sa, int create)
-{
-	unsigned char key[17];
-	struct ip_count **pp, *c;
-
-	ip_key(sa, key);
-	pp = &l->ip_table[ip_hash(key, l->ip_buckets)];
-	for (c = *pp; c; c = c->next)
-		if (memcmp(c->key, key, 17) == 0)
-			return c;
-	if (!create)
-		return NULL;
-	c = xcalloc(1, sizeof(*c));
-	memcpy(c->key, key, 17);
-	c->next = *pp;
-	*pp = c;
-	return c;
-}
-
-static void ip_release(struct listener *l, const struct sockaddr *sa)
-{
-	unsigned char key[17];
-	struct ip_count **pp, *c;
-
-	ip_key(sa, key);
-	for (pp = &l->ip_table[ip_hash(key, l->ip_buckets)]; (c = *pp); pp = &c->next) {
-		if (memcmp(c->key, key, 17) != 0)
-			continue;
-		if (--c->n == 0) {
-			*pp = c->next;
-			free(c);
-		}
-		return;
-	}
-}
+#define ACCEPT_PAUSE_MS 100 /* out of descriptors: accepting waits this long */
 
 static void refuse(int fd, const struct listener *l, const char *why, const char *ip)
 {
@@ -97,64 +36,127 @@ static void refuse(int fd, const struct listener *l, const char *why, const char
 	close(fd);
 }
 
+/* Stress mode (SPEC §3): logged when it begins and ends. When it begins,
+ * the sessions that have shown nothing yet get the short idle timeout, as
+ * do those that start meanwhile. When it ends, nothing is re-armed: the
+ * sessions it caught are timed out anyway (re-arming them would let the
+ * last idle ones of a flood escape with a fresh full timeout), and one
+ * that sends MAIL gets the normal timeout back. */
+static void stress_update(struct listener *l)
+{
+	int next = smtpd_stress_next(l->stressed, l->n_untrusted, l->cfg->max_connections);
+
+	if (next == l->stressed || l->sd->draining)
+		return;
+	l->stressed = next;
+	log_info("listener=%s event=%s connections=%llu max=%llu trusted=%llu timeout=%llu",
+	         l->cfg->name, next ? "stress_begin" : "stress_end",
+	         (unsigned long long)l->n_untrusted, (unsigned long long)l->cfg->max_connections,
+	         (unsigned long long)l->n_trusted,
+	         (unsigned long long)(next && l->cfg->timeout > SMTPD_STRESS_TIMEOUT_S
+	                                  ? SMTPD_STRESS_TIMEOUT_S
+	                                  : l->cfg->timeout));
+	if (next)
+		session_stress_began(l);
+}
+
+/* Why this client may not connect now, or NULL. Trusted clients have a
+ * cap of their own and no per-address cap; the others share
+ * max_connections and max_connections_per_ip. */
+static const char *over_cap(const struct listener *l, const struct client *c)
+{
+	const struct conf_listener *cfg = l->cfg;
+
+	if (l->sd->draining)
+		return "service shutting down";
+	if (c->trusted)
+		return l->n_trusted >= cfg->max_trusted_connections ? "too many connections" : NULL;
+	if (l->n_untrusted >= cfg->max_connections)
+		return "too many connections";
+	if (smtpd_addr_count(&l->per_addr, &c->key) >= cfg->max_connections_per_ip)
+		return "too many connections from your address";
+	return NULL;
+}
+
 static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
 	struct listener *l = arg;
 	char ip[INET6_ADDRSTRLEN] = "?";
-	struct ip_count *c;
+	struct client c = {sa, (socklen_t)len, conf_is_trusted(l->sd->deps->conf, sa), {{0}}};
+	const char *why;
 
 	if (sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
-	if (l->sd->draining) {
-		refuse(fd, l, "service shutting down", ip);
+	smtpd_addr_key(sa, &c.key);
+	if (l->accept_errors) {
+		log_info("listener=%s event=accept_resumed errors=%llu", l->cfg->name,
+		         (unsigned long long)l->accept_errors);
+		l->accept_errors = 0;
+	}
+	if ((why = over_cap(l, &c))) {
+		refuse(fd, l, why, ip);
 		return;
 	}
-	if (l->n_conns >= l->cfg->max_connections) {
-		refuse(fd, l, "too many connections", ip);
-		return;
+	if (c.trusted) {
+		l->n_trusted++;
+	} else {
+		l->n_untrusted++;
+		smtpd_addr_count_inc(&l->per_addr, &c.key);
+		stress_update(l);
 	}
-	c = ip_slot(l, sa, 1);
-	if (c->n >= l->cfg->max_connections_per_ip) {
-		if (c->n == 0)
-			ip_release(l, sa);
-		refuse(fd, l, "too many connections from your address", ip);
-		return;
-	}
-	c->n++;
-	l->n_conns++;
-	session_start(l, fd, sa, (socklen_t)len);
+	session_start(l, fd, &c);
 }
 
-void smtpd_session_gone(struct listener *l, const struct sockaddr *sa)
+void smtpd_session_gone(struct listener *l, int trusted, const struct smtpd_addr_key *key)
 {
 	struct smtpd *sd = l->sd;
 
-	l->n_conns--;
-	ip_release(l, sa);
+	if (trusted) {
+		l->n_trusted--;
+	} else {
+		l->n_untrusted--;
+		smtpd_addr_count_dec(&l->per_addr, key);
+		stress_update(l);
+	}
 	if (sd->draining && sd->n_sessions == 0 && sd->drained)
 		event_active(sd->ev_drained, EV_TIMEOUT, 0);
 }
 
+static void on_accept_again(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	if (l->evl)
+		evconnlistener_enable(l->evl);
+}
+
+/* Out of descriptors (EMFILE, ENFILE) or memory: the connection stays in
+ * the backlog and the socket readable, so trying again at once would
+ * spin. Accepting pauses for ACCEPT_PAUSE_MS; the first error of a run is
+ * logged (the operator raises the limit), and the run's count once
+ * accepting works again. */
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
 	struct listener *l = arg;
 	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
 
-	/* EMFILE and friends: keep running; the listener retries on the next
-	 * readiness. Log so the operator raises the fd limit. */
-	log_warn("listener=%s event=accept_error error=%s", l->cfg->name,
-	         log_q(evutil_socket_error_to_string(e)));
+	evconnlistener_disable(evl);
+	evtimer_add(l->ev_accept_again, &tv);
+	if (l->accept_errors++ == 0)
+		log_warn("listener=%s event=accept_error error=%s connections=%llu trusted=%llu",
+		         l->cfg->name, log_q(evutil_socket_error_to_string(e)),
+		         (unsigned long long)l->n_untrusted, (unsigned long long)l->n_trusted);
 }
 
 static int listener_bind(struct smtpd *sd, struct listener *l, char **err)
 {
 	const struct conf_addr *a = &l->cfg->address;
 
-	l->ip_buckets = 1024;
-	l->ip_table = xcalloc(l->ip_buckets, sizeof(*l->ip_table));
+	l->ev_accept_again = evtimer_new(sd->deps->base, on_accept_again, l);
 	l->evl = evconnlistener_new_bind(sd->deps->base, on_accept, l,
 	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 	                                     LEV_OPT_CLOSE_ON_EXEC,
@@ -193,6 +195,9 @@ struct smtpd *smtpd_new(struct smtpd_deps *deps, char **err)
 	for (i = 0; i < sd->n_listeners; i++) {
 		sd->listeners[i].sd = sd;
 		sd->listeners[i].cfg = &deps->conf->listeners[i];
+		smtpd_addr_counts_init(&sd->listeners[i].per_addr);
+	}
+	for (i = 0; i < sd->n_listeners; i++) {
 		if (listener_bind(sd, &sd->listeners[i], err) < 0) {
 			smtpd_free(sd);
 			return NULL;
@@ -228,19 +233,6 @@ void smtpd_set_tls(struct smtpd *sd, SSL_CTX *tls)
 	sd->deps->tls = tls;
 }
 
-static void ip_table_free(struct listener *l)
-{
-	size_t i;
-	struct ip_count *c, *next;
-
-	for (i = 0; l->ip_table && i < l->ip_buckets; i++)
-		for (c = l->ip_table[i]; c; c = next) {
-			next = c->next;
-			free(c);
-		}
-	free(l->ip_table);
-}
-
 void smtpd_free(struct smtpd *sd)
 {
 	size_t i;
@@ -250,8 +242,11 @@ void smtpd_free(struct smtpd *sd)
 	sd->drained = NULL;
 	listeners_close(sd);
 	session_destroy_all(sd);
-	for (i = 0; i < sd->n_listeners; i++)
-		ip_table_free(&sd->listeners[i]);
+	for (i = 0; i < sd->n_listeners; i++) {
+		smtpd_addr_counts_fini(&sd->listeners[i].per_addr);
+		if (sd->listeners[i].ev_accept_again)
+			event_free(sd->listeners[i].ev_accept_again);
+	}
 	free(sd->listeners);
 	event_free(sd->ev_drained);
 	free(sd);

@@ -80,6 +80,7 @@ static void domain_job_done(void *arg)
 			         s->id, log_q(s->txn.mail.addr), log_q(s->account),
 			         log_q(smtpd_reply_text(why)));
 			session_reply(s, why);
+			session_error(s);
 			session_txn_reset(s);
 		}
 		session_resume(s, S_CMD);
@@ -135,6 +136,10 @@ void smtpd_cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	t->mail_line = line;
+	if (!s->sent_mail) {
+		s->sent_mail = 1; /* the stress timeout no longer applies */
+		session_timeouts_update(s);
+	}
 	if (s->account && *t->mail.addr) {
 		sender_check(s);
 		return;
@@ -185,6 +190,7 @@ void smtpd_cmd_rcpt(struct session *s, char *arg)
 		log_info("session=%s event=reject cmd=RCPT ip=%s to=%s reply=%s", s->id, s->ip,
 		         log_q(ra.addr), log_q(smtpd_reply_text(R_RELAY_DENIED)));
 		session_reply(s, R_RELAY_DENIED);
+		session_error(s);
 		return;
 	}
 	if (t->n_rcpts >= s->l->cfg->max_recipients) {

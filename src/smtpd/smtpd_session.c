@@ -96,9 +96,15 @@ void session_reply(struct session *s, enum smtpd_reply r)
 	session_replyf(s, "%s", smtpd_reply_text(r));
 }
 
+void session_error(struct session *s)
+{
+	s->n_errors++;
+}
+
 void session_refuse_line(struct session *s, const char *cmd, const char *line)
 {
 	session_replyf(s, "%s", line);
+	session_error(s);
 	log_info("session=%s event=reject cmd=%s reply=%s", s->id, cmd, log_q(line));
 }
 
@@ -159,21 +165,57 @@ const char *session_state_name(enum state st)
 	return state_names[st];
 }
 
-void session_set_state(struct session *s, enum state st)
+/* A session that has shown nothing yet: no trusted network, no AUTH, no
+ * MAIL. Stress mode shortens its idle timeout. */
+static int shown_nothing(const struct session *s)
+{
+	return !s->trusted && !s->account && !s->sent_mail;
+}
+
+static int stress_applies(const struct session *s)
+{
+	return s->l->stressed && shown_nothing(s);
+}
+
+/* The idle timeout between commands, in seconds. */
+static uint64_t idle_timeout(const struct session *s)
+{
+	uint64_t t = s->l->cfg->timeout;
+
+	return stress_applies(s) && t > SMTPD_STRESS_TIMEOUT_S ? SMTPD_STRESS_TIMEOUT_S : t;
+}
+
+void session_timeouts_update(struct session *s)
 {
 	struct timeval tv = {0, 0};
-	const struct conf_listener *cfg = s->l->cfg;
 
+	if (gone(s) || !s->bev)
+		return;
+	/* DATA and BDAT run under data_timeout, the rest under timeout. */
+	tv.tv_sec = (time_t)(s->state == S_DATA || s->state == S_BDAT ? s->l->cfg->data_timeout
+	                                                              : idle_timeout(s));
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+void session_set_state(struct session *s, enum state st)
+{
 	if (s->state == st)
 		return;
 	log_debug("session=%s event=state from=%s to=%s", s->id, state_names[s->state],
 	          state_names[st]);
 	s->state = st;
-	if (gone(s))
-		return;
-	/* DATA and BDAT run under data_timeout, the rest under timeout. */
-	tv.tv_sec = (time_t)((st == S_DATA || st == S_BDAT) ? cfg->data_timeout : cfg->timeout);
-	bufferevent_set_timeouts(s->bev, &tv, &tv);
+	session_timeouts_update(s);
+}
+
+void session_stress_began(struct listener *l)
+{
+	struct session *s;
+
+	TAILQ_FOREACH(s, &l->sd->sessions, entry)
+	{
+		if (s->l == l && shown_nothing(s) && s->state != S_CLOSING)
+			session_timeouts_update(s);
+	}
 }
 
 void session_txn_reset(struct session *s)
@@ -223,7 +265,7 @@ static void session_free(struct session *s)
 	event_free(s->ev_handshake);
 	event_free(s->ev_flush);
 	event_free(s->ev_data);
-	smtpd_session_gone(s->l, (struct sockaddr *)&s->sa);
+	smtpd_session_gone(s->l, s->trusted, &s->addr_key);
 	free(s->helo);
 	free(s->account);
 	free(s->auth_user);
@@ -298,7 +340,7 @@ static int starttls_offered(const struct session *s)
 /* The handshake runs in S_TLS under its own deadline. */
 static void handshake_begin(struct session *s)
 {
-	struct timeval tv = {(time_t)s->l->cfg->timeout, 0};
+	struct timeval tv = {(time_t)idle_timeout(s), 0};
 
 	session_set_state(s, S_TLS);
 	evtimer_add(s->ev_handshake, &tv);
@@ -585,16 +627,32 @@ static int input_step(struct session *s, struct evbuffer *in)
 	}
 }
 
+/* max_errors: a session that made that many rejected commands is told so
+ * and closed, once it is back between commands. 1 when it is closing. */
+static int error_limit(struct session *s)
+{
+	uint64_t max = s->l->cfg->max_errors;
+
+	if (s->n_errors < max || s->state != S_CMD || gone(s))
+		return 0;
+	log_info("session=%s event=error_limit ip=%s errors=%u limit=%llu", s->id, s->ip,
+	         s->n_errors, (unsigned long long)max);
+	session_reply_close(s, "error_limit", R_TOO_MANY_ERRORS);
+	return 1;
+}
+
 static void process_input(struct session *s)
 {
 	struct evbuffer *in;
 	int budget = MAX_CMDS_BEFORE_YIELD, progress = 1;
 
-	if (gone(s) || !s->bev)
+	if (gone(s) || !s->bev || error_limit(s))
 		return;
 	in = bufferevent_get_input(s->bev);
 	while (progress && budget-- > 0) {
 		progress = input_step(s, in);
+		if (error_limit(s))
+			return;
 		if (evbuffer_get_length(bufferevent_get_output(s->bev)) > OUTPUT_HIGH_WATER) {
 			/* The client is not reading its replies: wait for it. */
 			bufferevent_disable(s->bev, EV_READ);
@@ -695,7 +753,7 @@ static struct bufferevent *session_bev(struct session *s, int fd)
 	return bufferevent_openssl_socket_new(base, fd, s->ssl, BUFFEREVENT_SSL_ACCEPTING, opts);
 }
 
-static struct session *session_new(struct listener *l, const struct sockaddr *sa, socklen_t len)
+static struct session *session_new(struct listener *l, const struct client *c)
 {
 	struct session *s = xcalloc(1, sizeof(*s));
 	struct event_base *base = l->sd->deps->base;
@@ -703,9 +761,10 @@ static struct session *session_new(struct listener *l, const struct sockaddr *sa
 	s->l = l;
 	s->sd = l->sd;
 	id_new(s->id);
-	memcpy(&s->sa, sa, len);
-	format_ip(sa, s->ip, sizeof(s->ip));
-	s->trusted = conf_is_trusted(s->sd->deps->conf, sa);
+	memcpy(&s->sa, c->sa, c->len);
+	format_ip(c->sa, s->ip, sizeof(s->ip));
+	s->trusted = c->trusted;
+	s->addr_key = c->key;
 	s->life = L_OPEN;
 	s->state = S__COUNT; /* so the first set_state always applies the timeouts */
 	s->ev_free = event_new(base, -1, 0, on_free, s);
@@ -719,9 +778,9 @@ static struct session *session_new(struct listener *l, const struct sockaddr *sa
 	return s;
 }
 
-void session_start(struct listener *l, int fd, const struct sockaddr *sa, socklen_t len)
+void session_start(struct listener *l, int fd, const struct client *c)
 {
-	struct session *s = session_new(l, sa, len);
+	struct session *s = session_new(l, c);
 	int one = 1;
 
 	log_info("session=%s event=connect listener=%s ip=%s trusted=%d", s->id, l->cfg->name,

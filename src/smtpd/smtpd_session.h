@@ -76,12 +76,15 @@ struct session {
 	struct sockaddr_storage sa;
 	char ip[INET6_ADDRSTRLEN];
 	int trusted;
+	struct smtpd_addr_key addr_key; /* what the per-address limits count */
 	enum state state;
 	enum life life;
 	char *helo;
 	int esmtp;
 	int tls_active;
-	char *account; /* authenticated account, or NULL */
+	char *account;     /* authenticated account, or NULL */
+	int sent_mail;     /* a MAIL was accepted: the stress timeout no longer applies */
+	unsigned n_errors; /* rejected commands since the last queued message */
 	int auth_failures;
 	char *auth_user; /* LOGIN: user name between the two steps */
 	int in_overlong;
@@ -107,9 +110,13 @@ void session_replyf(struct session *s, const char *fmt, ...) __attribute__((form
 void session_refuse(struct session *s, const char *cmd, enum smtpd_reply r);
 /* The same with a reply that carries values (the whole line, no CRLF). */
 void session_refuse_line(struct session *s, const char *cmd, const char *line);
+/* Count a rejected command against max_errors (session_refuse() does). */
+void session_error(struct session *s);
 /* Send the reply, then close once it has left. */
 void session_reply_close(struct session *s, const char *reason, enum smtpd_reply r);
 void session_set_state(struct session *s, enum state st);
+/* The idle timeout may have changed (stress mode, MAIL sent): apply it. */
+void session_timeouts_update(struct session *s);
 const char *session_state_name(enum state st);
 /* Resume reading in state st after a wait, from the loop. */
 void session_resume(struct session *s, enum state st);

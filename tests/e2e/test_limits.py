@@ -1,10 +1,16 @@
 """SPEC §3 limits that need their own config: disk space, timeouts,
 connection caps, many idle clients, shutdown with idle sessions."""
+import json
+import shutil
 import signal
 import socket
+import subprocess
 import time
 
+import pytest
+
 import helpers
+from conftest import free_port
 from helpers import RawSMTP, queued_id, message
 
 
@@ -84,17 +90,23 @@ def test_data_timeout_covers_the_whole_phase(server_factory):
     assert "what=data_timeout" in s.log()
 
 
+# The caps below count clients outside trusted_networks: only 127.0.0.1 is
+# trusted here, the clients come from other 127.x addresses.
+UNTRUSTED = {"trusted_networks": "127.0.0.1/32"}
+
+
 def test_max_connections_per_ip(server_factory):
-    s = server_factory(listeners={"mx": {"max_connections_per_ip": "3"}})
-    conns = [RawSMTP(s.port) for _ in range(3)]
+    s = server_factory(listeners={"mx": {"max_connections_per_ip": "3"}}, relay=UNTRUSTED)
+    conns = [RawSMTP(s.port, source="127.0.2.1") for _ in range(3)]
     try:
         for c in conns:
             assert c.greeting.code == 220, c.greeting
-        with RawSMTP(s.port) as c4:
+        with RawSMTP(s.port, source="127.0.2.1") as c4:
             assert c4.greeting.code == 421 and c4.greeting.lines[0].startswith("4.7.0"), c4.greeting
+            assert "from your address" in c4.greeting.text
             assert c4.closed(5)
         # another address is not affected
-        with RawSMTP(s.port, source="127.0.0.2") as other:
+        with RawSMTP(s.port, source="127.0.2.2") as other:
             assert other.greeting.code == 220, other.greeting
         # the slot comes back once a connection ends
         conns[0].cmd("QUIT")
@@ -102,7 +114,7 @@ def test_max_connections_per_ip(server_factory):
         conns[0].close()
 
         def slot_free():
-            with RawSMTP(s.port) as c:
+            with RawSMTP(s.port, source="127.0.2.1") as c:
                 return c.greeting.code == 220
 
         helpers.wait_for(slot_free, timeout=5, what="a freed per-IP slot")
@@ -111,8 +123,27 @@ def test_max_connections_per_ip(server_factory):
             c.close()
 
 
+def test_trusted_clients_have_no_per_ip_cap(server_factory):
+    """A trusted address is bounded by max_trusted_connections only."""
+    s = server_factory(listeners={"mx": {"max_connections_per_ip": "2",
+                                         "max_trusted_connections": "4"}}, relay=UNTRUSTED)
+    conns = [RawSMTP(s.port) for _ in range(4)]
+    try:
+        assert [c.greeting.code for c in conns] == [220] * 4
+        with RawSMTP(s.port) as c5:
+            assert c5.greeting.code == 421 and c5.greeting.lines[0].startswith("4.7.0"), c5.greeting
+            assert "too many connections," in c5.greeting.text
+            assert c5.closed(5)
+        # untrusted clients have their own room
+        with RawSMTP(s.port, source="127.0.2.9") as u:
+            assert u.greeting.code == 220, u.greeting
+    finally:
+        for c in conns:
+            c.close()
+
+
 def test_max_connections(server_factory):
-    s = server_factory(listeners={"mx": {"max_connections": "5"}})
+    s = server_factory(listeners={"mx": {"max_connections": "5"}}, relay=UNTRUSTED)
     conns = [RawSMTP(s.port, source=f"127.0.1.{i + 1}") for i in range(5)]
     try:
         for c in conns:
@@ -120,19 +151,22 @@ def test_max_connections(server_factory):
         with RawSMTP(s.port, source="127.0.1.99") as c6:
             assert c6.greeting.code == 421 and c6.greeting.lines[0].startswith("4.7.0"), c6.greeting
             assert c6.closed(5)
+        # a trusted client is not counted against max_connections
+        with RawSMTP(s.port) as t:
+            assert t.greeting.code == 220, t.greeting
     finally:
         for c in conns:
             c.close()
 
     def accepted():
-        with RawSMTP(s.port) as c:
+        with RawSMTP(s.port, source="127.0.1.99") as c:
             return c.greeting.code == 220
 
     helpers.wait_for(accepted, timeout=5, what="connections accepted again")
 
 
 def test_many_idle_clients_do_not_block_others(server_factory):
-    s = server_factory()
+    s = server_factory(relay=UNTRUSTED)
     idle = []
     try:
         for i in range(200):
@@ -181,7 +215,7 @@ def test_sigterm_with_idle_sessions(server_factory):
 
 
 def test_ipv6_loopback_listener_trusted(server_factory):
-    with __import__("socket").socket(__import__("socket").AF_INET6) as so:
+    with socket.socket(socket.AF_INET6) as so:
         so.bind(("::1", 0))
         port = so.getsockname()[1]
     s = server_factory(listeners={"v6": {"address": f"[::1]:{port}"}},
@@ -278,3 +312,87 @@ def test_sigterm_right_after_a_message(server_factory):
         t0 = time.monotonic()
         s.stop()  # asserts exit 0 within 10 s
         assert time.monotonic() - t0 < 5, f"exit took {time.monotonic() - t0:.1f}s"
+
+
+# ---- per-address cap for IPv6 by /64 -------------------------------------
+# Loopback holds only ::1, so the IPv6 clients need addresses of their own:
+# the test runs the server and its clients in a private network namespace
+# (unshare -rn: a user and network namespace, nothing outside it changes)
+# whose loopback gets 2001:db8:1::1 (the listener), three clients of
+# 2001:db8:1::/64 and one of 2001:db8:2::/64.
+
+V6_CLIENT = r'''
+import json, os, signal, socket, subprocess, sys, time
+conf, binary, log = sys.argv[1:4]
+for a in ("2001:db8:1::1", "2001:db8:1::a", "2001:db8:1::b", "2001:db8:1::c", "2001:db8:2::a"):
+    subprocess.run(["ip", "-6", "addr", "add", a + "/128", "dev", "lo", "nodad"], check=True)
+
+def greet(port, host, source):
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.bind((source, 0))
+    s.connect((host, port))
+    line = b""
+    while not line.endswith(b"\r\n"):
+        chunk = s.recv(512)
+        if not chunk:
+            break
+        line += chunk
+    return s, line.decode().strip()
+
+port6, port46 = int(sys.argv[4]), int(sys.argv[5])
+with open(log, "ab") as err:
+    p = subprocess.Popen([binary, "serve", "-c", conf], stdout=err, stderr=err)
+    try:
+        for _ in range(200):
+            try:
+                s, g = greet(port6, "2001:db8:1::1", "2001:db8:2::a")
+                s.close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        time.sleep(0.2)
+        out, keep = {}, []
+        for src in ("2001:db8:1::a", "2001:db8:1::b", "2001:db8:1::c", "2001:db8:2::a"):
+            s, out[src] = greet(port6, "2001:db8:1::1", src)
+            keep.append(s)
+        for src in ("127.0.0.2", "127.0.0.3"):
+            s, out["mapped " + src] = greet(port46, "127.0.0.1", src)
+            keep.append(s)
+        print(json.dumps(out))
+        for s in keep:
+            s.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        print(json.dumps({"exit": p.wait(15)}))
+'''
+
+
+def test_per_ip_cap_counts_ipv6_by_64(server_factory):
+    if not shutil.which("ip") or subprocess.run(["unshare", "-rn", "true"],
+                                                capture_output=True).returncode != 0:
+        pytest.skip("needs unshare -rn (user and network namespaces) and iproute2")
+    p6, p46 = free_port(), free_port()
+    s = server_factory(start=False, relay={"trusted_networks": "127.0.0.1/32"},
+                       listeners={"v6": {"address": f"[2001:db8:1::1]:{p6}",
+                                         "max_connections_per_ip": "2"},
+                                  "dual": {"address": f"[::]:{p46}",
+                                           "max_connections_per_ip": "1"}})
+    r = subprocess.run(["unshare", "-rn", "sh", "-c",
+                        'ip link set lo up && exec "$0" "$@"', "/usr/bin/python3",
+                        "-c", V6_CLIENT, s.conf, s.bin, s.log_path, str(p6), str(p46)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr, s.log()[-3000:])
+    got, ended = [json.loads(l) for l in r.stdout.splitlines()]
+    assert ended["exit"] == 0, s.log()[-3000:]
+    assert got["2001:db8:1::a"].startswith("220") and got["2001:db8:1::b"].startswith("220"), got
+    # the third address of the same /64 is over the cap of 2 ...
+    assert got["2001:db8:1::c"].startswith("421 4.7.0"), got
+    assert "from your address" in got["2001:db8:1::c"], got
+    # ... another /64 is not
+    assert got["2001:db8:2::a"].startswith("220"), got
+    # IPv4 clients of a dual-stack listener count each alone (not as ::ffff:0:0/96)
+    assert got["mapped 127.0.0.2"].startswith("220"), got
+    assert got["mapped 127.0.0.3"].startswith("220"), got
+    assert "event=refuse_connection ip=2001:db8:1::c" in s.log()

@@ -1,14 +1,15 @@
 """Inbound edge cases found in review: a client that stops reading, a BDAT
 refused before its chunk, a failed BDAT that must not taint the next
 message, the empty line after the headers split between two reads (or
-two BDAT chunks), and the SIGTERM drain of a session that went back to
-idle."""
+two BDAT chunks), the SIGTERM drain of a session that went back to
+idle, and the per-session error limit (max_errors)."""
 import re
 import signal
 import socket
 import time
 
 import helpers
+from helpers import RawSMTP, message
 
 
 def test_client_that_stops_reading_is_dropped(server_factory):
@@ -110,3 +111,54 @@ def test_drain_closes_a_session_that_went_back_to_idle(server_factory):
     assert r.closed(timeout=5)
     r.close()
     assert s.proc.wait(10) == 0
+
+
+def test_max_errors_closes_with_421(server_factory):
+    s = server_factory(listeners={"mx": {"max_errors": "3"}})
+    with RawSMTP(s.port) as c:
+        c.ehlo()
+        # pipelined: the third rejected command is the last one read
+        c.send(b"BOGUS 1\r\nBOGUS 2\r\nMAIL FROM:<bad address>\r\nNOOP\r\nNOOP\r\n")
+        assert [c.reply().code for _ in range(3)] == [502, 502, 501]
+        r = c.reply()
+        assert r.code == 421 and r.lines[0].startswith("4.7.0"), r
+        assert "too many errors" in r.text.lower()
+        assert c.closed(5)
+    assert re.search(r"event=error_limit ip=127\.0\.0\.1 errors=3 limit=3", s.log())
+    assert "reason=error_limit" in s.log()
+
+
+def test_max_errors_counts_since_the_last_message(server_factory):
+    s = server_factory(listeners={"mx": {"max_errors": "3"}},
+                       relay={"trusted_networks": "127.0.0.1/32"})
+    with RawSMTP(s.port) as c:
+        c.ehlo()
+        assert c.cmd("BOGUS").code == 502
+        assert c.cmd("RCPT TO:<b@example.net>").code == 503  # no MAIL yet
+        assert c.cmd("MAIL FROM:<a@example.com>").code == 250
+        assert c.cmd("RCPT TO:<b@example.net>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(message("between-errors").encode() + b".\r\n")
+        assert c.reply().code == 250
+        # counted afresh: two more are fine, the third ends the session
+        assert c.cmd("BOGUS").code == 502
+        assert c.cmd("VRFY").code == 252  # not a refusal
+        assert c.cmd("BOGUS").code == 502
+        assert c.cmd("NOOP").code == 250
+    # relay refusals count too
+    with RawSMTP(s.port, source="127.0.4.1") as u:
+        u.ehlo()
+        assert u.cmd("MAIL FROM:<a@example.com>").code == 250
+        assert [u.cmd(f"RCPT TO:<x{i}@example.net>").code for i in range(3)] == [554] * 3
+        r = u.reply()
+        assert r.code == 421 and r.lines[0].startswith("4.7.0"), r
+
+
+def test_max_errors_default_is_20(server_factory):
+    s = server_factory()
+    with RawSMTP(s.port) as c:
+        c.ehlo()
+        c.send(b"BOGUS\r\n" * 25)
+        codes = [c.reply().code for _ in range(21)]
+        assert codes == [502] * 20 + [421], codes
+        assert c.closed(5)
