@@ -1,7 +1,13 @@
 /*
  * smtpd_auth: AUTH PLAIN and LOGIN (RFC 4954, RFC 4616). The responses are
  * decoded by the PURE sasl_*_decode() in smtp_parse.c; the password check
- * (argon2id in the store) runs in the work pool, never on the loop.
+ * (argon2id in the store) runs off the loop in the AUTH queue: a pool of
+ * its own (half the CPUs, 1 to 8 threads), never the work pool that moves
+ * mail, so a flood of guesses cannot delay sender checks or delivery-state
+ * writes. The queue has two bounded lanes, and smtpd_auth_guard decides
+ * per client address (IPv6: /64) which lane a check waits in and how many
+ * may be in flight: over a bound, 454 4.7.0 and a log line, and the
+ * client may try again.
  *
  * Zero-length responses (RFC 4954 4): an empty line is a valid response
  * that decodes to nothing, and "=" as the AUTH command's initial response
@@ -18,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 
 #include "log/log.h"
 #include "smtpd/smtpd_session.h"
@@ -27,14 +34,45 @@
 #define AUTH_MAX_FAILURES 3
 #define AUTH_FAIL_DELAY_S 2
 #define AUTH_FIELD_MAX    256 /* user name and password, with the NUL */
+/* Checks that may wait in each lane of the AUTH queue (clean, suspect):
+ * at about 0.1 s a check, a full clean lane is a few seconds of work. */
+#define AUTH_LANE_CLEAN_MAX   32
+#define AUTH_LANE_SUSPECT_MAX 32
+#define AUTH_GUARD_MAX        50000 /* addresses remembered (about 3 MB) */
 
 struct auth_job {
 	struct session *s;
 	struct store *store;
+	struct smtpd_auth_ticket ticket;
 	char user[AUTH_FIELD_MAX];
 	char pass[AUTH_FIELD_MAX];
 	int result;
 };
+
+void smtpd_auth_init(struct smtpd *sd)
+{
+	smtpd_auth_guard_init(&sd->auth_guard, AUTH_GUARD_MAX);
+}
+
+void smtpd_auth_free(struct smtpd *sd)
+{
+	if (sd->auth_pool)
+		work_pool_free(sd->auth_pool);
+	sd->auth_pool = NULL;
+	smtpd_auth_guard_fini(&sd->auth_guard);
+}
+
+/* The AUTH queue, made at the first check. */
+static struct work_pool *auth_pool(struct smtpd *sd)
+{
+	static const size_t lanes[2] = {AUTH_LANE_CLEAN_MAX, AUTH_LANE_SUSPECT_MAX};
+	int cpus = get_nprocs(), threads = cpus >= 4 ? cpus / 2 : 1;
+
+	if (!sd->auth_pool)
+		sd->auth_pool =
+		    work_pool_new_lanes(sd->deps->base, threads > 8 ? 8 : threads, 2, lanes);
+	return sd->auth_pool;
+}
 
 int smtpd_auth_allowed(const struct session *s)
 {
@@ -103,6 +141,8 @@ static void auth_job_done(void *arg)
 	int waiting = 0;
 
 	explicit_bzero(j->pass, sizeof(j->pass));
+	smtpd_auth_guard_end(&s->sd->auth_guard, &j->ticket, j->result == 0, j->result == 1,
+	                     clock_mono_ms());
 	if (session_release(s)) {
 		free(j);
 		return;
@@ -122,6 +162,28 @@ static void auth_job_done(void *arg)
 		session_resume(s, S_CMD);
 }
 
+/* Into the AUTH queue, if the guard and the lane let it: 0, or -1 after
+ * the 454 (the client may try again; this is no failed AUTH). */
+static int auth_enqueue(struct session *s, struct auth_job *j)
+{
+	struct smtpd *sd = s->sd;
+	uint64_t now = clock_mono_ms();
+	enum smtpd_auth_lane lane = smtpd_auth_guard_begin(&sd->auth_guard, &s->addr_key,
+	                                                   s->auth_failures > 0, now, &j->ticket);
+	const char *why = "address_busy";
+
+	if (lane != SMTPD_AUTH_BUSY) {
+		if (work_try_submit(auth_pool(sd), lane, auth_job_run, auth_job_done, j) == 0)
+			return 0;
+		smtpd_auth_guard_end(&sd->auth_guard, &j->ticket, 0, 0, now);
+		why = lane == SMTPD_AUTH_CLEAN ? "queue_full" : "suspect_queue_full";
+	}
+	log_info("session=%s event=auth result=busy client=%s listener=%s reason=%s", s->id, s->ip,
+	         log_q(s->l->cfg->name), why);
+	session_reply(s, R_AUTH_TEMP);
+	return -1;
+}
+
 static void auth_check(struct session *s, const char *user, const char *pass)
 {
 	struct auth_job *j;
@@ -136,9 +198,14 @@ static void auth_check(struct session *s, const char *user, const char *pass)
 	j->store = s->sd->deps->store;
 	strcpy(j->user, user);
 	strcpy(j->pass, pass);
+	if (auth_enqueue(s, j) < 0) {
+		explicit_bzero(j->pass, sizeof(j->pass));
+		free(j);
+		session_set_state(s, S_CMD);
+		return;
+	}
 	session_hold(s);
 	session_set_state(s, S_WAIT);
-	work_submit(s->sd->deps->work, auth_job_run, auth_job_done, j);
 }
 
 static void auth_plain_response(struct session *s, const char *b64)

@@ -11,6 +11,7 @@
 #include "conf/conf.h"
 #include "smtpd/smtp_data.h"
 #include "smtpd/smtpd.h"
+#include "smtpd/smtpd_auth_guard.h"
 #include "smtpd/smtpd_limits.h"
 
 /* DATA/BDAT input is decoded in pieces of at most this many bytes. */
@@ -41,6 +42,10 @@ struct smtpd {
 	void (*drained)(void *arg);
 	void *drained_arg;
 	struct event *ev_drained;
+	/* The AUTH queue: password checks in a pool of their own (made at the
+	 * first AUTH), never in deps->work, and who may use it (smtpd_auth.c). */
+	struct work_pool *auth_pool;
+	struct smtpd_auth_guard auth_guard;
 	/* Scratch and caches of the sessions, all on the loop thread: */
 	char data_out[SMTP_DATA_OUT_MAX(SMTPD_DATA_CHUNK)]; /* decoded DATA/BDAT */
 	uint64_t disk_checked_at; /* when disk_full was last measured (ms) */
@@ -69,6 +74,11 @@ void session_drain_all(struct smtpd *sd);
 void session_abort_receiving_all(struct smtpd *sd);
 /* Immediate teardown of every session (server exit). */
 void session_destroy_all(struct smtpd *sd);
+
+/* smtpd_auth.c: the AUTH queue's guard and pool, at start and at exit
+ * (smtpd_auth_free waits for the checks in flight and runs their done). */
+void smtpd_auth_init(struct smtpd *sd);
+void smtpd_auth_free(struct smtpd *sd);
 
 /* Called by the session code when a session is freed. */
 void smtpd_session_gone(struct listener *l, int trusted, const struct smtpd_addr_key *key);

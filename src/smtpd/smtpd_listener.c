@@ -189,6 +189,7 @@ struct smtpd *smtpd_new(struct smtpd_deps *deps, char **err)
 
 	sd->deps = deps;
 	TAILQ_INIT(&sd->sessions);
+	smtpd_auth_init(sd);
 	sd->ev_drained = event_new(deps->base, -1, 0, on_drained, sd);
 	sd->n_listeners = deps->conf->n_listeners;
 	sd->listeners = xcalloc(sd->n_listeners, sizeof(*sd->listeners));
@@ -241,6 +242,7 @@ void smtpd_free(struct smtpd *sd)
 		return;
 	sd->drained = NULL;
 	listeners_close(sd);
+	smtpd_auth_free(sd); /* its done() callbacks still find their sessions */
 	session_destroy_all(sd);
 	for (i = 0; i < sd->n_listeners; i++) {
 		smtpd_addr_counts_fini(&sd->listeners[i].per_addr);

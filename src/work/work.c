@@ -3,12 +3,18 @@
  * finished jobs come back through a second FIFO and one event that the
  * workers activate (libevent is set up for threads by main via
  * evthread_use_pthreads(), which makes event_active() safe from here).
+ *
+ * A pool made by work_pool_new_lanes() also has lanes, each a FIFO with a
+ * bound on its waiting jobs: a worker takes the plain FIFO's jobs first,
+ * then the lowest non-empty lane's.
  */
 #include "work/work.h"
 
+#include <assert.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "util/util.h"
 
@@ -16,6 +22,7 @@ struct job {
 	void (*fn)(void *);
 	void (*done)(void *);
 	void *arg;
+	int lane; /* -1: the plain FIFO */
 	struct job *next;
 };
 
@@ -32,6 +39,10 @@ struct work_pool {
 	int stopping;
 	int n_threads;
 	pthread_t *threads;
+	/* work_pool_new_lanes(): waiting jobs per lane, and their bounds */
+	int n_lanes;
+	struct fifo *lanes;
+	size_t *waiting, *max_waiting;
 };
 
 static void fifo_push(struct fifo *f, struct job *j)
@@ -51,21 +62,37 @@ static struct job *fifo_take_all(struct fifo *f)
 	return j;
 }
 
+/* Under mu: the FIFO the next job comes from, or NULL when none waits. */
+static struct fifo *next_fifo(struct work_pool *wp)
+{
+	int i;
+
+	if (wp->todo.head)
+		return &wp->todo;
+	for (i = 0; i < wp->n_lanes; i++)
+		if (wp->lanes[i].head)
+			return &wp->lanes[i];
+	return NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	struct work_pool *wp = arg;
+	struct fifo *f;
 	struct job *j;
 
 	pthread_mutex_lock(&wp->mu);
 	for (;;) {
-		while (!wp->todo.head && !wp->stopping)
+		while (!(f = next_fifo(wp)) && !wp->stopping)
 			pthread_cond_wait(&wp->cv, &wp->mu);
-		if (!wp->todo.head)
+		if (!f)
 			break;
-		j = wp->todo.head;
-		wp->todo.head = j->next;
-		if (!wp->todo.head)
-			wp->todo.tail = NULL;
+		j = f->head;
+		f->head = j->next;
+		if (!f->head)
+			f->tail = NULL;
+		if (j->lane >= 0)
+			wp->waiting[j->lane]--;
 		pthread_mutex_unlock(&wp->mu);
 		j->fn(j->arg);
 		pthread_mutex_lock(&wp->mu);
@@ -130,6 +157,9 @@ void work_pool_free(struct work_pool *wp)
 	pthread_mutex_destroy(&wp->mu);
 	pthread_cond_destroy(&wp->cv);
 	free(wp->threads);
+	free(wp->lanes);
+	free(wp->waiting);
+	free(wp->max_waiting);
 	free(wp);
 }
 
@@ -147,8 +177,48 @@ void work_submit(struct work_pool *wp, void (*fn)(void *), void (*done)(void *),
 	j->fn = fn;
 	j->done = done;
 	j->arg = arg;
+	j->lane = -1;
 	pthread_mutex_lock(&wp->mu);
 	fifo_push(&wp->todo, j);
 	pthread_cond_signal(&wp->cv);
 	pthread_mutex_unlock(&wp->mu);
+}
+
+struct work_pool *work_pool_new_lanes(struct event_base *base, int threads, int n_lanes,
+                                      const size_t *max_waiting)
+{
+	struct work_pool *wp = work_pool_new(base, threads);
+	size_t n = (size_t)n_lanes;
+
+	pthread_mutex_lock(&wp->mu); /* the workers run already */
+	wp->lanes = xcalloc(n, sizeof(*wp->lanes));
+	wp->waiting = xcalloc(n, sizeof(*wp->waiting));
+	wp->max_waiting = xcalloc(n, sizeof(*wp->max_waiting));
+	memcpy(wp->max_waiting, max_waiting, n * sizeof(*max_waiting));
+	wp->n_lanes = n_lanes;
+	pthread_mutex_unlock(&wp->mu);
+	return wp;
+}
+
+int work_try_submit(struct work_pool *wp, int lane, void (*fn)(void *), void (*done)(void *),
+                    void *arg)
+{
+	struct job *j;
+
+	assert(lane >= 0 && lane < wp->n_lanes);
+	pthread_mutex_lock(&wp->mu);
+	if (wp->waiting[lane] >= wp->max_waiting[lane]) {
+		pthread_mutex_unlock(&wp->mu);
+		return -1;
+	}
+	j = xmalloc(sizeof(*j));
+	j->fn = fn;
+	j->done = done;
+	j->arg = arg;
+	j->lane = lane;
+	wp->waiting[lane]++;
+	fifo_push(&wp->lanes[lane], j);
+	pthread_cond_signal(&wp->cv);
+	pthread_mutex_unlock(&wp->mu);
+	return 0;
 }

@@ -1,7 +1,11 @@
 /*
- * Unit tests for smtpd/smtpd_limits (PURE): the address keys of the
- * per-address limits (IPv4 alone, IPv6 by /64, IPv4-mapped IPv6 as IPv4),
- * the per-address counts, and the stress rule with its hysteresis.
+ * Unit tests for the PURE limits of smtpd: smtpd_limits (the address keys
+ * of the per-address limits: IPv4 alone, IPv6 by /64, IPv4-mapped IPv6 as
+ * IPv4; the per-address counts; the stress rule with its hysteresis) and
+ * smtpd_auth_guard (the per-address limit of password checks in flight,
+ * the clean and suspect lanes, forgetting a failure after
+ * SMTPD_AUTH_SUSPECT_MS or a success, the bound on the table; the clock
+ * is passed in).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "smtpd/smtpd_auth_guard.h"
 #include "smtpd/smtpd_limits.h"
 
 static struct smtpd_addr_key key_of(const char *ip)
@@ -158,6 +163,110 @@ static void test_stress(void **state)
 	assert_false(smtpd_stress_next(1, 3, 5));
 }
 
+#define T0 1000000u
+
+static void test_per_address_limit(void **state)
+{
+	struct smtpd_auth_guard g;
+	struct smtpd_auth_ticket t1, t2, t3, t4;
+	struct smtpd_addr_key a = key_of("2001:db8::1"), a2 = key_of("2001:db8::2"),
+	                      b = key_of("192.0.2.1");
+
+	(void)state;
+	smtpd_auth_guard_init(&g, 100);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0, &t1), SMTPD_AUTH_CLEAN);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a2, 0, T0, &t2), SMTPD_AUTH_CLEAN);
+	/* a third of the same /64 must wait for one of them */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0, &t3), SMTPD_AUTH_BUSY);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &b, 0, T0, &t4), SMTPD_AUTH_CLEAN);
+	smtpd_auth_guard_end(&g, &t1, 0, 1, T0 + 80);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0 + 80, &t3), SMTPD_AUTH_CLEAN);
+	smtpd_auth_guard_end(&g, &t2, 0, 1, T0 + 90);
+	smtpd_auth_guard_end(&g, &t3, 0, 1, T0 + 90);
+	smtpd_auth_guard_end(&g, &t4, 0, 1, T0 + 90);
+	assert_int_equal(smtpd_auth_guard_size(&g), 0); /* nothing in flight, nothing failed */
+	smtpd_auth_guard_fini(&g);
+}
+
+static void test_failures_make_a_key_suspect(void **state)
+{
+	struct smtpd_auth_guard g;
+	struct smtpd_auth_ticket t;
+	struct smtpd_addr_key a = key_of("198.51.100.7"), b = key_of("198.51.100.8");
+
+	(void)state;
+	smtpd_auth_guard_init(&g, 100);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0, &t), SMTPD_AUTH_CLEAN);
+	smtpd_auth_guard_end(&g, &t, 1, 0, T0);
+	assert_int_equal(smtpd_auth_guard_size(&g), 1); /* the failure is remembered */
+	/* the key's next checks, from any session, go to the suspect lane */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0 + 1000, &t), SMTPD_AUTH_SUSPECT);
+	smtpd_auth_guard_end(&g, &t, 1, 0, T0 + 1000);
+	/* other keys stay clean; a session that failed is suspect anywhere */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &b, 0, T0 + 1000, &t), SMTPD_AUTH_CLEAN);
+	smtpd_auth_guard_end(&g, &t, 0, 0, T0 + 1000); /* never ran */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &b, 1, T0 + 1000, &t), SMTPD_AUTH_SUSPECT);
+	smtpd_auth_guard_end(&g, &t, 0, 0, T0 + 1000);
+	/* the failure is forgotten SMTPD_AUTH_SUSPECT_MS after the last one */
+	assert_int_equal(
+	    smtpd_auth_guard_begin(&g, &a, 0, T0 + 1000 + SMTPD_AUTH_SUSPECT_MS - 1, &t),
+	    SMTPD_AUTH_SUSPECT);
+	smtpd_auth_guard_end(&g, &t, 0, 0, T0 + 1000 + SMTPD_AUTH_SUSPECT_MS - 1);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0 + 1000 + SMTPD_AUTH_SUSPECT_MS, &t),
+	                 SMTPD_AUTH_CLEAN);
+	smtpd_auth_guard_end(&g, &t, 0, 1, T0 + 1000 + SMTPD_AUTH_SUSPECT_MS);
+	assert_int_equal(smtpd_auth_guard_size(&g), 0);
+	smtpd_auth_guard_fini(&g);
+}
+
+static void test_success_makes_a_key_clean(void **state)
+{
+	struct smtpd_auth_guard g;
+	struct smtpd_auth_ticket t;
+	struct smtpd_addr_key a = key_of("203.0.113.5");
+
+	(void)state;
+	smtpd_auth_guard_init(&g, 100);
+	smtpd_auth_guard_begin(&g, &a, 0, T0, &t);
+	smtpd_auth_guard_end(&g, &t, 1, 0, T0); /* a typo */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0 + 5, &t), SMTPD_AUTH_SUSPECT);
+	smtpd_auth_guard_end(&g, &t, 0, 1, T0 + 90); /* then the right password */
+	assert_int_equal(smtpd_auth_guard_size(&g), 0);
+	assert_int_equal(smtpd_auth_guard_begin(&g, &a, 0, T0 + 100, &t), SMTPD_AUTH_CLEAN);
+	smtpd_auth_guard_end(&g, &t, 0, 1, T0 + 190);
+	smtpd_auth_guard_fini(&g);
+}
+
+static void test_sweep_and_bound(void **state)
+{
+	struct smtpd_auth_guard g;
+	struct smtpd_auth_ticket t[4], u;
+	struct smtpd_addr_key k[4] = {key_of("10.0.0.1"), key_of("10.0.0.2"), key_of("10.0.0.3"),
+	                              key_of("10.0.0.4")};
+	int i;
+
+	(void)state;
+	smtpd_auth_guard_init(&g, 3);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(smtpd_auth_guard_begin(&g, &k[i], 0, T0, &t[i]), SMTPD_AUTH_CLEAN);
+	/* full: a fourth key is not tracked, and waits as suspect */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &k[3], 0, T0, &t[3]), SMTPD_AUTH_SUSPECT);
+	assert_false(t[3].counted);
+	assert_int_equal(smtpd_auth_guard_size(&g), 3);
+	for (i = 0; i < 4; i++)
+		smtpd_auth_guard_end(&g, &t[i], 1, 0, T0); /* all fail */
+	assert_int_equal(smtpd_auth_guard_size(&g), 3);    /* no room for the fourth */
+	/* the failures expire; a begin after SMTPD_AUTH_SWEEP_MS sweeps them */
+	assert_int_equal(smtpd_auth_guard_begin(&g, &k[3], 0, T0 + SMTPD_AUTH_SUSPECT_MS, &u),
+	                 SMTPD_AUTH_CLEAN);
+	assert_int_equal(smtpd_auth_guard_size(&g), 1);
+	smtpd_auth_guard_end(&g, &u, 0, 1, T0 + SMTPD_AUTH_SUSPECT_MS);
+	assert_int_equal(smtpd_auth_guard_size(&g), 0);
+	/* entries in flight at fini are freed (ASan checks) */
+	smtpd_auth_guard_begin(&g, &k[0], 0, T0, &u);
+	smtpd_auth_guard_fini(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -165,6 +274,10 @@ int main(void)
 	    cmocka_unit_test(test_key_text),
 	    cmocka_unit_test(test_counts),
 	    cmocka_unit_test(test_stress),
+	    cmocka_unit_test(test_per_address_limit),
+	    cmocka_unit_test(test_failures_make_a_key_suspect),
+	    cmocka_unit_test(test_success_makes_a_key_clean),
+	    cmocka_unit_test(test_sweep_and_bound),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
