@@ -86,10 +86,11 @@ def test_each_line_has_one_identity_and_no_event_twice(server_factory):
     lines = [l for l in s.log().splitlines() if l.strip()]
     listener_events = ("listen", "refuse_connection", "accept_error", "stress_begin",
                        "stress_end")
-    for l in lines:
-        ev = re.search(r"\bevent=(\S+)", l).group(1)
-        if ev in listener_events:
-            assert "listener=mx" in l and "session=" not in l, l
+    mine = [l for l in lines if re.search(r"\bevent=(\S+)", l).group(1) in listener_events
+            and "listener=mx" in l]  # the SMTP listener's, not the HTTP one's
+    assert any("event=listen" in l for l in mine), lines
+    for l in mine:
+        assert "session=" not in l, l
     refused = [l for l in lines if "event=refuse_connection" in l]
     assert len(refused) == 1 and "ip=127.0.5.1" in refused[0], refused
     # one line per event: connect, reject, queued, disconnect of each session
@@ -99,7 +100,7 @@ def test_each_line_has_one_identity_and_no_event_twice(server_factory):
                   for l in lines if re.search(r"\bsession=\S+", l) and "NOQUEUE" not in l)
     for sid in sessions:
         assert per[(sid, "connect")] == 1 and per[(sid, "disconnect")] == 1, per
-    mine = [sid for sid in sessions if per[(sid, "queued")]]
-    assert len(mine) == 1 and per[(mine[0], "queued")] == 1, per
+    queued = [sid for sid in sessions if per[(sid, "queued")]]
+    assert len(queued) == 1 and per[(queued[0], "queued")] == 1, per
     assert sum(per[(sid, "reject")] for sid in sessions) == 1, per
     assert sum(1 for l in lines if f"queue={qid}" in l and "event=queued" in l) == 1
