@@ -206,6 +206,10 @@ int work_try_submit(struct work_pool *wp, int lane, void (*fn)(void *), void (*d
 	struct job *j;
 
 	assert(lane >= 0 && lane < wp->n_lanes);
+	if (wp->n_threads == 0) { /* as work_submit(): at once */
+		work_submit(wp, fn, done, arg);
+		return 0;
+	}
 	pthread_mutex_lock(&wp->mu);
 	if (wp->waiting[lane] >= wp->max_waiting[lane]) {
 		pthread_mutex_unlock(&wp->mu);

@@ -31,8 +31,9 @@ void work_submit(struct work_pool *wp, void (*fn)(void *arg), void (*done)(void 
  */
 struct work_pool *work_pool_new_lanes(struct event_base *base, int threads, int n_lanes,
                                       const size_t *max_waiting);
-/* 0 when the job is queued (fn, then done, run as for work_submit()), -1
- * when its lane is full (nothing runs; the caller still owns arg). */
+/* 0 when the job is queued (fn, then done, run as for work_submit(); at
+ * once in a pool of 0 threads), -1 when its lane is full (nothing runs;
+ * the caller still owns arg). */
 int work_try_submit(struct work_pool *wp, int lane, void (*fn)(void *arg), void (*done)(void *arg),
                     void *arg);
 

@@ -68,6 +68,11 @@ static void job_done(void *arg)
 
 /* Runs the loop until n_done jobs are done (10 s at most): the workers
  * activate the pool's event from their threads. */
+static void job_done_inline(void *arg)
+{
+	((struct item *)arg)->w->n_done++;
+}
+
 static void run_until(struct world *w, int n_done)
 {
 	int rounds = 0;
@@ -175,11 +180,34 @@ static void test_free_runs_waiting_jobs(void **state)
 	world_fini(&w);
 }
 
+/* A pool of 0 threads (unit tests of other modules) runs a lane's job at
+ * once, as work_submit() does. */
+static void test_no_threads(void **state)
+{
+	const size_t max[1] = {0};
+	struct world w;
+	struct work_pool *wp;
+	struct item it = {0};
+
+	(void)state;
+	memset(&w, 0, sizeof(w));
+	it.w = &w;
+	it.name = 'z';
+	wp = work_pool_new_lanes(NULL, 0, 1, max);
+	pthread_mutex_init(&w.mu, NULL);
+	assert_int_equal(work_try_submit(wp, 0, job_note, job_done_inline, &it), 0);
+	assert_int_equal(w.n_run, 1);
+	assert_int_equal(w.n_done, 1);
+	work_pool_free(wp);
+	pthread_mutex_destroy(&w.mu);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_lanes_bound_and_order),
 	    cmocka_unit_test(test_free_runs_waiting_jobs),
+	    cmocka_unit_test(test_no_threads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
