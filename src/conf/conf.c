@@ -52,6 +52,7 @@ enum sec_id {
 	SEC_TLS,
 	SEC_RELAY,
 	SEC_DOMAIN,
+	SEC_POOL,
 	SEC_DKIM,
 	SEC_BOUNCES,
 	SEC_HTTP,
@@ -80,6 +81,13 @@ static const struct section SECTIONS[N_SECS] = {
                     "Throttles per destination domain: [domain.NAME] for one domain "
                     "(exact name), [domain.*] for every other. Keys that a "
                     "[domain.NAME] section omits come from [domain.*]."},
+    [SEC_POOL] = {"pool", 1, "marketing",
+                  "Source addresses for outbound connections, named [pool.NAME] (NAME: "
+                  "letters, digits, '-', '_'): a destination domain uses one with "
+                  "[domain.X] pool = NAME, an account with posthorn user set ACCOUNT "
+                  "--pool NAME (the account's pool wins). Connections take the addresses "
+                  "in turn, each with its EHLO name; an address that cannot be bound is "
+                  "skipped with a log line."},
     [SEC_DKIM] = {"dkim", 0, NULL,
                   "DKIM signing keys (docs/dkim.md); the keys themselves are made with "
                   "posthorn dkim keygen."},
@@ -105,6 +113,8 @@ enum key_type {
 	T_NET_LIST,
 	T_DURATION_LIST,
 	T_RATE,
+	T_IP_LIST,
+	T_NAME_LIST,
 };
 
 #define F_REQUIRED 1u /* no default: each section instance must set it */
@@ -132,12 +142,14 @@ static const char *check_user(const char *v);
 static const char *check_http_url(const char *v);
 static const char *check_postgres(const char *v);
 static const char *check_redis(const char *v);
+static const char *check_pool_name(const char *v);
 
 static const char *const TLS_NAMES[] = {"none", "starttls", "implicit", NULL};
 static const char *const AUTH_NAMES[] = {"required", "optional", "off", NULL};
 static const char *const OUT_TLS_NAMES[] = {"opportunistic", "required", NULL};
 static const char *const SMARTHOST_TLS_NAMES[] = {"verify", "encrypt", "none", NULL};
 static const char *const RECEIVED_NAMES[] = {"full", "hide_client", NULL};
+static const char *const DNSSEC_NAMES[] = {"off", "trust_ad", NULL};
 
 /* The enum fields are stored through int *. */
 _Static_assert(sizeof(enum conf_tls_mode) == sizeof(int), "enum size");
@@ -145,10 +157,12 @@ _Static_assert(sizeof(enum conf_auth_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_outbound_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_smarthost_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_received) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_dnssec) == sizeof(int), "enum size");
 
 #define C(f) offsetof(struct conf, f)
 #define L(f) offsetof(struct conf_listener, f)
 #define D(f) offsetof(struct conf_domain, f)
+#define P(f) offsetof(struct conf_pool, f)
 
 static const struct conf_key KEYS[] = {
     {.sec = SEC_SERVER,
@@ -415,6 +429,35 @@ static const struct conf_key KEYS[] = {
      .min = 1,
      .max = 65535,
      .doc = "TCP port used to reach MX hosts (tests)"},
+    {.sec = SEC_RELAY,
+     .name = "mta_sts_port",
+     .type = T_COUNT,
+     .off = C(mta_sts_port),
+     .def = "443",
+     .min = 1,
+     .max = 65535,
+     .doc = "TCP port of the mta-sts.DOMAIN host that serves a domain's MTA-STS policy over "
+            "HTTPS (tests, like mx_port)"},
+    {.sec = SEC_RELAY,
+     .name = "dnssec",
+     .type = T_ENUM,
+     .off = C(dnssec),
+     .def = "off",
+     .example = "trust_ad",
+     .names = DNSSEC_NAMES,
+     .doc = "off: DNS answers are never taken as DNSSEC-validated, so no DANE; trust_ad: "
+            "queries set the AD bit and answers with AD from dns_servers (or resolv.conf) "
+            "count as validated, so TLSA records at _25._tcp.MXHOST are enforced (DANE); "
+            "only for a validating resolver reached over a path nobody can tamper with, "
+            "such as unbound on this host (docs/tls.md)"},
+    {.sec = SEC_RELAY,
+     .name = "tls_rpt_interval",
+     .type = T_DURATION,
+     .off = C(tls_rpt_interval),
+     .def = "24h",
+     .min = 1,
+     .doc = "length of a TLS-RPT reporting period: at its end, each domain that publishes "
+            "_smtp._tls TXT gets its report (RFC 8460 says a day; tests use seconds)"},
 
     {.sec = SEC_DOMAIN,
      .name = "max_connections",
@@ -438,6 +481,32 @@ static const struct conf_key KEYS[] = {
      .def = "unlimited",
      .min = 1,
      .doc = "messages per second, minute, hour or day: N/s, N/m, N/h or N/d, or unlimited"},
+    {.sec = SEC_DOMAIN,
+     .name = "pool",
+     .type = T_STRING,
+     .off = D(pool),
+     .def = "",
+     .example = "marketing",
+     .check = check_pool_name,
+     .doc = "the [pool.NAME] whose source addresses this domain's mail leaves from (empty: "
+            "the system's choice); an account bound to a pool uses its own"},
+
+    {.sec = SEC_POOL,
+     .name = "source_addresses",
+     .type = T_IP_LIST,
+     .off = P(source_addresses),
+     .off2 = P(n_source_addresses),
+     .example = "192.0.2.10, 192.0.2.11",
+     .flags = F_REQUIRED | F_NONEMPTY,
+     .doc = "local IPv4 or IPv6 addresses that outbound connections bind to, in turn"},
+    {.sec = SEC_POOL,
+     .name = "ehlo_names",
+     .type = T_NAME_LIST,
+     .off = P(ehlo_names),
+     .off2 = P(n_ehlo_names),
+     .example = "mta1.example.com, mta2.example.com",
+     .flags = F_REQUIRED | F_NONEMPTY,
+     .doc = "the EHLO name of each source address, in the same order (one per address)"},
 
     {.sec = SEC_DKIM,
      .name = "rotation_grace",
@@ -552,6 +621,7 @@ struct load {
 	int global_seen[N_KEYS];
 	struct inst *lst; /* parallel to c->listeners */
 	struct inst *dom; /* parallel to c->domains */
+	struct inst *pl;  /* parallel to c->pools */
 };
 
 static void errorf(struct load *ld, const char *file, int line, const char *fmt, ...)
@@ -984,27 +1054,76 @@ static int item_duration(const struct conf_key *k, const char *item, void *slot,
 	return -1;
 }
 
+/* One host address, no prefix: a source address to bind to. */
+static int item_ip(const struct conf_key *k, const char *item, void *slot, struct buf *why)
+{
+	struct conf_net *n = slot;
+
+	if (!strchr(item, '/') && parse_net(item, n, why) == 0)
+		return 0;
+	buf_reset(why);
+	buf_printf(why, "'%s' is not an IP address such as 192.0.2.10 or 2001:db8::10", item);
+	return -1;
+}
+
+static int item_name(const struct conf_key *k, const char *item, void *slot, struct buf *why)
+{
+	if (check_hostname(item)) {
+		buf_printf(why, "'%s' is not a host name such as mta1.example.com", item);
+		return -1;
+	}
+	*(char **)slot = xstrdup(item);
+	return 0;
+}
+
+/* Frees what n items of a list of type t hold (not the array). */
+static void list_items_free(enum key_type t, void *arr, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (t == T_ADDR_LIST)
+			free(((struct conf_addr *)arr)[i].text);
+		else if (t == T_NAME_LIST)
+			free(((char **)arr)[i]);
+	}
+}
+
 static void free_list(const struct conf_key *k, void *base)
 {
 	void **arr = FIELD(base, k->off, void *);
 	size_t *n = FIELD(base, k->off2, size_t);
 
-	if (k->type == T_ADDR_LIST)
-		for (size_t i = 0; i < *n; i++)
-			free(((struct conf_addr *)*arr)[i].text);
+	list_items_free(k->type, *arr, *n);
 	free(*arr);
 	*arr = NULL;
 	*n = 0;
 }
 
+/* How each list type reads an item, and how big a slot is. */
+static item_fn list_item_fn(enum key_type t, size_t *size)
+{
+	switch (t) {
+	case T_ADDR_LIST:
+		*size = sizeof(struct conf_addr);
+		return item_addr;
+	case T_NET_LIST:
+		*size = sizeof(struct conf_net);
+		return item_net;
+	case T_IP_LIST:
+		*size = sizeof(struct conf_net);
+		return item_ip;
+	case T_NAME_LIST:
+		*size = sizeof(char *);
+		return item_name;
+	default:
+		*size = sizeof(uint64_t);
+		return item_duration;
+	}
+}
+
 static int parse_list(const struct conf_key *k, const char *v, void *base, struct buf *why)
 {
-	item_fn fn = k->type == T_ADDR_LIST  ? item_addr
-	             : k->type == T_NET_LIST ? item_net
-	                                     : item_duration;
-	size_t size = k->type == T_ADDR_LIST  ? sizeof(struct conf_addr)
-	              : k->type == T_NET_LIST ? sizeof(struct conf_net)
-	                                      : sizeof(uint64_t);
+	size_t size;
+	item_fn fn = list_item_fn(k->type, &size);
 	char *store, **items;
 	size_t n, done = 0;
 	char *arr;
@@ -1022,9 +1141,8 @@ static int parse_list(const struct conf_key *k, const char *v, void *base, struc
 		*FIELD(base, k->off, void *) = arr;
 		*FIELD(base, k->off2, size_t) = n;
 	} else {
-		if (k->type == T_ADDR_LIST) /* free the addresses parsed so far */
-			for (size_t i = 0; i + 1 < done; i++)
-				free(((struct conf_addr *)(void *)arr)[i].text);
+		/* what the items parsed so far hold (the last one failed) */
+		list_items_free(k->type, arr, done ? done - 1 : 0);
 		free(arr);
 	}
 	free(items);
@@ -1051,6 +1169,9 @@ static const struct type_info TYPES[] = {
     [T_NET_LIST] = {"comma-separated networks such as 127.0.0.0/8, ::1/128", parse_list, free_list},
     [T_DURATION_LIST] = {"comma-separated durations such as 1m, 5m, 1h", parse_list, free_list},
     [T_RATE] = {"a rate such as 3000/h (per s, m, h or d) or unlimited", parse_rate, NULL},
+    [T_IP_LIST] = {"comma-separated IP addresses such as 192.0.2.10, 2001:db8::10", parse_list,
+                   free_list},
+    [T_NAME_LIST] = {"comma-separated host names such as mta1.example.com", parse_list, free_list},
 };
 
 /* ---- string checks ---------------------------------------------------------- */
@@ -1099,6 +1220,15 @@ static const char *check_postgres(const char *v)
 	if (ascii_startswith(v, "postgresql://") || ascii_startswith(v, "postgres://"))
 		return NULL;
 	return "expected a URL starting with postgresql://";
+}
+
+static const char *check_pool_name(const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return "expected the NAME of a [pool.NAME] section (letters, digits, '-', "
+			       "'_')";
+	return NULL;
 }
 
 static const char *check_redis(const char *v)
@@ -1185,6 +1315,25 @@ static size_t domain_add(struct load *ld, const char *name)
 	return n;
 }
 
+static size_t pool_add(struct load *ld, const char *name)
+{
+	struct conf *c = ld->c;
+	size_t n = c->n_pools;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(c->pools[i].name, name) == 0)
+			return i;
+	c->pools = xrealloc(c->pools, (n + 1) * sizeof(*c->pools));
+	ld->pl = xrealloc(ld->pl, (n + 1) * sizeof(*ld->pl));
+	memset(&c->pools[n], 0, sizeof(c->pools[n]));
+	memset(&ld->pl[n], 0, sizeof(ld->pl[n]));
+	c->pools[n].name = xstrdup(name);
+	ld->pl[n].file = ld->file;
+	ld->pl[n].line = ld->lineno;
+	c->n_pools++;
+	return n;
+}
+
 static void known_sections(struct buf *b)
 {
 	for (int i = 0; i < N_SECS; i++)
@@ -1206,7 +1355,9 @@ static void enter_named_section(struct load *ld, enum sec_id sec, const char *in
 		ld->sec = SEC_BAD;
 	} else {
 		ld->sec = sec;
-		ld->idx = sec == SEC_LISTENER ? listener_add(ld, name) : domain_add(ld, name);
+		ld->idx = sec == SEC_LISTENER ? listener_add(ld, name)
+		          : sec == SEC_POOL   ? pool_add(ld, name)
+		                              : domain_add(ld, name);
 	}
 	free(name);
 }
@@ -1338,6 +1489,8 @@ static void *key_base(struct load *ld, const struct conf_key *k)
 		return &ld->c->listeners[ld->idx];
 	if (k->sec == SEC_DOMAIN)
 		return &ld->c->domains[ld->idx];
+	if (k->sec == SEC_POOL)
+		return &ld->c->pools[ld->idx];
 	return ld->c;
 }
 
@@ -1349,6 +1502,8 @@ static int *key_seen(struct load *ld, const struct conf_key *k)
 		return &ld->lst[ld->idx].seen[i];
 	if (k->sec == SEC_DOMAIN)
 		return &ld->dom[ld->idx].seen[i];
+	if (k->sec == SEC_POOL)
+		return &ld->pl[ld->idx].seen[i];
 	return &ld->global_seen[i];
 }
 
@@ -1530,7 +1685,7 @@ static void check_relay(struct load *ld)
 
 /*
  * Keys a [domain.NAME] omits come from [domain.*] (domains[0]). Every domain
- * key is a uint64_t (a rate is two), which is all this copies.
+ * key is a uint64_t (a rate is two) or a string (pool), copied.
  */
 static void inherit_domains(struct load *ld)
 {
@@ -1541,6 +1696,11 @@ static void inherit_domains(struct load *ld)
 			const struct conf_key *k = &KEYS[i];
 			if (k->sec != SEC_DOMAIN || ld->dom[d].seen[i])
 				continue;
+			if (k->type == T_STRING) {
+				char *v = *FIELD(&c->domains[0], k->off, char *);
+				*FIELD(&c->domains[d], k->off, char *) = v ? xstrdup(v) : NULL;
+				continue;
+			}
 			*FIELD(&c->domains[d], k->off, uint64_t) =
 			    *FIELD(&c->domains[0], k->off, uint64_t);
 			if (k->type == T_RATE)
@@ -1567,6 +1727,34 @@ static void derive_defaults(struct load *ld)
 		c->http_public_url = xasprintf("http://%s", c->http_address.text);
 }
 
+/* Each address has its EHLO name, and a domain's pool exists. */
+static void check_pools(struct load *ld)
+{
+	const struct conf *c = ld->c;
+	size_t si = key_index(SEC_POOL, "source_addresses"), ei = key_index(SEC_POOL, "ehlo_names");
+	size_t pi = key_index(SEC_DOMAIN, "pool");
+
+	for (size_t i = 0; i < c->n_pools; i++) {
+		const struct conf_pool *p = &c->pools[i];
+		const struct inst *in = &ld->pl[i];
+		if (!in->seen[si] || !in->seen[ei])
+			errorf(ld, in->file, in->line,
+			       "[pool.%s] needs source_addresses and ehlo_names", p->name);
+		else if (p->n_source_addresses != p->n_ehlo_names)
+			errorf(ld, in->file, in->seen[ei],
+			       "[pool.%s] has %zu source_addresses but %zu ehlo_names: one name "
+			       "per address",
+			       p->name, p->n_source_addresses, p->n_ehlo_names);
+	}
+	for (size_t d = 0; d < c->n_domains; d++) {
+		const char *name = c->domains[d].pool;
+		if (name && ld->dom[d].seen[pi] && !conf_pool_find(c, name))
+			errorf(ld, ld->dom[d].file, ld->dom[d].seen[pi],
+			       "pool in [domain.%s]: no section [pool.%s]", c->domains[d].name,
+			       name);
+	}
+}
+
 static void check_all(struct load *ld)
 {
 	if (ld->c->n_listeners == 0)
@@ -1574,6 +1762,7 @@ static void check_all(struct load *ld)
 	check_listeners(ld);
 	check_tls(ld);
 	check_relay(ld);
+	check_pools(ld);
 	inherit_domains(ld);
 	derive_defaults(ld);
 }
@@ -1611,6 +1800,7 @@ struct conf *conf_load(const char *file, char **errors)
 	free(ld.label);
 	free(ld.lst);
 	free(ld.dom);
+	free(ld.pl);
 	return c;
 }
 
@@ -1636,12 +1826,25 @@ void conf_free(struct conf *c)
 		free_fields(SEC_DOMAIN, &c->domains[i]);
 		free(c->domains[i].name);
 	}
+	for (size_t i = 0; i < c->n_pools; i++) {
+		free_fields(SEC_POOL, &c->pools[i]);
+		free(c->pools[i].name);
+	}
+	free(c->pools);
 	free_fields(SEC_NONE, c);
 	free(c->smarthost_at.host);
 	free(c->listeners);
 	free(c->domains);
 	free(c->file);
 	free(c);
+}
+
+const struct conf_pool *conf_pool_find(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->n_pools; i++)
+		if (strcmp(c->pools[i].name, name) == 0)
+			return &c->pools[i];
+	return NULL;
 }
 
 const struct conf_domain *conf_domain_for(const struct conf *c, const char *d)

@@ -27,6 +27,9 @@ enum conf_smarthost_tls {
 	CONF_SMARTHOST_TLS_ENCRYPT,
 	CONF_SMARTHOST_TLS_NONE
 };
+/* off: answers are never taken as validated; trust_ad: queries ask for the
+ * AD bit and answers with it count as DNSSEC-validated (DANE). */
+enum conf_dnssec { CONF_DNSSEC_OFF, CONF_DNSSEC_TRUST_AD };
 
 /* A next hop written as host, host:port, [host] or [host]:port (brackets
  * as in relayhost syntax; "[IPv6:...]" and a bare IPv6 address too). */
@@ -72,6 +75,17 @@ struct conf_domain {
 	uint64_t max_messages_per_connection;
 	uint64_t max_rate;        /* messages per rate_period */
 	uint64_t max_rate_period; /* seconds: 1, 60, 3600 or 86400 */
+	char *pool;               /* [pool.NAME] its mail leaves from, or NULL */
+};
+
+/* [pool.NAME]: source addresses for outbound connections, used in turn;
+ * ehlo_names[i] is the EHLO name that goes with source_addresses[i]. */
+struct conf_pool {
+	char *name;
+	struct conf_net *source_addresses; /* host addresses (prefix 32 or 128) */
+	size_t n_source_addresses;
+	char **ehlo_names;
+	size_t n_ehlo_names; /* == n_source_addresses (checked at load) */
 };
 
 struct conf {
@@ -111,10 +125,17 @@ struct conf {
 	struct conf_addr *dns_servers;
 	size_t n_dns_servers;
 	uint64_t mx_port;
+	uint64_t mta_sts_port; /* port of the mta-sts.DOMAIN policy host (tests) */
+	enum conf_dnssec dnssec;
+	uint64_t tls_rpt_interval; /* seconds between TLS-RPT reports */
 
 	/* [domain.NAME]; domains[0] is always "*" (explicit or defaulted) */
 	struct conf_domain *domains;
 	size_t n_domains;
+
+	/* [pool.NAME] */
+	struct conf_pool *pools;
+	size_t n_pools;
 
 	/* [dkim] */
 	uint64_t dkim_rotation_grace; /* seconds */
@@ -146,6 +167,9 @@ void conf_free(struct conf *c);
 
 /* The [domain.*] settings that apply to destination domain d. */
 const struct conf_domain *conf_domain_for(const struct conf *c, const char *d);
+
+/* The [pool.NAME] section named name, or NULL. */
+const struct conf_pool *conf_pool_find(const struct conf *c, const char *name);
 
 /* 1 if the address is inside trusted_networks. */
 int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
