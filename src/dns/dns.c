@@ -77,11 +77,12 @@ struct sockwatch {
 	struct event *ev;
 };
 
-enum req_kind { REQ_ROUTE, REQ_TXT };
+enum req_kind { REQ_ROUTE, REQ_TXT, REQ_TLSA };
 
 /* One address family's answer for one host of a route. */
 struct fam_answer {
 	enum dns_status st;
+	int secure;
 	size_t n;
 	struct dns_addr a[DNS_MAX_ADDRS];
 };
@@ -97,10 +98,13 @@ struct req {
 	char name[256];   /* canonical */
 	dns_route_cb on_route;
 	dns_txt_cb on_txt;
+	dns_tlsa_cb on_tlsa;
 	void *arg;
 	struct dns_route route;
 	struct fam_answer (*fam)[2]; /* per host: [0] A, [1] AAAA */
 	struct dns_txt txt;
+	struct dns_tlsa_ans tlsa;
+	struct dns_answer *tlsa_ans; /* holds tlsa.recs (a reference) */
 };
 
 struct reqlist {
@@ -141,6 +145,8 @@ static const char *type_name(int type)
 		return "AAAA";
 	case DNS_T_TXT:
 		return "TXT";
+	case DNS_T_TLSA:
+		return "TLSA";
 	}
 	return "?";
 }
@@ -385,13 +391,40 @@ static struct lookup *lookup_new(struct dns *d, int type, const char *name, uint
 	return l;
 }
 
+/*
+ * With trust_ad, the query carries the AD bit (RFC 6840 5.7): a validating
+ * resolver then says in its answer whether it validated it. c-ares's
+ * ares_query() cannot set it, so the query is made with ares_create_query()
+ * and sent with ares_send() (which gives it its own ID). AD rather than
+ * EDNS0 DO: no OPT record (c-ares 1.18 does not resend without one to a
+ * server that answers FORMERR) and no RRSIGs in the answer, which Posthorn
+ * would not read anyway. Returns -1 when the query cannot be made.
+ */
+static int send_with_ad(struct dns *d, struct lookup *l)
+{
+	unsigned char *q = NULL;
+	int len = 0;
+
+	if (ares_create_query(l->h.name, DNS_C_IN, l->h.type, 0, 1, &q, &len, 0) != ARES_SUCCESS ||
+	    len < DNS_WIRE_HDR_SIZE) {
+		if (q)
+			ares_free_string(q);
+		return -1;
+	}
+	q[3] |= (unsigned char)DNS_WIRE_AD; /* the low byte of the flags word */
+	ares_send(d->ch, q, len, on_ares_answer, l);
+	ares_free_string(q);
+	return 0;
+}
+
 /* Sent only after the first waiter is attached: c-ares may answer at once. */
 static void lookup_send(struct dns *d, struct lookup *l)
 {
 	d->st.queries_sent++;
 	log_debug("session=NOQUEUE event=dns_query type=%s name=%s", type_name(l->h.type),
 	          log_q(l->h.name));
-	ares_query(d->ch, l->h.name, DNS_C_IN, l->h.type, on_ares_answer, l);
+	if (!d->o.trust_ad || send_with_ad(d, l) < 0)
+		ares_query(d->ch, l->h.name, DNS_C_IN, l->h.type, on_ares_answer, l);
 	timer_rearm(d);
 }
 
@@ -462,6 +495,8 @@ static void req_free(struct req *r)
 {
 	dns_route_clear(&r->route);
 	txt_clear(&r->txt);
+	if (r->tlsa_ans)
+		dns_answer_unref(r->tlsa_ans);
 	free(r->fam);
 	free(r);
 }
@@ -485,6 +520,7 @@ static void route_complete(struct req *r)
 
 		dns_route_host_addrs(&r->route.hosts[i], f4->st, f4->a, f4->n, f6->st, f6->a,
 		                     f6->n);
+		r->route.hosts[i].secure = f4->secure && f6->secure;
 	}
 	dns_route_finish(&r->route);
 	req_done(r);
@@ -496,6 +532,7 @@ static void route_mx_answer(struct req *r, const struct dns_answer *a)
 	size_t i, n;
 
 	dns_route_plan(&r->route, r->name, a->status, a->mx, a->n, d->o.rnd, d->o.rnd_arg);
+	r->route.secure = a->secure;
 	if (a->status == DNS_TEMPFAIL && a->error)
 		r->route.error = a->error; /* the c-ares reason says more */
 	n = r->route.n_hosts;
@@ -516,6 +553,7 @@ static void route_addr_answer(struct req *r, int slot, const struct dns_answer *
 	struct fam_answer *f = &r->fam[(slot - 1) / 2][(slot - 1) % 2];
 
 	f->st = a->status;
+	f->secure = a->secure;
 	f->n = a->n < DNS_MAX_ADDRS ? a->n : DNS_MAX_ADDRS;
 	if (f->n)
 		memcpy(f->a, a->addrs, f->n * sizeof *f->a);
@@ -528,6 +566,7 @@ static void txt_answer(struct req *r, const struct dns_answer *a)
 	size_t i;
 
 	r->txt.status = a->status;
+	r->txt.secure = a->secure;
 	r->txt.error = a->error;
 	r->txt.records = a->n ? xcalloc(a->n, sizeof *r->txt.records) : NULL;
 	for (i = 0; i < a->n; i++)
@@ -536,14 +575,25 @@ static void txt_answer(struct req *r, const struct dns_answer *a)
 	req_done(r);
 }
 
+/* The records stay in the (refcounted) answer; the request holds it. */
+static void tlsa_answer(struct req *r, const struct dns_answer *a)
+{
+	r->tlsa_ans = (struct dns_answer *)a;
+	r->tlsa_ans->refs++;
+	r->tlsa = (struct dns_tlsa_ans){a->status, a->secure, a->n, a->tlsa, a->error};
+	req_done(r);
+}
+
 /*
- * Slots: 0 is the request's first lookup (MX of a route, or the TXT);
- * 1 + 2i and 2 + 2i are the A and AAAA of route host i.
+ * Slots: 0 is the request's first lookup (MX of a route, the TXT or the
+ * TLSA); 1 + 2i and 2 + 2i are the A and AAAA of route host i.
  */
 static void req_answer(struct req *r, int slot, const struct dns_answer *a)
 {
 	if (r->kind == REQ_TXT)
 		txt_answer(r, a);
+	else if (r->kind == REQ_TLSA)
+		tlsa_answer(r, a);
 	else if (slot == 0)
 		route_mx_answer(r, a);
 	else
@@ -557,6 +607,8 @@ static void req_callback(struct req *r)
 	d->dispatching++;
 	if (r->kind == REQ_ROUTE)
 		r->on_route(r->arg, &r->route);
+	else if (r->kind == REQ_TLSA)
+		r->on_tlsa(r->arg, &r->tlsa);
 	else
 		r->on_txt(r->arg, &r->txt);
 	d->dispatching--;
@@ -668,8 +720,9 @@ static void cancel_all(struct dns *d, struct reqlist *l)
 		list_remove(l, r);
 		dns_route_clear(&r->route);
 		txt_clear(&r->txt);
-		r->route.status = r->txt.status = DNS_CANCELLED;
-		r->route.error = r->txt.error = "resolver shut down";
+		r->route.status = r->txt.status = r->tlsa.status = DNS_CANCELLED;
+		r->route.error = r->txt.error = r->tlsa.error = "resolver shut down";
+		r->tlsa.n = 0;
 		req_callback(r);
 		req_free(r);
 	}
@@ -735,6 +788,19 @@ uint64_t dns_host(struct dns *d, const char *host, dns_route_cb on_route, void *
 	return route_start(d, host, 0, on_route, arg);
 }
 
+/* A request for one (type, name) answer: TXT or TLSA. */
+static uint64_t single_start(struct dns *d, struct req *r, int type, const char *name)
+{
+	if (dns_name_canon(name, r->name, sizeof r->name) < 0) {
+		r->txt.status = r->tlsa.status = DNS_NXDOMAIN;
+		r->txt.error = r->tlsa.error = "invalid domain name";
+		req_done(r);
+	} else {
+		lookup(d, r, 0, type, r->name);
+	}
+	return r->id;
+}
+
 uint64_t dns_query_txt(struct dns *d, const char *name, dns_txt_cb on_txt, void *arg)
 {
 	struct req *r;
@@ -743,14 +809,18 @@ uint64_t dns_query_txt(struct dns *d, const char *name, dns_txt_cb on_txt, void 
 		return 0;
 	r = req_new(d, REQ_TXT, arg);
 	r->on_txt = on_txt;
-	if (dns_name_canon(name, r->name, sizeof r->name) < 0) {
-		r->txt.status = DNS_NXDOMAIN;
-		r->txt.error = "invalid domain name";
-		req_done(r);
-	} else {
-		lookup(d, r, 0, DNS_T_TXT, r->name);
-	}
-	return r->id;
+	return single_start(d, r, DNS_T_TXT, name);
+}
+
+uint64_t dns_query_tlsa(struct dns *d, const char *name, dns_tlsa_cb on_tlsa, void *arg)
+{
+	struct req *r;
+
+	if (d->closing)
+		return 0;
+	r = req_new(d, REQ_TLSA, arg);
+	r->on_tlsa = on_tlsa;
+	return single_start(d, r, DNS_T_TLSA, name);
 }
 
 static struct req *find_req(const struct reqlist *l, uint64_t id)

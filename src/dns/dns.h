@@ -31,6 +31,10 @@ struct dns_opts {
 	unsigned max_ttl;    /* seconds a positive answer is kept at most. 0: 3600 */
 	unsigned max_neg_ttl; /* seconds an NXDOMAIN/NODATA is kept at most. 0: 300 */
 	size_t cache_size;    /* entries; the oldest go first when full. 0: 10000 */
+	/* 1: the servers validate DNSSEC and the path to them is trusted:
+	 * queries set the AD bit (RFC 6840 5.7) and answers with AD count as
+	 * validated (route->secure, host->secure, tlsa->secure). 0: nothing is. */
+	int trust_ad;
 	/* Injectable for tests; NULL: clock_mono_ms and arc4random_uniform. */
 	uint64_t (*now_ms)(void);
 	dns_rand_fn rnd;
@@ -70,6 +74,7 @@ uint64_t dns_host(struct dns *d, const char *host, dns_route_cb on_route, void *
 /* TXT records of name, each record's strings joined (RFC 7208 3.3). */
 struct dns_txt {
 	enum dns_status status;
+	int secure; /* validated (see dns_opts.trust_ad) */
 	size_t n;
 	char **records; /* NUL-terminated; records holding a NUL byte are left out */
 	const char *error;
@@ -77,6 +82,26 @@ struct dns_txt {
 #define DNS_MAX_TXT 32
 typedef void (*dns_txt_cb)(void *arg, const struct dns_txt *t);
 uint64_t dns_query_txt(struct dns *d, const char *name, dns_txt_cb on_txt, void *arg);
+
+/* TLSA records of name (RFC 6698), e.g. "_25._tcp.mx.example.com". Only
+ * records whose shape is right (dns_rr_tlsa) are kept, at most
+ * DNS_MAX_TLSA; data is owned by the answer. secure: the answer (records
+ * or their absence) was validated; only then do they mean anything. */
+struct dns_tlsa_rec {
+	unsigned char usage, selector, mtype;
+	size_t len;
+	unsigned char *data;
+};
+struct dns_tlsa_ans {
+	enum dns_status status;
+	int secure;
+	size_t n;
+	const struct dns_tlsa_rec *recs;
+	const char *error;
+};
+#define DNS_MAX_TLSA 16
+typedef void (*dns_tlsa_cb)(void *arg, const struct dns_tlsa_ans *t);
+uint64_t dns_query_tlsa(struct dns *d, const char *name, dns_tlsa_cb on_tlsa, void *arg);
 
 /*
  * Forget request id: its callback will not run. Lookups it shares with

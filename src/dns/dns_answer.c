@@ -35,12 +35,16 @@ static void answer_clear(struct dns_answer *a)
 		free((char *)a->mx[i].exchange);
 	for (i = 0; a->txt && i < a->n; i++)
 		free(a->txt[i]);
+	for (i = 0; a->tlsa && i < a->n; i++)
+		free(a->tlsa[i].data);
 	free(a->mx);
 	free(a->addrs);
 	free(a->txt);
+	free(a->tlsa);
 	a->mx = NULL;
 	a->addrs = NULL;
 	a->txt = NULL;
+	a->tlsa = NULL;
 	a->n = 0;
 }
 
@@ -123,6 +127,25 @@ static int collect_txt(void *arg, const struct dns_wire *m, const struct dns_rr 
 	return c->a->n == DNS_MAX_TXT;
 }
 
+/* A TLSA record of the right shape is kept, whether or not it is usable:
+ * RFC 7672 2.2 treats "records, none usable" apart from "no records". */
+static int collect_tlsa(void *arg, const struct dns_wire *m, const struct dns_rr *rr)
+{
+	struct collect *c = arg;
+	struct dns_tlsa_rec *x = &c->a->tlsa[c->a->n];
+	struct dns_tlsa t;
+
+	if (dns_rr_tlsa(m, rr, &t) < 0)
+		return c->bad = 1;
+	x->usage = (unsigned char)t.usage;
+	x->selector = (unsigned char)t.selector;
+	x->mtype = (unsigned char)t.mtype;
+	x->len = t.len;
+	x->data = xmalloc(t.len);
+	memcpy(x->data, t.data, t.len);
+	return ++c->a->n == DNS_MAX_TLSA;
+}
+
 static int by_pref(const void *x, const void *y)
 {
 	const struct dns_mx_rr *a = x, *b = y;
@@ -160,6 +183,9 @@ static void read_answers(struct dns_answer *a, int type, const struct dns_wire *
 	} else if (type == DNS_T_A || type == DNS_T_AAAA) {
 		cb = collect_addr;
 		a->addrs = xcalloc(DNS_MAX_ADDRS, sizeof *a->addrs);
+	} else if (type == DNS_T_TLSA) {
+		cb = collect_tlsa;
+		a->tlsa = xcalloc(DNS_MAX_TLSA, sizeof *a->tlsa);
 	} else {
 		a->txt = xcalloc(DNS_MAX_TXT, sizeof *a->txt);
 	}
@@ -200,10 +226,14 @@ struct dns_answer *dns_answer_from_reply(int type, int status, const unsigned ch
 
 	if (parsed)
 		dns_wire_ttls(&m, &t);
+	/* AD means something only from a resolver the operator trusts */
+	a->secure = parsed && o->trust_ad && dns_wire_ad(&m);
 	if (st == DNS_OK && parsed)
 		read_answers(a, type, &m);
 	else if (st == DNS_OK)
 		answer_fail(a, DNS_TEMPFAIL, ARES_EBADRESP);
+	if (a->status == DNS_TEMPFAIL)
+		a->secure = 0;
 	*ttl = answer_ttl(o, a, &t);
 	return a;
 }

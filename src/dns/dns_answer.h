@@ -27,9 +27,11 @@ struct dns_answer {
 	enum dns_status status;
 	const char *error; /* static text (ares_strerror) for a failure */
 	size_t n;
-	struct dns_mx_rr *mx;   /* DNS_T_MX; exchanges owned */
-	struct dns_addr *addrs; /* DNS_T_A, DNS_T_AAAA: at most DNS_MAX_ADDRS */
-	char **txt;             /* DNS_T_TXT: at most DNS_MAX_TXT */
+	struct dns_mx_rr *mx;      /* DNS_T_MX; exchanges owned */
+	struct dns_addr *addrs;    /* DNS_T_A, DNS_T_AAAA: at most DNS_MAX_ADDRS */
+	char **txt;                /* DNS_T_TXT: at most DNS_MAX_TXT */
+	struct dns_tlsa_rec *tlsa; /* DNS_T_TLSA: at most DNS_MAX_TLSA, data owned */
+	int secure;                /* the reply had AD and o->trust_ad is set */
 };
 
 /* refs 1. */
@@ -37,7 +39,7 @@ struct dns_answer *dns_answer_new(enum dns_status st, const char *error);
 void dns_answer_unref(struct dns_answer *a);
 
 /*
- * The answer to a query of `type` (DNS_T_MX, _A, _AAAA or _TXT) from a
+ * The answer to a query of `type` (DNS_T_MX, _A, _AAAA, _TXT or _TLSA) from a
  * c-ares callback's status and reply (abuf may be NULL). *ttl: seconds to
  * cache it, 0 for not at all: positive answers for their lowest TTL, at
  * most o->max_ttl; NXDOMAIN and NODATA for the SOA's negative TTL (or

@@ -51,6 +51,8 @@ struct dns_route_host {
 	enum dns_status addr_status; /* DNS_OK when n_addrs > 0 */
 	size_t n_addrs;
 	struct dns_addr *addrs; /* IPv6 first, then alternating families */
+	int secure;             /* its A and AAAA answers were DNSSEC-validated (AD
+	                           from a resolver trusted with [relay] dnssec) */
 };
 
 /*
@@ -69,6 +71,8 @@ struct dns_route {
 	enum dns_status status;
 	int null_mx;     /* RFC 7505: bounce with 556 5.1.10 */
 	int implicit_mx; /* no MX records: hosts[0] is the domain itself */
+	int secure;      /* the MX answer (records, or their absence) was
+	                    DNSSEC-validated: the host names can be trusted (DANE) */
 	size_t n_hosts;
 	struct dns_route_host *hosts;
 	const char *error; /* static text explaining a non-OK status, or NULL */
