@@ -156,6 +156,10 @@ static const char *const migrations[] = {
     "  created_at BIGINT NOT NULL,"
     "  PRIMARY KEY (account_id, address_key)"
     ");",
+
+    /* 6 -> 7: outbound TLS policy; the SQL is store_tls_migration, with
+     * the code that uses the tables (store_tls.c). */
+    store_tls_migration,
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -442,4 +442,87 @@ int store_supp_list(struct store *st, const struct store_supp_query *q,
                     void (*cb)(void *arg, const struct store_supp *s), void *arg, int *more,
                     char **err);
 
+/* ---- outbound TLS policy (store_tls.c) --------------------------------------
+ *
+ * MTA-STS policies (RFC 8461 5.1: cached for max_age, kept across
+ * restarts), the TLSA records last seen per MX host, TLS-RPT counts and
+ * the delivery of each report (RFC 8460: sent once), and the pool an
+ * account sends from. Domains and hosts are stored lower-case.
+ */
+struct store_sts {
+	char *domain;
+	char *id;     /* the policy id of the _mta-sts TXT record */
+	char *mode;   /* "none", "testing" or "enforce" */
+	char *policy; /* the body as fetched */
+	int64_t max_age, fetched_at, expires_at;
+};
+/* 1 and *out (free with store_sts_clear) when a policy is cached, 0 when
+ * none is, -1 on error. */
+int store_sts_get(struct store *st, const char *domain, struct store_sts *out, char **err);
+/* Inserts or replaces the domain's policy. */
+int store_sts_put(struct store *st, const struct store_sts *p, char **err);
+void store_sts_clear(struct store_sts *p);
+
+/* What a TLSA lookup of _25._tcp.HOST gave for destination domain:
+ * state "usable", "unusable", "failed" or "none"; records "3 1 1 HEX" lines
+ * joined by newlines. Replaces what host had. */
+struct store_tlsa {
+	char *host, *domain, *state, *records;
+	int64_t seen_at;
+};
+int store_tlsa_put(struct store *st, const struct store_tlsa *t, char **err);
+/* The hosts seen for domain, by host name, into *out (free with
+ * store_tlsa_free). */
+int store_tlsa_list(struct store *st, const char *domain, struct store_tlsa **out, size_t *n,
+                    char **err);
+void store_tlsa_free(struct store_tlsa *v, size_t n);
+
+/* One TLS-RPT count: n sessions of a policy (the report's JSON "policy"
+ * object, as text) of domain in the period [start, end) that ended in
+ * result ("" for success; else an RFC 8460 result type), with these
+ * addresses and MX name ("" when not known or, for successes, not kept). */
+struct store_tlsrpt_count {
+	const char *domain;
+	int64_t start, end;
+	const char *policy, *result, *sending_ip, *mx_host, *receiving_ip;
+	uint64_t n;
+};
+/* Adds every c[i].n in one transaction (all or nothing). */
+int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *c, size_t n, char **err);
+
+/* A period with counts. Strings owned by the array (store_tlsrpt_free). */
+struct store_tlsrpt_row {
+	char *domain, *policy, *result, *sending_ip, *mx_host, *receiving_ip;
+	int64_t start, end;
+	uint64_t n;
+};
+void store_tlsrpt_free(struct store_tlsrpt_row *v, size_t n);
+/* Up to max periods (domain, start, end; n and the rest unset) that ended
+ * at or before `before` and whose report is not done, oldest first. */
+int store_tlsrpt_due(struct store *st, int64_t before, size_t max, struct store_tlsrpt_row **out,
+                     size_t *n, char **err);
+/* The counts of one period of domain; start 0: the latest period. */
+int store_tlsrpt_rows(struct store *st, const char *domain, int64_t start,
+                      struct store_tlsrpt_row **out, size_t *n, char **err);
+/* The delivery state of a report to rua: "pending" (or absent: *attempts
+ * 0), "sent" or "failed" (a static string), and when it was last tried. */
+int store_tlsrpt_sent_get(struct store *st, const char *domain, int64_t start, const char *rua,
+                          const char **state, int *attempts, int64_t *at, char **err);
+/* Records an attempt (state "pending", attempts + 1) or its end ("sent",
+ * "failed"). */
+int store_tlsrpt_sent_set(struct store *st, const char *domain, int64_t start, const char *rua,
+                          const char *state, int64_t at, char **err);
+/* The report of the period is done: every rua got it or gave up. Counts
+ * and delivery rows of periods that ended before keep_after go. */
+int store_tlsrpt_done(struct store *st, const char *domain, int64_t start, int64_t at,
+                      int64_t keep_after, char **err);
+
+/* The pool an account sends from: NULL (no pool) or a [pool.NAME] name
+ * (letters, digits, '-', '_'; not checked against the config here). */
+int store_user_set_pool(struct store *st, const char *name, const char *pool, char **err);
+/* Every account bound to a pool: names[i] sends from pools[i]. Both arrays
+ * and their strings are malloc'd (free with store_pools_free). */
+int store_account_pools(struct store *st, char ***names, char ***pools, size_t *n, char **err);
+void store_pools_free(char **names, char **pools, size_t n);
+
 #endif

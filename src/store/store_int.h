@@ -51,6 +51,9 @@ int store_tx_begin(struct store *st, char **err);
 int store_tx_commit(struct store *st, char **err);
 int store_tx_rollback(struct store *st);
 
+/* Migration 6 -> 7 (store.c's list): the outbound TLS policy tables. */
+extern const char store_tls_migration[];
+
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);
 
