@@ -2,13 +2,15 @@
  * smtpc_conn: the outbound SMTP client state machine over a bufferevent.
  * Replies come from the PURE parser (smtpc_reply.c); what a reply or a
  * failure means comes from the PURE policy (smtpc_policy.c). This file
- * only moves bytes and steps states.
+ * only moves bytes and steps states; the way to READY (source address,
+ * EHLO, STARTTLS under the TLS policy, AUTH) is smtpc_hello.c.
  *
  * Lifetime: a connection is freed from a deferred event after its failed()
  * or closed() callback has run, never inside a libevent callback of its
  * own bufferevent.
  */
 #include "smtpc/smtpc_conn.h"
+#include "smtpc/smtpc_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,65 +39,9 @@
 #define OUT_HIGH          (256 * 1024) /* stop reading the body while this much waits */
 #define MAX_ADDR_TRIES    10           /* addresses tried in one connection attempt */
 
-enum cstate {
-	C_CONNECTING,
-	C_GREETING,
-	C_EHLO,
-	C_HELO,
-	C_STARTTLS,
-	C_TLS,
-	C_AUTH,
-	C_READY,
-	C_TXN,  /* MAIL and RCPT replies */
-	C_DATA, /* waiting for 354 */
-	C_BODY, /* streaming the content */
-	C_DOT,  /* waiting for the final reply */
-	C_RSET,
-	C_QUIT,
-	C_DEAD,
-	C__COUNT
-};
 static const char *cstate_names[C__COUNT] = {"connecting", "greeting", "ehlo",  "helo", "starttls",
                                              "tls",        "auth",     "ready", "txn",  "data",
                                              "body",       "dot",      "rset",  "quit", "dead"};
-
-struct smtpc_conn {
-	LIST_ENTRY(smtpc_conn) all;
-	struct event_base *base;
-	struct smtpc_target t;
-	struct dns_route *route;
-	char *dest, *helo, *auth;
-	struct smtpc_cbs cbs;
-	void *arg;
-	struct bufferevent *bev;
-	SSL *ssl;
-	enum cstate state;
-	struct smtpc_rparser rp;
-	struct smtpc_caps caps;
-	int tls_active;
-	int verified; /* TLS is active and the certificate checked out */
-	int no_tls;   /* retrying this address in plain text after a TLS failure */
-	size_t host_i, addr_i, tries;
-	char host[256], addr[DNS_ADDR_STRLEN];
-	struct smtpc_peer peer;
-	struct smtpc_verdict last; /* last session-level failure, for failed() */
-	unsigned n_sent;
-	struct event *ev_free, *ev_refused;
-	int freeing, ever_ready;
-	int quitting; /* the owner let go (smtpc_conn_quit): no more callbacks */
-	/* the current job */
-	struct smtpc_job job;
-	smtpc_done_fn done;
-	void *done_arg;
-	struct smtpc_verdict *v;
-	int *accepted;
-	size_t n_accepted;
-	size_t reply_i; /* replies of the transaction received: 0 = MAIL, i = RCPT i-1 */
-	size_t sent_i;  /* commands of the transaction sent */
-	int mail_ok;
-	uint64_t body_done;
-	int body_bol; /* at the beginning of a line (dot-stuffing) */
-};
 
 /* Every connection not yet freed, so that the last ones (saying QUIT when
  * the loop stops) can be freed at exit: see smtpc_conn_free_all(). */
@@ -108,7 +54,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* ---------- small helpers ---------- */
 
-static void set_state(struct smtpc_conn *c, enum cstate st)
+void smtpc_set_state(struct smtpc_conn *c, enum cstate st)
 {
 	struct timeval tv = {REPLY_TIMEOUT_S, 0};
 
@@ -124,9 +70,7 @@ static void set_state(struct smtpc_conn *c, enum cstate st)
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
-static void send_line(struct smtpc_conn *c, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void send_line(struct smtpc_conn *c, const char *fmt, ...)
+void smtpc_send_line(struct smtpc_conn *c, const char *fmt, ...)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	va_list ap;
@@ -147,6 +91,7 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 	smtpc_rparser_free(&c->rp);
 	smtpc_verdict_clear(&c->last);
 	dns_route_free(c->route);
+	tls_dest_pol_unref(c->t.pol);
 	event_free(c->ev_free);
 	event_free(c->ev_refused);
 	free(c->dest);
@@ -172,6 +117,7 @@ static void drop_socket(struct smtpc_conn *c)
 	if (c->bev)
 		bufferevent_free(c->bev); /* frees the SSL too */
 	c->bev = NULL;
+	c->fd = -1;
 	c->ssl = NULL;
 	c->tls_active = 0;
 	c->verified = 0;
@@ -224,7 +170,7 @@ static void job_fail_open(struct smtpc_conn *c, const struct smtpc_verdict *v, i
 
 /* This address is done. Before READY: try the next one. In a transaction:
  * the open recipients take the verdict, then the connection closes. */
-static void session_failed(struct smtpc_conn *c, struct smtpc_verdict *v)
+void smtpc_session_failed(struct smtpc_conn *c, struct smtpc_verdict *v)
 {
 	int was_ready = c->ever_ready;
 
@@ -250,7 +196,7 @@ static void session_failed(struct smtpc_conn *c, struct smtpc_verdict *v)
 		free_later(c);
 		return;
 	}
-	if (c->last.plain_ok && !c->t.tls_required && !c->no_tls) {
+	if (c->last.plain_ok && !smtpc_tls_required(c) && !c->no_tls) {
 		c->no_tls = 1; /* same address once more, without STARTTLS */
 		try_address(c);
 		return;
@@ -260,7 +206,7 @@ static void session_failed(struct smtpc_conn *c, struct smtpc_verdict *v)
 	try_address(c);
 }
 
-static void fail_with(struct smtpc_conn *c, enum smtpc_failure f, const char *detail)
+void smtpc_fail_with(struct smtpc_conn *c, enum smtpc_failure f, const char *detail)
 {
 	struct smtpc_verdict v;
 	enum smtpc_stage stage = c->state == C_CONNECTING ? SMTPC_STAGE_CONNECT
@@ -271,7 +217,7 @@ static void fail_with(struct smtpc_conn *c, enum smtpc_failure f, const char *de
 
 	memset(&v, 0, sizeof(v));
 	smtpc_judge_failure(&c->peer, stage, f, detail, &v);
-	session_failed(c, &v);
+	smtpc_session_failed(c, &v);
 }
 
 /* ---------- walking the route ---------- */
@@ -282,6 +228,11 @@ static int next_address(struct smtpc_conn *c, struct sockaddr_storage *ss, sockl
 
 	while (c->host_i < r->n_hosts) {
 		const struct dns_route_host *h = &r->hosts[c->host_i];
+		snprintf(c->host, sizeof(c->host), "%s", h->name);
+		if (c->addr_i == 0 && h->n_addrs && smtpc_host_refused(c)) {
+			c->host_i++; /* its policy refuses it: never connected to */
+			continue;
+		}
 		if (c->addr_i < h->n_addrs) {
 			const struct dns_addr *a = &h->addrs[c->addr_i];
 			memset(ss, 0, sizeof(*ss));
@@ -298,7 +249,6 @@ static int next_address(struct smtpc_conn *c, struct sockaddr_storage *ss, sockl
 				memcpy(&s4->sin_addr, a->addr, 4);
 				*len = sizeof(*s4);
 			}
-			snprintf(c->host, sizeof(c->host), "%s", h->name);
 			dns_addr_str(a, c->addr);
 			return 0;
 		}
@@ -318,11 +268,18 @@ static void all_failed(struct smtpc_conn *c)
 	free_later(c);
 }
 
+void smtpc_setcb(struct smtpc_conn *c)
+{
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+}
+
 static void try_address(struct smtpc_conn *c)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	struct timeval tv = {CONNECT_TIMEOUT_S, 0};
+	const char *why = NULL;
+	int fd;
 
 	if (c->tries >= MAX_ADDR_TRIES || next_address(c, &ss, &len) < 0) {
 		all_failed(c);
@@ -331,128 +288,18 @@ static void try_address(struct smtpc_conn *c)
 	c->tries++;
 	c->peer.host = c->host;
 	c->peer.addr = c->addr;
-	c->bev =
-	    bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	c->state = C_CONNECTING;
+	if ((fd = smtpc_socket(c, (struct sockaddr *)&ss, &why)) < 0) {
+		smtpc_fail_with(c, SMTPC_FAIL_CONNECT, why);
+		return;
+	}
+	c->bev =
+	    bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	smtpc_setcb(c);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, (int)len) < 0)
-		fail_with(c, SMTPC_FAIL_CONNECT, strerror(errno));
-}
-
-/* ---------- greeting, EHLO, STARTTLS, AUTH ---------- */
-
-static void send_ehlo(struct smtpc_conn *c)
-{
-	send_line(c, "EHLO %s", c->helo);
-	set_state(c, C_EHLO);
-}
-
-static void become_ready(struct smtpc_conn *c)
-{
-	c->ever_ready = 1;
-	set_state(c, C_READY);
-	log_debug("session=%s event=smtpc_ready host=%s addr=%s tls=%s", c->dest, c->host, c->addr,
-	          smtpc_conn_tls(c));
-	c->cbs.ready(c->arg, c);
-}
-
-static void start_tls(struct smtpc_conn *c)
-{
-	struct bufferevent *tb;
-
-	c->ssl = SSL_new(c->t.tls);
-	if (!c->ssl) {
-		fail_with(c, SMTPC_FAIL_TLS, "cannot create SSL");
-		return;
-	}
-	if (tls_client_expect(c->ssl, c->t.verify_host ? c->t.verify_host : c->host) < 0) {
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-		fail_with(c, SMTPC_FAIL_TLS, "cannot set the name to verify");
-		return;
-	}
-	tb = bufferevent_openssl_filter_new(c->base, c->bev, c->ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (!tb) {
-		SSL_free(c->ssl);
-		c->ssl = NULL;
-		fail_with(c, SMTPC_FAIL_TLS, "cannot start TLS");
-		return;
-	}
-	c->bev = tb;
-	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	set_state(c, C_TLS);
-}
-
-static void send_auth(struct smtpc_conn *c)
-{
-	const char *colon = strchr(c->auth, ':');
-	size_t ul = (size_t)(colon - c->auth), pl = strlen(colon + 1);
-	unsigned char raw[600];
-	char b64[820];
-
-	/* RFC 4616: authzid NUL authcid NUL passwd; empty authzid */
-	if (ul + pl + 2 > sizeof(raw)) {
-		fail_with(c, SMTPC_FAIL_PROTOCOL, "smarthost credentials too long");
-		return;
-	}
-	raw[0] = '\0';
-	memcpy(raw + 1, c->auth, ul);
-	raw[1 + ul] = '\0';
-	memcpy(raw + 2 + ul, colon + 1, pl);
-	base64_encode(raw, ul + pl + 2, b64);
-	send_line(c, "AUTH PLAIN %s", b64);
-	memset(raw, 0, sizeof(raw));
-	memset(b64, 0, sizeof(b64));
-	set_state(c, C_AUTH);
-}
-
-/* The handshake is done: is the peer who the policy needs it to be? Its
- * verdict comes before any command, so no credentials and no mail reach
- * an unverified peer when verification is required. */
-static void tls_established(struct smtpc_conn *c)
-{
-	const char *why = NULL;
-
-	c->tls_active = 1;
-	c->verified = tls_peer_verified(c->ssl, &why);
-	if (!c->verified && c->t.verify_required) {
-		log_warn("session=%s event=tls_verify_failed host=%s addr=%s port=%u reason=%s",
-		         c->dest, c->host, c->addr, c->t.port, log_q(why));
-		fail_with(c, SMTPC_FAIL_TLS_VERIFY, why);
-		return;
-	}
-	send_ehlo(c); /* RFC 3207 4.2: start over after TLS */
-}
-
-/* After a good EHLO/HELO: TLS, then AUTH, then READY. */
-static void after_hello(struct smtpc_conn *c)
-{
-	struct smtpc_verdict v;
-
-	if (!c->tls_active && !c->no_tls && c->caps.starttls && c->t.tls) {
-		send_line(c, "STARTTLS");
-		set_state(c, C_STARTTLS);
-		return;
-	}
-	memset(&v, 0, sizeof(v));
-	if (smtpc_judge_tls(&c->peer, &c->caps, c->t.tls_required, c->tls_active, &v) < 0) {
-		session_failed(c, &v);
-		return;
-	}
-	if (c->auth && c->tls_active) {
-		send_auth(c);
-		return;
-	}
-	if (c->auth) {
-		fail_with(c, SMTPC_FAIL_TLS_REQUIRED,
-		          "smarthost credentials are sent only over TLS");
-		return;
-	}
-	become_ready(c);
+		smtpc_fail_with(c, SMTPC_FAIL_CONNECT, strerror(errno));
 }
 
 /* Judge r at stage; on anything but OK the session is over. Returns 0 if OK. */
@@ -466,15 +313,15 @@ static int expect_ok(struct smtpc_conn *c, enum smtpc_stage stage, const struct 
 		smtpc_verdict_clear(&v);
 		return 0;
 	}
-	session_failed(c, &v);
+	smtpc_session_failed(c, &v);
 	return -1;
 }
 
 static void on_hello_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 {
 	if (c->state == C_EHLO && r->code >= 500 && r->code < 600 && r->code != 554) {
-		send_line(c, "HELO %s", c->helo); /* an old server: fall back */
-		set_state(c, C_HELO);
+		smtpc_send_line(c, "HELO %s", c->helo_now); /* an old server: fall back */
+		smtpc_set_state(c, C_HELO);
 		return;
 	}
 	if (expect_ok(c, c->state == C_EHLO ? SMTPC_STAGE_EHLO : SMTPC_STAGE_HELO, r) < 0)
@@ -483,7 +330,7 @@ static void on_hello_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 		smtpc_caps_parse(r, &c->caps);
 	else
 		memset(&c->caps, 0, sizeof(c->caps));
-	after_hello(c);
+	smtpc_after_hello(c);
 }
 
 /* ---------- transactions ---------- */
@@ -525,6 +372,8 @@ static void send_mail(struct smtpc_conn *c)
 		evbuffer_add_printf(out, " BODY=8BITMIME");
 	if (j->smtputf8 && c->caps.smtputf8)
 		evbuffer_add_printf(out, " SMTPUTF8");
+	if (j->requiretls && c->caps.requiretls)
+		evbuffer_add_printf(out, " REQUIRETLS"); /* RFC 8689 4.2.1: passed on */
 	if (c->caps.dsn && j->ret)
 		evbuffer_add_printf(out, " RET=%s", j->ret == DSN_RET_FULL ? "FULL" : "HDRS");
 	if (c->caps.dsn && j->envid) {
@@ -571,7 +420,7 @@ static void txn_send_more(struct smtpc_conn *c)
 void smtpc_conn_send(struct smtpc_conn *c, const struct smtpc_job *job, smtpc_done_fn done,
                      void *arg)
 {
-	struct smtpc_msg_needs needs = {job->len, job->eightbit, job->smtputf8, 0};
+	struct smtpc_msg_needs needs = {job->len, job->eightbit, job->smtputf8, job->requiretls};
 	struct smtpc_verdict v;
 	size_t i;
 
@@ -584,7 +433,7 @@ void smtpc_conn_send(struct smtpc_conn *c, const struct smtpc_job *job, smtpc_do
 	c->reply_i = c->sent_i = 0;
 	c->mail_ok = 0;
 	memset(&v, 0, sizeof(v));
-	if (smtpc_judge_message(&c->peer, &c->caps, &needs, c->tls_active, &v) < 0) {
+	if (smtpc_judge_message(&c->peer, &c->caps, &needs, c->tls_active && c->verified, &v) < 0) {
 		for (i = 0; i < job->n_rcpts; i++)
 			verdict_copy(&c->v[i], &v);
 		smtpc_verdict_clear(&v);
@@ -592,7 +441,7 @@ void smtpc_conn_send(struct smtpc_conn *c, const struct smtpc_job *job, smtpc_do
 		event_active(c->ev_refused, EV_TIMEOUT, 0);
 		return;
 	}
-	set_state(c, C_TXN);
+	smtpc_set_state(c, C_TXN);
 	txn_send_more(c);
 }
 
@@ -608,8 +457,8 @@ static void on_refused(evutil_socket_t fd, short what, void *arg)
 
 static void send_rset(struct smtpc_conn *c)
 {
-	send_line(c, "RSET");
-	set_state(c, C_RSET);
+	smtpc_send_line(c, "RSET");
+	smtpc_set_state(c, C_RSET);
 }
 
 /* Appends in[0..n) with a dot doubled at the start of each line (RFC 5321
@@ -646,7 +495,7 @@ static void body_pump(struct smtpc_conn *c)
 		ssize_t n = pread(c->job.fd, in, want, (off_t)(c->job.offset + c->body_done));
 
 		if (n <= 0) {
-			fail_with(c, SMTPC_FAIL_LOST, "cannot read the queued message");
+			smtpc_fail_with(c, SMTPC_FAIL_LOST, "cannot read the queued message");
 			return;
 		}
 		stuff_dots(c, out, in, (size_t)n);
@@ -657,7 +506,7 @@ static void body_pump(struct smtpc_conn *c)
 	if (!c->body_bol)
 		evbuffer_add(out, "\r\n", 2);
 	evbuffer_add(out, ".\r\n", 3);
-	set_state(c, C_DOT);
+	smtpc_set_state(c, C_DOT);
 }
 
 static void on_txn_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
@@ -668,7 +517,7 @@ static void on_txn_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 	memset(&v, 0, sizeof(v));
 	smtpc_judge_reply(&c->peer, k == 0 ? SMTPC_STAGE_MAIL : SMTPC_STAGE_RCPT, r, &v);
 	if (v.scope == SMTPC_SCOPE_SESSION && v.action != SMTPC_ACT_OK) {
-		session_failed(c, &v);
+		smtpc_session_failed(c, &v);
 		return;
 	}
 	if (k == 0) {
@@ -694,8 +543,8 @@ static void on_txn_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 		send_rset(c);
 		return;
 	}
-	send_line(c, "DATA");
-	set_state(c, C_DATA);
+	smtpc_send_line(c, "DATA");
+	smtpc_set_state(c, C_DATA);
 }
 
 static void on_data_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
@@ -705,7 +554,7 @@ static void on_data_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 	memset(&v, 0, sizeof(v));
 	smtpc_judge_reply(&c->peer, SMTPC_STAGE_DATA, r, &v);
 	if (v.scope == SMTPC_SCOPE_SESSION && v.action != SMTPC_ACT_OK) {
-		session_failed(c, &v);
+		smtpc_session_failed(c, &v);
 		return;
 	}
 	if (r->code != 354) {
@@ -718,7 +567,7 @@ static void on_data_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 	smtpc_verdict_clear(&v);
 	c->body_done = 0;
 	c->body_bol = 1;
-	set_state(c, C_BODY);
+	smtpc_set_state(c, C_BODY);
 	body_pump(c);
 }
 
@@ -729,14 +578,14 @@ static void on_dot_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 	memset(&v, 0, sizeof(v));
 	smtpc_judge_reply(&c->peer, SMTPC_STAGE_DOT, r, &v);
 	if (v.scope == SMTPC_SCOPE_SESSION && v.action != SMTPC_ACT_OK) {
-		session_failed(c, &v);
+		smtpc_session_failed(c, &v);
 		return;
 	}
 	job_fail_open(c, &v, 1);
 	smtpc_verdict_clear(&v);
 	c->n_sent++;
 	job_finish(c);
-	set_state(c, C_READY);
+	smtpc_set_state(c, C_READY);
 	c->cbs.ready(c->arg, c);
 }
 
@@ -747,7 +596,7 @@ static void on_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 	switch (c->state) {
 	case C_GREETING:
 		if (expect_ok(c, SMTPC_STAGE_GREETING, r) == 0)
-			send_ehlo(c);
+			smtpc_send_ehlo(c);
 		break;
 	case C_EHLO:
 	case C_HELO:
@@ -755,13 +604,13 @@ static void on_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 		break;
 	case C_STARTTLS:
 		if (r->code == 220)
-			start_tls(c);
+			smtpc_start_tls(c);
 		else if (expect_ok(c, SMTPC_STAGE_STARTTLS, r) == 0)
-			fail_with(c, SMTPC_FAIL_TLS, "unexpected reply to STARTTLS");
+			smtpc_fail_with(c, SMTPC_FAIL_TLS, "unexpected reply to STARTTLS");
 		break;
 	case C_AUTH:
 		if (expect_ok(c, SMTPC_STAGE_AUTH, r) == 0)
-			become_ready(c);
+			smtpc_become_ready(c);
 		break;
 	case C_TXN:
 		on_txn_reply(c, r);
@@ -774,7 +623,7 @@ static void on_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 		break;
 	case C_RSET:
 		if (expect_ok(c, SMTPC_STAGE_RSET, r) == 0) {
-			set_state(c, C_READY);
+			smtpc_set_state(c, C_READY);
 			c->cbs.ready(c->arg, c);
 		}
 		break;
@@ -783,7 +632,7 @@ static void on_reply(struct smtpc_conn *c, const struct smtpc_reply *r)
 	default:
 		/* A reply nobody asked for (e.g. while READY): the stream is out
 		 * of step, so this connection cannot be trusted any more. */
-		fail_with(c, SMTPC_FAIL_PROTOCOL, "unexpected reply");
+		smtpc_fail_with(c, SMTPC_FAIL_PROTOCOL, "unexpected reply");
 	}
 }
 
@@ -802,7 +651,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 		used = smtpc_rparser_feed(&c->rp, p, len < 8192 ? len : 8192, &r, &st);
 		evbuffer_drain(in, used);
 		if (st == SMTPC_R_ERROR) {
-			fail_with(c, SMTPC_FAIL_PROTOCOL, smtpc_rparser_error(&c->rp));
+			smtpc_fail_with(c, SMTPC_FAIL_PROTOCOL, smtpc_rparser_error(&c->rp));
 			return;
 		}
 		if (st == SMTPC_R_REPLY) {
@@ -833,9 +682,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			int one = 1;
 			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 			           sizeof(one));
-			set_state(c, C_GREETING);
+			smtpc_set_state(c, C_GREETING);
 		} else if (c->state == C_TLS) {
-			tls_established(c);
+			smtpc_tls_established(c);
 		}
 		return;
 	}
@@ -844,20 +693,23 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		fail_with(c, SMTPC_FAIL_TIMEOUT, "timeout");
+		smtpc_fail_with(c, SMTPC_FAIL_TIMEOUT, "timeout");
 	} else if (c->state == C_TLS ||
 	           (what & BEV_EVENT_ERROR && bufferevent_get_openssl_error(bev))) {
 		char text[200] = "TLS handshake failed";
 		unsigned long e = bufferevent_get_openssl_error(bev);
 		if (e)
 			ERR_error_string_n(e, text, sizeof(text));
-		fail_with(c, SMTPC_FAIL_TLS, text);
+		if (c->state == C_TLS)
+			smtpc_tls_failed(c, text);
+		else
+			smtpc_fail_with(c, SMTPC_FAIL_TLS, text);
 	} else if (c->state == C_CONNECTING) {
 		int e = EVUTIL_SOCKET_ERROR();
-		fail_with(c, SMTPC_FAIL_CONNECT,
-		          e ? evutil_socket_error_to_string(e) : "connect failed");
+		smtpc_fail_with(c, SMTPC_FAIL_CONNECT,
+		                e ? evutil_socket_error_to_string(e) : "connect failed");
 	} else {
-		fail_with(c, SMTPC_FAIL_LOST, "lost connection");
+		smtpc_fail_with(c, SMTPC_FAIL_LOST, "lost connection");
 	}
 }
 
@@ -877,6 +729,9 @@ struct smtpc_conn *smtpc_conn_new(struct event_base *base, const struct smtpc_ta
 	c->t.dest = c->dest;
 	c->t.helo = c->helo;
 	c->t.auth = c->auth;
+	c->t.pol = tls_dest_pol_ref(t->pol);
+	c->helo_now = c->helo;
+	c->fd = -1;
 	c->cbs = *cbs;
 	c->arg = arg;
 	c->ev_free = event_new(base, -1, 0, on_free, c);
@@ -898,8 +753,8 @@ void smtpc_conn_quit(struct smtpc_conn *c)
 		free_later(c);
 		return;
 	}
-	send_line(c, "QUIT");
-	set_state(c, C_QUIT);
+	smtpc_send_line(c, "QUIT");
+	smtpc_set_state(c, C_QUIT);
 }
 
 const char *smtpc_conn_host(const struct smtpc_conn *c)
@@ -920,6 +775,18 @@ uint16_t smtpc_conn_port(const struct smtpc_conn *c)
 int smtpc_conn_verified(const struct smtpc_conn *c)
 {
 	return c->tls_active && c->verified;
+}
+
+const char *smtpc_conn_policy(const struct smtpc_conn *c)
+{
+	const struct tls_host_pol *h = smtpc_host_pol(c);
+
+	return tls_pol_name(h ? h->pol : TLS_POL_NONE);
+}
+
+const char *smtpc_conn_src(const struct smtpc_conn *c)
+{
+	return c->src[0] ? c->src : NULL;
 }
 
 const char *smtpc_conn_tls(const struct smtpc_conn *c)

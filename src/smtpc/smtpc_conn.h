@@ -23,8 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/conf.h"
 #include "dns/dns_mx.h"
 #include "smtpc/smtpc_policy.h"
+#include "tls/tls_policy.h"
 
 struct event_base;
 struct smtpc_conn;
@@ -43,6 +45,19 @@ struct smtpc_target {
 	int verify_required;
 	const char *helo; /* our name for EHLO */
 	const char *auth; /* "user:password" (smarthost), sent only over TLS */
+	/* The destination's TLS policies for this route (MTA-STS, DANE, the
+	 * message's REQUIRETLS): pol->hosts[i] says what route host i must
+	 * give (tls_policy.h). Referenced by the connection; NULL: none. A
+	 * host the policy refuses is skipped (4.7.5); a REQUIRETLS host that
+	 * cannot give a verified TLS session fails with 5.7.10, one that does
+	 * not offer REQUIRETLS after TLS with 5.7.30 (bounces, RFC 8689). */
+	struct tls_dest_pol *pol;
+	/* Source addresses: each attempt binds to the pool's next address of
+	 * the right family, from *pool_turn on (advanced), and says EHLO with
+	 * its name; an address that cannot be bound is skipped (logged).
+	 * NULL: the system picks. The pool must outlive the connection. */
+	const struct conf_pool *pool;
+	unsigned *pool_turn;
 };
 
 struct smtpc_cbs {
@@ -64,7 +79,9 @@ struct smtpc_job {
 	const char *id; /* queue ID, for logs */
 	const char *mail_from;
 	int eightbit, smtputf8;
-	int ret; /* DSN_RET_* */
+	int requiretls; /* RFC 8689: MAIL FROM ... REQUIRETLS (the connection's
+	                   policy must have asked for it: see smtpc_target.pol) */
+	int ret;        /* DSN_RET_* */
 	const char *envid;
 	const struct smtpc_job_rcpt *rcpts;
 	size_t n_rcpts;
@@ -95,6 +112,11 @@ uint16_t smtpc_conn_port(const struct smtpc_conn *c);
 const char *smtpc_conn_tls(const struct smtpc_conn *c);
 /* 1 if TLS is active and the peer's certificate was verified. */
 int smtpc_conn_verified(const struct smtpc_conn *c);
+/* The policy the current host is held to: "none", "mta-sts", "dane",
+ * "requiretls" (tls_pol_name). */
+const char *smtpc_conn_policy(const struct smtpc_conn *c);
+/* The pool address the connection was bound to, or NULL. */
+const char *smtpc_conn_src(const struct smtpc_conn *c);
 /* 1 if the server offered DSN (it then reports success itself). */
 int smtpc_conn_has_dsn(const struct smtpc_conn *c);
 /* Messages sent over this connection so far. */

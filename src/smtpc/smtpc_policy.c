@@ -361,6 +361,17 @@ static const struct fail_rule {
                             "no mail host for %P may be used: its addresses are in "
                             "blocked_destinations",
                             NULL},
+    /* the detail names the policy: "MX host ... does not match the MTA-STS
+     * policy of ...", "DANE: the TLSA lookup ... failed" */
+    [SMTPC_FAIL_TLS_POLICY] = {"tls_policy", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_NONE,
+                               0, 0, "4.7.5", "%P not used", NULL},
+    /* RFC 8689 4.2.1: try the next host; when none is left, bounce */
+    [SMTPC_FAIL_REQUIRETLS_TLS] = {"requiretls_tls", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_SESSION,
+                                   SMTPC_DEST_NONE, 0, 0, "5.7.10",
+                                   "REQUIRETLS: no verified TLS session with %P", NULL},
+    [SMTPC_FAIL_REQUIRETLS_EXT] = {"requiretls_ext", SMTPC_ACT_BOUNCE, SMTPC_SCOPE_SESSION,
+                                   SMTPC_DEST_NONE, 0, 0, "5.7.30",
+                                   "REQUIRETLS required but not offered by %P", NULL},
 };
 
 const char *smtpc_failure_name(enum smtpc_failure f)
@@ -415,8 +426,6 @@ static const struct need_rule {
      "SMTPUTF8 required but not offered by %P"},
     {offsetof(struct smtpc_msg_needs, eightbit), offsetof(struct smtpc_caps, eightbitmime), "5.6.3",
      "8BITMIME required but not offered by %P"},
-    {offsetof(struct smtpc_msg_needs, requiretls), offsetof(struct smtpc_caps, requiretls),
-     "5.7.30", "REQUIRETLS required but not offered by %P"},
 };
 
 static int field(const void *base, size_t off)
@@ -430,20 +439,33 @@ static void need_fail(const char *status, struct smtpc_verdict *v, struct buf *b
 	v->diag = b->data;
 }
 
+/* RFC 8689 4.2.1 and 5: the two ways REQUIRETLS fails, as bounces. */
+static int judge_requiretls(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
+                            int tls_verified, struct smtpc_verdict *v)
+{
+	enum smtpc_failure f = !tls_verified       ? SMTPC_FAIL_REQUIRETLS_TLS
+	                       : !caps->requiretls ? SMTPC_FAIL_REQUIRETLS_EXT
+	                                           : SMTPC_FAIL__COUNT;
+
+	if (f == SMTPC_FAIL__COUNT)
+		return 0;
+	smtpc_judge_failure(peer, SMTPC_STAGE_MAIL, f, NULL, v);
+	v->scope = SMTPC_SCOPE_MESSAGE; /* this message; the session goes on */
+	return -1;
+}
+
 int smtpc_judge_message(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
-                        const struct smtpc_msg_needs *m, int tls_active, struct smtpc_verdict *v)
+                        const struct smtpc_msg_needs *m, int tls_verified, struct smtpc_verdict *v)
 {
 	struct buf b;
 	size_t i;
 
+	if (m->requiretls && judge_requiretls(peer, caps, tls_verified, v) < 0)
+		return -1;
 	for (i = 0; i < ARRAY_LEN(need_rules); i++) {
 		const struct need_rule *n = &need_rules[i];
-		int offered = field(caps, n->cap_off);
 
-		/* REQUIRETLS means nothing on a connection that is not encrypted */
-		if (n->need_off == offsetof(struct smtpc_msg_needs, requiretls) && !tls_active)
-			offered = 0;
-		if (!field(m, n->need_off) || offered)
+		if (!field(m, n->need_off) || field(caps, n->cap_off))
 			continue;
 		buf_init(&b);
 		diag_format(&b, n->format, peer, SMTPC_STAGE_MAIL);

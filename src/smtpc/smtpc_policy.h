@@ -90,6 +90,9 @@ struct smtpc_verdict {
 	int plain_ok;                    /* a TLS-only failure: under opportunistic TLS,
 	                                    reconnect to the same address without STARTTLS
 	                                    instead; under required TLS the verdict stands */
+	int tls_policy;                  /* the destination's TLS policy (MTA-STS, DANE)
+	                                    refused the host: a message whose sender waived
+	                                    policies (TLS-Required: No) may go anyway */
 	char status[SMTPC_ENHANCED_MAX]; /* RFC 3463 status for DSN and logs */
 	char *diag;                      /* diagnostic text (owned; smtpc_verdict_clear) */
 	char *reply;                     /* the server's reply as one line, "550 5.1.1 text",
@@ -122,21 +125,24 @@ void smtpc_judge_reply(const struct smtpc_peer *peer, enum smtpc_stage stage,
 
 /* Outcomes that are not a reply. */
 enum smtpc_failure {
-	SMTPC_FAIL_CONNECT,       /* connect refused or unreachable: 4.4.1 */
-	SMTPC_FAIL_TIMEOUT,       /* at CONNECT or GREETING 4.4.1, later 4.4.2 */
-	SMTPC_FAIL_LOST,          /* the server closed the connection: 4.4.2 */
-	SMTPC_FAIL_TLS,           /* handshake or certificate failure: 4.7.5 */
-	SMTPC_FAIL_TLS_REQUIRED,  /* policy needs TLS, STARTTLS not offered: 4.7.4 */
-	SMTPC_FAIL_TLS_VERIFY,    /* policy needs a verified certificate: 4.7.5 */
-	SMTPC_FAIL_PROTOCOL,      /* malformed reply (smtpc_rparser error): 4.5.0 */
-	SMTPC_FAIL_DNS_TEMP,      /* DNS temporary failure: 4.4.3 */
-	SMTPC_FAIL_DNS_NXDOMAIN,  /* the domain does not exist: 5.1.2 */
-	SMTPC_FAIL_DNS_NOHOST,    /* no MX host and no address at all: 5.4.4 */
-	SMTPC_FAIL_NULL_MX,       /* RFC 7505 null MX: 5.1.10 */
-	SMTPC_FAIL_SMARTHOST_DNS, /* the smarthost's name does not resolve: defer 4.4.3 */
-	SMTPC_FAIL_EXPIRED,       /* past queue_lifetime: bounce 5.4.7 */
-	SMTPC_FAIL_LOOP,          /* the best MX host is this relay itself: 5.4.6 */
-	SMTPC_FAIL_BLOCKED,       /* every address is in blocked_destinations: 5.4.4 */
+	SMTPC_FAIL_CONNECT,        /* connect refused or unreachable: 4.4.1 */
+	SMTPC_FAIL_TIMEOUT,        /* at CONNECT or GREETING 4.4.1, later 4.4.2 */
+	SMTPC_FAIL_LOST,           /* the server closed the connection: 4.4.2 */
+	SMTPC_FAIL_TLS,            /* handshake or certificate failure: 4.7.5 */
+	SMTPC_FAIL_TLS_REQUIRED,   /* policy needs TLS, STARTTLS not offered: 4.7.4 */
+	SMTPC_FAIL_TLS_VERIFY,     /* policy needs a verified certificate: 4.7.5 */
+	SMTPC_FAIL_PROTOCOL,       /* malformed reply (smtpc_rparser error): 4.5.0 */
+	SMTPC_FAIL_DNS_TEMP,       /* DNS temporary failure: 4.4.3 */
+	SMTPC_FAIL_DNS_NXDOMAIN,   /* the domain does not exist: 5.1.2 */
+	SMTPC_FAIL_DNS_NOHOST,     /* no MX host and no address at all: 5.4.4 */
+	SMTPC_FAIL_NULL_MX,        /* RFC 7505 null MX: 5.1.10 */
+	SMTPC_FAIL_SMARTHOST_DNS,  /* the smarthost's name does not resolve: defer 4.4.3 */
+	SMTPC_FAIL_EXPIRED,        /* past queue_lifetime: bounce 5.4.7 */
+	SMTPC_FAIL_LOOP,           /* the best MX host is this relay itself: 5.4.6 */
+	SMTPC_FAIL_BLOCKED,        /* every address is in blocked_destinations: 5.4.4 */
+	SMTPC_FAIL_TLS_POLICY,     /* the domain's TLS policy refuses this host: 4.7.5 */
+	SMTPC_FAIL_REQUIRETLS_TLS, /* REQUIRETLS, no verified TLS session: bounce 5.7.10 */
+	SMTPC_FAIL_REQUIRETLS_EXT, /* REQUIRETLS not offered after TLS: bounce 5.7.30 */
 	SMTPC_FAIL__COUNT
 };
 
@@ -173,13 +179,14 @@ struct smtpc_msg_needs {
 /*
  * Before MAIL FROM: can this server take this message? We do not convert
  * content, so a missing extension is permanent for the message:
- * SMTPUTF8 → 5.6.7, 8BITMIME → 5.6.3, size above a non-zero SIZE → 5.3.4,
- * REQUIRETLS without the extension or without TLS → 5.7.30. Returns 0 when
- * it can, else -1 with v filled (MESSAGE, BOUNCE; the session goes on with
- * its other messages).
+ * SMTPUTF8 → 5.6.7, 8BITMIME → 5.6.3, size above a non-zero SIZE → 5.3.4;
+ * REQUIRETLS (RFC 8689 4.2.1) over a session that is not TLS with a
+ * verified certificate → 5.7.10, without the extension → 5.7.30. Returns 0
+ * when it can, else -1 with v filled (MESSAGE, BOUNCE; the session goes on
+ * with its other messages).
  */
 int smtpc_judge_message(const struct smtpc_peer *peer, const struct smtpc_caps *caps,
-                        const struct smtpc_msg_needs *m, int tls_active, struct smtpc_verdict *v);
+                        const struct smtpc_msg_needs *m, int tls_verified, struct smtpc_verdict *v);
 
 /*
  * The RFC 3463 status for a reply: its enhanced code when it has one,

@@ -74,7 +74,63 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (SSL_CTX_dane_enable(ctx) <= 0) {
+		*err = ssl_error("cannot enable DANE on the TLS client context", "");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
 	return ctx;
+}
+
+int tls_client_dane(SSL *ssl, const char *host, const struct tls_tlsa *t, size_t n)
+{
+	int added = 0;
+
+	/* SNI, the reference name for DANE-TA, and the TLSA base domain */
+	if (SSL_dane_enable(ssl, host) <= 0 || SSL_set_tlsext_host_name(ssl, host) != 1) {
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	/* RFC 7672 3.1.1: DANE-EE(3) binds the key, not the names */
+	SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	for (size_t i = 0; i < n; i++) {
+		int rc = SSL_dane_tlsa_add(ssl, t[i].usage, t[i].selector, t[i].mtype, t[i].data,
+		                           t[i].len);
+		if (rc < 0) {
+			ERR_clear_error();
+			return -1;
+		}
+		added += rc > 0;
+	}
+	return added;
+}
+
+enum tlsrpt_result tls_verify_result_type(const SSL *ssl)
+{
+	long rc = SSL_get_verify_result(ssl);
+
+	if (!SSL_get0_peer_certificate(ssl))
+		return TLSRPT_VALIDATION_FAILURE;
+	switch (rc) {
+	case X509_V_OK:
+		return TLSRPT_OK;
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		return TLSRPT_CERT_HOST_MISMATCH;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return TLSRPT_CERT_EXPIRED;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		return TLSRPT_CERT_NOT_TRUSTED;
+	default: /* a DANE mismatch among them */
+		return TLSRPT_VALIDATION_FAILURE;
+	}
 }
 
 int tls_client_expect(SSL *ssl, const char *host)

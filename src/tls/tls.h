@@ -9,6 +9,8 @@
 
 #include <openssl/ssl.h>
 
+#include "tls/tls_policy.h"
+
 /* NULL with a malloc'd *err when the files cannot be used. */
 SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char **err);
 
@@ -18,7 +20,8 @@ SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, char **
  * checks the peer's chain and name, but none fails for it: opportunistic
  * delivery goes on with any certificate (RFC 7435), and the policies that
  * need more (smarthost_tls = verify; later MTA-STS, DANE) ask
- * tls_peer_verified() once the handshake is done. NULL with *err.
+ * tls_peer_verified() once the handshake is done. DANE is enabled on
+ * it (SSL_CTX_dane_enable), for tls_client_dane(). NULL with *err.
  */
 SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err);
 
@@ -26,6 +29,20 @@ SSL_CTX *tls_client_ctx_new(const char *ca_file, char **err);
  * IP address (IP SANs, no SNI) that host's certificate must match.
  * 0 ok, -1 when OpenSSL refuses it. */
 int tls_client_expect(SSL *ssl, const char *host);
+
+/*
+ * Before the handshake, instead of tls_client_expect(), for an MX host
+ * with usable TLSA records (DANE, RFC 7672): SNI and the reference name
+ * are host, the certificate must match one of t[0..n) (DANE-TA(2) anchors
+ * a chain whose leaf must match host; DANE-EE(3) matches the leaf alone,
+ * whatever its names and dates, as RFC 7672 3.1.1 says). Returns the
+ * number of records OpenSSL took (0: none usable), or -1 on error.
+ */
+int tls_client_dane(SSL *ssl, const char *host, const struct tls_tlsa *t, size_t n);
+
+/* After the handshake: the TLS-RPT result type of the verification
+ * (TLSRPT_OK when it verified). */
+enum tlsrpt_result tls_verify_result_type(const SSL *ssl);
 
 /* After the handshake: 1 when the peer's certificate chains to a trusted
  * anchor and matches the name given to tls_client_expect(); else 0 with

@@ -459,16 +459,22 @@ static void test_judge_message(void **state)
 	           "message size 1000 exceeds size limit 999 of mx.example.com[127.0.0.11]");
 	caps.size = 0; /* a limit without the keyword is not a limit */
 	need_ok(&caps, &m, 0);
-	/* REQUIRETLS needs the extension and an encrypted connection */
+	/* REQUIRETLS (RFC 8689 4.2.1): a verified TLS session (else 5.7.10),
+	 * then the extension after TLS (else 5.7.30) */
 	m.requiretls = 1;
+	need_fails(&caps, &m, 0, "5.7.10",
+	           "REQUIRETLS: no verified TLS session with mx.example.com[127.0.0.11]");
 	need_fails(&caps, &m, 1, "5.7.30",
 	           "REQUIRETLS required but not offered by mx.example.com[127.0.0.11]");
 	caps.requiretls = 1;
-	need_fails(&caps, &m, 0, "5.7.30",
-	           "REQUIRETLS required but not offered by mx.example.com[127.0.0.11]");
+	need_fails(&caps, &m, 0, "5.7.10",
+	           "REQUIRETLS: no verified TLS session with mx.example.com[127.0.0.11]");
 	need_ok(&caps, &m, 1);
-	/* several missing: SMTPUTF8 is reported first */
+	/* several missing: REQUIRETLS first, then SMTPUTF8 */
 	memset(&caps, 0, sizeof(caps));
+	need_fails(&caps, &m, 0, "5.7.10",
+	           "REQUIRETLS: no verified TLS session with mx.example.com[127.0.0.11]");
+	caps.requiretls = 1;
 	need_fails(&caps, &m, 1, "5.6.7",
 	           "SMTPUTF8 required but not offered by mx.example.com[127.0.0.11]");
 }
