@@ -677,9 +677,24 @@ static enum smtp_arg_err mail_auth(void *args, char *v, int utf8)
 	return SMTP_ARG_OK;
 }
 
+/* RFC 8689 3: no value. Whether the session may take it (TLS) is the
+ * MAIL handler's call. */
+static enum smtp_arg_err mail_requiretls(void *args, char *v, int utf8)
+{
+	(void)v;
+	(void)utf8;
+	((struct smtp_mail_args *)args)->requiretls = 1;
+	return SMTP_ARG_OK;
+}
+
 static const struct esmtp_param mail_params[] = {
-    {"SIZE", 1, mail_size}, {"BODY", 1, mail_body},   {"SMTPUTF8", 0, mail_smtputf8},
-    {"RET", 1, mail_ret},   {"ENVID", 1, mail_envid}, {"AUTH", 1, mail_auth},
+    {"SIZE", 1, mail_size},
+    {"BODY", 1, mail_body},
+    {"SMTPUTF8", 0, mail_smtputf8},
+    {"RET", 1, mail_ret},
+    {"ENVID", 1, mail_envid},
+    {"AUTH", 1, mail_auth},
+    {"REQUIRETLS", 0, mail_requiretls},
 };
 
 /* NOTIFY=NEVER, or a comma list of SUCCESS, FAILURE, DELAY (RFC 3461 4.1). */

@@ -77,11 +77,12 @@ struct smtp_mail_args {
 	char *addr; /* without <>; "" for the null sender; points into arg */
 	int has_size;
 	uint64_t size;
-	int body;     /* 0 none, 1 7BIT, 2 8BITMIME */
-	int smtputf8; /* SMTPUTF8 given */
-	int ret;      /* 0 none, 1 FULL, 2 HDRS */
-	char *envid;  /* xtext-decoded in place, or NULL */
-	char *auth;   /* AUTH= value or NULL (accepted, ignored) */
+	int body;       /* 0 none, 1 7BIT, 2 8BITMIME */
+	int smtputf8;   /* SMTPUTF8 given */
+	int ret;        /* 0 none, 1 FULL, 2 HDRS */
+	char *envid;    /* xtext-decoded in place, or NULL */
+	char *auth;     /* AUTH= value or NULL (accepted, ignored) */
+	int requiretls; /* REQUIRETLS given (RFC 8689; the session checks TLS) */
 };
 /* DSN NOTIFY bits: the values of DSN_NOTIFY_* in spool/spool.h (a PURE
  * file may not include it; tests/unit/test_smtp_parse.c checks they agree). */

@@ -208,6 +208,7 @@ static void envelope_fill(struct session *s, struct envelope *env)
 	           : t->mail.ret == 2 ? DSN_RET_HDRS
 	                              : DSN_RET_UNSET;
 	env->envid = t->mail.envid;
+	env->requiretls = t->mail.requiretls;
 	env->rcpts = t->rcpts;
 	env->n_rcpts = t->n_rcpts;
 }

@@ -129,10 +129,15 @@ void smtpd_cmd_mail(struct session *s, char *arg)
 		return;
 	line = xstrdup(arg);
 	e = smtp_parse_mail(line, &t->mail);
-	if (e != SMTP_ARG_OK || (t->mail.has_size && t->mail.size > s->l->cfg->max_message_size)) {
+	if (e != SMTP_ARG_OK || (t->mail.has_size && t->mail.size > s->l->cfg->max_message_size) ||
+	    (t->mail.requiretls && !s->tls_active)) {
+		/* RFC 8689 4.1: REQUIRETLS only over TLS (5.7.10: encryption needed) */
+		enum smtpd_reply why = e != SMTP_ARG_OK                       ? arg_err_reply(e, 1)
+		                       : t->mail.requiretls && !s->tls_active ? R_REQUIRETLS_NO_TLS
+		                                                              : R_TOO_BIG;
 		free(line);
 		memset(&t->mail, 0, sizeof(t->mail));
-		session_refuse(s, "MAIL", e != SMTP_ARG_OK ? arg_err_reply(e, 1) : R_TOO_BIG);
+		session_refuse(s, "MAIL", why);
 		return;
 	}
 	t->mail_line = line;

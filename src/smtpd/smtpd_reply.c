@@ -61,6 +61,7 @@ static const char *const replies[R__COUNT] = {
     [R_AUTH_MECH] = "504 5.5.4 Unrecognized authentication type",
     [R_AUTH_REQUIRED] = "530 5.7.0 Authentication required",
     [R_STARTTLS_FIRST] = "530 5.7.0 Must issue a STARTTLS command first",
+    [R_REQUIRETLS_NO_TLS] = "530 5.7.10 REQUIRETLS needs a TLS session: issue STARTTLS first",
     [R_AUTH_INVALID] = "535 5.7.8 Authentication credentials invalid",
     [R_AUTH_NEEDS_TLS] = "538 5.7.11 Encryption required for requested authentication mechanism",
     [R_BARE_EOL] =

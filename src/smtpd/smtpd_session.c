@@ -426,6 +426,8 @@ static void ehlo_keywords(struct session *s)
 	session_replyf(s, "250-CHUNKING");
 	if (starttls_offered(s))
 		session_replyf(s, "250-STARTTLS");
+	if (s->tls_active) /* RFC 8689 3: only once TLS is active */
+		session_replyf(s, "250-REQUIRETLS");
 	if (smtpd_auth_allowed(s) && !s->account)
 		session_replyf(s, "250-AUTH PLAIN LOGIN");
 	session_replyf(s, "250 DSN");

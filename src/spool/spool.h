@@ -54,7 +54,9 @@ struct envelope {
 	enum body_type body;
 	int smtputf8;
 	enum dsn_ret ret;
-	char *envid; /* DSN ENVID or NULL */
+	char *envid;    /* DSN ENVID or NULL */
+	int requiretls; /* RFC 8689 MAIL FROM ... REQUIRETLS: deliver only over
+	                   verified TLS to servers that offer it (record v2) */
 	struct rcpt *rcpts;
 	size_t n_rcpts;
 };

@@ -439,7 +439,8 @@ static const struct env_field {
     {"envid", get_envid, put_envid},
 };
 
-#define ENV_HEAD "PHENV 1"
+#define ENV_HEAD    "PHENV 1"
+#define ENV_HEAD_V2 "PHENV 2" /* version 1, and a "requiretls" line after envid */
 
 static int too_long(const char *s)
 {
@@ -502,12 +503,15 @@ int spool_env_encode(const struct envelope *e, const char *id, uint64_t size, st
 	if (env_check_lengths(e, reason) < 0)
 		return -1;
 	tmp.size = size;
-	buf_printf(out, ENV_HEAD "\nid %s\n", id);
+	/* a message without REQUIRETLS keeps version 1, which every reader knows */
+	buf_printf(out, "%s\nid %s\n", e->requiretls ? ENV_HEAD_V2 : ENV_HEAD, id);
 	for (i = 0; i < ARRAY_LEN(env_fields); i++) {
 		buf_printf(out, "%s ", env_fields[i].key);
 		env_fields[i].put(&tmp, out);
 		buf_puts(out, "\n");
 	}
+	if (e->requiretls)
+		buf_puts(out, "requiretls 1\n");
 	buf_printf(out, "rcpts %zu\n", e->n_rcpts);
 	for (i = 0; i < e->n_rcpts; i++)
 		rcpt_put(out, &e->rcpts[i]);
@@ -553,9 +557,11 @@ static int env_fields_get(const char **pos, const char *end, const char *id, str
 {
 	struct span v;
 	size_t i;
+	int v2;
 
-	if (!next_line(pos, end, &v) || !span_is(v, ENV_HEAD))
+	if (!next_line(pos, end, &v) || (!span_is(v, ENV_HEAD) && !span_is(v, ENV_HEAD_V2)))
 		return *reason = xstrdup("unknown envelope record version"), -1;
+	v2 = span_is(v, ENV_HEAD_V2);
 	if (field_line(pos, end, "id", &v) < 0 || !span_is(v, id))
 		return *reason = xstrdup("envelope ID does not match the file name"), -1;
 	memcpy(e->id, id, ID_LEN + 1);
@@ -564,6 +570,9 @@ static int env_fields_get(const char **pos, const char *end, const char *id, str
 			return *reason =
 			           xasprintf("malformed envelope field %s", env_fields[i].key),
 			       -1;
+	if (v2 && (field_line(pos, end, "requiretls", &v) < 0 || !span_is(v, "1")))
+		return *reason = xstrdup("malformed envelope field requiretls"), -1;
+	e->requiretls = v2;
 	if (!e->mail_from || !e->account)
 		return *reason = xstrdup("envelope without sender or account"), -1;
 	return 0;
