@@ -28,6 +28,7 @@
 #include "dns/dns.h"
 #include "http/http.h"
 #include "log/log.h"
+#include "policy/policy.h"
 #include "sched/sched.h"
 #include "smtpc/smtpc_conn.h"
 #include "smtpd/smtpd.h"
@@ -111,6 +112,7 @@ struct server {
 	struct smtpd *smtpd;
 	struct dns *dns;
 	SSL_CTX *client_tls;
+	struct policy *policy;
 	struct sched *sched;
 	struct ctl *ctl;
 	struct http *http;      /* NULL without [http] */
@@ -362,7 +364,32 @@ static char *dns_servers_csv(const struct conf *c)
 	return b.data;
 }
 
-/* The delivery side: DNS, client TLS, the scheduler, the control socket. */
+/* A TLS-RPT report was queued: deliver it like any message. */
+static void on_report_queued(void *arg, const char *id)
+{
+	struct server *srv = arg;
+
+	sched_add_id(srv->sched, id);
+}
+
+static struct policy *open_policy(struct server *srv, char **err)
+{
+	struct policy_deps pd;
+
+	memset(&pd, 0, sizeof(pd));
+	pd.base = srv->base;
+	pd.conf = srv->conf;
+	pd.dns = srv->dns;
+	pd.store = srv->deps.store;
+	pd.work = srv->deps.work;
+	pd.spool = srv->deps.spool;
+	pd.queued = on_report_queued;
+	pd.queued_arg = srv;
+	return policy_new(&pd, err);
+}
+
+/* The delivery side: DNS, client TLS, the TLS policies, the scheduler, the
+ * control socket. */
 static int open_delivery(struct server *srv)
 {
 	struct dns_opts o;
@@ -372,9 +399,11 @@ static int open_delivery(struct server *srv)
 
 	memset(&o, 0, sizeof(o));
 	o.servers = servers;
+	o.trust_ad = srv->conf->dnssec == CONF_DNSSEC_TRUST_AD;
 	srv->dns = dns_new(srv->base, &o, &err);
 	free(servers);
-	if (!srv->dns || !(srv->client_tls = tls_client_ctx_new(srv->conf->tls_ca_file, &err))) {
+	if (!srv->dns || !(srv->client_tls = tls_client_ctx_new(srv->conf->tls_ca_file, &err)) ||
+	    !(srv->policy = open_policy(srv, &err))) {
 		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
 		free(err);
 		return -1;
@@ -386,6 +415,7 @@ static int open_delivery(struct server *srv)
 	sd.dns = srv->dns;
 	sd.work = srv->deps.work;
 	sd.client_tls = srv->client_tls;
+	sd.policy = srv->policy;
 	sd.count = count_event;
 	sd.count_arg = srv;
 	srv->sched = sched_new(&sd);
@@ -443,6 +473,7 @@ static void server_close(struct server *srv)
 	if (srv->sched)
 		sched_stop(srv->sched);
 	smtpd_abort_receiving(srv->smtpd);
+	policy_stop(srv->policy);
 	if (srv->deps.work) {
 		counters_flush(srv);
 		work_pool_free(srv->deps.work);
@@ -458,6 +489,7 @@ static void server_close(struct server *srv)
 	smtpc_conn_free_all();
 	if (srv->sched)
 		sched_free(srv->sched);
+	policy_free(srv->policy); /* after the spool's last commits, before DNS */
 	dns_free(srv->dns);
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);

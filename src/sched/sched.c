@@ -281,6 +281,7 @@ static long index_envelope(struct sched *s, const struct envelope *env)
 	size_t i, j;
 	long n_open = 0;
 	char key[300];
+	struct sched_lane lane;
 	struct qitem **open_items = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*open_items));
 	size_t n_items = 0;
 
@@ -289,18 +290,20 @@ static long index_envelope(struct sched *s, const struct envelope *env)
 		return 0; /* already known */
 	}
 	m = msg_add(s, env);
+	sched_lane_of(s, env, &lane);
 	for (i = 0; i < env->n_rcpts; i++) {
 		const struct rcpt *r = &env->rcpts[i];
 		struct qitem *it = NULL;
 		if (!rcpt_open(r))
 			continue;
+		struct dest *d;
 		sched_dest_key(s, r->addr, key, sizeof(key));
+		d = sched_dest_lane(s, key, &lane);
 		for (j = 0; j < n_items; j++)
-			if (!strcmp(open_items[j]->d->name, key) &&
-			    open_items[j]->n < SCHED_RCPTS_PER_TXN)
+			if (open_items[j]->d == d && open_items[j]->n < SCHED_RCPTS_PER_TXN)
 				it = open_items[j];
 		if (!it) {
-			it = item_new(m, sched_dest_get(s, key));
+			it = item_new(m, d);
 			open_items[n_items++] = it;
 		}
 		item_add_rcpt(it, (uint32_t)i);

@@ -11,6 +11,11 @@
  * attempt. MX hosts and address literals that are this relay itself, or
  * inside blocked_destinations, are not used (sched_route.c). Memory
  * follows what is in use: idle destinations are freed.
+ *
+ * A destination is a domain and a lane: messages that demand REQUIRETLS,
+ * messages of an account bound to a [pool.NAME], and messages that waived
+ * the domain's TLS policy (TLS-Required: No, met when that policy refused
+ * every host) each get their own connections, held to their own rules.
  */
 #ifndef POSTHORN_SCHED_H
 #define POSTHORN_SCHED_H
@@ -24,6 +29,7 @@ struct conf;
 struct spool;
 struct dns;
 struct work_pool;
+struct policy;
 struct sched;
 
 struct sched_deps {
@@ -33,6 +39,10 @@ struct sched_deps {
 	struct dns *dns;
 	struct work_pool *work;
 	SSL_CTX *client_tls;
+	/* Outbound TLS policies (MTA-STS, DANE, TLS-RPT) and account pools;
+	 * NULL: opportunistic TLS by [relay] outbound_tls only, no pools but
+	 * the [domain.X] ones. */
+	struct policy *policy;
 	/* Delivery events, for counters (may be NULL): event is "delivered",
 	 * "deferred", "bounced" or "accepted". */
 	void (*count)(void *arg, const char *account, const char *domain, const char *event);

@@ -16,6 +16,15 @@
  * sweep every SCHED_SWEEP_MS frees those idle (nothing queued, no
  * connection, no lookup) for SCHED_DEST_IDLE_MS, once forgetting one
  * loses nothing (no pause running, its rate bucket refilled).
+ *
+ * Routing under TLS policy: a route (MX hosts and addresses, screened)
+ * goes to the policy module, whose answer (what each host must give:
+ * MTA-STS, DANE, the lane's REQUIRETLS) travels with every connection of
+ * that route. A destination lane is a domain plus what its messages ask
+ * (sched.h); a lane's connections bind to its pool's source addresses.
+ * When the domain's policy refused every host, the ready messages that
+ * say TLS-Required: No (RFC 8689 5) move to the domain's opt-out lane,
+ * which connects with opportunistic TLS; the others wait (4.7.5).
  */
 #include <arpa/inet.h>
 #include <assert.h>
@@ -29,9 +38,16 @@
 #include "conf/conf.h"
 #include "dns/dns.h"
 #include "log/log.h"
+#include "policy/policy.h"
+#include "policy/policy_parse.h"
 #include "sched/sched_int.h"
 #include "smtpc/smtpc_conn.h"
 #include "spool/spool.h"
+#include "tls/tls_policy.h"
+
+/* Bytes of a message read for a TLS-Required header: the header section
+ * of any sane message, bounded. */
+#define OPTOUT_SCAN_MAX (64 * 1024)
 
 static void dest_pump(struct dest *d);
 
@@ -42,22 +58,52 @@ static void on_pump(evutil_socket_t fd, short what, void *arg)
 	dest_pump(arg);
 }
 
-static int dest_match(const struct htable_node *n, const void *name)
+static int dest_match(const struct htable_node *n, const void *key)
 {
-	return strcmp(HTABLE_ENTRY(n, struct dest, hn)->name, name) == 0;
+	return strcmp(HTABLE_ENTRY(n, struct dest, hn)->key, key) == 0;
+}
+
+/* "example.com", or with the lane: "example.com\trequiretls\tpool=mk". */
+static char *lane_key(const char *name, const struct sched_lane *l)
+{
+	return xasprintf("%s%s%s%s%s", name, l->requiretls ? "\trequiretls" : "",
+	                 l->optout ? "\ttls-required-no" : "", l->pool ? "\tpool=" : "",
+	                 l->pool ? l->pool : "");
+}
+
+void sched_lane_of(const struct sched *s, const struct envelope *env, struct sched_lane *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->requiretls = env->requiretls;
+	if (s->deps.policy)
+		out->pool = policy_account_pool(s->deps.policy, env->account);
 }
 
 struct dest *sched_dest_get(struct sched *s, const char *name)
 {
-	uint64_t h = htable_hash_str(name);
-	struct htable_node *n = htable_find(&s->dests, h, dest_match, name);
+	static const struct sched_lane none;
+
+	return sched_dest_lane(s, name, &none);
+}
+
+struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sched_lane *lane)
+{
+	char *key = lane_key(name, lane);
+	uint64_t h = htable_hash_str(key);
+	struct htable_node *n = htable_find(&s->dests, h, dest_match, key);
 	struct dest *d;
 
-	if (n)
+	if (n) {
+		free(key);
 		return HTABLE_ENTRY(n, struct dest, hn);
+	}
 	d = xcalloc(1, sizeof(*d));
 	d->s = s;
 	d->name = xstrdup(name);
+	d->key = key;
+	d->requiretls = lane->requiretls;
+	d->optout = lane->optout;
+	d->pool_name = lane->pool ? xstrdup(lane->pool) : NULL;
 	d->lim = conf_domain_for(s->domains_conf, name);
 	d->active_ms = sched_now_ms();
 	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
@@ -74,7 +120,7 @@ struct dest *sched_dest_get(struct sched *s, const char *name)
 static int dest_forgettable(const struct dest *d, int64_t now_ms)
 {
 	return d->n_items == 0 && TAILQ_EMPTY(&d->conns) && d->n_opening == 0 && d->route_id == 0 &&
-	       !d->failing && now_ms - d->active_ms >= SCHED_DEST_IDLE_MS &&
+	       d->pol_id == 0 && !d->failing && now_ms - d->active_ms >= SCHED_DEST_IDLE_MS &&
 	       now_ms >= d->shape.hold_until_ms &&
 	       sched_bucket_rested(&d->rate, d->lim->max_rate, d->lim->max_rate_period, now_ms);
 }
@@ -144,17 +190,53 @@ int sched_item_start(struct sched *s, struct qitem *it)
 	return r < 0 ? -1 : 0;
 }
 
+/* RFC 8689 5: the message says TLS-Required: No. Reads (blocking, but
+ * bounded and from the page cache as a rule) the start of the message;
+ * only for items a TLS policy just refused. */
+static int item_opts_out(const struct qitem *it)
+{
+	const struct active *a = it->act;
+	size_t want = a->body_len < OPTOUT_SCAN_MAX ? (size_t)a->body_len : OPTOUT_SCAN_MAX;
+	char *buf = xmalloc(want ? want : 1);
+	ssize_t n = pread(a->fd, buf, want, (off_t)a->body_off);
+	int yes = n > 0 && tls_required_no(buf, (size_t)n);
+
+	free(buf);
+	return yes;
+}
+
+/* An item of d that waived the policy goes to d's opt-out lane, ready. */
+static void item_to_optout(struct sched *s, struct dest *d, struct qitem *it)
+{
+	struct sched_lane lane = {d->requiretls, 1, d->pool_name};
+	struct dest *to = sched_dest_lane(s, d->name, &lane);
+
+	log_info("queue=%s event=tls_required_no dest=%s action=opportunistic_tls", it->m->id,
+	         d->name);
+	sched_item_release(it);
+	sched_item_set(s, it, IT_NONE);
+	d->n_items--;
+	it->d = to;
+	to->n_items++;
+	sched_item_set(s, it, IT_READY);
+}
+
 /* Apply d->fail_v to ready items while fewer than SCHED_FINISH_MAX are being
  * written; sched_result calls again as writes finish. */
 static void dest_fail_some(struct dest *d)
 {
 	struct sched *s = d->s;
 	struct qitem *it;
+	int policy = d->fail_v.tls_policy && !d->optout && !d->requiretls;
 
 	while ((it = TAILQ_FIRST(&d->ready)) && s->n_finishing < SCHED_FINISH_MAX) {
 		sched_item_set(s, it, IT_ACTIVE);
 		if (sched_item_start(s, it) < 0)
 			continue;
+		if (policy && item_opts_out(it)) {
+			item_to_optout(s, d, it);
+			continue;
+		}
 		sched_apply_results(s, it, &d->fail_v, 1, NULL);
 	}
 	sched_reports_start(s); /* one event: one report per message */
@@ -218,6 +300,12 @@ static int rate_take(struct dest *d, int64_t *wait_ms)
 	                         SCHED_RATE_BURST, sched_now_ms(), wait_ms);
 }
 
+/* REQUIRETLS goes on only on a lane that held the route to it. */
+static int d_requiretls(const struct dest *d, const struct envelope *env)
+{
+	return d->requiretls && env->requiretls;
+}
+
 static void dconn_start(struct dconn *dc, struct qitem *it)
 {
 	struct sched *s = dc->d->s;
@@ -234,6 +322,7 @@ static void dconn_start(struct dconn *dc, struct qitem *it)
 	job.mail_from = it->act->env->mail_from;
 	job.eightbit = it->act->env->body == BODY_8BITMIME;
 	job.smtputf8 = it->act->env->smtputf8;
+	job.requiretls = d_requiretls(dc->d, it->act->env);
 	job.ret = it->act->env->ret;
 	job.envid = it->act->env->envid;
 	job.rcpts = it->act->jr;
@@ -295,6 +384,19 @@ static void on_conn_closed(void *arg, struct smtpc_conn *c)
 
 static const struct smtpc_cbs conn_cbs = {on_conn_ready, on_conn_failed, on_conn_closed};
 
+/* The source addresses of d's connections: its lane's account pool, else
+ * its domain's, else none. */
+static const struct conf_pool *dest_pool(const struct dest *d)
+{
+	const struct conf *c = d->s->domains_conf;
+	const struct conf_pool *p = conf_pool_find(c, d->pool_name ? d->pool_name : d->lim->pool);
+
+	if (!p && d->pool_name)
+		log_warn("session=%s event=pool_unknown pool=%s action=system_address", d->name,
+		         d->pool_name);
+	return p;
+}
+
 static void open_conn(struct dest *d, struct dns_route *route, uint16_t port)
 {
 	const struct conf *c = d->s->conf;
@@ -312,6 +414,9 @@ static void open_conn(struct dest *d, struct dns_route *route, uint16_t port)
 	t.tls = d->s->deps.client_tls;
 	t.tls_required = c->outbound_tls == CONF_OUT_TLS_REQUIRED;
 	t.helo = c->hostname;
+	t.pol = d->pol;
+	t.pool = dest_pool(d);
+	t.pool_turn = &d->pool_turn;
 	if (c->smarthost) {
 		t.auth = c->smarthost_auth;
 		t.verify_host = c->smarthost_at.host;
@@ -376,6 +481,39 @@ static struct dns_route *route_screened(struct dest *d, const struct dns_route *
 	return NULL;
 }
 
+/* A mail domain's route asks its policies (MTA-STS, DANE, TLS-RPT); a
+ * smarthost or literal only when its lane asks for something. */
+static int policy_wanted(const struct dest *d)
+{
+	int domain = !d->s->conf->smarthost && d->name[0] != '[';
+
+	return d->s->deps.policy && (domain || d->requiretls || d->optout);
+}
+
+/* The policy of the route in d->pol_route is in: connect. */
+static void on_policy(void *arg, struct tls_dest_pol *pol)
+{
+	struct dest *d = arg;
+	struct dns_route *route = d->pol_route;
+	unsigned want = conns_wanted(d), i;
+
+	d->pol_id = 0;
+	d->pol_route = NULL;
+	tls_dest_pol_unref(d->pol);
+	d->pol = pol;
+	for (i = 0; i < want; i++)
+		open_conn(d, dns_route_dup(route), d->route_port);
+	dns_route_free(route);
+	sched_dest_pump_later(d, 0);
+}
+
+const char *sched_dest_policy(const struct dest *d)
+{
+	if (d->pol && d->pol->n_hosts)
+		return tls_pol_name(d->pol->hosts[0].pol);
+	return d->requiretls ? "requiretls" : "none";
+}
+
 /* The route of d: connect as many as wanted, or fail its ready items.
  * Called by the resolver (never from inside dns_route()), or at once for
  * a route that needs no lookup. */
@@ -408,6 +546,13 @@ static void on_route(void *arg, const struct dns_route *r)
 	}
 	if (!(mine = route_screened(d, r)))
 		return;
+	if (policy_wanted(d)) {
+		const char *domain = d->s->conf->smarthost || d->name[0] == '[' ? NULL : d->name;
+		struct policy_lane lane = {d->requiretls, d->optout};
+		d->pol_route = mine;
+		d->pol_id = policy_resolve(d->s->deps.policy, domain, mine, &lane, on_policy, d);
+		return;
+	}
 	want = conns_wanted(d);
 	for (i = 0; i < want; i++)
 		open_conn(d, dns_route_dup(mine), d->route_port);
@@ -481,7 +626,7 @@ static void dest_connect(struct dest *d)
 	const struct conf *c = d->s->conf;
 	char lit[128];
 
-	if (d->route_id || conns_wanted(d) == 0)
+	if (d->route_id || d->pol_id || conns_wanted(d) == 0)
 		return;
 	d->route_port = (uint16_t)c->mx_port;
 	if (c->smarthost) {
@@ -579,6 +724,10 @@ void sched_dest_free(struct dest *d)
 	/* a lookup still pending must not call back into freed memory */
 	if (d->route_id)
 		dns_cancel(d->s->deps.dns, d->route_id);
+	if (d->pol_id)
+		policy_cancel(d->s->deps.policy, d->pol_id);
+	dns_route_free(d->pol_route);
+	tls_dest_pol_unref(d->pol);
 	/* the connections themselves went with smtpc_conn_free_all() */
 	while ((dc = TAILQ_FIRST(&d->conns))) {
 		TAILQ_REMOVE(&d->conns, dc, link);
@@ -593,6 +742,8 @@ void sched_dest_free(struct dest *d)
 	event_free(d->ev_pump);
 	smtpc_verdict_clear(&d->fail_v);
 	free(d->name);
+	free(d->key);
+	free(d->pool_name);
 	free(d);
 }
 

@@ -125,12 +125,29 @@ struct dconn {
 	TAILQ_ENTRY(dconn) link;
 };
 
+/* What sets a destination's connections apart besides its domain (see
+ * sched.h). The default lane is all zero. */
+struct sched_lane {
+	int requiretls;   /* messages with MAIL FROM ... REQUIRETLS */
+	int optout;       /* messages saying TLS-Required: No */
+	const char *pool; /* an account's [pool.NAME] (borrowed while looking up) */
+};
+
+struct tls_dest_pol;
+
 struct dest {
-	struct htable_node hn; /* in sched->dests */
+	struct htable_node hn; /* in sched->dests, by key */
 	struct sched *s;
-	char *name;
-	size_t n_items;    /* items of this destination, wherever they are */
-	int64_t active_ms; /* last time it had something to do */
+	char *name; /* the domain (or smarthost, or literal) */
+	char *key;  /* name and lane: "example.com" for the default lane */
+	int requiretls, optout;
+	char *pool_name;             /* the account pool of the lane, or NULL */
+	unsigned pool_turn;          /* the pool address the next connection starts at */
+	struct tls_dest_pol *pol;    /* of the last route (for connections, logs) */
+	uint64_t pol_id;             /* the policy lookup in flight, 0: none */
+	struct dns_route *pol_route; /* the route waiting for its policy */
+	size_t n_items;              /* items of this destination, wherever they are */
+	int64_t active_ms;           /* last time it had something to do */
 	const struct conf_domain *lim;
 	struct sched_shape shape;
 	struct item_list ready;
@@ -201,8 +218,15 @@ void sched_check_drained(struct sched *s);
 
 /* ---- sched_dest.c: destinations ---- */
 
-/* The destination named name, made on first use. */
+/* The destination named name, made on first use: the default lane. */
 struct dest *sched_dest_get(struct sched *s, const char *name);
+/* The destination of name in lane, made on first use. */
+struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sched_lane *lane);
+/* The lane of a message's recipients (REQUIRETLS, the account's pool). */
+void sched_lane_of(const struct sched *s, const struct envelope *env, struct sched_lane *out);
+/* "none", "mta-sts", "dane", "requiretls": the policy d's last route put
+ * on its first host, for the log line of an attempt without connection. */
+const char *sched_dest_policy(const struct dest *d);
 /* The next destination of a walk over sched->dests (htable_iter_init()),
  * NULL at the end. Only the destination returned last may be freed
  * meanwhile (sched_dest_sweep() does), and none added. */

@@ -242,17 +242,17 @@ static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smt
 	double delay = (double)(clock_now_ms() / 10) / 100.0 - (double)it->m->created;
 
 	if (c)
-		log_info("queue=%s event=delivery to=<%s> relay=%s[%s]:%u tls=%s delay=%.2f "
-		         "attempt=%u status=%s dsn=%s reply=%s",
+		log_info("queue=%s event=delivery to=<%s> relay=%s[%s]:%u tls=%s tls_policy=%s "
+		         "verified=%s delay=%.2f attempt=%u status=%s dsn=%s reply=%s",
 		         it->m->id, log_q(r->addr), smtpc_conn_host(c), smtpc_conn_addr(c),
-		         smtpc_conn_port(c), smtpc_conn_tls(c), delay, r->attempts, status,
+		         smtpc_conn_port(c), smtpc_conn_tls(c), smtpc_conn_policy(c),
+		         smtpc_conn_verified(c) ? "yes" : "no", delay, r->attempts, status,
 		         v->status, log_q(v->diag));
 	else
-		log_info(
-		    "queue=%s event=delivery to=<%s> relay=none delay=%.2f attempt=%u status=%s "
-		    "dsn=%s reply=%s",
-		    it->m->id, log_q(r->addr), delay, r->attempts, status, v->status,
-		    log_q(v->diag));
+		log_info("queue=%s event=delivery to=<%s> relay=none tls_policy=%s verified=no "
+		         "delay=%.2f attempt=%u status=%s dsn=%s reply=%s",
+		         it->m->id, log_q(r->addr), sched_dest_policy(it->d), delay, r->attempts,
+		         status, v->status, log_q(v->diag));
 }
 
 static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
