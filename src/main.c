@@ -53,6 +53,7 @@ static const char usage_text[] =
     "  apikey create ACCOUNT [--name N] [--admin] | apikey list | apikey revoke ID\n"
     "  dkim keygen DOMAIN | dkim list | dkim check DOMAIN | dkim rotate DOMAIN\n"
     "  suppress list | suppress add ADDR [--reason TEXT] | suppress remove ADDR\n"
+    "  tls status DOMAIN\n"
     "  version\n"
     "\n"
     "Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
@@ -603,7 +604,7 @@ int main(int argc, char **argv)
 		return cmd_check_config(file);
 	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
 	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") && strcmp(cmd, "dkim") &&
-	    strcmp(cmd, "suppress")) {
+	    strcmp(cmd, "suppress") && strcmp(cmd, "tls")) {
 		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
 		return usage();
 	}
@@ -621,6 +622,8 @@ int main(int argc, char **argv)
 		rc = cli_dkim(argc - 1, argv + 1, c);
 	else if (!strcmp(cmd, "suppress"))
 		rc = cli_suppress(argc - 1, argv + 1, c);
+	else if (!strcmp(cmd, "tls"))
+		rc = cli_tls(argc - 1, argv + 1, c);
 	else
 		rc = cli_queue(argc - 1, argv + 1, c);
 	conf_free(c);

@@ -52,5 +52,6 @@ int cli_stats(int argc, char **argv, const struct conf *c);
 int cli_apikey(int argc, char **argv, const struct conf *c);
 int cli_dkim(int argc, char **argv, const struct conf *c);
 int cli_suppress(int argc, char **argv, const struct conf *c);
+int cli_tls(int argc, char **argv, const struct conf *c);
 
 #endif

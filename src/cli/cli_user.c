@@ -8,6 +8,7 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
+ *   user set NAME --pool POOL       send from [pool.POOL]; --pool '' unbinds
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
  * --password-stdin, as one line of standard input, so that they never
@@ -45,7 +46,8 @@ static const char usage_text[] =
     "       posthorn user list\n"
     "       posthorn user del NAME\n"
     "       posthorn user passwd NAME [--password-stdin]\n"
-    "       posthorn user domain add|del NAME DOMAIN...\n";
+    "       posthorn user domain add|del NAME DOMAIN...\n"
+    "       posthorn user set NAME --pool POOL   (--pool '' : no pool)\n";
 
 /* Options and operands after the verb. */
 struct user_args {
@@ -449,12 +451,52 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 	return rc;
 }
 
+/* --pool VALUE or --pool=VALUE, the only option of user set. */
+static int pool_opt(int argc, char **argv, const char **pool, const char **name)
+{
+	*pool = NULL;
+	*name = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], "--pool=", 7) == 0)
+			*pool = argv[i] + 7;
+		else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc)
+			*pool = argv[++i];
+		else if (argv[i][0] == '-' || *name)
+			return say(EXIT_USAGE, "user set takes NAME --pool POOL");
+		else
+			*name = argv[i];
+	}
+	if (!*pool || !*name)
+		return say(EXIT_USAGE, "user set takes NAME --pool POOL");
+	return EXIT_OK;
+}
+
+/* user set NAME --pool POOL: the [pool.NAME] the account's mail leaves from
+ * (a running server sees it within a second). */
+static int user_set(int argc, char **argv, const struct conf *c)
+{
+	const char *pool, *name;
+	struct store *st;
+	char *err = NULL;
+	int rc = pool_opt(argc, argv, &pool, &name);
+
+	if (rc == EXIT_OK && *pool && !conf_pool_find(c, pool))
+		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", pool);
+	if (rc == EXIT_OK) {
+		st = open_store(c);
+		rc = st ? result(store_user_set_pool(st, name, *pool ? pool : NULL, &err), &err)
+		        : EXIT_RUNTIME;
+		store_close(st);
+	}
+	return rc;
+}
+
 static const struct user_verb {
 	const char *name;
 	int (*run)(int argc, char **argv, const struct conf *c);
 } user_verbs[] = {
     {"add", user_add},       {"list", user_list},     {"del", user_del},
-    {"passwd", user_passwd}, {"domain", user_domain},
+    {"passwd", user_passwd}, {"domain", user_domain}, {"set", user_set},
 };
 
 int cli_user(int argc, char **argv, const struct conf *c)

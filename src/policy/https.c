@@ -97,14 +97,11 @@ static void xfer_free(struct xfer *x)
 	free(x);
 }
 
-/* Calls back once and frees x. */
+/* Calls back once, then frees x (r may point into it). */
 static void finish(struct xfer *x, const struct https_result *r)
 {
-	https_cb cb = x->cb;
-	void *arg = x->arg;
-
+	x->cb(x->arg, r);
 	xfer_free(x);
-	cb(arg, r);
 }
 
 static void on_fail_event(evutil_socket_t fd, short what, void *arg)

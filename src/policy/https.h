@@ -14,7 +14,8 @@
  *   - follows no redirect, uses no proxy, reads at most max_bytes of
  *     answer (more fails the request), and ends within timeout_ms.
  * The callback runs once, from the event loop, never from inside
- * https_start(); a cancelled request gets none.
+ * https_start(); a cancelled request gets none. The result is valid during
+ * the callback only, which must not cancel its own request.
  */
 #ifndef POSTHORN_POLICY_HTTPS_H
 #define POSTHORN_POLICY_HTTPS_H

@@ -27,12 +27,17 @@ attributes, read at each command):
   smtputf8       advertise SMTPUTF8 (aiosmtpd's enable_SMTPUTF8)
   tls_broken     advertise STARTTLS but fail every handshake (the server
                  side demands a client certificate that never comes)
-  (construction only: size_limit, smtputf8, tls, tls_broken)
+  tls_context    an ssl context of its own (a certificate for its MX name)
+                 instead of the farm's session certificate
+  requiretls     advertise REQUIRETLS after STARTTLS and take the MAIL
+                 parameter (RFC 8689), recorded in mail_options
+  (construction only: size_limit, smtputf8, tls, tls_broken, tls_context)
 
 and counts what it sees: connections, sessions in flight (and the most at
 once), transactions per connection, RCPT attempts per address, and every
 accepted transaction (envelope, content bytes as received after
-dot-unstuffing, TLS version, connection number) in `messages`.
+dot-unstuffing, TLS version, connection number, the client's address and
+EHLO name) in `messages`.
 
 Nothing here sleeps for a fixed time: `wait_messages()` and friends poll
 with a deadline.
@@ -98,6 +103,11 @@ class Zone:
 
     def host(self, name, *addrs):
         self.lines.append(f"host-record={name},{','.join(addrs)}")
+        return self
+
+    def txt(self, name, *strings):
+        quoted = ",".join('"' + x.replace('"', '\\"') + '"' for x in strings)
+        self.lines.append(f"txt-record={name},{quoted}")
         return self
 
     def text(self):
@@ -192,6 +202,8 @@ class Transaction:
         self.rcpt_options = rcpt_options
         self.content = content  # bytes, CRLF lines, dots unstuffed
         self.tls = tls          # "TLSv1.3" etc., or None
+        self.peer = None        # the client's address
+        self.helo = None        # the client's EHLO name
 
     @property
     def headers(self):
@@ -235,7 +247,7 @@ class FakeMX:
     def __init__(self, farm, ip, tls=False, greet_421=False, defer_first=0,
                  defer_always=False, reject_rcpt=False, data_delay=0.0, data_reply=None,
                  data_defer_first=0, size_limit=None, smtputf8=False, tls_broken=False,
-                 hostname=None):
+                 hostname=None, tls_context=None, requiretls=False):
         self.farm = farm
         self.ip = ip
         self.tls = tls
@@ -249,6 +261,8 @@ class FakeMX:
         self.size_limit = size_limit
         self.smtputf8 = smtputf8
         self.tls_broken = tls_broken
+        self.tls_context = tls_context
+        self.requiretls = requiretls
         self.data_tries = 0          # ends of DATA seen
         self.mails = []              # (conn, reverse-path, MAIL parameters) of every MAIL
         self.hostname = hostname or f"mx-{ip.replace(':', '_')}.fake"
@@ -281,7 +295,15 @@ class FakeMX:
                   f"(missing {sorted(want - set(self.delivered_rcpts()))[:5]})")
 
     # ----- hooks (run on the farm's loop) -----
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.requiretls and session.ssl is not None:
+            responses.insert(len(responses) - 1, "250-REQUIRETLS")
+        return responses
+
     async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        if getattr(server, "requiretls_param", False):
+            mail_options = list(mail_options) + ["REQUIRETLS"]
         # aiosmtpd gives "<>" for the null reverse-path (kept in the envelope:
         # aiosmtpd takes an empty mail_from for "no MAIL yet"; a Transaction has "")
         envelope.mail_from = address
@@ -325,6 +347,8 @@ class FakeMX:
         t = Transaction(self, server.conn_no, mail_from, list(envelope.mail_options),
                         list(envelope.rcpt_tos), list(envelope.rcpt_options),
                         bytes(envelope.original_content or envelope.content), tls)
+        t.peer = session.peer[0] if session.peer else None
+        t.helo = session.host_name
         with self.lock:
             self.messages.append(t)
             self.txns_per_conn[server.conn_no] += 1
@@ -353,6 +377,8 @@ class FakeMX:
 class _FakeSMTP(SMTP):
     def __init__(self, mx, loop):
         ctx = mx.farm.tls_context if mx.tls else None
+        if mx.tls_context:
+            ctx = mx.tls_context
         if mx.tls_broken:
             ctx = mx.farm.broken_tls_context
         kw = {}
@@ -374,6 +400,16 @@ class _FakeSMTP(SMTP):
     def connection_lost(self, error):
         self.mx._closed(self)
         super().connection_lost(error)
+
+    async def smtp_MAIL(self, arg):
+        # aiosmtpd refuses parameters it does not know: take REQUIRETLS off
+        # (when this MX offers it) and let handle_MAIL record it
+        words = (arg or "").split()
+        self.requiretls_param = self.mx.requiretls and any(
+            w.upper() == "REQUIRETLS" for w in words[1:])
+        if self.requiretls_param:
+            arg = " ".join(w for i, w in enumerate(words) if i == 0 or w.upper() != "REQUIRETLS")
+        await super().smtp_MAIL(arg)
 
     async def _handle_client(self):
         if self.mx.greet_421:

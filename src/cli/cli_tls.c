@@ -1,0 +1,176 @@
+/*
+ * cli_tls: `posthorn tls status DOMAIN`, what the relay knows of a
+ * destination's TLS policies, from the database (running server or not):
+ *
+ *   mta-sts  the cached MTA-STS policy: id, mode, max_age, mx patterns,
+ *            when it was fetched and when it expires (or "none")
+ *   tlsa     per MX host, the TLSA records last seen and their state
+ *            (usable, unusable, failed, none)
+ *   tls-rpt  the latest TLS-RPT period's counts: per policy, successful
+ *            and failed sessions, then one line per kind of failure
+ *
+ * One item a line, key=value, on stdout. Exit codes: 0 ok, 1 runtime
+ * error, 2 usage error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "log/log.h"
+#include "policy/policy_parse.h"
+#include "store/store.h"
+#include "util/util.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] = "usage: posthorn tls status DOMAIN\n";
+
+#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
+
+static const char *when(int64_t t, char *buf, size_t cap)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+static int show_sts(struct store *st, const char *domain)
+{
+	struct store_sts p;
+	struct sts_policy pol;
+	const char *why;
+	char *err = NULL, t1[32], t2[32];
+	int rc = store_sts_get(st, domain, &p, &err);
+
+	if (rc < 0)
+		return say(EXIT_RUNTIME, "%s", err), free(err), EXIT_RUNTIME;
+	if (rc == 0) {
+		printf("mta-sts domain=%s policy=none\n", domain);
+		return EXIT_OK;
+	}
+	printf("mta-sts domain=%s id=%s mode=%s max_age=%lld fetched=%s expires=%s mx=", domain,
+	       p.id, p.mode, (long long)p.max_age, when(p.fetched_at, t1, sizeof(t1)),
+	       when(p.expires_at, t2, sizeof(t2)));
+	if (sts_policy_parse(p.policy, strlen(p.policy), &pol, &why) == 0) {
+		for (size_t i = 0; i < pol.n_mx; i++)
+			printf("%s%s", i ? "," : "", pol.mx[i]);
+		sts_policy_clear(&pol);
+	}
+	printf("\n");
+	store_sts_clear(&p);
+	return EXIT_OK;
+}
+
+static int show_tlsa(struct store *st, const char *domain)
+{
+	struct store_tlsa *v;
+	size_t n;
+	char *err = NULL, t[32];
+
+	if (store_tlsa_list(st, domain, &v, &n, &err) < 0)
+		return say(EXIT_RUNTIME, "%s", err), free(err), EXIT_RUNTIME;
+	for (size_t i = 0; i < n; i++) {
+		for (char *p = v[i].records; *p; p++)
+			if (*p == '\n')
+				*p = ';';
+		printf("tlsa host=%s state=%s seen=%s records=%s\n", v[i].host, v[i].state,
+		       when(v[i].seen_at, t, sizeof(t)), log_q(v[i].records));
+	}
+	if (n == 0)
+		printf("tlsa domain=%s records=none\n", domain);
+	store_tlsa_free(v, n);
+	return EXIT_OK;
+}
+
+/* "sts", "tlsa" or "no-policy-found": the policy-type inside the text. */
+static const char *policy_type(const char *json)
+{
+	if (strstr(json, "\"policy-type\":\"sts\""))
+		return "sts";
+	if (strstr(json, "\"policy-type\":\"tlsa\""))
+		return "tlsa";
+	return "no-policy-found";
+}
+
+static void show_rows(const struct store_tlsrpt_row *r, size_t n)
+{
+	char t1[32], t2[32];
+
+	for (size_t i = 0, j; i < n; i = j) {
+		uint64_t ok = 0, bad = 0;
+		for (j = i; j < n && strcmp(r[j].policy, r[i].policy) == 0; j++)
+			*(r[j].result[0] ? &bad : &ok) += r[j].n;
+		printf("tls-rpt start=%s end=%s policy=%s successful=%llu failed=%llu\n",
+		       when(r[i].start, t1, sizeof(t1)), when(r[i].end, t2, sizeof(t2)),
+		       policy_type(r[i].policy), (unsigned long long)ok, (unsigned long long)bad);
+		for (size_t k = i; k < j; k++)
+			if (r[k].result[0])
+				printf("tls-rpt-failure policy=%s result=%s mx=%s receiving_ip=%s "
+				       "sending_ip=%s count=%llu\n",
+				       policy_type(r[k].policy), r[k].result,
+				       r[k].mx_host[0] ? r[k].mx_host : "-",
+				       r[k].receiving_ip[0] ? r[k].receiving_ip : "-",
+				       r[k].sending_ip[0] ? r[k].sending_ip : "-",
+				       (unsigned long long)r[k].n);
+	}
+}
+
+static int show_rpt(struct store *st, const char *domain)
+{
+	struct store_tlsrpt_row *rows;
+	size_t n;
+	char *err = NULL;
+
+	if (store_tlsrpt_rows(st, domain, 0, &rows, &n, &err) < 0)
+		return say(EXIT_RUNTIME, "%s", err), free(err), EXIT_RUNTIME;
+	if (n == 0)
+		printf("tls-rpt domain=%s counts=none\n", domain);
+	show_rows(rows, n);
+	store_tlsrpt_free(rows, n);
+	return EXIT_OK;
+}
+
+static int status(const struct conf *c, const char *domain)
+{
+	char *err = NULL, *d = xstrdup(domain);
+	struct store *st = store_open(c->data_dir, &err);
+	int rc;
+
+	if (!st) {
+		rc = say(EXIT_RUNTIME, "%s", err);
+		free(err);
+		free(d);
+		return rc;
+	}
+	ascii_lower(d);
+	rc = show_sts(st, d);
+	if (rc == EXIT_OK)
+		rc = show_tlsa(st, d);
+	if (rc == EXIT_OK)
+		rc = show_rpt(st, d);
+	store_close(st);
+	free(d);
+	if (fflush(stdout) != 0 || ferror(stdout))
+		rc = say(EXIT_RUNTIME, "cannot write to stdout");
+	return rc;
+}
+
+int cli_tls(int argc, char **argv, const struct conf *c)
+{
+	if (argc >= 2 &&
+	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 3 || strcmp(argv[1], "status") != 0)
+		return say(EXIT_USAGE, "tls takes: status DOMAIN");
+	if (!store_domain_valid(argv[2]))
+		return say(EXIT_USAGE, "invalid domain '%s'", argv[2]);
+	return status(c, argv[2]);
+}
