@@ -86,9 +86,11 @@ static void report(const struct smtpc_conn *c, const struct tls_host_pol *h, enu
 static void policy_label(const struct smtpc_conn *c, const struct tls_host_pol *h, const char *why,
                          struct buf *b)
 {
-	if (h->requiretls)
-		buf_puts(b, "the message requires REQUIRETLS");
-	else if (h->pol == TLS_POL_DANE)
+	if (h->requiretls) { /* the failure's own text names REQUIRETLS */
+		buf_puts(b, why ? why : "");
+		return;
+	}
+	if (h->pol == TLS_POL_DANE)
 		buf_printf(b, "DANE: TLSA records of _25._tcp.%s", h->host);
 	else if (h->pol == TLS_POL_STS)
 		buf_printf(b, "MTA-STS policy of %s (enforce)", c->t.pol->domain);
