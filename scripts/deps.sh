@@ -8,10 +8,10 @@ set -euo pipefail
 
 BUILD=(build-essential pkg-config clang clang-format libclang-rt-14-dev
        libevent-dev libssl-dev libc-ares-dev libsqlite3-dev libsodium-dev
-       libjansson-dev libinih-dev libcmocka-dev libopendkim-dev)
+       libjansson-dev libinih-dev libcmocka-dev libopendkim-dev libcurl4-openssl-dev zlib1g-dev)
 TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim python3-dnspython opendkim-tools swaks
       libnet-ssleay-perl dnsmasq-base openssl sqlite3 procps util-linux iproute2 nodejs npm
-      python3-prometheus-client)
+      python3-prometheus-client unbound ldnsutils)
 BENCH=(postfix strace)
 
 want=("${BUILD[@]}" "${TEST[@]}")
@@ -50,9 +50,11 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-# Postfix's package would start a system Postfix on port 25; the benchmark
-# runs its own instances, so keep package scripts from starting services.
-if printf '%s\n' "${missing[@]}" | grep -qx postfix; then
+# Postfix's package would start a system Postfix on port 25, unbound's a
+# system resolver on port 53 (and hook it into resolv.conf); the benchmark
+# and the DANE tests run their own instances, so keep package scripts from
+# starting services.
+if printf '%s\n' "${missing[@]}" | grep -qxE 'postfix|unbound'; then
 	echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
 	$SUDO chmod +x /usr/sbin/policy-rc.d

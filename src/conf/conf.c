@@ -1740,7 +1740,8 @@ static void check_pools(struct load *ld)
 		if (!in->seen[si] || !in->seen[ei])
 			errorf(ld, in->file, in->line,
 			       "[pool.%s] needs source_addresses and ehlo_names", p->name);
-		else if (p->n_source_addresses != p->n_ehlo_names)
+		else if (p->n_source_addresses && p->n_ehlo_names && /* 0: refused already */
+		         p->n_source_addresses != p->n_ehlo_names)
 			errorf(ld, in->file, in->seen[ei],
 			       "[pool.%s] has %zu source_addresses but %zu ehlo_names: one name "
 			       "per address",

@@ -157,8 +157,7 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (account_id, address_key)"
     ");",
 
-    /* 6 -> 7: outbound TLS policy; the SQL is store_tls_migration, with
-     * the code that uses the tables (store_tls.c). */
+    /* 6 -> 7: outbound TLS policy (its SQL is with its code: store_tls.c) */
     store_tls_migration,
 };
 

@@ -17,13 +17,14 @@ A record can be made bogus after signing (corrupt()), so the resolver
 answers SERVFAIL for it: the TLSA lookup failure of RFC 7672 2.2.
 """
 import os
-import signal
 import subprocess
 import time
 
 import dns.flags
 import dns.message
 import dns.query
+
+from mx import TestDNS, _free_tcp_udp_port
 
 UNBOUND = "/usr/sbin/unbound"
 
@@ -138,7 +139,6 @@ auth-zone:
 """
 
     def start(self):
-        from mx import _free_tcp_udp_port
         signed_file, ds = sign(self.dir, self.signed_zone)
         plain_file = os.path.join(self.dir, f"{self.plain_zone.origin}.zone")
         with open(plain_file, "w") as f:
@@ -176,19 +176,6 @@ auth-zone:
         r = dns.query.udp(q, "127.0.0.1", port=self.port, timeout=timeout)
         return r.rcode(), bool(r.flags & dns.flags.AD), r.answer
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+    # the same process handling as the dnsmasq of mx.py
+    stop = TestDNS.stop
+    log = TestDNS.log

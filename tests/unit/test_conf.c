@@ -878,6 +878,56 @@ static void test_markdown(void **state)
 	free(md);
 }
 
+/* The outbound TLS policy keys and [pool.NAME]: defaults, values, a
+ * domain's pool (inherited from [domain.*]), and each mistake at its line. */
+static void test_tls_policy_and_pools(void **state)
+{
+	struct conf *c = load_ok("[server]\nhostname = h.test\n");
+	const struct conf_pool *p;
+
+	(void)state;
+	assert_int_equal(c->mta_sts_port, 443);
+	assert_int_equal(c->dnssec, CONF_DNSSEC_OFF);
+	assert_int_equal(c->tls_rpt_interval, 86400);
+	assert_int_equal(c->n_pools, 0);
+	assert_null(c->domains[0].pool);
+	conf_free(c);
+	c = load_ok("[server]\nhostname = h.test\n[relay]\nmta_sts_port = 8443\n"
+	            "dnssec = trust_ad\ntls_rpt_interval = 10s\n"
+	            "[pool.mk-1]\nsource_addresses = 192.0.2.10, 2001:db8::10\n"
+	            "ehlo_names = a.example.com, b.example.com\n"
+	            "[domain.*]\npool = mk-1\n[domain.x.test]\nmax_connections = 2\n");
+	assert_int_equal(c->mta_sts_port, 8443);
+	assert_int_equal(c->dnssec, CONF_DNSSEC_TRUST_AD);
+	assert_int_equal(c->tls_rpt_interval, 10);
+	p = conf_pool_find(c, "mk-1");
+	assert_non_null(p);
+	assert_null(conf_pool_find(c, "mk"));
+	assert_int_equal(p->n_source_addresses, 2);
+	assert_int_equal(p->source_addresses[1].family, AF_INET6);
+	assert_string_equal(p->ehlo_names[1], "b.example.com");
+	assert_string_equal(conf_domain_for(c, "x.test")->pool, "mk-1"); /* inherited */
+	conf_free(c);
+	expect_one_error("[relay]\ndnssec = on\n", 2,
+	                 "dnssec in [relay]: expected one of off, "
+	                 "trust_ad");
+	expect_one_error("[relay]\nmta_sts_port = 0\n", 2, "must be between 1 and 65535");
+	expect_one_error("[pool.p]\nsource_addresses = 192.0.2.1, 192.0.2.2\n"
+	                 "ehlo_names = a.test\n",
+	                 3, "[pool.p] has 2 source_addresses but 1 ehlo_names");
+	expect_one_error("[pool.p]\nehlo_names = a.test\n", 1,
+	                 "[pool.p] needs source_addresses and ehlo_names");
+	expect_one_error("[pool.p]\nsource_addresses = 10.0.0.0/8\nehlo_names = a.test\n", 2,
+	                 "'10.0.0.0/8' is not an IP address");
+	expect_one_error("[pool.p]\nsource_addresses = 192.0.2.1\nehlo_names = not a name\n", 3,
+	                 "'not a name' is not a host name");
+	expect_one_error("[domain.a.test]\npool = nope\n", 2,
+	                 "pool in [domain.a.test]: no section [pool.nope]");
+	expect_one_error("[domain.a.test]\npool = bad name\n", 2,
+	                 "expected the NAME of a [pool.NAME] section");
+	expect_one_error("[pool.b@d]\n", 1, "bad name 'b@d' in [pool.NAME]");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -903,6 +953,7 @@ int main(void)
 	    cmocka_unit_test(test_smarthost_parsed),
 	    cmocka_unit_test(test_example_loads),
 	    cmocka_unit_test(test_markdown),
+	    cmocka_unit_test(test_tls_policy_and_pools),
 	};
 	return cmocka_run_group_tests_name("conf", tests, group_setup, group_teardown);
 }

@@ -529,6 +529,23 @@ static void test_mail_envid_auth(void **state)
 	assert_int_equal(mail(arg, &m), SMTP_ARG_BAD_PARAM);
 }
 
+static void test_mail_requiretls(void **state)
+{
+	struct smtp_mail_args m;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(mail("<a@b.c> REQUIRETLS", &m), SMTP_ARG_OK);
+	assert_true(m.requiretls);
+	assert_int_equal(mail("<a@b.c> requiretls SIZE=5", &m), SMTP_ARG_OK);
+	assert_true(m.requiretls && m.size == 5);
+	assert_int_equal(mail("<a@b.c> SIZE=5", &m), SMTP_ARG_OK);
+	assert_false(m.requiretls);
+	/* RFC 8689 3: no value; and not twice */
+	assert_int_equal(mail("<a@b.c> REQUIRETLS=YES", &m), SMTP_ARG_BAD_PARAM);
+	assert_int_equal(mail("<a@b.c> REQUIRETLS REQUIRETLS", &m), SMTP_ARG_BAD_PARAM);
+}
+
 static void test_mail_unknown_dup(void **state)
 {
 	struct smtp_mail_args m;
@@ -1084,6 +1101,7 @@ int main(void)
 	    cmocka_unit_test(test_mail_body_ret_utf8),
 	    cmocka_unit_test(test_mail_envid_auth),
 	    cmocka_unit_test(test_mail_unknown_dup),
+	    cmocka_unit_test(test_mail_requiretls),
 	    cmocka_unit_test(test_mail_utf8),
 	    cmocka_unit_test(test_rcpt_basic),
 	    cmocka_unit_test(test_rcpt_notify),

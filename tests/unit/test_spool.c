@@ -245,6 +245,38 @@ static void test_format_number_edges(void **state)
 	buf_free(&rec);
 }
 
+/* REQUIRETLS (RFC 8689) makes the record version 2 with one more line;
+ * without it the record stays version 1, byte for byte. A version 2
+ * record without the line, or with another value, does not load. */
+static void test_format_requiretls_v2(void **state)
+{
+	struct rcpt r = {.addr = "a@b"};
+	struct envelope e = simple_env(&r, 1), *got;
+	char *reason = NULL, *p;
+	struct buf b;
+
+	(void)state;
+	buf_init(&b);
+	assert_int_equal(spool_env_encode(&e, "0123456789ABCDEF", 1, &b, &reason), 0);
+	assert_true(strncmp(b.data, "PHENV 1\n", 8) == 0);
+	assert_null(strstr(b.data, "requiretls"));
+	buf_reset(&b);
+	e.requiretls = 1;
+	assert_int_equal(spool_env_encode(&e, "0123456789ABCDEF", 1, &b, &reason), 0);
+	assert_true(strncmp(b.data, "PHENV 2\n", 8) == 0);
+	assert_non_null(strstr(b.data, "\nenvid -\nrequiretls 1\nrcpts 1\n"));
+	if (spool_env_decode(b.data, b.len, "0123456789ABCDEF", 1, &got, &reason) < 0)
+		fail_msg("%s", reason);
+	assert_int_equal(got->requiretls, 1);
+	envelope_free(got);
+	/* the line is checksummed: change it and the record is refused */
+	p = strstr(b.data, "requiretls 1");
+	p[11] = '2';
+	assert_int_equal(spool_env_decode(b.data, b.len, "0123456789ABCDEF", 1, &got, &reason), -1);
+	free(reason);
+	buf_free(&b);
+}
+
 /* An envelope the decoder would refuse is refused by the encoder, and out
  * is left as it was: no unloadable file is ever committed. */
 static void test_format_encode_refuses(void **state)
@@ -1082,6 +1114,7 @@ int main(void)
 	    cmocka_unit_test(test_roundtrip_odd_bytes),
 	    cmocka_unit_test(test_format_number_edges),
 	    cmocka_unit_test(test_format_encode_refuses),
+	    cmocka_unit_test(test_format_requiretls_v2),
 	    cmocka_unit_test(test_many_rcpts),
 	    cmocka_unit_test(test_big_body),
 	    cmocka_unit_test(test_group_commit),
