@@ -99,6 +99,8 @@ static struct envelope report_envelope(const struct envelope *orig, struct rcpt 
 	e.smtputf8 = orig->smtputf8 && !ascii_only(orig->mail_from);
 	e.body = orig->smtputf8 || orig->body == BODY_8BITMIME ? BODY_8BITMIME : BODY_7BIT;
 	e.ret = DSN_RET_UNSET;
+	/* RFC 8689 5: the report travels under REQUIRETLS like the original */
+	e.requiretls = orig->requiretls;
 	e.rcpts = r;
 	e.n_rcpts = 1;
 	return e;

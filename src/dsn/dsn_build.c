@@ -425,8 +425,9 @@ static int plan_make(const struct dsn_report *r, struct plan *p, char **err)
 			p->listed[p->n_listed++] = &r->rcpts[i];
 	p->global = o->smtputf8 != 0;
 	p->eight = p->global || o->body == BODY_8BITMIME;
-	/* RFC 3461 4.3: RET=FULL is for failures; other notices carry headers */
-	p->full = p->kind == DSN_KIND_FAILURE && o->ret == DSN_RET_FULL;
+	/* RFC 3461 4.3: RET=FULL is for failures; other notices carry headers.
+	 * RFC 8689 5: a REQUIRETLS message's report is as if RET=HDRS. */
+	p->full = p->kind == DSN_KIND_FAILURE && o->ret == DSN_RET_FULL && !o->requiretls;
 	p->has_orig = r->body.fd >= 0;
 	if (p->full && p->has_orig && r->body.len > DSN_FULL_MAX) {
 		p->full = 0;

@@ -76,6 +76,7 @@ struct rpt {
 	struct policy *p;
 	struct htable tally; /* of struct tally_ent (policy_rpt.c) */
 	int flushing, stopped;
+	uint64_t dropped; /* counts lost to the tally's bound since the last log */
 	struct event *ev_flush, *ev_tick;
 	struct round *round; /* the reports being made, or NULL */
 };

@@ -6,7 +6,9 @@
  * (domain, period, policy, result, and for failures the addresses and MX
  * name), and a work-pool job adds the tally to tls_rpt_counts every
  * second, in one transaction; a failed write is merged back and retried.
- * So a restart loses nothing but, after a crash, the last second.
+ * So a restart loses nothing but, after a crash, the last second. While
+ * writes fail, at most RPT_TALLY_MAX keys are held; counts of new keys
+ * beyond are dropped (and the drops logged), counts of held keys still add.
  *
  * Periods are [k * tls_rpt_interval, (k + 1) * tls_rpt_interval) in unix
  * time: with the default 24h, UTC days as RFC 8460 4.1 expects.
@@ -39,7 +41,8 @@
 #include "util/util.h"
 #include "work/work.h"
 
-#define RPT_FIELDS 6 /* domain, policy, result, src, mx, ip */
+#define RPT_FIELDS    6      /* domain, policy, result, src, mx, ip */
+#define RPT_TALLY_MAX 100000 /* keys held while the database does not take them */
 
 /* ---------- the tally ---------- */
 
@@ -79,8 +82,12 @@ static void tally_add(struct rpt *r, const struct store_tlsrpt_count *c)
 		buf_append(&b, f[i] ? f[i] : "", strlen(f[i] ? f[i] : "") + 1);
 	k = (struct tally_key){b.data, b.len, c->start};
 	h = htable_hash_mix(htable_hash(b.data, b.len), (uint64_t)c->start);
-	if ((n = htable_find(&r->tally, h, tally_match, &k))) {
-		HTABLE_ENTRY(n, struct tally_ent, hn)->c.n += c->n;
+	if ((n = htable_find(&r->tally, h, tally_match, &k)) ||
+	    htable_count(&r->tally) >= RPT_TALLY_MAX) {
+		if (n)
+			HTABLE_ENTRY(n, struct tally_ent, hn)->c.n += c->n;
+		else
+			r->dropped += c->n;
 		buf_free(&b);
 		return;
 	}
@@ -191,6 +198,11 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	struct rpt *r = arg;
 	struct flush_job *j;
 
+	if (r->dropped) {
+		log_warn("session=NOQUEUE event=tlsrpt_dropped counts=%llu",
+		         (unsigned long long)r->dropped);
+		r->dropped = 0;
+	}
 	if (r->flushing || !(j = flush_take(r)))
 		return;
 	r->flushing = 1;

@@ -17,6 +17,9 @@ from pki import PKI, server_context
 
 SENDER_IP = "127.0.0.11"
 FROM = "alice@sender.test"
+# Senders whose MX takes REQUIRETLS over verified TLS: a report about a
+# REQUIRETLS message travels under REQUIRETLS too (RFC 8689 5)
+RSENDER = ("rsender.test", "mx.rsender.test", "127.0.0.57")
 DOMAINS = {  # domain -> [(pref, MX host, address)]
     "ok.rtls.test": [(10, "mx.ok.rtls.test", "127.0.0.51")],
     "plain.rtls.test": [(10, "mx.plain.rtls.test", "127.0.0.52")],
@@ -29,6 +32,7 @@ DOMAINS = {  # domain -> [(pref, MX host, address)]
 
 def build_zone():
     z = Zone().mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
+    z.mx(RSENDER[0], RSENDER[1]).host(RSENDER[1], RSENDER[2])
     for domain, hosts in DOMAINS.items():
         for pref, host, ip in hosts:
             z.mx(domain, host, pref).host(host, ip)
@@ -60,7 +64,8 @@ def send_requiretls(srv, to, subject="rtls", frm=FROM):
         s.starttls(context=helpers.client_tls_context())
         s.ehlo("client.test")
         assert s.has_extn("requiretls")
-        code, text = s.mail(frm, ["REQUIRETLS"])
+        # RET=FULL: a report about it must still return headers only
+        code, text = s.mail(frm, ["REQUIRETLS", "RET=FULL"])
         assert code == 250, (code, text)
         code, text = s.rcpt(to)
         assert code == 250, (code, text)
@@ -115,6 +120,8 @@ def test_delivered_over_verified_tls_and_passed_on(srv_rtls, mxs, pki):
     ("selfsigned.rtls.test", "5.7.10", "REQUIRETLS: no verified TLS session"),
 ])
 def test_bounces_without_a_path_that_keeps_it(srv_rtls, mxs, pki, farm, domain, status, words):
+    """The bounce itself goes under REQUIRETLS (to a sender MX that offers
+    it), with the original's headers only (RFC 8689 5: as if RET=HDRS)."""
     _, host, ip = DOMAINS[domain][0]
     if domain == "plain.rtls.test":
         mx = mxs(ip, requiretls=True)  # no STARTTLS at all
@@ -123,13 +130,23 @@ def test_bounces_without_a_path_that_keeps_it(srv_rtls, mxs, pki, farm, domain, 
     else:
         mx = mxs(ip, tls=True, requiretls=True,
                  tls_context=server_context(pki.leaf(host, f"DNS:{host}", self_signed=True)))
+    sender_mx = farm.mxs.get(RSENDER[2]) or good_sender_mx(mxs, pki)
     srv = srv_rtls()
-    to, frm = f"bob@{domain}", f"{domain.split('.')[0]}@sender.test"
+    to, frm = f"bob@{domain}", f"{domain.split('.')[0]}@{RSENDER[0]}"
     qid = send_requiretls(srv, to, frm=frm)
     line = wait_status(srv, qid, to, "bounced")
     assert f"dsn={status}" in line["line"] and words in line["reply"], line
     assert mx.messages == [], "the message was downgraded"
-    assert_failure_dsn(wait_dsn(farm, frm, srv), to, status.replace(".", r"\."))
+    t = wait_dsn(farm, frm, srv)
+    assert t.mx is sender_mx and t.tls and "REQUIRETLS" in t.mail_options, t.mail_options
+    info = assert_failure_dsn(t, to, status.replace(".", r"\."), subject="rtls")
+    assert b"Hello there." not in t.content, "the body came back"
+    assert info["returned_headers"]
+
+
+def good_sender_mx(mxs, pki):
+    return mxs(RSENDER[2], tls=True, requiretls=True,
+               tls_context=server_context(pki.leaf(RSENDER[1], f"DNS:{RSENDER[1]}")))
 
 
 def test_next_mx_host_is_tried_before_bouncing(srv_rtls, mxs, pki):
