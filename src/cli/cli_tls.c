@@ -163,10 +163,12 @@ static int status(const struct conf *c, const char *domain)
 
 int cli_tls(int argc, char **argv, const struct conf *c)
 {
-	if (argc >= 2 &&
-	    (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
+		    (i == 1 && !strcmp(argv[i], "help"))) {
+			fputs(usage_text, stdout);
+			return EXIT_OK;
+		}
 	}
 	if (argc != 3 || strcmp(argv[1], "status") != 0)
 		return say(EXIT_USAGE, "tls takes: status DOMAIN");

@@ -224,3 +224,17 @@ def test_tls_required_no_goes_despite_the_policy(sts_server, mxs, pki, policy_se
     assert f"queue={q_out} event=tls_required_no" in srv.log()
     time.sleep(1)
     assert len(mx.messages) == 1, "the message without TLS-Required: No went too"
+
+
+def test_tls_status_of_an_unknown_domain_and_usage(sts_server):
+    srv = sts_server()
+    rc, out, err = srv.cli("tls", "status", "never.sts.test")
+    assert rc == 0, err
+    assert out.splitlines() == ["mta-sts domain=never.sts.test policy=none",
+                                "tlsa domain=never.sts.test records=none",
+                                "tls-rpt domain=never.sts.test counts=none"]
+    rc, out, err = srv.cli("tls", "status", "--help")
+    assert rc == 0 and out.startswith("usage: posthorn tls status DOMAIN"), (rc, out)
+    for args in (("tls",), ("tls", "status"), ("tls", "status", "a..b"), ("tls", "list", "x")):
+        rc, out, err = srv.cli(*args)
+        assert rc == 2 and "usage:" in err, (args, rc, err)
