@@ -56,6 +56,7 @@ enum sec_id {
 	SEC_DKIM,
 	SEC_BOUNCES,
 	SEC_HTTP,
+	SEC_EVENTS,
 	SEC_CLUSTER,
 	N_SECS
 };
@@ -96,6 +97,9 @@ static const struct section SECTIONS[N_SECS] = {
                   "The HTTP API, dashboard, tracking links and /metrics. A config file "
                   "without an [http] section runs no HTTP listener; the embedded default "
                   "has one on 127.0.0.1:8025."},
+    [SEC_EVENTS] = {"events", 0, NULL,
+                    "What happened to every message (GET /v1/events, /v1/messages, "
+                    "/v1/stats) and the webhooks that are sent it; see docs/events.md."},
     [SEC_CLUSTER] = {"cluster", 0, NULL,
                      "Optional: several nodes sharing state. Both empty: one node on "
                      "SQLite and local state."},
@@ -565,6 +569,55 @@ static const struct conf_key KEYS[] = {
      .min = 1,
      .doc = "concurrent HTTP connections; at this many, new ones wait in the kernel's "
             "backlog"},
+
+    {.sec = SEC_EVENTS,
+     .name = "retention",
+     .type = T_DURATION,
+     .off = C(events_retention),
+     .def = "30d",
+     .doc = "how long events and messages are kept (0: for ever); older ones are deleted "
+            "in the background"},
+    {.sec = SEC_EVENTS,
+     .name = "stats_retention",
+     .type = T_DURATION,
+     .off = C(events_stats_retention),
+     .def = "400d",
+     .doc = "how long the hourly counters behind /v1/stats are kept (0: for ever)"},
+    {.sec = SEC_EVENTS,
+     .name = "webhook_timeout",
+     .type = T_DURATION,
+     .off = C(webhook_timeout),
+     .def = "10s",
+     .min = 1,
+     .max = 300,
+     .doc = "longest a webhook POST may take, connecting included; longer is a failure"},
+    {.sec = SEC_EVENTS,
+     .name = "webhook_backoff",
+     .type = T_DURATION,
+     .off = C(webhook_backoff),
+     .def = "10s",
+     .min = 1,
+     .doc = "wait before the first retry of a failed webhook POST; it doubles per failure, "
+            "up to 1h"},
+    {.sec = SEC_EVENTS,
+     .name = "webhook_retry_for",
+     .type = T_DURATION,
+     .off = C(webhook_retry_for),
+     .def = "24h",
+     .min = 1,
+     .doc = "how long a failing batch is retried; then it is dropped and logged, and the "
+            "webhook goes on with the next events"},
+    {.sec = SEC_EVENTS,
+     .name = "webhook_blocked_destinations",
+     .type = T_NET_LIST,
+     .off = C(webhook_blocked),
+     .off2 = C(n_webhook_blocked),
+     .def = "",
+     .example = "127.0.0.0/8, ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+                "169.254.0.0/16, fc00::/7, fe80::/10",
+     .doc = "addresses the webhooks of account keys may not reach (checked on every "
+            "connection, after DNS); webhooks made with an admin key may (empty: none "
+            "blocked)"},
 
     {.sec = SEC_CLUSTER,
      .name = "postgres",

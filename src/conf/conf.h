@@ -151,6 +151,15 @@ struct conf {
 	uint64_t http_timeout;          /* seconds */
 	uint64_t http_max_connections;
 
+	/* [events] */
+	uint64_t events_retention;       /* seconds; 0: for ever */
+	uint64_t events_stats_retention; /* seconds; 0: for ever */
+	uint64_t webhook_timeout;        /* seconds */
+	uint64_t webhook_backoff;        /* seconds */
+	uint64_t webhook_retry_for;      /* seconds */
+	struct conf_net *webhook_blocked;
+	size_t n_webhook_blocked;
+
 	/* [cluster] */
 	char *cluster_postgres;
 	char *cluster_redis;

@@ -108,6 +108,24 @@ static struct family FAMILIES[M_COUNT] = {
                          METRIC_COUNTER, .label = {"route", "code"},
                          .values = {NULL, HTTP_CODE_NAMES}, .n = {0, ARRAY_LEN(HTTP_CODE_NAMES)}},
     [M_HTTP_CONNECTIONS] = {"http_connections", "Open HTTP connections.", METRIC_GAUGE},
+    [M_EVENTS_WRITTEN] = {"events_written_total",
+                          "Events written to the database (repeated opens and clicks "
+                          "included).",
+                          METRIC_COUNTER},
+    [M_EVENTS_DROPPED] = {"events_dropped_total",
+                          "Events refused because the in-memory event queue was full (the "
+                          "database was not keeping up).",
+                          METRIC_COUNTER},
+    [M_EVENTS_QUEUE_BYTES] = {"events_queue_bytes",
+                              "Bytes of events waiting in memory for the event writer.",
+                              METRIC_GAUGE},
+    [M_WEBHOOK_REQUESTS] = {"webhook_requests_total",
+                            "Webhook POSTs made, by result (ok: a 2xx answer).", METRIC_COUNTER,
+                            LABEL1("result", RESULTS)},
+    [M_WEBHOOK_EVENTS_DROPPED] = {"webhook_events_dropped_total",
+                                  "Events a webhook never received: their batch failed for "
+                                  "[events] webhook_retry_for.",
+                                  METRIC_COUNTER},
 };
 
 /* ---- layout ---------------------------------------------------------------- */

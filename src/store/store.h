@@ -525,4 +525,265 @@ int store_user_set_pool(struct store *st, const char *name, const char *pool, ch
 int store_account_pools(struct store *st, char ***names, char ***pools, size_t *n, char **err);
 void store_pools_free(char **names, char **pools, size_t n);
 
+/* ---- events, messages and their counters (store_events.c, store_events_query.c) ----
+ *
+ * What happened to every message, recipient by recipient (SPEC 6): the
+ * messages table (one row per accepted message), the events table (one row
+ * per state change, ids given in write order) and pre-aggregated counters
+ * per hour, account, recipient domain and tag for GET /v1/stats. The
+ * daemon's event writer (src/events/) is the only writer of events; it
+ * writes batches with store_events_write(). The SQL is what PostgreSQL
+ * accepts too (see the migration in store.c for the one DDL difference).
+ */
+
+/* The event types of SPEC 6, in this order everywhere (JSON, counters). */
+enum event_type {
+	EVENT_ACCEPTED,
+	EVENT_DELIVERED,
+	EVENT_DEFERRED,
+	EVENT_BOUNCED,
+	EVENT_SUPPRESSED,
+	EVENT_OPENED,
+	EVENT_CLICKED,
+	EVENT_COMPLAINED,
+	EVENT_TYPES /* how many there are */
+};
+#define EVENT_TYPES_ALL ((1u << EVENT_TYPES) - 1)
+
+/* "accepted", ...; NULL out of range. */
+const char *event_type_name(int type);
+/* The type of an exact lower-case name, or -1. */
+int event_type_parse(const char *name);
+
+/* A malloc'd copy of an address with its domain part lower-cased, as
+ * events store recipients and as filters compare them. */
+char *store_addr_normal(const char *addr);
+
+/* Bounds, in bytes, of what a row holds (the writer truncates to them). */
+#define EVENT_ADDR_MAX     512  /* recipient, sender */
+#define EVENT_SUBJECT_MAX  1000 /* a subject is cut at a UTF-8 boundary */
+#define EVENT_DETAIL_MAX   8192 /* detail JSON text */
+#define EVENT_METADATA_MAX 16384
+#define EVENT_TAG_MAX      128
+#define EVENT_TAGS_MAX     16
+
+/* One accepted message. Strings are the caller's, read during the call. */
+struct store_message {
+	const char *id; /* queue ID */
+	const char *account;
+	const char *from;    /* envelope sender, "" for the null sender */
+	const char *subject; /* "" when unknown */
+	const char *const *tags;
+	size_t n_tags;        /* at most EVENT_TAGS_MAX */
+	const char *metadata; /* a JSON object as text; NULL: {} */
+	int64_t created_ms;
+};
+
+/* One event to write. */
+struct store_event {
+	int type; /* enum event_type */
+	const char *account;
+	const char *message_id; /* NULL: none (a recipient refused before it had one) */
+	const char *recipient;  /* NULL: none */
+	int64_t time_ms;
+	const char *detail; /* a JSON object as text; NULL: {} */
+	/* opened and clicked are kept once per (message, recipient[, link]):
+	 * a repeat updates the first event's detail ("last", "count",
+	 * "machine") instead of adding one, and is not counted again. link:
+	 * the clicked URL, also the detail's "url". */
+	const char *link;
+};
+
+struct store_event_batch {
+	const struct store_message *messages;
+	size_t n_messages;
+	const struct store_event *events;
+	size_t n_events;
+};
+
+/*
+ * Writes a batch in one transaction: the messages (a message already there
+ * is kept as it is), then the events in order (each gets the next id and
+ * its message's tags), and the counters. All or nothing: on failure
+ * nothing was written and the same batch may be written again. Invalid
+ * entries (no account, unknown type, detail not a JSON object...) fail the
+ * call before the transaction with STORE_EVENT_INVALID (writing the batch
+ * again cannot help). *n_new (may be NULL): events added (repeats of
+ * opened/clicked are not). 0 ok, -1 (the database) or STORE_EVENT_INVALID
+ * with a malloc'd *err.
+ */
+#define STORE_EVENT_INVALID (-4)
+int store_events_write(struct store *st, const struct store_event_batch *b, size_t *n_new,
+                       char **err);
+
+/* An event as read back; strings valid during the callback. */
+struct store_event_row {
+	int64_t id;
+	int type;
+	const char *account;
+	const char *message_id; /* NULL when none */
+	const char *recipient;  /* NULL when none */
+	int64_t time_ms;
+	const char *detail; /* JSON object text */
+	const char *tags;   /* JSON array text */
+};
+
+/* Which events a query returns: every condition set must hold. */
+struct store_event_filter {
+	const char *account;    /* NULL: every account */
+	unsigned types;         /* bit (1 << type) per type; 0: every type */
+	const char *recipient;  /* exact (the domain part in any case) */
+	const char *message_id; /* exact */
+	const char *tag;        /* the message has this tag */
+	int64_t since_ms;       /* time >= since (0: no bound) */
+	int64_t until_ms;       /* time < until (0: no bound) */
+	int64_t after; /* the cursor: ids after this one in the order (0: from the start) */
+	int desc;      /* newest first */
+	size_t limit;  /* at most this many rows (1..10000) */
+};
+
+/* Calls cb per event, in id order (descending with f->desc), after the
+ * store's lock is released. 0 ok, -1 with *err. */
+int store_events_query(struct store *st, const struct store_event_filter *f,
+                       void (*cb)(void *arg, const struct store_event_row *e), void *arg,
+                       char **err);
+
+/* A message as read back; strings valid during the callback or until
+ * store_message_row_free(). */
+struct store_message_row {
+	char *id;
+	char *account;
+	char *from;
+	char *subject;
+	char *tags;     /* JSON array text */
+	char *metadata; /* JSON object text */
+	int64_t created_ms;
+};
+void store_message_row_free(struct store_message_row *m);
+
+/* The message id, if account may see it (account NULL: any). 1 found
+ * (*out filled; free it), 0 not found, -1 error. */
+int store_message_get(struct store *st, const char *account, const char *id,
+                      struct store_message_row *out, char **err);
+
+struct store_message_filter {
+	const char *account;   /* NULL: every account */
+	const char *recipient; /* a recipient of the message (domain part in any case) */
+	const char *tag;
+	int64_t since_ms, until_ms; /* created in [since, until); 0: no bound */
+	const char *after;          /* the cursor: a queue ID, or NULL */
+	int desc;
+	size_t limit; /* 1..10000 */
+};
+
+/* Calls cb per message in queue ID (= arrival) order, after the lock is
+ * released. 0 ok, -1 with *err. */
+int store_messages_query(struct store *st, const struct store_message_filter *f,
+                         void (*cb)(void *arg, const struct store_message_row *m), void *arg,
+                         char **err);
+
+/* GET /v1/stats: counters summed per hour, day, recipient domain or tag. */
+enum store_stats_group { STATS_BY_HOUR, STATS_BY_DAY, STATS_BY_DOMAIN, STATS_BY_TAG };
+
+struct store_stats_row {
+	int64_t start;   /* STATS_BY_HOUR/DAY: start of the hour or UTC day, unix seconds */
+	const char *key; /* STATS_BY_DOMAIN/TAG: the domain or tag */
+	uint64_t n[EVENT_TYPES];
+};
+
+/* Sums the counters of the hours that overlap [from, to) (unix seconds;
+ * 0: no bound), for account (NULL: all), grouped as asked, in key order
+ * (at most 10,000 rows). cb runs after the lock is released. 0 ok, -1
+ * with *err. */
+int store_event_stats(struct store *st, const char *account, int64_t from, int64_t to,
+                      enum store_stats_group group,
+                      void (*cb)(void *arg, const struct store_stats_row *row), void *arg,
+                      char **err);
+
+/*
+ * Retention: deletes at most `limit` rows of each of events older than
+ * events_before_ms, messages accepted before it, and counter hours
+ * starting before counters_before (unix seconds), oldest first, each table
+ * in its own short transaction so that no write waits long. *deleted: rows
+ * deleted in all. Call again while *deleted is not 0.
+ */
+int store_events_prune(struct store *st, int64_t events_before_ms, int64_t counters_before,
+                       size_t limit, size_t *deleted, char **err);
+
+/* Webhooks: of account's events of the given types (0: all) after id
+ * `after`, those that happened before before_ms: *last the highest id
+ * (0: none), *n how many. */
+int store_events_expired(struct store *st, const char *account, unsigned types, int64_t after,
+                         int64_t before_ms, int64_t *last, int64_t *n, char **err);
+
+/* The highest event id written (0: none). */
+int store_events_last_id(struct store *st, int64_t *id, char **err);
+
+/* ---- webhooks (store_webhooks.c) --------------------------------------------
+ *
+ * An account's webhooks: where its events are POSTed, the secret they are
+ * signed with, the types wanted, and the delivery state (the last event
+ * id delivered or given up, and the current run of failures), kept here
+ * so that it survives restarts. A webhook starts at the last event written
+ * when it is made: no history is sent.
+ */
+#define WEBHOOK_URL_MAX         2048
+#define WEBHOOK_SECRET_MIN      16
+#define WEBHOOK_SECRET_MAX      128
+#define WEBHOOK_DESCRIPTION_MAX 256
+#define WEBHOOK_FAILURES_KEPT   20
+#define WEBHOOK_ERROR_MAX       300
+#define STORE_NOT_FOUND         (-2)
+
+struct store_webhook {
+	int64_t id;
+	char account[COUNTER_ACCOUNT_MAX + 1];
+	char *url;
+	char *secret;
+	char *description;
+	unsigned types;     /* bits of enum event_type; 0 is never stored (all = EVENT_TYPES_ALL) */
+	int unrestricted;   /* made with an admin key: exempt from webhook_blocked_destinations */
+	int64_t created_at; /* unix seconds */
+	int64_t last_event_id;    /* events up to this id are done */
+	int64_t failures;         /* failed attempts in a row */
+	int64_t first_failure_ms; /* of the current run, 0: none */
+	int64_t next_attempt_ms;  /* 0: now */
+};
+void store_webhook_clear(struct store_webhook *w);
+
+/* A failed POST, as recorded (the last WEBHOOK_FAILURES_KEPT are kept). */
+struct store_webhook_failure {
+	int64_t time_ms;
+	int64_t first_event, last_event; /* the batch's event ids */
+	int status;                      /* HTTP status, 0 when none came */
+	const char *error;               /* what went wrong */
+	int dropped;                     /* 1: retries ended, the batch was given up */
+};
+
+/* Which webhooks a caller may touch: one account's, or all (account NULL). */
+int store_webhook_create(struct store *st, const struct store_webhook *w, int64_t *id, char **err);
+/* Calls cb per webhook in scope, by id, after the lock is released. */
+int store_webhook_list(struct store *st, const char *account,
+                       void (*cb)(void *arg, const struct store_webhook *w), void *arg, char **err);
+/* 0 found (*out filled; store_webhook_clear() it), STORE_NOT_FOUND, -1. */
+int store_webhook_get(struct store *st, const char *account, int64_t id, struct store_webhook *out,
+                      char **err);
+/* Sets url, secret, description (each when not NULL) and types (when not 0). */
+int store_webhook_update(struct store *st, const char *account, int64_t id, const char *url,
+                         const char *secret, const char *description, unsigned types, char **err);
+int store_webhook_delete(struct store *st, const char *account, int64_t id, char **err);
+/* The batch up to last_event_id was delivered: the cursor moves, the run of
+ * failures ends. */
+int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id, char **err);
+/* A failed attempt: recorded (older failures beyond WEBHOOK_FAILURES_KEPT
+ * go), with the run's new state; when f->dropped the cursor moves to
+ * f->last_event (the events up to it are given up). */
+int store_webhook_failed(struct store *st, int64_t id, const struct store_webhook_failure *f,
+                         int64_t failures, int64_t first_failure_ms, int64_t next_attempt_ms,
+                         char **err);
+/* Calls cb per recorded failure, newest first. */
+int store_webhook_failures(struct store *st, int64_t id,
+                           void (*cb)(void *arg, const struct store_webhook_failure *f), void *arg,
+                           char **err);
+
 #endif

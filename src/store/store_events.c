@@ -1,0 +1,708 @@
+/*
+ * store_events: writing events, messages and their counters, and pruning
+ * them (tables of migration 7 in store.c). Reading is in
+ * store_events_query.c.
+ *
+ * Promises:
+ * - store_events_write() is one transaction: the batch's messages, its
+ *   events and the counter increments they make are all written, or none
+ *   is, and the same batch may then be written again. Every entry is
+ *   checked before the transaction starts.
+ * - Event ids are max(id) + 1, + 2, ... in batch order, read inside the
+ *   write transaction: with one writer (the daemon's event writer) they
+ *   grow in the order events were emitted, which is what cursors of the
+ *   API and of webhooks rely on.
+ * - opened and clicked are kept once per message, recipient (and link):
+ *   a repeat updates "last" and "count" in the first event's detail, and
+ *   counts nowhere (the counters count unique opens and clicks).
+ * - Counters are summed in memory per (hour, account, domain, tag) first,
+ *   so a batch of 1,000 events makes one UPSERT per distinct key.
+ * - Pruning deletes at most `limit` rows per table per call, each table in
+ *   its own transaction: a big backlog never holds the write lock long.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+/*
+ * Migration 7 -> 8 (store.c's list): events, messages, their counters and webhooks
+ * (store_events.c, store_events_query.c, store_webhooks.c; the
+ * durability argument is in docs/events.md). Accounts are kept by
+ * name in the history tables, as in counters: the history of a deleted
+ * account stays readable. Times are unix milliseconds in messages and
+ * events, seconds in counter buckets. events.id and webhooks.id are
+ * given by the code (max + 1, one writer); SQLite's INTEGER PRIMARY KEY
+ * is 64-bit and the rowid itself, and the PostgreSQL schema says BIGINT
+ * there: the only difference. event_counters holds each event once
+ * under tag '' and once more per tag of its message, so that sums by
+ * hour, day or domain read tag = '' and sums by tag read tag <> ''.
+ */
+const char store_events_migration[] =
+    "CREATE TABLE messages ("
+    "  id TEXT PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  sender TEXT NOT NULL,"
+    "  subject TEXT NOT NULL,"
+    "  tags TEXT NOT NULL,"
+    "  metadata TEXT NOT NULL,"
+    "  created BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX messages_account ON messages(account, id);"
+    "CREATE INDEX messages_created ON messages(created);"
+    "CREATE TABLE message_tags ("
+    "  tag TEXT NOT NULL,"
+    "  message_id TEXT NOT NULL,"
+    "  PRIMARY KEY (tag, message_id)"
+    ");"
+    "CREATE INDEX message_tags_message ON message_tags(message_id);"
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  message_id TEXT,"
+    "  recipient TEXT,"
+    "  type TEXT NOT NULL CHECK (type IN ('accepted', 'delivered', 'deferred', 'bounced',"
+    "    'suppressed', 'opened', 'clicked', 'complained')),"
+    "  time BIGINT NOT NULL,"
+    "  detail TEXT NOT NULL,"
+    "  tags TEXT NOT NULL"
+    ");"
+    "CREATE INDEX events_account ON events(account, id);"
+    "CREATE INDEX events_message ON events(message_id, recipient);"
+    "CREATE INDEX events_recipient ON events(recipient, id);"
+    "CREATE INDEX events_time ON events(time);"
+    "CREATE TABLE event_counters ("
+    "  bucket BIGINT NOT NULL,"
+    "  account TEXT NOT NULL,"
+    "  domain TEXT NOT NULL,"
+    "  tag TEXT NOT NULL,"
+    "  accepted BIGINT NOT NULL DEFAULT 0,"
+    "  delivered BIGINT NOT NULL DEFAULT 0,"
+    "  deferred BIGINT NOT NULL DEFAULT 0,"
+    "  bounced BIGINT NOT NULL DEFAULT 0,"
+    "  suppressed BIGINT NOT NULL DEFAULT 0,"
+    "  opened BIGINT NOT NULL DEFAULT 0,"
+    "  clicked BIGINT NOT NULL DEFAULT 0,"
+    "  complained BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (bucket, account, domain, tag)"
+    ");"
+    "CREATE TABLE webhooks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  url TEXT NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  description TEXT NOT NULL,"
+    "  types INTEGER NOT NULL,"
+    "  unrestricted INTEGER NOT NULL CHECK (unrestricted IN (0, 1)),"
+    "  created_at BIGINT NOT NULL,"
+    "  last_event_id BIGINT NOT NULL,"
+    "  failures BIGINT NOT NULL DEFAULT 0,"
+    "  first_failure_at BIGINT NOT NULL DEFAULT 0,"
+    "  next_attempt_at BIGINT NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX webhooks_account ON webhooks(account_id);"
+    "CREATE TABLE webhook_failures ("
+    "  id INTEGER PRIMARY KEY,"
+    "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    "  time BIGINT NOT NULL,"
+    "  first_event BIGINT NOT NULL,"
+    "  last_event BIGINT NOT NULL,"
+    "  status INTEGER NOT NULL,"
+    "  error TEXT NOT NULL,"
+    "  dropped INTEGER NOT NULL CHECK (dropped IN (0, 1))"
+    ");"
+    "CREATE INDEX webhook_failures_webhook ON webhook_failures(webhook_id, id);";
+
+static const char *const type_names[EVENT_TYPES] = {
+    [EVENT_ACCEPTED] = "accepted", [EVENT_DELIVERED] = "delivered",   [EVENT_DEFERRED] = "deferred",
+    [EVENT_BOUNCED] = "bounced",   [EVENT_SUPPRESSED] = "suppressed", [EVENT_OPENED] = "opened",
+    [EVENT_CLICKED] = "clicked",   [EVENT_COMPLAINED] = "complained",
+};
+
+const char *event_type_name(int type)
+{
+	if (type < 0 || type >= EVENT_TYPES)
+		return NULL;
+	return type_names[type];
+}
+
+int event_type_parse(const char *name)
+{
+	for (int t = 0; name != NULL && t < EVENT_TYPES; t++)
+		if (strcmp(name, type_names[t]) == 0)
+			return t;
+	return -1;
+}
+
+/* ---- checks ---------------------------------------------------------------- */
+
+static int text_ok(const char *s, size_t max)
+{
+	return s != NULL && s[0] != '\0' && strlen(s) <= max;
+}
+
+/* NULL is fine (it stands for {}); otherwise a JSON object of bounded size. */
+static int object_ok(const char *s, size_t max)
+{
+	json_t *v;
+	int ok;
+
+	if (s == NULL)
+		return 1;
+	if (strlen(s) > max)
+		return 0;
+	v = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+	ok = json_is_object(v);
+	json_decref(v);
+	return ok;
+}
+
+static int message_check(const struct store_message *m, size_t i, char **err)
+{
+	if (!text_ok(m->id, 64) || !text_ok(m->account, COUNTER_ACCOUNT_MAX))
+		return store_fail(err, "message %zu: invalid id or account", i);
+	if (!m->from || strlen(m->from) > EVENT_ADDR_MAX || !m->subject ||
+	    strlen(m->subject) > EVENT_SUBJECT_MAX)
+		return store_fail(err, "message %zu: invalid sender or subject", i);
+	if (m->n_tags > EVENT_TAGS_MAX)
+		return store_fail(err, "message %zu: more than %d tags", i, EVENT_TAGS_MAX);
+	for (size_t k = 0; k < m->n_tags; k++)
+		if (!text_ok(m->tags[k], EVENT_TAG_MAX))
+			return store_fail(err, "message %zu: invalid tag %zu", i, k);
+	if (!object_ok(m->metadata, EVENT_METADATA_MAX))
+		return store_fail(err, "message %zu: metadata is not a JSON object", i);
+	return 0;
+}
+
+static int event_check(const struct store_event *e, size_t i, char **err)
+{
+	if (event_type_name(e->type) == NULL)
+		return store_fail(err, "event %zu: unknown type %d", i, e->type);
+	if (!text_ok(e->account, COUNTER_ACCOUNT_MAX))
+		return store_fail(err, "event %zu: invalid account", i);
+	if ((e->message_id && !text_ok(e->message_id, 64)) ||
+	    (e->recipient && !text_ok(e->recipient, EVENT_ADDR_MAX)))
+		return store_fail(err, "event %zu: invalid message id or recipient", i);
+	if (!object_ok(e->detail, EVENT_DETAIL_MAX))
+		return store_fail(err, "event %zu: detail is not a JSON object", i);
+	return 0;
+}
+
+static int batch_check(const struct store_event_batch *b, char **err)
+{
+	for (size_t i = 0; i < b->n_messages; i++)
+		if (message_check(&b->messages[i], i, err) < 0)
+			return -1;
+	for (size_t i = 0; i < b->n_events; i++)
+		if (event_check(&b->events[i], i, err) < 0)
+			return -1;
+	return 0;
+}
+
+/* ---- addresses and domains ---------------------------------------------------- */
+
+char *store_addr_normal(const char *addr)
+{
+	char *s = xstrdup(addr), *at = strrchr(s, '@');
+
+	/* The domain part is case-insensitive; the local part is not ours to fold. */
+	if (at)
+		ascii_lower(at + 1);
+	return s;
+}
+
+/* The recipient's domain, lower-case, into out ("" when there is none). */
+static void addr_domain(const char *addr, char *out, size_t cap)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	snprintf(out, cap, "%s", at ? at + 1 : "");
+	ascii_lower(out);
+}
+
+/* ---- the counters of a batch ------------------------------------------------------ */
+
+struct tally {
+	int64_t bucket;
+	char *account, *domain, *tag; /* malloc'd */
+	uint64_t n[EVENT_TYPES];
+};
+
+struct tallies {
+	struct tally *v;
+	size_t n, cap;
+};
+
+static void tally_add(struct tallies *t, int64_t bucket, const char *account, const char *domain,
+                      const char *tag, int type)
+{
+	struct tally *x;
+
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	x = &t->v[t->n++];
+	memset(x, 0, sizeof(*x));
+	x->bucket = bucket;
+	x->account = xstrdup(account);
+	x->domain = xstrdup(domain);
+	x->tag = xstrdup(tag);
+	x->n[type] = 1;
+}
+
+static int tally_cmp(const void *a, const void *b)
+{
+	const struct tally *x = a, *y = b;
+	int c;
+
+	if (x->bucket != y->bucket)
+		return x->bucket < y->bucket ? -1 : 1;
+	if ((c = strcmp(x->account, y->account)) != 0)
+		return c;
+	if ((c = strcmp(x->domain, y->domain)) != 0)
+		return c;
+	return strcmp(x->tag, y->tag);
+}
+
+static void tally_free_one(struct tally *x)
+{
+	free(x->account);
+	free(x->domain);
+	free(x->tag);
+}
+
+/* Sorts and merges equal keys: one UPSERT per distinct key. */
+static void tallies_merge(struct tallies *t)
+{
+	size_t w = 0;
+
+	if (t->n == 0)
+		return;
+	qsort(t->v, t->n, sizeof(*t->v), tally_cmp);
+	for (size_t r = 1; r < t->n; r++) {
+		if (tally_cmp(&t->v[w], &t->v[r]) == 0) {
+			for (int k = 0; k < EVENT_TYPES; k++)
+				t->v[w].n[k] += t->v[r].n[k];
+			tally_free_one(&t->v[r]);
+		} else {
+			t->v[++w] = t->v[r];
+		}
+	}
+	t->n = w + 1;
+}
+
+static void tallies_free(struct tallies *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		tally_free_one(&t->v[i]);
+	free(t->v);
+}
+
+/* One increment under tag '' and one per tag of the message (tags: JSON). */
+static void tally_event(struct tallies *t, const struct store_event *e, const char *tags)
+{
+	char domain[COUNTER_DOMAIN_MAX + 1];
+	int64_t bucket = counter_bucket(e->time_ms / 1000);
+	json_t *a = json_loads(tags, 0, NULL), *v;
+	size_t i;
+
+	addr_domain(e->recipient, domain, sizeof(domain));
+	tally_add(t, bucket, e->account, domain, "", e->type);
+	json_array_foreach(a, i, v) if (json_is_string(v))
+	    tally_add(t, bucket, e->account, domain, json_string_value(v), e->type);
+	json_decref(a);
+}
+
+static const char counter_sql[] =
+    "INSERT INTO event_counters (bucket, account, domain, tag, accepted, delivered, deferred,"
+    " bounced, suppressed, opened, clicked, complained)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    " ON CONFLICT (bucket, account, domain, tag) DO UPDATE SET"
+    " accepted = event_counters.accepted + excluded.accepted,"
+    " delivered = event_counters.delivered + excluded.delivered,"
+    " deferred = event_counters.deferred + excluded.deferred,"
+    " bounced = event_counters.bounced + excluded.bounced,"
+    " suppressed = event_counters.suppressed + excluded.suppressed,"
+    " opened = event_counters.opened + excluded.opened,"
+    " clicked = event_counters.clicked + excluded.clicked,"
+    " complained = event_counters.complained + excluded.complained";
+
+static int tallies_write(struct store *st, const struct tallies *t, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, counter_sql, err);
+	int rc = 0;
+
+	if (!stmt)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < t->n; i++) {
+		const struct tally *x = &t->v[i];
+
+		sqlite3_reset(stmt);
+		sqlite3_bind_int64(stmt, 1, x->bucket);
+		sqlite3_bind_text(stmt, 2, x->account, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 3, x->domain, -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 4, x->tag, -1, SQLITE_STATIC);
+		for (int k = 0; k < EVENT_TYPES; k++)
+			sqlite3_bind_int64(stmt, 5 + k, (sqlite3_int64)x->n[k]);
+		if (sqlite3_step(stmt) != SQLITE_DONE)
+			rc = store_fail_db(st, err, "add event counter");
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/* ---- messages ---------------------------------------------------------------------- */
+
+static char *tags_json(const char *const *tags, size_t n)
+{
+	json_t *a = json_array();
+	char *s;
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(tags[i]));
+	s = json_dumps(a, JSON_COMPACT);
+	json_decref(a);
+	return s;
+}
+
+static int insert_tags(struct store *st, const struct store_message *m, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(
+	    st, "INSERT INTO message_tags (tag, message_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+	    err);
+	int rc = 0;
+
+	if (!stmt)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < m->n_tags; i++) {
+		sqlite3_reset(stmt);
+		sqlite3_bind_text(stmt, 1, m->tags[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(stmt, 2, m->id, -1, SQLITE_STATIC);
+		if (sqlite3_step(stmt) != SQLITE_DONE)
+			rc = store_fail_db(st, err, "add message tag");
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+static int insert_message(struct store *st, sqlite3_stmt *stmt, const struct store_message *m,
+                          char **err)
+{
+	char *tags = tags_json(m->tags, m->n_tags);
+	int rc;
+
+	sqlite3_reset(stmt);
+	sqlite3_bind_text(stmt, 1, m->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 2, m->account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 3, m->from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 4, m->subject, -1, SQLITE_STATIC);
+	sqlite3_bind_text(stmt, 5, tags, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 6, m->metadata ? m->metadata : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 7, m->created_ms);
+	free(tags);
+	rc = sqlite3_step(stmt);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, err, "add message");
+	/* Tags only with the row that was new: a repeat keeps the first. */
+	return sqlite3_changes(st->db) ? insert_tags(st, m, err) : 0;
+}
+
+static int insert_messages(struct store *st, const struct store_event_batch *b, char **err)
+{
+	sqlite3_stmt *stmt =
+	    store_prepare(st,
+	                  "INSERT INTO messages (id, account, sender, subject, tags,"
+	                  " metadata, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+	                  " ON CONFLICT (id) DO NOTHING",
+	                  err);
+	int rc = 0;
+
+	if (!stmt)
+		return -1;
+	for (size_t i = 0; rc == 0 && i < b->n_messages; i++)
+		rc = insert_message(st, stmt, &b->messages[i], err);
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+/* The statements of one batch, prepared once. */
+struct ev_stmts {
+	sqlite3_stmt *insert, *tags, *same, *update;
+	int64_t next_id;
+	char *last_msg, *last_tags; /* the tags of the previous event's message */
+	struct tallies tallies;
+	size_t n_new;
+};
+
+static const char insert_event_sql[] =
+    "INSERT INTO events (id, account, message_id, recipient, type, time, detail, tags)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char same_event_sql[] = "SELECT id, detail FROM events WHERE message_id = ?1"
+                                     " AND recipient = ?2 AND type = ?3 ORDER BY id";
+
+static int stmts_open(struct store *st, struct ev_stmts *s, char **err)
+{
+	sqlite3_stmt *max = store_prepare(st, "SELECT coalesce(max(id), 0) FROM events", err);
+
+	if (!max)
+		return -1;
+	if (sqlite3_step(max) == SQLITE_ROW)
+		s->next_id = sqlite3_column_int64(max, 0) + 1;
+	sqlite3_finalize(max);
+	s->insert = store_prepare(st, insert_event_sql, err);
+	s->tags =
+	    s->insert ? store_prepare(st, "SELECT tags FROM messages WHERE id = ?1", err) : NULL;
+	s->same = s->tags ? store_prepare(st, same_event_sql, err) : NULL;
+	s->update =
+	    s->same ? store_prepare(st, "UPDATE events SET detail = ?2 WHERE id = ?1", err) : NULL;
+	return s->update && s->next_id > 0 ? 0 : -1;
+}
+
+static void stmts_close(struct ev_stmts *s)
+{
+	sqlite3_finalize(s->insert);
+	sqlite3_finalize(s->tags);
+	sqlite3_finalize(s->same);
+	sqlite3_finalize(s->update);
+	free(s->last_msg);
+	free(s->last_tags);
+	tallies_free(&s->tallies);
+}
+
+/* The JSON tags of message id ("[]" when unknown), cached for runs of
+ * events of one message. */
+static const char *message_tags(struct ev_stmts *s, const char *id)
+{
+	const unsigned char *t;
+
+	if (!id)
+		return "[]";
+	if (s->last_msg && strcmp(s->last_msg, id) == 0)
+		return s->last_tags;
+	free(s->last_msg);
+	free(s->last_tags);
+	s->last_msg = xstrdup(id);
+	sqlite3_reset(s->tags);
+	sqlite3_bind_text(s->tags, 1, id, -1, SQLITE_TRANSIENT);
+	t = sqlite3_step(s->tags) == SQLITE_ROW ? sqlite3_column_text(s->tags, 0) : NULL;
+	s->last_tags = xstrdup(t ? (const char *)t : "[]");
+	return s->last_tags;
+}
+
+/*
+ * A repeated open or click: the first event's detail takes the repeat's
+ * "last" and one more "count"; "machine" stays true only while every open
+ * came from a machine. The writer gives a first event its "first", "last"
+ * and "count": 1.
+ */
+static char *repeat_detail(const char *old, const char *repeat)
+{
+	json_t *d = json_loads(old, 0, NULL), *r = json_loads(repeat ? repeat : "{}", 0, NULL);
+	json_int_t count;
+	char *s;
+
+	if (!json_is_object(d)) {
+		json_decref(d);
+		d = json_object();
+	}
+	count = json_integer_value(json_object_get(d, "count"));
+	json_object_set_new(d, "count", json_integer(count > 0 ? count + 1 : 2));
+	if (json_object_get(r, "last"))
+		json_object_set(d, "last", json_object_get(r, "last"));
+	if (json_is_true(json_object_get(d, "machine")) &&
+	    !json_is_true(json_object_get(r, "machine")))
+		json_object_set_new(d, "machine", json_false());
+	s = json_dumps(d, JSON_COMPACT);
+	json_decref(d);
+	json_decref(r);
+	return s;
+}
+
+/* 1 if the detail's "url" is link (clicked), or there is no link (opened). */
+static int same_link(const char *detail, const char *link)
+{
+	json_t *d;
+	int same;
+
+	if (!link)
+		return 1;
+	d = json_loads(detail, 0, NULL);
+	same = json_is_string(json_object_get(d, "url")) &&
+	       strcmp(json_string_value(json_object_get(d, "url")), link) == 0;
+	json_decref(d);
+	return same;
+}
+
+/* An earlier open or click of the same message, recipient (and link):
+ * its detail is updated and 1 returned; 0 when this one is the first. */
+static int update_repeat(struct store *st, struct ev_stmts *s, const struct store_event *e,
+                         const char *rcpt, char **err)
+{
+	int found = 0, rc;
+
+	if (!e->message_id || !rcpt)
+		return 0;
+	sqlite3_reset(s->same);
+	sqlite3_bind_text(s->same, 1, e->message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->same, 2, rcpt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->same, 3, type_names[e->type], -1, SQLITE_STATIC);
+	while (!found && (rc = sqlite3_step(s->same)) == SQLITE_ROW) {
+		const char *old = (const char *)sqlite3_column_text(s->same, 1);
+		char *d;
+
+		if (!old || !same_link(old, e->link))
+			continue;
+		d = repeat_detail(old, e->detail);
+		sqlite3_reset(s->update);
+		sqlite3_bind_int64(s->update, 1, sqlite3_column_int64(s->same, 0));
+		sqlite3_bind_text(s->update, 2, d, -1, SQLITE_TRANSIENT);
+		free(d);
+		if (sqlite3_step(s->update) != SQLITE_DONE)
+			return store_fail_db(st, err, "update event");
+		found = 1;
+	}
+	sqlite3_reset(s->same);
+	return found;
+}
+
+static int insert_event(struct store *st, struct ev_stmts *s, const struct store_event *e,
+                        const char *rcpt, char **err)
+{
+	const char *tags = message_tags(s, e->message_id);
+	int rc;
+
+	sqlite3_reset(s->insert);
+	sqlite3_bind_int64(s->insert, 1, s->next_id);
+	sqlite3_bind_text(s->insert, 2, e->account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->insert, 3, e->message_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->insert, 4, rcpt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->insert, 5, type_names[e->type], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s->insert, 6, e->time_ms);
+	sqlite3_bind_text(s->insert, 7, e->detail ? e->detail : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s->insert, 8, tags, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s->insert);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, err, "add event");
+	s->next_id++;
+	s->n_new++;
+	tally_event(&s->tallies, e, tags);
+	return 0;
+}
+
+static int write_event(struct store *st, struct ev_stmts *s, const struct store_event *e,
+                       char **err)
+{
+	char *rcpt = e->recipient ? store_addr_normal(e->recipient) : NULL;
+	int rc = 0;
+
+	if (e->type == EVENT_OPENED || e->type == EVENT_CLICKED)
+		rc = update_repeat(st, s, e, rcpt, err);
+	if (rc == 0)
+		rc = insert_event(st, s, e, rcpt, err);
+	free(rcpt);
+	return rc < 0 ? -1 : 0;
+}
+
+static int write_locked(struct store *st, const struct store_event_batch *b, size_t *n_new,
+                        char **err)
+{
+	struct ev_stmts s;
+	int rc = 0;
+
+	memset(&s, 0, sizeof(s));
+	if (store_tx_begin(st, err) < 0)
+		return -1;
+	if (insert_messages(st, b, err) < 0 || stmts_open(st, &s, err) < 0)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < b->n_events; i++)
+		rc = write_event(st, &s, &b->events[i], err);
+	if (rc == 0) {
+		tallies_merge(&s.tallies);
+		rc = tallies_write(st, &s.tallies, err);
+	}
+	if (n_new)
+		*n_new = s.n_new;
+	stmts_close(&s);
+	if (rc < 0 || store_tx_commit(st, err) < 0)
+		return store_tx_rollback(st);
+	return 0;
+}
+
+int store_events_write(struct store *st, const struct store_event_batch *b, size_t *n_new,
+                       char **err)
+{
+	int rc;
+
+	if (n_new)
+		*n_new = 0;
+	if (batch_check(b, err) < 0)
+		return STORE_EVENT_INVALID;
+	if (b->n_messages == 0 && b->n_events == 0)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	rc = write_locked(st, b, n_new, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc < 0 && n_new)
+		*n_new = 0;
+	return rc;
+}
+
+/* ---- retention ------------------------------------------------------------------------- */
+
+/* Each statement deletes at most ?2 of the oldest rows before ?1. */
+static const char *const prune_sql[] = {
+    "DELETE FROM events WHERE id IN"
+    " (SELECT id FROM events WHERE time < ?1 ORDER BY time LIMIT ?2)",
+    /* The same messages in both: the order is total. */
+    "DELETE FROM message_tags WHERE message_id IN"
+    " (SELECT id FROM messages WHERE created < ?1 ORDER BY created, id LIMIT ?2)",
+    "DELETE FROM messages WHERE id IN"
+    " (SELECT id FROM messages WHERE created < ?1 ORDER BY created, id LIMIT ?2)",
+    "DELETE FROM event_counters WHERE (bucket, account, domain, tag) IN"
+    " (SELECT bucket, account, domain, tag FROM event_counters WHERE bucket < ?1"
+    " ORDER BY bucket LIMIT ?2)",
+};
+
+/* One statement, one short transaction of its own (autocommit). */
+static int prune_one(struct store *st, const char *sql, int64_t before, size_t limit,
+                     size_t *deleted, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, before);
+	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
+	rc = sqlite3_step(stmt);
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_DONE)
+		return store_fail_db(st, err, "prune");
+	*deleted += (size_t)sqlite3_changes(st->db);
+	return 0;
+}
+
+int store_events_prune(struct store *st, int64_t events_before_ms, int64_t counters_before,
+                       size_t limit, size_t *deleted, char **err)
+{
+	int64_t before[] = {events_before_ms, events_before_ms, events_before_ms, counters_before};
+	int rc = 0;
+
+	*deleted = 0;
+	for (size_t i = 0; rc == 0 && i < ARRAY_LEN(prune_sql); i++) {
+		pthread_mutex_lock(&st->lock);
+		rc = prune_one(st, prune_sql[i], before[i], limit, deleted, err);
+		pthread_mutex_unlock(&st->lock);
+	}
+	return rc;
+}
