@@ -26,6 +26,7 @@
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "dns/dns.h"
+#include "events/events.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "policy/policy.h"
@@ -122,6 +123,8 @@ struct server {
 	struct store_counter_batch *counters;
 	int counters_flushing;
 	struct api_tmpl_cache *templates;
+	struct events *events; /* the event writer (events_start) */
+	struct events_hooks *hooks;
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -217,6 +220,9 @@ static void on_queued(void *arg, const char *id, const char *account, const char
 	struct server *srv = arg;
 	size_t i;
 
+	events_accepted(
+	    srv->events,
+	    &(struct events_message){.id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
 	for (i = 0; i < n; i++) {
 		const char *at = strrchr(rcpts[i], '@');
 		char dom[256];
@@ -498,6 +504,7 @@ static void server_close(struct server *srv)
 	while (srv->n_reloaded > 0)
 		conf_free(srv->reloaded[--srv->n_reloaded]);
 	free(srv->reloaded);
+	events_stop(srv->events, srv->hooks); /* every emitter has stopped */
 	if (srv->deps.store)
 		store_close(srv->deps.store);
 	if (srv->deps.tls)
@@ -553,6 +560,7 @@ static int cmd_serve(struct conf *c)
 	if (drop_privileges(c) < 0 || open_data(&srv) < 0)
 		return 1;
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
+	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = counter_batch_new();
 	if (open_delivery(&srv) < 0)
 		return 1;

@@ -185,4 +185,44 @@ void api_h_suppression_add(struct http_req *r);
 void api_h_suppression_get(struct http_req *r);
 void api_h_suppression_delete(struct http_req *r);
 
+/* ---- events, messages, stats and webhooks ---------------------------------------------
+ * api_events.c, api_messages.c, api_stats.c, api_webhooks.c; the query
+ * parameters they share in api_query.c. docs/api.md and docs/events.md. */
+
+void api_h_events(struct http_req *r);         /* GET /v1/events */
+void api_h_messages(struct http_req *r);       /* GET /v1/messages */
+void api_h_message(struct http_req *r);        /* GET /v1/messages/{id} */
+void api_h_stats(struct http_req *r);          /* GET /v1/stats */
+void api_h_webhooks(struct http_req *r);       /* GET /v1/webhooks */
+void api_h_webhook_create(struct http_req *r); /* POST /v1/webhooks */
+void api_h_webhook(struct http_req *r);        /* GET /v1/webhooks/{id} */
+void api_h_webhook_update(struct http_req *r); /* PATCH /v1/webhooks/{id} */
+void api_h_webhook_delete(struct http_req *r); /* DELETE /v1/webhooks/{id} */
+
+/* Query parameters (api_query.c). Each returns 0 (absent ones leave *out
+ * as it was) or -1 with p naming the parameter. */
+#define API_LIMIT_DEFAULT 100
+#define API_LIMIT_MAX     1000
+/* The account whose data is read: an account key's own (an `account`
+ * naming another gets 403: -1 with p->status 403); an admin key's
+ * `account`, or NULL for every account. */
+int api_account(struct http_req *r, const char **account, struct http_problem *p);
+/* A time (unix seconds, a date, RFC 3339) as unix milliseconds. */
+int api_time(struct http_req *r, const char *name, int64_t *ms, struct http_problem *p);
+/* Two times that bound a range: `to` must be later than `from`. */
+int api_range(struct http_req *r, const char *from, const char *to, int64_t *from_ms,
+              int64_t *to_ms, struct http_problem *p);
+/* `limit`: 1 to API_LIMIT_MAX, API_LIMIT_DEFAULT when absent. */
+int api_limit(struct http_req *r, size_t *limit, struct http_problem *p);
+/* `order`: asc (the default) or desc; *desc 0 or 1. */
+int api_order(struct http_req *r, int *desc, struct http_problem *p);
+/* Event type names, comma-separated, as bits of enum event_type. */
+int api_types(const char *name, const char *list, unsigned *types, struct http_problem *p);
+/* The {id} of a path as a positive integer; 0 when it is not one. */
+int64_t api_path_id(struct http_req *r);
+/* Unix milliseconds as RFC 3339 (JSON string), JSON null for 0. */
+json_t *api_time_json(int64_t ms);
+/* 500 for a database error (logged with the request's session). */
+void api_reply_store_error(struct http_req *r, const char *err);
+
 #endif

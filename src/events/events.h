@@ -27,6 +27,7 @@
 #include "events/events_text.h"
 #include "store/store.h"
 
+struct conf;
 struct conf_net;
 struct sockaddr;
 
@@ -111,6 +112,13 @@ struct events_stats {
 	uint64_t batches; /* transactions committed */
 };
 void events_get_stats(struct events *ev, struct events_stats *out);
+
+/* The server's writer and webhook dispatcher, from [events] and [tls]
+ * ca_file (events_start.c). Stop them after every emitter has stopped and
+ * before the store closes: what is queued is written first. */
+struct events_hooks;
+struct events *events_start(struct store *st, const struct conf *c, struct events_hooks **hooks);
+void events_stop(struct events *ev, struct events_hooks *hooks);
 
 /* ---- the shape of an event (events_json.c); times: events_text.h ------------------ */
 

@@ -33,6 +33,16 @@ const struct http_route http_routes[] = {
     {"POST", "/v1/suppressions", HTTP_AUTH_ACCOUNT, api_h_suppression_add},
     {"GET", "/v1/suppressions/{address}", HTTP_AUTH_ACCOUNT, api_h_suppression_get},
     {"DELETE", "/v1/suppressions/{address}", HTTP_AUTH_ACCOUNT, api_h_suppression_delete},
+    /* events, messages, stats, webhooks (src/api/, docs/events.md) */
+    {"GET", "/v1/events", HTTP_AUTH_ACCOUNT, api_h_events},
+    {"GET", "/v1/messages", HTTP_AUTH_ACCOUNT, api_h_messages},
+    {"GET", "/v1/messages/{id}", HTTP_AUTH_ACCOUNT, api_h_message},
+    {"GET", "/v1/stats", HTTP_AUTH_ACCOUNT, api_h_stats},
+    {"GET", "/v1/webhooks", HTTP_AUTH_ACCOUNT, api_h_webhooks},
+    {"POST", "/v1/webhooks", HTTP_AUTH_ACCOUNT, api_h_webhook_create},
+    {"GET", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook},
+    {"PATCH", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook_update},
+    {"DELETE", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook_delete},
 };
 
 const size_t http_n_routes = ARRAY_LEN(http_routes);
