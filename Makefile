@@ -146,7 +146,8 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/spool/spool_format.c src/dsn/dsn_headers.c \
                 src/dkim/dkim_hdr.c src/dkim/dkim_record.c src/dkim/dkim_rotate.c \
                 src/store/store_supp_addr.c \
-                src/policy/policy_parse.c src/tls/tls_policy.c
+                src/policy/policy_parse.c src/tls/tls_policy.c \
+                src/events/events_text.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz

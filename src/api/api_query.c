@@ -30,6 +30,7 @@ int api_account(struct http_req *r, const char **account, struct http_problem *p
 		http_problem_param(p, "account", "only an admin key reads another account");
 		p->status = 403;
 		p->code = "forbidden";
+		p->field[0] = '\0'; /* "field"/"parameter" go with the 400 codes only */
 		return -1;
 	}
 	*account = a->account;

@@ -279,6 +279,7 @@ static int read_body(struct hook_job *j, int create, struct http_problem *p)
 		if (create) {
 			p->status = 403;
 			p->code = "forbidden";
+			p->field[0] = '\0';
 		}
 		return -1;
 	}

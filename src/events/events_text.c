@@ -62,6 +62,9 @@ char *events_utf8_clean(const char *s, size_t n)
 
 /* ---- times ---------------------------------------------------------------------------- */
 
+/* 9999-12-31T23:59:59.999Z: the last time RFC 3339's four-digit year holds. */
+#define TIME_MAX_MS 253402300799999LL
+
 void events_time_format(int64_t ms, char *out, size_t cap)
 {
 	time_t t;
@@ -185,7 +188,7 @@ static int parse_rfc3339(const char *s, int64_t *out)
 	    parse_clock(s + 11, &secs, &ms, &end) < 0 || parse_offset(end, &east) < 0)
 		return -1;
 	*out = ((days * 86400 + secs - east) * 1000) + ms;
-	return *out < 0 ? -1 : 0;
+	return *out < 0 || *out > TIME_MAX_MS ? -1 : 0;
 }
 
 int events_time_parse(const char *s, int64_t *ms)
@@ -195,7 +198,7 @@ int events_time_parse(const char *s, int64_t *ms)
 	if (!s || !*s)
 		return -1;
 	if (strspn(s, "0123456789") == strlen(s)) {
-		if (strlen(s) > 12 || parse_u64(s, &secs) < 0)
+		if (strlen(s) > 12 || parse_u64(s, &secs) < 0 || secs > TIME_MAX_MS / 1000)
 			return -1;
 		*ms = (int64_t)secs * 1000;
 		return 0;

@@ -21,7 +21,7 @@ void events_time_format(int64_t ms, char *out, size_t cap);
 /* A time given by a client: unix seconds ("1767312000"), a date
  * ("2026-01-02", midnight UTC) or RFC 3339 ("2026-01-02T03:04:05Z",
  * fractions and +hh:mm offsets allowed; a space stands for the '+' of an
- * offset). Years 1970 to 9999. 0 ok (*ms set), -1 not a time. */
+ * offset). From 1970 to the end of 9999, UTC. 0 ok (*ms set), -1 not a time. */
 int events_time_parse(const char *s, int64_t *ms);
 
 #endif

@@ -29,6 +29,11 @@ FAMILIES = {
     "posthorn_spool_fsyncs": "counter",
     "posthorn_http_requests": "counter",
     "posthorn_http_connections": "gauge",
+    "posthorn_events_written": "counter",
+    "posthorn_events_dropped": "counter",
+    "posthorn_events_queue_bytes": "gauge",
+    "posthorn_webhook_requests": "counter",
+    "posthorn_webhook_events_dropped": "counter",
 }
 
 

@@ -75,6 +75,8 @@ static void test_time_parse(void **state)
 	assert_time("2025-12-31T23:00:00-01:00", 1767225600000LL);
 	assert_time("2024-02-29T12:34:56.789123Z", 1709210096789LL);
 	assert_time("2016-12-31T23:59:60Z", 1483228799000LL); /* a leap second is :59 */
+	assert_time("9999-12-31T23:59:59.999Z", 253402300799999LL);
+	assert_time("253402300799", 253402300799000LL);
 	const char *bad[] = {"",
 	                     "-1",
 	                     "1e9",
@@ -92,6 +94,8 @@ static void test_time_parse(void **state)
 	                     "2026-01-01X00:00:00Z",
 	                     "2026-01-01T00:00:00Zjunk",
 	                     "now",
+	                     "253402300800",              /* year 10000 */
+	                     "9999-12-31T23:59:59-01:00", /* year 10000 in UTC */
 	                     NULL};
 	for (int i = 0; bad[i]; i++)
 		if (events_time_parse(bad[i], &t) == 0)
