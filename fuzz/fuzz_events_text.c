@@ -29,6 +29,8 @@ static void check_clean(const char *s, size_t n)
 	size_t len = strlen(a);
 
 	CHECK(len <= n * 3);
+	CHECK(events_utf8_valid(a, len));
+	CHECK(events_utf8_valid(s, n) == (len == n && memcmp(a, s, n) == 0));
 	b = events_utf8_clean(a, len);
 	CHECK(strcmp(a, b) == 0);
 	free(a);

@@ -289,7 +289,9 @@ static void chunk_free(struct chunk *c)
 }
 
 /* A string slot as valid UTF-8 within `cap` bytes (cut at a character
- * boundary), owned by the chunk; NULL when absent or empty. */
+ * boundary); NULL when absent or empty. Valid text is used where it is,
+ * in the taken queue buffer, which outlives the chunk; only text that
+ * needs cleaning is copied (and owned by the chunk). */
 static const char *text(struct chunk *c, const struct evrec *r, int slot, size_t cap)
 {
 	char *s;
@@ -297,6 +299,8 @@ static const char *text(struct chunk *c, const struct evrec *r, int slot, size_t
 
 	if (!r->s[slot] || r->len[slot] == 0)
 		return NULL;
+	if (r->len[slot] <= cap && events_utf8_valid(r->s[slot], r->len[slot]))
+		return r->s[slot];
 	s = events_utf8_clean(r->s[slot], r->len[slot]);
 	n = strlen(s);
 	if (n > cap) {

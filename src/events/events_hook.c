@@ -494,7 +494,8 @@ static void turn(struct events_hooks *hs)
 		reload(hs);
 		hs->next_reload_ms = clock_mono_ms() + RELOAD_MS;
 	}
-	if (store_events_last_id(hs->st, &hs->last_id, &err) < 0) {
+	/* Without webhooks there is nothing to look for. */
+	if (hs->n > 0 && store_events_last_id(hs->st, &hs->last_id, &err) < 0) {
 		log_warn("session=NOQUEUE event=webhook_store_error error=%s", log_q(err));
 		free(err);
 	}

@@ -12,65 +12,81 @@
 #include "events/events_int.h"
 #include "util/util.h"
 
-/* A string slot of r as a JSON string (cleaned to UTF-8), or NULL. */
-static json_t *slot_string(const struct evrec *r, int slot)
+/*
+ * The detail is written here directly rather than through jansson: it is
+ * built for every event on the writer thread, and a JSON string needs only
+ * its quotes, backslashes and control characters escaped once the text is
+ * valid UTF-8 (events_utf8_clean()). tests/unit/test_events.c parses what
+ * it writes.
+ */
+static void put_string(struct buf *b, const char *s, size_t n)
 {
-	char *clean;
-	json_t *v;
+	static const char hex[] = "0123456789abcdef";
+
+	buf_puts(b, "\"");
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			char e[2] = {'\\', (char)c};
+			buf_append(b, e, 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+			buf_append(b, e, 6);
+		} else {
+			buf_append(b, s + i, 1);
+		}
+	}
+	buf_puts(b, "\"");
+}
+
+/* ,"name":"value" for a present slot (cleaned to UTF-8 when it is not). */
+static void put_slot(struct buf *b, const char *name, const struct evrec *r, int slot)
+{
+	char *clean = NULL;
 
 	if (!r->s[slot])
-		return NULL;
-	clean = events_utf8_clean(r->s[slot], r->len[slot]);
-	v = json_string(clean);
-	free(clean);
-	return v;
-}
-
-static void set_slot(json_t *d, const char *name, const struct evrec *r, int slot)
-{
-	json_t *v = slot_string(r, slot);
-
-	if (v)
-		json_object_set_new(d, name, v);
-}
-
-static json_t *detail_object(const struct evrec *r)
-{
-	json_t *d = json_object();
-	char t[32];
-
-	set_slot(d, "mx", r, RS_MX);
-	set_slot(d, "reply", r, RS_REPLY);
-	set_slot(d, "status", r, RS_STATUS);
-	if (r->num > 0)
-		json_object_set_new(d, "attempt", json_integer(r->num));
-	set_slot(d, "reason", r, RS_REASON);
-	set_slot(d, "url", r, RS_URL);
-	set_slot(d, "user_agent", r, RS_AGENT);
-	if (r->type == EVENT_OPENED || r->type == EVENT_CLICKED) {
-		/* The first of possibly many: the store counts repeats into it. */
-		events_time_format(r->time_ms, t, sizeof(t));
-		json_object_set_new(d, "first", json_string(t));
-		json_object_set_new(d, "last", json_string(t));
-		json_object_set_new(d, "count", json_integer(1));
+		return;
+	buf_printf(b, "%s\"%s\":", b->len > 1 ? "," : "", name);
+	if (events_utf8_valid(r->s[slot], r->len[slot])) {
+		put_string(b, r->s[slot], r->len[slot]);
+		return;
 	}
-	if (r->type == EVENT_OPENED)
-		json_object_set_new(d, "machine", json_boolean(r->machine));
-	return d;
+	clean = events_utf8_clean(r->s[slot], r->len[slot]);
+	put_string(b, clean, strlen(clean));
+	free(clean);
 }
 
 char *events_detail(const struct evrec *r)
 {
-	json_t *d = detail_object(r);
-	char *s = json_dumps(d, JSON_COMPACT);
+	struct buf b;
+	char t[32];
 
-	json_decref(d);
-	/* Escaped control characters can make a capped field six times longer. */
-	if (!s || strlen(s) > EVENT_DETAIL_MAX) {
-		free(s);
-		s = xstrdup("{\"truncated\":true}");
+	buf_init(&b);
+	buf_puts(&b, "{");
+	put_slot(&b, "mx", r, RS_MX);
+	put_slot(&b, "reply", r, RS_REPLY);
+	put_slot(&b, "status", r, RS_STATUS);
+	if (r->num > 0)
+		buf_printf(&b, "%s\"attempt\":%u", b.len > 1 ? "," : "", (unsigned)r->num);
+	put_slot(&b, "reason", r, RS_REASON);
+	put_slot(&b, "url", r, RS_URL);
+	put_slot(&b, "user_agent", r, RS_AGENT);
+	if (r->type == EVENT_OPENED || r->type == EVENT_CLICKED) {
+		/* The first of possibly many: the store counts repeats into it. */
+		events_time_format(r->time_ms, t, sizeof(t));
+		buf_printf(&b, "%s\"first\":\"%s\",\"last\":\"%s\",\"count\":1",
+		           b.len > 1 ? "," : "", t, t);
 	}
-	return s;
+	if (r->type == EVENT_OPENED)
+		buf_printf(&b, ",\"machine\":%s", r->machine ? "true" : "false");
+	buf_puts(&b, "}");
+	/* Escaped control characters can make a capped field six times longer. */
+	if (b.len > EVENT_DETAIL_MAX) {
+		buf_free(&b);
+		return xstrdup("{\"truncated\":true}");
+	}
+	return b.data;
 }
 
 /* JSON text from the database, or `fallback` when it does not parse. */

@@ -36,6 +36,20 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
+int events_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq(u + i, n - i);
+
+		if (k == 0)
+			return 0;
+		i += k;
+	}
+	return 1;
+}
+
 char *events_utf8_clean(const char *s, size_t n)
 {
 	static const char replacement[] = "\xef\xbf\xbd";

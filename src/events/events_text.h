@@ -13,6 +13,9 @@
  * by U+FFFD, as a malloc'd NUL-terminated string (jansson takes only valid
  * UTF-8, and peers send what they like). */
 char *events_utf8_clean(const char *s, size_t n);
+/* 1 if the n bytes of s are valid UTF-8 without NUL (cleaning would
+ * change nothing). */
+int events_utf8_valid(const char *s, size_t n);
 
 /* Unix milliseconds as RFC 3339 UTC with milliseconds,
  * "2026-01-02T03:04:05.678Z" (cap: at least 32 bytes). */

@@ -148,6 +148,17 @@ static int text_ok(const char *s, size_t max)
 	return s != NULL && s[0] != '\0' && strlen(s) <= max;
 }
 
+/* A detail: NULL (it stands for {}), or the text of a JSON object of
+ * bounded size. Only its shape is checked ("{...}"): details are built by
+ * the event writer, once per event, and parsing each again here would
+ * cost as much as building it; readers show an unparsable one as {}. */
+static int detail_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return !s || (n >= 2 && n <= EVENT_DETAIL_MAX && s[0] == '{' && s[n - 1] == '}');
+}
+
 /* NULL is fine (it stands for {}); otherwise a JSON object of bounded size. */
 static int object_ok(const char *s, size_t max)
 {
@@ -190,7 +201,7 @@ static int event_check(const struct store_event *e, size_t i, char **err)
 	if ((e->message_id && !text_ok(e->message_id, 64)) ||
 	    (e->recipient && !text_ok(e->recipient, EVENT_ADDR_MAX)))
 		return store_fail(err, "event %zu: invalid message id or recipient", i);
-	if (!object_ok(e->detail, EVENT_DETAIL_MAX))
+	if (!detail_ok(e->detail))
 		return store_fail(err, "event %zu: detail is not a JSON object", i);
 	return 0;
 }
@@ -231,7 +242,7 @@ static void addr_domain(const char *addr, char *out, size_t cap)
 
 struct tally {
 	int64_t bucket;
-	char *account, *domain, *tag; /* malloc'd */
+	char *account, *domain, *tag; /* one allocation, "account\0domain\0tag\0" */
 	uint64_t n[EVENT_TYPES];
 };
 
@@ -243,6 +254,7 @@ struct tallies {
 static void tally_add(struct tallies *t, int64_t bucket, const char *account, const char *domain,
                       const char *tag, int type)
 {
+	size_t a = strlen(account) + 1, d = strlen(domain) + 1, g = strlen(tag) + 1;
 	struct tally *x;
 
 	if (t->n == t->cap) {
@@ -252,9 +264,12 @@ static void tally_add(struct tallies *t, int64_t bucket, const char *account, co
 	x = &t->v[t->n++];
 	memset(x, 0, sizeof(*x));
 	x->bucket = bucket;
-	x->account = xstrdup(account);
-	x->domain = xstrdup(domain);
-	x->tag = xstrdup(tag);
+	x->account = xmalloc(a + d + g);
+	x->domain = x->account + a;
+	x->tag = x->domain + d;
+	memcpy(x->account, account, a);
+	memcpy(x->domain, domain, d);
+	memcpy(x->tag, tag, g);
 	x->n[type] = 1;
 }
 
@@ -275,8 +290,6 @@ static int tally_cmp(const void *a, const void *b)
 static void tally_free_one(struct tally *x)
 {
 	free(x->account);
-	free(x->domain);
-	free(x->tag);
 }
 
 /* Sorts and merges equal keys: one UPSERT per distinct key. */
@@ -306,19 +319,18 @@ static void tallies_free(struct tallies *t)
 	free(t->v);
 }
 
-/* One increment under tag '' and one per tag of the message (tags: JSON). */
-static void tally_event(struct tallies *t, const struct store_event *e, const char *tags)
+/* One increment under tag '' and one per tag of the message (a JSON array). */
+static void tally_event(struct tallies *t, const struct store_event *e, json_t *tags)
 {
 	char domain[COUNTER_DOMAIN_MAX + 1];
 	int64_t bucket = counter_bucket(e->time_ms / 1000);
-	json_t *a = json_loads(tags, 0, NULL), *v;
+	json_t *v;
 	size_t i;
 
 	addr_domain(e->recipient, domain, sizeof(domain));
 	tally_add(t, bucket, e->account, domain, "", e->type);
-	json_array_foreach(a, i, v) if (json_is_string(v))
+	json_array_foreach(tags, i, v) if (json_is_string(v))
 	    tally_add(t, bucket, e->account, domain, json_string_value(v), e->type);
-	json_decref(a);
 }
 
 static const char counter_sql[] =
@@ -440,6 +452,7 @@ struct ev_stmts {
 	sqlite3_stmt *insert, *tags, *same, *update;
 	int64_t next_id;
 	char *last_msg, *last_tags; /* the tags of the previous event's message */
+	json_t *last_tags_json;     /* the same, parsed */
 	struct tallies tallies;
 	size_t n_new;
 };
@@ -476,26 +489,30 @@ static void stmts_close(struct ev_stmts *s)
 	sqlite3_finalize(s->update);
 	free(s->last_msg);
 	free(s->last_tags);
+	json_decref(s->last_tags_json);
 	tallies_free(&s->tallies);
 }
 
-/* The JSON tags of message id ("[]" when unknown), cached for runs of
- * events of one message. */
+/* The JSON tags of message id ("[]" when unknown), cached (text and
+ * parsed) for runs of events of one message. */
 static const char *message_tags(struct ev_stmts *s, const char *id)
 {
 	const unsigned char *t;
 
-	if (!id)
-		return "[]";
-	if (s->last_msg && strcmp(s->last_msg, id) == 0)
+	if (s->last_msg && id && strcmp(s->last_msg, id) == 0)
 		return s->last_tags;
 	free(s->last_msg);
 	free(s->last_tags);
-	s->last_msg = xstrdup(id);
-	sqlite3_reset(s->tags);
-	sqlite3_bind_text(s->tags, 1, id, -1, SQLITE_TRANSIENT);
-	t = sqlite3_step(s->tags) == SQLITE_ROW ? sqlite3_column_text(s->tags, 0) : NULL;
+	json_decref(s->last_tags_json);
+	s->last_msg = id ? xstrdup(id) : NULL;
+	t = NULL;
+	if (id) {
+		sqlite3_reset(s->tags);
+		sqlite3_bind_text(s->tags, 1, id, -1, SQLITE_TRANSIENT);
+		t = sqlite3_step(s->tags) == SQLITE_ROW ? sqlite3_column_text(s->tags, 0) : NULL;
+	}
 	s->last_tags = xstrdup(t ? (const char *)t : "[]");
+	s->last_tags_json = json_loads(s->last_tags, 0, NULL);
 	return s->last_tags;
 }
 
@@ -595,7 +612,7 @@ static int insert_event(struct store *st, struct ev_stmts *s, const struct store
 		return store_fail_db(st, err, "add event");
 	s->next_id++;
 	s->n_new++;
-	tally_event(&s->tallies, e, tags);
+	tally_event(&s->tallies, e, s->last_tags_json);
 	return 0;
 }
 

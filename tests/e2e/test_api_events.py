@@ -241,3 +241,24 @@ def test_retention_deletes_old_events(server_factory):
     assert "event=events_pruned" in s.log()
     # The counters have their own retention (0: for ever).
     assert get(s, key, "/v1/stats")["stats"][0]["accepted"] == 1
+
+
+def test_database_failure_is_500_and_loses_no_event(server_factory):
+    """While the events table is away (an operator's mistake, a broken
+    file), reads answer 500 and the writer keeps the batch and retries it
+    every second; once the table is back, nothing is missing."""
+    s = with_keys(server_factory())
+    db = sqlite3.connect(f"{s.data_dir}/posthorn.db", timeout=10)
+    db.execute("ALTER TABLE events RENAME TO events_away")
+    db.commit()
+    try:
+        qid = send(s, ["while-away@x.example"])
+        r = request(s, "GET", "/v1/events", key=s.key)
+        assert r.status == 500 and r.error()["code"] == "internal_error"
+        helpers.wait_for(lambda: "event=events_write_error" in s.log(), what="the write error")
+    finally:
+        db.execute("ALTER TABLE events_away RENAME TO events")
+        db.commit()
+        db.close()
+    assert len(wait_events(s, s.key, f"message={qid}", 1)) == 1
+    assert "event=api_store_error" in s.log()

@@ -131,6 +131,15 @@ static void test_detail(void **state)
 	assert_string_equal(d, "{\"mx\":\"mx.example\",\"reply\":\"451 4.7.1 \xef\xbf\xbd try "
 	                       "later\",\"attempt\":2}");
 	free(d);
+	/* Quotes, backslashes, control characters and bytes that are not UTF-8. */
+	evrec_set(&r, RS_REPLY, "a\"b\\c\x01\n\xff\x7f");
+	d = events_detail(&r);
+	v = json_loads(d, 0, NULL);
+	assert_non_null(v);
+	assert_string_equal(json_string_value(json_object_get(v, "reply")),
+	                    "a\"b\\c\x01\n\xef\xbf\xbd\x7f");
+	json_decref(v);
+	free(d);
 	/* Control characters escape to six bytes each: the detail stays bounded. */
 	memset(bad, 1, sizeof(bad) - 1);
 	bad[sizeof(bad) - 1] = '\0';
@@ -313,6 +322,36 @@ static void test_retention_prunes(void **state)
 	store_close(st);
 }
 
+/* What an emitter pays on the loop, and what the writer keeps up with. */
+static void test_cost(void **state)
+{
+	enum { N = 50000 };
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	struct events *ev = events_new(st, &(struct events_opts){0});
+	struct events_event e = delivered("someone@example.org");
+	struct events_stats s;
+	struct timespec a, b, c;
+	double emit_ns, write_s;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(events_emit(ev, &e), 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	events_flush(ev);
+	clock_gettime(CLOCK_MONOTONIC, &c);
+	emit_ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / N;
+	write_s = (double)(c.tv_sec - a.tv_sec) + (double)(c.tv_nsec - a.tv_nsec) / 1e9;
+	events_get_stats(ev, &s);
+	print_message("events: emit %.0f ns; %d events written in %.2f s (%.0f/s, %llu batches)\n",
+	              emit_ns, N, write_s, N / write_s, (unsigned long long)s.batches);
+	assert_int_equal(n_events(f), N);
+	assert_true(s.batches >= N / EVENTS_BATCH_MAX);
+	assert_true(emit_ns < 50000); /* generous: sanitizer builds, a shared machine */
+	events_free(ev);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +363,7 @@ int main(void)
 	    T(test_full_queue_refuses_and_counts),
 	    T(test_accepted_message),
 	    T(test_retention_prunes),
+	    T(test_cost),
 #undef T
 	};
 

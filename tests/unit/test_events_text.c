@@ -25,6 +25,8 @@ static void assert_clean(const char *in, size_t n, const char *want)
 	char *got = events_utf8_clean(in, n);
 
 	assert_string_equal(got, want);
+	/* Valid exactly when cleaning changes nothing. */
+	assert_int_equal(events_utf8_valid(in, n), strlen(want) == n && memcmp(in, want, n) == 0);
 	free(got);
 }
 
