@@ -404,7 +404,7 @@ static int expire(struct events_hooks *hs, struct hook *h, struct store_webhook_
 	f->dropped = 1;
 	f->first_event = h->w.last_event_id + 1;
 	f->last_event = last;
-	metrics_add(M_WEBHOOK_EVENTS_DROPPED, (uint64_t)n);
+	metrics_add(M_WEBHOOK_DROPPED, (uint64_t)n);
 	log_warn("session=NOQUEUE event=webhook_dropped webhook=%lld events=%lld first=%lld "
 	         "last=%lld reason=retry_for_passed failures=%lld",
 	         (long long)h->w.id, (long long)n, (long long)f->first_event, (long long)last,

@@ -122,10 +122,10 @@ static struct family FAMILIES[M_COUNT] = {
     [M_WEBHOOK_REQUESTS] = {"webhook_requests_total",
                             "Webhook POSTs made, by result (ok: a 2xx answer).", METRIC_COUNTER,
                             LABEL1("result", RESULTS)},
-    [M_WEBHOOK_EVENTS_DROPPED] = {"webhook_events_dropped_total",
-                                  "Events a webhook never received: their batch failed for "
-                                  "[events] webhook_retry_for.",
-                                  METRIC_COUNTER},
+    [M_WEBHOOK_DROPPED] = {"webhook_events_dropped_total",
+                           "Events a webhook never received: their batch failed for "
+                           "[events] webhook_retry_for.",
+                           METRIC_COUNTER},
 };
 
 /* ---- layout ---------------------------------------------------------------- */

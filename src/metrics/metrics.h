@@ -29,28 +29,28 @@ enum metric_type { METRIC_COUNTER, METRIC_GAUGE, METRIC_HISTOGRAM };
 
 /* Every family. The names are in metrics.c's table, in this order. */
 enum metric_id {
-	M_MESSAGES_ACCEPTED,      /* counter{source} */
-	M_MESSAGES_DELIVERED,     /* counter */
-	M_MESSAGES_DEFERRED,      /* counter{class} */
-	M_MESSAGES_BOUNCED,       /* counter{class} */
-	M_SMTP_SESSIONS,          /* counter{direction} */
-	M_TLS_HANDSHAKES,         /* counter{direction, result} */
-	M_DNS_LATENCY,            /* histogram, seconds */
-	M_SPOOL_COMMIT_LATENCY,   /* histogram, seconds */
-	M_DELIVERY_LATENCY,       /* histogram, seconds from acceptance to delivery */
-	M_QUEUE_MESSAGES,         /* gauge */
-	M_QUEUE_RECIPIENTS,       /* gauge{state} */
-	M_QUEUE_OLDEST_AGE,       /* gauge, seconds */
-	M_OUTBOUND_CONNECTIONS,   /* gauge */
-	M_SPOOL_COMMITS,          /* counter, copied from spool_get_stats() */
-	M_SPOOL_FSYNCS,           /* counter, copied from spool_get_stats() */
-	M_HTTP_REQUESTS,          /* counter{route, code}; routes bound at run time */
-	M_HTTP_CONNECTIONS,       /* gauge */
-	M_EVENTS_WRITTEN,         /* counter */
-	M_EVENTS_DROPPED,         /* counter */
-	M_EVENTS_QUEUE_BYTES,     /* gauge */
-	M_WEBHOOK_REQUESTS,       /* counter{result} */
-	M_WEBHOOK_EVENTS_DROPPED, /* counter */
+	M_MESSAGES_ACCEPTED,    /* counter{source} */
+	M_MESSAGES_DELIVERED,   /* counter */
+	M_MESSAGES_DEFERRED,    /* counter{class} */
+	M_MESSAGES_BOUNCED,     /* counter{class} */
+	M_SMTP_SESSIONS,        /* counter{direction} */
+	M_TLS_HANDSHAKES,       /* counter{direction, result} */
+	M_DNS_LATENCY,          /* histogram, seconds */
+	M_SPOOL_COMMIT_LATENCY, /* histogram, seconds */
+	M_DELIVERY_LATENCY,     /* histogram, seconds from acceptance to delivery */
+	M_QUEUE_MESSAGES,       /* gauge */
+	M_QUEUE_RECIPIENTS,     /* gauge{state} */
+	M_QUEUE_OLDEST_AGE,     /* gauge, seconds */
+	M_OUTBOUND_CONNECTIONS, /* gauge */
+	M_SPOOL_COMMITS,        /* counter, copied from spool_get_stats() */
+	M_SPOOL_FSYNCS,         /* counter, copied from spool_get_stats() */
+	M_HTTP_REQUESTS,        /* counter{route, code}; routes bound at run time */
+	M_HTTP_CONNECTIONS,     /* gauge */
+	M_EVENTS_WRITTEN,       /* counter */
+	M_EVENTS_DROPPED,       /* counter */
+	M_EVENTS_QUEUE_BYTES,   /* gauge */
+	M_WEBHOOK_REQUESTS,     /* counter{result} */
+	M_WEBHOOK_DROPPED,      /* counter */
 	M_COUNT
 };
 
