@@ -23,8 +23,7 @@ struct events_job {
 	struct store_event_filter f;
 	json_t *events;
 	int64_t last;
-	int rc;
-	char *err;
+	struct api_answer answer;
 };
 
 /* `after`: a cursor from `next` (an event id). */
@@ -87,28 +86,32 @@ static void add_event(void *arg, const struct store_event_row *e)
 	j->last = e->id;
 }
 
+/* The whole answer is made here, on the worker: a page of 1,000 events
+ * costs the loop a copy, not its JSON. */
 static void events_work(void *arg)
 {
 	struct events_job *j = arg;
+	char *err = NULL, s[32];
+	int64_t next;
 
-	j->rc = store_events_query(http_req_deps(j->r)->store, &j->f, add_event, j, &j->err);
+	if (store_events_query(http_req_deps(j->r)->store, &j->f, add_event, j, &err) < 0) {
+		api_answer_store_error(j->r, &j->answer, err);
+		free(err);
+		return;
+	}
+	next = j->last ? j->last : j->f.after;
+	snprintf(s, sizeof(s), "%lld", (long long)next);
+	api_answer_json(&j->answer, 200,
+	                json_pack("{s:O,s:o}", "events", j->events, "next",
+	                          next ? json_string(s) : json_null()));
 }
 
 static void events_done(void *arg)
 {
 	struct events_job *j = arg;
-	int64_t next = j->last ? j->last : j->f.after;
-	char s[32];
 
-	snprintf(s, sizeof(s), "%lld", (long long)next);
-	if (j->rc < 0)
-		api_reply_store_error(j->r, j->err);
-	else
-		http_reply_json(j->r, 200,
-		                json_pack("{s:O,s:o}", "events", j->events, "next",
-		                          next ? json_string(s) : json_null()));
+	api_answer_send(j->r, &j->answer);
 	json_decref(j->events);
-	free(j->err);
 	free(j);
 }
 

@@ -38,9 +38,8 @@ struct message_job {
 	size_t n_rcpts;
 	int64_t last_event;
 	size_t page_rows;
-	json_t *out;
-	int rc; /* 1 found, 0 not, -1 error */
 	char *err;
+	struct api_answer answer;
 };
 
 /* ---- recipients ------------------------------------------------------------------ */
@@ -190,32 +189,44 @@ static json_t *message_json(const struct store_message_row *m)
 	    stored_json(m->metadata, json_object()), "created_at", api_time_json(m->created_ms));
 }
 
+/* The message as the store has it, or as the spool does when the writer
+ * has not written it yet: 1, 0 (neither), -1 (the database). */
+static int find_message(struct message_job *j, struct store_message_row *m)
+{
+	struct envelope *env;
+	int rc = store_message_get(http_req_deps(j->r)->store, j->account, j->id, m, &j->err);
+
+	if (rc < 0 || read_events(j) < 0)
+		return -1;
+	env = load_queued(j);
+	if (rc == 0 && env) {
+		m->id = xstrdup(env->id);
+		m->account = xstrdup(env->account);
+		m->from = xstrdup(env->mail_from);
+		m->subject = xstrdup("");
+		m->created_ms = env->created * 1000;
+		rc = 1;
+	}
+	envelope_free(env);
+	return rc;
+}
+
 static void message_work(void *arg)
 {
 	struct message_job *j = arg;
 	struct store_message_row m = {0};
-	struct envelope *env;
+	int rc = find_message(j, &m);
+	json_t *out;
 
-	j->rc = store_message_get(http_req_deps(j->r)->store, j->account, j->id, &m, &j->err);
-	if (j->rc < 0 || read_events(j) < 0) {
-		j->rc = -1;
-		store_message_row_free(&m);
-		return;
+	if (rc < 0) {
+		api_answer_store_error(j->r, &j->answer, j->err);
+	} else if (rc == 0) {
+		api_answer_error(&j->answer, 404, "not_found", "no such message %s", j->id);
+	} else {
+		out = message_json(&m);
+		json_object_set_new(out, "recipients", rcpts_json(j));
+		api_answer_json(&j->answer, 200, out);
 	}
-	env = load_queued(j);
-	if (j->rc == 0 && env) { /* not written yet: what the spool knows */
-		m.id = xstrdup(env->id);
-		m.account = xstrdup(env->account);
-		m.from = xstrdup(env->mail_from);
-		m.subject = xstrdup("");
-		m.created_ms = env->created * 1000;
-		j->rc = 1;
-	}
-	if (j->rc == 1) {
-		j->out = message_json(&m);
-		json_object_set_new(j->out, "recipients", rcpts_json(j));
-	}
-	envelope_free(env);
 	store_message_row_free(&m);
 }
 
@@ -223,18 +234,12 @@ static void message_done(void *arg)
 {
 	struct message_job *j = arg;
 
-	if (j->rc < 0)
-		api_reply_store_error(j->r, j->err);
-	else if (j->rc == 0)
-		http_reply_error(j->r, 404, "not_found", "no such message %s", j->id);
-	else
-		http_reply_json(j->r, 200, json_incref(j->out));
+	api_answer_send(j->r, &j->answer);
 	for (size_t i = 0; i < j->n_rcpts; i++) {
 		free(j->rcpts[i].addr);
 		json_decref(j->rcpts[i].attempts);
 	}
 	free(j->rcpts);
-	json_decref(j->out);
 	free(j->err);
 	free(j);
 }
@@ -263,8 +268,7 @@ struct search_job {
 	struct store_message_filter f;
 	json_t *messages;
 	char last[ID_LEN + 1];
-	int rc;
-	char *err;
+	struct api_answer answer;
 };
 
 static void add_message(void *arg, const struct store_message_row *m)
@@ -278,23 +282,26 @@ static void add_message(void *arg, const struct store_message_row *m)
 static void search_work(void *arg)
 {
 	struct search_job *j = arg;
+	const char *next;
+	char *err = NULL;
 
-	j->rc = store_messages_query(http_req_deps(j->r)->store, &j->f, add_message, j, &j->err);
+	if (store_messages_query(http_req_deps(j->r)->store, &j->f, add_message, j, &err) < 0) {
+		api_answer_store_error(j->r, &j->answer, err);
+		free(err);
+		return;
+	}
+	next = j->last[0] ? j->last : j->f.after;
+	api_answer_json(&j->answer, 200,
+	                json_pack("{s:O,s:o}", "messages", j->messages, "next",
+	                          next ? json_string(next) : json_null()));
 }
 
 static void search_done(void *arg)
 {
 	struct search_job *j = arg;
-	const char *next = j->last[0] ? j->last : j->f.after;
 
-	if (j->rc < 0)
-		api_reply_store_error(j->r, j->err);
-	else
-		http_reply_json(j->r, 200,
-		                json_pack("{s:O,s:o}", "messages", j->messages, "next",
-		                          next ? json_string(next) : json_null()));
+	api_answer_send(j->r, &j->answer);
 	json_decref(j->messages);
-	free(j->err);
 	free(j);
 }
 

@@ -137,9 +137,9 @@ json_t *api_time_json(int64_t ms)
 	return json_string(t);
 }
 
-void api_reply_store_error(struct http_req *r, const char *err)
+void api_answer_store_error(struct http_req *r, struct api_answer *a, const char *err)
 {
 	log_err("session=%s event=api_store_error path=%s error=%s", http_req_id(r),
 	        log_q(http_req_path(r)), log_q(err ? err : "unknown"));
-	http_reply_error(r, 500, "internal_error", "database error");
+	api_answer_error(a, 500, "internal_error", "database error");
 }

@@ -33,8 +33,7 @@ struct stats_job {
 	int64_t from, to; /* unix seconds, 0: no bound */
 	enum store_stats_group group;
 	json_t *rows;
-	int rc;
-	char *err;
+	struct api_answer answer;
 };
 
 static json_t *rate(uint64_t n, uint64_t of)
@@ -82,21 +81,23 @@ static void add_row(void *arg, const struct store_stats_row *row)
 static void stats_work(void *arg)
 {
 	struct stats_job *j = arg;
+	char *err = NULL;
 
-	j->rc = store_event_stats(http_req_deps(j->r)->store, j->account, j->from, j->to, j->group,
-	                          add_row, j, &j->err);
+	if (store_event_stats(http_req_deps(j->r)->store, j->account, j->from, j->to, j->group,
+	                      add_row, j, &err) < 0) {
+		api_answer_store_error(j->r, &j->answer, err);
+		free(err);
+		return;
+	}
+	api_answer_json(&j->answer, 200, json_pack("{s:O}", "stats", j->rows));
 }
 
 static void stats_done(void *arg)
 {
 	struct stats_job *j = arg;
 
-	if (j->rc < 0)
-		api_reply_store_error(j->r, j->err);
-	else
-		http_reply_json(j->r, 200, json_pack("{s:O}", "stats", j->rows));
+	api_answer_send(j->r, &j->answer);
 	json_decref(j->rows);
-	free(j->err);
 	free(j);
 }
 

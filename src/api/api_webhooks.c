@@ -37,6 +37,8 @@ struct hook_job {
 	int status; /* of the answer */
 	int rc;
 	char *err;
+	void (*work)(struct hook_job *j); /* on the worker; then make_answer() */
+	struct api_answer answer;
 };
 
 static struct hook_job *job_new(struct http_req *r)
@@ -94,20 +96,42 @@ static void add_failure(void *arg, const struct store_webhook_failure *f)
 
 /* ---- replies --------------------------------------------------------------------------- */
 
+/* On the worker, at the end of each job: the answer, made into text. */
+static void make_answer(struct hook_job *j)
+{
+	struct http_problem p = {400, "invalid_field", "account", "account: no such account"};
+
+	if (j->rc == STORE_NOT_FOUND)
+		api_answer_error(&j->answer, 404, "not_found", "no such webhook %lld",
+		                 (long long)j->id);
+	else if (j->rc < 0)
+		api_answer_store_error(j->r, &j->answer, j->err);
+	else if (j->status == 400)
+		api_answer_problem(&j->answer, &p, NULL);
+	else
+		api_answer_json(&j->answer, j->status, json_incref(j->out));
+}
+
 static void reply_done(void *arg)
 {
 	struct hook_job *j = arg;
 
-	if (j->rc == STORE_NOT_FOUND)
-		http_reply_error(j->r, 404, "not_found", "no such webhook %lld", (long long)j->id);
-	else if (j->rc < 0)
-		api_reply_store_error(j->r, j->err);
-	else if (j->status == 400)
-		http_reply_problem(j->r, &(struct http_problem){400, "invalid_field", "account",
-		                                                "account: no such account"});
-	else
-		http_reply_json(j->r, j->status, json_incref(j->out));
+	api_answer_send(j->r, &j->answer);
 	job_free(j);
+}
+
+static void run(void *arg)
+{
+	struct hook_job *j = arg;
+
+	j->work(j);
+	make_answer(j);
+}
+
+static void defer(struct hook_job *j, void (*work)(struct hook_job *j))
+{
+	j->work = work;
+	http_req_defer(j->r, run, reply_done, j);
 }
 
 static void reply_problem(struct hook_job *j, const struct http_problem *p)
@@ -123,9 +147,8 @@ static void add_hook(void *arg, const struct store_webhook *w)
 	json_array_append_new(arg, hook_json(w));
 }
 
-static void list_work(void *arg)
+static void list_work(struct hook_job *j)
 {
-	struct hook_job *j = arg;
 	json_t *a = json_array();
 
 	j->rc = store_webhook_list(http_req_deps(j->r)->store, j->account, add_hook, a, &j->err);
@@ -140,14 +163,13 @@ void api_h_webhooks(struct http_req *r)
 	if (api_account(r, &j->account, &p) < 0)
 		reply_problem(j, &p);
 	else
-		http_req_defer(r, list_work, reply_done, j);
+		defer(j, list_work);
 }
 
 /* ---- GET and DELETE /v1/webhooks/{id} ------------------------------------------------------ */
 
-static void get_work(void *arg)
+static void get_work(struct hook_job *j)
 {
-	struct hook_job *j = arg;
 	struct store *st = http_req_deps(j->r)->store;
 	struct store_webhook w;
 	json_t *failures;
@@ -163,12 +185,11 @@ static void get_work(void *arg)
 
 void api_h_webhook(struct http_req *r)
 {
-	http_req_defer(r, get_work, reply_done, job_new(r));
+	defer(job_new(r), get_work);
 }
 
-static void delete_work(void *arg)
+static void delete_work(struct hook_job *j)
 {
-	struct hook_job *j = arg;
 	struct store *st = http_req_deps(j->r)->store;
 	struct store_webhook w;
 
@@ -181,7 +202,7 @@ static void delete_work(void *arg)
 
 void api_h_webhook_delete(struct http_req *r)
 {
-	http_req_defer(r, delete_work, reply_done, job_new(r));
+	defer(job_new(r), delete_work);
 }
 
 /* ---- the fields of POST and PATCH ------------------------------------------------------------ */
@@ -300,9 +321,8 @@ static void make_secret(char *out, size_t cap)
 	sodium_memzero(raw, sizeof(raw));
 }
 
-static void create_work(void *arg)
+static void create_work(struct hook_job *j)
 {
-	struct hook_job *j = arg;
 	struct store *st = http_req_deps(j->r)->store;
 	struct store_webhook w;
 
@@ -337,14 +357,13 @@ void api_h_webhook_create(struct http_req *r)
 	j->w.description = (char *)(j->description ? j->description : "");
 	j->w.types = j->types ? j->types : EVENT_TYPES_ALL;
 	j->w.unrestricted = http_req_auth(r)->admin;
-	http_req_defer(r, create_work, reply_done, j);
+	defer(j, create_work);
 }
 
 /* ---- PATCH /v1/webhooks/{id} --------------------------------------------------------------- */
 
-static void update_work(void *arg)
+static void update_work(struct hook_job *j)
 {
-	struct hook_job *j = arg;
 	struct store *st = http_req_deps(j->r)->store;
 	struct store_webhook w;
 
@@ -371,5 +390,5 @@ void api_h_webhook_update(struct http_req *r)
 		reply_problem(j, &p);
 		return;
 	}
-	http_req_defer(r, update_work, reply_done, j);
+	defer(j, update_work);
 }
