@@ -1,6 +1,6 @@
 /*
  * store_events: writing events, messages and their counters, and pruning
- * them (tables of migration 7 in store.c). Reading is in
+ * them (tables of migration 8 in store.c). Reading is in
  * store_events_query.c.
  *
  * Promises:

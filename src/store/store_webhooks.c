@@ -1,5 +1,5 @@
 /*
- * store_webhooks: the webhooks table and its recent failures (migration 7
+ * store_webhooks: the webhooks table and its recent failures (migration 8
  * in store.c): what the API's /v1/webhooks routes change, and the delivery
  * state the dispatcher (src/events/events_hook.c) keeps across restarts.
  *
