@@ -9,11 +9,15 @@
  * docs/openapi.json, and its section in docs/api.md.
  */
 #include "api/api.h"
+#include "api/api_dkim.h"
 #include "http/http_api.h"
 #include "http/http_handlers.h"
 #include "util/util.h"
 
 const struct http_route http_routes[] = {
+    /* the dashboard (http_static.c): public files; its data comes from the API */
+    {"GET", "/", HTTP_AUTH_NONE, http_h_dashboard},
+    {"GET", "/assets/{file}", HTTP_AUTH_NONE, http_h_asset},
     {"GET", "/healthz", HTTP_AUTH_NONE, http_h_healthz},
     {"GET", "/metrics", HTTP_AUTH_NONE, http_h_metrics},
     {"GET", "/v1/openapi.json", HTTP_AUTH_NONE, http_h_openapi},
@@ -33,6 +37,8 @@ const struct http_route http_routes[] = {
     {"POST", "/v1/suppressions", HTTP_AUTH_ACCOUNT, api_h_suppression_add},
     {"GET", "/v1/suppressions/{address}", HTTP_AUTH_ACCOUNT, api_h_suppression_get},
     {"DELETE", "/v1/suppressions/{address}", HTTP_AUTH_ACCOUNT, api_h_suppression_delete},
+    /* DKIM keys and records (src/api/api_dkim.c) */
+    {"GET", "/v1/dkim", HTTP_AUTH_ACCOUNT, api_h_dkim},
 };
 
 const size_t http_n_routes = ARRAY_LEN(http_routes);
