@@ -30,24 +30,17 @@ function SearchForm({ query }) {
   </form>`;
 }
 
-// The recipients of a listed message, in few words ("2 delivered, 1 deferred").
-function states(m) {
-  const rs = m.recipients || [];
-  if (!rs.length) return m.to ? [].concat(m.to).join(', ') : '—';
-  return rs.map((r) => html`<span class="rcpt"><span class="mono">${r.to}</span> <${Badge} value=${r.state} /></span>`);
-}
-
-export function Messages({ query }) {
+export function Messages({ query, account }) {
   const [pages, setPages] = useState([]);
   const filter = { recipient: query.get('recipient') || undefined, tag: query.get('tag') || undefined };
   const st = useAsync(async () => {
-    const doc = await api('/v1/messages', { query: { ...filter, limit: PAGE } });
+    const doc = await api('/v1/messages', { query: { ...filter, limit: PAGE, order: 'desc' } });
     setPages([]);
     return doc;
   }, [query.toString()]);
   const more = async () => {
     const last = pages.length ? pages[pages.length - 1] : st.data;
-    const doc = await api('/v1/messages', { query: { ...filter, limit: PAGE, after: last.next } });
+    const doc = await api('/v1/messages', { query: { ...filter, limit: PAGE, order: 'desc', after: last.next } });
     setPages([...pages, doc]);
   };
   const all = st.data ? [st.data, ...pages] : [];
@@ -62,10 +55,10 @@ export function Messages({ query }) {
         empty="No message matches."
         columns=${[
           { label: 'Message', render: (m) => html`<a class="mono" href=${msgLink(m.id)}>${m.id}</a>` },
-          { label: 'Accepted', render: (m) => fmtTime(m.created_at || m.time) },
+          { label: 'Accepted', render: (m) => fmtTime(m.created_at) },
+          ...(account.admin ? [{ label: 'Account', render: (m) => m.account || '—' }] : []),
           { label: 'From', render: (m) => html`<span class="mono">${m.from || '—'}</span>` },
           { label: 'Subject', render: (m) => m.subject || '—' },
-          { label: 'Recipients', render: states },
           { label: 'Tags', render: (m) => (m.tags || []).join(', ') || '—' },
         ]} />
       ${next && html`<p><button type="button" onClick=${more}>More messages</button></p>`}`}`;
@@ -79,6 +72,7 @@ function Attempts({ r }) {
       empty=${r.state === 'suppressed' ? 'Suppressed: no attempt was made.' : 'No delivery attempt yet.'}
       columns=${[
         { label: 'Time', render: (a) => fmtTime(a.time) },
+        { label: 'Result', render: (a) => (a.result ? html`<${Badge} value=${a.result} />` : '—') },
         { label: 'MX', render: (a) => html`<span class="mono">${a.mx || '—'}</span>` },
         { label: 'Remote reply', render: (a) => html`<span class="mono reply">${a.reply || '—'}</span>` },
       ]} />
@@ -92,8 +86,8 @@ function detailText(d) {
 
 export function Message({ id }) {
   const st = useAsync(() => Promise.all([
-    api(`/v1/messages/${encodeURIComponent(id)}`),
-    api('/v1/events', { query: { message: id, limit: 1000 } }).catch((e) => ({ error: e })),
+    api(`/v1/messages/${encodeURIComponent(id)}`, { scoped: false }),
+    api('/v1/events', { query: { message: id, limit: 1000 }, scoped: false }).catch((e) => ({ error: e })),
   ]), [id]);
   if (st.error) {
     const gone = st.error.status === 404;
@@ -107,6 +101,8 @@ export function Message({ id }) {
   return html`<${PageHead} title=${`Message ${m.id}`} />
     <p><a href="#/messages">← Messages</a></p>
     <dl class="facts">
+      <div><dt>Accepted</dt><dd>${fmtTime(m.created_at)}</dd></div>
+      ${m.account && html`<div><dt>Account</dt><dd>${m.account}</dd></div>`}
       <div><dt>From</dt><dd class="mono">${m.from || '—'}</dd></div>
       <div><dt>Subject</dt><dd>${m.subject || '—'}</dd></div>
       <div><dt>Tags</dt><dd>${(m.tags || []).join(', ') || '—'}</dd></div>

@@ -46,12 +46,12 @@ export function totals(rows) {
   return t;
 }
 
-// Rates over the mail that reached an end: delivered or bounced.
+// As GET /v1/stats computes its rates: delivery and bounce over accepted,
+// complaints over delivered (null when there is nothing to divide).
 export function rates(t) {
-  const ended = t.delivered + t.bounced;
   return {
-    delivery: ended ? t.delivered / ended : null,
-    bounce: ended ? t.bounced / ended : null,
+    delivery: t.accepted ? t.delivered / t.accepted : null,
+    bounce: t.accepted ? t.bounced / t.accepted : null,
     complaint: t.delivered ? t.complained / t.delivered : null,
   };
 }
@@ -64,7 +64,7 @@ async function load(rangeName) {
     api('/v1/stats', { query: { ...q, group: range.group } }),
     api('/v1/stats', { query: { ...q, group: 'domain' } }),
     metrics().catch((e) => ({ error: e })),
-    api('/v1/events', { query: { since: q.from, limit: 1000 } }).catch((e) => ({ error: e })),
+    api('/v1/events', { query: { since: q.from, limit: 10, order: 'desc' } }).catch((e) => ({ error: e })),
   ]);
   return { range, now, stats: stats.stats || [], domains: domains.stats || [], metrics: m, events };
 }
@@ -119,7 +119,7 @@ function Rates({ t, account }) {
 
 function Domains({ rows }) {
   const top = [...rows].sort((a, b) => (b.accepted || 0) - (a.accepted || 0) || String(a.domain).localeCompare(b.domain)).slice(0, 10);
-  const ended = (r) => (r.delivered || 0) + (r.bounced || 0);
+  const rate = (r, k) => rates({ accepted: r.accepted || 0, delivered: r.delivered || 0, bounced: r.bounced || 0, complained: r.complained || 0 })[k];
   return html`<${Table} id="top-domains" caption="Top destination domains" rows=${top} rowKey=${(r) => r.domain}
     empty="No mail to any domain in this period."
     columns=${[
@@ -128,8 +128,8 @@ function Domains({ rows }) {
       { label: 'Delivered', num: true, render: (r) => fmtNum(r.delivered || 0) },
       { label: 'Deferred', num: true, render: (r) => fmtNum(r.deferred || 0) },
       { label: 'Bounced', num: true, render: (r) => fmtNum(r.bounced || 0) },
-      { label: 'Delivery rate', num: true, render: (r) => fmtPct(ended(r) ? (r.delivered || 0) / ended(r) : null) },
-      { label: 'Bounce rate', num: true, render: (r) => fmtPct(ended(r) ? (r.bounced || 0) / ended(r) : null) },
+      { label: 'Delivery rate', num: true, render: (r) => fmtPct(rate(r, 'delivery')) },
+      { label: 'Bounce rate', num: true, render: (r) => fmtPct(rate(r, 'bounce')) },
     ]} />`;
 }
 
@@ -152,7 +152,7 @@ function QueueBox({ m }) {
 
 function Recent({ events }) {
   if (events.error) return html`<${ErrorBox} error=${events.error} what="Events" />`;
-  const rows = (events.events || []).slice(-10).reverse();
+  const rows = events.events || [];
   return html`<${Table} id="recent-events" caption="Latest events" rows=${rows} rowKey=${(e) => e.id}
     empty="No events in this period."
     columns=${[

@@ -6,20 +6,20 @@ import { Badge, ErrorBox, html, Loading, PageHead, Table, useAsync } from '../ui
 
 async function load() {
   const doc = await api('/v1/webhooks');
-  const hooks = doc.webhooks || [];
-  // The list may leave the failures out: each webhook's own page has them.
-  return Promise.all(hooks.map(async (w) => {
-    if (w.failures || w.recent_failures) return w;
+  // The list leaves the failures out: each webhook's own answer has them.
+  return Promise.all((doc.webhooks || []).map(async (w) => {
     try {
-      return { ...w, ...(await api(`/v1/webhooks/${encodeURIComponent(w.id)}`)) };
+      return await api(`/v1/webhooks/${encodeURIComponent(w.id)}`, { scoped: false });
     } catch {
       return w;
     }
   }));
 }
 
-function failuresOf(w) {
-  return w.recent_failures || w.failures || [];
+// {last_event_id, failures, failing_since, next_attempt_at}
+function Health({ s }) {
+  if (!s || !s.failures) return html`<${Badge} value="ok" />`;
+  return html`<${Badge} value="failing" /> ${fmtNum(s.failures)} in a row since ${fmtTime(s.failing_since)}${s.next_attempt_at ? `; next try ${fmtTime(s.next_attempt_at)}` : ''}`;
 }
 
 export function Webhooks() {
@@ -28,22 +28,25 @@ export function Webhooks() {
     <p class="muted">Events are POSTed to these URLs, signed with each webhook's secret (X-Posthorn-Signature), and retried with backoff.</p>
     <${ErrorBox} error=${st.error} what="Webhooks" />
     ${!st.data && !st.error ? html`<${Loading} />` : st.data && (st.data.length === 0
-      ? html`<p class="muted empty">No webhook. Create one with POST /v1/webhooks.</p>`
+      ? html`<p class="muted empty">No webhook. Make one with POST /v1/webhooks (docs/api.md).</p>`
       : st.data.map((w) => {
-        const f = failuresOf(w);
+        const f = w.recent_failures || [];
         return html`<section class="hook" aria-label=${`Webhook ${w.url}`} key=${w.id}>
           <h2 class="mono">${w.url}</h2>
           <dl class="facts">
-            <div><dt>Events</dt><dd>${(w.events || w.types || []).join(', ') || 'all'}</dd></div>
-            <div><dt>State</dt><dd><${Badge} value=${w.state || (w.enabled === false ? 'disabled' : 'enabled')} /></dd></div>
+            ${w.account && html`<div><dt>Account</dt><dd>${w.account}</dd></div>`}
+            ${w.description && html`<div><dt>Description</dt><dd>${w.description}</dd></div>`}
+            <div><dt>Events</dt><dd>${(w.types || []).join(', ') || 'all'}</dd></div>
+            <div><dt>State</dt><dd><${Health} s=${w.state} /></dd></div>
             <div><dt>Created</dt><dd>${fmtTime(w.created_at)}</dd></div>
-            <div><dt>Recent failures</dt><dd>${fmtNum(f.length)}</dd></div>
+            <div><dt>Last event sent</dt><dd>${w.state && w.state.last_event_id ? `#${w.state.last_event_id}` : '—'}</dd></div>
           </dl>
           <${Table} rows=${f} caption=${`Recent failures of ${w.url}`} empty="No recent failure."
             columns=${[
-              { label: 'Time', render: (x) => fmtTime(x.time || x.at) },
-              { label: 'Status', render: (x) => String(x.status ?? '—') },
-              { label: 'Error', render: (x) => html`<span class="mono reply">${x.error || x.message || x.reply || '—'}</span>` },
+              { label: 'Time', render: (x) => fmtTime(x.time) },
+              { label: 'HTTP status', render: (x) => (x.status ? String(x.status) : 'no answer') },
+              { label: 'Error', render: (x) => html`<span class="mono reply">${x.error || '—'}</span>` },
+              { label: 'Events', render: (x) => `#${x.first_event}–#${x.last_event}${x.dropped ? ' (given up)' : ''}` },
             ]} />
         </section>`;
       }))}`;
