@@ -303,6 +303,9 @@ async function caseAdmin() {
   await picker.selectOption('other');
   await page.waitForFunction((id) => !document.querySelector('#message-list')?.textContent.includes(id), cfg.mail.shop_id);
   check((await page.locator('#message-list').textContent()).includes(cfg.mail.other_id), 'picking "other" hides its messages');
+  // Suppressions are the key's own account's: the page says so.
+  await open(page, '#/suppressions', 'Suppressions');
+  check((await page.getByRole('note').textContent()).includes("the key's own account"), 'no note that the picker does not apply');
   await page.close();
 }
 
@@ -388,6 +391,13 @@ async function caseDkim() {
   check((await dom.textContent()).includes(`${cfg.mail.dkim_selector}._domainkey.${cfg.mail.dkim_domain}`), 'the record name is not shown');
   check(await page.locator('section.dkim-domain', { hasText: cfg.mail.dkim_other_domain }).count() === 0,
     "an account's key sees another account's domain");
+  // Times in the browser's locale (Intl), the same instant as the API's.
+  const doc = await api('/v1/dkim', cfg.keys.shop);
+  const createdAt = doc.json.domains[0].keys[0].created_at;
+  const shown = await dom.locator('dt:text-is("Created") + dd').first().textContent();
+  const want = await page.evaluate((t) => new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' })
+    .format(new Date(t)), createdAt);
+  check(shown === want, `created reads "${shown}", the browser's locale gives "${want}"`);
   await page.close();
 }
 

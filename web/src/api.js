@@ -64,11 +64,11 @@ export async function api(path, { method = 'GET', query, body, key, scoped = tru
 }
 
 // Every page of a listing ({items: [...], next}), up to max items.
-export async function apiAll(path, field, { query = {}, max = 1000 } = {}) {
+export async function apiAll(path, field, { query = {}, max = 1000, scoped = true } = {}) {
   const items = [];
   let after;
   do {
-    const doc = await api(path, { query: { ...query, after, limit: Math.min(max, 1000) } });
+    const doc = await api(path, { query: { ...query, after, limit: Math.min(max, 1000) }, scoped });
     items.push(...(doc[field] || []));
     after = doc.next;
   } while (after && items.length < max);

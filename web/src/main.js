@@ -19,8 +19,8 @@ const PAGES = [
   { path: 'overview', label: 'Overview', view: Overview },
   { path: 'messages', label: 'Messages', view: Messages, detail: Message },
   { path: 'queue', label: 'Queue', view: Queue, admin: true },
-  { path: 'suppressions', label: 'Suppressions', view: Suppressions },
-  { path: 'templates', label: 'Templates', view: Templates, detail: Template },
+  { path: 'suppressions', label: 'Suppressions', view: Suppressions, ownAccount: true },
+  { path: 'templates', label: 'Templates', view: Templates, detail: Template, ownAccount: true },
   { path: 'webhooks', label: 'Webhooks', view: Webhooks },
   { path: 'dkim', label: 'DKIM', view: Dkim },
 ];
@@ -118,7 +118,11 @@ function Shell({ account, onLogout }) {
   else if (page.admin && !account.admin) body = html`<h1 id="page-title" tabindex="-1">${page.label}</h1><p class="error" role="alert">This page needs an admin key.</p>`;
   else {
     const View = route.id && page.detail ? page.detail : page.view;
-    body = html`<${View} key=${`${scope}|${route.id || ''}`} id=${route.id} query=${route.query}
+    // These routes act for the key's own account only (no ?account=).
+    const own = page.ownAccount && scope && scope !== account.account
+      ? html`<p class="note warn-note" role="note">This page shows the key's own account, ${account.account}: the account picker does not apply to ${page.label.toLowerCase()}.</p>`
+      : null;
+    body = html`${own}<${View} key=${`${scope}|${route.id || ''}`} id=${route.id} query=${route.query}
       account=${account} scope=${scope} />`;
   }
   const skip = (e) => { e.preventDefault(); document.getElementById('page-title')?.focus(); };

@@ -18,7 +18,7 @@ function AddForm({ onAdded }) {
     try {
       const body = { address: address.trim() };
       if (reason.trim()) body.reason = reason.trim();
-      const entry = await api('/v1/suppressions', { method: 'POST', body });
+      const entry = await api('/v1/suppressions', { scoped: false, method: 'POST', body });
       setAddress('');
       setReason('');
       onAdded(entry);
@@ -43,16 +43,16 @@ export function Suppressions() {
   const [dialog, confirm] = useConfirm();
   const st = useAsync(async () => {
     setExtra([]);
-    return api('/v1/suppressions', { query: { address: q || undefined, limit: PAGE } });
+    return api('/v1/suppressions', { scoped: false, query: { address: q || undefined, limit: PAGE } });
   }, [q]);
   const pages = st.data ? [st.data, ...extra] : [];
   const rows = pages.flatMap((d) => d.suppressions || []);
   const next = pages.length ? pages[pages.length - 1].next : null;
-  const more = async () => setExtra([...extra, await api('/v1/suppressions', { query: { address: q || undefined, limit: PAGE, after: next } })]);
+  const more = async () => setExtra([...extra, await api('/v1/suppressions', { scoped: false, query: { address: q || undefined, limit: PAGE, after: next } })]);
   const remove = async (s) => {
     if (!await confirm({ title: `Remove ${s.address}?`, text: `Mail to ${s.address} will be sent again. It was suppressed for: ${s.reason}.`, confirm: 'Remove', danger: true })) return;
     try {
-      await api(`/v1/suppressions/${encodeURIComponent(s.address)}`, { method: 'DELETE' });
+      await api(`/v1/suppressions/${encodeURIComponent(s.address)}`, { scoped: false, method: 'DELETE' });
       setNote({ ok: true, text: `${s.address} removed from the list.` });
       st.reload();
     } catch (e) {

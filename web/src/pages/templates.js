@@ -33,7 +33,7 @@ function NewForm() {
   const submit = async (e) => {
     e.preventDefault();
     try {
-      await api('/v1/templates', { method: 'POST', body: { name: t.name.trim(), ...body(t) } });
+      await api('/v1/templates', { scoped: false, method: 'POST', body: { name: t.name.trim(), ...body(t) } });
       location.hash = tLink(t.name.trim());
     } catch (err) {
       setError(err);
@@ -49,7 +49,7 @@ function NewForm() {
 }
 
 export function Templates() {
-  const st = useAsync(() => apiAll('/v1/templates', 'templates'), []);
+  const st = useAsync(() => apiAll('/v1/templates', 'templates', { scoped: false }), []);
   return html`<${PageHead} title="Templates" />
     <${ErrorBox} error=${st.error} what="Templates" />
     ${!st.data && !st.error ? html`<${Loading} />` : st.data && html`
@@ -78,7 +78,7 @@ function Preview({ name }) {
     }
     setError('');
     try {
-      setOut(await api(`/v1/templates/${encodeURIComponent(name)}/preview`, { method: 'POST', body: { variables } }));
+      setOut(await api(`/v1/templates/${encodeURIComponent(name)}/preview`, { scoped: false, method: 'POST', body: { variables } }));
     } catch (err) {
       setError(problem(err));
     }
@@ -105,7 +105,7 @@ export function Template({ id: name }) {
   const [note, setNote] = useState(null);
   const [dialog, confirm] = useConfirm();
   const st = useAsync(async () => {
-    const doc = await api(`/v1/templates/${encodeURIComponent(name)}`);
+    const doc = await api(`/v1/templates/${encodeURIComponent(name)}`, { scoped: false });
     setT({ subject: doc.subject || '', text: doc.text || '', html: doc.html || '' });
     return doc;
   }, [name]);
@@ -113,7 +113,7 @@ export function Template({ id: name }) {
   const save = async (e) => {
     e.preventDefault();
     try {
-      await api(`/v1/templates/${encodeURIComponent(name)}`, { method: 'PUT', body: body(t) });
+      await api(`/v1/templates/${encodeURIComponent(name)}`, { scoped: false, method: 'PUT', body: body(t) });
       setNote({ ok: true, text: 'Saved.' });
     } catch (err) {
       setNote({ ok: false, text: `Not saved: ${problem(err)}` });
@@ -122,7 +122,7 @@ export function Template({ id: name }) {
   const del = async () => {
     if (!await confirm({ title: `Delete template ${name}?`, text: 'Messages that name it will be refused.', confirm: 'Delete', danger: true })) return;
     try {
-      await api(`/v1/templates/${encodeURIComponent(name)}`, { method: 'DELETE' });
+      await api(`/v1/templates/${encodeURIComponent(name)}`, { scoped: false, method: 'DELETE' });
       location.hash = '#/templates';
     } catch (err) {
       setNote({ ok: false, text: err.message });
