@@ -401,6 +401,30 @@ async function caseDkim() {
   await page.close();
 }
 
+// A webhook whose endpoint refuses connections: its recent failures.
+async function caseWebhooks() {
+  const id = cfg.mail.webhook_id;
+  if (!id) throw new Error('no webhook was made (POST /v1/webhooks is missing on this server?)');
+  let doc;
+  for (let i = 0; i < 100; i++) {
+    doc = await api(`/v1/webhooks/${id}`, cfg.keys.shop);
+    if (doc.json && (doc.json.recent_failures || []).length) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  check((doc.json.recent_failures || []).length > 0, `the webhook has no failure yet: ${doc.text}`);
+  const page = await newPage();
+  await login(page, cfg.keys.shop);
+  await open(page, '#/webhooks', 'Webhooks');
+  const hook = page.locator('section.hook', { hasText: cfg.mail.webhook_url });
+  await hook.waitFor();
+  check((await hook.textContent()).includes('failing'), 'the webhook is not shown as failing');
+  const rows = await hook.locator('tbody tr').count();
+  check(rows >= 1, 'no recent failure listed');
+  check((await hook.locator('td[data-label="HTTP status"]').first().textContent()) === 'no answer', 'a refused connection is not "no answer"');
+  await page.close();
+  return { failures: rows };
+}
+
 // Every page at 360 and 1280 px, light at 1280 and dark at 360: no
 // sideways scrolling, no serious or critical axe violation, a screenshot.
 const PAGES = [
@@ -470,6 +494,7 @@ try {
   await run('queue_retry', caseQueueRetry);
   await run('template_preview', caseTemplatePreview);
   await run('dkim', caseDkim);
+  await run('webhooks', caseWebhooks);
   await run('pages', casePages);
 } finally {
   if (context) await context.close();

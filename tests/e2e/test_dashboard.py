@@ -22,7 +22,7 @@ import pytest
 
 import helpers
 import httpapi
-from conftest import Server
+from conftest import Server, free_port
 from mx import Zone, dns, farm, poll  # noqa: F401 (fixtures)
 
 SENDER_IP = "127.0.0.41"  # MX of shop.test and other.test: receives the DSNs
@@ -100,6 +100,11 @@ def world(tmp_path_factory, cert, dns, farm):  # noqa: F811
             "admin": httpapi.create_key(srv, "default", "--admin"), "bad": "ph_" + "0" * 64}
     srv.start()
     httpapi.wait_http(srv)
+    # A webhook whose endpoint refuses connections: the events of the mail
+    # below fail to reach it, and the Webhooks page lists the failures.
+    hook_url = f"http://127.0.0.1:{free_port()}/hook"
+    r = httpapi.request(srv, "POST", "/v1/webhooks", key=keys["shop"], body={"url": hook_url})
+    hook_id = r.json()["id"] if r.status == 201 else None
     mail = {
         "shop_id": send(srv, "shop", "news@shop.test", ["a@ok.test", "b@bad.test"], "shop hello"),
         "other_id": send(srv, "other", "info@other.test", ["d@ok.test"], "other hello"),
@@ -115,7 +120,8 @@ def world(tmp_path_factory, cert, dns, farm):  # noqa: F811
     mail.update({"delivered": 1, "bounced": 1, "shop_rcpt": "a@ok.test",
                  "shop_rcpts": ["a@ok.test", "b@bad.test"], "domains": ["ok.test", "bad.test"],
                  "deferred_domain": "slow.test", "suppressed": "gone@ok.test",
-                 "dkim_domain": "shop.test", "dkim_selector": sel, "dkim_other_domain": "other.test"})
+                 "dkim_domain": "shop.test", "dkim_selector": sel, "dkim_other_domain": "other.test",
+                 "webhook_id": hook_id, "webhook_url": hook_url})
     yield {"srv": srv, "keys": keys, "mail": mail, "mxs": mxs}
     srv.stop()
     for ip in mxs:
@@ -176,8 +182,8 @@ def browser(world):
 
 
 CASES = ["login_invalid", "login_logout", "overview", "message_page", "isolation", "admin",
-         "suppression_remove", "queue_retry", "template_preview", "dkim", "pages", "same_origin",
-         "no_script_errors"]
+         "suppression_remove", "queue_retry", "template_preview", "dkim", "webhooks", "pages",
+         "same_origin", "no_script_errors"]
 
 
 @pytest.mark.parametrize("case", CASES)
