@@ -91,7 +91,9 @@ def world(tmp_path_factory, cert, dns, farm):  # noqa: F811
     mxs[SLOW_IP] = farm.add(SLOW_IP, defer_always=True)
     srv = Server(tmp_path_factory.mktemp("dashboard"), cert,
                  relay={"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
-                        "retry": "1h", "queue_lifetime": "1d"})
+                        "retry": "1h", "queue_lifetime": "1d",
+                        # the fake MX hosts are on 127.0.0.x (see mx.start)
+                        "blocked_destinations": "192.0.2.0/24"})
     for user, domain in (("shop", "shop.test"), ("other", "other.test")):
         srv.add_user(user, PASSWORD, (domain,))
     sel = dkim_selector(srv, "shop.test")
