@@ -20,6 +20,7 @@ function options(width, daily) {
   return {
     width,
     height: 240,
+    padding: [8, 28, 0, 0], // room for the last time label
     legend: { show: true },
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: true } },

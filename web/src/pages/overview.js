@@ -84,8 +84,8 @@ function Counts({ t }) {
   </dl>`;
 }
 
-function Rate({ label, value, limit, guard, id }) {
-  let verdict = html`<span class="muted">no mail yet</span>`;
+function Rate({ label, value, limit, guard, id, none }) {
+  let verdict = html`<span class="muted">${none}</span>`;
   if (value !== null && limit !== undefined)
     verdict = value < limit
       ? html`<span class="ok">under ${fmtPct(limit)}</span>`
@@ -111,9 +111,9 @@ function Rates({ t, account }) {
   const r = rates(t);
   const g = guardOf(account);
   return html`<dl class="rates">
-    <${Rate} id="rate-delivery" label="Delivery rate" value=${r.delivery} />
-    <${Rate} id="rate-bounce" label="Bounce rate" value=${r.bounce} limit=${PROVIDER.bounce} guard=${g.bounce} />
-    <${Rate} id="rate-complaint" label="Complaint rate" value=${r.complaint} limit=${PROVIDER.complaint} guard=${g.complaint} />
+    <${Rate} id="rate-delivery" label="Delivery rate" value=${r.delivery} none="no mail accepted" />
+    <${Rate} id="rate-bounce" label="Bounce rate" value=${r.bounce} limit=${PROVIDER.bounce} guard=${g.bounce} none="no mail accepted" />
+    <${Rate} id="rate-complaint" label="Complaint rate" value=${r.complaint} limit=${PROVIDER.complaint} guard=${g.complaint} none="nothing delivered" />
   </dl>`;
 }
 
