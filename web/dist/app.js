@@ -47,6 +47,7 @@ var ge,is,dc,Xt,Co,Hl,as,Il,cs,No,Lo,pc,fl=Symbol.for("pv"),Fl={},Vl=[],mc=/^m(i
     ${r&&y`
       <section aria-labelledby="h-mail"><h2 id="h-mail">Mail, ${r.range.label.toLowerCase()}</h2>
         <${Hf} t=${i.t} />
+        ${l==="hour"&&y`<p class="muted">The server counts per hour: these are the hours that overlap the last 60 minutes.</p>`}
         <${da} xs=${i.xs} ys=${i.ys} daily=${c}
           label=${`Accepted, delivered, deferred and bounced per ${c?"day":"hour"}, ${r.range.label.toLowerCase()}`} />
         <${Bf} xs=${i.xs} ys=${i.ys} daily=${c} />

@@ -183,6 +183,7 @@ export function Overview({ account, scope }) {
     ${d && html`
       <section aria-labelledby="h-mail"><h2 id="h-mail">Mail, ${d.range.label.toLowerCase()}</h2>
         <${Counts} t=${view.t} />
+        ${rangeName === 'hour' && html`<p class="muted">The server counts per hour: these are the hours that overlap the last 60 minutes.</p>`}
         <${Chart} xs=${view.xs} ys=${view.ys} daily=${daily}
           label=${`Accepted, delivered, deferred and bounced per ${daily ? 'day' : 'hour'}, ${d.range.label.toLowerCase()}`} />
         <${DataTable} xs=${view.xs} ys=${view.ys} daily=${daily} />
