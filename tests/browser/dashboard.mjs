@@ -514,6 +514,11 @@ async function casePages() {
         await open(page, hashIn || `#/messages/${cfg.mail.shop_id}`, title || /^Message(?!s)/);
         await page.waitForTimeout(300); // the chart sizes itself to its box
         await noSideScroll(page, where);
+        // Nothing squeezed into a narrow column (a caption one letter wide).
+        const narrow = await page.evaluate(() => [...document.querySelectorAll('main caption, main h2, main h3, main td')]
+          .filter((e) => e.textContent.trim().length > 12 && e.getBoundingClientRect().width < 100)
+          .map((e) => e.textContent.trim().slice(0, 30)));
+        check(narrow.length === 0, `${where}: squeezed: ${narrow.slice(0, 5)}`);
         const minor = await axe(page, where);
         if (dark) {
           const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
