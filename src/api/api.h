@@ -185,4 +185,11 @@ void api_h_suppression_add(struct http_req *r);
 void api_h_suppression_get(struct http_req *r);
 void api_h_suppression_delete(struct http_req *r);
 
+/* ---- DKIM keys (api_dkim.c) ---------------------------------------------------
+ *
+ * GET /v1/dkim: each domain's keys with the record to publish (the
+ * dashboard's DKIM page).
+ */
+void api_h_dkim(struct http_req *r);
+
 #endif

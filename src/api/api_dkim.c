@@ -10,14 +10,14 @@
  * page load never waits for DNS.
  *
  * Blocking (the store, the key files): the whole job runs on a worker,
- * which also builds the answer; the loop only sends it.
+ * which also makes the answer's text (api.h); the loop only sends it.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "api/api_dkim.h"
+#include "api/api.h"
 #include "conf/conf.h"
 #include "dkim/dkim.h"
 #include "log/log.h"
@@ -26,10 +26,9 @@
 
 struct dkim_job {
 	struct http_req *r;
-	const char *account; /* NULL: an admin key, every domain */
-	char domain[256];    /* ?domain= in lower case (stored so), or "" */
-	json_t *out;         /* the answer, or NULL after a store error */
-	char *err;
+	const char *account;   /* NULL: an admin key, every domain */
+	char domain[256];      /* ?domain= in lower case (stored so), or "" */
+	struct api_answer ans; /* made on the worker */
 };
 
 /* 1 if the caller may see domain's keys. */
@@ -91,16 +90,21 @@ static void dkim_work(void *arg)
 	const struct conf *c = http_req_conf(j->r);
 	struct store *st = http_req_deps(j->r)->store;
 	struct dkim_key_info *keys = NULL;
-	char **mine = NULL;
+	char **mine = NULL, *err = NULL;
 	size_t n = 0, n_mine = 0;
 
-	if (j->account && store_account_domains(st, j->account, &mine, &n_mine, &j->err) < 0)
-		return;
-	if (dkim_keys_load(st, c->data_dir, j->domain[0] ? j->domain : NULL, &keys, &n, &j->err) ==
-	    0)
-		j->out = json_pack(
-		    "{s:o}", "domains",
-		    domains_json(keys, n, mine, n_mine, !j->account, c->dkim_rotation_grace));
+	if ((j->account && store_account_domains(st, j->account, &mine, &n_mine, &err) < 0) ||
+	    dkim_keys_load(st, c->data_dir, j->domain[0] ? j->domain : NULL, &keys, &n, &err) < 0) {
+		log_err("session=%s event=dkim_list_failed error=%s", http_req_id(j->r),
+		        log_q(err ? err : "?"));
+		api_answer_error(&j->ans, 500, "internal_error", "database error");
+	} else {
+		api_answer_json(&j->ans, 200,
+		                json_pack("{s:o}", "domains",
+		                          domains_json(keys, n, mine, n_mine, !j->account,
+		                                       c->dkim_rotation_grace)));
+	}
+	free(err);
 	dkim_key_info_free(keys, n);
 	for (size_t i = 0; i < n_mine; i++)
 		free(mine[i]);
@@ -111,14 +115,7 @@ static void dkim_done(void *arg)
 {
 	struct dkim_job *j = arg;
 
-	if (j->out) {
-		http_reply_json(j->r, 200, j->out);
-	} else {
-		log_err("session=%s event=dkim_list_failed error=%s", http_req_id(j->r),
-		        log_q(j->err ? j->err : "?"));
-		http_reply_error(j->r, 500, "internal_error", "database error");
-	}
-	free(j->err);
+	api_answer_send(j->r, &j->ans);
 	free(j);
 }
 
