@@ -28,15 +28,17 @@ endif
 
 SRC      := $(shell find src -name '*.c' | sort)
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
-# Files made from docs at build time: docs/openapi.json, served by the API.
-GEN_SRC  := $(BUILD)/gen/openapi_json.c
+# Files made at build time: docs/openapi.json, served by the API, and the
+# dashboard's files (web/dist/, committed; make web rebuilds them).
+GEN_SRC  := $(BUILD)/gen/openapi_json.c $(BUILD)/gen/web_assets.c
+WEB_DIST := $(sort $(wildcard web/dist/*))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers the end-to-end tests run (tests/e2e_support/*.c), never installed.
 TOOL_BIN := $(BUILD)/tests/dkim-tool
 
-.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format clean bench bench-smoke format
+.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format clean bench bench-smoke format web check-web
 
 all: $(BUILD)/posthorn $(BUILD)/gen-confdoc
 
@@ -54,6 +56,14 @@ $(BUILD)/gen/openapi_json.c: docs/openapi.json
 	  od -An -v -tx1 $< | sed 's/ *\([0-9a-f][0-9a-f]\)/0x\1,/g'; \
 	  echo '0x00};'; \
 	  echo 'const unsigned long http_openapi_json_len = sizeof(http_openapi_json) - 1;'; } > $@
+
+# The dashboard's files as C arrays (web/embed.sh, od). web/dist itself is
+# a prerequisite so that a file removed from it is removed from the binary.
+$(BUILD)/gen/web_assets.c: web/embed.sh web/dist $(WEB_DIST)
+	@mkdir -p $(dir $@)
+	web/embed.sh $(WEB_DIST) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/web_assets.o: src/http/http_static.h
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -108,8 +118,42 @@ $(TMPL_JS): tests/tmpl/package-lock.json
 	cd tests/tmpl && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The dashboard (docs/dashboard.md): sources in web/src, npm packages pinned
+# by web/package-lock.json, bundled with esbuild into web/dist/, which is
+# committed so that a build needs neither node nor npm. make web rebuilds
+# it; make test (check-web) rebuilds it aside and fails when web/dist
+# differs by a byte. Without npm access the check says so and is skipped.
+WEB_MODULES := web/node_modules/.package-lock.json
+
+$(WEB_MODULES): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+web: $(WEB_MODULES)
+	cd web && node build.mjs dist
+
+check-web:
+	@mkdir -p $(BUILD)
+	@if ! $(MAKE) -s $(WEB_MODULES) >$(BUILD)/npm-web.log 2>&1; then \
+	  echo "check-web: skipped: npm ci failed in web/ (no npm access?), see $(BUILD)/npm-web.log" >&2; \
+	  exit 0; fi; \
+	rm -rf $(BUILD)/web-check; \
+	(cd web && node build.mjs $(abspath $(BUILD))/web-check) || exit 1; \
+	diff -rq web/dist $(BUILD)/web-check >&2 || \
+	  { echo "web/dist is stale (not what web/src and the pinned packages build): run make web" >&2; \
+	    exit 1; }
+
+# The dashboard's browser tests (tests/e2e/test_dashboard.py) drive Debian's
+# chromium with playwright-core, and run axe-core in the pages: both pinned
+# by tests/browser/package-lock.json.
+BROWSER_JS := tests/browser/node_modules/.package-lock.json
+
+$(BROWSER_JS): tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # PYTEST_ARGS picks tests (make e2e PYTEST_ARGS='tests/e2e/test_smtp.py -k auth').
-e2e: all $(BUILD)/tmpl-render $(TMPL_JS) $(TOOL_BIN)
+e2e: all $(BUILD)/tmpl-render $(TMPL_JS) $(TOOL_BIN) $(BROWSER_JS)
 	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) TMPL_RENDER=$(abspath $(BUILD)/tmpl-render) \
 	  POSTHORN_TOOLS=$(abspath $(BUILD)/tests) \
 	  $(PYTHON) -m pytest -q -x -p no:cacheprovider $(or $(PYTEST_ARGS),tests/e2e)
@@ -118,7 +162,7 @@ e2e: all $(BUILD)/tmpl-render $(TMPL_JS) $(TOOL_BIN)
 test-one: unit e2e
 
 test: deps
-	$(MAKE) check-docs check-format
+	$(MAKE) check-docs check-format check-web
 	$(MAKE) test-one
 	$(MAKE) test-one BUILD=build/san SAN=1 OPT="-O1 -g"
 

@@ -225,5 +225,11 @@ json_t *api_time_json(int64_t ms);
 /* The 500 of a database error, logged with the request's session (any
  * thread). */
 void api_answer_store_error(struct http_req *r, struct api_answer *a, const char *err);
+/* ---- DKIM keys (api_dkim.c) ---------------------------------------------------
+ *
+ * GET /v1/dkim: each domain's keys with the record to publish (the
+ * dashboard's DKIM page).
+ */
+void api_h_dkim(struct http_req *r);
 
 #endif

@@ -19,4 +19,8 @@ void http_h_apikeys_list(struct http_req *r);
 void http_h_apikey_patch(struct http_req *r);
 void http_h_apikey_revoke(struct http_req *r);
 
+/* http_static.c: the dashboard */
+void http_h_dashboard(struct http_req *r);
+void http_h_asset(struct http_req *r);
+
 #endif

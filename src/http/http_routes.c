@@ -14,6 +14,9 @@
 #include "util/util.h"
 
 const struct http_route http_routes[] = {
+    /* the dashboard (http_static.c): public files; its data comes from the API */
+    {"GET", "/", HTTP_AUTH_NONE, http_h_dashboard},
+    {"GET", "/assets/{file}", HTTP_AUTH_NONE, http_h_asset},
     {"GET", "/healthz", HTTP_AUTH_NONE, http_h_healthz},
     {"GET", "/metrics", HTTP_AUTH_NONE, http_h_metrics},
     {"GET", "/v1/openapi.json", HTTP_AUTH_NONE, http_h_openapi},
@@ -43,6 +46,8 @@ const struct http_route http_routes[] = {
     {"GET", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook},
     {"PATCH", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook_update},
     {"DELETE", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook_delete},
+    /* DKIM keys and records (src/api/api_dkim.c) */
+    {"GET", "/v1/dkim", HTTP_AUTH_ACCOUNT, api_h_dkim},
 };
 
 const size_t http_n_routes = ARRAY_LEN(http_routes);

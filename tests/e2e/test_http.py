@@ -57,7 +57,7 @@ def test_openapi_document_is_served(api):
 
 
 def test_unknown_path_is_404(api):
-    for path in ("/nope", "/v1/account/", "/v1/apikeys/1/x", "/"):
+    for path in ("/nope", "/v1/account/", "/v1/apikeys/1/x", "/assets/"):
         r = request(api, "GET", path, key=api.key)
         assert r.status == 404, path
         assert r.error()["code"] == "not_found"
