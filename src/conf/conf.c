@@ -388,7 +388,7 @@ static const struct conf_key KEYS[] = {
             "and [tls] ca_file) and match the smarthost's name or IP address, credentials go "
             "only over such a session; encrypt: TLS required but not verified (credentials "
             "go over it: the operator's explicit choice); none: STARTTLS when offered, not "
-            "verified, and credentials only over TLS"},
+            "verified, and no credentials (smarthost_auth is then a config error)"},
     {.sec = SEC_RELAY,
      .name = "outbound_tls",
      .type = T_ENUM,
@@ -1731,6 +1731,12 @@ static void check_relay(struct load *ld)
 
 	if (c->smarthost_auth && !c->smarthost)
 		errorf(ld, ld->top, line, "smarthost_auth in [relay] is set but smarthost is not");
+	/* Credentials go only over a verified session, or an unverified one
+	 * the operator chose by name (encrypt). */
+	if (c->smarthost_auth && c->smarthost_tls == CONF_SMARTHOST_TLS_NONE)
+		errorf(ld, ld->top, line,
+		       "smarthost_auth in [relay] needs smarthost_tls = verify (or encrypt): "
+		       "with none the password would go over an unverified session");
 	/* Checked already (check_smarthost): this keeps the parsed form. */
 	if (c->smarthost && conf_parse_hostport(c->smarthost, 25, &c->smarthost_at))
 		c->smarthost_at.host = NULL;

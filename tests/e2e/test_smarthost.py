@@ -164,13 +164,15 @@ def test_encrypt_and_verify_never_fall_back_to_plain_text(server_factory, smarth
     assert "dsn=4.7.4" in delivery_lines(srv, "deferred")[0]
 
 
-def test_none_without_tls_keeps_credentials(server_factory, smarthosts):
+def test_none_with_credentials_is_a_config_error(server_factory, smarthosts):
+    """none never verifies, so the password would go to whoever answers:
+    check-config refuses the file and names the line."""
     sh = smarthosts(cert=None)
-    srv = server_factory(relay=relay(sh, smarthost_tls="none"))
-    send(srv)
-    wait_log(srv, "status=deferred")
-    assert sh.auths == []
-    assert "only over TLS" in delivery_lines(srv, "deferred")[0]
+    srv = server_factory(relay=relay(sh, smarthost_tls="none"), start=False)
+    rc, _, err = srv.cli("check-config")
+    assert rc == 2, err
+    assert "needs smarthost_tls = verify (or encrypt)" in err, err
+    assert ".conf:" in err, err
 
 
 def test_none_without_auth_delivers_in_plain_text(server_factory, smarthosts):

@@ -730,6 +730,9 @@ static void test_tls_checks(void **state)
 	free(text);
 	expect_one_error("[relay]\nsmarthost_auth = a:b\n", 2,
 	                 "smarthost_auth in [relay] is set but smarthost is not");
+	expect_one_error("[relay]\nsmarthost = relay.example:587\nsmarthost_tls = none\n"
+	                 "smarthost_auth = a:b\n",
+	                 4, "smarthost_auth in [relay] needs smarthost_tls = verify (or encrypt)");
 	free(cert);
 }
 
