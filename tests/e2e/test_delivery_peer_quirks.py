@@ -178,3 +178,20 @@ def test_deadline_with_inbound_in_data(server_factory):
     print(log[-3000:])
     assert "AddressSanitizer" not in log, log[-5000:]
     assert rc == 0
+
+
+def test_remote_reply_bytes_are_escaped_in_the_log(server_factory):
+    """A peer's reply is outside text: its 8-bit bytes reach the log as
+    \\xNN inside quotes, its control bytes (an escape sequence a terminal
+    would run) as '?', so one reply is one printable ASCII log line."""
+    mx = RawMX(rcpt=lambda addr: b"550 5.1.1 caf\xc3\xa9 \x1b[31mred\x7f no such user\r\n")
+    srv = mk(server_factory, mx)
+    helpers.send_raw_message(srv.port, "a@sender.test", ["b@dest.test"],
+                             msg("a@sender.test", "b@dest.test", "escape"))
+    assert wait(lambda: "status=bounced" in srv.log(), 20), srv.log()[-3000:]
+    with open(srv.log_path, "rb") as f:
+        raw = f.read()
+    line = next(ln for ln in raw.split(b"\n") if b"status=bounced" in ln)
+    assert all(32 <= b < 127 for b in line), line
+    assert b"said: 550 5.1.1 caf\\xc3\\xa9 ?[31mred? no such user" in line, line
+    mx.stop()
