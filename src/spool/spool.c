@@ -36,6 +36,21 @@ char *spool_errf(const char *fmt, ...)
 	return b.data;
 }
 
+int spool_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		ssize_t w = pwrite(fd, c, n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return errno = w < 0 ? errno : EIO, -1;
+		c += w, n -= (size_t)w, off += (uint64_t)w;
+	}
+	return 0;
+}
+
 int spool_write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
@@ -223,7 +238,8 @@ static int msg_create(struct spool_msg *m, char **err)
 		id_new(m->id);
 		if (faccessat(m->sp->queue_fd, m->id, F_OK, 0) == 0)
 			continue;
-		m->fd = openat(m->sp->tmp_fd, m->id, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		/* read and write: the accept path reads the message back to sign it */
+		m->fd = openat(m->sp->tmp_fd, m->id, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (m->fd >= 0)
 			return 0;
 		if (errno != EEXIST)
@@ -240,6 +256,7 @@ struct spool_msg *spool_msg_new(struct spool *sp, char **err)
 
 	m->sp = sp;
 	m->fd = -1;
+	m->body_off = SPOOL_HDR_SIZE;
 	if (msg_create(m, err) < 0) {
 		free(m);
 		return NULL;
@@ -263,7 +280,7 @@ uint64_t spool_msg_size(const struct spool_msg *m)
 	return m->size;
 }
 
-static int msg_fail(struct spool_msg *m, const char *what)
+int spool_msg_fail(struct spool_msg *m, const char *what)
 {
 	if (!m->err) {
 		m->err = errno ? errno : EIO;
@@ -273,10 +290,10 @@ static int msg_fail(struct spool_msg *m, const char *what)
 	return -1;
 }
 
-static int msg_flush(struct spool_msg *m)
+int spool_msg_flush(struct spool_msg *m)
 {
 	if (m->blen && spool_write_all(m->fd, m->buf, m->blen) < 0)
-		return msg_fail(m, "write");
+		return spool_msg_fail(m, "write");
 	m->blen = 0;
 	return 0;
 }
@@ -287,6 +304,10 @@ int spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 
 	if (m->err)
 		return -1;
+	if (!m->buf) { /* a copy (spool_msg_copy) takes no writes */
+		errno = EINVAL;
+		return spool_msg_fail(m, "write");
+	}
 	while (n > 0) {
 		size_t take = SPOOL_BUF_SIZE - m->blen;
 		if (take > n)
@@ -294,7 +315,7 @@ int spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 		memcpy(m->buf + m->blen, c, take);
 		m->blen += take, m->size += take;
 		c += take, n -= take;
-		if (m->blen == SPOOL_BUF_SIZE && msg_flush(m) < 0)
+		if (m->blen == SPOOL_BUF_SIZE && spool_msg_flush(m) < 0)
 			return -1;
 	}
 	return 0;
@@ -309,25 +330,22 @@ int spool_msg_write(struct spool_msg *m, const void *p, size_t n)
 int spool_msg_write_out(struct spool_msg *m)
 {
 	unsigned char hdr[SPOOL_HDR_SIZE];
-	struct spool_hdr h = {.version = SPOOL_VERSION,
+	/* Without a front the file is as version 1 writes it (spool_format.h). */
+	struct spool_hdr h = {.version = m->body_off == SPOOL_HDR_SIZE ? 1 : SPOOL_VERSION_FRONT,
 	                      .flags = SPOOL_F_COMPLETE,
-	                      .body_off = SPOOL_HDR_SIZE,
+	                      .body_off = m->body_off,
 	                      .body_len = m->size,
-	                      .env_off = SPOOL_HDR_SIZE + m->size,
+	                      .env_off = m->body_off + m->size,
 	                      .env_len = m->env.len,
 	                      .n_rcpts = m->n_rcpts};
-	ssize_t w;
 
-	if (m->err || msg_flush(m) < 0)
+	if (m->err || spool_msg_flush(m) < 0)
 		return -1;
-	if (spool_write_all(m->fd, m->env.data, m->env.len) < 0)
-		return msg_fail(m, "write_envelope");
+	if (spool_pwrite_all(m->fd, m->env.data, m->env.len, h.env_off) < 0)
+		return spool_msg_fail(m, "write_envelope");
 	spool_hdr_encode(&h, hdr);
-	w = pwrite(m->fd, hdr, sizeof(hdr), 0);
-	if (w != (ssize_t)sizeof(hdr)) {
-		errno = w < 0 ? errno : EIO;
-		return msg_fail(m, "write_header");
-	}
+	if (spool_pwrite_all(m->fd, hdr, sizeof(hdr), 0) < 0)
+		return spool_msg_fail(m, "write_header");
 	/* Only a hint: fdatasync below is what makes it durable. */
 	sync_file_range(m->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
 	return 0;
@@ -339,7 +357,7 @@ int spool_msg_sync(struct spool_msg *m)
 	if (m->err)
 		return -1;
 	if (spool_fsync(m->sp, m->fd, 1) < 0)
-		return msg_fail(m, "fdatasync");
+		return spool_msg_fail(m, "fdatasync");
 	return 0;
 }
 
@@ -378,7 +396,7 @@ void spool_msg_commit(struct spool_msg *m, const struct envelope *env,
 	}
 	/* Memory goes back before the wait for the disk. */
 	if (!m->err)
-		msg_flush(m);
+		spool_msg_flush(m);
 	free(m->buf);
 	m->buf = NULL;
 	if (m->sp->cm) {

@@ -131,6 +131,41 @@ void spool_msg_commit(struct spool_msg *m, const struct envelope *env,
 /* Discards a message being received. */
 void spool_msg_abort(struct spool_msg *m);
 
+/*
+ * Header fields added at accept (DKIM signatures, List-Unsubscribe), put
+ * in front of a message without copying it (spool_front.c; the layout is
+ * format version 2, docs/spool.md):
+ *
+ *	m = spool_msg_new(sp, &err);
+ *	spool_msg_reserve_front(m);         before the first spool_msg_write
+ *	spool_msg_write(m, ...) ...         the message, as usual
+ *	spool_msg_flush(m);                 every byte in the file
+ *	spool_msg_pread(m, off, p, n) ...   read it back (the page cache)
+ *	spool_msg_prepend(m, fields, n);    in front of what is there
+ *	spool_msg_commit(m, ...);           the size counts the fields
+ *
+ * Threads: a message belongs to one thread at a time; everything from
+ * flush to prepend may run on a worker (they block on the file), as long
+ * as the loop does not touch m meanwhile. All return 0, or -1 with the
+ * message doomed (its commit fails; the error is logged), except pread.
+ */
+int spool_msg_reserve_front(struct spool_msg *m);
+/* Writes what the buffer holds (needed before pread, prepend and copy). */
+int spool_msg_flush(struct spool_msg *m);
+/* Up to n bytes of the message from offset off (0: its first byte, the
+ * fields put in front included); the count read (0 at the end), -1 on
+ * error (errno; the message is not doomed by it). */
+long spool_msg_pread(struct spool_msg *m, uint64_t off, void *p, size_t n);
+/* Puts p[0..n) in front of the message (and of fields put there before).
+ * The reserved front holds a few KiB; more fields than fit move the
+ * message to a larger front first (a copy inside tmp/). n is at most
+ * SPOOL_PREPEND_MAX (spool_format.h). */
+int spool_msg_prepend(struct spool_msg *m, const void *p, size_t n);
+/* A new message (its own ID, in tmp/) holding the same bytes as m, m
+ * flushed; it takes no spool_msg_write, only prepend and commit (or
+ * abort). For a message split per recipient at accept. NULL and *err. */
+struct spool_msg *spool_msg_copy(struct spool_msg *m, char **err);
+
 /* Reading and steering. All return 0 ok, -1 error with a malloc'd *err;
  * then errno is ENOENT if there is no such message, EINVAL for a malformed
  * ID, EBADMSG for an unreadable file. */

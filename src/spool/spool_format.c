@@ -91,11 +91,14 @@ void spool_hdr_encode(const struct spool_hdr *h, unsigned char out[SPOOL_HDR_SIZ
 	spool_check(out, HDR_CHECK_AT, out + HDR_CHECK_AT);
 }
 
-/* The lengths must describe the layout of version 1 exactly, so that a
- * damaged length is caught here rather than trusted by a reader. */
+/* The lengths must describe the layout of the header's version exactly,
+ * so that a damaged length is caught here rather than trusted by a
+ * reader. */
 static int hdr_sane(const struct spool_hdr *h)
 {
-	if (h->body_off != SPOOL_HDR_SIZE || h->body_len > UINT64_MAX / 2)
+	uint64_t off_max = h->version >= SPOOL_VERSION_FRONT ? SPOOL_BODY_OFF_MAX : SPOOL_HDR_SIZE;
+
+	if (h->body_off < SPOOL_HDR_SIZE || h->body_off > off_max || h->body_len > UINT64_MAX / 2)
 		return 0;
 	if (h->env_off != h->body_off + h->body_len)
 		return 0;
@@ -112,7 +115,7 @@ int spool_hdr_decode(const unsigned char in[SPOOL_HDR_SIZE], struct spool_hdr *h
 	if (memcmp(in, SPOOL_MAGIC, sizeof(SPOOL_MAGIC)) != 0)
 		return *reason = xstrdup("bad magic"), -1;
 	h->version = get32(in + 8);
-	if (h->version != SPOOL_VERSION)
+	if (h->version < SPOOL_VERSION_MIN || h->version > SPOOL_VERSION)
 		return *reason = xasprintf("unknown version %u", (unsigned)h->version), -1;
 	spool_check(in, HDR_CHECK_AT, sum);
 	if (memcmp(sum, in + HDR_CHECK_AT, SPOOL_CHECK_LEN) != 0)

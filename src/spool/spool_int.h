@@ -2,6 +2,7 @@
  * spool_int.h: what the files of src/spool/ share and nobody else sees.
  *
  *   spool.c         opening, the directories, receiving (new/write/abort)
+ *   spool_front.c   the front: fields put before a message, copies of one
  *   spool_commit.c  the committer thread, group commit, done() delivery
  *   spool_format.c  the bytes on disk: header, envelope record, rcpt records
  *                   (PURE: spool_format.h)
@@ -42,9 +43,10 @@ struct spool_msg {
 	struct spool *sp;
 	char id[ID_LEN + 1];
 	int fd;
-	int err;       /* errno of the first failure; 0 while healthy */
-	uint64_t size; /* message bytes accepted */
-	char *buf;     /* SPOOL_BUF_SIZE bytes, not yet written */
+	int err;           /* errno of the first failure; 0 while healthy */
+	uint64_t size;     /* message bytes accepted (with the fields put in front) */
+	uint64_t body_off; /* where they start in the file (spool_front.c) */
+	char *buf;         /* SPOOL_BUF_SIZE bytes, not yet written */
 	size_t blen;
 	struct buf env; /* the encoded envelope record, set at commit */
 	uint32_t n_rcpts;
@@ -56,6 +58,9 @@ struct spool_msg {
 
 /* spool.c */
 int spool_write_all(int fd, const void *p, size_t n);
+int spool_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+/* Records the first failure of m (errno, logged with what); returns -1. */
+int spool_msg_fail(struct spool_msg *m, const char *what);
 int spool_fsync(struct spool *sp, int fd, int data_only);
 char *spool_errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void spool_msg_free(struct spool_msg *m);
