@@ -8,7 +8,9 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
- *   user set NAME --pool POOL       send from [pool.POOL]; --pool '' unbinds
+ *   user set NAME [--pool POOL] [--unsubscribe on|off]
+ *                                   send from [pool.POOL] (--pool '' unbinds);
+ *                                   one-click List-Unsubscribe on its SMTP mail
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
  * --password-stdin, as one line of standard input, so that they never
@@ -33,6 +35,7 @@
 
 #include "conf/conf.h"
 #include "store/store.h"
+#include "unsub/unsub.h"
 #include "util/util.h"
 
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
@@ -47,7 +50,7 @@ static const char usage_text[] =
     "       posthorn user del NAME\n"
     "       posthorn user passwd NAME [--password-stdin]\n"
     "       posthorn user domain add|del NAME DOMAIN...\n"
-    "       posthorn user set NAME --pool POOL   (--pool '' : no pool)\n";
+    "       posthorn user set NAME [--pool POOL] [--unsubscribe on|off]   (--pool '' : no pool)\n";
 
 /* Options and operands after the verb. */
 struct user_args {
@@ -451,43 +454,81 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 	return rc;
 }
 
-/* --pool VALUE or --pool=VALUE, the only option of user set. */
-static int pool_opt(int argc, char **argv, const char **pool, const char **name)
+#define SET_USAGE "user set takes NAME and --pool POOL and/or --unsubscribe on|off"
+
+/* What user set changes: NULL is "not given". */
+struct set_opts {
+	const char *name, *pool, *unsub;
+};
+
+/* "--opt VALUE" or "--opt=VALUE" at argv[*i]: 1 (and *out) if it is opt. */
+static int opt_value(int argc, char **argv, int *i, const char *opt, const char **out)
 {
-	*pool = NULL;
-	*name = NULL;
-	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "--pool=", 7) == 0)
-			*pool = argv[i] + 7;
-		else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc)
-			*pool = argv[++i];
-		else if (argv[i][0] == '-' || *name)
-			return say(EXIT_USAGE, "user set takes NAME --pool POOL");
-		else
-			*name = argv[i];
+	size_t n = strlen(opt);
+
+	if (strncmp(argv[*i], opt, n) == 0 && argv[*i][n] == '=') {
+		*out = argv[*i] + n + 1;
+		return 1;
 	}
-	if (!*pool || !*name)
-		return say(EXIT_USAGE, "user set takes NAME --pool POOL");
+	if (strcmp(argv[*i], opt) == 0 && *i + 1 < argc) {
+		*out = argv[++*i];
+		return 1;
+	}
+	return 0;
+}
+
+static int set_opts(int argc, char **argv, struct set_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	for (int i = 1; i < argc; i++) {
+		if (opt_value(argc, argv, &i, "--pool", &o->pool) ||
+		    opt_value(argc, argv, &i, "--unsubscribe", &o->unsub))
+			continue;
+		if (argv[i][0] == '-' || o->name)
+			return say(EXIT_USAGE, SET_USAGE);
+		o->name = argv[i];
+	}
+	if (!o->name || (!o->pool && !o->unsub) ||
+	    (o->unsub && strcmp(o->unsub, "on") != 0 && strcmp(o->unsub, "off") != 0))
+		return say(EXIT_USAGE, SET_USAGE);
 	return EXIT_OK;
 }
 
-/* user set NAME --pool POOL: the [pool.NAME] the account's mail leaves from
- * (a running server sees it within a second). */
+static int set_unsub(struct store *st, const char *name, int on, const struct conf *c)
+{
+	char *err = NULL;
+	int rc = result(store_account_set_unsubscribe(st, name, on, &err), &err);
+
+	if (rc == EXIT_OK)
+		fprintf(stderr, "posthorn: account '%s': one-click unsubscribe %s%s\n", name,
+		        on ? "on" : "off",
+		        on && !unsub_url_https(c->http_public_url)
+		            ? " (no header is added while [http] public_url is not https)"
+		            : "");
+	return rc;
+}
+
+/* user set NAME [--pool POOL] [--unsubscribe on|off]: the [pool.NAME] the
+ * account's mail leaves from, and one-click unsubscribe on its SMTP mail
+ * (a running server sees either within a second). */
 static int user_set(int argc, char **argv, const struct conf *c)
 {
-	const char *pool, *name;
+	struct set_opts o;
 	struct store *st;
 	char *err = NULL;
-	int rc = pool_opt(argc, argv, &pool, &name);
+	int rc = set_opts(argc, argv, &o);
 
-	if (rc == EXIT_OK && *pool && !conf_pool_find(c, pool))
-		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", pool);
-	if (rc == EXIT_OK) {
-		st = open_store(c);
-		rc = st ? result(store_user_set_pool(st, name, *pool ? pool : NULL, &err), &err)
-		        : EXIT_RUNTIME;
-		store_close(st);
-	}
+	if (rc == EXIT_OK && o.pool && *o.pool && !conf_pool_find(c, o.pool))
+		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", o.pool);
+	if (rc != EXIT_OK)
+		return rc;
+	if (!(st = open_store(c)))
+		return EXIT_RUNTIME;
+	if (o.pool)
+		rc = result(store_user_set_pool(st, o.name, *o.pool ? o.pool : NULL, &err), &err);
+	if (rc == EXIT_OK && o.unsub)
+		rc = set_unsub(st, o.name, strcmp(o.unsub, "on") == 0, c);
+	store_close(st);
 	return rc;
 }
 

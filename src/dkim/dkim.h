@@ -69,8 +69,13 @@ void dkim_signer_free(struct dkim_signer *s);
  */
 int dkim_signer_refresh(struct dkim_signer *s, struct store *st, int force, char **err);
 
-/* Active keys in use now (all domains). */
+/* Active keys in use now (all domains). Cheap: the accept path asks it
+ * for every message (0: nothing can be signed, no front is reserved). */
 size_t dkim_signer_key_count(struct dkim_signer *s);
+/* 1 if domain (lower case, as dkim_hdr_from_domain gives it) has a key
+ * that signs now. Cheap (a binary search under the read lock): the accept
+ * path decides with it, on the loop, whether a message is signed at all. */
+int dkim_signer_has_key(struct dkim_signer *s, const char *domain);
 
 /*
  * The low-level context, for a caller that has the From domain already:

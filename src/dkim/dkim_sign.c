@@ -47,6 +47,7 @@ struct signkey {
 struct keyset {
 	struct signkey *v;
 	size_t n;
+	size_t usable; /* keys with a secret: those that sign */
 };
 
 struct dkim_signer {
@@ -155,6 +156,7 @@ static struct keyset *keyset_build(const struct dkim_signer *s, const struct sto
 		k->key_path = xstrdup(r[i].key_path);
 		k->algo = (enum dkim_algo)(algo < 0 ? 0 : algo);
 		k->secret = secret; /* NULL: kept, so the set compares equal, never used */
+		ks->usable += secret != NULL;
 		ks->n++;
 	}
 	return ks;
@@ -189,11 +191,10 @@ int dkim_signer_refresh(struct dkim_signer *s, struct store *st, int force, char
 
 size_t dkim_signer_key_count(struct dkim_signer *s)
 {
-	size_t n = 0;
+	size_t n;
 
 	pthread_rwlock_rdlock(&s->lock);
-	for (size_t i = 0; s->keys && i < s->keys->n; i++)
-		n += s->keys->v[i].secret != NULL;
+	n = s->keys ? s->keys->usable : 0;
 	pthread_rwlock_unlock(&s->lock);
 	return n;
 }
@@ -211,6 +212,20 @@ static size_t keyset_find(const struct keyset *ks, const char *domain)
 			hi = mid;
 	}
 	return lo < ks->n && strcmp(ks->v[lo].domain, domain) == 0 ? lo : ks->n;
+}
+
+int dkim_signer_has_key(struct dkim_signer *s, const char *domain)
+{
+	const struct keyset *ks;
+	int found = 0;
+
+	pthread_rwlock_rdlock(&s->lock);
+	ks = s->keys;
+	for (size_t i = ks ? keyset_find(ks, domain) : 0;
+	     ks && i < ks->n && !found && !strcmp(ks->v[i].domain, domain); i++)
+		found = ks->v[i].secret != NULL;
+	pthread_rwlock_unlock(&s->lock);
+	return found;
 }
 
 /* ---- the signer ------------------------------------------------------------------ */

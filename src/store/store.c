@@ -156,9 +156,9 @@ static const char *const migrations[] = {
     "  created_at BIGINT NOT NULL,"
     "  PRIMARY KEY (account_id, address_key)"
     ");",
-    /* 6 -> 7: outbound TLS policy (its SQL is with its code: store_tls.c) */
-    store_tls_migration,
+    store_tls_migration,    /* 6 -> 7: outbound TLS policy (SQL in store_tls.c) */
     store_events_migration, /* 7 -> 8: events and webhooks (SQL in store_events.c) */
+    store_unsub_migration,  /* 8 -> 9: accounts.unsubscribe (store_account_unsub.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

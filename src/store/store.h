@@ -65,6 +65,19 @@ int store_user_exists(struct store *st, const char *name);
 int store_user_del_domains(struct store *st, const char *name, const char *const *domains,
                            size_t n_domains, char **err);
 
+/* ---- one-click unsubscribe per account (store_account_unsub.c) -------------
+ *
+ * accounts.unsubscribe: SMTP mail of an account with the flag on gets
+ * List-Unsubscribe (src/unsub/). Off for a new account. The same return
+ * convention as above ("no such account 'x'").
+ */
+int store_account_set_unsubscribe(struct store *st, const char *name, int on, char **err);
+int store_account_unsubscribe(struct store *st, const char *name, int *on, char **err);
+/* The names of the accounts with the flag on, sorted (free with
+ * store_names_free). */
+int store_accounts_unsubscribe(struct store *st, char ***names, size_t *n, char **err);
+void store_names_free(char **names, size_t n);
+
 /* ---- delivery counters (store_stats.c) ------------------------------------
  *
  * One counter per (hour, account, recipient domain, event). The daemon

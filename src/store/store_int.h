@@ -55,6 +55,8 @@ int store_tx_rollback(struct store *st);
 extern const char store_tls_migration[];
 /* Migration 7 -> 8: events, messages, their counters, webhooks (store_events.c). */
 extern const char store_events_migration[];
+/* Migration 8 -> 9: accounts.unsubscribe (store_account_unsub.c). */
+extern const char store_unsub_migration[];
 
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);
