@@ -25,6 +25,8 @@
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "dkim/dkim.h"
+#include "dkim/dkim_watch.h"
 #include "dns/dns.h"
 #include "events/events.h"
 #include "http/http.h"
@@ -36,6 +38,7 @@
 #include "spool/spool.h"
 #include "store/store.h"
 #include "tls/tls.h"
+#include "unsub/unsub.h"
 #include "util/util.h"
 #include "work/work.h"
 
@@ -125,6 +128,7 @@ struct server {
 	struct api_tmpl_cache *templates;
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
+	struct dkim_watch *dkim_watch; /* reloads deps.dkim's keys, rotation rounds */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -316,6 +320,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		sched_set_domains(srv->sched, c);
 		log_info("session=NOQUEUE event=reload what=domains count=%zu", c->n_domains);
 	}
+	dkim_watch_run(srv->dkim_watch, 1); /* keys reread, pending records looked up */
 	/* The old context stays alive in the sessions that use it. */
 	if ((ctx = load_tls(c ? c : srv->conf))) {
 		if (srv->deps.tls)
@@ -456,6 +461,33 @@ static int open_data(struct server *srv)
 	return 0;
 }
 
+/* What accept adds (smtpd_sign.c): DKIM keys loaded before the first
+ * session, so that no mail goes out unsigned at start; List-Unsubscribe. */
+static int open_signing(struct server *srv)
+{
+	const struct conf *c = srv->conf;
+	char *err = NULL;
+
+	if (!(srv->deps.dkim = dkim_signer_new(c->data_dir, &err)) ||
+	    dkim_signer_refresh(srv->deps.dkim, srv->deps.store, 1, &err) < 0 ||
+	    !(srv->deps.unsub = unsub_new(c->data_dir, c->http_public_url, &err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	srv->dkim_watch = dkim_watch_new(&(struct dkim_watch_deps){.base = srv->base,
+	                                                           .work = srv->deps.work,
+	                                                           .dns = srv->dns,
+	                                                           .store = srv->deps.store,
+	                                                           .signer = srv->deps.dkim,
+	                                                           .data_dir = c->data_dir,
+	                                                           .refresh_ms = 1000,
+	                                                           .check_ms = 60000});
+	dkim_watch_run(srv->dkim_watch, 0);
+	unsub_watch(srv->deps.unsub, srv->base, srv->deps.work, srv->deps.store, 1000);
+	return 0;
+}
+
 static void add_signals(struct server *srv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -481,6 +513,9 @@ static void server_close(struct server *srv)
 		sched_stop(srv->sched);
 	smtpd_abort_receiving(srv->smtpd);
 	policy_stop(srv->policy);
+	if (srv->dkim_watch)
+		dkim_watch_stop(srv->dkim_watch);
+	unsub_stop(srv->deps.unsub);
 	if (srv->deps.work) {
 		counters_flush(srv);
 		work_pool_free(srv->deps.work);
@@ -498,6 +533,10 @@ static void server_close(struct server *srv)
 		sched_free(srv->sched);
 	policy_free(srv->policy); /* after the spool's last commits, before DNS */
 	dns_free(srv->dns);
+	if (srv->dkim_watch)
+		dkim_watch_free(srv->dkim_watch);
+	dkim_signer_free(srv->deps.dkim);
+	unsub_free(srv->deps.unsub);
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);
 	counter_batch_free(srv->counters);
@@ -562,11 +601,11 @@ static int cmd_serve(struct conf *c)
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = counter_batch_new();
-	if (open_delivery(&srv) < 0)
+	if (open_delivery(&srv) < 0 || open_signing(&srv) < 0)
 		return 1;
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
 	http_start(srv.http, &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched,
-	                                         srv.deps.work, srv.templates});
+	                                         srv.deps.work, srv.templates, srv.deps.unsub});
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");

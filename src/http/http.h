@@ -22,6 +22,7 @@ struct http;
 struct sched;
 struct spool;
 struct store;
+struct unsub;
 struct work_pool;
 
 struct http_deps {
@@ -30,6 +31,7 @@ struct http_deps {
 	struct sched *sched;
 	struct work_pool *work;
 	struct api_tmpl_cache *templates; /* compiled templates (src/api/api.h) */
+	struct unsub *unsub;              /* one-click unsubscribe links (src/unsub/) */
 };
 
 /* 0 and *out NULL when the config has no [http] section (SPEC 2): nothing

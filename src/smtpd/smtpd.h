@@ -11,6 +11,8 @@
 
 struct event_base;
 struct conf;
+struct dkim_signer;
+struct unsub;
 struct spool;
 struct store;
 struct work_pool;
@@ -27,6 +29,9 @@ struct smtpd_deps {
 	struct store *store;
 	struct work_pool *work;
 	SSL_CTX *tls; /* NULL when [tls] is not configured */
+	/* Added at accept, before the commit (smtpd_sign.c); NULL: none. */
+	struct dkim_signer *dkim; /* DKIM signatures, in deps->work */
+	struct unsub *unsub;      /* List-Unsubscribe for accounts that want it */
 	/* Called on the loop thread once for each message the spool made
 	 * durable, with the account and the recipients' addresses: before the
 	 * 250 is queued, and even when the client has gone meanwhile and will

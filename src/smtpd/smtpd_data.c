@@ -8,6 +8,9 @@
  * in (at its end if it has no body). The whole DATA/BDAT phase runs under
  * data_timeout.
  *
+ * Messages that get fields in front (DKIM signatures, List-Unsubscribe)
+ * go through smtpd_sign.c between the end of data and the commit.
+ *
  * Refusals come at the end, once the content has been read: too big, a
  * bare CR or LF (SMTP smuggling guard), an earlier failed BDAT chunk, or
  * more Received fields than [relay] max_hops (a mail loop: 554 5.4.6, so
@@ -90,6 +93,7 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 	smtp_data_init(&t->dec, mode);
 	t->data_started = 1;
 	evtimer_add(s->ev_data, &tv);
+	smtpd_sign_begin(s); /* before the first byte: it may reserve a front */
 	buf_init(&b);
 	received_header(s, &b);
 	spool_msg_write(t->msg, b.data, b.len);
@@ -126,9 +130,12 @@ static void data_output(struct session *s, const char *out, size_t n)
 	struct buf b;
 
 	if (!smtp_data_headers_split(&s->txn.dec, n, &at)) {
+		if (s->txn.dec.in_headers)
+			smtpd_sign_keep(s, out, n, 0);
 		store_chunk(s, out, n);
 		return;
 	}
+	smtpd_sign_keep(s, out, at, 1);
 	buf_init(&b);
 	missing_headers(s, &b);
 	store_chunk(s, out, at);
@@ -137,7 +144,9 @@ static void data_output(struct session *s, const char *out, size_t n)
 	buf_free(&b);
 }
 
-static void notify_queued(struct session *s, const char *id)
+/* The recipients rcpts[first .. first + n) of the transaction are in
+ * message id. */
+static void notify_queued(struct session *s, const char *id, size_t first, size_t n)
 {
 	const struct smtpd_deps *d = s->sd->deps;
 	const char **addrs;
@@ -145,23 +154,49 @@ static void notify_queued(struct session *s, const char *id)
 
 	if (!d->queued)
 		return;
-	addrs = xcalloc(s->txn.n_rcpts + 1, sizeof(*addrs));
-	for (i = 0; i < s->txn.n_rcpts; i++)
-		addrs[i] = s->txn.rcpts[i].addr;
-	d->queued(d->queued_arg, id, s->account ? s->account : "default", addrs, s->txn.n_rcpts);
+	addrs = xcalloc(n + 1, sizeof(*addrs));
+	for (i = 0; i < n; i++)
+		addrs[i] = s->txn.rcpts[first + i].addr;
+	d->queued(d->queued_arg, id, s->account ? s->account : "default", addrs, n);
 	free(addrs);
 }
 
 /* The line that finds a message by its Message-ID: logged once the
  * spool said it is durable, never before. */
-static void log_queued(const struct session *s, const char *id)
+static void log_queued(const struct session *s, const char *id, size_t n_rcpts, uint64_t size)
 {
 	const struct txn *t = &s->txn;
 
 	log_info("session=%s queue=%s event=queued from=<%s> rcpts=%zu size=%llu message_id=%s "
 	         "account=%s",
-	         s->id, id, log_q(t->mail.addr), t->n_rcpts, (unsigned long long)t->size,
+	         s->id, id, log_q(t->mail.addr), n_rcpts, (unsigned long long)size,
 	         log_q(t->message_id), log_q(s->account ? s->account : "default"));
+}
+
+void smtpd_data_announce(struct session *s, const char *id, size_t first, size_t n, uint64_t size)
+{
+	log_queued(s, id, n, size);
+	notify_queued(s, id, first, n);
+}
+
+void smtpd_data_failed(struct session *s, enum smtpd_reply r)
+{
+	session_reply(s, r);
+	session_txn_reset(s);
+	session_resume(s, S_CMD);
+}
+
+void smtpd_data_accepted(struct session *s, const char *id, size_t n_msgs)
+{
+	s->n_msgs += n_msgs;
+	s->n_errors = 0; /* max_errors counts since the last accepted message */
+	if (n_msgs > 1)
+		session_replyf(s, "250 2.0.0 Ok: queued as %s (%zu messages, one per recipient)",
+		               id, n_msgs);
+	else
+		session_replyf(s, "250 2.0.0 Ok: queued as %s", id);
+	session_txn_reset(s);
+	session_resume(s, S_CMD);
 }
 
 static void on_committed(void *arg, int ok, const char *id)
@@ -172,26 +207,19 @@ static void on_committed(void *arg, int ok, const char *id)
 	 * message must reach the scheduler. (The session holds itself until
 	 * session_release() below, so it and its transaction are still valid
 	 * here.) */
-	if (ok) {
-		log_queued(s, id);
-		notify_queued(s, id);
-	} else {
+	if (ok)
+		smtpd_data_announce(s, id, 0, s->txn.n_rcpts, s->txn.size);
+	else
 		log_warn("session=%s queue=%s event=queue_failed", s->id, id);
-	}
 	if (session_release(s))
 		return;
-	if (ok) {
-		s->n_msgs++;
-		s->n_errors = 0; /* max_errors counts since the last accepted message */
-		session_replyf(s, "250 2.0.0 Ok: queued as %s", id);
-	} else {
-		session_reply(s, R_QUEUE_ERROR);
-	}
-	session_txn_reset(s);
-	session_resume(s, S_CMD);
+	if (ok)
+		smtpd_data_accepted(s, id, 1);
+	else
+		smtpd_data_failed(s, R_QUEUE_ERROR);
 }
 
-static void envelope_fill(struct session *s, struct envelope *env)
+void smtpd_data_envelope(struct session *s, struct envelope *env)
 {
 	struct txn *t = &s->txn;
 
@@ -201,7 +229,7 @@ static void envelope_fill(struct session *s, struct envelope *env)
 	env->client_ip = s->ip;
 	env->helo = s->helo ? s->helo : "";
 	env->created = (int64_t)(clock_now_ms() / 1000);
-	env->size = spool_msg_size(t->msg);
+	env->size = t->msg ? spool_msg_size(t->msg) : 0; /* a split sets its own */
 	env->body = t->mail.body == 2 ? BODY_8BITMIME : BODY_7BIT;
 	env->smtputf8 = t->mail.smtputf8;
 	env->ret = t->mail.ret == 1   ? DSN_RET_FULL
@@ -259,11 +287,21 @@ static int content_refused(struct session *s)
 	return 1;
 }
 
+void smtpd_data_commit(struct session *s)
+{
+	struct txn *t = &s->txn;
+	struct envelope env;
+
+	smtpd_data_envelope(s, &env);
+	t->size = env.size;
+	spool_msg_commit(t->msg, &env, on_committed, s);
+	t->msg = NULL; /* the spool owns it now */
+}
+
 /* The message is complete: check it, commit it, answer after commit. */
 static void data_finish(struct session *s)
 {
 	struct txn *t = &s->txn;
-	struct envelope env;
 
 	/* a CR the decoder still held (BDAT content ending in it) */
 	data_output(s, s->sd->data_out, smtp_data_end(&t->dec, s->sd->data_out));
@@ -279,8 +317,6 @@ static void data_finish(struct session *s)
 		spool_msg_write(t->msg, b.data, b.len);
 		buf_free(&b);
 	}
-	envelope_fill(s, &env);
-	t->size = env.size;
 	if (t->dec.has_message_id)
 		smtp_data_message_id(&t->dec, t->message_id, sizeof(t->message_id));
 	else
@@ -289,8 +325,10 @@ static void data_finish(struct session *s)
 	s->n_rcpts += t->n_rcpts;
 	session_hold(s);
 	session_set_state(s, S_WAIT);
-	spool_msg_commit(t->msg, &env, on_committed, s);
-	t->msg = NULL; /* the spool owns it now */
+	/* fields to put in front (a signature, List-Unsubscribe): a job adds
+	 * them, then commits; otherwise the commit is now */
+	if (!smtpd_sign_run(s))
+		smtpd_data_commit(s);
 }
 
 static int data_precheck(struct session *s, const char *cmd)

@@ -25,6 +25,7 @@ static const char *const replies[R__COUNT] = {
     [R_AUTH_TOO_MANY] = "421 4.7.0 Too many authentication failures",
     [R_TOO_MANY_ERRORS] = "421 4.7.0 Too many errors, closing connection",
     [R_QUEUE_ERROR] = "451 4.3.0 Error: queue file write error, try again later",
+    [R_SIGN_ERROR] = "451 4.3.0 Error: DKIM signing failed, try again later",
     [R_SENDER_TEMP] = "451 4.3.0 Temporary failure checking the sender",
     [R_DISK_FULL] = "452 4.3.1 Insufficient system storage, try again later",
     [R_TOO_MANY_RCPTS] = "452 4.5.3 Too many recipients",

@@ -227,6 +227,7 @@ void session_txn_reset(struct session *s)
 		evtimer_del(s->ev_data);
 	if (t->msg)
 		spool_msg_abort(t->msg);
+	smtpd_sign_free(t->sign);
 	for (i = 0; i < t->n_rcpts; i++) {
 		free(t->rcpts[i].addr);
 		free(t->rcpts[i].orcpt);

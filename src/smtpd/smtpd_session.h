@@ -4,6 +4,7 @@
  *   smtpd_mail.c     MAIL and RCPT (sender binding, relay, limits)
  *   smtpd_auth.c     AUTH PLAIN / LOGIN, checked in the work pool
  *   smtpd_data.c     DATA and BDAT into the spool, the 250 after commit
+ *   smtpd_sign.c     DKIM signatures and List-Unsubscribe, added before commit
  * Internal to src/smtpd; the public interface is smtpd.h.
  */
 #ifndef POSTHORN_SMTPD_SESSION_H
@@ -22,7 +23,9 @@
 
 struct bufferevent;
 struct evbuffer;
+struct envelope;
 struct spool_msg;
+struct smtpd_sign;
 struct rcpt;
 
 /* What the session reads next (protocol state; set_state() logs it). */
@@ -60,7 +63,8 @@ struct txn {
 	int too_big;
 	uint64_t bdat_left;
 	int bdat_last;
-	int bdat_failed; /* a BDAT chunk failed: the rest of this message is discarded */
+	int bdat_failed;         /* a BDAT chunk failed: the rest of this message is discarded */
+	struct smtpd_sign *sign; /* fields to add at the end of data (smtpd_sign.c), or NULL */
 	/* for the queued line, once the content is complete: */
 	uint64_t size;
 	char message_id[SMTP_DATA_MSGID_MAX + 1]; /* the content's, or the one added */
@@ -156,5 +160,29 @@ void smtpd_bdat_swallow(struct session *s, const char *arg);
 int smtpd_data_input(struct session *s, struct evbuffer *in);
 /* ev_data's callback. */
 void smtpd_data_on_timeout(evutil_socket_t fd, short what, void *arg);
+/* The end of a transaction, for smtpd_sign.c. The session is held (by the
+ * end of data) for commit, and was released for the other two. */
+void smtpd_data_envelope(struct session *s, struct envelope *env);
+void smtpd_data_commit(struct session *s); /* t->msg, answered after */
+/* Logs the queued line of message id and hands it to the scheduler: the
+ * recipients rcpts[first .. first + n) of the transaction, size bytes. */
+void smtpd_data_announce(struct session *s, const char *id, size_t first, size_t n, uint64_t size);
+void smtpd_data_accepted(struct session *s, const char *id, size_t n_msgs); /* 250 */
+void smtpd_data_failed(struct session *s, enum smtpd_reply r);
+
+/* ---- smtpd_sign.c ---- */
+
+/* At the start of data, once the spool file is open: when the message may
+ * get fields (the server has DKIM keys, or the account wants
+ * List-Unsubscribe), t->sign is set and the spool front reserved. */
+void smtpd_sign_begin(struct session *s);
+/* Header bytes of the content as they are stored (the From domain is
+ * looked for in them); last: the section ends here. */
+void smtpd_sign_keep(struct session *s, const char *p, size_t n, int last);
+/* At the end of data, the session held: 1 when a work job now adds the
+ * fields and then commits (or fails the transaction); 0 when there is
+ * nothing to add (logged), and the caller commits. */
+int smtpd_sign_run(struct session *s);
+void smtpd_sign_free(struct smtpd_sign *g);
 
 #endif
