@@ -189,7 +189,7 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/http/http_parse.c src/http/http_route.c src/dns/dns_wire.c \
                 src/spool/spool_format.c src/dsn/dsn_headers.c \
                 src/dkim/dkim_hdr.c src/dkim/dkim_record.c src/dkim/dkim_rotate.c \
-                src/store/store_supp_addr.c \
+                src/store/store_supp_addr.c src/unsub/unsub_token.c \
                 src/policy/policy_parse.c src/tls/tls_policy.c \
                 src/events/events_text.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)

@@ -295,8 +295,11 @@ static void mode_header(struct src *s)
 		free(raw);
 		return;
 	}
-	CHECK(h.version == SPOOL_VERSION && (h.flags & SPOOL_F_COMPLETE));
-	CHECK(h.body_off == SPOOL_HDR_SIZE && h.env_off == h.body_off + h.body_len);
+	CHECK(h.version >= SPOOL_VERSION_MIN && h.version <= SPOOL_VERSION &&
+	      (h.flags & SPOOL_F_COMPLETE));
+	CHECK(h.body_off >= SPOOL_HDR_SIZE && h.env_off == h.body_off + h.body_len);
+	CHECK(h.body_off <=
+	      (h.version >= SPOOL_VERSION_FRONT ? SPOOL_BODY_OFF_MAX : SPOOL_HDR_SIZE));
 	CHECK(h.env_len > 0 && h.env_len <= SPOOL_ENV_MAX && h.n_rcpts <= SPOOL_RCPT_MAX);
 	if (spool_hdr_fits(&h, fsize, &reason) == 0)
 		CHECK(h.env_off + h.env_len <= fsize);

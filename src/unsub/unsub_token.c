@@ -26,6 +26,7 @@
 #define RAW_MIN       (2 + 1 + 1 + MAC_LEN)
 #define FIELD_MAX     998 /* octets of a header line (RFC 5322 2.1.1) */
 
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 static const char mac_context[] = "posthorn-unsubscribe"; /* with its NUL */
 
 static void mac(const unsigned char key[UNSUB_KEY_LEN], const unsigned char *p, size_t n,
@@ -80,7 +81,9 @@ enum unsub_token_result unsub_token_parse(const unsigned char key[UNSUB_KEY_LEN]
 	unsigned char raw[RAW_MAX], want[MAC_LEN];
 	size_t n = 0, len = strlen(token), a, r;
 
-	if (len > UNSUB_TOKEN_MAX ||
+	/* only the base64url alphabet: libsodium also decodes some other bytes
+	 * (found by fuzzing), and one token must have one spelling */
+	if (len > UNSUB_TOKEN_MAX || strspn(token, B64URL) != len ||
 	    sodium_base642bin(raw, sizeof(raw), token, len, NULL, &n, NULL,
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    n < RAW_MIN || raw[0] != TOKEN_VERSION)
