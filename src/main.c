@@ -475,14 +475,15 @@ static int open_signing(struct server *srv)
 		free(err);
 		return -1;
 	}
-	srv->dkim_watch = dkim_watch_new(&(struct dkim_watch_deps){.base = srv->base,
-	                                                           .work = srv->deps.work,
-	                                                           .dns = srv->dns,
-	                                                           .store = srv->deps.store,
-	                                                           .signer = srv->deps.dkim,
-	                                                           .data_dir = c->data_dir,
-	                                                           .refresh_ms = 1000,
-	                                                           .check_ms = 60000});
+	srv->dkim_watch =
+	    dkim_watch_new(&(struct dkim_watch_deps){.base = srv->base,
+	                                             .work = srv->deps.work,
+	                                             .dns = srv->dns,
+	                                             .store = srv->deps.store,
+	                                             .signer = srv->deps.dkim,
+	                                             .data_dir = c->data_dir,
+	                                             .refresh_ms = 1000,
+	                                             .check_ms = c->dkim_check_interval * 1000});
 	dkim_watch_run(srv->dkim_watch, 0);
 	unsub_watch(srv->deps.unsub, srv->base, srv->deps.work, srv->deps.store, 1000);
 	return 0;

@@ -520,6 +520,14 @@ static const struct conf_key KEYS[] = {
      .min = 1,
      .doc = "after a rotation, how long the old selector's record must stay published "
             "(messages it signed may still be queued or verified late)"},
+    {.sec = SEC_DKIM,
+     .name = "check_interval",
+     .type = T_DURATION,
+     .off = C(dkim_check_interval),
+     .def = "1m",
+     .min = 1,
+     .doc = "how often a running server looks up the DNS records of pending keys, to "
+            "activate those that are published (SIGHUP does it at once)"},
 
     {.sec = SEC_BOUNCES,
      .name = "domain",

@@ -139,6 +139,7 @@ struct conf {
 
 	/* [dkim] */
 	uint64_t dkim_rotation_grace; /* seconds */
+	uint64_t dkim_check_interval; /* seconds */
 
 	/* [bounces] */
 	char *bounces_domain;
