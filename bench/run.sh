@@ -12,7 +12,7 @@
 #
 # Environment:
 #   BENCH_SMOKE=1      200 messages, cases a and d only (CI); fails on any loss
-#   BENCH_CASES="a c"  run only these cases (default: a b c d; smoke: a d)
+#   BENCH_CASES="a c"  run only these cases (default: a b c d e; smoke: a d)
 #   BENCH_TIMEOUT=300  seconds allowed for each load or wait step
 #   BENCH_STALL=60     seconds without progress at the sink that count as a stall
 #   BENCH_TMPDIR=/tmp  where the spools go (must be a real disk, not tmpfs)
@@ -47,7 +47,7 @@ CLK_TCK=$(getconf CLK_TCK)
 if [ "$SMOKE" = 1 ]; then
 	CASES=${BENCH_CASES:-a d}
 else
-	CASES=${BENCH_CASES:-a b c d}
+	CASES=${BENCH_CASES:-a b c d e}
 fi
 
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
@@ -128,7 +128,8 @@ SINK_PID= SINK_PORT= SINK_FILE=
 sink_start() { # dir
 	SINK_PORT=$(free_port)
 	SINK_FILE=$1/sink.count
-	"$BB/sink" -p "$SINK_PORT" -o "$SINK_FILE" 2>"$1/sink.log" &
+	rm -f "$1/first.eml"
+	"$BB/sink" -p "$SINK_PORT" -o "$SINK_FILE" -k "$1/first.eml" 2>"$1/sink.log" &
 	SINK_PID=$!
 	PIDS+=("$SINK_PID")
 	wait_listen "$SINK_PORT" 5 || { log "sink did not start: $(cat "$1/sink.log")"; return 1; }
@@ -176,11 +177,64 @@ ph_start() { # dir tls(0/1)
 	} >"$d/bench.conf"
 	"$POSTHORN" -c "$d/bench.conf" check-config >"$d/check-config.log" 2>&1 ||
 		{ log "posthorn check-config failed: $(cat "$d/check-config.log")"; return 1; }
+	ph_keys "$d" || return 1
 	"$POSTHORN" serve -c "$d/bench.conf" >"$RELAY_LOG" 2>&1 &
 	PH_PID=$!
 	PIDS+=("$PH_PID")
 	wait_listen "$RELAY_PORT" 15 || { log "posthorn did not listen; log: $RELAY_LOG"; return 1; }
 }
+
+# The DKIM case: keys for bench.test (the From domain of smtp-source and
+# loadgen), made by `posthorn dkim keygen`, active at once. DKIM_KEYS is
+# "" (no key), "rsa2048", "ed25519" or "rsa2048 ed25519" (dual signing).
+DKIM_KEYS=
+ph_keys() { # dir
+	local a
+	for a in $DKIM_KEYS; do
+		"$POSTHORN" -c "$1/bench.conf" dkim keygen bench.test --selector "b-$a" --algo "$a" \
+			>>"$1/keygen.log" 2>&1 || { log "dkim keygen failed: $(tail -2 "$1/keygen.log")"; return 1; }
+	done
+}
+
+# OpenDKIM for Postfix, a private instance: its own config, key and
+# loopback port in the case's temp dir (never the system service), the
+# same canonicalization, header set and oversigned From as Posthorn.
+OD_PID= OD_PORT=
+od_start() { # dir
+	local d=$1/opendkim i
+	mkdir -p "$d"
+	OD_PORT=$(free_port)
+	openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$d/key.pem" 2>/dev/null ||
+		{ log "openssl genpkey failed"; return 1; }
+	chmod 600 "$d/key.pem"
+	cat >"$d/opendkim.conf" <<-EOF
+		Syslog no
+		Background no
+		Mode s
+		Domain bench.test
+		Selector b1
+		KeyFile $d/key.pem
+		Socket inet:$OD_PORT@127.0.0.1
+		PidFile $d/opendkim.pid
+		Canonicalization relaxed/relaxed
+		SignatureAlgorithm rsa-sha256
+		SignHeaders From,To,Cc,Subject,Date,Message-ID,Reply-To,MIME-Version,Content-Type,Content-Transfer-Encoding,List-Unsubscribe,List-Unsubscribe-Post
+		OversignHeaders From
+		InternalHosts 127.0.0.1
+		RequireSafeKeys no
+	EOF
+	opendkim -f -x "$d/opendkim.conf" >"$d/opendkim.log" 2>&1 &
+	OD_PID=$!
+	PIDS+=("$OD_PID")
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(ss -Hltn "sport = :$OD_PORT" 2>/dev/null)" ] && return 0
+		kill -0 "$OD_PID" 2>/dev/null || break
+		sleep 0.05
+	done
+	log "opendkim did not start: $(tail -3 "$d/opendkim.log")"
+	return 1
+}
+od_stop() { [ -n "$OD_PID" ] && stop_pid "$OD_PID" 10; OD_PID=; }
 
 pf_stop() { # etc dir
 	local etc=$1 q pid i kids
@@ -234,6 +288,14 @@ pf_start() { # dir tls(0/1)
 		maillog_file = $d/maillog
 		maillog_file_prefixes = $d
 	EOF
+	if [ -n "$DKIM_KEYS" ]; then
+		od_start "$1" || return 1
+		cat >>"$d/etc/main.cf" <<-EOF
+			smtpd_milters = inet:127.0.0.1:$OD_PORT
+			non_smtpd_milters = \$smtpd_milters
+			milter_default_action = tempfail
+		EOF
+	fi
 	if [ "$tls" = 1 ]; then
 		cat >>"$d/etc/main.cf" <<-EOF
 			smtpd_tls_security_level = may
@@ -284,31 +346,35 @@ pf_start() { # dir tls(0/1)
 	wait_listen "$RELAY_PORT" 15 || { log "postfix did not listen; log: $RELAY_LOG"; return 1; }
 }
 
+# Relays: posthorn, postfix, and in the DKIM case posthorn-ed25519 and
+# posthorn-dual (the same Posthorn with other keys).
+is_posthorn() { [[ $1 == posthorn* ]]; }
 relay_start() { # relay dir tls
 	RELAY=$1
-	if [ "$1" = posthorn ]; then ph_start "$2" "$3"; else pf_start "$2" "$3"; fi
+	if is_posthorn "$1"; then ph_start "$2" "$3"; else pf_start "$2" "$3"; fi
 }
 relay_stop() {
-	if [ "$RELAY" = posthorn ]; then
+	if is_posthorn "$RELAY"; then
 		[ -n "$PH_PID" ] && stop_pid "$PH_PID" 35
 		PH_PID=
 	else
 		[ -n "$PF_ETC" ] && pf_stop "$PF_ETC"
 		PF_ETC= PF_MASTER=
+		od_stop
 	fi
 }
 relay_alive() {
-	if [ "$RELAY" = posthorn ]; then kill -0 "$PH_PID" 2>/dev/null; else kill -0 "$PF_MASTER" 2>/dev/null; fi
+	if is_posthorn "$RELAY"; then kill -0 "$PH_PID" 2>/dev/null; else kill -0 "$PF_MASTER" 2>/dev/null; fi
 }
 # The relay's processes now: Posthorn's one process (all its threads), or
-# Postfix's master and its children.
+# Postfix's master and its children (and OpenDKIM, in the DKIM case).
 relay_pids() {
 	local kids
-	if [ "$RELAY" = posthorn ]; then
+	if is_posthorn "$RELAY"; then
 		echo "$PH_PID"
 	else
 		read -r -a kids 2>/dev/null <"/proc/$PF_MASTER/task/$PF_MASTER/children"
-		echo "$PF_MASTER ${kids[*]}"
+		echo "$PF_MASTER ${kids[*]} $OD_PID"
 	fi
 }
 
@@ -385,6 +451,8 @@ case_params() { # case -> N SIZE RCPTS SESS TLS TOOL TITLE
 	   TITLE="(c) 2 KB, 50 recipients of one domain, 20 sessions" ;;
 	d) n=10000 SIZE=2048 RCPTS=1 SESS=20 TLS=1 TOOL=loadgen
 	   TITLE="(d) 2 KB, 1 recipient, 20 sessions, STARTTLS" ;;
+	e) n=10000 SIZE=2048 RCPTS=1 SESS=20 TLS=0 TOOL=smtp-source
+	   TITLE="(e) 2 KB, 1 recipient, 20 sessions, DKIM: Posthorn signing, Postfix with the OpenDKIM milter" ;;
 	*) return 1 ;;
 	esac
 	[ "$SMOKE" = 1 ] && n=200
@@ -442,7 +510,7 @@ run_one() { # case relay dir
 	R[$c,$relay,cpu]=$(awk -v n="$N" -v t=$((cpu1 - cpu0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t*1000/hz/n}')
 	log "  $relay: relay CPU ${R[$c,$relay,cpu]} ms/msg; whole machine (load generator, sink, anything else running) $(awk -v n="$N" -v t=$((sys1 - sys0)) -v hz="$CLK_TCK" 'BEGIN{printf "%.3f", t*1000/hz/n}') ms/msg"
 	R[$c,$relay,pss]=$(awk -v k="$(cat "$d/pss" 2>/dev/null || echo 0)" 'BEGIN{printf "%.1f", k/1024}')
-	if [ "$relay" = posthorn ]; then
+	if is_posthorn "$relay"; then
 		mem=$(awk '/^VmHWM:/{print $2}' "/proc/$PH_PID/status")
 		R[$c,$relay,mem]=$(awk -v k="$mem" 'BEGIN{printf "%.1f", k/1024}')
 	else
@@ -477,18 +545,48 @@ run_one() { # case relay dir
 		R[$c,$relay,note]="sink got $SINK_M messages / $SINK_R recipients for $want / $((want * RCPTS)) sent"
 		log "WARNING: $relay case $c: ${R[$c,$relay,note]}"
 	fi
+	[ -n "$DKIM_KEYS" ] && { dkim_check "$c" "$relay" "$d" "$want" || return 1; }
 	return 0
 }
 
+# The DKIM case signs what it claims: the first message at the sink has
+# the signatures, and Posthorn logged every message signed.
+dkim_check() { # case relay dir messages
+	local n_sig want=1 signed
+	[[ $2 == posthorn-dual ]] && want=2
+	n_sig=$(grep -c '^DKIM-Signature:' "$3/first.eml" 2>/dev/null)
+	if [ "${n_sig:-0}" -ne "$want" ]; then
+		ERR="$2: the first message at the sink has ${n_sig:-0} DKIM-Signature fields, not $want"
+		return 1
+	fi
+	if is_posthorn "$2"; then
+		signed=$(grep -c "event=dkim result=signed domain=bench.test signatures=$want" "$RELAY_LOG")
+		((signed == $4)) || { ERR="$2: $signed messages logged signed, not $4"; return 1; }
+	fi
+	R[$1,$2,signed]="$n_sig in the first message"
+}
+
+# The relays of a case, each with the keys it signs with (DKIM case).
+case_relays() { # case
+	if [ "$1" = e ]; then
+		echo "posthorn:rsa2048 postfix:rsa2048 posthorn-ed25519:ed25519 posthorn-dual:rsa2048+ed25519"
+	else
+		echo "posthorn: postfix:"
+	fi
+}
+
 run_case() { # case
-	local c=$1 relay d
+	local c=$1 relay d spec
 	case_params "$c" || { log "unknown case $c"; FAILED=1; return; }
 	R[$c,title]=$TITLE
 	R[$c,tool]=$TOOL
-	for relay in posthorn postfix; do
+	for spec in $(case_relays "$c"); do
+		relay=${spec%%:*}
+		DKIM_KEYS=${spec#*:}
+		DKIM_KEYS=${DKIM_KEYS/+/ }
 		d=$WORK/$c-$relay
 		mkdir -p "$d"
-		log "case $c, $relay: $N messages of $SIZE bytes, $RCPTS rcpt, $SESS sessions, $TOOL$([ "$TLS" = 1 ] && echo ' STARTTLS')"
+		log "case $c, $relay: $N messages of $SIZE bytes, $RCPTS rcpt, $SESS sessions, $TOOL$([ "$TLS" = 1 ] && echo ' STARTTLS')${DKIM_KEYS:+, DKIM $DKIM_KEYS}"
 		if ! run_one "$c" "$relay" "$d"; then
 			FAILED=1
 			R[$c,$relay,error]=$ERR
@@ -497,8 +595,9 @@ run_case() { # case
 		fi
 		relay_stop
 		sink_stop
-		[ -n "${R[$c,$relay,error]:-}" ] && [ "$relay" = posthorn ] && cp -f "$RELAY_LOG" "$d/posthorn.log.kept" 2>/dev/null
+		[ -n "${R[$c,$relay,error]:-}" ] && is_posthorn "$relay" && cp -f "$RELAY_LOG" "$d/posthorn.log.kept" 2>/dev/null
 	done
+	DKIM_KEYS=
 }
 
 # ---------- fsync count ----------
@@ -558,7 +657,8 @@ report() {
 				"$([ "$k" = n ] && echo "" || ratio "${R[$c,posthorn,$k]:-}" "${R[$c,postfix,$k]:-}")"
 		done
 		[ -n "${R[$c,posthorn,tls]:-}" ] && echo "  TLS negotiated: Posthorn ${R[$c,posthorn,tls]}, Postfix ${R[$c,postfix,tls]:--}"
-		for k in posthorn postfix; do
+		[ "$c" = e ] && report_dkim
+		for k in posthorn postfix posthorn-ed25519 posthorn-dual; do
 			[ -n "${R[$c,$k,error]:-}" ] && echo "  FAILED $k: ${R[$c,$k,error]}"
 			[ -n "${R[$c,$k,note]:-}" ] && echo "  NOTE $k: ${R[$c,$k,note]}"
 		done
@@ -582,7 +682,26 @@ report() {
 	abs "b" e2e ge 750 "(b) end to end >= 750 msg/s"
 	target "c" e2e ge 3 "(c) end to end >= 3x Postfix"
 	target "d" e2e ge 2 "(d) end to end >= 2x Postfix over STARTTLS"
+	echo "targets (issue #10):"
+	target "e" e2e ge 3 "(e) end to end >= 3x Postfix+OpenDKIM (rsa2048)"
 }
+# Case e: Postfix signs with rsa2048 through OpenDKIM; Posthorn also with
+# ed25519 and with both keys (dual), each against that same Postfix run.
+report_dkim() {
+	local k label
+	echo "  keys: Posthorn rsa2048 (its column above), Postfix+OpenDKIM rsa2048; signatures: Posthorn ${R[e,posthorn,signed]:--}, Postfix ${R[e,postfix,signed]:--}"
+	echo
+	row "Posthorn, other keys" ed25519 "rsa+ed25519" ""
+	for k in accept:"accept msg/s" e2e:"end-to-end msg/s" cpu:"CPU ms/msg" p50:"p50 DATA->250 ms" \
+		p99:"p99 DATA->250 ms" mem:"peak memory MB"; do
+		label=${k#*:}
+		k=${k%%:*}
+		row "$label" "${R[e,posthorn-ed25519,$k]:--}" "${R[e,posthorn-dual,$k]:--}" ""
+	done
+	row "end to end / Postfix+OpenDKIM" "$(ratio "${R[e,posthorn-ed25519,e2e]:-}" "${R[e,postfix,e2e]:-}")" \
+		"$(ratio "${R[e,posthorn-dual,e2e]:-}" "${R[e,postfix,e2e]:-}")" ""
+}
+
 target() { # case key ge|le bound text
 	local r
 	r=$(ratio "${R[$1,posthorn,$2]:-}" "${R[$1,postfix,$2]:-}")

@@ -1,7 +1,7 @@
 /*
  * sink: a counting SMTP sink for the benchmark (bench/run.sh).
  *
- *   sink -p PORT -o COUNTFILE [-a ADDR]
+ *   sink -p PORT -o COUNTFILE [-a ADDR] [-k KEEPFILE]
  *
  * Listens on ADDR:PORT (default 127.0.0.1), accepts every message and
  * throws it away. Speaks just enough SMTP for a relay's delivery client:
@@ -13,6 +13,10 @@
  *   messages recipients connections first_ms last_ms
  * first_ms/last_ms: CLOCK_REALTIME milliseconds of the first and last
  * message received (0 before the first). One thread, epoll.
+ *
+ * -k KEEPFILE: the first message's content (its first 64 KiB, as it came,
+ * dot-stuffed) is written there, so that the benchmark can check what the
+ * relay sent (the DKIM case: that it was signed).
  *
  * Why not Postfix's smtp-sink: it counts messages but not recipients (the
  * fan-out case needs both), and its counter is a terminal display.
@@ -53,6 +57,10 @@ static uint64_t n_msgs, n_rcpts, n_conns, first_ms, last_ms;
 static int dirty = 1;
 static volatile sig_atomic_t want_dump;
 static const char *count_file;
+static const char *keep_file; /* -k: the first message goes here */
+static char keep[INBUF];
+static size_t keep_len;
+static int kept;
 static int ep;
 
 static uint64_t now_ms(void)
@@ -243,10 +251,35 @@ static size_t scan_data(struct conn *c, const char *p, size_t n, int *done)
 	return n;
 }
 
+/* -k: the first message's bytes, as they arrive. */
+static void keep_bytes(const char *p, size_t n)
+{
+	if (!keep_file || kept)
+		return;
+	if (n > sizeof(keep) - keep_len)
+		n = sizeof(keep) - keep_len;
+	memcpy(keep + keep_len, p, n);
+	keep_len += n;
+}
+
+static void keep_done(void)
+{
+	FILE *f;
+
+	if (!keep_file || kept)
+		return;
+	kept = 1;
+	if ((f = fopen(keep_file, "wb"))) {
+		fwrite(keep, 1, keep_len, f);
+		fclose(f);
+	}
+}
+
 static void message_done(struct conn *c)
 {
 	uint64_t t = now_ms();
 
+	keep_done();
 	c->in_data = 0;
 	n_msgs++;
 	n_rcpts += c->txn_rcpts;
@@ -277,7 +310,9 @@ static void conn_read(struct conn *c)
 		while (i < (size_t)r) {
 			if (c->in_data) {
 				int done;
-				i += scan_data(c, buf + i, (size_t)r - i, &done);
+				size_t used = scan_data(c, buf + i, (size_t)r - i, &done);
+				keep_bytes(buf + i, used);
+				i += used;
 				if (done)
 					message_done(c);
 				continue;
@@ -309,7 +344,7 @@ int main(int argc, char **argv)
 	struct epoll_event ev, evs[256];
 	uint64_t last_dump = 0;
 
-	while ((opt = getopt(argc, argv, "a:p:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "a:p:o:k:")) != -1) {
 		switch (opt) {
 		case 'a':
 			addr = optarg;
@@ -320,13 +355,16 @@ int main(int argc, char **argv)
 		case 'o':
 			count_file = optarg;
 			break;
+		case 'k':
+			keep_file = optarg;
+			break;
 		default:
 			goto usage;
 		}
 	}
 	if (!port || !count_file) {
 	usage:
-		fprintf(stderr, "usage: sink -p PORT -o COUNTFILE [-a ADDR]\n");
+		fprintf(stderr, "usage: sink -p PORT -o COUNTFILE [-a ADDR] [-k KEEPFILE]\n");
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);

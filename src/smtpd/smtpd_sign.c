@@ -367,10 +367,12 @@ static void job_done(void *arg)
 	struct session *s = j->s;
 	int gone;
 
-	if (j->fail)
-		log_err("session=%s queue=%s event=%s error=%s", s->id, spool_msg_id(j->parts[0].m),
-		        j->fail == JOB_SIGN ? "dkim result=failed" : "sign_io_error",
-		        log_q(j->err));
+	if (j->fail == JOB_SIGN)
+		log_err("session=%s queue=%s event=dkim result=failed error=%s", s->id,
+		        spool_msg_id(j->parts[0].m), log_q(j->err));
+	else if (j->fail)
+		log_err("session=%s queue=%s event=sign_io_error error=%s", s->id,
+		        spool_msg_id(j->parts[0].m), log_q(j->err));
 	else
 		for (size_t i = 0; i < j->n; i++)
 			log_part(s, j, &j->parts[i]);
