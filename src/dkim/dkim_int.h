@@ -33,4 +33,27 @@ size_t dkim_arena_repair(struct dkim_arena *a);
  * is left in it, then the arena. NULL is fine. */
 void dkim_arena_free_all(struct dkim_arena *a);
 
+/*
+ * Signing with a key parsed once (dkim_fastkey.c says how and why): a key
+ * object and the text libopendkim is given for it. A context holds a copy
+ * (one more reference) for each of its handles, and brackets dkim_eom()
+ * with enter/leave, so that libopendkim's parse of that text returns the
+ * object instead. Any thread; the object is never changed.
+ */
+struct evp_pkey_st;
+struct dkim_fastkey {
+	struct evp_pkey_st *pkey; /* NULL: no shortcut (libopendkim parses) */
+	char *text;
+	size_t len;
+};
+/* Parses text (PEM) into k; -1 (k empty) when it cannot. */
+int dkim_fastkey_init(struct dkim_fastkey *k, const char *text);
+/* to gets its own reference and copy (empty if from is). */
+void dkim_fastkey_copy(struct dkim_fastkey *to, const struct dkim_fastkey *from);
+void dkim_fastkey_clear(struct dkim_fastkey *k);
+void dkim_fastkey_enter(const struct dkim_fastkey *k);
+void dkim_fastkey_leave(void);
+/* Times libopendkim was handed a parsed key (for tests and the bench). */
+size_t dkim_fastkey_hits(void);
+
 #endif

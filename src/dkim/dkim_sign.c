@@ -13,7 +13,8 @@
  *
  * libopendkim parses the private key again at the end of each message
  * (it has no way to take a parsed key); the key file is read and checked
- * once, and the PEM text is what each handle gets. The cost is in
+ * once, the PEM text is what each handle gets, and the key parsed at load
+ * is what libopendkim's parse returns (dkim_fastkey.c). The cost is in
  * docs/dkim.md.
  */
 #include "dkim/dkim.h"
@@ -41,7 +42,8 @@
 struct signkey {
 	char *domain, *selector, *key_path;
 	enum dkim_algo algo;
-	char *secret; /* the form dkim_sign() takes (dkim_key_derive) */
+	char *secret;             /* the form dkim_sign() takes (dkim_key_derive) */
+	struct dkim_fastkey fast; /* that key parsed once (dkim_fastkey.c) */
 };
 
 struct keyset {
@@ -60,6 +62,7 @@ struct dkim_signer {
 
 struct dkim_ctx {
 	DKIM *h[DKIM_MAX_SIGS];
+	struct dkim_fastkey fast[DKIM_MAX_SIGS]; /* h[i]'s key, parsed */
 	size_t n;
 	struct dkim_arena *mem; /* every block libopendkim takes for h[] */
 	int eoh;                /* dkim_eoh() done */
@@ -98,6 +101,7 @@ static void keyset_free(struct keyset *ks)
 		free(ks->v[i].selector);
 		free(ks->v[i].key_path);
 		dkim_key_wipe(ks->v[i].secret);
+		dkim_fastkey_clear(&ks->v[i].fast);
 	}
 	free(ks->v);
 	free(ks);
@@ -156,6 +160,9 @@ static struct keyset *keyset_build(const struct dkim_signer *s, const struct sto
 		k->key_path = xstrdup(r[i].key_path);
 		k->algo = (enum dkim_algo)(algo < 0 ? 0 : algo);
 		k->secret = secret; /* NULL: kept, so the set compares equal, never used */
+		if (secret && dkim_fastkey_init(&k->fast, secret) < 0)
+			log_warn("session=NOQUEUE event=dkim_key_slow domain=%s selector=%s",
+			         log_q(k->domain), log_q(k->selector));
 		ks->usable += secret != NULL;
 		ks->n++;
 	}
@@ -304,6 +311,7 @@ static void ctx_handles(struct dkim_ctx *c, struct dkim_signer *s, const char *d
 			    c->id, log_q(domain), k->selector, log_q(dkim_getresultstr(st)));
 			continue;
 		}
+		dkim_fastkey_copy(&c->fast[c->n], &k->fast);
 		c->h[c->n++] = h;
 	}
 }
@@ -382,7 +390,11 @@ static int ctx_sign_one(struct dkim_ctx *c, size_t i, struct buf *out)
 {
 	u_char *sig = NULL;
 	size_t len = 0;
-	DKIM_STAT st = dkim_eom(c->h[i], NULL);
+	DKIM_STAT st;
+
+	dkim_fastkey_enter(&c->fast[i]);
+	st = dkim_eom(c->h[i], NULL);
+	dkim_fastkey_leave();
 
 	if (st == DKIM_STAT_OK)
 		st = dkim_getsighdr_d(c->h[i], strlen(SIG_FIELD), &sig, &len);
@@ -414,8 +426,10 @@ void dkim_ctx_free(struct dkim_ctx *c)
 	if (c == NULL)
 		return;
 	dkim_arena_repair(c->mem);
-	for (size_t i = 0; i < c->n; i++)
+	for (size_t i = 0; i < c->n; i++) {
 		dkim_free(c->h[i]);
+		dkim_fastkey_clear(&c->fast[i]);
+	}
 	dkim_arena_free_all(c->mem);
 	free(c->id);
 	free(c->domain);

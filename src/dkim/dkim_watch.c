@@ -24,10 +24,11 @@
 struct dkim_watch {
 	struct dkim_watch_deps d;
 	struct event *ev_refresh, *ev_check;
-	int refreshing; /* a reload job is in the pool */
-	int in_round;   /* a rotation round is running */
-	int again;      /* a round was asked for during one */
-	int force;      /* the next reload reads every key file */
+	int refreshing;  /* a reload job is in the pool */
+	int in_round;    /* a rotation round is running */
+	int again;       /* a round was asked for during one */
+	int force;       /* the next round's reload reads every key file */
+	int round_force; /* this round's: taken on the loop when it starts */
 	int stopped;
 	/* the round's state */
 	struct dkim_key_info *keys;
@@ -155,8 +156,7 @@ static void activate_job(void *arg)
 		w->activated += acts[i].to == DKIM_STATE_ACTIVE;
 	}
 	free(acts);
-	reload(w, w->force);
-	w->force = 0;
+	reload(w, w->round_force);
 }
 
 static void activate_done(void *arg)
@@ -196,6 +196,10 @@ static void round_start(struct dkim_watch *w)
 {
 	w->in_round = 1;
 	w->activated = 0;
+	/* on the loop: a SIGHUP during the round forces the next one, and the
+	 * worker never writes the flag the loop sets */
+	w->round_force = w->force;
+	w->force = 0;
 	work_submit(w->d.work, load_job, load_done, w);
 }
 

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "dkim/dkim.h"
 #include "dkim/dkim_int.h"
@@ -428,6 +429,69 @@ static void test_arena_repair(void **state)
 	dkim_arena_free_all(NULL);
 }
 
+/* Signing takes the keys parsed at load: libopendkim's own parse is
+ * answered from them (dkim_fastkey.c), once per signature. */
+static void test_fastkey_used(void **state)
+{
+	struct env *e = *state;
+	char *msg = xasprintf("From: a@dual.example\r\n\r\nhi\r\n"), *out;
+	size_t before = dkim_fastkey_hits();
+
+	assert_int_equal(sign(e->s, msg, 4096, &out, NULL), DKIM_SIGNED);
+	assert_int_equal(count(out, "DKIM-Signature:"), 2);
+	assert_int_equal(dkim_fastkey_hits(), before + 2);
+	free(out);
+	free(msg);
+}
+
+/* The shortcut answers only its own thread, between enter and leave, for
+ * a memory BIO holding exactly the key's text; anything else is OpenSSL's
+ * own parse. */
+static void test_fastkey_scope(void **state)
+{
+	EVP_PKEY *gen = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"), *got;
+	struct dkim_fastkey k, copy;
+	BIO *out = BIO_new(BIO_s_mem()), *in;
+	char *pem, *text;
+	long n;
+
+	assert_non_null(gen);
+	assert_int_equal(PEM_write_bio_PrivateKey(out, gen, NULL, NULL, 0, NULL, NULL), 1);
+	n = BIO_get_mem_data(out, &text);
+	pem = xstrndup(text, (size_t)n);
+	assert_int_equal(dkim_fastkey_init(&k, pem), 0);
+	dkim_fastkey_copy(&copy, &k);
+	assert_ptr_equal(copy.pkey, k.pkey);
+	assert_int_equal(dkim_fastkey_init(&(struct dkim_fastkey){0}, "not a key"), -1);
+
+	dkim_fastkey_enter(&copy);
+	in = BIO_new_mem_buf(pem, -1);
+	got = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+	assert_ptr_equal(got, k.pkey); /* the parsed key, one more reference */
+	EVP_PKEY_free(got);
+	BIO_free(in);
+	in = BIO_new_mem_buf(pem, (int)strlen(pem) - 1); /* other text */
+	got = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+	assert_true(got != k.pkey);
+	EVP_PKEY_free(got);
+	BIO_free(in);
+	dkim_fastkey_leave();
+	in = BIO_new_mem_buf(pem, -1);
+	got = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL); /* not signing: a parse */
+	assert_non_null(got);
+	assert_true(got != k.pkey);
+	assert_int_equal(EVP_PKEY_eq(got, k.pkey), 1);
+	EVP_PKEY_free(got);
+	BIO_free(in);
+
+	dkim_fastkey_clear(&copy);
+	dkim_fastkey_clear(&k);
+	assert_null(k.pkey);
+	BIO_free(out);
+	EVP_PKEY_free(gen);
+	free(pem);
+}
+
 int main(void)
 {
 	/* One set of keys for all (RSA key generation is slow); test_refresh
@@ -436,6 +500,7 @@ int main(void)
 	    cmocka_unit_test(test_sign_shape),       cmocka_unit_test(test_sign_dual),
 	    cmocka_unit_test(test_sign_chunking),    cmocka_unit_test(test_results),
 	    cmocka_unit_test(test_header_too_large), cmocka_unit_test(test_threads),
+	    cmocka_unit_test(test_fastkey_used),     cmocka_unit_test(test_fastkey_scope),
 	    cmocka_unit_test(test_refresh),          cmocka_unit_test(test_arena_repair),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
