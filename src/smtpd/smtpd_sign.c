@@ -55,6 +55,11 @@ struct smtpd_sign {
 	struct buf hdr;
 	int hdr_done; /* the section ended (or passed SIGN_HDR_KEEP) */
 	int hdr_over; /* it passed SIGN_HDR_KEEP: hdr is empty */
+	/* decided once the section has ended (or at the end of data): */
+	int decided;
+	int sign;             /* the From domain has a key (or the job decides) */
+	enum dkim_result why; /* if not, why */
+	char domain[DKIM_DOMAIN_MAX + 1];
 };
 
 /* What the job did to one message. */
@@ -99,8 +104,13 @@ void smtpd_sign_begin(struct session *s)
 	g->unsub = unsub;
 	buf_init(&g->hdr);
 	s->txn.sign = g;
-	spool_msg_reserve_front(s->txn.msg); /* a failure dooms the message: 451 */
+	/* the link is added whatever the From domain: room for it now (a
+	 * failure dooms the message: 451 at its commit) */
+	if (unsub)
+		spool_msg_reserve_front(s->txn.msg);
 }
+
+static void decide(struct session *s, struct smtpd_sign *g);
 
 void smtpd_sign_keep(struct session *s, const char *p, size_t n, int last)
 {
@@ -115,6 +125,8 @@ void smtpd_sign_keep(struct session *s, const char *p, size_t n, int last)
 	}
 	buf_append(&g->hdr, p, n);
 	g->hdr_done = last;
+	if (last)
+		decide(s, g);
 }
 
 void smtpd_sign_free(struct smtpd_sign *g)
@@ -143,6 +155,21 @@ static int dkim_wanted(const struct smtpd_sign *g, struct dkim_signer *signer, c
 	if (from != DKIM_FROM_OK)
 		*domain = '\0';
 	return 0;
+}
+
+/* Once the header section is known: signed or not. A message to be
+ * signed gets its front now, while the spool still holds what came so far
+ * in its buffer (a header section longer than the buffer is too late: the
+ * signature is then copied in front, spool_front.c). Mail whose domain has
+ * no key gets no front at all. */
+static void decide(struct session *s, struct smtpd_sign *g)
+{
+	g->decided = 1;
+	g->why = DKIM_NO_KEY;
+	g->sign = dkim_wanted(g, s->sd->deps->dkim, g->domain, sizeof(g->domain), &g->why);
+	buf_free(&g->hdr); /* not needed any more */
+	if (g->sign && !g->unsub)
+		spool_msg_reserve_front(s->txn.msg);
 }
 
 static void log_unsigned(const struct session *s, const char *id, enum dkim_result why,
@@ -397,18 +424,18 @@ static void job_done(void *arg)
 int smtpd_sign_run(struct session *s)
 {
 	struct txn *t = &s->txn;
-	const struct smtpd_sign *g = t->sign;
+	struct smtpd_sign *g = t->sign;
 	const struct smtpd_deps *d = s->sd->deps;
-	char domain[DKIM_DOMAIN_MAX + 1];
-	enum dkim_result why = DKIM_NO_KEY;
 	struct sign_job *j;
 	int dkim;
 
 	if (!g)
 		return 0;
-	dkim = g->dkim && dkim_wanted(g, d->dkim, domain, sizeof(domain), &why);
+	if (g->dkim && !g->decided)
+		decide(s, g); /* content without an empty line: all header */
+	dkim = g->dkim && g->sign;
 	if (g->dkim && !dkim)
-		log_unsigned(s, spool_msg_id(t->msg), why, domain);
+		log_unsigned(s, spool_msg_id(t->msg), g->why, g->domain);
 	if (!dkim && !g->unsub)
 		return 0;
 	j = xcalloc(1, sizeof(*j));

@@ -137,8 +137,8 @@ void spool_msg_abort(struct spool_msg *m);
  * format version 2, docs/spool.md):
  *
  *	m = spool_msg_new(sp, &err);
- *	spool_msg_reserve_front(m);         before the first spool_msg_write
  *	spool_msg_write(m, ...) ...         the message, as usual
+ *	spool_msg_reserve_front(m);         while the buffer holds all of it
  *	spool_msg_flush(m);                 every byte in the file
  *	spool_msg_pread(m, off, p, n) ...   read it back (the page cache)
  *	spool_msg_prepend(m, fields, n);    in front of what is there
@@ -149,6 +149,9 @@ void spool_msg_abort(struct spool_msg *m);
  * as the loop does not touch m meanwhile. All return 0, or -1 with the
  * message doomed (its commit fails; the error is logged), except pread.
  */
+/* Room for the fields: 0 reserved (or reserved before); 1 too late, the
+ * buffer was written out already (64 KiB of message: prepend will copy
+ * the message instead); -1 I/O error. Cheap: one pwrite of the header. */
 int spool_msg_reserve_front(struct spool_msg *m);
 /* Writes what the buffer holds (needed before pread, prepend and copy). */
 int spool_msg_flush(struct spool_msg *m);

@@ -30,20 +30,28 @@
 
 #define COPY_CHUNK (1u << 30) /* bytes per copy_file_range call */
 
+/* The buffer holds the file's header and every message byte so far:
+ * nothing has been written to the file yet. */
+static int unflushed(const struct spool_msg *m)
+{
+	return m->buf && m->body_off == SPOOL_HDR_SIZE && m->blen == SPOOL_HDR_SIZE + m->size;
+}
+
 int spool_msg_reserve_front(struct spool_msg *m)
 {
 	if (m->err)
 		return -1;
-	/* before any byte of the message: the buffer holds the header alone */
-	if (m->size != 0 || m->blen != SPOOL_HDR_SIZE || m->body_off != SPOOL_HDR_SIZE) {
-		errno = EINVAL;
-		return spool_msg_fail(m, "reserve_front");
-	}
-	if (spool_pwrite_all(m->fd, m->buf, m->blen, 0) < 0)
+	if (m->body_off != SPOOL_HDR_SIZE)
+		return 0; /* reserved before */
+	if (!unflushed(m))
+		return 1; /* too late: spool_msg_prepend will copy */
+	/* the header to its place, the message bytes to the front's end */
+	if (spool_pwrite_all(m->fd, m->buf, SPOOL_HDR_SIZE, 0) < 0)
 		return spool_msg_fail(m, "write_header");
 	if (lseek(m->fd, SPOOL_FRONT, SEEK_SET) < 0)
 		return spool_msg_fail(m, "seek");
-	m->blen = 0;
+	memmove(m->buf, m->buf + SPOOL_HDR_SIZE, m->blen - SPOOL_HDR_SIZE);
+	m->blen -= SPOOL_HDR_SIZE;
 	m->body_off = SPOOL_FRONT;
 	return 0;
 }
