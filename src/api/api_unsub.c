@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "events/events.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "store/store.h"
@@ -140,17 +141,17 @@ static void add_work(void *arg)
 	j->rc = store_supp_add(j->st, j->account, j->rcpt, REASON, &j->entry, &j->err);
 }
 
-/*
- * EVENTS: the `suppressed` event (SPEC 6, reason "unsubscribed") is to be
- * emitted here, the one call site, once src/events/ (branch api-events)
- * is on main:
- *	events_emit(deps->events, &(struct events_event){.type = EVENT_SUPPRESSED,
- *	            .account = j->account, .recipient = j->entry.address,
- *	            .reason = REASON});
- * Until then the log line is the record.
- */
+/* A new entry (not a repeated POST): the `suppressed` event (SPEC 6,
+ * docs/events.md "For emitters") and the log line. The token names the
+ * account and the recipient, not the message: the event has no
+ * message_id. */
 static void record_suppressed(const struct unsub_job *j)
 {
+	events_emit(http_req_deps(j->r)->events,
+	            &(struct events_event){.type = EVENT_SUPPRESSED,
+	                                   .account = j->account,
+	                                   .recipient = j->entry.address,
+	                                   .reason = REASON});
 	log_info("session=%s event=suppressed account=%s address=%s reason=" REASON
 	         " via=unsubscribe_link",
 	         http_req_id(j->r), log_q(j->account), log_q(j->entry.address));

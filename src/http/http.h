@@ -18,6 +18,7 @@
 struct api_tmpl_cache;
 struct conf;
 struct event_base;
+struct events;
 struct http;
 struct sched;
 struct spool;
@@ -32,6 +33,7 @@ struct http_deps {
 	struct work_pool *work;
 	struct api_tmpl_cache *templates; /* compiled templates (src/api/api.h) */
 	struct unsub *unsub;              /* one-click unsubscribe links (src/unsub/) */
+	struct events *events;            /* what routes emit (src/events/); may be NULL */
 };
 
 /* 0 and *out NULL when the config has no [http] section (SPEC 2): nothing

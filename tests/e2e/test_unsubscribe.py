@@ -15,12 +15,15 @@ import json
 import os
 import re
 import sys
+import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e_support"))
 import accept_env  # noqa: E402
 import dkim_verify  # noqa: E402
+import eventsapi  # noqa: E402
+import httpapi  # noqa: E402
 import mx  # noqa: E402
 
 DEST_IP = "127.0.0.81"
@@ -124,6 +127,18 @@ def test_post_unsubscribes(env):
         status, _, _ = call(env, "POST", token, body)
         assert status == 200
     assert suppressed(env, "news")["Reader@dest.test"] == "unsubscribed"
+    # one `suppressed` event (docs/events.md), for the token's account only,
+    # not repeated by the later POSTs
+    key = httpapi.create_key(env.srv, "news")
+    query = "type=suppressed&recipient=Reader@dest.test"
+    [ev] = eventsapi.wait_events(env.srv, key, query, 1)
+    assert (ev["account"], ev["recipient"]) == ("news", "Reader@dest.test"), ev
+    assert ev["detail"]["reason"] == "unsubscribed", ev
+    assert ev["message_id"] is None, ev  # the token names no message
+    time.sleep(0.5)  # the writer's batches are 100 ms apart (docs/events.md)
+    assert len(eventsapi.events(env.srv, key, query)["events"]) == 1
+    plain = httpapi.create_key(env.srv, "plain")
+    assert eventsapi.events(env.srv, plain, query)["events"] == []
 
 
 def test_get_never_unsubscribes(env):
