@@ -395,6 +395,7 @@ static struct policy *open_policy(struct server *srv, char **err)
 	pd.store = srv->deps.store;
 	pd.work = srv->deps.work;
 	pd.spool = srv->deps.spool;
+	pd.dkim = srv->deps.dkim;
 	pd.queued = on_report_queued;
 	pd.queued_arg = srv;
 	return policy_new(&pd, err);
@@ -462,7 +463,9 @@ static int open_data(struct server *srv)
 }
 
 /* What accept adds (smtpd_sign.c): DKIM keys loaded before the first
- * session, so that no mail goes out unsigned at start; List-Unsubscribe. */
+ * session, so that no mail goes out unsigned at start (TLS-RPT report
+ * mails are signed with them too); List-Unsubscribe. Before the delivery
+ * side, which is given the signer. */
 static int open_signing(struct server *srv)
 {
 	const struct conf *c = srv->conf;
@@ -475,6 +478,15 @@ static int open_signing(struct server *srv)
 		free(err);
 		return -1;
 	}
+	return 0;
+}
+
+/* After the delivery side (its DNS): key reloads and rotation rounds, the
+ * accounts with List-Unsubscribe. */
+static void watch_signing(struct server *srv)
+{
+	const struct conf *c = srv->conf;
+
 	srv->dkim_watch =
 	    dkim_watch_new(&(struct dkim_watch_deps){.base = srv->base,
 	                                             .work = srv->deps.work,
@@ -486,7 +498,6 @@ static int open_signing(struct server *srv)
 	                                             .check_ms = c->dkim_check_interval * 1000});
 	dkim_watch_run(srv->dkim_watch, 0);
 	unsub_watch(srv->deps.unsub, srv->base, srv->deps.work, srv->deps.store, 1000);
-	return 0;
 }
 
 static void add_signals(struct server *srv)
@@ -602,8 +613,9 @@ static int cmd_serve(struct conf *c)
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = counter_batch_new();
-	if (open_delivery(&srv) < 0 || open_signing(&srv) < 0)
+	if (open_signing(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
+	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
 	http_start(srv.http,
 	           &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched, srv.deps.work,

@@ -35,6 +35,7 @@ struct store;
 struct work_pool;
 struct spool;
 struct policy;
+struct dkim_signer;
 
 struct policy_deps {
 	struct event_base *base;
@@ -43,6 +44,9 @@ struct policy_deps {
 	struct store *store;
 	struct work_pool *work;
 	struct spool *spool; /* TLS-RPT reports by mail are queued here */
+	/* Signs report mails whose From domain (the hostname) has a DKIM key;
+	 * NULL: unsigned. */
+	struct dkim_signer *dkim;
 	/* A report message was committed to the spool: index it. */
 	void (*queued)(void *arg, const char *id);
 	void *queued_arg;

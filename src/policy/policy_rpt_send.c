@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "dkim/dkim.h"
 #include "dns/dns.h"
 #include "log/log.h"
 #include "policy/https.h"
@@ -308,7 +309,30 @@ static int send_due(const struct round *rd, const struct send *s)
 	return s->attempts == 0 || now_s() >= s->at + (base << (s->attempts - 1));
 }
 
-/* The mail of address i, written into a new spool file (blocking). */
+/* The DKIM-Signature fields of a report mail, into sig, when its From
+ * domain (the hostname) has a key (docs/tls.md); none without one. A
+ * failure sends the report unsigned, with a log line. */
+static void sign_mail(struct round *rd, const char *mail, size_t len, struct buf *sig)
+{
+	struct dkim_msg *m;
+	enum dkim_result res;
+
+	if (!rd->r->p->deps.dkim || !dkim_signer_key_count(rd->r->p->deps.dkim))
+		return;
+	m = dkim_msg_new(rd->r->p->deps.dkim, NULL);
+	dkim_msg_write(m, mail, len);
+	res = dkim_msg_finish(m, sig);
+	if (res != DKIM_SIGNED) {
+		if (res != DKIM_NO_KEY)
+			log_warn("session=NOQUEUE event=tlsrpt_unsigned domain=%s result=%s",
+			         period(rd)->domain, dkim_result_name(res));
+		sig->len = 0;
+	}
+	dkim_msg_free(m);
+}
+
+/* The mail of address i, signed when it can be, written into a new spool
+ * file (blocking). */
 static void build_mail(struct round *rd, struct send *s)
 {
 	const struct tlsrpt_rua *u = &rd->rec.rua[s->i];
@@ -316,8 +340,12 @@ static void build_mail(struct round *rd, struct send *s)
 	char *mail = rpt_report_mail(rd->r->p->conf->hostname, period(rd)->domain, u->addr,
 	                             &rd->rep, now_s(), &len);
 	char *err = NULL;
+	struct buf sig;
 
+	buf_init(&sig);
+	sign_mail(rd, mail, len, &sig);
 	if (!(s->msg = spool_msg_new(rd->r->p->deps.spool, &err)) ||
+	    (sig.len && spool_msg_write(s->msg, sig.data, sig.len) < 0) ||
 	    spool_msg_write(s->msg, mail, len) < 0) {
 		log_warn("session=NOQUEUE event=tlsrpt_error domain=%s error=%s",
 		         period(rd)->domain, log_q(err ? err : "cannot write the report message"));
@@ -326,6 +354,7 @@ static void build_mail(struct round *rd, struct send *s)
 		s->msg = NULL;
 		s->due = 0;
 	}
+	buf_free(&sig);
 	free(err);
 	free(mail);
 }

@@ -9,7 +9,8 @@ a retry after a deferral sends the very same bytes, and a restart with
 signed mail queued delivers it still verifiable. A From domain without a
 key goes unsigned, with the log line saying so. Rotation on the running
 server: a pending key does not sign until its record is published, and
-the server's own timer ([dkim] check_interval) activates it."""
+the server's own timer ([dkim] check_interval) activates it. The TLS-RPT
+report mails the server writes itself are signed with its hostname's key."""
 import json
 import os
 import sys
@@ -23,6 +24,8 @@ import dkim_verify  # noqa: E402
 import helpers  # noqa: E402
 import mx  # noqa: E402
 import test_dkim_sign as samples  # noqa: E402  (the message kinds of the signer's tests)
+from https_peer import HTTPSPeer  # noqa: E402
+from pki import PKI, server_context  # noqa: E402
 
 DEST_IP, RETRY_IP, LATE_IP = "127.0.0.71", "127.0.0.72", "127.0.0.73"
 MX_TABLE = {"dest.test": (DEST_IP, {"smtputf8": True}),
@@ -308,3 +311,44 @@ def test_client_gone_at_the_end_of_data(env):
     assert 1 <= len(gone) <= 6
     for t in gone:
         env.assert_verifies(t.content, ["r1"])
+
+
+
+def test_tls_rpt_report_mail_is_signed(tmp_path, cert):
+    """A TLS-RPT report that goes by mail (docs/tls.md) is From
+    postmaster@HOSTNAME: when the hostname's domain has a key, the report
+    arrives signed and both verifiers accept it. rpt.test has an MTA-STS
+    policy (testing) and a TLS-RPT record, so its session is counted.
+    (test_tls_rpt.py has such reports from a server without keys: they
+    still go, unsigned.)"""
+    ip, policy_ip, interval = "127.0.0.74", "127.0.0.75", 2
+    os.makedirs(tmp_path / "pki")
+    pki = PKI(tmp_path / "pki")
+    peer = HTTPSPeer(pki.leaf("sts-peer", "DNS:mta-sts.rpt.test"), ip=policy_ip)
+    peer.policies["mta-sts.rpt.test"] = (200, "version: STSv1\nmode: testing\n"
+                                              "mx: mx.rpt.test\nmax_age: 86400\n")
+    mx_tls = server_context(pki.leaf("mx.rpt.test", "DNS:mx.rpt.test"))
+    e = accept_env.AcceptEnv(tmp_path / "env", cert,
+                             {"rpt.test": (ip, {"tls": True, "tls_context": mx_tls})},
+                             [("relay.test", "h1", "rsa2048")])
+    try:
+        e.srv._relay.update(tls_rpt_interval=f"{interval}s", mta_sts_port=str(peer.port))
+        e.srv._tls_keys["ca_file"] = pki.ca
+        e.srv.write_conf()
+        e.zone.txt("_mta-sts.rpt.test", "v=STSv1; id=1;").host("mta-sts.rpt.test", policy_ip)
+        e.txt["_smtp._tls.rpt.test"] = ["v=TLSRPTv1; rua=mailto:tlsrpt@rpt.test"]
+        e.dns.zone = e._zone()
+        e.dns.restart()
+        e.srv.start()
+        frm, to = "someone@sender.test", "first@rpt.test"
+        e.send(frm, [to], mx.msg_bytes(frm, to, "a session to report"))
+        e.received(ip, to)
+        [t] = e.received(ip, "tlsrpt@rpt.test", timeout=accept_env.WAIT + 4 * interval)
+        assert t.header("From") == "TLS reporting <postmaster@relay.test>"
+        assert t.header("TLS-Report-Domain") == "rpt.test"
+        assert [dkim_verify.tags(f)["d"] for f in dkim_verify.signature_fields(t.content)] \
+            == ["relay.test"]
+        e.assert_verifies(t.content, ["h1"])
+    finally:
+        e.stop()
+        peer.stop()
