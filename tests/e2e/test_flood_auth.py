@@ -118,9 +118,11 @@ def test_auth_flood_does_not_slow_mail_moving_work(server_factory):
     # Mail-moving work never waits behind password hashing: the sender-domain
     # check stays a matter of milliseconds (before: 1.4 s).
     assert max(flood_mail) < 0.25, report
-    # A legitimate AUTH waits for at most a few checks (each ~0.05-0.1 s),
-    # not behind the whole attack (before: 1.6 s).
-    assert max(flood_auth) < 0.6, report
+    # A legitimate AUTH waits for at most a few checks (each ~0.05-0.1 s
+    # on a quiet machine), not behind the whole attack (before: 1.6 s). A
+    # check costs what the quiet AUTHs measured, so on a loaded machine "a
+    # few checks" is counted in those: three of the slowest quiet one.
+    assert max(flood_auth) < max(0.6, 3 * max(quiet_auth)), report
 
 
 def simultaneous_auth(port, sources):
