@@ -291,6 +291,10 @@ async function caseMessagePage() {
   await page.getByRole('button', { name: 'Search' }).click();
   const link = page.locator('#message-list a', { hasText: cfg.mail.shop_id });
   await link.waitFor();
+  // The latest messages stay listed until the search's answer replaces
+  // them (a slow server, e.g. under ASan): wait for it, then check it.
+  await page.waitForFunction(() => document.querySelectorAll('#message-list tbody tr').length === 1,
+    null, { timeout: 15000 }).catch(() => {});
   check(await page.locator('#message-list tbody tr').count() === 1, 'the search by recipient lists other messages');
   await link.click();
   await page.locator('#page-title', { hasText: cfg.mail.shop_id }).waitFor();
