@@ -159,6 +159,8 @@ static const char *const migrations[] = {
     /* 6 -> 7: outbound TLS policy (its SQL is with its code: store_tls.c) */
     store_tls_migration,
     store_events_migration, /* 7 -> 8: events and webhooks (SQL in store_events.c) */
+    "", /* 8 -> 9: reserved for branch dkim-accept, whose migration replaces this no-op */
+    store_deliv_migration, /* 9 -> 10: quotas, reputation, VERP (SQL in store_deliv.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -55,6 +55,12 @@ int store_tx_rollback(struct store *st);
 extern const char store_tls_migration[];
 /* Migration 7 -> 8: events, messages, their counters, webhooks (store_events.c). */
 extern const char store_events_migration[];
+/* Migration 7 -> 8 (store.c's list): deliverability (store_deliv.c). */
+extern const char store_deliv_migration[];
+/* Runs fn(st, arg, err) in a transaction, holding the lock: committed
+ * when fn returns >= 0 (its result is returned), rolled back otherwise. */
+int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, char **err),
+                      void *arg, char **err);
 
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);
