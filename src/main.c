@@ -25,6 +25,7 @@
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
+#include "deliv/deliv.h"
 #include "dns/dns.h"
 #include "events/events.h"
 #include "http/http.h"
@@ -125,6 +126,7 @@ struct server {
 	struct api_tmpl_cache *templates;
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
+	struct deliv *deliv; /* quotas, the reputation guard, VERP */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -230,6 +232,7 @@ static void on_queued(void *arg, const char *id, const char *account, const char
 		ascii_lower(dom);
 		count_event(srv, account, dom, "accepted");
 	}
+	deliv_message_queued(srv->deliv, id, account, rcpts, n);
 	sched_add_id(srv->sched, id);
 }
 
@@ -425,6 +428,7 @@ static int open_delivery(struct server *srv)
 	sd.policy = srv->policy;
 	sd.count = count_event;
 	sd.count_arg = srv;
+	sd.deliv = srv->deliv;
 	srv->sched = sched_new(&sd);
 	if ((n = sched_load(srv->sched)) < 0)
 		return -1;
@@ -453,6 +457,39 @@ static int open_data(struct server *srv)
 	if ((n = spool_recover(srv->deps.spool)) < 0)
 		return -1;
 	log_info("session=NOQUEUE event=spool_recovered messages=%ld", n);
+	return 0;
+}
+
+/* A paused account was resumed: the messages it kept back are due. */
+static void release_held(void *arg, const char *id)
+{
+	struct server *srv = arg;
+
+	sched_retry(srv->sched, id);
+}
+
+/* Deliverability: after the store and the work pool, before delivery. */
+static int open_deliv(struct server *srv)
+{
+	struct deliv_deps dd;
+	char *err = NULL;
+
+	memset(&dd, 0, sizeof(dd));
+	dd.base = srv->base;
+	dd.conf = srv->conf;
+	dd.store = srv->deps.store;
+	dd.work = srv->deps.work;
+	dd.count = count_event;
+	dd.count_arg = srv;
+	dd.release = release_held;
+	dd.release_arg = srv;
+	if (!(srv->deliv = deliv_open(&dd, &err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	srv->deps.deliv = srv->deliv;
+	deliv_start(srv->deliv);
 	return 0;
 }
 
@@ -501,6 +538,7 @@ static void server_close(struct server *srv)
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);
 	counter_batch_free(srv->counters);
+	deliv_close(srv->deliv); /* its last counts, after every session and delivery */
 	while (srv->n_reloaded > 0)
 		conf_free(srv->reloaded[--srv->n_reloaded]);
 	free(srv->reloaded);
@@ -562,7 +600,7 @@ static int cmd_serve(struct conf *c)
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = counter_batch_new();
-	if (open_delivery(&srv) < 0)
+	if (open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
 	http_start(srv.http, &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched,

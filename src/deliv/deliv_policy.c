@@ -40,7 +40,7 @@ int64_t deliv_window_end(enum deliv_period p, int64_t now)
 	return deliv_window_start(p, now) + period_len(p);
 }
 
-int deliv_quota_roll(struct deliv_quota *q, int64_t now)
+int deliv_q_roll(struct deliv_quota *q, int64_t now)
 {
 	int moved = 0;
 
@@ -67,7 +67,7 @@ static int over(const struct deliv_quota *q, int p, uint64_t n)
 static int check(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_period *which,
                  int64_t *reset)
 {
-	deliv_quota_roll(q, now);
+	deliv_q_roll(q, now);
 	/* the day first: its reset is the later one, and the more useful */
 	for (int p = DELIV_PERIODS - 1; p >= 0; p--) {
 		if (over(q, p, n)) {
@@ -79,8 +79,8 @@ static int check(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_peri
 	return 0;
 }
 
-int deliv_quota_take(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_period *which,
-                     int64_t *reset)
+int deliv_q_take(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_period *which,
+                 int64_t *reset)
 {
 	if (check(q, n, now, which, reset) < 0)
 		return -1;
@@ -88,22 +88,22 @@ int deliv_quota_take(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_
 	return 0;
 }
 
-int deliv_quota_full(struct deliv_quota *q, int64_t now, enum deliv_period *which, int64_t *reset)
+int deliv_q_full(struct deliv_quota *q, int64_t now, enum deliv_period *which, int64_t *reset)
 {
 	return check(q, 1, now, which, reset) < 0;
 }
 
-void deliv_quota_commit(struct deliv_quota *q, uint64_t n, int64_t now)
+void deliv_q_commit(struct deliv_quota *q, uint64_t n, int64_t now)
 {
 	if (n > q->reserved)
 		n = q->reserved;
 	q->reserved -= n;
-	deliv_quota_roll(q, now);
+	deliv_q_roll(q, now);
 	for (int p = 0; p < DELIV_PERIODS; p++)
 		q->used[p] += n;
 }
 
-void deliv_quota_release(struct deliv_quota *q, uint64_t n)
+void deliv_q_release(struct deliv_quota *q, uint64_t n)
 {
 	q->reserved -= n > q->reserved ? q->reserved : n;
 }
@@ -157,6 +157,10 @@ struct deliv_rep_slot *deliv_rep_note(struct deliv_rep *r, uint64_t window, int6
 	if (t < width)
 		t = width; /* slot start 0 means "empty" */
 	sl = slot_at(r, t - t % width, width);
+	if (o == DELIV_OUT_LATE_HARD) {
+		sl->n[DELIV_OUT_HARD] += n;
+		return sl;
+	}
 	sl->n[o] += n;
 	if (o == DELIV_OUT_HARD)
 		sl->n[DELIV_OUT_BOUNCED] += n;

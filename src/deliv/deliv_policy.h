@@ -42,20 +42,20 @@ struct deliv_quota {
 
 /* Moves each window to the one holding now (a new window starts at 0).
  * 1 if a window moved. */
-int deliv_quota_roll(struct deliv_quota *q, int64_t now);
+int deliv_q_roll(struct deliv_quota *q, int64_t now);
 
 /* Reserves n recipients now, all or none: 0 done; -1 when a window would
  * pass its limit: *over says which (the day first if both), *reset when
  * it resets. */
-int deliv_quota_take(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_period *over,
-                     int64_t *reset);
+int deliv_q_take(struct deliv_quota *q, uint64_t n, int64_t now, enum deliv_period *over,
+                 int64_t *reset);
 /* 1 when not even one more recipient fits (for MAIL), with *over and
  * *reset as above. */
-int deliv_quota_full(struct deliv_quota *q, int64_t now, enum deliv_period *over, int64_t *reset);
+int deliv_q_full(struct deliv_quota *q, int64_t now, enum deliv_period *over, int64_t *reset);
 /* n reserved recipients were committed (count in the current windows) or
  * released (the transaction ended without them). n is capped at reserved. */
-void deliv_quota_commit(struct deliv_quota *q, uint64_t n, int64_t now);
-void deliv_quota_release(struct deliv_quota *q, uint64_t n);
+void deliv_q_commit(struct deliv_quota *q, uint64_t n, int64_t now);
+void deliv_q_release(struct deliv_quota *q, uint64_t n);
 
 /* "450 4.7.1 Quota exceeded: account A may send N messages per hour; it
  * resets at 2026-01-02T11:00:00Z" into out (NUL-terminated, cut to cap). */
@@ -71,7 +71,11 @@ enum deliv_outcome {
 	DELIV_OUT_BOUNCED,    /* a recipient bounced (any permanent failure) */
 	DELIV_OUT_HARD,       /* ... and the bounce says the address does not exist */
 	DELIV_OUT_COMPLAINED, /* a complaint (feedback report) */
-	DELIV_OUTCOMES
+	DELIV_OUTCOMES,
+	/* (input only) a hard bounce reported later, by a DSN to the VERP
+	 * address, for a recipient already counted as delivered: counts as
+	 * hard, not as one more recipient */
+	DELIV_OUT_LATE_HARD = DELIV_OUTCOMES
 };
 
 struct deliv_rep_slot {

@@ -158,6 +158,8 @@ static void dsn_entry(const struct dsn_parsed_rcpt *p, struct deliv_report *r)
 	if (!x)
 		return;
 	cpy(x->addr, sizeof(x->addr), p->final_rcpt[0] ? p->final_rcpt : p->original_rcpt);
+	if (p->final_rcpt[0] && ascii_casecmp(p->final_rcpt, p->original_rcpt) != 0)
+		cpy(x->alt, sizeof(x->alt), p->original_rcpt);
 	cpy(x->diag, sizeof(x->diag), p->diag);
 	if (p->status[0])
 		cpy(x->status, sizeof(x->status), p->status);

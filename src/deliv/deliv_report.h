@@ -51,6 +51,7 @@ enum deliv_report_what {
 
 struct deliv_report_rcpt {
 	char addr[DELIV_ADDR_MAX];
+	char alt[DELIV_ADDR_MAX]; /* DSN: the Original-Recipient when it differs; else "" */
 	enum deliv_report_what what;
 	char status[DELIV_STATUS_MAX]; /* "5.1.1"; "" for a complaint */
 	char diag[DELIV_DIAG_MAX];     /* the remote reply or the line it came from */

@@ -12,11 +12,21 @@
  * with its deferred rest. A crash anywhere in between re-sends at worst:
  * delivery is at least once. Once the scheduler is stopped (server exit)
  * that work runs on the loop thread instead: the pool may be gone.
+ *
+ * Deliverability (deliv.h): every delivered or bounced recipient is an
+ * outcome for its account's reputation guard; a hard bounce (a 5xx reply
+ * to RCPT or after DATA whose status says the address does not exist,
+ * smtpc's verdict `hard`) adds the address to the account's suppression
+ * list with "hard bounce: <remote reply>", in the same worker job that
+ * writes the states, one transaction for the item's adds. An item whose
+ * account the guard paused is not delivered but parked until the account
+ * is resumed (sched_account_held).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
+#include "deliv/deliv.h"
 #include "dsn/dsn.h"
 #include "log/log.h"
 #include "sched/sched_int.h"
@@ -36,7 +46,11 @@ struct finish {
 	size_t n_dsn;
 	char **dsn_strs; /* owned copies of the strings dsn[] points to */
 	size_t n_strs;
+	struct deliv_supp *supp; /* hard bounces for the suppression list */
+	size_t n_supp;
 };
+
+_Static_assert(SCHED_RETURN_PATH_MAX >= DELIV_VERP_MAX, "return path buffer");
 
 static const char *keep_str(struct finish *f, const char *s)
 {
@@ -55,6 +69,7 @@ static void finish_free(struct finish *f)
 		free(f->dsn_strs[i]);
 	free(f->dsn_strs);
 	free(f->dsn);
+	free(f->supp);
 	free(f->changed);
 	free(f);
 }
@@ -65,6 +80,8 @@ static void persist_run(void *arg)
 	struct spool *sp = f->s->deps.spool;
 	char *err = NULL;
 
+	if (f->n_supp)
+		deliv_supp_add(f->s->deps.deliv, f->supp, f->n_supp);
 	if (f->delete_file) {
 		if (spool_remove_done(sp, f->env->id, &err) < 0)
 			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id,
@@ -85,6 +102,8 @@ static void persist_done(void *arg)
 	struct sched *s = f->s;
 	struct qitem *it = f->it;
 
+	if (f->n_supp)
+		deliv_supp_added(s->deps.deliv, f->supp, f->n_supp);
 	envelope_free(f->env);
 	finish_free(f);
 	if (s->stopped) {
@@ -293,6 +312,34 @@ static const char *dsn_diag(const struct smtpc_verdict *v)
 	return v->reply ? v->reply : v->diag;
 }
 
+/*
+ * The guard hears of every bounce; a hard one, with the remote reply that
+ * says so, goes to the suppression list (written by persist_run). An
+ * expiry or a DNS verdict is not: no remote host said the address is bad.
+ */
+static void hard_bounce(struct finish *f, struct rcpt *r, const struct smtpc_verdict *v)
+{
+	struct deliv *d = f->s->deps.deliv;
+	int hard = v->action == SMTPC_ACT_BOUNCE && v->hard && v->reply;
+	struct deliv_supp *x;
+	char *reason;
+
+	if (!d)
+		return;
+	deliv_outcome(d, f->env->account, hard ? DELIV_OUT_HARD : DELIV_OUT_BOUNCED);
+	if (!hard)
+		return;
+	f->supp = xrealloc(f->supp, (f->n_supp + 1) * sizeof(*f->supp));
+	x = &f->supp[f->n_supp++];
+	memset(x, 0, sizeof(*x));
+	x->account = f->env->account; /* the envelope lives until persist_done */
+	x->addr = r->addr;
+	reason = xasprintf("hard bounce: %s", v->reply);
+	x->reason = keep_str(f, reason);
+	free(reason);
+	x->id = f->env->id;
+}
+
 /* A recipient that will not be tried again: bounced now, or expired
  * (a deferral past queue_lifetime bounces with the last reason). */
 static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict *v,
@@ -318,6 +365,7 @@ static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict 
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
 		         log_q(r->addr));
 	count(f->s, f->env, r, "bounced");
+	hard_bounce(f, r, v);
 }
 
 /* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
@@ -339,6 +387,8 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
 		count(s, f->env, r, "delivered");
+		if (s->deps.deliv)
+			deliv_outcome(s->deps.deliv, f->env->account, DELIV_OUT_DELIVERED);
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
 		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
 		if (c && !smtpc_conn_has_dsn(c))
@@ -414,4 +464,16 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
 		report_add(s, f);
 	else
 		persist(f);
+}
+
+int sched_account_held(struct sched *s, struct qitem *it)
+{
+	if (!s->deps.deliv || !deliv_held(s->deps.deliv, it->act->env->account, it->m->id))
+		return 0;
+	log_info("queue=%s event=held account=%s reason=account_paused", it->m->id,
+	         log_q(it->act->env->account));
+	sched_item_release(it);
+	it->due = sched_now_s() + SCHED_HELD_PARK_S;
+	sched_item_set(s, it, IT_DEFERRED);
+	return 1;
 }

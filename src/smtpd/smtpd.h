@@ -11,6 +11,7 @@
 
 struct event_base;
 struct conf;
+struct deliv;
 struct spool;
 struct store;
 struct work_pool;
@@ -27,6 +28,8 @@ struct smtpd_deps {
 	struct store *store;
 	struct work_pool *work;
 	SSL_CTX *tls; /* NULL when [tls] is not configured */
+	/* Quotas, pauses, VERP recipients and reports (deliv.h); NULL: none. */
+	struct deliv *deliv;
 	/* Called on the loop thread once for each message the spool made
 	 * durable, with the account and the recipients' addresses: before the
 	 * 250 is queued, and even when the client has gone meanwhile and will

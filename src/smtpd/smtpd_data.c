@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliv/deliv.h"
 #include "log/log.h"
 #include "smtpd/smtpd_session.h"
 #include "spool/spool.h"
@@ -81,8 +82,7 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 	char *err = NULL;
 	struct buf b;
 
-	t->msg = spool_msg_new(s->sd->deps->spool, &err);
-	if (!t->msg) {
+	if (!t->inbound && !(t->msg = spool_msg_new(s->sd->deps->spool, &err))) {
 		log_err("session=%s event=spool_error error=%s", s->id, log_q(err));
 		free(err);
 		return -1;
@@ -90,6 +90,8 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 	smtp_data_init(&t->dec, mode);
 	t->data_started = 1;
 	evtimer_add(s->ev_data, &tv);
+	if (t->inbound)
+		return 0; /* a report to VERP addresses: read, never queued */
 	buf_init(&b);
 	received_header(s, &b);
 	spool_msg_write(t->msg, b.data, b.len);
@@ -115,7 +117,10 @@ static void store_chunk(struct session *s, const char *p, size_t n)
 		t->too_big = 1;
 		return;
 	}
-	spool_msg_write(t->msg, p, n);
+	if (t->inbound)
+		deliv_inbound_write(t->inbound, p, n);
+	else
+		spool_msg_write(t->msg, p, n);
 }
 
 /* Store one call's decoder output; if the header section ends in it, the
@@ -125,7 +130,7 @@ static void data_output(struct session *s, const char *out, size_t n)
 	size_t at;
 	struct buf b;
 
-	if (!smtp_data_headers_split(&s->txn.dec, n, &at)) {
+	if (!smtp_data_headers_split(&s->txn.dec, n, &at) || s->txn.inbound) {
 		store_chunk(s, out, n);
 		return;
 	}
@@ -175,6 +180,7 @@ static void on_committed(void *arg, int ok, const char *id)
 	if (ok) {
 		log_queued(s, id);
 		notify_queued(s, id);
+		smtpd_mail_committed(s);
 	} else {
 		log_warn("session=%s queue=%s event=queue_failed", s->id, id);
 	}
@@ -270,6 +276,10 @@ static void data_finish(struct session *s)
 	if (content_refused(s)) {
 		session_txn_reset(s);
 		session_set_state(s, S_CMD);
+		return;
+	}
+	if (t->inbound) {
+		smtpd_mail_report(s);
 		return;
 	}
 	if (t->dec.headers_end < 0) { /* no empty line: the headers go at the end */

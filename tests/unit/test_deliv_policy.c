@@ -45,29 +45,29 @@ static void test_quota_take(void **state)
 	int64_t reset = 0;
 
 	(void)state;
-	assert_int_equal(deliv_quota_take(&q, 2, T0, &over, &reset), 0);
+	assert_int_equal(deliv_q_take(&q, 2, T0, &over, &reset), 0);
 	assert_int_equal(q.reserved, 2);
-	assert_false(deliv_quota_full(&q, T0, &over, &reset));
+	assert_false(deliv_q_full(&q, T0, &over, &reset));
 	/* all or none: 2 more do not fit, 1 does */
-	assert_int_equal(deliv_quota_take(&q, 2, T0, &over, &reset), -1);
+	assert_int_equal(deliv_q_take(&q, 2, T0, &over, &reset), -1);
 	assert_int_equal(over, DELIV_HOUR);
 	assert_int_equal(reset, deliv_window_end(DELIV_HOUR, T0));
 	assert_int_equal(q.reserved, 2);
-	assert_int_equal(deliv_quota_take(&q, 1, T0, &over, &reset), 0);
-	assert_true(deliv_quota_full(&q, T0, &over, &reset));
+	assert_int_equal(deliv_q_take(&q, 1, T0, &over, &reset), 0);
+	assert_true(deliv_q_full(&q, T0, &over, &reset));
 	/* a release frees room; a commit keeps it taken */
-	deliv_quota_release(&q, 1);
-	assert_false(deliv_quota_full(&q, T0, &over, &reset));
-	deliv_quota_commit(&q, 2, T0);
+	deliv_q_release(&q, 1);
+	assert_false(deliv_q_full(&q, T0, &over, &reset));
+	deliv_q_commit(&q, 2, T0);
 	assert_int_equal(q.used[DELIV_HOUR], 2);
 	assert_int_equal(q.used[DELIV_DAY], 2);
 	assert_int_equal(q.reserved, 0);
 	/* more than reserved is capped */
-	deliv_quota_release(&q, 5);
-	deliv_quota_commit(&q, 5, T0);
+	deliv_q_release(&q, 5);
+	deliv_q_commit(&q, 5, T0);
 	assert_int_equal(q.used[DELIV_HOUR], 2);
 	/* the next hour starts at 0 */
-	assert_int_equal(deliv_quota_take(&q, 3, T0 + 3600, &over, &reset), 0);
+	assert_int_equal(deliv_q_take(&q, 3, T0 + 3600, &over, &reset), 0);
 	assert_int_equal(q.used[DELIV_HOUR], 0);
 	assert_int_equal(q.start[DELIV_HOUR], deliv_window_start(DELIV_HOUR, T0 + 3600));
 }
@@ -81,21 +81,21 @@ static void test_quota_day_and_carry(void **state)
 	int64_t reset = 0;
 
 	(void)state;
-	assert_int_equal(deliv_quota_take(&q, 2, T0, &over, &reset), 0);
-	assert_true(deliv_quota_full(&q, T0, &over, &reset));
+	assert_int_equal(deliv_q_take(&q, 2, T0, &over, &reset), 0);
+	assert_true(deliv_q_full(&q, T0, &over, &reset));
 	assert_int_equal(over, DELIV_DAY);
 	assert_int_equal(reset, deliv_window_end(DELIV_DAY, T0));
 	/* committed an hour later: counts in that hour, and the day */
-	deliv_quota_commit(&q, 2, T0 + 3600);
+	deliv_q_commit(&q, 2, T0 + 3600);
 	assert_int_equal(q.used[DELIV_HOUR], 2);
 	assert_int_equal(q.start[DELIV_HOUR], deliv_window_start(DELIV_HOUR, T0 + 3600));
 	/* unlimited: never full */
 	struct deliv_quota u = {{0, 0}, {0, 0}, {0, 0}, 0};
-	assert_int_equal(deliv_quota_take(&u, UINT32_MAX, T0, &over, &reset), 0);
-	assert_false(deliv_quota_full(&u, T0, &over, &reset));
+	assert_int_equal(deliv_q_take(&u, UINT32_MAX, T0, &over, &reset), 0);
+	assert_false(deliv_q_full(&u, T0, &over, &reset));
 	/* roll reports a move */
-	assert_int_equal(deliv_quota_roll(&u, T0), 0);
-	assert_int_equal(deliv_quota_roll(&u, T0 + 86400), 1);
+	assert_int_equal(deliv_q_roll(&u, T0), 0);
+	assert_int_equal(deliv_q_roll(&u, T0 + 86400), 1);
 }
 
 static void test_quota_reply(void **state)
@@ -126,9 +126,10 @@ static void test_rep_window(void **state)
 	deliv_rep_note(&r, 86400, T0, DELIV_OUT_HARD, 6);
 	deliv_rep_note(&r, 86400, T0, DELIV_OUT_BOUNCED, 4);
 	deliv_rep_note(&r, 86400, T0 + 60, DELIV_OUT_COMPLAINED, 1);
+	deliv_rep_note(&r, 86400, T0 + 60, DELIV_OUT_LATE_HARD, 2); /* hard, not volume */
 	deliv_rep_sum(&r, 86400, T0 + 60, 0, &x);
 	assert_int_equal(x.volume, 100);
-	assert_int_equal(x.hard, 6);
+	assert_int_equal(x.hard, 8);
 	assert_int_equal(x.complained, 1);
 	/* a day later everything has left the window */
 	deliv_rep_sum(&r, 86400, T0 + 86400 + 1800, 0, &x);
