@@ -8,7 +8,10 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
- *   user set NAME --pool POOL       send from [pool.POOL]; --pool '' unbinds
+ *   user set NAME [--pool POOL] [--quota-hour N|default] [--quota-day N|default]
+ *                                   send from [pool.POOL] (--pool '' unbinds); quotas
+ *   user resume NAME                lift a reputation-guard pause
+ *   (quotas and resume: cli_user_deliv.c)
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
  * --password-stdin, as one line of standard input, so that they never
@@ -42,12 +45,17 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define PASSWORD_MAX 1024
 
 static const char usage_text[] =
-    "usage: posthorn user add NAME [--password-stdin] [--domain D]...\n"
+    "usage: posthorn user add NAME [--password-stdin] [--domain D]... [--quota-hour N] "
+    "[--quota-day N]\n"
     "       posthorn user list\n"
     "       posthorn user del NAME\n"
     "       posthorn user passwd NAME [--password-stdin]\n"
     "       posthorn user domain add|del NAME DOMAIN...\n"
-    "       posthorn user set NAME --pool POOL   (--pool '' : no pool)\n";
+    "       posthorn user set NAME [--pool POOL] [--quota-hour N|default] "
+    "[--quota-day N|default]\n"
+    "         (--pool '' : no pool; N: messages per clock hour or UTC day, 0 unlimited;\n"
+    "          default: the [quota] setting)\n"
+    "       posthorn user resume NAME\n";
 
 /* Options and operands after the verb. */
 struct user_args {
@@ -56,10 +64,11 @@ struct user_args {
 	size_t n_domains;
 	char **pos; /* operands, in order */
 	size_t n_pos;
+	struct cli_quota quota; /* --quota-hour, --quota-day */
 };
 
 /* Which options a verb accepts. */
-enum { OPT_PASSWORD = 1, OPT_DOMAIN = 2 };
+enum { OPT_PASSWORD = 1, OPT_DOMAIN = 2, OPT_QUOTA = 4 };
 
 #define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
 
@@ -73,7 +82,10 @@ static void args_free(struct user_args *a)
 static int parse_opt(struct user_args *a, int allowed, int argc, char **argv, int *i)
 {
 	const char *arg = argv[*i];
+	int rc;
 
+	if ((allowed & OPT_QUOTA) && (rc = cli_quota_opt(argc, argv, i, &a->quota)) != 0)
+		return rc < 0 ? EXIT_USAGE : 0;
 	if ((allowed & OPT_PASSWORD) && strcmp(arg, "--password-stdin") == 0) {
 		a->password_stdin = 1;
 		return 0;
@@ -316,11 +328,19 @@ static int add_with(struct store *st, const struct user_args *a, const char *nam
 	return rc;
 }
 
+static int add_with_quota(struct store *st, const struct user_args *a, const char *name,
+                          const struct conf *c)
+{
+	int rc = add_with(st, a, name);
+
+	return rc == EXIT_OK ? cli_quota_apply(st, c, name, &a->quota) : rc;
+}
+
 static int user_add(int argc, char **argv, const struct conf *c)
 {
 	struct user_args a;
 	struct store *st;
-	int rc = parse_args(&a, OPT_PASSWORD | OPT_DOMAIN, argc, argv, 1);
+	int rc = parse_args(&a, OPT_PASSWORD | OPT_DOMAIN | OPT_QUOTA, argc, argv, 1);
 
 	if (rc == EXIT_OK && a.n_pos != 1)
 		rc = say(EXIT_USAGE, "user add takes one account name");
@@ -330,7 +350,7 @@ static int user_add(int argc, char **argv, const struct conf *c)
 		rc = check_domains(a.domains, a.n_domains);
 	if (rc == EXIT_OK) {
 		st = open_store(c);
-		rc = st ? add_with(st, &a, a.pos[0]) : EXIT_RUNTIME;
+		rc = st ? add_with_quota(st, &a, a.pos[0], c) : EXIT_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
@@ -452,42 +472,62 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 }
 
 /* --pool VALUE or --pool=VALUE, the only option of user set. */
-static int pool_opt(int argc, char **argv, const char **pool, const char **name)
+#define SET_USAGE "user set takes NAME and --pool, --quota-hour or --quota-day"
+
+/* NAME [--pool POOL] [--quota-hour N] [--quota-day N], at least one option. */
+static int set_opts(int argc, char **argv, const char **pool, const char **name,
+                    struct cli_quota *q)
 {
+	int rc;
+
 	*pool = NULL;
 	*name = NULL;
+	memset(q, 0, sizeof(*q));
 	for (int i = 1; i < argc; i++) {
-		if (strncmp(argv[i], "--pool=", 7) == 0)
+		if ((rc = cli_quota_opt(argc, argv, &i, q)) != 0) {
+			if (rc < 0)
+				return EXIT_USAGE;
+		} else if (strncmp(argv[i], "--pool=", 7) == 0) {
 			*pool = argv[i] + 7;
-		else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc)
+		} else if (strcmp(argv[i], "--pool") == 0 && i + 1 < argc) {
 			*pool = argv[++i];
-		else if (argv[i][0] == '-' || *name)
-			return say(EXIT_USAGE, "user set takes NAME --pool POOL");
-		else
+		} else if (argv[i][0] == '-' || *name) {
+			return say(EXIT_USAGE, SET_USAGE);
+		} else {
 			*name = argv[i];
+		}
 	}
-	if (!*pool || !*name)
-		return say(EXIT_USAGE, "user set takes NAME --pool POOL");
+	if (!*name || (!*pool && !q->set[0] && !q->set[1]))
+		return say(EXIT_USAGE, SET_USAGE);
 	return EXIT_OK;
 }
 
-/* user set NAME --pool POOL: the [pool.NAME] the account's mail leaves from
- * (a running server sees it within a second). */
+/* user set NAME ...: the [pool.NAME] the account's mail leaves from, its
+ * quotas (a running server sees either within a second). */
 static int user_set(int argc, char **argv, const struct conf *c)
 {
 	const char *pool, *name;
+	struct cli_quota q;
 	struct store *st;
 	char *err = NULL;
-	int rc = pool_opt(argc, argv, &pool, &name);
+	int rc;
 
-	if (rc == EXIT_OK && *pool && !conf_pool_find(c, pool))
-		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", pool);
-	if (rc == EXIT_OK) {
-		st = open_store(c);
-		rc = st ? result(store_user_set_pool(st, name, *pool ? pool : NULL, &err), &err)
-		        : EXIT_RUNTIME;
-		store_close(st);
+	if (argc > 1 && cli_is_help(argv[1])) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
 	}
+	rc = set_opts(argc, argv, &pool, &name, &q);
+	if (rc == EXIT_OK && pool && *pool && !conf_pool_find(c, pool))
+		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", pool);
+	if (rc != EXIT_OK)
+		return rc;
+	if (!(st = open_store(c)))
+		return EXIT_RUNTIME;
+	if (pool)
+		rc = result(store_user_set_pool(st, name, *pool ? pool : NULL, &err), &err);
+	if (rc == EXIT_OK)
+		rc = cli_quota_apply(st, c, name, &q);
+	store_close(st);
 	return rc;
 }
 
@@ -495,8 +535,9 @@ static const struct user_verb {
 	const char *name;
 	int (*run)(int argc, char **argv, const struct conf *c);
 } user_verbs[] = {
-    {"add", user_add},       {"list", user_list},     {"del", user_del},
-    {"passwd", user_passwd}, {"domain", user_domain}, {"set", user_set},
+    {"add", user_add},           {"list", user_list},     {"del", user_del},
+    {"passwd", user_passwd},     {"domain", user_domain}, {"set", user_set},
+    {"resume", cli_user_resume},
 };
 
 int cli_user(int argc, char **argv, const struct conf *c)
