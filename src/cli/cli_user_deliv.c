@@ -67,7 +67,7 @@ int cli_quota_opt(int argc, char **argv, int *i, struct cli_quota *q)
 	return 0;
 }
 
-/* "100 per hour", "unlimited per day", "the default (0: unlimited) per hour" */
+/* "100 per hour", "unlimited per day", "5 per hour ([quota] default)" */
 static void describe(char *out, size_t cap, const struct conf *c, int p, int64_t v)
 {
 	uint64_t dflt = p ? c->quota_day : c->quota_hour;
@@ -75,8 +75,8 @@ static void describe(char *out, size_t cap, const struct conf *c, int p, int64_t
 	char n[32];
 
 	snprintf(n, sizeof(n), "%llu", (unsigned long long)eff);
-	snprintf(out, cap, "%s%s per %s", eff ? n : "unlimited",
-	         v == STORE_QUOTA_DEFAULT ? " ([quota] default)" : "", p ? "day" : "hour");
+	snprintf(out, cap, "%s per %s%s", eff ? n : "unlimited", p ? "day" : "hour",
+	         v == STORE_QUOTA_DEFAULT ? " ([quota] default)" : "");
 }
 
 int cli_quota_apply(struct store *st, const struct conf *c, const char *name,
