@@ -21,7 +21,8 @@
 #include "log/log.h"
 #include "store/store.h"
 
-#define KEY_FILE "verp.key"
+#define KEY_FILE           "verp.key"
+#define DELIV_ADDR_LOG_MAX 240 /* " to=<...>" with log_q's cut value */
 
 static int64_t now_s(void)
 {
@@ -40,12 +41,13 @@ static int64_t now_s(void)
 void deliv_event(const char *type, const char *account, const char *id, const char *rcpt,
                  const char *detail)
 {
-	if (id)
-		log_info("queue=%s event=%s account=%s to=<%s> detail=%s", id, type, log_q(account),
-		         log_q(rcpt ? rcpt : ""), log_q(detail ? detail : ""));
-	else
-		log_info("session=NOQUEUE event=%s account=%s to=<%s> detail=%s", type,
-		         log_q(account), log_q(rcpt ? rcpt : ""), log_q(detail ? detail : ""));
+	char to[DELIV_ADDR_LOG_MAX];
+
+	snprintf(to, sizeof(to), "%s%s%s", rcpt ? " to=<" : "", rcpt ? log_q(rcpt) : "",
+	         rcpt ? ">" : "");
+	log_info("%s%s event=%s account=%s%s detail=%s",
+	         id ? "queue=" : "session=", id ? id : "NOQUEUE", type, log_q(account), to,
+	         log_q(detail ? detail : ""));
 }
 
 /* ---- accounts ---- */

@@ -68,8 +68,9 @@ void deliv_mime_type(const struct deliv_mime *e, char *out, size_t cap)
 	char v[DELIV_MIME_VALUE_MAX + 1];
 	size_t n;
 
+	/* a type too long for out is no type anyone reads here */
 	if (!deliv_mime_header(e, "Content-Type", v, sizeof(v)) || !(n = strcspn(v, "; \t")) ||
-	    !memchr(v, '/', n)) {
+	    !memchr(v, '/', n) || n >= cap) {
 		snprintf(out, cap, "text/plain");
 		return;
 	}
@@ -104,9 +105,11 @@ int deliv_mime_param(const struct deliv_mime *e, const char *param, char *out, s
 	if (!deliv_mime_header(e, "Content-Type", v, sizeof(v)))
 		return 0;
 	for (p = strchr(v, ';'); p; p = strchr(p + 1, ';')) {
-		const char *name = p + 1 + strspn(p + 1, " \t");
-		const char *eq = name + plen + strspn(name + plen, " \t");
-		if (ascii_ncasecmp(name, param, plen) == 0 && *eq == '=') {
+		const char *name = p + 1 + strspn(p + 1, " \t"), *eq;
+		if (ascii_ncasecmp(name, param, plen) != 0)
+			continue; /* (stops at the NUL of a shorter name) */
+		eq = name + plen + strspn(name + plen, " \t");
+		if (*eq == '=') {
 			param_value(eq + 1 + strspn(eq + 1, " \t"), out, cap);
 			return 1;
 		}

@@ -46,6 +46,8 @@ int dsn_status_of_reply(const char *t, char *out)
 
 	if (!c)
 		return 0;
+	if (c == '3')
+		return 0; /* an intermediate reply (354) says nothing final */
 	code = t + 3 + strspn(t + 3, " -");
 	n = dsn_status_len(code);
 	if (n && code[0] == c && (code[n] == ' ' || code[n] == '\0'))

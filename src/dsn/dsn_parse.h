@@ -66,7 +66,8 @@ size_t dsn_status_len(const char *s);
 char dsn_reply_class(const char *s);
 /* The status an SMTP reply t carries: its enhanced code when the class
  * agrees with the reply code's, else the reply's class ("5.0.0"); 0 when
- * t is not a reply. out has DSN_PARSE_STATUS_MAX bytes. */
+ * t is not a reply of class 2, 4 or 5 (a 3xx is no outcome). out has
+ * DSN_PARSE_STATUS_MAX bytes. */
 int dsn_status_of_reply(const char *t, char *out);
 
 /* "rfc822; john@example.com" -> "john@example.com" (the part after the

@@ -108,6 +108,7 @@ static void test_typed_and_status(void **state)
 	assert_true(dsn_status_of_reply("550 4.1.1 mismatch", v));
 	assert_string_equal(v, "5.0.0");
 	assert_false(dsn_status_of_reply("hello", v));
+	assert_false(dsn_status_of_reply("354 go ahead", v)); /* no outcome */
 	assert_int_equal(dsn_reply_class("421-x"), '4');
 	assert_int_equal(dsn_reply_class("4210"), 0);
 }
