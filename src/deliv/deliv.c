@@ -133,35 +133,53 @@ void deliv_acct_settings(struct deliv *d, const struct store_account_deliv *s)
 
 /* ---- opening and closing ---- */
 
+/* Makes the key file if there is none: 1 made, 0 there already, -1 with
+ * *err. */
 static int key_make(const char *path, char **err)
 {
 	unsigned char k[DELIV_VERP_KEY_LEN];
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	int ok;
 
-	if (fd < 0)
-		return errno == EEXIST
-		           ? 0
-		           : (*err = xasprintf("cannot create %s: %s", path, strerror(errno)), -1);
+	if (fd < 0 && errno == EEXIST)
+		return 0;
+	if (fd < 0) {
+		*err = xasprintf("cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
 	randombytes_buf(k, sizeof(k));
 	ok = write(fd, k, sizeof(k)) == (ssize_t)sizeof(k) && fsync(fd) == 0;
 	sodium_memzero(k, sizeof(k));
 	close(fd);
 	if (!ok) {
-		unlink(path);
 		*err = xasprintf("cannot write %s: %s", path, strerror(errno));
+		unlink(path);
 		return -1;
 	}
-	return 0;
+	return 1;
+}
+
+/* A key lost with its directory entry would make every return path given
+ * out so far a forgery: the entry is made durable. */
+static void dir_sync(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
 }
 
 /* The VERP key: DATA_DIR/verp.key, made the first time. */
 static int key_load(struct deliv *d, char **err)
 {
 	char *path = xasprintf("%s/%s", d->conf->data_dir, KEY_FILE);
-	int fd, rc = -1;
+	int fd, rc = -1, made = key_make(path, err);
 
-	if (key_make(path, err) == 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+	if (made > 0)
+		dir_sync(d->conf->data_dir);
+	if (made >= 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 		if (read(fd, d->key, sizeof(d->key)) == (ssize_t)sizeof(d->key))
 			rc = 0;
 		else
