@@ -21,7 +21,9 @@
  * A report whose DSN part names no recipient falls through to the text.
  *
  * Only the first DELIV_REPORT_MAX bytes are looked at (the caller keeps
- * no more), at most DELIV_REPORT_RCPTS recipients are reported.
+ * no more: the parts read come before any returned original, and a
+ * session holding a report holds at most that much), at most
+ * DELIV_REPORT_RCPTS recipients are reported.
  */
 #ifndef POSTHORN_DELIV_REPORT_H
 #define POSTHORN_DELIV_REPORT_H
@@ -30,7 +32,7 @@
 
 #include "deliv/deliv_btext.h"
 
-#define DELIV_REPORT_MAX   (1024u * 1024)
+#define DELIV_REPORT_MAX   (256u * 1024)
 #define DELIV_REPORT_RCPTS 32
 #define DELIV_FBTYPE_MAX   64
 

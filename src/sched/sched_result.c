@@ -20,7 +20,8 @@
  * list with "hard bounce: <remote reply>", in the same worker job that
  * writes the states, one transaction for the item's adds. An item whose
  * account the guard paused is not delivered but parked until the account
- * is resumed (sched_account_held).
+ * is resumed (sched_account_held). Messages with the null sender (the
+ * reports Posthorn sends) are neither counted nor held.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -324,8 +325,8 @@ static void hard_bounce(struct finish *f, struct rcpt *r, const struct smtpc_ver
 	struct deliv_supp *x;
 	char *reason;
 
-	if (!d)
-		return;
+	if (!d || !*f->env->mail_from)
+		return; /* Posthorn's own reports are no mail of the account's */
 	deliv_outcome(d, f->env->account, hard ? DELIV_OUT_HARD : DELIV_OUT_BOUNCED);
 	if (!hard)
 		return;
@@ -387,7 +388,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
 		count(s, f->env, r, "delivered");
-		if (s->deps.deliv)
+		if (s->deps.deliv && *f->env->mail_from)
 			deliv_outcome(s->deps.deliv, f->env->account, DELIV_OUT_DELIVERED);
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
 		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
@@ -466,9 +467,14 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
 		persist(f);
 }
 
+/* A report Posthorn made (null sender) still goes: it tells the sender
+ * what happened to mail sent before the pause. */
 int sched_account_held(struct sched *s, struct qitem *it)
 {
-	if (!s->deps.deliv || !deliv_held(s->deps.deliv, it->act->env->account, it->m->id))
+	const struct envelope *env = it->act->env;
+
+	if (!s->deps.deliv || !*env->mail_from ||
+	    !deliv_held(s->deps.deliv, env->account, it->m->id))
 		return 0;
 	log_info("queue=%s event=held account=%s reason=account_paused", it->m->id,
 	         log_q(it->act->env->account));
