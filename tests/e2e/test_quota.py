@@ -196,8 +196,10 @@ def test_user_set_errors(start):
     assert rc == 2 and "--quota-hour" in err, err
     rc, out, err = srv.cli("user", "set", "default", "--quota-hour")
     assert rc == 2 and "needs a value" in err, err
-    rc, out, err = srv.cli("user", "set", "default", "--pool", "x")
-    assert rc == 2 and "unknown option" in err, err
+    rc, out, err = srv.cli("user", "set", "default", "--color", "x")
+    assert rc == 2 and "user set takes NAME" in err, err
+    rc, out, err = srv.cli("user", "set", "default", "--pool", "nosuch")
+    assert rc == 1 and "no section [pool.nosuch]" in err, err
     rc, out, err = srv.cli("user", "set", "--help")
     assert rc == 0 and "--quota-hour" in out, err
     rc, out, err = srv.cli("user", "add", "q", "--quota-day", "x", input="pw\n")
