@@ -156,8 +156,7 @@ static const char *const migrations[] = {
     "  created_at BIGINT NOT NULL,"
     "  PRIMARY KEY (account_id, address_key)"
     ");",
-    /* 6 -> 7: outbound TLS policy (its SQL is with its code: store_tls.c) */
-    store_tls_migration,
+    store_tls_migration,    /* 6 -> 7: outbound TLS policy (SQL in store_tls.c) */
     store_events_migration, /* 7 -> 8: events and webhooks (SQL in store_events.c) */
     "", /* 8 -> 9: reserved for branch dkim-accept, whose migration replaces this no-op */
     store_deliv_migration, /* 9 -> 10: quotas, reputation, VERP (SQL in store_deliv.c) */
@@ -917,10 +916,7 @@ int store_user_exists(struct store *st, const char *name)
 
 /* ---- authentication and sender domains --------------------------------- */
 
-/*
- * Copies the account's hash into out: 1 found with a password, 0 no such
- * account or no password, -1 error.
- */
+/* The account's hash into out: 1 found with a password, 0 none, -1 error. */
 static int fetch_hash(struct store *st, const char *name, char out[crypto_pwhash_STRBYTES])
 {
 	sqlite3_stmt *stmt =

@@ -787,7 +787,7 @@ int store_webhook_failures(struct store *st, int64_t id,
                            char **err);
 /* ---- deliverability: quotas, the reputation guard, VERP (store_deliv.c) ----
  *
- * Per account (migration 8): the quotas set by `user add|set` (NULL in
+ * Per account (migration 10): the quotas set by `user add|set` (NULL in
  * the table, STORE_QUOTA_DEFAULT here: the [quota] default), and the
  * reputation guard's pause. The server keeps quota counts and reputation
  * slots in memory and writes them with store_deliv_flush() once a second

@@ -1,5 +1,5 @@
 /*
- * store_deliv: what deliverability keeps in the database (migration 8,
+ * store_deliv: what deliverability keeps in the database (migration 10,
  * whose SQL is here: store_deliv_migration): per account, the quotas and
  * the reputation guard's pause; the quota counts and reputation slots the
  * server flushes; the VERP records that match a bounce to its message.
@@ -25,7 +25,7 @@
 #include "util/util.h"
 
 /*
- * 7 -> 8: quotas and the reputation guard's pause on accounts (NULL
+ * 9 -> 10: quotas and the reputation guard's pause on accounts (NULL
  * quotas: the [quota] defaults; NULL paused_at: not paused); quota counts
  * per account and period (the window they count in, and the count);
  * reputation slots per account (absolute counts of delivered, bounced,

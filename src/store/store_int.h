@@ -55,7 +55,7 @@ int store_tx_rollback(struct store *st);
 extern const char store_tls_migration[];
 /* Migration 7 -> 8: events, messages, their counters, webhooks (store_events.c). */
 extern const char store_events_migration[];
-/* Migration 7 -> 8 (store.c's list): deliverability (store_deliv.c). */
+/* Migration 9 -> 10 (store.c's list): deliverability (store_deliv.c). */
 extern const char store_deliv_migration[];
 /* Runs fn(st, arg, err) in a transaction, holding the lock: committed
  * when fn returns >= 0 (its result is returned), rolled back otherwise. */

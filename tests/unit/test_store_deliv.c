@@ -1,5 +1,5 @@
 /*
- * Unit tests for store_deliv (migration 8): account quotas and pauses,
+ * Unit tests for store_deliv (migration 10): account quotas and pauses,
  * `user resume`, the server's flush (quota counts, reputation slots,
  * pauses, VERP records, pruning) in one transaction, the reads, the
  * data_version another process moves, and store_supp_add_many.
