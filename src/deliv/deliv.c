@@ -32,22 +32,25 @@ static int64_t now_s(void)
 /* ---- events ---- */
 
 /*
- * Every deliverability event goes through here: suppressed, bounced,
- * complained, paused, resumed. EVENTS: once src/events is on main, this is
- * the one place that calls events_emit() (struct events_event: type,
- * account, message_id, recipient, reason/reply); until then the log line
- * is the record.
+ * Every deliverability event goes through here: suppressed, bounced (a
+ * later DSN), complained. The log line says it, and events_emit() copies
+ * it into the event writer's queue (docs/events.md "For emitters"). A
+ * pause and a resume are no event type of SPEC 6: their log lines
+ * (account_paused, account_resumed) are their record.
  */
-void deliv_event(const char *type, const char *account, const char *id, const char *rcpt,
-                 const char *detail)
+void deliv_event(struct deliv *d, const struct events_event *e)
 {
+	const char *rcpt = e->recipient, *id = e->message_id;
+	const char *detail = e->reason ? e->reason : e->reply;
 	char to[DELIV_ADDR_LOG_MAX];
 
 	snprintf(to, sizeof(to), "%s%s%s", rcpt ? " to=<" : "", rcpt ? log_q(rcpt) : "",
 	         rcpt ? ">" : "");
 	log_info("%s%s event=%s account=%s%s detail=%s",
-	         id ? "queue=" : "session=", id ? id : "NOQUEUE", type, log_q(account), to,
-	         log_q(detail ? detail : ""));
+	         id ? "queue=" : "session=", id ? id : "NOQUEUE", event_type_name(e->type),
+	         log_q(e->account), to, log_q(detail ? detail : ""));
+	if (d->deps.events)
+		events_emit(d->deps.events, e);
 }
 
 /* ---- accounts ---- */
@@ -94,7 +97,6 @@ static void resumed(struct deliv *d, struct deliv_acct *a, int64_t at)
 {
 	log_info("session=NOQUEUE event=account_resumed account=%s held=%zu", log_q(a->name),
 	         a->n_parked);
-	deliv_event("resumed", a->name, NULL, NULL, a->pause_reason);
 	a->paused_at = 0;
 	a->pause_reason[0] = '\0';
 	a->resumed_at = at;
@@ -366,7 +368,6 @@ static void pause_account(struct deliv *d, struct deliv_acct *a, enum deliv_rep_
 	         "complained=%llu reason=%s",
 	         log_q(a->name), (unsigned long long)r->volume, (unsigned long long)r->hard,
 	         (unsigned long long)r->complained, log_q(a->pause_reason));
-	deliv_event("paused", a->name, NULL, NULL, a->pause_reason);
 	/* HOLD: with queue-tools' hold on main, the account's queued mail is
 	 * held here on disk (sched_steer, op hold, by account); until then
 	 * deliv_held() keeps each of its messages back when it comes up for
@@ -447,7 +448,11 @@ void deliv_supp_added(struct deliv *d, const struct deliv_supp *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].added == 1)
-			deliv_event("suppressed", v[i].account, v[i].id, v[i].addr, v[i].reason);
+			deliv_event(d, &(struct events_event){.type = EVENT_SUPPRESSED,
+			                                      .account = v[i].account,
+			                                      .message_id = v[i].id,
+			                                      .recipient = v[i].addr,
+			                                      .reason = v[i].reason});
 		else if (v[i].added < 0)
 			log_warn("queue=%s event=suppress_failed account=%s to=<%s>",
 			         v[i].id ? v[i].id : "NOQUEUE", log_q(v[i].account),
@@ -459,5 +464,8 @@ void deliv_refused_suppressed(struct deliv *d, const char *account, const char *
                               const char *reason)
 {
 	count(d, account, addr, "suppressed");
-	deliv_event("suppressed", account, NULL, addr, reason);
+	deliv_event(d, &(struct events_event){.type = EVENT_SUPPRESSED,
+	                                      .account = account,
+	                                      .recipient = addr,
+	                                      .reason = reason});
 }

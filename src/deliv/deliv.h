@@ -47,6 +47,9 @@ struct deliv_deps {
 	 * delivery (deliv_held) is due again (may be NULL). */
 	void (*release)(void *arg, const char *id);
 	void *release_arg;
+	/* The event writer (may be NULL): suppressed, bounced (reported
+	 * later by a DSN) and complained events. */
+	struct events *events;
 };
 
 /* VERP records are kept this long after the message's queue lifetime:

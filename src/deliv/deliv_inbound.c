@@ -31,13 +31,14 @@
 
 /* What the worker decided, applied on the loop. */
 struct action {
-	const char *type; /* "bounced", "complained" */
+	enum event_type type; /* EVENT_BOUNCED, EVENT_COMPLAINED */
 	char account[COUNTER_ACCOUNT_MAX + 1];
 	char id[ID_LEN + 1];
 	char rcpt[DELIV_ADDR_MAX];
-	char detail[DELIV_DIAG_MAX + 64];
-	int supp;                   /* index into supp[], or -1 */
-	enum deliv_outcome outcome; /* counted when the add was new */
+	char status[DELIV_STATUS_MAX];    /* bounced: "5.1.1" */
+	char detail[DELIV_DIAG_MAX + 64]; /* bounced: the reply; complained: the feedback type */
+	int supp;                         /* index into supp[], or -1 */
+	enum deliv_outcome outcome;       /* counted when the add was new */
 };
 
 struct deliv_inbound {
@@ -165,15 +166,16 @@ static void decide(struct deliv_inbound *in, const struct deliv_report_rcpt *r, 
 	snprintf(a->id, sizeof(a->id), "%s", id);
 	snprintf(a->rcpt, sizeof(a->rcpt), "%s", rcpt);
 	if (r->what == DELIV_RCPT_COMPLAINED) {
-		a->type = "complained";
+		a->type = EVENT_COMPLAINED;
 		snprintf(a->detail, sizeof(a->detail), "%s", in->rep->feedback_type);
 		snprintf(reason, sizeof(reason), "complaint (%s)", in->rep->feedback_type);
 		a->outcome = DELIV_OUT_COMPLAINED;
 		want_supp(in, a, reason);
 		return;
 	}
-	a->type = "bounced";
-	snprintf(a->detail, sizeof(a->detail), "%s%s%s", r->status, r->diag[0] ? " " : "", r->diag);
+	a->type = EVENT_BOUNCED;
+	snprintf(a->status, sizeof(a->status), "%s", r->status);
+	snprintf(a->detail, sizeof(a->detail), "%s", r->diag[0] ? r->diag : r->status);
 	if (deliv_status_hard(r->status)) {
 		snprintf(reason, sizeof(reason), "hard bounce: %.*s", SUPP_REASON_MAX - 13,
 		         r->diag[0] ? r->diag : r->status);
@@ -266,7 +268,14 @@ static void inbound_done(void *arg)
 
 	for (size_t i = 0; i < in->n_acts; i++) {
 		const struct action *a = &in->acts[i];
-		deliv_event(a->type, a->account, a->id, a->rcpt, a->detail);
+		int complaint = a->type == EVENT_COMPLAINED;
+		deliv_event(in->d, &(struct events_event){.type = a->type,
+		                                          .account = a->account,
+		                                          .message_id = a->id,
+		                                          .recipient = a->rcpt,
+		                                          .status = a->status[0] ? a->status : NULL,
+		                                          .reply = complaint ? NULL : a->detail,
+		                                          .reason = complaint ? a->detail : NULL});
 		if (a->supp >= 0 && in->supp[a->supp].added == 1)
 			deliv_outcome(in->d, a->account, a->outcome);
 	}

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "deliv/deliv.h"
+#include "events/events.h"
 #include "store/store.h"
 #include "util/htable.h"
 
@@ -63,9 +64,9 @@ struct deliv {
 struct deliv_acct *deliv_acct(struct deliv *d, const char *name);
 /* Applies an account's stored settings (start and reload). */
 void deliv_acct_settings(struct deliv *d, const struct store_account_deliv *a);
-/* The event every emitter goes through (one call site for src/events). */
-void deliv_event(const char *type, const char *account, const char *id, const char *rcpt,
-                 const char *detail);
+/* The events deliverability records (suppressed, bounced, complained) go
+ * through here: one log line, and events_emit() when deps.events is set. */
+void deliv_event(struct deliv *d, const struct events_event *e);
 
 /* deliv_sync.c */
 int deliv_load(struct deliv *d, char **err);

@@ -31,6 +31,7 @@ struct dns;
 struct work_pool;
 struct policy;
 struct deliv;
+struct events;
 struct sched;
 
 struct sched_deps {
@@ -52,6 +53,9 @@ struct sched_deps {
 	 * reputation guard, hard bounces into the suppression list, accounts
 	 * whose mail is held (sched_result.c). */
 	struct deliv *deliv;
+	/* The event writer (may be NULL): each recipient's delivered,
+	 * deferred or bounced event. */
+	struct events *events;
 };
 
 struct sched *sched_new(const struct sched_deps *deps);

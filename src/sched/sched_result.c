@@ -1,7 +1,7 @@
 /*
  * sched_result: the end of an attempt. Each recipient's verdict becomes
  * its new state (delivered, deferred with its next attempt, bounced), one
- * log line and a count; recipients whose sender asked for it get a DSN
+ * log line, a count and an event (src/events); recipients whose sender asked for it get a DSN
  * entry. The destination's shaping hears how it went.
  *
  * Writing results, in this order: bounces first become a report (one per
@@ -29,11 +29,14 @@
 #include "conf/conf.h"
 #include "deliv/deliv.h"
 #include "dsn/dsn.h"
+#include "events/events.h"
 #include "log/log.h"
 #include "sched/sched_int.h"
 #include "smtpc/smtpc_conn.h"
 #include "spool/spool.h"
 #include "work/work.h"
+
+#define MX_MAX 320 /* "host[address]" of the host that answered, for events */
 
 struct finish {
 	struct sched *s;
@@ -275,15 +278,34 @@ static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smt
 		         status, v->status, log_q(v->diag));
 }
 
-static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
-                  const char *event)
+/*
+ * The recipient's attempt, counted and recorded as an event (delivered,
+ * deferred or bounced; docs/events.md "For emitters"): events_emit()
+ * copies into the writer's queue, nothing more on the loop.
+ */
+static void record(struct sched *s, const struct envelope *env, const struct rcpt *r,
+                   enum event_type type, const struct smtpc_verdict *v, struct smtpc_conn *c)
 {
-	char key[300];
+	char key[300], mx[MX_MAX];
 
-	if (!s->deps.count)
+	if (s->deps.count) {
+		sched_dest_key(s, r->addr, key, sizeof(key));
+		s->deps.count(s->deps.count_arg, env->account, key, event_type_name(type));
+	}
+	if (!s->deps.events)
 		return;
-	sched_dest_key(s, r->addr, key, sizeof(key));
-	s->deps.count(s->deps.count_arg, env->account, key, event);
+	if (c)
+		snprintf(mx, sizeof(mx), "%s[%s]", smtpc_conn_host(c),
+		         smtpc_conn_addr(c) ? smtpc_conn_addr(c) : "");
+	events_emit(s->deps.events,
+	            &(struct events_event){.type = type,
+	                                   .account = env->account,
+	                                   .message_id = env->id,
+	                                   .recipient = r->addr,
+	                                   .mx = c ? mx : NULL,
+	                                   .reply = v->reply ? v->reply : v->diag,
+	                                   .status = v->status[0] ? v->status : NULL,
+	                                   .attempt = r->attempts});
 }
 
 static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const char *status,
@@ -357,15 +379,16 @@ static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict 
 		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
 		log_attempt(f->it, r, c, "bounced", &ex);
 		add_dsn(f, k, DSN_ACT_FAILED, ex.status, ex.diag, remote);
+		record(f->s, f->env, r, EVENT_BOUNCED, &ex, c);
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(f->it, r, c, "bounced", v);
 		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), remote);
+		record(f->s, f->env, r, EVENT_BOUNCED, v, c);
 	}
 	if (!*f->env->mail_from)
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
 		         log_q(r->addr));
-	count(f->s, f->env, r, "bounced");
 	hard_bounce(f, r, v);
 }
 
@@ -387,7 +410,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 	if (v->action == SMTPC_ACT_OK) {
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
-		count(s, f->env, r, "delivered");
+		record(s, f->env, r, EVENT_DELIVERED, v, c);
 		if (s->deps.deliv && *f->env->mail_from)
 			deliv_outcome(s->deps.deliv, f->env->account, DELIV_OUT_DELIVERED);
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
@@ -404,7 +427,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
-		count(s, f->env, r, "deferred");
+		record(s, f->env, r, EVENT_DEFERRED, v, c);
 		if (dsn_delay_wanted(f->env, k) &&
 		    sched_delay_due(f->env->created, cf->delay_warning, prev, sched_now_s()))
 			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),

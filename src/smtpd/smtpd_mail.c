@@ -387,8 +387,8 @@ static void batch_done(void *arg)
 	size_t k = 0;
 
 	if (b->n_cand > 1) /* a pipelined group: one check for all */
-		log_info("session=%s event=suppression_check rcpts=%zu failed=%d", s->id,
-		         b->n_cand, b->failed);
+		log_info("session=%s event=suppression_check rcpts=%zu failed=%d", s->id, b->n_cand,
+		         b->failed);
 	if (!session_release(s)) {
 		for (size_t i = 0; i < b->n; i++) {
 			if (b->v[i].refusal)
