@@ -218,15 +218,19 @@ static void count_event(void *arg, const char *account, const char *domain, cons
 		counters_flush(srv);
 }
 
-static void on_queued(void *arg, const char *id, const char *account, const char *const *rcpts,
-                      size_t n)
+static void on_queued(void *arg, const struct smtpd_queued *q)
 {
 	struct server *srv = arg;
-	size_t i;
+	const char *id = q->id, *account = q->account;
+	const char *const *rcpts = q->rcpts;
+	size_t i, n = q->n_rcpts;
 
-	events_accepted(
-	    srv->events,
-	    &(struct events_message){.id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
+	events_accepted(srv->events, &(struct events_message){.id = id,
+	                                                      .account = account,
+	                                                      .from = q->from,
+	                                                      .subject = q->subject,
+	                                                      .rcpts = rcpts,
+	                                                      .n_rcpts = n});
 	for (i = 0; i < n; i++) {
 		const char *at = strrchr(rcpts[i], '@');
 		char dom[256];
@@ -431,6 +435,7 @@ static int open_delivery(struct server *srv)
 	sd.count = count_event;
 	sd.count_arg = srv;
 	sd.deliv = srv->deliv;
+	sd.events = srv->events;
 	srv->sched = sched_new(&sd);
 	if ((n = sched_load(srv->sched)) < 0)
 		return -1;
@@ -485,6 +490,7 @@ static int open_deliv(struct server *srv)
 	dd.count_arg = srv;
 	dd.release = release_held;
 	dd.release_arg = srv;
+	dd.events = srv->events;
 	if (!(srv->deliv = deliv_open(&dd, &err))) {
 		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
 		free(err);

@@ -21,6 +21,13 @@ struct smtpd;
  * the smtpd; only base and conf are needed to bind, the rest may be filled
  * in after smtpd_new() (so ports can be bound before dropping privileges
  * and opening the data directory). */
+/* A message the spool made durable (strings valid during the call). */
+struct smtpd_queued {
+	const char *id, *account, *from, *subject;
+	const char *const *rcpts;
+	size_t n_rcpts;
+};
+
 struct smtpd_deps {
 	struct event_base *base;
 	const struct conf *conf;
@@ -31,11 +38,11 @@ struct smtpd_deps {
 	/* Quotas, pauses, VERP recipients and reports (deliv.h); NULL: none. */
 	struct deliv *deliv;
 	/* Called on the loop thread once for each message the spool made
-	 * durable, with the account and the recipients' addresses: before the
-	 * 250 is queued, and even when the client has gone meanwhile and will
-	 * never see it. */
-	void (*queued)(void *arg, const char *id, const char *account, const char *const *rcpts,
-	               size_t n_rcpts);
+	 * durable, with the account, the envelope sender ("" for the null
+	 * sender), the decoded Subject (NULL when the message has none) and
+	 * the recipients' addresses: before the 250 is queued, and even when
+	 * the client has gone meanwhile and will never see it. */
+	void (*queued)(void *arg, const struct smtpd_queued *q);
 	void *queued_arg;
 };
 

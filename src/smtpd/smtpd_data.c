@@ -28,6 +28,7 @@
 
 #include "deliv/deliv.h"
 #include "log/log.h"
+#include "smtpd/smtp_subject.h"
 #include "smtpd/smtpd_session.h"
 #include "spool/spool.h"
 
@@ -142,9 +143,12 @@ static void data_output(struct session *s, const char *out, size_t n)
 	buf_free(&b);
 }
 
+/* The Subject's encoded words are decoded here, on the loop: a bounded
+ * pass over at most SMTP_DATA_SUBJECT_MAX bytes, the cost of a copy. */
 static void notify_queued(struct session *s, const char *id)
 {
 	const struct smtpd_deps *d = s->sd->deps;
+	char raw[SMTP_DATA_SUBJECT_MAX + 1], subject[SMTP_DATA_SUBJECT_MAX + 1];
 	const char **addrs;
 	size_t i;
 
@@ -153,7 +157,15 @@ static void notify_queued(struct session *s, const char *id)
 	addrs = xcalloc(s->txn.n_rcpts + 1, sizeof(*addrs));
 	for (i = 0; i < s->txn.n_rcpts; i++)
 		addrs[i] = s->txn.rcpts[i].addr;
-	d->queued(d->queued_arg, id, s->account ? s->account : "default", addrs, s->txn.n_rcpts);
+	smtp_data_subject(&s->txn.dec, raw, sizeof(raw));
+	smtp_subject_decode(raw, strlen(raw), subject, sizeof(subject));
+	d->queued(d->queued_arg,
+	          &(struct smtpd_queued){.id = id,
+	                                 .account = s->account ? s->account : "default",
+	                                 .from = s->txn.mail.addr,
+	                                 .subject = s->txn.dec.has_subject ? subject : NULL,
+	                                 .rcpts = addrs,
+	                                 .n_rcpts = s->txn.n_rcpts});
 	free(addrs);
 }
 
