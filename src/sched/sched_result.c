@@ -1,8 +1,9 @@
 /*
  * sched_result: the end of an attempt. Each recipient's verdict becomes
  * its new state (delivered, deferred with its next attempt, bounced), one
- * log line, a count and an event (src/events); recipients whose sender asked for it get a DSN
- * entry. The destination's shaping hears how it went.
+ * log line, a count and an event (src/events); recipients whose sender
+ * asked for it get a DSN entry. The destination's shaping hears how it
+ * went.
  *
  * Writing results, in this order: bounces first become a report (one per
  * message and event, built on the work pool and committed through the

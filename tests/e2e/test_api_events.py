@@ -22,7 +22,7 @@ TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, cert):
-    s = with_keys(Server(tmp_path_factory.mktemp("events"), cert).start())
+    s = with_keys(Server(tmp_path_factory.mktemp("events"), cert, relay={"retry": "1h"}).start())
     yield s
     s.stop()
 
