@@ -287,7 +287,11 @@ async function caseMessagePage() {
   await page.getByRole('button', { name: 'Search' }).click();
   const link = page.locator('#message-list a', { hasText: cfg.mail.shop_id });
   await link.waitFor();
-  check(await page.locator('#message-list tbody tr').count() === 1, 'the search by recipient lists other messages');
+  // The unfiltered list (shown before the search) has the message too: wait
+  // for the search's answer to replace it.
+  const one = await page.waitForFunction(() => document.querySelectorAll('#message-list tbody tr').length === 1,
+    null, { timeout: 20000 }).then(() => true, () => false);
+  check(one, 'the search by recipient lists other messages');
   await link.click();
   await page.locator('#page-title', { hasText: cfg.mail.shop_id }).waitFor();
   await page.locator('section.recipient').first().waitFor();
