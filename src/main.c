@@ -27,6 +27,7 @@
 #include "ctl/ctl.h"
 #include "dkim/dkim.h"
 #include "dkim/dkim_watch.h"
+#include "deliv/deliv.h"
 #include "dns/dns.h"
 #include "events/events.h"
 #include "http/http.h"
@@ -50,8 +51,10 @@ static const char usage_text[] =
     "commands:\n"
     "  serve                      run the relay in the foreground\n"
     "  check-config               validate the configuration\n"
-    "  user add NAME [--password-stdin] [--domain D]...\n"
+    "  user add NAME [--password-stdin] [--domain D]... [--quota-hour N] [--quota-day N]\n"
     "  user list | user del NAME | user passwd NAME [--password-stdin]\n"
+    "  user set NAME [--pool POOL] [--quota-hour N|default] [--quota-day N|default]\n"
+    "  user resume NAME\n"
     "  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
     "  stats [--since DURATION] [--account NAME] [--json]\n"
     "  apikey create ACCOUNT [--name N] [--admin] | apikey list | apikey revoke ID\n"
@@ -129,6 +132,7 @@ struct server {
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
 	struct dkim_watch *dkim_watch; /* reloads deps.dkim's keys, rotation rounds */
+	struct deliv *deliv;           /* quotas, the reputation guard, VERP */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -218,15 +222,19 @@ static void count_event(void *arg, const char *account, const char *domain, cons
 		counters_flush(srv);
 }
 
-static void on_queued(void *arg, const char *id, const char *account, const char *const *rcpts,
-                      size_t n)
+static void on_queued(void *arg, const struct smtpd_queued *q)
 {
 	struct server *srv = arg;
-	size_t i;
+	const char *id = q->id, *account = q->account;
+	const char *const *rcpts = q->rcpts;
+	size_t i, n = q->n_rcpts;
 
-	events_accepted(
-	    srv->events,
-	    &(struct events_message){.id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
+	events_accepted(srv->events, &(struct events_message){.id = id,
+	                                                      .account = account,
+	                                                      .from = q->from,
+	                                                      .subject = q->subject,
+	                                                      .rcpts = rcpts,
+	                                                      .n_rcpts = n});
 	for (i = 0; i < n; i++) {
 		const char *at = strrchr(rcpts[i], '@');
 		char dom[256];
@@ -234,6 +242,7 @@ static void on_queued(void *arg, const char *id, const char *account, const char
 		ascii_lower(dom);
 		count_event(srv, account, dom, "accepted");
 	}
+	deliv_message_queued(srv->deliv, id, account, rcpts, n);
 	sched_add_id(srv->sched, id);
 }
 
@@ -431,6 +440,8 @@ static int open_delivery(struct server *srv)
 	sd.policy = srv->policy;
 	sd.count = count_event;
 	sd.count_arg = srv;
+	sd.deliv = srv->deliv;
+	sd.events = srv->events;
 	srv->sched = sched_new(&sd);
 	if ((n = sched_load(srv->sched)) < 0)
 		return -1;
@@ -500,6 +511,40 @@ static void watch_signing(struct server *srv)
 	unsub_watch(srv->deps.unsub, srv->base, srv->deps.work, srv->deps.store, 1000);
 }
 
+/* A paused account was resumed: the messages it kept back are due. */
+static void release_held(void *arg, const char *id)
+{
+	struct server *srv = arg;
+
+	sched_retry(srv->sched, id);
+}
+
+/* Deliverability: after the store and the work pool, before delivery. */
+static int open_deliv(struct server *srv)
+{
+	struct deliv_deps dd;
+	char *err = NULL;
+
+	memset(&dd, 0, sizeof(dd));
+	dd.base = srv->base;
+	dd.conf = srv->conf;
+	dd.store = srv->deps.store;
+	dd.work = srv->deps.work;
+	dd.count = count_event;
+	dd.count_arg = srv;
+	dd.release = release_held;
+	dd.release_arg = srv;
+	dd.events = srv->events;
+	if (!(srv->deliv = deliv_open(&dd, &err))) {
+		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
+		free(err);
+		return -1;
+	}
+	srv->deps.deliv = srv->deliv;
+	deliv_start(srv->deliv);
+	return 0;
+}
+
 static void add_signals(struct server *srv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -552,6 +597,7 @@ static void server_close(struct server *srv)
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);
 	counter_batch_free(srv->counters);
+	deliv_close(srv->deliv); /* its last counts, after every session and delivery */
 	while (srv->n_reloaded > 0)
 		conf_free(srv->reloaded[--srv->n_reloaded]);
 	free(srv->reloaded);
@@ -613,7 +659,7 @@ static int cmd_serve(struct conf *c)
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = counter_batch_new();
-	if (open_signing(&srv) < 0 || open_delivery(&srv) < 0)
+	if (open_signing(&srv) < 0 || open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
 	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);

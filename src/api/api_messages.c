@@ -6,10 +6,11 @@
  * while the message is queued, the spool's per-recipient state (what the
  * delivery engine will do next); once it has left the queue, the last
  * state-changing event (delivered, bounced, suppressed, deferred; accepted
- * reads as queued). The attempts are the delivered, deferred and bounced
- * events. A message the event writer has not written yet (it writes every
- * 100 ms) is still found in the spool. Another account's message is 404,
- * exactly like one that does not exist.
+ * reads as queued; suppressed only before any delivery result, since a
+ * hard bounce or complaint suppresses the address after it). The attempts are the delivered,
+ * deferred and bounced events. A message the event writer has not written yet (it writes every 100
+ * ms) is still found in the spool. Another account's message is 404, exactly like one that does not
+ * exist.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,9 +102,12 @@ static void on_event(void *arg, const struct store_event_row *e)
 	case EVENT_DEFERRED:
 	case EVENT_BOUNCED:
 		add_attempt(v, e);
-		/* fall through */
-	case EVENT_SUPPRESSED:
 		v->state = event_type_name(e->type);
+		break;
+	case EVENT_SUPPRESSED: /* a suppression its own bounce or complaint made
+	                          does not undo what delivery did */
+		if (!v->state || strcmp(v->state, "queued") == 0)
+			v->state = "suppressed";
 		break;
 	default: /* opened, clicked, complained: no change of state */
 		break;

@@ -12,6 +12,7 @@
 #define POSTHORN_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct conf;
 
@@ -47,6 +48,23 @@ int cli_run_verb(const struct cli_verb *verbs, size_t n, const char *usage, int 
                  const struct conf *c);
 
 int cli_user(int argc, char **argv, const struct conf *c);
+
+/* cli_user_deliv.c: quotas and the reputation guard's pause. */
+struct cli_quota {
+	int set[2];       /* per hour, per day: given */
+	int64_t value[2]; /* STORE_QUOTA_DEFAULT or a count (0: unlimited) */
+};
+/* --quota-hour/--quota-day N|default at argv[*i] into q: 1 taken, 0 not
+ * this option, -1 a usage error (said). */
+int cli_quota_opt(int argc, char **argv, int *i, struct cli_quota *q);
+/* Stores the quotas q sets (none: nothing) and says so; the exit code. */
+int cli_quota_apply(struct store *st, const struct conf *c, const char *name,
+                    const struct cli_quota *q);
+int cli_user_resume(int argc, char **argv, const struct conf *c);
+/* cli_stats_rep.c: each account's rates against the guard's thresholds,
+ * and its quotas, after the domain table or into the JSON object. */
+struct json_t;
+int cli_stats_accounts(const struct conf *c, const char *account, struct json_t *root);
 int cli_queue(int argc, char **argv, const struct conf *c);
 int cli_stats(int argc, char **argv, const struct conf *c);
 int cli_apikey(int argc, char **argv, const struct conf *c);

@@ -9,8 +9,10 @@
  *   DOMAIN<TAB>accepted<TAB>delivered<TAB>deferred<TAB>bounced<TAB>suppressed
  *   example.com<TAB>12<TAB>10<TAB>1<TAB>1<TAB>0      one line per domain, sorted
  *   TOTAL<TAB>...
- * or with --json one line holding
- *   {"since":T,"domains":{"example.com":{"accepted":12,...}},"total":{...}}
+ * then the accounts' rates and quotas (cli_stats_rep.c), or with --json
+ * one line holding
+ *   {"since":T,"domains":{"example.com":{"accepted":12,...}},"total":{...},
+ *    "reputation":{...},"accounts":{...}}
  * where T is the unix time the window really starts at: counters are kept
  * per hour, so the window starts at the hour that holds now - DURATION.
  *
@@ -269,7 +271,8 @@ static void json_add_domain(json_t *domains, const struct domain_counts *d)
 	buf_free(&key);
 }
 
-static int print_json(const struct stats *s, int64_t since)
+static int print_json(const struct stats *s, int64_t since, const struct conf *c,
+                      const char *account)
 {
 	json_t *root = json_object(), *domains = json_object();
 	int rc;
@@ -279,6 +282,10 @@ static int print_json(const struct stats *s, int64_t since)
 		json_add_domain(domains, &s->v[i]);
 	json_object_set_new(root, "domains", domains);
 	json_object_set_new(root, "total", counts_json(s->total));
+	if (cli_stats_accounts(c, account, root) != 0) {
+		json_decref(root);
+		return EXIT_RUNTIME;
+	}
 	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	putchar('\n');
 	json_decref(root);
@@ -303,9 +310,11 @@ int cli_stats(int argc, char **argv, const struct conf *c)
 		return rc;
 	rc = load(c, since, a.account, &s);
 	if (rc == EXIT_OK && a.json)
-		rc = print_json(&s, since);
-	else if (rc == EXIT_OK)
+		rc = print_json(&s, since, c, a.account);
+	else if (rc == EXIT_OK) {
 		print_table(&s);
+		rc = cli_stats_accounts(c, a.account, NULL);
+	}
 	stats_free(&s);
 	/* A full disk or a closed pipe must not look like success. */
 	if (fflush(stdout) != 0 || ferror(stdout))

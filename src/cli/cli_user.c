@@ -8,9 +8,12 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
- *   user set NAME [--pool POOL] [--unsubscribe on|off]
+ *   user set NAME [--pool POOL] [--unsubscribe on|off] [--quota-hour N|default]
+ *                 [--quota-day N|default]
  *                                   send from [pool.POOL] (--pool '' unbinds);
- *                                   one-click List-Unsubscribe on its SMTP mail
+ *                                   one-click List-Unsubscribe on its SMTP mail; quotas
+ *   user resume NAME                lift a reputation-guard pause
+ *   (quotas and resume: cli_user_deliv.c)
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
  * --password-stdin, as one line of standard input, so that they never
@@ -45,12 +48,17 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 #define PASSWORD_MAX 1024
 
 static const char usage_text[] =
-    "usage: posthorn user add NAME [--password-stdin] [--domain D]...\n"
+    "usage: posthorn user add NAME [--password-stdin] [--domain D]... [--quota-hour N] "
+    "[--quota-day N]\n"
     "       posthorn user list\n"
     "       posthorn user del NAME\n"
     "       posthorn user passwd NAME [--password-stdin]\n"
     "       posthorn user domain add|del NAME DOMAIN...\n"
-    "       posthorn user set NAME [--pool POOL] [--unsubscribe on|off]   (--pool '' : no pool)\n";
+    "       posthorn user set NAME [--pool POOL] [--unsubscribe on|off] [--quota-hour N|default] "
+    "[--quota-day N|default]\n"
+    "         (--pool '' : no pool; N: messages per clock hour or UTC day, 0 unlimited;\n"
+    "          default: the [quota] setting)\n"
+    "       posthorn user resume NAME\n";
 
 /* Options and operands after the verb. */
 struct user_args {
@@ -59,10 +67,11 @@ struct user_args {
 	size_t n_domains;
 	char **pos; /* operands, in order */
 	size_t n_pos;
+	struct cli_quota quota; /* --quota-hour, --quota-day */
 };
 
 /* Which options a verb accepts. */
-enum { OPT_PASSWORD = 1, OPT_DOMAIN = 2 };
+enum { OPT_PASSWORD = 1, OPT_DOMAIN = 2, OPT_QUOTA = 4 };
 
 #define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
 
@@ -76,7 +85,10 @@ static void args_free(struct user_args *a)
 static int parse_opt(struct user_args *a, int allowed, int argc, char **argv, int *i)
 {
 	const char *arg = argv[*i];
+	int rc;
 
+	if ((allowed & OPT_QUOTA) && (rc = cli_quota_opt(argc, argv, i, &a->quota)) != 0)
+		return rc < 0 ? EXIT_USAGE : 0;
 	if ((allowed & OPT_PASSWORD) && strcmp(arg, "--password-stdin") == 0) {
 		a->password_stdin = 1;
 		return 0;
@@ -319,11 +331,19 @@ static int add_with(struct store *st, const struct user_args *a, const char *nam
 	return rc;
 }
 
+static int add_with_quota(struct store *st, const struct user_args *a, const char *name,
+                          const struct conf *c)
+{
+	int rc = add_with(st, a, name);
+
+	return rc == EXIT_OK ? cli_quota_apply(st, c, name, &a->quota) : rc;
+}
+
 static int user_add(int argc, char **argv, const struct conf *c)
 {
 	struct user_args a;
 	struct store *st;
-	int rc = parse_args(&a, OPT_PASSWORD | OPT_DOMAIN, argc, argv, 1);
+	int rc = parse_args(&a, OPT_PASSWORD | OPT_DOMAIN | OPT_QUOTA, argc, argv, 1);
 
 	if (rc == EXIT_OK && a.n_pos != 1)
 		rc = say(EXIT_USAGE, "user add takes one account name");
@@ -333,7 +353,7 @@ static int user_add(int argc, char **argv, const struct conf *c)
 		rc = check_domains(a.domains, a.n_domains);
 	if (rc == EXIT_OK) {
 		st = open_store(c);
-		rc = st ? add_with(st, &a, a.pos[0]) : EXIT_RUNTIME;
+		rc = st ? add_with_quota(st, &a, a.pos[0], c) : EXIT_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
@@ -454,11 +474,13 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 	return rc;
 }
 
-#define SET_USAGE "user set takes NAME and --pool POOL and/or --unsubscribe on|off"
+#define SET_USAGE                                                                                  \
+	"user set takes NAME and --pool POOL, --unsubscribe on|off, --quota-hour or --quota-day"
 
-/* What user set changes: NULL is "not given". */
+/* What user set changes: NULL (or unset quotas) is "not given". */
 struct set_opts {
 	const char *name, *pool, *unsub;
+	struct cli_quota quota;
 };
 
 /* "--opt VALUE" or "--opt=VALUE" at argv[*i]: 1 (and *out) if it is opt. */
@@ -477,10 +499,18 @@ static int opt_value(int argc, char **argv, int *i, const char *opt, const char 
 	return 0;
 }
 
+/* NAME and at least one option. */
 static int set_opts(int argc, char **argv, struct set_opts *o)
 {
+	int rc;
+
 	memset(o, 0, sizeof(*o));
 	for (int i = 1; i < argc; i++) {
+		if ((rc = cli_quota_opt(argc, argv, &i, &o->quota)) != 0) {
+			if (rc < 0)
+				return EXIT_USAGE;
+			continue;
+		}
 		if (opt_value(argc, argv, &i, "--pool", &o->pool) ||
 		    opt_value(argc, argv, &i, "--unsubscribe", &o->unsub))
 			continue;
@@ -488,7 +518,7 @@ static int set_opts(int argc, char **argv, struct set_opts *o)
 			return say(EXIT_USAGE, SET_USAGE);
 		o->name = argv[i];
 	}
-	if (!o->name || (!o->pool && !o->unsub) ||
+	if (!o->name || (!o->pool && !o->unsub && !o->quota.set[0] && !o->quota.set[1]) ||
 	    (o->unsub && strcmp(o->unsub, "on") != 0 && strcmp(o->unsub, "off") != 0))
 		return say(EXIT_USAGE, SET_USAGE);
 	return EXIT_OK;
@@ -508,16 +538,21 @@ static int set_unsub(struct store *st, const char *name, int on, const struct co
 	return rc;
 }
 
-/* user set NAME [--pool POOL] [--unsubscribe on|off]: the [pool.NAME] the
- * account's mail leaves from, and one-click unsubscribe on its SMTP mail
- * (a running server sees either within a second). */
+/* user set NAME [--pool POOL] [--unsubscribe on|off] [quotas]: the
+ * [pool.NAME] the account's mail leaves from, one-click unsubscribe on its
+ * SMTP mail, its quotas (a running server sees each within a second). */
 static int user_set(int argc, char **argv, const struct conf *c)
 {
 	struct set_opts o;
 	struct store *st;
 	char *err = NULL;
-	int rc = set_opts(argc, argv, &o);
+	int rc;
 
+	if (argc > 1 && cli_is_help(argv[1])) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	rc = set_opts(argc, argv, &o);
 	if (rc == EXIT_OK && o.pool && *o.pool && !conf_pool_find(c, o.pool))
 		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", o.pool);
 	if (rc != EXIT_OK)
@@ -528,6 +563,8 @@ static int user_set(int argc, char **argv, const struct conf *c)
 		rc = result(store_user_set_pool(st, o.name, *o.pool ? o.pool : NULL, &err), &err);
 	if (rc == EXIT_OK && o.unsub)
 		rc = set_unsub(st, o.name, strcmp(o.unsub, "on") == 0, c);
+	if (rc == EXIT_OK)
+		rc = cli_quota_apply(st, c, o.name, &o.quota);
 	store_close(st);
 	return rc;
 }
@@ -536,8 +573,9 @@ static const struct user_verb {
 	const char *name;
 	int (*run)(int argc, char **argv, const struct conf *c);
 } user_verbs[] = {
-    {"add", user_add},       {"list", user_list},     {"del", user_del},
-    {"passwd", user_passwd}, {"domain", user_domain}, {"set", user_set},
+    {"add", user_add},           {"list", user_list},     {"del", user_del},
+    {"passwd", user_passwd},     {"domain", user_domain}, {"set", user_set},
+    {"resume", cli_user_resume},
 };
 
 int cli_user(int argc, char **argv, const struct conf *c)

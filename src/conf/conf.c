@@ -53,6 +53,8 @@ enum sec_id {
 	SEC_RELAY,
 	SEC_DOMAIN,
 	SEC_POOL,
+	SEC_QUOTA,
+	SEC_REPUTATION,
 	SEC_DKIM,
 	SEC_BOUNCES,
 	SEC_HTTP,
@@ -89,6 +91,14 @@ static const struct section SECTIONS[N_SECS] = {
                   "--pool NAME (the account's pool wins). Connections take the addresses "
                   "in turn, each with its EHLO name; an address that cannot be bound is "
                   "skipped with a log line."},
+    [SEC_QUOTA] = {"quota", 0, NULL,
+                   "Default per-account quotas, counted per recipient in fixed UTC windows "
+                   "(docs/deliverability.md); posthorn user add|set --quota-hour/--quota-day "
+                   "overrides them per account."},
+    [SEC_REPUTATION] = {"reputation", 0, NULL,
+                        "The reputation guard: an account whose hard-bounce or complaint rate "
+                        "over the window passes its threshold is paused until posthorn user "
+                        "resume (docs/deliverability.md)."},
     [SEC_DKIM] = {"dkim", 0, NULL,
                   "DKIM signing keys (docs/dkim.md); the keys themselves are made with "
                   "posthorn dkim keygen."},
@@ -119,6 +129,7 @@ enum key_type {
 	T_RATE,
 	T_IP_LIST,
 	T_NAME_LIST,
+	T_PERCENT,
 };
 
 #define F_REQUIRED 1u /* no default: each section instance must set it */
@@ -511,6 +522,49 @@ static const struct conf_key KEYS[] = {
      .example = "mta1.example.com, mta2.example.com",
      .flags = F_REQUIRED | F_NONEMPTY,
      .doc = "the EHLO name of each source address, in the same order (one per address)"},
+
+    {.sec = SEC_QUOTA,
+     .name = "hour",
+     .type = T_COUNT,
+     .off = C(quota_hour),
+     .def = "0",
+     .doc = "messages (counted per recipient) an account may send per clock hour (UTC); "
+            "0: unlimited. Over it, MAIL or RCPT get 450 4.7.1 with the reset time"},
+    {.sec = SEC_QUOTA,
+     .name = "day",
+     .type = T_COUNT,
+     .off = C(quota_day),
+     .def = "0",
+     .doc = "messages (counted per recipient) an account may send per UTC day; 0: unlimited"},
+
+    {.sec = SEC_REPUTATION,
+     .name = "window",
+     .type = T_DURATION,
+     .off = C(rep_window),
+     .def = "24h",
+     .min = 60,
+     .doc = "the sliding window the rates are measured over"},
+    {.sec = SEC_REPUTATION,
+     .name = "max_bounce_rate",
+     .type = T_PERCENT,
+     .off = C(rep_max_bounce_ppm),
+     .def = "5%",
+     .doc = "hard bounces (addresses that do not exist) among the recipients whose delivery "
+            "ended in the window; above it the account is paused"},
+    {.sec = SEC_REPUTATION,
+     .name = "max_complaint_rate",
+     .type = T_PERCENT,
+     .off = C(rep_max_complaint_ppm),
+     .def = "0.1%",
+     .doc = "complaints (feedback reports) among the recipients whose delivery ended in the "
+            "window; above it the account is paused"},
+    {.sec = SEC_REPUTATION,
+     .name = "min_volume",
+     .type = T_COUNT,
+     .off = C(rep_min_volume),
+     .def = "100",
+     .min = 1,
+     .doc = "recipients whose delivery ended in the window before a rate is judged at all"},
 
     {.sec = SEC_DKIM,
      .name = "rotation_grace",
@@ -1211,6 +1265,39 @@ static int parse_list(const struct conf_key *k, const char *v, void *base, struc
 	return rc;
 }
 
+/* "5%", "0.1 %", "12.5%": parts per million, at most 100 %, at most four
+ * decimals. */
+static int parse_percent(const struct conf_key *k, const char *v, void *base, struct buf *why)
+{
+	char num[32];
+	size_t n = strlen(v), frac_digits = 0;
+	uint64_t whole = 0, frac = 0;
+	const char *p;
+
+	if (n < 2 || n >= sizeof(num) || v[n - 1] != '%')
+		return -1;
+	memcpy(num, v, n - 1);
+	num[n - 1] = '\0';
+	p = str_trim(num);
+	if (!*p || *p == '.')
+		return -1;
+	for (; *p >= '0' && *p <= '9' && whole <= 100; p++)
+		whole = whole * 10 + (uint64_t)(*p - '0');
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9' && frac_digits < 4; p++, frac_digits++)
+			frac = frac * 10 + (uint64_t)(*p - '0');
+	if (*p || (frac_digits == 0 && p[-1] == '.'))
+		return -1;
+	while (frac_digits++ < 4)
+		frac *= 10;
+	if (whole * 10000 + frac > 1000000) {
+		buf_puts(why, "must be between 0% and 100%");
+		return -1;
+	}
+	*FIELD(base, k->off, uint64_t) = whole * 10000 + frac;
+	return 0;
+}
+
 struct type_info {
 	const char *expect; /* the form, in errors */
 	parse_fn parse;
@@ -1233,6 +1320,7 @@ static const struct type_info TYPES[] = {
     [T_IP_LIST] = {"comma-separated IP addresses such as 192.0.2.10, 2001:db8::10", parse_list,
                    free_list},
     [T_NAME_LIST] = {"comma-separated host names such as mta1.example.com", parse_list, free_list},
+    [T_PERCENT] = {"a percentage such as 5% or 0.1%", parse_percent, NULL},
 };
 
 /* ---- string checks ---------------------------------------------------------- */

@@ -137,6 +137,16 @@ struct conf {
 	struct conf_pool *pools;
 	size_t n_pools;
 
+	/* [quota]: messages (recipients) per window, 0 unlimited */
+	uint64_t quota_hour;
+	uint64_t quota_day;
+
+	/* [reputation] */
+	uint64_t rep_window;            /* seconds */
+	uint64_t rep_max_bounce_ppm;    /* parts per million: 5% is 50000 */
+	uint64_t rep_max_complaint_ppm; /* 0.1% is 1000 */
+	uint64_t rep_min_volume;
+
 	/* [dkim] */
 	uint64_t dkim_rotation_grace; /* seconds */
 	uint64_t dkim_check_interval; /* seconds */

@@ -23,6 +23,7 @@
 
 #include "dsn/dsn.h"
 #include "dsn/dsn_headers.h"
+#include "dsn/dsn_parse.h"
 #include "util/util.h"
 
 #define LINE_SOFT      78    /* RFC 5322 2.1.1: SHOULD */
@@ -113,31 +114,9 @@ const char *dsn_kind_name(enum dsn_kind kind)
 
 /* ---- status codes ---- */
 
-static size_t count_digits(const char *s)
-{
-	return strspn(s, "0123456789");
-}
-
-/* Length of an RFC 3463 code at s ("5.1.1"), 0 if there is none; the code
- * must end at a space, a NUL or the end of a token. */
-static size_t status_len(const char *s)
-{
-	size_t a, b;
-
-	if ((s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-		return 0;
-	a = count_digits(s + 2);
-	if (a < 1 || a > 3 || s[2 + a] != '.')
-		return 0;
-	b = count_digits(s + 3 + a);
-	if (b < 1 || b > 3)
-		return 0;
-	return 3 + a + b;
-}
-
 int dsn_status_valid(const char *s)
 {
-	size_t n = s ? status_len(s) : 0;
+	size_t n = s ? dsn_status_len(s) : 0;
 
 	return n > 0 && s[n] == '\0';
 }
@@ -162,34 +141,6 @@ static const char *diag_text(const char *d)
 	return d + strspn(d, " \t");
 }
 
-/* The class digit of an SMTP reply at the start of s ("550 ...",
- * "421-..."), or 0. */
-static char reply_class(const char *s)
-{
-	if (s[0] < '2' || s[0] > '5' || count_digits(s) != 3)
-		return 0;
-	return (s[3] == ' ' || s[3] == '-' || s[3] == '\0') ? s[0] : 0;
-}
-
-/* The status an SMTP reply t carries: its enhanced code when the class
- * agrees with the reply code's, else the reply's class. 0: not a reply. */
-static int status_of_reply(const char *t, char out[DSN_STATUS_MAX])
-{
-	const char *code;
-	char c = reply_class(t);
-	size_t n;
-
-	if (!c)
-		return 0;
-	code = t + 3 + strspn(t + 3, " -");
-	n = status_len(code);
-	if (n && code[0] == c && (code[n] == ' ' || code[n] == '\0'))
-		snprintf(out, DSN_STATUS_MAX, "%.*s", (int)n, code);
-	else
-		snprintf(out, DSN_STATUS_MAX, "%c.0.0", c);
-	return 1;
-}
-
 void dsn_status(enum dsn_action action, const char *status, const char *diagnostic,
                 char out[DSN_STATUS_MAX])
 {
@@ -199,7 +150,7 @@ void dsn_status(enum dsn_action action, const char *status, const char *diagnost
 		snprintf(out, DSN_STATUS_MAX, "%s", status);
 		return;
 	}
-	if (diagnostic && status_of_reply(diag_text(diagnostic), out))
+	if (diagnostic && dsn_status_of_reply(diag_text(diagnostic), out))
 		return;
 	c = action == DSN_ACT_FAILED ? '5' : action == DSN_ACT_DELAYED ? '4' : '2';
 	snprintf(out, DSN_STATUS_MAX, "%c.0.0", c);
@@ -608,7 +559,8 @@ static char *diag_code(const char *d)
 {
 	if (diag_type_len(d))
 		return xasprintf("%.*s %s", (int)diag_type_len(d), d, diag_text(d));
-	return xasprintf("%s; %s", reply_class(d) ? "smtp" : "X-Posthorn", d + strspn(d, " \t"));
+	return xasprintf("%s; %s", dsn_reply_class(d) ? "smtp" : "X-Posthorn",
+	                 d + strspn(d, " \t"));
 }
 
 static void status_rcpt(struct buf *s, const struct dsn_report *r, const struct plan *p,

@@ -30,6 +30,8 @@ struct spool;
 struct dns;
 struct work_pool;
 struct policy;
+struct deliv;
+struct events;
 struct sched;
 
 struct sched_deps {
@@ -47,6 +49,13 @@ struct sched_deps {
 	 * "deferred", "bounced" or "accepted". */
 	void (*count)(void *arg, const char *account, const char *domain, const char *event);
 	void *count_arg;
+	/* Deliverability (may be NULL): VERP return paths, outcomes for the
+	 * reputation guard, hard bounces into the suppression list, accounts
+	 * whose mail is held (sched_result.c). */
+	struct deliv *deliv;
+	/* The event writer (may be NULL): each recipient's delivered,
+	 * deferred or bounced event. */
+	struct events *events;
 };
 
 struct sched *sched_new(const struct sched_deps *deps);

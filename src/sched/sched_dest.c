@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "deliv/deliv.h"
 #include "dns/dns.h"
 #include "log/log.h"
 #include "policy/policy.h"
@@ -179,6 +180,8 @@ int sched_item_start(struct sched *s, struct qitem *it)
 {
 	int r = item_load(s, it);
 
+	if (r == 0 && sched_account_held(s, it))
+		return -1;
 	if (r == -1) {
 		it->m->n_open -= it->n;
 		it->n = 0;
@@ -319,7 +322,8 @@ static void dconn_start(struct dconn *dc, struct qitem *it)
 	}
 	memset(&job, 0, sizeof(job));
 	job.id = it->m->id;
-	job.mail_from = it->act->env->mail_from;
+	job.mail_from = deliv_return_path(s->deps.deliv, it->m->id, it->act->env->mail_from,
+	                                  dc->return_path, sizeof(dc->return_path));
 	job.eightbit = it->act->env->body == BODY_8BITMIME;
 	job.smtputf8 = it->act->env->smtputf8;
 	job.requiretls = d_requiretls(dc->d, it->act->env);

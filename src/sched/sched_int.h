@@ -35,6 +35,11 @@
 /* Items whose results are being written at once: bounds the envelopes in
  * memory when a dead destination defers its whole ready queue. */
 #define SCHED_FINISH_MAX 256
+/* An item of a paused account waits this long before it is looked at
+ * again (a resume makes it due at once). */
+#define SCHED_HELD_PARK_S 3600
+/* A VERP return path, bounces+ID=HASH@DOMAIN (deliv_verp.h), and its NUL. */
+#define SCHED_RETURN_PATH_MAX 300
 
 /* An idle destination (no item, no connection, no lookup) is freed this
  * long after its last activity; the sweep looks every SCHED_SWEEP_MS. */
@@ -123,6 +128,7 @@ struct dconn {
 	int idle;
 	int64_t idle_since_ms;
 	TAILQ_ENTRY(dconn) link;
+	char return_path[SCHED_RETURN_PATH_MAX]; /* the job's VERP MAIL FROM */
 };
 
 /* What sets a destination's connections apart besides its domain (see
@@ -269,5 +275,8 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
                          int same_for_all, struct smtpc_conn *c);
 /* Builds the waiting reports (on the work pool), then commits them. */
 void sched_reports_start(struct sched *s);
+/* For an item just loaded: 1 when its account is paused by the reputation
+ * guard; the item is then parked (deferred) until the account is resumed. */
+int sched_account_held(struct sched *s, struct qitem *it);
 
 #endif

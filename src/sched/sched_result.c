@@ -1,8 +1,9 @@
 /*
  * sched_result: the end of an attempt. Each recipient's verdict becomes
  * its new state (delivered, deferred with its next attempt, bounced), one
- * log line and a count; recipients whose sender asked for it get a DSN
- * entry. The destination's shaping hears how it went.
+ * log line, a count and an event (src/events); recipients whose sender
+ * asked for it get a DSN entry. The destination's shaping hears how it
+ * went.
  *
  * Writing results, in this order: bounces first become a report (one per
  * message and event, built on the work pool and committed through the
@@ -12,17 +13,31 @@
  * with its deferred rest. A crash anywhere in between re-sends at worst:
  * delivery is at least once. Once the scheduler is stopped (server exit)
  * that work runs on the loop thread instead: the pool may be gone.
+ *
+ * Deliverability (deliv.h): every delivered or bounced recipient is an
+ * outcome for its account's reputation guard; a hard bounce (a 5xx reply
+ * to RCPT or after DATA whose status says the address does not exist,
+ * smtpc's verdict `hard`) adds the address to the account's suppression
+ * list with "hard bounce: <remote reply>", in the same worker job that
+ * writes the states, one transaction for the item's adds. An item whose
+ * account the guard paused is not delivered but parked until the account
+ * is resumed (sched_account_held). Messages with the null sender (the
+ * reports Posthorn sends) are neither counted nor held.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
+#include "deliv/deliv.h"
 #include "dsn/dsn.h"
+#include "events/events.h"
 #include "log/log.h"
 #include "sched/sched_int.h"
 #include "smtpc/smtpc_conn.h"
 #include "spool/spool.h"
 #include "work/work.h"
+
+#define MX_MAX 320 /* "host[address]" of the host that answered, for events */
 
 struct finish {
 	struct sched *s;
@@ -36,7 +51,11 @@ struct finish {
 	size_t n_dsn;
 	char **dsn_strs; /* owned copies of the strings dsn[] points to */
 	size_t n_strs;
+	struct deliv_supp *supp; /* hard bounces for the suppression list */
+	size_t n_supp;
 };
+
+_Static_assert(SCHED_RETURN_PATH_MAX >= DELIV_VERP_MAX, "return path buffer");
 
 static const char *keep_str(struct finish *f, const char *s)
 {
@@ -55,6 +74,7 @@ static void finish_free(struct finish *f)
 		free(f->dsn_strs[i]);
 	free(f->dsn_strs);
 	free(f->dsn);
+	free(f->supp);
 	free(f->changed);
 	free(f);
 }
@@ -65,6 +85,8 @@ static void persist_run(void *arg)
 	struct spool *sp = f->s->deps.spool;
 	char *err = NULL;
 
+	if (f->n_supp)
+		deliv_supp_add(f->s->deps.deliv, f->supp, f->n_supp);
 	if (f->delete_file) {
 		if (spool_remove_done(sp, f->env->id, &err) < 0)
 			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id,
@@ -85,6 +107,8 @@ static void persist_done(void *arg)
 	struct sched *s = f->s;
 	struct qitem *it = f->it;
 
+	if (f->n_supp)
+		deliv_supp_added(s->deps.deliv, f->supp, f->n_supp);
 	envelope_free(f->env);
 	finish_free(f);
 	if (s->stopped) {
@@ -255,15 +279,34 @@ static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smt
 		         status, v->status, log_q(v->diag));
 }
 
-static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
-                  const char *event)
+/*
+ * The recipient's attempt, counted and recorded as an event (delivered,
+ * deferred or bounced; docs/events.md "For emitters"): events_emit()
+ * copies into the writer's queue, nothing more on the loop.
+ */
+static void record(struct sched *s, const struct envelope *env, const struct rcpt *r,
+                   enum event_type type, const struct smtpc_verdict *v, struct smtpc_conn *c)
 {
-	char key[300];
+	char key[300], mx[MX_MAX];
 
-	if (!s->deps.count)
+	if (s->deps.count) {
+		sched_dest_key(s, r->addr, key, sizeof(key));
+		s->deps.count(s->deps.count_arg, env->account, key, event_type_name(type));
+	}
+	if (!s->deps.events)
 		return;
-	sched_dest_key(s, r->addr, key, sizeof(key));
-	s->deps.count(s->deps.count_arg, env->account, key, event);
+	if (c)
+		snprintf(mx, sizeof(mx), "%s[%s]", smtpc_conn_host(c),
+		         smtpc_conn_addr(c) ? smtpc_conn_addr(c) : "");
+	events_emit(s->deps.events,
+	            &(struct events_event){.type = type,
+	                                   .account = env->account,
+	                                   .message_id = env->id,
+	                                   .recipient = r->addr,
+	                                   .mx = c ? mx : NULL,
+	                                   .reply = v->reply ? v->reply : v->diag,
+	                                   .status = v->status[0] ? v->status : NULL,
+	                                   .attempt = r->attempts});
 }
 
 static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const char *status,
@@ -293,6 +336,34 @@ static const char *dsn_diag(const struct smtpc_verdict *v)
 	return v->reply ? v->reply : v->diag;
 }
 
+/*
+ * The guard hears of every bounce; a hard one, with the remote reply that
+ * says so, goes to the suppression list (written by persist_run). An
+ * expiry or a DNS verdict is not: no remote host said the address is bad.
+ */
+static void hard_bounce(struct finish *f, struct rcpt *r, const struct smtpc_verdict *v)
+{
+	struct deliv *d = f->s->deps.deliv;
+	int hard = v->action == SMTPC_ACT_BOUNCE && v->hard && v->reply;
+	struct deliv_supp *x;
+	char *reason;
+
+	if (!d || !*f->env->mail_from)
+		return; /* Posthorn's own reports are no mail of the account's */
+	deliv_outcome(d, f->env->account, hard ? DELIV_OUT_HARD : DELIV_OUT_BOUNCED);
+	if (!hard)
+		return;
+	f->supp = xrealloc(f->supp, (f->n_supp + 1) * sizeof(*f->supp));
+	x = &f->supp[f->n_supp++];
+	memset(x, 0, sizeof(*x));
+	x->account = f->env->account; /* the envelope lives until persist_done */
+	x->addr = r->addr;
+	reason = xasprintf("hard bounce: %s", v->reply);
+	x->reason = keep_str(f, reason);
+	free(reason);
+	x->id = f->env->id;
+}
+
 /* A recipient that will not be tried again: bounced now, or expired
  * (a deferral past queue_lifetime bounces with the last reason). */
 static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict *v,
@@ -309,15 +380,17 @@ static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict 
 		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
 		log_attempt(f->it, r, c, "bounced", &ex);
 		add_dsn(f, k, DSN_ACT_FAILED, ex.status, ex.diag, remote);
+		record(f->s, f->env, r, EVENT_BOUNCED, &ex, c);
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(f->it, r, c, "bounced", v);
 		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), remote);
+		record(f->s, f->env, r, EVENT_BOUNCED, v, c);
 	}
 	if (!*f->env->mail_from)
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
 		         log_q(r->addr));
-	count(f->s, f->env, r, "bounced");
+	hard_bounce(f, r, v);
 }
 
 /* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
@@ -338,7 +411,9 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 	if (v->action == SMTPC_ACT_OK) {
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
-		count(s, f->env, r, "delivered");
+		record(s, f->env, r, EVENT_DELIVERED, v, c);
+		if (s->deps.deliv && *f->env->mail_from)
+			deliv_outcome(s->deps.deliv, f->env->account, DELIV_OUT_DELIVERED);
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
 		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
 		if (c && !smtpc_conn_has_dsn(c))
@@ -353,7 +428,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
-		count(s, f->env, r, "deferred");
+		record(s, f->env, r, EVENT_DEFERRED, v, c);
 		if (dsn_delay_wanted(f->env, k) &&
 		    sched_delay_due(f->env->created, cf->delay_warning, prev, sched_now_s()))
 			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),
@@ -414,4 +489,21 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
 		report_add(s, f);
 	else
 		persist(f);
+}
+
+/* A report Posthorn made (null sender) still goes: it tells the sender
+ * what happened to mail sent before the pause. */
+int sched_account_held(struct sched *s, struct qitem *it)
+{
+	const struct envelope *env = it->act->env;
+
+	if (!s->deps.deliv || !*env->mail_from ||
+	    !deliv_held(s->deps.deliv, env->account, it->m->id))
+		return 0;
+	log_info("queue=%s event=held account=%s reason=account_paused", it->m->id,
+	         log_q(it->act->env->account));
+	sched_item_release(it);
+	it->due = sched_now_s() + SCHED_HELD_PARK_S;
+	sched_item_set(s, it, IT_DEFERRED);
+	return 1;
 }

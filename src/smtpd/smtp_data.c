@@ -49,6 +49,7 @@ enum {
 	H_SKIP,     /* rest of an uninteresting line */
 	H_EMPTY_CR, /* a CR at a line start: an empty line if LF follows */
 	H_MSGID,    /* the first Message-ID's value (and its continuations) */
+	H_SUBJECT,  /* the first Subject's value (and its continuations) */
 };
 
 /* Output cursor of one feed call. */
@@ -85,6 +86,11 @@ static int hdr_name_end(struct smtp_data *d)
 		d->has_message_id = 1;
 		return first ? H_MSGID : H_SKIP;
 	}
+	if (n == 7 && ascii_ncasecmp(d->hdr_name, "subject", n) == 0) {
+		first = !d->has_subject;
+		d->has_subject = 1;
+		return first ? H_SUBJECT : H_SKIP;
+	}
 	if (n == 4 && ascii_ncasecmp(d->hdr_name, "date", n) == 0)
 		d->has_date = 1;
 	else if (n == 8 && ascii_ncasecmp(d->hdr_name, "received", n) == 0)
@@ -100,6 +106,16 @@ static void msgid_byte(struct smtp_data *d, unsigned char c)
 		return;
 	if (d->msgid_len < sizeof(d->msgid))
 		d->msgid[d->msgid_len++] = (char)c;
+}
+
+/* A byte of the Subject value: unfolding removes the CRLFs only (RFC 5322
+ * 2.2.3), leading white space is not part of it. */
+static void subject_byte(struct smtp_data *d, unsigned char c)
+{
+	if (c == '\r' || c == '\n' || (d->subject_len == 0 && (c == ' ' || c == '\t')))
+		return;
+	if (d->subject_len < sizeof(d->subject))
+		d->subject[d->subject_len++] = (char)c;
 }
 
 static void hdr_name_byte(struct smtp_data *d, unsigned char c)
@@ -123,6 +139,8 @@ static void hdr_line_start(struct smtp_data *d, unsigned char c)
 		d->hdr_state = H_EMPTY_CR;
 	else if ((c == ' ' || c == '\t') && d->hdr_state == H_MSGID)
 		msgid_byte(d, c); /* the Message-ID value goes on */
+	else if ((c == ' ' || c == '\t') && d->hdr_state == H_SUBJECT)
+		subject_byte(d, c);
 	else if (c == ' ' || c == '\t')
 		d->hdr_state = H_SKIP; /* folded continuation of the previous field */
 	else {
@@ -144,6 +162,8 @@ static void hdr_byte(struct smtp_data *d, unsigned char c)
 		hdr_name_byte(d, c);
 	} else if (d->hdr_state == H_MSGID) {
 		msgid_byte(d, c);
+	} else if (d->hdr_state == H_SUBJECT) {
+		subject_byte(d, c);
 	} else if (d->hdr_state == H_EMPTY_CR) {
 		if (c == '\n') {
 			d->headers_end = (int64_t)d->out_bytes - 1; /* the CR, just put */
@@ -316,18 +336,27 @@ int smtp_data_headers_split(const struct smtp_data *d, size_t out_len, size_t *a
 	return 1;
 }
 
-void smtp_data_message_id(const struct smtp_data *d, char *out, size_t cap)
+/* v[0..n) without trailing white space into out (cap bytes, NUL-ended). */
+static void copy_value(const char *v, size_t n, char *out, size_t cap)
 {
-	size_t n = d->msgid_len;
-
-	while (n > 0 && (d->msgid[n - 1] == ' ' || d->msgid[n - 1] == '\t'))
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
 	if (cap == 0)
 		return;
 	if (n > cap - 1)
 		n = cap - 1;
-	memcpy(out, d->msgid, n);
+	memcpy(out, v, n);
 	out[n] = '\0';
+}
+
+void smtp_data_message_id(const struct smtp_data *d, char *out, size_t cap)
+{
+	copy_value(d->msgid, d->msgid_len, out, cap);
+}
+
+void smtp_data_subject(const struct smtp_data *d, char *out, size_t cap)
+{
+	copy_value(d->subject, d->subject_len, out, cap);
 }
 
 void smtp_data_missing_headers(const struct smtp_data *d, int64_t t, const char *id,

@@ -28,6 +28,9 @@ enum smtp_data_mode { SMTP_DATA_DOT, SMTP_DATA_RAW };
 
 /* Longest Message-ID value kept (a longer one is cut there). */
 #define SMTP_DATA_MSGID_MAX 250
+/* Longest Subject value kept, unfolded and still encoded (RFC 5322's line
+ * limit; a longer one is cut there). */
+#define SMTP_DATA_SUBJECT_MAX 998
 
 struct smtp_data {
 	enum smtp_data_mode mode;
@@ -39,17 +42,20 @@ struct smtp_data {
 	int in_headers; /* still inside the header section */
 	int has_message_id;
 	int has_date;
-	int n_received;                  /* Received: fields (a folded one counts once) */
-	char msgid[SMTP_DATA_MSGID_MAX]; /* private: the first Message-ID's value, */
-	size_t msgid_len;                /* unfolded, as smtp_data_message_id() gives */
-	int hdr_state;                   /* private */
-	char hdr_name[16];               /* private: start of the current header name */
-	size_t hdr_name_len;             /* private */
-	int held_cr;                     /* private: a CR at a header line start, not output yet */
-	int64_t headers_end;             /* output offset of the empty line ending the
-	                                    headers (before its CRLF), -1 until seen */
-	int at_line_start;               /* output so far ends with CRLF (or is empty);
-	                                    a held-back CR counts as output here */
+	int n_received;                      /* Received: fields (a folded one counts once) */
+	char msgid[SMTP_DATA_MSGID_MAX];     /* private: the first Message-ID's value, */
+	size_t msgid_len;                    /* unfolded, as smtp_data_message_id() gives */
+	char subject[SMTP_DATA_SUBJECT_MAX]; /* private: the first Subject's value, */
+	size_t subject_len;                  /* unfolded, as smtp_data_subject() gives */
+	int has_subject;
+	int hdr_state;       /* private */
+	char hdr_name[16];   /* private: start of the current header name */
+	size_t hdr_name_len; /* private */
+	int held_cr;         /* private: a CR at a header line start, not output yet */
+	int64_t headers_end; /* output offset of the empty line ending the
+	                        headers (before its CRLF), -1 until seen */
+	int at_line_start;   /* output so far ends with CRLF (or is empty);
+	                        a held-back CR counts as output here */
 };
 
 /* Output room smtp_data_feed() needs for n input bytes. */
@@ -100,6 +106,15 @@ int smtp_data_headers_split(const struct smtp_data *d, size_t out_len, size_t *a
  * as sent, so a log line must quote it. "" when there is none (yet).
  */
 void smtp_data_message_id(const struct smtp_data *d, char *out, size_t cap);
+
+/*
+ * The value of the content's first Subject field, unfolded (each fold's
+ * CRLF removed), without the white space around it, cut at
+ * SMTP_DATA_SUBJECT_MAX bytes, still as sent (encoded words and all; see
+ * smtp_subject_decode()), into out (cap bytes, NUL-terminated). "" when
+ * there is none.
+ */
+void smtp_data_subject(const struct smtp_data *d, char *out, size_t cap);
 
 /*
  * Appends to b the header lines the content lacks: "Date:" (for time t,

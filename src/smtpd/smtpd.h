@@ -13,6 +13,7 @@ struct event_base;
 struct conf;
 struct dkim_signer;
 struct unsub;
+struct deliv;
 struct spool;
 struct store;
 struct work_pool;
@@ -22,6 +23,13 @@ struct smtpd;
  * the smtpd; only base and conf are needed to bind, the rest may be filled
  * in after smtpd_new() (so ports can be bound before dropping privileges
  * and opening the data directory). */
+/* A message the spool made durable (strings valid during the call). */
+struct smtpd_queued {
+	const char *id, *account, *from, *subject;
+	const char *const *rcpts;
+	size_t n_rcpts;
+};
+
 struct smtpd_deps {
 	struct event_base *base;
 	const struct conf *conf;
@@ -32,12 +40,14 @@ struct smtpd_deps {
 	/* Added at accept, before the commit (smtpd_sign.c); NULL: none. */
 	struct dkim_signer *dkim; /* DKIM signatures, in deps->work */
 	struct unsub *unsub;      /* List-Unsubscribe for accounts that want it */
+	/* Quotas, pauses, VERP recipients and reports (deliv.h); NULL: none. */
+	struct deliv *deliv;
 	/* Called on the loop thread once for each message the spool made
-	 * durable, with the account and the recipients' addresses: before the
-	 * 250 is queued, and even when the client has gone meanwhile and will
-	 * never see it. */
-	void (*queued)(void *arg, const char *id, const char *account, const char *const *rcpts,
-	               size_t n_rcpts);
+	 * durable, with the account, the envelope sender ("" for the null
+	 * sender), the decoded Subject (NULL when the message has none) and
+	 * the recipients' addresses: before the 250 is queued, and even when
+	 * the client has gone meanwhile and will never see it. */
+	void (*queued)(void *arg, const struct smtpd_queued *q);
 	void *queued_arg;
 };
 

@@ -29,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deliv/deliv.h"
 #include "log/log.h"
+#include "smtpd/smtp_subject.h"
 #include "smtpd/smtpd_session.h"
 #include "spool/spool.h"
 
@@ -84,8 +86,7 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 	char *err = NULL;
 	struct buf b;
 
-	t->msg = spool_msg_new(s->sd->deps->spool, &err);
-	if (!t->msg) {
+	if (!t->inbound && !(t->msg = spool_msg_new(s->sd->deps->spool, &err))) {
 		log_err("session=%s event=spool_error error=%s", s->id, log_q(err));
 		free(err);
 		return -1;
@@ -93,6 +94,8 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 	smtp_data_init(&t->dec, mode);
 	t->data_started = 1;
 	evtimer_add(s->ev_data, &tv);
+	if (t->inbound)
+		return 0;    /* a report to VERP addresses: read, never queued */
 	smtpd_sign_begin(s); /* before the first byte: it may reserve a front */
 	buf_init(&b);
 	received_header(s, &b);
@@ -119,7 +122,10 @@ static void store_chunk(struct session *s, const char *p, size_t n)
 		t->too_big = 1;
 		return;
 	}
-	spool_msg_write(t->msg, p, n);
+	if (t->inbound)
+		deliv_inbound_write(t->inbound, p, n);
+	else
+		spool_msg_write(t->msg, p, n);
 }
 
 /* Store one call's decoder output; if the header section ends in it, the
@@ -129,6 +135,10 @@ static void data_output(struct session *s, const char *out, size_t n)
 	size_t at;
 	struct buf b;
 
+	if (s->txn.inbound) {
+		store_chunk(s, out, n);
+		return;
+	}
 	if (!smtp_data_headers_split(&s->txn.dec, n, &at)) {
 		if (s->txn.dec.in_headers)
 			smtpd_sign_keep(s, out, n, 0);
@@ -145,10 +155,13 @@ static void data_output(struct session *s, const char *out, size_t n)
 }
 
 /* The recipients rcpts[first .. first + n) of the transaction are in
- * message id. */
+ * message id. The Subject's encoded words are decoded here, on the loop: a
+ * bounded pass over at most SMTP_DATA_SUBJECT_MAX bytes, the cost of a
+ * copy. */
 static void notify_queued(struct session *s, const char *id, size_t first, size_t n)
 {
 	const struct smtpd_deps *d = s->sd->deps;
+	char raw[SMTP_DATA_SUBJECT_MAX + 1], subject[SMTP_DATA_SUBJECT_MAX + 1];
 	const char **addrs;
 	size_t i;
 
@@ -157,7 +170,15 @@ static void notify_queued(struct session *s, const char *id, size_t first, size_
 	addrs = xcalloc(n + 1, sizeof(*addrs));
 	for (i = 0; i < n; i++)
 		addrs[i] = s->txn.rcpts[first + i].addr;
-	d->queued(d->queued_arg, id, s->account ? s->account : "default", addrs, n);
+	smtp_data_subject(&s->txn.dec, raw, sizeof(raw));
+	smtp_subject_decode(raw, strlen(raw), subject, sizeof(subject));
+	d->queued(d->queued_arg,
+	          &(struct smtpd_queued){.id = id,
+	                                 .account = s->account ? s->account : "default",
+	                                 .from = s->txn.mail.addr,
+	                                 .subject = s->txn.dec.has_subject ? subject : NULL,
+	                                 .rcpts = addrs,
+	                                 .n_rcpts = n});
 	free(addrs);
 }
 
@@ -177,6 +198,7 @@ void smtpd_data_announce(struct session *s, const char *id, size_t first, size_t
 {
 	log_queued(s, id, n, size);
 	notify_queued(s, id, first, n);
+	smtpd_mail_committed(s); /* the quota's reservation, once (the first part) */
 }
 
 void smtpd_data_failed(struct session *s, enum smtpd_reply r)
@@ -308,6 +330,10 @@ static void data_finish(struct session *s)
 	if (content_refused(s)) {
 		session_txn_reset(s);
 		session_set_state(s, S_CMD);
+		return;
+	}
+	if (t->inbound) {
+		smtpd_mail_report(s);
 		return;
 	}
 	if (t->dec.headers_end < 0) { /* no empty line: the headers go at the end */

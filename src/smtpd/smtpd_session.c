@@ -225,6 +225,7 @@ void session_txn_reset(struct session *s)
 
 	if (s->ev_data)
 		evtimer_del(s->ev_data);
+	smtpd_mail_txn_end(s);
 	if (t->msg)
 		spool_msg_abort(t->msg);
 	smtpd_sign_free(t->sign);

@@ -27,6 +27,8 @@ struct envelope;
 struct spool_msg;
 struct smtpd_sign;
 struct rcpt;
+struct rcpt_batch;
+struct deliv_inbound;
 
 /* What the session reads next (protocol state; set_state() logs it). */
 enum state {
@@ -68,6 +70,10 @@ struct txn {
 	/* for the queued line, once the content is complete: */
 	uint64_t size;
 	char message_id[SMTP_DATA_MSGID_MAX + 1]; /* the content's, or the one added */
+	/* smtpd_mail.c: deliverability (released by smtpd_mail_txn_end) */
+	struct rcpt_batch *batch;      /* RCPTs waiting for the suppression check */
+	uint64_t quota_reserved;       /* recipients reserved against the account's quota */
+	struct deliv_inbound *inbound; /* a report to VERP addresses: not queued */
 };
 
 struct session {
@@ -138,6 +144,14 @@ void session_kill(struct session *s, const char *reason);
 
 void smtpd_cmd_mail(struct session *s, char *arg);
 void smtpd_cmd_rcpt(struct session *s, char *arg);
+/* The transaction ends (session_txn_reset): reservations released, a
+ * batch or a report not finished dropped. */
+void smtpd_mail_txn_end(struct session *s);
+/* The message was committed: its reserved recipients count. */
+void smtpd_mail_committed(struct session *s);
+/* A report's content (txn.inbound) is complete: it is read and applied,
+ * then 250 (the session waits meanwhile). */
+void smtpd_mail_report(struct session *s);
 
 /* ---- smtpd_auth.c ---- */
 

@@ -159,6 +159,7 @@ static const char *const migrations[] = {
     store_tls_migration,    /* 6 -> 7: outbound TLS policy (SQL in store_tls.c) */
     store_events_migration, /* 7 -> 8: events and webhooks (SQL in store_events.c) */
     store_unsub_migration,  /* 8 -> 9: accounts.unsubscribe (store_account_unsub.c) */
+    store_deliv_migration,  /* 9 -> 10: quotas, reputation, VERP (SQL in store_deliv.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
@@ -915,10 +916,7 @@ int store_user_exists(struct store *st, const char *name)
 
 /* ---- authentication and sender domains --------------------------------- */
 
-/*
- * Copies the account's hash into out: 1 found with a password, 0 no such
- * account or no password, -1 error.
- */
+/* The account's hash into out: 1 found with a password, 0 none, -1 error. */
 static int fetch_hash(struct store *st, const char *name, char out[crypto_pwhash_STRBYTES])
 {
 	sqlite3_stmt *stmt =

@@ -798,5 +798,109 @@ int store_webhook_failed(struct store *st, int64_t id, const struct store_webhoo
 int store_webhook_failures(struct store *st, int64_t id,
                            void (*cb)(void *arg, const struct store_webhook_failure *f), void *arg,
                            char **err);
+/* ---- deliverability: quotas, the reputation guard, VERP (store_deliv.c) ----
+ *
+ * Per account (migration 10): the quotas set by `user add|set` (NULL in
+ * the table, STORE_QUOTA_DEFAULT here: the [quota] default), and the
+ * reputation guard's pause. The server keeps quota counts and reputation
+ * slots in memory and writes them with store_deliv_flush() once a second
+ * and at exit (docs/deliverability.md argues what a crash costs); the CLI
+ * reads them. VERP messages: which account sent a message and to whom,
+ * so that a bounce or complaint sent to its return path can be matched.
+ */
+#define STORE_QUOTA_DEFAULT    (-1)
+#define STORE_PAUSE_REASON_MAX 255
+#define STORE_NO_SUCH_ACCOUNT  (-2)
+
+struct store_account_deliv {
+	char name[COUNTER_ACCOUNT_MAX + 1];
+	int64_t quota[2];  /* per hour, per day; STORE_QUOTA_DEFAULT: [quota]'s; 0: unlimited */
+	int64_t paused_at; /* unix seconds; 0: not paused */
+	char paused_reason[STORE_PAUSE_REASON_MAX + 1];
+	int64_t resumed_at; /* the last `user resume`; 0: never */
+};
+
+/* Sets an account's quotas: quota[i] for each i with set[i] (>= 0, or
+ * STORE_QUOTA_DEFAULT). 0, STORE_NO_SUCH_ACCOUNT or -1, with *err. */
+int store_user_set_quota(struct store *st, const char *name, const int set[2],
+                         const int64_t quota[2], char **err);
+/* Lifts the pause (`user resume`): paused_at cleared, resumed_at = now,
+ * the reputation slots of the account deleted (the guard starts afresh).
+ * 1 it was paused, 0 it was not (nothing changed), STORE_NO_SUCH_ACCOUNT,
+ * -1. *out (if not NULL): the account as it was. */
+int store_user_resume(struct store *st, const char *name, int64_t now,
+                      struct store_account_deliv *out, char **err);
+/* The settings of one account: 1 found, 0 not, -1. */
+int store_account_deliv_get(struct store *st, const char *name, struct store_account_deliv *out,
+                            char **err);
+/* Every account's settings, by name; cb after the lock is released. */
+int store_account_deliv_list(struct store *st,
+                             void (*cb)(void *arg, const struct store_account_deliv *a), void *arg,
+                             char **err);
+/* SQLite's data_version: it changes when another connection (the CLI)
+ * commits. 0 with *v, -1. */
+int store_data_version(struct store *st, int64_t *v, char **err);
+
+/* What the server writes once a second, in one transaction. */
+struct store_quota_row {
+	const char *account;
+	int period;           /* 0 hour, 1 day */
+	int64_t window_start; /* unix seconds */
+	uint64_t used;        /* committed in that window: written as is */
+};
+struct store_rep_row {
+	const char *account;
+	int64_t slot_start;
+	uint64_t n[4]; /* delivered, bounced, hard, complained: written as is */
+};
+struct store_pause_row {
+	const char *account;
+	int64_t at;
+	const char *reason;
+};
+struct store_verp_msg {
+	const char *id; /* queue ID */
+	const char *account;
+	int64_t created;
+	const char *rcpts; /* the recipients, one a line ('\n' between) */
+};
+struct store_deliv_flush {
+	const struct store_quota_row *quota;
+	size_t n_quota;
+	const struct store_rep_row *rep;
+	size_t n_rep;
+	const char *const *rep_reset; /* accounts whose slots go first (resumed) */
+	size_t n_rep_reset;
+	const struct store_pause_row *pause; /* applied only to accounts not paused */
+	size_t n_pause;
+	const struct store_verp_msg *verp;
+	size_t n_verp;
+	int64_t rep_before;  /* slots older than this go (0: none) */
+	int64_t verp_before; /* VERP records older than this go (0: none) */
+};
+/* Rows of accounts that do not exist (deleted) are skipped. 0, -1. */
+int store_deliv_flush(struct store *st, const struct store_deliv_flush *f, char **err);
+
+/* Stored quota rows and reputation slots (since: slots starting at or
+ * after it; account NULL: every account), cb after the lock is released. */
+int store_quota_list(struct store *st, void (*cb)(void *arg, const struct store_quota_row *r),
+                     void *arg, char **err);
+int store_rep_list(struct store *st, const char *account, int64_t since,
+                   void (*cb)(void *arg, const struct store_rep_row *r), void *arg, char **err);
+
+/* The VERP record of message id: 1 with *account (COUNTER_ACCOUNT_MAX + 1
+ * bytes) and *rcpts (malloc'd, one a line), 0 none, -1. */
+int store_verp_get(struct store *st, const char *id, char *account, char **rcpts, char **err);
+
+/* Several suppression adds in one transaction (store_supp_add's rules
+ * each): v[i].added is 1 when i was added, 0 when it was there, or a
+ * negative STORE_SUPP_* for that entry alone (a deleted account, a bad
+ * address), which does not stop the others. Returns the number added, or
+ * -1 when the database failed (nothing added). */
+struct store_supp_add {
+	const char *account, *addr, *reason;
+	int added; /* out */
+};
+int store_supp_add_many(struct store *st, struct store_supp_add *v, size_t n, char **err);
 
 #endif

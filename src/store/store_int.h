@@ -57,6 +57,12 @@ extern const char store_tls_migration[];
 extern const char store_events_migration[];
 /* Migration 8 -> 9: accounts.unsubscribe (store_account_unsub.c). */
 extern const char store_unsub_migration[];
+/* Migration 9 -> 10 (store.c's list): deliverability (store_deliv.c). */
+extern const char store_deliv_migration[];
+/* Runs fn(st, arg, err) in a transaction, holding the lock: committed
+ * when fn returns >= 0 (its result is returned), rolled back otherwise. */
+int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, char **err),
+                      void *arg, char **err);
 
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);

@@ -266,6 +266,51 @@ int store_supp_remove(struct store *st, const char *account, const char *addr,
 	return rc;
 }
 
+/* One entry of a batch inside the transaction: v->added set; -1 only
+ * when the database failed. */
+static int add_one_locked(struct store *st, struct store_supp_add *v, char **err)
+{
+	char clean[SUPP_REASON_MAX + 1];
+	struct supp_addr a;
+	sqlite3_int64 id;
+	int rc;
+
+	if (store_supp_normalize(v->addr, a.display, a.key, NULL) < 0) {
+		v->added = STORE_SUPP_BAD_ADDRESS;
+		return 0;
+	}
+	if ((id = store_account_id(st, v->account, err)) <= 0) {
+		v->added = STORE_SUPP_NO_ACCOUNT;
+		return (int)id;
+	}
+	store_supp_reason_clean(v->reason, clean);
+	if ((rc = change(st, insert_sql, id, &a, clean, err)) < 0)
+		return -1;
+	v->added = rc > 0;
+	return 0;
+}
+
+int store_supp_add_many(struct store *st, struct store_supp_add *v, size_t n, char **err)
+{
+	int total = 0, rc = 0;
+
+	if (n == 0)
+		return 0;
+	pthread_mutex_lock(&st->lock);
+	if (store_tx_begin(st, err) < 0)
+		rc = -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = add_one_locked(st, &v[i], err);
+		total += rc == 0 && v[i].added > 0;
+	}
+	if (rc == 0 && store_tx_commit(st, err) < 0)
+		rc = -1;
+	if (rc < 0)
+		store_tx_rollback(st);
+	pthread_mutex_unlock(&st->lock);
+	return rc < 0 ? -1 : total;
+}
+
 /* ---- listing ------------------------------------------------------------------------ */
 
 /* "%part%" for LIKE, the part lower-cased (keys are) and its wildcards

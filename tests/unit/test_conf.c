@@ -432,7 +432,43 @@ static const struct bad_case BAD[] = {
      "postgres in [cluster]: expected a URL starting with postgresql://"},
     {"cluster", "redis = 127.0.0.1:6379", "redis in [cluster]: expected a URL"},
     {"bounces", "domain = bounces@example.com", "domain in [bounces]: expected a domain name"},
+    {"quota", "hour = -1", "hour in [quota]"},
+    {"quota", "day = lots", "day in [quota]"},
+    {"reputation", "max_bounce_rate = 5", "a percentage such as 5% or 0.1%"},
+    {"reputation", "max_bounce_rate = 101%", "must be between 0% and 100%"},
+    {"reputation", "max_complaint_rate = 0.12345%", "max_complaint_rate in [reputation]"},
+    {"reputation", "max_complaint_rate = .5%", "max_complaint_rate in [reputation]"},
+    {"reputation", "max_complaint_rate = 1.%", "max_complaint_rate in [reputation]"},
+    {"reputation", "window = 30s", "window in [reputation]: must be at least 60"},
+    {"reputation", "min_volume = 0", "min_volume in [reputation]: must be at least 1"},
 };
+
+/* [quota] and [reputation]: defaults, and percentages in parts per million. */
+static void test_deliverability_keys(void **state)
+{
+	struct conf *c = load_ok("[server]\n");
+
+	assert_int_equal(c->quota_hour, 0);
+	assert_int_equal(c->quota_day, 0);
+	assert_int_equal(c->rep_window, 86400);
+	assert_int_equal(c->rep_max_bounce_ppm, 50000);
+	assert_int_equal(c->rep_max_complaint_ppm, 1000);
+	assert_int_equal(c->rep_min_volume, 100);
+	conf_free(c);
+	c = load_ok("[quota]\nhour = 100\nday = 1000\n[reputation]\nwindow = 1h\n"
+	            "max_bounce_rate = 12.5 %\nmax_complaint_rate = 0.0001%\nmin_volume = 5\n");
+	assert_int_equal(c->quota_hour, 100);
+	assert_int_equal(c->quota_day, 1000);
+	assert_int_equal(c->rep_window, 3600);
+	assert_int_equal(c->rep_max_bounce_ppm, 125000);
+	assert_int_equal(c->rep_max_complaint_ppm, 1);
+	assert_int_equal(c->rep_min_volume, 5);
+	conf_free(c);
+	c = load_ok("[reputation]\nmax_bounce_rate = 100%\nmax_complaint_rate = 0%\n");
+	assert_int_equal(c->rep_max_bounce_ppm, 1000000);
+	assert_int_equal(c->rep_max_complaint_ppm, 0);
+	conf_free(c);
+}
 
 static void test_bad_values(void **state)
 {
@@ -938,6 +974,7 @@ int main(void)
 	    cmocka_unit_test(test_file_defaults),
 	    cmocka_unit_test(test_full_file),
 	    cmocka_unit_test(test_bad_values),
+	    cmocka_unit_test(test_deliverability_keys),
 	    cmocka_unit_test(test_bool),
 	    cmocka_unit_test(test_unknown_key_and_section),
 	    cmocka_unit_test(test_duplicate_key),

@@ -554,6 +554,42 @@ static void test_message_id_value(void **state)
 	result_free(&r);
 }
 
+/* The first Subject's value, unfolded (CRLF removed, the fold's white
+ * space kept) and trimmed, still encoded; cut at SMTP_DATA_SUBJECT_MAX. */
+static void test_subject_value(void **state)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} t[] = {
+	    {"Subject: Hello\r\n\r\n", "Hello"},
+	    {"subject:\tA long\r\n subject line  \r\nTo: x\r\n\r\n", "A long subject line"},
+	    {"Subject: =?utf-8?q?a?=\r\n\t=?utf-8?q?b?=\r\n\r\n", "=?utf-8?q?a?=\t=?utf-8?q?b?="},
+	    {"Subject: first\r\nSubject: second\r\n\r\n", "first"},
+	    {"X-Subject: no\r\n\r\nSubject: body\r\n", ""},
+	    {"Subject:\r\n\r\n", ""},
+	};
+	char big[1200], got[SMTP_DATA_SUBJECT_MAX + 1];
+	struct result r;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < ARRAY_LEN(t); i++) {
+		decode_all_ways(SMTP_DATA_RAW, t[i].in, strlen(t[i].in), &r);
+		smtp_data_subject(&r.d, got, sizeof(got));
+		if (strcmp(got, t[i].want) != 0)
+			fail_msg("\"%s\": got \"%s\"", t[i].in, got);
+		result_free(&r);
+	}
+	memcpy(big, "Subject: ", 9);
+	memset(big + 9, 's', 1100);
+	memcpy(big + 1109, "\r\n\r\n", 5);
+	decode_all_ways(SMTP_DATA_RAW, big, 1113, &r);
+	smtp_data_subject(&r.d, got, sizeof(got));
+	assert_int_equal(strlen(got), SMTP_DATA_SUBJECT_MAX);
+	result_free(&r);
+}
+
 /* headers_end is where new header lines go: inserting there keeps them
  * inside the header block. */
 static void test_headers_end_insert(void **state)
@@ -940,6 +976,7 @@ int main(void)
 	    cmocka_unit_test(test_headers_dot_mode),
 	    cmocka_unit_test(test_received_count),
 	    cmocka_unit_test(test_message_id_value),
+	    cmocka_unit_test(test_subject_value),
 	    cmocka_unit_test(test_headers_end_insert),
 	    cmocka_unit_test(test_at_line_start),
 	    cmocka_unit_test(test_random_against_reference),

@@ -532,6 +532,12 @@ static void fill_store(const struct fixture *f)
 }
 
 #define HEADER "DOMAIN\taccepted\tdelivered\tdeferred\tbounced\tsuppressed\n"
+/* The accounts section that follows the domains (cli_stats_rep.c): the
+ * test's configuration has every [quota] and [reputation] key at 0. */
+#define ACCOUNTS                                                                                   \
+	"\nACCOUNT\tvolume\thard_bounces\tbounce_rate\tmax_bounce_rate\tcomplaints"                \
+	"\tcomplaint_rate\tmax_complaint_rate\tquota_hour\tquota_day\tstate\n"
+#define DEFAULT_ACCOUNT "default\t0\t0\t0%\t0%\t0\t0%\t0%\t0/unlimited\t0/unlimited\tactive\n"
 
 static void test_cli_table(void **state)
 {
@@ -544,18 +550,19 @@ static void test_cli_table(void **state)
 	assert_string_equal(out, HEADER "a.example\t12\t0\t0\t0\t1\n"
 	                                "b.example\t0\t11\t2\t0\t0\n"
 	                                "old.example\t0\t100\t0\t0\t0\n"
-	                                "TOTAL\t12\t111\t2\t0\t1\n");
+	                                "TOTAL\t12\t111\t2\t0\t1\n" ACCOUNTS DEFAULT_ACCOUNT);
 	free(out);
 	/* 30m ago is this hour: the hour in progress only. */
 	assert_int_equal(run_cli(f, &out, 3, "stats", "--since", "30m"), 0);
 	assert_string_equal(out, HEADER "a.example\t12\t0\t0\t0\t1\n"
 	                                "b.example\t0\t10\t0\t0\t0\n"
-	                                "TOTAL\t12\t10\t0\t0\t1\n");
+	                                "TOTAL\t12\t10\t0\t0\t1\n" ACCOUNTS DEFAULT_ACCOUNT);
 	free(out);
 	assert_int_equal(run_cli(f, &out, 4, "stats", "--since=31m", "--account", "alice"), 0);
+	/* alice has counters but is no account: no line of hers */
 	assert_string_equal(out, HEADER "a.example\t5\t0\t0\t0\t1\n"
 	                                "b.example\t0\t0\t2\t0\t0\n"
-	                                "TOTAL\t5\t0\t2\t0\t1\n");
+	                                "TOTAL\t5\t0\t2\t0\t1\n" ACCOUNTS);
 	free(out);
 }
 
@@ -565,13 +572,19 @@ static void test_cli_empty(void **state)
 	char *out;
 
 	assert_int_equal(run_cli(f, &out, 2, "stats", "--account=nobody"), 0);
-	assert_string_equal(out, HEADER "TOTAL\t0\t0\t0\t0\t0\n");
+	assert_string_equal(out, HEADER "TOTAL\t0\t0\t0\t0\t0\n" ACCOUNTS);
 	free(out);
 	assert_int_equal(run_cli(f, &out, 2, "stats", "--json"), 0);
 	/* since: NOW - 24h is HOUR - 23.5h, whose hour starts at HOUR - 24h. */
 	assert_string_equal(out, "{\"since\":1764201600,\"domains\":{},"
 	                         "\"total\":{\"accepted\":0,\"delivered\":0,\"deferred\":0,"
-	                         "\"bounced\":0,\"suppressed\":0}}\n");
+	                         "\"bounced\":0,\"suppressed\":0},"
+	                         "\"reputation\":{\"window\":0,\"max_bounce_rate\":0.0,"
+	                         "\"max_complaint_rate\":0.0,\"min_volume\":0},"
+	                         "\"accounts\":{\"default\":{\"volume\":0,\"hard_bounces\":0,"
+	                         "\"bounce_rate\":0.0,\"complaints\":0,\"complaint_rate\":0.0,"
+	                         "\"quota_hour\":{\"used\":0,\"limit\":0},"
+	                         "\"quota_day\":{\"used\":0,\"limit\":0},\"paused\":false}}}\n");
 	free(out);
 }
 
@@ -632,7 +645,7 @@ static void test_cli_escapes_domains(void **state)
 	assert_int_equal(run_cli(f, &out, 1, "stats"), 0);
 	assert_string_equal(out, HEADER "bad\xff.example\t0\t0\t0\t2\t0\n"
 	                                "tab\\x09here\t0\t0\t0\t1\t0\n"
-	                                "TOTAL\t0\t0\t0\t3\t0\n");
+	                                "TOTAL\t0\t0\t0\t3\t0\n" ACCOUNTS DEFAULT_ACCOUNT);
 	free(out);
 	assert_int_equal(run_cli(f, &out, 2, "stats", "--json"), 0);
 	root = json_loads(out, 0, NULL);

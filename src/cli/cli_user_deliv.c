@@ -1,0 +1,127 @@
+/*
+ * cli_user_deliv: the deliverability verbs and options of `posthorn user`
+ * (docs/deliverability.md):
+ *
+ *   user add NAME ... [--quota-hour N] [--quota-day N]
+ *   user set NAME [--quota-hour N|default] [--quota-day N|default]
+ *                                   (cli_user.c parses, cli_quota_apply() stores)
+ *   user resume NAME                lifts a reputation-guard pause
+ *
+ * N is a whole number of messages (recipients) per clock hour or UTC day,
+ * 0 for unlimited; "default" goes back to [quota] hour / day. A running
+ * server sees the change within a second (it reads the settings back when
+ * the database changes). Nothing is printed on stdout; what was done goes
+ * to stderr. Exit codes: 0 ok, 1 runtime error, 2 usage error.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "deliv/deliv_policy.h"
+#include "store/store.h"
+#include "util/util.h"
+
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: posthorn user set NAME [--pool POOL] [--quota-hour N|default] "
+    "[--quota-day N|default]\n"
+    "       posthorn user resume NAME\n"
+    "  N: messages (counted per recipient) per clock hour or UTC day; 0: unlimited;\n"
+    "  default: the [quota] setting of the configuration.\n";
+
+#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
+
+static int quota_value(const char *opt, const char *v, int64_t *out)
+{
+	uint64_t n;
+
+	if (strcmp(v, "default") == 0) {
+		*out = STORE_QUOTA_DEFAULT;
+		return 0;
+	}
+	if (parse_u64(v, &n) < 0 || n > (uint64_t)INT64_MAX)
+		return say(EXIT_USAGE, "%s takes a whole number or 'default', not '%s'", opt, v);
+	*out = (int64_t)n;
+	return 0;
+}
+
+int cli_quota_opt(int argc, char **argv, int *i, struct cli_quota *q)
+{
+	static const char *const names[2] = {"--quota-hour", "--quota-day"};
+	const char *v = NULL;
+
+	for (int p = 0; p < 2; p++) {
+		int rc = cli_opt_value(names[p], argc, argv, i, &v, usage_text);
+		if (rc < 0)
+			return -1;
+		if (rc == 0)
+			continue;
+		if (quota_value(names[p], v, &q->value[p]) != 0)
+			return -1;
+		q->set[p] = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* "100 per hour", "unlimited per day", "5 per hour ([quota] default)" */
+static void describe(char *out, size_t cap, const struct conf *c, int p, int64_t v)
+{
+	uint64_t dflt = p ? c->quota_day : c->quota_hour;
+	uint64_t eff = v == STORE_QUOTA_DEFAULT ? dflt : (uint64_t)v;
+	char n[32];
+
+	snprintf(n, sizeof(n), "%llu", (unsigned long long)eff);
+	snprintf(out, cap, "%s per %s%s", eff ? n : "unlimited", p ? "day" : "hour",
+	         v == STORE_QUOTA_DEFAULT ? " ([quota] default)" : "");
+}
+
+int cli_quota_apply(struct store *st, const struct conf *c, const char *name,
+                    const struct cli_quota *q)
+{
+	char *err = NULL, h[64], d[64];
+	struct store_account_deliv a;
+
+	if (!q->set[0] && !q->set[1])
+		return EXIT_OK;
+	if (store_user_set_quota(st, name, q->set, q->value, &err) != 0 ||
+	    store_account_deliv_get(st, name, &a, &err) != 1)
+		return cli_fail(err ? err : xstrdup("cannot read the account back"));
+	describe(h, sizeof(h), c, 0, a.quota[0]);
+	describe(d, sizeof(d), c, 1, a.quota[1]);
+	fprintf(stderr, "posthorn: account '%s': quota %s, %s\n", name, h, d);
+	return EXIT_OK;
+}
+
+/* user resume NAME */
+int cli_user_resume(int argc, char **argv, const struct conf *c)
+{
+	struct store_account_deliv was;
+	struct store *st;
+	char *err = NULL, since[32];
+	int rc;
+
+	if (argc > 1 && cli_is_help(argv[1])) {
+		fputs(usage_text, stdout);
+		return EXIT_OK;
+	}
+	if (argc != 2 || argv[1][0] == '-')
+		return say(EXIT_USAGE, "user resume takes one account name");
+	if (!(st = cli_open_store(c)))
+		return EXIT_RUNTIME;
+	rc = store_user_resume(st, argv[1], (int64_t)(clock_now_ms() / 1000), &was, &err);
+	store_close(st);
+	if (rc < 0)
+		return cli_fail(err);
+	if (rc == 0) {
+		fprintf(stderr, "posthorn: account '%s' is not paused\n", argv[1]);
+		return EXIT_OK;
+	}
+	deliv_time_text(since, sizeof(since), was.paused_at);
+	fprintf(stderr, "posthorn: account '%s' resumed (paused since %s: %s)\n", argv[1], since,
+	        was.paused_reason);
+	return EXIT_OK;
+}

@@ -1,0 +1,224 @@
+/*
+ * store_deliv_flush: the server's once-a-second write of deliverability
+ * state (quota counts, reputation slots, pauses, VERP records) in one
+ * transaction, and the reads of slots and VERP records. The tables are
+ * store_deliv.c's (migration 8); its promises hold here.
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+/* Each INSERT takes the account's id by name: no row for an account
+ * deleted meanwhile. */
+static const char quota_sql[] = "INSERT INTO quota_counts (account_id, period, window_start, used)"
+                                " SELECT id, ?2, ?3, ?4 FROM accounts WHERE name = ?1"
+                                " ON CONFLICT (account_id, period) DO UPDATE SET"
+                                " window_start = excluded.window_start, used = excluded.used";
+static const char rep_sql[] =
+    "INSERT INTO reputation (account_id, slot_start, delivered, bounced, hard, complained)"
+    " SELECT id, ?2, ?3, ?4, ?5, ?6 FROM accounts WHERE name = ?1"
+    " ON CONFLICT (account_id, slot_start) DO UPDATE SET delivered = excluded.delivered,"
+    " bounced = excluded.bounced, hard = excluded.hard, complained = excluded.complained";
+static const char rep_reset_sql[] = "DELETE FROM reputation WHERE account_id ="
+                                    " (SELECT id FROM accounts WHERE name = ?1)";
+static const char pause_sql[] = "UPDATE accounts SET paused_at = ?2, paused_reason = ?3"
+                                " WHERE name = ?1 AND paused_at IS NULL";
+static const char verp_sql[] = "INSERT INTO verp_messages (id, account, created, rcpts)"
+                               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING";
+
+/* One statement, reset and bound for each row by bind(i). */
+static int each_row(struct store *st, const char *sql, size_t n,
+                    void (*bind)(sqlite3_stmt *s, const void *rows, size_t i), const void *rows,
+                    const char *what, char **err)
+{
+	sqlite3_stmt *stmt;
+	int rc = 0;
+
+	if (n == 0)
+		return 0;
+	if (!(stmt = store_prepare(st, sql, err)))
+		return -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(stmt);
+		sqlite3_clear_bindings(stmt);
+		bind(stmt, rows, i);
+		if (sqlite3_step(stmt) != SQLITE_DONE)
+			rc = store_fail_db(st, err, what);
+	}
+	sqlite3_finalize(stmt);
+	return rc;
+}
+
+static void bind_quota(sqlite3_stmt *s, const void *rows, size_t i)
+{
+	const struct store_quota_row *r = (const struct store_quota_row *)rows + i;
+
+	sqlite3_bind_text(s, 1, r->account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->period ? "day" : "hour", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, r->window_start);
+	sqlite3_bind_int64(s, 4, (sqlite3_int64)(r->used > INT64_MAX ? INT64_MAX : r->used));
+}
+
+static void bind_rep(sqlite3_stmt *s, const void *rows, size_t i)
+{
+	const struct store_rep_row *r = (const struct store_rep_row *)rows + i;
+
+	sqlite3_bind_text(s, 1, r->account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, r->slot_start);
+	for (int k = 0; k < 4; k++)
+		sqlite3_bind_int64(s, 3 + k,
+		                   (sqlite3_int64)(r->n[k] > INT64_MAX ? INT64_MAX : r->n[k]));
+}
+
+static void bind_name(sqlite3_stmt *s, const void *rows, size_t i)
+{
+	sqlite3_bind_text(s, 1, ((const char *const *)rows)[i], -1, SQLITE_STATIC);
+}
+
+static void bind_pause(sqlite3_stmt *s, const void *rows, size_t i)
+{
+	const struct store_pause_row *r = (const struct store_pause_row *)rows + i;
+
+	sqlite3_bind_text(s, 1, r->account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, r->at);
+	sqlite3_bind_text(s, 3, r->reason, -1, SQLITE_STATIC);
+}
+
+static void bind_verp(sqlite3_stmt *s, const void *rows, size_t i)
+{
+	const struct store_verp_msg *r = (const struct store_verp_msg *)rows + i;
+
+	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, r->account, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, r->created);
+	sqlite3_bind_text(s, 4, r->rcpts, -1, SQLITE_STATIC);
+}
+
+static void bind_time(sqlite3_stmt *s, const void *rows, size_t i)
+{
+	sqlite3_bind_int64(s, 1, *(const int64_t *)rows);
+}
+
+static int flush_fn(struct store *st, void *arg, char **err)
+{
+	const struct store_deliv_flush *f = arg;
+
+	if (each_row(st, rep_reset_sql, f->n_rep_reset, bind_name, f->rep_reset, "reset", err) ||
+	    each_row(st, quota_sql, f->n_quota, bind_quota, f->quota, "quota", err) ||
+	    each_row(st, rep_sql, f->n_rep, bind_rep, f->rep, "reputation", err) ||
+	    each_row(st, pause_sql, f->n_pause, bind_pause, f->pause, "pause", err) ||
+	    each_row(st, verp_sql, f->n_verp, bind_verp, f->verp, "verp", err) ||
+	    each_row(st, "DELETE FROM reputation WHERE slot_start < ?1", f->rep_before > 0,
+	             bind_time, &f->rep_before, "prune reputation", err) ||
+	    each_row(st, "DELETE FROM verp_messages WHERE created < ?1", f->verp_before > 0,
+	             bind_time, &f->verp_before, "prune verp", err))
+		return -1;
+	return 0;
+}
+
+int store_deliv_flush(struct store *st, const struct store_deliv_flush *f, char **err)
+{
+	if (!f->n_quota && !f->n_rep && !f->n_rep_reset && !f->n_pause && !f->n_verp &&
+	    !f->rep_before && !f->verp_before)
+		return 0; /* nothing: no transaction, no fsync */
+	return store_deliv_in_tx(st, flush_fn, (void *)f, err);
+}
+
+/* ---- reading ----------------------------------------------------------------- */
+
+struct rep_rows {
+	struct store_rep_row *v;
+	char **names;
+	size_t n;
+};
+
+static int rep_read(struct store *st, const char *account, int64_t since, struct rep_rows *rows,
+                    char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(
+	    st,
+	    "SELECT a.name, r.slot_start, r.delivered, r.bounced, r.hard, r.complained"
+	    " FROM reputation r JOIN accounts a ON a.id = r.account_id"
+	    " WHERE r.slot_start >= ?1 AND (?2 IS NULL OR a.name = ?2) ORDER BY a.name, "
+	    "r.slot_start",
+	    err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, since);
+	if (account)
+		sqlite3_bind_text(stmt, 2, account, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		struct store_rep_row *r;
+		rows->v = xrealloc(rows->v, (rows->n + 1) * sizeof(*rows->v));
+		rows->names = xrealloc(rows->names, (rows->n + 1) * sizeof(*rows->names));
+		rows->names[rows->n] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+		r = &rows->v[rows->n];
+		r->account = rows->names[rows->n++];
+		r->slot_start = sqlite3_column_int64(stmt, 1);
+		for (int k = 0; k < 4; k++)
+			r->n[k] = (uint64_t)sqlite3_column_int64(stmt, 2 + k);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list reputation");
+}
+
+int store_rep_list(struct store *st, const char *account, int64_t since,
+                   void (*cb)(void *arg, const struct store_rep_row *r), void *arg, char **err)
+{
+	struct rep_rows rows = {NULL, NULL, 0};
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = rep_read(st, account, since, &rows, err);
+	pthread_mutex_unlock(&st->lock);
+	for (size_t i = 0; i < rows.n; i++) {
+		if (rc == 0)
+			cb(arg, &rows.v[i]);
+		free(rows.names[i]);
+	}
+	free(rows.names);
+	free(rows.v);
+	return rc;
+}
+
+static int verp_locked(struct store *st, const char *id, char *account, char **rcpts, char **err)
+{
+	sqlite3_stmt *stmt =
+	    store_prepare(st, "SELECT account, rcpts FROM verp_messages WHERE id = ?1", err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *a = sqlite3_column_text(stmt, 0);
+		const unsigned char *r = sqlite3_column_text(stmt, 1);
+		snprintf(account, COUNTER_ACCOUNT_MAX + 1, "%.*s", COUNTER_ACCOUNT_MAX,
+		         a ? (const char *)a : "");
+		*rcpts = xstrdup(r ? (const char *)r : "");
+	}
+	sqlite3_finalize(stmt);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return store_fail_db(st, err, "verp lookup");
+	return rc == SQLITE_ROW;
+}
+
+int store_verp_get(struct store *st, const char *id, char *account, char **rcpts, char **err)
+{
+	int rc;
+
+	*rcpts = NULL;
+	pthread_mutex_lock(&st->lock);
+	rc = verp_locked(st, id, account, rcpts, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
