@@ -454,6 +454,15 @@ static const struct conf_key KEYS[] = {
      .doc = "TCP port of the mta-sts.DOMAIN host that serves a domain's MTA-STS policy over "
             "HTTPS (tests, like mx_port)"},
     {.sec = SEC_RELAY,
+     .name = "mta_sts_refresh_interval",
+     .type = T_DURATION,
+     .off = C(mta_sts_refresh_interval),
+     .def = "1h",
+     .min = 1,
+     .max = 86400,
+     .doc = "how often cached MTA-STS policies past half of their max_age are refreshed in the "
+            "background, mail or no mail (RFC 8461 10.2; tests use seconds)"},
+    {.sec = SEC_RELAY,
      .name = "dnssec",
      .type = T_ENUM,
      .off = C(dnssec),

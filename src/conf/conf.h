@@ -125,7 +125,8 @@ struct conf {
 	struct conf_addr *dns_servers;
 	size_t n_dns_servers;
 	uint64_t mx_port;
-	uint64_t mta_sts_port; /* port of the mta-sts.DOMAIN policy host (tests) */
+	uint64_t mta_sts_port;             /* port of the mta-sts.DOMAIN policy host (tests) */
+	uint64_t mta_sts_refresh_interval; /* seconds between background refreshes */
 	enum conf_dnssec dnssec;
 	uint64_t tls_rpt_interval; /* seconds between TLS-RPT reports */
 

@@ -9,8 +9,9 @@
  * with a struct tls_dest_pol that tells smtpc what each MX host must give
  * (tls/tls_policy.h). Behind it:
  *   - MTA-STS: the _mta-sts TXT record, the policy cached in memory and in
- *     the database (survives restarts, refreshed before it expires), and,
- *     when the TXT names a policy not yet cached, an HTTPS fetch that ends
+ *     the database (survives restarts, refreshed before it expires, mail
+ *     or no mail), and, when the TXT names a policy not yet cached, an
+ *     HTTPS fetch that ends
  *     (or fails) before the callback: the first attempt already obeys it;
  *   - DANE: with [relay] dnssec = trust_ad and a validated MX answer, the
  *     TLSA records of each MX host whose address records validated;

@@ -3,7 +3,8 @@
  *
  *   policy.c        the module's life, policy_resolve() (gathering the
  *                   facts and deciding each host), account pools
- *   policy_sts.c    MTA-STS: TXT, cache (memory and database), fetch
+ *   policy_sts.c    MTA-STS: TXT, cache (memory and database), fetch,
+ *                   the background refresh of cached policies
  *   policy_rpt.c    TLS-RPT: the tally of session outcomes, its writes,
  *                   the periodic reports and their delivery
  *   policy_report.c TLS-RPT: the report's JSON, gzip, mail (no I/O)

@@ -19,6 +19,17 @@
  *   - No TXT (or a malformed one, or a DNS failure): the cached policy
  *     while it lasts, else none.
  *
+ * Refresh without mail (RFC 8461 10.2: a domain mailed rarely must not lose
+ * its policy and then depend on a fetch an attacker can block): every
+ * [relay] mta_sts_refresh_interval, the domains whose policy in the
+ * database is past half of its max_age and not expired (at most
+ * STS_REFRESH_BATCH, soonest expiry first) go through the same chain as a
+ * delivery's request, STS_REFRESH_CONC at a time, a slot held until the
+ * fetch the chain started (if any) ends. A refresh is one more waiter of the
+ * chain: deliveries that join it wait no longer than they would for theirs
+ * (the background fetch keeps nobody waiting). A failed fetch keeps the
+ * cached policy until it expires, logged once per run of failures.
+ *
  * The fetch: https://mta-sts.DOMAIN[:mta_sts_port]/.well-known/mta-sts.txt
  * through https.c: verified certificate, no redirect, at most 64 KiB in
  * STS_FETCH_TIMEOUT_MS, status 200 only.
@@ -38,6 +49,8 @@
 
 #define STS_CACHE_MAX        10000
 #define STS_FETCH_TIMEOUT_MS 30000
+#define STS_REFRESH_BATCH    1000
+#define STS_REFRESH_CONC     4
 
 struct sts_wait {
 	struct sts_wait *next;
@@ -54,6 +67,9 @@ struct sts_entry {
 	int64_t fetched_at, expires_at;
 	int loaded, busy; /* the DB row was read; a chain is running */
 	int background;   /* the fetch in flight answers nobody */
+	int refreshing;   /* a refresh slot is this entry's (until its fetch ends) */
+	int hold;         /* the slot is held by the fetch in flight */
+	int fail_logged;  /* a failure that kept the cached policy was logged */
 	uint64_t txt_id, fetch_id;
 	char want_id[STS_ID_MAX + 1];
 	struct sts_wait *waiters;
@@ -64,10 +80,16 @@ struct sts {
 	struct policy *p;
 	struct htable entries;
 	uint64_t next_id;
+	/* background refresh: the domains due, the next to start, slots used */
+	char **due;
+	size_t n_due, next_due, running;
+	int listing;
+	struct event *ev_tick, *ev_pump;
 };
 
 static void chain_txt(struct sts_entry *e);
 static void fetch_start(struct sts_entry *e, int background);
+static void refresh_end(struct sts_entry *e);
 
 static int64_t now_s(void)
 {
@@ -107,7 +129,7 @@ static int entry_match(const struct htable_node *n, const void *key)
 
 static int entry_idle(const struct sts_entry *e)
 {
-	return !e->busy && !e->fetch_id && !e->waiters;
+	return !e->busy && !e->fetch_id && !e->waiters && !e->refreshing;
 }
 
 static void entry_free(struct sts *s, struct sts_entry *e)
@@ -264,9 +286,12 @@ static void save(struct sts_entry *e)
 
 static void fetch_failed(struct sts_entry *e, enum tlsrpt_result r, const char *why)
 {
-	log_warn("session=NOQUEUE event=mta_sts_fetch_failed domain=%s result=%s reason=%s%s",
-	         e->domain, tlsrpt_result_name(r), log_q(why),
-	         snap_fresh(e) ? " action=keep_cached" : "");
+	if (!snap_fresh(e) || !e->fail_logged)
+		log_warn("session=NOQUEUE event=mta_sts_fetch_failed domain=%s result=%s "
+		         "reason=%s%s",
+		         e->domain, tlsrpt_result_name(r), log_q(why),
+		         snap_fresh(e) ? " action=keep_cached" : "");
+	e->fail_logged = snap_fresh(e); /* the next failures say nothing new */
 	if (!snap_fresh(e)) {
 		e->result.fetch_error = r;
 		e->result.why = why;
@@ -284,6 +309,7 @@ static void fetch_ok(struct sts_entry *e, const struct https_result *r)
 	}
 	sts_snap_unref(e->snap);
 	e->snap = snap;
+	e->fail_logged = 0;
 	e->fetched_at = now_s();
 	e->expires_at = e->fetched_at + snap->pol.max_age;
 	log_info("session=NOQUEUE event=mta_sts_policy domain=%s id=%s mode=%s max_age=%u mx=%zu",
@@ -298,6 +324,10 @@ static void on_fetch(void *arg, const struct https_result *r)
 	char why[160];
 
 	e->fetch_id = 0;
+	if (e->hold) {
+		e->hold = 0;
+		refresh_end(e);
+	}
 	if (r->ok && r->status == 200) {
 		fetch_ok(e, r);
 	} else if (r->ok) {
@@ -351,6 +381,7 @@ static void on_txt(void *arg, const struct dns_txt *t)
 		answer(e); /* no TXT: the cached policy while it lasts */
 		return;
 	}
+	snprintf(e->want_id, sizeof(e->want_id), "%s", id);
 	if (snap_fresh(e) && strcmp(e->snap->id, id) == 0) {
 		if (now_s() >= e->fetched_at + (e->expires_at - e->fetched_at) / 2)
 			fetch_start(e, 1);
@@ -358,7 +389,6 @@ static void on_txt(void *arg, const struct dns_txt *t)
 		return;
 	}
 	/* a new policy, or none cached: the first delivery waits for it */
-	snprintf(e->want_id, sizeof(e->want_id), "%s", id);
 	fetch_start(e, 0);
 }
 
@@ -370,6 +400,94 @@ static void chain_txt(struct sts_entry *e)
 	free(name);
 	if (!e->txt_id)
 		answer(e);
+}
+
+/* ---------- background refresh ---------- */
+
+static void refresh_end(struct sts_entry *e)
+{
+	e->refreshing = 0;
+	e->s->running--;
+	event_active(e->s->ev_pump, EV_TIMEOUT, 0); /* not from inside a chain */
+}
+
+/* The chain answered: the slot is free, or held until its fetch ends. */
+static void on_refreshed(void *arg, const struct sts_view *v)
+{
+	struct sts_entry *e = arg;
+
+	(void)v;
+	if (e->fetch_id)
+		e->hold = 1;
+	else
+		refresh_end(e);
+}
+
+static void due_clear(struct sts *s)
+{
+	store_strv_free(s->due, s->n_due);
+	s->due = NULL;
+	s->n_due = s->next_due = 0;
+}
+
+static void on_pump(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts *s = arg;
+
+	while (!s->p->stopped && s->running < STS_REFRESH_CONC && s->next_due < s->n_due) {
+		struct sts_entry *e = entry_get(s, s->due[s->next_due++]);
+		if (e->refreshing)
+			continue;
+		e->refreshing = 1;
+		s->running++;
+		sts_get(s, e->domain, on_refreshed, e);
+	}
+	if (s->next_due == s->n_due)
+		due_clear(s);
+}
+
+struct due_job {
+	struct sts *s;
+	char **domains;
+	size_t n;
+};
+
+static void due_run(void *arg)
+{
+	struct due_job *j = arg;
+	char *err = NULL;
+
+	if (store_sts_due(j->s->p->deps.store, now_s(), STS_REFRESH_BATCH, &j->domains, &j->n,
+	                  &err) < 0) {
+		log_warn("session=NOQUEUE event=mta_sts_error error=%s", log_q(err));
+		free(err);
+	}
+}
+
+static void due_done(void *arg)
+{
+	struct due_job *j = arg;
+	struct sts *s = j->s;
+
+	s->listing = 0;
+	s->due = j->domains;
+	s->n_due = j->n;
+	free(j);
+	event_active(s->ev_pump, EV_TIMEOUT, 0);
+}
+
+/* The previous round is over: list the policies due now. */
+static void on_refresh_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct sts *s = arg;
+	struct due_job *j;
+
+	if (s->p->stopped || s->listing || s->due)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->s = s;
+	s->listing = 1;
+	work_submit(s->p->deps.work, due_run, due_done, j);
 }
 
 /* ---------- public ---------- */
@@ -420,10 +538,15 @@ void sts_cancel(struct sts *s, uint64_t id)
 struct sts *sts_new(struct policy *p)
 {
 	struct sts *s = xcalloc(1, sizeof(*s));
+	uint64_t iv;
 
 	s->p = p;
 	s->next_id = 1;
 	htable_init(&s->entries);
+	s->ev_pump = event_new(p->deps.base, -1, 0, on_pump, s);
+	s->ev_tick = event_new(p->deps.base, -1, EV_PERSIST, on_refresh_tick, s);
+	iv = p->conf->mta_sts_refresh_interval ? p->conf->mta_sts_refresh_interval : 3600;
+	event_add(s->ev_tick, &(struct timeval){(time_t)iv, 0});
 	return s;
 }
 
@@ -435,6 +558,9 @@ void sts_free(struct sts *s)
 
 	if (!s)
 		return;
+	event_free(s->ev_tick);
+	event_free(s->ev_pump);
+	due_clear(s);
 	htable_iter_init(&it, &s->entries);
 	while ((n = htable_iter_next(&it))) {
 		struct sts_entry *e = HTABLE_ENTRY(n, struct sts_entry, hn);

@@ -475,6 +475,12 @@ int store_sts_get(struct store *st, const char *domain, struct store_sts *out, c
 /* Inserts or replaces the domain's policy. */
 int store_sts_put(struct store *st, const struct store_sts *p, char **err);
 void store_sts_clear(struct store_sts *p);
+/* Up to max domains (soonest expiry first) whose policy, at unix time now,
+ * is past half of its max_age and not expired: those to refresh. Free with
+ * store_strv_free. */
+int store_sts_due(struct store *st, int64_t now, size_t max, char ***domains, size_t *n,
+                  char **err);
+void store_strv_free(char **v, size_t n);
 
 /* What a TLSA lookup of _25._tcp.HOST gave for destination domain:
  * state "usable", "unusable", "failed" or "none"; records "3 1 1 HEX" lines

@@ -176,6 +176,52 @@ int store_sts_put(struct store *st, const struct store_sts *p, char **err)
 	return rc;
 }
 
+static int sts_due_locked(struct store *st, int64_t now, size_t max, char ***domains, size_t *n,
+                          char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st,
+	                                   "SELECT domain FROM sts_policies WHERE fetched_at + "
+	                                   "max_age / 2 <= ?1 AND expires_at > ?1"
+	                                   " ORDER BY expires_at LIMIT ?2",
+	                                   err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	sqlite3_bind_int64(stmt, 1, now);
+	sqlite3_bind_int64(stmt, 2, (int64_t)max);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		*domains = xrealloc(*domains, (*n + 1) * sizeof(**domains));
+		(*domains)[(*n)++] = col_text(stmt, 0);
+	}
+	sqlite3_finalize(stmt);
+	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policies due");
+}
+
+int store_sts_due(struct store *st, int64_t now, size_t max, char ***domains, size_t *n, char **err)
+{
+	int rc;
+
+	*domains = NULL;
+	*n = 0;
+	pthread_mutex_lock(&st->lock);
+	rc = sts_due_locked(st, now, max, domains, n, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc < 0) {
+		store_strv_free(*domains, *n);
+		*domains = NULL;
+		*n = 0;
+	}
+	return rc;
+}
+
+void store_strv_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
 /* ---- TLSA records seen -------------------------------------------------------- */
 
 int store_tlsa_put(struct store *st, const struct store_tlsa *t, char **err)

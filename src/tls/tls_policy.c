@@ -118,6 +118,16 @@ static void decide_sts(const struct tls_decide_in *in, int sts_allowed, struct t
 		                 in->host, in->domain));
 }
 
+/* RFC 8461 2: usable records, or a lookup that failed, decide over MTA-STS.
+ * Records that are all unusable only make TLS mandatory: a policy in
+ * enforce mode, which asks that and more, still holds. */
+static int dane_decides(const struct tls_decide_in *in)
+{
+	if (in->dane == TLS_DANE_UNUSABLE)
+		return in->sts_mode != STS_ENFORCE;
+	return in->dane != TLS_DANE_NONE;
+}
+
 void tls_host_decide(const struct tls_decide_in *in, int sts_allowed, const struct tls_tlsa *tlsa,
                      size_t n, struct tls_host_pol *out)
 {
@@ -128,7 +138,7 @@ void tls_host_decide(const struct tls_decide_in *in, int sts_allowed, const stru
 	out->tls_required = in->outbound_required;
 	if (optout)
 		return; /* RFC 8689 5: the sender prefers delivery to any policy */
-	if (in->dane != TLS_DANE_NONE)
+	if (dane_decides(in))
 		decide_dane(in, tlsa, n, out);
 	else if (in->sts_mode == STS_TESTING || in->sts_mode == STS_ENFORCE)
 		decide_sts(in, sts_allowed, out);

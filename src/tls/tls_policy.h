@@ -10,8 +10,9 @@
  *   TLS-Required: No   the sender waives every policy: opportunistic TLS
  *   DANE (RFC 7672)    usable TLSA records: TLS, and a certificate that
  *                      matches one of them; records but none usable: TLS,
- *                      unauthenticated; a TLSA lookup that failed: the host
- *                      is not used (4.7.5, deferred)
+ *                      unauthenticated (unless MTA-STS enforce applies,
+ *                      which asks more); a TLSA lookup that failed: the
+ *                      host is not used (4.7.5, deferred)
  *   MTA-STS enforce    only hosts matching an mx pattern, TLS, a WebPKI
  *                      certificate valid for the MX name (else 4.7.5)
  *   MTA-STS testing    as enforce, but failures are reported, not enforced
@@ -19,7 +20,7 @@
  *                      certificate for the MX name, whatever the domain
  *                      publishes; REQUIRETLS offered after TLS
  *   none               [relay] outbound_tls
- * DANE wins over MTA-STS as RFC 8461 2 asks. A message with REQUIRETLS
+ * Usable (or failed) DANE wins over MTA-STS as RFC 8461 2 asks. A message with REQUIRETLS
  * ignores TLS-Required (RFC 8689 4.1).
  */
 #ifndef POSTHORN_TLS_POLICY_H

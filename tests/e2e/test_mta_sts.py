@@ -29,6 +29,8 @@ DOMAINS = {  # domain -> (MX host, its address)
     "optout.sts.test": ("mx.optout.sts.test", "127.0.0.48"),
     "none.sts.test": ("mx.none.sts.test", "127.0.0.49"),
     "refresh.sts.test": ("mx.refresh.sts.test", "127.0.0.50"),
+    "bg.sts.test": ("mx.bg.sts.test", "127.0.0.58"),
+    "bgfail.sts.test": ("mx.bgfail.sts.test", "127.0.0.59"),
 }
 FROM = "alice@sender.test"
 
@@ -182,6 +184,61 @@ def test_policy_is_refreshed_before_it_expires(sts_server, mxs, pki, policy_serv
     wait_status(srv, qid2, to, "sent")
     alive_poll(srv, lambda: len(policy_server.gets_for("mta-sts.refresh.sts.test")) >= 2, WAIT,
                what="a second fetch of the policy")
+    assert len(wait_msgs(mx, 2, srv)) == 2
+
+
+def cache_policy(sts_server, mxs, pki, policy_server, domain, max_age):
+    """A server, refreshing in the background every second, that has
+    cached domain's enforce policy by delivering one message."""
+    host, ip = DOMAINS[domain]
+    policy_server.policies[f"mta-sts.{domain}"] = (200, policy("enforce", host,
+                                                               max_age=max_age))
+    mx = mxs(ip, tls=True, tls_context=mx_cert(pki, host))
+    srv = sts_server(mta_sts_refresh_interval="1s")
+    qid, to = send(srv, domain)
+    wait_status(srv, qid, to, "sent")
+    return srv, mx
+
+
+def test_policy_is_refreshed_without_mail(sts_server, mxs, pki, policy_server):
+    """RFC 8461 10.2: a cached policy is refreshed before it expires even
+    when no mail goes to the domain, after a restart too (the database,
+    not memory, says which policies are due)."""
+    host, _ = DOMAINS["bg.sts.test"]
+    name = "mta-sts.bg.sts.test"
+    srv, mx = cache_policy(sts_server, mxs, pki, policy_server, "bg.sts.test", 6)
+    srv.restart()
+    policy_server.policies[name] = (200, policy("testing", host, "*.bg.sts.test",
+                                                max_age=86400))
+
+    def refreshed():
+        rc, out, err = srv.cli("tls", "status", "bg.sts.test")
+        assert rc == 0, err
+        return "mode=testing max_age=86400" in out and "mx=mx.bg.sts.test,*.bg.sts.test" in out
+    alive_poll(srv, refreshed, WAIT, what="the policy refreshed without mail")
+    assert len(policy_server.gets_for(name)) == 2
+    assert srv.log().count("event=mta_sts_policy domain=bg.sts.test id=20260101T000000 "
+                           "mode=testing max_age=86400") == 1
+    assert len(mx.messages) == 1, "the refresh sent mail"
+
+
+def test_failed_background_refresh_keeps_the_policy_and_logs_once(sts_server, mxs, pki,
+                                                                  policy_server):
+    """The policy host fails once the policy is due (half of max_age, 10 s):
+    refreshes fail, one a second, the cached policy stays in force until it
+    expires, and the failure is logged once, not once per attempt."""
+    name = "mta-sts.bgfail.sts.test"
+    srv, mx = cache_policy(sts_server, mxs, pki, policy_server, "bgfail.sts.test", 20)
+    policy_server.policies[name] = (500, "down")
+    alive_poll(srv, lambda: len(policy_server.gets_for(name)) >= 3, WAIT,
+               what="two background refresh attempts")
+    qid, to = send(srv, "bgfail.sts.test", subject="while the policy host is down")
+    line = wait_status(srv, qid, to, "sent")
+    assert "tls_policy=mta-sts" in line["line"], line
+    fails = [l for l in srv.log().splitlines()
+             if "event=mta_sts_fetch_failed domain=bgfail.sts.test" in l]
+    assert len(fails) == 1, fails
+    assert "reason=\"HTTP status 500\" action=keep_cached" in fails[0], fails[0]
     assert len(wait_msgs(mx, 2, srv)) == 2
 
 

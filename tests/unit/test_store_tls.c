@@ -1,9 +1,8 @@
 /*
  * Unit tests for store_tls.c (migration 5): MTA-STS policies replaced
- * whole, TLSA records seen per host, TLS-RPT counts that add up per key,
- * the periods due (not done, ended), a report's delivery per rua across a
- * reopen (sent once), pruning, and account pools. Each test gets a fresh
- * temporary data directory.
+ * whole, and those due for a refresh, TLSA records seen per host, TLS-RPT counts that add up per
+ * key, the periods due (not done, ended), a report's delivery per rua across a reopen (sent once),
+ * pruning, and account pools. Each test gets a fresh temporary data directory.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -66,6 +65,42 @@ static void test_sts(void **state)
 	assert_int_equal(store_sts_put(st, &p, &err), -1);
 	assert_non_null(err);
 	free(err);
+	store_close(st);
+}
+
+/* The policies to refresh: past half of max_age, not expired, soonest
+ * expiry first, at most max. */
+static void test_sts_due(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	struct store_sts young = {"young.test", "i", "enforce", "p", 100, 1000, 1100};
+	struct store_sts due1 = {"due1.test", "i", "enforce", "p", 100, 940, 1040};
+	struct store_sts due2 = {"due2.test", "i", "testing", "p", 100, 920, 1020};
+	struct store_sts gone = {"gone.test", "i", "enforce", "p", 100, 800, 900};
+	char **v, *err = NULL;
+	size_t n;
+
+	assert_int_equal(store_sts_due(st, 1000, 10, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_strv_free(v, n);
+	assert_int_equal(store_sts_put(st, &young, &err), 0);
+	assert_int_equal(store_sts_put(st, &due1, &err), 0);
+	assert_int_equal(store_sts_put(st, &due2, &err), 0);
+	assert_int_equal(store_sts_put(st, &gone, &err), 0);
+	assert_int_equal(store_sts_due(st, 1000, 10, &v, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0], "due2.test");
+	assert_string_equal(v[1], "due1.test");
+	store_strv_free(v, n);
+	assert_int_equal(store_sts_due(st, 1000, 1, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], "due2.test");
+	store_strv_free(v, n);
+	assert_int_equal(store_sts_due(st, 1050, 10, &v, &n, &err), 0); /* young due, rest gone */
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0], "young.test");
+	store_strv_free(v, n);
 	store_close(st);
 }
 
@@ -217,6 +252,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_sts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_sts_due, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsa, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsrpt_counts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tlsrpt_due_and_sent_once, setup, teardown),

@@ -89,12 +89,27 @@ static void test_dane(void **state)
 	assert_int_equal(h.tlsa[0].usage, 3);
 	assert_ptr_not_equal(h.tlsa[0].data, d32);
 	tls_host_pol_clear(&h);
-	in.dane = TLS_DANE_UNUSABLE; /* TLS, not authenticated */
+	/* records, none usable: they do not set MTA-STS enforce aside */
+	in.dane = TLS_DANE_UNUSABLE;
 	h = decide(&in, 0);
-	assert_true(h.tls_required);
-	assert_false(h.verify_required);
-	assert_int_equal(h.n_tlsa, 0);
+	assert_int_equal(h.pol, TLS_POL_STS);
+	assert_true(h.refuse && h.tls_required && h.verify_required);
 	tls_host_pol_clear(&h);
+	h = decide(&in, 1);
+	assert_int_equal(h.pol, TLS_POL_STS);
+	assert_false(h.refuse);
+	assert_true(h.tls_required && h.verify_required);
+	tls_host_pol_clear(&h);
+	in.sts_mode = 1; /* testing, or no policy: TLS, not authenticated */
+	for (int k = 0; k < 2; k++, in.sts_mode = -1) {
+		h = decide(&in, 0);
+		assert_int_equal(h.pol, TLS_POL_DANE);
+		assert_true(h.tls_required);
+		assert_false(h.verify_required || h.refuse || h.testing);
+		assert_int_equal(h.n_tlsa, 0);
+		tls_host_pol_clear(&h);
+	}
+	in.sts_mode = 2;
 	in.dane = TLS_DANE_FAILED;
 	h = decide(&in, 1);
 	assert_true(h.refuse);
