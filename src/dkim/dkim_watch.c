@@ -170,7 +170,8 @@ static void on_lookups(void *arg, const struct dkim_lookup *res)
 	struct dkim_watch *w = arg;
 
 	w->res = xcalloc(w->n ? w->n : 1, sizeof *w->res);
-	memcpy(w->res, res, w->n * sizeof *res);
+	if (w->n)
+		memcpy(w->res, res, w->n * sizeof *res);
 	for (size_t i = 0; i < w->n; i++)
 		if (is_pending(&w->keys[i]) && res[i].status != DKIM_LOOKUP_ANSWERED)
 			log_warn("session=NOQUEUE event=dkim_lookup_error domain=%s selector=%s "
@@ -186,8 +187,12 @@ static void load_done(void *arg)
 {
 	struct dkim_watch *w = arg;
 
+	/* Nothing pending: no lookup, nor the deferred call it would schedule,
+	 * which a shutdown could leave unrun (and its job unfreed). */
 	if (w->stopped)
 		round_end(w);
+	else if (w->n == 0)
+		on_lookups(w, NULL);
 	else
 		dkim_lookup_records(w->d.base, w->d.dns, w->keys, w->n, is_pending, on_lookups, w);
 }
