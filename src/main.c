@@ -218,23 +218,32 @@ static void count_event(void *arg, const char *account, const char *domain, cons
 		counters_flush(srv);
 }
 
+/* A durable message (SMTP or API): its accepted events, counters, delivery. */
+static void index_queued(struct server *srv, const struct events_message *m)
+{
+	size_t i;
+
+	events_accepted(srv->events, m);
+	for (i = 0; i < m->n_rcpts; i++) {
+		const char *at = strrchr(m->rcpts[i], '@');
+		char dom[256];
+		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : m->rcpts[i]);
+		ascii_lower(dom);
+		count_event(srv, m->account, dom, "accepted");
+	}
+	sched_add_id(srv->sched, m->id);
+}
+
 static void on_queued(void *arg, const char *id, const char *account, const char *const *rcpts,
                       size_t n)
 {
-	struct server *srv = arg;
-	size_t i;
+	index_queued(arg, &(struct events_message){
+	                      .id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
+}
 
-	events_accepted(
-	    srv->events,
-	    &(struct events_message){.id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
-	for (i = 0; i < n; i++) {
-		const char *at = strrchr(rcpts[i], '@');
-		char dom[256];
-		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : rcpts[i]);
-		ascii_lower(dom);
-		count_event(srv, account, dom, "accepted");
-	}
-	sched_add_id(srv->sched, id);
+static void on_api_queued(void *arg, const struct events_message *m)
+{
+	index_queued(arg, m);
 }
 
 /* ---------- control channel ---------- */
@@ -619,7 +628,8 @@ static int cmd_serve(struct conf *c)
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
 	http_start(srv.http,
 	           &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched, srv.deps.work,
-	                               srv.templates, srv.deps.unsub, srv.events});
+	                               srv.templates, srv.deps.unsub, srv.events, on_api_queued,
+	                               &srv});
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");

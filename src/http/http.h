@@ -19,6 +19,7 @@ struct api_tmpl_cache;
 struct conf;
 struct event_base;
 struct events;
+struct events_message;
 struct http;
 struct sched;
 struct spool;
@@ -33,7 +34,11 @@ struct http_deps {
 	struct work_pool *work;
 	struct api_tmpl_cache *templates; /* compiled templates (src/api/api.h) */
 	struct unsub *unsub;              /* one-click unsubscribe links (src/unsub/) */
-	struct events *events;            /* what routes emit (src/events/); may be NULL */
+	struct events *events;            /* suppressed, opened, clicked events (NULL: none) */
+	/* A message POST /v1/messages made durable, on the loop: indexed for
+	 * delivery and its accepted events emitted, as smtpd's queued(). */
+	void (*queued)(void *arg, const struct events_message *m);
+	void *queued_arg;
 };
 
 /* 0 and *out NULL when the config has no [http] section (SPEC 2): nothing

@@ -39,6 +39,7 @@ const struct http_route http_routes[] = {
     /* events, messages, stats, webhooks (src/api/, docs/events.md) */
     {"GET", "/v1/events", HTTP_AUTH_ACCOUNT, api_h_events},
     {"GET", "/v1/messages", HTTP_AUTH_ACCOUNT, api_h_messages},
+    {"POST", "/v1/messages", HTTP_AUTH_ACCOUNT, api_h_send}, /* api_send.c */
     {"GET", "/v1/messages/{id}", HTTP_AUTH_ACCOUNT, api_h_message},
     {"GET", "/v1/stats", HTTP_AUTH_ACCOUNT, api_h_stats},
     {"GET", "/v1/webhooks", HTTP_AUTH_ACCOUNT, api_h_webhooks},

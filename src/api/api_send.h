@@ -1,0 +1,62 @@
+/*
+ * api_send: POST /v1/messages, shared between its files.
+ *
+ *   api_send_parse.c  the request's JSON -> struct send_req (400s name the field)
+ *   api_send.c        the route: checks (sender domain, suppressions) and
+ *                     rendering on a worker, build then commit, the answer
+ *
+ * The accept step is two functions so that signing and quota hooks can
+ * go between them: send_build() makes one message's bytes (a struct buf),
+ * send_write() puts them in a spool file; the commit itself runs on the
+ * loop (spool_msg_commit), and the answer goes out once every commit of
+ * the request has reported.
+ */
+#ifndef POSTHORN_API_SEND_H
+#define POSTHORN_API_SEND_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "mime/mime.h"
+
+#define SEND_MAX_RCPTS    1000 /* to + cc + bcc of one message; recipients of a batch */
+#define SEND_MAX_PARTS    64
+#define SEND_MAX_HEADERS  64
+#define SEND_FILENAME_MAX 255
+#define SEND_CID_MAX      250
+#define SEND_SUBJECT_MAX  998
+
+/* One recipient of a batch. */
+struct send_batch_rcpt {
+	struct mime_addr to;
+	json_t *vars; /* borrowed from the body; NULL: none */
+};
+
+/* A parsed request. Strings and JSON are borrowed from body (kept alive
+ * by the job); what is malloc'd is freed by send_req_free(). */
+struct send_req {
+	json_t *body;
+	struct mime_addr from, reply_to;
+	int has_reply_to;
+	struct mime_addr *to, *cc, *bcc;
+	size_t n_to, n_cc, n_bcc;
+	const char *subject, *text, *html;
+	struct mime_header *headers;
+	size_t n_headers;
+	struct mime_part *parts; /* data malloc'd */
+	size_t n_parts;
+	const char **tags;
+	size_t n_tags;
+	char *metadata; /* JSON text or NULL */
+	const char *tmpl;
+	json_t *vars;
+	struct send_batch_rcpt *batch;
+	size_t n_batch; /* 0: a single message */
+	int track_opens, track_clicks, unsubscribe;
+};
+
+/* 0, or -1 with p set (400, naming the field). */
+int send_req_parse(json_t *body, struct send_req *q, struct http_problem *p);
+void send_req_free(struct send_req *q);
+
+#endif
