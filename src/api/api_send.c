@@ -35,6 +35,7 @@
 #include "smtpd/smtp_parse.h"
 #include "spool/spool.h"
 #include "store/store.h"
+#include "work/work.h"
 
 struct send_job;
 
@@ -68,6 +69,7 @@ struct send_job {
 	size_t n_res;
 	struct send_msg *msgs;
 	size_t n_msgs, pending;
+	struct send_idem idem;
 };
 
 /* The parts one message is built from (given or rendered). */
@@ -354,15 +356,19 @@ static void send_run(void *arg)
 		api_answer_problem(&j->ans, &p, NULL);
 		return;
 	}
-	results_init(j);
-	if (sender_owned(j, st) < 0 || suppressions(j, st) < 0 || template_get(j, &t) < 0)
+	if (send_idem_begin(j->r, j->account, &j->idem, &j->ans) < 0)
 		return;
-	if (j->q.n_batch)
-		queue_batch(j, t);
-	else
-		queue_single(j, t);
+	results_init(j);
+	if (sender_owned(j, st) == 0 && suppressions(j, st) == 0 && template_get(j, &t) == 0) {
+		if (j->q.n_batch)
+			queue_batch(j, t);
+		else
+			queue_single(j, t);
+	}
 	if (t)
 		api_template_unref(t);
+	if (j->ans.body) /* refused whole: nothing is queued */
+		send_idem_end(j->r, &j->idem, &j->ans);
 }
 
 /* ---- commit and answer (the loop) ---- */
@@ -452,12 +458,36 @@ static void answer(struct send_job *j)
 	api_answer_json(&j->ans, queued ? 200 : failed ? 503 : 422, body);
 }
 
+static void send_reply(struct send_job *j)
+{
+	if (j->idem.replayed)
+		http_add_header(j->r, "Idempotent-Replayed", "true");
+	api_answer_send(j->r, &j->ans);
+	job_free(j);
+}
+
+static void idem_save(void *arg)
+{
+	struct send_job *j = arg;
+
+	send_idem_end(j->r, &j->idem, &j->ans);
+}
+
+static void idem_saved(void *arg)
+{
+	send_reply(arg);
+}
+
+/* Every commit has reported: events, the answer (recorded first when the
+ * request has an Idempotency-Key: the store is the worker's). */
 static void finish(struct send_job *j)
 {
 	notify(j);
 	answer(j);
-	api_answer_send(j->r, &j->ans);
-	job_free(j);
+	if (j->idem.claimed)
+		work_submit(http_req_deps(j->r)->work, idem_save, idem_saved, j);
+	else
+		send_reply(j);
 }
 
 static void on_commit(void *arg, int ok, const char *id)
@@ -494,9 +524,8 @@ static void send_commit(void *arg)
 	struct envelope env;
 	size_t i;
 
-	if (j->ans.body) { /* refused whole, or parsed and found wrong */
-		api_answer_send(j->r, &j->ans);
-		job_free(j);
+	if (j->ans.body) { /* refused whole, found wrong, or answered before */
+		send_reply(j);
 		return;
 	}
 	j->pending = 1; /* held until every commit is submitted */

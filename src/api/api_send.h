@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "mime/mime.h"
+#include "store/store.h"
 
 #define SEND_MAX_RCPTS    1000 /* to + cc + bcc of one message; recipients of a batch */
 #define SEND_MAX_PARTS    64
@@ -54,6 +55,23 @@ struct send_req {
 	size_t n_batch; /* 0: a single message */
 	int track_opens, track_clicks, unsubscribe;
 };
+
+#define SEND_IDEM_TTL 86400 /* seconds an Idempotency-Key answers the same */
+
+struct send_idem {
+	char key[STORE_IDEM_KEY_MAX + 1];
+	char account[COUNTER_ACCOUNT_MAX + 1];
+	int claimed;  /* this request holds the key: send_idem_end() it */
+	int replayed; /* the answer in hand is the first request's */
+};
+
+/* api_send_idem.c, on a worker, once the body has parsed: 0 go on (the
+ * key claimed, or no key), -1 with the answer in *a (the first answer
+ * again, 409, 422, 400 or 500). */
+int send_idem_begin(struct http_req *r, const char *account, struct send_idem *k,
+                    struct api_answer *a);
+/* On a worker, before a is sent: records it, or gives the key up. */
+void send_idem_end(struct http_req *r, struct send_idem *k, const struct api_answer *a);
 
 /* 0, or -1 with p set (400, naming the field). */
 int send_req_parse(json_t *body, struct send_req *q, struct http_problem *p);

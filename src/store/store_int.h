@@ -57,6 +57,8 @@ extern const char store_tls_migration[];
 extern const char store_events_migration[];
 /* Migration 8 -> 9: accounts.unsubscribe (store_account_unsub.c). */
 extern const char store_unsub_migration[];
+/* Migration 10 -> 11: Idempotency-Key records (store_idem.c). */
+extern const char store_idem_migration[];
 
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);

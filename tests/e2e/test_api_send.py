@@ -266,3 +266,53 @@ def test_batch_of_1000_is_answered(srv, mx):
     assert len(msgs) == 1000 and all(m["status"] == "queued" for m in msgs)
     assert len({m["id"] for m in msgs}) == 1000
     print(f"1000-recipient batch answered in {took:.3f}s")
+
+
+def count_for(mx, rcpt):
+    return sum(1 for t in list(mx.messages) if rcpt in [r.lower() for r in t.rcpts])
+
+
+def test_idempotent_retry_sends_once(srv, mx):
+    body = {"from": "a@sender.test", "to": "idem@dest.test", "subject": "once", "text": "t"}
+    h = {"Idempotency-Key": "order-1234"}
+    first = send(srv, body, headers=h)
+    assert first.status == 200, first
+    assert "idempotent-replayed" not in first.headers
+    again = send(srv, body, headers=h)
+    assert again.status == 200 and again.body == first.body, again
+    assert again.headers.get("idempotent-replayed") == "true"
+    delivered(srv, mx, "idem@dest.test")
+    time.sleep(1.5)  # a second copy, if one had been queued, would have arrived by now
+    assert count_for(mx, "idem@dest.test") == 1
+    qid = first.json()["messages"][0]["id"]
+    found = request(srv, "GET", "/v1/messages?recipient=idem@dest.test", key=srv.key).json()
+    assert [m["id"] for m in found["messages"]] == [qid]
+    # the same key with another body is refused; it sends nothing either
+    other = send(srv, dict(body, subject="twice"), headers=h)
+    assert other.status == 422 and other.error()["code"] == "idempotency_key_reused", other
+
+
+def test_idempotency_key_is_per_account(srv, mx):
+    h = {"Idempotency-Key": "shared-key"}
+    r1 = send(srv, {"from": "a@sender.test", "to": "per1@dest.test", "text": "t"}, headers=h)
+    r2 = send(srv, {"from": "b@other.test", "to": "per2@dest.test", "text": "t"}, key=srv.bob,
+              headers=h)
+    assert r1.status == 200 and r2.status == 200, (r1, r2)
+    assert r1.json()["messages"][0]["id"] != r2.json()["messages"][0]["id"]
+
+
+def test_refused_request_does_not_hold_the_key(srv, mx):
+    h = {"Idempotency-Key": "fix-and-retry"}
+    bad = send(srv, {"from": "a@sender.test", "to": "fix@dest.test"}, headers=h)
+    assert bad.status == 400, bad
+    forbidden = send(srv, {"from": "x@nope.test", "to": "fix@dest.test", "text": "t"}, headers=h)
+    assert forbidden.status == 403, forbidden
+    ok = send(srv, {"from": "a@sender.test", "to": "fix@dest.test", "text": "t"}, headers=h)
+    assert ok.status == 200, ok
+
+
+def test_bad_idempotency_key_is_400(srv):
+    for key in ("x" * 256, "has space"):
+        r = send(srv, {"from": "a@sender.test", "to": "k@dest.test", "text": "t"},
+                 headers={"Idempotency-Key": key})
+        assert r.status == 400 and r.error()["field"] == "Idempotency-Key", r
