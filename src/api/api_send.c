@@ -35,6 +35,7 @@
 #include "smtpd/smtp_parse.h"
 #include "spool/spool.h"
 #include "store/store.h"
+#include "track/track.h"
 #include "work/work.h"
 
 struct send_job;
@@ -70,6 +71,8 @@ struct send_job {
 	struct send_msg *msgs;
 	size_t n_msgs, pending;
 	struct send_idem idem;
+	int tracking; /* track.opens or track.clicks: one message per recipient */
+	unsigned char track_key[TRACK_KEY_LEN];
 };
 
 /* The parts one message is built from (given or rendered). */
@@ -115,6 +118,41 @@ static void send_build(const struct send_job *j, const struct send_content *c,
 	                              .date = (int64_t)(clock_now_ms() / 1000),
 	                              .seed = id},
 	           out);
+}
+
+/* ---- tracking: the html of one recipient's message, rewritten ---- */
+
+struct track_ctx {
+	const struct send_job *j;
+	const char *id, *rcpt;
+};
+
+static char *track_link(void *arg, const char *url)
+{
+	const struct track_ctx *t = arg;
+
+	return api_track_url(http_req_conf(t->j->r), t->j->track_key,
+	                     &(struct track_ref){'c', t->j->account, t->id, t->rcpt, url});
+}
+
+/* The tracked html (malloc'd) of message id for rcpt, or NULL: untracked. */
+static char *tracked_html(const struct send_job *j, const char *html, const char *id,
+                          const char *rcpt)
+{
+	struct track_ctx t = {j, id, rcpt};
+	char *pixel = NULL;
+	struct buf out;
+
+	if (!j->tracking || !html)
+		return NULL;
+	if (j->q.track_opens)
+		pixel = api_track_url(http_req_conf(j->r), j->track_key,
+		                      &(struct track_ref){'o', j->account, id, rcpt, NULL});
+	buf_init(&out);
+	buf_reserve(&out, strlen(html) + 1);
+	track_html(html, strlen(html), j->q.track_clicks ? track_link : NULL, &t, pixel, &out);
+	free(pixel);
+	return out.data;
 }
 
 /* The bytes into m's spool file; -1 (logged) when the spool fails. */
@@ -177,8 +215,15 @@ static void queue_one(struct send_job *j, const struct send_content *c, const si
 			snprintf(j->res[idx[i]].reason, sizeof(j->res[0].reason), "queue error");
 		return;
 	}
+	struct send_content tc = *c;
+	char *html = tracked_html(j, c->html, m->id, m->addrs[0]);
+
+	if (html)
+		tc.html = html;
 	buf_init(&b);
-	send_build(j, c, to, n_to, q->n_batch ? NULL : q->cc, q->n_batch ? 0 : q->n_cc, m->id, &b);
+	send_build(j, &tc, to, n_to, q->n_batch ? NULL : q->cc, q->n_batch ? 0 : q->n_cc, m->id,
+	           &b);
+	free(html);
 	m->subject = xstrdup(c->subject ? c->subject : "");
 	m->smtputf8 = mime_addr_utf8(&q->from) ||
 	              (q->has_reply_to && mime_addr_utf8(&q->reply_to)) || any_utf8(to, n_to) ||
@@ -294,6 +339,9 @@ static void queue_single(struct send_job *j, const struct api_template *t)
 		struct http_problem p = {400, "invalid_field", "template", ""};
 		snprintf(p.message, sizeof(p.message), "%.200s", why);
 		api_answer_problem(&j->ans, &p, NULL);
+	} else if (n && j->tracking) { /* each recipient its own links */
+		for (i = 0; i < n; i++)
+			queue_one(j, &c, &idx[i], 1, q->to, q->n_to);
 	} else if (n) {
 		queue_one(j, &c, idx, n, q->to, q->n_to);
 	}
@@ -358,6 +406,12 @@ static void send_run(void *arg)
 	}
 	if (send_idem_begin(j->r, j->account, &j->idem, &j->ans) < 0)
 		return;
+	j->tracking = j->q.track_opens || j->q.track_clicks;
+	if (j->tracking && api_track_key(http_req_conf(j->r), j->track_key) < 0) {
+		api_answer_error(&j->ans, 500, "internal_error", "the tracking key cannot be read");
+		send_idem_end(j->r, &j->idem, &j->ans);
+		return;
+	}
 	results_init(j);
 	if (sender_owned(j, st) == 0 && suppressions(j, st) == 0 && template_get(j, &t) == 0) {
 		if (j->q.n_batch)

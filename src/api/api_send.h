@@ -73,6 +73,13 @@ int send_idem_begin(struct http_req *r, const char *account, struct send_idem *k
 /* On a worker, before a is sent: records it, or gives the key up. */
 void send_idem_end(struct http_req *r, struct send_idem *k, const struct api_answer *a);
 
+/* api_track.c: the tracking key (DATA_DIR/tracking.key, made once; on a
+ * worker: it may read or write the file), and a tracked URL on
+ * [http] public_url (malloc'd). */
+struct track_ref;
+int api_track_key(const struct conf *c, unsigned char key[32]);
+char *api_track_url(const struct conf *c, const unsigned char key[32], const struct track_ref *r);
+
 /* 0, or -1 with p set (400, naming the field). */
 int send_req_parse(json_t *body, struct send_req *q, struct http_problem *p);
 void send_req_free(struct send_req *q);

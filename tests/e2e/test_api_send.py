@@ -316,3 +316,86 @@ def test_bad_idempotency_key_is_400(srv):
         r = send(srv, {"from": "a@sender.test", "to": "k@dest.test", "text": "t"},
                  headers={"Idempotency-Key": key})
         assert r.status == 400 and r.error()["field"] == "Idempotency-Key", r
+
+
+# ---------------------------------------------------------------- tracking
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.0"
+
+
+def tracked_urls(srv, mx, rcpt):
+    import re
+    _, m = delivered(srv, mx, rcpt)
+    html = m.get_body(("html",)).get_content()
+    base = f"http://{srv.http_address}"
+    links = [u for u in re.findall(r'<a href="([^"]+)"', html) if u.startswith(base + "/t/c/")]
+    pixels = re.findall(r'<img src="([^"]+)" width="1"', html)
+    for u in pixels:
+        assert u.startswith(base + "/t/o/"), u
+    return html, [u[len(base):].replace("&amp;", "&") for u in links], \
+        [u[len(base):] for u in pixels]
+
+
+def get_path(srv, path, ua=BROWSER):
+    return request(srv, "GET", path, headers={"User-Agent": ua})
+
+
+def test_tracking_pixel_and_click(srv, mx):
+    html = ('<html><body><p><a href="https://shop.example/p?a=1&amp;b=2">buy</a> '
+            '<a href="mailto:help@sender.test">mail</a></p></body></html>')
+    r = send(srv, {"from": "a@sender.test", "to": "track@dest.test", "subject": "t",
+                   "html": html, "text": "t", "track": {"opens": True, "clicks": True}})
+    assert r.status == 200, r
+    qid = r.json()["messages"][0]["id"]
+    body, links, pixels = tracked_urls(srv, mx, "track@dest.test")
+    assert len(links) == 1 and len(pixels) == 1, body
+    assert 'href="mailto:help@sender.test"' in body  # only http(s) links are tracked
+    assert body.index("<img") < body.index("</body>")
+    px = get_path(srv, pixels[0])
+    assert px.status == 200 and px.headers["content-type"] == "image/gif", px
+    assert len(px.body) == 43 and px.body.startswith(b"GIF89a")
+    assert "no-store" in px.headers["cache-control"]
+    for _ in range(2):
+        c = get_path(srv, links[0])
+        assert c.status == 302, c
+        assert c.headers["location"] == "https://shop.example/p?a=1&b=2"
+    get_path(srv, pixels[0], ua="Barracuda Link Checker/1.0")
+    evs = wait_events(srv, srv.key, f"message={qid}&type=opened,clicked", 2)
+
+    def settled():
+        e = {x["type"]: x for x in wait_events(srv, srv.key, f"message={qid}&type=opened,clicked", 2)}
+        return e if e["clicked"]["detail"].get("count") == 2 and \
+            e["opened"]["detail"].get("count") == 2 else None
+    e = alive_poll(srv, settled, WAIT, what="open and click counts")
+    assert len(evs) == 2
+    assert e["opened"]["recipient"] == "track@dest.test"
+    assert e["opened"]["detail"]["machine"] is False  # the first open was a person's
+    assert e["clicked"]["detail"]["url"] == "https://shop.example/p?a=1&b=2"
+
+
+def test_forged_tracking_tokens_are_404(srv, mx):
+    r = send(srv, {"from": "a@sender.test", "to": "forge@dest.test", "subject": "t",
+                   "html": '<a href="https://shop.example/">x</a>', "track": {"clicks": True}})
+    assert r.status == 200, r
+    _, links, pixels = tracked_urls(srv, mx, "forge@dest.test")
+    assert pixels == [] and len(links) == 1
+    payload, mac = links[0][len("/t/c/"):].split(".")
+    # the same payload pointing elsewhere, with the old MAC: refused, no redirect
+    evil = base64.urlsafe_b64encode(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        .replace(b"https://shop.example/", b"https://evil.example/")).decode().rstrip("=")
+    for path in (f"/t/c/{evil}.{mac}", f"/t/c/{payload}.{mac[:-2]}", "/t/c/nothing",
+                 f"/t/o/{payload}.{mac}"):
+        g = get_path(srv, path)
+        assert g.status == 404 and "location" not in g.headers, (path, g)
+
+
+def test_tracking_splits_recipients(srv, mx):
+    r = send(srv, {"from": "a@sender.test", "to": ["s1@dest.test", "s2@dest.test"],
+                   "subject": "t", "html": "<p>hi</p>", "track": {"opens": True}})
+    assert r.status == 200, r
+    ids = [m["id"] for m in r.json()["messages"]]
+    assert len(set(ids)) == 2  # each recipient its own message, its own pixel
+    _, _, p1 = tracked_urls(srv, mx, "s1@dest.test")
+    _, _, p2 = tracked_urls(srv, mx, "s2@dest.test")
+    assert p1 != p2
