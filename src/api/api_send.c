@@ -498,7 +498,8 @@ static void answer(struct send_job *j)
 
 	for (i = 0; i < j->n_res; i++) {
 		queued += j->res[i].msg && j->res[i].msg->state == 1;
-		failed += j->res[i].msg && j->res[i].msg->state != 1;
+		failed += (j->res[i].msg && j->res[i].msg->state != 1) ||
+		          strcmp(j->res[i].reason, "queue error") == 0;
 		json_array_append_new(list, result_json(&j->res[i]));
 	}
 	body = json_pack("{s:o}", "messages", list);

@@ -399,3 +399,15 @@ def test_tracking_splits_recipients(srv, mx):
     _, _, p1 = tracked_urls(srv, mx, "s1@dest.test")
     _, _, p2 = tracked_urls(srv, mx, "s2@dest.test")
     assert p1 != p2
+
+
+def test_unsubscribe_is_accepted(srv, mx):
+    """`unsubscribe` is a documented field: accepted (its List-Unsubscribe
+    comes with the deliverability work), never a 400; not a boolean is."""
+    r = send(srv, {"from": "a@sender.test", "to": "unsub@dest.test", "subject": "s",
+                   "text": "t", "unsubscribe": True})
+    assert r.status == 200, r
+    delivered(srv, mx, "unsub@dest.test")
+    r = send(srv, {"from": "a@sender.test", "to": "unsub@dest.test", "text": "t",
+                   "unsubscribe": "yes"})
+    assert r.status == 400 and r.error()["field"] == "unsubscribe", r
