@@ -626,10 +626,9 @@ static int cmd_serve(struct conf *c)
 		return 1;
 	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
-	http_start(srv.http,
-	           &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched, srv.deps.work,
-	                               srv.templates, srv.deps.unsub, srv.events, on_api_queued,
-	                               &srv});
+	http_start(srv.http, &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched,
+	                                         srv.deps.work, srv.templates, srv.deps.unsub,
+	                                         srv.events, on_api_queued, &srv});
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");

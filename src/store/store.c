@@ -43,7 +43,6 @@
 /*
  * Migrations: migrations[i] brings the schema from version i to i + 1
  * (PRAGMA user_version). Append only; never edit a step that has shipped.
- *
  * accounts.id is AUTOINCREMENT so that an id is never reused: rows of later
  * tables (keys, events) that point at a deleted account must not come to
  * belong to the next account created.
@@ -158,8 +157,8 @@ static const char *const migrations[] = {
     store_tls_migration,    /* 6 -> 7: outbound TLS policy (SQL in store_tls.c) */
     store_events_migration, /* 7 -> 8: events and webhooks (SQL in store_events.c) */
     store_unsub_migration,  /* 8 -> 9: accounts.unsubscribe (store_account_unsub.c) */
-    "", /* 9 -> 10: deliv-loop\'s (SESSION2), not here yet */
-    store_idem_migration, /* 10 -> 11: Idempotency-Key records (store_idem.c) */
+    "",                     /* 9 -> 10: deliv-loop's (SESSION2), not here yet */
+    store_idem_migration,   /* 10 -> 11: Idempotency-Key records (store_idem.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))
