@@ -222,28 +222,37 @@ static void count_event(void *arg, const char *account, const char *domain, cons
 		counters_flush(srv);
 }
 
+/* A durable message (SMTP or API): its accepted events, counters, the
+ * deliverability side's VERP record, delivery. */
+static void index_queued(struct server *srv, const struct events_message *m)
+{
+	size_t i;
+
+	events_accepted(srv->events, m);
+	for (i = 0; i < m->n_rcpts; i++) {
+		const char *at = strrchr(m->rcpts[i], '@');
+		char dom[256];
+		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : m->rcpts[i]);
+		ascii_lower(dom);
+		count_event(srv, m->account, dom, "accepted");
+	}
+	deliv_message_queued(srv->deliv, m->id, m->account, m->rcpts, m->n_rcpts);
+	sched_add_id(srv->sched, m->id);
+}
+
 static void on_queued(void *arg, const struct smtpd_queued *q)
 {
-	struct server *srv = arg;
-	const char *id = q->id, *account = q->account;
-	const char *const *rcpts = q->rcpts;
-	size_t i, n = q->n_rcpts;
+	index_queued(arg, &(struct events_message){.id = q->id,
+	                                           .account = q->account,
+	                                           .from = q->from,
+	                                           .subject = q->subject,
+	                                           .rcpts = q->rcpts,
+	                                           .n_rcpts = q->n_rcpts});
+}
 
-	events_accepted(srv->events, &(struct events_message){.id = id,
-	                                                      .account = account,
-	                                                      .from = q->from,
-	                                                      .subject = q->subject,
-	                                                      .rcpts = rcpts,
-	                                                      .n_rcpts = n});
-	for (i = 0; i < n; i++) {
-		const char *at = strrchr(rcpts[i], '@');
-		char dom[256];
-		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : rcpts[i]);
-		ascii_lower(dom);
-		count_event(srv, account, dom, "accepted");
-	}
-	deliv_message_queued(srv->deliv, id, account, rcpts, n);
-	sched_add_id(srv->sched, id);
+static void on_api_queued(void *arg, const struct events_message *m)
+{
+	index_queued(arg, m);
 }
 
 /* ---------- control channel ---------- */
@@ -663,9 +672,17 @@ static int cmd_serve(struct conf *c)
 		return 1;
 	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
-	http_start(srv.http,
-	           &(struct http_deps){srv.deps.store, srv.deps.spool, srv.sched, srv.deps.work,
-	                               srv.templates, srv.deps.unsub, srv.events});
+	http_start(srv.http, &(struct http_deps){.store = srv.deps.store,
+	                                         .spool = srv.deps.spool,
+	                                         .sched = srv.sched,
+	                                         .work = srv.deps.work,
+	                                         .templates = srv.templates,
+	                                         .unsub = srv.deps.unsub,
+	                                         .dkim = srv.deps.dkim,
+	                                         .deliv = srv.deliv,
+	                                         .events = srv.events,
+	                                         .queued = on_api_queued,
+	                                         .queued_arg = &srv});
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");

@@ -191,6 +191,9 @@ void api_h_suppression_delete(struct http_req *r);
 
 void api_h_events(struct http_req *r);         /* GET /v1/events */
 void api_h_messages(struct http_req *r);       /* GET /v1/messages */
+void api_h_send(struct http_req *r);           /* POST /v1/messages (api_send.c) */
+void api_h_track_open(struct http_req *r);     /* GET /t/o/{token} (api_track.c) */
+void api_h_track_click(struct http_req *r);    /* GET /t/c/{token} */
 void api_h_message(struct http_req *r);        /* GET /v1/messages/{id} */
 void api_h_stats(struct http_req *r);          /* GET /v1/stats */
 void api_h_webhooks(struct http_req *r);       /* GET /v1/webhooks */

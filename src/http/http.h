@@ -19,12 +19,16 @@ struct api_tmpl_cache;
 struct conf;
 struct event_base;
 struct events;
+struct events_message;
 struct http;
 struct sched;
 struct spool;
 struct store;
 struct unsub;
 struct work_pool;
+
+struct deliv;
+struct dkim_signer;
 
 struct http_deps {
 	struct store *store;
@@ -33,7 +37,13 @@ struct http_deps {
 	struct work_pool *work;
 	struct api_tmpl_cache *templates; /* compiled templates (src/api/api.h) */
 	struct unsub *unsub;              /* one-click unsubscribe links (src/unsub/) */
-	struct events *events;            /* what routes emit (src/events/); may be NULL */
+	struct dkim_signer *dkim;         /* signs POST /v1/messages mail (NULL: unsigned) */
+	struct deliv *deliv;              /* quotas and pauses of POST /v1/messages (NULL: none) */
+	struct events *events;            /* suppressed, opened, clicked events (NULL: none) */
+	/* A message POST /v1/messages made durable, on the loop: indexed for
+	 * delivery and its accepted events emitted, as smtpd's queued(). */
+	void (*queued)(void *arg, const struct events_message *m);
+	void *queued_arg;
 };
 
 /* 0 and *out NULL when the config has no [http] section (SPEC 2): nothing

@@ -18,6 +18,9 @@ const struct http_route http_routes[] = {
     {"GET", "/", HTTP_AUTH_NONE, http_h_dashboard},
     {"GET", "/assets/{file}", HTTP_AUTH_NONE, http_h_asset},
     {"GET", "/healthz", HTTP_AUTH_NONE, http_h_healthz},
+    /* tracking (src/api/api_track.c): signed tokens, no key */
+    {"GET", "/t/o/{token}", HTTP_AUTH_NONE, api_h_track_open},
+    {"GET", "/t/c/{token}", HTTP_AUTH_NONE, api_h_track_click},
     {"GET", "/metrics", HTTP_AUTH_NONE, http_h_metrics},
     {"GET", "/v1/openapi.json", HTTP_AUTH_NONE, http_h_openapi},
     {"GET", "/v1/account", HTTP_AUTH_ACCOUNT, http_h_account},
@@ -39,6 +42,7 @@ const struct http_route http_routes[] = {
     /* events, messages, stats, webhooks (src/api/, docs/events.md) */
     {"GET", "/v1/events", HTTP_AUTH_ACCOUNT, api_h_events},
     {"GET", "/v1/messages", HTTP_AUTH_ACCOUNT, api_h_messages},
+    {"POST", "/v1/messages", HTTP_AUTH_ACCOUNT, api_h_send}, /* api_send.c */
     {"GET", "/v1/messages/{id}", HTTP_AUTH_ACCOUNT, api_h_message},
     {"GET", "/v1/stats", HTTP_AUTH_ACCOUNT, api_h_stats},
     {"GET", "/v1/webhooks", HTTP_AUTH_ACCOUNT, api_h_webhooks},

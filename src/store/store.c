@@ -1,8 +1,7 @@
 /*
  * store: the database (SQLite 3, DATA_DIR/posthorn.db) and everything kept
  * in it: the schema, its numbered migrations, and accounts with their
- * password hashes (argon2id) and sender domains. The delivery counters are
- * in store_stats.c; what the two files share is in store_int.h.
+ * password hashes (argon2id) and sender domains (the rest: store_*.c, store_int.h).
  *
  * Promises:
  * - store_open() creates DATA_DIR (0700) and the database (0600) if
@@ -44,7 +43,6 @@
 /*
  * Migrations: migrations[i] brings the schema from version i to i + 1
  * (PRAGMA user_version). Append only; never edit a step that has shipped.
- *
  * accounts.id is AUTOINCREMENT so that an id is never reused: rows of later
  * tables (keys, events) that point at a deleted account must not come to
  * belong to the next account created.
@@ -160,6 +158,7 @@ static const char *const migrations[] = {
     store_events_migration, /* 7 -> 8: events and webhooks (SQL in store_events.c) */
     store_unsub_migration,  /* 8 -> 9: accounts.unsubscribe (store_account_unsub.c) */
     store_deliv_migration,  /* 9 -> 10: quotas, reputation, VERP (SQL in store_deliv.c) */
+    store_idem_migration,   /* 10 -> 11: Idempotency-Key records (store_idem.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

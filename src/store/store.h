@@ -909,4 +909,34 @@ struct store_supp_add {
 };
 int store_supp_add_many(struct store *st, struct store_supp_add *v, size_t n, char **err);
 
+/* ---- Idempotency-Key records (store_idem.c) --------------------------------------- */
+
+#define STORE_IDEM_KEY_MAX 255
+enum { STORE_IDEM_NEW, STORE_IDEM_DONE, STORE_IDEM_BUSY, STORE_IDEM_MISMATCH };
+
+struct store_idem {
+	const char *account;
+	const char *key;
+	const char *hash; /* of the request body, hex */
+	int64_t now;      /* unix seconds */
+	int64_t ttl;      /* seconds a record counts */
+};
+
+/*
+ * Claims k->key for a request: STORE_IDEM_NEW (the row is this request's:
+ * finish or release it), STORE_IDEM_DONE (*status and *answer, malloc'd:
+ * the first request's answer), STORE_IDEM_BUSY (the first request has not
+ * answered yet), STORE_IDEM_MISMATCH (the key came with another body), or
+ * -1 with *err. A record older than ttl counts as none.
+ */
+int store_idem_claim(struct store *st, const struct store_idem *k, int *status, char **answer,
+                     char **err);
+/* Records the answer of the request that claimed the key. */
+int store_idem_finish(struct store *st, const char *account, const char *key, int status,
+                      const char *answer, char **err);
+/* Gives up a claim that has no answer (the request was refused whole). */
+int store_idem_release(struct store *st, const char *account, const char *key, char **err);
+/* Deletes records created before `before`; the number deleted, or -1. */
+int store_idem_prune(struct store *st, int64_t before, char **err);
+
 #endif

@@ -292,3 +292,39 @@ def test_public_url_too_long_for_a_link(tmp_path, cert):
         e.assert_verifies(t.content, ["n1", "n2"])
     finally:
         e.stop()
+
+
+def test_api_mail_is_signed_and_gets_the_link_per_recipient(env):
+    """POST /v1/messages takes the SMTP accept path's additions: every
+    active key of the From domain signs, and unsubscribe: true gives each
+    recipient a message of its own with a link naming it, inside the
+    signatures."""
+    key = httpapi.create_key(env.srv, "plain")
+    r = httpapi.request(env.srv, "POST", "/v1/messages", key=key,
+                        body={"from": "letters@news.test",
+                              "to": ["api1@dest.test", "api2@dest.test"],
+                              "subject": "through the API", "text": "Hello.",
+                              "unsubscribe": True})
+    assert r.status == 200, r.body
+    ids = {m["to"]: m["id"] for m in r.json()["messages"]}
+    assert len(set(ids.values())) == 2, ids  # one message per recipient
+    for rcpt in ("api1@dest.test", "api2@dest.test"):
+        [t] = env.received(DEST_IP, rcpt)
+        assert token_fields(token_of(t)) == ("plain", rcpt)
+        for field in dkim_verify.signature_fields(t.content):
+            h = dkim_verify.tags(field)["h"].lower().split(":")
+            assert "list-unsubscribe" in h, h
+        env.assert_verifies(t.content, ["n1", "n2"])
+        lines = accept_env.log_lines(env.srv, f"queue={ids[rcpt]} event=dkim ")
+        assert len(lines) == 1 and "result=signed domain=news.test" in lines[0], lines
+
+
+def test_api_mail_without_unsubscribe_is_signed_without_a_link(env):
+    key = httpapi.create_key(env.srv, "plain")
+    r = httpapi.request(env.srv, "POST", "/v1/messages", key=key,
+                        body={"from": "letters@news.test", "to": ["api3@dest.test"],
+                              "subject": "no link", "text": "Hello."})
+    assert r.status == 200, r.body
+    [t] = env.received(DEST_IP, "api3@dest.test")
+    assert t.header("List-Unsubscribe") is None
+    env.assert_verifies(t.content, ["n1", "n2"])

@@ -1,0 +1,153 @@
+/*
+ * store_idem: Idempotency-Key records of POST /v1/messages (migration
+ * 10 -> 11, store_idem_migration; docs/api.md "Idempotency").
+ *
+ * Promises:
+ * - A key is claimed once per account: the first request inserts its row
+ *   (in progress, no answer), and every later request with that key, until
+ *   the row is older than the ttl, sees either "in progress", "a different
+ *   body" or the first answer. Claim is one read and one upsert under
+ *   st->lock, so two requests of this process never both win.
+ * - The answer is recorded before it is sent (the caller's order), so a
+ *   client that got it and retries gets the same bytes.
+ * - Rows older than the ttl are ignored by claim whether or not
+ *   store_idem_prune() has deleted them yet.
+ * - The SQL is plain enough for PostgreSQL too. (With several nodes,
+ *   claim must become one conditional upsert; see docs/events.md "More
+ *   than one node".)
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+const char store_idem_migration[] =
+    "CREATE TABLE idempotency_keys (account TEXT NOT NULL, idem_key TEXT NOT NULL,"
+    "  body_hash TEXT NOT NULL, status INTEGER NOT NULL, answer TEXT,"
+    "  created_at BIGINT NOT NULL, PRIMARY KEY (account, idem_key));"
+    "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);";
+
+static const char get_sql[] = "SELECT body_hash, status, answer, created_at FROM idempotency_keys"
+                              " WHERE account = ?1 AND idem_key = ?2";
+static const char claim_sql[] =
+    "INSERT INTO idempotency_keys (account, idem_key, body_hash, status, answer, created_at)"
+    " VALUES (?1, ?2, ?3, 0, NULL, ?4) ON CONFLICT (account, idem_key) DO UPDATE SET"
+    " body_hash = excluded.body_hash, status = 0, answer = NULL, created_at = excluded.created_at";
+
+/* What the row says; -1 none (or expired). */
+static int read_row(sqlite3_stmt *s, const char *hash, int64_t oldest, int *status, char **answer)
+{
+	const char *h = (const char *)sqlite3_column_text(s, 0);
+	const char *a = (const char *)sqlite3_column_text(s, 2);
+
+	if (sqlite3_column_int64(s, 3) < oldest)
+		return -1;
+	if (!h || strcmp(h, hash) != 0)
+		return STORE_IDEM_MISMATCH;
+	*status = sqlite3_column_int(s, 1);
+	if (*status == 0 || !a)
+		return STORE_IDEM_BUSY;
+	*answer = xstrdup(a);
+	return STORE_IDEM_DONE;
+}
+
+static int run(struct store *st, const char *sql, const char *account, const char *key,
+               const char *text, int64_t n, char **err)
+{
+	sqlite3_stmt *s = store_prepare(st, sql, err);
+	int rc;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	if (text)
+		sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, n);
+	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_fail_db(st, err, "idempotency key");
+	sqlite3_finalize(s);
+	return rc;
+}
+
+static int claim_locked(struct store *st, const struct store_idem *k, int *status, char **answer,
+                        char **err)
+{
+	sqlite3_stmt *s = store_prepare(st, get_sql, err);
+	int rc = -1, step;
+
+	if (!s)
+		return -1;
+	sqlite3_bind_text(s, 1, k->account, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, k->key, -1, SQLITE_STATIC);
+	step = sqlite3_step(s);
+	if (step == SQLITE_ROW)
+		rc = read_row(s, k->hash, k->now - k->ttl, status, answer);
+	else if (step != SQLITE_DONE)
+		rc = store_fail_db(st, err, "idempotency key");
+	sqlite3_finalize(s);
+	if (rc != -1 || (step != SQLITE_ROW && step != SQLITE_DONE))
+		return rc;
+	if (run(st, claim_sql, k->account, k->key, k->hash, k->now, err) < 0)
+		return -1;
+	return STORE_IDEM_NEW;
+}
+
+int store_idem_claim(struct store *st, const struct store_idem *k, int *status, char **answer,
+                     char **err)
+{
+	int rc;
+
+	*answer = NULL;
+	pthread_mutex_lock(&st->lock);
+	rc = claim_locked(st, k, status, answer, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_idem_finish(struct store *st, const char *account, const char *key, int status,
+                      const char *answer, char **err)
+{
+	static const char sql[] = "UPDATE idempotency_keys SET answer = ?3, status = ?4"
+	                          " WHERE account = ?1 AND idem_key = ?2";
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = run(st, sql, account, key, answer, status, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_idem_release(struct store *st, const char *account, const char *key, char **err)
+{
+	static const char sql[] =
+	    "DELETE FROM idempotency_keys WHERE account = ?1 AND idem_key = ?2"
+	    " AND status = 0";
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = run(st, sql, account, key, NULL, 0, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_idem_prune(struct store *st, int64_t before, char **err)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	s = store_prepare(st, "DELETE FROM idempotency_keys WHERE created_at < ?1", err);
+	rc = s ? 0 : -1;
+	if (s) {
+		sqlite3_bind_int64(s, 1, before);
+		rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(st->db)
+		                                    : store_fail_db(st, err, "idempotency prune");
+		sqlite3_finalize(s);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
