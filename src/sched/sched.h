@@ -20,9 +20,10 @@
 #ifndef POSTHORN_SCHED_H
 #define POSTHORN_SCHED_H
 
-#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX, opaque here */
 
 struct event_base;
 struct conf;
@@ -40,7 +41,7 @@ struct sched_deps {
 	struct spool *spool;
 	struct dns *dns;
 	struct work_pool *work;
-	SSL_CTX *client_tls;
+	struct ssl_ctx_st *client_tls;
 	/* Outbound TLS policies (MTA-STS, DANE, TLS-RPT) and account pools;
 	 * NULL: opportunistic TLS by [relay] outbound_tls only, no pools but
 	 * the [domain.X] ones. */

@@ -19,9 +19,10 @@
 #ifndef POSTHORN_SMTPC_CONN_H
 #define POSTHORN_SMTPC_CONN_H
 
-#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX, opaque here */
 
 #include "conf/conf.h"
 #include "dns/dns_mx.h"
@@ -35,8 +36,8 @@ struct smtpc_target {
 	const char *dest;        /* destination name, for logs */
 	struct dns_route *route; /* taken over by the connection (dns_route_dup'd) */
 	uint16_t port;
-	SSL_CTX *tls;     /* client context; NULL: never STARTTLS */
-	int tls_required; /* no STARTTLS or a failed handshake: next host */
+	struct ssl_ctx_st *tls; /* client context; NULL: never STARTTLS */
+	int tls_required;       /* no STARTTLS or a failed handshake: next host */
 	/* The certificate must match this name or IP address (NULL: the host
 	 * being connected to, as the route names it) ... */
 	const char *verify_host;

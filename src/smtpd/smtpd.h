@@ -7,7 +7,7 @@
 #ifndef POSTHORN_SMTPD_H
 #define POSTHORN_SMTPD_H
 
-#include <openssl/ssl.h>
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX, opaque here */
 
 struct event_base;
 struct conf;
@@ -36,7 +36,7 @@ struct smtpd_deps {
 	struct spool *spool;
 	struct store *store;
 	struct work_pool *work;
-	SSL_CTX *tls; /* NULL when [tls] is not configured */
+	struct ssl_ctx_st *tls; /* NULL when [tls] is not configured */
 	/* Added at accept, before the commit (smtpd_sign.c); NULL: none. */
 	struct dkim_signer *dkim; /* DKIM signatures, in deps->work */
 	struct unsub *unsub;      /* List-Unsubscribe for accounts that want it */
@@ -66,6 +66,6 @@ void smtpd_abort_receiving(struct smtpd *sd);
 void smtpd_free(struct smtpd *sd);
 
 /* Swap the TLS context for new sessions (SIGHUP). */
-void smtpd_set_tls(struct smtpd *sd, SSL_CTX *tls);
+void smtpd_set_tls(struct smtpd *sd, struct ssl_ctx_st *tls);
 
 #endif
