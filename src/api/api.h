@@ -168,6 +168,10 @@ struct api_rendered {
 	struct tmpl_error err;
 };
 
+/* The warnings of a rendering as the preview answers them:
+ * [{"part", "kind", "name"}]. */
+json_t *api_warnings_json(const struct api_rendered *out);
+
 /* Renders every part of t with vars (a JSON object, or NULL for none).
  * Pure and thread-safe. 0, or -1 with failed and err set (output or step
  * bound). Free out with api_rendered_free() in both cases. */

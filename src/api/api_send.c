@@ -83,6 +83,8 @@ struct send_job {
 	int tracking;        /* track.opens or track.clicks: one message per recipient */
 	int per_rcpt;        /* tracking or unsubscribe: links name one recipient */
 	int64_t quota_reset; /* unix seconds: when the quota that refused resets */
+	json_t *warnings;    /* the renderings' warnings (NULL: none), for the answer */
+	int warnings_truncated;
 	unsigned char track_key[TRACK_KEY_LEN];
 };
 
@@ -209,7 +211,10 @@ static int send_write(const struct send_job *j, struct send_msg *m, const struct
 
 	buf_init(&front);
 	send_fields(j, m, bytes, &front);
-	rc = (front.len && spool_msg_write(m->sm, front.data, front.len) < 0) ||
+	/* keys but no signature (libopendkim failed): not sent unsigned, as
+	 * SMTP answers 451 for it; the recipients are refused (queue error) */
+	rc = m->dkim == DKIM_FAILED ||
+	     (front.len && spool_msg_write(m->sm, front.data, front.len) < 0) ||
 	     spool_msg_write(m->sm, bytes->data, bytes->len) < 0;
 	buf_free(&front);
 	if (rc)
@@ -300,6 +305,9 @@ static void queue_one(struct send_job *j, const struct send_content *c, const si
 	              (!q->n_batch && any_utf8(q->bcc, q->n_bcc));
 	if (send_write(j, m, &b) < 0)
 		m->state = -1;
+	for (i = 0; m->dkim == DKIM_FAILED && i < n; i++)
+		snprintf(j->res[idx[i]].reason, sizeof(j->res[0].reason),
+		         "DKIM signing failed (the log says why)");
 	buf_free(&b);
 }
 
@@ -352,14 +360,43 @@ static int suppressions(struct send_job *j, struct store *st)
 }
 
 /* Renders t with vars into out and c; 0, or -1 with why. */
-static int render(const struct api_template *t, const json_t *vars, struct api_rendered *out,
-                  struct send_content *c, char *why, size_t cap)
+/* A rendering's warnings into the answer's "warnings" (SPEC 6: a missing
+ * variable renders empty and is reported), each naming its recipient in a
+ * batch; at most SEND_MAX_WARNINGS in all. */
+#define SEND_MAX_WARNINGS 100
+
+static void note_warnings(struct send_job *j, const struct api_rendered *out, const char *to)
+{
+	json_t *list = api_warnings_json(out), *w;
+	size_t i;
+
+	if (!j->warnings)
+		j->warnings = json_array();
+	j->warnings_truncated |= out->warnings_truncated;
+	json_array_foreach(list, i, w)
+	{
+		if (json_array_size(j->warnings) >= SEND_MAX_WARNINGS) {
+			j->warnings_truncated = 1;
+			break;
+		}
+		if (to)
+			json_object_set_new(w, "to", json_string(to));
+		json_array_append(j->warnings, w);
+	}
+	json_decref(list);
+}
+
+static int render(struct send_job *j, const struct api_template *t, const json_t *vars,
+                  const char *to, struct api_rendered *out, struct send_content *c, char *why,
+                  size_t cap)
 {
 	if (api_template_render(t, vars, out) < 0) {
 		snprintf(why, cap, "template %s: %s", api_part_name(out->failed), out->err.message);
 		return -1;
 	}
 	c->subject = out->out[API_PART_SUBJECT].data;
+	if (out->n_warnings || out->warnings_truncated)
+		note_warnings(j, out, to);
 	c->text = out->has[API_PART_TEXT] ? out->out[API_PART_TEXT].data : NULL;
 	c->html = out->has[API_PART_HTML] ? out->out[API_PART_HTML].data : NULL;
 	return 0;
@@ -379,8 +416,8 @@ static void queue_batch(struct send_job *j, const struct api_template *t)
 			goto next;
 		if (q->batch[i].vars)
 			json_object_update(vars, q->batch[i].vars);
-		if (t &&
-		    render(t, vars, &out, &c, j->res[i].reason, sizeof(j->res[i].reason)) < 0) {
+		if (t && render(j, t, vars, j->res[i].to, &out, &c, j->res[i].reason,
+		                sizeof(j->res[i].reason)) < 0) {
 			api_rendered_free(&out);
 			goto next;
 		}
@@ -404,7 +441,7 @@ static void queue_single(struct send_job *j, const struct api_template *t)
 	for (i = 0; i < j->n_res; i++)
 		if (!j->res[i].suppressed)
 			idx[n++] = i;
-	if (n && t && render(t, q->vars, &out, &c, why, sizeof(why)) < 0) {
+	if (n && t && render(j, t, q->vars, NULL, &out, &c, why, sizeof(why)) < 0) {
 		struct http_problem p = {400, "invalid_field", "template", ""};
 		snprintf(p.message, sizeof(p.message), "%.200s", why);
 		api_answer_problem(&j->ans, &p, NULL);
@@ -512,6 +549,7 @@ static void job_free(struct send_job *j)
 	free(j->res);
 	send_req_free(&j->q);
 	json_decref(j->body);
+	json_decref(j->warnings);
 	free(j->ans.body);
 	free(j);
 }
@@ -574,6 +612,11 @@ static void answer(struct send_job *j)
 		json_array_append_new(list, result_json(&j->res[i]));
 	}
 	body = json_pack("{s:o}", "messages", list);
+	if (j->warnings) {
+		json_object_set(body, "warnings", j->warnings);
+		if (j->warnings_truncated)
+			json_object_set_new(body, "warnings_truncated", json_true());
+	}
 	if (!queued && quota == j->n_res) { /* SPEC 6: only the quota refused */
 		json_object_set_new(body, "error",
 		                    json_pack("{s:s,s:s}", "code", "over_quota", "message",

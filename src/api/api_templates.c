@@ -354,7 +354,7 @@ static int read_variables(struct tmpl_job *j, json_t **body, json_t **vars)
 	return 0;
 }
 
-static json_t *warnings_json(const struct api_rendered *out)
+json_t *api_warnings_json(const struct api_rendered *out)
 {
 	json_t *list = json_array();
 
@@ -386,7 +386,7 @@ static void answer_rendered(struct tmpl_job *j, const struct api_rendered *out, 
 	                json_pack("{s:o,s:o,s:o,s:o,s:b}", "subject",
 	                          part_json(out, API_PART_SUBJECT), "text",
 	                          part_json(out, API_PART_TEXT), "html",
-	                          part_json(out, API_PART_HTML), "warnings", warnings_json(out),
+	                          part_json(out, API_PART_HTML), "warnings", api_warnings_json(out),
 	                          "warnings_truncated", out->warnings_truncated));
 }
 

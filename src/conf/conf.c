@@ -615,7 +615,8 @@ static const struct conf_key KEYS[] = {
      .def = "",
      .example = "https://relay.example.com",
      .check = check_http_url,
-     .doc = "base of tracking links (empty: http:// and the address above)"},
+     .doc = "base of the links in mail: one-click unsubscribe (only when https) and "
+            "tracking (empty: http:// and the address above)"},
     {.sec = SEC_HTTP,
      .name = "max_request_size",
      .type = T_SIZE,

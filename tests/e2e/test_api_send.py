@@ -173,6 +173,28 @@ def test_template_batch_per_recipient_variables(srv, mx):
         assert plain.strip() == f"Hi N{i}, " + ("own" if i == 2 else "shared")
 
 
+def test_missing_variables_are_warnings_in_the_answer(srv, mx):
+    """SPEC 6: a missing variable renders empty and is reported in the
+    answer's warnings; in a batch each warning names its recipient."""
+    tpl = {"name": "order", "subject": "Order {{order.id}}", "text": "Dear {{name}}"}
+    assert request(srv, "POST", "/v1/templates", key=srv.key, body=tpl).status in (200, 201)
+    r = send(srv, {"from": "shop@sender.test", "to": ["w1@dest.test"], "template": "order",
+                   "variables": {"name": "Ann"}})
+    assert r.status == 200, r.body
+    assert r.json()["warnings"] == [{"part": "subject", "kind": "missing", "name": "order.id"}]
+    r = send(srv, {"from": "shop@sender.test", "template": "order",
+                   "variables": {"order": {"id": 7}},
+                   "recipients": [{"to": "w2@dest.test", "variables": {"name": "Bo"}},
+                                  {"to": "w3@dest.test"}]})
+    assert r.status == 200, r.body
+    assert r.json()["warnings"] == [{"part": "text", "kind": "missing", "name": "name",
+                                     "to": "w3@dest.test"}]
+    t, m = delivered(srv, mx, "w3@dest.test")
+    assert m.get_body(("plain",)).get_content().strip() == "Dear"
+    r = send(srv, {"from": "shop@sender.test", "to": ["w4@dest.test"], "text": "no template"})
+    assert "warnings" not in r.json()
+
+
 def test_suppressed_recipient_refused(srv, mx):
     r = request(srv, "POST", "/v1/suppressions", key=srv.key,
                 body={"address": "gone@dest.test", "reason": "hard bounce"})
