@@ -15,7 +15,9 @@
 
 void api_answer_json(struct api_answer *a, int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char *text =
+	    body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10))
+	         : NULL;
 
 	json_decref(body);
 	free(a->body);

@@ -34,6 +34,7 @@
 #include "dkim/dkim.h"
 #include "events/events.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "smtpd/smtp_parse.h"
 #include "spool/spool.h"
 #include "store/store.h"
@@ -226,9 +227,13 @@ static int send_write(const struct send_job *j, struct send_msg *m, const struct
 /* On the loop, once committed: what signing did, as smtpd logs it. */
 static void log_fields(const struct send_job *j, const struct send_msg *m)
 {
+	const struct http_deps *d = http_req_deps(j->r);
+
 	if (m->unsub_missing)
 		log_warn("session=%s queue=%s event=list_unsubscribe result=none to=<%s>",
 		         http_req_id(j->r), m->id, log_q(m->addrs[0]));
+	if (!d->dkim || (m->dkim != DKIM_SIGNED && dkim_signer_key_count(d->dkim) == 0))
+		return; /* no key at all: nothing to say per message, as for SMTP */
 	if (m->dkim == DKIM_SIGNED)
 		log_info("session=%s queue=%s event=dkim result=signed domain=%s",
 		         http_req_id(j->r), m->id, log_q(m->dkim_domain));
@@ -681,6 +686,8 @@ static void on_commit(void *arg, int ok, const char *id)
 	struct deliv *d = http_req_deps(j->r)->deliv;
 
 	m->state = ok ? 1 : -1;
+	if (ok)
+		metrics_add_l(M_MESSAGES_ACCEPTED, MS_HTTP, m->n_rcpts);
 	if (m->reserved && ok)
 		deliv_quota_commit(d, j->account, m->n_rcpts);
 	else if (m->reserved)

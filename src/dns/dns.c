@@ -35,6 +35,7 @@
 
 #include "dns/dns_answer.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "util/htable.h"
 #include "util/util.h"
 
@@ -100,6 +101,7 @@ struct req {
 	dns_txt_cb on_txt;
 	dns_tlsa_cb on_tlsa;
 	void *arg;
+	uint64_t started_us; /* monotonic: the latency histogram */
 	struct dns_route route;
 	struct fam_answer (*fam)[2]; /* per host: [0] A, [1] AAAA */
 	struct dns_txt txt;
@@ -477,6 +479,7 @@ static struct req *req_new(struct dns *d, enum req_kind kind, void *arg)
 	r->id = d->next_id++;
 	r->kind = kind;
 	r->arg = arg;
+	r->started_us = clock_mono_us();
 	list_append(&d->live, r);
 	return r;
 }
@@ -604,6 +607,8 @@ static void req_callback(struct req *r)
 {
 	struct dns *d = r->d;
 
+	if (!d->closing)
+		metrics_observe_us(M_DNS_LATENCY, clock_mono_us() - r->started_us);
 	d->dispatching++;
 	if (r->kind == REQ_ROUTE)
 		r->on_route(r->arg, &r->route);

@@ -178,7 +178,9 @@ void http_reply(struct http_req *r, int status, const char *content_type, const 
 
 void http_reply_json(struct http_req *r, int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+	char *text =
+	    body ? json_dumps(body, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10))
+	         : NULL;
 	size_t len = text ? strlen(text) : 0;
 
 	json_decref(body);

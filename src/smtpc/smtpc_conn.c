@@ -9,6 +9,7 @@
  * or closed() callback has run, never inside a libevent callback of its
  * own bufferevent.
  */
+#include "metrics/metrics.h"
 #include "smtpc/smtpc_conn.h"
 #include "smtpc/smtpc_int.h"
 
@@ -682,6 +683,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 			int one = 1;
 			setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
 			           sizeof(one));
+			metrics_inc_l(M_SMTP_SESSIONS, MD_OUTBOUND);
 			smtpc_set_state(c, C_GREETING);
 		} else if (c->state == C_TLS) {
 			smtpc_tls_established(c);

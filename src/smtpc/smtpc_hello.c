@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "smtpc/smtpc_int.h"
 #include "tls/tls.h"
 #include "util/util.h"
@@ -261,6 +262,7 @@ void smtpc_tls_failed(struct smtpc_conn *c, const char *text)
 {
 	const struct tls_host_pol *h = smtpc_host_pol(c);
 
+	metrics_inc_l2(M_TLS_HANDSHAKES, MD_OUTBOUND, MRES_FAILED);
 	report(c, h, TLSRPT_VALIDATION_FAILURE);
 	if (h && h->requiretls)
 		policy_fail(c, h, SMTPC_FAIL_REQUIRETLS_TLS, text);
@@ -292,6 +294,7 @@ void smtpc_tls_established(struct smtpc_conn *c)
 	enum tlsrpt_result r;
 
 	c->tls_active = 1;
+	metrics_inc_l2(M_TLS_HANDSHAKES, MD_OUTBOUND, MRES_OK);
 	c->verified = tls_peer_verified(c->ssl, &why);
 	r = c->verified ? TLSRPT_OK : tls_verify_result_type(c->ssl);
 	if (!c->verified && (c->t.verify_required || (h && h->verify_required))) {

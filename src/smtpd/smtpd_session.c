@@ -45,6 +45,7 @@
 #include <time.h>
 
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "smtpd/smtpd_session.h"
 #include "spool/spool.h"
 #include "tls/tls.h"
@@ -353,6 +354,7 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
 	struct session *s = arg;
 
 	log_info("session=%s event=tls_timeout ip=%s", s->id, s->ip);
+	metrics_inc_l2(M_TLS_HANDSHAKES, MD_INBOUND, MRES_FAILED);
 	session_kill(s, "tls_timeout");
 }
 
@@ -360,6 +362,7 @@ static void tls_established(struct session *s)
 {
 	evtimer_del(s->ev_handshake);
 	s->tls_active = 1;
+	metrics_inc_l2(M_TLS_HANDSHAKES, MD_INBOUND, MRES_OK);
 	log_info("session=%s event=tls version=%s cipher=%s", s->id, tls_version(s->ssl),
 	         tls_cipher(s->ssl));
 	if (s->state == S_TLS)
@@ -725,6 +728,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		/* If the peer is not reading either, the write timeout kills it. */
 		session_reply_close(s, "timeout", R_TIMEOUT);
 	} else if (what & BEV_EVENT_ERROR) {
+		if (s->state == S_TLS)
+			metrics_inc_l2(M_TLS_HANDSHAKES, MD_INBOUND, MRES_FAILED);
 		log_tls_error(s, bev);
 		session_kill(s, "error");
 	} else if (what & BEV_EVENT_EOF) {
@@ -789,6 +794,7 @@ void session_start(struct listener *l, int fd, const struct client *c)
 
 	log_info("session=%s event=connect listener=%s ip=%s trusted=%d", s->id, l->cfg->name,
 	         s->ip, s->trusted);
+	metrics_inc_l(M_SMTP_SESSIONS, MD_INBOUND);
 	/* replies are small and must not wait for the client's delayed ACK */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->bev = session_bev(s, fd);

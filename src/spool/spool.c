@@ -388,6 +388,7 @@ void spool_msg_commit(struct spool_msg *m, const struct envelope *env,
 	m->done = done;
 	m->arg = arg;
 	m->n_rcpts = (uint32_t)env->n_rcpts;
+	m->commit_us = clock_mono_us();
 	/* Encoded now, on the caller's thread: env is only borrowed. */
 	if (!m->err && spool_env_encode(env, m->id, m->size, &m->env, &reason) < 0) {
 		log_err("queue=%s event=spool_envelope_error error=%s", m->id, log_q(reason));

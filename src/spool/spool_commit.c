@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "spool/spool_int.h"
 
 struct spool_committer {
@@ -298,6 +299,7 @@ static void deliver_done(struct spool *sp)
 	for (; m; m = next) {
 		next = m->next;
 		atomic_fetch_sub(&sp->inflight, 1);
+		metrics_observe_us(M_SPOOL_COMMIT_LATENCY, clock_mono_us() - m->commit_us);
 		m->done(m->arg, m->ok, m->id);
 		spool_msg_free(m);
 	}

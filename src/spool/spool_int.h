@@ -53,6 +53,7 @@ struct spool_msg {
 	void (*done)(void *arg, int ok, const char *id);
 	void *arg;
 	int ok;
+	uint64_t commit_us; /* monotonic, when the commit was asked (its latency) */
 	struct spool_msg *next;
 };
 

@@ -68,6 +68,7 @@ int id_valid(const char *s);
 /* Clock. Tests may set an override; 0 restores the real clock. */
 uint64_t clock_now_ms(void);  /* wall clock, ms since the epoch */
 uint64_t clock_mono_ms(void); /* monotonic ms */
+uint64_t clock_mono_us(void); /* monotonic microseconds */
 void clock_set_override_ms(uint64_t ms);
 
 /* RFC 5322 date for now (or t), e.g. "Sat, 28 Nov 2026 01:50:16 +0000". */
