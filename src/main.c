@@ -1,8 +1,14 @@
 /*
- * main: argument parsing, subcommands, and the wiring of a running server:
- * it owns the event base, the start-up and shutdown order and the signals.
+ * main: the command line's root and the wiring of a running server: it owns
+ * the event base, the start-up and shutdown order and the signals. The
+ * admin commands live in src/cli/, control requests in src/ctl/, the
+ * delivery counters in src/store/.
  *
- * Start-up: config → event base → bind listeners → drop privileges →
+ * Which configuration: -c FILE, else $POSTHORN_CONFIG, else
+ * POSTHORN_SYSTEM_CONF (/etc/posthorn/posthorn.conf) if it exists, else
+ * the embedded default, which every command then names on stderr.
+ *
+ * Start-up: config → log → event base → bind listeners → drop privileges →
  * data dir, store, spool (recovered) → work pool → serve.
  * Shutdown (SIGTERM/SIGINT): stop accepting, let sessions finish their
  * transaction (bounded by [server] drain_timeout), wait for the spool's pending
@@ -45,31 +51,11 @@
 
 #define WORK_THREADS 4
 
-static const char usage_text[] =
-    "usage: posthorn [-c FILE] COMMAND [ARGS]\n"
-    "\n"
-    "commands:\n"
-    "  serve                      run the relay in the foreground\n"
-    "  check-config               validate the configuration\n"
-    "  user add NAME [--password-stdin] [--domain D]... [--quota-hour N] [--quota-day N]\n"
-    "  user list | user del NAME | user passwd NAME [--password-stdin]\n"
-    "  user set NAME [--pool POOL] [--quota-hour N|default] [--quota-day N|default]\n"
-    "  user resume NAME\n"
-    "  queue list | queue show ID | queue delete ID | queue retry ID|--all\n"
-    "  stats [--since DURATION] [--account NAME] [--json]\n"
-    "  apikey create ACCOUNT [--name N] [--admin] | apikey list | apikey revoke ID\n"
-    "  dkim keygen DOMAIN | dkim list | dkim check DOMAIN | dkim rotate DOMAIN\n"
-    "  suppress list | suppress add ADDR [--reason TEXT] | suppress remove ADDR\n"
-    "  tls status DOMAIN\n"
-    "  version\n"
-    "\n"
-    "Without -c, the embedded default configuration is used (see posthorn.conf.example).\n";
-
-static int usage(void)
-{
-	fputs(usage_text, stderr);
-	return 2;
-}
+/* The system-wide configuration file. Only the build of the e2e test
+ * binary that checks this step sets another path (see the Makefile). */
+#ifndef POSTHORN_SYSTEM_CONF
+#define POSTHORN_SYSTEM_CONF "/etc/posthorn/posthorn.conf"
+#endif
 
 /* Removes "-c FILE" / "--config FILE" / "--config=FILE" wherever it is. */
 static int take_config_opt(int *argc, char **argv, const char **file)
@@ -99,6 +85,37 @@ static int take_config_opt(int *argc, char **argv, const char **file)
 	return 0;
 }
 
+/* -c FILE, $POSTHORN_CONFIG, the system file if it exists, or NULL: the
+ * embedded default. */
+static const char *find_config(const char *opt)
+{
+	const char *env = getenv("POSTHORN_CONFIG");
+
+	if (opt)
+		return opt;
+	if (env && *env)
+		return env;
+	if (access(POSTHORN_SYSTEM_CONF, F_OK) == 0)
+		return POSTHORN_SYSTEM_CONF;
+	return NULL;
+}
+
+/* One line on stderr, so that nobody reads an empty queue in the wrong
+ * place without knowing it. */
+static void say_embedded_default(const struct conf *c)
+{
+	char cwd[4096] = "";
+	const char *d = c->data_dir;
+
+	if (d[0] != '/' && getcwd(cwd, sizeof(cwd)))
+		while (d[0] == '.' && d[1] == '/')
+			d += 2;
+	fprintf(stderr,
+	        "posthorn: no -c FILE, $POSTHORN_CONFIG or %s: using the embedded default "
+	        "configuration, data directory %s%s%s\n",
+	        POSTHORN_SYSTEM_CONF, cwd, *cwd && strcmp(cwd, "/") ? "/" : "", d);
+}
+
 static struct conf *load_conf(const char *file)
 {
 	char *errors = NULL;
@@ -107,6 +124,8 @@ static struct conf *load_conf(const char *file)
 	if (!c) {
 		fputs(errors ? errors : "posthorn: cannot load configuration\n", stderr);
 		free(errors);
+	} else if (!file) {
+		say_embedded_default(c);
 	}
 	return c;
 }
@@ -114,7 +133,7 @@ static struct conf *load_conf(const char *file)
 /* ---------- serve ---------- */
 
 struct server {
-	struct conf *conf;
+	const struct conf *conf;
 	struct event_base *base;
 	struct smtpd_deps deps;
 	struct smtpd *smtpd;
@@ -123,17 +142,15 @@ struct server {
 	struct policy *policy;
 	struct sched *sched;
 	struct ctl *ctl;
-	struct http *http;      /* NULL without [http] */
+	struct http *http; /* NULL without [http] */
+	struct ctl_deps ctl_deps;
 	struct conf **reloaded; /* configs loaded by SIGHUP: in use until exit */
 	size_t n_reloaded;
-	struct store_counter_batch *counters;
-	int counters_flushing;
+	struct store_counters *counters;
 	struct api_tmpl_cache *templates;
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
-	struct dkim_watch *dkim_watch; /* reloads deps.dkim's keys, rotation rounds */
-	struct deliv *deliv;           /* quotas, the reputation guard, VERP */
-	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline, *ev_counters;
+	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
 };
@@ -148,78 +165,9 @@ static void on_drained(void *arg)
 	event_base_loopbreak(srv->base);
 }
 
-/* ---------- counters: tallied on the loop, written by a worker ---------- */
-
-struct counters_job {
-	struct server *srv;
-	struct store_counter_set *set;
-	int failed;
-};
-
-static void counters_write(void *arg)
+static void count_event(void *arg, const char *account, const char *rcpt, const char *event)
 {
-	struct counters_job *j = arg;
-	char *err = NULL;
-
-	if (store_counts_add(j->srv->deps.store, j->set->v, j->set->n, &err) < 0) {
-		log_warn("session=NOQUEUE event=counters_error error=%s", log_q(err));
-		free(err);
-		j->failed = 1;
-	}
-}
-
-static void counters_written(void *arg)
-{
-	struct counters_job *j = arg;
-
-	if (j->failed)
-		counter_batch_put_back(j->srv->counters, j->set); /* next round retries */
-	else
-		counter_set_free(j->set);
-	j->srv->counters_flushing = 0;
-	free(j);
-}
-
-static void counters_flush(struct server *srv)
-{
-	struct counters_job *j;
-	struct store_counter_set *set;
-
-	if (srv->counters_flushing || !(set = counter_batch_take(srv->counters)))
-		return;
-	if (set->dropped)
-		log_warn("session=NOQUEUE event=counters_dropped n=%llu",
-		         (unsigned long long)set->dropped);
-	j = xcalloc(1, sizeof(*j));
-	j->srv = srv;
-	j->set = set;
-	srv->counters_flushing = 1;
-	work_submit(srv->deps.work, counters_write, counters_written, j);
-}
-
-/* At exit, after the pool is gone: what is left goes straight in. */
-static void counters_flush_sync(struct server *srv)
-{
-	struct counters_job j = {srv, counter_batch_take(srv->counters), 0};
-
-	if (!j.set)
-		return;
-	counters_write(&j);
-	counter_set_free(j.set);
-}
-
-static void on_counters_timer(evutil_socket_t fd, short what, void *arg)
-{
-	counters_flush(arg);
-}
-
-static void count_event(void *arg, const char *account, const char *domain, const char *event)
-{
-	struct server *srv = arg;
-
-	if (counter_batch_add(srv->counters, (int64_t)(clock_now_ms() / 1000), account, domain,
-	                      event, 1) == 1)
-		counters_flush(srv);
+	store_counters_count(arg, account, rcpt, event);
 }
 
 /* A durable message (SMTP or API): its accepted events, counters, the
@@ -250,28 +198,12 @@ static void on_queued(void *arg, const struct smtpd_queued *q)
 	                                           .n_rcpts = q->n_rcpts});
 }
 
-static void on_api_queued(void *arg, const struct events_message *m)
-{
-	index_queued(arg, m);
-}
-
-/* ---------- control channel ---------- */
-
-static void on_ctl(void *arg, const char *line, char *reply, size_t cap)
-{
-	struct server *srv = arg;
-
-	if (!strcmp(line, "retry all")) {
-		snprintf(reply, cap, "ok %ld", sched_retry(srv->sched, NULL));
-	} else if (!strncmp(line, "retry ", 6) && id_valid(line + 6)) {
-		snprintf(reply, cap, "ok %ld", sched_retry(srv->sched, line + 6));
-	} else if (!strncmp(line, "forget ", 7) && id_valid(line + 7)) {
-		sched_forget(srv->sched, line + 7);
-		snprintf(reply, cap, "ok 1");
-	} else {
-		snprintf(reply, cap, "error unknown request");
-	}
-	log_info("session=NOQUEUE event=control request=%s reply=%s", log_q(line), log_q(reply));
+	events_accepted(
+	    srv->events,
+	    &(struct events_message){.id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
+	for (i = 0; i < n; i++)
+		store_counters_count(srv->counters, account, rcpts[i], "accepted");
+	sched_add_id(srv->sched, id);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -317,9 +249,31 @@ static SSL_CTX *load_tls(const struct conf *c)
 	return ctx;
 }
 
-/* SIGHUP: the file again. What can change at run time does: TLS
- * certificate and key, and the [domain.*] limits. Listeners, data_dir and
- * the relay settings need a restart. A file with errors changes nothing. */
+static void apply_log_conf(const struct conf *c)
+{
+	log_setup((enum log_dest)c->log, (enum log_format)c->log_format,
+	          (enum log_level)c->log_level);
+}
+
+/* What SIGHUP applies; every other key that changed needs a restart. A
+ * name ending in '.' stands for every key under it. */
+static const char *const RELOADABLE[] = {"tls.cert",   "tls.key",           "domain.",
+                                         "server.log", "server.log_format", "server.log_level"};
+
+static void on_changed_key(void *arg, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_LEN(RELOADABLE); i++) {
+		size_t n = strlen(RELOADABLE[i]);
+		if (RELOADABLE[i][n - 1] == '.' ? !strncmp(key, RELOADABLE[i], n)
+		                                : !strcmp(key, RELOADABLE[i]))
+			return;
+	}
+	log_warn("session=NOQUEUE event=reload_needs_restart key=%s", log_q(key));
+}
+
+/* SIGHUP: the file again. What can change at run time does (RELOADABLE);
+ * each other key that differs from the running configuration is logged by
+ * name as needing a restart. A file with errors changes nothing. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
@@ -335,6 +289,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	if (c) {
 		srv->reloaded = xrealloc(srv->reloaded, (srv->n_reloaded + 1) * sizeof(*c));
 		srv->reloaded[srv->n_reloaded++] = c;
+		apply_log_conf(c);
+		conf_diff(srv->conf, c, on_changed_key, srv);
 		sched_set_domains(srv->sched, c);
 		log_info("session=NOQUEUE event=reload what=domains count=%zu", c->n_domains);
 	}
@@ -448,16 +404,16 @@ static int open_delivery(struct server *srv)
 	sd.client_tls = srv->client_tls;
 	sd.policy = srv->policy;
 	sd.count = count_event;
-	sd.count_arg = srv;
-	sd.deliv = srv->deliv;
-	sd.events = srv->events;
+	sd.count_arg = srv->counters;
 	srv->sched = sched_new(&sd);
 	if ((n = sched_load(srv->sched)) < 0)
 		return -1;
 	log_info("session=NOQUEUE event=sched_loaded recipients=%ld", n);
 	srv->deps.queued = on_queued;
 	srv->deps.queued_arg = srv;
-	if (!(srv->ctl = ctl_new(srv->base, srv->conf->data_dir, on_ctl, srv, &err))) {
+	srv->ctl_deps.sched = srv->sched;
+	if (!(srv->ctl =
+	          ctl_new(srv->base, srv->conf->data_dir, ctl_dispatch, &srv->ctl_deps, &err))) {
 		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
 		free(err);
 		return -1;
@@ -561,8 +517,6 @@ static void add_signals(struct server *srv)
 	srv->ev_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
 	srv->ev_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
 	srv->ev_deadline = evtimer_new(srv->base, on_deadline, srv);
-	srv->ev_counters = event_new(srv->base, -1, EV_PERSIST, on_counters_timer, srv);
-	event_add(srv->ev_counters, &(struct timeval){1, 0});
 	event_add(srv->ev_term, NULL);
 	event_add(srv->ev_int, NULL);
 	event_add(srv->ev_hup, NULL);
@@ -579,20 +533,14 @@ static void server_close(struct server *srv)
 		sched_stop(srv->sched);
 	smtpd_abort_receiving(srv->smtpd);
 	policy_stop(srv->policy);
-	if (srv->dkim_watch)
-		dkim_watch_stop(srv->dkim_watch);
-	unsub_stop(srv->deps.unsub);
-	if (srv->deps.work) {
-		counters_flush(srv);
+	store_counters_stop(srv->counters);
+	if (srv->deps.work)
 		work_pool_free(srv->deps.work);
-		srv->counters_flushing = 0;
-	}
 	http_free(srv->http); /* after the pool: its jobs' callbacks may reply */
 	api_tmpl_cache_free(srv->templates);
 	if (srv->deps.spool)
 		spool_close(srv->deps.spool);
-	if (srv->deps.store && srv->counters)
-		counters_flush_sync(srv);
+	store_counters_free(srv->counters);
 	smtpd_free(srv->smtpd);
 	smtpc_conn_free_all();
 	if (srv->sched)
@@ -605,8 +553,6 @@ static void server_close(struct server *srv)
 	unsub_free(srv->deps.unsub);
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);
-	counter_batch_free(srv->counters);
-	deliv_close(srv->deliv); /* its last counts, after every session and delivery */
 	while (srv->n_reloaded > 0)
 		conf_free(srv->reloaded[--srv->n_reloaded]);
 	free(srv->reloaded);
@@ -619,7 +565,6 @@ static void server_close(struct server *srv)
 	event_free(srv->ev_int);
 	event_free(srv->ev_hup);
 	event_free(srv->ev_deadline);
-	event_free(srv->ev_counters);
 	event_base_free(srv->base);
 }
 
@@ -640,11 +585,15 @@ static void raise_fd_limit(void)
 	         (unsigned long long)r.rlim_cur, (unsigned long long)was);
 }
 
-static int cmd_serve(struct conf *c)
+static int cmd_serve(int argc, char **argv, const struct conf *c)
 {
 	struct server srv;
 	char *err = NULL;
+	size_t n;
 
+	if (cli_parse(argc, argv, NULL, 0, NULL, &n, 0) != CLI_OK)
+		return CLI_USAGE;
+	apply_log_conf(c);
 	memset(&srv, 0, sizeof(srv));
 	srv.conf = c;
 	evthread_use_pthreads();
@@ -667,8 +616,8 @@ static int cmd_serve(struct conf *c)
 		return 1;
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
-	srv.counters = counter_batch_new();
-	if (open_signing(&srv) < 0 || open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
+	srv.counters = store_counters_new(srv.base, srv.deps.store, srv.deps.work);
+	if (open_delivery(&srv) < 0)
 		return 1;
 	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
@@ -692,64 +641,92 @@ static int cmd_serve(struct conf *c)
 	return 0;
 }
 
-/* ---------- dispatch ---------- */
+/* ---------- the command line ---------- */
 
-static int cmd_check_config(const char *file)
+static int cmd_version(int argc, char **argv, const struct conf *c)
 {
-	struct conf *c = load_conf(file);
+	size_t n;
 
-	if (!c)
-		return 2;
-	fprintf(stderr, "%s: ok\n", file ? file : "embedded default");
-	conf_free(c);
+	if (cli_parse(argc, argv, NULL, 0, NULL, &n, 0) != CLI_OK)
+		return CLI_USAGE;
+	puts("posthorn 0.1.0");
+	return cli_flush(CLI_OK);
+}
+
+static const struct cli_cmd ROOT;
+
+static int cmd_help(int argc, char **argv, const struct conf *c)
+{
+	size_t n;
+
+	if (cli_parse(argc, argv, NULL, 0, NULL, &n, 0) != CLI_OK)
+		return CLI_USAGE;
+	cli_usage(stdout, &ROOT);
+	return cli_flush(CLI_OK);
+}
+
+static const struct cli_cmd serve_cmd = {
+    .path = "serve",
+    .about = "Runs the relay in the foreground; SIGTERM drains and stops it, SIGHUP\n"
+             "reloads what it can and names each changed key that needs a restart.",
+    .run = cmd_serve,
+};
+static const struct cli_cmd version_cmd = {
+    .path = "version", .about = "Prints the version.", .run = cmd_version, .flags = CLI_NO_CONF};
+static const struct cli_cmd help_cmd = {
+    .path = "help", .about = "Prints this text.", .run = cmd_help, .flags = CLI_NO_CONF};
+
+static const struct cli_cmd *const COMMANDS[] = {
+    &serve_cmd,     &cli_check_cmd,  &cli_user_cmd, &cli_queue_cmd,
+    &cli_stats_cmd, &cli_apikey_cmd, &cli_dkim_cmd, &cli_suppress_cmd,
+    &cli_tls_cmd,   &version_cmd,    &help_cmd,     NULL,
+};
+
+static const struct cli_cmd ROOT = {
+    .path = "",
+    .about = "Every command answers --help. Options: -c FILE names the configuration;\n"
+             "without it, $POSTHORN_CONFIG, then " POSTHORN_SYSTEM_CONF " if it exists,\n"
+             "then the embedded default (said on stderr, with its data directory).\n"
+             "Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.\n"
+             "Manual: posthorn(8), posthorn.conf(5); docs/cli.md.",
+    .subs = COMMANDS,
+};
+
+/* Admin commands run as [server] user when started as root, so that
+ * what they create in the data directory stays the server's. */
+static int become_server_user(const struct conf *c)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0 || !c->user)
+		return 0;
+	if (!(pw = getpwnam(c->user)) || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		return cli_say(CLI_RUNTIME, "cannot become %s: %s", c->user,
+		               pw ? strerror(errno) : "no such user");
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	const char *file = NULL, *cmd;
-	struct conf *c;
-	int rc;
+	const char *file = NULL;
+	const struct cli_cmd *leaf;
+	struct conf *c = NULL;
+	unsigned flags;
+	int depth, rc;
 
 	if (take_config_opt(&argc, argv, &file) < 0)
-		return 2;
-	if (argc < 2)
-		return usage();
-	cmd = argv[1];
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		fputs(usage_text, stdout);
-		return 0;
-	}
-	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-		puts("posthorn 0.1.0");
-		return 0;
-	}
-	if (!strcmp(cmd, "check-config"))
-		return cmd_check_config(file);
-	if (strcmp(cmd, "serve") && strcmp(cmd, "user") && strcmp(cmd, "queue") &&
-	    strcmp(cmd, "stats") && strcmp(cmd, "apikey") && strcmp(cmd, "dkim") &&
-	    strcmp(cmd, "suppress") && strcmp(cmd, "tls")) {
-		fprintf(stderr, "posthorn: unknown command '%s'\n", cmd);
-		return usage();
-	}
-	if (!(c = load_conf(file)))
-		return 2;
-	if (!strcmp(cmd, "serve"))
-		rc = argc == 2 ? cmd_serve(c) : usage();
-	else if (!strcmp(cmd, "user"))
-		rc = cli_user(argc - 1, argv + 1, c);
-	else if (!strcmp(cmd, "stats"))
-		rc = cli_stats(argc - 1, argv + 1, c);
-	else if (!strcmp(cmd, "apikey"))
-		rc = cli_apikey(argc - 1, argv + 1, c);
-	else if (!strcmp(cmd, "dkim"))
-		rc = cli_dkim(argc - 1, argv + 1, c);
-	else if (!strcmp(cmd, "suppress"))
-		rc = cli_suppress(argc - 1, argv + 1, c);
-	else if (!strcmp(cmd, "tls"))
-		rc = cli_tls(argc - 1, argv + 1, c);
+		return CLI_USAGE;
+	if (argc == 2 && !strcmp(argv[1], "--version"))
+		argv[1] = "version";
+	if (!(leaf = cli_find(&ROOT, argc, argv, &depth, &flags, &rc)))
+		return rc;
+	if (!(flags & CLI_NO_CONF) && !(c = load_conf(find_config(file))))
+		return CLI_USAGE;
+	if ((flags & CLI_AS_USER) && become_server_user(c))
+		rc = CLI_RUNTIME;
 	else
-		rc = cli_queue(argc - 1, argv + 1, c);
+		rc = cli_run(leaf, argc - depth, argv + depth, c);
 	conf_free(c);
 	return rc;
 }

@@ -38,8 +38,6 @@
 #include "store/store.h"
 #include "util/util.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
 /* The longest `check` may wait for DNS in all (c-ares has its own
  * per-query timeouts; this bounds the whole). */
 #define CHECK_DEADLINE_S 30
@@ -51,7 +49,6 @@ struct dkim_args {
 	const char *selector;
 	int algo; /* -1: not given */
 	int json;
-	int help;
 };
 
 struct verb {
@@ -59,16 +56,9 @@ struct verb {
 	int (*run)(const struct dkim_args *a, const struct conf *c);
 	int needs_domain;
 	unsigned opts;
-	const char *usage;
 };
 
-static const char usage_text[] =
-    "usage: posthorn dkim keygen DOMAIN [--selector S] [--algo rsa2048|ed25519]\n"
-    "       posthorn dkim list [--json]\n"
-    "       posthorn dkim check DOMAIN\n"
-    "       posthorn dkim rotate DOMAIN [--algo rsa2048|ed25519]\n";
-
-#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
+#define say(code, ...) cli_say((code), __VA_ARGS__)
 
 /* ---- arguments ---------------------------------------------------------------- */
 
@@ -100,11 +90,11 @@ static int parse_opt(struct dkim_args *a, unsigned allowed, int argc, char **arg
 		a->selector = v;
 	} else if ((allowed & OPT_ALGO) && (v = opt_value("--algo", argc, argv, i, &missing))) {
 		if ((a->algo = dkim_algo_parse(v)) < 0)
-			return say(EXIT_USAGE, "unknown algorithm '%s' (rsa2048 or ed25519)", v);
+			return say(CLI_USAGE, "unknown algorithm '%s' (rsa2048 or ed25519)", v);
 	} else if (missing) {
-		return say(EXIT_USAGE, "%s needs a value", argv[*i]);
+		return say(CLI_USAGE, "%s needs a value", argv[*i]);
 	} else {
-		return say(EXIT_USAGE, "unknown option '%s'", argv[*i]);
+		return say(CLI_USAGE, "unknown option '%s'", argv[*i]);
 	}
 	return 0;
 }
@@ -115,27 +105,23 @@ static int parse_args(struct dkim_args *a, const struct verb *v, int argc, char 
 
 	memset(a, 0, sizeof *a);
 	a->algo = -1;
-	for (int i = 2; i < argc; i++) {
-		if (options && (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))) {
-			a->help = 1;
-			return 0;
-		}
+	for (int i = 1; i < argc; i++) {
 		if (options && strcmp(argv[i], "--") == 0)
 			options = 0;
 		else if (options && argv[i][0] == '-' && argv[i][1] != '\0') {
 			if (parse_opt(a, v->opts, argc, argv, &i) != 0)
-				return EXIT_USAGE;
+				return CLI_USAGE;
 		} else if (n_pos++ == 0 && v->needs_domain)
 			a->domain = argv[i];
 		else
-			return say(EXIT_USAGE, "unexpected argument '%s'", argv[i]);
+			return say(CLI_USAGE, "unexpected argument '%s'", argv[i]);
 	}
 	if (v->needs_domain && a->domain == NULL)
-		return say(EXIT_USAGE, "dkim %s needs a DOMAIN", v->name);
+		return say(CLI_USAGE, "dkim %s needs a DOMAIN", v->name);
 	if (a->domain && !store_domain_valid(a->domain))
-		return say(EXIT_USAGE, "invalid domain '%s'", a->domain);
+		return say(CLI_USAGE, "invalid domain '%s'", a->domain);
 	if (a->selector && !dkim_selector_valid(a->selector, a->domain))
-		return say(EXIT_USAGE,
+		return say(CLI_USAGE,
 		           "invalid selector '%s' (letters, digits and inner '-', in labels "
 		           "joined by '.')",
 		           a->selector);
@@ -162,7 +148,7 @@ static struct store *open_store(const struct conf *c, int *rc)
 	struct store *st = store_open(c->data_dir, &err);
 
 	if (st == NULL) {
-		*rc = say(EXIT_RUNTIME, "%s", err);
+		*rc = say(CLI_RUNTIME, "%s", err);
 		free(err);
 	}
 	return st;
@@ -175,12 +161,12 @@ static int load_domain(struct store *st, const struct conf *c, const char *domai
 	char *err = NULL;
 
 	if (dkim_keys_load(st, c->data_dir, domain, keys, n, &err) < 0) {
-		int rc = say(EXIT_RUNTIME, "%s", err);
+		int rc = say(CLI_RUNTIME, "%s", err);
 		free(err);
 		return rc;
 	}
 	if (*n == 0)
-		return say(EXIT_RUNTIME,
+		return say(CLI_RUNTIME,
 		           "no DKIM keys for %s (make one with: posthorn dkim keygen %s)", domain,
 		           domain);
 	return 0;
@@ -197,7 +183,7 @@ static void print_record(const struct dkim_key_info *k)
 static int flush_stdout(int rc)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return say(EXIT_RUNTIME, "cannot write to stdout: %s", strerror(errno));
+		return say(CLI_RUNTIME, "cannot write to stdout: %s", strerror(errno));
 	return rc;
 }
 
@@ -219,7 +205,7 @@ static int cmd_keygen(const struct dkim_args *a, const struct conf *c)
 	struct dkim_key_info k, *old = NULL;
 	size_t n_old = 0;
 	char *err = NULL;
-	int rc = EXIT_OK;
+	int rc = CLI_OK;
 	struct store *st = open_store(c, &rc);
 
 	if (st == NULL)
@@ -227,7 +213,7 @@ static int cmd_keygen(const struct dkim_args *a, const struct conf *c)
 	if (dkim_keys_load(st, c->data_dir, a->domain, &old, &n_old, &err) < 0 ||
 	    dkim_keygen(st, c->data_dir, a->domain, a->selector, algo, DKIM_STATE_ACTIVE, &k,
 	                &err) < 0) {
-		rc = say(EXIT_RUNTIME, "%s", err);
+		rc = say(CLI_RUNTIME, "%s", err);
 		free(err);
 	} else {
 		print_record(&k);
@@ -284,13 +270,13 @@ static int cmd_list(const struct dkim_args *a, const struct conf *c)
 	struct dkim_key_info *keys = NULL;
 	size_t n = 0;
 	char *err = NULL, t1[32], t2[32];
-	int rc = EXIT_OK;
+	int rc = CLI_OK;
 	struct store *st = open_store(c, &rc);
 
 	if (st == NULL)
 		return rc;
 	if (dkim_keys_load(st, c->data_dir, NULL, &keys, &n, &err) < 0) {
-		rc = say(EXIT_RUNTIME, "%s", err);
+		rc = say(CLI_RUNTIME, "%s", err);
 		free(err);
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -350,16 +336,16 @@ static int look_up(const struct conf *c, const struct dkim_key_info *keys, size_
 	char *err = NULL;
 	struct dns *d = l.base ? open_dns(l.base, c, &err) : NULL;
 	struct timeval deadline = {CHECK_DEADLINE_S, 0};
-	int rc = EXIT_OK;
+	int rc = CLI_OK;
 
 	if (d == NULL) {
-		rc = say(EXIT_RUNTIME, "cannot start DNS: %s", err ? err : "no event base");
+		rc = say(CLI_RUNTIME, "cannot start DNS: %s", err ? err : "no event base");
 	} else {
 		dkim_lookup_records(l.base, d, keys, n, NULL, on_lookups, &l);
 		event_base_loopexit(l.base, &deadline);
 		event_base_dispatch(l.base);
 		if (!l.done)
-			rc = say(EXIT_RUNTIME, "DNS lookups timed out after %ds", CHECK_DEADLINE_S);
+			rc = say(CLI_RUNTIME, "DNS lookups timed out after %ds", CHECK_DEADLINE_S);
 	}
 	dns_free(d); /* runs on_lookups with cancelled lookups if still pending */
 	if (l.base)
@@ -451,7 +437,7 @@ static int report(const struct dkim_key_info *keys, size_t n, const struct dkim_
 	if (failed)
 		fprintf(stderr, "posthorn: %s: %zu record(s) could not be looked up\n",
 		        keys[0].domain, failed);
-	return bad || failed ? EXIT_RUNTIME : EXIT_OK;
+	return bad || failed ? CLI_RUNTIME : CLI_OK;
 }
 
 /* Rotation: pending keys whose record matched become active. */
@@ -463,14 +449,14 @@ static int activate(struct store *st, struct dkim_key_info *keys, size_t n,
 	char *err = NULL;
 
 	if (dkim_activate_visible(st, keys, n, res, now, &acts, &n_acts, &err) < 0) {
-		int rc = say(EXIT_RUNTIME, "%s", err);
+		int rc = say(CLI_RUNTIME, "%s", err);
 		free(err);
 		return rc;
 	}
 	for (size_t i = 0; i < n_acts; i++)
 		say_activation(&keys[acts[i].key], c);
 	free(acts);
-	return EXIT_OK;
+	return CLI_OK;
 }
 
 static int cmd_check(const struct dkim_args *a, const struct conf *c)
@@ -479,19 +465,19 @@ static int cmd_check(const struct dkim_args *a, const struct conf *c)
 	struct dkim_lookup *res = NULL;
 	int64_t now = (int64_t)(clock_now_ms() / 1000);
 	size_t n = 0;
-	int rc = EXIT_OK;
+	int rc = CLI_OK;
 	struct store *st = open_store(c, &rc);
 
 	if (st == NULL)
 		return rc;
 	rc = load_domain(st, c, a->domain, &keys, &n);
-	if (rc == EXIT_OK) {
+	if (rc == CLI_OK) {
 		res = xcalloc(n, sizeof *res);
 		rc = look_up(c, keys, n, res);
 	}
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = activate(st, keys, n, res, c, now);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = report(keys, n, res, c, now);
 	free(res);
 	dkim_key_info_free(keys, n);
@@ -505,13 +491,12 @@ static int rotate_blocked(const struct dkim_key_info *keys, const char *why, siz
                           const char *domain)
 {
 	if (strcmp(why, "a rotation is pending") == 0)
-		return say(EXIT_RUNTIME,
+		return say(CLI_RUNTIME,
 		           "%s: a rotation is pending already (%s key '%s'): publish its record, "
 		           "then run `posthorn dkim check %s`",
 		           domain, dkim_algo_name(keys[blocker].algo), keys[blocker].selector,
 		           domain);
-	return say(EXIT_RUNTIME, "%s: %s to rotate (`posthorn dkim keygen` makes one)", domain,
-	           why);
+	return say(CLI_RUNTIME, "%s: %s to rotate (`posthorn dkim keygen` makes one)", domain, why);
 }
 
 static void say_pending(const struct dkim_key_info *k, const struct dkim_key_info *keys, size_t n,
@@ -540,7 +525,7 @@ static int rotate_algos(struct store *st, const struct conf *c, const struct dki
 
 		if (dkim_keygen(st, c->data_dir, keys[0].domain, NULL, algos[i], DKIM_STATE_PENDING,
 		                &k, &err) < 0) {
-			int rc = say(EXIT_RUNTIME, "%s", err);
+			int rc = say(CLI_RUNTIME, "%s", err);
 			free(err);
 			return rc;
 		}
@@ -548,7 +533,7 @@ static int rotate_algos(struct store *st, const struct conf *c, const struct dki
 		say_pending(&k, keys, n, c);
 		dkim_key_info_clear(&k);
 	}
-	return EXIT_OK;
+	return CLI_OK;
 }
 
 static int cmd_rotate(const struct dkim_args *a, const struct conf *c)
@@ -558,12 +543,12 @@ static int cmd_rotate(const struct dkim_args *a, const struct conf *c)
 	enum dkim_algo algos[DKIM_ALGO__COUNT];
 	const char *why = NULL;
 	size_t n = 0, blocker = 0;
-	int rc = EXIT_OK, n_algos;
+	int rc = CLI_OK, n_algos;
 	struct store *st = open_store(c, &rc);
 
 	if (st == NULL)
 		return rc;
-	if ((rc = load_domain(st, c, a->domain, &keys, &n)) == EXIT_OK) {
+	if ((rc = load_domain(st, c, a->domain, &keys, &n)) == CLI_OK) {
 		ks = xcalloc(n, sizeof *ks);
 		for (size_t i = 0; i < n; i++)
 			ks[i] = (struct dkim_key_state){keys[i].selector, keys[i].algo,
@@ -581,45 +566,72 @@ static int cmd_rotate(const struct dkim_args *a, const struct conf *c)
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 static const struct verb verbs[] = {
-    {"keygen", cmd_keygen, 1, OPT_SELECTOR | OPT_ALGO,
-     "usage: posthorn dkim keygen DOMAIN [--selector S] [--algo rsa2048|ed25519]\n"
-     "Makes a signing key for DOMAIN, active at once, and prints the DNS TXT record\n"
-     "to publish. Default selector: ph + YYYYMM (+ -N when taken); default algo: rsa2048.\n"},
-    {"list", cmd_list, 0, OPT_JSON,
-     "usage: posthorn dkim list [--json]\n"
-     "Every key: DOMAIN SELECTOR ALGORITHM STATE CREATED KEEP_RECORD_UNTIL (tab-separated,\n"
-     "UTC); --json: one object a line.\n"},
-    {"check", cmd_check, 1, 0,
-     "usage: posthorn dkim check DOMAIN\n"
-     "Looks up each key's record in DNS: SELECTOR ALGORITHM STATE match|missing|different|error.\n"
-     "A pending key whose record is seen becomes active, and the key it replaces is retired.\n"
-     "Exit 1 when an active key's record is missing or different, or DNS fails.\n"},
-    {"rotate", cmd_rotate, 1, OPT_ALGO,
-     "usage: posthorn dkim rotate DOMAIN [--algo rsa2048|ed25519]\n"
-     "Makes a pending key (a new selector) for each algorithm DOMAIN signs with (or the one\n"
-     "given) and prints its record; it replaces the active key once `dkim check` sees it.\n"},
+    {"keygen", cmd_keygen, 1, OPT_SELECTOR | OPT_ALGO},
+    {"list", cmd_list, 0, OPT_JSON},
+    {"check", cmd_check, 1, 0},
+    {"rotate", cmd_rotate, 1, OPT_ALGO},
+};
+
+/* Every leaf below: argv[0] names the verb. */
+static int run_verb(int argc, char **argv, const struct conf *c)
+{
+	struct dkim_args a;
+
+	for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
+		if (strcmp(argv[0], verbs[i].name) == 0)
+			return parse_args(&a, &verbs[i], argc, argv) ? CLI_USAGE
+			                                             : verbs[i].run(&a, c);
+	return say(CLI_USAGE, "unknown dkim command '%s'", argv[0]);
+}
+
+static const struct cli_cmd keygen_cmd = {
+    .path = "dkim keygen",
+    .args = "DOMAIN [--selector S] [--algo rsa2048|ed25519]",
+    .about = "Makes a signing key for DOMAIN, active at once, and prints the DNS TXT record\n"
+             "to publish. Default selector: ph + YYYYMM (+ -N when taken); default algo: "
+             "rsa2048.",
+    .run = run_verb,
+};
+
+static const struct cli_cmd list_cmd = {
+    .path = "dkim list",
+    .args = "[--json]",
+    .about = "Every key: DOMAIN SELECTOR ALGORITHM STATE CREATED KEEP_RECORD_UNTIL "
+             "(tab-separated,\nUTC); --json: one object a line.",
+    .run = run_verb,
+};
+
+static const struct cli_cmd check_cmd = {
+    .path = "dkim check",
+    .args = "DOMAIN",
+    .about = "Looks up each key's record in DNS: SELECTOR ALGORITHM STATE "
+             "match|missing|different|error.\n"
+             "A pending key whose record is seen becomes active, and the key it replaces is "
+             "retired.\nExit 1 when an active key's record is missing or different, or DNS "
+             "fails.",
+    .run = run_verb,
+};
+
+static const struct cli_cmd rotate_cmd = {
+    .path = "dkim rotate",
+    .args = "DOMAIN [--algo rsa2048|ed25519]",
+    .about = "Makes a pending key (a new selector) for each algorithm DOMAIN signs with (or "
+             "the one\ngiven) and prints its record; it replaces the active key once `dkim "
+             "check` sees it.",
+    .run = run_verb,
+};
+
+static const struct cli_cmd *const dkim_cmds[] = {&keygen_cmd, &list_cmd, &check_cmd, &rotate_cmd,
+                                                  NULL};
+
+const struct cli_cmd cli_dkim_cmd = {
+    .path = "dkim",
+    .about = "DKIM signing keys: make, list, check in DNS, rotate.",
+    .subs = dkim_cmds,
+    .flags = CLI_AS_USER,
 };
 
 int cli_dkim(int argc, char **argv, const struct conf *c)
 {
-	const struct verb *v = NULL;
-	struct dkim_args a;
-
-	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-	    !strcmp(argv[1], "help")) {
-		fputs(usage_text, argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : EXIT_OK;
-	}
-	for (size_t i = 0; i < ARRAY_LEN(verbs); i++)
-		if (strcmp(argv[1], verbs[i].name) == 0)
-			v = &verbs[i];
-	if (v == NULL)
-		return say(EXIT_USAGE, "unknown dkim command '%s'", argv[1]);
-	if (parse_args(&a, v, argc, argv) != 0)
-		return EXIT_USAGE;
-	if (a.help) {
-		fputs(v->usage, stdout);
-		return EXIT_OK;
-	}
-	return v->run(&a, c);
+	return cli_dispatch(&cli_dkim_cmd, argc, argv, c);
 }

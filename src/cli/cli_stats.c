@@ -31,19 +31,12 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_int.h"
 #include "conf/conf.h"
 #include "store/store.h"
 #include "util/util.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
 #define DEFAULT_SINCE "24h"
-
-static const char usage_text[] =
-    "usage: posthorn stats [--since DURATION] [--account NAME] [--json]\n"
-    "  DURATION: a number with s, m, h or d (default " DEFAULT_SINCE "); counters are\n"
-    "  kept per hour, so the window starts at the hour holding now - DURATION.\n"
-    "  Without --account, all accounts are summed.\n";
 
 struct stats_args {
 	const char *since; /* DURATION as given */
@@ -63,64 +56,27 @@ struct stats {
 	uint64_t total[COUNTER_EVENTS];
 };
 
-#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
-
 /* ---- arguments ----------------------------------------------------------- */
-
-/*
- * Takes the value of --NAME VALUE or --NAME=VALUE at argv[*i] into *out.
- * 1 taken, 0 not this option, -1 usage error (reported).
- */
-static int opt_value(const char *name, int argc, char **argv, int *i, const char **out)
-{
-	size_t len = strlen(name);
-	const char *arg = argv[*i];
-
-	if (strncmp(arg, name, len) != 0 || (arg[len] != '\0' && arg[len] != '='))
-		return 0;
-	if (arg[len] == '=') {
-		*out = arg + len + 1;
-		return 1;
-	}
-	if (++*i == argc) {
-		say(EXIT_USAGE, "%s needs a value", name);
-		return -1;
-	}
-	*out = argv[*i];
-	return 1;
-}
-
-/* One option at argv[*i]: 0 ok, EXIT_USAGE (reported). */
-static int parse_opt(struct stats_args *a, int argc, char **argv, int *i)
-{
-	int rc;
-
-	if (strcmp(argv[*i], "--json") == 0) {
-		a->json = 1;
-		return EXIT_OK;
-	}
-	if ((rc = opt_value("--since", argc, argv, i, &a->since)) != 0)
-		return rc < 0 ? EXIT_USAGE : EXIT_OK;
-	if ((rc = opt_value("--account", argc, argv, i, &a->account)) != 0)
-		return rc < 0 ? EXIT_USAGE : EXIT_OK;
-	return say(EXIT_USAGE, "unknown option '%s'", argv[*i]);
-}
 
 static int parse_args(struct stats_args *a, int argc, char **argv)
 {
+	const struct cli_opt opts[] = {
+	    {"--json", &a->json, NULL},
+	    {"--since", NULL, &a->since},
+	    {"--account", NULL, &a->account},
+	};
+	size_t n_pos;
+
 	memset(a, 0, sizeof *a);
 	a->since = DEFAULT_SINCE;
-	for (int i = 1; i < argc; i++) {
-		if (argv[i][0] != '-')
-			return say(EXIT_USAGE, "unexpected argument '%s'", argv[i]);
-		if (parse_opt(a, argc, argv, &i) != EXIT_OK)
-			return EXIT_USAGE;
-	}
+	if (cli_parse(argc, argv, opts, ARRAY_LEN(opts), NULL, &n_pos, 0) != CLI_OK)
+		return CLI_USAGE;
 	if (a->account != NULL && !store_account_name_valid(a->account))
-		return say(EXIT_USAGE,
-		           "invalid account name '%s' (1-64 characters of A-Z a-z 0-9 . _ @ + -)",
-		           a->account);
-	return EXIT_OK;
+		return cli_say(
+		    CLI_USAGE,
+		    "invalid account name '%s' (1-64 characters of A-Z a-z 0-9 . _ @ + -)",
+		    a->account);
+	return CLI_OK;
 }
 
 /* now - DURATION in unix seconds, never before the epoch. */
@@ -130,9 +86,9 @@ static int since_time(const char *duration, int64_t *since)
 	uint64_t secs;
 
 	if (parse_duration(duration, &secs) < 0)
-		return say(EXIT_USAGE, "invalid duration '%s' (e.g. 90m, 24h, 7d)", duration);
+		return cli_say(CLI_USAGE, "invalid duration '%s' (e.g. 90m, 24h, 7d)", duration);
 	*since = secs >= (uint64_t)now ? 0 : now - (int64_t)secs;
-	return EXIT_OK;
+	return CLI_OK;
 }
 
 /* ---- adding up ----------------------------------------------------------- */
@@ -175,30 +131,16 @@ static int load(const struct conf *c, int64_t since, const char *account, struct
 {
 	char *err = NULL;
 	struct store *st = store_open(c->data_dir, &err);
-	int rc = EXIT_OK;
+	int rc = CLI_OK;
 
 	if (st == NULL || store_counts_query(st, since, account, collect, s, &err) < 0)
-		rc = say(EXIT_RUNTIME, "%s", err ? err : "cannot read the counters");
+		rc = cli_say(CLI_RUNTIME, "%s", err ? err : "cannot read the counters");
 	free(err);
 	store_close(st);
 	return rc;
 }
 
 /* ---- printing ------------------------------------------------------------ */
-
-/* Appends s with control bytes, DEL and backslash (and, if high, bytes
- * above 0x7F) as \xHH. */
-static void escape(struct buf *b, const char *s, int high)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch < 0x20 || ch == 0x7f || ch == '\\' || (high && ch > 0x7f))
-			buf_printf(b, "\\x%02X", ch);
-		else
-			buf_append(b, s, 1);
-	}
-}
 
 static void print_row(const char *name, const uint64_t n[COUNTER_EVENTS])
 {
@@ -220,7 +162,7 @@ static void print_table(const struct stats *s)
 	for (size_t i = 0; i < s->n; i++) {
 		buf_reset(&b);
 		buf_puts(&b, "");
-		escape(&b, s->v[i].domain, 0);
+		cli_escape(&b, s->v[i].domain, 0);
 		print_row(b.data, s->v[i].n);
 	}
 	buf_free(&b);
@@ -256,7 +198,7 @@ static void json_add_domain(json_t *domains, const struct domain_counts *d)
 	if (probe != NULL)
 		buf_puts(&key, d->domain);
 	else
-		escape(&key, d->domain, 1);
+		cli_escape(&key, d->domain, 1);
 	json_decref(probe);
 	have = json_object_get(domains, key.data);
 	for (int ev = 0; have != NULL && ev < COUNTER_EVENTS; ev++) {
@@ -289,35 +231,44 @@ static int print_json(const struct stats *s, int64_t since, const struct conf *c
 	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	putchar('\n');
 	json_decref(root);
-	return rc == 0 ? EXIT_OK : say(EXIT_RUNTIME, "cannot write JSON to stdout");
+	return rc == 0 ? CLI_OK : cli_say(CLI_RUNTIME, "cannot write JSON to stdout");
 }
 
-int cli_stats(int argc, char **argv, const struct conf *c)
+static int run_stats(int argc, char **argv, const struct conf *c)
 {
 	struct stats_args a;
 	struct stats s = {0};
 	int64_t since = 0;
-	int rc;
+	int rc = parse_args(&a, argc, argv);
 
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
-	}
-	rc = parse_args(&a, argc, argv);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = since_time(a.since, &since);
-	if (rc != EXIT_OK)
+	if (rc != CLI_OK)
 		return rc;
 	rc = load(c, since, a.account, &s);
-	if (rc == EXIT_OK && a.json)
-		rc = print_json(&s, since, c, a.account);
-	else if (rc == EXIT_OK) {
+	if (rc == CLI_OK && a.json)
+		rc = print_json(&s, since);
+	else if (rc == CLI_OK)
 		print_table(&s);
 		rc = cli_stats_accounts(c, a.account, NULL);
 	}
 	stats_free(&s);
-	/* A full disk or a closed pipe must not look like success. */
-	if (fflush(stdout) != 0 || ferror(stdout))
-		rc = say(EXIT_RUNTIME, "cannot write to stdout: %s", strerror(errno));
-	return rc;
+	return cli_flush(rc);
+}
+
+const struct cli_cmd cli_stats_cmd = {
+    .path = "stats",
+    .args = "[--since DURATION] [--account NAME] [--json]",
+    .about = "Delivery counters per recipient domain (see docs/cli.md).",
+    .more = "  DURATION: a number with s, m, h or d (default " DEFAULT_SINCE "); counters are\n"
+            "  kept per hour, so the window starts at the hour holding now - DURATION.\n"
+            "  Without --account, all accounts are summed. Columns count recipients:\n"
+            "  accepted, delivered, deferred (at least once), bounced, suppressed.\n",
+    .run = run_stats,
+    .flags = CLI_AS_USER,
+};
+
+int cli_stats(int argc, char **argv, const struct conf *c)
+{
+	return cli_dispatch(&cli_stats_cmd, argc, argv, c);
 }

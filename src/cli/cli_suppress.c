@@ -30,68 +30,35 @@
 #include "store/store.h"
 #include "util/util.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
-static const char usage_text[] =
-    "usage: posthorn suppress list [--account ACCOUNT] [--search TEXT] [--json]\n"
-    "       posthorn suppress add ADDR [--account ACCOUNT] [--reason TEXT] [--json]\n"
-    "       posthorn suppress remove ADDR [--account ACCOUNT] [--json]\n"
-    "  The account's suppression list (default account: default). Mail to a listed\n"
-    "  address is refused. Each entry prints as address, reason, time added\n"
-    "  (tab-separated), or as one JSON object a line with --json. Addresses compare\n"
-    "  in any case. add keeps the first reason of an address already listed.\n";
-
-#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
+#define say(code, ...) cli_say((code), __VA_ARGS__)
 
 struct supp_args {
 	const char *account, *reason, *search;
 	int json;
 	const char *addr;
-	int n_pos;
 };
 
 enum { OPT_REASON = 1, OPT_SEARCH = 2 };
 
-/* One option at argv[*i]: 0 taken, EXIT_USAGE (said) if not. */
-static int parse_opt(struct supp_args *a, int allowed, int argc, char **argv, int *i)
-{
-	int r;
-
-	if (!strcmp(argv[*i], "--json")) {
-		a->json = 1;
-		return 0;
-	}
-	if ((r = cli_opt_value("--account", argc, argv, i, &a->account, usage_text)) != 0 ||
-	    ((allowed & OPT_REASON) &&
-	     (r = cli_opt_value("--reason", argc, argv, i, &a->reason, usage_text))) ||
-	    ((allowed & OPT_SEARCH) &&
-	     (r = cli_opt_value("--search", argc, argv, i, &a->search, usage_text))))
-		return r < 0 ? EXIT_USAGE : 0;
-	return say(EXIT_USAGE, "unknown option '%s'", argv[*i]);
-}
-
 /* argv[0] is the verb; takes one address when want_addr. */
-static int parse_args(struct supp_args *a, int allowed, int want_addr, int argc, char **argv)
+static int parse_args(struct supp_args *a, unsigned allowed, int want_addr, int argc, char **argv)
 {
-	int options = 1;
+	struct cli_opt opts[4] = {{"--json", &a->json, NULL}, {"--account", NULL, &a->account}};
+	size_t n_opts = 2, n_pos;
+	char *pos[1];
 
 	memset(a, 0, sizeof(*a));
 	a->account = "default";
-	for (int i = 1; i < argc; i++) {
-		if (options && !strcmp(argv[i], "--"))
-			options = 0;
-		else if (options && argv[i][0] == '-' && argv[i][1]) {
-			if (parse_opt(a, allowed, argc, argv, &i) != 0)
-				return EXIT_USAGE;
-		} else if (!want_addr || a->n_pos++ > 0)
-			return say(EXIT_USAGE, "suppress %s: unexpected argument '%s'", argv[0],
-			           argv[i]);
-		else
-			a->addr = argv[i];
-	}
-	if (want_addr && !a->addr)
-		return say(EXIT_USAGE, "suppress %s takes one address", argv[0]);
-	return EXIT_OK;
+	if (allowed & OPT_REASON)
+		opts[n_opts++] = (struct cli_opt){"--reason", NULL, &a->reason};
+	if (allowed & OPT_SEARCH)
+		opts[n_opts++] = (struct cli_opt){"--search", NULL, &a->search};
+	if (cli_parse(argc, argv, opts, n_opts, pos, &n_pos, want_addr ? 1 : 0) != CLI_OK)
+		return CLI_USAGE;
+	if (want_addr && n_pos == 0)
+		return say(CLI_USAGE, "suppress %s takes one address", argv[0]);
+	a->addr = want_addr ? pos[0] : NULL;
+	return CLI_OK;
 }
 
 /* A bad address is a usage error, said with what is wrong. */
@@ -101,20 +68,20 @@ static int check_address(const char *addr)
 	const char *why = "not a valid RFC 5321 address";
 
 	if (store_supp_normalize(addr, display, key, &why) == 0 && smtp_address_valid(display, 1))
-		return EXIT_OK;
-	return say(EXIT_USAGE, "invalid address '%s': %s", addr, why);
+		return CLI_OK;
+	return say(CLI_USAGE, "invalid address '%s': %s", addr, why);
 }
 
 static int check_reason(const char *reason)
 {
 	if (!reason)
-		return EXIT_OK;
+		return CLI_OK;
 	if (strlen(reason) > SUPP_REASON_MAX)
-		return say(EXIT_USAGE, "--reason is longer than %d bytes", SUPP_REASON_MAX);
+		return say(CLI_USAGE, "--reason is longer than %d bytes", SUPP_REASON_MAX);
 	for (const char *p = reason; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return say(EXIT_USAGE, "--reason: control characters are not allowed");
-	return EXIT_OK;
+			return say(CLI_USAGE, "--reason: control characters are not allowed");
+	return CLI_OK;
 }
 
 /* ---- output ---- */
@@ -184,12 +151,12 @@ static int supp_list(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc = parse_args(&a, OPT_SEARCH, 0, argc, argv);
 
-	if (rc != EXIT_OK || !(st = cli_open_store(c)))
-		return rc != EXIT_OK ? rc : EXIT_RUNTIME;
+	if (rc != CLI_OK || !(st = cli_open_store(c)))
+		return rc != CLI_OK ? rc : CLI_RUNTIME;
 	if (list_all(st, &a, &err) < 0)
 		rc = cli_fail(err);
 	store_close(st);
-	return cli_flush_stdout(rc);
+	return cli_flush(rc);
 }
 
 static int supp_add(int argc, char **argv, const struct conf *c)
@@ -200,25 +167,23 @@ static int supp_add(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc = parse_args(&a, OPT_REASON, 1, argc, argv), added;
 
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = check_address(a.addr);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = check_reason(a.reason);
-	if (rc != EXIT_OK || !(st = cli_open_store(c)))
-		return rc != EXIT_OK ? rc : EXIT_RUNTIME;
+	if (rc != CLI_OK || !(st = cli_open_store(c)))
+		return rc != CLI_OK ? rc : CLI_RUNTIME;
 	added = store_supp_add(st, a.account, a.addr, a.reason, &s, &err);
 	store_close(st);
 	if (added < 0)
 		return cli_fail(err);
 	print_entry(&a, &s);
 	if (added)
-		say(EXIT_OK, "%s added to the suppression list of account %s", s.address,
-		    a.account);
+		say(CLI_OK, "%s added to the suppression list of account %s", s.address, a.account);
 	else
-		say(EXIT_OK,
-		    "%s was already on the suppression list of account %s (kept as it was)",
+		say(CLI_OK, "%s was already on the suppression list of account %s (kept as it was)",
 		    s.address, a.account);
-	return cli_flush_stdout(EXIT_OK);
+	return cli_flush(CLI_OK);
 }
 
 static int supp_remove(int argc, char **argv, const struct conf *c)
@@ -229,8 +194,8 @@ static int supp_remove(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc = parse_args(&a, 0, 1, argc, argv), found;
 
-	if (rc != EXIT_OK || !(st = cli_open_store(c)))
-		return rc != EXIT_OK ? rc : EXIT_RUNTIME;
+	if (rc != CLI_OK || !(st = cli_open_store(c)))
+		return rc != CLI_OK ? rc : CLI_RUNTIME;
 	found = store_supp_remove(st, a.account, a.addr, &s, &err);
 	store_close(st);
 	if (found == STORE_SUPP_BAD_ADDRESS) {
@@ -240,20 +205,46 @@ static int supp_remove(int argc, char **argv, const struct conf *c)
 	if (found < 0)
 		return cli_fail(err);
 	if (found == 0)
-		return say(EXIT_RUNTIME, "%s is not on the suppression list of account %s", a.addr,
+		return say(CLI_RUNTIME, "%s is not on the suppression list of account %s", a.addr,
 		           a.account);
 	print_entry(&a, &s);
-	say(EXIT_OK, "%s removed from the suppression list of account %s", s.address, a.account);
-	return cli_flush_stdout(EXIT_OK);
+	say(CLI_OK, "%s removed from the suppression list of account %s", s.address, a.account);
+	return cli_flush(CLI_OK);
 }
 
-static const struct cli_verb verbs[] = {
-    {"list", supp_list},
-    {"add", supp_add},
-    {"remove", supp_remove},
+static const struct cli_cmd list_cmd = {
+    .path = "suppress list",
+    .args = "[--account ACCOUNT] [--search TEXT] [--json]",
+    .about = "The account's suppression list (default account: default): address, reason,\n"
+             "time added (tab-separated), or one JSON object a line with --json.",
+    .run = supp_list,
+};
+
+static const struct cli_cmd add_cmd = {
+    .path = "suppress add",
+    .args = "ADDR [--account ACCOUNT] [--reason TEXT] [--json]",
+    .about = "Adds ADDR: mail to it is refused. An address already listed keeps its first\n"
+             "reason. Addresses compare in any case.",
+    .run = supp_add,
+};
+
+static const struct cli_cmd remove_cmd = {
+    .path = "suppress remove",
+    .args = "ADDR [--account ACCOUNT] [--json]",
+    .about = "Takes ADDR off the list.",
+    .run = supp_remove,
+};
+
+static const struct cli_cmd *const suppress_cmds[] = {&list_cmd, &add_cmd, &remove_cmd, NULL};
+
+const struct cli_cmd cli_suppress_cmd = {
+    .path = "suppress",
+    .about = "Suppression lists: addresses mail is never sent to.",
+    .subs = suppress_cmds,
+    .flags = CLI_AS_USER,
 };
 
 int cli_suppress(int argc, char **argv, const struct conf *c)
 {
-	return cli_run_verb(verbs, ARRAY_LEN(verbs), usage_text, argc, argv, c);
+	return cli_dispatch(&cli_suppress_cmd, argc, argv, c);
 }

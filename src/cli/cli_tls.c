@@ -24,11 +24,7 @@
 #include "store/store.h"
 #include "util/util.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
-static const char usage_text[] = "usage: posthorn tls status DOMAIN\n";
-
-#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
+#define say(code, ...) cli_say((code), __VA_ARGS__)
 
 static const char *when(int64_t t, char *buf, size_t cap)
 {
@@ -49,10 +45,10 @@ static int show_sts(struct store *st, const char *domain)
 	int rc = store_sts_get(st, domain, &p, &err);
 
 	if (rc < 0)
-		return say(EXIT_RUNTIME, "%s", err), free(err), EXIT_RUNTIME;
+		return say(CLI_RUNTIME, "%s", err), free(err), CLI_RUNTIME;
 	if (rc == 0) {
 		printf("mta-sts domain=%s policy=none\n", domain);
-		return EXIT_OK;
+		return CLI_OK;
 	}
 	printf("mta-sts domain=%s id=%s mode=%s max_age=%lld fetched=%s expires=%s mx=", domain,
 	       p.id, p.mode, (long long)p.max_age, when(p.fetched_at, t1, sizeof(t1)),
@@ -64,7 +60,7 @@ static int show_sts(struct store *st, const char *domain)
 	}
 	printf("\n");
 	store_sts_clear(&p);
-	return EXIT_OK;
+	return CLI_OK;
 }
 
 static int show_tlsa(struct store *st, const char *domain)
@@ -74,7 +70,7 @@ static int show_tlsa(struct store *st, const char *domain)
 	char *err = NULL, t[32];
 
 	if (store_tlsa_list(st, domain, &v, &n, &err) < 0)
-		return say(EXIT_RUNTIME, "%s", err), free(err), EXIT_RUNTIME;
+		return say(CLI_RUNTIME, "%s", err), free(err), CLI_RUNTIME;
 	for (size_t i = 0; i < n; i++) {
 		for (char *p = v[i].records; *p; p++)
 			if (*p == '\n')
@@ -85,7 +81,7 @@ static int show_tlsa(struct store *st, const char *domain)
 	if (n == 0)
 		printf("tlsa domain=%s records=none\n", domain);
 	store_tlsa_free(v, n);
-	return EXIT_OK;
+	return CLI_OK;
 }
 
 /* "sts", "tlsa" or "no-policy-found": the policy-type inside the text. */
@@ -128,12 +124,12 @@ static int show_rpt(struct store *st, const char *domain)
 	char *err = NULL;
 
 	if (store_tlsrpt_rows(st, domain, 0, &rows, &n, &err) < 0)
-		return say(EXIT_RUNTIME, "%s", err), free(err), EXIT_RUNTIME;
+		return say(CLI_RUNTIME, "%s", err), free(err), CLI_RUNTIME;
 	if (n == 0)
 		printf("tls-rpt domain=%s counts=none\n", domain);
 	show_rows(rows, n);
 	store_tlsrpt_free(rows, n);
-	return EXIT_OK;
+	return CLI_OK;
 }
 
 static int status(const struct conf *c, const char *domain)
@@ -143,36 +139,56 @@ static int status(const struct conf *c, const char *domain)
 	int rc;
 
 	if (!st) {
-		rc = say(EXIT_RUNTIME, "%s", err);
+		rc = say(CLI_RUNTIME, "%s", err);
 		free(err);
 		free(d);
 		return rc;
 	}
 	ascii_lower(d);
 	rc = show_sts(st, d);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = show_tlsa(st, d);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = show_rpt(st, d);
 	store_close(st);
 	free(d);
 	if (fflush(stdout) != 0 || ferror(stdout))
-		rc = say(EXIT_RUNTIME, "cannot write to stdout");
+		rc = say(CLI_RUNTIME, "cannot write to stdout");
 	return rc;
 }
 
+static int tls_status(int argc, char **argv, const struct conf *c)
+{
+	char *pos[1];
+	size_t n;
+
+	if (cli_parse(argc, argv, NULL, 0, pos, &n, 1) != CLI_OK)
+		return CLI_USAGE;
+	if (n != 1)
+		return say(CLI_USAGE, "tls status takes a DOMAIN");
+	if (!store_domain_valid(pos[0]))
+		return say(CLI_USAGE, "invalid domain '%s'", pos[0]);
+	return status(c, pos[0]);
+}
+
+static const struct cli_cmd status_cmd = {
+    .path = "tls status",
+    .args = "DOMAIN",
+    .about = "The cached MTA-STS policy, the TLSA records seen and the TLS-RPT counts of\n"
+             "DOMAIN.",
+    .run = tls_status,
+};
+
+static const struct cli_cmd *const tls_cmds[] = {&status_cmd, NULL};
+
+const struct cli_cmd cli_tls_cmd = {
+    .path = "tls",
+    .about = "Outbound TLS policy state per destination domain.",
+    .subs = tls_cmds,
+    .flags = CLI_AS_USER,
+};
+
 int cli_tls(int argc, char **argv, const struct conf *c)
 {
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h") ||
-		    (i == 1 && !strcmp(argv[i], "help"))) {
-			fputs(usage_text, stdout);
-			return EXIT_OK;
-		}
-	}
-	if (argc != 3 || strcmp(argv[1], "status") != 0)
-		return say(EXIT_USAGE, "tls takes: status DOMAIN");
-	if (!store_domain_valid(argv[2]))
-		return say(EXIT_USAGE, "invalid domain '%s'", argv[2]);
-	return status(c, argv[2]);
+	return cli_dispatch(&cli_tls_cmd, argc, argv, c);
 }

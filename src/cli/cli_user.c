@@ -8,12 +8,8 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
- *   user set NAME [--pool POOL] [--unsubscribe on|off] [--quota-hour N|default]
- *                 [--quota-day N|default]
- *                                   send from [pool.POOL] (--pool '' unbinds);
- *                                   one-click List-Unsubscribe on its SMTP mail; quotas
- *   user resume NAME                lift a reputation-guard pause
- *   (quotas and resume: cli_user_deliv.c)
+ *   user set NAME --pool POOL       send from [pool.POOL]; --pool '' unbinds
+ *   (the usage texts are in the tables at the end)
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
  * --password-stdin, as one line of standard input, so that they never
@@ -41,24 +37,9 @@
 #include "unsub/unsub.h"
 #include "util/util.h"
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
 /* Longest password accepted, in bytes (argon2id takes any length; a
  * bound keeps a stray binary file on stdin from becoming a password). */
 #define PASSWORD_MAX 1024
-
-static const char usage_text[] =
-    "usage: posthorn user add NAME [--password-stdin] [--domain D]... [--quota-hour N] "
-    "[--quota-day N]\n"
-    "       posthorn user list\n"
-    "       posthorn user del NAME\n"
-    "       posthorn user passwd NAME [--password-stdin]\n"
-    "       posthorn user domain add|del NAME DOMAIN...\n"
-    "       posthorn user set NAME [--pool POOL] [--unsubscribe on|off] [--quota-hour N|default] "
-    "[--quota-day N|default]\n"
-    "         (--pool '' : no pool; N: messages per clock hour or UTC day, 0 unlimited;\n"
-    "          default: the [quota] setting)\n"
-    "       posthorn user resume NAME\n";
 
 /* Options and operands after the verb. */
 struct user_args {
@@ -72,8 +53,6 @@ struct user_args {
 
 /* Which options a verb accepts. */
 enum { OPT_PASSWORD = 1, OPT_DOMAIN = 2, OPT_QUOTA = 4 };
-
-#define say(code, ...) cli_say((code), usage_text, __VA_ARGS__)
 
 static void args_free(struct user_args *a)
 {
@@ -99,11 +78,11 @@ static int parse_opt(struct user_args *a, int allowed, int argc, char **argv, in
 	}
 	if ((allowed & OPT_DOMAIN) && strcmp(arg, "--domain") == 0) {
 		if (++*i == argc)
-			return say(EXIT_USAGE, "--domain needs a value");
+			return cli_say(CLI_USAGE, "--domain needs a value");
 		a->domains[a->n_domains++] = argv[*i];
 		return 0;
 	}
-	return say(EXIT_USAGE, "unknown option '%s'", arg);
+	return cli_say(CLI_USAGE, "unknown option '%s'", arg);
 }
 
 /* Parses argv[first..]; options may come anywhere, "--" ends them. */
@@ -119,7 +98,7 @@ static int parse_args(struct user_args *a, int allowed, int argc, char **argv, i
 			options = 0;
 		else if (options && argv[i][0] == '-' && argv[i][1] != '\0') {
 			if (parse_opt(a, allowed, argc, argv, &i) != 0)
-				return EXIT_USAGE;
+				return CLI_USAGE;
 		} else
 			a->pos[a->n_pos++] = argv[i];
 	}
@@ -129,9 +108,9 @@ static int parse_args(struct user_args *a, int allowed, int argc, char **argv, i
 static int check_name(const char *name)
 {
 	if (!store_account_name_valid(name))
-		return say(EXIT_USAGE,
-		           "invalid account name '%s' (1-64 characters of A-Z a-z 0-9 . _ @ + -)",
-		           name);
+		return cli_say(
+		    CLI_USAGE,
+		    "invalid account name '%s' (1-64 characters of A-Z a-z 0-9 . _ @ + -)", name);
 	return 0;
 }
 
@@ -139,7 +118,7 @@ static int check_domains(const char *const *domains, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!store_domain_valid(domains[i]))
-			return say(EXIT_USAGE, "invalid domain '%s'", domains[i]);
+			return cli_say(CLI_USAGE, "invalid domain '%s'", domains[i]);
 	return 0;
 }
 
@@ -234,18 +213,18 @@ static int password_from_tty(const char *name, char *pw, size_t cap)
 {
 	char again[PASSWORD_MAX + 1], prompt[128];
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	int rc = EXIT_OK;
+	int rc = CLI_OK;
 
 	if (fd < 0)
-		return say(EXIT_RUNTIME,
-		           "no terminal to ask for the password on; use --password-stdin");
+		return cli_say(CLI_RUNTIME,
+		               "no terminal to ask for the password on; use --password-stdin");
 	snprintf(prompt, sizeof prompt, "Password for %s: ", name);
 	if (tty_ask(fd, prompt, pw, cap) < 0 ||
 	    tty_ask(fd, "Repeat password: ", again, sizeof again) < 0)
-		rc = say(EXIT_RUNTIME, "cannot read the password: %s",
-		         errno == EMSGSIZE ? "longer than 1024 bytes" : strerror(errno));
+		rc = cli_say(CLI_RUNTIME, "cannot read the password: %s",
+		             errno == EMSGSIZE ? "longer than 1024 bytes" : strerror(errno));
 	else if (strcmp(pw, again) != 0)
-		rc = say(EXIT_RUNTIME, "passwords do not match");
+		rc = cli_say(CLI_RUNTIME, "passwords do not match");
 	sodium_memzero(again, sizeof again);
 	close(fd);
 	return rc;
@@ -254,9 +233,9 @@ static int password_from_tty(const char *name, char *pw, size_t cap)
 static int password_from_stdin(char *pw, size_t cap)
 {
 	if (read_line(STDIN_FILENO, pw, cap) < 0)
-		return say(EXIT_RUNTIME, "cannot read the password from stdin: %s",
-		           errno == EMSGSIZE ? "longer than 1024 bytes" : strerror(errno));
-	return EXIT_OK;
+		return cli_say(CLI_RUNTIME, "cannot read the password from stdin: %s",
+		               errno == EMSGSIZE ? "longer than 1024 bytes" : strerror(errno));
+	return CLI_OK;
 }
 
 /* Fills pw (PASSWORD_MAX + 1 bytes); the caller wipes it. */
@@ -265,8 +244,8 @@ static int read_password(const struct user_args *a, const char *name, char *pw, 
 	int rc =
 	    a->password_stdin ? password_from_stdin(pw, cap) : password_from_tty(name, pw, cap);
 
-	if (rc == EXIT_OK && pw[0] == '\0')
-		return say(EXIT_RUNTIME, "empty password");
+	if (rc == CLI_OK && pw[0] == '\0')
+		return cli_say(CLI_RUNTIME, "empty password");
 	return rc;
 }
 
@@ -278,7 +257,7 @@ static struct store *open_store(const struct conf *c)
 	struct store *st = store_open(c->data_dir, &err);
 
 	if (st == NULL) {
-		say(EXIT_RUNTIME, "%s", err);
+		cli_say(CLI_RUNTIME, "%s", err);
 		free(err);
 	}
 	return st;
@@ -292,11 +271,11 @@ static struct store *open_store(const struct conf *c)
 static int result(int rc, char **err)
 {
 	if (rc == 0)
-		return EXIT_OK;
-	say(EXIT_RUNTIME, "%s", *err ? *err : "unknown error");
+		return CLI_OK;
+	cli_say(CLI_RUNTIME, "%s", *err ? *err : "unknown error");
 	free(*err);
 	*err = NULL;
-	return EXIT_RUNTIME;
+	return CLI_RUNTIME;
 }
 
 /*
@@ -309,12 +288,12 @@ static int precheck(struct store *st, const char *name, int want)
 	int exists = store_user_exists(st, name);
 
 	if (exists < 0)
-		return say(EXIT_RUNTIME, "cannot read the account list");
+		return cli_say(CLI_RUNTIME, "cannot read the account list");
 	if (exists && !want)
-		return say(EXIT_RUNTIME, "account '%s' already exists", name);
+		return cli_say(CLI_RUNTIME, "account '%s' already exists", name);
 	if (!exists && want)
-		return say(EXIT_RUNTIME, "no such account '%s'", name);
-	return EXIT_OK;
+		return cli_say(CLI_RUNTIME, "no such account '%s'", name);
+	return CLI_OK;
 }
 
 static int add_with(struct store *st, const struct user_args *a, const char *name)
@@ -323,9 +302,9 @@ static int add_with(struct store *st, const struct user_args *a, const char *nam
 	char *err = NULL;
 	int rc = precheck(st, name, 0);
 
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = read_password(a, name, pw, sizeof pw);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = result(store_user_add(st, name, pw, a->domains, a->n_domains, &err), &err);
 	sodium_memzero(pw, sizeof pw);
 	return rc;
@@ -345,15 +324,15 @@ static int user_add(int argc, char **argv, const struct conf *c)
 	struct store *st;
 	int rc = parse_args(&a, OPT_PASSWORD | OPT_DOMAIN | OPT_QUOTA, argc, argv, 1);
 
-	if (rc == EXIT_OK && a.n_pos != 1)
-		rc = say(EXIT_USAGE, "user add takes one account name");
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK && a.n_pos != 1)
+		rc = cli_say(CLI_USAGE, "user add takes one account name");
+	if (rc == CLI_OK)
 		rc = check_name(a.pos[0]);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = check_domains(a.domains, a.n_domains);
-	if (rc == EXIT_OK) {
+	if (rc == CLI_OK) {
 		st = open_store(c);
-		rc = st ? add_with_quota(st, &a, a.pos[0], c) : EXIT_RUNTIME;
+		rc = st ? add_with(st, &a, a.pos[0]) : CLI_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
@@ -372,19 +351,16 @@ static int user_list(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc = parse_args(&a, 0, argc, argv, 1);
 
-	if (rc == EXIT_OK && a.n_pos != 0)
-		rc = say(EXIT_USAGE, "user list takes no arguments");
+	if (rc == CLI_OK && a.n_pos != 0)
+		rc = cli_say(CLI_USAGE, "user list takes no arguments");
 	args_free(&a);
-	if (rc != EXIT_OK)
+	if (rc != CLI_OK)
 		return rc;
 	if ((st = open_store(c)) == NULL)
-		return EXIT_RUNTIME;
+		return CLI_RUNTIME;
 	rc = result(store_user_list(st, print_account, NULL, &err), &err);
 	store_close(st);
-	/* A full disk or a closed pipe must not look like success. */
-	if (fflush(stdout) != 0 || ferror(stdout))
-		rc = say(EXIT_RUNTIME, "cannot write to stdout: %s", strerror(errno));
-	return rc;
+	return cli_flush(rc); /* a full disk or a closed pipe is not success */
 }
 
 static int user_del(int argc, char **argv, const struct conf *c)
@@ -394,11 +370,11 @@ static int user_del(int argc, char **argv, const struct conf *c)
 	char *err = NULL;
 	int rc = parse_args(&a, 0, argc, argv, 1);
 
-	if (rc == EXIT_OK && a.n_pos != 1)
-		rc = say(EXIT_USAGE, "user del takes one account name");
-	if (rc == EXIT_OK) {
+	if (rc == CLI_OK && a.n_pos != 1)
+		rc = cli_say(CLI_USAGE, "user del takes one account name");
+	if (rc == CLI_OK) {
 		st = open_store(c);
-		rc = st ? result(store_user_del(st, a.pos[0], &err), &err) : EXIT_RUNTIME;
+		rc = st ? result(store_user_del(st, a.pos[0], &err), &err) : CLI_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
@@ -411,12 +387,12 @@ static int passwd_with(struct store *st, const struct user_args *a, const char *
 	char *err = NULL;
 	int rc = precheck(st, name, 1);
 
-	if (rc == EXIT_OK && strcmp(name, "default") == 0)
-		rc = say(EXIT_RUNTIME,
-		         "the built-in account 'default' has no password and cannot log in");
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK && strcmp(name, "default") == 0)
+		rc = cli_say(CLI_RUNTIME,
+		             "the built-in account 'default' has no password and cannot log in");
+	if (rc == CLI_OK)
 		rc = read_password(a, name, pw, sizeof pw);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK)
 		rc = result(store_user_passwd(st, name, pw, &err), &err);
 	sodium_memzero(pw, sizeof pw);
 	return rc;
@@ -428,11 +404,11 @@ static int user_passwd(int argc, char **argv, const struct conf *c)
 	struct store *st;
 	int rc = parse_args(&a, OPT_PASSWORD, argc, argv, 1);
 
-	if (rc == EXIT_OK && a.n_pos != 1)
-		rc = say(EXIT_USAGE, "user passwd takes one account name");
-	if (rc == EXIT_OK) {
+	if (rc == CLI_OK && a.n_pos != 1)
+		rc = cli_say(CLI_USAGE, "user passwd takes one account name");
+	if (rc == CLI_OK) {
 		st = open_store(c);
-		rc = st ? passwd_with(st, &a, a.pos[0]) : EXIT_RUNTIME;
+		rc = st ? passwd_with(st, &a, a.pos[0]) : CLI_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
@@ -455,140 +431,99 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 {
 	struct user_args a;
 	struct store *st;
-	int add, rc;
+	int add = strcmp(argv[0], "add") == 0;
+	int rc = parse_args(&a, 0, argc, argv, 1);
 
-	if (argc < 2 || (strcmp(argv[1], "add") != 0 && strcmp(argv[1], "del") != 0))
-		return say(EXIT_USAGE, "user domain needs 'add' or 'del'");
-	add = strcmp(argv[1], "add") == 0;
-	rc = parse_args(&a, 0, argc, argv, 2);
-	if (rc == EXIT_OK && a.n_pos < 2)
-		rc = say(EXIT_USAGE, "user domain %s takes an account name and domains", argv[1]);
-	if (rc == EXIT_OK)
+	if (rc == CLI_OK && a.n_pos < 2)
+		rc =
+		    cli_say(CLI_USAGE, "user domain %s takes an account name and domains", argv[0]);
+	if (rc == CLI_OK)
 		rc = check_domains((const char *const *)a.pos + 1, a.n_pos - 1);
-	if (rc == EXIT_OK) {
+	if (rc == CLI_OK) {
 		st = open_store(c);
-		rc = st ? domain_with(st, add, &a) : EXIT_RUNTIME;
+		rc = st ? domain_with(st, add, &a) : CLI_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
 	return rc;
 }
 
-#define SET_USAGE                                                                                  \
-	"user set takes NAME and --pool POOL, --unsubscribe on|off, --quota-hour or --quota-day"
-
-/* What user set changes: NULL (or unset quotas) is "not given". */
-struct set_opts {
-	const char *name, *pool, *unsub;
-	struct cli_quota quota;
-};
-
-/* "--opt VALUE" or "--opt=VALUE" at argv[*i]: 1 (and *out) if it is opt. */
-static int opt_value(int argc, char **argv, int *i, const char *opt, const char **out)
-{
-	size_t n = strlen(opt);
-
-	if (strncmp(argv[*i], opt, n) == 0 && argv[*i][n] == '=') {
-		*out = argv[*i] + n + 1;
-		return 1;
-	}
-	if (strcmp(argv[*i], opt) == 0 && *i + 1 < argc) {
-		*out = argv[++*i];
-		return 1;
-	}
-	return 0;
-}
-
-/* NAME and at least one option. */
-static int set_opts(int argc, char **argv, struct set_opts *o)
-{
-	int rc;
-
-	memset(o, 0, sizeof(*o));
-	for (int i = 1; i < argc; i++) {
-		if ((rc = cli_quota_opt(argc, argv, &i, &o->quota)) != 0) {
-			if (rc < 0)
-				return EXIT_USAGE;
-			continue;
-		}
-		if (opt_value(argc, argv, &i, "--pool", &o->pool) ||
-		    opt_value(argc, argv, &i, "--unsubscribe", &o->unsub))
-			continue;
-		if (argv[i][0] == '-' || o->name)
-			return say(EXIT_USAGE, SET_USAGE);
-		o->name = argv[i];
-	}
-	if (!o->name || (!o->pool && !o->unsub && !o->quota.set[0] && !o->quota.set[1]) ||
-	    (o->unsub && strcmp(o->unsub, "on") != 0 && strcmp(o->unsub, "off") != 0))
-		return say(EXIT_USAGE, SET_USAGE);
-	return EXIT_OK;
-}
-
-static int set_unsub(struct store *st, const char *name, int on, const struct conf *c)
-{
-	char *err = NULL;
-	int rc = result(store_account_set_unsubscribe(st, name, on, &err), &err);
-
-	if (rc == EXIT_OK)
-		fprintf(stderr, "posthorn: account '%s': one-click unsubscribe %s%s\n", name,
-		        on ? "on" : "off",
-		        on && !unsub_url_https(c->http_public_url)
-		            ? " (no header is added while [http] public_url is not https)"
-		            : "");
-	return rc;
-}
-
-/* user set NAME [--pool POOL] [--unsubscribe on|off] [quotas]: the
- * [pool.NAME] the account's mail leaves from, one-click unsubscribe on its
- * SMTP mail, its quotas (a running server sees each within a second). */
+/* user set NAME --pool POOL: the [pool.NAME] the account's mail leaves from
+ * (a running server sees it within a second); --pool '' unbinds. */
 static int user_set(int argc, char **argv, const struct conf *c)
 {
-	struct set_opts o;
+	const char *pool = NULL;
+	const struct cli_opt opts[] = {{"--pool", NULL, &pool}};
 	struct store *st;
-	char *err = NULL;
-	int rc;
+	char *err = NULL, *name[1];
+	size_t n;
+	int rc = cli_parse(argc, argv, opts, ARRAY_LEN(opts), name, &n, 1);
 
-	if (argc > 1 && cli_is_help(argv[1])) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
+	if (rc == CLI_OK && (!pool || n != 1))
+		rc = cli_say(CLI_USAGE, "user set takes NAME --pool POOL");
+	if (rc == CLI_OK && *pool && !conf_pool_find(c, pool))
+		rc = cli_say(CLI_RUNTIME, "no section [pool.%s] in the configuration", pool);
+	if (rc == CLI_OK) {
+		st = open_store(c);
+		rc = st ? result(store_user_set_pool(st, name[0], *pool ? pool : NULL, &err), &err)
+		        : CLI_RUNTIME;
+		store_close(st);
 	}
-	rc = set_opts(argc, argv, &o);
-	if (rc == EXIT_OK && o.pool && *o.pool && !conf_pool_find(c, o.pool))
-		rc = say(EXIT_RUNTIME, "no section [pool.%s] in the configuration", o.pool);
-	if (rc != EXIT_OK)
-		return rc;
-	if (!(st = open_store(c)))
-		return EXIT_RUNTIME;
-	if (o.pool)
-		rc = result(store_user_set_pool(st, o.name, *o.pool ? o.pool : NULL, &err), &err);
-	if (rc == EXIT_OK && o.unsub)
-		rc = set_unsub(st, o.name, strcmp(o.unsub, "on") == 0, c);
-	if (rc == EXIT_OK)
-		rc = cli_quota_apply(st, c, o.name, &o.quota);
-	store_close(st);
 	return rc;
 }
 
-static const struct user_verb {
-	const char *name;
-	int (*run)(int argc, char **argv, const struct conf *c);
-} user_verbs[] = {
-    {"add", user_add},           {"list", user_list},     {"del", user_del},
-    {"passwd", user_passwd},     {"domain", user_domain}, {"set", user_set},
-    {"resume", cli_user_resume},
+static const struct cli_cmd domain_add_cmd = {.path = "user domain add",
+                                              .args = "NAME DOMAIN...",
+                                              .about = "Lets account NAME send from more domains.",
+                                              .run = user_domain};
+
+static const struct cli_cmd domain_del_cmd = {.path = "user domain del",
+                                              .args = "NAME DOMAIN...",
+                                              .about =
+                                                  "Takes sender domains away from account NAME.",
+                                              .run = user_domain};
+
+static const struct cli_cmd *const domain_cmds[] = {&domain_add_cmd, &domain_del_cmd, NULL};
+
+static const struct cli_cmd add_cmd = {
+    .path = "user add",
+    .args = "NAME [--password-stdin] [--domain D]...",
+    .about = "Creates SMTP AUTH account NAME owning sender domains D; the password is\n"
+             "asked twice on the terminal, or read as one line of stdin.",
+    .run = user_add};
+
+static const struct cli_cmd list_cmd = {
+    .path = "user list", .about = "Prints NAME<TAB>domains per account.", .run = user_list};
+
+static const struct cli_cmd del_cmd = {
+    .path = "user del", .args = "NAME", .about = "Deletes account NAME.", .run = user_del};
+
+static const struct cli_cmd passwd_cmd = {.path = "user passwd",
+                                          .args = "NAME [--password-stdin]",
+                                          .about = "Changes the password of account NAME.",
+                                          .run = user_passwd};
+
+static const struct cli_cmd domain_cmd = {.path = "user domain",
+                                          .about = "Adds or removes sender domains of an account.",
+                                          .subs = domain_cmds};
+
+static const struct cli_cmd set_cmd = {
+    .path = "user set",
+    .args = "NAME --pool POOL",
+    .about = "Sends account NAME's mail from [pool.POOL]; --pool '' unbinds it.",
+    .run = user_set};
+
+static const struct cli_cmd *const user_cmds[] = {&add_cmd,    &list_cmd, &del_cmd, &passwd_cmd,
+                                                  &domain_cmd, &set_cmd,  NULL};
+
+const struct cli_cmd cli_user_cmd = {
+    .path = "user",
+    .about = "SMTP AUTH accounts and the sender domains each may use.",
+    .subs = user_cmds,
+    .flags = CLI_AS_USER,
 };
 
 int cli_user(int argc, char **argv, const struct conf *c)
 {
-	if (argc < 2)
-		return say(EXIT_USAGE, "user needs a command");
-	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0) {
-		fputs(usage_text, stdout);
-		return EXIT_OK;
-	}
-	for (size_t i = 0; i < ARRAY_LEN(user_verbs); i++)
-		if (strcmp(argv[1], user_verbs[i].name) == 0)
-			return user_verbs[i].run(argc - 1, argv + 1, c);
-	return say(EXIT_USAGE, "unknown command 'user %s'", argv[1]);
+	return cli_dispatch(&cli_user_cmd, argc, argv, c);
 }

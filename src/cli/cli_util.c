@@ -1,9 +1,7 @@
 /*
- * cli_util: what the admin subcommands share: messages, options, the
- * store, stdout, and dispatching a subcommand's verbs.
+ * cli_util: what the admin subcommands share: options, stdout, the store.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,42 +10,66 @@
 #include "conf/conf.h"
 #include "store/store.h"
 
-int cli_say(int code, const char *usage, const char *fmt, ...)
+/* The option named by arg ("--name" or "--name=V"), or NULL. */
+static const struct cli_opt *opt_named(const char *arg, const struct cli_opt *opts, size_t n)
 {
-	va_list ap;
-
-	fputs("posthorn: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	if (code == 2 && usage)
-		fputs(usage, stderr);
-	return code;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(opts[i].name);
+		if (!strncmp(arg, opts[i].name, len) &&
+		    (arg[len] == '\0' || (arg[len] == '=' && opts[i].value)))
+			return &opts[i];
+	}
+	return NULL;
 }
 
-int cli_is_help(const char *arg)
+/* The option at argv[*i]: 0 taken, or CLI_USAGE (reported). */
+static int take_opt(int argc, char **argv, int *i, const struct cli_opt *opts, size_t n)
 {
-	return !strcmp(arg, "--help") || !strcmp(arg, "-h") || !strcmp(arg, "help");
+	const char *arg = argv[*i], *eq;
+	const struct cli_opt *o = opt_named(arg, opts, n);
+
+	if (!o)
+		return cli_say(CLI_USAGE, "unknown option '%s'", arg);
+	if (!o->value) {
+		*o->flag = 1;
+		return CLI_OK;
+	}
+	if ((eq = strchr(arg, '='))) {
+		*o->value = eq + 1;
+		return CLI_OK;
+	}
+	if (++*i == argc)
+		return cli_say(CLI_USAGE, "%s needs a value", o->name);
+	*o->value = argv[*i];
+	return CLI_OK;
 }
 
-int cli_opt_value(const char *name, int argc, char **argv, int *i, const char **out,
-                  const char *usage)
+int cli_parse(int argc, char **argv, const struct cli_opt *opts, size_t n_opts, char **pos,
+              size_t *n_pos, size_t max_pos)
 {
-	size_t n = strlen(name);
+	int options = 1;
 
-	if (strncmp(argv[*i], name, n) != 0 || (argv[*i][n] && argv[*i][n] != '='))
-		return 0;
-	if (argv[*i][n] == '=') {
-		*out = argv[*i] + n + 1;
-		return 1;
+	*n_pos = 0;
+	for (int i = 1; i < argc; i++) {
+		if (options && !strcmp(argv[i], "--")) {
+			options = 0;
+		} else if (options && argv[i][0] == '-' && argv[i][1] != '\0') {
+			if (take_opt(argc, argv, &i, opts, n_opts) != CLI_OK)
+				return CLI_USAGE;
+		} else if (*n_pos == max_pos) {
+			return cli_say(CLI_USAGE, "unexpected argument '%s'", argv[i]);
+		} else {
+			pos[(*n_pos)++] = argv[i];
+		}
 	}
-	if (++*i == argc) {
-		cli_say(2, usage, "%s needs a value", name);
-		return -1;
-	}
-	*out = argv[*i];
-	return 1;
+	return CLI_OK;
+}
+
+int cli_flush(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return cli_say(CLI_RUNTIME, "cannot write to stdout: %s", strerror(errno));
+	return rc;
 }
 
 struct store *cli_open_store(const struct conf *c)
@@ -56,7 +78,7 @@ struct store *cli_open_store(const struct conf *c)
 	struct store *st = store_open(c->data_dir, &err);
 
 	if (!st) {
-		cli_say(1, NULL, "%s", err);
+		cli_say(CLI_RUNTIME, "%s", err);
 		free(err);
 	}
 	return st;
@@ -64,36 +86,7 @@ struct store *cli_open_store(const struct conf *c)
 
 int cli_fail(char *err)
 {
-	cli_say(1, NULL, "%s", err ? err : "unknown error");
+	cli_say(CLI_RUNTIME, "%s", err ? err : "unknown error");
 	free(err);
-	return 1;
-}
-
-int cli_flush_stdout(int rc)
-{
-	if (fflush(stdout) != 0 || ferror(stdout))
-		return cli_say(1, NULL, "cannot write to stdout: %s", strerror(errno));
-	return rc;
-}
-
-int cli_run_verb(const struct cli_verb *verbs, size_t n, const char *usage, int argc, char **argv,
-                 const struct conf *c)
-{
-	if (argc < 2)
-		return cli_say(2, usage, "%s needs a command", argv[0]);
-	if (cli_is_help(argv[1])) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(argv[1], verbs[i].name) != 0)
-			continue;
-		for (int j = 2; j < argc && strcmp(argv[j], "--"); j++)
-			if (cli_is_help(argv[j])) {
-				fputs(usage, stdout);
-				return 0;
-			}
-		return verbs[i].run(argc - 1, argv + 1, c);
-	}
-	return cli_say(2, usage, "unknown command '%s %s'", argv[0], argv[1]);
+	return CLI_RUNTIME;
 }

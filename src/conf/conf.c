@@ -165,6 +165,9 @@ static const char *const OUT_TLS_NAMES[] = {"opportunistic", "required", NULL};
 static const char *const SMARTHOST_TLS_NAMES[] = {"verify", "encrypt", "none", NULL};
 static const char *const RECEIVED_NAMES[] = {"full", "hide_client", NULL};
 static const char *const DNSSEC_NAMES[] = {"off", "trust_ad", NULL};
+static const char *const LOG_NAMES[] = {"stderr", "syslog", NULL};
+static const char *const LOG_FORMAT_NAMES[] = {"text", "json", NULL};
+static const char *const LOG_LEVEL_NAMES[] = {"debug", "info", "warning", "error", NULL};
 
 /* The enum fields are stored through int *. */
 _Static_assert(sizeof(enum conf_tls_mode) == sizeof(int), "enum size");
@@ -173,6 +176,9 @@ _Static_assert(sizeof(enum conf_outbound_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_smarthost_tls) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_received) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum conf_dnssec) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_log) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_log_format) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum conf_log_level) == sizeof(int), "enum size");
 
 #define C(f) offsetof(struct conf, f)
 #define L(f) offsetof(struct conf_listener, f)
@@ -217,6 +223,33 @@ static const struct conf_key KEYS[] = {
      .min = 1,
      .doc = "on SIGTERM, how long transactions in progress may take to finish before the "
             "server exits anyway"},
+    {.sec = SEC_SERVER,
+     .name = "log",
+     .type = T_ENUM,
+     .off = C(log),
+     .def = "stderr",
+     .example = "syslog",
+     .names = LOG_NAMES,
+     .doc = "stderr | syslog: where log lines go; on stderr under systemd they reach the "
+            "journal with their priority; syslog uses facility mail"},
+    {.sec = SEC_SERVER,
+     .name = "log_format",
+     .type = T_ENUM,
+     .off = C(log_format),
+     .def = "text",
+     .example = "json",
+     .names = LOG_FORMAT_NAMES,
+     .doc = "text | json: key=value lines, or one JSON object per line with the same "
+            "fields plus time and level (docs/logging.md)"},
+    {.sec = SEC_SERVER,
+     .name = "log_level",
+     .type = T_ENUM,
+     .off = C(log_level),
+     .def = "info",
+     .example = "warning",
+     .names = LOG_LEVEL_NAMES,
+     .doc = "debug | info | warning | error: lines below this level are not written; "
+            "SIGHUP applies a change"},
 
     {.sec = SEC_LISTENER,
      .name = "address",
@@ -1933,6 +1966,179 @@ static void check_all(struct load *ld)
 	derive_defaults(ld);
 }
 
+/* ---- where keys were set, kept for messages after the load ------------------- */
+
+struct conf_lines {
+	int global[N_KEYS];
+	struct inst *lst, *dom; /* parallel to c->listeners, c->domains */
+};
+
+/* Labels of the load outlive it: the caller's path becomes c->file. */
+static const char *kept_label(const struct conf *c, const char *label)
+{
+	return label == DEFAULT_LABEL || !c->file ? DEFAULT_LABEL : c->file;
+}
+
+static void keep_lines(struct load *ld, struct conf *c)
+{
+	struct conf_lines *l = xcalloc(1, sizeof(*l));
+
+	memcpy(l->global, ld->global_seen, sizeof(l->global));
+	l->lst = ld->lst;
+	l->dom = ld->dom;
+	ld->lst = ld->dom = NULL;
+	for (size_t i = 0; i < c->n_listeners; i++)
+		l->lst[i].file = kept_label(c, l->lst[i].file);
+	for (size_t i = 0; i < c->n_domains; i++)
+		l->dom[i].file = kept_label(c, l->dom[i].file);
+	c->lines = l;
+}
+
+static const struct inst *inst_named(const struct conf *c, enum sec_id sec, const char *name)
+{
+	size_t n = sec == SEC_LISTENER ? c->n_listeners : c->n_domains;
+
+	for (size_t i = 0; name && i < n; i++)
+		if (!strcmp(sec == SEC_LISTENER ? c->listeners[i].name : c->domains[i].name, name))
+			return sec == SEC_LISTENER ? &c->lines->lst[i] : &c->lines->dom[i];
+	return NULL;
+}
+
+int conf_line(const struct conf *c, const char *section, const char *name, const char *key,
+              const char **file)
+{
+	const struct inst *in = NULL;
+	const struct conf_key *k = NULL;
+
+	*file = c->file ? c->file : DEFAULT_LABEL;
+	for (int s = 0; s < N_SECS && !k; s++)
+		if (!strcmp(SECTIONS[s].name, section))
+			k = find_key((enum sec_id)s, key);
+	if (!k || !c->lines)
+		return 0;
+	if (!SECTIONS[k->sec].instanced)
+		return c->lines->global[k - KEYS];
+	if (!(in = inst_named(c, k->sec, name)))
+		return 0;
+	*file = in->file;
+	return in->seen[k - KEYS] ? in->seen[k - KEYS] : in->line;
+}
+
+/* ---- what changed between two loads (SIGHUP) ----------------------------------- */
+
+static int list_equal(const struct conf_key *k, const void *a, const void *b)
+{
+	size_t n = *FIELD(a, k->off2, size_t), size;
+	const char *x = *FIELD(a, k->off, const char *), *y = *FIELD(b, k->off, const char *);
+
+	if (n != *FIELD(b, k->off2, size_t))
+		return 0;
+	if (k->type != T_ADDR_LIST) {
+		size = k->type == T_NET_LIST ? sizeof(struct conf_net) : sizeof(uint64_t);
+		return n == 0 || memcmp(x, y, n * size) == 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(((const struct conf_addr *)(const void *)x)[i].text,
+		           ((const struct conf_addr *)(const void *)y)[i].text))
+			return 0;
+	return 1;
+}
+
+static int value_equal(const struct conf_key *k, const void *a, const void *b)
+{
+	switch (k->type) {
+	case T_STRING: {
+		const char *x = *FIELD(a, k->off, const char *),
+		           *y = *FIELD(b, k->off, const char *);
+		return (!x && !y) || (x && y && !strcmp(x, y));
+	}
+	case T_BOOL:
+	case T_ENUM:
+		return *FIELD(a, k->off, int) == *FIELD(b, k->off, int);
+	case T_ADDR: {
+		const char *x = FIELD(a, k->off, struct conf_addr)->text;
+		const char *y = FIELD(b, k->off, struct conf_addr)->text;
+		return (!x && !y) || (x && y && !strcmp(x, y));
+	}
+	case T_ADDR_LIST:
+	case T_NET_LIST:
+	case T_DURATION_LIST:
+		return list_equal(k, a, b);
+	case T_RATE:
+		if (*FIELD(a, k->off2, uint64_t) != *FIELD(b, k->off2, uint64_t))
+			return 0;
+		/* fall through */
+	default:
+		return *FIELD(a, k->off, uint64_t) == *FIELD(b, k->off, uint64_t);
+	}
+}
+
+struct diff {
+	void (*cb)(void *arg, const char *what);
+	void *arg;
+	size_t n;
+};
+
+static void diff_report(struct diff *d, const char *sec, const char *inst, const char *key)
+{
+	char *what = xasprintf("%s%s%s%s%s", sec, inst ? "." : "", inst ? inst : "", key ? "." : "",
+	                       key ? key : "");
+	d->cb(d->arg, what);
+	free(what);
+	d->n++;
+}
+
+/* Keys of section sec that differ between two instances (or the globals). */
+static void diff_keys(struct diff *d, enum sec_id sec, const char *inst, const void *a,
+                      const void *b)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		int wanted =
+		    sec == SEC_NONE ? !SECTIONS[KEYS[i].sec].instanced : KEYS[i].sec == sec;
+		if (wanted && !value_equal(&KEYS[i], a, b))
+			diff_report(d, SECTIONS[KEYS[i].sec].name, inst, KEYS[i].name);
+	}
+}
+
+/* Instances of sec: in both (compared), or in one only. */
+static void diff_instances(struct diff *d, enum sec_id sec, const struct conf *a,
+                           const struct conf *b, int one_way)
+{
+	size_t na = sec == SEC_LISTENER ? a->n_listeners : a->n_domains;
+	size_t nb = sec == SEC_LISTENER ? b->n_listeners : b->n_domains;
+
+	for (size_t i = 0; i < na; i++) {
+		const char *name = sec == SEC_LISTENER ? a->listeners[i].name : a->domains[i].name;
+		const void *x = sec == SEC_LISTENER ? (const void *)&a->listeners[i]
+		                                    : (const void *)&a->domains[i];
+		const void *y = NULL;
+		for (size_t j = 0; j < nb && !y; j++)
+			if (!strcmp(name, sec == SEC_LISTENER ? b->listeners[j].name
+			                                      : b->domains[j].name))
+				y = sec == SEC_LISTENER ? (const void *)&b->listeners[j]
+				                        : (const void *)&b->domains[j];
+		if (!y)
+			diff_report(d, SECTIONS[sec].name, name, NULL);
+		else if (!one_way)
+			diff_keys(d, sec, name, x, y);
+	}
+}
+
+size_t conf_diff(const struct conf *a, const struct conf *b,
+                 void (*cb)(void *arg, const char *what), void *arg)
+{
+	struct diff d = {cb, arg, 0};
+
+	static const enum sec_id instanced[] = {SEC_LISTENER, SEC_DOMAIN};
+
+	diff_keys(&d, SEC_NONE, NULL, a, b);
+	for (size_t i = 0; i < ARRAY_LEN(instanced); i++) {
+		diff_instances(&d, instanced[i], a, b, 0);
+		diff_instances(&d, instanced[i], b, a, 1);
+	}
+	return d.n;
+}
+
 /* ---- public ----------------------------------------------------------------- */
 
 struct conf *conf_load(const char *file, char **errors)
@@ -1956,6 +2162,8 @@ struct conf *conf_load(const char *file, char **errors)
 	if (ld.n_errs) {
 		conf_free(c);
 		c = NULL;
+	} else {
+		keep_lines(&ld, c);
 	}
 	text = errors_render(&ld);
 	if (errors)
@@ -1999,6 +2207,11 @@ void conf_free(struct conf *c)
 	free(c->pools);
 	free_fields(SEC_NONE, c);
 	free(c->smarthost_at.host);
+	if (c->lines) {
+		free(c->lines->lst);
+		free(c->lines->dom);
+		free(c->lines);
+	}
 	free(c->listeners);
 	free(c->domains);
 	free(c->file);
@@ -2148,4 +2361,18 @@ void conf_write_doc(enum conf_doc_format fmt, FILE *out)
 		else
 			example_section(out, s);
 	}
+}
+
+int conf_doc_key(size_t i, struct conf_doc_key *out)
+{
+	if (i >= N_KEYS)
+		return 0;
+	out->section = SECTIONS[KEYS[i].sec].name;
+	out->section_doc = SECTIONS[KEYS[i].sec].doc;
+	out->instanced = SECTIONS[KEYS[i].sec].instanced;
+	out->name = KEYS[i].name;
+	out->def = KEYS[i].def;
+	out->example = KEYS[i].example;
+	out->doc = KEYS[i].doc;
+	return 1;
 }

@@ -38,6 +38,10 @@ struct conf_hostport {
 	uint16_t port; /* the default when none was written */
 	int is_ip;     /* host is an IPv4 or IPv6 address: used as is */
 };
+/* In the order of enum log_dest, log_format and log_level (log/log.h). */
+enum conf_log { CONF_LOG_STDERR, CONF_LOG_SYSLOG };
+enum conf_log_format { CONF_LOG_TEXT, CONF_LOG_JSON };
+enum conf_log_level { CONF_LOG_DEBUG, CONF_LOG_INFO, CONF_LOG_WARNING, CONF_LOG_ERROR };
 
 /* A parsed "host:port" / "[v6]:port" / "v4:port". */
 struct conf_addr {
@@ -97,6 +101,9 @@ struct conf {
 	char *user;
 	uint64_t min_free_space; /* bytes; below this MAIL gets 452 4.3.1 */
 	uint64_t drain_timeout;  /* seconds SIGTERM waits for transactions */
+	enum conf_log log;
+	enum conf_log_format log_format;
+	enum conf_log_level log_level;
 
 	/* [listener.NAME] */
 	struct conf_listener *listeners;
@@ -175,6 +182,8 @@ struct conf {
 	/* [cluster] */
 	char *cluster_postgres;
 	char *cluster_redis;
+
+	struct conf_lines *lines; /* private: where keys were set (conf_line()) */
 };
 
 /*
@@ -208,11 +217,38 @@ const char *conf_parse_hostport(const char *text, uint16_t default_port, struct 
 /* yes/no, true/false, on/off, 1/0 (any case) -> 1 or 0. 0 ok, -1 bad. */
 int conf_parse_bool(const char *s, int *out);
 
+/*
+ * Where a key was set, for messages about it: the file label and line of
+ * key in [section] (listener or domain NAME for instanced sections, else
+ * NULL). A key left to its default gives the line of its section header
+ * (0 when there is none); *file is the file the section came from.
+ */
+int conf_line(const struct conf *c, const char *section, const char *name, const char *key,
+              const char **file);
+
+/*
+ * Calls cb for each key whose value differs between a and b, named
+ * "section.key", "listener.NAME.key" or "domain.NAME.key"; a listener or
+ * domain section only one of them has is reported as "listener.NAME" or
+ * "domain.NAME". Returns how many were reported.
+ */
+size_t conf_diff(const struct conf *a, const struct conf *b,
+                 void (*cb)(void *arg, const char *what), void *arg);
+
 /* Longest line accepted in a config file; a longer one is an error. */
 #define CONF_MAX_LINE 8192
 
 /* Documentation output, from the table (used by tools/gen-confdoc). */
 enum conf_doc_format { CONF_DOC_MARKDOWN, CONF_DOC_EXAMPLE };
 void conf_write_doc(enum conf_doc_format fmt, FILE *out);
+
+/* The table itself, for other renderings (the man page): key i, or 0 when
+ * i is past the last. def is NULL for a required key; example may be NULL. */
+struct conf_doc_key {
+	const char *section, *section_doc;
+	int instanced; /* written [section.NAME] */
+	const char *name, *def, *example, *doc;
+};
+int conf_doc_key(size_t i, struct conf_doc_key *out);
 
 #endif

@@ -22,6 +22,15 @@ struct ctl *ctl_new(struct event_base *base, const char *data_dir, ctl_handler f
                     char **err);
 void ctl_free(struct ctl *c);
 
+/* The server's side of the requests (ctl_cmd.c): what they act on. */
+struct sched;
+struct ctl_deps {
+	struct sched *sched;
+};
+
+/* A ctl_handler: arg is a struct ctl_deps that outlives the ctl. */
+void ctl_dispatch(void *arg, const char *line, char *reply, size_t cap);
+
 /* Client side: sends line, waits (at most 5 s) for the reply line.
  * Returns 0 with the reply, -1 when no server is listening (or it did not
  * answer in time). */

@@ -1,47 +1,114 @@
 /*
- * log: key=value lines on stderr. Each line is built in a local buffer and
- * written with one write(2), so lines from several threads never interleave.
+ * log: key=value lines to stderr or syslog, as text or JSON. Each line is
+ * built in a local buffer and written with one write(2) (or one syslog()
+ * call), so lines from several threads never interleave. The settings are
+ * atomics: a SIGHUP may change them while workers log.
  */
 #include "log/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "log/log_json.h"
+#include "log/log_syslog.h"
 #include "util/util.h"
 
-static enum log_level min_level = LOG_INFO;
-static const char *level_names[] = {"debug", "info", "warn", "error"};
+#define FIELDS_MAX 2048 /* the key=value part of a line */
+#define LINE_MAX_  (4 * FIELDS_MAX)
+
+static _Atomic int min_level = LOG_INFO;
+static _Atomic int cur_dest = LOG_TO_STDERR;
+static _Atomic int cur_format = LOG_FORMAT_TEXT;
+static _Atomic int journal; /* stderr is the systemd journal */
+static const char *const level_names[] = {"debug", "info", "warning", "error"};
+
+const char *log_level_name(enum log_level level)
+{
+	return (unsigned)level < ARRAY_LEN(level_names) ? level_names[level] : "error";
+}
+
+/* systemd.exec(5): JOURNAL_STREAM is "DEV:INODE" of the journal stream
+ * given as stdout/stderr; it counts only if fd 2 still is that stream. */
+static int stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char end;
+
+	if (!v || sscanf(v, "%llu:%llu%c", &dev, &ino, &end) != 2 || fstat(2, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_setup(enum log_dest d, enum log_format f, enum log_level level)
+{
+	if (d == LOG_TO_SYSLOG && atomic_load(&cur_dest) != LOG_TO_SYSLOG)
+		log_syslog_open(1);
+	else if (d != LOG_TO_SYSLOG && atomic_load(&cur_dest) == LOG_TO_SYSLOG)
+		log_syslog_open(0);
+	atomic_store(&journal, stderr_is_journal());
+	atomic_store(&cur_format, f);
+	atomic_store(&min_level, level);
+	atomic_store(&cur_dest, d);
+}
 
 void log_set_level(enum log_level level)
 {
-	min_level = level;
+	atomic_store(&min_level, level);
+}
+
+static void put_stderr(const char *line, size_t n)
+{
+	if (write(2, line, n) < 0) {
+		/* stderr gone: nowhere left to report it */
+	}
+}
+
+/* The line for stderr: [<N>]TIME level=L fields, or [<N>]{json}, then LF. */
+static size_t stderr_line(char *out, size_t cap, int level, const char *stamp, const char *fields)
+{
+	size_t n = 0;
+
+	if (atomic_load(&journal))
+		n = (size_t)snprintf(out, cap, "<%d>", log_syslog_priority(level));
+	if (atomic_load(&cur_format) == LOG_FORMAT_JSON)
+		n += log_json_line(out + n, cap - n - 1, stamp, level_names[level], fields);
+	else
+		n += (size_t)snprintf(out + n, cap - n - 1, "%s level=%s %s", stamp,
+		                      level_names[level], fields);
+	if (n > cap - 2)
+		n = cap - 2; /* cut, but keep the newline */
+	out[n++] = '\n';
+	return n;
 }
 
 static void log_vwrite(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[2048];
+	char fields[FIELDS_MAX], line[LINE_MAX_], stamp[96];
 	struct timespec ts;
 	struct tm tm;
-	int n, m;
 
+	if (vsnprintf(fields, sizeof(fields), fmt, ap) < 0)
+		fields[0] = '\0';
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	             ts.tv_nsec / 1000000, level_names[level]);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	if (m < 0)
-		m = 0;
-	n += m;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2; /* cut, but keep the newline */
-	line[n++] = '\n';
-	if (write(2, line, (size_t)n) < 0) {
-		/* stderr gone: nowhere left to report it */
+	snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	         (int)(ts.tv_nsec / 1000000));
+	if (atomic_load(&cur_dest) != LOG_TO_SYSLOG) {
+		put_stderr(line, stderr_line(line, sizeof(line), level, stamp, fields));
+	} else if (atomic_load(&cur_format) == LOG_FORMAT_JSON) {
+		log_json_line(line, sizeof(line), stamp, level_names[level], fields);
+		log_syslog_line(level, line);
+	} else {
+		log_syslog_line(level, fields);
 	}
 }
 
@@ -49,7 +116,7 @@ void log_write(enum log_level level, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level < min_level)
+	if ((int)level < atomic_load(&min_level))
 		return;
 	va_start(ap, fmt);
 	log_vwrite(level, fmt, ap);

@@ -1,11 +1,21 @@
 /*
- * log: one line per event on stderr, as key=value pairs. Every line names
- * its session (session=ID) or message (queue=ID) so one grep follows one
+ * log: one line per event, as key=value pairs. Every line names its
+ * session (session=ID) or message (queue=ID) so one grep follows one
  * message. Values with spaces or quotes must go through log_q().
  *
  *   log_info("session=%s event=connect ip=%s", s->id, s->ip);
  *
- * Thread-safe: each line is written with a single write(2).
+ * Where lines go ([server] log, log_format, log_level; docs/logging.md):
+ * - stderr, as "TIME level=L k=v ..." text or one JSON object per line
+ *   (log_json.h). When stderr is connected to the systemd journal
+ *   (JOURNAL_STREAM names it), each line starts with the sd-daemon
+ *   priority prefix "<N>" so the journal records the right priority.
+ * - syslog (facility mail), the same text without time and level, or the
+ *   JSON object; the priority carries the level.
+ *
+ * Thread-safe: each line is written with a single write(2) (or one
+ * syslog(3) call), so lines from several threads never interleave, and
+ * log_setup() may run while other threads log.
  */
 #ifndef POSTHORN_LOG_H
 #define POSTHORN_LOG_H
@@ -13,8 +23,13 @@
 #include <stddef.h>
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERR };
+enum log_dest { LOG_TO_STDERR, LOG_TO_SYSLOG };
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
 
+/* Where and how lines go from now on; the journal is detected here. */
+void log_setup(enum log_dest dest, enum log_format format, enum log_level level);
 void log_set_level(enum log_level level);
+
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_write(LOG_INFO, __VA_ARGS__)
@@ -32,5 +47,8 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
  * returned unquoted.
  */
 const char *log_q(const char *s);
+
+/* "debug", "info", "warning", "error". */
+const char *log_level_name(enum log_level level);
 
 #endif

@@ -47,8 +47,9 @@ struct sched_deps {
 	 * the [domain.X] ones. */
 	struct policy *policy;
 	/* Delivery events, for counters (may be NULL): event is "delivered",
-	 * "deferred", "bounced" or "accepted". */
-	void (*count)(void *arg, const char *account, const char *domain, const char *event);
+	 * "deferred" (a recipient's first deferral only) or "bounced"; rcpt is
+	 * the recipient's address. */
+	void (*count)(void *arg, const char *account, const char *rcpt, const char *event);
 	void *count_arg;
 	/* Deliverability (may be NULL): VERP return paths, outcomes for the
 	 * reputation guard, hard bounces into the suppression list, accounts

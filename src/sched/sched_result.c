@@ -279,34 +279,13 @@ static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smt
 		         status, v->status, log_q(v->diag));
 }
 
-/*
- * The recipient's attempt, counted and recorded as an event (delivered,
- * deferred or bounced; docs/events.md "For emitters"): events_emit()
- * copies into the writer's queue, nothing more on the loop.
- */
-static void record(struct sched *s, const struct envelope *env, const struct rcpt *r,
-                   enum event_type type, const struct smtpc_verdict *v, struct smtpc_conn *c)
+/* Counters count recipients, not attempts: a deferral only the first
+ * time (every attempt before a deferral was one). */
+static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
+                  const char *event)
 {
-	char key[300], mx[MX_MAX];
-
-	if (s->deps.count) {
-		sched_dest_key(s, r->addr, key, sizeof(key));
-		s->deps.count(s->deps.count_arg, env->account, key, event_type_name(type));
-	}
-	if (!s->deps.events)
-		return;
-	if (c)
-		snprintf(mx, sizeof(mx), "%s[%s]", smtpc_conn_host(c),
-		         smtpc_conn_addr(c) ? smtpc_conn_addr(c) : "");
-	events_emit(s->deps.events,
-	            &(struct events_event){.type = type,
-	                                   .account = env->account,
-	                                   .message_id = env->id,
-	                                   .recipient = r->addr,
-	                                   .mx = c ? mx : NULL,
-	                                   .reply = v->reply ? v->reply : v->diag,
-	                                   .status = v->status[0] ? v->status : NULL,
-	                                   .attempt = r->attempts});
+	if (s->deps.count && (strcmp(event, "deferred") || r->attempts == 1))
+		s->deps.count(s->deps.count_arg, env->account, r->addr, event);
 }
 
 static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const char *status,

@@ -259,6 +259,27 @@ int store_account_domains(struct store *st, const char *account, char ***out, si
                           char **err);
 /* One cheap read: 0 if the database answers, -1 with *err if not. */
 int store_ping(struct store *st, char **err);
+/* ---- the daemon's counter writer (store_counter_writer.c) ------------------
+ *
+ * Counts on the loop thread into a batch and writes it from a worker of wp
+ * once a second (or when the batch is full), one write at a time; a failed
+ * write is retried with the next. Every call runs on the loop thread.
+ * Shutdown: store_counters_stop() before the work pool is freed (the last
+ * batch goes to a worker), store_counters_free() after it (what is left is
+ * written on the calling thread) and before store_close().
+ */
+struct event_base;
+struct work_pool;
+struct store_counters;
+
+struct store_counters *store_counters_new(struct event_base *base, struct store *st,
+                                          struct work_pool *wp);
+/* One event ("accepted", "delivered", ...) for one recipient address; the
+ * counter is its domain's. */
+void store_counters_count(struct store_counters *sc, const char *account, const char *rcpt,
+                          const char *event);
+void store_counters_stop(struct store_counters *sc);
+void store_counters_free(struct store_counters *sc);
 
 /* ---- DKIM signing keys (store_dkim.c) --------------------------------------
  *

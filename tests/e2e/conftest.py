@@ -274,7 +274,7 @@ class Server:
         assert rc == 0, f"user add failed ({rc}): {err}"
 
     def queue(self):
-        rc, out, err = self.cli("queue", "list")
+        rc, out, err = self.cli("queue", "list", "--json")
         assert rc == 0, f"queue list failed ({rc}): {err}"
         return helpers.parse_queue_list(out)
 

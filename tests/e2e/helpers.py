@@ -1,6 +1,7 @@
 """Helpers for the end-to-end tests: a raw SMTP client, smtplib wrappers and
 polling. The tests import this module directly (pytest puts tests/e2e on
 sys.path)."""
+import json
 import re
 import smtplib
 import socket
@@ -169,14 +170,13 @@ def send_raw_message(port, frm, rcpts, data, **kw):
 
 
 def parse_queue_list(stdout):
-    """{id: fields} from `queue list` (ID\\tcreated\\tsize\\tfrom\\tpending/total)."""
+    """{id: message} from `queue list --json` (one JSON object per line)."""
     out = {}
     for line in stdout.splitlines():
         if not line.strip():
             continue
-        f = line.split("\t")
-        assert len(f) == 5, f"bad queue list line {line!r}"
-        assert re.fullmatch(r"\d+/\d+", f[4]), f"bad pending/total in {line!r}"
-        assert f[2].isdigit(), f"bad size in {line!r}"
-        out[f[0]] = f
+        m = json.loads(line)
+        assert isinstance(m.get("recipients"), list) and m["recipients"], line
+        assert isinstance(m.get("size"), int), line
+        out[m["id"]] = m
     return out

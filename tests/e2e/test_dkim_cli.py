@@ -88,7 +88,7 @@ def test_keygen_selectors_and_errors(env):
         (["keygen", "a.test", "b.test"], "unexpected argument 'b.test'"),
         (["list", "x.test"], "unexpected argument"),
         (["rotate", "example.test", "--selector", "s"], "unknown option"),
-        (["frobnicate"], "unknown dkim command"),
+        (["frobnicate"], "unknown command 'dkim frobnicate'"),
         ([], "usage:"),
     ]:
         rc, out, err = env.srv.cli("dkim", *args)

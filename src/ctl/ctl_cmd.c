@@ -1,0 +1,77 @@
+/*
+ * ctl_cmd: what a running server does for each control request, from one
+ * table: the verb, the argument it takes, and the function that acts.
+ * A request is "VERB" or "VERB ARG"; the reply is "ok N" (N: how many
+ * things it touched) or "error TEXT". Every request is logged with its
+ * reply. Runs on the loop thread (ctl.c calls it from its read callback).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl/ctl.h"
+#include "log/log.h"
+#include "sched/sched.h"
+#include "util/util.h"
+
+enum ctl_arg {
+	ARG_ID,        /* a queue ID */
+	ARG_ID_OR_ALL, /* a queue ID or "all" (then NULL is passed) */
+};
+
+struct ctl_cmd {
+	const char *verb;
+	enum ctl_arg arg;
+	long (*run)(const struct ctl_deps *d, const char *id);
+};
+
+static long do_retry(const struct ctl_deps *d, const char *id)
+{
+	return sched_retry(d->sched, id);
+}
+
+static long do_forget(const struct ctl_deps *d, const char *id)
+{
+	sched_forget(d->sched, id);
+	return 1;
+}
+
+static const struct ctl_cmd CMDS[] = {
+    {"retry", ARG_ID_OR_ALL, do_retry},
+    {"forget", ARG_ID, do_forget},
+};
+
+/* 0 with *id set (NULL for "all"), or -1: not an argument cmd takes. */
+static int take_arg(const struct ctl_cmd *cmd, const char *arg, const char **id)
+{
+	if (!arg)
+		return -1;
+	if (cmd->arg == ARG_ID_OR_ALL && !strcmp(arg, "all")) {
+		*id = NULL;
+		return 0;
+	}
+	*id = arg;
+	return id_valid(arg) ? 0 : -1;
+}
+
+static void run_line(const struct ctl_deps *d, const char *line, char *reply, size_t cap)
+{
+	const char *sp = strchr(line, ' '), *id = NULL;
+	size_t vlen = sp ? (size_t)(sp - line) : strlen(line);
+
+	for (size_t i = 0; i < ARRAY_LEN(CMDS); i++) {
+		if (strlen(CMDS[i].verb) != vlen || strncmp(line, CMDS[i].verb, vlen) != 0)
+			continue;
+		if (take_arg(&CMDS[i], sp ? sp + 1 : NULL, &id) < 0)
+			snprintf(reply, cap, "error bad argument for %s", CMDS[i].verb);
+		else
+			snprintf(reply, cap, "ok %ld", CMDS[i].run(d, id));
+		return;
+	}
+	snprintf(reply, cap, "error unknown request");
+}
+
+void ctl_dispatch(void *arg, const char *line, char *reply, size_t cap)
+{
+	run_line(arg, line, reply, cap);
+	log_info("session=NOQUEUE event=control request=%s reply=%s", log_q(line), log_q(reply));
+}
