@@ -1,14 +1,24 @@
-"""SPEC §1 and §2: the command line, exit codes and configuration errors."""
+"""SPEC §1 and §2: the command line, exit codes and configuration errors;
+which configuration is used; --help and unknown options on every command."""
+import os
 import re
 import subprocess
+
+import pytest
 
 import helpers
 from conftest import posthorn_bin, sanitizer_env, assert_no_sanitizer_report, free_port
 
 
-def run(*args, input=None, timeout=30):
-    p = subprocess.run([posthorn_bin(), *args], input=input, capture_output=True, text=True,
-                       timeout=timeout, env=sanitizer_env())
+def clean_env():
+    env = sanitizer_env()
+    env.pop("POSTHORN_CONFIG", None)
+    return env
+
+
+def run(*args, input=None, timeout=30, binary=None, env=None, cwd=None):
+    p = subprocess.run([binary or posthorn_bin(), *args], input=input, capture_output=True,
+                       text=True, timeout=timeout, env=env or clean_env(), cwd=cwd)
     assert_no_sanitizer_report(p.stderr, "posthorn " + " ".join(args))
     return p.returncode, p.stdout, p.stderr
 
@@ -177,11 +187,6 @@ def test_queue_commands_on_stopped_server(server_factory):
     assert qid not in s.queue()
 
 
-def test_check_config_embedded_default(tmp_path):
-    rc, out, err = run("check-config")
-    assert rc == 0, err
-
-
 def test_user_add_without_tty_or_stdin_flag_does_not_hang(server_factory):
     s = server_factory(start=False)
     p = subprocess.run([posthorn_bin(), "-c", s.conf, "user", "add", "zed"],
@@ -190,3 +195,175 @@ def test_user_add_without_tty_or_stdin_flag_does_not_hang(server_factory):
     assert p.returncode != 0, (p.returncode, p.stderr)
     rc, out, err = s.cli("user", "list")
     assert "zed" not in [l.split("\t")[0] for l in out.splitlines()]
+
+
+# ---- which configuration (SPEC §1) -------------------------------------------------
+#
+# The product binary looks for /etc/posthorn/posthorn.conf. These tests run
+# build/.../etc-test/posthorn instead, the same main.c built with that path
+# moved under the build directory (see the Makefile), so that they neither
+# depend on the machine's /etc nor write to it, and the product keeps no
+# override for tests.
+
+def etc_test_bin():
+    b = os.path.join(os.path.dirname(posthorn_bin()), "etc-test", "posthorn")
+    if not os.access(b, os.X_OK):
+        pytest.fail(f"{b} is missing: `make e2e` builds it", pytrace=False)
+    return b
+
+
+@pytest.fixture
+def etc(tmp_path):
+    """(run(*args, env_config=None) in a scratch cwd, path of the system file)."""
+    binary = etc_test_bin()
+    system = os.path.join(os.path.dirname(binary), "posthorn.conf")
+    if os.path.exists(system):
+        os.unlink(system)  # left by an interrupted run
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+
+    def go(*args, env_config=None):
+        env = clean_env()
+        if env_config is not None:
+            env["POSTHORN_CONFIG"] = env_config
+        return run(*args, binary=binary, env=env, cwd=str(cwd))
+
+    go.cwd = str(cwd)
+    yield go, system
+    if os.path.exists(system):
+        os.unlink(system)
+
+
+def small_conf(path, data_dir):
+    path.write_text(f"[server]\ndata_dir = {data_dir}\nhostname = relay.test\n")
+    return str(path)
+
+
+def test_config_order_c_then_env_then_system_file_then_default(etc, tmp_path):
+    go, system = etc
+    a = small_conf(tmp_path / "a.conf", tmp_path / "da")
+    b = small_conf(tmp_path / "b.conf", tmp_path / "db")
+    with open(system, "w") as f:
+        f.write(f"[server]\ndata_dir = {tmp_path}/dc\nhostname = relay.test\n")
+    rc, out, err = go("-c", a, "check-config", env_config=b)
+    assert rc == 0 and f"{a}: ok" in err, err
+    rc, out, err = go("check-config", env_config=b)
+    assert rc == 0 and f"{b}: ok" in err, err
+    rc, out, err = go("check-config", env_config="")  # empty: as if unset
+    assert rc == 0 and f"{system}: ok" in err, err
+    assert "embedded default" not in err
+    os.unlink(system)
+    rc, out, err = go("check-config")
+    assert rc == 0 and "embedded default: ok" in err, err
+
+
+def test_config_named_but_missing_is_an_error_not_a_fallback(etc, tmp_path):
+    go, system = etc
+    missing = str(tmp_path / "nope.conf")
+    rc, out, err = go("queue", "list", env_config=missing)
+    assert rc == 2, (rc, err)
+    assert missing in err and "embedded default" not in err, err
+    assert not os.path.exists(os.path.join(go.cwd, "posthorn-data"))
+
+
+# Every command that loads the configuration, with arguments it accepts.
+LOADS_CONFIG = [
+    ["check-config"],
+    ["queue", "list"],
+    ["queue", "list", "--json"],
+    ["queue", "show", "0000000000000000"],
+    ["queue", "delete", "0000000000000000"],
+    ["queue", "retry", "--all"],
+    ["stats"],
+    ["user", "list"],
+    ["user", "del", "nobody"],
+    ["user", "domain", "add", "nobody", "example.com"],
+    ["serve", "--not-an-option"],  # announced, then refused before it starts
+]
+
+
+@pytest.mark.parametrize("args", LOADS_CONFIG, ids=" ".join)
+def test_embedded_default_is_announced_with_its_data_dir(etc, args):
+    go, system = etc
+    rc, out, err = go(*args)
+    want = (f"using the embedded default configuration, data directory "
+            f"{go.cwd}/posthorn-data")
+    lines = [l for l in err.splitlines() if "using the embedded default" in l]
+    assert len(lines) == 1 and want in lines[0], err
+    assert "embedded default" not in out
+
+
+@pytest.mark.parametrize("args", [["--help"], ["version"], ["queue", "list", "--help"]],
+                         ids=" ".join)
+def test_commands_that_load_nothing_announce_nothing(etc, args):
+    go, system = etc
+    rc, out, err = go(*args)
+    assert rc == 0, err
+    assert err == "", err
+
+
+# ---- --help, usage texts and unknown options ------------------------------------------
+
+LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
+          "user domain add", "user domain del", "queue list", "queue show", "queue delete",
+          "queue retry", "stats", "version", "help"]
+GROUPS = ["user", "user domain", "queue"]
+
+
+def usage_paths(text):
+    """The command paths a usage text lists ("usage: posthorn PATH ARGS")."""
+    found = []
+    for line in text.splitlines():
+        m = re.match(r"^(?:usage:|      ) posthorn ((?:[a-z-]+ ?)+)", line)
+        if m:
+            words = [w for w in m.group(1).split() if re.fullmatch(r"[a-z][a-z-]*", w)]
+            path = " ".join(words)
+            # the longest listed prefix is the command; the rest are operands
+            while path and path not in LEAVES:
+                path = path.rsplit(" ", 1)[0] if " " in path else ""
+            found.append(path)
+    return found
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_root_usage_lists_every_command(flag):
+    rc, out, err = run(flag)
+    assert rc == 0 and err == "", (rc, err)
+    assert sorted(usage_paths(out)) == sorted(LEAVES), out
+    rc2, out2, err2 = run("help")
+    assert rc2 == 0 and out2 == out
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+@pytest.mark.parametrize("path", LEAVES + GROUPS)
+def test_every_command_answers_help(path, flag):
+    rc, out, err = run(*path.split(), flag)
+    assert rc == 0, (rc, out, err)
+    assert err == "", err
+    listed = usage_paths(out)
+    below = [l for l in LEAVES if l == path or l.startswith(path + " ")]
+    assert sorted(listed) == sorted(below), out
+    assert out.startswith(f"usage: posthorn {path}"), out
+
+
+def test_help_after_operands_still_helps():
+    rc, out, err = run("user", "add", "somebody", "--domain", "x.test", "--help")
+    assert rc == 0 and out.startswith("usage: posthorn user add"), (rc, out, err)
+
+
+@pytest.mark.parametrize("path", LEAVES)
+def test_unknown_option_is_a_usage_error(path, tmp_path):
+    conf = write_conf(tmp_path, good_conf(tmp_path))
+    rc, out, err = run("-c", conf, *path.split(), "--no-such-option")
+    assert rc == 2, (rc, out, err)
+    assert "--no-such-option" in err, err
+    assert out == "", out
+
+
+@pytest.mark.parametrize("group", [""] + GROUPS)
+def test_unknown_subcommand_is_a_usage_error(group):
+    rc, out, err = run(*group.split(), "frobnicate")
+    assert rc == 2, (rc, out, err)
+    assert "frobnicate" in err and "usage: posthorn" in err, err
+    rc, out, err = run(*group.split())
+    assert rc == 2 and "usage: posthorn" in err, (rc, out, err)
