@@ -432,15 +432,10 @@ static const struct bad_case BAD[] = {
      "postgres in [cluster]: expected a URL starting with postgresql://"},
     {"cluster", "redis = 127.0.0.1:6379", "redis in [cluster]: expected a URL"},
     {"bounces", "domain = bounces@example.com", "domain in [bounces]: expected a domain name"},
-    {"quota", "hour = -1", "hour in [quota]"},
-    {"quota", "day = lots", "day in [quota]"},
-    {"reputation", "max_bounce_rate = 5", "a percentage such as 5% or 0.1%"},
-    {"reputation", "max_bounce_rate = 101%", "must be between 0% and 100%"},
-    {"reputation", "max_complaint_rate = 0.12345%", "max_complaint_rate in [reputation]"},
-    {"reputation", "max_complaint_rate = .5%", "max_complaint_rate in [reputation]"},
-    {"reputation", "max_complaint_rate = 1.%", "max_complaint_rate in [reputation]"},
-    {"reputation", "window = 30s", "window in [reputation]: must be at least 60"},
-    {"reputation", "min_volume = 0", "min_volume in [reputation]: must be at least 1"},
+    {"server", "log = file", "log in [server]: expected one of stderr, syslog"},
+    {"server", "log_format = xml", "log_format in [server]: expected one of text, json"},
+    {"server", "log_level = warn",
+     "log_level in [server]: expected one of debug, info, warning, error"},
 };
 
 /* [quota] and [reputation]: defaults, and percentages in parts per million. */
@@ -899,6 +894,97 @@ static void test_example_loads(void **state)
 	free(path);
 }
 
+/* ---- the log keys, conf_line, conf_diff -------------------------------------- */
+
+static void test_log_keys(void **state)
+{
+	struct conf *c = load_ok("[server]\nhostname = a.test\n");
+
+	assert_int_equal(c->log, CONF_LOG_STDERR);
+	assert_int_equal(c->log_format, CONF_LOG_TEXT);
+	assert_int_equal(c->log_level, CONF_LOG_INFO);
+	conf_free(c);
+	c = load_ok("[server]\nlog = syslog\nlog_format = json\nlog_level = debug\n");
+	assert_int_equal(c->log, CONF_LOG_SYSLOG);
+	assert_int_equal(c->log_format, CONF_LOG_JSON);
+	assert_int_equal(c->log_level, CONF_LOG_DEBUG);
+	conf_free(c);
+}
+
+static void test_conf_line(void **state)
+{
+	struct conf *c = load_ok("[server]\n"                        /* 1 */
+	                         "hostname = a.test\n"               /* 2 */
+	                         "\n"                                /* 3 */
+	                         "[listener.app]\n"                  /* 4 */
+	                         "address = 127.0.0.1:2600\n"        /* 5 */
+	                         "auth = required\n"                 /* 6 */
+	                         "[relay]\n"                         /* 7 */
+	                         "trusted_networks = 10.0.0.0/8\n"); /* 8 */
+	const char *file;
+
+	assert_int_equal(conf_line(c, "server", NULL, "hostname", &file), 2);
+	assert_string_equal(file, c->file);
+	assert_int_equal(conf_line(c, "relay", NULL, "trusted_networks", &file), 8);
+	assert_int_equal(conf_line(c, "listener", "app", "auth", &file), 6);
+	/* defaulted: the section header; unknown: 0 */
+	assert_int_equal(conf_line(c, "listener", "app", "tls", &file), 4);
+	assert_int_equal(conf_line(c, "server", NULL, "data_dir", &file), 0);
+	assert_int_equal(conf_line(c, "listener", "nope", "auth", &file), 0);
+	assert_int_equal(conf_line(c, "server", NULL, "no_such_key", &file), 0);
+	conf_free(c);
+	/* the listener of the embedded default comes from no file */
+	c = load_ok("[server]\nhostname = a.test\n");
+	conf_line(c, "listener", "default", "auth", &file);
+	assert_string_equal(file, "<default>");
+	conf_free(c);
+}
+
+static void collect(void *arg, const char *what)
+{
+	struct buf *b = arg;
+
+	buf_printf(b, "%s;", what);
+}
+
+static char *diff_of(const char *a, const char *b)
+{
+	struct conf *ca = load_ok(a), *cb = load_ok(b);
+	struct buf out;
+	size_t n;
+
+	buf_init(&out);
+	buf_puts(&out, "");
+	n = conf_diff(ca, cb, collect, &out);
+	for (const char *p = out.data; *p; p++)
+		n -= *p == ';';
+	assert_int_equal(n, 0); /* the count returned is the number reported */
+	conf_free(ca);
+	conf_free(cb);
+	return out.data;
+}
+
+static void test_conf_diff(void **state)
+{
+	const char *base = "[server]\nhostname = a.test\n[listener.x]\naddress = 127.0.0.1:2600\n"
+	                   "[relay]\nretry = 1m, 5m\ntrusted_networks = 10.0.0.0/8\n"
+	                   "[domain.example.com]\nmax_rate = 10/m\n";
+	char *d;
+
+	d = diff_of(base, base);
+	assert_string_equal(d, "");
+	free(d);
+	d = diff_of(base, "[server]\nhostname = b.test\nlog_level = error\n"
+	                  "[listener.x]\naddress = 127.0.0.1:2601\n[listener.y]\n"
+	                  "address = 127.0.0.1:2602\n[relay]\nretry = 1m, 6m\n"
+	                  "trusted_networks = 10.0.0.0/9\nsmarthost = relay.test:25\n"
+	                  "[domain.example.com]\nmax_rate = 10/h\n[domain.other.test]\n");
+	assert_string_equal(d, "server.hostname;server.log_level;relay.trusted_networks;"
+	                       "relay.retry;relay.smarthost;listener.x.address;listener.y;"
+	                       "domain.example.com.max_rate;domain.other.test;");
+	free(d);
+}
+
 static void test_markdown(void **state)
 {
 	char *md = NULL;
@@ -992,6 +1078,9 @@ int main(void)
 	    cmocka_unit_test(test_parse_hostport),
 	    cmocka_unit_test(test_smarthost_parsed),
 	    cmocka_unit_test(test_example_loads),
+	    cmocka_unit_test(test_log_keys),
+	    cmocka_unit_test(test_conf_line),
+	    cmocka_unit_test(test_conf_diff),
 	    cmocka_unit_test(test_markdown),
 	    cmocka_unit_test(test_tls_policy_and_pools),
 	};
