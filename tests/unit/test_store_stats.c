@@ -1,7 +1,8 @@
 /*
  * Unit tests for the delivery counters: migration 2 (store.c), the
  * counters table (store_stats.c), the in-memory tally
- * (store_counter_batch.c) and `posthorn stats` (cli_stats.c). Each test
+ * (store_counter_batch.c), the daemon's writer (store_counter_writer.c)
+ * and `posthorn stats` (cli_stats.c). Each test
  * gets a fresh temporary data directory; the clock is fixed at HOUR + 30m.
  */
 #include <fcntl.h>
@@ -18,12 +19,14 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
 #include <sqlite3.h>
 
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "store/store.h"
 #include "util/util.h"
+#include "work/work.h"
 
 #include "store_fixture.h"
 
@@ -486,6 +489,44 @@ static void test_batch_to_store(void **state)
 	store_close(st);
 }
 
+/* ---- the daemon's writer (store_counter_writer.c) ---------------------------- */
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	event_base_loopbreak(arg);
+}
+
+/* Events by recipient address count under the domain (any case, no root
+ * dot); the tick writes them from a worker; stop and free write the rest. */
+static void test_writer(void **state)
+{
+	struct store *st = open_ok(*state);
+	struct event_base *base = event_base_new();
+	struct work_pool *wp = work_pool_new(base, 1);
+	struct store_counters *sc = store_counters_new(base, st, wp);
+	struct event *t = evtimer_new(base, on_timeout, base);
+	struct timeval tick_and_write = {1, 500000};
+
+	store_counters_count(sc, "default", "a@B.Example.", "accepted");
+	store_counters_count(sc, "default", "c@b.example", "delivered");
+	store_counters_count(sc, "alice", "nodomain", "deferred");
+	evtimer_add(t, &tick_and_write);
+	event_base_dispatch(base);
+	assert_query(st, NOW, NULL,
+	             "b.example accepted 1\nb.example delivered 1\nnodomain deferred 1\n");
+	store_counters_count(sc, "default", "d@b.example", "delivered");
+	store_counters_stop(sc);
+	work_pool_free(wp);
+	store_counters_count(sc, "default", "e@b.example", "bounced"); /* after the pool */
+	store_counters_free(sc);
+	assert_query(st, NOW, NULL,
+	             "b.example accepted 1\nb.example bounced 1\nb.example delivered 2\n"
+	             "nodomain deferred 1\n");
+	event_free(t);
+	event_base_free(base);
+	store_close(st);
+}
+
 /* ---- posthorn stats ------------------------------------------------------ */
 
 /* Runs cli_stats with stdout in a file; *out gets what it printed. */
@@ -714,6 +755,7 @@ int main(void)
 	    T(test_batch_bounds),
 	    T(test_batch_put_back),
 	    T(test_batch_to_store),
+	    T(test_writer),
 	    T(test_cli_table),
 	    T(test_cli_empty),
 	    T(test_cli_json),
