@@ -38,7 +38,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers the end-to-end tests run (tests/e2e_support/*.c), never installed.
 TOOL_BIN := $(BUILD)/tests/dkim-tool
 
-.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format check-shape clean bench bench-smoke format web check-web
+.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format clean bench bench-smoke format web check-web install uninstall
 
 all: $(BUILD)/posthorn $(BUILD)/gen-confdoc
 
@@ -178,15 +178,62 @@ test: deps
 	$(MAKE) test-one
 	$(MAKE) test-one BUILD=build/san SAN=1 OPT="-O1 -g"
 
-# The config reference and example are generated from the table in src/conf/.
+# The config reference, the example and posthorn.conf(5) are generated
+# from the table in src/conf/.
 docs: $(BUILD)/gen-confdoc
 	$(BUILD)/gen-confdoc markdown > docs/config.md
 	$(BUILD)/gen-confdoc example > posthorn.conf.example
+	$(BUILD)/gen-confdoc man > man/posthorn.conf.5
 
 check-docs: $(BUILD)/gen-confdoc
 	@$(BUILD)/gen-confdoc markdown | diff -u docs/config.md - && \
-	 $(BUILD)/gen-confdoc example | diff -u posthorn.conf.example - || \
-	 { echo "docs/config.md or posthorn.conf.example is stale: run make docs"; exit 1; }
+	 $(BUILD)/gen-confdoc example | diff -u posthorn.conf.example - && \
+	 $(BUILD)/gen-confdoc man | diff -u man/posthorn.conf.5 - || \
+	 { echo "docs/config.md, posthorn.conf.example or man/posthorn.conf.5 is stale: run make docs"; exit 1; }
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, posthorn(8),
+# posthorn.conf(5), the systemd unit, and /etc/posthorn/posthorn.conf if
+# there is none. Run as root without DESTDIR, it also creates the posthorn
+# system user and /var/lib/posthorn (docs/install.md). The configuration
+# stays in /etc whatever PREFIX is: that is where posthorn looks.
+PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
+CONFDIR  := /etc/posthorn
+STATEDIR := /var/lib/posthorn
+
+install: $(BUILD)/posthorn
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+	           $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CONFDIR)
+	install -m 0755 $(BUILD)/posthorn $(DESTDIR)$(SBINDIR)/posthorn
+	install -m 0644 man/posthorn.8 $(DESTDIR)$(MANDIR)/man8/posthorn.8
+	install -m 0644 man/posthorn.conf.5 $(DESTDIR)$(MANDIR)/man5/posthorn.conf.5
+	sed 's|@SBINDIR@|$(SBINDIR)|g' contrib/systemd/posthorn.service.in > $(DESTDIR)$(UNITDIR)/posthorn.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/posthorn.service
+	@if [ -e $(DESTDIR)$(CONFDIR)/posthorn.conf ]; then \
+	  echo "kept $(DESTDIR)$(CONFDIR)/posthorn.conf"; \
+	else \
+	  install -m 0640 contrib/posthorn.conf $(DESTDIR)$(CONFDIR)/posthorn.conf && \
+	  echo "installed $(DESTDIR)$(CONFDIR)/posthorn.conf"; \
+	fi
+ifeq ($(DESTDIR),)
+	@if [ "$$(id -u)" -eq 0 ]; then \
+	  getent passwd posthorn >/dev/null || \
+	    useradd --system --user-group --home-dir $(STATEDIR) --no-create-home \
+	            --shell /usr/sbin/nologin --comment "Posthorn SMTP relay" posthorn; \
+	  install -d -o posthorn -g posthorn -m 0750 $(STATEDIR); \
+	  chgrp posthorn $(CONFDIR)/posthorn.conf; \
+	  if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+endif
+
+# Leaves the configuration, the data directory and the user: they hold mail
+# and settings (remove them by hand, docs/install.md).
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/posthorn $(DESTDIR)$(MANDIR)/man8/posthorn.8 \
+	      $(DESTDIR)$(MANDIR)/man5/posthorn.conf.5 $(DESTDIR)$(UNITDIR)/posthorn.service
+	@echo "kept $(DESTDIR)$(CONFDIR), $(DESTDIR)$(STATEDIR) and the posthorn user"
 
 # libFuzzer targets for every parser. FUZZ_SECONDS per target.
 FUZZ_SECONDS ?= 300
