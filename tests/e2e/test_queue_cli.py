@@ -154,7 +154,8 @@ def test_stats_count_recipients_per_recipient_domain(server_factory, cert):
     farm = MXFarm(cert)
     try:
         sink = farm.add("127.0.0.31", defer_first=2)
-        s = server_factory(relay={"smarthost": f"127.0.0.31:{farm.port}", "retry": "1s"})
+        s = server_factory(relay={"smarthost": f"127.0.0.31:{farm.port}", "retry": "1s",
+                                  "smarthost_tls": "none"})
         qid = submit(s.port, "a@example.com", ["p@stats-a.test", "q@stats-b.test",
                                                "r@stats-b.test"], "stats")
         for to in ("p@stats-a.test", "q@stats-b.test", "r@stats-b.test"):

@@ -10,8 +10,8 @@ from helpers import RawSMTP
 
 
 def hup(s, until):
-    s.proc.send_signal(signal.SIGHUP)
     n = s.log().count("event=reload what=domains")
+    s.proc.send_signal(signal.SIGHUP)
     helpers.wait_for(lambda: until(s.log()) or s.log().count("event=reload what=domains") > n,
                      timeout=10, what="the reload")
 
