@@ -20,6 +20,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,35 +305,54 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* Logs why the server cannot start; returns -1. */
+static int start_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int start_error(const char *fmt, ...)
+{
+	struct buf b;
+	va_list ap;
+
+	buf_init(&b);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	log_err("session=NOQUEUE event=start_error error=%s", log_q(b.data));
+	buf_free(&b);
+	return -1;
+}
+
+/* Logs and frees err; returns -1. */
+static int start_failed(char *err)
+{
+	start_error("%s", err ? err : "unknown error");
+	free(err);
+	return -1;
+}
+
 static int make_data_dir(const char *dir)
 {
-	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
-		log_err("session=NOQUEUE event=start_error error=%s",
-		        log_q(xasprintf("cannot create %s: %s", dir, strerror(errno))));
-		return -1;
-	}
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
+		return start_error("cannot create %s: %s", dir, strerror(errno));
 	return 0;
 }
 
 /* When started as root with [server] user set: give the data dir to that
- * user, then become it. Ports are already bound. */
+ * user, then become it (with its groups). Ports are already bound. */
 static int drop_privileges(const struct conf *c)
 {
 	struct passwd *pw;
 
 	if (geteuid() != 0 || !c->user || !*c->user)
 		return 0;
-	if (!(pw = getpwnam(c->user))) {
-		log_err("session=NOQUEUE event=start_error error=%s",
-		        log_q(xasprintf("no such user %s", c->user)));
-		return -1;
-	}
-	if (chown(c->data_dir, pw->pw_uid, pw->pw_gid) < 0 || setgroups(0, NULL) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
-		log_err("session=NOQUEUE event=start_error error=%s",
-		        log_q(xasprintf("cannot become %s: %s", c->user, strerror(errno))));
-		return -1;
-	}
+	if (!(pw = getpwnam(c->user)))
+		return start_error("no such user %s", c->user);
+	/* The user's own groups, as systemd's User= gives them: what
+	 * check-config checks the TLS files against. */
+	if (chown(c->data_dir, pw->pw_uid, pw->pw_gid) < 0 ||
+	    initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		return start_error("cannot become %s: %s", c->user, strerror(errno));
 	log_info("session=NOQUEUE event=privileges_dropped user=%s", c->user);
 	return 0;
 }
@@ -391,9 +411,7 @@ static int open_delivery(struct server *srv)
 	free(servers);
 	if (!srv->dns || !(srv->client_tls = tls_client_ctx_new(srv->conf->tls_ca_file, &err)) ||
 	    !(srv->policy = open_policy(srv, &err))) {
-		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
-		free(err);
-		return -1;
+		return start_failed(err);
 	}
 	memset(&sd, 0, sizeof(sd));
 	sd.base = srv->base;
@@ -414,9 +432,7 @@ static int open_delivery(struct server *srv)
 	srv->ctl_deps.sched = srv->sched;
 	if (!(srv->ctl =
 	          ctl_new(srv->base, srv->conf->data_dir, ctl_dispatch, &srv->ctl_deps, &err))) {
-		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
-		free(err);
-		return -1;
+		return start_failed(err);
 	}
 	return 0;
 }
@@ -428,9 +444,7 @@ static int open_data(struct server *srv)
 
 	if (!(srv->deps.store = store_open(srv->conf->data_dir, &err)) ||
 	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
-		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
-		free(err);
-		return -1;
+		return start_failed(err);
 	}
 	if ((n = spool_recover(srv->deps.spool)) < 0)
 		return -1;
@@ -606,12 +620,10 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	srv.deps.tls = load_tls(c);
 	if ((c->tls_cert && !srv.deps.tls) || make_data_dir(c->data_dir) < 0)
 		return 1;
-	if (!(srv.smtpd = smtpd_new(&srv.deps, &err)) ||
-	    http_open(srv.base, c, &srv.http, &err) < 0) {
-		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
-		free(err);
+	if ((!(srv.smtpd = smtpd_new(&srv.deps, &err)) ||
+	     http_open(srv.base, c, &srv.http, &err) < 0) &&
+	    start_failed(err))
 		return 1;
-	}
 	if (drop_privileges(c) < 0 || open_data(&srv) < 0)
 		return 1;
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
