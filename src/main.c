@@ -20,7 +20,6 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,27 +304,10 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
-/* Logs why the server cannot start; returns -1. */
-static int start_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int start_error(const char *fmt, ...)
-{
-	struct buf b;
-	va_list ap;
-
-	buf_init(&b);
-	va_start(ap, fmt);
-	buf_vprintf(&b, fmt, ap);
-	va_end(ap);
-	log_err("session=NOQUEUE event=start_error error=%s", log_q(b.data));
-	buf_free(&b);
-	return -1;
-}
-
-/* Logs and frees err; returns -1. */
+/* Logs why the server cannot start (err, which it frees); returns -1. */
 static int start_failed(char *err)
 {
-	start_error("%s", err ? err : "unknown error");
+	log_err("session=NOQUEUE event=start_error error=%s", log_q(err ? err : "unknown error"));
 	free(err);
 	return -1;
 }
@@ -333,7 +315,7 @@ static int start_failed(char *err)
 static int make_data_dir(const char *dir)
 {
 	if (mkdir(dir, 0750) < 0 && errno != EEXIST)
-		return start_error("cannot create %s: %s", dir, strerror(errno));
+		return start_failed(xasprintf("cannot create %s: %s", dir, strerror(errno)));
 	return 0;
 }
 
@@ -346,13 +328,13 @@ static int drop_privileges(const struct conf *c)
 	if (geteuid() != 0 || !c->user || !*c->user)
 		return 0;
 	if (!(pw = getpwnam(c->user)))
-		return start_error("no such user %s", c->user);
+		return start_failed(xasprintf("no such user %s", c->user));
 	/* The user's own groups, as systemd's User= gives them: what
 	 * check-config checks the TLS files against. */
 	if (chown(c->data_dir, pw->pw_uid, pw->pw_gid) < 0 ||
 	    initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0)
-		return start_error("cannot become %s: %s", c->user, strerror(errno));
+		return start_failed(xasprintf("cannot become %s: %s", c->user, strerror(errno)));
 	log_info("session=NOQUEUE event=privileges_dropped user=%s", c->user);
 	return 0;
 }

@@ -145,15 +145,19 @@ def test_json_lines_carry_the_fields_of_text_lines(server_factory):
     assert SECRET not in js.log()
 
 
+def change_restart_key(s, port="2626"):
+    """A warning-level line: SIGHUP with a key changed that needs a restart."""
+    s._relay["mx_port"] = port
+    s.write_conf()
+    s.proc.send_signal(signal.SIGHUP)
+
+
 def test_log_level_filters_and_sighup_applies_it(server_factory):
     s = server_factory(server={"log_level": "warning"})
     with RawSMTP(s.port) as c:
         c.ehlo()
         assert c.cmd("QUIT").code == 221
-    # a warning-level line: a restart-only key changed
-    s._relay["mx_port"] = "2626"
-    s.write_conf()
-    s.proc.send_signal(signal.SIGHUP)
+    change_restart_key(s)
     helpers.wait_for(lambda: "reload_needs_restart" in s.log(), timeout=10,
                      what="the reload warning")
     lines = [l for l in s.log().splitlines() if l.strip()]
@@ -181,9 +185,7 @@ def test_priority_prefix_only_when_stderr_is_the_journal(server_factory, monkeyp
     s._relay["mx_port"] = "2626"
     s.write_conf()
     s.start()
-    s._relay["mx_port"] = "2627"
-    s.write_conf()
-    s.proc.send_signal(signal.SIGHUP)
+    change_restart_key(s, "2627")
     helpers.wait_for(lambda: "reload_needs_restart" in s.log(), timeout=10, what="a warning")
     lines = [l for l in s.log().splitlines() if l.strip()]
     for l in lines:
@@ -276,9 +278,7 @@ def test_syslog_facility_mail_with_priorities(server_factory, syslog, fmt):
     with RawSMTP(s.port) as c:
         c.ehlo()
         assert c.cmd("QUIT").code == 221
-    s._relay["mx_port"] = "2626"
-    s.write_conf()
-    s.proc.send_signal(signal.SIGHUP)
+    change_restart_key(s)
     helpers.wait_for(lambda: any("reload_needs_restart" in l for l in rx.lines), timeout=10,
                      what="the warning in syslog")
     helpers.wait_for(lambda: any("connect" in l for l in rx.lines), timeout=10,
