@@ -687,17 +687,24 @@ static const struct cli_cmd ROOT = {
 };
 
 /* Admin commands run as [server] user when started as root, so that
- * what they create in the data directory stays the server's. */
+ * what they create in the data directory stays the server's. A data
+ * directory that does not exist yet is made here, as serve makes it: by
+ * root, then given to the user. */
 static int become_server_user(const struct conf *c)
 {
 	struct passwd *pw;
 
 	if (geteuid() != 0 || !c->user)
 		return 0;
-	if (!(pw = getpwnam(c->user)) || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
-		return cli_say(CLI_RUNTIME, "cannot become %s: %s", c->user,
-		               pw ? strerror(errno) : "no such user");
+	cli_keep_tty(); /* for a password prompt, before root is gone */
+	if (!(pw = getpwnam(c->user)))
+		return cli_say(CLI_RUNTIME, "no such user %s", c->user);
+	if (mkdir(c->data_dir, 0750) == 0 && chown(c->data_dir, pw->pw_uid, pw->pw_gid) < 0)
+		return cli_say(CLI_RUNTIME, "cannot give %s to %s: %s", c->data_dir, c->user,
+		               strerror(errno));
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		return cli_say(CLI_RUNTIME, "cannot become %s: %s", c->user, strerror(errno));
 	return 0;
 }
 

@@ -110,6 +110,13 @@ struct cli_opt {
 int cli_parse(int argc, char **argv, const struct cli_opt *opts, size_t n_opts, char **pos,
               size_t *n_pos, size_t max_pos);
 
+/* The terminal, for password prompts. cli_keep_tty() opens it while the
+ * process is still root: the [server] user it then becomes may not open
+ * root's terminal. cli_open_tty() returns a descriptor of it (the caller
+ * closes it), opening /dev/tty when none was kept; -1 if there is none. */
+void cli_keep_tty(void);
+int cli_open_tty(void);
+
 /* Flushes stdout: a full disk or a closed pipe is an error (1, reported). */
 int cli_flush(int rc);
 

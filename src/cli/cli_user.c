@@ -212,7 +212,7 @@ static ssize_t tty_ask(int fd, const char *prompt, char *buf, size_t cap)
 static int password_from_tty(const char *name, char *pw, size_t cap)
 {
 	char again[PASSWORD_MAX + 1], prompt[128];
-	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int fd = cli_open_tty();
 	int rc = CLI_OK;
 
 	if (fd < 0)

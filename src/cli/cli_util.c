@@ -1,10 +1,13 @@
 /*
- * cli_util: what the admin subcommands share: options, stdout, the store.
+ * cli_util: what the admin subcommands share: options, stdout, the store,
+ * the terminal.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "conf/conf.h"
@@ -89,4 +92,19 @@ int cli_fail(char *err)
 	cli_say(CLI_RUNTIME, "%s", err ? err : "unknown error");
 	free(err);
 	return CLI_RUNTIME;
+}
+
+static int kept_tty = -1;
+
+void cli_keep_tty(void)
+{
+	if (kept_tty < 0)
+		kept_tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+}
+
+int cli_open_tty(void)
+{
+	if (kept_tty >= 0)
+		return fcntl(kept_tty, F_DUPFD_CLOEXEC, 0);
+	return open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 }

@@ -367,3 +367,60 @@ def test_unknown_subcommand_is_a_usage_error(group):
     assert "frobnicate" in err and "usage: posthorn" in err, err
     rc, out, err = run(*group.split())
     assert rc == 2 and "usage: posthorn" in err, (rc, out, err)
+
+
+# ---- root runs the admin commands as [server] user ----------------------------------
+
+def pty_run(argv, answers, timeout=30):
+    """Runs argv on a new terminal (its controlling tty), answering each
+    prompt in answers; returns (exit code, everything it wrote)."""
+    import pty
+    import select
+    import time
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(argv[0], argv, clean_env())
+    out, pending, deadline = b"", list(answers), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if pending and out.rstrip().endswith(pending[0][0].encode()):
+            os.write(fd, pending.pop(0)[1].encode() + b"\n")
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_root_admin_commands_become_the_server_user():
+    import pwd
+    import shutil
+    import tempfile
+    nobody = pwd.getpwnam("nobody")
+    d = tempfile.mkdtemp(prefix="posthorn-asuser-")
+    try:
+        os.chmod(d, 0o755)  # nobody must reach its data dir
+        conf = os.path.join(d, "p.conf")
+        with open(conf, "w") as f:
+            f.write(f"[server]\nhostname = relay.test\nuser = nobody\ndata_dir = {d}/data\n")
+        # the password prompt still works: the terminal was opened as root
+        rc, out = pty_run([posthorn_bin(), "-c", conf, "user", "add", "bob", "--domain",
+                           "b.test"], [("Password for bob:", "s3cret"),
+                                       ("Repeat password:", "s3cret")])
+        assert rc == 0, out
+        for path in (f"{d}/data", f"{d}/data/posthorn.db"):
+            assert os.stat(path).st_uid == nobody.pw_uid, path
+        rc, out, err = run("-c", conf, "queue", "list")
+        assert rc == 0, err
+        assert os.stat(f"{d}/data/spool").st_uid == nobody.pw_uid
+        rc, out, err = run("-c", conf, "user", "list")
+        assert rc == 0 and "bob\tb.test\n" in out, (out, err)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
