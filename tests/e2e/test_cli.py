@@ -278,6 +278,7 @@ LOADS_CONFIG = [
     ["user", "list"],
     ["user", "del", "nobody"],
     ["user", "domain", "add", "nobody", "example.com"],
+    ["apikey", "list"],
     ["serve", "--not-an-option"],  # announced, then refused before it starts
 ]
 
@@ -306,8 +307,9 @@ def test_commands_that_load_nothing_announce_nothing(etc, args):
 
 LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
           "user domain add", "user domain del", "queue list", "queue show", "queue delete",
-          "queue retry", "stats", "version", "help"]
-GROUPS = ["user", "user domain", "queue"]
+          "queue retry", "stats", "apikey create", "apikey list", "apikey revoke", "version",
+          "help"]
+GROUPS = ["user", "user domain", "queue", "apikey"]
 
 
 def usage_paths(text):
