@@ -22,7 +22,7 @@
 #include "ctl/ctl.h"
 #include "spool/spool.h"
 
-/* The longest header block `queue show --json` includes. */
+/* The longest header block `queue show` prints (the rest is cut, and said). */
 #define HEADERS_MAX (1024 * 1024)
 
 struct retry_ctx {
@@ -101,7 +101,7 @@ static const char *ret_name(enum dsn_ret ret)
 	return ret == DSN_RET_FULL ? "FULL" : ret == DSN_RET_HDRS ? "HDRS" : NULL;
 }
 
-static void show_text(const struct envelope *e, const char *headers)
+static void show_text(const struct envelope *e, const char *headers, int cut)
 {
 	const char *ret = ret_name(e->ret);
 	char t[32];
@@ -122,6 +122,8 @@ static void show_text(const struct envelope *e, const char *headers)
 	for (size_t i = 0; i < e->n_rcpts; i++)
 		show_rcpt(&e->rcpts[i]);
 	printf("\n%s", headers);
+	if (cut)
+		printf("\n[the header block goes on: cut at %d bytes]\n", HEADERS_MAX);
 }
 
 static json_t *show_json(const struct envelope *e, const char *headers, int cut)
@@ -193,11 +195,11 @@ static int cmd_show(int argc, char **argv, const struct conf *c)
 	if (spool_load(sp, id, &e, &err) < 0) {
 		rc = fail(err);
 	} else {
-		rc = read_headers(sp, id, &h, json ? HEADERS_MAX : SIZE_MAX, &cut);
+		rc = read_headers(sp, id, &h, HEADERS_MAX, &cut);
 		if (rc == CLI_OK && json)
 			rc = cli_json_print(show_json(e, h.data, cut));
 		else if (rc == CLI_OK)
-			show_text(e, h.data);
+			show_text(e, h.data, cut);
 		envelope_free(e);
 	}
 	buf_free(&h);

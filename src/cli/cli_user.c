@@ -202,9 +202,11 @@ static ssize_t tty_ask(int fd, const char *prompt, char *buf, size_t cap)
 	struct sigaction old[ARRAY_LEN(tty_signals)];
 	ssize_t n;
 
-	if (write(fd, prompt, strlen(prompt)) < 0 || tty_echo_off(fd, old) != 0)
+	if (tty_echo_off(fd, old) != 0)
 		return -1;
-	n = read_line(fd, buf, cap);
+	/* The prompt only once echo is off: turning it off flushes what was
+	 * typed, and an answer to a prompt already shown would be lost. */
+	n = write(fd, prompt, strlen(prompt)) < 0 ? -1 : read_line(fd, buf, cap);
 	tty_echo_on(fd, old);
 	return n;
 }

@@ -395,7 +395,10 @@ def pty_run(argv, answers, timeout=30):
             out += chunk
         if pending and out.rstrip().endswith(pending[0][0].encode()):
             os.write(fd, pending.pop(0)[1].encode() + b"\n")
-    _, status = os.waitpid(pid, 0)
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:  # still waiting for something: never hang the suite
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out.decode("utf-8", "replace")
 

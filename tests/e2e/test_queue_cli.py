@@ -212,3 +212,20 @@ def test_control_requests_from_the_table(queue):
     assert control(s, "retry ../../x") == "error bad argument for retry"
     for req in ("retry " + m1, "frobnicate"):
         assert re.search(rf'event=control request="?{re.escape(req)}"? reply=', s.log()), req
+
+
+def test_show_cuts_a_header_block_over_1_mib(server_factory):
+    s = server_factory()
+    filler = "".join(f"X-Filler-{i}: {'x' * 990}\r\n" for i in range(1200))  # ~1.2 MB
+    qid = helpers.send_raw_message(s.port, "a@example.com", ["b@example.net"],
+                                   f"Subject: big\r\n{filler}\r\nbody\r\n")
+    rc, out, err = s.cli("queue", "show", qid, "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["headers_truncated"] is True
+    assert len(d["headers"].encode()) == 1024 * 1024 and "Subject: big" in d["headers"]
+    rc, out, err = s.cli("queue", "show", qid)
+    assert rc == 0, err
+    assert out.endswith("\n[the header block goes on: cut at 1048576 bytes]\n"), out[-200:]
+    rc, out, err = s.cli("queue", "show", qid)
+    assert "X-Filler-1199" not in out
