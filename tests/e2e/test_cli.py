@@ -279,6 +279,7 @@ LOADS_CONFIG = [
     ["user", "del", "nobody"],
     ["user", "domain", "add", "nobody", "example.com"],
     ["apikey", "list"],
+    ["dkim", "list"],
     ["serve", "--not-an-option"],  # announced, then refused before it starts
 ]
 
@@ -307,9 +308,9 @@ def test_commands_that_load_nothing_announce_nothing(etc, args):
 
 LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
           "user domain add", "user domain del", "queue list", "queue show", "queue delete",
-          "queue retry", "stats", "apikey create", "apikey list", "apikey revoke", "version",
-          "help"]
-GROUPS = ["user", "user domain", "queue", "apikey"]
+          "queue retry", "stats", "apikey create", "apikey list", "apikey revoke",
+          "dkim keygen", "dkim list", "dkim check", "dkim rotate", "version", "help"]
+GROUPS = ["user", "user domain", "queue", "apikey", "dkim"]
 
 
 def usage_paths(text):
