@@ -40,19 +40,19 @@ struct fx {
 	struct work_pool *wp;
 	struct sched *s;
 	struct {
-		char account[64], domain[128], event[16];
+		char account[64], rcpt[128], event[16];
 	} counted[16]; /* the first events counted */
 	size_t n_counted, n_events;
 };
 
-static inline void on_count(void *arg, const char *account, const char *domain, const char *event)
+static inline void on_count(void *arg, const char *account, const char *rcpt, const char *event)
 {
 	struct fx *f = arg;
 
 	if (f->n_events++ >= ARRAY_LEN(f->counted))
 		return;
 	snprintf(f->counted[f->n_counted].account, sizeof(f->counted[0].account), "%s", account);
-	snprintf(f->counted[f->n_counted].domain, sizeof(f->counted[0].domain), "%s", domain);
+	snprintf(f->counted[f->n_counted].rcpt, sizeof(f->counted[0].rcpt), "%s", rcpt);
 	snprintf(f->counted[f->n_counted].event, sizeof(f->counted[0].event), "%s", event);
 	f->n_counted++;
 }
