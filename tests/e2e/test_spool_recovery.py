@@ -35,7 +35,7 @@ def queued_message(server_factory):
 def queue_list_returns(s):
     """`posthorn queue list` on the stopped server: returns, lists only good
     messages, warns about the odd entry."""
-    rc, out, err = s.cli("queue", "list", timeout=CLI_TIMEOUT)
+    rc, out, err = s.cli("queue", "list", "--json", timeout=CLI_TIMEOUT)
     assert rc == 0, f"queue list failed ({rc}): {err}"
     return helpers.parse_queue_list(out), err
 
