@@ -280,6 +280,7 @@ LOADS_CONFIG = [
     ["user", "domain", "add", "nobody", "example.com"],
     ["apikey", "list"],
     ["dkim", "list"],
+    ["suppress", "list"],
     ["serve", "--not-an-option"],  # announced, then refused before it starts
 ]
 
@@ -309,8 +310,9 @@ def test_commands_that_load_nothing_announce_nothing(etc, args):
 LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
           "user domain add", "user domain del", "queue list", "queue show", "queue delete",
           "queue retry", "stats", "apikey create", "apikey list", "apikey revoke",
-          "dkim keygen", "dkim list", "dkim check", "dkim rotate", "version", "help"]
-GROUPS = ["user", "user domain", "queue", "apikey", "dkim"]
+          "dkim keygen", "dkim list", "dkim check", "dkim rotate", "suppress list",
+          "suppress add", "suppress remove", "version", "help"]
+GROUPS = ["user", "user domain", "queue", "apikey", "dkim", "suppress"]
 
 
 def usage_paths(text):
