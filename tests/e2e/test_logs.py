@@ -135,7 +135,7 @@ def test_json_lines_carry_the_fields_of_text_lines(server_factory):
         assert set(d) >= {"time", "level", "event"}, d
         assert d["level"] in ("debug", "info", "warning", "error"), d
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", d["time"]), d
-        assert "session" in d or "queue" in d, d
+        # the identity (session=, queue=, listener=, ...) is the text line's, below
         assert all(isinstance(v, str) for v in d.values()), d
     t, j = events(as_text), events(as_json)
     for ev in ("connect", "auth", "queued", "disconnect", "started"):

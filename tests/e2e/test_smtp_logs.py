@@ -34,7 +34,7 @@ def test_queued_line_names_the_message_id(server_factory):
     assert m.group(6) == f"<{q2}@relay.test>", m.group(0)
     # the size is the stored message's (with the headers Posthorn added)
     shown = s.queue()[q2]
-    assert int(m.group(5)) == int(shown[2]), (m.group(0), shown)
+    assert int(m.group(5)) == shown["size"], (m.group(0), shown)
     assert f"message_id=<{q2}@relay.test>" in s.log()
 
 
