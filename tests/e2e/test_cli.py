@@ -281,6 +281,7 @@ LOADS_CONFIG = [
     ["apikey", "list"],
     ["dkim", "list"],
     ["suppress", "list"],
+    ["tls", "status", "example.com"],
     ["serve", "--not-an-option"],  # announced, then refused before it starts
 ]
 
@@ -308,11 +309,11 @@ def test_commands_that_load_nothing_announce_nothing(etc, args):
 # ---- --help, usage texts and unknown options ------------------------------------------
 
 LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
-          "user domain add", "user domain del", "queue list", "queue show", "queue delete",
+          "user domain add", "user domain del", "user set", "queue list", "queue show", "queue delete",
           "queue retry", "stats", "apikey create", "apikey list", "apikey revoke",
           "dkim keygen", "dkim list", "dkim check", "dkim rotate", "suppress list",
-          "suppress add", "suppress remove", "version", "help"]
-GROUPS = ["user", "user domain", "queue", "apikey", "dkim", "suppress"]
+          "suppress add", "suppress remove", "tls status", "version", "help"]
+GROUPS = ["user", "user domain", "queue", "apikey", "dkim", "suppress", "tls"]
 
 
 def usage_paths(text):
