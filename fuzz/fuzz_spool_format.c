@@ -16,7 +16,10 @@
  *      and in pieces of a size the input picks: both must give the same
  *      envelope;
  *   4  an envelope built from the input: encode, decode, compare field by
- *      field; then a state record per recipient, applied and compared.
+ *      field; then a state record and a steering record per recipient,
+ *      applied and compared;
+ *   5  a deletion journal line: decoded; what decodes is encoded and
+ *      decoded again, to the same line.
  * Every decode that succeeds is also re-encoded and decoded again, and
  * must give the same envelope (decode(encode(x)) == x). Inputs are exact-
  * size heap copies, so AddressSanitizer catches a read one byte too far.
@@ -149,6 +152,8 @@ static void rcpt_compare(const struct rcpt *a, const struct rcpt *b)
 	CHECK(a->state == b->state && a->attempts == b->attempts);
 	CHECK(a->next_attempt == b->next_attempt);
 	CHECK(reply_eq(a->last_reply, b->last_reply));
+	CHECK(a->held_since == b->held_since && a->held_secs == b->held_secs);
+	CHECK(a->deleted == b->deleted);
 }
 
 /* b is what decoding a's encoding gave. */
@@ -178,6 +183,7 @@ static void env_sane(const struct envelope *e, uint32_t n_rcpts)
 		CHECK(e->rcpts[i].addr != NULL && e->rcpts[i].notify <= 0xFF);
 		CHECK(e->rcpts[i].state <= RCPT_DEFERRED);
 		CHECK(!e->rcpts[i].last_reply || strlen(e->rcpts[i].last_reply) <= SPOOL_FIELD_MAX);
+		CHECK(e->rcpts[i].held_since >= 0 && (e->rcpts[i].deleted & ~1) == 0);
 	}
 }
 
@@ -295,11 +301,9 @@ static void mode_header(struct src *s)
 		free(raw);
 		return;
 	}
-	CHECK(h.version >= SPOOL_VERSION_MIN && h.version <= SPOOL_VERSION &&
-	      (h.flags & SPOOL_F_COMPLETE));
-	CHECK(h.body_off >= SPOOL_HDR_SIZE && h.env_off == h.body_off + h.body_len);
-	CHECK(h.body_off <=
-	      (h.version >= SPOOL_VERSION_FRONT ? SPOOL_BODY_OFF_MAX : SPOOL_HDR_SIZE));
+	CHECK(h.version >= SPOOL_VERSION_MIN && h.version <= SPOOL_VERSION);
+	CHECK(h.flags & SPOOL_F_COMPLETE);
+	CHECK(h.body_off == SPOOL_HDR_SIZE && h.env_off == h.body_off + h.body_len);
 	CHECK(h.env_len > 0 && h.env_len <= SPOOL_ENV_MAX && h.n_rcpts <= SPOOL_RCPT_MAX);
 	if (spool_hdr_fits(&h, fsize, &reason) == 0)
 		CHECK(h.env_off + h.env_len <= fsize);
@@ -398,8 +402,15 @@ static void mode_roundtrip(struct src *s)
 		r->state = (enum rcpt_state)(take8(s) % 4);
 		r->attempts = (uint32_t)take64(s);
 		r->next_attempt = (int64_t)take64(s);
+		r->held_since = (int64_t)(take64(s) & INT64_MAX);
+		r->held_secs = take64(s);
+		r->deleted = (int)(take8(s) & 1);
 		buf_reset(&rec);
 		spool_rcpt_encode(i, r, &rec);
+		CHECK(rec.len > 2 && rec.data[0] == '\n' && rec.data[rec.len - 1] == '\n');
+		CHECK(spool_rcpt_apply(rec.data + 1, rec.len - 2, got) == 0);
+		buf_reset(&rec);
+		spool_steering_encode(i, r, &rec);
 		CHECK(rec.len > 2 && rec.data[0] == '\n' && rec.data[rec.len - 1] == '\n');
 		CHECK(spool_rcpt_apply(rec.data + 1, rec.len - 2, got) == 0);
 	}
@@ -409,11 +420,34 @@ static void mode_roundtrip(struct src *s)
 	envelope_free(e);
 }
 
+static void mode_journal(struct src *s)
+{
+	struct spool_journal_line l, again;
+	char *p = malloc(s->n ? s->n : 1);
+	struct buf b;
+
+	CHECK(p != NULL);
+	memcpy(p, s->p, s->n);
+	if (spool_journal_decode(p, s->n, &l) == 0) {
+		CHECK(l.addr != NULL && id_valid(l.id) && l.idx < SPOOL_RCPT_MAX);
+		buf_init(&b);
+		spool_journal_encode(l.when, l.id, l.idx, l.addr, &b);
+		CHECK(b.len > 0 && b.data[b.len - 1] == '\n');
+		CHECK(spool_journal_decode(b.data, b.len - 1, &again) == 0);
+		CHECK(again.when == l.when && again.idx == l.idx && !strcmp(again.id, l.id));
+		CHECK(!strcmp(again.addr, l.addr));
+		free(again.addr);
+		free(l.addr);
+		buf_free(&b);
+	}
+	free(p);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct src s = {data, size};
 
-	switch (take8(&s) % 5) {
+	switch (take8(&s) % 6) {
 	case 0:
 		mode_raw_env(&s);
 		break;
@@ -426,8 +460,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3:
 		mode_records(&s);
 		break;
-	default:
+	case 4:
 		mode_roundtrip(&s);
+		break;
+	default:
+		mode_journal(&s);
 	}
 	return 0;
 }

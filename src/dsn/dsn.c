@@ -78,7 +78,7 @@ static int ascii_only(const char *s)
 }
 
 /* The report's envelope; its one rcpt lives in *r, its strings in orig. */
-static struct envelope report_envelope(const struct envelope *orig, struct rcpt *r, int64_t now)
+struct envelope dsn_report_envelope(const struct envelope *orig, struct rcpt *r, int64_t now)
 {
 	struct envelope e;
 
@@ -171,7 +171,7 @@ int dsn_job_commit(struct dsn_job *j, void (*done)(void *arg, int ok, const char
 	}
 	j->done = done;
 	j->arg = arg;
-	env = report_envelope(j->rep.orig, &r, j->rep.now);
+	env = dsn_report_envelope(j->rep.orig, &r, j->rep.now);
 	spool_msg_commit(j->m, &env, on_committed, j);
 	return 0;
 }

@@ -178,6 +178,12 @@ int dsn_queue(struct spool *sp, const char *hostname, const struct envelope *ori
  * strings they point to must stay as they are until dsn_job_commit()
  * returns.
  */
+/* The envelope a report on orig is committed with (MAIL FROM:<>, one
+ * recipient in *r, orig's sender; orig's account, REQUIRETLS and what the
+ * content needs): for the scheduler, which indexes the report from it.
+ * Its strings are orig's. */
+struct envelope dsn_report_envelope(const struct envelope *orig, struct rcpt *r, int64_t now);
+
 struct dsn_job;
 struct dsn_job *dsn_job_new(struct spool *sp, const char *hostname, const struct envelope *orig,
                             const struct dsn_rcpt *rcpts, size_t n, char **err);

@@ -28,27 +28,62 @@ static int msg_match(const struct htable_node *n, const void *id)
 	return strcmp(HTABLE_ENTRY(n, struct qmsg, hn)->id, id) == 0;
 }
 
-static struct qmsg *msg_find(struct sched *s, const char *id)
+struct qmsg *sched_msg_find(struct sched *s, const char *id)
 {
 	struct htable_node *n = htable_find(&s->msgs, htable_hash_str(id), msg_match, id);
 
 	return n ? HTABLE_ENTRY(n, struct qmsg, hn) : NULL;
 }
 
-static struct qmsg *msg_add(struct sched *s, const struct envelope *env)
+/* In s->by_age, oldest first: a recovered message goes after the one
+ * recovered before it (recovery reads in arrival order, and everything
+ * it reads is older than what arrives meanwhile), a new one at the end. */
+static void msg_age_insert(struct sched *s, struct qmsg *m, int recovered)
+{
+	if (!recovered) {
+		TAILQ_INSERT_TAIL(&s->by_age, m, age);
+		return;
+	}
+	if (s->recovered_tail)
+		TAILQ_INSERT_AFTER(&s->by_age, s->recovered_tail, m, age);
+	else
+		TAILQ_INSERT_HEAD(&s->by_age, m, age);
+	s->recovered_tail = m;
+}
+
+static struct qmsg *msg_add(struct sched *s, const struct envelope *env, int recovered)
 {
 	struct qmsg *m = xcalloc(1, sizeof(*m));
 
 	memcpy(m->id, env->id, sizeof(m->id));
 	m->created = env->created;
+	TAILQ_INIT(&m->items);
 	htable_add(&s->msgs, &m->hn, htable_hash_str(m->id));
+	msg_age_insert(s, m, recovered);
 	return m;
+}
+
+static void msg_free(struct qmsg *m)
+{
+	idxset_free(&m->held);
+	idxset_free(&m->dropped);
+	free(m);
 }
 
 static void msg_remove(struct sched *s, struct qmsg *m)
 {
+	if (s->recovered_tail == m)
+		s->recovered_tail = TAILQ_PREV(m, msg_list, age);
+	TAILQ_REMOVE(&s->by_age, m, age);
+	s->n_held -= m->held ? m->held->n : 0;
 	htable_del(&s->msgs, &m->hn);
-	free(m);
+	msg_free(m);
+}
+
+void sched_msg_maybe_remove(struct sched *s, struct qmsg *m)
+{
+	if (m->n_items == 0 && (!m->held || m->held->n == 0))
+		msg_remove(s, m);
 }
 
 /* The destination key of a recipient address: its domain, lower case. */
@@ -196,6 +231,7 @@ static struct qitem *item_new(struct qmsg *m, struct dest *d)
 	it->cap = 1;
 	m->n_items++;
 	d->n_items++;
+	TAILQ_INSERT_TAIL(&m->items, it, mlink);
 	return it;
 }
 
@@ -236,6 +272,7 @@ void sched_item_release(struct qitem *it)
 void sched_item_discard(struct qitem *it)
 {
 	it->d->n_items--;
+	TAILQ_REMOVE(&it->m->items, it, mlink);
 	sched_item_release(it);
 	item_free_idx(it);
 	free(it);
@@ -247,8 +284,8 @@ void sched_item_free(struct sched *s, struct qitem *it)
 
 	sched_item_set(s, it, IT_NONE);
 	sched_item_discard(it);
-	if (--m->n_items == 0)
-		msg_remove(s, m);
+	m->n_items--;
+	sched_msg_maybe_remove(s, m);
 	sched_check_drained(s);
 }
 
@@ -269,82 +306,127 @@ static void on_heap(evutil_socket_t fd, short what, void *arg)
 
 /* ---------- indexing ---------- */
 
-static int rcpt_open(const struct rcpt *r)
+void sched_index_rcpts(struct sched *s, struct qmsg *m, const struct envelope *env,
+                       const size_t *idx, size_t n)
 {
-	return r->state == RCPT_PENDING || r->state == RCPT_DEFERRED;
-}
-
-/* Open recipients of env, grouped by destination into items. */
-static long index_envelope(struct sched *s, const struct envelope *env)
-{
-	struct qmsg *m;
-	size_t i, j;
-	long n_open = 0;
-	char key[300];
+	struct qitem **items = xcalloc(n ? n : 1, sizeof(*items));
+	size_t i, j, n_items = 0;
 	struct sched_lane lane;
-	struct qitem **open_items = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*open_items));
-	size_t n_items = 0;
+	char key[300];
 
-	if (msg_find(s, env->id)) {
-		free(open_items);
-		return 0; /* already known */
-	}
-	m = msg_add(s, env);
 	sched_lane_of(s, env, &lane);
-	for (i = 0; i < env->n_rcpts; i++) {
-		const struct rcpt *r = &env->rcpts[i];
+	for (i = 0; i < n; i++) {
+		const struct rcpt *r = &env->rcpts[idx[i]];
 		struct qitem *it = NULL;
-		if (!rcpt_open(r))
-			continue;
 		struct dest *d;
 		sched_dest_key(s, r->addr, key, sizeof(key));
 		d = sched_dest_lane(s, key, &lane);
-		for (j = 0; j < n_items; j++)
-			if (open_items[j]->d == d && open_items[j]->n < SCHED_RCPTS_PER_TXN)
-				it = open_items[j];
+		for (j = 0; j < n_items && !it; j++)
+			if (items[j]->d == d && items[j]->n < SCHED_RCPTS_PER_TXN)
+				it = items[j];
 		if (!it) {
 			it = item_new(m, d);
-			open_items[n_items++] = it;
+			items[n_items++] = it;
 		}
-		item_add_rcpt(it, (uint32_t)i);
-		if (r->attempts > it->attempts)
-			it->attempts = r->attempts;
+		item_add_rcpt(it, (uint32_t)idx[i]);
 		if (r->next_attempt > it->due)
 			it->due = r->next_attempt;
-		m->n_open++;
-		n_open++;
+		/* deferred and due "now": an operator's retry on a stopped server */
+		if (r->state == RCPT_DEFERRED && r->next_attempt == 0)
+			it->manual = 1;
 	}
 	for (j = 0; j < n_items; j++)
-		sched_item_place(s, open_items[j]);
-	free(open_items);
-	if (m->n_items == 0)
-		msg_remove(s, m);
+		sched_item_place(s, items[j]);
+	free(items);
+}
+
+long sched_index(struct sched *s, const struct envelope *env, int recovered)
+{
+	size_t *idx, n = 0, i;
+	struct qmsg *m;
+	long n_open = 0;
+
+	if (sched_msg_find(s, env->id))
+		return 0; /* already known */
+	m = msg_add(s, env, recovered);
+	idx = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*idx));
+	for (i = 0; i < env->n_rcpts; i++) {
+		const struct rcpt *r = &env->rcpts[i];
+		if (!rcpt_is_open(r))
+			continue;
+		m->n_open++;
+		n_open++;
+		if (rcpt_is_held(r)) {
+			idxset_add(&m->held, (uint32_t)i);
+			s->n_held++;
+			continue;
+		}
+		idx[n++] = i;
+	}
+	sched_index_rcpts(s, m, env, idx, n);
+	free(idx);
+	sched_msg_maybe_remove(s, m);
 	return n_open;
+}
+
+int sched_msg_has_rcpt(const struct qmsg *m, uint32_t k)
+{
+	const struct qitem *it;
+	uint32_t i;
+
+	TAILQ_FOREACH(it, &m->items, mlink)
+	for (i = 0; i < it->n; i++)
+		if (it->idx[i] == k)
+			return 1;
+	return 0;
+}
+
+int sched_item_take_rcpt(struct sched *s, struct qmsg *m, uint32_t k)
+{
+	struct qitem *it;
+	uint32_t i;
+
+	TAILQ_FOREACH(it, &m->items, mlink)
+	{
+		if (it->where != IT_READY && it->where != IT_DEFERRED)
+			continue;
+		for (i = 0; i < it->n && it->idx[i] != k; i++)
+			;
+		if (i == it->n)
+			continue;
+		memmove(&it->idx[i], &it->idx[i + 1], (it->n - i - 1) * sizeof(*it->idx));
+		if (--it->n == 0)
+			sched_item_free(s, it);
+		return 1;
+	}
+	return 0;
 }
 
 static int load_one(void *arg, struct envelope *env)
 {
-	long *count = arg;
-	struct sched *s = *(struct sched **)(count + 1);
+	struct sched *s = arg;
 
-	*count += index_envelope(s, env);
+	sched_index(s, env, 1);
 	return 0;
 }
 
 long sched_load(struct sched *s)
 {
-	struct {
-		long count;
-		struct sched *s;
-	} ctx = {0, s};
 	char *err = NULL;
 
-	if (spool_foreach(s->deps.spool, load_one, &ctx, &err) < 0) {
+	if (spool_foreach(s->deps.spool, load_one, s, &err) < 0) {
 		log_err("session=NOQUEUE event=sched_load_error error=%s", log_q(err));
 		free(err);
 		return -1;
 	}
-	return ctx.count;
+	s->recovered_tail = NULL;
+	return (long)htable_count(&s->msgs);
+}
+
+void sched_add(struct sched *s, const struct envelope *env)
+{
+	if (!s->stopped) /* else on disk: the next start indexes it */
+		sched_index(s, env, 0);
 }
 
 void sched_add_id(struct sched *s, const char *id)
@@ -359,7 +441,7 @@ void sched_add_id(struct sched *s, const char *id)
 		free(err);
 		return;
 	}
-	index_envelope(s, env);
+	sched_index(s, env, 0);
 	envelope_free(env);
 }
 
@@ -402,6 +484,7 @@ struct sched *sched_new(const struct sched_deps *deps)
 	s->domains_conf = deps->conf;
 	htable_init(&s->msgs);
 	htable_init(&s->dests);
+	TAILQ_INIT(&s->by_age);
 	sched_self_load(&s->self, s->conf);
 	s->ev_heap = evtimer_new(deps->base, on_heap, s);
 	s->ev_sweep = event_new(deps->base, -1, EV_PERSIST, on_sweep, s);
@@ -413,7 +496,7 @@ struct sched *sched_new(const struct sched_deps *deps)
 
 long sched_retry(struct sched *s, const char *id)
 {
-	struct qmsg *m = id ? msg_find(s, id) : NULL;
+	struct qmsg *m = id ? sched_msg_find(s, id) : NULL;
 	long moved = 0;
 	size_t i;
 
@@ -425,6 +508,7 @@ long sched_retry(struct sched *s, const char *id)
 		if (!it || (m && it->m != m))
 			continue;
 		it->due = 0;
+		it->manual = 1; /* not an attempt of the schedule: not counted */
 		sched_item_set(s, it, IT_READY);
 		sched_shape_init(&it->d->shape, (unsigned)it->d->lim->max_connections);
 		moved++;
@@ -435,29 +519,26 @@ long sched_retry(struct sched *s, const char *id)
 
 void sched_forget(struct sched *s, const char *id)
 {
-	struct qmsg *m = msg_find(s, id);
-	struct htable_iter di;
-	struct dest *d;
-	size_t b;
+	struct qmsg *m = sched_msg_find(s, id);
+	struct qitem *it, **waiting;
+	size_t n = 0, i;
 
 	if (!m)
 		return;
 	m->forgotten = 1;
-	htable_iter_init(&di, &s->dests);
-	while ((d = sched_dest_next(&di))) {
-		struct qitem *it, *next;
-		for (it = TAILQ_FIRST(&d->ready); it; it = next) {
-			next = TAILQ_NEXT(it, link);
-			if (it->m == m)
-				sched_item_free(s, it);
-		}
-	}
-	for (b = s->heap_n; b-- > 0;) {
-		if (b < s->heap_n && s->heap[b]->m == m) {
-			sched_item_free(s, s->heap[b]);
-			b = s->heap_n;
-		}
-	}
+	s->n_held -= m->held ? m->held->n : 0;
+	idxset_free(&m->held);
+	/* Items on an attempt finish it and go then (sched_result.c); the
+	 * others go now. Collected first: the last one takes m with it. */
+	waiting = xcalloc(m->n_items ? m->n_items : 1, sizeof(*waiting));
+	TAILQ_FOREACH(it, &m->items, mlink)
+	if (it->where == IT_READY || it->where == IT_DEFERRED)
+		waiting[n++] = it;
+	if (n == 0)
+		sched_msg_maybe_remove(s, m);
+	for (i = 0; i < n; i++)
+		sched_item_free(s, waiting[i]);
+	free(waiting);
 }
 
 void sched_check_drained(struct sched *s)
@@ -490,6 +571,8 @@ void sched_free(struct sched *s)
 	struct dest *d;
 	size_t i;
 
+	sched_recover_free(s);
+	sched_steer_free_all(s);
 	for (i = 0; i < s->heap_n; i++)
 		sched_item_discard(s->heap[i]);
 	free(s->heap);
@@ -501,8 +584,9 @@ void sched_free(struct sched *s)
 	htable_iter_init(&it, &s->msgs);
 	while ((n = htable_iter_next(&it))) {
 		htable_del(&s->msgs, n);
-		free(HTABLE_ENTRY(n, struct qmsg, hn));
+		msg_free(HTABLE_ENTRY(n, struct qmsg, hn));
 	}
+	sched_pauses_free(&s->pauses);
 	htable_fini(&s->dests);
 	htable_fini(&s->msgs);
 	sched_self_free(&s->self);
@@ -539,6 +623,10 @@ void sched_get_stats(const struct sched *s, struct sched_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->messages = htable_count(&s->msgs);
+	out->recipients_held = s->n_held;
+	out->oldest_created = TAILQ_EMPTY(&s->by_age) ? 0 : TAILQ_FIRST(&s->by_age)->created;
+	out->paused_all = s->pauses.all;
+	out->paused = s->pauses.n;
 	out->destinations = htable_count(&s->dests);
 	out->items_deferred = s->heap_n;
 	out->items_active = s->n_active;

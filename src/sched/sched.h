@@ -61,16 +61,90 @@ struct sched_deps {
 };
 
 struct sched *sched_new(const struct sched_deps *deps);
-/* Indexes every message of the spool (at start, after recovery). Returns
- * the number of open recipients. */
+
+/*
+ * Recovery while serving (sched_load.c): rv (from spool_recover_begin(),
+ * taken over) is read a slice at a time on the work pool, and each good
+ * message indexed on the loop as its slice comes back, so that the server
+ * answers and accepts mail from its first second; progress is logged
+ * (event=recovery_progress) at least every 10,000 messages. The deletion
+ * journal of a stopped server's `queue delete` is logged first. done(arg,
+ * good) runs on the loop at the end: good is the count of messages
+ * recovered, or -1 when recovery failed (the server must stop).
+ */
+struct spool_recovery;
+void sched_recover(struct sched *s, struct spool_recovery *rv, void (*done)(void *arg, long good),
+                   void *arg);
+/* Indexes every message of the spool in one go, after spool_recover()
+ * (tests and tools; a server uses sched_recover()). Returns the number of
+ * messages indexed. */
 long sched_load(struct sched *s);
-/* A message was just committed (smtpd, API, DSN): index it. */
+/* 1 while sched_recover() is reading; *done and *total say how far. */
+int sched_recovering(const struct sched *s, size_t *done, size_t *total);
+
+/* A message was just committed (smtpd, API, DSN): env is what was
+ * committed (with its queue ID), borrowed for the call. No disk read. */
+struct envelope;
+void sched_add(struct sched *s, const struct envelope *env);
+/* The same for a caller without the envelope at hand: reads it back. */
 void sched_add_id(struct sched *s, const char *id);
 /* Make deferred recipients of message id (or of all messages, id NULL) due
- * now. Returns the number of items moved. */
+ * now. The attempt that follows is the operator's, not the schedule's:
+ * it does not count as an attempt and, if it fails, the recipient waits
+ * the same step again (docs/queue.md). Returns the number of items moved. */
 long sched_retry(struct sched *s, const char *id);
-/* The message was deleted behind our back (CLI): drop it from the index. */
+/* The message was deleted behind our back: drop it from the index. */
 void sched_forget(struct sched *s, const char *id);
+
+/*
+ * Steering (sched_steer.c): hold, release or delete recipients on disk
+ * (spool_steer) and in the index, in slices on the work pool: a slice's
+ * disk work on a worker, its index changes and log lines on the loop, so
+ * that a million messages never hold the loop for long. One operation
+ * runs at a time; the others wait their turn. Each recipient changed is
+ * logged, "queue=ID event=held|released|deleted to=<ADDR> by=BY".
+ *
+ * progress(arg, done, total) runs after each slice (messages looked at,
+ * of the total); done(arg, res) once at the end (res valid during the
+ * call). Both on the loop.
+ */
+struct sched_steer_res {
+	size_t messages, recipients; /* changed */
+	char **failed;               /* "ID: why" for messages named that could not be done */
+	size_t n_failed;
+	const char *error; /* the operation failed (the environment); NULL: ok */
+};
+struct sched_steer_req {
+	int op;           /* enum spool_op */
+	char *const *ids; /* copied; NULL: every queued message */
+	size_t n_ids;
+	const char *domain; /* copied; NULL: every open recipient */
+	const char *by;     /* who asks, for the log: "cli", "api" */
+	void (*progress)(void *arg, size_t done, size_t total);
+	void (*done)(void *arg, const struct sched_steer_res *res);
+	void *arg;
+};
+void sched_steer(struct sched *s, const struct sched_steer_req *req);
+/* An operation's caller is gone (its client hung up): it still runs to
+ * the end, without calling back. */
+void sched_steer_detach(struct sched *s, void *arg);
+
+/*
+ * Paused destinations (sched_pause.c): DATA_DIR/paused, written by
+ * `posthorn pause|resume`; a paused destination starts no transaction
+ * (mail keeps arriving and waits). sched_pause_reload() reads the file
+ * again (at start, and when the CLI says it changed): 0, or -1 with
+ * *err (nothing changed then).
+ */
+int sched_pause_reload(struct sched *s, char **err);
+/* The CLI's side. read: the list in data_dir (empty without a file); 0,
+ * or -1 with *err. change: pauses (pause 1) or resumes name (a
+ * destination in normal form, sched_pause_name(); NULL: all) and writes
+ * the file durably; 1 changed, 0 nothing to change, -1 with *err (also
+ * for resuming one destination while all are paused). */
+struct sched_pauses;
+int sched_pause_read(const char *data_dir, struct sched_pauses *out, char **err);
+int sched_pause_change(const char *data_dir, const char *name, int pause, char **err);
 /* New per-destination limits ([domain.*] sections of c, which must outlive
  * the scheduler): applied to every destination at once (SIGHUP). */
 void sched_set_domains(struct sched *s, const struct conf *c);
@@ -87,7 +161,11 @@ void sched_free(struct sched *s);
 
 struct sched_stats {
 	uint64_t messages, items_ready, items_deferred, items_active, connections;
-	uint64_t destinations; /* known now: idle ones are freed after a while */
+	uint64_t destinations;    /* known now: idle ones are freed after a while */
+	uint64_t recipients_held; /* held (queue hold), in no item */
+	int64_t oldest_created;   /* arrival of the oldest queued message; 0: none */
+	int paused_all;           /* pause --all */
+	size_t paused;            /* destinations paused by name */
 };
 void sched_get_stats(const struct sched *s, struct sched_stats *out);
 

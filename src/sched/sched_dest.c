@@ -106,6 +106,7 @@ struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sch
 	d->optout = lane->optout;
 	d->pool_name = lane->pool ? xstrdup(lane->pool) : NULL;
 	d->lim = conf_domain_for(s->domains_conf, name);
+	d->paused = sched_paused(&s->pauses, name);
 	d->active_ms = sched_now_ms();
 	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
 	TAILQ_INIT(&d->ready);
@@ -183,7 +184,11 @@ int sched_item_start(struct sched *s, struct qitem *it)
 	if (r == 0 && sched_account_held(s, it))
 		return -1;
 	if (r == -1) {
-		it->m->n_open -= it->n;
+		/* gone: its held recipients will never be released */
+		struct qmsg *m = it->m;
+		m->n_open -= it->n + (m->held ? m->held->n : 0);
+		s->n_held -= m->held ? m->held->n : 0;
+		idxset_free(&m->held);
 		it->n = 0;
 		sched_item_free(s, it);
 	} else if (r < 0) {
@@ -352,7 +357,8 @@ static void on_conn_ready(void *arg, struct smtpc_conn *c)
 	}
 	dc->idle = 1;
 	dc->idle_since_ms = sched_now_ms();
-	if (d->s->draining || smtpc_conn_count(c) >= d->lim->max_messages_per_connection) {
+	if (d->s->draining || d->paused ||
+	    smtpc_conn_count(c) >= d->lim->max_messages_per_connection) {
 		smtpc_conn_quit(c);
 		dconn_remove(dc);
 		return;
@@ -440,7 +446,7 @@ static unsigned conns_wanted(struct dest *d)
 
 	TAILQ_FOREACH(dc, &d->conns, link)
 	idle += dc->idle;
-	if (d->n_ready <= idle + d->n_opening)
+	if (d->paused || d->n_ready <= idle + d->n_opening)
 		return 0;
 	want = (unsigned)(d->n_ready - idle - d->n_opening);
 	if (!sched_shape_may_connect(&d->shape, busy_or_opening, sched_now_ms()))
@@ -685,6 +691,10 @@ static void dest_pump(struct dest *d)
 
 	if (d->s->draining || d->failing)
 		return;
+	if (d->paused) {
+		sched_dest_quit_idle(d);
+		return;
+	}
 	/* Idle connections first: no handshake needed. dconn_start() changes
 	 * only the connection it is given, so the walk may go on. */
 	TAILQ_FOREACH(dc, &d->conns, link)

@@ -27,6 +27,7 @@
 #include "sched/sched.h"
 #include "sched/sched_policy.h"
 #include "smtpc/smtpc_policy.h"
+#include "spool/spool.h"
 #include "util/htable.h"
 #include "util/util.h"
 
@@ -81,14 +82,35 @@ enum sched_screen sched_route_screen(struct dns_route *r, const char *dest, uint
                                      const struct conf_net *nets, size_t n_nets,
                                      const struct sched_self *self, char *why, size_t cap);
 
+/* A small set of recipient indexes (a message's held or dropped ones). */
+struct idxset {
+	uint32_t *v;
+	uint32_t n, cap;
+};
+
+struct qitem;
+TAILQ_HEAD(item_list, qitem);
+
+/*
+ * A message in the index. Its open recipients (n_open) are in its items,
+ * or held (not in any item until released), or on an attempt while an
+ * operator held or deleted them: those are in held or dropped too, and the
+ * attempt's result is applied with that in mind (sched_result.c). The
+ * message leaves the index when it has neither items nor held recipients.
+ */
 struct qmsg {
 	struct htable_node hn; /* in sched->msgs */
+	TAILQ_ENTRY(qmsg) age; /* in sched->by_age, oldest first */
 	char id[ID_LEN + 1];
 	int64_t created;
 	uint32_t n_open;
 	uint32_t n_items;
+	struct item_list items; /* its items, wherever they are */
+	struct idxset *held;    /* held recipients, or NULL */
+	struct idxset *dropped; /* deleted while on an attempt, or NULL */
 	int forgotten;
 };
+TAILQ_HEAD(msg_list, qmsg);
 
 struct dest;
 struct dconn;
@@ -112,14 +134,14 @@ struct qitem {
 	uint32_t *idx; /* &one, or an array of cap */
 	uint32_t n, cap;
 	uint32_t one;
-	uint32_t attempts;
+	int manual; /* due by an operator's retry: the attempt is not counted */
 	enum where where;
 	int64_t due;
 	size_t heap_i;
-	TAILQ_ENTRY(qitem) link;
-	struct active *act; /* NULL unless active */
+	TAILQ_ENTRY(qitem) link;  /* in its destination's ready queue */
+	TAILQ_ENTRY(qitem) mlink; /* in its message's items */
+	struct active *act;       /* NULL unless active */
 };
-TAILQ_HEAD(item_list, qitem);
 
 struct dconn {
 	struct dest *d;
@@ -165,6 +187,7 @@ struct dest {
 	uint16_t route_port;      /* where the route's hosts listen */
 	struct sched_bucket rate; /* max_rate */
 	struct event *ev_pump;
+	int paused; /* posthorn pause: no new transaction (sched_pause.c) */
 	/* A dead destination defers its ready queue in bounded steps. */
 	int failing;
 	struct smtpc_verdict fail_v;
@@ -176,9 +199,16 @@ struct sched {
 	const struct conf *conf;
 	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
 	struct htable msgs;              /* struct qmsg by queue ID */
-	struct htable dests;             /* struct dest by name */
-	struct event *ev_sweep;          /* frees idle destinations, reloads self */
-	struct sched_self self;          /* where this relay listens */
+	struct msg_list by_age;          /* the same, oldest first (the gauge) */
+	struct qmsg *recovered_tail;     /* while recovering: the last recovered */
+	uint64_t n_held;                 /* held recipients */
+	struct sched_pauses pauses;      /* paused destinations */
+	struct sched_recovery *rec;      /* recovery in progress (sched_load.c) */
+	struct steer_op *steer_first;    /* operations in order; the first runs */
+	struct steer_op *steer_last;
+	struct htable dests;    /* struct dest by name */
+	struct event *ev_sweep; /* frees idle destinations, reloads self */
+	struct sched_self self; /* where this relay listens */
 	struct qitem **heap;
 	size_t heap_n, heap_cap;
 	struct event *ev_heap;
@@ -193,6 +223,17 @@ struct sched {
 	struct event *ev_drained;
 };
 
+/* Where recipient r's queue_lifetime starts counting: its message's
+ * arrival, moved later by the time it spent held (queue hold). */
+static inline int64_t rcpt_clock_start(const struct envelope *e, const struct rcpt *r)
+{
+	uint64_t held = r->held_secs;
+
+	if (held > (uint64_t)INT64_MAX / 2)
+		held = (uint64_t)INT64_MAX / 2;
+	return e->created > INT64_MAX - (int64_t)held ? INT64_MAX : e->created + (int64_t)held;
+}
+
 static inline int64_t sched_now_s(void)
 {
 	return (int64_t)(clock_now_ms() / 1000);
@@ -204,6 +245,30 @@ static inline int64_t sched_now_ms(void)
 }
 
 /* ---- sched.c: items and the index ---- */
+
+struct qmsg *sched_msg_find(struct sched *s, const char *id);
+/* Removes m from the index if it has no item and no held recipient. */
+void sched_msg_maybe_remove(struct sched *s, struct qmsg *m);
+/* Indexes env (a new message, or one recovery read): its open recipients,
+ * held ones set aside. Returns how many open recipients it has (0 when it
+ * was already known). recovered: it was in the queue before this start. */
+long sched_index(struct sched *s, const struct envelope *env, int recovered);
+/* Puts recipients idx[0..n) of m (env is its envelope) into items, as
+ * many as needed, and places them. */
+void sched_index_rcpts(struct sched *s, struct qmsg *m, const struct envelope *env,
+                       const size_t *idx, size_t n);
+/* Takes recipient k out of m's ready or deferred items (freeing an item
+ * left empty). 1 if it was there, 0 if not (on an attempt, or held). */
+int sched_item_take_rcpt(struct sched *s, struct qmsg *m, uint32_t k);
+/* 1 if recipient k of m is in one of its items, wherever. */
+int sched_msg_has_rcpt(const struct qmsg *m, uint32_t k);
+
+/* Index sets (sched_steer.c). */
+int idxset_has(const struct idxset *set, uint32_t k);
+void idxset_add(struct idxset **set, uint32_t k);
+/* 1 if k was there. */
+int idxset_del(struct idxset **set, uint32_t k);
+void idxset_free(struct idxset **set);
 
 /* Moves an item between places; the only function that does. */
 void sched_item_set(struct sched *s, struct qitem *it, enum where to);
@@ -275,8 +340,16 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
                          int same_for_all, struct smtpc_conn *c);
 /* Builds the waiting reports (on the work pool), then commits them. */
 void sched_reports_start(struct sched *s);
-/* For an item just loaded: 1 when its account is paused by the reputation
- * guard; the item is then parked (deferred) until the account is resumed. */
-int sched_account_held(struct sched *s, struct qitem *it);
+/* fn on the work pool, then done on the loop; once the scheduler is
+ * stopped (exit: the pool may be gone), both at once on the caller's
+ * thread. */
+void sched_run_job(struct sched *s, void (*fn)(void *), void (*done)(void *), void *arg);
+
+/* ---- sched_steer.c, sched_load.c ---- */
+
+/* At exit: operations still waiting go, without calling back. */
+void sched_steer_free_all(struct sched *s);
+/* At exit: a recovery still reading stops (the rest waits on disk). */
+void sched_recover_free(struct sched *s);
 
 #endif

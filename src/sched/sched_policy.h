@@ -150,4 +150,35 @@ int sched_shape_throttle(struct sched_shape *s, int64_t now_ms);
  * no pause running. */
 int sched_shape_may_connect(const struct sched_shape *s, unsigned active, int64_t now_ms);
 
+/*
+ * Paused destinations (sched_pause_list.c, PURE too): the list `posthorn
+ * pause` keeps in DATA_DIR/paused, and the bytes of that file.
+ */
+struct buf;
+struct sched_pauses {
+	char **names; /* destination names in normal form, sorted */
+	size_t n;
+	int all; /* pause --all */
+};
+
+/* A destination name as the CLI got it, in normal form into out (cap
+ * bytes): a domain in lower case without its final dot, or an address
+ * literal "[...]". -1 if it is neither. */
+int sched_pause_name(const char *in, char *out, size_t cap);
+/* 1 if name (normal form) is in the list itself (all aside). */
+int sched_pauses_has(const struct sched_pauses *ps, const char *name);
+/* 1 if destination dest may not be delivered to now: all, or listed. */
+int sched_paused(const struct sched_pauses *ps, const char *dest);
+/* 1 added, 0 already there. */
+int sched_pauses_add(struct sched_pauses *ps, const char *name);
+/* 1 removed, 0 was not there. */
+int sched_pauses_del(struct sched_pauses *ps, const char *name);
+void sched_pauses_free(struct sched_pauses *ps);
+/* The file's bytes: one name a line, "*" for all, blank and '#' lines
+ * ignored. Never fails: a line that is not a name is skipped and counted
+ * in *bad. out is fresh (free it with sched_pauses_free). */
+void sched_pauses_parse(const char *p, size_t n, struct sched_pauses *out, size_t *bad);
+/* The file's bytes for ps, appended to out. */
+void sched_pauses_format(const struct sched_pauses *ps, struct buf *out);
+
 #endif

@@ -32,6 +32,7 @@
 #include "dsn/dsn.h"
 #include "events/events.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "sched/sched_int.h"
 #include "smtpc/smtpc_conn.h"
 #include "spool/spool.h"
@@ -101,11 +102,60 @@ static void persist_run(void *arg)
 	}
 }
 
+/* A file whose last open recipients an operator took (removal job). */
+struct removal {
+	struct spool *sp;
+	char id[ID_LEN + 1];
+};
+
+static void remove_run(void *arg)
+{
+	struct removal *rm = arg;
+	char *err = NULL;
+
+	if (spool_remove_done(rm->sp, rm->id, &err) < 0)
+		log_warn("queue=%s event=spool_delete_error error=%s", rm->id, log_q(err));
+	free(err);
+}
+
+static void remove_done(void *arg)
+{
+	free(arg);
+}
+
+/* Recipients of the deferred rest that an operator held or deleted while
+ * their results were being written leave the item (sched_steer.c). When
+ * that leaves the message with nothing open, its file goes too. */
+static void drop_steered(struct sched *s, struct qitem *it, int file_deleted)
+{
+	struct qmsg *m = it->m;
+	struct removal *rm;
+	uint32_t i, kept = 0;
+
+	for (i = 0; i < it->n; i++) {
+		uint32_t k = it->idx[i];
+		if (idxset_del(&m->dropped, k))
+			m->n_open--;
+		else if (!idxset_has(m->held, k))
+			it->idx[kept++] = k;
+	}
+	if (kept == it->n)
+		return;
+	it->n = kept;
+	if (m->n_open > 0 || file_deleted || m->forgotten)
+		return;
+	rm = xcalloc(1, sizeof(*rm));
+	rm->sp = s->deps.spool;
+	memcpy(rm->id, m->id, sizeof(rm->id));
+	sched_run_job(s, remove_run, remove_done, rm);
+}
+
 static void persist_done(void *arg)
 {
 	struct finish *f = arg;
 	struct sched *s = f->s;
 	struct qitem *it = f->it;
+	int deleted = f->delete_file;
 
 	if (f->n_supp)
 		deliv_supp_added(s->deps.deliv, f->supp, f->n_supp);
@@ -116,6 +166,7 @@ static void persist_done(void *arg)
 		sched_item_discard(it);
 		return;
 	}
+	drop_steered(s, it, deleted);
 	if (it->n > 0 && !it->m->forgotten) {
 		sched_item_place(s, it); /* the deferred rest */
 		sched_check_drained(s);
@@ -130,7 +181,7 @@ static void persist_done(void *arg)
  * during spool_close() still needs its recipients' final states on disk,
  * or the sender would be told twice after the restart: then both run
  * right here. */
-static void run_job(struct sched *s, void (*fn)(void *), void (*done)(void *), void *arg)
+void sched_run_job(struct sched *s, void (*fn)(void *), void (*done)(void *), void *arg)
 {
 	if (s->stopped) {
 		fn(arg);
@@ -143,7 +194,7 @@ static void run_job(struct sched *s, void (*fn)(void *), void (*done)(void *), v
 /* The writes fsync: on the work pool. */
 static void persist(struct finish *f)
 {
-	run_job(f->s, persist_run, persist_done, f);
+	sched_run_job(f->s, persist_run, persist_done, f);
 }
 
 /* ---------- bounce reports ---------- */
@@ -200,13 +251,25 @@ static void report_done(struct report *r)
 	free(r);
 }
 
+/* The report dsn just committed, indexed from memory (its envelope is
+ * dsn's: the null sender and one recipient, the original's sender). */
+static void index_report(struct sched *s, const char *id, const struct envelope *orig)
+{
+	struct rcpt rc;
+	struct envelope e = dsn_report_envelope(orig, &rc, sched_now_s());
+
+	snprintf(e.id, sizeof(e.id), "%s", id);
+	sched_add(s, &e);
+	metrics_add_l(M_MESSAGES_ACCEPTED, MS_DSN, 1);
+}
+
 static void on_report_committed(void *arg, int ok, const char *id)
 {
 	struct report *r = arg;
 
 	if (ok) {
 		log_info("queue=%s event=dsn_queued dsn=%s rcpts=%zu", r->m->id, id, r->n);
-		sched_add_id(r->s, id);
+		index_report(r->s, id, r->fs[0]->env);
 	} else {
 		log_err("queue=%s event=dsn_error error=commit_failed", r->m->id);
 	}
@@ -247,7 +310,7 @@ static void report_start(struct report *r)
 		report_done(r);
 		return;
 	}
-	run_job(s, report_build, report_built, r);
+	sched_run_job(s, report_build, report_built, r);
 }
 
 void sched_reports_start(struct sched *s)
@@ -260,31 +323,51 @@ void sched_reports_start(struct sched *s)
 	}
 }
 
+/* attempt= counts the attempts of the schedule; an operator's retry is
+ * not one of them and says so (retry=manual). */
 static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smtpc_conn *c,
                         const char *status, const struct smtpc_verdict *v)
 {
 	double delay = (double)(clock_now_ms() / 10) / 100.0 - (double)it->m->created;
+	const char *manual = it->manual ? " retry=manual" : "";
 
 	if (c)
 		log_info("queue=%s event=delivery to=<%s> relay=%s[%s]:%u tls=%s tls_policy=%s "
-		         "verified=%s delay=%.2f attempt=%u status=%s dsn=%s reply=%s",
+		         "verified=%s delay=%.2f attempt=%u%s status=%s dsn=%s reply=%s",
 		         it->m->id, log_q(r->addr), smtpc_conn_host(c), smtpc_conn_addr(c),
 		         smtpc_conn_port(c), smtpc_conn_tls(c), smtpc_conn_policy(c),
-		         smtpc_conn_verified(c) ? "yes" : "no", delay, r->attempts, status,
+		         smtpc_conn_verified(c) ? "yes" : "no", delay, r->attempts, manual, status,
 		         v->status, log_q(v->diag));
 	else
 		log_info("queue=%s event=delivery to=<%s> relay=none tls_policy=%s verified=no "
-		         "delay=%.2f attempt=%u status=%s dsn=%s reply=%s",
+		         "delay=%.2f attempt=%u%s status=%s dsn=%s reply=%s",
 		         it->m->id, log_q(r->addr), sched_dest_policy(it->d), delay, r->attempts,
-		         status, v->status, log_q(v->diag));
+		         manual, status, v->status, log_q(v->diag));
+}
+
+/* /metrics: per recipient and outcome (docs/metrics.md). */
+static void count_metrics(const struct envelope *env, const char *event, const char *status)
+{
+	int64_t us = (int64_t)clock_now_ms() * 1000 - env->created * 1000000;
+
+	if (!strcmp(event, "delivered")) {
+		metrics_inc(M_MESSAGES_DELIVERED);
+		metrics_observe_us(M_DELIVERY_LATENCY, us > 0 ? (uint64_t)us : 0);
+	} else if (!strcmp(event, "deferred")) {
+		metrics_inc_l(M_MESSAGES_DEFERRED, metrics_reason_class(status));
+	} else {
+		metrics_inc_l(M_MESSAGES_BOUNCED, metrics_reason_class(status));
+	}
 }
 
 /* Counters count recipients, not attempts: a deferral only the first
- * time (every attempt before a deferral was one). */
-static void count(struct sched *s, const struct envelope *env, const struct rcpt *r,
-                  const char *event)
+ * time (every attempt before a deferral was one; an operator's retry is
+ * not one). /metrics counts every outcome. */
+static void count(struct sched *s, const struct qitem *it, const struct envelope *env,
+                  const struct rcpt *r, const char *event, const char *status)
 {
-	if (s->deps.count && (strcmp(event, "deferred") || r->attempts == 1))
+	count_metrics(env, event, status);
+	if (s->deps.count && (strcmp(event, "deferred") || (r->attempts == 1 && !it->manual)))
 		s->deps.count(s->deps.count_arg, env->account, r->addr, event);
 }
 
@@ -305,7 +388,8 @@ static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const ch
 	d->remote_mta = keep_str(f, remote);
 	d->last_attempt = sched_now_s();
 	if (action == DSN_ACT_DELAYED)
-		d->retry_until = f->env->created + (int64_t)f->s->conf->queue_lifetime;
+		d->retry_until = rcpt_clock_start(f->env, &f->env->rcpts[k]) +
+		                 (int64_t)f->s->conf->queue_lifetime;
 }
 
 /* A DSN's Diagnostic-Code: the server's own reply (smtp;) when there was
@@ -359,17 +443,16 @@ static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict 
 		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
 		log_attempt(f->it, r, c, "bounced", &ex);
 		add_dsn(f, k, DSN_ACT_FAILED, ex.status, ex.diag, remote);
-		record(f->s, f->env, r, EVENT_BOUNCED, &ex, c);
+		count(f->s, f->it, f->env, r, "bounced", ex.status);
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(f->it, r, c, "bounced", v);
 		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), remote);
-		record(f->s, f->env, r, EVENT_BOUNCED, v, c);
+		count(f->s, f->it, f->env, r, "bounced", v->status);
 	}
 	if (!*f->env->mail_from)
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
 		         log_q(r->addr));
-	hard_bounce(f, r, v);
 }
 
 /* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
@@ -383,31 +466,33 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 	const struct conf *cf = s->conf;
 	int64_t next = 0;
 
-	r->attempts++;
+	if (!it->manual)
+		r->attempts++;
 	free(r->last_reply);
 	r->last_reply = v->diag ? xstrdup(v->diag) : NULL;
 	f->changed[f->n_changed++] = k;
 	if (v->action == SMTPC_ACT_OK) {
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
-		record(s, f->env, r, EVENT_DELIVERED, v, c);
-		if (s->deps.deliv && *f->env->mail_from)
-			deliv_outcome(s->deps.deliv, f->env->account, DELIV_OUT_DELIVERED);
+		count(s, it, f->env, r, "delivered", v->status);
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
 		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
 		if (c && !smtpc_conn_has_dsn(c))
 			add_dsn(f, k, DSN_ACT_RELAYED, v->status, dsn_diag(v), smtpc_conn_host(c));
 		return 0;
 	}
+	/* Time held (queue hold) does not count toward queue_lifetime. A
+	 * manual attempt leaves the count, so the recipient waits the step
+	 * it waited before. */
 	if (v->action == SMTPC_ACT_DEFER &&
-	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, f->env->created,
+	    sched_retry_next(cf->retry, cf->n_retry, r->attempts, rcpt_clock_start(f->env, r),
 	                     cf->queue_lifetime, sched_now_s(), &next) == SCHED_RETRY_AT) {
 		int64_t prev =
 		    sched_prev_attempt(cf->retry, cf->n_retry, r->attempts, r->next_attempt);
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
-		record(s, f->env, r, EVENT_DEFERRED, v, c);
+		count(s, it, f->env, r, "deferred", v->status);
 		if (dsn_delay_wanted(f->env, k) &&
 		    sched_delay_due(f->env->created, cf->delay_warning, prev, sched_now_s()))
 			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),
@@ -436,6 +521,40 @@ static void shape_signal(struct dest *d, const struct smtpc_verdict *v, size_t n
 		sched_shape_success(&d->shape);
 }
 
+/* Recipient k's verdict, in the light of what an operator did during the
+ * attempt: one deleted meanwhile is left deleted (its result is not
+ * written), one held meanwhile stays held if it stays open. 1 if it goes
+ * back into the item. */
+static int apply_steered(struct finish *f, size_t k, const struct smtpc_verdict *v,
+                         struct smtpc_conn *c)
+{
+	struct qmsg *m = f->it->m;
+	struct sched *s = f->s;
+
+	if (idxset_del(&m->dropped, (uint32_t)k)) {
+		log_info("queue=%s event=delivery_ignored to=<%s> reason=deleted", m->id,
+		         log_q(f->env->rcpts[k].addr));
+		m->n_open--;
+		return 0;
+	}
+	if (apply_one(f, k, v, c))
+		return !idxset_has(m->held, (uint32_t)k);
+	m->n_open--;
+	f->sync = 1;
+	if (idxset_del(&m->held, (uint32_t)k))
+		s->n_held--;
+	return 0;
+}
+
+/* A message deleted during the attempt: what happened is logged, nothing
+ * is written (the file is gone) and nobody is told. */
+static void forget_results(struct finish *f)
+{
+	f->n_changed = 0;
+	f->n_dsn = 0;
+	f->delete_file = 0;
+}
+
 void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_verdict *v,
                          int same_for_all, struct smtpc_conn *c)
 {
@@ -452,18 +571,17 @@ void sched_apply_results(struct sched *s, struct qitem *it, const struct smtpc_v
 	shape_signal(it->d, v, same_for_all ? 1 : it->n);
 	for (i = 0; i < it->n; i++) {
 		size_t k = it->idx[i];
-		if (apply_one(f, k, same_for_all ? v : &v[i], c)) {
-			it->idx[kept++] = (uint32_t)k;
-			if (f->env->rcpts[k].next_attempt > it->due || kept == 1)
-				it->due = f->env->rcpts[k].next_attempt;
-		} else {
-			it->m->n_open--;
-			f->sync = 1;
-		}
+		if (!apply_steered(f, k, same_for_all ? v : &v[i], c))
+			continue;
+		it->idx[kept++] = (uint32_t)k;
+		if (f->env->rcpts[k].next_attempt > it->due || kept == 1)
+			it->due = f->env->rcpts[k].next_attempt;
 	}
 	it->n = kept;
-	it->attempts++;
+	it->manual = 0;
 	f->delete_file = it->m->n_open == 0;
+	if (it->m->forgotten)
+		forget_results(f);
 	if (f->n_dsn > 0)
 		report_add(s, f);
 	else

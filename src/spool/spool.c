@@ -134,10 +134,12 @@ static int open_dirs(struct spool *sp, const char *data_dir, char **err)
 }
 
 /* Only one server may own a spool: its recovery removes tmp/ files, which
- * would be another live server's messages in flight. The CLI takes no
- * lock: it never writes to tmp/. */
+ * would be another live server's messages in flight. The CLI takes it
+ * only to change the spool of a stopped server (spool_lock()). */
 static int take_lock(struct spool *sp, char **err)
 {
+	int e;
+
 	sp->lock_fd = openat(sp->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (sp->lock_fd < 0) {
 		*err = spool_errf("%s/lock: %s", sp->path, strerror(errno));
@@ -145,7 +147,9 @@ static int take_lock(struct spool *sp, char **err)
 	}
 	if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) == 0)
 		return 0;
-	*err = spool_errf("%s is in use by another server (%s)", sp->path, strerror(errno));
+	e = errno;
+	*err = spool_errf("%s is in use by another server (%s)", sp->path, strerror(e));
+	errno = e;
 	return -1;
 }
 
@@ -159,6 +163,22 @@ int spool_server_running(struct spool *sp)
 	running = flock(fd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK;
 	close(fd); /* drops the lock if we got it */
 	return running;
+}
+
+int spool_lock(struct spool *sp, char **err)
+{
+	int e;
+
+	if (sp->lock_fd >= 0)
+		return 0;
+	if (take_lock(sp, err) == 0)
+		return 0;
+	e = errno; /* EWOULDBLOCK: a server holds it */
+	if (sp->lock_fd >= 0)
+		close(sp->lock_fd);
+	sp->lock_fd = -1;
+	errno = e;
+	return -1;
 }
 
 static void close_fd(int *fd)

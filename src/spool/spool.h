@@ -31,6 +31,7 @@ enum { DSN_NOTIFY_NEVER = 1, DSN_NOTIFY_SUCCESS = 2, DSN_NOTIFY_FAILURE = 4, DSN
 enum dsn_ret { DSN_RET_UNSET = 0, DSN_RET_FULL, DSN_RET_HDRS };
 enum body_type { BODY_7BIT = 0, BODY_8BITMIME };
 
+/* The delivery state; delivered and bounced are final. */
 enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_BOUNCED, RCPT_DEFERRED };
 
 struct rcpt {
@@ -41,7 +42,33 @@ struct rcpt {
 	uint32_t attempts;
 	int64_t next_attempt; /* unix seconds; 0 = now */
 	char *last_reply;     /* last remote reply or reason, or NULL */
+	/* An operator's steering (queue hold, release, delete), kept in
+	 * records of their own that delivery never writes. On hold: with
+	 * held_since set, an open recipient is neither tried nor expired
+	 * until released; held_secs, the time spent on hold before, moves
+	 * its queue_lifetime deadline later. deleted: dropped by queue
+	 * delete, final (docs/queue.md). */
+	int64_t held_since; /* unix seconds; 0: not held */
+	uint64_t held_secs;
+	int deleted;
 };
+
+/* Still to be delivered: pending or deferred, and not deleted. */
+static inline int rcpt_is_open(const struct rcpt *r)
+{
+	return (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED) && !r->deleted;
+}
+
+/* Open and on hold. */
+static inline int rcpt_is_held(const struct rcpt *r)
+{
+	return rcpt_is_open(r) && r->held_since != 0;
+}
+
+/* The state an operator sees: "held" for an open recipient on hold,
+ * "deleted" for one deleted while open, else the state's name
+ * ("pending", "deferred", "delivered", "bounced"). */
+const char *rcpt_state_shown(const struct rcpt *r);
 
 struct envelope {
 	char id[ID_LEN + 1];
@@ -111,6 +138,8 @@ struct spool_recovery;
 struct spool_recovery *spool_recover_begin(struct spool *sp);
 long spool_recover_step(struct spool_recovery *rv, size_t max, spool_env_fn on_env, void *arg);
 long spool_recover_end(struct spool_recovery *rv);
+/* The entries begin listed in queue/. */
+size_t spool_recover_total(const struct spool_recovery *rv);
 
 /* Receiving. spool_msg_new() assigns the queue ID (spool_msg_id()). */
 struct spool_msg *spool_msg_new(struct spool *sp, char **err);
@@ -200,8 +229,119 @@ int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *r
 int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, const struct rcpt *r,
                          char **err);
 
+/* Records the steering fields (held_since, held_secs, deleted) of
+ * rcpts[idx[0..n)] in one append of steering records; with sync,
+ * durably. Blocks. */
+int spool_set_rcpt_steering(struct spool *sp, const char *id, const struct rcpt *rcpts,
+                            const size_t *idx, size_t n, int sync, char **err);
+
+/* Makes durable everything written to the spool so far (syncfs of its file
+ * system): bulk operations append and unlink without a sync each, then
+ * call this once per slice. Blocks. */
+int spool_sync(struct spool *sp, char **err);
+
 /* 1 if a server holds this spool (for the CLI, opened without a base). */
 int spool_server_running(struct spool *sp);
+/* For the CLI before it changes the spool of a stopped server: takes the
+ * lock a server takes, so that no server starts (and recovers) while it
+ * works. -1 with a malloc'd *err, errno EWOULDBLOCK when a server holds
+ * it. Released by spool_close(). */
+int spool_lock(struct spool *sp, char **err);
+
+/*
+ * Filters (spool_select.c, PURE): which open recipients a listing or a
+ * bulk operation picks. docs/queue.md has the rules.
+ */
+enum { SPOOL_SEL_PENDING = 1, SPOOL_SEL_DEFERRED = 2, SPOOL_SEL_HELD = 4 };
+struct spool_filter {
+	const char *domain; /* the recipient's domain (any case, root dot ignored); NULL: any */
+	const char *sender; /* the envelope sender (any case; "<>": null); NULL: any */
+	unsigned states;    /* SPOOL_SEL_* bits (as rcpt_state_shown() says); 0: any open */
+};
+/* 1 if addr's domain is domain. */
+int spool_domain_is(const char *addr, const char *domain);
+/* "pending", "deferred", "held" -> its SPOOL_SEL_ bit; 0 for anything else. */
+unsigned spool_filter_state(const char *name);
+/* 1 if r is open and passes the state and domain rules. */
+int spool_filter_rcpt(const struct spool_filter *f, const struct rcpt *r);
+int spool_filter_sender(const struct spool_filter *f, const struct envelope *e);
+/* The recipients of e that pass (0 when its sender does not). */
+size_t spool_filter_count(const struct spool_filter *f, const struct envelope *e);
+
+/*
+ * Steering in slices (spool_steer.c): hold, release or delete recipients
+ * of the messages named, or of every queued message, a slice at a time,
+ * so that a million messages neither hold a server's loop nor go without
+ * progress. Works the same from a server (a slice per work-pool job) and
+ * from the CLI on a stopped server's spool (after spool_lock()).
+ *
+ *   HOLD     open recipients not yet held get held_since = now;
+ *   RELEASE  held recipients: held_secs grows by the time held,
+ *            held_since = 0; their next attempt is unchanged;
+ *   DELETE   open recipients are dropped: the file goes when that takes
+ *            every open one, otherwise they are marked deleted.
+ * With a domain, only recipients at that domain are picked.
+ *
+ * Each step writes its slice without a sync per file, then spool_sync()s
+ * once: what a step reports is durable. With journal set (DELETE on a
+ * stopped server), the recipients a step drops are first written, durably,
+ * to the deletion journal, which the next server start logs (below).
+ */
+enum spool_op { SPOOL_HOLD, SPOOL_RELEASE, SPOOL_DELETE };
+
+struct spool_steer_opts {
+	enum spool_op op;
+	char *const *ids; /* these messages; NULL: every queued one */
+	size_t n_ids;
+	const char *domain; /* only recipients at this domain; NULL: every open one */
+	int journal;
+	int64_t now; /* unix seconds */
+};
+
+/* What a step did to one message. Messages named by ID are always
+ * reported (n 0 when nothing was to be done); others only when changed. */
+struct spool_steered {
+	char id[ID_LEN + 1];
+	struct envelope *env; /* as it is now, or NULL when it could not be read */
+	size_t *idx;          /* the recipients changed */
+	size_t n;
+	int removed;    /* the file is gone (DELETE took its last open recipients) */
+	int unreadable; /* env NULL: the file cannot be read (DELETE removes it anyway) */
+	char *error;    /* named by ID and not done: no such message, unreadable... */
+};
+
+struct spool_steer;
+struct spool_steer *spool_steer_begin(struct spool *sp, const struct spool_steer_opts *o,
+                                      char **err);
+/* Up to max messages: appends what it did to *out (*n_out grows; free
+ * with spool_steered_free()). Returns how many messages are left (0:
+ * done), or -1 with *err when the environment fails (then only end). */
+long spool_steer_step(struct spool_steer *st, size_t max, struct spool_steered **out, size_t *n_out,
+                      char **err);
+/* The step in two halves, for a server that updates its index between
+ * them: read reads up to max messages and picks their recipients
+ * (returns as step does); write makes v[0..n) so on disk (journal,
+ * records or unlinks, one sync): 0, or -1 with *err. A message that
+ * cannot be done gets v[i].error and n 0. */
+long spool_steer_read(struct spool_steer *st, size_t max, struct spool_steered **out, size_t *n_out,
+                      char **err);
+int spool_steer_write(struct spool_steer *st, struct spool_steered *v, size_t n, char **err);
+/* Messages listed at begin, and looked at so far. */
+size_t spool_steer_total(const struct spool_steer *st);
+size_t spool_steer_done(const struct spool_steer *st);
+void spool_steer_end(struct spool_steer *st);
+void spool_steered_free(struct spool_steered *v, size_t n);
+
+/*
+ * The deletion journal (spool_journal.c): DATA_DIR/spool/deleted holds
+ * the recipients that `queue delete` dropped while no server ran. The next
+ * server calls spool_journal_replay() once, after recovery has begun: fn
+ * gets each recipient whose deletion took effect (the message is gone, or
+ * the recipient's state is "deleted"), with when it was deleted; the
+ * journal is then removed. Returns the count, or -1 with *err.
+ */
+typedef void (*spool_journal_fn)(void *arg, int64_t when, const char *id, const char *addr);
+long spool_journal_replay(struct spool *sp, spool_journal_fn fn, void *arg, char **err);
 
 /* Counters for /metrics and the benchmark. */
 struct spool_stats {

@@ -91,9 +91,8 @@ void spool_hdr_encode(const struct spool_hdr *h, unsigned char out[SPOOL_HDR_SIZ
 	spool_check(out, HDR_CHECK_AT, out + HDR_CHECK_AT);
 }
 
-/* The lengths must describe the layout of the header's version exactly,
- * so that a damaged length is caught here rather than trusted by a
- * reader. */
+/* The lengths must describe the layout (the same in versions 1 and 2) exactly, so that a
+ * damaged length is caught here rather than trusted by a reader. */
 static int hdr_sane(const struct spool_hdr *h)
 {
 	uint64_t off_max = h->version >= SPOOL_VERSION_FRONT ? SPOOL_BODY_OFF_MAX : SPOOL_HDR_SIZE;
@@ -318,6 +317,15 @@ const char *spool_state_name(enum rcpt_state s)
 	return (unsigned)s < ARRAY_LEN(state_names) ? state_names[s] : "?";
 }
 
+const char *rcpt_state_shown(const struct rcpt *r)
+{
+	if (rcpt_is_held(r))
+		return "held";
+	if (r->deleted && (r->state == RCPT_PENDING || r->state == RCPT_DEFERRED))
+		return "deleted";
+	return spool_state_name(r->state);
+}
+
 /* ---- the envelope record: one "key value" line per field, in this
  * table's order, then "rcpts N", N "rcpt" lines and "end CHECKSUM". ---- */
 
@@ -533,7 +541,8 @@ static int rcpt_get(struct span line, struct rcpt *r)
 		return -1;
 	if (tok_get(f[1], &r->addr) < 0 || !r->addr || tok_get(f[2], &r->orcpt) < 0)
 		return -1;
-	if (num_u32(f[3], 0xFF, &notify) < 0 || name_get(f[4], state_names, 4, &st) < 0)
+	if (num_u32(f[3], 0xFF, &notify) < 0 ||
+	    name_get(f[4], state_names, (int)ARRAY_LEN(state_names), &st) < 0)
 		return -1;
 	r->notify = notify;
 	r->state = (enum rcpt_state)st;
@@ -681,6 +690,35 @@ void spool_rcpt_encode(size_t idx, const struct rcpt *r, struct buf *out)
 	buf_printf(out, " %s\n", hex);
 }
 
+void spool_steering_encode(size_t idx, const struct rcpt *r, struct buf *out)
+{
+	char hex[SPOOL_CHECK_HEX + 1];
+	size_t start;
+
+	buf_puts(out, "\n");
+	start = out->len;
+	buf_printf(out, "S %zu %lld %llu %d", idx, (long long)r->held_since,
+	           (unsigned long long)r->held_secs, r->deleted ? 1 : 0);
+	check_hex(out->data + start, out->len - start, hex);
+	buf_printf(out, " %s\n", hex);
+}
+
+/* "S IDX HELD_SINCE HELD_SECS DELETED CHECK": the steering fields only. */
+static int steering_apply(struct span *f, struct envelope *e)
+{
+	uint64_t idx, secs;
+	uint32_t deleted;
+	int64_t since;
+
+	if (num_u64(f[1], &idx) < 0 || idx >= e->n_rcpts || num_i64(f[2], &since) < 0 ||
+	    since < 0 || num_u64(f[3], &secs) < 0 || num_u32(f[4], 1, &deleted) < 0)
+		return -1;
+	e->rcpts[idx].held_since = since;
+	e->rcpts[idx].held_secs = secs;
+	e->rcpts[idx].deleted = (int)deleted;
+	return 0;
+}
+
 /* Applies one record line to e. 0 applied, -1 not a valid record (torn,
  * damaged or out of range): the caller skips it. */
 int spool_rcpt_apply(const char *line, size_t n, struct envelope *e)
@@ -690,15 +728,19 @@ int spool_rcpt_apply(const char *line, size_t n, struct envelope *e)
 	uint64_t idx;
 	int64_t next;
 	char *reply;
-	int st;
+	int st, nf = split(l, f, 7);
 
-	if (split(l, f, 7) != 7 || !span_is(f[0], "R"))
+	if (nf == 6 && span_is(f[0], "S"))
+		return check_ok(line, (size_t)(f[5].p - 1 - line), f[5]) ? steering_apply(f, e)
+		                                                         : -1;
+	if (nf != 7 || !span_is(f[0], "R"))
 		return -1;
 	if (!check_ok(line, (size_t)(f[6].p - 1 - line), f[6]))
 		return -1;
 	if (num_u64(f[1], &idx) < 0 || idx >= e->n_rcpts ||
-	    name_get(f[2], state_names, 4, &st) < 0 || num_u32(f[3], UINT32_MAX, &attempts) < 0 ||
-	    num_i64(f[4], &next) < 0 || tok_get(f[5], &reply) < 0)
+	    name_get(f[2], state_names, (int)ARRAY_LEN(state_names), &st) < 0 ||
+	    num_u32(f[3], UINT32_MAX, &attempts) < 0 || num_i64(f[4], &next) < 0 ||
+	    tok_get(f[5], &reply) < 0)
 		return -1;
 	e->rcpts[idx].state = (enum rcpt_state)st;
 	e->rcpts[idx].attempts = attempts;
@@ -753,4 +795,33 @@ int spool_records_torn(const struct spool_records *r)
 void spool_records_free(struct spool_records *r)
 {
 	buf_free(&r->line);
+}
+
+/* ---- the deletion journal: "deleted TIME ID IDX ADDR" ---- */
+
+void spool_journal_encode(int64_t when, const char *id, size_t idx, const char *addr,
+                          struct buf *out)
+{
+	buf_printf(out, "deleted %lld %s %zu ", (long long)when, id, idx);
+	tok_put(out, addr ? addr : "");
+	buf_puts(out, "\n");
+}
+
+int spool_journal_decode(const char *line, size_t n, struct spool_journal_line *out)
+{
+	struct span f[5], l = {line, n};
+	uint64_t idx;
+
+	memset(out, 0, sizeof(*out));
+	if (split(l, f, 5) != 5 || !span_is(f[0], "deleted") || f[2].n != ID_LEN)
+		return -1;
+	memcpy(out->id, f[2].p, ID_LEN);
+	if (!id_valid(out->id) || num_i64(f[1], &out->when) < 0 || num_u64(f[3], &idx) < 0 ||
+	    idx >= SPOOL_RCPT_MAX || tok_get(f[4], &out->addr) < 0 || !out->addr) {
+		free(out->addr);
+		out->addr = NULL;
+		return -1;
+	}
+	out->idx = (size_t)idx;
+	return 0;
 }

@@ -24,32 +24,19 @@
 #include "spool/spool.h"
 #include "util/util.h"
 
-/* File layout. Bump SPOOL_VERSION on any change of layout or of a
- * record's syntax; a reader rejects (quarantines) versions it lacks.
- * Version 2 adds to version 1 a variable body_off: room between the header
- * and the message (the front) where header fields added at accept (DKIM
- * signatures, List-Unsubscribe) are written in front of the message's
- * bytes without copying them. A file written without a front (body_off =
- * SPOOL_HDR_SIZE) is still marked version 1, so that its readers are as
- * many as can be. docs/spool.md has the layout. */
-#define SPOOL_MAGIC         "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
-#define SPOOL_VERSION       2
-#define SPOOL_VERSION_MIN   1
-#define SPOOL_VERSION_FRONT 2 /* the first version with a variable body_off */
-#define SPOOL_HDR_SIZE      128
-#define SPOOL_F_COMPLETE    1u
-#define SPOOL_CHECK_LEN     16 /* BLAKE2b-128: bytes of a checksum */
-#define SPOOL_CHECK_HEX     (2 * SPOOL_CHECK_LEN)
-
-/* The front (version 2): a message that may get header fields in front of
- * it has its bytes written from SPOOL_FRONT on (the header's block holds
- * the fields; the rest of it is never read). Fields that do not fit move
- * the message to a larger front (a copy, spool_front.c). A reader takes a
- * body_off up to SPOOL_BODY_OFF_MAX; SPOOL_PREPEND_MAX bounds the fields
- * (8 signatures of a 256 KiB header section fit). */
-#define SPOOL_FRONT        4096
-#define SPOOL_PREPEND_MAX  (4u << 20)
-#define SPOOL_BODY_OFF_MAX (8u << 20)
+/* File layout, version 2. Bump SPOOL_VERSION on any change of layout or of
+ * a record's syntax; a reader rejects (quarantines) versions it lacks.
+ * Version 2 adds to version 1 the steering record ("S": hold, release,
+ * delete); the layout is the same, so both are read. A version 1 file is
+ * marked version 2 before its first steering record is appended
+ * (docs/spool.md). */
+#define SPOOL_MAGIC       "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
+#define SPOOL_VERSION     2
+#define SPOOL_VERSION_MIN 1
+#define SPOOL_HDR_SIZE    128
+#define SPOOL_F_COMPLETE  1u
+#define SPOOL_CHECK_LEN   16 /* BLAKE2b-128: bytes of a checksum */
+#define SPOOL_CHECK_HEX   (2 * SPOOL_CHECK_LEN)
 
 /* Bounds. A corrupt length must never make a reader allocate much more than
  * the file holds, and no line may make it buffer without limit. */
@@ -94,8 +81,12 @@ int spool_env_decode(const char *p, size_t n, const char *id, uint32_t n_rcpts,
 /* One recipient state record, "\nR IDX STATE ATTEMPTS NEXT REPLY CHECK\n",
  * appended to out. */
 void spool_rcpt_encode(size_t idx, const struct rcpt *r, struct buf *out);
-/* Applies one record line (without its '\n') to e: 0 applied, -1 not a
- * valid record (torn, damaged or out of range), e unchanged. */
+/* One steering record, "\nS IDX HELD_SINCE HELD_SECS DELETED CHECK\n"
+ * (version 2), appended to out: r's steering fields only. */
+void spool_steering_encode(size_t idx, const struct rcpt *r, struct buf *out);
+/* Applies one record line (without its '\n'), a state record or a
+ * steering record, to e: 0 applied, -1 not a valid record (torn, damaged or out of
+ * range), e unchanged. */
 int spool_rcpt_apply(const char *line, size_t n, struct envelope *e);
 const char *spool_state_name(enum rcpt_state s);
 
@@ -116,5 +107,21 @@ void spool_records_init(struct spool_records *r, struct envelope *e);
 void spool_records_feed(struct spool_records *r, const char *p, size_t n);
 int spool_records_torn(const struct spool_records *r);
 void spool_records_free(struct spool_records *r);
+
+/*
+ * The deletion journal (spool_journal.c): one line per recipient dropped
+ * by `queue delete` while no server ran, "deleted TIME ID IDX ADDR\n"
+ * (ADDR a token, as above). Decode takes the line without its '\n': 0
+ * and *out (free out->addr), or -1 for anything else.
+ */
+struct spool_journal_line {
+	int64_t when;
+	char id[ID_LEN + 1];
+	size_t idx;
+	char *addr;
+};
+void spool_journal_encode(int64_t when, const char *id, size_t idx, const char *addr,
+                          struct buf *out);
+int spool_journal_decode(const char *line, size_t n, struct spool_journal_line *out);
 
 #endif

@@ -8,6 +8,9 @@
  *                   (PURE: spool_format.h)
  *   spool_read.c    load, foreach, body, delete, rcpt state
  *   spool_recover.c recovery at server start, in steps
+ *   spool_steer.c   hold, release and delete, in slices (bulk operations)
+ *   spool_select.c  which recipients a filter picks (PURE)
+ *   spool_journal.c deletions made while no server ran, for its log
  *
  * docs/spool.md describes the format and the durability argument.
  */
@@ -76,6 +79,14 @@ enum spool_load_res { LOAD_OK, LOAD_GONE, LOAD_BAD, LOAD_IOERR };
  * unreadable or not a regular file; LOAD_IOERR (and *why) for an error of
  * the environment; LOAD_GONE if it is not there. */
 enum spool_load_res spool_load_at(int dirfd, const char *name, struct envelope **out, char **why);
+/* Unlinks queue/ID (with sync, then fsyncs queue/); 0, or -1 and *err
+ * (errno ENOENT: no such message). Logs nothing. */
+int spool_unlink_message(struct spool *sp, const char *id, int sync, char **err);
+/* spool_journal.c: the picked recipients of v[0..n) (a whole unreadable
+ * message as one line with an empty address), appended to the deletion
+ * journal and fdatasync'd. 0, or -1 and *err. */
+int spool_journal_write(struct spool *sp, const struct spool_steered *v, size_t n, int64_t now,
+                        char **err);
 /* The entries of DATA_DIR/spool/SUB, sorted. */
 int spool_list_dir(struct spool *sp, const char *sub, char ***out, size_t *n, char **err);
 void spool_free_names(char **names, size_t n);

@@ -334,7 +334,7 @@ int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), 
 
 /* The directory fsync makes the delete durable: an operator's delete must
  * not be undone by a power cut. */
-static int unlink_message(struct spool *sp, const char *id, int sync, char **err)
+int spool_unlink_message(struct spool *sp, const char *id, int sync, char **err)
 {
 	if (bad_id(id, err) < 0)
 		return -1;
@@ -352,7 +352,7 @@ static int unlink_message(struct spool *sp, const char *id, int sync, char **err
 
 int spool_delete(struct spool *sp, const char *id, char **err)
 {
-	if (unlink_message(sp, id, 1, err) < 0)
+	if (spool_unlink_message(sp, id, 1, err) < 0)
 		return -1;
 	log_info("queue=%s event=deleted", id);
 	return 0;
@@ -360,17 +360,45 @@ int spool_delete(struct spool *sp, const char *id, char **err)
 
 int spool_remove_done(struct spool *sp, const char *id, char **err)
 {
-	if (unlink_message(sp, id, 0, err) < 0)
+	if (spool_unlink_message(sp, id, 0, err) < 0)
 		return -1;
 	log_info("queue=%s event=removed", id);
 	return 0;
 }
 
-/* Appends the records "recipient idx[i] is now *rs[i]" in one write(2)
+/* A version 1 file gets its first steering record (version 2 only): its
+ * header says version 2 first, durably, so that an older Posthorn
+ * quarantines the file rather than skip the record and deliver what an
+ * operator held or deleted. The header is rewritten in place (one
+ * 128-byte pwrite inside the first sector), through a second descriptor:
+ * pwrite on an O_APPEND one would append. */
+static int mark_version2(struct spool *sp, const char *id, struct spool_hdr *h, char **err)
+{
+	unsigned char raw[SPOOL_HDR_SIZE];
+	int fd = open_entry(sp->queue_fd, id, O_WRONLY), rc = -1;
+
+	if (fd < 0)
+		return open_failed(id, err);
+	h->version = SPOOL_VERSION;
+	spool_hdr_encode(h, raw);
+	if (pwrite(fd, raw, sizeof(raw), 0) == (ssize_t)sizeof(raw) && spool_fsync(sp, fd, 1) == 0)
+		rc = 0;
+	else
+		*err =
+		    spool_errf("%s: rewriting the header: %s", id, strerror(errno ? errno : EIO));
+	close(fd);
+	return rc;
+}
+
+/* Which records an append writes: delivery states, or steering. */
+enum rec_kind { REC_STATE, REC_STEERING };
+
+/* Appends the records of recipients idx[i] (now *rs[i]) in one write(2)
  * (O_APPEND: two appenders never interleave), then fdatasync when sync is
  * set. */
-static int append_states(struct spool *sp, int fd, const char *id, const size_t *idx,
-                         const struct rcpt *const *rs, size_t n, int sync, char **err)
+static int append_records(struct spool *sp, int fd, const char *id, enum rec_kind kind,
+                          const size_t *idx, const struct rcpt *const *rs, size_t n, int sync,
+                          char **err)
 {
 	struct spool_hdr h;
 	struct buf rec;
@@ -390,9 +418,15 @@ static int append_states(struct spool *sp, int fd, const char *id, const size_t 
 			                  (unsigned)h.n_rcpts);
 			return -1;
 		}
+	if (h.version < 2 && kind == REC_STEERING && mark_version2(sp, id, &h, err) < 0)
+		return -1;
 	buf_init(&rec);
-	for (i = 0; i < n; i++)
-		spool_rcpt_encode(idx[i], rs[i], &rec);
+	for (i = 0; i < n; i++) {
+		if (kind == REC_STEERING)
+			spool_steering_encode(idx[i], rs[i], &rec);
+		else
+			spool_rcpt_encode(idx[i], rs[i], &rec);
+	}
 	if (spool_write_all(fd, rec.data, rec.len) < 0 || (sync && spool_fsync(sp, fd, 1) < 0))
 		*err = spool_errf("%s: %s", id, strerror(errno));
 	else
@@ -401,8 +435,8 @@ static int append_states(struct spool *sp, int fd, const char *id, const size_t 
 	return rc;
 }
 
-int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *rcpts,
-                          const size_t *idx, size_t n, int sync, char **err)
+static int append_to(struct spool *sp, const char *id, enum rec_kind kind, const struct rcpt *rcpts,
+                     const size_t *idx, size_t n, int sync, char **err)
 {
 	const struct rcpt **rs;
 	int fd, rc;
@@ -416,10 +450,22 @@ int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *r
 	rs = xcalloc(n ? n : 1, sizeof(*rs));
 	for (i = 0; i < n; i++)
 		rs[i] = &rcpts[idx[i]];
-	rc = append_states(sp, fd, id, idx, rs, n, sync, err);
+	rc = append_records(sp, fd, id, kind, idx, rs, n, sync, err);
 	free(rs);
 	close(fd);
 	return rc;
+}
+
+int spool_set_rcpt_states(struct spool *sp, const char *id, const struct rcpt *rcpts,
+                          const size_t *idx, size_t n, int sync, char **err)
+{
+	return append_to(sp, id, REC_STATE, rcpts, idx, n, sync, err);
+}
+
+int spool_set_rcpt_steering(struct spool *sp, const char *id, const struct rcpt *rcpts,
+                            const size_t *idx, size_t n, int sync, char **err)
+{
+	return append_to(sp, id, REC_STEERING, rcpts, idx, n, sync, err);
 }
 
 int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, const struct rcpt *r,
@@ -432,7 +478,19 @@ int spool_set_rcpt_state(struct spool *sp, const char *id, size_t rcpt_index, co
 	fd = open_entry(sp->queue_fd, id, O_RDWR | O_APPEND);
 	if (fd < 0)
 		return open_failed(id, err);
-	rc = append_states(sp, fd, id, &rcpt_index, &r, 1, 1, err);
+	rc = append_records(sp, fd, id, REC_STATE, &rcpt_index, &r, 1, 1, err);
 	close(fd);
 	return rc;
+}
+
+/* One call for everything a bulk operation wrote without a sync each:
+ * syncfs() of the spool's file system (data, appended records and
+ * directory entries alike). */
+int spool_sync(struct spool *sp, char **err)
+{
+	atomic_fetch_add(&sp->fsyncs, 1);
+	if (syncfs(sp->queue_fd) == 0)
+		return 0;
+	*err = spool_errf("%s: syncfs: %s", sp->path, strerror(errno));
+	return -1;
 }

@@ -142,6 +142,11 @@ long spool_recover_step(struct spool_recovery *rv, size_t max, spool_env_fn on_e
 	return rv->failed ? -1 : (long)(rv->n - rv->next);
 }
 
+size_t spool_recover_total(const struct spool_recovery *rv)
+{
+	return rv->n;
+}
+
 long spool_recover_end(struct spool_recovery *rv)
 {
 	struct spool *sp;

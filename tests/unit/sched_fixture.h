@@ -157,8 +157,9 @@ static inline void commit(struct fx *f, const char *from, const char *const *rcp
 	id[0] = '\0';
 	spool_msg_commit(m, &e, on_committed, id);
 	assert_int_equal(strlen(id), ID_LEN);
+	memcpy(e.id, id, sizeof(e.id));
+	sched_add(f->s, &e); /* from memory, as the listener hands it over */
 	free(r);
-	sched_add_id(f->s, id);
 }
 
 /* The ready item of destination name, made active as a connection would. */
