@@ -77,9 +77,6 @@ struct http {
 	void (*drained)(void *arg);
 	void *drained_arg;
 	struct http_keys *keys; /* http_auth.c */
-	/* The oldest queued message, refreshed by a worker (http_ops.c). */
-	int64_t oldest_created;
-	uint64_t oldest_checked_ms;
 };
 
 /* http_conn.c */

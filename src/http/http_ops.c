@@ -10,10 +10,9 @@
  * checks touch the disk, so they run on a worker.
  *
  * /metrics copies the values kept elsewhere (scheduler, spool) into the
- * registry, then renders it. The age of the oldest queued message comes
- * from the spool's first message by ID (IDs sort by arrival), read by a
- * worker at most every OLDEST_REFRESH_MS; between reads the age is
- * computed from the creation time last seen.
+ * registry, then renders it; the oldest queued message's arrival is the
+ * scheduler's (it keeps its messages in age order), so a scrape reads no
+ * file.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -27,8 +26,6 @@
 #include "sched/sched.h"
 #include "spool/spool.h"
 #include "store/store.h"
-
-#define OLDEST_REFRESH_MS 10000
 
 /* docs/openapi.json, embedded at build time (Makefile). */
 extern const char http_openapi_json[];
@@ -120,28 +117,6 @@ void http_h_healthz(struct http_req *r)
 
 /* ---- /metrics --------------------------------------------------------------------------- */
 
-struct oldest_job {
-	struct http_req *r;
-	int64_t created; /* 0: the queue is empty */
-};
-
-static int first_message(void *arg, struct envelope *env)
-{
-	*(int64_t *)arg = env->created;
-	return 1; /* the first in ID order is the oldest: stop */
-}
-
-static void oldest_work(void *arg)
-{
-	struct oldest_job *j = arg;
-	char *err = NULL;
-
-	if (spool_foreach(http_req_deps(j->r)->spool, first_message, &j->created, &err) < 0) {
-		free(err);
-		j->created = -1;
-	}
-}
-
 static void copy_stats(struct http *h)
 {
 	struct sched_stats ss;
@@ -155,19 +130,18 @@ static void copy_stats(struct http *h)
 		metrics_set_l(M_QUEUE_RECIPIENTS, MQ_DEFERRED, (int64_t)ss.items_deferred);
 		metrics_set_l(M_QUEUE_RECIPIENTS, MQ_ACTIVE, (int64_t)ss.items_active);
 		metrics_set(M_OUTBOUND_CONNECTIONS, (int64_t)ss.connections);
-		if (ss.messages == 0)
-			h->oldest_created = 0;
+		metrics_set(M_QUEUE_OLDEST_AGE, ss.oldest_created > 0 && now > ss.oldest_created
+		                                    ? now - ss.oldest_created
+		                                    : 0);
 	}
 	if (h->deps.spool) {
 		spool_get_stats(h->deps.spool, &sp);
 		metrics_set(M_SPOOL_COMMITS, (int64_t)sp.commits);
 		metrics_set(M_SPOOL_FSYNCS, (int64_t)sp.fsyncs);
 	}
-	metrics_set(M_QUEUE_OLDEST_AGE,
-	            h->oldest_created > 0 && now > h->oldest_created ? now - h->oldest_created : 0);
 }
 
-static void metrics_reply(struct http_req *r)
+void http_h_metrics(struct http_req *r)
 {
 	struct buf out;
 
@@ -176,37 +150,6 @@ static void metrics_reply(struct http_req *r)
 	metrics_render(&out);
 	http_reply(r, 200, METRICS_CONTENT_TYPE, out.data, out.len);
 	buf_free(&out);
-}
-
-static void oldest_done(void *arg)
-{
-	struct oldest_job *j = arg;
-	struct http *h = j->r->conn->h;
-
-	if (j->created >= 0)
-		h->oldest_created = j->created;
-	metrics_reply(j->r);
-	free(j);
-}
-
-void http_h_metrics(struct http_req *r)
-{
-	struct http *h = r->conn->h;
-	struct sched_stats ss = {0};
-	struct oldest_job *j;
-	uint64_t now = clock_mono_ms();
-
-	if (h->deps.sched)
-		sched_get_stats(h->deps.sched, &ss);
-	if (ss.messages == 0 || !h->deps.spool ||
-	    (h->oldest_checked_ms && now - h->oldest_checked_ms < OLDEST_REFRESH_MS)) {
-		metrics_reply(r);
-		return;
-	}
-	h->oldest_checked_ms = now;
-	j = xcalloc(1, sizeof(*j));
-	j->r = r;
-	http_req_defer(r, oldest_work, oldest_done, j);
 }
 
 /* ---- /v1/openapi.json --------------------------------------------------------------------- */

@@ -511,7 +511,7 @@ long sched_retry(struct sched *s, const char *id)
 		it->manual = 1; /* not an attempt of the schedule: not counted */
 		sched_item_set(s, it, IT_READY);
 		sched_shape_init(&it->d->shape, (unsigned)it->d->lim->max_connections);
-		moved++;
+		moved += it->n;
 		i = s->heap_n; /* the heap changed shape: start over */
 	}
 	return moved;

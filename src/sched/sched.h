@@ -91,7 +91,8 @@ void sched_add_id(struct sched *s, const char *id);
 /* Make deferred recipients of message id (or of all messages, id NULL) due
  * now. The attempt that follows is the operator's, not the schedule's:
  * it does not count as an attempt and, if it fails, the recipient waits
- * the same step again (docs/queue.md). Returns the number of items moved. */
+ * the same step again (docs/queue.md). Returns how many recipients it
+ * made due. */
 long sched_retry(struct sched *s, const char *id);
 /* The message was deleted behind our back: drop it from the index. */
 void sched_forget(struct sched *s, const char *id);

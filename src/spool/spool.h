@@ -212,6 +212,13 @@ int spool_open_body(struct spool *sp, const char *id, int *fd, uint64_t *offset,
  * Unreadable messages are skipped with a warning (recovery quarantines them). */
 int spool_foreach(struct spool *sp, int (*cb)(void *arg, struct envelope *env), void *arg,
                   char **err);
+/* A page of the queue: up to max IDs after `after` (NULL: from the
+ * start), in ID order; *more says whether others follow. Memory and
+ * sorting follow max, whatever the queue's size. Free with
+ * spool_free_page(). */
+int spool_list_page(struct spool *sp, const char *after, size_t max, char ***out, size_t *n,
+                    int *more, char **err);
+void spool_free_page(char **ids, size_t n);
 int spool_delete(struct spool *sp, const char *id, char **err);
 /* The delivery engine's delete, once every recipient is final: no fsync of
  * the directory. If a power loss undoes the unlink, the message comes back

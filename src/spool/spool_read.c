@@ -265,6 +265,11 @@ void spool_free_names(char **names, size_t n)
 	free(names);
 }
 
+void spool_free_page(char **ids, size_t n)
+{
+	spool_free_names(ids, n);
+}
+
 /* The entries of DATA_DIR/spool/SUB, sorted (IDs sort by arrival). A fresh
  * open, not the kept directory fd, so that no two listings share a
  * position. */
@@ -292,6 +297,75 @@ int spool_list_dir(struct spool *sp, const char *sub, char ***out, size_t *n, ch
 	closedir(d);
 	if (*n)
 		qsort(*out, *n, sizeof(**out), cmp_name);
+	return 0;
+}
+
+/* ---- a page of the listing: a bounded max-heap of the smallest names ---- */
+
+static void page_sift_up(char **h, size_t i)
+{
+	while (i > 0 && strcmp(h[(i - 1) / 2], h[i]) < 0) {
+		char *t = h[i];
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void page_sift_down(char **h, size_t n)
+{
+	size_t i = 0;
+
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < n && strcmp(h[l], h[m]) > 0)
+			m = l;
+		if (r < n && strcmp(h[r], h[m]) > 0)
+			m = r;
+		if (m == i)
+			return;
+		char *t = h[i];
+		h[i] = h[m];
+		h[m] = t;
+		i = m;
+	}
+}
+
+/* name joins the page if it is among the max smallest seen. */
+static void page_offer(char **h, size_t *n, size_t max, const char *name, int *more)
+{
+	if (*n < max) {
+		h[(*n)++] = xstrdup(name);
+		page_sift_up(h, *n - 1);
+		return;
+	}
+	*more = 1;
+	if (max == 0 || strcmp(name, h[0]) >= 0)
+		return;
+	free(h[0]);
+	h[0] = xstrdup(name);
+	page_sift_down(h, *n);
+}
+
+int spool_list_page(struct spool *sp, const char *after, size_t max, char ***out, size_t *n,
+                    int *more, char **err)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd = openat(sp->dir_fd, "queue", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	*out = xcalloc(max ? max : 1, sizeof(**out)), *n = 0, *more = 0;
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		*err = spool_errf("%s/queue: %s", sp->path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)))
+		if (id_valid(de->d_name) && (!after || strcmp(de->d_name, after) > 0))
+			page_offer(*out, n, max, de->d_name, more);
+	closedir(d);
+	qsort(*out, *n, sizeof(**out), cmp_name);
 	return 0;
 }
 
