@@ -1,8 +1,10 @@
 /*
  * ctl: the control channel between the admin CLI and a running server, a
  * unix socket at DATA_DIR/control.sock (mode 0600: only the server's user
- * and root may steer it). One request line, one reply line, then close:
- *   "retry all" | "retry ID" | "forget ID"   ->   "ok N" | "error TEXT"
+ * and root may steer it). The client sends one request line; the server
+ * answers with any number of intermediate lines (progress of a bulk
+ * operation, messages it could not do), then one final line, "ok ..." or
+ * "error TEXT", and closes. The requests are listed in ctl_cmd.c.
  * The CLI falls back to working on the spool directly when no server
  * answers, so every admin command works with or without a server.
  */
@@ -13,13 +15,20 @@
 
 struct event_base;
 struct ctl;
+struct ctl_req;
 
-/* Handles one request line; writes the reply line (without newline) into
- * reply (cap bytes). Runs on the loop thread. */
-typedef void (*ctl_handler)(void *arg, const char *line, char *reply, size_t cap);
+#define CTL_LINE_MAX       65536 /* bytes of a request or reply line */
+#define CTL_LINE_TIMEOUT_S 60    /* the client waits this long for each line */
+
+/* Handles one request line (without its newline), on the loop thread: it
+ * answers with ctl_reply(), before it returns or later; until then req
+ * stays valid, even if the client has gone. */
+typedef void (*ctl_handler)(void *arg, struct ctl_req *req, const char *line);
 
 struct ctl *ctl_new(struct event_base *base, const char *data_dir, ctl_handler fn, void *arg,
                     char **err);
+/* Requests not yet answered are cancelled (their cancel callback runs,
+ * and they are freed: their owner must not answer them afterwards). */
 void ctl_free(struct ctl *c);
 
 /* The server's side of the requests (ctl_cmd.c): what they act on. */
@@ -29,11 +38,31 @@ struct ctl_deps {
 };
 
 /* A ctl_handler: arg is a struct ctl_deps that outlives the ctl. */
-void ctl_dispatch(void *arg, const char *line, char *reply, size_t cap);
+void ctl_dispatch(void *arg, struct ctl_req *req, const char *line);
 
-/* Client side: sends line, waits (at most 5 s) for the reply line.
- * Returns 0 with the reply, -1 when no server is listening (or it did not
- * answer in time). */
+/* An intermediate line (no newline in it). */
+void ctl_send(struct ctl_req *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The final line; req is freed. */
+void ctl_reply(struct ctl_req *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* What to call if the server stops (ctl_free) before req is answered. */
+void ctl_req_on_cancel(struct ctl_req *req, void (*cancel)(void *arg, struct ctl_req *req),
+                       void *arg);
+
+/* ---- the client's side ---- */
+
+enum { CTL_NO_SERVER = -1, CTL_LOST = -2 };
+typedef void (*ctl_line_fn)(void *arg, const char *line);
+
+/*
+ * Sends line, hands each intermediate line to on_line (may be NULL) and
+ * returns 0 with the final line in reply. CTL_NO_SERVER when no server
+ * listens (nothing was asked); CTL_LOST when one took the request and then
+ * did not answer within CTL_LINE_TIMEOUT_S, or hung up (it may have done
+ * part of the work).
+ */
+int ctl_request_lines(const char *data_dir, const char *line, ctl_line_fn on_line, void *arg,
+                      char *reply, size_t cap);
+/* The same for a one-line answer: 0, or -1 for either failure. */
 int ctl_request(const char *data_dir, const char *line, char *reply, size_t cap);
 
 #endif

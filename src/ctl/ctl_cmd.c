@@ -53,25 +53,31 @@ static int take_arg(const struct ctl_cmd *cmd, const char *arg, const char **id)
 	return id_valid(arg) ? 0 : -1;
 }
 
-static void run_line(const struct ctl_deps *d, const char *line, char *reply, size_t cap)
+static const struct ctl_cmd *find(const char *line, const char **args)
 {
-	const char *sp = strchr(line, ' '), *id = NULL;
+	const char *sp = strchr(line, ' ');
 	size_t vlen = sp ? (size_t)(sp - line) : strlen(line);
 
-	for (size_t i = 0; i < ARRAY_LEN(CMDS); i++) {
-		if (strlen(CMDS[i].verb) != vlen || strncmp(line, CMDS[i].verb, vlen) != 0)
-			continue;
-		if (take_arg(&CMDS[i], sp ? sp + 1 : NULL, &id) < 0)
-			snprintf(reply, cap, "error bad argument for %s", CMDS[i].verb);
-		else
-			snprintf(reply, cap, "ok %ld", CMDS[i].run(d, id));
-		return;
-	}
-	snprintf(reply, cap, "error unknown request");
+	*args = sp ? sp + 1 : NULL;
+	for (size_t i = 0; i < ARRAY_LEN(CMDS); i++)
+		if (strlen(CMDS[i].verb) == vlen && strncmp(line, CMDS[i].verb, vlen) == 0)
+			return &CMDS[i];
+	return NULL;
 }
 
-void ctl_dispatch(void *arg, const char *line, char *reply, size_t cap)
+void ctl_dispatch(void *arg, struct ctl_req *req, const char *line)
 {
-	run_line(arg, line, reply, cap);
+	const struct ctl_deps *d = arg;
+	const char *args, *id = NULL;
+	const struct ctl_cmd *cmd = find(line, &args);
+	char reply[128];
+
+	if (!cmd)
+		snprintf(reply, sizeof(reply), "error unknown request");
+	else if (take_arg(cmd, args, &id) < 0)
+		snprintf(reply, sizeof(reply), "error bad argument for %s", cmd->verb);
+	else
+		snprintf(reply, sizeof(reply), "ok %ld", cmd->run(d, id));
 	log_info("session=NOQUEUE event=control request=%s reply=%s", log_q(line), log_q(reply));
+	ctl_reply(req, "%s", reply);
 }
