@@ -48,6 +48,34 @@ void ctl_reply(struct ctl_req *req, const char *fmt, ...) __attribute__((format(
 void ctl_req_on_cancel(struct ctl_req *req, void (*cancel)(void *arg, struct ctl_req *req),
                        void *arg);
 
+/*
+ * The arguments of a queue request (ctl_args.c, PURE): "all",
+ * "domain D" (D printable, no space, at most CTL_DOMAIN_MAX bytes) or one
+ * to CTL_IDS_MAX queue IDs separated by single spaces. 0 with *out (free
+ * it with ctl_args_free), or -1 with a malloc'd *why. format writes them
+ * back, as the CLI sends them.
+ */
+#define CTL_DOMAIN_MAX 255
+#define CTL_IDS_MAX    1000
+struct buf;
+struct ctl_args {
+	int all;
+	char *domain;
+	char **ids;
+	size_t n_ids;
+};
+int ctl_args_parse(const char *s, struct ctl_args *out, char **why);
+void ctl_args_free(struct ctl_args *a);
+void ctl_args_format(const struct ctl_args *a, struct buf *out);
+
+/* The server's side of the requests that steer the queue (ctl_queue.c):
+ * op is an enum spool_op, line the whole request (for the log), args
+ * what follows the verb. They answer req themselves, later. */
+struct sched;
+void ctl_queue_steer(struct sched *s, struct ctl_req *req, int op, const char *line,
+                     const char *args);
+void ctl_queue_pauses(struct sched *s, struct ctl_req *req);
+
 /* ---- the client's side ---- */
 
 enum { CTL_NO_SERVER = -1, CTL_LOST = -2 };

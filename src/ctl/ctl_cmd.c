@@ -11,17 +11,23 @@
 #include "ctl/ctl.h"
 #include "log/log.h"
 #include "sched/sched.h"
+#include "spool/spool.h"
 #include "util/util.h"
 
 enum ctl_arg {
 	ARG_ID,        /* a queue ID */
 	ARG_ID_OR_ALL, /* a queue ID or "all" (then NULL is passed) */
+	ARG_LATER,     /* whatever follows: the request answers later, itself */
 };
 
+/* A request answered at once (run: "ok N") or later (later: it answers
+ * req, and logs, itself; ctl_queue.c). */
 struct ctl_cmd {
 	const char *verb;
 	enum ctl_arg arg;
 	long (*run)(const struct ctl_deps *d, const char *id);
+	void (*later)(const struct ctl_deps *d, struct ctl_req *req, const char *line,
+	              const char *args);
 };
 
 static long do_retry(const struct ctl_deps *d, const char *id)
@@ -35,9 +41,38 @@ static long do_forget(const struct ctl_deps *d, const char *id)
 	return 1;
 }
 
+static void do_hold(const struct ctl_deps *d, struct ctl_req *req, const char *line,
+                    const char *args)
+{
+	ctl_queue_steer(d->sched, req, SPOOL_HOLD, line, args);
+}
+
+static void do_release(const struct ctl_deps *d, struct ctl_req *req, const char *line,
+                       const char *args)
+{
+	ctl_queue_steer(d->sched, req, SPOOL_RELEASE, line, args);
+}
+
+static void do_delete(const struct ctl_deps *d, struct ctl_req *req, const char *line,
+                      const char *args)
+{
+	ctl_queue_steer(d->sched, req, SPOOL_DELETE, line, args);
+}
+
+static void do_pauses(const struct ctl_deps *d, struct ctl_req *req, const char *line,
+                      const char *args)
+{
+	ctl_queue_pauses(d->sched, req);
+	log_info("session=NOQUEUE event=control request=%s", log_q(line));
+}
+
 static const struct ctl_cmd CMDS[] = {
-    {"retry", ARG_ID_OR_ALL, do_retry},
-    {"forget", ARG_ID, do_forget},
+    {"retry", ARG_ID_OR_ALL, do_retry, NULL},
+    {"forget", ARG_ID, do_forget, NULL},
+    {"hold", ARG_LATER, NULL, do_hold},
+    {"release", ARG_LATER, NULL, do_release},
+    {"delete", ARG_LATER, NULL, do_delete},
+    {"pause-reload", ARG_LATER, NULL, do_pauses},
 };
 
 /* 0 with *id set (NULL for "all"), or -1: not an argument cmd takes. */
@@ -72,6 +107,10 @@ void ctl_dispatch(void *arg, struct ctl_req *req, const char *line)
 	const struct ctl_cmd *cmd = find(line, &args);
 	char reply[128];
 
+	if (cmd && cmd->later) {
+		cmd->later(d, req, line, args ? args : "");
+		return;
+	}
 	if (!cmd)
 		snprintf(reply, sizeof(reply), "error unknown request");
 	else if (take_arg(cmd, args, &id) < 0)
