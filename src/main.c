@@ -150,6 +150,9 @@ struct server {
 	struct api_tmpl_cache *templates;
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
+	struct spool_recovery *recovery; /* listed at start, read while serving */
+	uint64_t started_ms;
+	int failed; /* recovery failed: exit 1 */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -170,25 +173,22 @@ static void count_event(void *arg, const char *account, const char *rcpt, const 
 	store_counters_count(arg, account, rcpt, event);
 }
 
-/* A durable message (SMTP or API): its accepted events, counters, the
- * deliverability side's VERP record, delivery. */
-static void index_queued(struct server *srv, const struct events_message *m)
+/* The accepted events of a committed message (src/events). */
+static void emit_accepted(struct server *srv, const struct envelope *env)
 {
+	const char **rcpts = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*rcpts));
 	size_t i;
 
-	events_accepted(srv->events, m);
-	for (i = 0; i < m->n_rcpts; i++) {
-		const char *at = strrchr(m->rcpts[i], '@');
-		char dom[256];
-		snprintf(dom, sizeof(dom), "%s", at ? at + 1 : m->rcpts[i]);
-		ascii_lower(dom);
-		count_event(srv, m->account, dom, "accepted");
-	}
-	deliv_message_queued(srv->deliv, m->id, m->account, m->rcpts, m->n_rcpts);
-	sched_add_id(srv->sched, m->id);
+	for (i = 0; i < env->n_rcpts; i++)
+		rcpts[i] = env->rcpts[i].addr;
+	events_accepted(srv->events, &(struct events_message){.id = env->id,
+	                                                      .account = env->account,
+	                                                      .rcpts = rcpts,
+	                                                      .n_rcpts = env->n_rcpts});
+	free(rcpts);
 }
 
-static void on_queued(void *arg, const struct smtpd_queued *q)
+static void on_queued(void *arg, const struct envelope *env)
 {
 	index_queued(arg, &(struct events_message){.id = q->id,
 	                                           .account = q->account,
@@ -198,12 +198,10 @@ static void on_queued(void *arg, const struct smtpd_queued *q)
 	                                           .n_rcpts = q->n_rcpts});
 }
 
-	events_accepted(
-	    srv->events,
-	    &(struct events_message){.id = id, .account = account, .rcpts = rcpts, .n_rcpts = n});
-	for (i = 0; i < n; i++)
-		store_counters_count(srv->counters, account, rcpts[i], "accepted");
-	sched_add_id(srv->sched, id);
+	emit_accepted(srv, env);
+	for (i = 0; i < env->n_rcpts; i++)
+		store_counters_count(srv->counters, env->account, env->rcpts[i].addr, "accepted");
+	sched_add(srv->sched, env);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -384,7 +382,6 @@ static int open_delivery(struct server *srv)
 	struct dns_opts o;
 	struct sched_deps sd;
 	char *err = NULL, *servers = dns_servers_csv(srv->conf);
-	long n;
 
 	memset(&o, 0, sizeof(o));
 	o.servers = servers;
@@ -406,9 +403,8 @@ static int open_delivery(struct server *srv)
 	sd.count = count_event;
 	sd.count_arg = srv->counters;
 	srv->sched = sched_new(&sd);
-	if ((n = sched_load(srv->sched)) < 0)
-		return -1;
-	log_info("session=NOQUEUE event=sched_loaded recipients=%ld", n);
+	if (sched_pause_reload(srv->sched, &err) < 0)
+		return start_failed(err);
 	srv->deps.queued = on_queued;
 	srv->deps.queued_arg = srv;
 	srv->ctl_deps.sched = srv->sched;
@@ -419,19 +415,31 @@ static int open_delivery(struct server *srv)
 	return 0;
 }
 
+/* The queue is listed (and tmp/ emptied) before serving; it is read
+ * while serving (sched_recover, docs/delivery.md). */
 static int open_data(struct server *srv)
 {
 	char *err = NULL;
-	long n;
 
 	if (!(srv->deps.store = store_open(srv->conf->data_dir, &err)) ||
 	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
 		return start_failed(err);
 	}
-	if ((n = spool_recover(srv->deps.spool)) < 0)
-		return -1;
-	log_info("session=NOQUEUE event=spool_recovered messages=%ld", n);
-	return 0;
+	return (srv->recovery = spool_recover_begin(srv->deps.spool)) ? 0 : -1;
+}
+
+static void on_recovered(void *arg, long good)
+{
+	struct server *srv = arg;
+
+	if (good < 0) { /* the environment failed (EMFILE, EACCES...): stop */
+		log_err("session=NOQUEUE event=start_error error=%s", log_q("spool recovery failed"));
+		srv->failed = 1;
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	log_info("session=NOQUEUE event=queue_loaded messages=%ld seconds=%.1f", good,
+	         (double)(clock_mono_ms() - srv->started_ms) / 1000.0);
 }
 
 /* What accept adds (smtpd_sign.c): DKIM keys loaded before the first
@@ -592,6 +600,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	apply_log_conf(c);
 	memset(&srv, 0, sizeof(srv));
 	srv.conf = c;
+	srv.started_ms = clock_mono_ms();
 	evthread_use_pthreads();
 	srv.base = event_base_new();
 	if (!srv.base)
@@ -629,10 +638,12 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	add_signals(&srv);
 	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
 	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");
+	sched_recover(srv.sched, srv.recovery, on_recovered, &srv);
+	srv.recovery = NULL; /* the scheduler's now */
 	event_base_dispatch(srv.base);
 	server_close(&srv);
 	log_info("session=NOQUEUE event=stopped");
-	return 0;
+	return srv.failed ? CLI_RUNTIME : CLI_OK;
 }
 
 /* ---------- the command line ---------- */

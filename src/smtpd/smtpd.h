@@ -11,9 +11,7 @@ struct ssl_ctx_st; /* OpenSSL's SSL_CTX, opaque here */
 
 struct event_base;
 struct conf;
-struct dkim_signer;
-struct unsub;
-struct deliv;
+struct envelope;
 struct spool;
 struct store;
 struct work_pool;
@@ -43,11 +41,11 @@ struct smtpd_deps {
 	/* Quotas, pauses, VERP recipients and reports (deliv.h); NULL: none. */
 	struct deliv *deliv;
 	/* Called on the loop thread once for each message the spool made
-	 * durable, with the account, the envelope sender ("" for the null
-	 * sender), the decoded Subject (NULL when the message has none) and
-	 * the recipients' addresses: before the 250 is queued, and even when
-	 * the client has gone meanwhile and will never see it. */
-	void (*queued)(void *arg, const struct smtpd_queued *q);
+	 * durable, with its envelope as committed (env->id set; borrowed for
+	 * the call: the scheduler indexes it without reading the file back):
+	 * before the 250 is queued, and even when the client has gone
+	 * meanwhile and will never see it. */
+	void (*queued)(void *arg, const struct envelope *env);
 	void *queued_arg;
 };
 

@@ -155,32 +155,21 @@ static void data_output(struct session *s, const char *out, size_t n)
 	buf_free(&b);
 }
 
-/* The recipients rcpts[first .. first + n) of the transaction are in
- * message id. The Subject's encoded words are decoded here, on the loop: a
- * bounded pass over at most SMTP_DATA_SUBJECT_MAX bytes, the cost of a
- * copy. */
-static void notify_queued(struct session *s, const char *id, size_t first, size_t n)
+static void envelope_fill(struct session *s, struct envelope *env);
+
+/* The committed envelope, from the transaction that is still here (its
+ * arrival time may be a second later than the file's: nothing but the
+ * scheduler's clock reads it, and a restart reads the file's). */
+static void notify_queued(struct session *s, const char *id)
 {
 	const struct smtpd_deps *d = s->sd->deps;
-	char raw[SMTP_DATA_SUBJECT_MAX + 1], subject[SMTP_DATA_SUBJECT_MAX + 1];
-	const char **addrs;
-	size_t i;
+	struct envelope env;
 
 	if (!d->queued)
 		return;
-	addrs = xcalloc(n + 1, sizeof(*addrs));
-	for (i = 0; i < n; i++)
-		addrs[i] = s->txn.rcpts[first + i].addr;
-	smtp_data_subject(&s->txn.dec, raw, sizeof(raw));
-	smtp_subject_decode(raw, strlen(raw), subject, sizeof(subject));
-	d->queued(d->queued_arg,
-	          &(struct smtpd_queued){.id = id,
-	                                 .account = s->account ? s->account : "default",
-	                                 .from = s->txn.mail.addr,
-	                                 .subject = s->txn.dec.has_subject ? subject : NULL,
-	                                 .rcpts = addrs,
-	                                 .n_rcpts = n});
-	free(addrs);
+	envelope_fill(s, &env);
+	memcpy(env.id, id, sizeof(env.id));
+	d->queued(d->queued_arg, &env);
 }
 
 /* The line that finds a message by its Message-ID: logged once the
@@ -253,7 +242,7 @@ void smtpd_data_envelope(struct session *s, struct envelope *env)
 	env->client_ip = s->ip;
 	env->helo = s->helo ? s->helo : "";
 	env->created = (int64_t)(clock_now_ms() / 1000);
-	env->size = t->msg ? spool_msg_size(t->msg) : 0; /* a split sets its own */
+	env->size = t->msg ? spool_msg_size(t->msg) : 0; /* 0 once committed */
 	env->body = t->mail.body == 2 ? BODY_8BITMIME : BODY_7BIT;
 	env->smtputf8 = t->mail.smtputf8;
 	env->ret = t->mail.ret == 1   ? DSN_RET_FULL
