@@ -24,6 +24,7 @@
  * is resumed (sched_account_held). Messages with the null sender (the
  * reports Posthorn sends) are neither counted nor held.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,7 +90,8 @@ static void persist_run(void *arg)
 	if (f->n_supp)
 		deliv_supp_add(f->s->deps.deliv, f->supp, f->n_supp);
 	if (f->delete_file) {
-		if (spool_remove_done(sp, f->env->id, &err) < 0)
+		/* ENOENT: an operator deleted it during the attempt */
+		if (spool_remove_done(sp, f->env->id, &err) < 0 && errno != ENOENT)
 			log_warn("queue=%s event=spool_delete_error error=%s", f->env->id,
 			         log_q(err));
 		free(err);

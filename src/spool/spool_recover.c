@@ -94,6 +94,14 @@ static int recover_one(struct spool_recovery *rv, const char *name, spool_env_fn
 	    id_valid(name) ? spool_load_at(rv->sp->queue_fd, name, &e, &why) : LOAD_BAD;
 	int rc = 0;
 
+	/* Read once more before quarantining: the one in-place write to a
+	 * queue file (a version 1 header marked version 2, spool_read.c) may
+	 * have been read half done by a concurrent reader. */
+	if (res == LOAD_BAD && id_valid(name)) {
+		free(why), why = NULL;
+		res = spool_load_at(rv->sp->queue_fd, name, &e, &why);
+	}
+
 	if (!why && res == LOAD_BAD)
 		why = xstrdup("not a queue ID");
 	if (res == LOAD_OK) {
