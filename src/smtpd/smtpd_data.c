@@ -242,7 +242,7 @@ void smtpd_data_envelope(struct session *s, struct envelope *env)
 	env->client_ip = s->ip;
 	env->helo = s->helo ? s->helo : "";
 	env->created = (int64_t)(clock_now_ms() / 1000);
-	env->size = t->msg ? spool_msg_size(t->msg) : 0; /* 0 once committed */
+	env->size = t->msg ? spool_msg_size(t->msg) : t->size; /* t->msg goes with the commit */
 	env->body = t->mail.body == 2 ? BODY_8BITMIME : BODY_7BIT;
 	env->smtputf8 = t->mail.smtputf8;
 	env->ret = t->mail.ret == 1   ? DSN_RET_FULL
