@@ -163,6 +163,9 @@ class Server:
 
     def _spawn(self):
         assert self.proc is None or self.proc.poll() is not None
+        # The server answers at once and reads its queue meanwhile
+        # (docs/delivery.md); ready means both, as tests assume.
+        self._loaded_before = self.log().count("queue_loaded")
         self._err = open(self.log_path, "ab")
         self._out = open(self.out_path, "ab")
         self.proc = subprocess.Popen([self.bin, "serve", "-c", self.conf],
@@ -206,6 +209,13 @@ class Server:
                 pytest.fail(f"posthorn serve not answering 220 within {START_TIMEOUT}s:\n"
                             f"{self.log()}", pytrace=False)
             time.sleep(0.05)
+        quiet = (self._server.get("log_level", "info") not in ("debug", "info") or
+                 self._server.get("log", "stderr") != "stderr")  # the line is elsewhere
+        while not quiet and self.log().count("queue_loaded") <= self._loaded_before:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"posthorn serve did not read its queue within {START_TIMEOUT}s:\n"
+                            f"{self.log()[-4000:]}", pytrace=False)
+            time.sleep(0.02)
         return True
 
     def _close_files(self):
