@@ -433,7 +433,8 @@ static void on_recovered(void *arg, long good)
 	struct server *srv = arg;
 
 	if (good < 0) { /* the environment failed (EMFILE, EACCES...): stop */
-		log_err("session=NOQUEUE event=start_error error=%s", log_q("spool recovery failed"));
+		log_err("session=NOQUEUE event=start_error error=%s",
+		        log_q("spool recovery failed"));
 		srv->failed = 1;
 		event_base_loopbreak(srv->base);
 		return;
@@ -684,7 +685,8 @@ static const struct cli_cmd help_cmd = {
 static const struct cli_cmd *const COMMANDS[] = {
     &serve_cmd,     &cli_check_cmd,  &cli_user_cmd, &cli_queue_cmd,
     &cli_stats_cmd, &cli_apikey_cmd, &cli_dkim_cmd, &cli_suppress_cmd,
-    &cli_tls_cmd,   &version_cmd,    &help_cmd,     NULL,
+    &cli_tls_cmd,   &cli_pause_cmd, &cli_resume_cmd, &version_cmd,  &help_cmd,
+    NULL,
 };
 
 static const struct cli_cmd ROOT = {

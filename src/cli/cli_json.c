@@ -59,21 +59,9 @@ const char *cli_time(int64_t t, char *out, size_t cap)
 	return out;
 }
 
-const char *cli_rcpt_state(enum rcpt_state s)
-{
-	static const char *const names[] = {
-	    [RCPT_PENDING] = "pending",
-	    [RCPT_DELIVERED] = "delivered",
-	    [RCPT_BOUNCED] = "bounced",
-	    [RCPT_DEFERRED] = "deferred",
-	};
-
-	return (unsigned)s < ARRAY_LEN(names) ? names[s] : "unknown";
-}
-
 int cli_rcpt_open(const struct rcpt *r)
 {
-	return r->state == RCPT_PENDING || r->state == RCPT_DEFERRED;
+	return rcpt_is_open(r);
 }
 
 static json_t *notify_json(unsigned notify)
@@ -102,7 +90,7 @@ json_t *cli_json_rcpt(const struct rcpt *r, int all)
 	char t[32];
 
 	json_object_set_new(o, "address", cli_json_str(r->addr));
-	json_object_set_new(o, "state", json_string(cli_rcpt_state(r->state)));
+	json_object_set_new(o, "state", json_string(rcpt_state_shown(r)));
 	json_object_set_new(o, "attempts", json_integer(r->attempts));
 	json_object_set_new(o, "next_attempt",
 	                    r->next_attempt && cli_rcpt_open(r)
@@ -112,6 +100,11 @@ json_t *cli_json_rcpt(const struct rcpt *r, int all)
 	if (all) {
 		json_object_set_new(o, "notify", notify_json(r->notify));
 		json_object_set_new(o, "orcpt", cli_json_str(r->orcpt));
+		json_object_set_new(o, "held_since",
+		                    rcpt_is_held(r)
+		                        ? json_string(cli_time(r->held_since, t, sizeof(t)))
+		                        : json_null());
+		json_object_set_new(o, "held_seconds", json_integer((json_int_t)r->held_secs));
 	}
 	return o;
 }

@@ -1,11 +1,13 @@
 /*
- * cli_queue: `posthorn queue show | delete | retry` and the queue's
- * command tree (`queue list` is in cli_queue_list.c).
+ * cli_queue: `posthorn queue show | hold | release | retry | delete` and
+ * the queue's command tree (`queue list` is in cli_queue_list.c, the
+ * work of hold, release and delete in cli_steer.c; docs/queue.md).
  *
- * Works on DATA_DIR/spool through the spool module (opened without an
- * event base: no commits, no lock), so it is safe while a server runs; a
- * running server is told of changes over its control socket. Output: show
- * to stdout, diagnostics to stderr. Values that come from the network
+ * Reads DATA_DIR/spool through the spool module (opened without an event
+ * base: no commits), which is safe while a server runs. Changes go
+ * through a running server (its control socket), or, when none answers,
+ * are made on the spool under its lock. Output: show to stdout,
+ * diagnostics to stderr. Values that come from the network
  * (addresses, HELO, replies) are printed with control bytes and
  * backslashes escaped as \xHH, so one item stays one line; with --json
  * they are JSON strings (docs/cli.md).
@@ -84,9 +86,13 @@ static void show_rcpt(const struct rcpt *r)
 
 	fputs("rcpt: ", stdout);
 	cli_put_safe(stdout, r->addr);
-	printf(" state=%s attempts=%u", cli_rcpt_state(r->state), (unsigned)r->attempts);
+	printf(" state=%s attempts=%u", rcpt_state_shown(r), (unsigned)r->attempts);
 	if (r->next_attempt)
 		printf(" next_attempt=%s", cli_time(r->next_attempt, t, sizeof(t)));
+	if (rcpt_is_held(r))
+		printf(" held_since=%s", cli_time(r->held_since, t, sizeof(t)));
+	if (r->held_secs)
+		printf(" held_seconds=%llu", (unsigned long long)r->held_secs);
 	if (r->notify)
 		printf(" notify=%u", r->notify);
 	if (r->orcpt)
@@ -182,7 +188,7 @@ static int cmd_show(int argc, char **argv, const struct conf *c)
 	const struct cli_opt opts[] = {{"--json", &json, NULL}};
 	struct envelope *e;
 	struct spool *sp;
-	const char *id;
+	const char *id = NULL;
 	char *err = NULL;
 	struct buf h;
 
@@ -207,104 +213,149 @@ static int cmd_show(int argc, char **argv, const struct conf *c)
 	return cli_flush(rc);
 }
 
-/* ---- delete ---- */
+/* ---- hold, release, delete (cli_steer.c) ---- */
+
+/* ID... or --domain D (or, for delete, --all): into a. CLI_OK or
+ * CLI_USAGE (reported). */
+static int steer_args(int argc, char **argv, int with_all, struct ctl_args *a)
+{
+	const char *domain = NULL;
+	int all = 0;
+	const struct cli_opt opts[] = {{"--domain", NULL, &domain}, {"--all", &all, NULL}};
+	char **pos = xcalloc((size_t)argc, sizeof(*pos));
+	size_t n, i;
+
+	memset(a, 0, sizeof(*a));
+	if (cli_parse(argc, argv, opts, with_all ? 2 : 1, pos, &n, (size_t)argc) != CLI_OK) {
+		free(pos);
+		return CLI_USAGE;
+	}
+	a->ids = pos;
+	a->n_ids = n;
+	a->all = all;
+	a->domain = domain ? xstrdup(domain) : NULL;
+	if ((n > 0) + all + (domain != NULL) != 1)
+		return cli_say(CLI_USAGE, "%s takes queue IDs, --domain D%s", argv[0],
+		               with_all ? " or --all" : "");
+	if (domain && (!*domain || strlen(domain) > CTL_DOMAIN_MAX || strchr(domain, ' ')))
+		return cli_say(CLI_USAGE, "--domain needs a domain, not '%s'", domain);
+	for (i = 0; i < n; i++)
+		if (!id_valid(pos[i]))
+			return cli_say(CLI_USAGE, "invalid queue ID: %s", pos[i]);
+	return CLI_OK;
+}
+
+static int cmd_steer(int argc, char **argv, const struct conf *c, enum spool_op op)
+{
+	struct ctl_args a;
+	int rc = steer_args(argc, argv, op == SPOOL_DELETE, &a);
+
+	if (rc == CLI_OK)
+		rc = cli_steer(c, op, &a);
+	free(a.ids); /* argv's strings */
+	free(a.domain);
+	return rc;
+}
+
+static int cmd_hold(int argc, char **argv, const struct conf *c)
+{
+	return cmd_steer(argc, argv, c, SPOOL_HOLD);
+}
+
+static int cmd_release(int argc, char **argv, const struct conf *c)
+{
+	return cmd_steer(argc, argv, c, SPOOL_RELEASE);
+}
 
 static int cmd_delete(int argc, char **argv, const struct conf *c)
 {
-	char *err = NULL, reply[64], *line;
-	struct spool *sp;
-	const char *id;
-	int rc;
-
-	if ((rc = one_id(argc, argv, NULL, 0, &id)) != CLI_OK)
-		return rc;
-	if (!(sp = open_spool(c)))
-		return CLI_RUNTIME;
-	if (spool_delete(sp, id, &err) < 0) {
-		rc = fail(err);
-	} else {
-		/* A running server forgets it now rather than at its next attempt. */
-		line = xasprintf("forget %s", id);
-		ctl_request(c->data_dir, line, reply, sizeof(reply));
-		free(line);
-	}
-	spool_close(sp);
-	return rc;
+	return cmd_steer(argc, argv, c, SPOOL_DELETE);
 }
 
 /* ---- retry ---- */
 
-/* Offline retry: deferred recipients become due now, in the spool itself. */
-static int retry_offline_one(void *arg, struct envelope *e)
+/* On a stopped server's spool: deferred recipients become due now, marked
+ * as an operator's retry (deferred, next attempt 0: docs/queue.md), held
+ * ones excepted. */
+static int retry_mark(void *arg, struct envelope *e)
 {
 	struct retry_ctx *r = arg;
+	size_t *idx = xcalloc(e->n_rcpts ? e->n_rcpts : 1, sizeof(*idx)), n = 0, i;
 	char *err = NULL;
 
-	if (r->id && strcmp(r->id, e->id) != 0)
+	if (r->id && strcmp(r->id, e->id) != 0) {
+		free(idx);
 		return 0;
-	for (size_t i = 0; i < e->n_rcpts; i++) {
-		if (e->rcpts[i].state != RCPT_DEFERRED || e->rcpts[i].next_attempt == 0)
-			continue;
-		e->rcpts[i].next_attempt = 0;
-		if (spool_set_rcpt_state(r->sp, e->id, i, &e->rcpts[i], &err) < 0) {
-			cli_say(CLI_RUNTIME, "%s", err);
-			free(err);
-			err = NULL;
-			r->failed = 1;
-			continue;
-		}
-		r->count++;
 	}
+	for (i = 0; i < e->n_rcpts; i++) {
+		struct rcpt *rc = &e->rcpts[i];
+		if (rc->state != RCPT_DEFERRED || !rcpt_is_open(rc) || rcpt_is_held(rc) ||
+		    rc->next_attempt == 0)
+			continue;
+		rc->next_attempt = 0;
+		idx[n++] = i;
+	}
+	if (n && spool_set_rcpt_states(r->sp, e->id, e->rcpts, idx, n, 0, &err) < 0) {
+		cli_say(CLI_RUNTIME, "%s", err);
+		free(err);
+		r->failed = 1;
+	} else {
+		r->count += (long)n;
+	}
+	free(idx);
 	return 0;
 }
 
-/* Through a running server: 0 done, -1 no server answered. */
-static int retry_online(const struct conf *c, const char *id, int *rc)
+static int retry_offline(const struct conf *c, const char *id)
 {
-	char reply[64], *line = id ? xasprintf("retry %s", id) : xstrdup("retry all");
-	int n = ctl_request(c->data_dir, line, reply, sizeof(reply));
+	struct retry_ctx r = {NULL, id, 0, 0};
+	struct envelope *e = NULL;
+	char *err = NULL;
+	int rc;
+
+	if (!(r.sp = spool_open(c->data_dir, NULL, &err)) || spool_lock(r.sp, &err) < 0) {
+		rc = cli_say(
+		    CLI_RUNTIME, "%s%s", err,
+		    r.sp ? "; its server does not answer on its control socket yet: try again"
+		         : "");
+		free(err);
+		spool_close(r.sp);
+		return rc;
+	}
+	if (id && spool_load(r.sp, id, &e, &err) == 0)
+		retry_mark(&r, e);
+	else if (id || spool_foreach(r.sp, retry_mark, &r, &err) < 0)
+		r.failed = fail(err);
+	envelope_free(e);
+	if (r.count && spool_sync(r.sp, &err) < 0)
+		r.failed = fail(err);
+	spool_close(r.sp);
+	if (!r.failed)
+		printf("%ld\n", r.count);
+	return r.failed ? CLI_RUNTIME : CLI_OK;
+}
+
+/* Through a running server: 0 done, CTL_NO_SERVER, or the exit code. */
+static int retry_online(const struct conf *c, const char *id)
+{
+	char reply[128], *line = id ? xasprintf("retry %s", id) : xstrdup("retry all");
+	int n = ctl_request_lines(c->data_dir, line, NULL, NULL, reply, sizeof(reply));
 
 	free(line);
-	if (n < 0)
-		return -1;
+	if (n == CTL_NO_SERVER)
+		return n;
+	if (n == CTL_LOST)
+		return cli_say(CLI_RUNTIME, "the server stopped answering");
 	if (strncmp(reply, "ok ", 3) != 0)
-		*rc = cli_say(CLI_RUNTIME, "server: %s", reply);
-	else
-		printf("%s\n", reply + 3);
-	return 0;
-}
-
-static int retry_in(struct spool *sp, const struct conf *c, const char *id)
-{
-	struct retry_ctx r = {sp, id, 0, 0};
-	char *err = NULL;
-	struct envelope *e;
-	int rc = CLI_OK;
-
-	if (id && spool_load(sp, id, &e, &err) < 0)
-		return fail(err);
-	if (id)
-		envelope_free(e);
-	if (retry_online(c, id, &rc) == 0)
-		return rc;
-	if (spool_server_running(sp))
-		/* starting (the control socket comes after recovery) or stuck:
-		 * two writers must not race on the same records */
-		return cli_say(CLI_RUNTIME,
-		               "the server holding %s does not answer on its control socket "
-		               "yet; try again",
-		               c->data_dir);
-	if (spool_foreach(sp, retry_offline_one, &r, &err) < 0)
-		return fail(err);
-	printf("%ld\n", r.count);
-	return r.failed ? CLI_RUNTIME : CLI_OK;
+		return cli_say(CLI_RUNTIME, "server: %s", reply);
+	printf("%s\n", reply + 3);
+	return CLI_OK;
 }
 
 static int cmd_retry(int argc, char **argv, const struct conf *c)
 {
 	int all = 0, rc;
 	const struct cli_opt opts[] = {{"--all", &all, NULL}};
-	struct spool *sp;
 	char *pos[1];
 	size_t n;
 
@@ -314,10 +365,8 @@ static int cmd_retry(int argc, char **argv, const struct conf *c)
 		return cli_say(CLI_USAGE, "retry takes a queue ID or --all");
 	if (n == 1 && !id_valid(pos[0]))
 		return cli_say(CLI_USAGE, "invalid queue ID: %s", pos[0]);
-	if (!(sp = open_spool(c)))
-		return CLI_RUNTIME;
-	rc = retry_in(sp, c, all ? NULL : pos[0]);
-	spool_close(sp);
+	if ((rc = retry_online(c, all ? NULL : pos[0])) == CTL_NO_SERVER)
+		rc = retry_offline(c, all ? NULL : pos[0]);
 	return cli_flush(rc);
 }
 
@@ -325,7 +374,7 @@ static int cmd_retry(int argc, char **argv, const struct conf *c)
 
 static const struct cli_cmd list_cmd = {
     .path = "queue list",
-    .args = "[--domain D] [--sender S] [--state pending|deferred] [--json]",
+    .args = "[--domain D] [--sender S] [--state pending|deferred|held] [--json]",
     .about = "Lists queued messages with their open recipients, then a totals line.",
     .more = "  --domain picks recipients of domain D, --state those in state S,\n"
             "  --sender messages from address S (<> is the null sender). --json prints\n"
@@ -338,20 +387,36 @@ static const struct cli_cmd show_cmd = {
     .about = "Shows a message's envelope, every recipient and its header block.",
     .run = cmd_show};
 
-static const struct cli_cmd delete_cmd = {.path = "queue delete",
-                                          .args = "ID",
-                                          .about =
-                                              "Deletes a message; its recipients get no bounce.",
-                                          .run = cmd_delete};
+static const struct cli_cmd delete_cmd = {
+    .path = "queue delete",
+    .args = "ID...|--all|--domain D",
+    .about = "Drops open recipients (no bounce is sent); prints how many.",
+    .more = "  Each is logged in the server's log (event=deleted); with no server running,\n"
+            "  on stderr, and by the server at its next start (docs/queue.md).\n",
+    .run = cmd_delete};
 
-static const struct cli_cmd retry_cmd = {.path = "queue retry",
-                                         .args = "ID|--all",
-                                         .about =
-                                             "Makes deferred recipients due now; prints how many.",
-                                         .run = cmd_retry};
+static const struct cli_cmd hold_cmd = {
+    .path = "queue hold",
+    .args = "ID...|--domain D",
+    .about = "Holds open recipients: neither tried nor expired until released.",
+    .more = "  Time held does not count toward queue_lifetime (docs/queue.md).\n",
+    .run = cmd_hold};
 
-static const struct cli_cmd *const queue_cmds[] = {&list_cmd, &show_cmd, &delete_cmd, &retry_cmd,
-                                                   NULL};
+static const struct cli_cmd release_cmd = {.path = "queue release",
+                                           .args = "ID...|--domain D",
+                                           .about = "Releases held recipients; prints how many.",
+                                           .run = cmd_release};
+
+static const struct cli_cmd retry_cmd = {
+    .path = "queue retry",
+    .args = "ID|--all",
+    .about = "Makes deferred recipients due now; prints how many.",
+    .more = "  Not counted as a delivery attempt: if it fails, the recipient waits its\n"
+            "  current retry step again.\n",
+    .run = cmd_retry};
+
+static const struct cli_cmd *const queue_cmds[] = {&list_cmd,  &show_cmd,   &hold_cmd, &release_cmd,
+                                                   &retry_cmd, &delete_cmd, NULL};
 
 const struct cli_cmd cli_queue_cmd = {
     .path = "queue",

@@ -6,9 +6,11 @@
  * --json, one JSON object per message and line instead (docs/cli.md).
  *
  * Filters pick recipients: --domain (the recipient's domain, any case),
- * --state (pending or deferred); --sender picks messages (the address, any
- * case; "<>" is the null sender). A message is shown with the open
- * recipients that pass, and only if one does.
+ * --state (pending, deferred or held); --sender picks messages (the
+ * address, any case; "<>" is the null sender): the spool's filter rules
+ * (spool_select.c), which GET /v1/queue shares. A message is shown with
+ * the open recipients that pass, and only if one does. The text form ends
+ * with the paused destinations, if any.
  *
  * Reads DATA_DIR/spool through the spool module (opened without an event
  * base: no commits, no lock), so it is safe while a server runs.
@@ -25,11 +27,12 @@
 
 struct list_args {
 	const char *domain, *sender, *state;
+	struct spool_filter f;
 	int json;
 };
 
 struct totals {
-	size_t messages, pending, deferred;
+	size_t messages, pending, deferred, held;
 	uint64_t bytes;
 	int failed; /* JSON output failed */
 };
@@ -41,35 +44,9 @@ struct list_ctx {
 	int header_done;
 };
 
-static int domain_is(const char *addr, const char *domain)
-{
-	const char *at = strrchr(addr, '@');
-	size_t n;
-
-	if (!at)
-		return 0;
-	n = strlen(++at);
-	if (n > 1 && at[n - 1] == '.')
-		n--; /* the root dot */
-	return strlen(domain) == n && ascii_ncasecmp(at, domain, n) == 0;
-}
-
 static int rcpt_passes(const struct list_args *a, const struct rcpt *r)
 {
-	if (!cli_rcpt_open(r))
-		return 0;
-	if (a->state && strcmp(a->state, cli_rcpt_state(r->state)))
-		return 0;
-	return !a->domain || domain_is(r->addr, a->domain);
-}
-
-static int sender_passes(const struct list_args *a, const struct envelope *e)
-{
-	if (!a->sender)
-		return 1;
-	if (!strcmp(a->sender, "<>"))
-		return !*e->mail_from;
-	return ascii_casecmp(a->sender, e->mail_from) == 0;
+	return spool_filter_rcpt(&a->f, r);
 }
 
 static void put_sender(const struct envelope *e)
@@ -83,8 +60,7 @@ static void text_rcpt(const struct list_ctx *x, const struct rcpt *r)
 {
 	char t[32];
 
-	printf("    %-8s attempts=%-3u next=%-20s <", cli_rcpt_state(r->state),
-	       (unsigned)r->attempts,
+	printf("    %-8s attempts=%-3u next=%-20s <", rcpt_state_shown(r), (unsigned)r->attempts,
 	       r->next_attempt > x->now ? cli_time(r->next_attempt, t, sizeof(t)) : "now");
 	cli_put_safe(stdout, r->addr);
 	puts(">");
@@ -126,22 +102,25 @@ static int json_message(const struct list_ctx *x, const struct envelope *e)
 static int list_one(void *arg, struct envelope *e)
 {
 	struct list_ctx *x = arg;
-	size_t pending = 0, deferred = 0;
+	size_t pending = 0, deferred = 0, held = 0;
 
-	if (!sender_passes(x->a, e))
+	if (!spool_filter_sender(&x->a->f, e))
 		return 0;
 	for (size_t i = 0; i < e->n_rcpts; i++) {
-		if (!rcpt_passes(x->a, &e->rcpts[i]))
+		const struct rcpt *r = &e->rcpts[i];
+		if (!rcpt_passes(x->a, r))
 			continue;
-		pending += e->rcpts[i].state == RCPT_PENDING;
-		deferred += e->rcpts[i].state == RCPT_DEFERRED;
+		held += rcpt_is_held(r);
+		pending += !rcpt_is_held(r) && r->state == RCPT_PENDING;
+		deferred += !rcpt_is_held(r) && r->state == RCPT_DEFERRED;
 	}
-	if (pending + deferred == 0)
+	if (pending + deferred + held == 0)
 		return 0;
 	x->t.messages++;
 	x->t.bytes += e->size;
 	x->t.pending += pending;
 	x->t.deferred += deferred;
+	x->t.held += held;
 	if (!x->a->json) {
 		text_message(x, e);
 		return 0;
@@ -150,12 +129,19 @@ static int list_one(void *arg, struct envelope *e)
 	return x->t.failed; /* stdout is gone: stop */
 }
 
-static void print_totals(const struct totals *t)
+static void print_totals(const struct totals *t, const struct conf *c)
 {
-	printf("%s-- %zu message%s, %llu bytes, %zu open recipient%s (%zu pending, %zu deferred)\n",
+	size_t open = t->pending + t->deferred + t->held;
+	char *paused = cli_paused_text(c);
+
+	printf("%s-- %zu message%s, %llu bytes, %zu open recipient%s (%zu pending, %zu deferred, "
+	       "%zu held)\n",
 	       t->messages ? "\n" : "", t->messages, t->messages == 1 ? "" : "s",
-	       (unsigned long long)t->bytes, t->pending + t->deferred,
-	       t->pending + t->deferred == 1 ? "" : "s", t->pending, t->deferred);
+	       (unsigned long long)t->bytes, open, open == 1 ? "" : "s", t->pending, t->deferred,
+	       t->held);
+	if (paused)
+		printf("-- delivery paused: %s\n", paused);
+	free(paused);
 }
 
 static int parse_args(struct list_args *a, int argc, char **argv)
@@ -171,10 +157,13 @@ static int parse_args(struct list_args *a, int argc, char **argv)
 	memset(a, 0, sizeof(*a));
 	if (cli_parse(argc, argv, opts, ARRAY_LEN(opts), NULL, &n_pos, 0) != CLI_OK)
 		return CLI_USAGE;
-	if (a->state && strcmp(a->state, "pending") && strcmp(a->state, "deferred"))
-		return cli_say(CLI_USAGE, "--state takes pending or deferred, not '%s'", a->state);
+	if (a->state && !(a->f.states = spool_filter_state(a->state)))
+		return cli_say(CLI_USAGE, "--state takes pending, deferred or held, not '%s'",
+		               a->state);
 	if (a->domain && !*a->domain)
 		return cli_say(CLI_USAGE, "--domain needs a domain");
+	a->f.domain = a->domain;
+	a->f.sender = a->sender;
 	return CLI_OK;
 }
 
@@ -202,7 +191,7 @@ int cli_queue_list(int argc, char **argv, const struct conf *c)
 	} else if (x.t.failed) {
 		rc = CLI_RUNTIME;
 	} else if (!a.json) {
-		print_totals(&x.t);
+		print_totals(&x.t, c);
 	}
 	spool_close(sp);
 	return cli_flush(rc);

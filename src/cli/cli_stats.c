@@ -33,6 +33,8 @@
 #include "cli/cli.h"
 #include "cli/cli_int.h"
 #include "conf/conf.h"
+#include "sched/sched.h"
+#include "sched/sched_policy.h"
 #include "store/store.h"
 #include "util/util.h"
 
@@ -213,8 +215,26 @@ static void json_add_domain(json_t *domains, const struct domain_counts *d)
 	buf_free(&key);
 }
 
-static int print_json(const struct stats *s, int64_t since, const struct conf *c,
-                      const char *account)
+/* {"all": bool, "destinations": [...]}: what `posthorn pause` keeps. */
+static json_t *paused_json(const struct conf *c)
+{
+	json_t *o = json_object(), *names = json_array();
+	struct sched_pauses ps;
+	char *err = NULL;
+
+	if (sched_pause_read(c->data_dir, &ps, &err) < 0) {
+		free(err);
+		memset(&ps, 0, sizeof(ps));
+	}
+	for (size_t i = 0; i < ps.n; i++)
+		json_array_append_new(names, json_string(ps.names[i]));
+	json_object_set_new(o, "all", json_boolean(ps.all));
+	json_object_set_new(o, "destinations", names);
+	sched_pauses_free(&ps);
+	return o;
+}
+
+static int print_json(const struct stats *s, int64_t since, const struct conf *c)
 {
 	json_t *root = json_object(), *domains = json_object();
 	int rc;
@@ -224,10 +244,7 @@ static int print_json(const struct stats *s, int64_t since, const struct conf *c
 		json_add_domain(domains, &s->v[i]);
 	json_object_set_new(root, "domains", domains);
 	json_object_set_new(root, "total", counts_json(s->total));
-	if (cli_stats_accounts(c, account, root) != 0) {
-		json_decref(root);
-		return EXIT_RUNTIME;
-	}
+	json_object_set_new(root, "paused", paused_json(c));
 	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	putchar('\n');
 	json_decref(root);
@@ -246,11 +263,14 @@ static int run_stats(int argc, char **argv, const struct conf *c)
 	if (rc != CLI_OK)
 		return rc;
 	rc = load(c, since, a.account, &s);
-	if (rc == CLI_OK && a.json)
-		rc = print_json(&s, since);
-	else if (rc == CLI_OK)
+	if (rc == CLI_OK && a.json) {
+		rc = print_json(&s, since, c);
+	} else if (rc == CLI_OK) {
+		char *paused = cli_paused_text(c);
 		print_table(&s);
-		rc = cli_stats_accounts(c, a.account, NULL);
+		if (paused) /* a note for people: the table stays a table */
+			fprintf(stderr, "posthorn: delivery paused: %s\n", paused);
+		free(paused);
 	}
 	stats_free(&s);
 	return cli_flush(rc);

@@ -67,12 +67,9 @@ static void do_pauses(const struct ctl_deps *d, struct ctl_req *req, const char 
 }
 
 static const struct ctl_cmd CMDS[] = {
-    {"retry", ARG_ID_OR_ALL, do_retry, NULL},
-    {"forget", ARG_ID, do_forget, NULL},
-    {"hold", ARG_LATER, NULL, do_hold},
-    {"release", ARG_LATER, NULL, do_release},
-    {"delete", ARG_LATER, NULL, do_delete},
-    {"pause-reload", ARG_LATER, NULL, do_pauses},
+    {"retry", ARG_ID_OR_ALL, do_retry, NULL}, {"forget", ARG_ID, do_forget, NULL},
+    {"hold", ARG_LATER, NULL, do_hold},       {"release", ARG_LATER, NULL, do_release},
+    {"delete", ARG_LATER, NULL, do_delete},   {"pause-reload", ARG_LATER, NULL, do_pauses},
 };
 
 /* 0 with *id set (NULL for "all"), or -1: not an argument cmd takes. */

@@ -309,10 +309,11 @@ def test_commands_that_load_nothing_announce_nothing(etc, args):
 # ---- --help, usage texts and unknown options ------------------------------------------
 
 LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
-          "user domain add", "user domain del", "user set", "queue list", "queue show", "queue delete",
-          "queue retry", "stats", "apikey create", "apikey list", "apikey revoke",
-          "dkim keygen", "dkim list", "dkim check", "dkim rotate", "suppress list",
-          "suppress add", "suppress remove", "tls status", "version", "help"]
+          "user domain add", "user domain del", "user set", "queue list", "queue show",
+          "queue hold", "queue release", "queue delete", "queue retry", "stats",
+          "apikey create", "apikey list", "apikey revoke", "dkim keygen", "dkim list",
+          "dkim check", "dkim rotate", "suppress list", "suppress add", "suppress remove",
+          "tls status", "pause", "resume", "version", "help"]
 GROUPS = ["user", "user domain", "queue", "apikey", "dkim", "suppress", "tls"]
 
 

@@ -74,7 +74,7 @@ def test_mailq_style_listing(queue):
     assert rcpts1[1].startswith("last reply: ") and "refused" in rcpts1[1], rcpts1
     assert re.match(r"^pending +attempts=0 +next=now +<z@ONE.test>$", got[m2][1][0]), got[m2]
     assert got[m3][0].endswith("<>"), got[m3]
-    assert re.fullmatch(r"-- 3 messages, \d+ bytes, 4 open recipients \(2 pending, 2 deferred\)",
+    assert re.fullmatch(r"-- 3 messages, \d+ bytes, 4 open recipients \(2 pending, 2 deferred, 0 held\)",
                         totals), totals
 
 

@@ -1096,10 +1096,11 @@ static void test_cli(void **state)
 	assert_true(commit_one(sp, &e, "Subject: hi\r\nX: y\r\n\r\nbody\r\n", id));
 	set_state(sp, id, 0, RCPT_DELIVERED, 1, "250 ok");
 	/* mailq-style (cli_queue_list.c): the message, its open recipient, totals */
-	want = xasprintf("\n%s         27  2023-11-14T22:13:20Z  <>\n"
-	                 "    pending  attempts=0   next=now                  <c@d>\n"
-	                 "\n-- 1 message, 27 bytes, 1 open recipient (1 pending, 0 deferred)\n",
-	                 id);
+	want = xasprintf(
+	    "\n%s         27  2023-11-14T22:13:20Z  <>\n"
+	    "    pending  attempts=0   next=now                  <c@d>\n"
+	    "\n-- 1 message, 27 bytes, 1 open recipient (1 pending, 0 deferred, 0 held)\n",
+	    id);
 	assert_int_equal(run_cli(dir, &out, 2, "queue", "list"), 0);
 	assert_non_null(strstr(out, want));
 	free(out), free(want);
@@ -1110,20 +1111,25 @@ static void test_cli(void **state)
 	assert_null(strstr(out, "\nbody\r"));
 	assert_null(strstr(out, "\nbody\n"));
 	free(out);
-	id_new(other);
-	assert_int_equal(run_cli(dir, &out, 3, "queue", "delete", other), 1);
-	free(out);
 	assert_int_equal(run_cli(dir, &out, 3, "queue", "show", "nope"), 2);
 	free(out);
 	assert_int_equal(run_cli(dir, &out, 2, "queue", "retry"), 2);
 	free(out);
+	/* a server holds the spool and does not answer: nothing is changed */
+	assert_int_equal(run_cli(dir, &out, 3, "queue", "delete", id), 1);
+	free(out);
+	spool_close(sp); /* stopped: the CLI works on the spool itself */
+	id_new(other);
+	assert_int_equal(run_cli(dir, &out, 3, "queue", "delete", other), 1);
+	assert_string_equal(out, "0\n");
+	free(out);
 	assert_int_equal(run_cli(dir, &out, 3, "queue", "delete", id), 0);
+	assert_string_equal(out, "1\n");
 	free(out);
 	assert_int_equal(run_cli(dir, &out, 2, "queue", "list"), 0);
-	assert_string_equal(out,
-	                    "-- 0 messages, 0 bytes, 0 open recipients (0 pending, 0 deferred)\n");
+	assert_string_equal(
+	    out, "-- 0 messages, 0 bytes, 0 open recipients (0 pending, 0 deferred, 0 held)\n");
 	free(out);
-	spool_close(sp);
 	free(dir);
 }
 
