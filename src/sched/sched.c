@@ -402,27 +402,6 @@ int sched_item_take_rcpt(struct sched *s, struct qmsg *m, uint32_t k)
 	return 0;
 }
 
-static int load_one(void *arg, struct envelope *env)
-{
-	struct sched *s = arg;
-
-	sched_index(s, env, 1);
-	return 0;
-}
-
-long sched_load(struct sched *s)
-{
-	char *err = NULL;
-
-	if (spool_foreach(s->deps.spool, load_one, s, &err) < 0) {
-		log_err("session=NOQUEUE event=sched_load_error error=%s", log_q(err));
-		free(err);
-		return -1;
-	}
-	s->recovered_tail = NULL;
-	return (long)htable_count(&s->msgs);
-}
-
 void sched_add(struct sched *s, const struct envelope *env)
 {
 	if (!s->stopped) /* else on disk: the next start indexes it */

@@ -75,10 +75,6 @@ struct sched *sched_new(const struct sched_deps *deps);
 struct spool_recovery;
 void sched_recover(struct sched *s, struct spool_recovery *rv, void (*done)(void *arg, long good),
                    void *arg);
-/* Indexes every message of the spool in one go, after spool_recover()
- * (tests and tools; a server uses sched_recover()). Returns the number of
- * messages indexed. */
-long sched_load(struct sched *s);
 /* 1 while sched_recover() is reading; *done and *total say how far. */
 int sched_recovering(const struct sched *s, size_t *done, size_t *total);
 

@@ -247,3 +247,27 @@ def test_usage_errors(server_factory, args, why):
     s = server_factory(start=False)
     _, err = cli(s, *args, rc=2)
     assert why in err, err
+
+
+def test_server_stops_during_a_bulk_delete(start):
+    """SIGTERM while a bulk delete runs: the server stops cleanly (the
+    operation is cut between slices), the CLI says so, and what is left is
+    whole: every message either deleted, and logged, or queued and readable."""
+    s = start(start=False)
+    n = 30000
+    spoolgen.make_queue(s.data_dir, n, lambda i: [f"r{i}@bulk.test"])
+    with open(os.path.join(s.data_dir, "paused"), "w") as f:
+        f.write("bulk.test\n")
+    s.start()
+    p = subprocess.Popen([s.bin, "-c", s.conf, "queue", "delete", "--all"], text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    helpers.wait_for(lambda: s.log().count("event=deleted to=") >= 3000, timeout=60,
+                     what="the delete under way")
+    s.stop()
+    out, err = p.communicate(timeout=90)
+    deleted = s.log().count("event=deleted to=")
+    left = len(os.listdir(os.path.join(s.data_dir, "spool", "queue")))
+    assert 0 < deleted < n and left == n - deleted, (deleted, left)
+    assert p.returncode == 1 and ("stopped answering" in err or "stopping" in err), err
+    s.start()
+    assert f"event=spool_recovered messages={left} tmp_removed=0 quarantined=0" in s.log()

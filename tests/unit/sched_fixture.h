@@ -162,6 +162,24 @@ static inline void commit(struct fx *f, const char *from, const char *const *rcp
 	free(r);
 }
 
+static inline void on_recovered_fx(void *arg, long good)
+{
+	*(long *)arg = good;
+}
+
+/* A restart's view: s indexes the spool as recovery reads it (jobs run
+ * at once here). Returns the messages recovered. */
+static inline long reindex(struct fx *f, struct sched *s)
+{
+	struct spool_recovery *rv = spool_recover_begin(f->sp);
+	long good = -2;
+
+	assert_non_null(rv);
+	sched_recover(s, rv, on_recovered_fx, &good);
+	assert_false(good == -2);
+	return good;
+}
+
 /* The ready item of destination name, made active as a connection would. */
 static inline struct qitem *start_item(struct fx *f, const char *name)
 {

@@ -348,7 +348,7 @@ static void test_state_survives_restart(void **state)
 	d.work = f.wp;
 	again = sched_new(&d);
 	/* b is open (the original), and the report's one recipient */
-	assert_int_equal(sched_load(again), 2);
+	assert_int_equal(reindex(&f, again), 2);
 	sched_stop(again);
 	sched_free(again);
 	smtpc_verdict_clear(&v[0]);

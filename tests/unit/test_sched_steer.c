@@ -248,7 +248,7 @@ static void test_offline_retry_is_manual(void **state)
 	envelope_free(e);
 	d = f.s->deps;
 	again = sched_new(&d);
-	assert_int_equal(sched_load(again), 1);
+	assert_int_equal(reindex(&f, again), 1);
 	dest = sched_dest_get(again, "example.com");
 	assert_non_null(TAILQ_FIRST(&dest->ready));
 	assert_true(TAILQ_FIRST(&dest->ready)->manual);
