@@ -8,8 +8,13 @@
  *   sched_result.c  the end of an attempt: results applied to recipients,
  *                   written to the spool, bounce reports
  *   sched_route.c   which addresses a route may use: loops, blocked_destinations
- *   sched_policy.c  the arithmetic (PURE)
+ *   sched_load.c    the queue read at start, in slices, while serving
+ *   sched_steer.c   an operator's hold, release and delete, in slices
+ *   sched_pause.c   paused destinations (DATA_DIR/paused)
+ *   sched_policy.c, sched_pause_list.c  the arithmetic, the pause list (PURE)
  *
+ * A message's open recipients are in its items, or held by an operator
+ * (struct qmsg says which), and an item is in no other message's list.
  * An item (struct qitem) is the open recipients of one message for one
  * destination, at most SCHED_RCPTS_PER_TXN of them: one SMTP transaction.
  * An item is in exactly one place: its destination's ready queue, the
