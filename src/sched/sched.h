@@ -102,8 +102,8 @@ void sched_forget(struct sched *s, const char *id);
  * logged, "queue=ID event=held|released|deleted to=<ADDR> by=BY".
  *
  * progress(arg, done, total) runs after each slice (messages looked at,
- * of the total); done(arg, res) once at the end (res valid during the
- * call). Both on the loop.
+ * of the total; 0 of 0 while the operation waits behind another); done(arg,
+ * res) once at the end (res valid during the call). Both on the loop.
  */
 struct sched_steer_res {
 	size_t messages, recipients; /* changed */

@@ -351,6 +351,9 @@ static void write_done(void *arg)
 	op->n = 0;
 	if (op->req.progress && op->st)
 		op->req.progress(op->req.arg, spool_steer_done(op->st), spool_steer_total(op->st));
+	for (struct steer_op *w = op->next; w; w = w->next)
+		if (w->req.progress) /* waiting their turn: a sign of life */
+			w->req.progress(w->req.arg, 0, 0);
 	if (op->left > 0 && !op->err && !op->s->stopped)
 		op_read(op);
 	else
