@@ -683,10 +683,9 @@ static const struct cli_cmd help_cmd = {
     .path = "help", .about = "Prints this text.", .run = cmd_help, .flags = CLI_NO_CONF};
 
 static const struct cli_cmd *const COMMANDS[] = {
-    &serve_cmd,     &cli_check_cmd,  &cli_user_cmd, &cli_queue_cmd,
-    &cli_stats_cmd, &cli_apikey_cmd, &cli_dkim_cmd, &cli_suppress_cmd,
-    &cli_tls_cmd,   &cli_pause_cmd, &cli_resume_cmd, &version_cmd,  &help_cmd,
-    NULL,
+    &serve_cmd,      &cli_check_cmd, &cli_user_cmd,     &cli_queue_cmd, &cli_stats_cmd,
+    &cli_apikey_cmd, &cli_dkim_cmd,  &cli_suppress_cmd, &cli_tls_cmd,   &cli_pause_cmd,
+    &cli_resume_cmd, &version_cmd,   &help_cmd,         NULL,
 };
 
 static const struct cli_cmd ROOT = {

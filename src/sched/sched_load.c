@@ -48,8 +48,8 @@ static struct envelope *index_copy(const struct envelope *env)
 
 	memcpy(c->id, env->id, sizeof(c->id));
 	c->created = env->created;
-	c->account = xstrdup(env->account);  /* its lane: the account's pool */
-	c->requiretls = env->requiretls; /* and REQUIRETLS */
+	c->account = xstrdup(env->account); /* its lane: the account's pool */
+	c->requiretls = env->requiretls;    /* and REQUIRETLS */
 	c->rcpts = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*c->rcpts));
 	c->n_rcpts = env->n_rcpts;
 	for (i = 0; i < env->n_rcpts; i++) {
