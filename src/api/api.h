@@ -239,13 +239,16 @@ void api_answer_store_error(struct http_req *r, struct api_answer *a, const char
  */
 void api_h_dkim(struct http_req *r);
 
-/* ---- one-click unsubscribe (api_unsub.c) ----------------------------------------
+/* ---- the queue, for admin keys (api_queue.c) --------------------------------
  *
- * GET /u/{token}: a page with a button, never an unsubscription;
- * POST /u/{token}: the token's recipient is suppressed ("unsubscribed").
- * No API key (the token is signed: src/unsub/).
+ * GET /v1/queue (a page of queued messages, filtered), POST
+ * /v1/queue/{id}/retry|hold|release, DELETE /v1/queue/{id} (SPEC 6; the
+ * dashboard's Queue page). Their rows are HTTP_AUTH_ADMIN.
  */
-void api_h_unsub_page(struct http_req *r);
-void api_h_unsub_post(struct http_req *r);
+void api_h_queue_list(struct http_req *r);
+void api_h_queue_retry(struct http_req *r);
+void api_h_queue_hold(struct http_req *r);
+void api_h_queue_release(struct http_req *r);
+void api_h_queue_delete(struct http_req *r);
 
 #endif

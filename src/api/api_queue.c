@@ -12,7 +12,9 @@
  * QUEUE_SCAN messages are read per request, whatever the queue's size,
  * and "next" says where the following request goes on (it may come with
  * fewer than limit messages when the filters are picky). The field names
- * are those of `posthorn queue list --json` (docs/cli.md).
+ * are the API's (SPEC 6, as GET /v1/messages has them: from, created_at,
+ * to), which the dashboard's queue page reads; `posthorn queue list
+ * --json` keeps the CLI's own (docs/cli.md).
  *
  * Hold, release and delete go through the scheduler's steering
  * (sched_steer), as the CLI's do: the same log lines (by=api), the same
@@ -22,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/api_queue.h"
+#include "api/api.h"
 #include "http/http_api.h"
 #include "sched/sched.h"
 #include "spool/spool.h"
@@ -62,7 +64,7 @@ static json_t *rcpt_json(const struct rcpt *r)
 {
 	json_t *o = json_object();
 
-	json_object_set_new(o, "address", safe_str(r->addr));
+	json_object_set_new(o, "to", safe_str(r->addr));
 	json_object_set_new(o, "state", json_string(rcpt_state_shown(r)));
 	json_object_set_new(o, "attempts", json_integer(r->attempts));
 	json_object_set_new(o, "next_attempt", http_json_time(r->next_attempt));
@@ -78,9 +80,9 @@ static json_t *message_json(const struct envelope *e, const struct spool_filter 
 
 	json_object_set_new(o, "id", json_string(e->id));
 	json_object_set_new(o, "size", json_integer((json_int_t)e->size));
-	json_object_set_new(o, "arrival", http_json_time(e->created));
-	json_object_set_new(o, "sender", safe_str(e->mail_from));
 	json_object_set_new(o, "account", safe_str(e->account));
+	json_object_set_new(o, "from", safe_str(e->mail_from));
+	json_object_set_new(o, "created_at", http_json_time(e->created));
 	for (i = 0; i < e->n_rcpts; i++)
 		if (spool_filter_rcpt(f, &e->rcpts[i]))
 			json_array_append_new(rcpts, rcpt_json(&e->rcpts[i]));
@@ -95,7 +97,7 @@ struct list_job {
 	struct spool_filter f;
 	char domain[256], sender[256], after[ID_LEN + 1];
 	size_t limit;
-	json_t *messages;
+	json_t *queue;
 	char next[ID_LEN + 1];
 	char *err;
 };
@@ -110,7 +112,7 @@ static void list_work(void *arg)
 	size_t n, i, got = 0;
 	int more;
 
-	j->messages = json_array();
+	j->queue = json_array();
 	if (spool_list_page(sp, *j->after ? j->after : NULL, QUEUE_SCAN, &ids, &n, &more, &j->err) <
 	    0)
 		return;
@@ -120,7 +122,7 @@ static void list_work(void *arg)
 			continue;
 		}
 		if (spool_filter_count(&j->f, e) > 0) {
-			json_array_append_new(j->messages, message_json(e, &j->f));
+			json_array_append_new(j->queue, message_json(e, &j->f));
 			got++;
 		}
 		envelope_free(e);
@@ -138,9 +140,9 @@ static void list_done(void *arg)
 		http_reply_error(j->r, 500, "internal_error", "the spool cannot be read");
 	else
 		http_reply_json(j->r, 200,
-		                json_pack("{s:O,s:o}", "messages", j->messages, "next",
+		                json_pack("{s:O,s:o}", "queue", j->queue, "next",
 		                          *j->next ? json_string(j->next) : json_null()));
-	json_decref(j->messages);
+	json_decref(j->queue);
 	free(j->err);
 	free(j);
 }

@@ -9,7 +9,6 @@
  * docs/openapi.json, and its section in docs/api.md.
  */
 #include "api/api.h"
-#include "api/api_queue.h"
 #include "http/http_api.h"
 #include "http/http_handlers.h"
 #include "util/util.h"
