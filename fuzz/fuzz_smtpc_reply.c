@@ -88,7 +88,7 @@ static void check_verdict(const struct smtpc_verdict *v)
 /* The rest of the pipeline, for one reply. */
 static void use_reply(const struct smtpc_reply *r, unsigned stage)
 {
-	static const struct smtpc_peer peer = {"mx.example.com", "192.0.2.1"};
+	static const struct smtpc_peer peer = {.host = "mx.example.com", .addr = "192.0.2.1"};
 	struct smtpc_caps caps;
 	struct smtpc_msg_needs m;
 	struct smtpc_verdict v;

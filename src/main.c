@@ -164,7 +164,7 @@ static void on_drained(void *arg)
 
 	if (--srv->waiting > 0)
 		return;
-	log_info("session=NOQUEUE event=drained");
+	log_info("event=drained");
 	event_base_loopbreak(srv->base);
 }
 
@@ -208,8 +208,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 
-	log_warn("session=NOQUEUE event=drain_timeout seconds=%llu",
-	         (unsigned long long)srv->conf->drain_timeout);
+	log_warn("event=drain_timeout seconds=%llu", (unsigned long long)srv->conf->drain_timeout);
 	event_base_loopbreak(srv->base);
 }
 
@@ -219,12 +218,12 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	struct timeval tv = {(time_t)srv->conf->drain_timeout, 0};
 
 	if (srv->stopping) {
-		log_warn("session=NOQUEUE event=second_signal action=exit_now");
+		log_warn("event=second_signal action=exit_now");
 		event_base_loopbreak(srv->base);
 		return;
 	}
 	srv->stopping = 1;
-	log_info("session=NOQUEUE event=shutdown signal=%d", (int)sig);
+	log_info("event=shutdown signal=%d", (int)sig);
 	evtimer_add(srv->ev_deadline, &tv);
 	srv->waiting = 3;
 	http_drain(srv->http, on_drained, srv);
@@ -241,7 +240,7 @@ static SSL_CTX *load_tls(const struct conf *c)
 		return NULL;
 	ctx = tls_server_ctx_new(c->tls_cert, c->tls_key, &err);
 	if (!ctx) {
-		log_err("session=NOQUEUE event=tls_config_error error=%s", log_q(err));
+		log_err("event=tls_config_error error=%s", log_q(err));
 		free(err);
 	}
 	return ctx;
@@ -266,7 +265,7 @@ static void on_changed_key(void *arg, const char *key)
 		                                : !strcmp(key, RELOADABLE[i]))
 			return;
 	}
-	log_warn("session=NOQUEUE event=reload_needs_restart key=%s", log_q(key));
+	log_warn("event=reload_needs_restart key=%s", log_q(key));
 }
 
 /* SIGHUP: the file again. What can change at run time does (RELOADABLE);
@@ -280,7 +279,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	SSL_CTX *ctx;
 
 	if (srv->conf->file && !c) {
-		log_err("session=NOQUEUE event=reload_error errors=%s", log_q(errors));
+		log_err("event=reload_error errors=%s", log_q(errors));
 		free(errors);
 		return;
 	}
@@ -290,7 +289,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		apply_log_conf(c);
 		conf_diff(srv->conf, c, on_changed_key, srv);
 		sched_set_domains(srv->sched, c);
-		log_info("session=NOQUEUE event=reload what=domains count=%zu", c->n_domains);
+		log_info("event=reload what=domains count=%zu", c->n_domains);
 	}
 	dkim_watch_run(srv->dkim_watch, 1); /* keys reread, pending records looked up */
 	/* The old context stays alive in the sessions that use it. */
@@ -298,14 +297,14 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		if (srv->deps.tls)
 			SSL_CTX_free(srv->deps.tls);
 		smtpd_set_tls(srv->smtpd, ctx);
-		log_info("session=NOQUEUE event=reload what=tls");
+		log_info("event=reload what=tls");
 	}
 }
 
 /* Logs why the server cannot start (err, which it frees); returns -1. */
 static int start_failed(char *err)
 {
-	log_err("session=NOQUEUE event=start_error error=%s", log_q(err ? err : "unknown error"));
+	log_err("event=start_error error=%s", log_q(err ? err : "unknown error"));
 	free(err);
 	return -1;
 }
@@ -333,7 +332,7 @@ static int drop_privileges(const struct conf *c)
 	    initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0)
 		return start_failed(xasprintf("cannot become %s: %s", c->user, strerror(errno)));
-	log_info("session=NOQUEUE event=privileges_dropped user=%s", c->user);
+	log_info("event=privileges_dropped user=%s", c->user);
 	return 0;
 }
 
@@ -433,13 +432,12 @@ static void on_recovered(void *arg, long good)
 	struct server *srv = arg;
 
 	if (good < 0) { /* the environment failed (EMFILE, EACCES...): stop */
-		log_err("session=NOQUEUE event=start_error error=%s",
-		        log_q("spool recovery failed"));
+		log_err("event=start_error error=%s", log_q("spool recovery failed"));
 		srv->failed = 1;
 		event_base_loopbreak(srv->base);
 		return;
 	}
-	log_info("session=NOQUEUE event=queue_loaded messages=%ld seconds=%.1f", good,
+	log_info("event=queue_loaded messages=%ld seconds=%.1f", good,
 	         (double)(clock_mono_ms() - srv->started_ms) / 1000.0);
 }
 
@@ -586,8 +584,8 @@ static void raise_fd_limit(void)
 	r.rlim_cur = r.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : r.rlim_max;
 	if (r.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &r) < 0)
 		r.rlim_cur = was;
-	log_info("session=NOQUEUE event=fd_limit limit=%llu was=%llu",
-	         (unsigned long long)r.rlim_cur, (unsigned long long)was);
+	log_info("event=fd_limit limit=%llu was=%llu", (unsigned long long)r.rlim_cur,
+	         (unsigned long long)was);
 }
 
 static int cmd_serve(int argc, char **argv, const struct conf *c)
@@ -605,7 +603,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	evthread_use_pthreads();
 	srv.base = event_base_new();
 	if (!srv.base)
-		fatal("session=NOQUEUE event=start_error error=event_base_new");
+		fatal("event=start_error error=event_base_new");
 	srv.deps.base = srv.base;
 	srv.deps.conf = c;
 	raise_fd_limit();
@@ -637,13 +635,13 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	                                         .queued = on_api_queued,
 	                                         .queued_arg = &srv});
 	add_signals(&srv);
-	log_info("session=NOQUEUE event=started hostname=%s data_dir=%s config=%s", c->hostname,
-	         log_q(c->data_dir), c->file ? log_q(c->file) : "default");
+	log_info("event=started hostname=%s data_dir=%s config=%s", c->hostname, log_q(c->data_dir),
+	         c->file ? log_q(c->file) : "default");
 	sched_recover(srv.sched, srv.recovery, on_recovered, &srv);
 	srv.recovery = NULL; /* the scheduler's now */
 	event_base_dispatch(srv.base);
 	server_close(&srv);
-	log_info("session=NOQUEUE event=stopped");
+	log_info("event=stopped");
 	return srv.failed ? CLI_RUNTIME : CLI_OK;
 }
 

@@ -95,7 +95,7 @@ static void dkim_work(void *arg)
 
 	if ((j->account && store_account_domains(st, j->account, &mine, &n_mine, &err) < 0) ||
 	    dkim_keys_load(st, c->data_dir, j->domain[0] ? j->domain : NULL, &keys, &n, &err) < 0) {
-		log_err("session=%s event=dkim_list_failed error=%s", http_req_id(j->r),
+		log_err("http=%s event=dkim_list_failed error=%s", http_req_id(j->r),
 		        log_q(err ? err : "?"));
 		api_answer_error(&j->ans, 500, "internal_error", "database error");
 	} else {

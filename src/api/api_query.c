@@ -139,7 +139,7 @@ json_t *api_time_json(int64_t ms)
 
 void api_answer_store_error(struct http_req *r, struct api_answer *a, const char *err)
 {
-	log_err("session=%s event=api_store_error path=%s error=%s", http_req_id(r),
+	log_err("http=%s event=api_store_error path=%s error=%s", http_req_id(r),
 	        log_q(http_req_path(r)), log_q(err ? err : "unknown"));
 	api_answer_error(a, 500, "internal_error", "database error");
 }

@@ -70,16 +70,16 @@ static void store_error(struct supp_job *j, int rc, const char *err)
 		return;
 	}
 	api_answer_error(&j->ans, 500, "internal_error", "database error");
-	log_err("session=%s event=api_error route=suppressions error=%s", http_req_id(j->r),
+	log_err("http=%s event=api_error route=suppressions error=%s", http_req_id(j->r),
 	        log_q(err ? err : "unknown"));
 }
 
 /* Who changed the list, for the operator's log. */
 static void log_change(struct supp_job *j, const char *event, const struct store_supp *s)
 {
-	log_info("session=%s event=%s account=%s key_id=%lld address=%s reason=%s",
-	         http_req_id(j->r), event, j->account, (long long)http_req_auth(j->r)->key_id,
-	         log_q(s->address), log_q(s->reason));
+	log_info("http=%s event=%s account=%s key_id=%lld address=%s reason=%s", http_req_id(j->r),
+	         event, j->account, (long long)http_req_auth(j->r)->key_id, log_q(s->address),
+	         log_q(s->reason));
 }
 
 static void not_listed(struct supp_job *j, const char *address)

@@ -78,14 +78,14 @@ static void store_error(struct tmpl_job *j, int rc, const char *err)
 	else
 		api_answer_error(&j->ans, 500, "internal_error", "database error");
 	if (rc == -1 || rc == API_TMPL_BROKEN)
-		log_err("session=%s event=api_error route=templates error=%s", http_req_id(j->r),
+		log_err("http=%s event=api_error route=templates error=%s", http_req_id(j->r),
 		        log_q(err ? err : "unknown"));
 }
 
 /* Who changed a template, for the operator's log. */
 static void log_change(struct tmpl_job *j, const char *event, const char *name)
 {
-	log_info("session=%s event=%s account=%s key_id=%lld template=%s", http_req_id(j->r), event,
+	log_info("http=%s event=%s account=%s key_id=%lld template=%s", http_req_id(j->r), event,
 	         j->account, (long long)http_req_auth(j->r)->key_id, log_q(name));
 }
 

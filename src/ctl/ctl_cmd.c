@@ -63,7 +63,7 @@ static void do_pauses(const struct ctl_deps *d, struct ctl_req *req, const char 
                       const char *args)
 {
 	ctl_queue_pauses(d->sched, req);
-	log_info("session=NOQUEUE event=control request=%s", log_q(line));
+	log_info("event=control request=%s", log_q(line));
 }
 
 static const struct ctl_cmd CMDS[] = {
@@ -114,6 +114,6 @@ void ctl_dispatch(void *arg, struct ctl_req *req, const char *line)
 		snprintf(reply, sizeof(reply), "error bad argument for %s", cmd->verb);
 	else
 		snprintf(reply, sizeof(reply), "ok %ld", cmd->run(d, id));
-	log_info("session=NOQUEUE event=control request=%s reply=%s", log_q(line), log_q(reply));
+	log_info("event=control request=%s reply=%s", log_q(line), log_q(reply));
 	ctl_reply(req, "%s", reply);
 }

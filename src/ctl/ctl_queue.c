@@ -52,7 +52,7 @@ static void on_done(void *arg, const struct sched_steer_res *res)
 		ctl_reply(c->req, "error %s", res->error);
 	else
 		ctl_reply(c->req, "ok %zu %zu", res->messages, res->recipients);
-	log_info("session=NOQUEUE event=control request=%s messages=%zu recipients=%zu failed=%zu "
+	log_info("event=control request=%s messages=%zu recipients=%zu failed=%zu "
 	         "error=%s",
 	         log_q(c->line), res->messages, res->recipients, res->n_failed,
 	         log_q(res->error ? res->error : "none"));

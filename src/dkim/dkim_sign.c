@@ -134,9 +134,8 @@ static char *key_secret(const struct dkim_signer *s, const struct store_dkim_key
 	else if (dkim_key_read(path, &pem, &err) == 0)
 		dkim_key_derive(pem, (enum dkim_algo)algo, NULL, &secret, &err);
 	if (secret == NULL)
-		log_err(
-		    "session=NOQUEUE event=dkim_key_error domain=%s selector=%s path=%s error=%s",
-		    log_q(r->domain), log_q(r->selector), log_q(path), log_q(err));
+		log_err("event=dkim_key_error domain=%s selector=%s path=%s error=%s",
+		        log_q(r->domain), log_q(r->selector), log_q(path), log_q(err));
 	dkim_key_wipe(pem);
 	free(err);
 	free(path);
@@ -192,7 +191,7 @@ int dkim_signer_refresh(struct dkim_signer *s, struct store *st, int force, char
 	s->keys = ks;
 	pthread_rwlock_unlock(&s->lock);
 	keyset_free(old);
-	log_info("session=NOQUEUE event=dkim_keys_loaded keys=%zu", ks->n);
+	log_info("event=dkim_keys_loaded keys=%zu", ks->n);
 	return 1;
 }
 

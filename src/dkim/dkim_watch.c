@@ -44,7 +44,7 @@ static void reload(struct dkim_watch *w, int force)
 	char *err = NULL;
 
 	if (dkim_signer_refresh(w->d.signer, w->d.store, force, &err) < 0) {
-		log_err("session=NOQUEUE event=dkim_reload_error error=%s", log_q(err));
+		log_err("event=dkim_reload_error error=%s", log_q(err));
 		free(err);
 	}
 }
@@ -98,7 +98,7 @@ static void load_job(void *arg)
 	char *err = NULL, *keep;
 
 	if (dkim_keys_load(w->d.store, w->d.data_dir, NULL, &all, &n, &err) < 0) {
-		log_err("session=NOQUEUE event=dkim_watch_error error=%s", log_q(err));
+		log_err("event=dkim_watch_error error=%s", log_q(err));
 		free(err);
 	}
 	keep = xcalloc(n ? n : 1, 1);
@@ -133,7 +133,7 @@ static void round_end(struct dkim_watch *w)
 
 static void log_change(const struct dkim_key_info *k)
 {
-	log_info("session=NOQUEUE event=dkim_key_%s domain=%s selector=%s algorithm=%s",
+	log_info("event=dkim_key_%s domain=%s selector=%s algorithm=%s",
 	         k->state == DKIM_STATE_ACTIVE ? "activated" : "retired", k->domain, k->selector,
 	         dkim_algo_name(k->algo));
 }
@@ -148,7 +148,7 @@ static void activate_job(void *arg)
 
 	if (dkim_activate_visible(w->d.store, w->keys, w->n, w->res,
 	                          (int64_t)(clock_now_ms() / 1000), &acts, &n_acts, &err) < 0) {
-		log_err("session=NOQUEUE event=dkim_watch_error error=%s", log_q(err));
+		log_err("event=dkim_watch_error error=%s", log_q(err));
 		free(err);
 	}
 	for (size_t i = 0; i < n_acts; i++) {
@@ -174,7 +174,7 @@ static void on_lookups(void *arg, const struct dkim_lookup *res)
 		memcpy(w->res, res, w->n * sizeof *res);
 	for (size_t i = 0; i < w->n; i++)
 		if (is_pending(&w->keys[i]) && res[i].status != DKIM_LOOKUP_ANSWERED)
-			log_warn("session=NOQUEUE event=dkim_lookup_error domain=%s selector=%s "
+			log_warn("event=dkim_lookup_error domain=%s selector=%s "
 			         "error=%s",
 			         w->keys[i].domain, w->keys[i].selector, log_q(res[i].why));
 	if (w->stopped)

@@ -337,7 +337,7 @@ static void on_sock_state(void *data, ares_socket_t fd, int readable, int writab
 	}
 	w->ev = event_new(d->base, fd, what | EV_PERSIST, on_sock_event, d);
 	if (!w->ev || event_add(w->ev, NULL) < 0)
-		fatal("session=NOQUEUE event=dns_error error=\"cannot watch a DNS socket\"");
+		fatal("event=dns_error error=\"cannot watch a DNS socket\"");
 }
 
 /* ---- lookups ---------------------------------------------------------- */
@@ -371,8 +371,8 @@ static void on_ares_answer(void *arg, int status, int timeouts, unsigned char *a
 	htable_del(&d->inflight, &l->h.hn);
 	if (a->status == DNS_TEMPFAIL) {
 		d->st.tempfails++;
-		log_debug("session=NOQUEUE event=dns_tempfail type=%s name=%s error=%s",
-		          type_name(l->h.type), log_q(l->h.name), log_q(a->error));
+		log_debug("event=dns_tempfail type=%s name=%s error=%s", type_name(l->h.type),
+		          log_q(l->h.name), log_q(a->error));
 	}
 	if (!d->closing)
 		cache_put(d, &l->h, a, ttl);
@@ -423,8 +423,7 @@ static int send_with_ad(struct dns *d, struct lookup *l)
 static void lookup_send(struct dns *d, struct lookup *l)
 {
 	d->st.queries_sent++;
-	log_debug("session=NOQUEUE event=dns_query type=%s name=%s", type_name(l->h.type),
-	          log_q(l->h.name));
+	log_debug("event=dns_query type=%s name=%s", type_name(l->h.type), log_q(l->h.name));
 	if (!d->o.trust_ad || send_with_ad(d, l) < 0)
 		ares_query(d->ch, l->h.name, DNS_C_IN, l->h.type, on_ares_answer, l);
 	timer_rearm(d);
@@ -709,7 +708,7 @@ struct dns *dns_new(struct event_base *base, const struct dns_opts *opts, char *
 	d->timer = evtimer_new(base, on_timer, d);
 	d->ready = event_new(base, -1, 0, on_ready, d);
 	if (!d->timer || !d->ready)
-		fatal("session=NOQUEUE event=dns_error error=\"cannot create events\"");
+		fatal("event=dns_error error=\"cannot create events\"");
 	htable_init(&d->cache);
 	htable_init(&d->inflight);
 	d->next_id = 1;

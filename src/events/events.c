@@ -92,7 +92,7 @@ static void note_drop(struct events *ev, uint64_t n)
 	metrics_add(M_EVENTS_DROPPED, n);
 	if (t - ev->last_drop_log_ms < DROP_LOG_EVERY_MS && ev->last_drop_log_ms)
 		return;
-	log_warn("session=NOQUEUE event=events_dropped n=%llu queued_bytes=%zu reason=queue_full",
+	log_warn("event=events_dropped n=%llu queued_bytes=%zu reason=queue_full",
 	         (unsigned long long)ev->dropped_unlogged, ev->q.len);
 	ev->dropped_unlogged = 0;
 	ev->last_drop_log_ms = t;
@@ -420,8 +420,7 @@ static void written(struct events *ev, size_t n_new)
 
 static void given_up(struct events *ev, const struct chunk *c, const char *why)
 {
-	log_err("session=NOQUEUE event=events_lost n=%zu messages=%zu error=%s", c->n_e, c->n_m,
-	        log_q(why));
+	log_err("event=events_lost n=%zu messages=%zu error=%s", c->n_e, c->n_m, log_q(why));
 	pthread_mutex_lock(&ev->mu);
 	ev->stats.lost += c->n_e;
 	pthread_mutex_unlock(&ev->mu);
@@ -447,9 +446,8 @@ static void write_chunk(struct events *ev, struct chunk *c)
 			return;
 		}
 		if (attempt == 1 || attempt % 60 == 0)
-			log_warn(
-			    "session=NOQUEUE event=events_write_error n=%zu attempt=%d error=%s",
-			    c->n_e, attempt, log_q(err));
+			log_warn("event=events_write_error n=%zu attempt=%d error=%s", c->n_e,
+			         attempt, log_q(err));
 		free(err);
 		pause_retry(ev);
 	}
@@ -502,7 +500,7 @@ static void prune_step(struct events *ev)
 	    (!ev->prune_active && (uint64_t)now < ev->next_prune_ms))
 		return;
 	if (store_events_prune(ev->st, ev_before, ct_before, PRUNE_CHUNK, &deleted, &err) < 0) {
-		log_warn("session=NOQUEUE event=events_prune_error error=%s", log_q(err));
+		log_warn("event=events_prune_error error=%s", log_q(err));
 		free(err);
 	}
 	ev->pruned += deleted;
@@ -510,8 +508,7 @@ static void prune_step(struct events *ev)
 	if (ev->prune_active)
 		return;
 	if (ev->pruned)
-		log_info("session=NOQUEUE event=events_pruned rows=%llu",
-		         (unsigned long long)ev->pruned);
+		log_info("event=events_pruned rows=%llu", (unsigned long long)ev->pruned);
 	ev->pruned = 0;
 	ev->next_prune_ms = (uint64_t)now + prune_every_ms(&ev->o);
 }
@@ -593,7 +590,7 @@ struct events *events_new(struct store *st, const struct events_opts *o)
 	pthread_cond_init(&ev->done, &ca);
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&ev->thread, NULL, writer_main, ev) != 0)
-		fatal("session=NOQUEUE event=start_error error=\"cannot start the event writer\"");
+		fatal("event=start_error error=\"cannot start the event writer\"");
 	return ev;
 }
 
@@ -629,7 +626,7 @@ void events_free(struct events *ev)
 	pthread_mutex_unlock(&ev->mu);
 	pthread_join(ev->thread, NULL);
 	if (ev->stats.dropped || ev->stats.lost)
-		log_warn("session=NOQUEUE event=events_stopped written=%llu dropped=%llu lost=%llu",
+		log_warn("event=events_stopped written=%llu dropped=%llu lost=%llu",
 		         (unsigned long long)ev->stats.written,
 		         (unsigned long long)ev->stats.dropped, (unsigned long long)ev->stats.lost);
 	buf_free(&ev->q);

@@ -156,7 +156,7 @@ static void reload(struct events_hooks *hs)
 	for (size_t i = 0; i < hs->n; i++)
 		hs->v[i]->seen = 0;
 	if (store_webhook_list(hs->st, NULL, on_row, hs, &err) < 0) {
-		log_warn("session=NOQUEUE event=webhook_store_error error=%s", log_q(err));
+		log_warn("event=webhook_store_error error=%s", log_q(err));
 		free(err);
 		return;
 	}
@@ -202,8 +202,8 @@ static int next_batch(struct events_hooks *hs, struct hook *h, struct batch *b)
 	memset(b, 0, sizeof(*b));
 	b->events = json_array();
 	if (store_events_query(hs->st, &f, add_row, b, &err) < 0) {
-		log_warn("session=NOQUEUE event=webhook_store_error webhook=%lld error=%s",
-		         (long long)h->w.id, log_q(err));
+		log_warn("event=webhook_store_error webhook=%lld error=%s", (long long)h->w.id,
+		         log_q(err));
 		free(err);
 		json_decref(b->events);
 		return -1;
@@ -319,7 +319,7 @@ static void start(struct events_hooks *hs, struct hook *h, struct batch *b)
 	t->n_events = json_array_size(b->events);
 	t->headers = headers(h, t->body, len);
 	if (!(t->easy = curl_easy_init()))
-		fatal("session=NOQUEUE event=out_of_memory where=curl_easy_init");
+		fatal("event=out_of_memory where=curl_easy_init");
 	easy_setup(hs, t, len);
 	h->t = t;
 	curl_multi_add_handle(hs->multi, t->easy);
@@ -352,14 +352,14 @@ static void delivered(struct events_hooks *hs, struct hook *h, const struct tran
 	char *err = NULL;
 
 	metrics_inc_l(M_WEBHOOK_REQUESTS, MRES_OK);
-	log_info("session=NOQUEUE event=webhook_delivered webhook=%lld status=%ld events=%zu "
+	log_info("event=webhook_delivered webhook=%lld status=%ld events=%zu "
 	         "first=%lld last=%lld",
 	         (long long)h->w.id, code, t->n_events, (long long)t->first_event,
 	         (long long)t->last_event);
 	if (store_webhook_delivered(hs->st, h->w.id, t->last_event, &err) < 0) {
 		/* The cursor stays behind: the batch is sent again (at least once). */
-		log_warn("session=NOQUEUE event=webhook_store_error webhook=%lld error=%s",
-		         (long long)h->w.id, log_q(err));
+		log_warn("event=webhook_store_error webhook=%lld error=%s", (long long)h->w.id,
+		         log_q(err));
 		free(err);
 		return;
 	}
@@ -394,8 +394,8 @@ static int expire(struct events_hooks *hs, struct hook *h, struct store_webhook_
 
 	if (store_events_expired(hs->st, h->w.account, h->w.types, h->w.last_event_id, cutoff,
 	                         &last, &n, &err) < 0) {
-		log_warn("session=NOQUEUE event=webhook_store_error webhook=%lld error=%s",
-		         (long long)h->w.id, log_q(err));
+		log_warn("event=webhook_store_error webhook=%lld error=%s", (long long)h->w.id,
+		         log_q(err));
 		free(err);
 		return 0;
 	}
@@ -405,7 +405,7 @@ static int expire(struct events_hooks *hs, struct hook *h, struct store_webhook_
 	f->first_event = h->w.last_event_id + 1;
 	f->last_event = last;
 	metrics_add(M_WEBHOOK_DROPPED, (uint64_t)n);
-	log_warn("session=NOQUEUE event=webhook_dropped webhook=%lld events=%lld first=%lld "
+	log_warn("event=webhook_dropped webhook=%lld events=%lld first=%lld "
 	         "last=%lld reason=retry_for_passed failures=%lld",
 	         (long long)h->w.id, (long long)n, (long long)f->first_event, (long long)last,
 	         (long long)h->w.failures + 1);
@@ -426,13 +426,13 @@ static void failed(struct events_hooks *hs, struct hook *h, const struct transfe
 	describe(t, rc, code, why, sizeof(why));
 	if (t->oldest_ms < f.time_ms - (int64_t)hs->o.retry_for * 1000)
 		expire(hs, h, &f);
-	log_warn("session=NOQUEUE event=webhook_failed webhook=%lld status=%ld events=%zu "
+	log_warn("event=webhook_failed webhook=%lld status=%ld events=%zu "
 	         "failures=%lld retry_in_ms=%lld error=%s",
 	         (long long)h->w.id, code, t->n_events, (long long)failures,
 	         (long long)(next - f.time_ms), log_q(why));
 	if (store_webhook_failed(hs->st, h->w.id, &f, failures, first, next, &err) < 0) {
-		log_warn("session=NOQUEUE event=webhook_store_error webhook=%lld error=%s",
-		         (long long)h->w.id, log_q(err));
+		log_warn("event=webhook_store_error webhook=%lld error=%s", (long long)h->w.id,
+		         log_q(err));
 		free(err);
 	}
 	h->w.failures = failures;
@@ -496,7 +496,7 @@ static void turn(struct events_hooks *hs)
 	}
 	/* Without webhooks there is nothing to look for. */
 	if (hs->n > 0 && store_events_last_id(hs->st, &hs->last_id, &err) < 0) {
-		log_warn("session=NOQUEUE event=webhook_store_error error=%s", log_q(err));
+		log_warn("event=webhook_store_error error=%s", log_q(err));
 		free(err);
 	}
 	start_due(hs);
@@ -521,7 +521,7 @@ struct events_hooks *events_hooks_new(struct store *st, const struct events_hook
 	struct events_hooks *hs;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		log_err("session=NOQUEUE event=start_error error=\"libcurl does not start: no "
+		log_err("event=start_error error=\"libcurl does not start: no "
 		        "webhooks\"");
 		return NULL;
 	}
@@ -532,10 +532,9 @@ struct events_hooks *events_hooks_new(struct store *st, const struct events_hook
 		hs->o.batch_max = HOOK_BATCH;
 	hs->ca_file = o->ca_file ? xstrdup(o->ca_file) : NULL;
 	if (!(hs->multi = curl_multi_init()))
-		fatal("session=NOQUEUE event=out_of_memory where=curl_multi_init");
+		fatal("event=out_of_memory where=curl_multi_init");
 	if (pthread_create(&hs->thread, NULL, hooks_main, hs) != 0)
-		fatal(
-		    "session=NOQUEUE event=start_error error=\"cannot start the webhook thread\"");
+		fatal("event=start_error error=\"cannot start the webhook thread\"");
 	return hs;
 }
 

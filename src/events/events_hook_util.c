@@ -50,7 +50,7 @@ void events_hook_sign(const char *secret, int64_t timestamp, const char *body, s
 	    !EVP_MAC_update(ctx, (const unsigned char *)ts, strlen(ts)) ||
 	    !EVP_MAC_update(ctx, (const unsigned char *)body, len) ||
 	    !EVP_MAC_final(ctx, mac, &n, sizeof(mac)) || n != 32)
-		fatal("session=NOQUEUE event=hmac_error");
+		fatal("event=hmac_error");
 	EVP_MAC_CTX_free(ctx);
 	EVP_MAC_free(hmac);
 	for (size_t i = 0; i < n; i++)

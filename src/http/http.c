@@ -58,7 +58,7 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
 	if (h->n_conns >= h->conf->http_max_connections && !h->paused) {
 		h->paused = 1;
 		evconnlistener_disable(evl);
-		log_warn("session=NOQUEUE event=http_connection_cap connections=%zu", h->n_conns);
+		log_warn("event=http_connection_cap connections=%zu", h->n_conns);
 	}
 }
 
@@ -66,8 +66,7 @@ static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
 	int e = EVUTIL_SOCKET_ERROR();
 
-	log_warn("session=NOQUEUE event=http_accept_error error=%s",
-	         log_q(evutil_socket_error_to_string(e)));
+	log_warn("event=http_accept_error error=%s", log_q(evutil_socket_error_to_string(e)));
 }
 
 static void on_drained(evutil_socket_t fd, short what, void *arg)
@@ -109,7 +108,7 @@ int http_open(struct event_base *base, const struct conf *c, struct http **out, 
 	 * may count until the process exits. */
 	metrics_init();
 	metrics_bind_labels(M_HTTP_REQUESTS, 0, route_labels(), http_n_routes + 1);
-	log_info("session=NOQUEUE event=listen listener=http address=%s", a->text);
+	log_info("event=listen listener=http address=%s", a->text);
 	*out = h;
 	return 0;
 }

@@ -89,7 +89,7 @@ static void touch_write(void *arg)
 	for (size_t i = 0; i < k->n_writing; i++)
 		ids[i] = k->writing[i].id, times[i] = k->writing[i].t;
 	if (store_apikey_touch(k->h->deps.store, ids, times, k->n_writing, &err) < 0) {
-		log_warn("session=NOQUEUE event=apikey_touch_error error=%s", log_q(err));
+		log_warn("event=apikey_touch_error error=%s", log_q(err));
 		free(err);
 	}
 }
@@ -156,7 +156,7 @@ void http_keys_free(struct http_keys *k)
 
 static int refuse(struct http_req *r, const char *why)
 {
-	log_info("session=%s event=http_auth_failed ip=%s reason=%s", r->conn->id, r->conn->ip,
+	log_info("http=%s event=http_auth_failed ip=%s reason=%s", r->conn->id, r->conn->ip,
 	         log_q(why));
 	http_add_header(r, "WWW-Authenticate", "Bearer realm=\"posthorn\"");
 	http_reply_error(r, 401, "unauthorized", "%s", why);
@@ -200,8 +200,7 @@ static void lookup_done(void *arg)
 	int ok = 0;
 
 	if (j->found < 0) {
-		log_err("session=%s event=apikey_lookup_error error=%s", r->conn->id,
-		        log_q(j->err));
+		log_err("http=%s event=apikey_lookup_error error=%s", r->conn->id, log_q(j->err));
 		http_reply_error(r, 503, "unavailable", "cannot check the API key now");
 	} else if (j->found == 0) {
 		refuse(r, "invalid or revoked API key");

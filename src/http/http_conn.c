@@ -152,7 +152,7 @@ static void log_request(struct http_conn *c, int status, size_t len)
 	struct http_req *r = &c->req;
 	const char *route = r->match.route ? r->match.route->pattern : "unmatched";
 
-	log_info("session=%s event=http_request ip=%s method=%s path=%s route=%s status=%d "
+	log_info("http=%s event=http_request ip=%s method=%s path=%s route=%s status=%d "
 	         "bytes=%zu ms=%llu%s%s",
 	         c->id, c->ip, r->msg && r->msg->method[0] ? log_q(r->msg->method) : "-",
 	         r->path ? log_q(r->path) : "-", route, status, len,
@@ -355,7 +355,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	struct http_conn *c = arg;
 
 	if (c->state == CS_READ && request_started(c)) {
-		log_info("session=%s event=http_timeout ip=%s", c->id, c->ip);
+		log_info("http=%s event=http_timeout ip=%s", c->id, c->ip);
 		conn_error(c, 408, "request_timeout", "request not received in time");
 	} else if (c->state == CS_READ || c->state == CS_LINGER) {
 		http_conn_close(c);

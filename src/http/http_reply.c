@@ -140,7 +140,7 @@ void http_add_header(struct http_req *r, const char *name, const char *value)
 {
 	/* A header is one line: CR or LF would start another. */
 	if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) {
-		log_err("session=%s event=bug what=header_with_newline name=%s", r->conn->id,
+		log_err("http=%s event=bug what=header_with_newline name=%s", r->conn->id,
 		        log_q(name));
 		return;
 	}
@@ -154,7 +154,7 @@ void http_reply(struct http_req *r, int status, const char *content_type, const 
 	int close, head = r->msg && strcmp(r->msg->method, "HEAD") == 0;
 
 	if (r->replied) {
-		log_err("session=%s event=bug what=second_reply status=%d", r->conn->id, status);
+		log_err("http=%s event=bug what=second_reply status=%d", r->conn->id, status);
 		return;
 	}
 	close = http_conn_closing(r->conn);

@@ -103,7 +103,7 @@ static void seen_run(void *arg)
 
 	for (size_t i = 0; i < j->n; i++) {
 		if (store_tlsa_put(j->p->deps.store, &j->v[i], &err) < 0) {
-			log_warn("session=NOQUEUE event=tlsa_seen_error error=%s", log_q(err));
+			log_warn("event=tlsa_seen_error error=%s", log_q(err));
 			free(err);
 			err = NULL;
 		}
@@ -176,7 +176,7 @@ static void finish(struct resolve *r)
 	void *arg = r->arg;
 
 	if (r->domain)
-		log_info("session=%s event=tls_policy mta_sts=%s dane_hosts=%zu tlsrpt=%s lane=%s",
+		log_info("dest=%s event=tls_policy mta_sts=%s dane_hosts=%zu tlsrpt=%s lane=%s",
 		         r->domain, r->snap ? sts_mode_name(r->snap->pol.mode) : "-",
 		         r->tlsa_ids ? r->route->n_hosts : 0, r->have_rpt ? "yes" : "no",
 		         r->lane.requiretls ? "requiretls"
@@ -359,7 +359,7 @@ static void pools_run(void *arg)
 	char *err = NULL;
 
 	if (store_account_pools(j->p->deps.store, &j->names, &j->pools, &j->n, &err) < 0) {
-		log_warn("session=NOQUEUE event=pools_error error=%s", log_q(err));
+		log_warn("event=pools_error error=%s", log_q(err));
 		free(err);
 		j->failed = 1;
 	}

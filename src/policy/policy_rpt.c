@@ -147,7 +147,7 @@ static void flush_run(void *arg)
 	char *err = NULL;
 
 	if (store_tlsrpt_add(j->r->p->deps.store, j->c, j->n, &err) < 0) {
-		log_warn("session=NOQUEUE event=tlsrpt_write_error error=%s", log_q(err));
+		log_warn("event=tlsrpt_write_error error=%s", log_q(err));
 		free(err);
 		j->failed = 1;
 	}
@@ -199,8 +199,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	struct flush_job *j;
 
 	if (r->dropped) {
-		log_warn("session=NOQUEUE event=tlsrpt_dropped counts=%llu",
-		         (unsigned long long)r->dropped);
+		log_warn("event=tlsrpt_dropped counts=%llu", (unsigned long long)r->dropped);
 		r->dropped = 0;
 	}
 	if (r->flushing || !(j = flush_take(r)))

@@ -108,7 +108,7 @@ static void due_run(void *arg)
 
 	if (store_tlsrpt_due(store_of(rd), now_s() - RPT_GRACE_S, RPT_DUE_MAX, &rd->due, &rd->n_due,
 	                     &err) < 0) {
-		log_warn("session=NOQUEUE event=tlsrpt_error error=%s", log_q(err));
+		log_warn("event=tlsrpt_error error=%s", log_q(err));
 		free(err);
 	}
 }
@@ -155,8 +155,7 @@ static void done_run(void *arg)
 
 	if (store_tlsrpt_done(store_of(rd), pr->domain, pr->start, now_s(), now_s() - RPT_KEEP_S,
 	                      &err) < 0) {
-		log_warn("session=NOQUEUE event=tlsrpt_error domain=%s error=%s", pr->domain,
-		         log_q(err));
+		log_warn("event=tlsrpt_error domain=%s error=%s", pr->domain, log_q(err));
 		free(err);
 	}
 }
@@ -186,8 +185,8 @@ static void period_after(struct round *rd)
 	for (size_t i = 0; i < rd->rec.n_rua; i++)
 		final &= strcmp(rd->sends[i].state, "pending") != 0;
 	if (final) {
-		log_info("session=NOQUEUE event=tlsrpt_done domain=%s start=%lld",
-		         period(rd)->domain, (long long)period(rd)->start);
+		log_info("event=tlsrpt_done domain=%s start=%lld", period(rd)->domain,
+		         (long long)period(rd)->start);
 		work_submit(rd->r->p->deps.work, done_run, done_done, rd);
 		return;
 	}
@@ -204,8 +203,7 @@ static void mark_run(void *arg)
 
 	if (store_tlsrpt_sent_set(store_of(s->rd), pr->domain, pr->start, s->rd->rec.rua[s->i].uri,
 	                          s->state, now_s(), &err) < 0) {
-		log_warn("session=NOQUEUE event=tlsrpt_error domain=%s error=%s", pr->domain,
-		         log_q(err));
+		log_warn("event=tlsrpt_error domain=%s error=%s", pr->domain, log_q(err));
 		free(err);
 	}
 }
@@ -223,7 +221,7 @@ static void record(struct send *s, int ok, const char *why)
 	struct round *rd = s->rd;
 
 	s->state = ok ? "sent" : s->attempts + 1 >= RPT_MAX_ATTEMPTS ? "failed" : "pending";
-	log_info("session=NOQUEUE event=tlsrpt_%s domain=%s rua=%s report=%s attempt=%d%s%s",
+	log_info("event=tlsrpt_%s domain=%s rua=%s report=%s attempt=%d%s%s",
 	         ok ? "sent" : "not_sent", period(rd)->domain, log_q(rd->rec.rua[s->i].uri),
 	         log_q(rd->rep.report_id), s->attempts + 1, why ? " reason=" : "",
 	         why ? log_q(why) : "");
@@ -347,8 +345,8 @@ static void build_mail(struct round *rd, struct send *s)
 	if (!(s->msg = spool_msg_new(rd->r->p->deps.spool, &err)) ||
 	    (sig.len && spool_msg_write(s->msg, sig.data, sig.len) < 0) ||
 	    spool_msg_write(s->msg, mail, len) < 0) {
-		log_warn("session=NOQUEUE event=tlsrpt_error domain=%s error=%s",
-		         period(rd)->domain, log_q(err ? err : "cannot write the report message"));
+		log_warn("event=tlsrpt_error domain=%s error=%s", period(rd)->domain,
+		         log_q(err ? err : "cannot write the report message"));
 		if (s->msg)
 			spool_msg_abort(s->msg);
 		s->msg = NULL;
@@ -404,8 +402,8 @@ static void build_done(void *arg)
 		return;
 	}
 	if (rd->err) {
-		log_warn("session=NOQUEUE event=tlsrpt_error domain=%s error=%s",
-		         period(rd)->domain, log_q(rd->err));
+		log_warn("event=tlsrpt_error domain=%s error=%s", period(rd)->domain,
+		         log_q(rd->err));
 		period_next(rd);
 		return;
 	}
@@ -438,8 +436,7 @@ static void on_txt(void *arg, const struct dns_txt *t)
 	}
 	if (t->status != DNS_OK ||
 	    !tlsrpt_txt_pick((const char *const *)t->records, t->n, &rd->rec)) {
-		log_info("session=NOQUEUE event=tlsrpt_no_record domain=%s action=drop_report",
-		         domain);
+		log_info("event=tlsrpt_no_record domain=%s action=drop_report", domain);
 		memset(&rd->rec, 0, sizeof(rd->rec));
 		work_submit(rd->r->p->deps.work, done_run, done_done, rd);
 		return;

@@ -215,8 +215,7 @@ static void load_run(void *arg)
 
 	j->found = store_sts_get(j->e->s->p->deps.store, j->e->domain, &j->row, &err);
 	if (j->found < 0) {
-		log_warn("session=NOQUEUE event=mta_sts_error domain=%s error=%s", j->e->domain,
-		         log_q(err));
+		log_warn("event=mta_sts_error domain=%s error=%s", j->e->domain, log_q(err));
 		free(err);
 	}
 }
@@ -253,8 +252,7 @@ static void save_run(void *arg)
 	char *err = NULL;
 
 	if (store_sts_put(j->p->deps.store, &j->row, &err) < 0) {
-		log_warn("session=NOQUEUE event=mta_sts_error domain=%s error=%s", j->row.domain,
-		         log_q(err));
+		log_warn("event=mta_sts_error domain=%s error=%s", j->row.domain, log_q(err));
 		free(err);
 	}
 }
@@ -286,12 +284,8 @@ static void save(struct sts_entry *e)
 
 static void fetch_failed(struct sts_entry *e, enum tlsrpt_result r, const char *why)
 {
-	if (!snap_fresh(e) || !e->fail_logged)
-		log_warn("session=NOQUEUE event=mta_sts_fetch_failed domain=%s result=%s "
-		         "reason=%s%s",
-		         e->domain, tlsrpt_result_name(r), log_q(why),
-		         snap_fresh(e) ? " action=keep_cached" : "");
-	e->fail_logged = snap_fresh(e); /* the next failures say nothing new */
+	log_warn("event=mta_sts_fetch_failed domain=%s result=%s reason=%s%s", e->domain,
+	         tlsrpt_result_name(r), log_q(why), snap_fresh(e) ? " action=keep_cached" : "");
 	if (!snap_fresh(e)) {
 		e->result.fetch_error = r;
 		e->result.why = why;
@@ -312,8 +306,8 @@ static void fetch_ok(struct sts_entry *e, const struct https_result *r)
 	e->fail_logged = 0;
 	e->fetched_at = now_s();
 	e->expires_at = e->fetched_at + snap->pol.max_age;
-	log_info("session=NOQUEUE event=mta_sts_policy domain=%s id=%s mode=%s max_age=%u mx=%zu",
-	         e->domain, snap->id, sts_mode_name(snap->pol.mode), (unsigned)snap->pol.max_age,
+	log_info("event=mta_sts_policy domain=%s id=%s mode=%s max_age=%u mx=%zu", e->domain,
+	         snap->id, sts_mode_name(snap->pol.mode), (unsigned)snap->pol.max_age,
 	         snap->pol.n_mx);
 	save(e);
 }

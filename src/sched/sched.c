@@ -450,7 +450,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	sched_self_load(&s->self, s->conf); /* addresses come and go (DHCP) */
 
 	if (freed)
-		log_debug("session=NOQUEUE event=destinations_freed freed=%zu left=%zu", freed,
+		log_debug("event=destinations_freed freed=%zu left=%zu", freed,
 		          htable_count(&s->dests));
 }
 

@@ -402,7 +402,7 @@ static const struct conf_pool *dest_pool(const struct dest *d)
 	const struct conf_pool *p = conf_pool_find(c, d->pool_name ? d->pool_name : d->lim->pool);
 
 	if (!p && d->pool_name)
-		log_warn("session=%s event=pool_unknown pool=%s action=system_address", d->name,
+		log_warn("dest=%s event=pool_unknown pool=%s action=system_address", d->name,
 		         d->pool_name);
 	return p;
 }
@@ -459,7 +459,7 @@ static unsigned conns_wanted(struct dest *d)
 /* A route d may not use: every recipient waiting for it bounces. */
 static void route_refused(struct dest *d, enum sched_screen why, const char *detail)
 {
-	struct smtpc_peer peer = {d->name, NULL};
+	struct smtpc_peer peer = {.host = d->name};
 	struct smtpc_verdict v;
 
 	memset(&v, 0, sizeof(v));
@@ -532,7 +532,7 @@ static void on_route(void *arg, const struct dns_route *r)
 	struct dest *d = arg;
 	struct dns_route *mine;
 	struct smtpc_verdict v;
-	struct smtpc_peer peer = {d->name, NULL};
+	struct smtpc_peer peer = {.host = d->name};
 	unsigned want, i;
 
 	d->route_id = 0;
@@ -548,7 +548,7 @@ static void on_route(void *arg, const struct dns_route *r)
 		                       : r->status == DNS_NODATA   ? SMTPC_FAIL_DNS_NOHOST
 		                                                   : SMTPC_FAIL_DNS_TEMP;
 		smtpc_judge_failure(&peer, SMTPC_STAGE_DNS, f, r->error, &v);
-		log_info("session=%s event=route status=%s error=%s", d->name,
+		log_info("dest=%s event=route status=%s error=%s", d->name,
 		         dns_status_name(r->status), log_q(r->error));
 		dest_fail_ready(d, &v);
 		smtpc_verdict_clear(&v);

@@ -94,7 +94,7 @@ static void replay_journal(struct sched_recovery *r)
 
 	r->journal_done = 1;
 	if (spool_journal_replay(r->s->deps.spool, log_deleted, NULL, &err) < 0) {
-		log_warn("session=NOQUEUE event=journal_error error=%s", log_q(err));
+		log_warn("event=journal_error error=%s", log_q(err));
 		free(err);
 	}
 }
@@ -115,8 +115,7 @@ static void log_progress(struct sched_recovery *r)
 	if (r->indexed - r->logged_at < RECOVER_LOG_EVERY &&
 	    now - r->logged_ms < RECOVER_LOG_SECONDS)
 		return;
-	log_info("session=NOQUEUE event=recovery_progress recovered=%zu total=%zu", r->indexed,
-	         r->total);
+	log_info("event=recovery_progress recovered=%zu total=%zu", r->indexed, r->total);
 	r->logged_at = r->indexed;
 	r->logged_ms = now;
 }
@@ -172,7 +171,7 @@ void sched_recover(struct sched *s, struct spool_recovery *rv, void (*done)(void
 	r->total = spool_recover_total(rv);
 	r->logged_ms = clock_mono_ms();
 	s->rec = r;
-	log_info("session=NOQUEUE event=recovery_started total=%zu", r->total);
+	log_info("event=recovery_started total=%zu", r->total);
 	sched_run_job(s, slice_run, slice_done, r);
 }
 

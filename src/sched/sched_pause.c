@@ -48,8 +48,7 @@ int sched_pause_read(const char *data_dir, struct sched_pauses *out, char **err)
 		rc = 0;
 		sched_pauses_parse(p, (size_t)n, out, &bad);
 		if (bad)
-			log_warn("session=NOQUEUE event=pause_file_bad lines=%zu file=%s", bad,
-			         log_q(path));
+			log_warn("event=pause_file_bad lines=%zu file=%s", bad, log_q(path));
 	}
 	if (fd >= 0)
 		close(fd);
@@ -148,13 +147,13 @@ static void log_changes(const struct sched_pauses *old, const struct sched_pause
 	size_t i;
 
 	if (old->all != now->all)
-		log_info("session=NOQUEUE event=%s dest=*", now->all ? "paused" : "resumed");
+		log_info("event=%s dest=*", now->all ? "paused" : "resumed");
 	for (i = 0; i < now->n; i++)
 		if (!sched_pauses_has(old, now->names[i]))
-			log_info("session=NOQUEUE event=paused dest=%s", log_q(now->names[i]));
+			log_info("event=paused dest=%s", log_q(now->names[i]));
 	for (i = 0; i < old->n; i++)
 		if (!sched_pauses_has(now, old->names[i]))
-			log_info("session=NOQUEUE event=resumed dest=%s", log_q(old->names[i]));
+			log_info("event=resumed dest=%s", log_q(old->names[i]));
 }
 
 int sched_pause_reload(struct sched *s, char **err)

@@ -325,24 +325,36 @@ void sched_reports_start(struct sched *s)
 	}
 }
 
+/* Seconds since the message arrived, to the millisecond: its queue ID
+ * holds the arrival's milliseconds (created is whole seconds, and moves on
+ * by the time a message was held). */
+static double arrival_delay(const struct qitem *it)
+{
+	uint64_t now = clock_now_ms(), at = id_time_ms(it->m->id);
+
+	if (!at)
+		at = (uint64_t)it->m->created * 1000;
+	return now > at ? (double)(now - at) / 1000.0 : 0.0;
+}
+
 /* attempt= counts the attempts of the schedule; an operator's retry is
- * not one of them and says so (retry=manual). */
+ * not one of them and says so (retry=manual). delay= is from arrival. */
 static void log_attempt(const struct qitem *it, const struct rcpt *r, struct smtpc_conn *c,
                         const char *status, const struct smtpc_verdict *v)
 {
-	double delay = (double)(clock_now_ms() / 10) / 100.0 - (double)it->m->created;
+	double delay = arrival_delay(it);
 	const char *manual = it->manual ? " retry=manual" : "";
 
 	if (c)
 		log_info("queue=%s event=delivery to=<%s> relay=%s[%s]:%u tls=%s tls_policy=%s "
-		         "verified=%s delay=%.2f attempt=%u%s status=%s dsn=%s reply=%s",
+		         "verified=%s delay=%.3f attempt=%u%s status=%s dsn=%s reply=%s",
 		         it->m->id, log_q(r->addr), smtpc_conn_host(c), smtpc_conn_addr(c),
 		         smtpc_conn_port(c), smtpc_conn_tls(c), smtpc_conn_policy(c),
 		         smtpc_conn_verified(c) ? "yes" : "no", delay, r->attempts, manual, status,
 		         v->status, log_q(v->diag));
 	else
 		log_info("queue=%s event=delivery to=<%s> relay=none tls_policy=%s verified=no "
-		         "delay=%.2f attempt=%u%s status=%s dsn=%s reply=%s",
+		         "delay=%.3f attempt=%u%s status=%s dsn=%s reply=%s",
 		         it->m->id, log_q(r->addr), sched_dest_policy(it->d), delay, r->attempts,
 		         manual, status, v->status, log_q(v->diag));
 }
@@ -440,7 +452,7 @@ static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict 
 	r->state = RCPT_BOUNCED;
 	if (v->action == SMTPC_ACT_DEFER) {
 		struct smtpc_verdict ex;
-		struct smtpc_peer peer = {f->it->d->name, NULL};
+		struct smtpc_peer peer = {.host = f->it->d->name};
 		memset(&ex, 0, sizeof(ex));
 		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
 		log_attempt(f->it, r, c, "bounced", &ex);

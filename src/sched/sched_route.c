@@ -100,7 +100,7 @@ void sched_self_load(struct sched_self *self, const struct conf *c)
 
 	sched_self_free(self);
 	if (getifaddrs(&ifs) < 0) {
-		log_warn("session=NOQUEUE event=getifaddrs_error error=%s", log_q(strerror(errno)));
+		log_warn("event=getifaddrs_error error=%s", log_q(strerror(errno)));
 		ifs = NULL;
 	}
 	for (i = 0; i < c->n_listeners; i++)
@@ -158,7 +158,7 @@ static void log_dropped(const char *event, const char *dest, const struct dns_ro
 {
 	char text[DNS_ADDR_STRLEN];
 
-	log_info("session=%s event=%s host=%s addr=%s port=%u", dest, event, log_q(h->name),
+	log_info("dest=%s event=%s host=%s addr=%s port=%u", dest, event, log_q(h->name),
 	         dns_addr_str(a, text), (unsigned)port);
 }
 

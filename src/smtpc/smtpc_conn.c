@@ -59,8 +59,8 @@ void smtpc_set_state(struct smtpc_conn *c, enum cstate st)
 {
 	struct timeval tv = {REPLY_TIMEOUT_S, 0};
 
-	log_debug("session=%s event=smtpc_state host=%s from=%s to=%s", c->dest, c->host,
-	          cstate_names[c->state], cstate_names[st]);
+	log_debug("conn=%s dest=%s event=smtpc_state host=%s from=%s to=%s", c->id, c->dest,
+	          c->host, cstate_names[c->state], cstate_names[st]);
 	c->state = st;
 	if (st == C_DOT)
 		tv.tv_sec = DOT_TIMEOUT_S;
@@ -182,8 +182,10 @@ void smtpc_session_failed(struct smtpc_conn *c, struct smtpc_verdict *v)
 		free_later(c);
 		return;
 	}
-	log_info("session=%s event=smtpc_fail host=%s addr=%s state=%s status=%s reply=%s", c->dest,
-	         c->host, c->addr, cstate_names[c->state], v->status, log_q(v->diag));
+	log_info(
+	    "conn=%s dest=%s event=smtpc_fail host=%s addr=%s port=%u state=%s status=%s reply=%s",
+	    c->id, c->dest, c->host, c->addr, (unsigned)c->t.port, cstate_names[c->state],
+	    v->status, log_q(v->diag));
 	if (c->done) {
 		job_fail_open(c, v, 0);
 		job_finish(c);
@@ -289,6 +291,7 @@ static void try_address(struct smtpc_conn *c)
 	c->tries++;
 	c->peer.host = c->host;
 	c->peer.addr = c->addr;
+	c->peer.port = c->t.port;
 	c->state = C_CONNECTING;
 	if ((fd = smtpc_socket(c, (struct sockaddr *)&ss, &why)) < 0) {
 		smtpc_fail_with(c, SMTPC_FAIL_CONNECT, why);
@@ -723,6 +726,7 @@ struct smtpc_conn *smtpc_conn_new(struct event_base *base, const struct smtpc_ta
 	struct smtpc_conn *c = xcalloc(1, sizeof(*c));
 
 	c->base = base;
+	id_new(c->id);
 	c->t = *t;
 	c->route = t->route;
 	c->dest = xstrdup(t->dest);

@@ -122,7 +122,7 @@ static void policy_fail(struct smtpc_conn *c, const struct tls_host_pol *h, enum
 int smtpc_host_refused(struct smtpc_conn *c)
 {
 	const struct tls_host_pol *h = smtpc_host_pol(c);
-	struct smtpc_peer peer = {c->host, NULL};
+	struct smtpc_peer peer = {.host = c->host};
 	struct smtpc_verdict v;
 
 	if (!h || !h->refuse)
@@ -130,8 +130,8 @@ int smtpc_host_refused(struct smtpc_conn *c)
 	memset(&v, 0, sizeof(v));
 	smtpc_judge_failure(&peer, SMTPC_STAGE_CONNECT, SMTPC_FAIL_TLS_POLICY, h->why, &v);
 	v.tls_policy = 1;
-	log_info("session=%s event=tls_policy_refused host=%s reason=%s", c->dest, c->host,
-	         log_q(h->why));
+	log_info("conn=%s dest=%s event=tls_policy_refused host=%s reason=%s", c->id, c->dest,
+	         c->host, log_q(h->why));
 	c->addr[0] = '\0';
 	report(c, h, h->refuse_result);
 	smtpc_verdict_clear(&c->last);
@@ -184,8 +184,8 @@ static int pool_socket(struct smtpc_conn *c, int family, const char **why)
 			snprintf(c->src, sizeof(c->src), "%s", text);
 			return fd;
 		}
-		log_warn("session=%s event=source_address_skipped pool=%s src=%s error=%s", c->dest,
-		         p->name, text, log_q(*why));
+		log_warn("conn=%s dest=%s event=source_address_skipped pool=%s src=%s error=%s",
+		         c->id, c->dest, p->name, text, log_q(*why));
 	}
 	*why = "no usable source address of this address family in the pool";
 	return -1;
@@ -214,8 +214,8 @@ void smtpc_become_ready(struct smtpc_conn *c)
 {
 	c->ever_ready = 1;
 	smtpc_set_state(c, C_READY);
-	log_debug("session=%s event=smtpc_ready host=%s addr=%s tls=%s", c->dest, c->host, c->addr,
-	          smtpc_conn_tls(c));
+	log_debug("conn=%s dest=%s event=smtpc_ready host=%s addr=%s tls=%s", c->id, c->dest,
+	          c->host, c->addr, smtpc_conn_tls(c));
 	c->cbs.ready(c->arg, c);
 }
 
@@ -274,9 +274,10 @@ void smtpc_tls_failed(struct smtpc_conn *c, const char *text)
 
 static void verify_failed(struct smtpc_conn *c, const struct tls_host_pol *h, const char *why)
 {
-	log_warn("session=%s event=tls_verify_failed host=%s addr=%s port=%u policy=%s reason=%s",
-	         c->dest, c->host, c->addr, c->t.port, tls_pol_name(h ? h->pol : TLS_POL_NONE),
-	         log_q(why));
+	log_warn(
+	    "conn=%s dest=%s event=tls_verify_failed host=%s addr=%s port=%u policy=%s reason=%s",
+	    c->id, c->dest, c->host, c->addr, c->t.port, tls_pol_name(h ? h->pol : TLS_POL_NONE),
+	    log_q(why));
 	if (h && h->verify_required)
 		policy_fail(c, h, h->requiretls ? SMTPC_FAIL_REQUIRETLS_TLS : SMTPC_FAIL_TLS_VERIFY,
 		            why);
@@ -303,9 +304,9 @@ void smtpc_tls_established(struct smtpc_conn *c)
 		return;
 	}
 	if (h && h->testing && !c->verified)
-		log_info("session=%s event=tls_policy_testing host=%s addr=%s policy=mta-sts "
+		log_info("conn=%s dest=%s event=tls_policy_testing host=%s addr=%s policy=mta-sts "
 		         "result=%s reason=%s",
-		         c->dest, c->host, c->addr, tlsrpt_result_name(r), log_q(why));
+		         c->id, c->dest, c->host, c->addr, tlsrpt_result_name(r), log_q(why));
 	report(c, h, h && h->testing ? r : TLSRPT_OK);
 	smtpc_send_ehlo(c); /* RFC 3207 4.2: start over after TLS */
 }

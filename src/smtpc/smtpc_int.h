@@ -44,6 +44,7 @@ struct smtpc_conn {
 	struct event_base *base;
 	struct smtpc_target t;
 	struct dns_route *route;
+	char id[ID_LEN + 1]; /* conn=: this connection's own ID in the log */
 	char *dest, *helo, *auth;
 	const char *helo_now; /* the EHLO name of this attempt (a pool's, or helo) */
 	struct smtpc_cbs cbs;

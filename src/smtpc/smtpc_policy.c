@@ -129,13 +129,18 @@ char *smtpc_diag_reply(const struct smtpc_peer *peer, enum smtpc_stage stage,
 	return b.data;
 }
 
-/* Expands %P (the peer) and %W (what the client was doing at stage). */
+/* Expands %P (the peer), %N (":PORT" when the port is known) and %W (what
+ * the client was doing at stage). */
 static void diag_format(struct buf *b, const char *fmt, const struct smtpc_peer *peer,
                         enum smtpc_stage stage)
 {
 	for (; *fmt; fmt++) {
 		if (fmt[0] == '%' && fmt[1] == 'P') {
 			peer_append(b, peer);
+			fmt++;
+		} else if (fmt[0] == '%' && fmt[1] == 'N') {
+			if (peer && peer->port)
+				buf_printf(b, ":%u", (unsigned)peer->port);
 			fmt++;
 		} else if (fmt[0] == '%' && fmt[1] == 'W') {
 			buf_puts(b, (unsigned)stage < SMTPC_STAGE__COUNT ? stages[stage].doing
@@ -322,7 +327,7 @@ static const struct fail_rule {
 } fail_rules[SMTPC_FAIL__COUNT] = {
     /* connection trouble may be the destination shedding load: back off */
     [SMTPC_FAIL_CONNECT] = {"connect", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0,
-                            0, "4.4.1", "connect to %P", "connection failed"},
+                            0, "4.4.1", "connect to %P%N", "connection failed"},
     [SMTPC_FAIL_TIMEOUT] = {"timeout", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0,
                             0, "4.4.2", "conversation with %P timed out while %W", NULL},
     [SMTPC_FAIL_LOST] = {"lost", SMTPC_ACT_DEFER, SMTPC_SCOPE_SESSION, SMTPC_DEST_BACKOFF, 0, 0,

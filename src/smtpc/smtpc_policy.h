@@ -107,6 +107,7 @@ void smtpc_verdict_clear(struct smtpc_verdict *v);
 struct smtpc_peer {
 	const char *host;
 	const char *addr;
+	uint16_t port; /* 0: unknown (not shown) */
 };
 
 /*

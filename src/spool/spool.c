@@ -227,8 +227,7 @@ void spool_close(struct spool *sp)
 	if (sp->cm)
 		spool_committer_stop(sp);
 	if (atomic_load(&sp->inflight) > 0)
-		log_warn("session=NOQUEUE event=spool_close inflight=%ld",
-		         (long)atomic_load(&sp->inflight));
+		log_warn("event=spool_close inflight=%ld", (long)atomic_load(&sp->inflight));
 	spool_free(sp);
 }
 

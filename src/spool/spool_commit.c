@@ -104,8 +104,7 @@ static void grow_helpers(struct spool *sp, struct spool_committer *cm)
 
 	while (cm->n_helpers < want) {
 		if (spawn(&cm->helpers[cm->n_helpers], helper_main, cm) != 0) {
-			log_warn("session=NOQUEUE event=spool_helper_spawn_failed helpers=%u",
-			         cm->n_helpers);
+			log_warn("event=spool_helper_spawn_failed helpers=%u", cm->n_helpers);
 			atomic_store(&sp->sync_threads, cm->n_helpers + 1);
 			return;
 		}
@@ -198,8 +197,8 @@ void spool_commit_batch(struct spool *sp, struct spool_msg **ms, size_t n)
 		ms[i]->fd = -1;
 	}
 	if (renamed && spool_fsync(sp, sp->queue_fd, 0) < 0) {
-		log_err("session=NOQUEUE event=spool_dir_fsync_error messages=%zu error=%s",
-		        renamed, log_q(strerror(errno)));
+		log_err("event=spool_dir_fsync_error messages=%zu error=%s", renamed,
+		        log_q(strerror(errno)));
 		unqueue(sp, ms, n);
 		renamed = 0;
 	}
@@ -224,7 +223,7 @@ static struct spool_msg *run_batch(struct spool *sp, struct spool_msg *list)
 	for (m = list; m; m = m->next)
 		ms[i++] = m;
 	spool_commit_batch(sp, ms, n);
-	log_debug("session=NOQUEUE event=spool_commit_batch messages=%zu", n);
+	log_debug("event=spool_commit_batch messages=%zu", n);
 	m = ms[n - 1];
 	free(ms);
 	return m;
@@ -235,8 +234,7 @@ static void notify_loop(struct spool_committer *cm)
 	uint64_t one = 1;
 
 	if (write(cm->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_err("session=NOQUEUE event=spool_notify_error error=%s",
-		        log_q(strerror(errno)));
+		log_err("event=spool_notify_error error=%s", log_q(strerror(errno)));
 }
 
 static void *committer_main(void *arg)
@@ -310,8 +308,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 	uint64_t v;
 
 	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		log_err("session=NOQUEUE event=spool_notify_error error=%s",
-		        log_q(strerror(errno)));
+		log_err("event=spool_notify_error error=%s", log_q(strerror(errno)));
 	deliver_done(arg);
 }
 

@@ -143,10 +143,8 @@ long spool_journal_replay(struct spool *sp, spool_journal_fn fn, void *arg, char
 	fclose(fp);
 	envelope_free(rp.env);
 	if (unlinkat(sp->dir_fd, JOURNAL, 0) < 0)
-		log_warn("session=NOQUEUE event=journal_remove_error error=%s",
-		         log_q(strerror(errno)));
+		log_warn("event=journal_remove_error error=%s", log_q(strerror(errno)));
 	if (rp.skipped)
-		log_info("session=NOQUEUE event=journal_replayed logged=%ld skipped=%zu", rp.logged,
-		         rp.skipped);
+		log_info("event=journal_replayed logged=%ld skipped=%zu", rp.logged, rp.skipped);
 	return rp.logged;
 }

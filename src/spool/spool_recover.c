@@ -34,7 +34,7 @@ struct spool_recovery {
 
 static void recover_error(const char *error)
 {
-	log_err("session=NOQUEUE event=spool_recover_error error=%s", log_q(error));
+	log_err("event=spool_recover_error error=%s", log_q(error));
 }
 
 /* tmp/: every entry removed (a directory too, if empty). */
@@ -165,11 +165,10 @@ long spool_recover_end(struct spool_recovery *rv)
 	sp = rv->sp;
 	if (rv->quarantined &&
 	    (spool_fsync(sp, sp->quar_fd, 0) < 0 || spool_fsync(sp, sp->queue_fd, 0) < 0))
-		log_warn("session=NOQUEUE event=spool_recover_fsync_error error=%s",
-		         log_q(strerror(errno)));
+		log_warn("event=spool_recover_fsync_error error=%s", log_q(strerror(errno)));
 	good = rv->failed || rv->next < rv->n ? -1 : rv->good;
 	if (good >= 0)
-		log_info("session=NOQUEUE event=spool_recovered messages=%ld tmp_removed=%zu "
+		log_info("event=spool_recovered messages=%ld tmp_removed=%zu "
 		         "quarantined=%zu",
 		         rv->good, rv->removed, rv->quarantined);
 	spool_free_names(rv->names, rv->n);

@@ -193,7 +193,7 @@ int store_fail_db(struct store *st, char **err, const char *what)
 /* For calls whose contract has no *err: the daemon's log gets the cause. */
 static int log_db_error(struct store *st, const char *op)
 {
-	log_err("session=NOQUEUE event=store_error db=%s op=%s error=%s", log_q(st->path), op,
+	log_err("event=store_error db=%s op=%s error=%s", log_q(st->path), op,
 	        log_q(sqlite3_errmsg(st->db)));
 	return -1;
 }
@@ -382,8 +382,7 @@ static int migrate_step(struct store *st, int to, char **err)
 	if (store_tx_commit(st, err) < 0)
 		return store_tx_rollback(st);
 	if (version < to)
-		log_info("session=NOQUEUE event=store_migrate db=%s version=%d", log_q(st->path),
-		         to);
+		log_info("event=store_migrate db=%s version=%d", log_q(st->path), to);
 	return 0;
 }
 

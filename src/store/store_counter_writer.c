@@ -42,7 +42,7 @@ static void write_set(void *arg)
 	char *err = NULL;
 
 	if (store_counts_add(j->sc->st, j->set->v, j->set->n, &err) < 0) {
-		log_warn("session=NOQUEUE event=counters_error error=%s", log_q(err));
+		log_warn("event=counters_error error=%s", log_q(err));
 		free(err);
 		j->failed = 1;
 	}
@@ -68,8 +68,7 @@ static void flush(struct store_counters *sc)
 	if (sc->writing || !sc->wp || !(set = counter_batch_take(sc->batch)))
 		return;
 	if (set->dropped)
-		log_warn("session=NOQUEUE event=counters_dropped n=%llu",
-		         (unsigned long long)set->dropped);
+		log_warn("event=counters_dropped n=%llu", (unsigned long long)set->dropped);
 	j = xcalloc(1, sizeof(*j));
 	j->sc = sc;
 	j->set = set;

@@ -171,7 +171,7 @@ SSL *tls_server_ssl_new(SSL_CTX *ctx)
 	SSL *ssl = SSL_new(ctx);
 
 	if (!ssl)
-		log_err("session=NOQUEUE event=tls_error what=SSL_new");
+		log_err("event=tls_error what=SSL_new");
 	return ssl;
 }
 

@@ -288,6 +288,18 @@ int id_valid(const char *s)
 	return s[ID_LEN] == '\0';
 }
 
+uint64_t id_time_ms(const char *s)
+{
+	uint64_t ms = 0;
+	int i;
+
+	if (!s || !id_valid(s))
+		return 0;
+	for (i = 0; i < 9; i++)
+		ms = ms << 5 | (uint64_t)(strchr(id_alphabet, s[i]) - id_alphabet);
+	return ms;
+}
+
 static _Atomic uint64_t clock_override;
 
 uint64_t clock_now_ms(void)

@@ -64,6 +64,9 @@ char *str_trim(char *s);
 void id_new(char out[ID_LEN + 1]);
 /* 1 if s is a well-formed ID (safe to use in a file name). */
 int id_valid(const char *s);
+/* The unix milliseconds an ID was made at (its first 9 characters); 0 if
+ * it is not a well-formed ID. A queue ID's is the message's arrival. */
+uint64_t id_time_ms(const char *s);
 
 /* Clock. Tests may set an override; 0 restores the real clock. */
 uint64_t clock_now_ms(void);  /* wall clock, ms since the epoch */

@@ -1,11 +1,14 @@
 """Issue 9, the SMTP server's log lines: event=queued only once the spool
 commit succeeded, with the Message-ID (found in the headers, or the one
 added) and the size, so mail can be found by Message-ID; inbound lines
-carry session=, listener-level lines listener=NAME (never
-session=NOQUEUE); no event is logged twice."""
+carry session=, listener-level lines listener=NAME, outbound connections
+conn=, HTTP connections http=, server lines none (never
+session=NOQUEUE); delay= from arrival with milliseconds; a failed
+connection names its port; no event is logged twice."""
 import glob
 import os
 import re
+import time
 from collections import Counter
 
 import helpers
@@ -97,10 +100,93 @@ def test_each_line_has_one_identity_and_no_event_twice(server_factory):
     sessions = [re.search(r"session=(\S+) event=connect", l).group(1)
                 for l in lines if "event=connect" in l]
     per = Counter((re.search(r"session=(\S+)", l).group(1), re.search(r"event=(\S+)", l).group(1))
-                  for l in lines if re.search(r"\bsession=\S+", l) and "NOQUEUE" not in l)
+                  for l in lines if re.search(r"\bsession=\S+", l))
     for sid in sessions:
         assert per[(sid, "connect")] == 1 and per[(sid, "disconnect")] == 1, per
     queued = [sid for sid in sessions if per[(sid, "queued")]]
     assert len(queued) == 1 and per[(queued[0], "queued")] == 1, per
     assert sum(per[(sid, "reject")] for sid in sessions) == 1, per
     assert sum(1 for l in lines if f"queue={qid}" in l and "event=queued" in l) == 1
+    check_identities(s.log())
+
+
+# ---- one identity on every line (docs/logging.md) ------------------------------------
+
+IDENTITY = re.compile(r"(?:^|\s)(session|conn|queue|http|listener)=(\S+)")
+ID16 = re.compile(r"[0-9A-HJ-NP-TV-Y]{16}")
+
+
+def identities(line):
+    return {k: v for k, v in IDENTITY.findall(line)}
+
+
+def check_identities(log):
+    """Every line of a server's log: no session=NOQUEUE, at most one
+    identity (a queued line also names its session; a session's lines
+    may name its listener), IDs well-formed."""
+    lines = [l for l in log.splitlines() if " level=" in l]
+    assert lines
+    for l in lines:
+        assert "NOQUEUE" not in l, l
+        ids = identities(l)
+        own = set(ids) - {"listener"}  # a session's lines also name its listener
+        if "event=queued " in l or "event=queue_failed" in l:
+            assert own == {"queue", "session"}, l
+        else:
+            assert len(own) <= 1, l
+        for k in ("session", "conn", "queue", "http"):
+            if k in ids:
+                assert ID16.fullmatch(ids[k]), l
+    return lines
+
+
+def test_every_line_has_one_identity(server_factory, cert):
+    """An inbound session, a delivery through a sink, a connection refused
+    by a closed smarthost port, HTTP requests, a reload and a stop: each
+    line names its session, message, outbound connection, HTTP connection
+    or listener, or (server lines) none; the delivery's delay= is from
+    arrival, in seconds with milliseconds; the refused connection names
+    its port."""
+    import httpapi
+    from mx import MXFarm, wait_status
+    farm = MXFarm(cert)
+    try:
+        farm.add("127.0.0.33")
+        good = server_factory(relay={"smarthost": f"127.0.0.33:{farm.port}",
+                                     "smarthost_tls": "none"})
+        t0 = time.time()
+        qid = helpers.send_raw_message(good.port, "a@example.com", ["b@example.net"],
+                                       message("delivered"))
+        wait_status(good, qid, "b@example.net", "sent")
+        took = time.time() - t0
+        good.stop()
+        lines = check_identities(good.log())
+        line = [l for l in lines if "event=delivery " in l][0]
+        assert identities(line) == {"queue": qid}, line
+        delay = re.search(r" delay=(\d+\.\d{3}) ", line)
+        assert delay and 0 < float(delay.group(1)) <= took + 0.05, (line, took)
+    finally:
+        farm.stop()
+
+    closed = server_factory()  # its smarthost is a closed port
+    port = int(closed._relay["smarthost"].rsplit(":", 1)[1])
+    httpapi.wait_http(closed)
+    assert httpapi.request(closed, "GET", "/v1/account").status == 401
+    qid = helpers.send_raw_message(closed.port, "a@example.com", ["c@example.net"],
+                                   message("refused"))
+    helpers.wait_for(lambda: "event=smtpc_fail" in closed.log(), timeout=10,
+                     what="the refused connection")
+    closed.stop()
+    lines = check_identities(closed.log())
+    fail = [l for l in lines if "event=smtpc_fail" in l][0]
+    assert set(identities(fail)) == {"conn"} and f" port={port} " in fail, fail
+    conns = {identities(l)["conn"] for l in lines if "event=smtpc_fail" in l}
+    assert len(conns) == len([l for l in lines if "event=smtpc_fail" in l])  # one ID each
+    http = [l for l in lines if "event=http_request" in l]
+    assert http and all(set(identities(l)) == {"http"} for l in http), http
+    for event in ("started", "stopped", "queue_loaded"):
+        server = [l for l in lines if f"event={event}" in l]
+        assert len(server) == 1 and identities(server[0]) == {}, (event, server)
+    deferred = [l for l in lines if "event=delivery " in l and f"queue={qid}" in l]
+    assert deferred and identities(deferred[0]) == {"queue": qid}, deferred
+    assert f"connect to 127.0.0.1[127.0.0.1]:{port}: " in deferred[0], deferred[0]

@@ -194,7 +194,7 @@ static inline struct qitem *start_item(struct fx *f, const char *name)
 
 static inline void verdict(struct smtpc_verdict *v, enum smtpc_action a, const char *reply)
 {
-	struct smtpc_peer peer = {"mx.example", "192.0.2.1"};
+	struct smtpc_peer peer = {.host = "mx.example", .addr = "192.0.2.1"};
 	struct smtpc_reply r;
 
 	memset(&r, 0, sizeof(r));

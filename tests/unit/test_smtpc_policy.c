@@ -17,8 +17,9 @@
 #include "smtpc/smtpc_policy.h"
 #include "util/util.h"
 
-static const struct smtpc_peer mx = {"mx.example.com", "127.0.0.11"};
-static const struct smtpc_peer domain = {"example.com", NULL};
+static const struct smtpc_peer mx = {"mx.example.com", "127.0.0.11", 0};
+static const struct smtpc_peer mx25 = {"mx.example.com", "127.0.0.11", 25};
+static const struct smtpc_peer domain = {.host = "example.com"};
 
 static struct smtpc_reply reply(int code, const char *enh, const char *text)
 {
@@ -289,6 +290,11 @@ static const struct fail_case {
      "4.4.1", 0, 0, "connect to mx.example.com[127.0.0.11]: Connection refused"},
     {SMTPC_FAIL_CONNECT, SMTPC_STAGE_CONNECT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
      "connect to mx.example.com[127.0.0.11]: connection failed"},
+    /* a connection failure names the port when it is known */
+    {SMTPC_FAIL_CONNECT, SMTPC_STAGE_CONNECT, &mx25, "Connection refused", A_DEF, S_SES, D_BACK,
+     "4.4.1", 0, 0, "connect to mx.example.com[127.0.0.11]:25: Connection refused"},
+    {SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_RCPT, &mx25, NULL, A_DEF, S_SES, D_BACK, "4.4.2", 0, 0,
+     "conversation with mx.example.com[127.0.0.11] timed out while sending RCPT TO"},
     {SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_CONNECT, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
      "conversation with mx.example.com[127.0.0.11] timed out while connecting"},
     {SMTPC_FAIL_TIMEOUT, SMTPC_STAGE_GREETING, &mx, NULL, A_DEF, S_SES, D_BACK, "4.4.1", 0, 0,
