@@ -29,22 +29,15 @@ struct dsn_job {
 	struct dsn_report rep;
 	int rc;    /* dsn_build()'s result, once built */
 	char *err; /* why the build failed */
-	char orig_id[ID_LEN + 1];
-	enum dsn_kind kind;
 	void (*done)(void *arg, int ok, const char *id);
 	void *arg;
 };
 
+/* The caller's done() logs the outcome (event=dsn_queued, once). */
 static void on_committed(void *arg, int ok, const char *id)
 {
 	struct dsn_job *j = arg;
 
-	if (ok)
-		log_info("queue=%s event=dsn_queued kind=%s dsn=%s", j->orig_id,
-		         dsn_kind_name(j->kind), id);
-	else
-		log_err("queue=%s event=dsn_failed kind=%s dsn=%s error=commit", j->orig_id,
-		        dsn_kind_name(j->kind), id);
 	j->done(j->arg, ok, id);
 	free(j);
 }
@@ -134,8 +127,6 @@ struct dsn_job *dsn_job_new(struct spool *sp, const char *hostname, const struct
 	j->sp = sp;
 	j->rep = (struct dsn_report){orig, hostname, rcpts, n, {-1, 0, 0}, 0, NULL};
 	j->rep.now = (int64_t)(clock_now_ms() / 1000);
-	j->kind = dsn_report_kind(orig, rcpts, n);
-	snprintf(j->orig_id, sizeof(j->orig_id), "%s", orig->id);
 	return j;
 }
 

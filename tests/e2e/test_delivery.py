@@ -220,6 +220,9 @@ def test_550_bounce_dsn(start, mxs, farm):
     assert d["dsn"].startswith("5.") and "550" in d["reply"], d["line"]
     t = wait_dsn(farm, "t7@sender.test", srv)
     assert t.mail_from == ""  # RFC 3464: the null reverse-path
+    # the report is logged once, on the bounced message's line (issue 9)
+    queued = [l for l in srv.log().splitlines() if "event=dsn_queued" in l]
+    assert len(queued) == 1 and f"queue={qid} " in queued[0] and "rcpts=1" in queued[0], queued
     # Python's email package, directly
     msg = email.message_from_bytes(t.content, policy=email.policy.default)
     assert msg.get_content_type() == "multipart/report"
