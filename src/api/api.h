@@ -229,7 +229,7 @@ int api_types(const char *name, const char *list, unsigned *types, struct http_p
 int64_t api_path_id(struct http_req *r);
 /* Unix milliseconds as RFC 3339 (JSON string), JSON null for 0. */
 json_t *api_time_json(int64_t ms);
-/* The 500 of a database error, logged with the request's session (any
+/* The 500 of a database error, logged with the request's http= ID (any
  * thread). */
 void api_answer_store_error(struct http_req *r, struct api_answer *a, const char *err);
 /* ---- DKIM keys (api_dkim.c) ---------------------------------------------------
