@@ -180,3 +180,33 @@ def parse_queue_list(stdout):
         assert isinstance(m.get("size"), int), line
         out[m["id"]] = m
     return out
+
+
+# ---- log identities (docs/logging.md) ----
+
+IDENTITY = re.compile(r"(?:^|\s)(session|conn|queue|http|listener)=(\S+)")
+ID16 = re.compile(r"[0-9A-HJ-NP-TV-Y]{16}")
+
+
+def identities(line):
+    return {k: v for k, v in IDENTITY.findall(line)}
+
+
+def check_identities(log):
+    """Every line of a server's log: no session=NOQUEUE, at most one
+    identity (a queued line also names its session; a session's lines
+    may name its listener), IDs well-formed."""
+    lines = [l for l in log.splitlines() if " level=" in l]
+    assert lines
+    for l in lines:
+        assert "NOQUEUE" not in l, l
+        ids = identities(l)
+        own = set(ids) - {"listener"}  # a session's lines also name its listener
+        if "event=queued " in l or "event=queue_failed" in l:
+            assert own == {"queue", "session"}, l
+        else:
+            assert len(own) <= 1, l
+        for k in ("session", "conn", "queue", "http"):
+            if k in ids:
+                assert ID16.fullmatch(ids[k]), l
+    return lines

@@ -107,38 +107,10 @@ def test_each_line_has_one_identity_and_no_event_twice(server_factory):
     assert len(queued) == 1 and per[(queued[0], "queued")] == 1, per
     assert sum(per[(sid, "reject")] for sid in sessions) == 1, per
     assert sum(1 for l in lines if f"queue={qid}" in l and "event=queued" in l) == 1
-    check_identities(s.log())
+    helpers.check_identities(s.log())
 
 
 # ---- one identity on every line (docs/logging.md) ------------------------------------
-
-IDENTITY = re.compile(r"(?:^|\s)(session|conn|queue|http|listener)=(\S+)")
-ID16 = re.compile(r"[0-9A-HJ-NP-TV-Y]{16}")
-
-
-def identities(line):
-    return {k: v for k, v in IDENTITY.findall(line)}
-
-
-def check_identities(log):
-    """Every line of a server's log: no session=NOQUEUE, at most one
-    identity (a queued line also names its session; a session's lines
-    may name its listener), IDs well-formed."""
-    lines = [l for l in log.splitlines() if " level=" in l]
-    assert lines
-    for l in lines:
-        assert "NOQUEUE" not in l, l
-        ids = identities(l)
-        own = set(ids) - {"listener"}  # a session's lines also name its listener
-        if "event=queued " in l or "event=queue_failed" in l:
-            assert own == {"queue", "session"}, l
-        else:
-            assert len(own) <= 1, l
-        for k in ("session", "conn", "queue", "http"):
-            if k in ids:
-                assert ID16.fullmatch(ids[k]), l
-    return lines
-
 
 def test_every_line_has_one_identity(server_factory, cert):
     """An inbound session, a delivery through a sink, a connection refused
@@ -160,9 +132,9 @@ def test_every_line_has_one_identity(server_factory, cert):
         wait_status(good, qid, "b@example.net", "sent")
         took = time.time() - t0
         good.stop()
-        lines = check_identities(good.log())
+        lines = helpers.check_identities(good.log())
         line = [l for l in lines if "event=delivery " in l][0]
-        assert identities(line) == {"queue": qid}, line
+        assert helpers.identities(line) == {"queue": qid}, line
         delay = re.search(r" delay=(\d+\.\d{3}) ", line)
         assert delay and 0 < float(delay.group(1)) <= took + 0.05, (line, took)
     finally:
@@ -177,16 +149,16 @@ def test_every_line_has_one_identity(server_factory, cert):
     helpers.wait_for(lambda: "event=smtpc_fail" in closed.log(), timeout=10,
                      what="the refused connection")
     closed.stop()
-    lines = check_identities(closed.log())
+    lines = helpers.check_identities(closed.log())
     fail = [l for l in lines if "event=smtpc_fail" in l][0]
-    assert set(identities(fail)) == {"conn"} and f" port={port} " in fail, fail
-    conns = {identities(l)["conn"] for l in lines if "event=smtpc_fail" in l}
+    assert set(helpers.identities(fail)) == {"conn"} and f" port={port} " in fail, fail
+    conns = {helpers.identities(l)["conn"] for l in lines if "event=smtpc_fail" in l}
     assert len(conns) == len([l for l in lines if "event=smtpc_fail" in l])  # one ID each
     http = [l for l in lines if "event=http_request" in l]
-    assert http and all(set(identities(l)) == {"http"} for l in http), http
+    assert http and all(set(helpers.identities(l)) == {"http"} for l in http), http
     for event in ("started", "stopped", "queue_loaded"):
         server = [l for l in lines if f"event={event}" in l]
-        assert len(server) == 1 and identities(server[0]) == {}, (event, server)
+        assert len(server) == 1 and helpers.identities(server[0]) == {}, (event, server)
     deferred = [l for l in lines if "event=delivery " in l and f"queue={qid}" in l]
-    assert deferred and identities(deferred[0]) == {"queue": qid}, deferred
+    assert deferred and helpers.identities(deferred[0]) == {"queue": qid}, deferred
     assert f"connect to 127.0.0.1[127.0.0.1]:{port}: " in deferred[0], deferred[0]
