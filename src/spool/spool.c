@@ -271,7 +271,7 @@ static int msg_create(struct spool_msg *m, char **err)
 struct spool_msg *spool_msg_new(struct spool *sp, char **err)
 {
 	struct spool_msg *m = xcalloc(1, sizeof(*m));
-	struct spool_hdr h = {.version = SPOOL_VERSION};
+	struct spool_hdr h = {.version = SPOOL_VERSION_FRONT}; /* final in write_out */
 
 	m->sp = sp;
 	m->fd = -1;

@@ -91,8 +91,9 @@ void spool_hdr_encode(const struct spool_hdr *h, unsigned char out[SPOOL_HDR_SIZ
 	spool_check(out, HDR_CHECK_AT, out + HDR_CHECK_AT);
 }
 
-/* The lengths must describe the layout (the same in versions 1 and 2) exactly, so that a
- * damaged length is caught here rather than trusted by a reader. */
+/* The lengths must describe the layout of the header's version exactly,
+ * so that a damaged length is caught here rather than trusted by a
+ * reader. */
 static int hdr_sane(const struct spool_hdr *h)
 {
 	uint64_t off_max = h->version >= SPOOL_VERSION_FRONT ? SPOOL_BODY_OFF_MAX : SPOOL_HDR_SIZE;

@@ -24,19 +24,38 @@
 #include "spool/spool.h"
 #include "util/util.h"
 
-/* File layout, version 2. Bump SPOOL_VERSION on any change of layout or of
- * a record's syntax; a reader rejects (quarantines) versions it lacks.
- * Version 2 adds to version 1 the steering record ("S": hold, release,
- * delete); the layout is the same, so both are read. A version 1 file is
- * marked version 2 before its first steering record is appended
- * (docs/spool.md). */
-#define SPOOL_MAGIC       "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
-#define SPOOL_VERSION     2
-#define SPOOL_VERSION_MIN 1
-#define SPOOL_HDR_SIZE    128
-#define SPOOL_F_COMPLETE  1u
-#define SPOOL_CHECK_LEN   16 /* BLAKE2b-128: bytes of a checksum */
-#define SPOOL_CHECK_HEX   (2 * SPOOL_CHECK_LEN)
+/* File layout. Bump SPOOL_VERSION on any change of layout or of a
+ * record's syntax; a reader rejects (quarantines) versions it lacks.
+ * Version 2 adds to version 1 a variable body_off: room between the header
+ * and the message (the front) where header fields added at accept (DKIM
+ * signatures, List-Unsubscribe) are written in front of the message's
+ * bytes without copying them. A file written without a front (body_off =
+ * SPOOL_HDR_SIZE) is still marked version 1, so that its readers are as
+ * many as can be. Version 3 adds to version 2's layout the steering
+ * record ("S": hold, release, delete); new files are never written as
+ * version 3: a file of version 1 or 2 is marked version 3 before its first
+ * steering record is appended, so that a reader without steering
+ * quarantines it rather than deliver what an operator held or deleted.
+ * Readers take versions 1 to 3. docs/spool.md has the layout. */
+#define SPOOL_MAGIC         "PHSPOOL" /* 7 bytes + NUL = the first 8 bytes */
+#define SPOOL_VERSION       3
+#define SPOOL_VERSION_MIN   1
+#define SPOOL_VERSION_FRONT 2 /* the first version with a variable body_off */
+#define SPOOL_VERSION_STEER 3 /* the first version with steering records */
+#define SPOOL_HDR_SIZE      128
+#define SPOOL_F_COMPLETE    1u
+#define SPOOL_CHECK_LEN     16 /* BLAKE2b-128: bytes of a checksum */
+#define SPOOL_CHECK_HEX     (2 * SPOOL_CHECK_LEN)
+
+/* The front (version 2): a message that may get header fields in front of
+ * it has its bytes written from SPOOL_FRONT on (the header's block holds
+ * the fields; the rest of it is never read). Fields that do not fit move
+ * the message to a larger front (a copy, spool_front.c). A reader takes a
+ * body_off up to SPOOL_BODY_OFF_MAX; SPOOL_PREPEND_MAX bounds the fields
+ * (8 signatures of a 256 KiB header section fit). */
+#define SPOOL_FRONT        4096
+#define SPOOL_PREPEND_MAX  (4u << 20)
+#define SPOOL_BODY_OFF_MAX (8u << 20)
 
 /* Bounds. A corrupt length must never make a reader allocate much more than
  * the file holds, and no line may make it buffer without limit. */
@@ -62,7 +81,8 @@ void spool_check(const void *p, size_t n, unsigned char out[SPOOL_CHECK_LEN]);
 /* Header. Decode: 0, or -1 and *reason (malloc'd) for bad magic, an
  * unknown version, a bad checksum, a clear complete flag, or lengths that
  * do not describe the layout of its version (version 1: body_off is
- * SPOOL_HDR_SIZE; version 2: from SPOOL_HDR_SIZE to SPOOL_BODY_OFF_MAX). */
+ * SPOOL_HDR_SIZE; versions 2 and 3: from SPOOL_HDR_SIZE to
+ * SPOOL_BODY_OFF_MAX). */
 void spool_hdr_encode(const struct spool_hdr *h, unsigned char out[SPOOL_HDR_SIZE]);
 int spool_hdr_decode(const unsigned char in[SPOOL_HDR_SIZE], struct spool_hdr *h, char **reason);
 /* 0 if a file of fsize bytes holds everything h describes; -1 and *reason. */
@@ -82,7 +102,7 @@ int spool_env_decode(const char *p, size_t n, const char *id, uint32_t n_rcpts,
  * appended to out. */
 void spool_rcpt_encode(size_t idx, const struct rcpt *r, struct buf *out);
 /* One steering record, "\nS IDX HELD_SINCE HELD_SECS DELETED CHECK\n"
- * (version 2), appended to out: r's steering fields only. */
+ * (version 3), appended to out: r's steering fields only. */
 void spool_steering_encode(size_t idx, const struct rcpt *r, struct buf *out);
 /* Applies one record line (without its '\n'), a state record or a
  * steering record, to e: 0 applied, -1 not a valid record (torn, damaged or out of

@@ -440,20 +440,21 @@ int spool_remove_done(struct spool *sp, const char *id, char **err)
 	return 0;
 }
 
-/* A version 1 file gets its first steering record (version 2 only): its
- * header says version 2 first, durably, so that an older Posthorn
- * quarantines the file rather than skip the record and deliver what an
- * operator held or deleted. The header is rewritten in place (one
- * 128-byte pwrite inside the first sector), through a second descriptor:
- * pwrite on an O_APPEND one would append. */
-static int mark_version2(struct spool *sp, const char *id, struct spool_hdr *h, char **err)
+/* A file of version 1 or 2 gets its first steering record (version 3
+ * only): its header says version 3 first, durably, so that an older
+ * Posthorn quarantines the file rather than skip the record and deliver
+ * what an operator held or deleted. The layout stays (version 3 is version
+ * 2's, and a version 1 file's body_off is one version 2 takes). The header
+ * is rewritten in place (one 128-byte pwrite inside the first sector),
+ * through a second descriptor: pwrite on an O_APPEND one would append. */
+static int mark_steered(struct spool *sp, const char *id, struct spool_hdr *h, char **err)
 {
 	unsigned char raw[SPOOL_HDR_SIZE];
 	int fd = open_entry(sp->queue_fd, id, O_WRONLY), rc = -1;
 
 	if (fd < 0)
 		return open_failed(id, err);
-	h->version = SPOOL_VERSION;
+	h->version = SPOOL_VERSION_STEER;
 	spool_hdr_encode(h, raw);
 	if (pwrite(fd, raw, sizeof(raw), 0) == (ssize_t)sizeof(raw) && spool_fsync(sp, fd, 1) == 0)
 		rc = 0;
@@ -492,7 +493,8 @@ static int append_records(struct spool *sp, int fd, const char *id, enum rec_kin
 			                  (unsigned)h.n_rcpts);
 			return -1;
 		}
-	if (h.version < 2 && kind == REC_STEERING && mark_version2(sp, id, &h, err) < 0)
+	if (h.version < SPOOL_VERSION_STEER && kind == REC_STEERING &&
+	    mark_steered(sp, id, &h, err) < 0)
 		return -1;
 	buf_init(&rec);
 	for (i = 0; i < n; i++) {

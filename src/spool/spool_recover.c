@@ -95,7 +95,7 @@ static int recover_one(struct spool_recovery *rv, const char *name, spool_env_fn
 	int rc = 0;
 
 	/* Read once more before quarantining: the one in-place write to a
-	 * queue file (a version 1 header marked version 2, spool_read.c) may
+	 * queue file (a header marked version 3, spool_read.c) may
 	 * have been read half done by a concurrent reader. */
 	if (res == LOAD_BAD && id_valid(name)) {
 		free(why), why = NULL;

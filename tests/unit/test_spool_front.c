@@ -7,7 +7,9 @@
  * bytes (while the buffer holds them) or too late; copies for a split; the header
  * decoder's bounds on body_off per version; the misuse a caller can make
  * (a write to a copy, pread before a flush, fields over the bound) dooms
- * the message rather than corrupting it; recovery reads version 2 files.
+ * the message rather than corrupting it; recovery reads version 2 files;
+ * a version 2 file's first steering record marks it version 3 (version
+ * 2's layout), and it reads back whole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -356,7 +358,13 @@ static void test_header_bounds(void **state)
 	assert_int_equal(decode(2, (uint64_t)SPOOL_BODY_OFF_MAX + 1), -1);
 	assert_int_equal(decode(2, SPOOL_HDR_SIZE - 1), -1); /* inside the header */
 	assert_int_equal(decode(2, 0), -1);
+	assert_int_equal(decode(3, SPOOL_HDR_SIZE), 0); /* a version 1 file steered */
+	assert_int_equal(decode(3, SPOOL_FRONT - 700), 0);
+	assert_int_equal(decode(3, SPOOL_BODY_OFF_MAX), 0);
+	assert_int_equal(decode(3, (uint64_t)SPOOL_BODY_OFF_MAX + 1), -1);
+	assert_int_equal(decode(3, SPOOL_HDR_SIZE - 1), -1);
 	assert_int_equal(decode(SPOOL_VERSION + 1, SPOOL_HDR_SIZE), -1);
+	assert_int_equal(decode(SPOOL_VERSION + 1, SPOOL_FRONT), -1);
 	assert_int_equal(decode(0, SPOOL_HDR_SIZE), -1);
 }
 
@@ -382,6 +390,47 @@ static void test_recover_v2(void **state)
 	spool_close(sp);
 }
 
+/* A version 2 file (a front) gets a steering record: marked version 3
+ * first, its front and message read back as before, the hold kept across
+ * a restart; a later state record keeps the version. */
+static void test_steer_v2(void **state)
+{
+	struct spool *sp = open_fresh("steer");
+	struct spool_msg *m = new_with(sp, 1, MSG);
+	char id[ID_LEN + 1], *err = NULL, *d = xasprintf("%s/steer", root), *b;
+	struct envelope *env;
+	size_t zero = 0;
+	uint64_t off;
+	uint32_t version;
+
+	assert_int_equal(spool_msg_flush(m), 0);
+	assert_int_equal(spool_msg_prepend(m, "S: 1\r\n", 6), 0);
+	assert_true(commit(m, id));
+	free(body_of(sp, id, &off, &version));
+	assert_int_equal(version, 2);
+	assert_int_equal(spool_load(sp, id, &env, &err), 0);
+	env->rcpts[0].held_since = 1700000200;
+	assert_int_equal(spool_set_rcpt_steering(sp, id, env->rcpts, &zero, 1, 1, &err), 0);
+	env->rcpts[0].attempts = 2;
+	assert_int_equal(spool_set_rcpt_states(sp, id, env->rcpts, &zero, 1, 1, &err), 0);
+	envelope_free(env);
+	spool_close(sp);
+	sp = spool_open(d, base, &err);
+	assert_non_null(sp);
+	assert_int_equal(spool_recover(sp), 1);
+	b = body_of(sp, id, &off, &version);
+	assert_int_equal(version, 3);
+	assert_true(off > SPOOL_HDR_SIZE);
+	assert_string_equal(b, "S: 1\r\n" MSG);
+	assert_int_equal(spool_load(sp, id, &env, &err), 0);
+	assert_int_equal(env->rcpts[0].held_since, 1700000200);
+	assert_int_equal(env->rcpts[0].attempts, 2);
+	assert_true(rcpt_is_held(&env->rcpts[0]));
+	envelope_free(env);
+	free(b), free(d);
+	spool_close(sp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +438,7 @@ int main(void)
 	    cmocka_unit_test(test_grow),       cmocka_unit_test(test_copy),
 	    cmocka_unit_test(test_misuse),     cmocka_unit_test(test_header_bounds),
 	    cmocka_unit_test(test_recover_v2), cmocka_unit_test(test_reserve_late),
+	    cmocka_unit_test(test_steer_v2),
 	};
 	const char *tmp = getenv("TMPDIR");
 	int rc;
