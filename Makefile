@@ -38,7 +38,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Helpers the end-to-end tests run (tests/e2e_support/*.c), never installed.
 TOOL_BIN := $(BUILD)/tests/dkim-tool
 
-.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format clean bench bench-smoke format web check-web install uninstall
+.PHONY: all unit unit-bin e2e test test-one pkgcheck deps run fuzz fuzz-run fuzz-smoke docs check-docs check-format check-shape clean bench bench-smoke format web check-web install uninstall
 
 all: $(BUILD)/posthorn $(BUILD)/gen-confdoc
 
@@ -248,7 +248,7 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/http/http_parse.c src/http/http_route.c src/dns/dns_wire.c \
                 src/spool/spool_format.c src/dsn/dsn_headers.c \
                 src/dkim/dkim_hdr.c src/dkim/dkim_record.c src/dkim/dkim_rotate.c \
-                src/store/store_supp_addr.c \
+                src/store/store_supp_addr.c src/unsub/unsub_token.c \
                 src/policy/policy_parse.c src/tls/tls_policy.c src/log/log_json.c \
                 src/events/events_text.c src/sched/sched_pause_list.c src/ctl/ctl_args.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)

@@ -12,7 +12,7 @@ BUILD=(build-essential pkg-config clang clang-format libclang-rt-14-dev
 TEST=(python3 python3-pytest python3-aiosmtpd python3-dkim python3-dnspython opendkim-tools swaks
       libnet-ssleay-perl dnsmasq-base openssl sqlite3 procps util-linux iproute2 nodejs npm
       python3-prometheus-client unbound ldnsutils chromium fail2ban man-db systemd)
-BENCH=(postfix strace)
+BENCH=(postfix strace opendkim)
 
 want=("${BUILD[@]}" "${TEST[@]}")
 check=0
@@ -50,11 +50,12 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "installing: ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
-# Postfix's package would start a system Postfix on port 25, unbound's a
-# system resolver on port 53 (and hook it into resolv.conf), fail2ban's a
-# fail2ban with Debian's jails; the benchmark and the tests run their own
-# instances, so keep package scripts from starting services.
-if printf '%s\n' "${missing[@]}" | grep -qxE 'postfix|unbound|fail2ban'; then
+# Postfix's package would start a system Postfix on port 25, OpenDKIM's its
+# milter, unbound's a system resolver on port 53 (and hook it into
+# resolv.conf), fail2ban's a fail2ban with Debian's jails; the benchmark
+# and the tests run their own instances, so keep package scripts from
+# starting services.
+if printf '%s\n' "${missing[@]}" | grep -qxE 'postfix|unbound|opendkim|fail2ban'; then
 	echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
 	$SUDO chmod +x /usr/sbin/policy-rc.d

@@ -150,6 +150,7 @@ struct server {
 	struct api_tmpl_cache *templates;
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
+	struct dkim_watch *dkim_watch;   /* reloads deps.dkim's keys, rotation rounds */
 	struct spool_recovery *recovery; /* listed at start, read while serving */
 	uint64_t started_ms;
 	int failed; /* recovery failed: exit 1 */
@@ -453,9 +454,7 @@ static int open_signing(struct server *srv)
 	if (!(srv->deps.dkim = dkim_signer_new(c->data_dir, &err)) ||
 	    dkim_signer_refresh(srv->deps.dkim, srv->deps.store, 1, &err) < 0 ||
 	    !(srv->deps.unsub = unsub_new(c->data_dir, c->http_public_url, &err))) {
-		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
-		free(err);
-		return -1;
+		return start_failed(err);
 	}
 	return 0;
 }
@@ -536,6 +535,9 @@ static void server_close(struct server *srv)
 		sched_stop(srv->sched);
 	smtpd_abort_receiving(srv->smtpd);
 	policy_stop(srv->policy);
+	if (srv->dkim_watch)
+		dkim_watch_stop(srv->dkim_watch);
+	unsub_stop(srv->deps.unsub);
 	store_counters_stop(srv->counters);
 	if (srv->deps.work)
 		work_pool_free(srv->deps.work);
@@ -619,7 +621,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = store_counters_new(srv.base, srv.deps.store, srv.deps.work);
-	if (open_delivery(&srv) < 0)
+	if (open_signing(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
 	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);

@@ -239,6 +239,15 @@ void api_answer_store_error(struct http_req *r, struct api_answer *a, const char
  */
 void api_h_dkim(struct http_req *r);
 
+/* ---- one-click unsubscribe (api_unsub.c) ----------------------------------------
+ *
+ * GET /u/{token}: a page with a button, never an unsubscription;
+ * POST /u/{token}: the token's recipient is suppressed ("unsubscribed").
+ * No API key (the token is signed: src/unsub/).
+ */
+void api_h_unsub_page(struct http_req *r);
+void api_h_unsub_post(struct http_req *r);
+
 /* ---- the queue, for admin keys (api_queue.c) --------------------------------
  *
  * GET /v1/queue (a page of queued messages, filtered), POST

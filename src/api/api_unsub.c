@@ -112,7 +112,7 @@ static int token_check(struct http_req *r, char *account, char *rcpt)
 
 	if (res == UNSUB_TOKEN_OK)
 		return 0;
-	log_info("session=%s event=unsubscribe result=refused reason=%s", http_req_id(r),
+	log_info("http=%s event=unsubscribe result=refused reason=%s", http_req_id(r),
 	         res == UNSUB_TOKEN_MALFORMED ? "malformed" : "bad_signature");
 	if (res == UNSUB_TOKEN_MALFORMED)
 		page(r, 400, "Invalid link", "This is not an unsubscribe link.", NULL, 0);
@@ -152,7 +152,7 @@ static void record_suppressed(const struct unsub_job *j)
 	                                   .account = j->account,
 	                                   .recipient = j->entry.address,
 	                                   .reason = REASON});
-	log_info("session=%s event=suppressed account=%s address=%s reason=" REASON
+	log_info("http=%s event=suppressed account=%s address=%s reason=" REASON
 	         " via=unsubscribe_link",
 	         http_req_id(j->r), log_q(j->account), log_q(j->entry.address));
 }
@@ -171,7 +171,7 @@ static void add_done(void *arg)
 		page(j->r, 404, "Invalid link", "This unsubscribe link is no longer valid.", NULL,
 		     0);
 	} else {
-		log_err("session=%s event=api_error route=unsubscribe error=%s", http_req_id(j->r),
+		log_err("http=%s event=api_error route=unsubscribe error=%s", http_req_id(j->r),
 		        log_q(j->err ? j->err : "unknown"));
 		page(j->r, 500, "Try again later", "The unsubscription could not be recorded.",
 		     NULL, 0);

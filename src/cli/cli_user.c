@@ -8,7 +8,9 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
- *   user set NAME --pool POOL       send from [pool.POOL]; --pool '' unbinds
+ *   user set NAME [--pool POOL] [--unsubscribe on|off]
+ *                                   send from [pool.POOL] (--pool '' unbinds);
+ *                                   one-click List-Unsubscribe on its SMTP mail
  *   (the usage texts are in the tables at the end)
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
@@ -450,27 +452,49 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 	return rc;
 }
 
-/* user set NAME --pool POOL: the [pool.NAME] the account's mail leaves from
- * (a running server sees it within a second); --pool '' unbinds. */
+#define SET_USAGE "user set takes NAME and --pool POOL and/or --unsubscribe on|off"
+
+static int set_unsub(struct store *st, const char *name, int on, const struct conf *c)
+{
+	char *err = NULL;
+	int rc = result(store_account_set_unsubscribe(st, name, on, &err), &err);
+
+	if (rc == CLI_OK)
+		fprintf(stderr, "posthorn: account '%s': one-click unsubscribe %s%s\n", name,
+		        on ? "on" : "off",
+		        on && !unsub_url_https(c->http_public_url)
+		            ? " (no header is added while [http] public_url is not https)"
+		            : "");
+	return rc;
+}
+
+/* user set NAME [--pool POOL] [--unsubscribe on|off]: the [pool.NAME] the
+ * account's mail leaves from (--pool '' unbinds), and one-click
+ * unsubscribe on its SMTP mail (a running server sees either within a
+ * second). */
 static int user_set(int argc, char **argv, const struct conf *c)
 {
-	const char *pool = NULL;
-	const struct cli_opt opts[] = {{"--pool", NULL, &pool}};
+	const char *pool = NULL, *unsub = NULL;
+	const struct cli_opt opts[] = {{"--pool", NULL, &pool}, {"--unsubscribe", NULL, &unsub}};
 	struct store *st;
 	char *err = NULL, *name[1];
 	size_t n;
 	int rc = cli_parse(argc, argv, opts, ARRAY_LEN(opts), name, &n, 1);
 
-	if (rc == CLI_OK && (!pool || n != 1))
-		rc = cli_say(CLI_USAGE, "user set takes NAME --pool POOL");
-	if (rc == CLI_OK && *pool && !conf_pool_find(c, pool))
+	if (rc == CLI_OK && (n != 1 || (!pool && !unsub) ||
+	                     (unsub && strcmp(unsub, "on") != 0 && strcmp(unsub, "off") != 0)))
+		rc = cli_say(CLI_USAGE, SET_USAGE);
+	if (rc == CLI_OK && pool && *pool && !conf_pool_find(c, pool))
 		rc = cli_say(CLI_RUNTIME, "no section [pool.%s] in the configuration", pool);
-	if (rc == CLI_OK) {
-		st = open_store(c);
-		rc = st ? result(store_user_set_pool(st, name[0], *pool ? pool : NULL, &err), &err)
-		        : CLI_RUNTIME;
-		store_close(st);
-	}
+	if (rc != CLI_OK)
+		return rc;
+	if (!(st = open_store(c)))
+		return CLI_RUNTIME;
+	if (pool)
+		rc = result(store_user_set_pool(st, name[0], *pool ? pool : NULL, &err), &err);
+	if (rc == CLI_OK && unsub)
+		rc = set_unsub(st, name[0], strcmp(unsub, "on") == 0, c);
+	store_close(st);
 	return rc;
 }
 
@@ -511,8 +535,9 @@ static const struct cli_cmd domain_cmd = {.path = "user domain",
 
 static const struct cli_cmd set_cmd = {
     .path = "user set",
-    .args = "NAME --pool POOL",
-    .about = "Sends account NAME's mail from [pool.POOL]; --pool '' unbinds it.",
+    .args = "NAME [--pool POOL] [--unsubscribe on|off]",
+    .about = "Sends account NAME's mail from [pool.POOL] (--pool '' unbinds it);\n"
+             "turns one-click List-Unsubscribe on its SMTP mail on or off.",
     .run = user_set};
 
 static const struct cli_cmd *const user_cmds[] = {&add_cmd,    &list_cmd, &del_cmd, &passwd_cmd,

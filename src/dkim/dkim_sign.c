@@ -160,8 +160,8 @@ static struct keyset *keyset_build(const struct dkim_signer *s, const struct sto
 		k->algo = (enum dkim_algo)(algo < 0 ? 0 : algo);
 		k->secret = secret; /* NULL: kept, so the set compares equal, never used */
 		if (secret && dkim_fastkey_init(&k->fast, secret) < 0)
-			log_warn("session=NOQUEUE event=dkim_key_slow domain=%s selector=%s",
-			         log_q(k->domain), log_q(k->selector));
+			log_warn("event=dkim_key_slow domain=%s selector=%s", log_q(k->domain),
+			         log_q(k->selector));
 		ks->usable += secret != NULL;
 		ks->n++;
 	}

@@ -52,6 +52,9 @@ const struct http_route http_routes[] = {
     {"DELETE", "/v1/webhooks/{id}", HTTP_AUTH_ACCOUNT, api_h_webhook_delete},
     /* DKIM keys and records (src/api/api_dkim.c) */
     {"GET", "/v1/dkim", HTTP_AUTH_ACCOUNT, api_h_dkim},
+    /* one-click unsubscribe links, no key: the token is signed (src/api/api_unsub.c) */
+    {"GET", "/u/{token}", HTTP_AUTH_NONE, api_h_unsub_page},
+    {"POST", "/u/{token}", HTTP_AUTH_NONE, api_h_unsub_post},
     /* the queue, for admin keys (src/api/api_queue.c) */
     {"GET", "/v1/queue", HTTP_AUTH_ADMIN, api_h_queue_list},
     {"POST", "/v1/queue/{id}/retry", HTTP_AUTH_ADMIN, api_h_queue_retry},

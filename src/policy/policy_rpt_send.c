@@ -322,8 +322,8 @@ static void sign_mail(struct round *rd, const char *mail, size_t len, struct buf
 	res = dkim_msg_finish(m, sig);
 	if (res != DKIM_SIGNED) {
 		if (res != DKIM_NO_KEY)
-			log_warn("session=NOQUEUE event=tlsrpt_unsigned domain=%s result=%s",
-			         period(rd)->domain, dkim_result_name(res));
+			log_warn("event=tlsrpt_unsigned domain=%s result=%s", period(rd)->domain,
+			         dkim_result_name(res));
 		sig->len = 0;
 	}
 	dkim_msg_free(m);

@@ -11,7 +11,9 @@ struct ssl_ctx_st; /* OpenSSL's SSL_CTX, opaque here */
 
 struct event_base;
 struct conf;
+struct dkim_signer;
 struct envelope;
+struct unsub;
 struct spool;
 struct store;
 struct work_pool;

@@ -155,20 +155,22 @@ static void data_output(struct session *s, const char *out, size_t n)
 	buf_free(&b);
 }
 
-static void envelope_fill(struct session *s, struct envelope *env);
-
-/* The committed envelope, from the transaction that is still here (its
- * arrival time may be a second later than the file's: nothing but the
- * scheduler's clock reads it, and a restart reads the file's). */
-static void notify_queued(struct session *s, const char *id)
+/* The committed envelope of message id, the recipients rcpts[first ..
+ * first + n) of the transaction that is still here (its arrival time may
+ * be a second later than the file's: nothing but the scheduler's clock
+ * reads it, and a restart reads the file's). */
+static void notify_queued(struct session *s, const char *id, size_t first, size_t n, uint64_t size)
 {
 	const struct smtpd_deps *d = s->sd->deps;
 	struct envelope env;
 
 	if (!d->queued)
 		return;
-	envelope_fill(s, &env);
+	smtpd_data_envelope(s, &env);
 	memcpy(env.id, id, sizeof(env.id));
+	env.rcpts = s->txn.rcpts + first;
+	env.n_rcpts = n;
+	env.size = size;
 	d->queued(d->queued_arg, &env);
 }
 
@@ -187,9 +189,7 @@ static void log_queued(const struct session *s, const char *id, size_t n_rcpts, 
 void smtpd_data_announce(struct session *s, const char *id, size_t first, size_t n, uint64_t size)
 {
 	log_queued(s, id, n, size);
-	metrics_add_l(M_MESSAGES_ACCEPTED, MS_SMTP, n);
-	notify_queued(s, id, first, n);
-	smtpd_mail_committed(s); /* the quota's reservation, once (the first part) */
+	notify_queued(s, id, first, n, size);
 }
 
 void smtpd_data_failed(struct session *s, enum smtpd_reply r)
@@ -242,7 +242,7 @@ void smtpd_data_envelope(struct session *s, struct envelope *env)
 	env->client_ip = s->ip;
 	env->helo = s->helo ? s->helo : "";
 	env->created = (int64_t)(clock_now_ms() / 1000);
-	env->size = t->msg ? spool_msg_size(t->msg) : t->size; /* t->msg goes with the commit */
+	env->size = t->msg ? spool_msg_size(t->msg) : 0; /* a split sets its own */
 	env->body = t->mail.body == 2 ? BODY_8BITMIME : BODY_7BIT;
 	env->smtputf8 = t->mail.smtputf8;
 	env->ret = t->mail.ret == 1   ? DSN_RET_FULL

@@ -160,7 +160,7 @@ static void watch_read(void *arg)
 	char *err = NULL;
 
 	if (store_accounts_unsubscribe(j->u->st, &j->names, &j->n, &err) < 0) {
-		log_warn("session=NOQUEUE event=unsub_accounts_error error=%s", log_q(err));
+		log_warn("event=unsub_accounts_error error=%s", log_q(err));
 		free(err);
 		j->failed = 1;
 	}
@@ -187,7 +187,7 @@ static void watch_done(void *arg)
 	} else {
 		store_names_free(u->on, u->n_on);
 		u->on = j->names, u->n_on = j->n;
-		log_info("session=NOQUEUE event=unsub_accounts accounts=%zu", u->n_on);
+		log_info("event=unsub_accounts accounts=%zu", u->n_on);
 	}
 	free(j);
 }
@@ -218,7 +218,7 @@ void unsub_watch(struct unsub *u, struct event_base *base, struct work_pool *wor
 	watch_read(&first);
 	if (!first.failed) {
 		u->on = first.names, u->n_on = first.n;
-		log_info("session=NOQUEUE event=unsub_accounts accounts=%zu", u->n_on);
+		log_info("event=unsub_accounts accounts=%zu", u->n_on);
 	}
 	u->timer = event_new(base, -1, EV_PERSIST, watch_tick, u);
 	event_add(u->timer, &tv);
