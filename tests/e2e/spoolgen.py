@@ -1,5 +1,5 @@
 """Writes queued messages straight into a spool, from the format in
-docs/spool.md (version 2), for tests that need a large queue fast: 100,000
+docs/spool.md (version 1: no front), for tests that need a large queue fast: 100,000
 messages take seconds, where 100,000 SMTP transactions (each fsync'd)
 would take minutes. The files are what a commit writes; the server reads
 them as any other (recovery checks every byte)."""
@@ -45,7 +45,7 @@ def envelope(qid, created, size, sender, rcpts):
 def header(body_len, env_len, n_rcpts):
     h = bytearray(128)
     h[0:8] = b"PHSPOOL\0"
-    struct.pack_into("<IIQQQQI", h, 8, 2, 1, 128, body_len, 128 + body_len, env_len, n_rcpts)
+    struct.pack_into("<IIQQQQI", h, 8, 1, 1, 128, body_len, 128 + body_len, env_len, n_rcpts)
     h[112:128] = check(bytes(h[:112])).digest()
     return bytes(h)
 
