@@ -249,8 +249,10 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/spool/spool_format.c src/dsn/dsn_headers.c \
                 src/dkim/dkim_hdr.c src/dkim/dkim_record.c src/dkim/dkim_rotate.c \
                 src/store/store_supp_addr.c src/unsub/unsub_token.c \
-                src/policy/policy_parse.c src/tls/tls_policy.c src/log/log_json.c \
-                src/events/events_text.c src/sched/sched_pause_list.c src/ctl/ctl_args.c
+                src/policy/policy_parse.c src/tls/tls_policy.c src/dsn/dsn_parse.c \
+                src/deliv/deliv_mime.c src/deliv/deliv_btext.c src/deliv/deliv_report.c \
+                src/deliv/deliv_verp.c src/events/events_text.c src/smtpd/smtp_subject.c \
+                src/log/log_json.c src/sched/sched_pause_list.c src/ctl/ctl_args.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
 	@mkdir -p build/fuzz

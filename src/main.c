@@ -151,6 +151,7 @@ struct server {
 	struct events *events; /* the event writer (events_start) */
 	struct events_hooks *hooks;
 	struct dkim_watch *dkim_watch;   /* reloads deps.dkim's keys, rotation rounds */
+	struct deliv *deliv;             /* quotas, the reputation guard, VERP */
 	struct spool_recovery *recovery; /* listed at start, read while serving */
 	uint64_t started_ms;
 	int failed; /* recovery failed: exit 1 */
@@ -174,34 +175,28 @@ static void count_event(void *arg, const char *account, const char *rcpt, const 
 	store_counters_count(arg, account, rcpt, event);
 }
 
-/* The accepted events of a committed message (src/events). */
-static void emit_accepted(struct server *srv, const struct envelope *env)
+/* A committed message (the smtpd's one trip): its accepted events (with
+ * the sender and the Subject), its counts, its VERP record, and the
+ * scheduler indexes its envelope without reading the file back. */
+static void on_queued(void *arg, const struct smtpd_queued *q)
 {
+	struct server *srv = arg;
+	const struct envelope *env = q->env;
 	const char **rcpts = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*rcpts));
 	size_t i;
 
-	for (i = 0; i < env->n_rcpts; i++)
+	for (i = 0; i < env->n_rcpts; i++) {
 		rcpts[i] = env->rcpts[i].addr;
+		store_counters_count(srv->counters, env->account, rcpts[i], "accepted");
+	}
 	events_accepted(srv->events, &(struct events_message){.id = env->id,
 	                                                      .account = env->account,
+	                                                      .from = env->mail_from,
+	                                                      .subject = q->subject,
 	                                                      .rcpts = rcpts,
 	                                                      .n_rcpts = env->n_rcpts});
+	deliv_message_queued(srv->deliv, env->id, env->account, rcpts, env->n_rcpts);
 	free(rcpts);
-}
-
-static void on_queued(void *arg, const struct envelope *env)
-{
-	index_queued(arg, &(struct events_message){.id = q->id,
-	                                           .account = q->account,
-	                                           .from = q->from,
-	                                           .subject = q->subject,
-	                                           .rcpts = q->rcpts,
-	                                           .n_rcpts = q->n_rcpts});
-}
-
-	emit_accepted(srv, env);
-	for (i = 0; i < env->n_rcpts; i++)
-		store_counters_count(srv->counters, env->account, env->rcpts[i].addr, "accepted");
 	sched_add(srv->sched, env);
 }
 
@@ -402,6 +397,8 @@ static int open_delivery(struct server *srv)
 	sd.policy = srv->policy;
 	sd.count = count_event;
 	sd.count_arg = srv->counters;
+	sd.deliv = srv->deliv;
+	sd.events = srv->events;
 	srv->sched = sched_new(&sd);
 	if (sched_pause_reload(srv->sched, &err) < 0)
 		return start_failed(err);
@@ -497,16 +494,13 @@ static int open_deliv(struct server *srv)
 	dd.conf = srv->conf;
 	dd.store = srv->deps.store;
 	dd.work = srv->deps.work;
-	dd.count = count_event;
-	dd.count_arg = srv;
+	dd.count = count_event; /* a domain: counted as a recipient at it */
+	dd.count_arg = srv->counters;
 	dd.release = release_held;
 	dd.release_arg = srv;
 	dd.events = srv->events;
-	if (!(srv->deliv = deliv_open(&dd, &err))) {
-		log_err("session=NOQUEUE event=start_error error=%s", log_q(err));
-		free(err);
-		return -1;
-	}
+	if (!(srv->deliv = deliv_open(&dd, &err)))
+		return start_failed(err);
 	srv->deps.deliv = srv->deliv;
 	deliv_start(srv->deliv);
 	return 0;
@@ -558,6 +552,7 @@ static void server_close(struct server *srv)
 	unsub_free(srv->deps.unsub);
 	if (srv->client_tls)
 		SSL_CTX_free(srv->client_tls);
+	deliv_close(srv->deliv); /* its last counts, after every session and delivery */
 	while (srv->n_reloaded > 0)
 		conf_free(srv->reloaded[--srv->n_reloaded]);
 	free(srv->reloaded);
@@ -621,7 +616,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);
 	srv.counters = store_counters_new(srv.base, srv.deps.store, srv.deps.work);
-	if (open_signing(&srv) < 0 || open_delivery(&srv) < 0)
+	if (open_signing(&srv) < 0 || open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
 	watch_signing(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);

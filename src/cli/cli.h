@@ -18,9 +18,11 @@
 #define POSTHORN_CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 struct conf;
+struct store;
 
 enum { CLI_OK = 0, CLI_RUNTIME = 1, CLI_USAGE = 2 };
 
@@ -76,10 +78,13 @@ struct cli_quota {
 /* --quota-hour/--quota-day N|default at argv[*i] into q: 1 taken, 0 not
  * this option, -1 a usage error (said). */
 int cli_quota_opt(int argc, char **argv, int *i, struct cli_quota *q);
+/* The values of --quota-hour and --quota-day (NULL: not given) into q:
+ * CLI_OK, or CLI_USAGE (said). */
+int cli_quota_parse(const char *hour, const char *day, struct cli_quota *q);
 /* Stores the quotas q sets (none: nothing) and says so; the exit code. */
 int cli_quota_apply(struct store *st, const struct conf *c, const char *name,
                     const struct cli_quota *q);
-int cli_user_resume(int argc, char **argv, const struct conf *c);
+extern const struct cli_cmd cli_user_resume_cmd;
 /* cli_stats_rep.c: each account's rates against the guard's thresholds,
  * and its quotas, after the domain table or into the JSON object. */
 struct json_t;

@@ -234,7 +234,8 @@ static json_t *paused_json(const struct conf *c)
 	return o;
 }
 
-static int print_json(const struct stats *s, int64_t since, const struct conf *c)
+static int print_json(const struct stats *s, int64_t since, const struct conf *c,
+                      const char *account)
 {
 	json_t *root = json_object(), *domains = json_object();
 	int rc;
@@ -244,6 +245,10 @@ static int print_json(const struct stats *s, int64_t since, const struct conf *c
 		json_add_domain(domains, &s->v[i]);
 	json_object_set_new(root, "domains", domains);
 	json_object_set_new(root, "total", counts_json(s->total));
+	if (cli_stats_accounts(c, account, root) != 0) {
+		json_decref(root);
+		return CLI_RUNTIME;
+	}
 	json_object_set_new(root, "paused", paused_json(c));
 	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	putchar('\n');
@@ -264,10 +269,11 @@ static int run_stats(int argc, char **argv, const struct conf *c)
 		return rc;
 	rc = load(c, since, a.account, &s);
 	if (rc == CLI_OK && a.json) {
-		rc = print_json(&s, since, c);
+		rc = print_json(&s, since, c, a.account);
 	} else if (rc == CLI_OK) {
 		char *paused = cli_paused_text(c);
 		print_table(&s);
+		rc = cli_stats_accounts(c, a.account, NULL);
 		if (paused) /* a note for people: the table stays a table */
 			fprintf(stderr, "posthorn: delivery paused: %s\n", paused);
 		free(paused);

@@ -8,10 +8,13 @@
  *   user del NAME
  *   user passwd NAME [--password-stdin]
  *   user domain add|del NAME D...
- *   user set NAME [--pool POOL] [--unsubscribe on|off]
+ *   user set NAME [--pool POOL] [--unsubscribe on|off] [--quota-hour N|default]
+ *                 [--quota-day N|default]
  *                                   send from [pool.POOL] (--pool '' unbinds);
- *                                   one-click List-Unsubscribe on its SMTP mail
- *   (the usage texts are in the tables at the end)
+ *                                   one-click List-Unsubscribe on its SMTP mail; quotas
+ *   user resume NAME                lift a reputation-guard pause
+ *   (quotas and resume: cli_user_deliv.c; the usage texts are in the
+ *   tables at the end)
  *
  * Passwords come from the terminal (no echo, asked twice) or, with
  * --password-stdin, as one line of standard input, so that they never
@@ -69,7 +72,7 @@ static int parse_opt(struct user_args *a, int allowed, int argc, char **argv, in
 	int rc;
 
 	if ((allowed & OPT_QUOTA) && (rc = cli_quota_opt(argc, argv, i, &a->quota)) != 0)
-		return rc < 0 ? EXIT_USAGE : 0;
+		return rc < 0 ? CLI_USAGE : 0;
 	if ((allowed & OPT_PASSWORD) && strcmp(arg, "--password-stdin") == 0) {
 		a->password_stdin = 1;
 		return 0;
@@ -319,7 +322,7 @@ static int add_with_quota(struct store *st, const struct user_args *a, const cha
 {
 	int rc = add_with(st, a, name);
 
-	return rc == EXIT_OK ? cli_quota_apply(st, c, name, &a->quota) : rc;
+	return rc == CLI_OK ? cli_quota_apply(st, c, name, &a->quota) : rc;
 }
 
 static int user_add(int argc, char **argv, const struct conf *c)
@@ -336,7 +339,7 @@ static int user_add(int argc, char **argv, const struct conf *c)
 		rc = check_domains(a.domains, a.n_domains);
 	if (rc == CLI_OK) {
 		st = open_store(c);
-		rc = st ? add_with(st, &a, a.pos[0]) : CLI_RUNTIME;
+		rc = st ? add_with_quota(st, &a, a.pos[0], c) : CLI_RUNTIME;
 		store_close(st);
 	}
 	args_free(&a);
@@ -452,7 +455,39 @@ static int user_domain(int argc, char **argv, const struct conf *c)
 	return rc;
 }
 
-#define SET_USAGE "user set takes NAME and --pool POOL and/or --unsubscribe on|off"
+#define SET_USAGE                                                                                  \
+	"user set takes NAME and --pool POOL, --unsubscribe on|off, --quota-hour or --quota-day"
+
+/* What user set changes: NULL (or unset quotas) is "not given". */
+struct set_opts {
+	const char *name, *pool, *unsub;
+	struct cli_quota quota;
+};
+
+/* NAME and at least one option. */
+static int set_opts(int argc, char **argv, struct set_opts *o)
+{
+	const char *hour = NULL, *day = NULL;
+	const struct cli_opt opts[] = {{"--pool", NULL, &o->pool},
+	                               {"--unsubscribe", NULL, &o->unsub},
+	                               {"--quota-hour", NULL, &hour},
+	                               {"--quota-day", NULL, &day}};
+	char *name[1];
+	size_t n;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	rc = cli_parse(argc, argv, opts, ARRAY_LEN(opts), name, &n, 1);
+	if (rc == CLI_OK)
+		rc = cli_quota_parse(hour, day, &o->quota);
+	if (rc != CLI_OK)
+		return rc;
+	o->name = n == 1 ? name[0] : NULL;
+	if (!o->name || (!o->pool && !o->unsub && !hour && !day) ||
+	    (o->unsub && strcmp(o->unsub, "on") != 0 && strcmp(o->unsub, "off") != 0))
+		return cli_say(CLI_USAGE, SET_USAGE);
+	return CLI_OK;
+}
 
 static int set_unsub(struct store *st, const char *name, int on, const struct conf *c)
 {
@@ -468,32 +503,29 @@ static int set_unsub(struct store *st, const char *name, int on, const struct co
 	return rc;
 }
 
-/* user set NAME [--pool POOL] [--unsubscribe on|off]: the [pool.NAME] the
- * account's mail leaves from (--pool '' unbinds), and one-click
- * unsubscribe on its SMTP mail (a running server sees either within a
- * second). */
+/* user set NAME [--pool POOL] [--unsubscribe on|off] [quotas]: the
+ * [pool.NAME] the account's mail leaves from (--pool '' unbinds), one-click
+ * unsubscribe on its SMTP mail, its quotas (a running server sees each
+ * within a second). */
 static int user_set(int argc, char **argv, const struct conf *c)
 {
-	const char *pool = NULL, *unsub = NULL;
-	const struct cli_opt opts[] = {{"--pool", NULL, &pool}, {"--unsubscribe", NULL, &unsub}};
+	struct set_opts o;
 	struct store *st;
-	char *err = NULL, *name[1];
-	size_t n;
-	int rc = cli_parse(argc, argv, opts, ARRAY_LEN(opts), name, &n, 1);
+	char *err = NULL;
+	int rc = set_opts(argc, argv, &o);
 
-	if (rc == CLI_OK && (n != 1 || (!pool && !unsub) ||
-	                     (unsub && strcmp(unsub, "on") != 0 && strcmp(unsub, "off") != 0)))
-		rc = cli_say(CLI_USAGE, SET_USAGE);
-	if (rc == CLI_OK && pool && *pool && !conf_pool_find(c, pool))
-		rc = cli_say(CLI_RUNTIME, "no section [pool.%s] in the configuration", pool);
+	if (rc == CLI_OK && o.pool && *o.pool && !conf_pool_find(c, o.pool))
+		rc = cli_say(CLI_RUNTIME, "no section [pool.%s] in the configuration", o.pool);
 	if (rc != CLI_OK)
 		return rc;
 	if (!(st = open_store(c)))
 		return CLI_RUNTIME;
-	if (pool)
-		rc = result(store_user_set_pool(st, name[0], *pool ? pool : NULL, &err), &err);
-	if (rc == CLI_OK && unsub)
-		rc = set_unsub(st, name[0], strcmp(unsub, "on") == 0, c);
+	if (o.pool)
+		rc = result(store_user_set_pool(st, o.name, *o.pool ? o.pool : NULL, &err), &err);
+	if (rc == CLI_OK && o.unsub)
+		rc = set_unsub(st, o.name, strcmp(o.unsub, "on") == 0, c);
+	if (rc == CLI_OK)
+		rc = cli_quota_apply(st, c, o.name, &o.quota);
 	store_close(st);
 	return rc;
 }
@@ -513,9 +545,10 @@ static const struct cli_cmd *const domain_cmds[] = {&domain_add_cmd, &domain_del
 
 static const struct cli_cmd add_cmd = {
     .path = "user add",
-    .args = "NAME [--password-stdin] [--domain D]...",
+    .args = "NAME [--password-stdin] [--domain D]... [--quota-hour N] [--quota-day N]",
     .about = "Creates SMTP AUTH account NAME owning sender domains D; the password is\n"
-             "asked twice on the terminal, or read as one line of stdin.",
+             "asked twice on the terminal, or read as one line of stdin. N: messages\n"
+             "(counted per recipient) per clock hour or UTC day, 0 unlimited.",
     .run = user_add};
 
 static const struct cli_cmd list_cmd = {
@@ -535,13 +568,15 @@ static const struct cli_cmd domain_cmd = {.path = "user domain",
 
 static const struct cli_cmd set_cmd = {
     .path = "user set",
-    .args = "NAME [--pool POOL] [--unsubscribe on|off]",
+    .args = "NAME [--pool POOL] [--unsubscribe on|off] [--quota-hour N|default] "
+            "[--quota-day N|default]",
     .about = "Sends account NAME's mail from [pool.POOL] (--pool '' unbinds it);\n"
-             "turns one-click List-Unsubscribe on its SMTP mail on or off.",
+             "turns one-click List-Unsubscribe on its SMTP mail on or off; sets its\n"
+             "quotas (default: the [quota] setting).",
     .run = user_set};
 
-static const struct cli_cmd *const user_cmds[] = {&add_cmd,    &list_cmd, &del_cmd, &passwd_cmd,
-                                                  &domain_cmd, &set_cmd,  NULL};
+static const struct cli_cmd *const user_cmds[] = {
+    &add_cmd, &list_cmd, &del_cmd, &passwd_cmd, &domain_cmd, &set_cmd, &cli_user_resume_cmd, NULL};
 
 const struct cli_cmd cli_user_cmd = {
     .path = "user",

@@ -46,9 +46,9 @@ void deliv_event(struct deliv *d, const struct events_event *e)
 
 	snprintf(to, sizeof(to), "%s%s%s", rcpt ? " to=<" : "", rcpt ? log_q(rcpt) : "",
 	         rcpt ? ">" : "");
-	log_info("%s%s event=%s account=%s%s detail=%s",
-	         id ? "queue=" : "session=", id ? id : "NOQUEUE", event_type_name(e->type),
-	         log_q(e->account), to, log_q(detail ? detail : ""));
+	log_info("%s%s%sevent=%s account=%s%s detail=%s", id ? "queue=" : "", id ? id : "",
+	         id ? " " : "", event_type_name(e->type), log_q(e->account), to,
+	         log_q(detail ? detail : ""));
 	if (d->deps.events)
 		events_emit(d->deps.events, e);
 }
@@ -95,8 +95,7 @@ struct deliv_acct *deliv_acct(struct deliv *d, const char *name)
  * the mail its pause kept back is due again. */
 static void resumed(struct deliv *d, struct deliv_acct *a, int64_t at)
 {
-	log_info("session=NOQUEUE event=account_resumed account=%s held=%zu", log_q(a->name),
-	         a->n_parked);
+	log_info("event=account_resumed account=%s held=%zu", log_q(a->name), a->n_parked);
 	a->paused_at = 0;
 	a->pause_reason[0] = '\0';
 	a->resumed_at = at;
@@ -364,7 +363,7 @@ static void pause_account(struct deliv *d, struct deliv_acct *a, enum deliv_rep_
 	a->paused_at = now_s();
 	a->pause_pending = 1;
 	deliv_rep_reason(a->pause_reason, sizeof(a->pause_reason), v, r, &d->limits);
-	log_warn("session=NOQUEUE event=account_paused account=%s volume=%llu hard=%llu "
+	log_warn("event=account_paused account=%s volume=%llu hard=%llu "
 	         "complained=%llu reason=%s",
 	         log_q(a->name), (unsigned long long)r->volume, (unsigned long long)r->hard,
 	         (unsigned long long)r->complained, log_q(a->pause_reason));
@@ -421,7 +420,7 @@ void deliv_supp_add(struct deliv *d, struct deliv_supp *v, size_t n)
 		a[i].reason = v[i].reason;
 	}
 	if (store_supp_add_many(d->deps.store, a, n, &err) < 0) {
-		log_warn("session=NOQUEUE event=suppress_error n=%zu error=%s", n, log_q(err));
+		log_warn("event=suppress_error n=%zu error=%s", n, log_q(err));
 		free(err);
 		for (size_t i = 0; i < n; i++)
 			v[i].added = -1;
@@ -454,9 +453,9 @@ void deliv_supp_added(struct deliv *d, const struct deliv_supp *v, size_t n)
 			                                      .recipient = v[i].addr,
 			                                      .reason = v[i].reason});
 		else if (v[i].added < 0)
-			log_warn("queue=%s event=suppress_failed account=%s to=<%s>",
-			         v[i].id ? v[i].id : "NOQUEUE", log_q(v[i].account),
-			         log_q(v[i].addr));
+			log_warn("%s%s%sevent=suppress_failed account=%s to=<%s>",
+			         v[i].id ? "queue=" : "", v[i].id ? v[i].id : "",
+			         v[i].id ? " " : "", log_q(v[i].account), log_q(v[i].addr));
 	}
 }
 

@@ -159,8 +159,7 @@ static void snap_acct(struct sync_job *j, struct deliv_acct *a)
 static void snap_verp(struct sync_job *j, struct deliv *d)
 {
 	if (d->verp_dropped) {
-		log_warn("session=NOQUEUE event=verp_records_dropped n=%llu",
-		         (unsigned long long)d->verp_dropped);
+		log_warn("event=verp_records_dropped n=%llu", (unsigned long long)d->verp_dropped);
 		d->verp_dropped = 0;
 	}
 	if (!d->n_verp)
@@ -239,7 +238,7 @@ static void sync_run(void *arg)
 	int64_t v;
 
 	if (store_deliv_flush(j->d->deps.store, &j->f, &err) < 0) {
-		log_warn("session=NOQUEUE event=deliv_flush_error error=%s", log_q(err));
+		log_warn("event=deliv_flush_error error=%s", log_q(err));
 		free(err);
 		err = NULL;
 		j->failed = 1;
@@ -253,7 +252,7 @@ static void sync_run(void *arg)
 	}
 	j->n_accts = 0;
 	if (store_account_deliv_list(j->d->deps.store, on_reload, j, &err) < 0) {
-		log_warn("session=NOQUEUE event=deliv_reload_error error=%s", log_q(err));
+		log_warn("event=deliv_reload_error error=%s", log_q(err));
 		free(err);
 		return;
 	}
@@ -339,7 +338,7 @@ void deliv_sync_final(struct deliv *d)
 
 	sync_run(j);
 	if (j->failed)
-		log_err("session=NOQUEUE event=deliv_flush_lost quota_rows=%zu slots=%zu verp=%zu",
-		        j->f.n_quota, j->f.n_rep, j->f.n_verp);
+		log_err("event=deliv_flush_lost quota_rows=%zu slots=%zu verp=%zu", j->f.n_quota,
+		        j->f.n_rep, j->f.n_verp);
 	job_free(j);
 }

@@ -284,8 +284,11 @@ static void save(struct sts_entry *e)
 
 static void fetch_failed(struct sts_entry *e, enum tlsrpt_result r, const char *why)
 {
-	log_warn("event=mta_sts_fetch_failed domain=%s result=%s reason=%s%s", e->domain,
-	         tlsrpt_result_name(r), log_q(why), snap_fresh(e) ? " action=keep_cached" : "");
+	if (!snap_fresh(e) || !e->fail_logged)
+		log_warn("event=mta_sts_fetch_failed domain=%s result=%s reason=%s%s", e->domain,
+		         tlsrpt_result_name(r), log_q(why),
+		         snap_fresh(e) ? " action=keep_cached" : "");
+	e->fail_logged = snap_fresh(e); /* the next failures say nothing new */
 	if (!snap_fresh(e)) {
 		e->result.fetch_error = r;
 		e->result.why = why;
@@ -453,7 +456,7 @@ static void due_run(void *arg)
 
 	if (store_sts_due(j->s->p->deps.store, now_s(), STS_REFRESH_BATCH, &j->domains, &j->n,
 	                  &err) < 0) {
-		log_warn("session=NOQUEUE event=mta_sts_error error=%s", log_q(err));
+		log_warn("event=mta_sts_error error=%s", log_q(err));
 		free(err);
 	}
 }

@@ -357,4 +357,8 @@ void sched_steer_free_all(struct sched *s);
 /* At exit: a recovery still reading stops (the rest waits on disk). */
 void sched_recover_free(struct sched *s);
 
+/* For an item just loaded: 1 when its account is paused by the reputation
+ * guard; the item is then parked (deferred) until the account is resumed. */
+int sched_account_held(struct sched *s, struct qitem *it);
+
 #endif

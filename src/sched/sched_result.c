@@ -385,6 +385,35 @@ static void count(struct sched *s, const struct qitem *it, const struct envelope
 		s->deps.count(s->deps.count_arg, env->account, r->addr, event);
 }
 
+/*
+ * The recipient's attempt, counted (count above) and recorded as an event
+ * (delivered, deferred or bounced, every attempt; docs/events.md "For
+ * emitters"): events_emit() copies into the writer's queue, nothing more
+ * on the loop.
+ */
+static void record(struct sched *s, const struct qitem *it, const struct envelope *env,
+                   const struct rcpt *r, enum event_type type, const struct smtpc_verdict *v,
+                   struct smtpc_conn *c)
+{
+	char mx[MX_MAX];
+
+	count(s, it, env, r, event_type_name(type), v->status);
+	if (!s->deps.events)
+		return;
+	if (c)
+		snprintf(mx, sizeof(mx), "%s[%s]", smtpc_conn_host(c),
+		         smtpc_conn_addr(c) ? smtpc_conn_addr(c) : "");
+	events_emit(s->deps.events,
+	            &(struct events_event){.type = type,
+	                                   .account = env->account,
+	                                   .message_id = env->id,
+	                                   .recipient = r->addr,
+	                                   .mx = c ? mx : NULL,
+	                                   .reply = v->reply ? v->reply : v->diag,
+	                                   .status = v->status[0] ? v->status : NULL,
+	                                   .attempt = r->attempts});
+}
+
 static void add_dsn(struct finish *f, size_t k, enum dsn_action action, const char *status,
                     const char *diag, const char *remote)
 {
@@ -457,16 +486,17 @@ static void apply_bounce(struct finish *f, size_t k, const struct smtpc_verdict 
 		smtpc_judge_failure(&peer, SMTPC_STAGE_QUEUE, SMTPC_FAIL_EXPIRED, v->diag, &ex);
 		log_attempt(f->it, r, c, "bounced", &ex);
 		add_dsn(f, k, DSN_ACT_FAILED, ex.status, ex.diag, remote);
-		count(f->s, f->it, f->env, r, "bounced", ex.status);
+		record(f->s, f->it, f->env, r, EVENT_BOUNCED, &ex, c);
 		smtpc_verdict_clear(&ex);
 	} else {
 		log_attempt(f->it, r, c, "bounced", v);
 		add_dsn(f, k, DSN_ACT_FAILED, v->status, dsn_diag(v), remote);
-		count(f->s, f->it, f->env, r, "bounced", v->status);
+		record(f->s, f->it, f->env, r, EVENT_BOUNCED, v, c);
 	}
 	if (!*f->env->mail_from)
 		log_info("queue=%s event=bounce_dropped to=<%s> reason=null_sender", f->env->id,
 		         log_q(r->addr));
+	hard_bounce(f, r, v);
 }
 
 /* One recipient's verdict: new state, log line, DSN entry. Returns 1 if
@@ -488,7 +518,9 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 	if (v->action == SMTPC_ACT_OK) {
 		r->state = RCPT_DELIVERED;
 		log_attempt(it, r, c, "sent", v);
-		count(s, it, f->env, r, "delivered", v->status);
+		record(s, it, f->env, r, EVENT_DELIVERED, v, c);
+		if (s->deps.deliv && *f->env->mail_from)
+			deliv_outcome(s->deps.deliv, f->env->account, DELIV_OUT_DELIVERED);
 		/* RFC 3461 6.2.3: a next hop without DSN cannot report success,
 		 * so we say "relayed"; one with DSN got NOTIFY and reports itself. */
 		if (c && !smtpc_conn_has_dsn(c))
@@ -506,7 +538,7 @@ static int apply_one(struct finish *f, size_t k, const struct smtpc_verdict *v,
 		r->state = RCPT_DEFERRED;
 		r->next_attempt = next;
 		log_attempt(it, r, c, "deferred", v);
-		count(s, it, f->env, r, "deferred", v->status);
+		record(s, it, f->env, r, EVENT_DEFERRED, v, c);
 		if (dsn_delay_wanted(f->env, k) &&
 		    sched_delay_due(f->env->created, cf->delay_warning, prev, sched_now_s()))
 			add_dsn(f, k, DSN_ACT_DELAYED, v->status, dsn_diag(v),

@@ -14,6 +14,7 @@ struct conf;
 struct dkim_signer;
 struct envelope;
 struct unsub;
+struct deliv;
 struct spool;
 struct store;
 struct work_pool;
@@ -23,11 +24,12 @@ struct smtpd;
  * the smtpd; only base and conf are needed to bind, the rest may be filled
  * in after smtpd_new() (so ports can be bound before dropping privileges
  * and opening the data directory). */
-/* A message the spool made durable (strings valid during the call). */
+/* A message the spool made durable, borrowed for the call: its envelope
+ * as committed (env->id set; the scheduler indexes it without reading the
+ * file back) and its decoded Subject (NULL when the message has none). */
 struct smtpd_queued {
-	const char *id, *account, *from, *subject;
-	const char *const *rcpts;
-	size_t n_rcpts;
+	const struct envelope *env;
+	const char *subject;
 };
 
 struct smtpd_deps {
@@ -43,11 +45,9 @@ struct smtpd_deps {
 	/* Quotas, pauses, VERP recipients and reports (deliv.h); NULL: none. */
 	struct deliv *deliv;
 	/* Called on the loop thread once for each message the spool made
-	 * durable, with its envelope as committed (env->id set; borrowed for
-	 * the call: the scheduler indexes it without reading the file back):
-	 * before the 250 is queued, and even when the client has gone
-	 * meanwhile and will never see it. */
-	void (*queued)(void *arg, const struct envelope *env);
+	 * durable (struct smtpd_queued): before the 250 is queued, and even
+	 * when the client has gone meanwhile and will never see it. */
+	void (*queued)(void *arg, const struct smtpd_queued *q);
 	void *queued_arg;
 };
 

@@ -158,10 +158,13 @@ static void data_output(struct session *s, const char *out, size_t n)
 /* The committed envelope of message id, the recipients rcpts[first ..
  * first + n) of the transaction that is still here (its arrival time may
  * be a second later than the file's: nothing but the scheduler's clock
- * reads it, and a restart reads the file's). */
+ * reads it, and a restart reads the file's). The Subject's encoded words
+ * are decoded here, on the loop: a bounded pass over at most
+ * SMTP_DATA_SUBJECT_MAX bytes, the cost of a copy. */
 static void notify_queued(struct session *s, const char *id, size_t first, size_t n, uint64_t size)
 {
 	const struct smtpd_deps *d = s->sd->deps;
+	char raw[SMTP_DATA_SUBJECT_MAX + 1], subject[SMTP_DATA_SUBJECT_MAX + 1];
 	struct envelope env;
 
 	if (!d->queued)
@@ -171,7 +174,11 @@ static void notify_queued(struct session *s, const char *id, size_t first, size_
 	env.rcpts = s->txn.rcpts + first;
 	env.n_rcpts = n;
 	env.size = size;
-	d->queued(d->queued_arg, &env);
+	smtp_data_subject(&s->txn.dec, raw, sizeof(raw));
+	smtp_subject_decode(raw, strlen(raw), subject, sizeof(subject));
+	d->queued(d->queued_arg,
+	          &(struct smtpd_queued){.env = &env,
+	                                 .subject = s->txn.dec.has_subject ? subject : NULL});
 }
 
 /* The line that finds a message by its Message-ID: logged once the
@@ -190,6 +197,7 @@ void smtpd_data_announce(struct session *s, const char *id, size_t first, size_t
 {
 	log_queued(s, id, n, size);
 	notify_queued(s, id, first, n, size);
+	smtpd_mail_committed(s); /* the quota's reservation, once (the first part) */
 }
 
 void smtpd_data_failed(struct session *s, enum smtpd_reply r)

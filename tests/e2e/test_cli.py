@@ -309,7 +309,7 @@ def test_commands_that_load_nothing_announce_nothing(etc, args):
 # ---- --help, usage texts and unknown options ------------------------------------------
 
 LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user passwd",
-          "user domain add", "user domain del", "user set", "queue list", "queue show",
+          "user domain add", "user domain del", "user set", "user resume", "queue list", "queue show",
           "queue hold", "queue release", "queue delete", "queue retry", "stats",
           "apikey create", "apikey list", "apikey revoke", "dkim keygen", "dkim list",
           "dkim check", "dkim rotate", "suppress list", "suppress add", "suppress remove",

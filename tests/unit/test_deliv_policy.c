@@ -240,7 +240,7 @@ static void test_hard_matches_smtpc(void **state)
 	static const char *const codes[] = {"5.1.0", "5.1.1",  "5.1.2", "5.1.3", "5.1.4",
 	                                    "5.1.6", "5.1.10", "5.2.1", "5.2.2", "5.7.1",
 	                                    "5.4.4", "4.1.1",  "5.0.0", "5.5.0"};
-	const struct smtpc_peer peer = {"mx.example.com", "192.0.2.1"};
+	const struct smtpc_peer peer = {"mx.example.com", "192.0.2.1", 25};
 
 	(void)state;
 	for (size_t i = 0; i < ARRAY_LEN(codes); i++) {

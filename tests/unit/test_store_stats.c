@@ -620,6 +620,12 @@ static void test_cli_empty(void **state)
 	assert_string_equal(out, "{\"since\":1764201600,\"domains\":{},"
 	                         "\"total\":{\"accepted\":0,\"delivered\":0,\"deferred\":0,"
 	                         "\"bounced\":0,\"suppressed\":0},"
+	                         "\"reputation\":{\"window\":0,\"max_bounce_rate\":0.0,"
+	                         "\"max_complaint_rate\":0.0,\"min_volume\":0},"
+	                         "\"accounts\":{\"default\":{\"volume\":0,\"hard_bounces\":0,"
+	                         "\"bounce_rate\":0.0,\"complaints\":0,\"complaint_rate\":0.0,"
+	                         "\"quota_hour\":{\"used\":0,\"limit\":0},"
+	                         "\"quota_day\":{\"used\":0,\"limit\":0},\"paused\":false}},"
 	                         "\"paused\":{\"all\":false,\"destinations\":[]}}\n");
 	free(out);
 }
