@@ -252,6 +252,8 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/policy/policy_parse.c src/tls/tls_policy.c src/dsn/dsn_parse.c \
                 src/deliv/deliv_mime.c src/deliv/deliv_btext.c src/deliv/deliv_report.c \
                 src/deliv/deliv_verp.c src/events/events_text.c src/smtpd/smtp_subject.c \
+                src/mime/mime_build.c src/mime/mime_enc.c \
+                src/track/track_html.c src/track/track_text.c src/track/track_token.c \
                 src/log/log_json.c src/sched/sched_pause_list.c src/ctl/ctl_args.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE)

@@ -175,9 +175,20 @@ static void count_event(void *arg, const char *account, const char *rcpt, const 
 	store_counters_count(arg, account, rcpt, event);
 }
 
-/* A committed message (the smtpd's one trip): its accepted events (with
- * the sender and the Subject), its counts, its VERP record, and the
- * scheduler indexes its envelope without reading the file back. */
+/* A durable message (SMTP or API): its accepted events (with the sender
+ * and the Subject), its counts, the deliverability side's VERP record. */
+static void note_queued(struct server *srv, const struct events_message *m)
+{
+	size_t i;
+
+	events_accepted(srv->events, m);
+	for (i = 0; i < m->n_rcpts; i++)
+		store_counters_count(srv->counters, m->account, m->rcpts[i], "accepted");
+	deliv_message_queued(srv->deliv, m->id, m->account, m->rcpts, m->n_rcpts);
+}
+
+/* A message committed by a session (the smtpd's one trip): the scheduler
+ * indexes its envelope without reading the file back. */
 static void on_queued(void *arg, const struct smtpd_queued *q)
 {
 	struct server *srv = arg;
@@ -185,19 +196,25 @@ static void on_queued(void *arg, const struct smtpd_queued *q)
 	const char **rcpts = xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*rcpts));
 	size_t i;
 
-	for (i = 0; i < env->n_rcpts; i++) {
+	for (i = 0; i < env->n_rcpts; i++)
 		rcpts[i] = env->rcpts[i].addr;
-		store_counters_count(srv->counters, env->account, rcpts[i], "accepted");
-	}
-	events_accepted(srv->events, &(struct events_message){.id = env->id,
-	                                                      .account = env->account,
-	                                                      .from = env->mail_from,
-	                                                      .subject = q->subject,
-	                                                      .rcpts = rcpts,
-	                                                      .n_rcpts = env->n_rcpts});
-	deliv_message_queued(srv->deliv, env->id, env->account, rcpts, env->n_rcpts);
+	note_queued(srv, &(struct events_message){.id = env->id,
+	                                          .account = env->account,
+	                                          .from = env->mail_from,
+	                                          .subject = q->subject,
+	                                          .rcpts = rcpts,
+	                                          .n_rcpts = env->n_rcpts});
 	free(rcpts);
 	sched_add(srv->sched, env);
+}
+
+/* API mail: the scheduler reads the committed file back. */
+static void on_api_queued(void *arg, const struct events_message *m)
+{
+	struct server *srv = arg;
+
+	note_queued(srv, m);
+	sched_add_id(srv->sched, m->id);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)

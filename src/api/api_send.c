@@ -230,15 +230,15 @@ static void log_fields(const struct send_job *j, const struct send_msg *m)
 	const struct http_deps *d = http_req_deps(j->r);
 
 	if (m->unsub_missing)
-		log_warn("session=%s queue=%s event=list_unsubscribe result=none to=<%s>",
+		log_warn("http=%s queue=%s event=list_unsubscribe result=none to=<%s>",
 		         http_req_id(j->r), m->id, log_q(m->addrs[0]));
 	if (!d->dkim || (m->dkim != DKIM_SIGNED && dkim_signer_key_count(d->dkim) == 0))
 		return; /* no key at all: nothing to say per message, as for SMTP */
 	if (m->dkim == DKIM_SIGNED)
-		log_info("session=%s queue=%s event=dkim result=signed domain=%s",
-		         http_req_id(j->r), m->id, log_q(m->dkim_domain));
+		log_info("http=%s queue=%s event=dkim result=signed domain=%s", http_req_id(j->r),
+		         m->id, log_q(m->dkim_domain));
 	else
-		log_info("session=%s queue=%s event=dkim result=unsigned reason=%s domain=%s",
+		log_info("http=%s queue=%s event=dkim result=unsigned reason=%s domain=%s",
 		         http_req_id(j->r), m->id, dkim_result_name(m->dkim),
 		         *m->dkim_domain ? log_q(m->dkim_domain) : "-");
 }
@@ -263,7 +263,7 @@ static struct send_msg *msg_new(struct send_job *j, const size_t *idx, size_t n)
 	m->job = j;
 	m->sm = spool_msg_new(http_req_deps(j->r)->spool, &err);
 	if (!m->sm) {
-		log_err("session=%s event=spool_error error=%s", http_req_id(j->r), log_q(err));
+		log_err("http=%s event=spool_error error=%s", http_req_id(j->r), log_q(err));
 		free(err);
 		return NULL;
 	}
@@ -568,11 +568,10 @@ static void notify(struct send_job *j)
 		const struct send_msg *m = &j->msgs[i];
 		if (m->state != 1)
 			continue;
-		log_info(
-		    "session=%s queue=%s event=queued from=<%s> rcpts=%zu size=%llu account=%s "
-		    "via=http",
-		    http_req_id(j->r), m->id, log_q(j->q.from.addr), m->n_rcpts,
-		    (unsigned long long)m->size, log_q(j->account));
+		log_info("http=%s queue=%s event=queued from=<%s> rcpts=%zu size=%llu account=%s "
+		         "via=http",
+		         http_req_id(j->r), m->id, log_q(j->q.from.addr), m->n_rcpts,
+		         (unsigned long long)m->size, log_q(j->account));
 		d->queued(d->queued_arg, &(struct events_message){.id = m->id,
 		                                                  .account = j->account,
 		                                                  .from = j->q.from.addr,
@@ -693,7 +692,7 @@ static void on_commit(void *arg, int ok, const char *id)
 	else if (m->reserved)
 		deliv_quota_release(d, j->account, m->n_rcpts);
 	if (!ok)
-		log_warn("session=%s queue=%s event=queue_failed", http_req_id(j->r), id);
+		log_warn("http=%s queue=%s event=queue_failed", http_req_id(j->r), id);
 	else
 		log_fields(j, m);
 	if (--j->pending == 0)

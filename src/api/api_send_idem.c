@@ -120,7 +120,7 @@ static void prune(struct store *st, int64_t now)
 	if (now - was < SEND_IDEM_PRUNE_EVERY || !atomic_compare_exchange_strong(&last, &was, now))
 		return;
 	if (store_idem_prune(st, now - SEND_IDEM_TTL, &err) < 0) {
-		log_warn("session=NOQUEUE event=idempotency_prune_error error=%s", log_q(err));
+		log_warn("event=idempotency_prune_error error=%s", log_q(err));
 		free(err);
 	}
 }
@@ -139,7 +139,7 @@ void send_idem_end(struct http_req *r, struct send_idem *k, const struct api_ans
 	else
 		rc = store_idem_release(st, k->account, k->key, &err);
 	if (rc < 0) {
-		log_warn("session=%s event=idempotency_error key=%s error=%s", http_req_id(r),
+		log_warn("http=%s event=idempotency_error key=%s error=%s", http_req_id(r),
 		         log_q(k->key), log_q(err));
 		free(err);
 	}

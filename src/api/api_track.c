@@ -71,7 +71,7 @@ int api_track_key(const struct conf *c, unsigned char key[TRACK_KEY_LEN])
 	pthread_mutex_lock(&key_lock);
 	if (!key_loaded && read_key(path, key_bytes) < 0 &&
 	    (make_key(path) < 0 || read_key(path, key_bytes) < 0)) {
-		log_err("session=NOQUEUE event=tracking_key_error path=%s error=%s", log_q(path),
+		log_err("event=tracking_key_error path=%s error=%s", log_q(path),
 		        log_q(strerror(errno)));
 		rc = -1;
 	}

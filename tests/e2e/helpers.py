@@ -194,8 +194,8 @@ def identities(line):
 
 def check_identities(log):
     """Every line of a server's log: no session=NOQUEUE, at most one
-    identity (a queued line also names its session; a session's lines
-    may name its listener), IDs well-formed."""
+    identity (a queued line also names its session, or its HTTP request;
+    a session's lines may name its listener), IDs well-formed."""
     lines = [l for l in log.splitlines() if " level=" in l]
     assert lines
     for l in lines:
@@ -203,7 +203,7 @@ def check_identities(log):
         ids = identities(l)
         own = set(ids) - {"listener"}  # a session's lines also name its listener
         if "event=queued " in l or "event=queue_failed" in l:
-            assert own == {"queue", "session"}, l
+            assert own in ({"queue", "session"}, {"queue", "http"}), l
         else:
             assert len(own) <= 1, l
         for k in ("session", "conn", "queue", "http"):
