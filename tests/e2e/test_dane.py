@@ -252,7 +252,7 @@ def test_dane_wins_over_mta_sts_and_accepts(start_sts, mxs, dane, sts_peer):
     log = srv.log()
     # the MTA-STS policy was in force, and set aside
     assert "event=mta_sts_policy domain=both.dane.test id=1 mode=enforce" in log
-    assert "session=both.dane.test event=tls_policy mta_sts=enforce dane_hosts=1" in log
+    assert "dest=both.dane.test event=tls_policy mta_sts=enforce dane_hosts=1" in log
 
 
 def test_dane_wins_over_mta_sts_and_refuses(start_sts, mxs, dane, sts_peer):
@@ -281,5 +281,5 @@ def test_unusable_tlsa_records_leave_mta_sts_enforce_in_force(start_sts, mxs, da
     line = outcome(srv, "weak.dane.test", "deferred", "mta-sts")
     assert "dsn=4.7.5" in line["line"], line
     assert "MTA-STS policy of weak.dane.test (enforce): hostname mismatch" in line["reply"], line
-    assert "session=weak.dane.test event=tls_policy mta_sts=enforce dane_hosts=1" in srv.log()
+    assert "dest=weak.dane.test event=tls_policy mta_sts=enforce dane_hosts=1" in srv.log()
     assert mx.messages == []
