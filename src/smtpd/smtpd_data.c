@@ -196,6 +196,7 @@ static void log_queued(const struct session *s, const char *id, size_t n_rcpts, 
 void smtpd_data_announce(struct session *s, const char *id, size_t first, size_t n, uint64_t size)
 {
 	log_queued(s, id, n, size);
+	metrics_add_l(M_MESSAGES_ACCEPTED, MS_SMTP, n);
 	notify_queued(s, id, first, n, size);
 	smtpd_mail_committed(s); /* the quota's reservation, once (the first part) */
 }
