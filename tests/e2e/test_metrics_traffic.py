@@ -3,7 +3,8 @@ counted"): an inbound SMTP session with STARTTLS and a message of two
 recipients, a POST /v1/messages, their deliveries to a fake MX with
 STARTTLS found through the test DNS. Each family the traffic touches
 grows by what was sent: accepted by source, SMTP sessions and TLS
-handshakes by direction, the DNS and spool-commit histograms."""
+handshakes by direction, delivered, the DNS, spool-commit and delivery
+histograms."""
 import smtplib
 import ssl
 
@@ -76,10 +77,8 @@ def test_traffic_moves_the_families(srv, mx):
     assert r.status == 200, r.body
     for rcpt in ("m1@metrics.test", "m2@metrics.test", "m3@metrics.test"):
         helpers.wait_for(lambda: delivered_to(mx, rcpt), 20, what=f"delivery to {rcpt}")
-    # the last delivery's own connection and commits are counted by now
-    helpers.wait_for(lambda: count(scrape(srv), "posthorn_spool_commit_duration_seconds")
-                     >= count(b, "posthorn_spool_commit_duration_seconds") + 2, 10,
-                     what="two commits")
+    helpers.wait_for(lambda: counter(scrape(srv), "posthorn_messages_delivered")
+                     >= counter(b, "posthorn_messages_delivered") + 3, 10, what="delivered 3")
     a = scrape(srv)
     grew = {
         "accepted smtp": (counter(a, "posthorn_messages_accepted", source="smtp")
@@ -97,6 +96,10 @@ def test_traffic_moves_the_families(srv, mx):
                                  result="ok")),
         "dns": (count(a, "posthorn_dns_lookup_duration_seconds")
                 - count(b, "posthorn_dns_lookup_duration_seconds")),
+        "delivered": (counter(a, "posthorn_messages_delivered")
+                      - counter(b, "posthorn_messages_delivered")),
+        "delivery": (count(a, "posthorn_delivery_duration_seconds")
+                     - count(b, "posthorn_delivery_duration_seconds")),
         "commits": (count(a, "posthorn_spool_commit_duration_seconds")
                     - count(b, "posthorn_spool_commit_duration_seconds")),
     }
@@ -104,3 +107,4 @@ def test_traffic_moves_the_families(srv, mx):
     assert grew["sessions in"] == 1 and grew["tls in ok"] == 1, grew
     assert grew["sessions out"] >= 1 and grew["tls out ok"] >= 1, grew
     assert grew["dns"] >= 1 and grew["commits"] == 2, grew
+    assert grew["delivered"] == 3 and grew["delivery"] == 3, grew
