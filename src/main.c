@@ -208,13 +208,13 @@ static void on_queued(void *arg, const struct smtpd_queued *q)
 	sched_add(srv->sched, env);
 }
 
-/* API mail: the scheduler reads the committed file back. */
-static void on_api_queued(void *arg, const struct events_message *m)
+/* API mail: one trip too, the send route's committed envelope. */
+static void on_api_queued(void *arg, const struct envelope *env, const struct events_message *m)
 {
 	struct server *srv = arg;
 
 	note_queued(srv, m);
-	sched_add_id(srv->sched, m->id);
+	sched_add(srv->sched, env);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)

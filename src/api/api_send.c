@@ -53,6 +53,7 @@ struct send_msg {
 	const char **addrs;
 	size_t n_rcpts;
 	uint64_t size;
+	int64_t created; /* unix seconds, as committed (the envelope handed on) */
 	int smtputf8;
 	int state;    /* 0 pending, 1 queued, -1 failed, -2 refused (quota, pause) */
 	int reserved; /* its recipients are reserved against the account's quota */
@@ -559,9 +560,26 @@ static void job_free(struct send_job *j)
 	free(j);
 }
 
+static void envelope_of(const struct send_job *j, const struct send_msg *m, struct envelope *e)
+{
+	memset(e, 0, sizeof(*e));
+	memcpy(e->id, m->id, sizeof(e->id));
+	e->mail_from = (char *)j->q.from.addr;
+	e->account = (char *)j->account;
+	e->client_ip = "";
+	e->helo = "";
+	e->created = m->created;
+	e->size = m->size;
+	e->body = m->smtputf8 ? BODY_8BITMIME : BODY_7BIT;
+	e->smtputf8 = m->smtputf8;
+	e->rcpts = m->rcpts;
+	e->n_rcpts = m->n_rcpts;
+}
+
 static void notify(struct send_job *j)
 {
 	const struct http_deps *d = http_req_deps(j->r);
+	struct envelope env;
 	size_t i;
 
 	for (i = 0; i < j->n_msgs && d->queued; i++) {
@@ -572,15 +590,17 @@ static void notify(struct send_job *j)
 		         "via=http",
 		         http_req_id(j->r), m->id, log_q(j->q.from.addr), m->n_rcpts,
 		         (unsigned long long)m->size, log_q(j->account));
-		d->queued(d->queued_arg, &(struct events_message){.id = m->id,
-		                                                  .account = j->account,
-		                                                  .from = j->q.from.addr,
-		                                                  .subject = m->subject,
-		                                                  .tags = j->q.tags,
-		                                                  .n_tags = j->q.n_tags,
-		                                                  .metadata = j->q.metadata,
-		                                                  .rcpts = m->addrs,
-		                                                  .n_rcpts = m->n_rcpts});
+		envelope_of(j, m, &env);
+		d->queued(d->queued_arg, &env,
+		          &(struct events_message){.id = m->id,
+		                                   .account = j->account,
+		                                   .from = j->q.from.addr,
+		                                   .subject = m->subject,
+		                                   .tags = j->q.tags,
+		                                   .n_tags = j->q.n_tags,
+		                                   .metadata = j->q.metadata,
+		                                   .rcpts = m->addrs,
+		                                   .n_rcpts = m->n_rcpts});
 	}
 	for (i = 0; i < j->n_res && d->events; i++)
 		if (j->res[i].suppressed)
@@ -699,21 +719,6 @@ static void on_commit(void *arg, int ok, const char *id)
 		finish(j);
 }
 
-static void envelope_of(const struct send_job *j, const struct send_msg *m, struct envelope *e)
-{
-	memset(e, 0, sizeof(*e));
-	e->mail_from = (char *)j->q.from.addr;
-	e->account = (char *)j->account;
-	e->client_ip = "";
-	e->helo = "";
-	e->created = (int64_t)(clock_now_ms() / 1000);
-	e->size = m->size;
-	e->body = m->smtputf8 ? BODY_8BITMIME : BODY_7BIT;
-	e->smtputf8 = m->smtputf8;
-	e->rcpts = m->rcpts;
-	e->n_rcpts = m->n_rcpts;
-}
-
 /* A written message the account may not send now: out of the spool, its
  * recipients refused with the reply's text (without its codes). */
 static void policy_refuse(struct send_job *j, struct send_msg *m, const char *why, int quota)
@@ -778,6 +783,7 @@ static void send_commit(void *arg)
 		struct send_msg *m = &j->msgs[i];
 		if (m->state < 0)
 			continue;
+		m->created = (int64_t)(clock_now_ms() / 1000);
 		envelope_of(j, m, &env);
 		j->pending++;
 		spool_msg_commit(m->sm, &env, on_commit, m);

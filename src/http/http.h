@@ -28,6 +28,7 @@ struct unsub;
 struct work_pool;
 
 struct deliv;
+struct envelope;
 struct dkim_signer;
 
 struct http_deps {
@@ -40,9 +41,10 @@ struct http_deps {
 	struct dkim_signer *dkim;         /* signs POST /v1/messages mail (NULL: unsigned) */
 	struct deliv *deliv;              /* quotas and pauses of POST /v1/messages (NULL: none) */
 	struct events *events;            /* suppressed, opened, clicked events (NULL: none) */
-	/* A message POST /v1/messages made durable, on the loop: indexed for
-	 * delivery and its accepted events emitted, as smtpd's queued(). */
-	void (*queued)(void *arg, const struct events_message *m);
+	/* A message POST /v1/messages made durable, on the loop: its envelope
+	 * indexed for delivery from memory (no read back) and its accepted
+	 * events emitted, as smtpd's queued(). */
+	void (*queued)(void *arg, const struct envelope *env, const struct events_message *m);
 	void *queued_arg;
 };
 
