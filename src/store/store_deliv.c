@@ -144,15 +144,6 @@ int store_account_deliv_list(struct store *st,
 	return rc;
 }
 
-/* Runs stmt to its end and finalizes it: 0, or -1 with *err. */
-static int run(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
-{
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, what);
-}
-
 static int set_quota_locked(struct store *st, const char *name, const int set[2],
                             const int64_t quota[2], char **err)
 {
@@ -171,7 +162,7 @@ static int set_quota_locked(struct store *st, const char *name, const int set[2]
 		sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 		if (quota[i] != STORE_QUOTA_DEFAULT)
 			sqlite3_bind_int64(stmt, 2, quota[i]);
-		if (run(st, stmt, "set quota", err) < 0)
+		if (store_step_done(st, stmt, "set quota", err) < 0)
 			return -1;
 	}
 	return 0;
@@ -240,7 +231,7 @@ static int resume_locked(struct store *st, const char *name, int64_t now,
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, now);
-	if (run(st, stmt, "resume", err) < 0)
+	if (store_step_done(st, stmt, "resume", err) < 0)
 		return -1;
 	stmt = store_prepare(st,
 	                     "DELETE FROM reputation WHERE account_id ="
@@ -249,7 +240,7 @@ static int resume_locked(struct store *st, const char *name, int64_t now,
 	if (!stmt)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	return run(st, stmt, "reset reputation", err) < 0 ? -1 : 1;
+	return store_step_done(st, stmt, "reset reputation", err) < 0 ? -1 : 1;
 }
 
 struct resume_args {

@@ -38,6 +38,9 @@ int store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2
 /* As store_fail, with the database's path and SQLite's last message. */
 int store_fail_db(struct store *st, char **err, const char *what);
 sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err);
+/* Steps stmt, which returns no rows, and finalizes it: 0, or -1 with *err
+ * naming `what`. sqlite3_changes() still counts its rows afterwards. */
+int store_step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err);
 /* The kept statement `which` of sql, prepared on first use: the caller
  * binds, steps and resets it (sqlite3_reset and clear_bindings), never
  * finalizes it. A prepare costs more than the lookup it serves. */

@@ -101,15 +101,6 @@ static char *col_text(sqlite3_stmt *stmt, int i)
 	return xstrdup(t ? (const char *)t : "");
 }
 
-/* Runs a prepared statement that returns no rows; finalizes it. */
-static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
-{
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, what);
-}
-
 /* ---- MTA-STS policies -------------------------------------------------------- */
 
 void store_sts_clear(struct store_sts *p)
@@ -170,7 +161,7 @@ int store_sts_put(struct store *st, const struct store_sts *p, char **err)
 		sqlite3_bind_int64(stmt, 5, p->max_age);
 		sqlite3_bind_int64(stmt, 6, p->fetched_at);
 		sqlite3_bind_int64(stmt, 7, p->expires_at);
-		rc = step_done(st, stmt, "store MTA-STS policy", err);
+		rc = store_step_done(st, stmt, "store MTA-STS policy", err);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -236,7 +227,7 @@ int store_tlsa_put(struct store *st, const struct store_tlsa *t, char **err)
 		sqlite3_bind_text(stmt, 3, t->state, -1, SQLITE_STATIC);
 		sqlite3_bind_text(stmt, 4, t->records, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 5, t->seen_at);
-		rc = step_done(st, stmt, "store TLSA records", err);
+		rc = store_step_done(st, stmt, "store TLSA records", err);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -502,7 +493,7 @@ int store_tlsrpt_sent_set(struct store *st, const char *domain, int64_t start, c
 		sqlite3_bind_text(stmt, 3, rua, -1, SQLITE_STATIC);
 		sqlite3_bind_text(stmt, 4, state, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 5, at);
-		rc = step_done(st, stmt, "record TLS-RPT delivery", err);
+		rc = store_step_done(st, stmt, "record TLS-RPT delivery", err);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -521,7 +512,7 @@ static int exec_bound(struct store *st, const char *sql, const char *domain, int
 	sqlite3_bind_int64(stmt, domain ? 2 : 1, a);
 	if (domain)
 		sqlite3_bind_int64(stmt, 3, b);
-	return step_done(st, stmt, "finish TLS-RPT report", err);
+	return store_step_done(st, stmt, "finish TLS-RPT report", err);
 }
 
 static int done_locked(struct store *st, const char *domain, int64_t start, int64_t at,
@@ -561,7 +552,6 @@ static int set_pool_locked(struct store *st, const char *name, const char *pool,
 {
 	sqlite3_stmt *stmt =
 	    store_prepare(st, "UPDATE accounts SET pool = ?2 WHERE name = ?1", err);
-	int rc;
 
 	if (!stmt)
 		return -1;
@@ -570,10 +560,8 @@ static int set_pool_locked(struct store *st, const char *name, const char *pool,
 		sqlite3_bind_text(stmt, 2, pool, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(stmt, 2);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
-		return store_fail_db(st, err, "set account pool");
+	if (store_step_done(st, stmt, "set account pool", err) < 0)
+		return -1;
 	return sqlite3_changes(st->db) ? 0 : store_fail(err, "no account '%s'", name);
 }
 

@@ -240,11 +240,8 @@ int store_webhook_get(struct store *st, const char *account, int64_t id, struct 
 
 static int changed(struct store *st, sqlite3_stmt *stmt, int64_t id, const char *what, char **err)
 {
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
-		return store_fail_db(st, err, what);
+	if (store_step_done(st, stmt, what, err) < 0)
+		return -1;
 	return sqlite3_changes(st->db) ? 0 : not_found(id, err);
 }
 
@@ -338,14 +335,6 @@ int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id,
 	return rc;
 }
 
-static int step_free(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
-{
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, what);
-}
-
 static int record_failure(struct store *st, int64_t id, const struct store_webhook_failure *f,
                           char **err)
 {
@@ -360,13 +349,13 @@ static int record_failure(struct store *st, int64_t id, const struct store_webho
 	sqlite3_bind_int(stmt, 5, f->status);
 	sqlite3_bind_text(stmt, 6, f->error ? f->error : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 7, f->dropped ? 1 : 0);
-	if (step_free(st, stmt, "add webhook failure", err) < 0)
+	if (store_step_done(st, stmt, "add webhook failure", err) < 0)
 		return -1;
 	if (!(stmt = store_prepare(st, trim_sql, err)))
 		return -1;
 	sqlite3_bind_int64(stmt, 1, id);
 	sqlite3_bind_int(stmt, 2, WEBHOOK_FAILURES_KEPT);
-	return step_free(st, stmt, "trim webhook failures", err);
+	return store_step_done(st, stmt, "trim webhook failures", err);
 }
 
 static int failed_locked(struct store *st, int64_t id, const struct store_webhook_failure *f,
