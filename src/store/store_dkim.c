@@ -88,23 +88,16 @@ int store_dkim_add(struct store *st, const struct store_dkim_key *k, char **err)
 
 /* ---- listing -------------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
 static void row_read(sqlite3_stmt *stmt, struct store_dkim_key *k)
 {
-	k->domain = col_text(stmt, 0);
-	k->selector = col_text(stmt, 1);
-	k->algorithm = col_text(stmt, 2);
-	k->state = col_text(stmt, 3);
+	k->domain = store_col_text(stmt, 0);
+	k->selector = store_col_text(stmt, 1);
+	k->algorithm = store_col_text(stmt, 2);
+	k->state = store_col_text(stmt, 3);
 	k->created = sqlite3_column_int64(stmt, 4);
 	k->activated = sqlite3_column_int64(stmt, 5); /* NULL reads as 0 */
 	k->retired = sqlite3_column_int64(stmt, 6);
-	k->key_path = col_text(stmt, 7);
+	k->key_path = store_col_text(stmt, 7);
 }
 
 static int list_locked(struct store *st, const char *domain, const char *state,

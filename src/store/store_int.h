@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "util/util.h"
+
 /* Statements of hot paths, prepared on first use and kept until
  * store_close() (store_prepare_kept). */
 enum store_kept {
@@ -46,6 +48,22 @@ int store_step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char
  * finalizes it. A prepare costs more than the lookup it serves. */
 sqlite3_stmt *store_prepare_kept(struct store *st, enum store_kept which, const char *sql,
                                  char **err);
+
+/* Column i of the current row as a malloc'd string; NULL reads as ""
+ * (store_col_text) or stays NULL (store_col_dup). */
+static inline char *store_col_text(sqlite3_stmt *stmt, int i)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, i);
+
+	return xstrdup(t ? (const char *)t : "");
+}
+
+static inline char *store_col_dup(sqlite3_stmt *stmt, int i)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, i);
+
+	return t ? xstrdup((const char *)t) : NULL;
+}
 
 /* BEGIN IMMEDIATE / COMMIT; rollback ends a failed transaction (if one is
  * open) and always returns -1, so that `return store_tx_rollback(st);`

@@ -94,13 +94,6 @@ static const char sent_set_sql[] =
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
 /* ---- MTA-STS policies -------------------------------------------------------- */
 
 void store_sts_clear(struct store_sts *p)
@@ -122,10 +115,10 @@ static int sts_get_locked(struct store *st, const char *domain, struct store_sts
 	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
-		out->domain = col_text(stmt, 0);
-		out->id = col_text(stmt, 1);
-		out->mode = col_text(stmt, 2);
-		out->policy = col_text(stmt, 3);
+		out->domain = store_col_text(stmt, 0);
+		out->id = store_col_text(stmt, 1);
+		out->mode = store_col_text(stmt, 2);
+		out->policy = store_col_text(stmt, 3);
 		out->max_age = sqlite3_column_int64(stmt, 4);
 		out->fetched_at = sqlite3_column_int64(stmt, 5);
 		out->expires_at = sqlite3_column_int64(stmt, 6);
@@ -183,7 +176,7 @@ static int sts_due_locked(struct store *st, int64_t now, size_t max, char ***dom
 	sqlite3_bind_int64(stmt, 2, (int64_t)max);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		*domains = xrealloc(*domains, (*n + 1) * sizeof(**domains));
-		(*domains)[(*n)++] = col_text(stmt, 0);
+		(*domains)[(*n)++] = store_col_text(stmt, 0);
 	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policies due");
@@ -257,10 +250,10 @@ static int tlsa_list_locked(struct store *st, const char *domain, struct store_t
 		struct store_tlsa *t;
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		t = &(*out)[(*n)++];
-		t->host = col_text(stmt, 0);
-		t->domain = col_text(stmt, 1);
-		t->state = col_text(stmt, 2);
-		t->records = col_text(stmt, 3);
+		t->host = store_col_text(stmt, 0);
+		t->domain = store_col_text(stmt, 1);
+		t->state = store_col_text(stmt, 2);
+		t->records = store_col_text(stmt, 3);
 		t->seen_at = sqlite3_column_int64(stmt, 4);
 	}
 	sqlite3_finalize(stmt);
@@ -364,16 +357,16 @@ static int rows_read(struct store *st, sqlite3_stmt *stmt, int full, struct stor
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		r = &(*out)[(*n)++];
 		memset(r, 0, sizeof(*r));
-		r->domain = col_text(stmt, 0);
+		r->domain = store_col_text(stmt, 0);
 		r->start = sqlite3_column_int64(stmt, 1);
 		r->end = sqlite3_column_int64(stmt, 2);
 		if (!full)
 			continue;
-		r->policy = col_text(stmt, 3);
-		r->result = col_text(stmt, 4);
-		r->sending_ip = col_text(stmt, 5);
-		r->mx_host = col_text(stmt, 6);
-		r->receiving_ip = col_text(stmt, 7);
+		r->policy = store_col_text(stmt, 3);
+		r->result = store_col_text(stmt, 4);
+		r->sending_ip = store_col_text(stmt, 5);
+		r->mx_host = store_col_text(stmt, 6);
+		r->receiving_ip = store_col_text(stmt, 7);
 		r->n = (uint64_t)sqlite3_column_int64(stmt, 8);
 	}
 	sqlite3_finalize(stmt);
@@ -590,8 +583,8 @@ static int pools_locked(struct store *st, char ***names, char ***pools, size_t *
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		*names = xrealloc(*names, (*n + 1) * sizeof(**names));
 		*pools = xrealloc(*pools, (*n + 1) * sizeof(**pools));
-		(*names)[*n] = col_text(stmt, 0);
-		(*pools)[*n] = col_text(stmt, 1);
+		(*names)[*n] = store_col_text(stmt, 0);
+		(*pools)[*n] = store_col_text(stmt, 1);
 		(*n)++;
 	}
 	sqlite3_finalize(stmt);

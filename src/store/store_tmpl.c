@@ -102,13 +102,6 @@ static int64_t new_revision(void)
 	return r ? (int64_t)r : 1;
 }
 
-static char *col_dup(sqlite3_stmt *stmt, int col)
-{
-	const unsigned char *s = sqlite3_column_text(stmt, col);
-
-	return s ? xstrdup((const char *)s) : NULL;
-}
-
 /* Reads the TMPL_COLUMNS of the current row into t (cleared first). */
 static void read_tmpl(sqlite3_stmt *stmt, struct store_tmpl *t)
 {
@@ -116,11 +109,11 @@ static void read_tmpl(sqlite3_stmt *stmt, struct store_tmpl *t)
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name ? (const char *)name : "");
-	t->subject = col_dup(stmt, 1);
+	t->subject = store_col_dup(stmt, 1);
 	if (!t->subject)
 		t->subject = xstrdup("");
-	t->text = col_dup(stmt, 2);
-	t->html = col_dup(stmt, 3);
+	t->text = store_col_dup(stmt, 2);
+	t->html = store_col_dup(stmt, 3);
 	t->revision = sqlite3_column_int64(stmt, 4);
 	t->created_at = sqlite3_column_int64(stmt, 5);
 	t->updated_at = sqlite3_column_int64(stmt, 6);

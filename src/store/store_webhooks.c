@@ -78,13 +78,6 @@ void store_webhook_clear(struct store_webhook *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static char *col_dup(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
 static void read_hook(sqlite3_stmt *stmt, struct store_webhook *w)
 {
 	const unsigned char *account = sqlite3_column_text(stmt, 1);
@@ -92,9 +85,9 @@ static void read_hook(sqlite3_stmt *stmt, struct store_webhook *w)
 	memset(w, 0, sizeof(*w));
 	w->id = sqlite3_column_int64(stmt, 0);
 	snprintf(w->account, sizeof(w->account), "%s", account ? (const char *)account : "");
-	w->url = col_dup(stmt, 2);
-	w->secret = col_dup(stmt, 3);
-	w->description = col_dup(stmt, 4);
+	w->url = store_col_text(stmt, 2);
+	w->secret = store_col_text(stmt, 3);
+	w->description = store_col_text(stmt, 4);
 	w->types = (unsigned)sqlite3_column_int64(stmt, 5);
 	w->unrestricted = sqlite3_column_int(stmt, 6) != 0;
 	w->created_at = sqlite3_column_int64(stmt, 7);
@@ -412,7 +405,7 @@ static int failures_locked(struct store *st, int64_t id, struct failure_rows *ro
 		f->first_event = sqlite3_column_int64(stmt, 1);
 		f->last_event = sqlite3_column_int64(stmt, 2);
 		f->status = sqlite3_column_int(stmt, 3);
-		f->error = rows->errors[rows->n] = col_dup(stmt, 4);
+		f->error = rows->errors[rows->n] = store_col_text(stmt, 4);
 		f->dropped = sqlite3_column_int(stmt, 5) != 0;
 		rows->n++;
 	}
