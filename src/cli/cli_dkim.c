@@ -630,8 +630,3 @@ const struct cli_cmd cli_dkim_cmd = {
     .subs = dkim_cmds,
     .flags = CLI_AS_USER,
 };
-
-int cli_dkim(int argc, char **argv, const struct conf *c)
-{
-	return cli_dispatch(&cli_dkim_cmd, argc, argv, c);
-}
