@@ -185,6 +185,32 @@ int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, c
 	return rc;
 }
 
+int store_each_in_tx(struct store *st, const char *sql, size_t n,
+                     int (*one)(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg,
+                                char **err),
+                     void *arg, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	int rc = 0;
+
+	if (!stmt)
+		return -1;
+	if (store_tx_begin(st, err) < 0) {
+		sqlite3_finalize(stmt);
+		return -1;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(stmt);
+		rc = one(st, stmt, i, arg, err);
+	}
+	sqlite3_finalize(stmt);
+	if (rc == 0 && store_tx_commit(st, err) < 0)
+		rc = -1;
+	if (rc != 0)
+		store_tx_rollback(st);
+	return rc;
+}
+
 struct quota_args {
 	const char *name;
 	const int *set;

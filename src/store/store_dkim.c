@@ -156,11 +156,12 @@ void store_dkim_keys_free(struct store_dkim_key *v, size_t n)
 
 /* ---- state changes ---------------------------------------------------------- */
 
-/* 0 applied, 1 the key was not in c->from, -1 error. */
-static int change_one(struct store *st, sqlite3_stmt *stmt, const struct store_dkim_change *c,
-                      char **err)
+/* Change i of arg, one of store_each_in_tx: 0 applied, 1 the key was not in
+ * c->from, -1 error. */
+static int change_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
 {
-	sqlite3_reset(stmt);
+	const struct store_dkim_change *c = (const struct store_dkim_change *)arg + i;
+
 	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, c->selector, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, c->from, -1, SQLITE_STATIC);
@@ -171,27 +172,6 @@ static int change_one(struct store *st, sqlite3_stmt *stmt, const struct store_d
 	return sqlite3_changes(st->db) == 1 ? 0 : 1;
 }
 
-static int change_locked(struct store *st, const struct store_dkim_change *c, size_t n, char **err)
-{
-	sqlite3_stmt *stmt = store_prepare(st, change_sql, err);
-	int rc = 0;
-
-	if (stmt == NULL)
-		return -1;
-	if (store_tx_begin(st, err) < 0) {
-		sqlite3_finalize(stmt);
-		return -1;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = change_one(st, stmt, &c[i], err);
-	sqlite3_finalize(stmt);
-	if (rc != 0 || store_tx_commit(st, err) < 0) {
-		store_tx_rollback(st);
-		return rc > 0 ? 1 : -1;
-	}
-	return 0;
-}
-
 int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_t n, char **err)
 {
 	int rc;
@@ -199,7 +179,7 @@ int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_
 	if (n == 0)
 		return 0;
 	pthread_mutex_lock(&st->lock);
-	rc = change_locked(st, c, n, err);
+	rc = store_each_in_tx(st, change_sql, n, change_one, (void *)c, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

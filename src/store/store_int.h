@@ -87,6 +87,15 @@ extern const char store_idem_migration[];
 int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, char **err),
                       void *arg, char **err);
 
+/* Runs one(st, stmt, i, arg, err) for each i < n on sql, prepared once and
+ * reset before each call, in one transaction (a batch may hold thousands
+ * of rows): committed when every call returns 0; else rolled back and the
+ * first nonzero result returned (-1 when the transaction itself fails). */
+int store_each_in_tx(struct store *st, const char *sql, size_t n,
+                     int (*one)(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg,
+                                char **err),
+                     void *arg, char **err);
+
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);
 

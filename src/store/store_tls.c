@@ -280,10 +280,13 @@ int store_tlsa_list(struct store *st, const char *domain, struct store_tlsa **ou
 
 /* ---- TLS-RPT counts ---------------------------------------------------------- */
 
-static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, const struct store_tlsrpt_count *c,
-                       char **err)
+/* Count i of arg (a struct store_tlsrpt_count array); one of store_each_in_tx. */
+static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
 {
-	sqlite3_reset(stmt);
+	const struct store_tlsrpt_count *c = (const struct store_tlsrpt_count *)arg + i;
+
+	if (c->n == 0)
+		return 0;
 	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, c->start);
 	sqlite3_bind_int64(stmt, 3, c->end);
@@ -296,27 +299,6 @@ static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, const struct store_
 	return sqlite3_step(stmt) == SQLITE_DONE ? 0 : store_fail_db(st, err, "add TLS-RPT count");
 }
 
-static int rpt_add_locked(struct store *st, const struct store_tlsrpt_count *c, size_t n,
-                          char **err)
-{
-	sqlite3_stmt *stmt = store_prepare(st, rpt_add_sql, err);
-	int rc = 0;
-
-	if (!stmt)
-		return -1;
-	if (store_tx_begin(st, err) < 0) {
-		sqlite3_finalize(stmt);
-		return -1;
-	}
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (c[i].n > 0)
-			rc = rpt_add_one(st, stmt, &c[i], err);
-	sqlite3_finalize(stmt);
-	if (rc < 0 || store_tx_commit(st, err) < 0)
-		return store_tx_rollback(st);
-	return 0;
-}
-
 int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *c, size_t n, char **err)
 {
 	int rc;
@@ -327,7 +309,7 @@ int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *c, size_
 	if (n == 0)
 		return 0;
 	pthread_mutex_lock(&st->lock);
-	rc = rpt_add_locked(st, c, n, err);
+	rc = store_each_in_tx(st, rpt_add_sql, n, rpt_add_one, (void *)c, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
