@@ -113,16 +113,9 @@ int store_accounts_unsubscribe(struct store *st, char ***names, size_t *n, char 
 	rc = list_locked(st, names, n, err);
 	pthread_mutex_unlock(&st->lock);
 	if (rc < 0) {
-		store_names_free(*names, *n);
+		store_strv_free(*names, *n);
 		*names = NULL;
 		*n = 0;
 	}
 	return rc;
-}
-
-void store_names_free(char **names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }
