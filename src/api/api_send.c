@@ -100,7 +100,7 @@ static void received(const struct send_job *j, const char *id, struct buf *out)
 {
 	char date[64];
 
-	rfc5322_date(date, sizeof(date), (int64_t)(clock_now_ms() / 1000));
+	rfc5322_date(date, sizeof(date), clock_now_s());
 	buf_printf(out, "Received: by %s (Posthorn) with HTTP id %s;\r\n\t%s\r\n",
 	           http_req_conf(j->r)->hostname, id, date);
 }
@@ -129,7 +129,7 @@ static void send_build(const struct send_job *j, const struct send_content *c,
 	                              .parts = q->parts,
 	                              .n_parts = q->n_parts,
 	                              .message_id = mid,
-	                              .date = (int64_t)(clock_now_ms() / 1000),
+	                              .date = clock_now_s(),
 	                              .seed = id},
 	           out);
 }
@@ -645,7 +645,7 @@ static void send_reply(struct send_job *j)
 	if (j->idem.replayed)
 		http_add_header(j->r, "Idempotent-Replayed", "true");
 	if (j->quota_reset) {
-		int64_t now = (int64_t)(clock_now_ms() / 1000);
+		int64_t now = clock_now_s();
 		snprintf(after, sizeof(after), "%lld",
 		         (long long)(j->quota_reset > now ? j->quota_reset - now : 1));
 		http_add_header(j->r, "Retry-After", after);
@@ -706,7 +706,7 @@ static void envelope_of(const struct send_job *j, const struct send_msg *m, stru
 	e->account = (char *)j->account;
 	e->client_ip = "";
 	e->helo = "";
-	e->created = (int64_t)(clock_now_ms() / 1000);
+	e->created = clock_now_s();
 	e->size = m->size;
 	e->body = m->smtputf8 ? BODY_8BITMIME : BODY_7BIT;
 	e->smtputf8 = m->smtputf8;

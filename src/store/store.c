@@ -620,7 +620,7 @@ static sqlite3_int64 insert_account(struct store *st, const char *name, const ch
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	if (hash != NULL)
 		sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(clock_now_ms() / 1000));
+	sqlite3_bind_int64(stmt, 3, clock_now_s());
 	rc = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)

@@ -288,7 +288,7 @@ static void fill_out(struct store_tmpl *out, const char *name, const struct stor
 int store_tmpl_create(struct store *st, const char *account, const char *name,
                       const struct store_tmpl_in *in, struct store_tmpl *out, char **err)
 {
-	int64_t rev = new_revision(), now = (int64_t)(clock_now_ms() / 1000);
+	int64_t rev = new_revision(), now = clock_now_s();
 	int rc;
 
 	if (check_in(name, in, err) < 0)
@@ -344,7 +344,7 @@ static int change_locked(struct store *st, const char *account, const char *name
 int store_tmpl_update(struct store *st, const char *account, const char *name,
                       const struct store_tmpl_in *in, struct store_tmpl *out, char **err)
 {
-	int64_t rev = new_revision(), now = (int64_t)(clock_now_ms() / 1000);
+	int64_t rev = new_revision(), now = clock_now_s();
 	struct store_tmpl before = {0};
 	int rc;
 

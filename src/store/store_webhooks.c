@@ -120,7 +120,7 @@ static int create_locked(struct store *st, const struct store_webhook *w, int64_
 	sqlite3_bind_text(stmt, 4, w->description ? w->description : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 5, w->types ? w->types : EVENT_TYPES_ALL);
 	sqlite3_bind_int(stmt, 6, w->unrestricted ? 1 : 0);
-	sqlite3_bind_int64(stmt, 7, (sqlite3_int64)(clock_now_ms() / 1000));
+	sqlite3_bind_int64(stmt, 7, clock_now_s());
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW)
 		*id = sqlite3_column_int64(stmt, 0);
