@@ -175,22 +175,13 @@ static json_t *rcpts_json(struct message_job *j)
 	return a;
 }
 
-static json_t *stored_json(const char *text, json_t *fallback)
-{
-	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
-
-	if (!v)
-		return fallback;
-	json_decref(fallback);
-	return v;
-}
-
 static json_t *message_json(const struct store_message_row *m)
 {
-	return json_pack(
-	    "{s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "id", m->id, "account", m->account, "from", m->from,
-	    "subject", m->subject, "tags", stored_json(m->tags, json_array()), "metadata",
-	    stored_json(m->metadata, json_object()), "created_at", api_time_json(m->created_ms));
+	return json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:o}", "id", m->id, "account", m->account,
+	                 "from", m->from, "subject", m->subject, "tags",
+	                 events_stored_json(m->tags, json_array()), "metadata",
+	                 events_stored_json(m->metadata, json_object()), "created_at",
+	                 api_time_json(m->created_ms));
 }
 
 /* The message as the store has it, or as the spool does when the writer

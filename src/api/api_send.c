@@ -101,7 +101,7 @@ static void received(const struct send_job *j, const char *id, struct buf *out)
 {
 	char date[64];
 
-	rfc5322_date(date, sizeof(date), (int64_t)(clock_now_ms() / 1000));
+	rfc5322_date(date, sizeof(date), clock_now_s());
 	buf_printf(out, "Received: by %s (Posthorn) with HTTP id %s;\r\n\t%s\r\n",
 	           http_req_conf(j->r)->hostname, id, date);
 }
@@ -130,7 +130,7 @@ static void send_build(const struct send_job *j, const struct send_content *c,
 	                              .parts = q->parts,
 	                              .n_parts = q->n_parts,
 	                              .message_id = mid,
-	                              .date = (int64_t)(clock_now_ms() / 1000),
+	                              .date = clock_now_s(),
 	                              .seed = id},
 	           out);
 }
@@ -665,7 +665,7 @@ static void send_reply(struct send_job *j)
 	if (j->idem.replayed)
 		http_add_header(j->r, "Idempotent-Replayed", "true");
 	if (j->quota_reset) {
-		int64_t now = (int64_t)(clock_now_ms() / 1000);
+		int64_t now = clock_now_s();
 		snprintf(after, sizeof(after), "%lld",
 		         (long long)(j->quota_reset > now ? j->quota_reset - now : 1));
 		http_add_header(j->r, "Retry-After", after);
@@ -783,7 +783,7 @@ static void send_commit(void *arg)
 		struct send_msg *m = &j->msgs[i];
 		if (m->state < 0)
 			continue;
-		m->created = (int64_t)(clock_now_ms() / 1000);
+		m->created = clock_now_s();
 		envelope_of(j, m, &env);
 		j->pending++;
 		spool_msg_commit(m->sm, &env, on_commit, m);

@@ -102,10 +102,10 @@ int send_idem_begin(struct http_req *r, const char *account, struct send_idem *k
 	snprintf(k->key, sizeof(k->key), "%s", key);
 	snprintf(k->account, sizeof(k->account), "%s", account);
 	body_hash(r, hash);
-	rc = store_idem_claim(http_req_deps(r)->store,
-	                      &(struct store_idem){account, key, hash,
-	                                           (int64_t)(clock_now_ms() / 1000), SEND_IDEM_TTL},
-	                      &status, &answer, &err);
+	rc =
+	    store_idem_claim(http_req_deps(r)->store,
+	                     &(struct store_idem){account, key, hash, clock_now_s(), SEND_IDEM_TTL},
+	                     &status, &answer, &err);
 	rc = claimed(r, k, rc, status, answer, err, a);
 	free(err);
 	return rc;
@@ -143,5 +143,5 @@ void send_idem_end(struct http_req *r, struct send_idem *k, const struct api_ans
 		         log_q(k->key), log_q(err));
 		free(err);
 	}
-	prune(st, (int64_t)(clock_now_ms() / 1000));
+	prune(st, clock_now_s());
 }

@@ -67,8 +67,11 @@ void cli_usage(FILE *out, const struct cli_cmd *cmd);
  * the usage of the command being run; returns code. */
 int cli_say(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Entry points that dispatch from argv[0] = "user" / "queue" / "stats". */
+/* Entry points that dispatch from argv[0] = "user" / "queue" / "stats"
+ * (the unit tests call them; main.c walks the tree itself). */
 int cli_user(int argc, char **argv, const struct conf *c);
+int cli_queue(int argc, char **argv, const struct conf *c);
+int cli_stats(int argc, char **argv, const struct conf *c);
 
 /* cli_user_deliv.c: quotas and the reputation guard's pause. */
 struct cli_quota {
@@ -89,13 +92,6 @@ extern const struct cli_cmd cli_user_resume_cmd;
  * and its quotas, after the domain table or into the JSON object. */
 struct json_t;
 int cli_stats_accounts(const struct conf *c, const char *account, struct json_t *root);
-int cli_queue(int argc, char **argv, const struct conf *c);
-int cli_stats(int argc, char **argv, const struct conf *c);
-int cli_apikey(int argc, char **argv, const struct conf *c);
-int cli_dkim(int argc, char **argv, const struct conf *c);
-int cli_suppress(int argc, char **argv, const struct conf *c);
-int cli_tls(int argc, char **argv, const struct conf *c);
-int cli_check_config(int argc, char **argv, const struct conf *c);
 
 /* ---- options (cli_util.c) ---- */
 

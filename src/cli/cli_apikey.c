@@ -169,8 +169,3 @@ const struct cli_cmd cli_apikey_cmd = {
     .subs = apikey_cmds,
     .flags = CLI_AS_USER,
 };
-
-int cli_apikey(int argc, char **argv, const struct conf *c)
-{
-	return cli_dispatch(&cli_apikey_cmd, argc, argv, c);
-}

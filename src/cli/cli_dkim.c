@@ -463,7 +463,7 @@ static int cmd_check(const struct dkim_args *a, const struct conf *c)
 {
 	struct dkim_key_info *keys = NULL;
 	struct dkim_lookup *res = NULL;
-	int64_t now = (int64_t)(clock_now_ms() / 1000);
+	int64_t now = clock_now_s();
 	size_t n = 0;
 	int rc = CLI_OK;
 	struct store *st = open_store(c, &rc);
@@ -630,8 +630,3 @@ const struct cli_cmd cli_dkim_cmd = {
     .subs = dkim_cmds,
     .flags = CLI_AS_USER,
 };
-
-int cli_dkim(int argc, char **argv, const struct conf *c)
-{
-	return cli_dispatch(&cli_dkim_cmd, argc, argv, c);
-}

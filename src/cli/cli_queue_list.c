@@ -184,7 +184,7 @@ int cli_queue_list(int argc, char **argv, const struct conf *c)
 	}
 	memset(&x, 0, sizeof(x));
 	x.a = &a;
-	x.now = (int64_t)(clock_now_ms() / 1000);
+	x.now = clock_now_s();
 	if (spool_foreach(sp, list_one, &x, &err) < 0) {
 		rc = cli_say(CLI_RUNTIME, "%s", err);
 		free(err);

@@ -84,7 +84,7 @@ static int parse_args(struct stats_args *a, int argc, char **argv)
 /* now - DURATION in unix seconds, never before the epoch. */
 static int since_time(const char *duration, int64_t *since)
 {
-	int64_t now = (int64_t)(clock_now_ms() / 1000);
+	int64_t now = clock_now_s();
 	uint64_t secs;
 
 	if (parse_duration(duration, &secs) < 0)

@@ -196,7 +196,7 @@ static void add_json(const struct views *vs, const char *account, json_t *root)
 
 int cli_stats_accounts(const struct conf *c, const char *account, json_t *root)
 {
-	struct views vs = {NULL, 0, c, (int64_t)(clock_now_ms() / 1000)};
+	struct views vs = {NULL, 0, c, clock_now_s()};
 	int rc = load(&vs, account);
 
 	if (rc == 0 && root)

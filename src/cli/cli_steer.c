@@ -168,9 +168,8 @@ fail:
 
 static int offline(struct steer_cli *x, const struct ctl_args *a)
 {
-	struct spool_steer_opts o = {
-	    x->op,     a->n_ids ? a->ids : NULL, a->n_ids,
-	    a->domain, x->op == SPOOL_DELETE,    (int64_t)(clock_now_ms() / 1000)};
+	struct spool_steer_opts o = {x->op,     a->n_ids ? a->ids : NULL, a->n_ids,
+	                             a->domain, x->op == SPOOL_DELETE,    clock_now_s()};
 	struct spool *sp;
 	char *err = NULL;
 	int rc;

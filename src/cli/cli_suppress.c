@@ -243,8 +243,3 @@ const struct cli_cmd cli_suppress_cmd = {
     .subs = suppress_cmds,
     .flags = CLI_AS_USER,
 };
-
-int cli_suppress(int argc, char **argv, const struct conf *c)
-{
-	return cli_dispatch(&cli_suppress_cmd, argc, argv, c);
-}

@@ -187,8 +187,3 @@ const struct cli_cmd cli_tls_cmd = {
     .subs = tls_cmds,
     .flags = CLI_AS_USER,
 };
-
-int cli_tls(int argc, char **argv, const struct conf *c)
-{
-	return cli_dispatch(&cli_tls_cmd, argc, argv, c);
-}

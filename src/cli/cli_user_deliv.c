@@ -119,7 +119,7 @@ static int user_resume(int argc, char **argv, const struct conf *c)
 		return rc;
 	if (!(st = cli_open_store(c)))
 		return CLI_RUNTIME;
-	rc = store_user_resume(st, name[0], (int64_t)(clock_now_ms() / 1000), &was, &err);
+	rc = store_user_resume(st, name[0], clock_now_s(), &was, &err);
 	store_close(st);
 	if (rc < 0)
 		return cli_fail(err);

@@ -24,11 +24,6 @@
 #define KEY_FILE           "verp.key"
 #define DELIV_ADDR_LOG_MAX 240 /* " to=<...>" with log_q's cut value */
 
-static int64_t now_s(void)
-{
-	return (int64_t)(clock_now_ms() / 1000);
-}
-
 /* ---- events ---- */
 
 /*
@@ -86,7 +81,7 @@ struct deliv_acct *deliv_acct(struct deliv *d, const char *name)
 	a->quota_set[0] = a->quota_set[1] = STORE_QUOTA_DEFAULT;
 	for (int p = 0; p < DELIV_PERIODS; p++)
 		a->q.limit[p] = limit_of(d, a, p);
-	deliv_q_roll(&a->q, now_s());
+	deliv_q_roll(&a->q, clock_now_s());
 	htable_add(&d->accts, &a->hn, htable_hash_str(a->name));
 	return a;
 }
@@ -267,8 +262,8 @@ int deliv_quota_reserve(struct deliv *d, const char *account, uint64_t n, char *
 	struct deliv_acct *a = deliv_acct(d, account);
 	enum deliv_period p;
 
-	a->q_dirty |= deliv_q_roll(&a->q, now_s());
-	if (deliv_q_take(&a->q, n, now_s(), &p, reset) == 0)
+	a->q_dirty |= deliv_q_roll(&a->q, clock_now_s());
+	if (deliv_q_take(&a->q, n, clock_now_s(), &p, reset) == 0)
 		return 0;
 	deliv_quota_reply(why, cap, account, p, a->q.limit[p], *reset);
 	return -1;
@@ -280,7 +275,7 @@ int deliv_quota_full(struct deliv *d, const char *account, char *why, size_t cap
 	enum deliv_period p;
 	int64_t reset;
 
-	if (!deliv_q_full(&a->q, now_s(), &p, &reset))
+	if (!deliv_q_full(&a->q, clock_now_s(), &p, &reset))
 		return 0;
 	deliv_quota_reply(why, cap, account, p, a->q.limit[p], reset);
 	return 1;
@@ -292,7 +287,7 @@ void deliv_quota_commit(struct deliv *d, const char *account, uint64_t n)
 
 	if (!n)
 		return;
-	deliv_q_commit(&a->q, n, now_s());
+	deliv_q_commit(&a->q, n, clock_now_s());
 	a->q_dirty = 1;
 }
 
@@ -313,8 +308,8 @@ static uint64_t verp_max_age(const struct deliv *d)
 
 enum deliv_verp_kind deliv_verp_rcpt(struct deliv *d, const char *addr, char id[ID_LEN + 1])
 {
-	return deliv_verp_check(d->key, d->conf->bounces_domain, addr, now_s(), verp_max_age(d),
-	                        id);
+	return deliv_verp_check(d->key, d->conf->bounces_domain, addr, clock_now_s(),
+	                        verp_max_age(d), id);
 }
 
 const char *deliv_return_path(struct deliv *d, const char *id, const char *mail_from, char *buf,
@@ -348,7 +343,7 @@ void deliv_message_queued(struct deliv *d, const char *id, const char *account,
 	r = &d->verp[d->n_verp++];
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	r->account = xstrdup(account);
-	r->created = deliv_id_time(id) > 0 ? deliv_id_time(id) : now_s();
+	r->created = deliv_id_time(id) > 0 ? deliv_id_time(id) : clock_now_s();
 	buf_init(&b);
 	for (size_t i = 0; i < n; i++)
 		buf_printf(&b, "%s%s", i ? "\n" : "", rcpts[i]);
@@ -360,7 +355,7 @@ void deliv_message_queued(struct deliv *d, const char *id, const char *account,
 static void pause_account(struct deliv *d, struct deliv_acct *a, enum deliv_rep_verdict v,
                           const struct deliv_rates *r)
 {
-	a->paused_at = now_s();
+	a->paused_at = clock_now_s();
 	a->pause_pending = 1;
 	deliv_rep_reason(a->pause_reason, sizeof(a->pause_reason), v, r, &d->limits);
 	log_warn("event=account_paused account=%s volume=%llu hard=%llu "
@@ -376,7 +371,7 @@ static void pause_account(struct deliv *d, struct deliv_acct *a, enum deliv_rep_
 void deliv_outcome(struct deliv *d, const char *account, enum deliv_outcome o)
 {
 	struct deliv_acct *a = deliv_acct(d, account);
-	int64_t now = now_s();
+	int64_t now = clock_now_s();
 	struct deliv_rep_slot *sl = deliv_rep_note(&a->rep, d->limits.window, now, o, 1);
 	struct deliv_rates r;
 	enum deliv_rep_verdict v;

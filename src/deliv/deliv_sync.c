@@ -49,11 +49,6 @@ struct sync_job {
 	int64_t version;
 };
 
-static int64_t now_s(void)
-{
-	return (int64_t)(clock_now_ms() / 1000);
-}
-
 /* ---- loading at start ---- */
 
 static void on_settings(void *arg, const struct store_account_deliv *a)
@@ -67,7 +62,7 @@ static void on_quota_row(void *arg, const struct store_quota_row *r)
 	struct deliv_acct *a = deliv_acct(d, r->account);
 	int p = r->period ? DELIV_DAY : DELIV_HOUR;
 
-	deliv_q_roll(&a->q, now_s());
+	deliv_q_roll(&a->q, clock_now_s());
 	if (a->q.start[p] == r->window_start) /* counts of a past window are no use */
 		a->q.used[p] = r->used;
 }
@@ -85,7 +80,8 @@ static void on_rep_row(void *arg, const struct store_rep_row *r)
 
 int deliv_load(struct deliv *d, char **err)
 {
-	int64_t since = now_s() - (int64_t)d->limits.window - deliv_rep_width(d->limits.window);
+	int64_t since =
+	    clock_now_s() - (int64_t)d->limits.window - deliv_rep_width(d->limits.window);
 
 	if (store_data_version(d->deps.store, &d->data_version, err) < 0 ||
 	    store_account_deliv_list(d->deps.store, on_settings, d, err) < 0 ||
@@ -195,8 +191,9 @@ static struct sync_job *snapshot(struct deliv *d)
 	j->f.verp = j->verp;
 	if (++d->ticks % PRUNE_EVERY == 0) {
 		j->f.rep_before =
-		    now_s() - (int64_t)d->limits.window - deliv_rep_width(d->limits.window);
-		j->f.verp_before = now_s() - (int64_t)(d->conf->queue_lifetime + DELIV_VERP_GRACE);
+		    clock_now_s() - (int64_t)d->limits.window - deliv_rep_width(d->limits.window);
+		j->f.verp_before =
+		    clock_now_s() - (int64_t)(d->conf->queue_lifetime + DELIV_VERP_GRACE);
 	}
 	return j;
 }

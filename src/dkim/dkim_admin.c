@@ -135,7 +135,7 @@ static int pick_selector(struct store *st, const char *data_dir, const char *dom
 	for (size_t i = 0; i < n; i++)
 		taken[i] = rows[i].selector;
 	for (size_t t = 0; t < SELECTOR_TRIES; t++) {
-		if (dkim_selector_new((int64_t)(clock_now_ms() / 1000), taken, n + t, out) < 0)
+		if (dkim_selector_new(clock_now_s(), taken, n + t, out) < 0)
 			break;
 		if (!file_exists(data_dir, domain, out)) {
 			rc = 0;
@@ -215,7 +215,7 @@ int dkim_keygen(struct store *st, const char *data_dir, const char *domain, cons
 	out->selector = xstrdup(selector ? selector : sel);
 	out->algo = a;
 	out->state = state;
-	out->created = (int64_t)(clock_now_ms() / 1000);
+	out->created = clock_now_s();
 	out->activated = state == DKIM_STATE_ACTIVE ? out->created : 0;
 	if (dkim_key_generate(a, &pem, err) == 0 &&
 	    dkim_key_derive(pem, a, &out->pub, NULL, err) == 0 &&

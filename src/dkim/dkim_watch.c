@@ -146,8 +146,8 @@ static void activate_job(void *arg)
 	size_t n_acts = 0;
 	char *err = NULL;
 
-	if (dkim_activate_visible(w->d.store, w->keys, w->n, w->res,
-	                          (int64_t)(clock_now_ms() / 1000), &acts, &n_acts, &err) < 0) {
+	if (dkim_activate_visible(w->d.store, w->keys, w->n, w->res, clock_now_s(), &acts, &n_acts,
+	                          &err) < 0) {
 		log_err("event=dkim_watch_error error=%s", log_q(err));
 		free(err);
 	}

@@ -126,7 +126,7 @@ struct dsn_job *dsn_job_new(struct spool *sp, const char *hostname, const struct
 	j = xcalloc(1, sizeof(*j));
 	j->sp = sp;
 	j->rep = (struct dsn_report){orig, hostname, rcpts, n, {-1, 0, 0}, 0, NULL};
-	j->rep.now = (int64_t)(clock_now_ms() / 1000);
+	j->rep.now = clock_now_s();
 	return j;
 }
 

@@ -384,7 +384,7 @@ static int plan_make(const struct dsn_report *r, struct plan *p, char **err)
 		p->full = 0;
 		p->too_large = 1;
 	}
-	p->now = r->now ? r->now : (int64_t)(clock_now_ms() / 1000);
+	p->now = r->now ? r->now : clock_now_s();
 	return 0;
 }
 

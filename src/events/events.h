@@ -124,6 +124,9 @@ void events_stop(struct events *ev, struct events_hooks *hooks);
 
 /* An event in the shape of GET /v1/events and webhook bodies (new reference). */
 json_t *events_row_json(const struct store_event_row *e);
+/* JSON text from the database (tags, metadata, detail), or `fallback` when
+ * it is NULL or does not parse; takes the reference to fallback. */
+json_t *events_stored_json(const char *text, json_t *fallback);
 
 /* ---- webhooks (events_hook.c) ----------------------------------------------------- */
 

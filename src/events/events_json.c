@@ -89,8 +89,7 @@ char *events_detail(const struct evrec *r)
 	return b.data;
 }
 
-/* JSON text from the database, or `fallback` when it does not parse. */
-static json_t *stored_json(const char *text, json_t *fallback)
+json_t *events_stored_json(const char *text, json_t *fallback)
 {
 	json_t *v = text ? json_loads(text, 0, NULL) : NULL;
 
@@ -116,6 +115,6 @@ json_t *events_row_json(const struct store_event_row *e)
 	                 event_type_name(e->type) ? event_type_name(e->type) : "unknown", "time", t,
 	                 "account", e->account ? e->account : "", "message_id",
 	                 string_or_null(e->message_id), "recipient", string_or_null(e->recipient),
-	                 "tags", stored_json(e->tags, json_array()), "detail",
-	                 stored_json(e->detail, json_object()));
+	                 "tags", events_stored_json(e->tags, json_array()), "detail",
+	                 events_stored_json(e->detail, json_object()));
 }

@@ -112,7 +112,7 @@ static void on_flush_timer(evutil_socket_t fd, short what, void *arg)
 
 static void touch(struct http_keys *k, int64_t id)
 {
-	int64_t now = (int64_t)(clock_now_ms() / 1000);
+	int64_t now = clock_now_s();
 	size_t i;
 
 	for (i = 0; i < k->n_touched && k->touched[i].id != id; i++)

@@ -121,7 +121,7 @@ static void copy_stats(struct http *h)
 {
 	struct sched_stats ss;
 	struct spool_stats sp;
-	int64_t now = (int64_t)(clock_now_ms() / 1000);
+	int64_t now = clock_now_s();
 
 	if (h->deps.sched) {
 		sched_get_stats(h->deps.sched, &ss);

@@ -132,9 +132,9 @@ static void record_seen(const struct resolve *r)
 			break;
 		buf_init(&b);
 		tlsa_text(r, i, &b);
-		j->v[j->n++] = (struct store_tlsa){xstrdup(r->route->hosts[i].name),
-		                                   xstrdup(r->domain), xstrdup(names[r->dane[i]]),
-		                                   b.data, (int64_t)(clock_now_ms() / 1000)};
+		j->v[j->n++] =
+		    (struct store_tlsa){xstrdup(r->route->hosts[i].name), xstrdup(r->domain),
+		                        xstrdup(names[r->dane[i]]), b.data, clock_now_s()};
 	}
 	work_submit(r->p->deps.work, seen_run, seen_done, j);
 }

@@ -112,7 +112,7 @@ int64_t rpt_interval(const struct rpt *r)
 static void count(struct rpt *r, const char *domain, const char *policy, enum tlsrpt_result res,
                   const char *src, const char *mx, const char *ip)
 {
-	int64_t now = (int64_t)(clock_now_ms() / 1000), iv = rpt_interval(r);
+	int64_t now = clock_now_s(), iv = rpt_interval(r);
 	struct store_tlsrpt_count c = {domain,
 	                               now - now % iv,
 	                               now - now % iv + iv,

@@ -62,11 +62,6 @@ struct round {
 static void period_begin(struct round *rd);
 static void period_next(struct round *rd);
 
-static int64_t now_s(void)
-{
-	return (int64_t)(clock_now_ms() / 1000);
-}
-
 static struct store *store_of(const struct round *rd)
 {
 	return rd->r->p->deps.store;
@@ -106,8 +101,8 @@ static void due_run(void *arg)
 	struct round *rd = arg;
 	char *err = NULL;
 
-	if (store_tlsrpt_due(store_of(rd), now_s() - RPT_GRACE_S, RPT_DUE_MAX, &rd->due, &rd->n_due,
-	                     &err) < 0) {
+	if (store_tlsrpt_due(store_of(rd), clock_now_s() - RPT_GRACE_S, RPT_DUE_MAX, &rd->due,
+	                     &rd->n_due, &err) < 0) {
 		log_warn("event=tlsrpt_error error=%s", log_q(err));
 		free(err);
 	}
@@ -153,8 +148,8 @@ static void done_run(void *arg)
 	const struct store_tlsrpt_row *pr = period(rd);
 	char *err = NULL;
 
-	if (store_tlsrpt_done(store_of(rd), pr->domain, pr->start, now_s(), now_s() - RPT_KEEP_S,
-	                      &err) < 0) {
+	if (store_tlsrpt_done(store_of(rd), pr->domain, pr->start, clock_now_s(),
+	                      clock_now_s() - RPT_KEEP_S, &err) < 0) {
 		log_warn("event=tlsrpt_error domain=%s error=%s", pr->domain, log_q(err));
 		free(err);
 	}
@@ -202,7 +197,7 @@ static void mark_run(void *arg)
 	char *err = NULL;
 
 	if (store_tlsrpt_sent_set(store_of(s->rd), pr->domain, pr->start, s->rd->rec.rua[s->i].uri,
-	                          s->state, now_s(), &err) < 0) {
+	                          s->state, clock_now_s(), &err) < 0) {
 		log_warn("event=tlsrpt_error domain=%s error=%s", pr->domain, log_q(err));
 		free(err);
 	}
@@ -255,7 +250,7 @@ static void send_mail(struct send *s)
 	memset(&env, 0, sizeof(env));
 	env.mail_from = ""; /* no bounce can come back about a report */
 	env.account = "default";
-	env.created = now_s();
+	env.created = clock_now_s();
 	env.rcpts = &rc;
 	env.n_rcpts = 1;
 	spool_msg_commit(s->msg, &env, on_committed, s);
@@ -304,7 +299,7 @@ static int send_due(const struct round *rd, const struct send *s)
 
 	if (strcmp(s->state, "pending") != 0 || s->attempts >= RPT_MAX_ATTEMPTS)
 		return 0;
-	return s->attempts == 0 || now_s() >= s->at + (base << (s->attempts - 1));
+	return s->attempts == 0 || clock_now_s() >= s->at + (base << (s->attempts - 1));
 }
 
 /* The DKIM-Signature fields of a report mail, into sig, when its From
@@ -336,7 +331,7 @@ static void build_mail(struct round *rd, struct send *s)
 	const struct tlsrpt_rua *u = &rd->rec.rua[s->i];
 	size_t len;
 	char *mail = rpt_report_mail(rd->r->p->conf->hostname, period(rd)->domain, u->addr,
-	                             &rd->rep, now_s(), &len);
+	                             &rd->rep, clock_now_s(), &len);
 	char *err = NULL;
 	struct buf sig;
 

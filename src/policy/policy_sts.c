@@ -91,11 +91,6 @@ static void chain_txt(struct sts_entry *e);
 static void fetch_start(struct sts_entry *e, int background);
 static void refresh_end(struct sts_entry *e);
 
-static int64_t now_s(void)
-{
-	return (int64_t)(clock_now_ms() / 1000);
-}
-
 void sts_snap_unref(struct sts_snap *snap)
 {
 	if (!snap || --snap->refs > 0)
@@ -176,7 +171,7 @@ static struct sts_entry *entry_get(struct sts *s, const char *domain)
 
 static int snap_fresh(const struct sts_entry *e)
 {
-	return e->snap && now_s() < e->expires_at;
+	return e->snap && clock_now_s() < e->expires_at;
 }
 
 /* The chain ends: every waiter hears the result, in the order they asked. */
@@ -227,7 +222,7 @@ static void load_done(void *arg)
 	const char *why = NULL;
 
 	e->loaded = 1;
-	if (j->found > 0 && !e->snap && now_s() < j->row.expires_at) {
+	if (j->found > 0 && !e->snap && clock_now_s() < j->row.expires_at) {
 		e->snap = snap_new(j->row.policy, strlen(j->row.policy), j->row.id, &why);
 		e->fetched_at = j->row.fetched_at;
 		e->expires_at = j->row.expires_at;
@@ -307,7 +302,7 @@ static void fetch_ok(struct sts_entry *e, const struct https_result *r)
 	sts_snap_unref(e->snap);
 	e->snap = snap;
 	e->fail_logged = 0;
-	e->fetched_at = now_s();
+	e->fetched_at = clock_now_s();
 	e->expires_at = e->fetched_at + snap->pol.max_age;
 	log_info("event=mta_sts_policy domain=%s id=%s mode=%s max_age=%u mx=%zu", e->domain,
 	         snap->id, sts_mode_name(snap->pol.mode), (unsigned)snap->pol.max_age,
@@ -380,7 +375,7 @@ static void on_txt(void *arg, const struct dns_txt *t)
 	}
 	snprintf(e->want_id, sizeof(e->want_id), "%s", id);
 	if (snap_fresh(e) && strcmp(e->snap->id, id) == 0) {
-		if (now_s() >= e->fetched_at + (e->expires_at - e->fetched_at) / 2)
+		if (clock_now_s() >= e->fetched_at + (e->expires_at - e->fetched_at) / 2)
 			fetch_start(e, 1);
 		answer(e);
 		return;
@@ -454,7 +449,7 @@ static void due_run(void *arg)
 	struct due_job *j = arg;
 	char *err = NULL;
 
-	if (store_sts_due(j->s->p->deps.store, now_s(), STS_REFRESH_BATCH, &j->domains, &j->n,
+	if (store_sts_due(j->s->p->deps.store, clock_now_s(), STS_REFRESH_BATCH, &j->domains, &j->n,
 	                  &err) < 0) {
 		log_warn("event=mta_sts_error error=%s", log_q(err));
 		free(err);

@@ -241,7 +241,7 @@ static inline int64_t rcpt_clock_start(const struct envelope *e, const struct rc
 
 static inline int64_t sched_now_s(void)
 {
-	return (int64_t)(clock_now_ms() / 1000);
+	return clock_now_s();
 }
 
 static inline int64_t sched_now_ms(void)

@@ -69,7 +69,7 @@ static void received_header(struct session *s, struct buf *b)
 	const struct txn *t = &s->txn;
 	char date[64];
 
-	rfc5322_date(date, sizeof(date), (int64_t)(clock_now_ms() / 1000));
+	rfc5322_date(date, sizeof(date), clock_now_s());
 	buf_puts(b, "Received: ");
 	received_from(s, b);
 	buf_printf(b, "by %s (Posthorn) with %s id %s", s->sd->deps->conf->hostname,
@@ -108,8 +108,8 @@ static int data_begin(struct session *s, enum smtp_data_mode mode)
 /* The Date and Message-ID lines the message lacks. */
 static void missing_headers(struct session *s, struct buf *b)
 {
-	smtp_data_missing_headers(&s->txn.dec, (int64_t)(clock_now_ms() / 1000),
-	                          spool_msg_id(s->txn.msg), s->sd->deps->conf->hostname, b);
+	smtp_data_missing_headers(&s->txn.dec, clock_now_s(), spool_msg_id(s->txn.msg),
+	                          s->sd->deps->conf->hostname, b);
 }
 
 static void store_chunk(struct session *s, const char *p, size_t n)
@@ -250,7 +250,7 @@ void smtpd_data_envelope(struct session *s, struct envelope *env)
 	env->account = s->account ? s->account : "default";
 	env->client_ip = s->ip;
 	env->helo = s->helo ? s->helo : "";
-	env->created = (int64_t)(clock_now_ms() / 1000);
+	env->created = clock_now_s();
 	env->size = t->msg ? spool_msg_size(t->msg) : 0; /* a split sets its own */
 	env->body = t->mail.body == 2 ? BODY_8BITMIME : BODY_7BIT;
 	env->smtputf8 = t->mail.smtputf8;

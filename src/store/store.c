@@ -569,8 +569,7 @@ static sqlite3_int64 account_id_existing(struct store *st, const char *name, cha
 	return id;
 }
 
-/* Runs a statement that returns no rows; -1 with *err on failure. */
-static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
+int store_step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
 {
 	int rc = sqlite3_step(stmt);
 
@@ -600,7 +599,7 @@ static int insert_domains(struct store *st, sqlite3_int64 id, const char *const 
 		sqlite3_bind_int64(stmt, 1, id);
 		sqlite3_bind_text(stmt, 2, lower, -1, SQLITE_TRANSIENT);
 		free(lower);
-		rc = step_done(st, stmt, "add domain", err);
+		rc = store_step_done(st, stmt, "add domain", err);
 		if (rc < 0)
 			return -1;
 	}
@@ -621,7 +620,7 @@ static sqlite3_int64 insert_account(struct store *st, const char *name, const ch
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	if (hash != NULL)
 		sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(clock_now_ms() / 1000));
+	sqlite3_bind_int64(stmt, 3, clock_now_s());
 	rc = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)
@@ -691,12 +690,12 @@ static int del_locked(struct store *st, const char *name, char **err)
 	if (stmt == NULL)
 		return store_tx_rollback(st);
 	sqlite3_bind_int64(stmt, 1, id);
-	if (step_done(st, stmt, "delete domains", err) < 0)
+	if (store_step_done(st, stmt, "delete domains", err) < 0)
 		return store_tx_rollback(st);
 	if ((stmt = store_prepare(st, "DELETE FROM accounts WHERE id = ?1", err)) == NULL)
 		return store_tx_rollback(st);
 	sqlite3_bind_int64(stmt, 1, id);
-	if (step_done(st, stmt, "delete account", err) < 0 || store_tx_commit(st, err) < 0)
+	if (store_step_done(st, stmt, "delete account", err) < 0 || store_tx_commit(st, err) < 0)
 		return store_tx_rollback(st);
 	return 0;
 }
@@ -722,7 +721,7 @@ static int passwd_locked(struct store *st, const char *name, const char *hash, c
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, hash, -1, SQLITE_STATIC);
-	if (step_done(st, stmt, "set password", err) < 0)
+	if (store_step_done(st, stmt, "set password", err) < 0)
 		return -1;
 	if (sqlite3_changes(st->db) == 0)
 		return store_fail(err, "no such account '%s'", name);
@@ -788,7 +787,7 @@ static int delete_domain(struct store *st, const char *name, sqlite3_int64 id, c
 		return -1;
 	sqlite3_bind_int64(stmt, 1, id);
 	sqlite3_bind_text(stmt, 2, domain, -1, SQLITE_STATIC);
-	if (step_done(st, stmt, "remove domain", err) < 0)
+	if (store_step_done(st, stmt, "remove domain", err) < 0)
 		return -1;
 	if (sqlite3_changes(st->db) == 0)
 		return store_fail(err, "account '%s' does not own domain '%s'", name, domain);

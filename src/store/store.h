@@ -74,9 +74,8 @@ int store_user_del_domains(struct store *st, const char *name, const char *const
 int store_account_set_unsubscribe(struct store *st, const char *name, int on, char **err);
 int store_account_unsubscribe(struct store *st, const char *name, int *on, char **err);
 /* The names of the accounts with the flag on, sorted (free with
- * store_names_free). */
+ * store_strv_free). */
 int store_accounts_unsubscribe(struct store *st, char ***names, size_t *n, char **err);
-void store_names_free(char **names, size_t n);
 
 /* ---- delivery counters (store_stats.c) ------------------------------------
  *
@@ -501,6 +500,7 @@ void store_sts_clear(struct store_sts *p);
  * store_strv_free. */
 int store_sts_due(struct store *st, int64_t now, size_t max, char ***domains, size_t *n,
                   char **err);
+/* Frees n malloc'd strings and their array (the string lists of store_*). */
 void store_strv_free(char **v, size_t n);
 
 /* What a TLSA lookup of _25._tcp.HOST gave for destination domain:

@@ -29,16 +29,13 @@ static int set_locked(struct store *st, const char *name, int on, char **err)
 {
 	sqlite3_stmt *stmt =
 	    store_prepare(st, "UPDATE accounts SET unsubscribe = ?2 WHERE name = ?1", err);
-	int rc;
 
 	if (stmt == NULL)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 2, on ? 1 : 0);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
-		return store_fail_db(st, err, "set unsubscribe");
+	if (store_step_done(st, stmt, "set unsubscribe", err) < 0)
+		return -1;
 	if (sqlite3_changes(st->db) == 0)
 		return store_fail(err, "no such account '%s'", name);
 	return 0;
@@ -116,16 +113,9 @@ int store_accounts_unsubscribe(struct store *st, char ***names, size_t *n, char 
 	rc = list_locked(st, names, n, err);
 	pthread_mutex_unlock(&st->lock);
 	if (rc < 0) {
-		store_names_free(*names, *n);
+		store_strv_free(*names, *n);
 		*names = NULL;
 		*n = 0;
 	}
 	return rc;
-}
-
-void store_names_free(char **names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
 }

@@ -95,11 +95,6 @@ static void read_key(sqlite3_stmt *stmt, struct store_apikey *k)
 	k->revoked_at = sqlite3_column_int64(stmt, 6);
 }
 
-static int64_t now_s(void)
-{
-	return (int64_t)(clock_now_ms() / 1000);
-}
-
 /* ---- create ------------------------------------------------------------------- */
 
 static int create_locked(struct store *st, const char *account, const char *name, int admin,
@@ -114,7 +109,7 @@ static int create_locked(struct store *st, const char *account, const char *name
 	sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, hash_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 4, admin ? 1 : 0);
-	sqlite3_bind_int64(stmt, 5, now_s());
+	sqlite3_bind_int64(stmt, 5, clock_now_s());
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW)
 		*id = sqlite3_column_int64(stmt, 0);
@@ -304,7 +299,7 @@ static int revoke_locked(struct store *st, int64_t id, const struct store_apikey
 		store_fail(err, "API key %lld is already revoked", (long long)id);
 		return STORE_APIKEY_REVOKED;
 	}
-	k->revoked_at = now_s();
+	k->revoked_at = clock_now_s();
 	if (update_key(st, "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1", id, NULL,
 	               k->revoked_at, err) < 0 ||
 	    store_tx_commit(st, err) < 0)

@@ -112,8 +112,7 @@ void store_counters_count(struct store_counters *sc, const char *account, const 
 	char dom[COUNTER_DOMAIN_MAX + 2];
 
 	rcpt_domain(rcpt, dom, sizeof(dom));
-	if (counter_batch_add(sc->batch, (int64_t)(clock_now_ms() / 1000), account, dom, event,
-	                      1) == 1)
+	if (counter_batch_add(sc->batch, clock_now_s(), account, dom, event, 1) == 1)
 		flush(sc);
 }
 

@@ -144,15 +144,6 @@ int store_account_deliv_list(struct store *st,
 	return rc;
 }
 
-/* Runs stmt to its end and finalizes it: 0, or -1 with *err. */
-static int run(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
-{
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, what);
-}
-
 static int set_quota_locked(struct store *st, const char *name, const int set[2],
                             const int64_t quota[2], char **err)
 {
@@ -171,7 +162,7 @@ static int set_quota_locked(struct store *st, const char *name, const int set[2]
 		sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 		if (quota[i] != STORE_QUOTA_DEFAULT)
 			sqlite3_bind_int64(stmt, 2, quota[i]);
-		if (run(st, stmt, "set quota", err) < 0)
+		if (store_step_done(st, stmt, "set quota", err) < 0)
 			return -1;
 	}
 	return 0;
@@ -191,6 +182,32 @@ int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, c
 			store_tx_rollback(st);
 	}
 	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_each_in_tx(struct store *st, const char *sql, size_t n,
+                     int (*one)(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg,
+                                char **err),
+                     void *arg, char **err)
+{
+	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	int rc = 0;
+
+	if (!stmt)
+		return -1;
+	if (store_tx_begin(st, err) < 0) {
+		sqlite3_finalize(stmt);
+		return -1;
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		sqlite3_reset(stmt);
+		rc = one(st, stmt, i, arg, err);
+	}
+	sqlite3_finalize(stmt);
+	if (rc == 0 && store_tx_commit(st, err) < 0)
+		rc = -1;
+	if (rc != 0)
+		store_tx_rollback(st);
 	return rc;
 }
 
@@ -240,7 +257,7 @@ static int resume_locked(struct store *st, const char *name, int64_t now,
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, now);
-	if (run(st, stmt, "resume", err) < 0)
+	if (store_step_done(st, stmt, "resume", err) < 0)
 		return -1;
 	stmt = store_prepare(st,
 	                     "DELETE FROM reputation WHERE account_id ="
@@ -249,7 +266,7 @@ static int resume_locked(struct store *st, const char *name, int64_t now,
 	if (!stmt)
 		return -1;
 	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	return run(st, stmt, "reset reputation", err) < 0 ? -1 : 1;
+	return store_step_done(st, stmt, "reset reputation", err) < 0 ? -1 : 1;
 }
 
 struct resume_args {

@@ -88,23 +88,16 @@ int store_dkim_add(struct store *st, const struct store_dkim_key *k, char **err)
 
 /* ---- listing -------------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
 static void row_read(sqlite3_stmt *stmt, struct store_dkim_key *k)
 {
-	k->domain = col_text(stmt, 0);
-	k->selector = col_text(stmt, 1);
-	k->algorithm = col_text(stmt, 2);
-	k->state = col_text(stmt, 3);
+	k->domain = store_col_text(stmt, 0);
+	k->selector = store_col_text(stmt, 1);
+	k->algorithm = store_col_text(stmt, 2);
+	k->state = store_col_text(stmt, 3);
 	k->created = sqlite3_column_int64(stmt, 4);
 	k->activated = sqlite3_column_int64(stmt, 5); /* NULL reads as 0 */
 	k->retired = sqlite3_column_int64(stmt, 6);
-	k->key_path = col_text(stmt, 7);
+	k->key_path = store_col_text(stmt, 7);
 }
 
 static int list_locked(struct store *st, const char *domain, const char *state,
@@ -163,11 +156,12 @@ void store_dkim_keys_free(struct store_dkim_key *v, size_t n)
 
 /* ---- state changes ---------------------------------------------------------- */
 
-/* 0 applied, 1 the key was not in c->from, -1 error. */
-static int change_one(struct store *st, sqlite3_stmt *stmt, const struct store_dkim_change *c,
-                      char **err)
+/* Change i of arg, one of store_each_in_tx: 0 applied, 1 the key was not in
+ * c->from, -1 error. */
+static int change_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
 {
-	sqlite3_reset(stmt);
+	const struct store_dkim_change *c = (const struct store_dkim_change *)arg + i;
+
 	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 2, c->selector, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, c->from, -1, SQLITE_STATIC);
@@ -178,27 +172,6 @@ static int change_one(struct store *st, sqlite3_stmt *stmt, const struct store_d
 	return sqlite3_changes(st->db) == 1 ? 0 : 1;
 }
 
-static int change_locked(struct store *st, const struct store_dkim_change *c, size_t n, char **err)
-{
-	sqlite3_stmt *stmt = store_prepare(st, change_sql, err);
-	int rc = 0;
-
-	if (stmt == NULL)
-		return -1;
-	if (store_tx_begin(st, err) < 0) {
-		sqlite3_finalize(stmt);
-		return -1;
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = change_one(st, stmt, &c[i], err);
-	sqlite3_finalize(stmt);
-	if (rc != 0 || store_tx_commit(st, err) < 0) {
-		store_tx_rollback(st);
-		return rc > 0 ? 1 : -1;
-	}
-	return 0;
-}
-
 int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_t n, char **err)
 {
 	int rc;
@@ -206,7 +179,7 @@ int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_
 	if (n == 0)
 		return 0;
 	pthread_mutex_lock(&st->lock);
-	rc = change_locked(st, c, n, err);
+	rc = store_each_in_tx(st, change_sql, n, change_one, (void *)c, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

@@ -695,16 +695,13 @@ static int prune_one(struct store *st, const char *sql, int64_t before, size_t l
                      size_t *deleted, char **err)
 {
 	sqlite3_stmt *stmt = store_prepare(st, sql, err);
-	int rc;
 
 	if (!stmt)
 		return -1;
 	sqlite3_bind_int64(stmt, 1, before);
 	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
-		return store_fail_db(st, err, "prune");
+	if (store_step_done(st, stmt, "prune", err) < 0)
+		return -1;
 	*deleted += (size_t)sqlite3_changes(st->db);
 	return 0;
 }

@@ -108,13 +108,6 @@ static void *next_row(void *rows_v, size_t *n, size_t *cap, size_t size)
 	return slot;
 }
 
-static char *col_dup(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return t ? xstrdup((const char *)t) : NULL;
-}
-
 /* Runs q, handing each row to take(); -1 with *err on failure. */
 static int q_run(struct store *st, struct query *q, void (*take)(void *rows, sqlite3_stmt *stmt),
                  void *rows, char **err)
@@ -151,12 +144,12 @@ static void take_event(void *arg, sqlite3_stmt *stmt)
 
 	e->id = sqlite3_column_int64(stmt, 0);
 	e->type = event_type_parse((const char *)sqlite3_column_text(stmt, 1));
-	e->account = col_dup(stmt, 2);
-	e->message_id = col_dup(stmt, 3);
-	e->recipient = col_dup(stmt, 4);
+	e->account = store_col_dup(stmt, 2);
+	e->message_id = store_col_dup(stmt, 3);
+	e->recipient = store_col_dup(stmt, 4);
 	e->time_ms = sqlite3_column_int64(stmt, 5);
-	e->detail = col_dup(stmt, 6);
-	e->tags = col_dup(stmt, 7);
+	e->detail = store_col_dup(stmt, 6);
+	e->tags = store_col_dup(stmt, 7);
 }
 
 static void event_rows_free(struct event_rows *rows)
@@ -289,12 +282,12 @@ struct message_rows {
 
 static void read_message(sqlite3_stmt *stmt, struct store_message_row *m)
 {
-	m->id = col_dup(stmt, 0);
-	m->account = col_dup(stmt, 1);
-	m->from = col_dup(stmt, 2);
-	m->subject = col_dup(stmt, 3);
-	m->tags = col_dup(stmt, 4);
-	m->metadata = col_dup(stmt, 5);
+	m->id = store_col_dup(stmt, 0);
+	m->account = store_col_dup(stmt, 1);
+	m->from = store_col_dup(stmt, 2);
+	m->subject = store_col_dup(stmt, 3);
+	m->tags = store_col_dup(stmt, 4);
+	m->metadata = store_col_dup(stmt, 5);
 	m->created_ms = sqlite3_column_int64(stmt, 6);
 }
 
@@ -393,7 +386,7 @@ static void take_stats(void *arg, sqlite3_stmt *stmt)
 	struct store_stats_row *r = next_row(&rows->v, &rows->n, &rows->cap, sizeof(*r));
 
 	r->start = sqlite3_column_int64(stmt, 0);
-	r->key = col_dup(stmt, 1);
+	r->key = store_col_dup(stmt, 1);
 	for (int k = 0; k < EVENT_TYPES; k++)
 		r->n[k] = (uint64_t)sqlite3_column_int64(stmt, 2 + k);
 }

@@ -13,6 +13,8 @@
 #include <pthread.h>
 #include <sqlite3.h>
 
+#include "util/util.h"
+
 /* Statements of hot paths, prepared on first use and kept until
  * store_close() (store_prepare_kept). */
 enum store_kept {
@@ -38,11 +40,30 @@ int store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2
 /* As store_fail, with the database's path and SQLite's last message. */
 int store_fail_db(struct store *st, char **err, const char *what);
 sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err);
+/* Steps stmt, which returns no rows, and finalizes it: 0, or -1 with *err
+ * naming `what`. sqlite3_changes() still counts its rows afterwards. */
+int store_step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err);
 /* The kept statement `which` of sql, prepared on first use: the caller
  * binds, steps and resets it (sqlite3_reset and clear_bindings), never
  * finalizes it. A prepare costs more than the lookup it serves. */
 sqlite3_stmt *store_prepare_kept(struct store *st, enum store_kept which, const char *sql,
                                  char **err);
+
+/* Column i of the current row as a malloc'd string; NULL reads as ""
+ * (store_col_text) or stays NULL (store_col_dup). */
+static inline char *store_col_text(sqlite3_stmt *stmt, int i)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, i);
+
+	return xstrdup(t ? (const char *)t : "");
+}
+
+static inline char *store_col_dup(sqlite3_stmt *stmt, int i)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, i);
+
+	return t ? xstrdup((const char *)t) : NULL;
+}
 
 /* BEGIN IMMEDIATE / COMMIT; rollback ends a failed transaction (if one is
  * open) and always returns -1, so that `return store_tx_rollback(st);`
@@ -65,6 +86,15 @@ extern const char store_idem_migration[];
  * when fn returns >= 0 (its result is returned), rolled back otherwise. */
 int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, char **err),
                       void *arg, char **err);
+
+/* Runs one(st, stmt, i, arg, err) for each i < n on sql, prepared once and
+ * reset before each call, in one transaction (a batch may hold thousands
+ * of rows): committed when every call returns 0; else rolled back and the
+ * first nonzero result returned (-1 when the transaction itself fails). */
+int store_each_in_tx(struct store *st, const char *sql, size_t n,
+                     int (*one)(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg,
+                                char **err),
+                     void *arg, char **err);
 
 /* The id of account `name`: 0 if there is none, -1 on error. */
 sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);

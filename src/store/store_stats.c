@@ -54,9 +54,14 @@ static int count_check(const struct store_count *c, size_t i, char **err)
 	return 0;
 }
 
-static int upsert_one(struct store *st, sqlite3_stmt *stmt, const struct store_count *c, char **err)
+/* Count i of arg (a struct store_count array); one of store_each_in_tx: a
+ * batch may hold thousands of rows, and they all go in one transaction. */
+static int upsert_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
 {
-	sqlite3_reset(stmt);
+	const struct store_count *c = (const struct store_count *)arg + i;
+
+	if (c->n == 0)
+		return 0;
 	sqlite3_bind_int64(stmt, 1, counter_bucket(c->bucket_hour));
 	sqlite3_bind_text(stmt, 2, c->account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(stmt, 3, c->domain, -1, SQLITE_STATIC);
@@ -64,28 +69,6 @@ static int upsert_one(struct store *st, sqlite3_stmt *stmt, const struct store_c
 	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)c->n);
 	if (sqlite3_step(stmt) != SQLITE_DONE)
 		return store_fail_db(st, err, "add counter");
-	return 0;
-}
-
-/* One statement prepared once and reset per row: a batch may hold
- * thousands of rows, and they all go in one transaction. */
-static int add_locked(struct store *st, const struct store_count *c, size_t n, char **err)
-{
-	sqlite3_stmt *stmt = store_prepare(st, upsert_sql, err);
-	int rc = 0;
-
-	if (stmt == NULL)
-		return -1;
-	if (store_tx_begin(st, err) < 0) {
-		sqlite3_finalize(stmt);
-		return -1;
-	}
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (c[i].n > 0)
-			rc = upsert_one(st, stmt, &c[i], err);
-	sqlite3_finalize(stmt);
-	if (rc < 0 || store_tx_commit(st, err) < 0)
-		return store_tx_rollback(st);
 	return 0;
 }
 
@@ -103,7 +86,7 @@ int store_counts_add(struct store *st, const struct store_count *c, size_t n, ch
 	if (nonzero == 0)
 		return 0;
 	pthread_mutex_lock(&st->lock);
-	rc = add_locked(st, c, n, err);
+	rc = store_each_in_tx(st, upsert_sql, n, upsert_one, (void *)c, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

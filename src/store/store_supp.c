@@ -178,7 +178,7 @@ static int change(struct store *st, const char *sql, sqlite3_int64 id, const str
 	if (reason) {
 		sqlite3_bind_text(stmt, 3, a->display, -1, SQLITE_STATIC);
 		sqlite3_bind_text(stmt, 4, reason, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 5, (sqlite3_int64)(clock_now_ms() / 1000));
+		sqlite3_bind_int64(stmt, 5, clock_now_s());
 	}
 	rc = sqlite3_step(stmt);
 	sqlite3_finalize(stmt);

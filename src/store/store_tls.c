@@ -94,22 +94,6 @@ static const char sent_set_sql[] =
 
 /* ---- small helpers ------------------------------------------------------- */
 
-static char *col_text(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
-/* Runs a prepared statement that returns no rows; finalizes it. */
-static int step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
-{
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, what);
-}
-
 /* ---- MTA-STS policies -------------------------------------------------------- */
 
 void store_sts_clear(struct store_sts *p)
@@ -131,10 +115,10 @@ static int sts_get_locked(struct store *st, const char *domain, struct store_sts
 	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW) {
-		out->domain = col_text(stmt, 0);
-		out->id = col_text(stmt, 1);
-		out->mode = col_text(stmt, 2);
-		out->policy = col_text(stmt, 3);
+		out->domain = store_col_text(stmt, 0);
+		out->id = store_col_text(stmt, 1);
+		out->mode = store_col_text(stmt, 2);
+		out->policy = store_col_text(stmt, 3);
 		out->max_age = sqlite3_column_int64(stmt, 4);
 		out->fetched_at = sqlite3_column_int64(stmt, 5);
 		out->expires_at = sqlite3_column_int64(stmt, 6);
@@ -170,7 +154,7 @@ int store_sts_put(struct store *st, const struct store_sts *p, char **err)
 		sqlite3_bind_int64(stmt, 5, p->max_age);
 		sqlite3_bind_int64(stmt, 6, p->fetched_at);
 		sqlite3_bind_int64(stmt, 7, p->expires_at);
-		rc = step_done(st, stmt, "store MTA-STS policy", err);
+		rc = store_step_done(st, stmt, "store MTA-STS policy", err);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -192,7 +176,7 @@ static int sts_due_locked(struct store *st, int64_t now, size_t max, char ***dom
 	sqlite3_bind_int64(stmt, 2, (int64_t)max);
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		*domains = xrealloc(*domains, (*n + 1) * sizeof(**domains));
-		(*domains)[(*n)++] = col_text(stmt, 0);
+		(*domains)[(*n)++] = store_col_text(stmt, 0);
 	}
 	sqlite3_finalize(stmt);
 	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policies due");
@@ -236,7 +220,7 @@ int store_tlsa_put(struct store *st, const struct store_tlsa *t, char **err)
 		sqlite3_bind_text(stmt, 3, t->state, -1, SQLITE_STATIC);
 		sqlite3_bind_text(stmt, 4, t->records, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 5, t->seen_at);
-		rc = step_done(st, stmt, "store TLSA records", err);
+		rc = store_step_done(st, stmt, "store TLSA records", err);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -266,10 +250,10 @@ static int tlsa_list_locked(struct store *st, const char *domain, struct store_t
 		struct store_tlsa *t;
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		t = &(*out)[(*n)++];
-		t->host = col_text(stmt, 0);
-		t->domain = col_text(stmt, 1);
-		t->state = col_text(stmt, 2);
-		t->records = col_text(stmt, 3);
+		t->host = store_col_text(stmt, 0);
+		t->domain = store_col_text(stmt, 1);
+		t->state = store_col_text(stmt, 2);
+		t->records = store_col_text(stmt, 3);
 		t->seen_at = sqlite3_column_int64(stmt, 4);
 	}
 	sqlite3_finalize(stmt);
@@ -296,10 +280,13 @@ int store_tlsa_list(struct store *st, const char *domain, struct store_tlsa **ou
 
 /* ---- TLS-RPT counts ---------------------------------------------------------- */
 
-static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, const struct store_tlsrpt_count *c,
-                       char **err)
+/* Count i of arg (a struct store_tlsrpt_count array); one of store_each_in_tx. */
+static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
 {
-	sqlite3_reset(stmt);
+	const struct store_tlsrpt_count *c = (const struct store_tlsrpt_count *)arg + i;
+
+	if (c->n == 0)
+		return 0;
 	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 2, c->start);
 	sqlite3_bind_int64(stmt, 3, c->end);
@@ -312,27 +299,6 @@ static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, const struct store_
 	return sqlite3_step(stmt) == SQLITE_DONE ? 0 : store_fail_db(st, err, "add TLS-RPT count");
 }
 
-static int rpt_add_locked(struct store *st, const struct store_tlsrpt_count *c, size_t n,
-                          char **err)
-{
-	sqlite3_stmt *stmt = store_prepare(st, rpt_add_sql, err);
-	int rc = 0;
-
-	if (!stmt)
-		return -1;
-	if (store_tx_begin(st, err) < 0) {
-		sqlite3_finalize(stmt);
-		return -1;
-	}
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		if (c[i].n > 0)
-			rc = rpt_add_one(st, stmt, &c[i], err);
-	sqlite3_finalize(stmt);
-	if (rc < 0 || store_tx_commit(st, err) < 0)
-		return store_tx_rollback(st);
-	return 0;
-}
-
 int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *c, size_t n, char **err)
 {
 	int rc;
@@ -343,7 +309,7 @@ int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *c, size_
 	if (n == 0)
 		return 0;
 	pthread_mutex_lock(&st->lock);
-	rc = rpt_add_locked(st, c, n, err);
+	rc = store_each_in_tx(st, rpt_add_sql, n, rpt_add_one, (void *)c, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -373,16 +339,16 @@ static int rows_read(struct store *st, sqlite3_stmt *stmt, int full, struct stor
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		r = &(*out)[(*n)++];
 		memset(r, 0, sizeof(*r));
-		r->domain = col_text(stmt, 0);
+		r->domain = store_col_text(stmt, 0);
 		r->start = sqlite3_column_int64(stmt, 1);
 		r->end = sqlite3_column_int64(stmt, 2);
 		if (!full)
 			continue;
-		r->policy = col_text(stmt, 3);
-		r->result = col_text(stmt, 4);
-		r->sending_ip = col_text(stmt, 5);
-		r->mx_host = col_text(stmt, 6);
-		r->receiving_ip = col_text(stmt, 7);
+		r->policy = store_col_text(stmt, 3);
+		r->result = store_col_text(stmt, 4);
+		r->sending_ip = store_col_text(stmt, 5);
+		r->mx_host = store_col_text(stmt, 6);
+		r->receiving_ip = store_col_text(stmt, 7);
 		r->n = (uint64_t)sqlite3_column_int64(stmt, 8);
 	}
 	sqlite3_finalize(stmt);
@@ -502,7 +468,7 @@ int store_tlsrpt_sent_set(struct store *st, const char *domain, int64_t start, c
 		sqlite3_bind_text(stmt, 3, rua, -1, SQLITE_STATIC);
 		sqlite3_bind_text(stmt, 4, state, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(stmt, 5, at);
-		rc = step_done(st, stmt, "record TLS-RPT delivery", err);
+		rc = store_step_done(st, stmt, "record TLS-RPT delivery", err);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -521,7 +487,7 @@ static int exec_bound(struct store *st, const char *sql, const char *domain, int
 	sqlite3_bind_int64(stmt, domain ? 2 : 1, a);
 	if (domain)
 		sqlite3_bind_int64(stmt, 3, b);
-	return step_done(st, stmt, "finish TLS-RPT report", err);
+	return store_step_done(st, stmt, "finish TLS-RPT report", err);
 }
 
 static int done_locked(struct store *st, const char *domain, int64_t start, int64_t at,
@@ -561,7 +527,6 @@ static int set_pool_locked(struct store *st, const char *name, const char *pool,
 {
 	sqlite3_stmt *stmt =
 	    store_prepare(st, "UPDATE accounts SET pool = ?2 WHERE name = ?1", err);
-	int rc;
 
 	if (!stmt)
 		return -1;
@@ -570,10 +535,8 @@ static int set_pool_locked(struct store *st, const char *name, const char *pool,
 		sqlite3_bind_text(stmt, 2, pool, -1, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(stmt, 2);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
-		return store_fail_db(st, err, "set account pool");
+	if (store_step_done(st, stmt, "set account pool", err) < 0)
+		return -1;
 	return sqlite3_changes(st->db) ? 0 : store_fail(err, "no account '%s'", name);
 }
 
@@ -602,8 +565,8 @@ static int pools_locked(struct store *st, char ***names, char ***pools, size_t *
 	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
 		*names = xrealloc(*names, (*n + 1) * sizeof(**names));
 		*pools = xrealloc(*pools, (*n + 1) * sizeof(**pools));
-		(*names)[*n] = col_text(stmt, 0);
-		(*pools)[*n] = col_text(stmt, 1);
+		(*names)[*n] = store_col_text(stmt, 0);
+		(*pools)[*n] = store_col_text(stmt, 1);
 		(*n)++;
 	}
 	sqlite3_finalize(stmt);

@@ -102,13 +102,6 @@ static int64_t new_revision(void)
 	return r ? (int64_t)r : 1;
 }
 
-static char *col_dup(sqlite3_stmt *stmt, int col)
-{
-	const unsigned char *s = sqlite3_column_text(stmt, col);
-
-	return s ? xstrdup((const char *)s) : NULL;
-}
-
 /* Reads the TMPL_COLUMNS of the current row into t (cleared first). */
 static void read_tmpl(sqlite3_stmt *stmt, struct store_tmpl *t)
 {
@@ -116,11 +109,11 @@ static void read_tmpl(sqlite3_stmt *stmt, struct store_tmpl *t)
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name ? (const char *)name : "");
-	t->subject = col_dup(stmt, 1);
+	t->subject = store_col_dup(stmt, 1);
 	if (!t->subject)
 		t->subject = xstrdup("");
-	t->text = col_dup(stmt, 2);
-	t->html = col_dup(stmt, 3);
+	t->text = store_col_dup(stmt, 2);
+	t->html = store_col_dup(stmt, 3);
 	t->revision = sqlite3_column_int64(stmt, 4);
 	t->created_at = sqlite3_column_int64(stmt, 5);
 	t->updated_at = sqlite3_column_int64(stmt, 6);
@@ -295,7 +288,7 @@ static void fill_out(struct store_tmpl *out, const char *name, const struct stor
 int store_tmpl_create(struct store *st, const char *account, const char *name,
                       const struct store_tmpl_in *in, struct store_tmpl *out, char **err)
 {
-	int64_t rev = new_revision(), now = (int64_t)(clock_now_ms() / 1000);
+	int64_t rev = new_revision(), now = clock_now_s();
 	int rc;
 
 	if (check_in(name, in, err) < 0)
@@ -351,7 +344,7 @@ static int change_locked(struct store *st, const char *account, const char *name
 int store_tmpl_update(struct store *st, const char *account, const char *name,
                       const struct store_tmpl_in *in, struct store_tmpl *out, char **err)
 {
-	int64_t rev = new_revision(), now = (int64_t)(clock_now_ms() / 1000);
+	int64_t rev = new_revision(), now = clock_now_s();
 	struct store_tmpl before = {0};
 	int rc;
 

@@ -78,13 +78,6 @@ void store_webhook_clear(struct store_webhook *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static char *col_dup(sqlite3_stmt *stmt, int i)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, i);
-
-	return xstrdup(t ? (const char *)t : "");
-}
-
 static void read_hook(sqlite3_stmt *stmt, struct store_webhook *w)
 {
 	const unsigned char *account = sqlite3_column_text(stmt, 1);
@@ -92,9 +85,9 @@ static void read_hook(sqlite3_stmt *stmt, struct store_webhook *w)
 	memset(w, 0, sizeof(*w));
 	w->id = sqlite3_column_int64(stmt, 0);
 	snprintf(w->account, sizeof(w->account), "%s", account ? (const char *)account : "");
-	w->url = col_dup(stmt, 2);
-	w->secret = col_dup(stmt, 3);
-	w->description = col_dup(stmt, 4);
+	w->url = store_col_text(stmt, 2);
+	w->secret = store_col_text(stmt, 3);
+	w->description = store_col_text(stmt, 4);
 	w->types = (unsigned)sqlite3_column_int64(stmt, 5);
 	w->unrestricted = sqlite3_column_int(stmt, 6) != 0;
 	w->created_at = sqlite3_column_int64(stmt, 7);
@@ -127,7 +120,7 @@ static int create_locked(struct store *st, const struct store_webhook *w, int64_
 	sqlite3_bind_text(stmt, 4, w->description ? w->description : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int64(stmt, 5, w->types ? w->types : EVENT_TYPES_ALL);
 	sqlite3_bind_int(stmt, 6, w->unrestricted ? 1 : 0);
-	sqlite3_bind_int64(stmt, 7, (sqlite3_int64)(clock_now_ms() / 1000));
+	sqlite3_bind_int64(stmt, 7, clock_now_s());
 	rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW)
 		*id = sqlite3_column_int64(stmt, 0);
@@ -240,11 +233,8 @@ int store_webhook_get(struct store *st, const char *account, int64_t id, struct 
 
 static int changed(struct store *st, sqlite3_stmt *stmt, int64_t id, const char *what, char **err)
 {
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
-		return store_fail_db(st, err, what);
+	if (store_step_done(st, stmt, what, err) < 0)
+		return -1;
 	return sqlite3_changes(st->db) ? 0 : not_found(id, err);
 }
 
@@ -338,14 +328,6 @@ int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id,
 	return rc;
 }
 
-static int step_free(struct store *st, sqlite3_stmt *stmt, const char *what, char **err)
-{
-	int rc = sqlite3_step(stmt);
-
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, what);
-}
-
 static int record_failure(struct store *st, int64_t id, const struct store_webhook_failure *f,
                           char **err)
 {
@@ -360,13 +342,13 @@ static int record_failure(struct store *st, int64_t id, const struct store_webho
 	sqlite3_bind_int(stmt, 5, f->status);
 	sqlite3_bind_text(stmt, 6, f->error ? f->error : "", -1, SQLITE_STATIC);
 	sqlite3_bind_int(stmt, 7, f->dropped ? 1 : 0);
-	if (step_free(st, stmt, "add webhook failure", err) < 0)
+	if (store_step_done(st, stmt, "add webhook failure", err) < 0)
 		return -1;
 	if (!(stmt = store_prepare(st, trim_sql, err)))
 		return -1;
 	sqlite3_bind_int64(stmt, 1, id);
 	sqlite3_bind_int(stmt, 2, WEBHOOK_FAILURES_KEPT);
-	return step_free(st, stmt, "trim webhook failures", err);
+	return store_step_done(st, stmt, "trim webhook failures", err);
 }
 
 static int failed_locked(struct store *st, int64_t id, const struct store_webhook_failure *f,
@@ -423,7 +405,7 @@ static int failures_locked(struct store *st, int64_t id, struct failure_rows *ro
 		f->first_event = sqlite3_column_int64(stmt, 1);
 		f->last_event = sqlite3_column_int64(stmt, 2);
 		f->status = sqlite3_column_int(stmt, 3);
-		f->error = rows->errors[rows->n] = col_dup(stmt, 4);
+		f->error = rows->errors[rows->n] = store_col_text(stmt, 4);
 		f->dropped = sqlite3_column_int(stmt, 5) != 0;
 		rows->n++;
 	}

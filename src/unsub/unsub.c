@@ -183,9 +183,9 @@ static void watch_done(void *arg)
 
 	u->busy = 0;
 	if (j->failed || u->stopped || same_names(u->on, u->n_on, j->names, j->n)) {
-		store_names_free(j->names, j->n);
+		store_strv_free(j->names, j->n);
 	} else {
-		store_names_free(u->on, u->n_on);
+		store_strv_free(u->on, u->n_on);
 		u->on = j->names, u->n_on = j->n;
 		log_info("event=unsub_accounts accounts=%zu", u->n_on);
 	}
@@ -250,7 +250,7 @@ void unsub_free(struct unsub *u)
 		return;
 	if (u->timer)
 		event_free(u->timer);
-	store_names_free(u->on, u->n_on);
+	store_strv_free(u->on, u->n_on);
 	free(u->base_url);
 	sodium_memzero(u->key, sizeof(u->key));
 	free(u);

@@ -313,6 +313,11 @@ uint64_t clock_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+int64_t clock_now_s(void)
+{
+	return (int64_t)(clock_now_ms() / 1000);
+}
+
 uint64_t clock_mono_ms(void)
 {
 	struct timespec ts;

@@ -70,6 +70,7 @@ uint64_t id_time_ms(const char *s);
 
 /* Clock. Tests may set an override; 0 restores the real clock. */
 uint64_t clock_now_ms(void);  /* wall clock, ms since the epoch */
+int64_t clock_now_s(void);    /* wall clock, whole seconds since the epoch */
 uint64_t clock_mono_ms(void); /* monotonic ms */
 uint64_t clock_mono_us(void); /* monotonic microseconds */
 void clock_set_override_ms(uint64_t ms);

@@ -228,7 +228,7 @@ static void test_store_flag(void **state)
 	assert_int_equal(on, 0);
 	assert_int_equal(store_accounts_unsubscribe(st, &names, &n, &err), 0);
 	assert_int_equal(n, 0);
-	store_names_free(names, n);
+	store_strv_free(names, n);
 	assert_int_equal(store_account_set_unsubscribe(st, "bob", 1, &err), 0);
 	assert_int_equal(store_account_set_unsubscribe(st, "default", 1, &err), 0);
 	assert_int_equal(store_account_unsubscribe(st, "bob", &on, &err), 0);
@@ -237,11 +237,11 @@ static void test_store_flag(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(names[0], "bob");
 	assert_string_equal(names[1], "default");
-	store_names_free(names, n);
+	store_strv_free(names, n);
 	assert_int_equal(store_account_set_unsubscribe(st, "bob", 0, &err), 0);
 	assert_int_equal(store_accounts_unsubscribe(st, &names, &n, &err), 0);
 	assert_int_equal(n, 1);
-	store_names_free(names, n);
+	store_strv_free(names, n);
 	assert_int_equal(store_account_set_unsubscribe(st, "nobody", 1, &err), -1);
 	assert_string_equal(err, "no such account 'nobody'");
 	free(err), err = NULL;

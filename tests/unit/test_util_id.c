@@ -41,12 +41,23 @@ static void test_time_of_what_is_not_an_id(void **state)
 	assert_int_equal(id_time_ms("1l94w0fc000061k5"), 0);  /* lower case */
 }
 
+/* clock_now_s(): the wall clock's whole seconds, the override's too. */
+static void test_clock_now_s(void **state)
+{
+	(void)state;
+	clock_set_override_ms(1765000000999ULL);
+	assert_int_equal(clock_now_s(), 1765000000);
+	clock_set_override_ms(0);
+	assert_true(clock_now_s() > 1765000000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_time_of_a_new_id),
 	    cmocka_unit_test(test_time_of_a_known_id),
 	    cmocka_unit_test(test_time_of_what_is_not_an_id),
+	    cmocka_unit_test(test_clock_now_s),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
