@@ -114,6 +114,15 @@ class Zone:
         return "\n".join(self.lines) + "\n"
 
 
+def mx_zone(hosts):
+    """A Zone where each domain of hosts ({domain: ip}) has one MX,
+    mx.<domain>, at that address: what most tests' build_zone() serves."""
+    z = Zone()
+    for domain, ip in hosts.items():
+        z.mx(domain, f"mx.{domain}").host(f"mx.{domain}", ip)
+    return z
+
+
 class TestDNS:
     """dnsmasq serving a Zone on 127.0.0.1:port (UDP and TCP)."""
 

@@ -17,7 +17,7 @@ import helpers
 from conftest import Server
 from eventsapi import wait_events
 from httpapi import create_key, request, wait_http
-from mx import WAIT, Zone, alive_poll, dns, farm, log_excerpt  # noqa: F401
+from mx import WAIT, alive_poll, dns, farm, log_excerpt, mx_zone  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 DEST_IP = "127.0.0.41"
@@ -25,10 +25,7 @@ MAX_BODY = 256 * 1024
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("dest.test", "mx.dest.test").host("mx.dest.test", DEST_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP, "dest.test": DEST_IP})
 
 
 @pytest.fixture(scope="module")
