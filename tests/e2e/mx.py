@@ -538,20 +538,28 @@ def mxs(farm):
         farm.remove(ip)
 
 
+def mx_relay(dns_servers, farm, **more):
+    """[relay] settings delivering to the farm's fake MX hosts through the
+    DNS at dns_servers, retrying after 1 s and 2 s; more overrides them.
+
+    The fake MX hosts live on 127.0.0.x, inside the default
+    blocked_destinations: block a documentation network instead
+    (192.0.2.0/24, RFC 5737), which no test uses, so that every delivery
+    still goes through the check. A test wanting the default passes
+    blocked_destinations=None."""
+    r = {"smarthost": None, "dns_servers": dns_servers, "mx_port": str(farm.port),
+         "retry": "1s, 2s", "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
+    r.update(more)
+    return r
+
+
 @pytest.fixture
 def start(server_factory, dns, farm):
     """start(relay={...}, extra="") -> a started Server delivering through the test DNS."""
 
     def make(relay=None, extra="", **kw):
-        # The fake MX hosts live on 127.0.0.x, inside the default
-        # blocked_destinations: block a documentation network instead
-        # (192.0.2.0/24, RFC 5737), which no test uses, so that every
-        # delivery still goes through the check. A test wanting the default
-        # passes blocked_destinations=None.
-        r = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
-             "retry": "1s, 2s", "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
-        r.update(relay or {})
-        return server_factory(relay=r, extra=extra, **kw)
+        return server_factory(relay=mx_relay(dns.address, farm, **(relay or {})), extra=extra,
+                              **kw)
 
     return make
 

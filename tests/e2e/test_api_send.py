@@ -17,7 +17,7 @@ import helpers
 from conftest import Server
 from eventsapi import wait_events
 from httpapi import create_key, request, wait_http
-from mx import WAIT, alive_poll, dns, farm, log_excerpt, mx_zone  # noqa: F401
+from mx import WAIT, alive_poll, dns, farm, log_excerpt, mx_relay, mx_zone  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 DEST_IP = "127.0.0.41"
@@ -37,9 +37,7 @@ def mx(farm):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, cert, dns, farm, mx):
-    relay = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port), "retry": "1s, 2s",
-             "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
-    s = Server(tmp_path_factory.mktemp("send"), cert, relay=relay,
+    s = Server(tmp_path_factory.mktemp("send"), cert, relay=mx_relay(dns.address, farm),
                extra=f"max_request_size = {MAX_BODY}")
     s.start()
     wait_http(s)

@@ -13,7 +13,7 @@ import pytest
 import helpers
 from conftest import Server
 from httpapi import create_key, request, wait_http
-from mx import dns, farm, mx_zone  # noqa: F401
+from mx import dns, farm, mx_relay, mx_zone  # noqa: F401
 from test_metrics import scrape, value
 
 SENDER_IP = "127.0.0.11"
@@ -33,9 +33,7 @@ def mx(farm):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, cert, dns, farm, mx):
-    relay = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
-             "retry": "1s, 2s", "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
-    s = Server(tmp_path_factory.mktemp("metrics"), cert, relay=relay,
+    s = Server(tmp_path_factory.mktemp("metrics"), cert, relay=mx_relay(dns.address, farm),
                listeners={"mx": {"tls": "starttls", "auth": "optional"}})
     s.start()
     wait_http(s)
