@@ -268,6 +268,33 @@ def test_invalid_field_is_400(srv, body, field):
     assert r.error()["field"] == field, r
 
 
+T = {"from": "a@sender.test", "to": "x@dest.test", "text": "t"}
+
+
+@pytest.mark.parametrize("body,field,message", [
+    ({**T, "headers": ["X-A: b"]}, "headers", "expected an object of at most"),
+    ({**T, "headers": {"X-A": 1}}, "headers", "X-A: expected a string"),
+    ({**T, "attachments": {"content": ""}}, "attachments", "expected an array of at most"),
+    ({**T, "metadata": ["x"]}, "metadata", "expected an object"),
+    ({**T, "metadata": {"x": "y" * 20000}}, "metadata", "bytes as JSON"),
+    ({**T, "track": {"opened": True}}, "track", "unknown member"),
+    ({"from": "a@sender.test", "to": "x@dest.test", "template": "../news"}, "template",
+     "not a template name"),
+    ({"from": "a@sender.test", "to": "x@dest.test", "template": "news", "variables": [1]},
+     "variables", "expected an object"),
+    ({"from": "a@sender.test", "template": "news", "recipients": []}, "recipients",
+     "expected an array of 1 to"),
+])
+def test_invalid_value_names_field_and_why(srv, body, field, message):
+    """Each shape check of the route answers 400 naming the field and what
+    was wrong, and queues nothing."""
+    queued = srv.log().count("event=queued")
+    r = send(srv, body)
+    assert r.status == 400, r
+    assert r.error()["field"] == field and message in r.error()["message"], r.error()
+    assert srv.log().count("event=queued") == queued
+
+
 def test_malformed_json_is_400(srv):
     r = request(srv, "POST", "/v1/messages", key=srv.key, body="{nope",
                 headers={"Content-Type": "application/json"})
