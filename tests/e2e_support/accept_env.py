@@ -132,19 +132,8 @@ class AcceptEnv:
     def send(self, frm, rcpts, data, mail_options=(), login=None):
         """One message over smtplib (AUTH PLAIN with login=(user, pw));
         (queue ID, reply text)."""
-        with helpers.smtp(self.srv.port) as s:
-            s.ehlo("client.test")
-            if login:
-                code, text = s.login(*login)
-                assert code == 235, (code, text)
-            code, text = s.mail(frm, list(mail_options))
-            assert code == 250, (code, text)
-            for r in rcpts:
-                code, text = s.rcpt(r)
-                assert code == 250, (code, text)
-            code, text = s.data(data)
-            assert code == 250, (code, text)
-            return helpers.queued_id(text), text.decode()
+        text = helpers.send_ok(self.srv.port, frm, rcpts, data, mail_options, login)
+        return helpers.queued_id(text), text.decode()
 
     def received(self, ip, rcpt, n=1, timeout=WAIT):
         """The transactions at fake MX ip addressed to rcpt, once there are n."""
