@@ -140,29 +140,38 @@ class TestDNS:
     def address(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
+    def write_zone(self):
         with open(self.conf, "w") as f:
             f.write(self.zone.text())
-        for _ in range(5):
-            self.port = _free_tcp_udp_port()
-            log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                 "--listen-address=127.0.0.1", f"--port={self.port}",
-                 f"--conf-file={self.conf}", "--log-queries", "--log-facility=-",
-                 "--pid-file="],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            log.close()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break  # port taken meanwhile: pick another
-                try:
-                    self.query("probe.test", 1, timeout=0.2)
-                    return self
-                except OSError:
-                    time.sleep(0.05)
-            self.stop()
+
+    def spawn(self, port, within):
+        """dnsmasq on port: True once it answers, False (and stopped) when it
+        exits (the port is taken) or stays silent for `within` seconds."""
+        self.port = port
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+             "--listen-address=127.0.0.1", f"--port={port}", f"--conf-file={self.conf}",
+             "--log-queries", "--log-facility=-", "--pid-file="],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                self.query("probe.test", 1, timeout=0.2)
+                return True
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        return False
+
+    def start(self):
+        self.write_zone()
+        for _ in range(5):  # a port taken meanwhile: pick another
+            if self.spawn(_free_tcp_udp_port(), 10):
+                return self
         raise RuntimeError(f"dnsmasq did not start:\n{self.log()}")
 
     def stop(self):
