@@ -256,14 +256,14 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/track/track_html.c src/track/track_text.c src/track/track_token.c \
                 src/log/log_json.c src/sched/sched_pause_list.c src/ctl/ctl_args.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
-build/fuzz/%: fuzz/%.c $(FUZZ_PURE)
+build/fuzz/%: fuzz/%.c $(FUZZ_PURE) fuzz/fuzz_util.h
 	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ $(FUZZ_LIBS)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) $(FUZZ_LIBS)
 
 # The template renderer reads its data through jansson: its own link line.
-build/fuzz/fuzz_tmpl: fuzz/fuzz_tmpl.c src/util/util.c $(wildcard src/tmpl/*.c)
+build/fuzz/fuzz_tmpl: fuzz/fuzz_tmpl.c src/util/util.c $(wildcard src/tmpl/*.c) fuzz/fuzz_util.h
 	@mkdir -p build/fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $^ -ljansson
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -ljansson
 
 fuzz: deps
 	$(MAKE) fuzz-run
@@ -288,7 +288,7 @@ bench-smoke: deps
 	BENCH_SMOKE=1 bench/run.sh
 
 FORMAT_SRC := $(SRC) $(wildcard src/*/*.h tests/unit/*.c tests/unit/*.h tests/tmpl/*.c \
-                tests/e2e_support/*.c fuzz/*.c tools/*.c bench/*.c)
+                tests/e2e_support/*.c fuzz/*.c fuzz/*.h tools/*.c bench/*.c)
 
 format:
 	clang-format -i $(FORMAT_SRC)

@@ -9,24 +9,14 @@
 
 #include "ctl/ctl.h"
 #include "util/util.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1), *why = NULL;
+	char *s = fuzz_cstr(data, size), *why = NULL;
 	struct ctl_args a;
 	struct buf b;
 
-	CHECK(s != NULL);
-	memcpy(s, data, size);
-	s[size] = '\0';
 	if (ctl_args_parse(s, &a, &why) == 0) {
 		CHECK(a.all + (a.domain != NULL) + (a.n_ids > 0) == 1);
 		for (size_t i = 0; i < a.n_ids; i++)

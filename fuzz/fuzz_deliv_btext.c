@@ -17,14 +17,7 @@
 
 #include "deliv/deliv_btext.h"
 #include "dsn/dsn_parse.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static int on_addr(void *arg, const char *a)
 {
@@ -38,12 +31,10 @@ static int on_addr(void *arg, const char *a)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *text = malloc(size ? size : 1);
+	char *text = fuzz_copy(data, size);
 	struct deliv_btext_hit h[8];
 	size_t n, seen = 0;
 
-	CHECK(text);
-	memcpy(text, data, size);
 	n = deliv_btext_scan(text, size, h, 8);
 	CHECK(n <= 8);
 	for (size_t i = 0; i < n; i++) {

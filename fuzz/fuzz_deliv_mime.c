@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "deliv/deliv_mime.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void check_inside(const struct deliv_mime *e, const char *p, size_t n)
 {
@@ -33,12 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char *const types[] = {"text/plain", "message/delivery-status",
 	                                    "message/feedback-report", "message/rfc822", NULL};
-	char *msg = malloc(size ? size : 1), type[DELIV_MIME_TYPE_MAX], b[80];
+	char *msg = fuzz_copy(data, size), type[DELIV_MIME_TYPE_MAX], b[80];
 	struct deliv_mime top, part;
 	struct buf out;
 
-	CHECK(msg);
-	memcpy(msg, data, size);
 	deliv_mime_split(msg, size, &top);
 	check_inside(&top, msg, size);
 	deliv_mime_type(&top, type, sizeof(type));

@@ -17,14 +17,7 @@
 
 #include "deliv/deliv_report.h"
 #include "dsn/dsn_parse.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void check_rcpt(const struct deliv_report *r, const struct deliv_report_rcpt *x)
 {
@@ -45,11 +38,10 @@ static void check_rcpt(const struct deliv_report *r, const struct deliv_report_r
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *msg = malloc(size ? size : 1);
+	char *msg = fuzz_copy(data, size);
 	struct deliv_report *r = calloc(2, sizeof(*r));
 
-	CHECK(msg && r);
-	memcpy(msg, data, size);
+	CHECK(r);
 	deliv_report_parse(msg, size, &r[0]);
 	CHECK(r[0].n <= DELIV_REPORT_RCPTS);
 	CHECK(r[0].kind != DELIV_REPORT_NONE || r[0].n == 0);

@@ -15,27 +15,17 @@
 #include <strings.h>
 
 #include "deliv/deliv_verp.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static const unsigned char key[DELIV_VERP_KEY_LEN] = "fuzzing key, thirty-two bytes..";
 static const char domain[] = "bounces.example.com";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *addr = malloc(size + 1), id[ID_LEN + 1], again[DELIV_VERP_MAX];
+	char *addr = fuzz_cstr(data, size), id[ID_LEN + 1], again[DELIV_VERP_MAX];
 	enum deliv_verp_kind k;
 	int64_t now;
 
-	CHECK(addr);
-	memcpy(addr, data, size);
-	addr[size] = '\0';
 	now = size ? (int64_t)data[0] * 86400 : 0;
 	k = deliv_verp_check(key, domain, addr, now, 30 * 86400, id);
 	if (!strchr(addr, '@'))

@@ -20,17 +20,10 @@
 
 #include "dkim/dkim_hdr.h"
 #include "dkim/dkim_record.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz_util.h"
 
 #define KEY         "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAfuzz"
 #define RECORDS_MAX 32
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_domain(const char *d)
 {
@@ -52,9 +45,7 @@ static size_t end_in_pieces(const char *p, size_t n, size_t chunk)
 	while (end == 0 && have < n) {
 		char *copy;
 		have = n - have > chunk ? have + chunk : n;
-		copy = malloc(have ? have : 1);
-		CHECK(copy != NULL);
-		memcpy(copy, p, have);
+		copy = fuzz_copy(p, have);
 		end = dkim_hdr_end(copy, have, searched);
 		searched = have;
 		free(copy);
@@ -92,12 +83,9 @@ static void check_from(const char *p, size_t n)
 static void check_records(const char *p, size_t n)
 {
 	const char *recs[RECORDS_MAX];
-	char *copy = malloc(n + 1);
+	char *copy = fuzz_cstr(p, n);
 	size_t k = 0;
 
-	CHECK(copy != NULL);
-	memcpy(copy, p, n);
-	copy[n] = '\0';
 	for (char *r = copy; r <= copy + n && k < RECORDS_MAX; r += strlen(r) + 1)
 		recs[k++] = r;
 	for (int a = 0; a < DKIM_ALGO__COUNT; a++) {

@@ -18,14 +18,7 @@
 
 #include "dns/dns_wire.h"
 #include "util/util.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void check_flat(const unsigned char *flat)
 {
@@ -121,15 +114,13 @@ static int on_answer(void *arg, const struct dns_wire *m, const struct dns_rr *r
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	unsigned char *p = malloc(size ? size : 1);
+	unsigned char *p = (unsigned char *)fuzz_copy(data, size);
 	struct dns_wire m;
 	struct dns_wire_ttls t;
 	uint64_t sum1, sum2;
 	unsigned calls = 0;
 	long n;
 
-	CHECK(p != NULL);
-	memcpy(p, data, size);
 	if (dns_wire_parse(&m, p, size) == 0) {
 		CHECK(m.qdcount == 1 && m.rr_off <= size);
 		check_flat(m.qname);

@@ -16,23 +16,14 @@
 #include <string.h>
 
 #include "dsn/dsn_headers.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 /* Feeds msg[0, n) as an exact-size copy; 1 once the section ended. */
 static int feed(struct dsn_hscan *h, const uint8_t *msg, size_t n)
 {
-	char *copy = malloc(n ? n : 1);
+	char *copy = fuzz_copy(msg, n);
 	int done;
 
-	CHECK(copy);
-	memcpy(copy, msg, n);
 	done = dsn_hscan_feed(h, copy, n);
 	free(copy);
 	return done;

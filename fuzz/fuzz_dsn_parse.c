@@ -15,14 +15,7 @@
 #include <string.h>
 
 #include "dsn/dsn_parse.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void walk_fields(const char *p, size_t n)
 {
@@ -49,12 +42,10 @@ static void walk_fields(const char *p, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *body = malloc(size ? size : 1), st[DSN_PARSE_STATUS_MAX];
+	char *body = fuzz_copy(data, size), st[DSN_PARSE_STATUS_MAX];
 	struct dsn_parsed_rcpt out[4];
 	size_t seen, kept;
 
-	CHECK(body);
-	memcpy(body, data, size);
 	walk_fields(body, size);
 	seen = dsn_parse_status(body, size, out, 4);
 	kept = seen < 4 ? seen : 4;

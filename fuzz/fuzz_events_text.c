@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "events/events_text.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void check_clean(const char *s, size_t n)
 {
@@ -52,12 +45,8 @@ static void check_time(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
+	char *s = fuzz_cstr(data, size);
 
-	if (!s)
-		return 0;
-	memcpy(s, data, size);
-	s[size] = '\0';
 	check_clean(s, size);
 	check_time(s);
 	free(s);

@@ -16,16 +16,9 @@
 
 #include "http/http_parse.h"
 #include "http/http_route.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz_util.h"
 
 #define MAX_BODY 4096
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void h(struct http_req *r)
 {
@@ -86,11 +79,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (off < size && requests < 64) {
 		size_t n = size - off < step ? size - off : step, used = 0;
 		/* An exact-size copy: a read past the piece is caught. */
-		char *piece = malloc(n);
+		char *piece = fuzz_copy(data + off, n);
 		enum http_parse_status st;
 
-		CHECK(piece);
-		memcpy(piece, data + off, n);
 		st = http_parse(&p, piece, n, &used);
 		free(piece);
 		CHECK(used <= n);

@@ -15,14 +15,7 @@
 #include <string.h>
 
 #include "mime/mime.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void check_lines(const char *s, size_t n, size_t max, int seven_bit)
 {

@@ -20,14 +20,7 @@
 #include "policy/policy_parse.h"
 #include "tls/tls_policy.h"
 #include "util/util.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static void check_decide(const struct sts_policy *p, const char *host)
 {
@@ -88,10 +81,9 @@ static void check_records(const char *s)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *copy = xmalloc(size ? size : 1);
+	char *copy = fuzz_copy(data, size);
 	char *str = xstrndup((const char *)data, size);
 
-	memcpy(copy, data, size);
 	check_policy(copy, size);
 	(void)tls_required_no(copy, size);
 	check_records(str);

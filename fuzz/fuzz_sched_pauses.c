@@ -10,24 +10,15 @@
 
 #include "sched/sched_policy.h"
 #include "util/util.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sched_pauses a, b;
-	char *p = malloc(size ? size : 1), norm[300];
+	char *p = fuzz_copy(data, size), norm[300];
 	size_t bad, bad2, i;
 	struct buf text;
 
-	CHECK(p != NULL);
-	memcpy(p, data, size);
 	sched_pauses_parse(p, size, &a, &bad);
 	for (i = 0; i < a.n; i++) {
 		CHECK(sched_pause_name(a.names[i], norm, sizeof(norm)) == 0);

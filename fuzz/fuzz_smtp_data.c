@@ -22,14 +22,7 @@
 #include <string.h>
 
 #include "smtpd/smtp_data.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 struct run {
 	char *out;

@@ -16,14 +16,7 @@
 #include <string.h>
 
 #include "smtpd/smtp_parse.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static int helo_safe(const char *s)
 {
@@ -31,16 +24,6 @@ static int helo_safe(const char *s)
 		if (*s <= ' ' || *s >= 0x7f || strchr("()\"\\;", *s))
 			return 0;
 	return 1;
-}
-
-static char *dup_exact(const char *s, size_t n)
-{
-	char *p = malloc(n + 1);
-
-	CHECK(p);
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
 }
 
 static int clean(const char *s, int allow_8bit)
@@ -64,7 +47,7 @@ static void check_address(const char *addr, int utf8)
 static void fuzz_mail(const char *arg)
 {
 	struct smtp_mail_args m;
-	char *a = dup_exact(arg, strlen(arg));
+	char *a = fuzz_cstr(arg, strlen(arg));
 
 	if (smtp_parse_mail(a, &m) == SMTP_ARG_OK) {
 		CHECK(m.addr);
@@ -80,7 +63,7 @@ static void fuzz_mail(const char *arg)
 static void fuzz_rcpt(const char *arg, int utf8)
 {
 	struct smtp_rcpt_args r;
-	char *a = dup_exact(arg, strlen(arg));
+	char *a = fuzz_cstr(arg, strlen(arg));
 
 	if (smtp_parse_rcpt(a, utf8, &r) == SMTP_ARG_OK) {
 		CHECK(r.addr && *r.addr);
@@ -118,7 +101,7 @@ static void fuzz_sasl(const char *arg)
 /* One command line, as the session gets it (NUL-terminated copy). */
 static void fuzz_line(const char *p, size_t n)
 {
-	char *line = dup_exact(p, n);
+	char *line = fuzz_cstr(p, n);
 	struct smtp_cmd c;
 
 	if (smtp_parse_cmd(line, n, &c) == 0) {
@@ -133,7 +116,7 @@ static void fuzz_line(const char *p, size_t n)
 	}
 	free(line);
 	/* the address checker on raw text, whatever it holds */
-	line = dup_exact(p, n);
+	line = fuzz_cstr(p, n);
 	if (strlen(line) == n && smtp_address_valid(line, 1))
 		CHECK(smtp_address_domain(line) > line);
 	/* a HELO name that goes into a Received header: printable ASCII

@@ -23,16 +23,9 @@
 
 #include "smtpc/smtpc_policy.h"
 #include "smtpc/smtpc_reply.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz_util.h"
 
 #define EXPAND_MAX (256 * 1024)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct run {
 	struct smtpc_reply *r;
@@ -143,10 +136,8 @@ static void run_feed(struct run *run, const char *in, size_t len, size_t chunk, 
 	smtpc_rparser_init(&p);
 	while (off < len && run->last != SMTPC_R_ERROR) {
 		size_t piece = chunk && len - off > chunk ? chunk : len - off, used = 0;
-		char *copy = malloc(piece);
+		char *copy = fuzz_copy(in + off, piece);
 
-		CHECK(copy != NULL);
-		memcpy(copy, in + off, piece);
 		while (used < piece) {
 			struct smtpc_reply r;
 			enum smtpc_rstatus st;
@@ -233,9 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		in = expand(data + 2, size - 2, &len);
 	} else {
 		len = size - 2;
-		in = malloc(len ? len : 1);
-		CHECK(in != NULL);
-		memcpy(in, data + 2, len);
+		in = fuzz_copy(data + 2, len);
 	}
 	run_feed(&whole, in, len, 0, stage);
 	/* chunk 0 means byte by byte: the hardest split */

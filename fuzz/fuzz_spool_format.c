@@ -31,16 +31,9 @@
 #include <string.h>
 
 #include "spool/spool_format.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "fuzz_util.h"
 
 #define ID "0123456789ABCDEF"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- taking values from the input ---- */
 
@@ -204,9 +197,7 @@ static struct envelope *roundtrip(const struct envelope *e)
 		buf_free(&b);
 		return NULL;
 	}
-	copy = malloc(b.len);
-	CHECK(copy != NULL);
-	memcpy(copy, b.data, b.len);
+	copy = fuzz_copy(b.data, b.len);
 	CHECK(spool_env_decode(copy, b.len, ID, (uint32_t)e->n_rcpts, &got, &reason) == 0);
 	env_compare(e, got, e->size);
 	free(copy);
@@ -236,10 +227,8 @@ static void decode_env(const char *p, size_t n, uint32_t n_rcpts)
 static void mode_raw_env(struct src *s)
 {
 	uint32_t n_rcpts = take8(s) % 4;
-	char *p = malloc(s->n ? s->n : 1);
+	char *p = fuzz_copy(s->p, s->n);
 
-	CHECK(p != NULL);
-	memcpy(p, s->p, s->n);
 	decode_env(p, s->n, n_rcpts);
 	free(p);
 }
@@ -355,10 +344,8 @@ static void feed(struct envelope *e, const char *p, size_t n, size_t piece, stru
 	spool_records_init(r, e);
 	for (size_t off = 0; off < n;) {
 		size_t k = piece && n - off > piece ? piece : n - off;
-		char *copy = malloc(k);
+		char *copy = fuzz_copy(p + off, k);
 
-		CHECK(copy != NULL);
-		memcpy(copy, p + off, k);
 		spool_records_feed(r, copy, k);
 		free(copy);
 		off += k;
@@ -432,11 +419,9 @@ static void mode_roundtrip(struct src *s)
 static void mode_journal(struct src *s)
 {
 	struct spool_journal_line l, again;
-	char *p = malloc(s->n ? s->n : 1);
+	char *p = fuzz_copy(s->p, s->n);
 	struct buf b;
 
-	CHECK(p != NULL);
-	memcpy(p, s->p, s->n);
 	if (spool_journal_decode(p, s->n, &l) == 0) {
 		CHECK(l.addr != NULL && id_valid(l.id) && l.idx < SPOOL_RCPT_MAX);
 		buf_init(&b);

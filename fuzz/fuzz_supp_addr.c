@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "store/store.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static int has_control(const char *s)
 {
@@ -62,10 +55,8 @@ static void check_reason(const char *in)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1);
+	char *s = fuzz_cstr(data, size);
 
-	memcpy(s, data, size);
-	s[size] = '\0';
 	check_address(s);
 	check_reason(s);
 	free(s);

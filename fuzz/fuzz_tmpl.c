@@ -19,14 +19,7 @@
 #include <string.h>
 
 #include "tmpl/tmpl.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static const char data_json[] =
     "{\"a\": \"<b>&amp;'\\\"/`=\", \"b\": {\"c\": {\"d\": \"deep\"}, \"e\": []}, "

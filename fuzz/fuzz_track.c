@@ -13,14 +13,7 @@
 #include <string.h>
 
 #include "track/track.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static char *maker(void *arg, const char *url)
 {
@@ -52,11 +45,9 @@ static void check_html(const char *s, size_t n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned char key[TRACK_KEY_LEN] = {7};
-	char *s = malloc(size + 1), *tok;
+	char *s = fuzz_cstr(data, size), *tok;
 	struct track_parsed p;
 
-	memcpy(s, data, size);
-	s[size] = 0;
 	check_html(s, size);
 	if (!memchr(s, 0, size)) {
 		tok = track_token_make(key, &(struct track_ref){'c', "a", "M", "r@x", s});

@@ -15,14 +15,7 @@
 
 #include "unsub/unsub.h"
 #include "util/util.h"
-
-#define CHECK(x)                                                                                   \
-	do {                                                                                       \
-		if (!(x))                                                                          \
-			abort();                                                                   \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz_util.h"
 
 static const unsigned char KEY[UNSUB_KEY_LEN] = "fuzz-key-fuzz-key-fuzz-key-fuzz";
 
@@ -47,11 +40,8 @@ static void check_made(const char *account, const char *rcpt)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = malloc(size + 1), *cut, a[UNSUB_ACCOUNT_MAX + 1], r[UNSUB_ADDR_MAX + 1];
+	char *s = fuzz_cstr(data, size), *cut, a[UNSUB_ACCOUNT_MAX + 1], r[UNSUB_ADDR_MAX + 1];
 
-	CHECK(s != NULL);
-	memcpy(s, data, size);
-	s[size] = '\0';
 	if (unsub_token_parse(KEY, s, a, r) == UNSUB_TOKEN_OK) {
 		char again[UNSUB_TOKEN_MAX + 1];
 		CHECK(unsub_token_make(KEY, a, r, again) > 0);

@@ -155,18 +155,27 @@ def smtp(port, timeout=TIMEOUT):
     return s
 
 
-def send_raw_message(port, frm, rcpts, data, **kw):
-    """MAIL/RCPT/DATA over smtplib; returns the queue ID."""
+def send_ok(port, frm, rcpts, data, mail_options=(), login=None):
+    """MAIL/RCPT/DATA over smtplib (AUTH first with login=(user, password)),
+    each answered 2xx; returns the final reply's text (bytes)."""
     with smtp(port) as s:
         s.ehlo("client.test")
-        code, text = s.mail(frm)
+        if login:
+            code, text = s.login(*login)
+            assert code == 235, (code, text)
+        code, text = s.mail(frm, list(mail_options))
         assert code == 250, (code, text)
         for r in rcpts:
             code, text = s.rcpt(r)
             assert code == 250, (code, text)
         code, text = s.data(data)
         assert code == 250, (code, text)
-        return queued_id(text)
+        return text
+
+
+def send_raw_message(port, frm, rcpts, data, **kw):
+    """send_ok(); returns the queue ID."""
+    return queued_id(send_ok(port, frm, rcpts, data, **kw))
 
 
 def parse_queue_list(stdout):

@@ -114,6 +114,15 @@ class Zone:
         return "\n".join(self.lines) + "\n"
 
 
+def mx_zone(hosts):
+    """A Zone where each domain of hosts ({domain: ip}) has one MX,
+    mx.<domain>, at that address: what most tests' build_zone() serves."""
+    z = Zone()
+    for domain, ip in hosts.items():
+        z.mx(domain, f"mx.{domain}").host(f"mx.{domain}", ip)
+    return z
+
+
 class TestDNS:
     """dnsmasq serving a Zone on 127.0.0.1:port (UDP and TCP)."""
 
@@ -131,29 +140,38 @@ class TestDNS:
     def address(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self):
+    def write_zone(self):
         with open(self.conf, "w") as f:
             f.write(self.zone.text())
-        for _ in range(5):
-            self.port = _free_tcp_udp_port()
-            log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                 "--listen-address=127.0.0.1", f"--port={self.port}",
-                 f"--conf-file={self.conf}", "--log-queries", "--log-facility=-",
-                 "--pid-file="],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            log.close()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break  # port taken meanwhile: pick another
-                try:
-                    self.query("probe.test", 1, timeout=0.2)
-                    return self
-                except OSError:
-                    time.sleep(0.05)
-            self.stop()
+
+    def spawn(self, port, within):
+        """dnsmasq on port: True once it answers, False (and stopped) when it
+        exits (the port is taken) or stays silent for `within` seconds."""
+        self.port = port
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
+             "--listen-address=127.0.0.1", f"--port={port}", f"--conf-file={self.conf}",
+             "--log-queries", "--log-facility=-", "--pid-file="],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                self.query("probe.test", 1, timeout=0.2)
+                return True
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        return False
+
+    def start(self):
+        self.write_zone()
+        for _ in range(5):  # a port taken meanwhile: pick another
+            if self.spawn(_free_tcp_udp_port(), 10):
+                return self
         raise RuntimeError(f"dnsmasq did not start:\n{self.log()}")
 
     def stop(self):
@@ -529,20 +547,28 @@ def mxs(farm):
         farm.remove(ip)
 
 
+def mx_relay(dns_servers, farm, **more):
+    """[relay] settings delivering to the farm's fake MX hosts through the
+    DNS at dns_servers, retrying after 1 s and 2 s; more overrides them.
+
+    The fake MX hosts live on 127.0.0.x, inside the default
+    blocked_destinations: block a documentation network instead
+    (192.0.2.0/24, RFC 5737), which no test uses, so that every delivery
+    still goes through the check. A test wanting the default passes
+    blocked_destinations=None."""
+    r = {"smarthost": None, "dns_servers": dns_servers, "mx_port": str(farm.port),
+         "retry": "1s, 2s", "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
+    r.update(more)
+    return r
+
+
 @pytest.fixture
 def start(server_factory, dns, farm):
     """start(relay={...}, extra="") -> a started Server delivering through the test DNS."""
 
     def make(relay=None, extra="", **kw):
-        # The fake MX hosts live on 127.0.0.x, inside the default
-        # blocked_destinations: block a documentation network instead
-        # (192.0.2.0/24, RFC 5737), which no test uses, so that every
-        # delivery still goes through the check. A test wanting the default
-        # passes blocked_destinations=None.
-        r = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
-             "retry": "1s, 2s", "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
-        r.update(relay or {})
-        return server_factory(relay=r, extra=extra, **kw)
+        return server_factory(relay=mx_relay(dns.address, farm, **(relay or {})), extra=extra,
+                              **kw)
 
     return make
 

@@ -17,7 +17,7 @@ import helpers
 from conftest import Server
 from eventsapi import wait_events
 from httpapi import create_key, request, wait_http
-from mx import WAIT, Zone, alive_poll, dns, farm, log_excerpt  # noqa: F401
+from mx import WAIT, alive_poll, dns, farm, log_excerpt, mx_relay, mx_zone  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 DEST_IP = "127.0.0.41"
@@ -25,10 +25,7 @@ MAX_BODY = 256 * 1024
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("dest.test", "mx.dest.test").host("mx.dest.test", DEST_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP, "dest.test": DEST_IP})
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +37,7 @@ def mx(farm):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, cert, dns, farm, mx):
-    relay = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port), "retry": "1s, 2s",
-             "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
-    s = Server(tmp_path_factory.mktemp("send"), cert, relay=relay,
+    s = Server(tmp_path_factory.mktemp("send"), cert, relay=mx_relay(dns.address, farm),
                extra=f"max_request_size = {MAX_BODY}")
     s.start()
     wait_http(s)
@@ -271,6 +266,33 @@ def test_invalid_field_is_400(srv, body, field):
     r = send(srv, body)
     assert r.status == 400, r
     assert r.error()["field"] == field, r
+
+
+T = {"from": "a@sender.test", "to": "x@dest.test", "text": "t"}
+
+
+@pytest.mark.parametrize("body,field,message", [
+    ({**T, "headers": ["X-A: b"]}, "headers", "expected an object of at most"),
+    ({**T, "headers": {"X-A": 1}}, "headers", "X-A: expected a string"),
+    ({**T, "attachments": {"content": ""}}, "attachments", "expected an array of at most"),
+    ({**T, "metadata": ["x"]}, "metadata", "expected an object"),
+    ({**T, "metadata": {"x": "y" * 20000}}, "metadata", "bytes as JSON"),
+    ({**T, "track": {"opened": True}}, "track", "unknown member"),
+    ({"from": "a@sender.test", "to": "x@dest.test", "template": "../news"}, "template",
+     "not a template name"),
+    ({"from": "a@sender.test", "to": "x@dest.test", "template": "news", "variables": [1]},
+     "variables", "expected an object"),
+    ({"from": "a@sender.test", "template": "news", "recipients": []}, "recipients",
+     "expected an array of 1 to"),
+])
+def test_invalid_value_names_field_and_why(srv, body, field, message):
+    """Each shape check of the route answers 400 naming the field and what
+    was wrong, and queues nothing."""
+    queued = srv.log().count("event=queued")
+    r = send(srv, body)
+    assert r.status == 400, r
+    assert r.error()["field"] == field and message in r.error()["message"], r.error()
+    assert srv.log().count("event=queued") == queued
 
 
 def test_malformed_json_is_400(srv):

@@ -10,7 +10,7 @@ import time
 import helpers
 from deliv import (arf, db, dsn, event_lines, old_id, suppressions, transaction, verp_address,
                    verp_hash, verp_key)
-from mx import Zone, dns, farm, msg_bytes, mxs, start, wait_dsn, wait_status  # noqa: F401
+from mx import dns, farm, msg_bytes, mx_zone, mxs, start, wait_dsn, wait_status  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 OK_IP = "127.0.0.62"
@@ -20,11 +20,7 @@ OUTSIDER = "127.0.0.9"  # not in trusted_networks below
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("ok.test", "mx.ok.test").host("mx.ok.test", OK_IP)
-    z.mx("bad.test", "mx.bad.test").host("mx.bad.test", BAD_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP, "ok.test": OK_IP, "bad.test": BAD_IP})
 
 
 def serve(start, **kw):

@@ -20,8 +20,8 @@ import pytest
 
 from dnssec import Unbound, Zone
 from https_peer import HTTPSPeer
-from mx import (WAIT, alive_poll, farm, msg_bytes, mxs, submit, wait_msgs,  # noqa: F401
-                wait_status)
+from mx import (WAIT, alive_poll, farm, msg_bytes, mx_relay, mxs, submit,  # noqa: F401
+                wait_msgs, wait_status)
 from pki import PKI, server_context, spki_sha256
 
 SENDER_IP = "127.0.0.11"
@@ -96,10 +96,7 @@ def dane(tmp_path_factory):
 @pytest.fixture
 def start(server_factory, farm, dane):
     def make(dnssec="trust_ad", tls_keys=None, **more):
-        relay = {"smarthost": None, "dns_servers": dane.unbound.address, "dnssec": dnssec,
-                 "mx_port": str(farm.port), "retry": "1s, 2s", "queue_lifetime": "1h",
-                 "blocked_destinations": "192.0.2.0/24"}
-        relay.update(more)
+        relay = mx_relay(dane.unbound.address, farm, dnssec=dnssec, **more)
         return server_factory(relay=relay, tls_keys=tls_keys)
     return make
 

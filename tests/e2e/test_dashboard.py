@@ -87,8 +87,6 @@ def dkim_selector(srv, domain):
 
 def stats(srv, key):
     r = httpapi.request(srv, "GET", "/v1/stats?group=hour", key=key)
-    if r.status == 404:
-        return None  # the route is not on this server
     assert r.status == 200, r
     rows = r.json()["stats"]
     return {k: sum(row.get(k, 0) for row in rows) for k in ("accepted", "delivered", "bounced")}
@@ -112,8 +110,7 @@ def send_mail(srv, keys, mxs):
     poll(lambda: mxs[SLOW_IP].rcpt_tries["e@slow.test"] >= 1, what="the deferral at slow.test")
     # Events are written in batches: wait until the statistics have the
     # three recipients shop sent to, and (for DELIVERY_WAIT) the results.
-    if stats(srv, keys["shop"]) is not None:
-        poll(lambda: stats(srv, keys["shop"])["accepted"] >= 3, what="the shop account's statistics")
+    poll(lambda: stats(srv, keys["shop"])["accepted"] >= 3, what="the shop account's statistics")
     mail.update({"delivery_events": delivery_events(srv, keys["shop"]), "shop_rcpt": "a@ok.test",
                  "shop_rcpts": ["a@ok.test", "b@bad.test"], "domains": ["ok.test", "bad.test"],
                  "deferred_domain": "slow.test", "suppressed": "gone@ok.test",
@@ -213,8 +210,6 @@ CASES = ["login_invalid", "login_logout", "overview", "overview_delivered", "mes
 def test_browser(browser, case):
     r = browser["results"].get(case)
     assert r is not None, f"the browser run has no result for {case}:\n{browser['log'][-3000:]}"
-    if r.get("skip"):
-        pytest.skip(r["skip"])
     assert r["ok"], r.get("error")
 
 

@@ -15,8 +15,8 @@ import time
 import uuid
 
 import helpers
-from mx import (FakeUpstreamDNS, Zone, deliveries, dns, dsns_to, farm, log_excerpt,  # noqa: F401
-                msg_bytes, parse_dsn, poll, start, wait_dsn)
+from mx import (FakeUpstreamDNS, deliveries, dns, dsns_to, farm, log_excerpt,  # noqa: F401
+                msg_bytes, mx_zone, parse_dsn, poll, start, wait_dsn)
 
 SENDER_IP = "127.0.0.11"
 UPSTREAM = {}
@@ -31,9 +31,7 @@ MAX_STALL = 0.120
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP})
 
 
 def dns_hook(zone, farm):

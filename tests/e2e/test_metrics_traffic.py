@@ -13,7 +13,7 @@ import pytest
 import helpers
 from conftest import Server
 from httpapi import create_key, request, wait_http
-from mx import Zone, dns, farm  # noqa: F401
+from mx import dns, farm, mx_relay, mx_zone  # noqa: F401
 from test_metrics import scrape, value
 
 SENDER_IP = "127.0.0.11"
@@ -21,10 +21,7 @@ DEST_IP = "127.0.0.43"
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("metrics.test", "mx.metrics.test").host("mx.metrics.test", DEST_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP, "metrics.test": DEST_IP})
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +33,7 @@ def mx(farm):
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory, cert, dns, farm, mx):
-    relay = {"smarthost": None, "dns_servers": dns.address, "mx_port": str(farm.port),
-             "retry": "1s, 2s", "queue_lifetime": "1h", "blocked_destinations": "192.0.2.0/24"}
-    s = Server(tmp_path_factory.mktemp("metrics"), cert, relay=relay,
+    s = Server(tmp_path_factory.mktemp("metrics"), cert, relay=mx_relay(dns.address, farm),
                listeners={"mx": {"tls": "starttls", "auth": "optional"}})
     s.start()
     wait_http(s)

@@ -11,7 +11,7 @@ import time
 
 import helpers
 from deliv import db, transaction
-from mx import Zone, dns, farm, msg_bytes, start  # noqa: F401
+from mx import dns, farm, msg_bytes, mx_zone, start  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 QUOTA_RE = re.compile(r"^4\.7\.1 Quota exceeded: account (?P<acct>\S+) may send (?P<n>\d+) "
@@ -20,9 +20,7 @@ QUOTA_RE = re.compile(r"^4\.7\.1 Quota exceeded: account (?P<acct>\S+) may send 
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP})
 
 
 def next_boundary(period, t):

@@ -9,7 +9,7 @@ import time
 
 import helpers
 from deliv import arf, db, event_lines, transaction, verp_address, verp_key
-from mx import Zone, dns, farm, msg_bytes, mxs, start, wait_status  # noqa: F401
+from mx import dns, farm, msg_bytes, mx_zone, mxs, start, wait_status  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 STORM_IP = "127.0.0.64"
@@ -21,12 +21,12 @@ PAUSED_RE = re.compile(r"^4\.7\.1 account paused: bounce rate (?P<rate>[\d.]+) %
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("storm.test", "mx.storm.test").host("mx.storm.test", STORM_IP)
-    z.mx("held.test", "mx.held.test").host("mx.held.test", HELD_IP)
-    z.mx("ok.test", "mx.ok.test").host("mx.ok.test", OK_IP)
-    return z
+    return mx_zone({
+        "sender.test": SENDER_IP,
+        "storm.test": STORM_IP,
+        "held.test": HELD_IP,
+        "ok.test": OK_IP,
+    })
 
 
 def storm(srv, n_bad=8, n_good=4):

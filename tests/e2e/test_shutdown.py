@@ -19,7 +19,7 @@ import uuid
 
 import pytest
 
-from mx import (Zone, deliveries, dns, dsns_to, farm, msg_bytes, mxs, poll, start,  # noqa: F401
+from mx import (deliveries, dns, dsns_to, farm, msg_bytes, mx_zone, mxs, poll, start,  # noqa: F401
                 submit, wait_queue_empty, wait_status)
 
 SENDER_IP = "127.0.0.11"
@@ -27,10 +27,7 @@ BOUNCE_IP = "127.0.0.12"
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("bounce.test", "mx.bounce.test").host("mx.bounce.test", BOUNCE_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP, "bounce.test": BOUNCE_IP})
 
 
 class BlackholeDNS:

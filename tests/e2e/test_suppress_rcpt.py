@@ -9,7 +9,7 @@ import time
 
 import helpers
 from deliv import event_lines, suppressions, transaction
-from mx import Zone, dns, farm, msg_bytes, mxs, start, wait_status  # noqa: F401
+from mx import dns, farm, msg_bytes, mx_zone, mxs, start, wait_status  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 GONE_IP = "127.0.0.60"
@@ -19,11 +19,7 @@ SUPP_RE = re.compile(r"^5\.1\.1 <(?P<addr>[^>]+)> is on the suppression list \((
 
 
 def build_zone():
-    z = Zone()
-    z.mx("sender.test", "mx.sender.test").host("mx.sender.test", SENDER_IP)
-    z.mx("gone.test", "mx.gone.test").host("mx.gone.test", GONE_IP)
-    z.mx("ok.test", "mx.ok.test").host("mx.ok.test", OK_IP)
-    return z
+    return mx_zone({"sender.test": SENDER_IP, "gone.test": GONE_IP, "ok.test": OK_IP})
 
 
 def supp_reply(r):

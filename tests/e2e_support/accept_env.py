@@ -14,7 +14,6 @@ conftest come from tests/e2e.
 """
 import os
 import re
-import subprocess
 import time
 
 import dkim_verify
@@ -33,27 +32,11 @@ class SamePortDNS(mx.TestDNS):
     def restart(self):
         port = self.port
         self.stop()
-        with open(self.conf, "w") as f:
-            f.write(self.zone.text())
+        self.write_zone()
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            log = open(self.log_path, "ab")
-            self.proc = subprocess.Popen(
-                [mx.DNSMASQ, "--no-daemon", "--no-resolv", "--no-hosts", "--bind-interfaces",
-                 "--listen-address=127.0.0.1", f"--port={port}", f"--conf-file={self.conf}",
-                 "--log-queries", "--log-facility=-", "--pid-file="],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-            log.close()
-            self.port = port
-            for _ in range(40):
-                if self.proc.poll() is not None:
-                    break  # the port is not free yet
-                try:
-                    self.query("probe.test", 1, timeout=0.2)
-                    return self
-                except OSError:
-                    time.sleep(0.05)
-            self.stop()
+        while time.monotonic() < deadline:  # the port may not be free yet
+            if self.spawn(port, 2):
+                return self
             time.sleep(0.2)
         raise RuntimeError(f"dnsmasq did not restart on port {port}:\n{self.log()}")
 
@@ -132,19 +115,8 @@ class AcceptEnv:
     def send(self, frm, rcpts, data, mail_options=(), login=None):
         """One message over smtplib (AUTH PLAIN with login=(user, pw));
         (queue ID, reply text)."""
-        with helpers.smtp(self.srv.port) as s:
-            s.ehlo("client.test")
-            if login:
-                code, text = s.login(*login)
-                assert code == 235, (code, text)
-            code, text = s.mail(frm, list(mail_options))
-            assert code == 250, (code, text)
-            for r in rcpts:
-                code, text = s.rcpt(r)
-                assert code == 250, (code, text)
-            code, text = s.data(data)
-            assert code == 250, (code, text)
-            return helpers.queued_id(text), text.decode()
+        text = helpers.send_ok(self.srv.port, frm, rcpts, data, mail_options, login)
+        return helpers.queued_id(text), text.decode()
 
     def received(self, ip, rcpt, n=1, timeout=WAIT):
         """The transactions at fake MX ip addressed to rcpt, once there are n."""

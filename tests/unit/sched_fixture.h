@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "conf_fixture.h"
 #include "sched/sched.h"
 #include "sched/sched_int.h"
 #include "smtpc/smtpc_policy.h"
@@ -68,20 +69,14 @@ static inline size_t counted(const struct fx *f, const char *event)
 
 static inline struct conf *load_conf(const char *dir)
 {
-	char *path = xasprintf("%s/posthorn.conf", dir), *errors = NULL;
-	FILE *fp = fopen(path, "w");
-	struct conf *c;
+	char *path = xasprintf("%s/posthorn.conf", dir);
+	char *text = xasprintf("[server]\nhostname = relay.test\ndata_dir = %s\n"
+	                       "[relay]\nretry = 1m, 5m\nqueue_lifetime = 1d\ndelay_warning = 4h\n"
+	                       "[domain.slow.example]\nmax_rate = 1/h\n",
+	                       dir);
+	struct conf *c = conf_from_text(path, text);
 
-	assert_non_null(fp);
-	fprintf(fp,
-	        "[server]\nhostname = relay.test\ndata_dir = %s\n"
-	        "[relay]\nretry = 1m, 5m\nqueue_lifetime = 1d\ndelay_warning = 4h\n"
-	        "[domain.slow.example]\nmax_rate = 1/h\n",
-	        dir);
-	fclose(fp);
-	c = conf_load(path, &errors);
-	if (!c)
-		fail_msg("conf: %s", errors);
+	free(text);
 	free(path);
 	return c;
 }

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "conf_fixture.h"
 #include "deliv/deliv.h"
 #include "deliv/deliv_int.h"
 #include "store_fixture.h"
@@ -53,20 +54,15 @@ static void on_count(void *arg, const char *account, const char *domain, const c
 
 static struct conf *load_conf(const char *dir, const char *extra)
 {
-	char *path = xasprintf("%s/posthorn.conf", dir), *errors = NULL;
-	FILE *fp = fopen(path, "w");
-	struct conf *c;
+	char *path = xasprintf("%s/posthorn.conf", dir);
+	char *text = xasprintf(
+	    "[server]\nhostname = relay.test\ndata_dir = %s\n[relay]\nqueue_lifetime = 1d\n"
+	    "[quota]\nhour = 3\n[reputation]\nwindow = 1h\nmin_volume = 10\n"
+	    "max_bounce_rate = 20%%\n[bounces]\ndomain = bounces.test\n%s",
+	    dir, extra);
+	struct conf *c = conf_from_text(path, text);
 
-	assert_non_null(fp);
-	fprintf(fp,
-	        "[server]\nhostname = relay.test\ndata_dir = %s\n[relay]\nqueue_lifetime = 1d\n"
-	        "[quota]\nhour = 3\n[reputation]\nwindow = 1h\nmin_volume = 10\n"
-	        "max_bounce_rate = 20%%\n[bounces]\ndomain = bounces.test\n%s",
-	        dir, extra);
-	fclose(fp);
-	c = conf_load(path, &errors);
-	if (!c)
-		fail_msg("conf: %s", errors);
+	free(text);
 	free(path);
 	return c;
 }

@@ -28,6 +28,7 @@
 #include "dsn/dsn.h"
 #include "dsn/dsn_headers.h"
 #include "spool/spool.h"
+#include "spool_fixture.h"
 #include "util/util.h"
 
 #define HOST "mx.posthorn.test"
@@ -1137,20 +1138,6 @@ static void test_boundary_collision(void **state)
 /* ---- dsn_queue on a real spool ---- */
 
 static struct event_base *base;
-
-struct wait {
-	int done, ok;
-	char id[ID_LEN + 1];
-};
-
-static void on_done(void *arg, int ok, const char *id)
-{
-	struct wait *w = arg;
-
-	w->done++;
-	w->ok = ok;
-	snprintf(w->id, sizeof(w->id), "%s", id);
-}
 
 static void run_until(struct wait *w)
 {

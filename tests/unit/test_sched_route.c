@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "conf/conf.h"
+#include "conf_fixture.h"
 #include "dns/dns_mx.h"
 #include "sched/sched_int.h"
 #include "util/util.h"
@@ -187,16 +188,11 @@ static void test_loop(void **state)
 
 static struct conf *conf_with(const char *text)
 {
-	char *path = xasprintf("%s/c%d.conf", tmpdir, rand()), *errors = NULL;
-	FILE *fp = fopen(path, "w");
-	struct conf *c;
+	char *path = xasprintf("%s/c%d.conf", tmpdir, rand());
+	char *all = xasprintf("[server]\ndata_dir = %s\n%s", tmpdir, text);
+	struct conf *c = conf_from_text(path, all);
 
-	assert_non_null(fp);
-	fprintf(fp, "[server]\ndata_dir = %s\n%s", tmpdir, text);
-	fclose(fp);
-	c = conf_load(path, &errors);
-	if (!c)
-		fail_msg("conf: %s", errors);
+	free(all);
 	free(path);
 	return c;
 }

@@ -31,6 +31,7 @@
 #include "log/log.h"
 #include "spool/spool.h"
 #include "spool/spool_int.h" /* spool_commit_pause() */
+#include "spool_fixture.h"
 
 static char root[256];
 static struct event_base *base;
@@ -83,20 +84,6 @@ static int file_exists(const char *path)
 	struct stat st;
 
 	return stat(path, &st) == 0;
-}
-
-struct wait {
-	int done, ok;
-	char id[ID_LEN + 1];
-};
-
-static void on_done(void *arg, int ok, const char *id)
-{
-	struct wait *w = arg;
-
-	w->done++;
-	w->ok = ok;
-	snprintf(w->id, sizeof(w->id), "%s", id);
 }
 
 static void run_until(int *flag, int want)
@@ -579,33 +566,6 @@ static void test_rcpt_states(void **state)
 
 /* ---- recovery, with files crafted from the documented format ---- */
 
-static void le32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void le64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void craft_hdr(unsigned char h[128], uint32_t version, uint32_t flags, uint64_t body_len,
-                      uint64_t env_len, uint32_t n_rcpts)
-{
-	memset(h, 0, 128);
-	memcpy(h, "PHSPOOL", 8);
-	le32(h + 8, version);
-	le32(h + 12, flags);
-	le64(h + 16, 128);
-	le64(h + 24, body_len);
-	le64(h + 32, 128 + body_len);
-	le64(h + 40, env_len);
-	le32(h + 48, n_rcpts);
-	crypto_generichash(h + 112, 16, h, 112, NULL, 0);
-}
-
 static char *craft_env(const char *id, int good_sum, uint32_t n_rcpts, const char *from)
 {
 	unsigned char sum[16];
@@ -633,7 +593,7 @@ static void craft_file_n(const char *dir, const char *name, uint32_t version, ui
 	size_t n = 128 + 5 + strlen(env);
 	unsigned char *f = malloc(n);
 
-	craft_hdr(f, version, flags, 5, strlen(env), n_rcpts);
+	craft_hdr(f, version, flags, 128, 5, strlen(env), n_rcpts);
 	memcpy(f + 128, "Hi\r\n\r", 5);
 	memcpy(f + 133, env, strlen(env));
 	write_file(p, f, cut ? cut : n);
@@ -676,7 +636,7 @@ static void test_recover(void **state)
 	write_file(p = path_in(dir, "queue", "notanid"), "x", 1), free(p);
 	write_file(p = path_in(dir, "quarantine", ids[1]), "older", 5), free(p);
 	/* tmp/: a message cut short mid-body, and a stray file */
-	craft_hdr(hdr, 1, 0, 0, 1, 0);
+	craft_hdr(hdr, 1, 0, 128, 0, 1, 0);
 	write_file(p = path_in(dir, "tmp", ids[7]), hdr, sizeof(hdr)), free(p);
 	write_file(p = path_in(dir, "tmp", "junk"), "j", 1), free(p);
 
@@ -801,12 +761,12 @@ static void test_bounded_lengths(void **state)
 	unsigned char f[256];
 
 	new_ids(ids, 3);
-	craft_hdr(f, 1, 1, 0, 1ull << 40, 1); /* a 1 TB envelope in a tiny file */
+	craft_hdr(f, 1, 1, 128, 0, 1ull << 40, 1); /* a 1 TB envelope in a tiny file */
 	write_file(p = path_in(dir, "queue", ids[0]), f, 200), free(p);
 	assert_int_equal(spool_load(sp, ids[0], &got, &err), -1);
 	assert_int_equal(errno, EBADMSG);
 	free(err);
-	craft_hdr(f, 1, 1, 0, 100, 4000000000u); /* 4e9 recipients */
+	craft_hdr(f, 1, 1, 128, 0, 100, 4000000000u); /* 4e9 recipients */
 	write_file(p = path_in(dir, "queue", ids[1]), f, 256), free(p);
 	assert_int_equal(spool_load(sp, ids[1], &got, &err), -1);
 	free(err);

@@ -31,6 +31,7 @@
 #include "log/log.h"
 #include "spool/spool.h"
 #include "spool/spool_format.h"
+#include "spool_fixture.h"
 
 static char root[256];
 static struct event_base *base;
@@ -66,20 +67,6 @@ static size_t count_tmp(const char *name)
 	pclose(p);
 	free(cmd);
 	return n;
-}
-
-struct wait {
-	int done, ok;
-	char id[ID_LEN + 1];
-};
-
-static void on_done(void *arg, int ok, const char *id)
-{
-	struct wait *w = arg;
-
-	w->done++;
-	w->ok = ok;
-	snprintf(w->id, sizeof(w->id), "%s", id);
 }
 
 /* Commits m and waits; 1 if it became durable (its ID in id). */
@@ -313,34 +300,15 @@ static void test_reserve_late(void **state)
 	spool_close(sp);
 }
 
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
 /* A complete header with body_off and version, checksummed. */
 static int decode(uint32_t version, uint64_t body_off)
 {
-	unsigned char h[SPOOL_HDR_SIZE] = "PHSPOOL";
+	unsigned char h[SPOOL_HDR_SIZE];
 	struct spool_hdr out;
 	char *why = NULL;
 	int rc;
 
-	put32(h + 8, version);
-	put32(h + 12, SPOOL_F_COMPLETE);
-	put64(h + 16, body_off);
-	put64(h + 24, 10);
-	put64(h + 32, body_off + 10);
-	put64(h + 40, 100);
-	put32(h + 48, 1);
-	spool_check(h, SPOOL_HDR_SIZE - SPOOL_CHECK_LEN, h + SPOOL_HDR_SIZE - SPOOL_CHECK_LEN);
+	craft_hdr(h, version, SPOOL_F_COMPLETE, body_off, 10, 100, 1);
 	rc = spool_hdr_decode(h, &out, &why);
 	if (rc == 0)
 		assert_int_equal(out.body_off, body_off);
