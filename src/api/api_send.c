@@ -1,20 +1,27 @@
 /*
  * api_send: POST /v1/messages (SPEC 6, docs/api.md "Sending").
  *
- * On a worker (send_run): the body is parsed (400 naming the field), the
- * key's account must own the From domain (as an authenticated SMTP
- * session must; 403), suppressed recipients are refused with the entry's
- * reason, the template (if any) is rendered per message, and each message
- * is built (send_build: the bytes) and written to a spool file
- * (send_write). Hooks that sign or count a message go between the two.
+ * On a worker (send_run): below [server] min_free_space the request is
+ * refused whole (503, Retry-After); the body is parsed (400 naming the
+ * field), the key's account must own the From domain (as an authenticated
+ * SMTP session must; 403), suppressed recipients are refused with the
+ * entry's reason, the template (if any) is rendered per message, and the
+ * messages are planned (their recipients and content), not yet built.
  *
- * On the loop (send_commit): every file is committed to the spool; the
- * answer waits for the last done() (SPEC 6: only once every message is
- * durable). Then each queued message is indexed for delivery and its
- * accepted events emitted through deps->queued, exactly as an SMTP message
- * after its commit, and the answer lists every recipient: queued with the
- * message's ID, or refused with a reason. 200 when any is queued, else
- * 422 (503 when only the spool failed).
+ * On the loop (send_reserve): the policy, as an SMTP session's at MAIL
+ * and RCPT: a paused account sends nothing, each message reserves its
+ * recipients against the quota, so what the quota refuses is never built
+ * nor signed. Then on a worker (api_send_build.c) what passed is built,
+ * checked against max_message_size, signed and written to spool files.
+ *
+ * On the loop (send_commit): every file is committed to the spool (the
+ * reservations of the messages that failed released); the answer waits
+ * for the last done() (SPEC 6: only once every message is durable). Then
+ * each queued message is indexed for delivery and its accepted events
+ * emitted through deps->queued, exactly as an SMTP message after its
+ * commit, and the answer lists every recipient: queued with the message's
+ * ID, or refused with a reason. 200 when any is queued, else 429 (only
+ * the quota refused), 413 (only the size), 503 (the spool failed) or 422.
  *
  * A batch (recipients[]) is one message per recipient; its files are
  * committed together and the spool's committer makes them durable in the
@@ -27,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "api/api_send.h"
 #include "conf/conf.h"
@@ -38,192 +46,7 @@
 #include "smtpd/smtp_parse.h"
 #include "spool/spool.h"
 #include "store/store.h"
-#include "track/track.h"
-#include "unsub/unsub.h"
 #include "work/work.h"
-
-struct send_job;
-
-struct send_msg {
-	struct send_job *job;
-	struct spool_msg *sm; /* written, not yet committed */
-	char id[ID_LEN + 1];
-	char *subject;
-	struct rcpt *rcpts;
-	const char **addrs;
-	size_t n_rcpts;
-	uint64_t size;
-	int64_t created; /* unix seconds, as committed (the envelope handed on) */
-	int smtputf8;
-	int state;    /* 0 pending, 1 queued, -1 failed, -2 refused (quota, pause) */
-	int reserved; /* its recipients are reserved against the account's quota */
-	/* What the worker's signing did, logged on the loop at the commit. */
-	enum dkim_result dkim;
-	int unsub_missing; /* unsubscribe asked, no List-Unsubscribe made */
-	char dkim_domain[256];
-};
-
-struct send_result {
-	const char *to;
-	struct send_msg *msg; /* NULL: refused */
-	char reason[SUPP_REASON_MAX + 64];
-	int suppressed;
-	int quota; /* refused for the account's quota */
-};
-
-struct send_job {
-	struct http_req *r;
-	struct api_answer ans; /* made on the worker when the request is refused whole */
-	char account[COUNTER_ACCOUNT_MAX + 1];
-	json_t *body;
-	struct send_req q;
-	struct send_result *res;
-	size_t n_res;
-	struct send_msg *msgs;
-	size_t n_msgs, pending;
-	struct send_idem idem;
-	int tracking;        /* track.opens or track.clicks: one message per recipient */
-	int per_rcpt;        /* tracking or unsubscribe: links name one recipient */
-	int64_t quota_reset; /* unix seconds: when the quota that refused resets */
-	json_t *warnings;    /* the renderings' warnings (NULL: none), for the answer */
-	int warnings_truncated;
-	unsigned char track_key[TRACK_KEY_LEN];
-};
-
-/* The parts one message is built from (given or rendered). */
-struct send_content {
-	const char *subject, *text, *html;
-};
-
-/* ---- building and writing (the worker) ---- */
-
-static void received(const struct send_job *j, const char *id, struct buf *out)
-{
-	char date[64];
-
-	rfc5322_date(date, sizeof(date), clock_now_s());
-	buf_printf(out, "Received: by %s (Posthorn) with HTTP id %s;\r\n\t%s\r\n",
-	           http_req_conf(j->r)->hostname, id, date);
-}
-
-/* The bytes of one message: to/cc are its header recipients. */
-static void send_build(const struct send_job *j, const struct send_content *c,
-                       const struct mime_addr *to, size_t n_to, const struct mime_addr *cc,
-                       size_t n_cc, const char *id, struct buf *out)
-{
-	char mid[ID_LEN + 300];
-	const struct send_req *q = &j->q;
-
-	snprintf(mid, sizeof(mid), "<%s@%s>", id, http_req_conf(j->r)->hostname);
-	received(j, id, out);
-	mime_build(&(struct mime_msg){.from = &q->from,
-	                              .to = to,
-	                              .n_to = n_to,
-	                              .cc = cc,
-	                              .n_cc = n_cc,
-	                              .reply_to = q->has_reply_to ? &q->reply_to : NULL,
-	                              .subject = c->subject,
-	                              .text = c->text,
-	                              .html = c->html,
-	                              .headers = q->headers,
-	                              .n_headers = q->n_headers,
-	                              .parts = q->parts,
-	                              .n_parts = q->n_parts,
-	                              .message_id = mid,
-	                              .date = clock_now_s(),
-	                              .seed = id},
-	           out);
-}
-
-/* ---- tracking: the html of one recipient's message, rewritten ---- */
-
-struct track_ctx {
-	const struct send_job *j;
-	const char *id, *rcpt;
-};
-
-static char *track_link(void *arg, const char *url)
-{
-	const struct track_ctx *t = arg;
-
-	return api_track_url(http_req_conf(t->j->r), t->j->track_key,
-	                     &(struct track_ref){'c', t->j->account, t->id, t->rcpt, url});
-}
-
-/* The tracked html (malloc'd) of message id for rcpt, or NULL: untracked. */
-static char *tracked_html(const struct send_job *j, const char *html, const char *id,
-                          const char *rcpt)
-{
-	struct track_ctx t = {j, id, rcpt};
-	char *pixel = NULL;
-	struct buf out;
-
-	if (!j->tracking || !html)
-		return NULL;
-	if (j->q.track_opens)
-		pixel = api_track_url(http_req_conf(j->r), j->track_key,
-		                      &(struct track_ref){'o', j->account, id, rcpt, NULL});
-	buf_init(&out);
-	buf_reserve(&out, strlen(html) + 1);
-	track_html(html, strlen(html), j->q.track_clicks ? track_link : NULL, &t, pixel, &out);
-	free(pixel);
-	return out.data;
-}
-
-/* The bytes into m's spool file; -1 (logged) when the spool fails. */
-/*
- * What accept adds before the bytes are written, as for SMTP mail: the
- * List-Unsubscribe fields (unsubscribe: true; one recipient per message),
- * then the DKIM signatures of every active key of the From domain, over
- * the message with those fields. The fields go first in the header
- * section, the signatures before them.
- */
-static void send_fields(const struct send_job *j, struct send_msg *m, const struct buf *msg,
-                        struct buf *front)
-{
-	const struct http_deps *d = http_req_deps(j->r);
-	struct dkim_msg *dm;
-	struct buf sig;
-
-	if (j->q.unsubscribe && (!d->unsub || m->n_rcpts != 1 ||
-	                         unsub_fields(d->unsub, j->account, m->addrs[0], front) < 0))
-		m->unsub_missing = 1;
-	m->dkim = DKIM_NO_KEY;
-	if (!d->dkim || !(dm = dkim_msg_new(d->dkim, m->id)))
-		return;
-	buf_init(&sig);
-	dkim_msg_write(dm, front->data, front->len);
-	dkim_msg_write(dm, msg->data, msg->len);
-	m->dkim = dkim_msg_finish(dm, &sig);
-	snprintf(m->dkim_domain, sizeof(m->dkim_domain), "%s", dkim_msg_domain(dm));
-	dkim_msg_free(dm);
-	if (m->dkim == DKIM_SIGNED) {
-		buf_append(&sig, front->data, front->len);
-		buf_free(front);
-		*front = sig;
-	} else {
-		buf_free(&sig);
-	}
-}
-
-static int send_write(const struct send_job *j, struct send_msg *m, const struct buf *bytes)
-{
-	struct buf front;
-	int rc;
-
-	buf_init(&front);
-	send_fields(j, m, bytes, &front);
-	/* keys but no signature (libopendkim failed): not sent unsigned, as
-	 * SMTP answers 451 for it; the recipients are refused (queue error) */
-	rc = m->dkim == DKIM_FAILED ||
-	     (front.len && spool_msg_write(m->sm, front.data, front.len) < 0) ||
-	     spool_msg_write(m->sm, bytes->data, bytes->len) < 0;
-	buf_free(&front);
-	if (rc)
-		return -1;
-	m->size = spool_msg_size(m->sm);
-	return 0;
-}
 
 /* On the loop, once committed: what signing did, as smtpd logs it. */
 static void log_fields(const struct send_job *j, const struct send_msg *m)
@@ -244,77 +67,33 @@ static void log_fields(const struct send_job *j, const struct send_msg *m)
 		         *m->dkim_domain ? log_q(m->dkim_domain) : "-");
 }
 
-static int any_utf8(const struct mime_addr *a, size_t n)
+/* A message planned for the results res[idx[0..n)], To: to[0..n_to),
+ * built from c (borrowed: the request's, or a rendering the job keeps). */
+static struct send_msg *msg_plan(struct send_job *j, const size_t *idx, size_t n,
+                                 const struct mime_addr *to, size_t n_to,
+                                 const struct send_content *c)
 {
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (mime_addr_utf8(&a[i]))
-			return 1;
-	return 0;
-}
-
-/* A new message for the results res[idx[0..n)]; its spool file opened. */
-static struct send_msg *msg_new(struct send_job *j, const size_t *idx, size_t n)
-{
-	struct send_msg *m = &j->msgs[j->n_msgs];
-	char *err = NULL;
+	struct send_msg *m = &j->msgs[j->n_msgs++];
 	size_t i;
 
 	m->job = j;
-	m->sm = spool_msg_new(http_req_deps(j->r)->spool, &err);
-	if (!m->sm) {
-		log_err("http=%s event=spool_error error=%s", http_req_id(j->r), log_q(err));
-		free(err);
-		return NULL;
-	}
-	snprintf(m->id, sizeof(m->id), "%s", spool_msg_id(m->sm));
 	m->rcpts = xcalloc(n, sizeof(*m->rcpts));
 	m->addrs = xcalloc(n, sizeof(*m->addrs));
+	m->idx = xcalloc(n, sizeof(*m->idx));
 	for (i = 0; i < n; i++) {
 		m->rcpts[i].addr = (char *)j->res[idx[i]].to;
 		m->addrs[i] = j->res[idx[i]].to;
+		m->idx[i] = idx[i];
 		j->res[idx[i]].msg = m;
 	}
 	m->n_rcpts = n;
-	j->n_msgs++;
-	return m;
-}
-
-/* One message: opened, built, written; on failure its recipients are refused. */
-static void queue_one(struct send_job *j, const struct send_content *c, const size_t *idx, size_t n,
-                      const struct mime_addr *to, size_t n_to)
-{
-	const struct send_req *q = &j->q;
-	struct send_msg *m = msg_new(j, idx, n);
-	struct buf b;
-	size_t i;
-
-	if (!m) {
-		for (i = 0; i < n; i++)
-			snprintf(j->res[idx[i]].reason, sizeof(j->res[0].reason), "queue error");
-		return;
-	}
-	struct send_content tc = *c;
-	char *html = tracked_html(j, c->html, m->id, m->addrs[0]);
-
-	if (html)
-		tc.html = html;
-	buf_init(&b);
-	send_build(j, &tc, to, n_to, q->n_batch ? NULL : q->cc, q->n_batch ? 0 : q->n_cc, m->id,
-	           &b);
-	free(html);
+	m->to = to;
+	m->n_to = n_to;
+	m->c = *c;
 	m->subject = xstrdup(c->subject ? c->subject : "");
-	m->smtputf8 = mime_addr_utf8(&q->from) ||
-	              (q->has_reply_to && mime_addr_utf8(&q->reply_to)) || any_utf8(to, n_to) ||
-	              (!q->n_batch && any_utf8(q->cc, q->n_cc)) ||
-	              (!q->n_batch && any_utf8(q->bcc, q->n_bcc));
-	if (send_write(j, m, &b) < 0)
-		m->state = -1;
-	for (i = 0; m->dkim == DKIM_FAILED && i < n; i++)
-		snprintf(j->res[idx[i]].reason, sizeof(j->res[0].reason),
-		         "DKIM signing failed (the log says why)");
-	buf_free(&b);
+	for (i = 0; i < API_PARTS; i++)
+		buf_init(&m->rendered[i]);
+	return m;
 }
 
 /* ---- recipients, suppressions, templates (the worker) ---- */
@@ -408,8 +187,18 @@ static int render(struct send_job *j, const struct api_template *t, const json_t
 	return 0;
 }
 
-/* One message per recipient of the batch that is not refused. */
-static void queue_batch(struct send_job *j, const struct api_template *t)
+/* A rendering's parts, kept by m (the rendering's buffers moved). */
+static void keep_rendering(struct send_msg *m, struct api_rendered *out)
+{
+	for (size_t k = 0; k < API_PARTS; k++) {
+		m->rendered[k] = out->out[k];
+		buf_init(&out->out[k]);
+	}
+}
+
+/* One message per recipient of the batch that is not refused, each
+ * rendered with its variables (built later, once its quota is reserved). */
+static void plan_batch(struct send_job *j, const struct api_template *t)
 {
 	const struct send_req *q = &j->q;
 	struct send_content c = {q->subject, q->text, q->html};
@@ -427,38 +216,43 @@ static void queue_batch(struct send_job *j, const struct api_template *t)
 			api_rendered_free(&out);
 			goto next;
 		}
-		queue_one(j, &c, &i, 1, &q->batch[i].to, 1);
-		if (t)
+		struct send_msg *m = msg_plan(j, &i, 1, &q->batch[i].to, 1, &c);
+		if (t) {
+			keep_rendering(m, &out);
 			api_rendered_free(&out);
+		}
 	next:
 		json_decref(vars);
 	}
 }
 
-/* The one message of a request without recipients[]. */
-static void queue_single(struct send_job *j, const struct api_template *t)
+/* The one message of a request without recipients[] (one per recipient
+ * when each needs its own links). */
+static void plan_single(struct send_job *j, const struct api_template *t)
 {
 	const struct send_req *q = &j->q;
 	struct send_content c = {q->subject, q->text, q->html};
-	struct api_rendered out;
 	size_t *idx = xcalloc(j->n_res, sizeof(*idx)), i, n = 0;
 	char why[sizeof(j->res[0].reason)];
 
 	for (i = 0; i < j->n_res; i++)
 		if (!j->res[i].suppressed)
 			idx[n++] = i;
-	if (n && t && render(j, t, q->vars, NULL, &out, &c, why, sizeof(why)) < 0) {
-		struct http_problem p = {400, "invalid_field", "template", ""};
-		snprintf(p.message, sizeof(p.message), "%.200s", why);
-		api_answer_problem(&j->ans, &p, NULL);
-	} else if (n && j->per_rcpt) { /* each recipient its own links */
-		for (i = 0; i < n; i++)
-			queue_one(j, &c, &idx[i], 1, q->to, q->n_to);
-	} else if (n) {
-		queue_one(j, &c, idx, n, q->to, q->n_to);
+	if (n && t) {
+		j->single = xcalloc(1, sizeof(*j->single));
+		if (render(j, t, q->vars, NULL, j->single, &c, why, sizeof(why)) < 0) {
+			struct http_problem p = {400, "invalid_field", "template", ""};
+			snprintf(p.message, sizeof(p.message), "%.200s", why);
+			api_answer_problem(&j->ans, &p, NULL);
+			n = 0;
+		}
 	}
-	if (n && t)
-		api_rendered_free(&out);
+	if (n && j->per_rcpt) {
+		for (i = 0; i < n; i++)
+			msg_plan(j, &idx[i], 1, q->to, q->n_to, &c);
+	} else if (n) {
+		msg_plan(j, idx, n, q->to, q->n_to, &c);
+	}
 	free(idx);
 }
 
@@ -503,6 +297,31 @@ static int sender_owned(struct send_job *j, struct store *st)
 	return -1;
 }
 
+/* Below [server] min_free_space the request is refused whole, as SMTP
+ * answers MAIL 452 4.3.1: 503 with Retry-After, nothing spooled. */
+#define SEND_DISK_RETRY 60 /* seconds */
+
+static int disk_low(struct send_job *j)
+{
+	const struct conf *c = http_req_conf(j->r);
+	struct statvfs v;
+	uint64_t avail;
+
+	if (statvfs(c->data_dir, &v) < 0)
+		return 0; /* the spool's own error answers */
+	avail = (uint64_t)v.f_bavail * v.f_frsize;
+	if (avail >= c->min_free_space)
+		return 0;
+	log_warn("http=%s event=disk_low free=%llu min_free_space=%llu", http_req_id(j->r),
+	         (unsigned long long)avail, (unsigned long long)c->min_free_space);
+	api_answer_error(&j->ans, 503, "insufficient_storage",
+	                 "the server's disk has %llu bytes free, below [server] min_free_space "
+	                 "(%llu): retry later",
+	                 (unsigned long long)avail, (unsigned long long)c->min_free_space);
+	j->retry_at = clock_now_s() + SEND_DISK_RETRY;
+	return 1;
+}
+
 static void send_run(void *arg)
 {
 	struct send_job *j = arg;
@@ -516,7 +335,7 @@ static void send_run(void *arg)
 		api_answer_problem(&j->ans, &p, NULL);
 		return;
 	}
-	if (send_idem_begin(j->r, j->account, &j->idem, &j->ans) < 0)
+	if (disk_low(j) || send_idem_begin(j->r, j->account, &j->idem, &j->ans) < 0)
 		return;
 	j->tracking = j->q.track_opens || j->q.track_clicks;
 	j->per_rcpt = j->tracking || j->q.unsubscribe;
@@ -528,9 +347,9 @@ static void send_run(void *arg)
 	results_init(j);
 	if (sender_owned(j, st) == 0 && suppressions(j, st) == 0 && template_get(j, &t) == 0) {
 		if (j->q.n_batch)
-			queue_batch(j, t);
+			plan_batch(j, t);
 		else
-			queue_single(j, t);
+			plan_single(j, t);
 	}
 	if (t)
 		api_template_unref(t);
@@ -550,7 +369,13 @@ static void job_free(struct send_job *j)
 		free(j->msgs[i].subject);
 		free(j->msgs[i].rcpts);
 		free(j->msgs[i].addrs);
+		free(j->msgs[i].idx);
+		for (size_t k = 0; k < API_PARTS; k++)
+			buf_free(&j->msgs[i].rendered[k]);
 	}
+	if (j->single)
+		api_rendered_free(j->single);
+	free(j->single);
 	free(j->msgs);
 	free(j->res);
 	send_req_free(&j->q);
@@ -623,16 +448,39 @@ static json_t *result_json(const struct send_result *r)
 	return o;
 }
 
+/* The error object of an answer where nothing is queued. */
+static void nothing_queued(struct send_job *j, json_t *body, size_t failed, size_t quota,
+                           size_t large)
+{
+	int status = failed ? 503 : 422;
+	const char *code = failed ? "queue_error" : "nothing_queued";
+	const char *msg = failed ? "the spool could not take the messages"
+	                         : "every recipient was refused: see messages[].reason";
+
+	if (quota == j->n_res) { /* SPEC 6: only the quota refused */
+		status = 429;
+		code = "over_quota";
+		msg = "the account's quota is used up: see Retry-After";
+	} else if (large == j->n_res) {
+		status = 413;
+		code = "message_too_large";
+		msg = "the message is larger than max_message_size: see messages[].reason";
+	}
+	json_object_set_new(body, "error", json_pack("{s:s,s:s}", "code", code, "message", msg));
+	api_answer_json(&j->ans, status, body);
+}
+
 static void answer(struct send_job *j)
 {
 	json_t *list = json_array(), *body;
-	size_t i, queued = 0, failed = 0, quota = 0;
+	size_t i, queued = 0, failed = 0, quota = 0, large = 0;
 
 	for (i = 0; i < j->n_res; i++) {
 		queued += j->res[i].msg && j->res[i].msg->state == 1;
 		failed += (j->res[i].msg && j->res[i].msg->state != 1) ||
 		          strcmp(j->res[i].reason, "queue error") == 0;
-		quota += j->res[i].quota;
+		quota += j->res[i].why == REFUSED_QUOTA;
+		large += j->res[i].why == REFUSED_SIZE;
 		json_array_append_new(list, result_json(&j->res[i]));
 	}
 	body = json_pack("{s:o}", "messages", list);
@@ -641,21 +489,10 @@ static void answer(struct send_job *j)
 		if (j->warnings_truncated)
 			json_object_set_new(body, "warnings_truncated", json_true());
 	}
-	if (!queued && quota == j->n_res) { /* SPEC 6: only the quota refused */
-		json_object_set_new(body, "error",
-		                    json_pack("{s:s,s:s}", "code", "over_quota", "message",
-		                              "the account's quota is used up: see Retry-After"));
-		api_answer_json(&j->ans, 429, body);
-		return;
-	}
-	if (!queued)
-		json_object_set_new(
-		    body, "error",
-		    json_pack("{s:s,s:s}", "code", failed ? "queue_error" : "nothing_queued",
-		              "message",
-		              failed ? "the spool could not take the messages"
-		                     : "every recipient was refused: see messages[].reason"));
-	api_answer_json(&j->ans, queued ? 200 : failed ? 503 : 422, body);
+	if (queued)
+		api_answer_json(&j->ans, 200, body);
+	else
+		nothing_queued(j, body, failed, quota, large);
 }
 
 static void send_reply(struct send_job *j)
@@ -664,10 +501,10 @@ static void send_reply(struct send_job *j)
 
 	if (j->idem.replayed)
 		http_add_header(j->r, "Idempotent-Replayed", "true");
-	if (j->quota_reset) {
+	if (j->retry_at) {
 		int64_t now = clock_now_s();
 		snprintf(after, sizeof(after), "%lld",
-		         (long long)(j->quota_reset > now ? j->quota_reset - now : 1));
+		         (long long)(j->retry_at > now ? j->retry_at - now : 1));
 		http_add_header(j->r, "Retry-After", after);
 	}
 	api_answer_send(j->r, &j->ans);
@@ -719,26 +556,16 @@ static void on_commit(void *arg, int ok, const char *id)
 		finish(j);
 }
 
-/* A written message the account may not send now: out of the spool, its
- * recipients refused with the reply's text (without its codes). */
-static void policy_refuse(struct send_job *j, struct send_msg *m, const char *why, int quota)
+/* A 450 reply's text, without its codes, as a recipient's reason. */
+static const char *reason_of(const char *reply)
 {
-	if (strncmp(why, "450 4.7.1 ", 10) == 0)
-		why += 10;
-	spool_msg_abort(m->sm);
-	m->sm = NULL;
-	m->state = -2;
-	for (size_t i = 0; i < j->n_res; i++)
-		if (j->res[i].msg == m) {
-			j->res[i].msg = NULL;
-			j->res[i].quota = quota;
-			snprintf(j->res[i].reason, sizeof(j->res[i].reason), "%s", why);
-		}
+	return strncmp(reply, "450 4.7.1 ", 10) == 0 ? reply + 10 : reply;
 }
 
-/* On the loop, before the commits, as an SMTP session at MAIL and RCPT: a
- * paused account sends nothing; each message reserves its recipients
- * against the quotas shared with SMTP (all of a message's or none). */
+/* On the loop, before anything is built, as an SMTP session at MAIL and
+ * RCPT: a paused account sends nothing; each message reserves its
+ * recipients against the quotas shared with SMTP (all of a message's or
+ * none), so a batch over quota is refused without being built or signed. */
 static void send_policy(struct send_job *j)
 {
 	struct deliv *d = http_req_deps(j->r)->deliv;
@@ -752,37 +579,37 @@ static void send_policy(struct send_job *j)
 		struct send_msg *m = &j->msgs[i];
 		int64_t reset = 0;
 
-		if (m->state < 0)
-			continue;
 		if (paused) {
-			policy_refuse(j, m, why, 0);
+			send_msg_refuse(j, m, reason_of(why), REFUSED_OTHER);
 		} else if (deliv_quota_reserve(d, j->account, m->n_rcpts, why, sizeof(why),
 		                               &reset) < 0) {
-			policy_refuse(j, m, why, 1);
-			j->quota_reset = reset;
+			send_msg_refuse(j, m, reason_of(why), REFUSED_QUOTA);
+			j->retry_at = reset;
 		} else {
 			m->reserved = 1;
 		}
 	}
 }
 
-/* Every written message to the spool's committer; the answer waits for all. */
+/* On the loop, once built: every written message to the spool's
+ * committer (the reservations of the others released); the answer waits
+ * for all. */
 static void send_commit(void *arg)
 {
 	struct send_job *j = arg;
+	struct deliv *d = http_req_deps(j->r)->deliv;
 	struct envelope env;
 	size_t i;
 
-	if (j->ans.body) { /* refused whole, found wrong, or answered before */
-		send_reply(j);
-		return;
-	}
-	send_policy(j);
 	j->pending = 1; /* held until every commit is submitted */
 	for (i = 0; i < j->n_msgs; i++) {
 		struct send_msg *m = &j->msgs[i];
-		if (m->state < 0)
+		if (m->state < 0) {
+			if (m->reserved)
+				deliv_quota_release(d, j->account, m->n_rcpts);
+			m->reserved = 0;
 			continue;
+		}
 		m->created = clock_now_s();
 		envelope_of(j, m, &env);
 		j->pending++;
@@ -793,11 +620,44 @@ static void send_commit(void *arg)
 		finish(j);
 }
 
+/* On the loop, once the request is planned: the policy, then the
+ * building and signing of what it let through on a worker. */
+static void send_reserve(void *arg)
+{
+	struct send_job *j = arg;
+	size_t i;
+
+	if (j->ans.body) { /* refused whole, found wrong, or answered before */
+		send_reply(j);
+		return;
+	}
+	send_policy(j);
+	for (i = 0; i < j->n_msgs && j->msgs[i].state != 0; i++)
+		;
+	if (i < j->n_msgs)
+		work_submit(http_req_deps(j->r)->work, send_build_all, send_commit, j);
+	else
+		send_commit(j); /* nothing to build: the answer at once */
+}
+
+/* The largest message an SMTP listener takes (its SIZE): API mail may be
+ * as large as mail any listener accepts; 25m without listeners. */
+static uint64_t max_message_size(const struct conf *c)
+{
+	uint64_t max = 0;
+
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (c->listeners[i].max_message_size > max)
+			max = c->listeners[i].max_message_size;
+	return max ? max : SEND_DEFAULT_MAX_SIZE;
+}
+
 void api_h_send(struct http_req *r)
 {
 	struct send_job *j = xcalloc(1, sizeof(*j));
 
 	j->r = r;
 	snprintf(j->account, sizeof(j->account), "%s", http_req_auth(r)->account);
-	http_req_defer(r, send_run, send_commit, j);
+	j->max_size = max_message_size(http_req_conf(r));
+	http_req_defer(r, send_run, send_reserve, j);
 }

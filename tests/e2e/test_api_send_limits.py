@@ -1,0 +1,151 @@
+"""POST /v1/messages against the server's limits: max_message_size (the
+built message, 413 when it alone refused), [server] min_free_space (503
+with Retry-After, as SMTP's 452 4.3.1) and the account's quota, which is
+reserved before a message is built or signed (an over-quota batch is
+refused without building, and what was reserved but not queued is given
+back). Nothing refused is ever spooled."""
+import json
+import os
+import time
+
+import pytest
+
+import helpers
+from httpapi import create_key, request, wait_http
+
+MAX_SIZE = 20 * 1024  # the listener's max_message_size
+BIG = "x" * (MAX_SIZE + 1024)  # renders a message above it
+
+
+@pytest.fixture
+def srv(server_factory):
+    s = server_factory(listeners={"mx": {"max_message_size": "20k"}})
+    wait_http(s)
+    s.add_user("alice", domains=("sender.test",))
+    s.key = create_key(s, "alice")
+    return s
+
+
+def send(srv, body, key=None):
+    return request(srv, "POST", "/v1/messages", key=key or srv.key, body=body)
+
+
+def spooled(srv):
+    """Every file in the spool (queued or being written)."""
+    spool = os.path.join(srv.data_dir, "spool")
+    return [os.path.join(d, f) for d, _, files in os.walk(spool) for f in files
+            if not f.startswith(".")]
+
+
+def add_template(srv, key):
+    r = request(srv, "POST", "/v1/templates", key=key,
+                body={"name": "letter", "subject": "For {{name}}", "text": "{{body}}"})
+    assert r.status in (200, 201), r.body
+
+
+def batch(to_body):
+    return {"from": "n@sender.test", "template": "letter",
+            "recipients": [{"to": to, "variables": {"name": to, "body": b}}
+                           for to, b in to_body]}
+
+
+def test_message_above_max_message_size_is_413(srv):
+    before = spooled(srv)
+    r = send(srv, {"from": "a@sender.test", "to": ["x@dest.test", "y@dest.test"],
+                   "subject": "big", "text": BIG})
+    assert r.status == 413, r.body
+    doc = r.json()
+    assert doc["error"]["code"] == "message_too_large"
+    assert "max_message_size" in doc["error"]["message"]
+    for m in doc["messages"]:
+        assert m["status"] == "refused" and m["id"] is None, m
+        assert m["reason"].startswith("message too large: "), m
+        assert f"above max_message_size ({MAX_SIZE})" in m["reason"], m
+    assert spooled(srv) == before
+    # the limit is the built message's, not the request's: a small one passes
+    r = send(srv, {"from": "a@sender.test", "to": "x@dest.test", "text": "small"})
+    assert r.status == 200, r.body
+
+
+def test_batch_refuses_only_the_large_recipients(srv):
+    add_template(srv, srv.key)
+    r = send(srv, batch([("a@dest.test", "short"), ("b@dest.test", BIG),
+                         ("c@dest.test", "short too")]))
+    assert r.status == 200, r.body
+    a, b, c = r.json()["messages"]
+    assert a["status"] == "queued" and c["status"] == "queued"
+    assert b["status"] == "refused" and b["reason"].startswith("message too large"), b
+    ids = set(srv.queue())
+    assert ids == {a["id"], c["id"]}, ids
+
+
+def test_below_min_free_space_is_503_with_retry_after(server_factory):
+    s = server_factory(server={"min_free_space": "1000000g"})
+    helpers.wait_for(lambda: health(s) == 503, timeout=10, what="HTTP /healthz 503")
+    s.add_user("alice", domains=("sender.test",))
+    key = create_key(s, "alice")
+    before = spooled(s)
+    r = request(s, "POST", "/v1/messages", key=key,
+                body={"from": "a@sender.test", "to": "x@dest.test", "text": "t"},
+                headers={"Idempotency-Key": "disk-1"})
+    assert r.status == 503, r.body
+    assert r.json()["error"]["code"] == "insufficient_storage"
+    assert "min_free_space" in r.json()["error"]["message"]
+    assert 0 < int(r.headers["retry-after"]) <= 60, r.headers
+    assert spooled(s) == before and s.queue() == {}
+    assert "event=disk_low" in open(s.log_path).read()
+
+
+def health(s):
+    try:
+        return request(s, "GET", "/healthz").status
+    except OSError:
+        return None
+
+
+def quota_used(srv, account):
+    rc, out, err = srv.cli("stats", "--json", "--account", account)
+    assert rc == 0, err
+    return json.loads(out)["accounts"][account]["quota_hour"]["used"]
+
+
+def wait_quota_used(srv, account, n):
+    deadline = time.monotonic() + 10
+    while quota_used(srv, account) != n:
+        assert time.monotonic() < deadline, f"quota used {quota_used(srv, account)}, not {n}"
+        time.sleep(0.2)
+
+
+def test_quota_is_reserved_before_building(srv):
+    """Recipients are reserved against the quota before their messages are
+    built: a batch the quota refuses is answered 429 with the quota's
+    reason even when building would have refused it too (max_message_size),
+    so it was never built nor signed; a reservation whose message is then
+    refused (too large) is given back; the quota counts only what was
+    queued."""
+    rc, _, err = srv.cli("user", "set", "alice", "--quota-hour", "3")
+    assert rc == 0, err
+    time.sleep(1.3)  # the server reads user set within a second
+    add_template(srv, srv.key)
+    # big reserves, then is refused as too large: its reservation comes back
+    r = send(srv, batch([("big@dest.test", BIG), ("q1@dest.test", "s"), ("q2@dest.test", "s"),
+                         ("q3@dest.test", "s")]))
+    assert r.status == 200, r.body
+    big, q1, q2, q3 = r.json()["messages"]
+    assert big["reason"].startswith("message too large"), big
+    assert q1["status"] == "queued" and q2["status"] == "queued", r.body
+    assert q3["status"] == "refused" and q3["reason"].startswith("Quota exceeded"), q3
+    wait_quota_used(srv, "alice", 2)
+    r = send(srv, {"from": "a@sender.test", "to": "q4@dest.test", "text": "fits"})
+    assert r.status == 200, r.body  # the slot big held
+    wait_quota_used(srv, "alice", 3)
+    before = spooled(srv)
+    r = send(srv, batch([("o1@dest.test", BIG), ("o2@dest.test", BIG)]))
+    assert r.status == 429, r.body
+    assert r.json()["error"]["code"] == "over_quota"
+    assert 0 < int(r.headers["retry-after"]) <= 3600, r.headers
+    for m in r.json()["messages"]:
+        assert m["reason"].startswith("Quota exceeded: account alice may send 3"), m
+    assert spooled(srv) == before
+    time.sleep(1.3)  # a flush later, still what was queued
+    assert quota_used(srv, "alice") == 3
