@@ -3,7 +3,7 @@
  * per-message latency and optional STARTTLS (smtp-source has neither).
  *
  *   loadgen -p PORT [-H 127.0.0.1] [-s SESSIONS] [-m MESSAGES] [-l SIZE]
- *           [-r RCPTS] [-f FROM] [-t TO] [-T] [-o LATENCY_FILE]
+ *           [-r RCPTS] [-f FROM] [-t TO] [-T | -A KEY] [-o LATENCY_FILE]
  *
  * SESSIONS threads each open one connection (EHLO, STARTTLS and EHLO again
  * with -T) and send messages over it until MESSAGES have been claimed in
@@ -13,9 +13,18 @@
  * to the arrival of its reply. Recipients: TO for one, NTO (1to@..., 2to@...)
  * for several, as smtp-source -r does.
  *
+ * With -A KEY it loads the HTTP API instead (PORT is the [http] listener):
+ * each session is one keep-alive HTTP/1.1 connection posting one message
+ * per request to /v1/messages (Authorization: Bearer KEY), JSON
+ * {"from": FROM, "to": [the recipients], "subject", "text": SIZE bytes};
+ * latency is from writing the request to reading the whole answer, and a
+ * message counts as accepted when the answer is 200 with no recipient
+ * refused (the server answers only after the spool commit). A connection
+ * the server closes is opened again. No TLS in this mode.
+ *
  * Prints one key=value line on stdout:
  *   sent= ok= failed= wall_ms= accept_per_s= p50_ms= p99_ms= max_ms=
- * and exits 1 if any message did not get its 250. TCP_NODELAY on every
+ * and exits 1 if any message did not get its 250 (its 200). TCP_NODELAY on every
  * socket so that the small final "." is not held back by Nagle.
  */
 #define _GNU_SOURCE
@@ -43,8 +52,10 @@ static long messages = 1, size = 2048;
 static SSL_CTX *ssl_ctx;
 static _Atomic long next_msg, n_ok, n_failed;
 static _Atomic int printed_tls;
-static double *lat_ms; /* per message, -1 when not measured */
-static char *body;     /* SIZE bytes of CRLF lines */
+static double *lat_ms;      /* per message, -1 when not measured */
+static char *body;          /* SIZE bytes of CRLF lines */
+static const char *api_key; /* -A: the HTTP API, with this key */
+static char *api_text;      /* body as a JSON string's contents (CRLF escaped) */
 
 struct sess {
 	int fd;
@@ -199,6 +210,8 @@ static int s_open(struct sess *s)
 		fprintf(stderr, "loadgen: session %d: connect: %s\n", s->id, strerror(errno));
 		return -1;
 	}
+	if (api_key)
+		return 0; /* HTTP: the client speaks first */
 	if (s_reply(s, 0, last, sizeof(last)) != 220) {
 		fprintf(stderr, "loadgen: session %d: greeting: %s\n", s->id, last);
 		return -1;
@@ -313,6 +326,125 @@ static int send_msg(struct sess *s, long idx)
 	return 1;
 }
 
+/* ---- -A: the HTTP API ---- */
+
+/* Reads one HTTP answer: its status, *close when the server ends the
+ * connection, *queued when no recipient of the body is refused. -1 on I/O
+ * error or a malformed answer. */
+static int http_answer(struct sess *s, int *close_after, int *queued)
+{
+	char line[1024], *body_buf;
+	long clen = -1, got = 0;
+	int status;
+
+	if (s_line(s, line, sizeof(line)) < 0 || strncmp(line, "HTTP/1.", 7) != 0)
+		return -1;
+	status = atoi(line + 9);
+	*close_after = line[7] == '0';
+	for (;;) {
+		if (s_line(s, line, sizeof(line)) < 0)
+			return -1;
+		if (!*line)
+			break;
+		if (!strncasecmp(line, "Content-Length:", 15))
+			clen = atol(line + 15);
+		else if (!strncasecmp(line, "Connection:", 11))
+			*close_after = strcasestr(line + 11, "close") != NULL;
+	}
+	if (clen < 0 || clen > 1 << 24)
+		return -1;
+	body_buf = malloc((size_t)clen + 1);
+	while (got < clen) {
+		size_t n = s->len - s->off;
+		if (!n && s_fill(s) < 0) {
+			free(body_buf);
+			return -1;
+		}
+		n = s->len - s->off;
+		if (n > (size_t)(clen - got))
+			n = (size_t)(clen - got);
+		memcpy(body_buf + got, s->buf + s->off, n);
+		s->off += n;
+		got += (long)n;
+	}
+	body_buf[clen] = '\0';
+	*queued = strstr(body_buf, "\"queued\"") && !strstr(body_buf, "\"refused\"");
+	if (status != 200 || !*queued)
+		fprintf(stderr, "loadgen: HTTP %d: %.300s\n", status, body_buf);
+	free(body_buf);
+	return status;
+}
+
+/* The JSON of message idx into out (malloc'd); its length. */
+static size_t api_json(long idx, char **out)
+{
+	size_t cap = strlen(api_text) + 64 * (size_t)rcpts + 1024, n = 0;
+	char *j = malloc(cap);
+	int i;
+
+	n += (size_t)snprintf(j + n, cap - n, "{\"from\":\"%s\",\"to\":[", from);
+	for (i = 1; i <= rcpts; i++) {
+		if (rcpts == 1)
+			n += (size_t)snprintf(j + n, cap - n, "\"%s\"", to);
+		else
+			n +=
+			    (size_t)snprintf(j + n, cap - n, "%s\"%d%s\"", i > 1 ? "," : "", i, to);
+	}
+	n += (size_t)snprintf(j + n, cap - n, "],\"subject\":\"bench %ld\",\"text\":\"%s\"}", idx,
+	                      api_text);
+	*out = j;
+	return n;
+}
+
+/* Posts message idx: 1 accepted, 0 refused (connection usable), -1 I/O error. */
+static int api_send_msg(struct sess *s, long idx)
+{
+	char head[1024], *json;
+	size_t jn = api_json(idx, &json), hn;
+	int close_after = 0, queued = 0, status;
+	double t0;
+
+	hn = (size_t)snprintf(head, sizeof(head),
+	                      "POST /v1/messages HTTP/1.1\r\nHost: %s\r\n"
+	                      "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+	                      "Content-Length: %zu\r\n\r\n",
+	                      host, api_key, jn);
+	t0 = mono_ms();
+	if (s_write(s, head, hn) < 0 || s_write(s, json, jn) < 0) {
+		free(json);
+		return -1;
+	}
+	free(json);
+	status = http_answer(s, &close_after, &queued);
+	if (status < 0)
+		return -1;
+	if (status == 200 && queued)
+		lat_ms[idx] = mono_ms() - t0;
+	if (close_after) {
+		s_close(s);
+		if (s_open(s) < 0)
+			return -1;
+	}
+	return status == 200 && queued;
+}
+
+/* body as the contents of a JSON string: CR and LF escaped. */
+static char *json_text(const char *p, long n)
+{
+	char *out = malloc((size_t)n * 2 + 1), *o = out;
+
+	for (long k = 0; k < n; k++) {
+		if (p[k] == '\r' || p[k] == '\n') {
+			*o++ = '\\';
+			*o++ = p[k] == '\r' ? 'r' : 'n';
+		} else {
+			*o++ = p[k];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 static void *session_main(void *arg)
 {
 	struct sess *s = arg;
@@ -325,7 +457,7 @@ static void *session_main(void *arg)
 		return NULL;
 	}
 	while ((idx = atomic_fetch_add(&next_msg, 1)) < messages) {
-		int r = send_msg(s, idx);
+		int r = api_key ? api_send_msg(s, idx) : send_msg(s, idx);
 		if (r == 1)
 			atomic_fetch_add(&n_ok, 1);
 		else
@@ -337,7 +469,8 @@ static void *session_main(void *arg)
 			return NULL;
 		}
 	}
-	s_cmd(s, "QUIT\r\n", 0, last, sizeof(last));
+	if (!api_key)
+		s_cmd(s, "QUIT\r\n", 0, last, sizeof(last));
 	s_close(s);
 	return NULL;
 }
@@ -370,7 +503,7 @@ int main(int argc, char **argv)
 	double t0, wall, *sorted;
 	long k, nlat = 0;
 
-	while ((opt = getopt(argc, argv, "H:p:s:m:l:r:f:t:To:")) != -1) {
+	while ((opt = getopt(argc, argv, "H:p:s:m:l:r:f:t:To:A:")) != -1) {
 		switch (opt) {
 		case 'H':
 			host = optarg;
@@ -402,14 +535,19 @@ int main(int argc, char **argv)
 		case 'o':
 			lat_file = optarg;
 			break;
+		case 'A':
+			api_key = optarg;
+			break;
 		default:
 			goto usage;
 		}
 	}
-	if (!port || sessions < 1 || messages < 1 || size < 0 || rcpts < 1 || rcpts > 1000) {
+	if (!port || sessions < 1 || messages < 1 || size < 0 || rcpts < 1 || rcpts > 1000 ||
+	    (api_key && use_tls)) {
 	usage:
-		fprintf(stderr, "usage: loadgen -p PORT [-H ADDR] [-s SESSIONS] [-m MESSAGES] "
-		                "[-l SIZE] [-r RCPTS] [-f FROM] [-t TO] [-T] [-o LATENCY_FILE]\n");
+		fprintf(stderr,
+		        "usage: loadgen -p PORT [-H ADDR] [-s SESSIONS] [-m MESSAGES] "
+		        "[-l SIZE] [-r RCPTS] [-f FROM] [-t TO] [-T | -A KEY] [-o LATENCY_FILE]\n");
 		return 2;
 	}
 	/* body: SIZE bytes of 78-byte lines (76 chars + CRLF); none starts with "." */
@@ -422,6 +560,8 @@ int main(int argc, char **argv)
 		body[size - 2] = '\r';
 		body[size - 1] = '\n';
 	}
+	if (api_key)
+		api_text = json_text(body, size);
 	lat_ms = malloc(sizeof(double) * (size_t)messages);
 	for (k = 0; k < messages; k++)
 		lat_ms[k] = -1;

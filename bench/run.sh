@@ -9,10 +9,12 @@
 # sink has every message and recipient. Then a second, latency pass with
 # loadgen (same sessions, messages, size) for the end-of-DATA-to-250 figures.
 # Last, a smaller run of each relay under strace counts fsync calls.
+# Case f is Posthorn's HTTP API alone (Postfix has none): loadgen -A posts
+# single messages to /v1/messages over keep-alive connections.
 #
 # Environment:
 #   BENCH_SMOKE=1      200 messages, cases a and d only (CI); fails on any loss
-#   BENCH_CASES="a c"  run only these cases (default: a b c d e; smoke: a d)
+#   BENCH_CASES="a c"  run only these cases (default: a b c d e f; smoke: a d)
 #   BENCH_TIMEOUT=300  seconds allowed for each load or wait step
 #   BENCH_STALL=60     seconds without progress at the sink that count as a stall
 #   BENCH_TMPDIR=/tmp  where the spools go (must be a real disk, not tmpfs)
@@ -47,7 +49,7 @@ CLK_TCK=$(getconf CLK_TCK)
 if [ "$SMOKE" = 1 ]; then
 	CASES=${BENCH_CASES:-a d}
 else
-	CASES=${BENCH_CASES:-a b c d e}
+	CASES=${BENCH_CASES:-a b c d e f}
 fi
 
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
@@ -143,7 +145,7 @@ sink_read() {
 }
 
 # ---------- relays ----------
-RELAY= RELAY_PORT= PH_PID= PF_ETC= PF_MASTER= RELAY_LOG=
+RELAY= RELAY_PORT= PH_PID= PF_ETC= PF_MASTER= RELAY_LOG= PH_HTTP= PH_KEY=
 
 ph_start() { # dir tls(0/1)
 	local d=$1 tls=$2 http
@@ -178,6 +180,8 @@ ph_start() { # dir tls(0/1)
 	"$POSTHORN" -c "$d/bench.conf" check-config >"$d/check-config.log" 2>&1 ||
 		{ log "posthorn check-config failed: $(cat "$d/check-config.log")"; return 1; }
 	ph_keys "$d" || return 1
+	PH_HTTP=$http
+	[ "$TOOL" = loadgen-api ] && { ph_api_key "$d" || return 1; }
 	"$POSTHORN" serve -c "$d/bench.conf" >"$RELAY_LOG" 2>&1 &
 	PH_PID=$!
 	PIDS+=("$PH_PID")
@@ -194,6 +198,14 @@ ph_keys() { # dir
 		"$POSTHORN" -c "$1/bench.conf" dkim keygen bench.test --selector "b-$a" --algo "$a" \
 			>>"$1/keygen.log" 2>&1 || { log "dkim keygen failed: $(tail -2 "$1/keygen.log")"; return 1; }
 	done
+}
+
+# The API case: an account owning bench.test (the From domain) and its key.
+ph_api_key() { # dir
+	"$POSTHORN" -c "$1/bench.conf" user add bench --domain bench.test --password-stdin \
+		<<<"bench password 1234" >>"$1/apikey.log" 2>&1 &&
+		PH_KEY=$("$POSTHORN" -c "$1/bench.conf" apikey create bench 2>>"$1/apikey.log") ||
+		{ log "user add / apikey create failed: $(tail -2 "$1/apikey.log")"; return 1; }
 }
 
 # OpenDKIM for Postfix, a private instance: its own config, key and
@@ -453,6 +465,8 @@ case_params() { # case -> N SIZE RCPTS SESS TLS TOOL TITLE
 	   TITLE="(d) 2 KB, 1 recipient, 20 sessions, STARTTLS" ;;
 	e) n=10000 SIZE=2048 RCPTS=1 SESS=20 TLS=0 TOOL=smtp-source
 	   TITLE="(e) 2 KB, 1 recipient, 20 sessions, DKIM: Posthorn signing, Postfix with the OpenDKIM milter" ;;
+	f) n=20000 SIZE=2048 RCPTS=1 SESS=20 TLS=0 TOOL=loadgen-api
+	   TITLE="(f) HTTP API: POST /v1/messages, 2 KB, 1 recipient, 20 keep-alive clients (Posthorn only)" ;;
 	*) return 1 ;;
 	esac
 	[ "$SMOKE" = 1 ] && n=200
@@ -462,6 +476,7 @@ case_params() { # case -> N SIZE RCPTS SESS TLS TOOL TITLE
 loadgen_run() { # port n tlsflag latfile (stdout: loadgen's key=value line)
 	local t=()
 	[ "$3" = 1 ] && t=(-T)
+	[ "$TOOL" = loadgen-api ] && t=(-A "$PH_KEY")
 	timeout "$TIMEOUT" "$BB/loadgen" -p "$1" -s "$SESS" -m "$2" -l "$SIZE" -r "$RCPTS" \
 		-f from@bench.test -t to@dest.test "${t[@]}" -o "$4"
 }
@@ -489,7 +504,9 @@ run_one() { # case relay dir
 		timeout "$TIMEOUT" smtp-source -d -s "$SESS" -m "$N" -l "$SIZE" -r "$RCPTS" \
 			-f from@bench.test -t to@dest.test "127.0.0.1:$RELAY_PORT" >"$d/load.out" 2>&1
 	else
-		loadgen_run "$RELAY_PORT" "$N" "$TLS" "$d/latency.txt" >"$d/load.out" 2>"$d/load.err"
+		local port=$RELAY_PORT
+		[ "$TOOL" = loadgen-api ] && port=$PH_HTTP
+		loadgen_run "$port" "$N" "$TLS" "$d/latency.txt" >"$d/load.out" 2>"$d/load.err"
 	fi
 	local rc=$?
 	t1=$(now_ms)
@@ -570,6 +587,8 @@ dkim_check() { # case relay dir messages
 case_relays() { # case
 	if [ "$1" = e ]; then
 		echo "posthorn:rsa2048 postfix:rsa2048 posthorn-ed25519:ed25519 posthorn-dual:rsa2048+ed25519"
+	elif [ "$1" = f ]; then
+		echo "posthorn:"
 	else
 		echo "posthorn: postfix:"
 	fi
@@ -579,7 +598,7 @@ run_case() { # case
 	local c=$1 relay d spec
 	case_params "$c" || { log "unknown case $c"; FAILED=1; return; }
 	R[$c,title]=$TITLE
-	R[$c,tool]=$TOOL
+	R[$c,tool]=${TOOL/loadgen-api/bench/loadgen -A (HTTP, keep-alive)}
 	for spec in $(case_relays "$c"); do
 		relay=${spec%%:*}
 		DKIM_KEYS=${spec#*:}
@@ -652,6 +671,7 @@ report() {
 			lat_accept:"accept msg/s (loadgen)"; do
 			label=${k#*:}
 			k=${k%%:*}
+			[ "$c" = f ] && label=${label/DATA->250/POST->200}
 			[ -z "${R[$c,posthorn,$k]:-}${R[$c,postfix,$k]:-}" ] && continue
 			row "$label" "${R[$c,posthorn,$k]:--}" "${R[$c,postfix,$k]:--}" \
 				"$([ "$k" = n ] && echo "" || ratio "${R[$c,posthorn,$k]:-}" "${R[$c,postfix,$k]:-}")"
@@ -684,6 +704,8 @@ report() {
 	target "d" e2e ge 2 "(d) end to end >= 2x Postfix over STARTTLS"
 	echo "targets (issue #10):"
 	target "e" e2e ge 3 "(e) end to end >= 3x Postfix+OpenDKIM (rsa2048)"
+	echo "targets (issue #11):"
+	abs "f" accept ge 2000 "(f) API single POSTs >= 2,000 msg/s durably"
 }
 # Case e: Postfix signs with rsa2048 through OpenDKIM; Posthorn also with
 # ed25519 and with both keys (dual), each against that same Postfix run.
