@@ -439,7 +439,12 @@ static int open_data(struct server *srv)
 	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
 		return start_failed(err);
 	}
-	return (srv->recovery = spool_recover_begin(srv->deps.spool)) ? 0 : -1;
+	if (!(srv->recovery = spool_recover_begin(srv->deps.spool)))
+		return -1;
+	/* before delivery starts: Idempotency-Key claims a crash left */
+	if (api_send_idem_recover(srv->deps.store, srv->deps.spool, &err) < 0)
+		return start_failed(err);
+	return 0;
 }
 
 static void on_recovered(void *arg, long good)

@@ -118,6 +118,12 @@ struct api_tmpl_cache *api_tmpl_cache_new(struct store *st);
 /* No api_template it handed out may be in use. NULL is a no-op. */
 void api_tmpl_cache_free(struct api_tmpl_cache *c);
 
+/* At start, before serving and before delivery: the Idempotency-Key
+ * claims a crash left without an answer, resolved against the spool
+ * (api_send_idem.c). 0, or -1 with *err (a database error). */
+struct spool;
+int api_send_idem_recover(struct store *st, struct spool *sp, char **err);
+
 /* Besides -1 (the database, *err set): */
 #define API_TMPL_NOT_FOUND (-2) /* no template of that name in the account; *err set */
 #define API_TMPL_BROKEN                                                                            \

@@ -518,21 +518,28 @@ static void idem_save(void *arg)
 	send_idem_end(j->r, &j->idem, &j->ans);
 }
 
+/* The answer is recorded: only now are the messages handed to delivery
+ * (notify), so that after a crash a message of a claim without an answer
+ * is still in the spool (api_send_idem.c). */
 static void idem_saved(void *arg)
 {
-	send_reply(arg);
+	struct send_job *j = arg;
+
+	notify(j);
+	send_reply(j);
 }
 
 /* Every commit has reported: events, the answer (recorded first when the
  * request has an Idempotency-Key: the store is the worker's). */
 static void finish(struct send_job *j)
 {
-	notify(j);
 	answer(j);
-	if (j->idem.claimed)
+	if (j->idem.claimed) {
 		work_submit(http_req_deps(j->r)->work, idem_save, idem_saved, j);
-	else
-		send_reply(j);
+		return;
+	}
+	notify(j);
+	send_reply(j);
 }
 
 static void on_commit(void *arg, int ok, const char *id)

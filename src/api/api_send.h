@@ -153,6 +153,9 @@ int send_idem_begin(struct http_req *r, const char *account, struct send_idem *k
                     struct api_answer *a);
 /* On a worker, before a is sent: records it, or gives the key up. */
 void send_idem_end(struct http_req *r, struct send_idem *k, const struct api_answer *a);
+/* On a worker, before the first commit: the request's plan recorded in
+ * its claim; -1 (logged) when it could not be: nothing may be committed. */
+int send_idem_plan(struct http_req *r, const struct send_idem *k, const char *planned);
 
 /* api_track.c: the tracking key (DATA_DIR/tracking.key, made once; on a
  * worker: it may read or write the file), and a tracked URL on

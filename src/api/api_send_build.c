@@ -245,7 +245,49 @@ static void build_one(struct send_job *j, struct send_msg *m)
 	buf_free(&b);
 }
 
-/* On a worker: every message the policy let through, built and written. */
+/* The request's plan for its Idempotency-Key claim (malloc'd JSON):
+ * {"messages": [{"to", "id"} for each recipient of a written message,
+ * {"to", "reason"} for the others]}. */
+static char *plan_text(const struct send_job *j)
+{
+	json_t *list = json_array(), *plan;
+	char *text;
+
+	for (size_t i = 0; i < j->n_res; i++) {
+		const struct send_result *r = &j->res[i];
+		json_array_append_new(list,
+		                      r->msg && r->msg->state == 0
+		                          ? json_pack("{s:s,s:s}", "to", r->to, "id", r->msg->id)
+		                          : json_pack("{s:s,s:s}", "to", r->to, "reason",
+		                                      r->reason[0] ? r->reason : "queue error"));
+	}
+	plan = json_pack("{s:o}", "messages", list);
+	text = json_dumps(plan, JSON_COMPACT | JSON_ENSURE_ASCII);
+	json_decref(plan);
+	return text;
+}
+
+/* With an Idempotency-Key: the plan recorded before any commit; if it
+ * cannot be, nothing is committed (a crash could not be resolved). */
+static void plan_record(struct send_job *j)
+{
+	size_t i, n = 0;
+	char *text;
+
+	for (i = 0; i < j->n_msgs; i++)
+		n += j->msgs[i].state == 0;
+	if (!j->idem.claimed || !n)
+		return;
+	text = plan_text(j);
+	if (!text || send_idem_plan(j->r, &j->idem, text) < 0)
+		for (i = 0; i < j->n_msgs; i++)
+			if (j->msgs[i].state == 0)
+				j->msgs[i].state = -1; /* queue error; job_free drops its file */
+	free(text);
+}
+
+/* On a worker: every message the policy let through, built and written,
+ * then the plan recorded. */
 void send_build_all(void *arg)
 {
 	struct send_job *j = arg;
@@ -253,4 +295,5 @@ void send_build_all(void *arg)
 	for (size_t i = 0; i < j->n_msgs; i++)
 		if (j->msgs[i].state == 0)
 			build_one(j, &j->msgs[i]);
+	plan_record(j);
 }

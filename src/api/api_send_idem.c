@@ -11,10 +11,23 @@
  * end: the answer is recorded before it is sent when it is final (200 or
  * 422: what was queued stays queued); any other answer (403, a template
  * error, a database or spool failure: nothing queued) gives the key up,
- * so that the client may retry with it. A crash between the spool commit
- * and end leaves the key claimed without an answer: retries get 409
- * until it expires, never a second copy.
+ * so that the client may retry with it.
+ *
+ * After a crash. Before its first commit a request records its plan in
+ * the claim (plan: each recipient with its message's queue ID, or its
+ * refusal); the messages are handed to delivery only once the answer is
+ * recorded (api_send.c, finish). So a claim without an answer at the
+ * next start (api_send_idem_recover, before delivery starts) is one of:
+ * no plan: nothing was committed, the key is given up (a retry sends); a
+ * plan none of whose messages is in the spool: nothing was committed
+ * either (what was committed stays queued until the answer is recorded),
+ * the key is given up; some in the spool: those were committed, and the
+ * answer is made from what is known (those recipients queued, the others
+ * refused: never committed) and recorded, so a retry gets it instead of a
+ * second copy. A spool that cannot be read leaves the claim (409 until
+ * it expires, never a second copy).
  */
+#include <errno.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -22,6 +35,7 @@
 
 #include "api/api_send.h"
 #include "log/log.h"
+#include "spool/spool.h"
 #include "store/store.h"
 
 #define SEND_IDEM_PRUNE_EVERY 600 /* seconds between two prunes */
@@ -144,4 +158,110 @@ void send_idem_end(struct http_req *r, struct send_idem *k, const struct api_ans
 		free(err);
 	}
 	prune(st, clock_now_s());
+}
+
+int send_idem_plan(struct http_req *r, const struct send_idem *k, const char *planned)
+{
+	char *err = NULL;
+
+	if (store_idem_plan(http_req_deps(r)->store, k->account, k->key, planned, &err) == 0)
+		return 0;
+	log_err("http=%s event=idempotency_error key=%s error=%s", http_req_id(r), log_q(k->key),
+	        log_q(err));
+	free(err);
+	return -1;
+}
+
+/* ---- at start: claims left by a crash ---- */
+
+/* 1 when message id is in the spool, 0 when not, -1 when that is unknown. */
+static int in_spool(struct spool *sp, const char *id)
+{
+	struct envelope *e = NULL;
+	char *err = NULL;
+
+	if (spool_load(sp, id, &e, &err) == 0) {
+		envelope_free(e);
+		return 1;
+	}
+	if (errno == ENOENT) {
+		free(err);
+		return 0;
+	}
+	log_warn("event=idempotency_recover_error id=%s error=%s", id, log_q(err));
+	free(err);
+	return -1;
+}
+
+/* The answer a plan's request would have had: each planned message queued
+ * when it is in the spool, else refused; NULL when that is unknown. */
+static json_t *known_answer(struct spool *sp, json_t *plan, size_t *queued)
+{
+	json_t *list = json_array(), *m;
+	size_t i;
+
+	*queued = 0;
+	json_array_foreach(json_object_get(plan, "messages"), i, m)
+	{
+		const char *id = json_string_value(json_object_get(m, "id"));
+		const char *to = json_string_value(json_object_get(m, "to"));
+		const char *why = json_string_value(json_object_get(m, "reason"));
+		int in = id ? in_spool(sp, id) : 0;
+		if (in < 0 || !to) {
+			json_decref(list);
+			return NULL;
+		}
+		*queued += in;
+		json_array_append_new(
+		    list, in ? json_pack("{s:s,s:s,s:s}", "id", id, "to", to, "status", "queued")
+		             : json_pack("{s:n,s:s,s:s,s:s}", "id", "to", to, "status", "refused",
+		                         "reason",
+		                         id    ? "not queued: the server stopped before its commit"
+		                         : why ? why
+		                               : "queue error"));
+	}
+	return json_pack("{s:o}", "messages", list);
+}
+
+struct recover {
+	struct store *st;
+	struct spool *sp;
+};
+
+static void recover_one(void *arg, const struct store_idem_open *o)
+{
+	struct recover *rv = arg;
+	json_t *plan = o->planned ? json_loads(o->planned, 0, NULL) : NULL, *ans = NULL;
+	size_t queued = 0;
+	char *err = NULL, *text = NULL;
+	int rc;
+
+	if (o->planned && !(plan && (ans = known_answer(rv->sp, plan, &queued)))) {
+		log_warn("event=idempotency_unresolved account=%s key=%s", log_q(o->account),
+		         log_q(o->key));
+		json_decref(plan);
+		return; /* unknown: the claim stays (409 until it expires) */
+	}
+	if (queued && (text = json_dumps(ans, JSON_COMPACT | JSON_ENSURE_ASCII)))
+		rc = store_idem_finish(rv->st, o->account, o->key, 200, text, &err);
+	else
+		rc = store_idem_release(rv->st, o->account, o->key, &err);
+	if (rc < 0)
+		log_warn("event=idempotency_recover_error key=%s error=%s", log_q(o->key),
+		         log_q(err));
+	else
+		log_info("event=idempotency_recovered account=%s key=%s queued=%zu result=%s",
+		         log_q(o->account), log_q(o->key), queued,
+		         queued ? "answered" : "released");
+	free(text);
+	free(err);
+	json_decref(ans);
+	json_decref(plan);
+}
+
+int api_send_idem_recover(struct store *st, struct spool *sp, char **err)
+{
+	struct recover rv = {st, sp};
+
+	return store_idem_open_list(st, recover_one, &rv, err);
 }

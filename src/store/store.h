@@ -959,5 +959,18 @@ int store_idem_finish(struct store *st, const char *account, const char *key, in
 int store_idem_release(struct store *st, const char *account, const char *key, char **err);
 /* Deletes records created before `before`; the number deleted, or -1. */
 int store_idem_prune(struct store *st, int64_t before, char **err);
+/* Records what the request that holds the key is about to commit
+ * (planned: the caller's text, e.g. its queue IDs), before any commit. */
+int store_idem_plan(struct store *st, const char *account, const char *key, const char *planned,
+                    char **err);
+/* A claim without an answer, as found at start (its request's process is gone). */
+struct store_idem_open {
+	const char *account, *key;
+	const char *planned; /* NULL: nothing recorded (nothing was committed) */
+};
+/* Calls cb for every claim without an answer; 0, or -1 with *err. At
+ * start, before serving (cb may call the other store_idem_* functions). */
+int store_idem_open_list(struct store *st, void (*cb)(void *arg, const struct store_idem_open *o),
+                         void *arg, char **err);
 
 #endif

@@ -12,6 +12,9 @@
  *   client that got it and retries gets the same bytes.
  * - Rows older than the ttl are ignored by claim whether or not
  *   store_idem_prune() has deleted them yet.
+ * - A claim records what its request is about to commit (plan) before the
+ *   first commit; store_idem_open_list() hands the claims left without an
+ *   answer to the server's start, which resolves them (api_send_idem.c).
  * - The SQL is plain enough for PostgreSQL too. (With several nodes,
  *   claim must become one conditional upsert; see docs/events.md "More
  *   than one node".)
@@ -31,12 +34,17 @@ const char store_idem_migration[] =
     "  created_at BIGINT NOT NULL, PRIMARY KEY (account, idem_key));"
     "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);";
 
+/* What a claim's request was about to commit, recorded before its first
+ * commit, so that a claim left by a crash can be resolved at start. */
+const char store_idem_plan_migration[] = "ALTER TABLE idempotency_keys ADD COLUMN planned TEXT;";
+
 static const char get_sql[] = "SELECT body_hash, status, answer, created_at FROM idempotency_keys"
                               " WHERE account = ?1 AND idem_key = ?2";
 static const char claim_sql[] =
     "INSERT INTO idempotency_keys (account, idem_key, body_hash, status, answer, created_at)"
     " VALUES (?1, ?2, ?3, 0, NULL, ?4) ON CONFLICT (account, idem_key) DO UPDATE SET"
-    " body_hash = excluded.body_hash, status = 0, answer = NULL, created_at = excluded.created_at";
+    " body_hash = excluded.body_hash, status = 0, answer = NULL, planned = NULL,"
+    " created_at = excluded.created_at";
 
 /* What the row says; -1 none (or expired). */
 static int read_row(sqlite3_stmt *s, const char *hash, int64_t oldest, int *status, char **answer)
@@ -150,4 +158,51 @@ int store_idem_prune(struct store *st, int64_t before, char **err)
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
+}
+
+int store_idem_plan(struct store *st, const char *account, const char *key, const char *planned,
+                    char **err)
+{
+	static const char sql[] = "UPDATE idempotency_keys SET planned = ?3"
+	                          " WHERE account = ?1 AND idem_key = ?2 AND status = ?4";
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = run(st, sql, account, key, planned, 0, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* The rows are copied out first: cb may write to the table. */
+int store_idem_open_list(struct store *st, void (*cb)(void *arg, const struct store_idem_open *o),
+                         void *arg, char **err)
+{
+	sqlite3_stmt *s;
+	char **v = NULL;
+	size_t n = 0, cap = 0, i;
+	int step = SQLITE_DONE;
+
+	pthread_mutex_lock(&st->lock);
+	s = store_prepare(st,
+	                  "SELECT account, idem_key, planned FROM idempotency_keys"
+	                  " WHERE status = 0 ORDER BY created_at",
+	                  err);
+	while (s && (step = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n + 3 > cap)
+			v = xrealloc(v, (cap = cap * 2 + 3) * sizeof(*v));
+		for (i = 0; i < 3; i++) {
+			const char *t = (const char *)sqlite3_column_text(s, (int)i);
+			v[n++] = t ? xstrdup(t) : NULL;
+		}
+	}
+	if (s && step != SQLITE_DONE)
+		store_fail_db(st, err, "idempotency keys");
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->lock);
+	for (i = 0; s && step == SQLITE_DONE && i < n; i += 3)
+		cb(arg, &(struct store_idem_open){v[i], v[i + 1], v[i + 2]});
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	return s && step == SQLITE_DONE ? 0 : -1;
 }

@@ -82,6 +82,8 @@ extern const char store_unsub_migration[];
 extern const char store_deliv_migration[];
 /* Migration 10 -> 11: Idempotency-Key records (store_idem.c). */
 extern const char store_idem_migration[];
+/* Migration 11 -> 12: idempotency_keys.planned (store_idem.c). */
+extern const char store_idem_plan_migration[];
 /* Runs fn(st, arg, err) in a transaction, holding the lock: committed
  * when fn returns >= 0 (its result is returned), rolled back otherwise. */
 int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, char **err),

@@ -2,7 +2,9 @@
  * Unit tests for store/store_idem (Idempotency-Key records): a key is
  * claimed once, busy until answered, answered with the first answer
  * after, refused with another body, per account, forgotten after the ttl
- * (with or without a prune), and a released claim can be claimed again.
+ * (with or without a prune), and a released claim can be claimed again;
+ * a claim's plan is listed with it while it has no answer, and a new
+ * claim starts without one.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,6 +99,54 @@ static void test_release(void **state)
 	store_close(st);
 }
 
+struct seen {
+	int n;
+	char account[32], key[32], planned[64];
+	int has_plan;
+};
+
+static void on_open(void *arg, const struct store_idem_open *o)
+{
+	struct seen *v = arg;
+
+	v->n++;
+	snprintf(v->account, sizeof(v->account), "%s", o->account);
+	snprintf(v->key, sizeof(v->key), "%s", o->key);
+	v->has_plan = o->planned != NULL;
+	snprintf(v->planned, sizeof(v->planned), "%s", o->planned ? o->planned : "");
+}
+
+static void test_plan_and_open_list(void **state)
+{
+	struct store *st = open_ok(*state);
+	char *answer = NULL, *err = NULL;
+	struct seen v = {0};
+	int status = 0;
+
+	assert_int_equal(claim(st, "alice", "h1", 1000, &status, &answer), STORE_IDEM_NEW);
+	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.account, "alice");
+	assert_string_equal(v.key, "key-1");
+	assert_false(v.has_plan);
+	assert_int_equal(store_idem_plan(st, "alice", "key-1", "{\"messages\":[1]}", &err), 0);
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
+	assert_true(v.has_plan);
+	assert_string_equal(v.planned, "{\"messages\":[1]}");
+	/* answered: no longer open, and a plan cannot change it */
+	assert_int_equal(store_idem_finish(st, "alice", "key-1", 200, "{}", &err), 0);
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
+	assert_int_equal(v.n, 0);
+	/* released and claimed again (after the ttl): no plan of the old claim */
+	assert_int_equal(claim(st, "alice", "h1", 1000 + 86401, &status, &answer), STORE_IDEM_NEW);
+	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
+	assert_int_equal(v.n, 1);
+	assert_false(v.has_plan);
+	store_close(st);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -105,6 +155,7 @@ int main(void)
 	    T(test_claim_busy_done_mismatch),
 	    T(test_ttl_and_prune),
 	    T(test_release),
+	    T(test_plan_and_open_list),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
