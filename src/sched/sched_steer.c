@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events/events.h"
 #include "log/log.h"
 #include "sched/sched_int.h"
 #include "spool/spool.h"
@@ -251,6 +252,27 @@ static void mark(struct steer_op *op, const struct spool_steered *v)
 
 /* ---- 4: settling ---- */
 
+/*
+ * A deleted recipient's terminal event, so that its message's state in
+ * /v1/messages and the events say what became of it: `bounced` (SPEC 6
+ * has no other type for "will never be delivered"), with reason "deleted"
+ * and no mx or status (docs/events.md). Not counted for the reputation
+ * guard: that counts delivery attempts, not this.
+ */
+static void deleted_event(struct sched *s, const struct envelope *env, const struct rcpt *r)
+{
+	if (!s->deps.events)
+		return;
+	events_emit(s->deps.events,
+	            &(struct events_event){.type = EVENT_BOUNCED,
+	                                   .account = env->account,
+	                                   .message_id = env->id,
+	                                   .recipient = r->addr,
+	                                   .reply = "deleted from the queue (no bounce is sent)",
+	                                   .reason = "deleted",
+	                                   .attempt = r->attempts});
+}
+
 static void log_rcpt(const struct steer_op *op, const struct spool_steered *v, size_t k)
 {
 	const struct rcpt *r = &v->env->rcpts[k];
@@ -261,6 +283,8 @@ static void log_rcpt(const struct steer_op *op, const struct spool_steered *v, s
 	else
 		log_info("queue=%s event=%s to=<%s> by=%s", v->id, op_events[op->req.op],
 		         log_q(r->addr), op->by);
+	if (op->req.op == SPOOL_DELETE)
+		deleted_event(op->s, v->env, r);
 }
 
 /* Released recipients go back into items, unless an attempt has them. */

@@ -9,6 +9,7 @@ import pytest
 
 import helpers
 import httpapi
+from eventsapi import wait_events
 from httpapi import request
 
 
@@ -149,6 +150,24 @@ def test_delete(q):
         assert f"queue={qid} event=deleted to=<{a}> by=api" in log
     r = request(q, "DELETE", f"/v1/queue/{qid}", key=q.admin)
     assert r.status == 404 and r.error()["code"] == "not_found"
+
+
+def test_deleted_message_has_a_terminal_state(q):
+    """A deleted recipient ends with a `bounced` event whose detail says
+    reason "deleted", so /v1/messages shows it bounced, not still queued."""
+    qid = send(q, "gone@seven.example", ["g1@del.example"])
+    wait_attempted(q, qid)
+    r = request(q, "DELETE", f"/v1/queue/{qid}", key=q.admin)
+    assert r.status == 200, r
+    [ev] = wait_events(q, q.user, f"type=bounced&message={qid}", 1)
+    assert ev["recipient"] == "g1@del.example"
+    assert ev["detail"]["reason"] == "deleted"
+    assert "deleted from the queue" in ev["detail"]["reply"]
+
+    def state():
+        doc = request(q, "GET", f"/v1/messages/{qid}", key=q.user).json()
+        return doc["recipients"][0]["state"]
+    helpers.wait_for(lambda: state() == "bounced", timeout=10, what="state bounced")
 
 
 @pytest.mark.parametrize("method,path", [
