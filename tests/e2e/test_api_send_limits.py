@@ -149,3 +149,37 @@ def test_quota_is_reserved_before_building(srv):
     assert spooled(srv) == before
     time.sleep(1.3)  # a flush later, still what was queued
     assert quota_used(srv, "alice") == 3
+
+
+def refused_size(r):
+    """The built size a 413 names ("message too large: N bytes, ...")."""
+    assert r.status == 413, r.body
+    return int(r.json()["messages"][0]["reason"].split(": ")[1].split(" ")[0])
+
+
+def test_the_limit_counts_the_dkim_signature(srv):
+    """A message that fits unsigned but not with its DKIM-Signature field
+    is refused (the size named is the signed one); the same unsigned
+    message from a domain without a key passes."""
+    srv.add_user("bob", domains=("nokey.test",))
+    bob = create_key(srv, "bob")
+    rc, _, err = srv.cli("dkim", "keygen", "sender.test")
+    assert rc == 0, err
+    time.sleep(1.3)  # the server reloads keys within a second
+
+    def body(frm, n):
+        return {"from": frm, "to": "x@dest.test", "subject": "s", "text": "y" * n}
+    # the unsigned size grows with the text: find a text 100 bytes under the limit
+    n = MAX_SIZE
+    for _ in range(20):
+        size = refused_size(send(srv, body("a@nokey.test", n), key=bob))
+        n -= max(1, (size - (MAX_SIZE - 100)) * 73 // 76)
+        r = send(srv, body("a@nokey.test", n), key=bob)
+        if r.status == 200:
+            break
+    assert r.status == 200, r.body  # unsigned, it fits
+    queued = set(srv.queue())
+    size = refused_size(send(srv, body("a@sender.test", n)))
+    assert MAX_SIZE < size < MAX_SIZE + 2000, size  # the signature pushed it over
+    assert set(srv.queue()) == queued
+    assert "event=dkim result=signed" not in open(srv.log_path).read()
