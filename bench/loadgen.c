@@ -3,7 +3,7 @@
  * per-message latency and optional STARTTLS (smtp-source has neither).
  *
  *   loadgen -p PORT [-H 127.0.0.1] [-s SESSIONS] [-m MESSAGES] [-l SIZE]
- *           [-r RCPTS] [-f FROM] [-t TO] [-T | -A KEY] [-o LATENCY_FILE]
+ *           [-r RCPTS] [-f FROM] [-t TO] [-T | -A KEY [-b N]] [-o LATENCY_FILE]
  *
  * SESSIONS threads each open one connection (EHLO, STARTTLS and EHLO again
  * with -T) and send messages over it until MESSAGES have been claimed in
@@ -20,7 +20,10 @@
  * latency is from writing the request to reading the whole answer, and a
  * message counts as accepted when the answer is 200 with no recipient
  * refused (the server answers only after the spool commit). A connection
- * the server closes is opened again. No TLS in this mode.
+ * the server closes is opened again. No TLS in this mode. With -b N each
+ * request is a batch instead: template "bench" (made at the start, its
+ * text SIZE bytes) and N recipients (1to@..., 2to@...), each its own
+ * message; MESSAGES then counts requests, and the latency is the batch's.
  *
  * Prints one key=value line on stdout:
  *   sent= ok= failed= wall_ms= accept_per_s= p50_ms= p99_ms= max_ms=
@@ -55,6 +58,7 @@ static _Atomic int printed_tls;
 static double *lat_ms;      /* per message, -1 when not measured */
 static char *body;          /* SIZE bytes of CRLF lines */
 static const char *api_key; /* -A: the HTTP API, with this key */
+static int batch;           /* -b: recipients per batch request (0: single messages) */
 static char *api_text;      /* body as a JSON string's contents (CRLF escaped) */
 
 struct sess {
@@ -369,15 +373,33 @@ static int http_answer(struct sess *s, int *close_after, int *queued)
 	}
 	body_buf[clen] = '\0';
 	*queued = strstr(body_buf, "\"queued\"") && !strstr(body_buf, "\"refused\"");
-	if (status != 200 || !*queued)
+	if (status >= 300 || (status == 200 && !*queued))
 		fprintf(stderr, "loadgen: HTTP %d: %.300s\n", status, body_buf);
 	free(body_buf);
 	return status;
 }
 
+/* A batch request's JSON into out (malloc'd); its length. */
+static size_t batch_json(char **out)
+{
+	size_t cap = 40 * (size_t)batch + strlen(to) * (size_t)batch + 1024, n = 0;
+	char *j = malloc(cap);
+
+	n += (size_t)snprintf(j + n, cap - n,
+	                      "{\"from\":\"%s\",\"template\":\"bench\",\"recipients\":[", from);
+	for (int i = 1; i <= batch; i++)
+		n += (size_t)snprintf(j + n, cap - n, "%s{\"to\":\"%d%s\"}", i > 1 ? "," : "", i,
+		                      to);
+	n += (size_t)snprintf(j + n, cap - n, "]}");
+	*out = j;
+	return n;
+}
+
 /* The JSON of message idx into out (malloc'd); its length. */
 static size_t api_json(long idx, char **out)
 {
+	if (batch)
+		return batch_json(out);
 	size_t cap = strlen(api_text) + 64 * (size_t)rcpts + 1024, n = 0;
 	char *j = malloc(cap);
 	int i;
@@ -396,36 +418,63 @@ static size_t api_json(long idx, char **out)
 	return n;
 }
 
-/* Posts message idx: 1 accepted, 0 refused (connection usable), -1 I/O error. */
-static int api_send_msg(struct sess *s, long idx)
+/* POSTs json (freed) to path: the answer's status (*queued as
+ * http_answer says), -1 on I/O error. The connection is opened again
+ * when the server closes it. */
+static int api_post(struct sess *s, const char *path, char *json, size_t jn, int *queued)
 {
-	char head[1024], *json;
-	size_t jn = api_json(idx, &json), hn;
-	int close_after = 0, queued = 0, status;
-	double t0;
+	char head[1024];
+	size_t hn;
+	int close_after = 0, status;
 
 	hn = (size_t)snprintf(head, sizeof(head),
-	                      "POST /v1/messages HTTP/1.1\r\nHost: %s\r\n"
+	                      "POST %s HTTP/1.1\r\nHost: %s\r\n"
 	                      "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
 	                      "Content-Length: %zu\r\n\r\n",
-	                      host, api_key, jn);
-	t0 = mono_ms();
-	if (s_write(s, head, hn) < 0 || s_write(s, json, jn) < 0) {
-		free(json);
-		return -1;
-	}
+	                      path, host, api_key, jn);
+	status = s_write(s, head, hn) < 0 || s_write(s, json, jn) < 0
+	             ? -1
+	             : http_answer(s, &close_after, queued);
 	free(json);
-	status = http_answer(s, &close_after, &queued);
-	if (status < 0)
-		return -1;
-	if (status == 200 && queued)
-		lat_ms[idx] = mono_ms() - t0;
-	if (close_after) {
+	if (status >= 0 && close_after) {
 		s_close(s);
 		if (s_open(s) < 0)
 			return -1;
 	}
+	return status;
+}
+
+/* Posts message idx: 1 accepted, 0 refused (connection usable), -1 I/O error. */
+static int api_send_msg(struct sess *s, long idx)
+{
+	char *json;
+	size_t jn = api_json(idx, &json);
+	int queued = 0, status;
+	double t0 = mono_ms();
+
+	status = api_post(s, "/v1/messages", json, jn, &queued);
+	if (status < 0)
+		return -1;
+	if (status == 200 && queued)
+		lat_ms[idx] = mono_ms() - t0;
 	return status == 200 && queued;
+}
+
+/* -b: the template the batches name (already there from a run before: 409). */
+static int make_template(void)
+{
+	struct sess s = {.fd = -1, .id = -1};
+	size_t cap = strlen(api_text) + 128;
+	char *json = malloc(cap);
+	int queued, status;
+
+	snprintf(json, cap, "{\"name\":\"bench\",\"subject\":\"bench\",\"text\":\"%s\"}", api_text);
+	status = s_open(&s) < 0 ? -1 : api_post(&s, "/v1/templates", json, strlen(json), &queued);
+	s_close(&s);
+	if (status == 200 || status == 201 || status == 409)
+		return 0;
+	fprintf(stderr, "loadgen: POST /v1/templates: %d\n", status);
+	return -1;
 }
 
 /* body as the contents of a JSON string: CR and LF escaped. */
@@ -503,7 +552,7 @@ int main(int argc, char **argv)
 	double t0, wall, *sorted;
 	long k, nlat = 0;
 
-	while ((opt = getopt(argc, argv, "H:p:s:m:l:r:f:t:To:A:")) != -1) {
+	while ((opt = getopt(argc, argv, "H:p:s:m:l:r:f:t:To:A:b:")) != -1) {
 		switch (opt) {
 		case 'H':
 			host = optarg;
@@ -538,16 +587,19 @@ int main(int argc, char **argv)
 		case 'A':
 			api_key = optarg;
 			break;
+		case 'b':
+			batch = atoi(optarg);
+			break;
 		default:
 			goto usage;
 		}
 	}
 	if (!port || sessions < 1 || messages < 1 || size < 0 || rcpts < 1 || rcpts > 1000 ||
-	    (api_key && use_tls)) {
+	    (api_key && use_tls) || batch < 0 || batch > 1000 || (batch && !api_key)) {
 	usage:
-		fprintf(stderr,
-		        "usage: loadgen -p PORT [-H ADDR] [-s SESSIONS] [-m MESSAGES] "
-		        "[-l SIZE] [-r RCPTS] [-f FROM] [-t TO] [-T | -A KEY] [-o LATENCY_FILE]\n");
+		fprintf(stderr, "usage: loadgen -p PORT [-H ADDR] [-s SESSIONS] [-m MESSAGES] "
+		                "[-l SIZE] [-r RCPTS] [-f FROM] [-t TO] [-T | -A KEY [-b N]] [-o "
+		                "LATENCY_FILE]\n");
 		return 2;
 	}
 	/* body: SIZE bytes of 78-byte lines (76 chars + CRLF); none starts with "." */
@@ -562,6 +614,8 @@ int main(int argc, char **argv)
 	}
 	if (api_key)
 		api_text = json_text(body, size);
+	if (batch && make_template() < 0)
+		return 1;
 	lat_ms = malloc(sizeof(double) * (size_t)messages);
 	for (k = 0; k < messages; k++)
 		lat_ms[k] = -1;
