@@ -10,9 +10,13 @@
  *
  * On the loop (send_reserve): the policy, as an SMTP session's at MAIL
  * and RCPT: a paused account sends nothing, each message reserves its
- * recipients against the quota, so what the quota refuses is never built
- * nor signed. Then on a worker (api_send_build.c) what passed is built,
- * checked against max_message_size, signed and written to spool files.
+ * recipients against the quota. A batch's messages are built only after
+ * that, so what the quota refuses is never built nor signed: on a worker
+ * (api_send_build.c) what passed is built, checked against
+ * max_message_size, signed and written to spool files. A single message
+ * (or one per recipient when tracked) is built on the first worker,
+ * before the policy, which saves the request a second hop through the
+ * work pool; what the policy refuses is dropped from the spool unsent.
  *
  * On the loop (send_commit): every file is committed to the spool (the
  * reservations of the messages that failed released); the answer waits
@@ -353,8 +357,12 @@ static void send_run(void *arg)
 	}
 	if (t)
 		api_template_unref(t);
-	if (j->ans.body) /* refused whole: nothing is queued */
+	if (j->ans.body) { /* refused whole: nothing is queued */
 		send_idem_end(j->r, &j->idem, &j->ans);
+	} else if (!j->q.n_batch) { /* one message: built now, no second hop */
+		send_build_all(j);
+		j->built = 1;
+	}
 }
 
 /* ---- commit and answer (the loop) ---- */
@@ -586,6 +594,8 @@ static void send_policy(struct send_job *j)
 		struct send_msg *m = &j->msgs[i];
 		int64_t reset = 0;
 
+		if (m->state != 0)
+			continue; /* built already and refused (size) or failed */
 		if (paused) {
 			send_msg_refuse(j, m, reason_of(why), REFUSED_OTHER);
 		} else if (deliv_quota_reserve(d, j->account, m->n_rcpts, why, sizeof(why),
@@ -627,8 +637,8 @@ static void send_commit(void *arg)
 		finish(j);
 }
 
-/* On the loop, once the request is planned: the policy, then the
- * building and signing of what it let through on a worker. */
+/* On the loop, once the request is planned: the policy, then (a batch)
+ * the building and signing of what it let through on a worker. */
 static void send_reserve(void *arg)
 {
 	struct send_job *j = arg;
@@ -641,10 +651,10 @@ static void send_reserve(void *arg)
 	send_policy(j);
 	for (i = 0; i < j->n_msgs && j->msgs[i].state != 0; i++)
 		;
-	if (i < j->n_msgs)
-		work_submit(http_req_deps(j->r)->work, send_build_all, send_commit, j);
+	if (j->built || i == j->n_msgs)
+		send_commit(j); /* built already, or nothing to build */
 	else
-		send_commit(j); /* nothing to build: the answer at once */
+		work_submit(http_req_deps(j->r)->work, send_build_all, send_commit, j);
 }
 
 /* The largest message an SMTP listener takes (its SIZE): API mail may be

@@ -130,6 +130,7 @@ struct send_job {
 	struct send_idem idem;
 	int tracking;                /* track.opens or track.clicks: one message per recipient */
 	int per_rcpt;                /* tracking or unsubscribe: links name one recipient */
+	int built;                   /* built on the first worker (not a batch) */
 	uint64_t max_size;           /* the largest message accepted (bytes, as SMTP's SIZE) */
 	int64_t retry_at;            /* unix seconds, for Retry-After (quota reset, disk) */
 	struct api_rendered *single; /* the rendering of a templated single message */
