@@ -846,47 +846,73 @@ static int parse_port(const char *s, in_port_t *out)
 	return 0;
 }
 
-int conf_parse_addr(const char *text, struct conf_addr *out)
+#define ADDR_PORT_RANGE "the port must be a number from 1 to 65535"
+
+/* Splits "host:port" or "[v6]:port": the host into host[], *port after
+ * the colon. NULL, or what is wrong with the form. */
+static const char *addr_split(const char *text, char *host, size_t size, const char **port)
+{
+	const char *h = text, *colon;
+	size_t hlen;
+
+	if (!*text)
+		return "empty (expected IP:port such as 127.0.0.1:25 or [::1]:25)";
+	if (*text == '[') {
+		h = text + 1;
+		if (!(colon = strchr(h, ']')))
+			return "no closing ']' after the IPv6 address";
+		if (colon[1] != ':')
+			return "no port after the ']' (expected [IPv6]:port such as [::1]:25)";
+		hlen = (size_t)(colon - h);
+		colon++;
+	} else if (!(colon = strchr(text, ':'))) {
+		return "no port (expected IP:port such as 127.0.0.1:25)";
+	} else if (strchr(colon + 1, ':')) {
+		return "an IPv6 address goes in brackets, as in [::1]:25";
+	} else {
+		hlen = (size_t)(colon - text);
+	}
+	if (hlen == 0)
+		return "no IP address before the port";
+	if (hlen >= size)
+		return "the address is too long";
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = colon + 1;
+	return NULL;
+}
+
+const char *conf_parse_addr(const char *text, struct conf_addr *out, struct buf *why)
 {
 	struct sockaddr_storage ss;
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
 	char host[INET6_ADDRSTRLEN + 2];
-	const char *colon, *h = text;
-	size_t hlen;
+	const char *port, *err = addr_split(text, host, sizeof(host), &port);
+	unsigned char any[16];
 
 	memset(&ss, 0, sizeof(ss));
-	if (*text == '[') {
-		colon = strstr(text, "]:");
-		if (!colon)
-			return -1;
-		h = text + 1;
-		hlen = (size_t)(colon - h);
-		colon++;
-	} else {
-		colon = strrchr(text, ':');
-		if (!colon)
-			return -1;
-		hlen = (size_t)(colon - text);
-	}
-	if (hlen == 0 || hlen >= sizeof(host))
-		return -1;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	if (*text == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1 &&
-	    parse_port(colon + 1, &sin6->sin6_port) == 0) {
+	if (err)
+		return err;
+	if (*text == '[' && inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
 		sin6->sin6_family = AF_INET6;
 		out->len = sizeof(*sin6);
-	} else if (*text != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1 &&
-	           parse_port(colon + 1, &sin->sin_port) == 0) {
+	} else if (*text != '[' && inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
 		sin->sin_family = AF_INET;
 		out->len = sizeof(*sin);
+	} else if (*text == '[' && inet_pton(AF_INET, host, any) == 1) {
+		return "brackets are for IPv6 addresses: write an IPv4 address without them, as in "
+		       "127.0.0.1:25";
 	} else {
-		return -1;
+		buf_printf(why, "'%.64s' is not an IP address (names are not looked up here)",
+		           host);
+		return why->data;
 	}
+	if (parse_port(port, ss.ss_family == AF_INET ? &sin->sin_port : &sin6->sin6_port) < 0)
+		return ADDR_PORT_RANGE;
 	out->ss = ss;
 	out->text = xstrdup(text);
-	return 0;
+	return NULL;
 }
 
 #define HOSTPORT_FORMS "expected host, host:port, [host] or [host]:port"
@@ -950,19 +976,23 @@ static int parse_net(const char *text, struct conf_net *out, struct buf *why)
 	uint64_t prefix;
 	int bits, i;
 
-	if (alen == 0 || alen >= sizeof(addr))
-		return -1;
-	memcpy(addr, text, alen);
-	addr[alen] = '\0';
 	memset(out, 0, sizeof(*out));
-	out->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
-	if (inet_pton(out->family, addr, out->addr) != 1)
+	if (alen < sizeof(addr)) {
+		memcpy(addr, text, alen);
+		addr[alen] = '\0';
+		out->family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+	}
+	if (alen == 0 || alen >= sizeof(addr) || inet_pton(out->family, addr, out->addr) != 1) {
+		buf_printf(why, "'%.*s' is not an IP address", (int)(alen > 64 ? 64 : alen), text);
 		return -1;
+	}
 	bits = out->family == AF_INET ? 32 : 128;
-	if (!slash)
+	if (!slash) {
 		prefix = (uint64_t)bits;
-	else if (parse_u64(slash + 1, &prefix) < 0 || prefix > (uint64_t)bits)
+	} else if (parse_u64(slash + 1, &prefix) < 0 || prefix > (uint64_t)bits) {
+		buf_printf(why, "'%.100s': the prefix must be a number from 0 to %d", text, bits);
 		return -1;
+	}
 	out->prefix = (int)prefix;
 	/* 10.1.2.3/8 is more likely a typo than a wish for 10.0.0.0/8. */
 	for (i = out->prefix; i < bits; i++) {
@@ -1123,9 +1153,13 @@ static void free_addr(const struct conf_key *k, void *base)
 static int parse_addr_key(const struct conf_key *k, const char *v, void *base, struct buf *why)
 {
 	struct conf_addr a;
+	const char *err = conf_parse_addr(v, &a, why);
 
-	if (conf_parse_addr(v, &a) < 0)
+	if (err) {
+		if (err != why->data)
+			buf_puts(why, err);
 		return -1;
+	}
 	free_addr(k, base);
 	*FIELD(base, k->off, struct conf_addr) = a;
 	return 0;
@@ -1189,10 +1223,14 @@ typedef int (*item_fn)(const struct conf_key *k, const char *item, void *slot, s
 
 static int item_addr(const struct conf_key *k, const char *item, void *slot, struct buf *why)
 {
-	if (conf_parse_addr(item, slot) == 0)
-		return 0;
-	buf_printf(why, "'%s' is not a numeric address such as 127.0.0.1:53 or [::1]:53", item);
-	return -1;
+	struct buf host;
+	const char *err;
+
+	buf_init(&host);
+	if ((err = conf_parse_addr(item, slot, &host)))
+		buf_printf(why, "'%.100s': %s", item, err);
+	buf_free(&host);
+	return err ? -1 : 0;
 }
 
 static int item_net(const struct conf_key *k, const char *item, void *slot, struct buf *why)
@@ -1823,7 +1861,7 @@ static void check_listeners(struct load *ld)
 	for (size_t i = 0; i < c->n_listeners; i++) {
 		const struct conf_listener *l = &c->listeners[i];
 		const struct inst *in = &ld->lst[i];
-		if (!l->address.text)
+		if (!l->address.text && !in->seen[ai]) /* present but bad: reported already */
 			errorf(ld, in->file, in->line, "[listener.%s] needs an address", l->name);
 		for (size_t j = 0; j < i && l->address.text; j++)
 			if (c->listeners[j].address.text &&

@@ -207,8 +207,10 @@ int conf_is_trusted(const struct conf *c, const struct sockaddr *sa);
 /* 1 if sa is inside net. */
 int conf_net_contains(const struct conf_net *net, const struct sockaddr *sa);
 
-/* Parse "host:port", "[v6]:port"; numeric hosts only. 0 ok, -1 bad. */
-int conf_parse_addr(const char *text, struct conf_addr *out);
+/* Parse "host:port", "[v6]:port"; numeric hosts only. Returns NULL, or
+ * what is wrong with text (a constant, or why's text). */
+struct buf;
+const char *conf_parse_addr(const char *text, struct conf_addr *out, struct buf *why);
 
 /* Parse a next hop (see struct conf_hostport); out->host is malloc'd.
  * Returns NULL, or why text is not one (and out is untouched). */

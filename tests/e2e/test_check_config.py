@@ -193,3 +193,61 @@ def test_each_dead_listener_is_reported(tmp_path):
     assert rc == 2, (rc, err)
     for name in "abc":
         assert f"{path}:{where[name]}: [listener.{name}] can never accept mail" in err, err
+
+
+# (section, key, bad value, what check-config must say is wrong with it)
+BAD_ADDRESSES = [
+    ("listener.a", "address", "127.0.0.1:99999", "the port must be a number from 1 to 65535"),
+    ("listener.a", "address", "127.0.0.1:0", "the port must be a number from 1 to 65535"),
+    ("listener.a", "address", "127.0.0.1:smtp", "the port must be a number from 1 to 65535"),
+    ("listener.a", "address", "not an address", "no port"),
+    ("listener.a", "address", "127.0.0.1", "no port"),
+    ("listener.a", "address", "localhost:2525", "'localhost' is not an IP address"),
+    ("listener.a", "address", "300.1.1.1:25", "'300.1.1.1' is not an IP address"),
+    ("listener.a", "address", "::1:25", "an IPv6 address goes in brackets"),
+    ("listener.a", "address", "[::1]", "no port after"),
+    ("listener.a", "address", "[::1:25", "no closing ']'"),
+    ("listener.a", "address", "[127.0.0.1]:25", "brackets are for IPv6"),
+    ("listener.a", "address", ":25", "no IP address before the port"),
+    ("listener.a", "address", "", "empty"),
+    ("http", "address", "localhost:8025", "'localhost' is not an IP address"),
+    ("http", "address", "127.0.0.1:70000", "the port must be a number from 1 to 65535"),
+    ("relay", "dns_servers", "127.0.0.1:53, 127.0.0.1:99999",
+     "'127.0.0.1:99999': the port must be a number from 1 to 65535"),
+    ("relay", "dns_servers", "ns1.example.com:53", "'ns1.example.com' is not an IP address"),
+    ("relay", "trusted_networks", "127.0.0.0/8, 10.0.0.0/33",
+     "'10.0.0.0/33': the prefix must be a number from 0 to 32"),
+    ("relay", "trusted_networks", "localnet", "'localnet' is not an IP address"),
+    ("relay", "blocked_destinations", "::1/129",
+     "'::1/129': the prefix must be a number from 0 to 128"),
+    ("relay", "smarthost", "[localhost]:99999", "port: 1 to 65535"),
+    ("events", "webhook_blocked_destinations", "10.1.0.0/8", "bits set beyond its /8 prefix"),
+    ("pool.p", "source_addresses", "192.0.2.1, mta.example.com",
+     "'mta.example.com' is not an IP address"),
+]
+
+
+@pytest.mark.parametrize("section,key,value,why", BAD_ADDRESSES)
+def test_bad_address_says_what_is_wrong(tmp_path, section, key, value, why):
+    """A present but invalid address is reported at its own line with what is wrong with it,
+    and never as a missing one."""
+    lines = ["[server]", "hostname = relay.test", f"data_dir = {tmp_path}/data"]
+    if section != "listener.a":
+        lines += ["[listener.a]", f"address = 127.0.0.1:{free_port()}", "tls = none",
+                  "auth = off"]
+    if section == "pool.p":
+        lines += ["[pool.p]", "ehlo_names = a.example.com, b.example.com"]
+    else:
+        lines += [f"[{section}]"]
+    lines += [f"{key} = {value}"]
+    if section == "listener.a":
+        lines += ["tls = none", "auth = off"]
+    path = tmp_path / "bad.conf"
+    path.write_text("\n".join(lines) + "\n")
+    line = lines.index(f"{key} = {value}") + 1
+    rc, out, err = run("-c", str(path), "check-config")
+    assert rc == 2, (rc, err)
+    assert f"{path}:{line}: {key} in [{section}]: " in err, err
+    assert why in err, err
+    assert "needs an address" not in err, err
+    assert len(err.strip().splitlines()) == 1, err  # one mistake, one error

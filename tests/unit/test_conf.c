@@ -394,21 +394,20 @@ static const struct bad_case BAD[] = {
      "tls in [listener.a]: expected one of none, starttls, implicit, got 'ssl'"},
     {"listener.a", "auth = yes", "expected one of required, optional, off"},
     {"relay", "outbound_tls = Required", "expected one of opportunistic, required"},
-    {"http", "address = localhost:8025", "address in [http]: expected a numeric address such as"},
-    {"http", "address = 127.0.0.1", "expected a numeric address"},
-    {"http", "address = 127.0.0.1:0", "expected a numeric address"},
-    {"http", "address = ::1:25", "expected a numeric address"},
-    {"http", "address = [::1]", "expected a numeric address"},
-    {"http", "address =", "expected a numeric address"},
-    {"relay", "dns_servers = 127.0.0.1:53, 8.8.8.8",
-     "dns_servers in [relay]: '8.8.8.8' is not a numeric address"},
+    {"http", "address = localhost:8025", "address in [http]: 'localhost' is not an IP address"},
+    {"http", "address = 127.0.0.1", "no port (expected IP:port such as 127.0.0.1:25)"},
+    {"http", "address = 127.0.0.1:0", "the port must be a number from 1 to 65535"},
+    {"http", "address = ::1:25", "an IPv6 address goes in brackets, as in [::1]:25"},
+    {"http", "address = [::1]", "no port after the ']'"},
+    {"http", "address =", "address in [http]: empty (expected IP:port"},
+    {"relay", "dns_servers = 127.0.0.1:53, 8.8.8.8", "dns_servers in [relay]: '8.8.8.8': no port"},
     {"relay", "dns_servers = 127.0.0.1:53,",
      "dns_servers in [relay]: expected comma-separated numeric addresses"},
     {"relay", "trusted_networks = 10.0.0.0/33",
-     "trusted_networks in [relay]: '10.0.0.0/33' is not a network"},
+     "trusted_networks in [relay]: '10.0.0.0/33': the prefix must be a number from 0 to 32"},
     {"relay", "trusted_networks = 10.1.2.3/8", "'10.1.2.3/8' has bits set beyond its /8 prefix"},
     {"relay", "trusted_networks = fd00::1/8", "has bits set beyond its /8 prefix"},
-    {"relay", "trusted_networks = example.com", "is not a network"},
+    {"relay", "trusted_networks = example.com", "'example.com' is not an IP address"},
     {"relay", "retry = 1m, soon", "retry in [relay]: 'soon' is not a duration"},
     {"relay", "retry = 1m, 0", "retry in [relay]: must be at least 1"},
     {"relay", "retry =", "retry in [relay]: needs at least one value"},
@@ -859,21 +858,43 @@ static void test_parse_addr(void **state)
 {
 	static const char *const good[] = {"1.2.3.4:25", "0.0.0.0:65535", "[::]:1",
 	                                   "[2001:db8::1]:587", "[::ffff:1.2.3.4]:25"};
-	static const char *const bad[] = {"",           "1.2.3.4",       "1.2.3.4:",   ":25",
-	                                  "1.2.3:25",   "1.2.3.4:65536", "1.2.3.4:-1", "[::1]",
-	                                  "::1:25",     "[1.2.3.4]:25",  "host:25",    "[::1]:25x",
-	                                  "1.2.3.4:25 "};
+	static const char *const bad[][2] = {
+	    {"", "empty"},
+	    {"1.2.3.4", "no port"},
+	    {"1.2.3.4:", "the port must be"},
+	    {":25", "no IP address before the port"},
+	    {"1.2.3:25", "'1.2.3' is not an IP address"},
+	    {"1.2.3.4:65536", "the port must be a number from 1 to 65535"},
+	    {"1.2.3.4:0", "the port must be"},
+	    {"1.2.3.4:-1", "the port must be"},
+	    {"[::1]", "no port after the ']'"},
+	    {"[::1:25", "no closing ']'"},
+	    {"::1:25", "an IPv6 address goes in brackets"},
+	    {"[1.2.3.4]:25", "brackets are for IPv6"},
+	    {"host:25", "'host' is not an IP address"},
+	    {"[host]:25", "'host' is not an IP address"},
+	    {"[::1]:25x", "the port must be"},
+	    {"1.2.3.4:25 ", "the port must be"}};
 	struct conf_addr a;
+	struct buf why;
 
+	buf_init(&why);
 	for (size_t i = 0; i < ARRAY_LEN(good); i++) {
-		if (conf_parse_addr(good[i], &a) != 0)
+		if (conf_parse_addr(good[i], &a, &why) != NULL)
 			fail_msg("rejected %s", good[i]);
 		assert_string_equal(a.text, good[i]);
 		free(a.text);
 	}
-	for (size_t i = 0; i < ARRAY_LEN(bad); i++)
-		if (conf_parse_addr(bad[i], &a) == 0)
-			fail_msg("accepted '%s'", bad[i]);
+	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+		const char *err;
+
+		buf_reset(&why);
+		if (!(err = conf_parse_addr(bad[i][0], &a, &why)))
+			fail_msg("accepted '%s'", bad[i][0]);
+		if (!strstr(err, bad[i][1]))
+			fail_msg("'%s': said '%s', not '%s'", bad[i][0], err, bad[i][1]);
+	}
+	buf_free(&why);
 }
 
 /* ---- generated documents -------------------------------------------------------- */
