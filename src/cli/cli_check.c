@@ -13,9 +13,12 @@
  *   groups) must be able to read them (error).
  * - A listener that can never accept mail (error): no client may relay
  *   through it. See listener_dead() for the cases.
+ * - A tls = none listener with AUTH that trusted clients on other machines
+ *   can reach (warning): their passwords would cross the network in clear.
  */
 #include <errno.h>
 #include <grp.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -108,16 +111,41 @@ static size_t client_blocks(const struct conf_listener *l, struct conf_net out[2
 	return 1;
 }
 
-static int trusted_can_reach(const struct conf *c, const struct conf_listener *l)
+/* 1 if every address of n is a loopback one (127/8, ::1, ::ffff:127/104). */
+static int net_is_loopback(const struct conf_net *n)
+{
+	static const unsigned char v6_loop[16] = {[15] = 1},
+	                           mapped[12] = {[10] = 0xff, [11] = 0xff};
+
+	if (n->family == AF_INET)
+		return n->prefix >= 8 && n->addr[0] == 127;
+	if (n->prefix == 128 && !memcmp(n->addr, v6_loop, 16))
+		return 1;
+	return n->prefix >= 104 && !memcmp(n->addr, mapped, 12) && n->addr[12] == 127;
+}
+
+/* The first trusted network that can reach l (beyond loopback only, with
+ * beyond_loopback), or NULL. */
+static const struct conf_net *trusted_reaching(const struct conf *c, const struct conf_listener *l,
+                                               int beyond_loopback)
 {
 	struct conf_net blocks[2];
 	size_t n = client_blocks(l, blocks);
 
-	for (size_t i = 0; i < c->n_trusted_networks; i++)
+	for (size_t i = 0; i < c->n_trusted_networks; i++) {
+		const struct conf_net *t = &c->trusted_networks[i];
+		if (beyond_loopback && net_is_loopback(t))
+			continue;
 		for (size_t j = 0; j < n; j++)
-			if (nets_meet(&c->trusted_networks[i], &blocks[j]))
-				return 1;
-	return 0;
+			if (nets_meet(t, &blocks[j]))
+				return t;
+	}
+	return NULL;
+}
+
+static int trusted_can_reach(const struct conf *c, const struct conf_listener *l)
+{
+	return trusted_reaching(c, l, 0) != NULL;
 }
 
 /*
@@ -140,6 +168,28 @@ static const char *listener_dead(const struct conf *c, const struct conf_listene
 	       "nobody may relay";
 }
 
+/*
+ * A tls = none listener offers AUTH to trusted clients in clear (SPEC §3);
+ * a warning when such a client can be on another machine, since its
+ * password then crosses the network unencrypted.
+ */
+static void check_cleartext_auth(struct report *r, const struct conf_listener *l)
+{
+	const struct conf_net *t;
+	char text[INET6_ADDRSTRLEN];
+
+	if (l->tls != CONF_TLS_NONE || l->auth == CONF_AUTH_OFF ||
+	    !(t = trusted_reaching(r->c, l, 1)))
+		return;
+	if (!inet_ntop(t->family, t->addr, text, sizeof(text)))
+		snprintf(text, sizeof(text), "?");
+	say_at(r, 1, "listener", l->name, "auth",
+	       "[listener.%s] takes AUTH passwords in clear text from trusted_networks beyond "
+	       "this machine (%s/%d reaches it, tls = none): use tls = starttls or implicit, "
+	       "or auth = off",
+	       l->name, text, t->prefix);
+}
+
 static void check_listeners(struct report *r)
 {
 	for (size_t i = 0; i < r->c->n_listeners; i++) {
@@ -150,6 +200,8 @@ static void check_listeners(struct report *r)
 			    r, 0, "listener", l->name, "auth",
 			    "[listener.%s] can never accept mail: %s (trusted_networks in [relay])",
 			    l->name, why);
+		else
+			check_cleartext_auth(r, l);
 	}
 }
 
@@ -291,6 +343,7 @@ const struct cli_cmd cli_check_cmd = {
     .about = "Checks the configuration: every error with FILE:LINE, exit 2 if any.\n"
              "Beyond the file: the TLS certificate and key (a pair, not expired; a warning\n"
              "within 14 days of the end), that [server] user can read them (when run as\n"
-             "root), and that each listener can accept mail from someone.",
+             "root), that each listener can accept mail from someone, and (a warning) that\n"
+             "no AUTH password crosses the network in clear text (tls = none).",
     .run = check_config,
 };

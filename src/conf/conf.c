@@ -274,7 +274,9 @@ static const struct conf_key KEYS[] = {
      .example = "required",
      .names = AUTH_NAMES,
      .doc = "required: every client must AUTH; optional: AUTH or a trusted network may "
-            "relay; off: AUTH is not offered, trusted networks only"},
+            "relay; off: AUTH is not offered, trusted networks only. AUTH is offered over "
+            "TLS, and in clear only on tls = none to clients in trusted_networks (others: "
+            "538 5.7.11)"},
     {.sec = SEC_LISTENER,
      .name = "max_message_size",
      .type = T_SIZE,

@@ -127,10 +127,17 @@ def test_three_auth_failures_delay_then_421(srv):
 
 
 def test_auth_before_tls_on_starttls_listener(srv):
+    """A tls = starttls listener never takes AUTH in clear, even from a trusted client
+    (loopback is trusted here): 538, and the credentials are not read."""
     with RawSMTP(srv.port_of("sub")) as c:
         assert "AUTH" not in ehlo_keywords(c.ehlo())
-        r = c.cmd("AUTH PLAIN " + plain_token(USER, PASSWORD))
-        assert (r.code, r.lines[0][:6]) in ((538, "5.7.11"), (530, "5.7.0 ")), r
+        for cmd in ("AUTH PLAIN " + plain_token(USER, PASSWORD), "AUTH LOGIN", "AUTH PLAIN"):
+            r = c.cmd(cmd)
+            assert (r.code, r.lines[0]) == (
+                538, "5.7.11 Encryption required for requested authentication mechanism"), r
+        c.starttls()
+        assert "AUTH" in ehlo_keywords(c.ehlo())
+        assert c.cmd("AUTH PLAIN " + plain_token(USER, PASSWORD)).code == 235
 
 
 def test_mail_before_starttls_on_required_listener(srv):
@@ -399,3 +406,75 @@ def test_untrusted_authenticated_relay_allowed(untrusted):
         assert code == 250, text
         qid = queued_id(text)
     assert qid in untrusted.queue()
+
+
+# ---------- AUTH in clear text (docs/smtp.md "AUTH and TLS") ----------
+# AUTH is offered and taken only over TLS, with one exception the operator
+# chooses: a tls = none listener offers it to clients in trusted_networks.
+
+CLEAR_TRUSTED = "127.0.0.7"  # the only trusted client address here
+
+
+@pytest.fixture(scope="module")
+def clear(tmp_path_factory, cert):
+    s = Server(tmp_path_factory.mktemp("clear"), cert,
+               listeners={"req": {"tls": "none", "auth": "required"},
+                          "opt": {"tls": "none", "auth": "optional"},
+                          "sub": {"tls": "starttls", "auth": "required"}},
+               relay={"trusted_networks": f"{CLEAR_TRUSTED}/32"})
+    s.add_user()
+    s.start()
+    yield s
+    s.stop()
+    helpers.check_identities(s.log())
+
+
+@pytest.mark.parametrize("listener", ["req", "opt"])
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_cleartext_auth_refused_538(clear, listener, mech):
+    """An untrusted client on a tls = none listener: AUTH is not offered, and refused
+    with 538 5.7.11 before any credentials are read."""
+    checks = clear.log().count("event=auth ")
+    with RawSMTP(clear.port_of(listener)) as c:
+        kw = ehlo_keywords(c.ehlo())
+        assert "AUTH" not in kw and "STARTTLS" not in kw, kw
+        for cmd in (f"AUTH {mech}", f"AUTH {mech} " + (
+                plain_token(USER, PASSWORD) if mech == "PLAIN" else b64(USER))):
+            r = c.cmd(cmd)
+            assert (r.code, r.lines[0]) == (
+                538, "5.7.11 Encryption required for requested authentication mechanism"), r
+        r = c.cmd("MAIL FROM:<me@example.com>")
+        if listener == "req":
+            assert r.code == 530 and r.lines[0].startswith("5.7.0"), r
+        else:
+            assert r.code == 250, r
+            r = c.cmd("RCPT TO:<friend@example.net>")
+            assert r.code == 554 and r.lines[0].startswith("5.7.1"), r
+    assert clear.log().count("event=auth ") == checks, "a refused AUTH checks no credentials"
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
+def test_cleartext_auth_for_trusted_client(clear, mech):
+    """The documented exception: a client in trusted_networks on a tls = none listener."""
+    with smtplib.SMTP("127.0.0.1", clear.port_of("req"), timeout=helpers.TIMEOUT,
+                      source_address=(CLEAR_TRUSTED, 0)) as s:
+        s.ehlo("client.test")
+        assert "auth" in s.esmtp_features
+        assert auth(s, mech)[0] == 235
+        assert s.mail("me@example.com")[0] == 250
+        assert s.rcpt("friend@example.net")[0] == 250
+        code, text = s.data(message(f"clear-{mech}", frm="me@example.com"))
+        assert code == 250, text
+        qid = queued_id(text)
+    assert qid in clear.queue()
+
+
+def test_auth_after_starttls_for_untrusted_client(clear):
+    with RawSMTP(clear.port_of("sub")) as c:
+        assert "AUTH" not in ehlo_keywords(c.ehlo())
+        r = c.cmd("AUTH PLAIN " + plain_token(USER, PASSWORD))
+        assert r.code == 538, r
+        c.starttls()
+        assert "AUTH" in ehlo_keywords(c.ehlo())
+        r = c.cmd("AUTH PLAIN " + plain_token(USER, PASSWORD))
+        assert r.code == 235 and r.lines[0].startswith("2.7.0"), r

@@ -251,3 +251,36 @@ def test_bad_address_says_what_is_wrong(tmp_path, section, key, value, why):
     assert why in err, err
     assert "needs an address" not in err, err
     assert len(err.strip().splitlines()) == 1, err  # one mistake, one error
+
+
+# (tls, auth, trusted_networks, listener address) -> may passwords cross a network in clear?
+CLEARTEXT_AUTH = [
+    ("none", "required", "10.0.0.0/8", "0.0.0.0", True),
+    ("none", "optional", "127.0.0.0/8, 192.168.0.0/16", "0.0.0.0", True),
+    ("none", "required", "127.0.0.0/8, ::1/128, 192.168.0.0/16", "[::]", True),
+    ("none", "required", "0.0.0.0/0", "192.0.2.1", True),
+    ("none", "required", "127.0.0.0/8, ::1/128", "0.0.0.0", False),  # loopback stays here
+    ("none", "required", "127.0.0.0/8, ::1/128", "[::]", False),
+    ("none", "optional", "127.0.0.0/8, 10.0.0.0/8", "127.0.0.1", False),  # only loopback reaches it
+    ("none", "off", "10.0.0.0/8", "0.0.0.0", False),  # no AUTH at all
+    ("starttls", "required", "10.0.0.0/8", "0.0.0.0", False),  # AUTH only after STARTTLS
+    ("implicit", "optional", "10.0.0.0/8", "0.0.0.0", False),
+]
+
+
+@pytest.mark.parametrize("tls,auth,trusted,address,warn", CLEARTEXT_AUTH)
+def test_cleartext_auth_beyond_loopback_is_a_warning(tmp_path, certs, tls, auth, trusted,
+                                                     address, warn):
+    """docs/smtp.md: a tls = none listener takes AUTH in clear from trusted clients; when
+    such a client can be on another machine, passwords cross the network in clear."""
+    listeners = {"app": {"address": f"{address}:{free_port()}", "tls": tls, "auth": auth}}
+    path, where = conf_file(tmp_path, tls=certs["good"], listeners=listeners,
+                            relay=f"trusted_networks = {trusted}")
+    rc, out, err = run("-c", path, "check-config")
+    assert rc == 0, (rc, err)
+    if warn:
+        assert f"{path}:{where['app']}: warning: [listener.app] takes AUTH passwords in " \
+               "clear text from trusted_networks beyond this machine" in err, err
+        assert "(with warnings)" in err, err
+    else:
+        assert err.strip() == f"{path}: ok", err
