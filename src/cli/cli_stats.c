@@ -1,7 +1,9 @@
 /*
  * cli_stats: `posthorn stats [--since DURATION] [--account NAME] [--json]`,
  * the delivery counters per recipient domain over the last DURATION
- * (default 24h), summed over all accounts unless --account names one.
+ * (default 24h), summed over all accounts unless --account names one (a
+ * name that is no account and has no counters in the window: "no such
+ * account", exit 1; a deleted account's counters are still shown).
  * The counting is done by the daemon and store/; this file parses
  * arguments, adds up rows and prints.
  *
@@ -137,6 +139,11 @@ static int load(const struct conf *c, int64_t since, const char *account, struct
 
 	if (st == NULL || store_counts_query(st, since, account, collect, s, &err) < 0)
 		rc = cli_say(CLI_RUNTIME, "%s", err ? err : "cannot read the counters");
+	else if (account && store_user_exists(st, account) == 0 && s->n == 0)
+		rc = cli_say(CLI_RUNTIME, "no such account '%s'", account);
+	else if (account && store_user_exists(st, account) == 0)
+		fprintf(stderr, "posthorn: account '%s' does not exist (any more): its counters\n",
+		        account);
 	free(err);
 	store_close(st);
 	return rc;
@@ -288,7 +295,8 @@ const struct cli_cmd cli_stats_cmd = {
     .about = "Delivery counters per recipient domain (see docs/cli.md).",
     .more = "  DURATION: a number with s, m, h or d (default " DEFAULT_SINCE "); counters are\n"
             "  kept per hour, so the window starts at the hour holding now - DURATION.\n"
-            "  Without --account, all accounts are summed. Columns count recipients:\n"
+            "  Without --account, all accounts are summed; an account that does not exist\n"
+            "  is an error (exit 1). Columns count recipients:\n"
             "  accepted, delivered, deferred (at least once), bounced, suppressed.\n",
     .run = run_stats,
     .flags = CLI_AS_USER,

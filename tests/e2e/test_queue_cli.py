@@ -184,6 +184,23 @@ def test_stats_count_recipients_per_recipient_domain(server_factory, cert):
         farm.stop()
 
 
+def test_stats_of_an_unknown_account_is_an_error(server_factory):
+    """docs/cli.md: an account that does not exist is a runtime error (exit 1), not an
+    empty table; an existing one, and the built-in default, answer as usual."""
+    s = server_factory(start=False)
+    s.add_user()
+    for args in (["stats", "--account", "nosuch"], ["stats", "--account", "nosuch", "--json"],
+                 ["stats", "--since", "7d", "--account", "nosuch"]):
+        rc, out, err = s.cli(*args)
+        assert (rc, out, err) == (1, "", "posthorn: no such account 'nosuch'\n"), args
+    for account in (helpers.USER, "default"):
+        rc, out, err = s.cli("stats", "--account", account)
+        assert rc == 0, (account, err)
+        assert out.startswith("DOMAIN\taccepted\t"), out
+        rc, out, err = s.cli("stats", "--account", account, "--json")
+        assert rc == 0 and json.loads(out)["total"]["accepted"] == 0, (account, out, err)
+
+
 # ---- the control socket (src/ctl/ctl_cmd.c) -------------------------------------------
 
 def control(s, line):

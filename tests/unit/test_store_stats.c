@@ -612,8 +612,12 @@ static void test_cli_empty(void **state)
 	struct fixture *f = *state;
 	char *out;
 
-	assert_int_equal(run_cli(f, &out, 2, "stats", "--account=nobody"), 0);
-	assert_string_equal(out, HEADER "TOTAL\t0\t0\t0\t0\t0\n" ACCOUNTS);
+	/* no such account, and no counters of that name: an error, not an empty table */
+	assert_int_equal(run_cli(f, &out, 2, "stats", "--account=nobody"), CLI_RUNTIME);
+	assert_string_equal(out, "");
+	free(out);
+	assert_int_equal(run_cli(f, &out, 2, "stats", "--account=default"), 0);
+	assert_string_equal(out, HEADER "TOTAL\t0\t0\t0\t0\t0\n" ACCOUNTS DEFAULT_ACCOUNT);
 	free(out);
 	assert_int_equal(run_cli(f, &out, 2, "stats", "--json"), 0);
 	/* since: NOW - 24h is HOUR - 23.5h, whose hour starts at HOUR - 24h. */
