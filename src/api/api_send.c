@@ -58,17 +58,16 @@ static void log_fields(const struct send_job *j, const struct send_msg *m)
 	const struct http_deps *d = http_req_deps(j->r);
 
 	if (m->unsub_missing)
-		log_warn("http=%s queue=%s event=list_unsubscribe result=none to=<%s>",
-		         http_req_id(j->r), m->id, log_q(m->addrs[0]));
+		log_warn("queue=%s event=list_unsubscribe result=none to=<%s>", m->id,
+		         log_q(m->addrs[0]));
 	if (!d->dkim || (m->dkim != DKIM_SIGNED && dkim_signer_key_count(d->dkim) == 0))
 		return; /* no key at all: nothing to say per message, as for SMTP */
 	if (m->dkim == DKIM_SIGNED)
-		log_info("http=%s queue=%s event=dkim result=signed domain=%s", http_req_id(j->r),
-		         m->id, log_q(m->dkim_domain));
+		log_info("queue=%s event=dkim result=signed domain=%s", m->id,
+		         log_q(m->dkim_domain));
 	else
-		log_info("http=%s queue=%s event=dkim result=unsigned reason=%s domain=%s",
-		         http_req_id(j->r), m->id, dkim_result_name(m->dkim),
-		         *m->dkim_domain ? log_q(m->dkim_domain) : "-");
+		log_info("queue=%s event=dkim result=unsigned reason=%s domain=%s", m->id,
+		         dkim_result_name(m->dkim), *m->dkim_domain ? log_q(m->dkim_domain) : "-");
 }
 
 /* A message planned for the results res[idx[0..n)], To: to[0..n_to),

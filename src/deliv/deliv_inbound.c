@@ -223,12 +223,12 @@ static void match_all(struct deliv_inbound *in)
 	for (size_t i = 0; i < in->n_ids; i++) {
 		int rc = store_verp_get(in->d->deps.store, in->ids[i], account, &rcpts, &err);
 		if (rc < 0) {
-			log_warn("session=%s event=report_error queue=%s error=%s", in->session,
+			log_warn("session=%s event=report_error about=%s error=%s", in->session,
 			         in->ids[i], log_q(err));
 			free(err);
 			err = NULL;
 		} else if (rc == 0) {
-			log_info("session=%s event=report_unmatched queue=%s reason=no_record",
+			log_info("session=%s event=report_unmatched about=%s reason=no_record",
 			         in->session, in->ids[i]);
 		} else {
 			match_message(in, in->ids[i], account, rcpts);

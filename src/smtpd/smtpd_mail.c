@@ -477,7 +477,7 @@ static int verp_rcpt(struct session *s, const struct smtp_rcpt_args *ra)
 		s->txn.inbound = deliv_inbound_new(d, s->id);
 	deliv_inbound_rcpt(s->txn.inbound, id);
 	rcpt_add(&s->txn, ra->addr, ra->orcpt, ra->notify);
-	log_info("session=%s event=report_rcpt ip=%s to=%s queue=%s", s->id, s->ip, log_q(ra->addr),
+	log_info("session=%s event=report_rcpt ip=%s to=%s about=%s", s->id, s->ip, log_q(ra->addr),
 	         id);
 	session_reply(s, R_RCPT_OK);
 	return 1;

@@ -172,10 +172,9 @@ static void decide(struct session *s, struct smtpd_sign *g)
 		spool_msg_reserve_front(s->txn.msg);
 }
 
-static void log_unsigned(const struct session *s, const char *id, enum dkim_result why,
-                         const char *domain)
+static void log_unsigned(const char *id, enum dkim_result why, const char *domain)
 {
-	log_info("session=%s queue=%s event=dkim result=unsigned reason=%s domain=%s", s->id, id,
+	log_info("queue=%s event=dkim result=unsigned reason=%s domain=%s", id,
 	         dkim_result_name(why), *domain ? log_q(domain) : "-");
 }
 
@@ -271,16 +270,16 @@ static void log_part(const struct session *s, const struct sign_job *j, const st
 	const char *id = spool_msg_id(p->m);
 
 	if (p->no_unsub)
-		log_warn("session=%s queue=%s event=list_unsubscribe result=none to=<%s> "
+		log_warn("queue=%s event=list_unsubscribe result=none to=<%s> "
 		         "reason=\"no link can be made for this account and address\"",
-		         s->id, id, log_q(s->txn.rcpts[p->rcpt].addr));
+		         id, log_q(s->txn.rcpts[p->rcpt].addr));
 	if (!j->signer)
 		return;
 	if (p->res == DKIM_SIGNED)
-		log_info("session=%s queue=%s event=dkim result=signed domain=%s signatures=%d",
-		         s->id, id, log_q(p->domain), p->sigs);
+		log_info("queue=%s event=dkim result=signed domain=%s signatures=%d", id,
+		         log_q(p->domain), p->sigs);
 	else
-		log_unsigned(s, id, p->res, p->domain);
+		log_unsigned(id, p->res, p->domain);
 }
 
 static void job_free(struct sign_job *j, int abort_msgs)
@@ -325,8 +324,8 @@ static void split_undo(struct split *sp)
 			continue;
 		}
 		if (spool_delete(sp->s->sd->deps->spool, sp->v[i].id, &err) < 0) {
-			log_err("session=%s queue=%s event=split_undo_error error=%s", sp->s->id,
-			        sp->v[i].id, log_q(err));
+			log_err("queue=%s event=split_undo_error error=%s", sp->v[i].id,
+			        log_q(err));
 			free(err), err = NULL;
 		}
 	}
@@ -395,10 +394,10 @@ static void job_done(void *arg)
 	int gone;
 
 	if (j->fail == JOB_SIGN)
-		log_err("session=%s queue=%s event=dkim result=failed error=%s", s->id,
+		log_err("session=%s queue=%s event=queue_failed reason=dkim_error error=%s", s->id,
 		        spool_msg_id(j->parts[0].m), log_q(j->err));
 	else if (j->fail)
-		log_err("session=%s queue=%s event=sign_io_error error=%s", s->id,
+		log_err("session=%s queue=%s event=queue_failed reason=io_error error=%s", s->id,
 		        spool_msg_id(j->parts[0].m), log_q(j->err));
 	else
 		for (size_t i = 0; i < j->n; i++)
@@ -435,7 +434,7 @@ int smtpd_sign_run(struct session *s)
 		decide(s, g); /* content without an empty line: all header */
 	dkim = g->dkim && g->sign;
 	if (g->dkim && !dkim)
-		log_unsigned(s, spool_msg_id(t->msg), g->why, g->domain);
+		log_unsigned(spool_msg_id(t->msg), g->why, g->domain);
 	if (!dkim && !g->unsub)
 		return 0;
 	j = xcalloc(1, sizeof(*j));

@@ -44,6 +44,17 @@ def deliver(srv, mx, rcpts, subject="hello"):
     return qid
 
 
+def check_report_log(srv, qid):
+    """docs/logging.md: one identity a line. A report's lines are its session's and name
+    the message they are about as about=QID (not as a second identity)."""
+    lines = helpers.check_identities(srv.log())
+    mine = [l for l in lines if "event=report" in l and f"about={qid}" in l]
+    assert mine, lines[-20:]
+    for l in mine:
+        assert set(helpers.identities(l)) == {"session"}, l
+    return mine
+
+
 def report(srv, verp, data, frm=""):
     """A report sent by an outsider (untrusted, no AUTH); its replies."""
     with helpers.RawSMTP(srv.port, source=OUTSIDER) as c:
@@ -98,6 +109,7 @@ def test_async_dsn_becomes_bounce_and_suppression(start, mxs):
     # never queued, never delivered
     assert srv.queue() == {}
     assert not [l for l in srv.log().splitlines() if "event=delivery" in l and BOUNCES in l]
+    check_report_log(srv, qid)
 
 
 def test_arf_complaint_becomes_complaint_and_suppression(start, mxs):
@@ -110,6 +122,7 @@ def test_arf_complaint_becomes_complaint_and_suppression(start, mxs):
     assert suppressions(srv)["cora@ok.test"] == "complaint (abuse)"
     assert any(f"queue={qid}" in l and "cora@ok.test" in l and "abuse" in l
                for l in event_lines(srv, "complained"))
+    check_report_log(srv, qid)
 
 
 def test_redacted_complaint_of_a_single_recipient_message(start, mxs):
@@ -141,6 +154,7 @@ def test_reports_about_others_change_nothing(start, mxs):
     lines = [l for l in srv.log().splitlines() if " event=report " in l]
     assert any("unmatched=1" in l and "kind=dsn" in l for l in lines), lines
     assert any("kind=none" in l for l in lines), lines
+    check_report_log(srv, qid)
 
 
 def test_text_bounce_is_matched(start, mxs):
@@ -193,8 +207,9 @@ def test_valid_address_without_record_is_taken_and_logged(start):
     verp = verp_address(verp_key(srv), qid, BOUNCES)
     _, rcpt, dr = report(srv, verp, dsn(verp, "ivy@ok.test"))
     assert rcpt.code == 250 and dr.code == 250
-    assert f"event=report_unmatched queue={qid} reason=no_record" in srv.log()
+    assert f"event=report_unmatched about={qid} reason=no_record" in srv.log()
     assert suppressions(srv) == {}
+    assert any("event=report_unmatched" in l for l in check_report_log(srv, qid))
 
 
 def test_reports_and_mail_go_apart(start):

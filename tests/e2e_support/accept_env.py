@@ -102,8 +102,11 @@ class AcceptEnv:
         return out.strip()
 
     def stop(self):
+        """Stops everything; then every line of the server's log has one identity
+        (helpers.check_identities: the DKIM and List-Unsubscribe lines are the message's)."""
         errors = []
-        for step in (self.srv.stop, self.dns.stop, self.farm.stop):
+        for step in (self.srv.stop, lambda: helpers.check_identities(self.srv.log()),
+                     self.dns.stop, self.farm.stop):
             try:
                 step()
             except BaseException as e:  # stop everything, report the first
