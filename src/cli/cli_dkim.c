@@ -260,7 +260,7 @@ static void list_json(const struct dkim_key_info *k, const struct conf *c)
 	json_object_set_new(o, "record", k->record ? json_string(k->record) : json_null());
 	if (k->error)
 		json_object_set_new(o, "error", json_string(k->error));
-	json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	putchar('\n');
 	json_decref(o);
 }

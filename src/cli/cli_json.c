@@ -124,7 +124,8 @@ json_t *cli_json_message(const struct envelope *e)
 
 int cli_json_print(json_t *v)
 {
-	int rc = json_dumpf(v, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int rc =
+	    json_dumpf(v, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 
 	json_decref(v);
 	if (rc != 0 || putchar('\n') == EOF)

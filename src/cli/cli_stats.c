@@ -257,7 +257,7 @@ static int print_json(const struct stats *s, int64_t since, const struct conf *c
 		return CLI_RUNTIME;
 	}
 	json_object_set_new(root, "paused", paused_json(c));
-	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	rc = json_dumpf(root, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
 	putchar('\n');
 	json_decref(root);
 	return rc == 0 ? CLI_OK : cli_say(CLI_RUNTIME, "cannot write JSON to stdout");

@@ -199,6 +199,8 @@ def test_stats_of_an_unknown_account_is_an_error(server_factory):
         assert out.startswith("DOMAIN\taccepted\t"), out
         rc, out, err = s.cli("stats", "--account", account, "--json")
         assert rc == 0 and json.loads(out)["total"]["accepted"] == 0, (account, out, err)
+        # the default 0.1% as written, without binary float noise (0.10000000000000001)
+        assert '"max_complaint_rate":0.1,' in out, out
 
 
 # ---- the control socket (src/ctl/ctl_cmd.c) -------------------------------------------
