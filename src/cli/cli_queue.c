@@ -335,7 +335,26 @@ static int retry_offline(const struct conf *c, const char *id)
 	return r.failed ? CLI_RUNTIME : CLI_OK;
 }
 
-/* Through a running server: 0 done, CTL_NO_SERVER, or the exit code. */
+/* CLI_OK if message id is in the spool, else the error, reported. */
+static int still_queued(const struct conf *c, const char *id)
+{
+	struct spool *sp = open_spool(c);
+	struct envelope *e = NULL;
+	char *err = NULL;
+	int rc = CLI_RUNTIME;
+
+	if (sp && spool_load(sp, id, &e, &err) < 0)
+		rc = fail(err);
+	else if (sp)
+		rc = CLI_OK;
+	envelope_free(e);
+	spool_close(sp);
+	return rc;
+}
+
+/* Through a running server: 0 done, CTL_NO_SERVER, or the exit code. The
+ * server counts what it made due; 0 for one ID may be a message that is
+ * not queued, which is an error (as for hold, release and delete). */
 static int retry_online(const struct conf *c, const char *id)
 {
 	char reply[128], *line = id ? xasprintf("retry %s", id) : xstrdup("retry all");
@@ -348,6 +367,8 @@ static int retry_online(const struct conf *c, const char *id)
 		return cli_say(CLI_RUNTIME, "the server stopped answering");
 	if (strncmp(reply, "ok ", 3) != 0)
 		return cli_say(CLI_RUNTIME, "server: %s", reply);
+	if (id && !strcmp(reply, "ok 0") && (n = still_queued(c, id)) != CLI_OK)
+		return n;
 	printf("%s\n", reply + 3);
 	return CLI_OK;
 }

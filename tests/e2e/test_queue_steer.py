@@ -190,6 +190,24 @@ def test_retry_on_a_stopped_server(start, mxs):
     assert a.rcpt_tries["x@a.test"] == 2
 
 
+def test_retry_of_a_message_not_queued(start, mxs):
+    """docs/cli.md: a queue ID that is not queued is reported and makes the exit code 1,
+    for retry as for hold, release and delete, on a running server and a stopped one."""
+    a = mxs(A_IP, defer_always=True)
+    s = start(relay={"retry": "1h"})
+    qid = send(s, ["x@a.test"])
+    wait_status(s, qid, "x@a.test", "deferred")
+    cli(s, "queue", "delete", qid)
+    for running in (True, False):
+        if not running:
+            s.stop()
+        out, err = cli(s, "queue", "retry", qid, rc=1)
+        assert (out, err) == ("", f"posthorn: no message {qid}\n"), (running, out, err)
+        _, err = cli(s, "queue", "hold", qid, rc=1)
+        assert f"posthorn: no message {qid}\n" in err, (running, err)
+    assert a
+
+
 def test_pause_resume(start, mxs):
     a, b = mxs(A_IP), mxs(B_IP)
     s = start()
