@@ -281,6 +281,18 @@ static void on_changed_key(void *arg, const char *key)
 	log_warn("event=reload_needs_restart key=%s", log_q(key));
 }
 
+/* A file that does not load: one line per error ("FILE:LINE: message"). */
+static void log_reload_errors(char *errors)
+{
+	char *line, *save = NULL;
+
+	if (!errors || !*errors)
+		log_err("event=reload_error error=%s", log_q("the file could not be loaded"));
+	for (line = errors ? strtok_r(errors, "\n", &save) : NULL; line;
+	     line = strtok_r(NULL, "\n", &save))
+		log_err("event=reload_error error=%s", log_q(line));
+}
+
 /* SIGHUP: the file again. What can change at run time does (RELOADABLE);
  * each other key that differs from the running configuration is logged by
  * name as needing a restart. A file with errors changes nothing. */
@@ -292,7 +304,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	SSL_CTX *ctx;
 
 	if (srv->conf->file && !c) {
-		log_err("event=reload_error errors=%s", log_q(errors));
+		log_reload_errors(errors);
 		free(errors);
 		return;
 	}

@@ -70,11 +70,18 @@ def test_file_with_errors_changes_nothing(server_factory):
     s = server_factory()
     s._server["log_level"] = "warning"
     s._relay["smarthost"] = "127.0.0.1:2"
-    s._extra = "[nonsense]\nx = 1"
+    s._extra = "[nonsense]\nx = 1\n[listener.bad]\naddress = localhost:1"
     s.write_conf()
     s.proc.send_signal(signal.SIGHUP)
-    helpers.wait_for(lambda: "event=reload_error" in s.log(), timeout=10, what="reload_error")
+    helpers.wait_for(lambda: s.log().count("event=reload_error") == 2, timeout=10,
+                     what="reload_error")
     assert restart_keys(s.log()) == []
+    # one line per error, each FILE:LINE: message, no escaped newline
+    lines = [l for l in s.log().splitlines() if "event=reload_error" in l]
+    assert "\\x0a" not in "".join(lines), lines
+    assert re.search(rf'error="{re.escape(s.conf)}:\d+: unknown section', lines[0]), lines
+    assert re.search(rf"error=\"{re.escape(s.conf)}:\d+: .*'localhost' is not an IP address",
+                     lines[1]), lines
     n = connects(s)
     with RawSMTP(s.port) as c:  # log_level stayed info
         assert c.cmd("QUIT").code == 221
