@@ -357,9 +357,9 @@ static int too_new(struct store *st, int version, char **err)
 }
 
 /*
- * Applies step `to - 1 -> to` in one transaction. The version is read again
- * inside the transaction: another process (a CLI started at the same
- * moment) may have applied the step while we waited for the write lock.
+ * Applies step `to - 1 -> to` in one transaction: 1 applied, 0 another
+ * process had (a CLI started at the same moment: the version is read again
+ * inside the transaction, after the wait for the write lock), -1 error.
  */
 static int migrate_step(struct store *st, int to, char **err)
 {
@@ -382,9 +382,7 @@ static int migrate_step(struct store *st, int to, char **err)
 	}
 	if (store_tx_commit(st, err) < 0)
 		return store_tx_rollback(st);
-	if (version < to)
-		log_info("event=store_migrate db=%s version=%d", log_q(st->path), to);
-	return 0;
+	return version < to;
 }
 
 /* Checked before anything writes to the file, WAL switch included. */
@@ -399,9 +397,16 @@ static int refuse_newer(struct store *st, int *version, char **err)
 
 static int migrate(struct store *st, int version, char **err)
 {
-	for (int to = version + 1; to <= SCHEMA_VERSION; to++)
-		if (migrate_step(st, to, err) < 0)
+	int applied = 0, rc;
+
+	for (int to = version + 1; to <= SCHEMA_VERSION; to++) {
+		if ((rc = migrate_step(st, to, err)) < 0)
 			return -1;
+		applied += rc;
+	}
+	if (applied) /* one line, however many steps: a new data directory takes them all */
+		log_info("event=store_migrate db=%s from=%d to=%d", log_q(st->path), version,
+		         SCHEMA_VERSION);
 	return 0;
 }
 

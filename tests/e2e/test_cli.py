@@ -434,3 +434,17 @@ def test_root_admin_commands_become_the_server_user():
         assert rc == 0 and "bob\tb.test\n" in out, (out, err)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_new_data_directory_says_one_migration_line(tmp_path):
+    """The first command on a new data directory creates its database: one
+    event=store_migrate line (from 0 to the current version), not one per step;
+    the next command says nothing about it."""
+    f = write_conf(tmp_path, good_conf(tmp_path))
+    rc, out, err = run("-c", f, "user", "add", "app", "--domain", "example.com",
+                       "--password-stdin", input="a long password\n")
+    assert rc == 0, err
+    lines = [l for l in err.splitlines() if "event=store_migrate" in l]
+    assert len(lines) == 1 and re.search(r" from=0 to=\d+$", lines[0]), err
+    rc, out, err = run("-c", f, "user", "list")
+    assert rc == 0 and "event=store_migrate" not in err, err
