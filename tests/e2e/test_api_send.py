@@ -509,3 +509,27 @@ def test_paused_account_is_refused_with_the_reason(srv, mx):
     [m] = r.json()["messages"]
     assert m["status"] == "refused" and "account paused" in m["reason"], m
     assert "bounce rate 7.2 %" in m["reason"], m
+
+
+def test_dkim_line_of_api_mail_has_one_identity(server_factory):
+    """docs/logging.md: the DKIM line of a message sent through the API is the message's
+    (queue= alone); its event=queued line ties it to the request (http=)."""
+    s = server_factory(start=False)
+    rc, out, err = s.cli("dkim", "keygen", "sender.test", "--selector", "s1")
+    assert rc == 0, err
+    s.add_user("alice", domains=("sender.test",))
+    s.start()
+    wait_http(s)
+    r = send(s, {"from": "a@sender.test", "to": ["b@dest.test"], "subject": "dkim",
+                 "text": "signed"}, key=create_key(s, "alice"))
+    assert r.status == 200, r.body
+    qid = r.json()["messages"][0]["id"]
+    line = helpers.wait_for(
+        lambda: next((l for l in s.log().splitlines() if f"queue={qid} event=dkim " in l), None),
+        what="the DKIM line")
+    assert "result=signed domain=sender.test" in line, line
+    assert set(helpers.identities(line)) == {"queue"}, line
+    [queued] = [l for l in s.log().splitlines() if f"queue={qid} event=queued " in l]
+    assert set(helpers.identities(queued)) == {"queue", "http"}, queued
+    s.stop()
+    helpers.check_identities(s.log())
