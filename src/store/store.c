@@ -397,13 +397,12 @@ static int refuse_newer(struct store *st, int *version, char **err)
 
 static int migrate(struct store *st, int version, char **err)
 {
-	int applied = 0, rc;
+	int applied = 0, rc = 0;
 
-	for (int to = version + 1; to <= SCHEMA_VERSION; to++) {
-		if ((rc = migrate_step(st, to, err)) < 0)
-			return -1;
-		applied += rc;
-	}
+	for (int to = version + 1; to <= SCHEMA_VERSION && rc >= 0; to++)
+		applied += (rc = migrate_step(st, to, err)) > 0;
+	if (rc < 0)
+		return -1;
 	if (applied) /* one line, however many steps: a new data directory takes them all */
 		log_info("event=store_migrate db=%s from=%d to=%d", log_q(st->path), version,
 		         SCHEMA_VERSION);
