@@ -29,6 +29,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "dkim/dkim.h"
@@ -154,7 +155,8 @@ struct server {
 	struct deliv *deliv;             /* quotas, the reputation guard, VERP */
 	struct spool_recovery *recovery; /* listed at start, read while serving */
 	uint64_t started_ms;
-	int failed; /* recovery failed: exit 1 */
+	char node_id[NODE_ID_LEN + 1]; /* DATA_DIR/node-id */
+	int failed;                    /* recovery failed: exit 1 */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
 	int stopping;
 	int waiting; /* parts still draining: smtpd, sched */
@@ -459,6 +461,19 @@ static int open_data(struct server *srv)
 	return 0;
 }
 
+/* The node's ID (made the first time): its tag goes into every queue ID. */
+static int open_node(struct server *srv)
+{
+	char *err = NULL;
+	int made;
+
+	if (cluster_node_id(srv->conf->data_dir, srv->node_id, &made, &err) < 0)
+		return start_failed(err);
+	id_set_node((uint32_t)node_id_tag(srv->node_id));
+	log_info("event=node id=%s new=%d", srv->node_id, made);
+	return 0;
+}
+
 static void on_recovered(void *arg, long good)
 {
 	struct server *srv = arg;
@@ -645,7 +660,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	     http_open(srv.base, c, &srv.http, &err) < 0) &&
 	    start_failed(err))
 		return 1;
-	if (drop_privileges(c) < 0 || open_data(&srv) < 0)
+	if (drop_privileges(c) < 0 || open_node(&srv) < 0 || open_data(&srv) < 0)
 		return 1;
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, &srv.hooks);

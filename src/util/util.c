@@ -253,29 +253,55 @@ char *str_trim(char *s)
 	return s;
 }
 
-/* IDs: 9 base-32 digits of milliseconds (enough until year 3084), then 7 of
- * randomness mixed with a process-wide counter, so two IDs made in the same
- * millisecond differ and sort in creation order within a process. */
+/* IDs: 9 base-32 digits of milliseconds (enough until year 3084), 3 of
+ * the node tag, 4 of a process-wide counter: two IDs made in the same
+ * millisecond by one process differ and sort in creation order (until the
+ * counter wraps, after 2^20 IDs); two nodes' IDs differ by their tags. */
 static const char id_alphabet[] = "0123456789ABCDEFGHJKLMNPQRSTVWXY";
+static _Atomic uint32_t id_node_tag; /* tag + 1; 0: not drawn yet */
 
-void id_new(char out[ID_LEN + 1])
+static uint32_t random_u32(void)
 {
-	static _Atomic uint32_t counter;
-	static uint32_t salt;
-	uint64_t ms = clock_now_ms();
-	uint32_t c, rnd = 0;
+	uint32_t r = 0;
+
+	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		r = (uint32_t)clock_mono_us() ^ (uint32_t)getpid();
+	return r;
+}
+
+void id_make(char out[ID_LEN + 1], uint64_t ms, uint32_t node, uint32_t counter)
+{
+	uint64_t tail = (uint64_t)(node & ID_NODE_MAX) << 20 | (counter & 0xFFFFF);
 	int i;
 
-	if (!salt && getrandom(&rnd, sizeof(rnd), 0) == (ssize_t)sizeof(rnd))
-		salt = rnd | 1;
-	c = atomic_fetch_add(&counter, 1);
 	for (i = 8; i >= 0; i--, ms >>= 5)
 		out[i] = id_alphabet[ms & 31];
-	/* 35 bits: 20 of counter (ordered) then 15 of per-process salt. */
-	uint64_t tail = ((uint64_t)(c & 0xFFFFF) << 15) | (salt & 0x7FFF);
 	for (i = 15; i >= 9; i--, tail >>= 5)
 		out[i] = id_alphabet[tail & 31];
 	out[ID_LEN] = '\0';
+}
+
+void id_set_node(uint32_t node)
+{
+	atomic_store(&id_node_tag, (node & ID_NODE_MAX) + 1);
+}
+
+void id_new(char out[ID_LEN + 1])
+{
+	/* starts anywhere: a restart in the same millisecond (a clock set
+	 * back) is unlikely to repeat the last run's IDs */
+	static _Atomic uint32_t counter;
+	static _Atomic int seeded;
+	uint32_t tag = atomic_load(&id_node_tag), none = 0;
+
+	if (!atomic_load(&seeded) && atomic_exchange(&seeded, 1) == 0)
+		atomic_fetch_add(&counter, random_u32());
+	if (!tag) { /* first use, no node: a random tag (the first drawn wins) */
+		atomic_compare_exchange_strong(&id_node_tag, &none,
+		                               (random_u32() & ID_NODE_MAX) + 1);
+		tag = atomic_load(&id_node_tag);
+	}
+	id_make(out, clock_now_ms(), tag - 1, atomic_fetch_add(&counter, 1));
 }
 
 int id_valid(const char *s)
@@ -288,16 +314,49 @@ int id_valid(const char *s)
 	return s[ID_LEN] == '\0';
 }
 
+/* The number n base-32 characters of s spell (s well-formed). */
+static uint64_t id_digits(const char *s, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 5 | (uint64_t)(strchr(id_alphabet, s[i]) - id_alphabet);
+	return v;
+}
+
 uint64_t id_time_ms(const char *s)
 {
-	uint64_t ms = 0;
-	int i;
+	return s && id_valid(s) ? id_digits(s, 9) : 0;
+}
 
-	if (!s || !id_valid(s))
-		return 0;
-	for (i = 0; i < 9; i++)
-		ms = ms << 5 | (uint64_t)(strchr(id_alphabet, s[i]) - id_alphabet);
-	return ms;
+int32_t id_node(const char *s)
+{
+	return s && id_valid(s) ? (int32_t)id_digits(s + 9, 3) : -1;
+}
+
+void node_id_new(char out[NODE_ID_LEN + 1])
+{
+	unsigned char r[NODE_ID_LEN];
+
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
+		for (size_t i = 0; i < sizeof(r); i++)
+			r[i] = (unsigned char)random_u32();
+	for (size_t i = 0; i < NODE_ID_LEN; i++)
+		out[i] = id_alphabet[r[i] & 31];
+	out[NODE_ID_LEN] = '\0';
+}
+
+int node_id_valid(const char *s)
+{
+	for (size_t i = 0; i < NODE_ID_LEN; i++)
+		if (!s[i] || !strchr(id_alphabet, s[i]))
+			return 0;
+	return s[NODE_ID_LEN] == '\0';
+}
+
+int32_t node_id_tag(const char *s)
+{
+	return s && node_id_valid(s) ? (int32_t)id_digits(s, 3) : -1;
 }
 
 static _Atomic uint64_t clock_override;

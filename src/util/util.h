@@ -56,17 +56,39 @@ char *str_trim(char *s);
 /*
  * Queue IDs: 16 characters of a base-32 alphabet (digits, and capital
  * letters but I, O, U and Z, so no letter is misread as a digit): 9 of
- * milliseconds, then 7 of a process-wide counter and a random per-process
- * salt. They sort by creation time and differ across restarts. Also used
- * as session IDs.
+ * milliseconds, then 3 of the node's tag (15 bits) and 4 of a process-wide
+ * counter (20 bits). They sort by creation time. Two nodes with different
+ * tags never make the same ID; within a node, the spool creates each file
+ * exclusively and draws again on a clash. A process that has no node tag
+ * (the CLI, tests) uses a random one. Also used as session IDs.
  */
-#define ID_LEN 16
+#define ID_LEN      16
+#define ID_NODE_MAX 0x7FFF /* tags are 0 .. ID_NODE_MAX */
 void id_new(char out[ID_LEN + 1]);
+/* The ID of (ms, node tag, counter): the rule id_new() follows. PURE. */
+void id_make(char out[ID_LEN + 1], uint64_t ms, uint32_t node, uint32_t counter);
+/* This process's node tag from now on (the server's, from its node ID). */
+void id_set_node(uint32_t node);
 /* 1 if s is a well-formed ID (safe to use in a file name). */
 int id_valid(const char *s);
 /* The unix milliseconds an ID was made at (its first 9 characters); 0 if
  * it is not a well-formed ID. A queue ID's is the message's arrival. */
 uint64_t id_time_ms(const char *s);
+/* The node tag an ID was made with (characters 10 to 12); -1 if it is not
+ * a well-formed ID. IDs made before node tags (up to 0.x) carry a random
+ * number there. */
+int32_t id_node(const char *s);
+
+/*
+ * Node IDs (DATA_DIR/node-id): 20 characters of the same alphabet, drawn
+ * once. The first 3 are the node's tag in queue IDs.
+ */
+#define NODE_ID_LEN 20
+void node_id_new(char out[NODE_ID_LEN + 1]);
+/* 1 if s is a well-formed node ID. PURE. */
+int node_id_valid(const char *s);
+/* A node ID's tag (its first 3 characters); -1 if it is not well-formed. */
+int32_t node_id_tag(const char *s);
 
 /* Clock. Tests may set an override; 0 restores the real clock. */
 uint64_t clock_now_ms(void);  /* wall clock, ms since the epoch */

@@ -1,0 +1,92 @@
+/*
+ * cluster_node: the node's identity, DATA_DIR/node-id (docs/cluster.md,
+ * "Nodes"). Twenty characters of the queue-ID alphabet, drawn the first
+ * time a server starts on the data dir and kept: the node's name in logs
+ * and in the cluster, and (its first three characters) the tag that makes
+ * its queue IDs differ from every other node's. The file is written to a
+ * temporary name, synced and renamed, so a crash leaves either no file or
+ * a whole one.
+ */
+#include "cluster/cluster.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/util.h"
+
+#define NODE_FILE "node-id"
+
+/* 1 read, 0 there is none, -1 error. */
+static int node_read(const char *path, char out[NODE_ID_LEN + 1], char **err)
+{
+	char buf[NODE_ID_LEN + 2];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0) {
+		*err = xasprintf("cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n != NODE_ID_LEN) {
+		*err = xasprintf("%s: not a node ID (%d characters of [0-9A-Y] expected)", path,
+		                 NODE_ID_LEN);
+		return -1;
+	}
+	buf[n] = '\0';
+	if (!node_id_valid(buf)) {
+		*err = xasprintf("%s: not a node ID (%d characters of [0-9A-Y] expected)", path,
+		                 NODE_ID_LEN);
+		return -1;
+	}
+	memcpy(out, buf, NODE_ID_LEN + 1);
+	return 1;
+}
+
+static int node_write(const char *dir, const char *path, const char *id, char **err)
+{
+	char *tmp = xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = -1;
+
+	if (fd >= 0 && dprintf(fd, "%s\n", id) == NODE_ID_LEN + 1 && fsync(fd) == 0 &&
+	    close(fd) == 0) {
+		fd = -1;
+		if (rename(tmp, path) == 0)
+			rc = 0;
+	}
+	if (rc < 0)
+		*err = xasprintf("cannot write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	if (rc == 0 && (fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	return rc;
+}
+
+int cluster_node_id(const char *data_dir, char out[NODE_ID_LEN + 1], int *made, char **err)
+{
+	char *path = xasprintf("%s/%s", data_dir, NODE_FILE);
+	int rc = node_read(path, out, err);
+
+	*made = 0;
+	if (rc == 0) {
+		node_id_new(out);
+		rc = node_write(data_dir, path, out, err) < 0 ? -1 : 1;
+		*made = rc > 0;
+	}
+	free(path);
+	return rc < 0 ? -1 : 0;
+}
