@@ -2,7 +2,7 @@
 # then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Sources are found by globbing src/: a new module needs no Makefile edit.
 
-PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih opendkim libcurl zlib
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih opendkim libcurl zlib hiredis
 BUILD    ?= build
 SAN      ?=
 CC       ?= cc
@@ -254,7 +254,8 @@ FUZZ_PURE    := src/smtpd/smtp_parse.c src/smtpd/smtp_data.c src/util/util.c \
                 src/deliv/deliv_verp.c src/events/events_text.c src/smtpd/smtp_subject.c \
                 src/mime/mime_build.c src/mime/mime_enc.c \
                 src/track/track_html.c src/track/track_text.c src/track/track_token.c \
-                src/log/log_json.c src/sched/sched_pause_list.c src/ctl/ctl_args.c
+                src/log/log_json.c src/sched/sched_pause_list.c src/ctl/ctl_args.c \
+                src/cluster/cluster_url.c
 FUZZ_LIBS    := $(shell pkg-config --libs libsodium 2>/dev/null)
 build/fuzz/%: fuzz/%.c $(FUZZ_PURE) fuzz/fuzz_util.h
 	@mkdir -p build/fuzz

@@ -30,6 +30,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cluster/cluster.h"
+#include "cluster/cluster_quota.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "dkim/dkim.h"
@@ -153,6 +154,7 @@ struct server {
 	struct events_hooks *hooks;
 	struct dkim_watch *dkim_watch;   /* reloads deps.dkim's keys, rotation rounds */
 	struct deliv *deliv;             /* quotas, the reputation guard, VERP */
+	struct cluster_redis *redis;     /* [cluster] redis, or NULL */
 	struct spool_recovery *recovery; /* listed at start, read while serving */
 	uint64_t started_ms;
 	char node_id[NODE_ID_LEN + 1]; /* DATA_DIR/node-id */
@@ -532,6 +534,24 @@ static void release_held(void *arg, const char *id)
 	sched_retry(srv->sched, id);
 }
 
+/* [cluster] redis: dialled from the loop, with its scripts. */
+static struct cluster_redis *open_redis(struct server *srv)
+{
+	const struct conf *c = srv->conf;
+	struct cluster_url u;
+	struct cluster_redis *r;
+	const char *why;
+
+	if (!c->cluster_redis || !*c->cluster_redis ||
+	    cluster_url_parse(c->cluster_redis, &u, &why) < 0)
+		return NULL; /* the config check refused a bad URL already */
+	r = cluster_redis_new(srv->base, &u);
+	cluster_quota_setup(r);
+	log_info("event=cluster redis=%s nodes=%llu", log_q(c->cluster_redis),
+	         (unsigned long long)c->cluster_nodes);
+	return r;
+}
+
 /* Deliverability: after the store and the work pool, before delivery. */
 static int open_deliv(struct server *srv)
 {
@@ -548,6 +568,7 @@ static int open_deliv(struct server *srv)
 	dd.release = release_held;
 	dd.release_arg = srv;
 	dd.events = srv->events;
+	dd.redis = srv->redis = open_redis(srv);
 	if (!(srv->deliv = deliv_open(&dd, &err)))
 		return start_failed(err);
 	srv->deps.deliv = srv->deliv;
@@ -584,6 +605,9 @@ static void server_close(struct server *srv)
 	store_counters_stop(srv->counters);
 	if (srv->deps.work)
 		work_pool_free(srv->deps.work);
+	deliv_redis_gone(srv->deliv);
+	cluster_redis_free(srv->redis); /* what waits on it is answered: decided locally */
+	srv->redis = NULL;
 	http_free(srv->http); /* after the pool: its jobs' callbacks may reply */
 	api_tmpl_cache_free(srv->templates);
 	if (srv->deps.spool)

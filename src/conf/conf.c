@@ -28,6 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster_url.h"
 #include "util/util.h"
 
 /* The embedded default (SPEC §1): loopback only, data in the cwd. */
@@ -741,7 +742,17 @@ static const struct conf_key KEYS[] = {
      .def = "",
      .example = "redis://127.0.0.1:6379",
      .check = check_redis,
-     .doc = "Redis URL for cluster-wide quotas and throttles"},
+     .doc = "Redis for cluster-wide quotas: redis://HOST[:PORT][/DB] (port 6379 and "
+            "database 0 by default; docs/cluster.md). Empty: every limit is this node's"},
+    {.sec = SEC_CLUSTER,
+     .name = "nodes",
+     .type = T_COUNT,
+     .off = C(cluster_nodes),
+     .def = "1",
+     .min = 1,
+     .max = 1000,
+     .doc = "how many nodes share the limits: while Redis cannot be reached, each node "
+            "enforces 1/N of every cluster-wide limit on its own"},
 };
 
 #define N_KEYS              ARRAY_LEN(KEYS)
@@ -1465,9 +1476,10 @@ static const char *check_pool_name(const char *v)
 
 static const char *check_redis(const char *v)
 {
-	if (ascii_startswith(v, "redis://") || ascii_startswith(v, "rediss://"))
-		return NULL;
-	return "expected a URL starting with redis:// or rediss://";
+	struct cluster_url u;
+	const char *why;
+
+	return cluster_url_parse(v, &u, &why) < 0 ? why : NULL;
 }
 
 /* ---- sections and instances -------------------------------------------------- */

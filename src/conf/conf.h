@@ -182,6 +182,7 @@ struct conf {
 	/* [cluster] */
 	char *cluster_postgres;
 	char *cluster_redis;
+	uint64_t cluster_nodes; /* >= 1 */
 
 	struct conf_lines *lines; /* private: where keys were set (conf_line()) */
 };

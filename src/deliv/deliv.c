@@ -263,6 +263,7 @@ int deliv_quota_reserve(struct deliv *d, const char *account, uint64_t n, char *
 	enum deliv_period p;
 
 	a->q_dirty |= deliv_q_roll(&a->q, clock_now_s());
+	a->q.share = deliv_quota_share(d);
 	if (deliv_q_take(&a->q, n, clock_now_s(), &p, reset) == 0)
 		return 0;
 	deliv_quota_reply(why, cap, account, p, a->q.limit[p], *reset);
@@ -275,6 +276,7 @@ int deliv_quota_full(struct deliv *d, const char *account, char *why, size_t cap
 	enum deliv_period p;
 	int64_t reset;
 
+	a->q.share = deliv_quota_share(d);
 	if (!deliv_q_full(&a->q, clock_now_s(), &p, &reset))
 		return 0;
 	deliv_quota_reply(why, cap, account, p, a->q.limit[p], reset);
@@ -288,6 +290,7 @@ void deliv_quota_commit(struct deliv *d, const char *account, uint64_t n)
 	if (!n)
 		return;
 	deliv_q_commit(&a->q, n, clock_now_s());
+	deliv_quota_remote_commit(a, n);
 	a->q_dirty = 1;
 }
 
@@ -295,8 +298,10 @@ void deliv_quota_release(struct deliv *d, const char *account, uint64_t n)
 {
 	struct deliv_acct *a = acct_find(d, account);
 
-	if (a)
+	if (a) {
 		deliv_q_release(&a->q, n);
+		deliv_quota_remote_release(d, a, n);
+	}
 }
 
 /* ---- VERP ---- */

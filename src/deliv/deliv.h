@@ -34,6 +34,7 @@ struct event_base;
 struct store;
 struct work_pool;
 struct deliv;
+struct cluster_redis;
 
 struct deliv_deps {
 	struct event_base *base;
@@ -50,6 +51,8 @@ struct deliv_deps {
 	/* The event writer (may be NULL): suppressed, bounced (reported
 	 * later by a DSN) and complained events. */
 	struct events *events;
+	/* [cluster] redis (may be NULL): the quotas shared by every node. */
+	struct cluster_redis *redis;
 };
 
 /* VERP records are kept this long after the message's queue lifetime:
@@ -84,6 +87,21 @@ int deliv_quota_reserve(struct deliv *d, const char *account, uint64_t n, char *
                         int64_t *reset);
 int deliv_quota_full(struct deliv *d, const char *account, char *why, size_t cap);
 void deliv_quota_commit(struct deliv *d, const char *account, uint64_t n);
+/*
+ * The same reservation, asked of Redis when [cluster] redis is set and
+ * the account has a limit (docs/cluster.md): up to n recipients (all: all
+ * or none). cb is called once with how many were granted and, when fewer
+ * than n, the 450 reply in why and the reset time: later, on the loop,
+ * when Redis is asked; before this returns when the node decides alone
+ * (no Redis, an unlimited account, or Redis unreachable: then at 1/N of
+ * each limit). Commit and release as above.
+ */
+/* deps.redis is about to be freed (shutdown): what waits on it is
+ * answered locally, and nothing more is asked of it. */
+void deliv_redis_gone(struct deliv *d);
+typedef void (*deliv_quota_cb)(void *arg, uint64_t granted, const char *why, int64_t reset);
+void deliv_quota_reserve_async(struct deliv *d, const char *account, uint64_t n, int all,
+                               deliv_quota_cb cb, void *arg);
 void deliv_quota_release(struct deliv *d, const char *account, uint64_t n);
 
 /* ---- VERP (loop thread) ---- */

@@ -25,7 +25,9 @@ struct deliv_acct {
 	char name[COUNTER_ACCOUNT_MAX + 1];
 	int64_t quota_set[2]; /* as stored: STORE_QUOTA_DEFAULT or a number */
 	struct deliv_quota q;
-	int q_dirty; /* counts changed since the last flush */
+	int q_dirty;              /* counts changed since the last flush */
+	uint64_t remote_reserved; /* of q.reserved: reserved in Redis */
+	int64_t remote_start[2];  /* the windows they were reserved in */
 	struct deliv_rep rep;
 	uint64_t rep_dirty; /* bit i: slot i changed since the last flush */
 	int rep_reset;      /* resumed: the stored slots go at the next flush */
@@ -58,6 +60,8 @@ struct deliv {
 	int syncing;          /* a flush job is out */
 	int64_t data_version; /* the database's, when the settings were read */
 	int have_version;
+	int q_fallback; /* the last quota decision was local though Redis is configured */
+	int redis_gone; /* deps.redis freed (shutdown) */
 };
 
 /* deliv.c */
@@ -67,6 +71,11 @@ void deliv_acct_settings(struct deliv *d, const struct store_account_deliv *a);
 /* The events deliverability records (suppressed, bounced, complained) go
  * through here: one log line, and events_emit() when deps.events is set. */
 void deliv_event(struct deliv *d, const struct events_event *e);
+
+/* deliv_cluster.c */
+uint64_t deliv_quota_share(const struct deliv *d);
+void deliv_quota_remote_release(struct deliv *d, struct deliv_acct *a, uint64_t n);
+void deliv_quota_remote_commit(struct deliv_acct *a, uint64_t n);
 
 /* deliv_sync.c */
 int deliv_load(struct deliv *d, char **err);

@@ -60,6 +60,9 @@ static int over(const struct deliv_quota *q, int p, uint64_t n)
 {
 	uint64_t lim = q->limit[p];
 
+	if (lim && q->share > 1)
+		lim = lim / q->share ? lim / q->share : 1;
+
 	return lim && (q->used[p] >= lim || q->reserved >= lim - q->used[p] ||
 	               n > lim - q->used[p] - q->reserved);
 }

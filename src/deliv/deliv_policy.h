@@ -38,6 +38,8 @@ struct deliv_quota {
 	int64_t start[DELIV_PERIODS];  /* the window used[] counts in */
 	uint64_t used[DELIV_PERIODS];  /* committed in that window */
 	uint64_t reserved;             /* taken by open transactions, not committed yet */
+	uint64_t share;                /* > 1: only limit/share (at least 1) may be taken
+	                                  here (a node of share nodes, Redis down) */
 };
 
 /* Moves each window to the one holding now (a new window starts at 0).

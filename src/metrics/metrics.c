@@ -34,6 +34,7 @@ struct family {
 static const char *const SOURCES[MS_COUNT] = {"smtp", "http", "dsn"};
 static const char *const DIRECTIONS[MD_COUNT] = {"inbound", "outbound"};
 static const char *const RESULTS[MRES_COUNT] = {"ok", "failed"};
+static const char *const LIMITS[ML_COUNT] = {"quota"};
 static const char *const QUEUE_STATES[MQ_COUNT] = {"ready", "deferred", "active"};
 static const char *const REASONS[MR_COUNT] = {"other",   "address",  "mailbox", "system",
                                               "network", "protocol", "content", "policy"};
@@ -126,6 +127,14 @@ static struct family FAMILIES[M_COUNT] = {
                            "Events a webhook never received: their batch failed for "
                            "[events] webhook_retry_for.",
                            METRIC_COUNTER},
+    [M_REDIS_UP] = {"redis_up",
+                    "1 while the link to [cluster] redis is up, else 0 (always 0 without "
+                    "Redis).",
+                    METRIC_GAUGE},
+    [M_CLUSTER_FALLBACK] = {"cluster_fallback_total",
+                            "Cluster-wide limits decided on this node alone, at 1/N of the "
+                            "limit, because Redis could not be reached, by limit.",
+                            METRIC_COUNTER, LABEL1("limit", LIMITS)},
 };
 
 /* ---- layout ---------------------------------------------------------------- */

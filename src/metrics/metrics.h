@@ -51,6 +51,8 @@ enum metric_id {
 	M_EVENTS_QUEUE_BYTES,   /* gauge */
 	M_WEBHOOK_REQUESTS,     /* counter{result} */
 	M_WEBHOOK_DROPPED,      /* counter */
+	M_REDIS_UP,             /* gauge: 1 when the [cluster] redis link is up */
+	M_CLUSTER_FALLBACK,     /* counter{limit}: decisions on local 1/N limits */
 	M_COUNT
 };
 
@@ -58,6 +60,7 @@ enum metric_id {
 enum metric_source { MS_SMTP, MS_HTTP, MS_DSN, MS_COUNT };
 enum metric_direction { MD_INBOUND, MD_OUTBOUND, MD_COUNT };
 enum metric_result { MRES_OK, MRES_FAILED, MRES_COUNT };
+enum metric_limit { ML_QUOTA, ML_COUNT };
 enum metric_queue_state { MQ_READY, MQ_DEFERRED, MQ_ACTIVE, MQ_COUNT };
 /* The subject of an RFC 3463 status (X.SUBJECT.Y), or other. */
 enum metric_reason {

@@ -62,6 +62,9 @@ struct rcpt_batch {
 	unsigned char *found;
 	struct store_supp *entries;
 	int failed;
+	/* the quota's answer for the candidates that may be accepted */
+	uint64_t granted;
+	char *quota_why; /* the reply for those beyond granted */
 };
 
 struct domain_job {
@@ -279,6 +282,7 @@ static void batch_free(struct rcpt_batch *b)
 	free(b->addrs);
 	free(b->found);
 	free(b->entries);
+	free(b->quota_why);
 	free(b);
 }
 
@@ -340,23 +344,25 @@ static void batch_run(void *arg)
 	}
 }
 
-/* A candidate that is not suppressed: the recipient limit, the quota. */
-static void rcpt_accept(struct session *s, const struct rcpt_pend *p)
+/* A candidate that is not suppressed: the recipient limit, the quota
+ * (reserved for the whole batch before: see batch_done). */
+static void rcpt_accept(struct session *s, struct rcpt_batch *b, const struct rcpt_pend *p)
 {
 	struct txn *t = &s->txn;
-	char why[LINE_MAX_REPLY];
-	int64_t reset;
 
 	if (t->n_rcpts >= s->l->cfg->max_recipients) {
 		rcpt_refusal_now(s, p->addr, smtpd_reply_text(R_TOO_MANY_RCPTS));
 		return;
 	}
-	if (deliv_of(s) &&
-	    deliv_quota_reserve(deliv_of(s), account_of(s), 1, why, sizeof(why), &reset) < 0) {
-		rcpt_refusal_now(s, p->addr, why);
+	if (deliv_of(s) && !b->granted) {
+		rcpt_refusal_now(s, p->addr,
+		                 b->quota_why ? b->quota_why : "450 4.7.1 Quota exceeded");
 		return;
 	}
-	t->quota_reserved += deliv_of(s) != NULL;
+	if (deliv_of(s)) {
+		b->granted--;
+		t->quota_reserved++;
+	}
 	rcpt_add(t, p->addr, p->orcpt, p->notify);
 	session_reply(s, R_RCPT_OK);
 }
@@ -376,28 +382,80 @@ static void rcpt_answer(struct session *s, struct rcpt_batch *b, const struct rc
 		if (deliv_of(s))
 			deliv_refused_suppressed(deliv_of(s), account_of(s), p->addr, e->reason);
 	} else {
-		rcpt_accept(s, p);
+		rcpt_accept(s, b, p);
 	}
+}
+
+/* Every recipient of the batch answered, in order. */
+static void batch_answer(struct session *s, struct rcpt_batch *b)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		if (b->v[i].refusal)
+			rcpt_refusal_now(s, b->v[i].addr, b->v[i].refusal);
+		else
+			rcpt_answer(s, b, &b->v[i], k++);
+	}
+	if (b->granted && deliv_of(s)) /* not expected: the count was exact */
+		deliv_quota_release(deliv_of(s), b->account, b->granted);
+	b->granted = 0;
+	session_resume(s, S_CMD);
+}
+
+/* How many of the batch the quota must cover: the candidates neither
+ * suppressed nor over the recipient limit. */
+static uint64_t quota_wanted(const struct session *s, const struct rcpt_batch *b)
+{
+	size_t room = s->l->cfg->max_recipients > s->txn.n_rcpts
+	                  ? s->l->cfg->max_recipients - s->txn.n_rcpts
+	                  : 0;
+	uint64_t n = 0;
+
+	if (b->failed)
+		return 0;
+	for (size_t k = 0; k < b->n_cand; k++)
+		n += !b->found[k];
+	return n < room ? n : room;
+}
+
+static void on_quota(void *arg, uint64_t granted, const char *why, int64_t reset)
+{
+	struct rcpt_batch *b = arg;
+	struct session *s = b->s;
+	struct deliv *d = deliv_of(s);
+
+	b->granted = granted;
+	b->quota_why = why && *why ? xstrdup(why) : NULL;
+	if (session_release(s)) { /* gone meanwhile: give it back */
+		if (granted)
+			deliv_quota_release(d, b->account, granted);
+		batch_free(b);
+		return;
+	}
+	batch_answer(s, b);
+	batch_free(b);
 }
 
 static void batch_done(void *arg)
 {
 	struct rcpt_batch *b = arg;
 	struct session *s = b->s;
-	size_t k = 0;
+	uint64_t n;
 
 	if (b->n_cand > 1) /* a pipelined group: one check for all */
 		log_info("session=%s event=suppression_check rcpts=%zu failed=%d", s->id, b->n_cand,
 		         b->failed);
-	if (!session_release(s)) {
-		for (size_t i = 0; i < b->n; i++) {
-			if (b->v[i].refusal)
-				rcpt_refusal_now(s, b->v[i].addr, b->v[i].refusal);
-			else
-				rcpt_answer(s, b, &b->v[i], k++);
-		}
-		session_resume(s, S_CMD);
+	if (session_release(s)) {
+		batch_free(b);
+		return;
 	}
+	if (deliv_of(s) && (n = quota_wanted(s, b)) > 0) {
+		session_hold(s); /* one reservation for the batch, maybe asked of Redis */
+		deliv_quota_reserve_async(deliv_of(s), b->account, n, 0, on_quota, b);
+		return;
+	}
+	batch_answer(s, b);
 	batch_free(b);
 }
 

@@ -34,6 +34,8 @@ FAMILIES = {
     "posthorn_events_queue_bytes": "gauge",
     "posthorn_webhook_requests": "counter",
     "posthorn_webhook_events_dropped": "counter",
+    "posthorn_redis_up": "gauge",
+    "posthorn_cluster_fallback": "counter",
 }
 
 

@@ -40,7 +40,7 @@ static void test_windows(void **state)
 
 static void test_quota_take(void **state)
 {
-	struct deliv_quota q = {{3, 0}, {0, 0}, {0, 0}, 0};
+	struct deliv_quota q = {{3, 0}, {0, 0}, {0, 0}, 0, 1};
 	enum deliv_period over = DELIV_DAY;
 	int64_t reset = 0;
 
@@ -72,11 +72,33 @@ static void test_quota_take(void **state)
 	assert_int_equal(q.start[DELIV_HOUR], deliv_window_start(DELIV_HOUR, T0 + 3600));
 }
 
+/* A node's share while Redis is down: limit/share, at least 1, and what
+ * the node sent itself in the window counts against it. */
+static void test_quota_share(void **state)
+{
+	struct deliv_quota q = {{100, 0}, {0, 0}, {0, 0}, 0, 3};
+	struct deliv_quota tiny = {{2, 0}, {0, 0}, {0, 0}, 0, 3};
+	enum deliv_period over = DELIV_DAY;
+	int64_t reset = 0;
+
+	(void)state;
+	assert_int_equal(deliv_q_take(&q, 33, T0, &over, &reset), 0);
+	assert_int_equal(deliv_q_take(&q, 1, T0, &over, &reset), -1);
+	assert_int_equal(over, DELIV_HOUR);
+	deliv_q_commit(&q, 33, T0);
+	q.share = 1; /* shared again: the whole limit, counts kept */
+	assert_int_equal(deliv_q_take(&q, 67, T0, &over, &reset), 0);
+	assert_int_equal(deliv_q_take(&q, 1, T0, &over, &reset), -1);
+	/* a limit below the node count still lets each node send one */
+	assert_int_equal(deliv_q_take(&tiny, 1, T0, &over, &reset), 0);
+	assert_true(deliv_q_full(&tiny, T0, &over, &reset));
+}
+
 /* The day is reported first when both windows are full; a reservation
  * still open counts in the window where it is committed. */
 static void test_quota_day_and_carry(void **state)
 {
-	struct deliv_quota q = {{2, 2}, {0, 0}, {0, 0}, 0};
+	struct deliv_quota q = {{2, 2}, {0, 0}, {0, 0}, 0, 1};
 	enum deliv_period over = DELIV_HOUR;
 	int64_t reset = 0;
 
@@ -90,7 +112,7 @@ static void test_quota_day_and_carry(void **state)
 	assert_int_equal(q.used[DELIV_HOUR], 2);
 	assert_int_equal(q.start[DELIV_HOUR], deliv_window_start(DELIV_HOUR, T0 + 3600));
 	/* unlimited: never full */
-	struct deliv_quota u = {{0, 0}, {0, 0}, {0, 0}, 0};
+	struct deliv_quota u = {{0, 0}, {0, 0}, {0, 0}, 0, 0};
 	assert_int_equal(deliv_q_take(&u, UINT32_MAX, T0, &over, &reset), 0);
 	assert_false(deliv_q_full(&u, T0, &over, &reset));
 	/* roll reports a move */
@@ -352,17 +374,12 @@ static void test_verp_known(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_windows),
-	    cmocka_unit_test(test_quota_take),
-	    cmocka_unit_test(test_quota_day_and_carry),
-	    cmocka_unit_test(test_quota_reply),
-	    cmocka_unit_test(test_rep_window),
-	    cmocka_unit_test(test_rep_load),
-	    cmocka_unit_test(test_rep_judge),
-	    cmocka_unit_test(test_texts),
-	    cmocka_unit_test(test_hard_matches_smtpc),
-	    cmocka_unit_test(test_verp),
-	    cmocka_unit_test(test_verp_forged),
+	    cmocka_unit_test(test_windows),     cmocka_unit_test(test_quota_take),
+	    cmocka_unit_test(test_quota_share), cmocka_unit_test(test_quota_day_and_carry),
+	    cmocka_unit_test(test_quota_reply), cmocka_unit_test(test_rep_window),
+	    cmocka_unit_test(test_rep_load),    cmocka_unit_test(test_rep_judge),
+	    cmocka_unit_test(test_texts),       cmocka_unit_test(test_hard_matches_smtpc),
+	    cmocka_unit_test(test_verp),        cmocka_unit_test(test_verp_forged),
 	    cmocka_unit_test(test_verp_known),
 	};
 

@@ -1,0 +1,293 @@
+/*
+ * cluster_redis: the Redis link. Contract in cluster_redis.h.
+ *
+ * Each command is a struct req with its own timer. hiredis calls the
+ * command's callback exactly once (with the reply, or NULL when the
+ * context is freed or the link breaks); that callback frees the req. A
+ * timer that fires first answers the caller with NULL (req->answered) and
+ * drops the link: hiredis then calls the callbacks of everything pending
+ * with NULL, which answers the rest and frees every req.
+ */
+#include "cluster/cluster_redis.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log/log.h"
+#include "metrics/metrics.h"
+#include "util/util.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define PING_EVERY_MS  1000
+
+struct cluster_redis {
+	struct event_base *base;
+	struct cluster_url url;
+	redisAsyncContext *ac; /* NULL: not dialling, not connected */
+	int up;
+	int was_up; /* -1 before the first outcome: the first down is logged too */
+	unsigned backoff_ms;
+	struct event *ev_redial, *ev_ping, *ev_connect;
+	const char *scripts[CLUSTER_REDIS_SCRIPTS];
+	int n_scripts;
+};
+
+struct req {
+	struct cluster_redis *r;
+	cluster_redis_cb cb;
+	void *arg;
+	struct event *ev_timeout;
+	int answered;
+};
+
+static void dial(struct cluster_redis *r);
+
+static struct timeval tv_ms(unsigned ms)
+{
+	return (struct timeval){(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+}
+
+/* The one place the state changes: logged once per change. */
+static void set_up(struct cluster_redis *r, int up, const char *why)
+{
+	r->up = up;
+	metrics_set(M_REDIS_UP, up);
+	if (up == r->was_up)
+		return;
+	r->was_up = up;
+	if (up)
+		log_info("event=redis_up host=%s port=%d db=%d", log_q(r->url.host), r->url.port,
+		         r->url.db);
+	else
+		log_warn("event=redis_down host=%s port=%d error=%s", log_q(r->url.host),
+		         r->url.port, log_q(why));
+}
+
+static void schedule_redial(struct cluster_redis *r)
+{
+	struct timeval tv = tv_ms(r->backoff_ms);
+
+	r->backoff_ms = r->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : r->backoff_ms * 2;
+	evtimer_add(r->ev_redial, &tv);
+}
+
+/* Drops the link (from outside hiredis' callbacks): pending commands are
+ * answered NULL; a redial follows. */
+static void drop(struct cluster_redis *r, const char *why)
+{
+	redisAsyncContext *ac = r->ac;
+
+	if (!ac)
+		return;
+	r->ac = NULL;
+	evtimer_del(r->ev_connect);
+	set_up(r, 0, why);
+	redisAsyncFree(ac); /* its callbacks see r->ac != ac: no second redial */
+	schedule_redial(r);
+}
+
+static void on_connected(const redisAsyncContext *ac, int status)
+{
+	struct cluster_redis *r = ac->data;
+
+	if (r->ac != ac)
+		return;
+	evtimer_del(r->ev_connect);
+	if (status != REDIS_OK) { /* hiredis frees ac itself */
+		r->ac = NULL;
+		set_up(r, 0, ac->errstr[0] ? ac->errstr : "cannot connect");
+		schedule_redial(r);
+		return;
+	}
+	r->backoff_ms = BACKOFF_MIN_MS;
+	set_up(r, 1, NULL);
+}
+
+static void on_disconnected(const redisAsyncContext *ac, int status)
+{
+	struct cluster_redis *r = ac->data;
+
+	if (r->ac != ac)
+		return; /* dropped by us: handled there */
+	r->ac = NULL;
+	set_up(r, 0, status == REDIS_OK ? "closed" : ac->errstr[0] ? ac->errstr : "link broken");
+	schedule_redial(r);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	drop(arg, "connect timed out");
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct req *q = priv;
+
+	evtimer_del(q->ev_timeout);
+	if (!q->answered)
+		q->cb(q->arg, reply);
+	event_free(q->ev_timeout);
+	free(q);
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct req *q = arg;
+	struct cluster_redis *r = q->r;
+
+	q->answered = 1;
+	q->cb(q->arg, NULL);
+	drop(r, "command timed out"); /* frees q, through on_reply */
+}
+
+/* The setup of a new connection: SELECT, then the scripts. */
+static void ignore(void *arg, const struct redisReply *reply)
+{
+	struct cluster_redis *r = arg;
+
+	if (reply && reply->type == REDIS_REPLY_ERROR)
+		log_warn("event=redis_setup_error error=%s", log_q(reply->str));
+	(void)r;
+}
+
+static void setup(struct cluster_redis *r)
+{
+	char db[8];
+	const char *argv[3];
+	size_t lens[3];
+
+	if (r->url.db) {
+		snprintf(db, sizeof(db), "%d", r->url.db);
+		argv[0] = "SELECT";
+		argv[1] = db;
+		lens[0] = 6;
+		lens[1] = strlen(db);
+		cluster_redis_cmd(r, ignore, r, 2, argv, lens);
+	}
+	for (int i = 0; i < r->n_scripts; i++) {
+		argv[0] = "SCRIPT";
+		argv[1] = "LOAD";
+		argv[2] = r->scripts[i];
+		lens[0] = 6;
+		lens[1] = 4;
+		lens[2] = strlen(r->scripts[i]);
+		cluster_redis_cmd(r, ignore, r, 3, argv, lens);
+	}
+}
+
+static void dial(struct cluster_redis *r)
+{
+	struct timeval tv = tv_ms(CLUSTER_REDIS_TIMEOUT_MS * 2);
+	redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
+
+	if (!ac || ac->err) {
+		set_up(r, 0, ac ? ac->errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac);
+		schedule_redial(r);
+		return;
+	}
+	ac->data = r;
+	r->ac = ac;
+	redisLibeventAttach(ac, r->base);
+	redisAsyncSetConnectCallback(ac, on_connected);
+	redisAsyncSetDisconnectCallback(ac, on_disconnected);
+	evtimer_add(r->ev_connect, &tv);
+	setup(r); /* queued: written once connected */
+}
+
+static void on_redial(evutil_socket_t fd, short what, void *arg)
+{
+	dial(arg);
+}
+
+static void on_pong(void *arg, const struct redisReply *reply)
+{
+	(void)arg;
+	(void)reply; /* no answer: the timeout has dropped the link already */
+}
+
+static void on_ping(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster_redis *r = arg;
+	const char *argv[] = {"PING"};
+	size_t lens[] = {4};
+
+	if (r->up)
+		cluster_redis_cmd(r, on_pong, r, 1, argv, lens);
+}
+
+struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cluster_url *u)
+{
+	struct cluster_redis *r = xcalloc(1, sizeof(*r));
+	struct timeval ping = tv_ms(PING_EVERY_MS), now = {0, 0};
+
+	r->base = base;
+	r->url = *u;
+	r->was_up = -1;
+	r->backoff_ms = BACKOFF_MIN_MS;
+	r->ev_redial = evtimer_new(base, on_redial, r);
+	r->ev_connect = evtimer_new(base, on_connect_timeout, r);
+	r->ev_ping = event_new(base, -1, EV_PERSIST, on_ping, r);
+	event_add(r->ev_ping, &ping);
+	metrics_set(M_REDIS_UP, 0);
+	/* the first dial from the loop: scripts are added before it runs */
+	evtimer_add(r->ev_redial, &now);
+	return r;
+}
+
+void cluster_redis_free(struct cluster_redis *r)
+{
+	redisAsyncContext *ac;
+
+	if (!r)
+		return;
+	ac = r->ac;
+	r->ac = NULL;
+	r->up = 0; /* what is answered now is decided without Redis */
+	if (ac)
+		redisAsyncFree(ac);
+	event_free(r->ev_redial);
+	event_free(r->ev_connect);
+	event_free(r->ev_ping);
+	free(r);
+}
+
+int cluster_redis_up(const struct cluster_redis *r)
+{
+	return r && r->up;
+}
+
+int cluster_redis_cmd(struct cluster_redis *r, cluster_redis_cb cb, void *arg, int argc,
+                      const char **argv, const size_t *lens)
+{
+	struct req *q;
+	struct timeval tv = tv_ms(CLUSTER_REDIS_TIMEOUT_MS);
+
+	if (!r->ac)
+		return -1;
+	q = xcalloc(1, sizeof(*q));
+	q->r = r;
+	q->cb = cb;
+	q->arg = arg;
+	q->ev_timeout = evtimer_new(r->base, on_timeout, q);
+	if (redisAsyncCommandArgv(r->ac, on_reply, q, argc, argv, lens) != REDIS_OK) {
+		event_free(q->ev_timeout);
+		free(q);
+		return -1;
+	}
+	evtimer_add(q->ev_timeout, &tv);
+	return 0;
+}
+
+void cluster_redis_add_script(struct cluster_redis *r, const char *lua)
+{
+	if (r->n_scripts < CLUSTER_REDIS_SCRIPTS)
+		r->scripts[r->n_scripts++] = lua;
+}

@@ -1,0 +1,51 @@
+/*
+ * cluster_redis: the node's link to Redis, asynchronous on the event loop
+ * (hiredis on libevent). Loop thread only.
+ *
+ * Promises:
+ * - Every command is answered exactly once, on the loop: with Redis's
+ *   reply, or with NULL when the link is down, breaks, or the answer does
+ *   not come within CLUSTER_REDIS_TIMEOUT_MS (the link is then dropped, so
+ *   that a hung Redis is not asked again before it answers a PING).
+ * - A dropped link is dialled again with backoff (100 ms doubling to 5 s),
+ *   and each change between up and down is logged once
+ *   (event=redis_up / event=redis_down) and shown in /metrics
+ *   (posthorn_redis_up). A PING every second keeps the state honest when
+ *   nothing else is asked.
+ * - The scripts (cluster_quota.c) are loaded on every connection before
+ *   any other command, so EVALSHA finds them.
+ */
+#ifndef POSTHORN_CLUSTER_REDIS_H
+#define POSTHORN_CLUSTER_REDIS_H
+
+#include <stddef.h>
+
+#include "cluster/cluster_url.h"
+
+#define CLUSTER_REDIS_TIMEOUT_MS 500
+
+struct event_base;
+struct redisReply;
+struct cluster_redis;
+
+/* reply: NULL when there was none (down, broken, timed out). Borrowed. */
+typedef void (*cluster_redis_cb)(void *arg, const struct redisReply *reply);
+
+/* Starts dialling u (a name is resolved when dialling). Never NULL. */
+struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cluster_url *u);
+/* Answers what is pending with NULL, then frees. */
+void cluster_redis_free(struct cluster_redis *r);
+/* 1 when the link is up. */
+int cluster_redis_up(const struct cluster_redis *r);
+/*
+ * Sends a command (argv: argc strings of lens bytes, copied). 0: cb will
+ * be called; -1: the link is down, cb will not be called.
+ */
+int cluster_redis_cmd(struct cluster_redis *r, cluster_redis_cb cb, void *arg, int argc,
+                      const char **argv, const size_t *lens);
+/* A script sent on every new connection (SCRIPT LOAD), before anything
+ * else. At most CLUSTER_REDIS_SCRIPTS. */
+#define CLUSTER_REDIS_SCRIPTS 4
+void cluster_redis_add_script(struct cluster_redis *r, const char *lua);
+
+#endif

@@ -1,0 +1,138 @@
+"""Cluster-wide quotas in Redis (SPEC 8; docs/cluster.md): three nodes,
+each with its own data dir, share one real redis-server started on a
+loopback port. A quota of 100 per hour holds exactly across the three
+nodes under concurrent load; with Redis stopped each node enforces 1/N of
+the limit on its own (logged, in /metrics); with Redis back the counter is
+shared again. Also: every node has its own node ID and queue IDs carry its
+tag."""
+import re
+import threading
+import time
+
+import pytest
+
+import helpers
+from deliv import transaction
+from httpapi import request
+from mx import msg_bytes
+from redisfix import Redis, wait_out_of_hour_end
+
+QUOTA_RE = re.compile(r"^4\.7\.1 Quota exceeded: account default may send (\d+) messages per "
+                      r"hour; the quota resets at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+@pytest.fixture
+def redis(tmp_path):
+    d = tmp_path / "redis"
+    d.mkdir()
+    r = Redis(d).start()
+    yield r
+    r.stop()
+
+
+def cluster(server_factory, redis, hour, n=3):
+    extra = f"[quota]\nhour = {hour}\n[cluster]\nredis = {redis.url}\nnodes = {n}"
+    nodes = [server_factory(extra=extra) for _ in range(n)]
+    for s in nodes:
+        helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
+    return nodes
+
+
+def metric(srv, name, **labels):
+    r = request(srv, "GET", "/metrics")
+    assert r.status == 200
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+                   if labels else "")
+    for line in r.body.decode().splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{want} not in /metrics")
+
+
+def send(srv, rcpts, tag):
+    """One transaction; returns (accepted, refused by the quota) recipients."""
+    mail, rs, dr = transaction(srv.port, "a@sender.test", rcpts,
+                               msg_bytes("a@sender.test", rcpts[0], tag))
+    if mail.code != 250:
+        assert QUOTA_RE.match(mail.text), mail
+        return 0, len(rcpts)
+    ok = sum(r.code == 250 for r in rs)
+    for r in rs:
+        assert r.code == 250 or QUOTA_RE.match(r.text), r
+    if ok:
+        assert dr.code == 250, dr
+    return ok, len(rcpts) - ok
+
+
+def test_quota_exact_across_three_nodes(server_factory, redis):
+    wait_out_of_hour_end()
+    nodes = cluster(server_factory, redis, 100)
+    results, errors = [], []
+
+    def worker(i):
+        try:
+            srv = nodes[i % 3]
+            for k in range(5):
+                rcpts = [f"w{i}t{k}r{j}@nowhere.test" for j in range(3)]
+                results.append(send(srv, rcpts, f"w{i}t{k}"))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    accepted = sum(a for a, _ in results)
+    refused = sum(r for _, r in results)
+    assert (accepted, refused) == (100, 80), results
+    # the shared counter says the same
+    key = f"posthorn:quota:{{default}}:h:{int(time.time()) // 3600 * 3600}"
+    assert redis.cmd("GET", key) == b"100"
+    assert metric(nodes[0], "posthorn_redis_up") == 1
+    assert metric(nodes[0], "posthorn_cluster_fallback_total", limit="quota") == 0
+
+
+def test_redis_down_falls_back_to_a_share_then_shared_again(server_factory, redis):
+    wait_out_of_hour_end()
+    nodes = cluster(server_factory, redis, 30)
+    a = nodes[0]
+    assert send(a, [f"s{j}@nowhere.test" for j in range(5)], "shared") == (5, 0)
+    redis.stop()
+    helpers.wait_for(lambda: "event=redis_down" in a.log(), 10, what="redis_down")
+    assert metric(a, "posthorn_redis_up") == 0
+    # alone: 30/3 = 10 per node, 5 of them sent by this node already
+    assert send(a, [f"f{j}@nowhere.test" for j in range(15)], "fallback") == (5, 10)
+    assert a.log().count("event=quota_fallback") == 1
+    assert "share=1/3" in a.log()
+    assert metric(a, "posthorn_cluster_fallback_total", limit="quota") >= 1
+    # another node has its own share
+    assert send(nodes[1], [f"g{j}@nowhere.test" for j in range(12)], "other") == (10, 2)
+    redis.start()  # same port, same append-only file: the 5 shared are kept
+    helpers.wait_for(lambda: a.log().count("event=redis_up") == 2, 15, what="redis_up again")
+    assert metric(a, "posthorn_redis_up") == 1
+    # shared again: the cluster's 30, less the 5 Redis counted
+    assert send(a, [f"b{j}@nowhere.test" for j in range(40)], "back") == (25, 15)
+    assert "event=quota_shared" in a.log()
+    assert send(nodes[2], ["late@nowhere.test"], "late") == (0, 1)
+    assert a.log().count("event=redis_down") == 1
+
+
+def test_nodes_have_their_own_ids_and_tags(server_factory, redis):
+    nodes = cluster(server_factory, redis, 0, n=2)
+    ids = []
+    for s in nodes:
+        m = re.search(r"event=node id=([0-9A-Z]{20}) new=1", s.log())
+        assert m, s.log()
+        with open(s.data_dir + "/node-id") as f:
+            assert f.read() == m[1] + "\n"
+        ids.append(m[1])
+    assert ids[0] != ids[1]
+    nodes[0].restart()
+    assert f"event=node id={ids[0]} new=0" in nodes[0].log()
+    for s, nid in zip(nodes, ids):
+        _, rs, dr = transaction(s.port, "a@sender.test", ["x@nowhere.test"],
+                                msg_bytes("a@sender.test", "x@nowhere.test", "id"))
+        qid = helpers.queued_id(dr.text)
+        assert qid[9:12] == nid[:3], (qid, nid)
