@@ -579,32 +579,48 @@ static const char *reason_of(const char *reply)
 /* On the loop, before anything is built, as an SMTP session at MAIL and
  * RCPT: a paused account sends nothing; each message reserves its
  * recipients against the quotas shared with SMTP (all of a message's or
- * none), so a batch over quota is refused without being built or signed. */
+ * none; asked of Redis in a cluster, docs/cluster.md), so a batch over
+ * quota is refused without being built or signed. after_policy() runs once
+ * every reservation is answered. */
+static void after_policy(struct send_job *j);
+
+static void on_policy(void *arg, uint64_t granted, const char *why, int64_t reset)
+{
+	struct send_msg *m = arg;
+	struct send_job *j = m->job;
+
+	if (granted == m->n_rcpts) {
+		m->reserved = 1;
+	} else {
+		send_msg_refuse(j, m, reason_of(why), REFUSED_QUOTA);
+		j->retry_at = reset;
+	}
+	if (--j->pending == 0)
+		after_policy(j);
+}
+
 static void send_policy(struct send_job *j)
 {
 	struct deliv *d = http_req_deps(j->r)->deliv;
 	char why[256];
 	int paused;
 
-	if (!d)
-		return;
-	paused = deliv_paused(d, j->account, why, sizeof(why));
-	for (size_t i = 0; i < j->n_msgs; i++) {
+	j->pending = 1; /* held until every reservation is asked */
+	paused = d && deliv_paused(d, j->account, why, sizeof(why));
+	for (size_t i = 0; d && i < j->n_msgs; i++) {
 		struct send_msg *m = &j->msgs[i];
-		int64_t reset = 0;
 
 		if (m->state != 0)
 			continue; /* built already and refused (size) or failed */
 		if (paused) {
 			send_msg_refuse(j, m, reason_of(why), REFUSED_OTHER);
-		} else if (deliv_quota_reserve(d, j->account, m->n_rcpts, why, sizeof(why),
-		                               &reset) < 0) {
-			send_msg_refuse(j, m, reason_of(why), REFUSED_QUOTA);
-			j->retry_at = reset;
-		} else {
-			m->reserved = 1;
+			continue;
 		}
+		j->pending++;
+		deliv_quota_reserve_async(d, j->account, m->n_rcpts, 1, on_policy, m);
 	}
+	if (--j->pending == 0)
+		after_policy(j);
 }
 
 /* On the loop, once built: every written message to the spool's
@@ -641,13 +657,20 @@ static void send_commit(void *arg)
 static void send_reserve(void *arg)
 {
 	struct send_job *j = arg;
-	size_t i;
 
 	if (j->ans.body) { /* refused whole, found wrong, or answered before */
 		send_reply(j);
 		return;
 	}
 	send_policy(j);
+}
+
+/* Then (a batch) the building and signing of what it let through, on a
+ * worker. */
+static void after_policy(struct send_job *j)
+{
+	size_t i;
+
 	for (i = 0; i < j->n_msgs && j->msgs[i].state != 0; i++)
 		;
 	if (j->built || i == j->n_msgs)

@@ -5,15 +5,18 @@ nodes under concurrent load; with Redis stopped each node enforces 1/N of
 the limit on its own (logged, in /metrics); with Redis back the counter is
 shared again. Also: every node has its own node ID and queue IDs carry its
 tag."""
+import os
 import re
+import subprocess
 import threading
 import time
 
 import pytest
 
 import helpers
+from conftest import posthorn_bin
 from deliv import transaction
-from httpapi import request
+from httpapi import create_key, request
 from mx import msg_bytes
 from redisfix import Redis, wait_out_of_hour_end
 
@@ -30,12 +33,21 @@ def redis(tmp_path):
     r.stop()
 
 
-def cluster(server_factory, redis, hour, n=3):
+def cluster(server_factory, redis, hour, n=3, users=()):
     extra = f"[quota]\nhour = {hour}\n[cluster]\nredis = {redis.url}\nnodes = {n}"
-    nodes = [server_factory(extra=extra) for _ in range(n)]
+    nodes = [server_factory(extra=extra, start=False) for _ in range(n)]
+    for s in nodes:
+        for u in users:
+            s.add_user(u, domains=(f"{u}.test",))
+        s.start()
     for s in nodes:
         helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
     return nodes
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
 
 
 def metric(srv, name, **labels):
@@ -136,3 +148,59 @@ def test_nodes_have_their_own_ids_and_tags(server_factory, redis):
                                 msg_bytes("a@sender.test", "x@nowhere.test", "id"))
         qid = helpers.queued_id(dr.text)
         assert qid[9:12] == nid[:3], (qid, nid)
+
+
+def test_api_send_counts_in_the_same_redis_quota(server_factory, redis):
+    """POST /v1/messages reserves a message's recipients (all or none) in
+    the same Redis counter as SMTP, whichever node it reaches."""
+    wait_out_of_hour_end()
+    nodes = cluster(server_factory, redis, 10, users=("carol",))
+    keys = [create_key(s, "carol") for s in nodes]
+
+    def api(i, n, tag):
+        return request(nodes[i], "POST", "/v1/messages", key=keys[i],
+                       body={"from": "c@carol.test", "subject": tag, "text": "x",
+                             "to": [f"{tag}{j}@nowhere.test" for j in range(n)]})
+
+    assert api(0, 8, "a").status == 200
+    r = api(1, 3, "b")
+    assert r.status == 429 and r.json()["error"]["code"] == "over_quota", r.body
+    assert r.json()["messages"][0]["reason"].startswith(
+        "Quota exceeded: account carol may send 10 messages per hour"), r.body
+    assert api(1, 2, "c").status == 200
+    assert api(2, 1, "d").status == 429
+    key = f"posthorn:quota:{{carol}}:h:{int(time.time()) // 3600 * 3600}"
+    assert redis.cmd("GET", key) == b"10"
+
+
+def test_cluster_scripts_start_and_stop_everything():
+    """scripts/cluster-up.sh starts Redis, PostgreSQL (when installed) and N
+    nodes pointing at them; scripts/cluster-down.sh stops all of it."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, POSTHORN_BIN=posthorn_bin())
+    up = subprocess.run([os.path.join(root, "scripts/cluster-up.sh"), "2"], env=env,
+                        capture_output=True, text=True, timeout=120)
+    m = re.search(r"^cluster dir: (\S+)$", up.stdout, re.M)
+    assert m, (up.stdout, up.stderr)
+    d = m[1]
+    try:
+        assert up.returncode == 0, up.stderr
+        pids = []
+        for i in (1, 2):
+            helpers.wait_for(lambda i=i: "event=redis_up" in read(f"{d}/node{i}/server.log"), 10,
+                             what="redis_up")
+            with open(f"{d}/node{i}/posthorn.pid") as f:
+                pids.append(int(f.read()))
+            with open(f"{d}/node{i}/posthorn.conf") as f:
+                conf = f.read()
+            assert "nodes = 2" in conf and "redis = redis://127.0.0.1:" in conf
+        with open(f"{d}/redis/redis.pid") as f:
+            pids.append(int(f.read()))
+    finally:
+        down = subprocess.run([os.path.join(root, "scripts/cluster-down.sh"), d],
+                              capture_output=True, text=True, timeout=120)
+    assert down.returncode == 0, down.stderr
+    assert not os.path.exists(d)
+    for pid in pids:
+        helpers.wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 10,
+                         what=f"pid {pid} gone")
