@@ -547,6 +547,7 @@ static struct cluster_redis *open_redis(struct server *srv)
 		return NULL; /* the config check refused a bad URL already */
 	r = cluster_redis_new(srv->base, &u);
 	cluster_quota_setup(r);
+	cluster_node_claim(r, srv->node_id);
 	log_info("event=cluster redis=%s nodes=%llu", log_q(c->cluster_redis),
 	         (unsigned long long)c->cluster_nodes);
 	return r;

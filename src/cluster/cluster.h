@@ -16,4 +16,13 @@
  */
 int cluster_node_id(const char *data_dir, char out[NODE_ID_LEN + 1], int *made, char **err);
 
+struct cluster_redis;
+/*
+ * Records in Redis, each time the link comes up, that this node's tag (the
+ * first 3 characters of node_id, its queue IDs' tag) is held by node_id;
+ * logs event=node_tag_clash (error) when another node ID holds it. The
+ * string must outlive r.
+ */
+void cluster_node_claim(struct cluster_redis *r, const char *node_id);
+
 #endif

@@ -11,14 +11,23 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster/cluster_redis.h"
+#include "log/log.h"
 #include "util/util.h"
 
 #define NODE_FILE "node-id"
+
+/* KEYS: the tag's key. ARGV: the node ID. Returns the ID holding the tag. */
+static const char CLAIM_LUA[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v then redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] end\n"
+    "return v\n";
 
 /* 1 read, 0 there is none, -1 error. */
 static int node_read(const char *path, char out[NODE_ID_LEN + 1], char **err)
@@ -89,4 +98,47 @@ int cluster_node_id(const char *data_dir, char out[NODE_ID_LEN + 1], int *made, 
 	}
 	free(path);
 	return rc < 0 ? -1 : 0;
+}
+
+struct claim {
+	struct cluster_redis *r;
+	const char *node_id;
+};
+
+static void on_claimed(void *arg, const struct redisReply *rep)
+{
+	struct claim *c = arg;
+
+	if (rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, c->node_id) != 0)
+		log_err("event=node_tag_clash tag=%.3s node=%s other=%s hint=%s", c->node_id,
+		        c->node_id, log_q(rep->str),
+		        log_q("queue IDs of the two nodes may collide: stop one, remove its "
+		              "DATA_DIR/node-id and start it again"));
+}
+
+static void claim_now(void *arg)
+{
+	struct claim *c = arg;
+	char key[64];
+	const char *argv[5];
+	size_t lens[5];
+
+	snprintf(key, sizeof(key), "posthorn:node-tag:%.3s", c->node_id);
+	argv[0] = "EVAL";
+	argv[1] = CLAIM_LUA;
+	argv[2] = "1";
+	argv[3] = key;
+	argv[4] = c->node_id;
+	for (int i = 0; i < 5; i++)
+		lens[i] = strlen(argv[i]);
+	cluster_redis_cmd(c->r, on_claimed, c, 5, argv, lens);
+}
+
+void cluster_node_claim(struct cluster_redis *r, const char *node_id)
+{
+	static struct claim c; /* one node per process */
+
+	c.r = r;
+	c.node_id = node_id;
+	cluster_redis_on_up(r, claim_now, &c);
 }

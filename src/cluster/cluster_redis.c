@@ -36,6 +36,8 @@ struct cluster_redis {
 	struct event *ev_redial, *ev_ping, *ev_connect;
 	const char *scripts[CLUSTER_REDIS_SCRIPTS];
 	int n_scripts;
+	void (*on_up)(void *arg);
+	void *on_up_arg;
 };
 
 struct req {
@@ -107,6 +109,8 @@ static void on_connected(const redisAsyncContext *ac, int status)
 	}
 	r->backoff_ms = BACKOFF_MIN_MS;
 	set_up(r, 1, NULL);
+	if (r->on_up)
+		r->on_up(r->on_up_arg);
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status)
@@ -290,4 +294,10 @@ void cluster_redis_add_script(struct cluster_redis *r, const char *lua)
 {
 	if (r->n_scripts < CLUSTER_REDIS_SCRIPTS)
 		r->scripts[r->n_scripts++] = lua;
+}
+
+void cluster_redis_on_up(struct cluster_redis *r, void (*fn)(void *arg), void *arg)
+{
+	r->on_up = fn;
+	r->on_up_arg = arg;
 }

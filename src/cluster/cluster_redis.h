@@ -48,4 +48,7 @@ int cluster_redis_cmd(struct cluster_redis *r, cluster_redis_cb cb, void *arg, i
 #define CLUSTER_REDIS_SCRIPTS 4
 void cluster_redis_add_script(struct cluster_redis *r, const char *lua);
 
+/* fn(arg) each time the link comes up (after the scripts are queued). One. */
+void cluster_redis_on_up(struct cluster_redis *r, void (*fn)(void *arg), void *arg);
+
 #endif

@@ -77,7 +77,9 @@ static uint64_t local_take(struct deliv_acct *a, uint64_t n, int all, char *why,
 	return g;
 }
 
-static void answer_local(struct deliv *d, const char *account, uint64_t n, int all,
+/* share: deliv_quota_share(), or N when Redis just failed to answer (the
+ * link may not be marked down yet). */
+static void answer_local(struct deliv *d, const char *account, uint64_t n, int all, uint64_t share,
                          deliv_quota_cb cb, void *arg)
 {
 	struct deliv_acct *a = deliv_acct(d, account);
@@ -85,7 +87,7 @@ static void answer_local(struct deliv *d, const char *account, uint64_t n, int a
 	int64_t reset = 0;
 	uint64_t g;
 
-	a->q.share = deliv_quota_share(d);
+	a->q.share = share;
 	g = local_take(a, n, all, why, sizeof(why), &reset);
 	cb(arg, g, why, reset);
 }
@@ -99,7 +101,8 @@ static void on_answer(void *arg, int ok, uint64_t g, int over)
 
 	note_mode(w->d, !ok);
 	if (!ok) {
-		answer_local(w->d, w->account, w->n, w->all, w->cb, w->arg);
+		answer_local(w->d, w->account, w->n, w->all, w->d->conf->cluster_nodes, w->cb,
+		             w->arg);
 		free(w);
 		return;
 	}
@@ -125,7 +128,7 @@ void deliv_quota_reserve_async(struct deliv *d, const char *account, uint64_t n,
 	int64_t now = clock_now_s();
 
 	if (!d->deps.redis || d->redis_gone || (!a->q.limit[0] && !a->q.limit[1]) || !n) {
-		answer_local(d, account, n, all, cb, arg);
+		answer_local(d, account, n, all, deliv_quota_share(d), cb, arg);
 		return;
 	}
 	w = xcalloc(1, sizeof(*w));

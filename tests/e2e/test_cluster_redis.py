@@ -204,3 +204,24 @@ def test_cluster_scripts_start_and_stop_everything():
     for pid in pids:
         helpers.wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 10,
                          what=f"pid {pid} gone")
+
+
+def test_a_tag_held_by_another_node_is_reported(server_factory, redis):
+    """Two nodes whose IDs share the first 3 characters (the queue-ID tag):
+    the second to come up logs event=node_tag_clash naming the other."""
+    ids = ["7KQ2M0XH4TB9R1VW3CFD", "7KQ9999999999999999A"]
+    extra = f"[cluster]\nredis = {redis.url}\nnodes = 2"
+    nodes = []
+    for nid in ids:
+        s = server_factory(extra=extra, start=False)
+        os.makedirs(s.data_dir, exist_ok=True)
+        with open(s.data_dir + "/node-id", "w") as f:
+            f.write(nid + "\n")
+        s.start()
+        helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
+        nodes.append(s)
+    helpers.wait_for(lambda: "event=node_tag_clash" in nodes[1].log(), 10, what="the clash")
+    assert f"tag=7KQ node={ids[1]} other={ids[0]} " in nodes[1].log()
+    assert "event=node_tag_clash" not in nodes[0].log()
+    assert f"event=node id={ids[1]} new=0" in nodes[1].log()
+    assert redis.cmd("GET", "posthorn:node-tag:7KQ") == ids[0].encode()
