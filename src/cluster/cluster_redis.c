@@ -94,6 +94,23 @@ static void drop(struct cluster_redis *r, const char *why)
 	schedule_redial(r);
 }
 
+static void send_ping(struct cluster_redis *r, cluster_redis_cb cb);
+
+/* The first answer on a new connection (after its setup): up only now,
+ * so that a Redis that accepts connections but does not answer (hung,
+ * stopped) is never reported up. */
+static void on_first_pong(void *arg, const struct redisReply *reply)
+{
+	struct cluster_redis *r = arg;
+
+	if (!reply || reply->type == REDIS_REPLY_ERROR)
+		return; /* timed out (the link is dropped) or refused: stays down */
+	r->backoff_ms = BACKOFF_MIN_MS;
+	set_up(r, 1, NULL);
+	if (r->on_up)
+		r->on_up(r->on_up_arg);
+}
+
 static void on_connected(const redisAsyncContext *ac, int status)
 {
 	struct cluster_redis *r = ac->data;
@@ -107,10 +124,7 @@ static void on_connected(const redisAsyncContext *ac, int status)
 		schedule_redial(r);
 		return;
 	}
-	r->backoff_ms = BACKOFF_MIN_MS;
-	set_up(r, 1, NULL);
-	if (r->on_up)
-		r->on_up(r->on_up_arg);
+	send_ping(r, on_first_pong);
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status)
@@ -217,14 +231,20 @@ static void on_pong(void *arg, const struct redisReply *reply)
 	(void)reply; /* no answer: the timeout has dropped the link already */
 }
 
-static void on_ping(evutil_socket_t fd, short what, void *arg)
+static void send_ping(struct cluster_redis *r, cluster_redis_cb cb)
 {
-	struct cluster_redis *r = arg;
 	const char *argv[] = {"PING"};
 	size_t lens[] = {4};
 
+	cluster_redis_cmd(r, cb, r, 1, argv, lens);
+}
+
+static void on_ping(evutil_socket_t fd, short what, void *arg)
+{
+	struct cluster_redis *r = arg;
+
 	if (r->up)
-		cluster_redis_cmd(r, on_pong, r, 1, argv, lens);
+		send_ping(r, on_pong);
 }
 
 struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cluster_url *u)

@@ -7,6 +7,9 @@
  *   reply, or with NULL when the link is down, breaks, or the answer does
  *   not come within CLUSTER_REDIS_TIMEOUT_MS (the link is then dropped, so
  *   that a hung Redis is not asked again before it answers a PING).
+ * - The link is up once a new connection has answered a PING (after its
+ *   setup): a Redis that accepts connections but does not answer (hung,
+ *   stopped) is never reported up.
  * - A dropped link is dialled again with backoff (100 ms doubling to 5 s),
  *   and each change between up and down is logged once
  *   (event=redis_up / event=redis_down) and shown in /metrics

@@ -225,3 +225,32 @@ def test_a_tag_held_by_another_node_is_reported(server_factory, redis):
     assert "event=node_tag_clash" not in nodes[0].log()
     assert f"event=node id={ids[1]} new=0" in nodes[1].log()
     assert redis.cmd("GET", "posthorn:node-tag:7KQ") == ids[0].encode()
+
+
+def test_a_hung_redis_times_out_and_falls_back(server_factory, redis):
+    """A Redis that stops answering (SIGSTOP) costs a session at most the
+    command timeout (500 ms): the reservation is then decided locally at
+    1/N, the link is dropped (logged once) and dialled again, and shared
+    decisions resume once Redis answers."""
+    import signal
+    wait_out_of_hour_end()
+    [a, _] = cluster(server_factory, redis, 10, n=2)
+    os.kill(redis.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        assert send(a, [f"h{j}@nowhere.test" for j in range(6)], "hung") == (5, 1)
+        assert time.monotonic() - t0 < 5
+        assert 'event=redis_down host=127.0.0.1' in a.log()
+        assert 'error="command timed out"' in a.log()
+        assert "event=quota_fallback" in a.log()
+        # it is dialled again and again meanwhile (the kernel accepts the
+        # connections), but never reported up before it answers
+        time.sleep(2.5)
+        assert a.log().count("event=redis_up") == 1
+        assert a.log().count("event=redis_down") == 1
+    finally:
+        os.kill(redis.proc.pid, signal.SIGCONT)
+    helpers.wait_for(lambda: a.log().count("event=redis_up") == 2, 15, what="redis_up again")
+    send(a, ["again@nowhere.test"], "again")
+    assert "event=quota_shared" in a.log()
+    assert a.log().count("event=redis_down") == 1
