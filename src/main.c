@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "cluster/cluster.h"
 #include "cluster/cluster_quota.h"
+#include "cluster/cluster_throttle.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
 #include "dkim/dkim.h"
@@ -432,6 +433,8 @@ static int open_delivery(struct server *srv)
 	sd.count_arg = srv->counters;
 	sd.deliv = srv->deliv;
 	sd.events = srv->events;
+	sd.redis = srv->redis;
+	sd.nodes = srv->conf->cluster_nodes;
 	srv->sched = sched_new(&sd);
 	if (sched_pause_reload(srv->sched, &err) < 0)
 		return start_failed(err);
@@ -547,6 +550,7 @@ static struct cluster_redis *open_redis(struct server *srv)
 		return NULL; /* the config check refused a bad URL already */
 	r = cluster_redis_new(srv->base, &u);
 	cluster_quota_setup(r);
+	cluster_throttle_setup(r);
 	cluster_node_claim(r, srv->node_id);
 	log_info("event=cluster redis=%s nodes=%llu", log_q(c->cluster_redis),
 	         (unsigned long long)c->cluster_nodes);

@@ -5,7 +5,6 @@
 #include "cluster/cluster_quota.h"
 
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,23 +46,12 @@ static const char RELEASE_LUA[] = "for i = 1, 2 do\n"
                                   "end\n"
                                   "return 1\n";
 
-#define SHA_HEX 41
-static char reserve_sha[SHA_HEX], release_sha[SHA_HEX];
-
-static void sha1_hex(const char *s, char out[SHA_HEX])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned n = 0;
-
-	EVP_Digest(s, strlen(s), md, &n, EVP_sha1(), NULL);
-	for (unsigned i = 0; i < n && i < 20; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
+static char reserve_sha[CLUSTER_SHA_HEX], release_sha[CLUSTER_SHA_HEX];
 
 void cluster_quota_setup(struct cluster_redis *r)
 {
-	sha1_hex(RESERVE_LUA, reserve_sha);
-	sha1_hex(RELEASE_LUA, release_sha);
+	cluster_redis_sha1(RESERVE_LUA, reserve_sha);
+	cluster_redis_sha1(RELEASE_LUA, release_sha);
 	cluster_redis_add_script(r, RESERVE_LUA);
 	cluster_redis_add_script(r, RELEASE_LUA);
 }
@@ -76,15 +64,10 @@ struct ask_wait {
 static void on_reserved(void *arg, const redisReply *rep)
 {
 	struct ask_wait *w = arg;
-	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	         rep->element[0]->type == REDIS_REPLY_INTEGER &&
-	         rep->element[1]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer >= 0;
+	long long g, over;
+	int ok = cluster_redis_pair(rep, "quota", &g, &over) && g >= 0;
 
-	if (rep && !ok)
-		log_warn("event=redis_quota_error error=%s",
-		         log_q(rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply"));
-	w->cb(w->arg, ok, ok ? (uint64_t)rep->element[0]->integer : 0,
-	      ok ? (int)rep->element[1]->integer : -1);
+	w->cb(w->arg, ok, ok ? (uint64_t)g : 0, ok ? (int)over : -1);
 	free(w);
 }
 

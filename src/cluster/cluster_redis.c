@@ -14,6 +14,7 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -320,4 +321,29 @@ void cluster_redis_on_up(struct cluster_redis *r, void (*fn)(void *arg), void *a
 {
 	r->on_up = fn;
 	r->on_up_arg = arg;
+}
+
+void cluster_redis_sha1(const char *lua, char out[CLUSTER_SHA_HEX])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned n = 0;
+
+	out[0] = '\0';
+	EVP_Digest(lua, strlen(lua), md, &n, EVP_sha1(), NULL);
+	for (unsigned i = 0; i < n && i < 20; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int cluster_redis_pair(const struct redisReply *rep, const char *what, long long *a, long long *b)
+{
+	int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+	         rep->element[0]->type == REDIS_REPLY_INTEGER &&
+	         rep->element[1]->type == REDIS_REPLY_INTEGER;
+
+	if (rep && !ok)
+		log_warn("event=redis_script_error what=%s error=%s", what,
+		         log_q(rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply"));
+	*a = ok ? rep->element[0]->integer : 0;
+	*b = ok ? rep->element[1]->integer : 0;
+	return ok;
 }

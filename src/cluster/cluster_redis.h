@@ -51,6 +51,12 @@ int cluster_redis_cmd(struct cluster_redis *r, cluster_redis_cb cb, void *arg, i
 #define CLUSTER_REDIS_SCRIPTS 4
 void cluster_redis_add_script(struct cluster_redis *r, const char *lua);
 
+/* A script's answer of two integers into a and b: 1; else 0, logged as
+ * event=redis_script_error what=WHAT when there was a reply. */
+int cluster_redis_pair(const struct redisReply *rep, const char *what, long long *a, long long *b);
+/* The SHA1 (hex) of a script, its name for EVALSHA. */
+#define CLUSTER_SHA_HEX 41
+void cluster_redis_sha1(const char *lua, char out[CLUSTER_SHA_HEX]);
 /* fn(arg) each time the link comes up (after the scripts are queued). One. */
 void cluster_redis_on_up(struct cluster_redis *r, void (*fn)(void *arg), void *arg);
 

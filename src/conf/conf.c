@@ -742,8 +742,9 @@ static const struct conf_key KEYS[] = {
      .def = "",
      .example = "redis://127.0.0.1:6379",
      .check = check_redis,
-     .doc = "Redis for cluster-wide quotas: redis://HOST[:PORT][/DB] (port 6379 and "
-            "database 0 by default; docs/cluster.md). Empty: every limit is this node's"},
+     .doc = "Redis for cluster-wide quotas and max_rate: redis://HOST[:PORT][/DB] (port "
+            "6379 and database 0 by default; docs/cluster.md). Empty: every limit is this "
+            "node's"},
     {.sec = SEC_CLUSTER,
      .name = "nodes",
      .type = T_COUNT,

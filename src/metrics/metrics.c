@@ -34,7 +34,7 @@ struct family {
 static const char *const SOURCES[MS_COUNT] = {"smtp", "http", "dsn"};
 static const char *const DIRECTIONS[MD_COUNT] = {"inbound", "outbound"};
 static const char *const RESULTS[MRES_COUNT] = {"ok", "failed"};
-static const char *const LIMITS[ML_COUNT] = {"quota"};
+static const char *const LIMITS[ML_COUNT] = {"quota", "throttle"};
 static const char *const QUEUE_STATES[MQ_COUNT] = {"ready", "deferred", "active"};
 static const char *const REASONS[MR_COUNT] = {"other",   "address",  "mailbox", "system",
                                               "network", "protocol", "content", "policy"};

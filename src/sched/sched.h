@@ -58,6 +58,10 @@ struct sched_deps {
 	/* The event writer (may be NULL): each recipient's delivered,
 	 * deferred or bounced event. */
 	struct events *events;
+	/* [cluster] redis (may be NULL): max_rate shared by every node, at
+	 * 1/nodes on each while it cannot be reached (sched_cluster.c). */
+	struct cluster_redis *redis;
+	uint64_t nodes;
 };
 
 struct sched *sched_new(const struct sched_deps *deps);

@@ -122,8 +122,8 @@ struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sch
 static int dest_forgettable(const struct dest *d, int64_t now_ms)
 {
 	return d->n_items == 0 && TAILQ_EMPTY(&d->conns) && d->n_opening == 0 && d->route_id == 0 &&
-	       d->pol_id == 0 && !d->failing && now_ms - d->active_ms >= SCHED_DEST_IDLE_MS &&
-	       now_ms >= d->shape.hold_until_ms &&
+	       !d->rate_asking && !d->rate_token && d->pol_id == 0 && !d->failing &&
+	       now_ms - d->active_ms >= SCHED_DEST_IDLE_MS && now_ms >= d->shape.hold_until_ms &&
 	       sched_bucket_rested(&d->rate, d->lim->max_rate, d->lim->max_rate_period, now_ms);
 }
 
@@ -304,6 +304,8 @@ static void on_job_done(void *arg, const struct smtpc_verdict *v, size_t n)
 
 static int rate_take(struct dest *d, int64_t *wait_ms)
 {
+	if (d->s->deps.redis && d->lim->max_rate && d->lim->max_rate_period)
+		return sched_rate_shared(d, wait_ms);
 	return sched_bucket_take(&d->rate, d->lim->max_rate, d->lim->max_rate_period,
 	                         SCHED_RATE_BURST, sched_now_ms(), wait_ms);
 }

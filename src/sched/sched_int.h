@@ -191,6 +191,11 @@ struct dest {
 	uint64_t route_id;        /* the route lookup in flight (dns), 0: none */
 	uint16_t route_port;      /* where the route's hosts listen */
 	struct sched_bucket rate; /* max_rate */
+	/* max_rate shared through Redis (sched_cluster.c) */
+	int rate_token;        /* a token granted by Redis, not used yet */
+	int rate_asking;       /* a request to Redis is out */
+	int64_t rate_due_ms;   /* Redis said: no token before then */
+	int64_t rate_local_ms; /* Redis failed to answer: alone until then */
 	struct event *ev_pump;
 	int paused; /* posthorn pause: no new transaction (sched_pause.c) */
 	/* A dead destination defers its ready queue in bounded steps. */
@@ -201,6 +206,7 @@ struct dest {
 
 struct sched {
 	struct sched_deps deps;
+	int rate_fallback; /* the last shared-rate decision was taken alone */
 	const struct conf *conf;
 	const struct conf *domains_conf; /* [domain.*] limits: replaced on SIGHUP */
 	struct htable msgs;              /* struct qmsg by queue ID */
@@ -323,6 +329,9 @@ size_t sched_dest_sweep(struct sched *s, int64_t now_ms);
 void sched_dest_free(struct dest *d);
 /* Pumps d after delay_ms (0: at the next turn of the loop). */
 void sched_dest_pump_later(struct dest *d, int64_t delay_ms);
+/* sched_cluster.c: a token of d's max_rate shared through deps.redis (1),
+ * or not now (0, *wait_ms: pump again then at the latest). */
+int sched_rate_shared(struct dest *d, int64_t *wait_ms);
 /* Draining: idle connections say QUIT now. */
 void sched_dest_quit_idle(struct dest *d);
 /* Loads what an attempt of an item just made active needs. -1 when it

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import time
 
+import pytest
+
 import helpers
 from conftest import free_port
 
@@ -70,3 +72,13 @@ def wait_out_of_hour_end(margin=90):
     left = 3600 - time.time() % 3600
     if left < margin:
         time.sleep(left + 1)
+
+
+@pytest.fixture
+def redis(tmp_path):
+    """A started Redis (stopped at teardown)."""
+    d = tmp_path / "redis"
+    d.mkdir()
+    r = Redis(d).start()
+    yield r
+    r.stop()

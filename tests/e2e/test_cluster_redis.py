@@ -11,26 +11,16 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 import helpers
 from conftest import posthorn_bin
 from deliv import transaction
 from httpapi import create_key, request
 from mx import msg_bytes
-from redisfix import Redis, wait_out_of_hour_end
+from redisfix import redis, wait_out_of_hour_end  # noqa: F401
 
 QUOTA_RE = re.compile(r"^4\.7\.1 Quota exceeded: account default may send (\d+) messages per "
                       r"hour; the quota resets at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-
-
-@pytest.fixture
-def redis(tmp_path):
-    d = tmp_path / "redis"
-    d.mkdir()
-    r = Redis(d).start()
-    yield r
-    r.stop()
 
 
 def cluster(server_factory, redis, hour, n=3, users=()):

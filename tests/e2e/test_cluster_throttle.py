@@ -1,0 +1,58 @@
+"""A destination's max_rate shared by the nodes of a cluster through Redis
+(docs/cluster.md, "Redis"): two nodes, one real redis-server, a fake MX.
+With max_rate = 3/h the two nodes together deliver 3 messages, not 3
+each; with Redis stopped each node falls back to its own bucket at
+max_rate/N (logged, in /metrics)."""
+import time
+
+
+import helpers
+from httpapi import request
+from mx import dns, farm, msg_bytes, mx_zone, mxs, start, submit_many  # noqa: F401
+from redisfix import redis  # noqa: F401
+
+SENDER_IP = "127.0.0.11"
+RATE_IP = "127.0.0.29"
+
+
+def build_zone():
+    return mx_zone({"sender.test": SENDER_IP, "rate.test": RATE_IP})
+
+
+def queue(srv, tag, n):
+    submit_many(srv, [("a@sender.test", [f"{tag}{i}@rate.test"],
+                       msg_bytes("a@sender.test", f"{tag}{i}@rate.test", f"{tag}{i}"))
+                      for i in range(n)])
+
+
+def settled(mx, n, quiet=3.0):
+    """n recipients delivered, and no more for quiet seconds."""
+    helpers.wait_for(lambda: len(mx.delivered_rcpts()) >= n, 20, what=f"{n} deliveries")
+    time.sleep(quiet)
+    return len(mx.delivered_rcpts())
+
+
+def test_max_rate_is_shared_then_split_without_redis(start, mxs, redis):
+    mx = mxs(RATE_IP)
+    extra = (f"[domain.rate.test]\nmax_rate = 3/h\n"
+             f"[cluster]\nredis = {redis.url}\nnodes = 2")
+    nodes = [start(extra=extra) for _ in range(2)]
+    for s in nodes:
+        helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
+    queue(nodes[0], "a", 3)
+    queue(nodes[1], "b", 3)
+    assert settled(mx, 3) == 3  # one bucket of 3 for both nodes
+    assert redis.cmd("EXISTS", "posthorn:rate:{rate.test}") == b":1"
+    redis.stop()
+    for s in nodes:
+        helpers.wait_for(lambda s=s: "event=redis_down" in s.log(), 10, what="redis_down")
+    # alone: 3/2 -> 1 per hour each, its own bucket (a new message pumps)
+    queue(nodes[0], "c", 1)
+    queue(nodes[1], "d", 1)
+    assert settled(mx, 5) == 5
+    for s in nodes:
+        assert "event=throttle_fallback reason=redis_unreachable share=1/2" in s.log()
+        r = request(s, "GET", "/metrics")
+        line = [x for x in r.body.decode().splitlines()
+                if x.startswith('posthorn_cluster_fallback_total{limit="throttle"}')]
+        assert line and float(line[0].split()[-1]) >= 1, line
