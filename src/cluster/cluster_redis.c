@@ -104,8 +104,12 @@ static void on_first_pong(void *arg, const struct redisReply *reply)
 {
 	struct cluster_redis *r = arg;
 
-	if (!reply || reply->type == REDIS_REPLY_ERROR)
-		return; /* timed out (the link is dropped) or refused: stays down */
+	if (!reply)
+		return;                         /* timed out: the link is dropped already */
+	if (reply->type == REDIS_REPLY_ERROR) { /* loading, auth required...: again later */
+		drop(r, reply->str);            /* hiredis frees it once this callback returns */
+		return;
+	}
 	r->backoff_ms = BACKOFF_MIN_MS;
 	set_up(r, 1, NULL);
 	if (r->on_up)

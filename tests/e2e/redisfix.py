@@ -16,8 +16,9 @@ REDIS_BIN = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
 class Redis:
-    def __init__(self, base_dir):
+    def __init__(self, base_dir, extra=()):
         self.dir = str(base_dir)
+        self.extra = list(extra)  # more redis-server arguments
         self.port = free_port()
         self.proc = None
         self.log_path = os.path.join(self.dir, "redis.log")
@@ -29,7 +30,7 @@ class Redis:
     def start(self):
         args = [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir,
                 "--save", "", "--appendonly", "yes", "--appendfsync", "always",
-                "--daemonize", "no", "--logfile", self.log_path]
+                "--daemonize", "no", "--logfile", self.log_path] + self.extra
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         helpers.wait_for(self._answers, 10, what=f"redis-server on port {self.port}")
@@ -38,7 +39,7 @@ class Redis:
     def _answers(self):
         assert self.proc.poll() is None, f"redis-server exited: {open(self.log_path).read()}"
         try:
-            return self.cmd("PING") == b"+PONG"
+            return self.cmd("PING") in (b"+PONG", b"-NOAUTH Authentication required.")
         except OSError:
             return False
 

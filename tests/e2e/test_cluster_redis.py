@@ -17,7 +17,7 @@ from conftest import posthorn_bin
 from deliv import transaction
 from httpapi import create_key, request
 from mx import msg_bytes
-from redisfix import redis, wait_out_of_hour_end  # noqa: F401
+from redisfix import Redis, redis, wait_out_of_hour_end  # noqa: F401
 
 QUOTA_RE = re.compile(r"^4\.7\.1 Quota exceeded: account default may send (\d+) messages per "
                       r"hour; the quota resets at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -244,3 +244,24 @@ def test_a_hung_redis_times_out_and_falls_back(server_factory, redis):
     send(a, ["again@nowhere.test"], "again")
     assert "event=quota_shared" in a.log()
     assert a.log().count("event=redis_down") == 1
+
+
+def test_a_redis_that_refuses_is_down_and_mail_still_flows(server_factory, tmp_path):
+    """A Redis that answers with an error (here: a password is required,
+    which Posthorn does not send) is never up: logged once with Redis's
+    words, dialled again with backoff, and quotas are decided alone."""
+    d = tmp_path / "redis-auth"
+    d.mkdir()
+    r = Redis(d, extra=["--requirepass", "secret"]).start()
+    try:
+        extra = f"[quota]\nhour = 4\n[cluster]\nredis = {r.url}\nnodes = 2"
+        s = server_factory(extra=extra)
+        helpers.wait_for(lambda: "event=redis_down" in s.log(), 10, what="redis_down")
+        assert 'error="NOAUTH Authentication required."' in s.log()
+        assert send(s, [f"n{j}@nowhere.test" for j in range(3)], "noauth") == (2, 1)
+        time.sleep(1.5)  # redialled meanwhile, never up, logged once
+        assert "event=redis_up" not in s.log()
+        assert s.log().count("event=redis_down") == 1
+        assert metric(s, "posthorn_redis_up") == 0
+    finally:
+        r.stop()
