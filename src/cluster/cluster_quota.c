@@ -81,20 +81,12 @@ static void keys_of(const char *account, const int64_t start[2], char *k[2])
 static int send_script(struct cluster_redis *r, const char *sha, char *k[2], char **args,
                        int n_args, cluster_redis_cb cb, void *arg)
 {
-	const char *argv[12];
-	size_t lens[12];
-	int argc = 0, rc;
+	const char *strs[8] = {k[0], k[1]};
+	int rc;
 
-	argv[argc++] = "EVALSHA";
-	argv[argc++] = sha;
-	argv[argc++] = "2";
-	argv[argc++] = k[0];
-	argv[argc++] = k[1];
 	for (int i = 0; i < n_args; i++)
-		argv[argc++] = args[i];
-	for (int i = 0; i < argc; i++)
-		lens[i] = strlen(argv[i]);
-	rc = cluster_redis_cmd(r, cb, arg, argc, argv, lens);
+		strs[2 + i] = args[i];
+	rc = cluster_redis_evalsha(r, sha, 2, strs, 2 + n_args, cb, arg);
 	free(k[0]);
 	free(k[1]);
 	for (int i = 0; i < n_args; i++)

@@ -351,3 +351,25 @@ int cluster_redis_pair(const struct redisReply *rep, const char *what, long long
 	*b = ok ? rep->element[1]->integer : 0;
 	return ok;
 }
+
+#define EVAL_ARGS_MAX 12
+
+int cluster_redis_evalsha(struct cluster_redis *r, const char *sha, int n_keys,
+                          const char *const *strs, int n, cluster_redis_cb cb, void *arg)
+{
+	const char *argv[EVAL_ARGS_MAX + 3];
+	size_t lens[EVAL_ARGS_MAX + 3];
+	char nk[12];
+
+	if (n > EVAL_ARGS_MAX)
+		return -1;
+	snprintf(nk, sizeof(nk), "%d", n_keys);
+	argv[0] = "EVALSHA";
+	argv[1] = sha;
+	argv[2] = nk;
+	for (int i = 0; i < n; i++)
+		argv[3 + i] = strs[i];
+	for (int i = 0; i < n + 3; i++)
+		lens[i] = strlen(argv[i]);
+	return cluster_redis_cmd(r, cb, arg, n + 3, argv, lens);
+}

@@ -51,6 +51,10 @@ int cluster_redis_cmd(struct cluster_redis *r, cluster_redis_cb cb, void *arg, i
 #define CLUSTER_REDIS_SCRIPTS 4
 void cluster_redis_add_script(struct cluster_redis *r, const char *lua);
 
+/* EVALSHA sha with n_keys keys then the arguments (n strings in all), as
+ * cluster_redis_cmd(). */
+int cluster_redis_evalsha(struct cluster_redis *r, const char *sha, int n_keys,
+                          const char *const *strs, int n, cluster_redis_cb cb, void *arg);
 /* A script's answer of two integers into a and b: 1; else 0, logged as
  * event=redis_script_error what=WHAT when there was a reply. */
 int cluster_redis_pair(const struct redisReply *rep, const char *what, long long *a, long long *b);

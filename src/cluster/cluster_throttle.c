@@ -27,12 +27,40 @@ static const char RATE_LUA[] =
     "redis.call('PEXPIRE', KEYS[1], math.ceil(cap / per_ms) + 1000)\n"
     "return {g, wait}\n";
 
-static char rate_sha[CLUSTER_SHA_HEX];
+/* KEYS: the leases. ARGV: node, want, max, ttl ms. Returns {allowed,
+ * held by the others}. Expired leases of other nodes go. */
+static const char LEASE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local node, want = ARGV[1], tonumber(ARGV[2])\n"
+    "local max, ttl = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local others = 0\n"
+    "local all = redis.call('HGETALL', KEYS[1])\n"
+    "for i = 1, #all, 2 do\n"
+    "  if all[i] ~= node then\n"
+    "    local n, exp = string.match(all[i + 1], '^(%d+):(%d+)$')\n"
+    "    if n and tonumber(exp) > now then others = others + tonumber(n)\n"
+    "    else redis.call('HDEL', KEYS[1], all[i]) end\n"
+    "  end\n"
+    "end\n"
+    "local allow = math.min(want, max - others)\n"
+    "if allow < 0 then allow = 0 end\n"
+    "if allow > 0 then\n"
+    "  redis.call('HSET', KEYS[1], node, string.format('%d:%d', allow, now + ttl))\n"
+    "  redis.call('PEXPIRE', KEYS[1], ttl)\n"
+    "else\n"
+    "  redis.call('HDEL', KEYS[1], node)\n"
+    "end\n"
+    "return {allow, others}\n";
+
+static char rate_sha[CLUSTER_SHA_HEX], lease_sha[CLUSTER_SHA_HEX];
 
 void cluster_throttle_setup(struct cluster_redis *r)
 {
 	cluster_redis_sha1(RATE_LUA, rate_sha);
+	cluster_redis_sha1(LEASE_LUA, lease_sha);
 	cluster_redis_add_script(r, RATE_LUA);
+	cluster_redis_add_script(r, LEASE_LUA);
 }
 
 struct rate_wait {
@@ -54,8 +82,6 @@ int cluster_rate_take(struct cluster_redis *r, const char *dest, uint64_t max_ra
                       uint64_t period_s, unsigned burst, cluster_rate_cb cb, void *arg)
 {
 	char *key, per_ms[32], cap[24];
-	const char *argv[6];
-	size_t lens[6];
 	struct rate_wait *w;
 	int rc;
 
@@ -68,15 +94,49 @@ int cluster_rate_take(struct cluster_redis *r, const char *dest, uint64_t max_ra
 	snprintf(per_ms, sizeof(per_ms), "%.17g", (double)max_rate / ((double)period_s * 1000.0));
 	snprintf(cap, sizeof(cap), "%llu",
 	         (unsigned long long)(burst && burst < max_rate ? burst : max_rate));
-	argv[0] = "EVALSHA";
-	argv[1] = rate_sha;
-	argv[2] = "1";
-	argv[3] = key;
-	argv[4] = per_ms;
-	argv[5] = cap;
-	for (int i = 0; i < 6; i++)
-		lens[i] = strlen(argv[i]);
-	rc = cluster_redis_cmd(r, on_rate, w, 6, argv, lens);
+	rc = cluster_redis_evalsha(r, rate_sha, 1, (const char *[]){key, per_ms, cap}, 3, on_rate,
+	                           w);
+	free(key);
+	if (rc < 0)
+		free(w);
+	return rc;
+}
+
+struct lease_wait {
+	cluster_lease_cb cb;
+	void *arg;
+};
+
+static void on_lease(void *arg, const redisReply *rep)
+{
+	struct lease_wait *w = arg;
+	long long allowed, others;
+	int ok = cluster_redis_pair(rep, "lease", &allowed, &others) && allowed >= 0;
+
+	w->cb(w->arg, ok, ok ? (unsigned)allowed : 0);
+	free(w);
+}
+
+int cluster_conns_lease(struct cluster_redis *r, const char *dest, const char *node_id,
+                        unsigned want, unsigned max, unsigned ttl_ms, cluster_lease_cb cb,
+                        void *arg)
+{
+	char *key, nums[3][16];
+	struct lease_wait *w;
+	int rc;
+
+	if (!cluster_redis_up(r))
+		return -1;
+	w = xcalloc(1, sizeof(*w));
+	w->cb = cb;
+	w->arg = arg;
+	key = xasprintf("posthorn:conns:{%s}", dest);
+	snprintf(nums[0], sizeof(nums[0]), "%u", want);
+	snprintf(nums[1], sizeof(nums[1]), "%u", max);
+	snprintf(nums[2], sizeof(nums[2]), "%u", ttl_ms);
+	rc = cluster_redis_evalsha(r, lease_sha, 1,
+	                           (const char *[]){key, node_id, nums[0], nums[1], nums[2]}, 5,
+	                           on_lease, w);
 	free(key);
 	if (rc < 0)
 		free(w);

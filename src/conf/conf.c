@@ -742,7 +742,8 @@ static const struct conf_key KEYS[] = {
      .def = "",
      .example = "redis://127.0.0.1:6379",
      .check = check_redis,
-     .doc = "Redis for cluster-wide quotas and max_rate: redis://HOST[:PORT][/DB] (port "
+     .doc = "Redis for cluster-wide quotas, max_rate and max_connections: "
+            "redis://HOST[:PORT][/DB] (port "
             "6379 and database 0 by default; docs/cluster.md). Empty: every limit is this "
             "node's"},
     {.sec = SEC_CLUSTER,

@@ -468,6 +468,7 @@ struct sched *sched_new(const struct sched_deps *deps)
 	s->ev_heap = evtimer_new(deps->base, on_heap, s);
 	s->ev_sweep = event_new(deps->base, -1, EV_PERSIST, on_sweep, s);
 	evtimer_add(s->ev_sweep, &sweep_every);
+	sched_leases_start(s);
 	TAILQ_INIT(&s->failing);
 	s->ev_drained = event_new(deps->base, -1, 0, on_drained_ev, s);
 	return s;
@@ -571,6 +572,7 @@ void sched_free(struct sched *s)
 	sched_self_free(&s->self);
 	event_free(s->ev_heap);
 	event_free(s->ev_sweep);
+	sched_leases_free(s);
 	event_free(s->ev_drained);
 	free(s);
 }

@@ -62,6 +62,7 @@ struct sched_deps {
 	 * 1/nodes on each while it cannot be reached (sched_cluster.c). */
 	struct cluster_redis *redis;
 	uint64_t nodes;
+	const char *node_id; /* this node's, for its connection leases */
 };
 
 struct sched *sched_new(const struct sched_deps *deps);

@@ -122,8 +122,9 @@ struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sch
 static int dest_forgettable(const struct dest *d, int64_t now_ms)
 {
 	return d->n_items == 0 && TAILQ_EMPTY(&d->conns) && d->n_opening == 0 && d->route_id == 0 &&
-	       !d->rate_asking && !d->rate_token && d->pol_id == 0 && !d->failing &&
-	       now_ms - d->active_ms >= SCHED_DEST_IDLE_MS && now_ms >= d->shape.hold_until_ms &&
+	       !d->rate_asking && !d->rate_token && !d->conn_asking && !d->conn_allow &&
+	       d->pol_id == 0 && !d->failing && now_ms - d->active_ms >= SCHED_DEST_IDLE_MS &&
+	       now_ms >= d->shape.hold_until_ms &&
 	       sched_bucket_rested(&d->rate, d->lim->max_rate, d->lim->max_rate_period, now_ms);
 }
 
@@ -455,7 +456,7 @@ static unsigned conns_wanted(struct dest *d)
 		return 0;
 	if (busy_or_opening + want > d->shape.window)
 		want = d->shape.window - busy_or_opening;
-	return want;
+	return sched_conns_cap(d, busy_or_opening, want);
 }
 
 /* A route d may not use: every recipient waiting for it bounces. */

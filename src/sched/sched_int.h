@@ -196,6 +196,10 @@ struct dest {
 	int rate_asking;       /* a request to Redis is out */
 	int64_t rate_due_ms;   /* Redis said: no token before then */
 	int64_t rate_local_ms; /* Redis failed to answer: alone until then */
+	unsigned conn_allow;   /* connections Redis leased this node */
+	int conn_asking;       /* a lease request is out */
+	int64_t conn_retry_ms; /* granted less than asked: not again before */
+	int64_t conn_local_ms; /* Redis failed to answer a lease: alone until then */
 	struct event *ev_pump;
 	int paused; /* posthorn pause: no new transaction (sched_pause.c) */
 	/* A dead destination defers its ready queue in bounded steps. */
@@ -217,9 +221,10 @@ struct sched {
 	struct sched_recovery *rec;      /* recovery in progress (sched_load.c) */
 	struct steer_op *steer_first;    /* operations in order; the first runs */
 	struct steer_op *steer_last;
-	struct htable dests;    /* struct dest by name */
-	struct event *ev_sweep; /* frees idle destinations, reloads self */
-	struct sched_self self; /* where this relay listens */
+	struct htable dests;     /* struct dest by name */
+	struct event *ev_sweep;  /* frees idle destinations, reloads self */
+	struct event *ev_leases; /* renews the connection leases (sched_cluster.c) */
+	struct sched_self self;  /* where this relay listens */
 	struct qitem **heap;
 	size_t heap_n, heap_cap;
 	struct event *ev_heap;
@@ -332,6 +337,12 @@ void sched_dest_pump_later(struct dest *d, int64_t delay_ms);
 /* sched_cluster.c: a token of d's max_rate shared through deps.redis (1),
  * or not now (0, *wait_ms: pump again then at the latest). */
 int sched_rate_shared(struct dest *d, int64_t *wait_ms);
+/* How many of want more connections d may open with have open or opening,
+ * under max_connections leased through deps.redis (want itself without). */
+unsigned sched_conns_cap(struct dest *d, unsigned have, unsigned want);
+/* The lease renewal timer: started with the scheduler, freed with it. */
+void sched_leases_start(struct sched *s);
+void sched_leases_free(struct sched *s);
 /* Draining: idle connections say QUIT now. */
 void sched_dest_quit_idle(struct dest *d);
 /* Loads what an attempt of an item just made active needs. -1 when it

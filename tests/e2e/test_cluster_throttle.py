@@ -3,6 +3,7 @@
 With max_rate = 3/h the two nodes together deliver 3 messages, not 3
 each; with Redis stopped each node falls back to its own bucket at
 max_rate/N (logged, in /metrics)."""
+import re
 import time
 
 
@@ -13,15 +14,16 @@ from redisfix import redis  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 RATE_IP = "127.0.0.29"
+CONN_IP = "127.0.0.32"
 
 
 def build_zone():
-    return mx_zone({"sender.test": SENDER_IP, "rate.test": RATE_IP})
+    return mx_zone({"sender.test": SENDER_IP, "rate.test": RATE_IP, "conn.test": CONN_IP})
 
 
-def queue(srv, tag, n):
-    submit_many(srv, [("a@sender.test", [f"{tag}{i}@rate.test"],
-                       msg_bytes("a@sender.test", f"{tag}{i}@rate.test", f"{tag}{i}"))
+def queue(srv, tag, n, domain="rate.test"):
+    submit_many(srv, [("a@sender.test", [f"{tag}{i}@{domain}"],
+                       msg_bytes("a@sender.test", f"{tag}{i}@{domain}", f"{tag}{i}"))
                       for i in range(n)])
 
 
@@ -56,3 +58,42 @@ def test_max_rate_is_shared_then_split_without_redis(start, mxs, redis):
         line = [x for x in r.body.decode().splitlines()
                 if x.startswith('posthorn_cluster_fallback_total{limit="throttle"}')]
         assert line and float(line[0].split()[-1]) >= 1, line
+
+
+def conn_cluster(start, redis, shared):
+    extra = "[domain.conn.test]\nmax_connections = 2\nmax_messages_per_connection = 1\n"
+    if shared:
+        extra += f"[cluster]\nredis = {redis.url}\nnodes = 2"
+    nodes = [start(extra=extra) for _ in range(2)]
+    for s in nodes if shared else ():
+        helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
+    return nodes
+
+
+def test_max_connections_are_leased_across_nodes(start, mxs, redis):
+    """max_connections = 2 held by both nodes together: a slow MX never
+    sees more than 2 sessions at once, though each node alone would open 2."""
+    mx = mxs(CONN_IP, data_delay=0.7)
+    nodes = conn_cluster(start, redis, shared=True)
+    queue(nodes[0], "a", 4, "conn.test")
+    queue(nodes[1], "b", 4, "conn.test")
+    helpers.wait_for(lambda: len(mx.delivered_rcpts()) >= 8, 30, what="8 deliveries")
+    assert mx.max_active == 2, mx.max_active
+    # a node waiting for the other's connections asks again every 250 ms,
+    # not in a loop
+    stats = redis.cmd("INFO", "commandstats").decode()
+    calls = int(re.search(r"cmdstat_evalsha:calls=(\d+)", stats)[1])
+    assert calls < 200, calls
+    # the leases are given back once the connections close (renewed every 5 s)
+    helpers.wait_for(lambda: redis.cmd("EXISTS", "posthorn:conns:{conn.test}") == b":0", 30,
+                     what="the leases given back")
+
+
+def test_max_connections_without_the_cluster_are_per_node(start, mxs, redis):
+    """The same two nodes without [cluster]: each opens its own 2."""
+    mx = mxs(CONN_IP, data_delay=0.7)
+    nodes = conn_cluster(start, redis, shared=False)
+    queue(nodes[0], "a", 4, "conn.test")
+    queue(nodes[1], "b", 4, "conn.test")
+    helpers.wait_for(lambda: len(mx.delivered_rcpts()) >= 8, 30, what="8 deliveries")
+    assert mx.max_active > 2, mx.max_active
