@@ -436,6 +436,7 @@ static int open_delivery(struct server *srv)
 	sd.redis = srv->redis;
 	sd.nodes = srv->conf->cluster_nodes;
 	sd.node_id = srv->node_id;
+	sd.store = srv->deps.store;
 	srv->sched = sched_new(&sd);
 	if (sched_pause_reload(srv->sched, &err) < 0)
 		return start_failed(err);

@@ -33,6 +33,7 @@ struct work_pool;
 struct policy;
 struct deliv;
 struct events;
+struct store;
 struct sched;
 
 struct sched_deps {
@@ -63,6 +64,9 @@ struct sched_deps {
 	struct cluster_redis *redis;
 	uint64_t nodes;
 	const char *node_id; /* this node's, for its connection leases */
+	/* The database (may be NULL): the account of a message that a stopped
+	 * server's `queue delete` dropped, for its recipients' events. */
+	struct store *store;
 };
 
 struct sched *sched_new(const struct sched_deps *deps);

@@ -279,6 +279,11 @@ int sched_item_take_rcpt(struct sched *s, struct qmsg *m, uint32_t k);
 /* 1 if recipient k of m is in one of its items, wherever. */
 int sched_msg_has_rcpt(const struct qmsg *m, uint32_t k);
 
+/* A deleted recipient's `bounced` event, reason "deleted" (sched_steer.c;
+ * thread-safe; time_ms 0: now). */
+void sched_deleted_event(struct sched *s, const char *account, const char *id, const char *addr,
+                         uint32_t attempts, int64_t time_ms);
+
 /* Index sets (sched_steer.c). */
 int idxset_has(const struct idxset *set, uint32_t k);
 void idxset_add(struct idxset **set, uint32_t k);

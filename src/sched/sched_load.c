@@ -15,12 +15,14 @@
  * Before the first slice, the deletion journal of a stopped server's
  * `queue delete` is logged (spool_journal_replay).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log/log.h"
 #include "sched/sched_int.h"
 #include "spool/spool.h"
+#include "store/store.h"
 
 #define RECOVER_SLICE       500
 #define RECOVER_LOG_EVERY   10000 /* messages between progress lines */
@@ -76,9 +78,36 @@ static void collect(void *arg, const struct envelope *env)
 	r->envs[r->n++] = index_copy(env);
 }
 
-/* A deletion made while no server ran, in this server's log. */
+/* The account of message id, from the database (the journal does not
+ * name it); 0 when it is not known. */
+static int message_account(struct sched *s, const char *id, char *out, size_t cap)
+{
+	struct store_message_row m;
+	char *err = NULL;
+	int rc;
+
+	if (!s->deps.store || !s->deps.events)
+		return 0;
+	rc = store_message_get(s->deps.store, NULL, id, &m, &err);
+	if (rc < 0) {
+		log_warn("queue=%s event=journal_error error=%s", id, log_q(err));
+		free(err);
+	}
+	if (rc <= 0)
+		return 0;
+	snprintf(out, cap, "%s", m.account);
+	store_message_row_free(&m);
+	return 1;
+}
+
+/* A deletion made while no server ran, in this server's log, and (its
+ * message's account known) as each recipient's `bounced` event, as a
+ * deletion through the server has. */
 static void log_deleted(void *arg, int64_t when, const char *id, const char *addr)
 {
+	struct sched *s = arg;
+	char account[256];
+
 	if (*addr)
 		log_info("queue=%s event=deleted to=<%s> by=cli offline=1 deleted_at=%lld", id,
 		         log_q(addr), (long long)when);
@@ -86,6 +115,8 @@ static void log_deleted(void *arg, int64_t when, const char *id, const char *add
 		log_info(
 		    "queue=%s event=deleted reason=unreadable by=cli offline=1 deleted_at=%lld", id,
 		    (long long)when);
+	if (*addr && message_account(s, id, account, sizeof(account)))
+		sched_deleted_event(s, account, id, addr, 0, when * 1000);
 }
 
 static void replay_journal(struct sched_recovery *r)
@@ -93,7 +124,7 @@ static void replay_journal(struct sched_recovery *r)
 	char *err = NULL;
 
 	r->journal_done = 1;
-	if (spool_journal_replay(r->s->deps.spool, log_deleted, NULL, &err) < 0) {
+	if (spool_journal_replay(r->s->deps.spool, log_deleted, r->s, &err) < 0) {
 		log_warn("event=journal_error error=%s", log_q(err));
 		free(err);
 	}

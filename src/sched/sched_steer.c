@@ -257,20 +257,23 @@ static void mark(struct steer_op *op, const struct spool_steered *v)
  * /v1/messages and the events say what became of it: `bounced` (SPEC 6
  * has no other type for "will never be delivered"), with reason "deleted"
  * and no mx or status (docs/events.md). Not counted for the reputation
- * guard: that counts delivery attempts, not this.
+ * guard: that counts delivery attempts, not this. Thread-safe (the
+ * journal of a stopped server's deletions is replayed on a worker).
  */
-static void deleted_event(struct sched *s, const struct envelope *env, const struct rcpt *r)
+void sched_deleted_event(struct sched *s, const char *account, const char *id, const char *addr,
+                         uint32_t attempts, int64_t time_ms)
 {
 	if (!s->deps.events)
 		return;
 	events_emit(s->deps.events,
 	            &(struct events_event){.type = EVENT_BOUNCED,
-	                                   .account = env->account,
-	                                   .message_id = env->id,
-	                                   .recipient = r->addr,
+	                                   .account = account,
+	                                   .message_id = id,
+	                                   .recipient = addr,
 	                                   .reply = "deleted from the queue (no bounce is sent)",
 	                                   .reason = "deleted",
-	                                   .attempt = r->attempts});
+	                                   .attempt = attempts,
+	                                   .time_ms = time_ms});
 }
 
 static void log_rcpt(const struct steer_op *op, const struct spool_steered *v, size_t k)
@@ -284,7 +287,7 @@ static void log_rcpt(const struct steer_op *op, const struct spool_steered *v, s
 		log_info("queue=%s event=%s to=<%s> by=%s", v->id, op_events[op->req.op],
 		         log_q(r->addr), op->by);
 	if (op->req.op == SPOOL_DELETE)
-		deleted_event(op->s, v->env, r);
+		sched_deleted_event(op->s, v->env->account, v->id, r->addr, r->attempts, 0);
 }
 
 /* Released recipients go back into items, unless an attempt has them. */

@@ -170,6 +170,28 @@ def test_deleted_message_has_a_terminal_state(q):
     helpers.wait_for(lambda: state() == "bounced", timeout=10, what="state bounced")
 
 
+def test_offline_deletion_has_a_terminal_state(q):
+    """`queue delete` on a stopped server: at the next start each deleted
+    recipient gets its `bounced` event (reason "deleted") too, found by
+    the message's account, so /v1/messages does not show it queued forever."""
+    qid = send(q, "offline@eight.example", ["o1@del.example", "o2@del.example"])
+    wait_attempted(q, qid)
+    q.stop()
+    try:
+        rc, out, err = q.cli("queue", "delete", qid)
+        assert rc == 0 and out == "2\n", (rc, out, err)
+    finally:
+        q.start()
+        httpapi.wait_http(q)
+    evs = wait_events(q, q.user, f"type=bounced&message={qid}", 2, timeout=10)
+    assert sorted(e["recipient"] for e in evs) == ["o1@del.example", "o2@del.example"]
+    for ev in evs:
+        assert ev["detail"]["reason"] == "deleted", ev
+        assert "deleted from the queue" in ev["detail"]["reply"]
+    doc = request(q, "GET", f"/v1/messages/{qid}", key=q.user).json()
+    assert {r["state"] for r in doc["recipients"]} == {"bounced"}, doc
+
+
 @pytest.mark.parametrize("method,path", [
     ("POST", "/v1/queue/{}/retry"), ("POST", "/v1/queue/{}/hold"),
     ("POST", "/v1/queue/{}/release"), ("DELETE", "/v1/queue/{}"),
