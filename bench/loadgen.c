@@ -341,7 +341,9 @@ static int http_answer(struct sess *s, int *close_after, int *queued)
 	long clen = -1, got = 0;
 	int status;
 
-	if (s_line(s, line, sizeof(line)) < 0 || strncmp(line, "HTTP/1.", 7) != 0)
+	/* "HTTP/1.x NNN": anything shorter is malformed (no status to read) */
+	if (s_line(s, line, sizeof(line)) < 0 || strncmp(line, "HTTP/1.", 7) != 0 ||
+	    strlen(line) < 12 || line[8] != ' ')
 		return -1;
 	status = atoi(line + 9);
 	*close_after = line[7] == '0';
@@ -382,7 +384,7 @@ static int http_answer(struct sess *s, int *close_after, int *queued)
 /* A batch request's JSON into out (malloc'd); its length. */
 static size_t batch_json(char **out)
 {
-	size_t cap = 40 * (size_t)batch + strlen(to) * (size_t)batch + 1024, n = 0;
+	size_t cap = (strlen(to) + 40) * (size_t)batch + strlen(from) + 1024, n = 0;
 	char *j = malloc(cap);
 
 	n += (size_t)snprintf(j + n, cap - n,
@@ -400,7 +402,8 @@ static size_t api_json(long idx, char **out)
 {
 	if (batch)
 		return batch_json(out);
-	size_t cap = strlen(api_text) + 64 * (size_t)rcpts + 1024, n = 0;
+	size_t cap = strlen(api_text) + (strlen(to) + 16) * (size_t)rcpts + strlen(from) + 1024,
+	       n = 0;
 	char *j = malloc(cap);
 	int i;
 
