@@ -19,9 +19,11 @@
  * recorded (api_send.c, finish). So a claim without an answer at the
  * next start (api_send_idem_recover, before delivery starts) is one of:
  * no plan: nothing was committed, the key is given up (a retry sends); a
- * plan none of whose messages is in the spool: nothing was committed
- * either (what was committed stays queued until the answer is recorded),
- * the key is given up; some in the spool: those were committed, and the
+ * plan none of whose messages is in the spool nor has its accepted record
+ * (the messages table: a message that was handed to delivery although its
+ * answer could not be recorded, and has left the spool since): nothing
+ * was committed either (what was committed stays queued until the answer
+ * is recorded), the key is given up; some committed: those were, and the
  * answer is made from what is known (those recipients queued, the others
  * refused: never committed) and recorded, so a retry gets it instead of a
  * second copy. A spool that cannot be read leaves the claim (409 until
@@ -193,9 +195,35 @@ static int in_spool(struct spool *sp, const char *id)
 	return -1;
 }
 
+/* 1 when message id has its accepted record (written once it was
+ * committed, whatever became of it since: delivered, deleted), 0 when not,
+ * -1 when that is unknown. */
+static int was_accepted(struct store *st, const char *id)
+{
+	struct store_message_row m;
+	char *err = NULL;
+	int rc = store_message_get(st, NULL, id, &m, &err);
+
+	if (rc > 0)
+		store_message_row_free(&m);
+	if (rc < 0) {
+		log_warn("event=idempotency_recover_error id=%s error=%s", id, log_q(err));
+		free(err);
+	}
+	return rc;
+}
+
+/* 1 when message id was committed: in the spool, or out of it already. */
+static int committed(struct store *st, struct spool *sp, const char *id)
+{
+	int in = in_spool(sp, id);
+
+	return in == 0 ? was_accepted(st, id) : in;
+}
+
 /* The answer a plan's request would have had: each planned message queued
- * when it is in the spool, else refused; NULL when that is unknown. */
-static json_t *known_answer(struct spool *sp, json_t *plan, size_t *queued)
+ * when it was committed, else refused; NULL when that is unknown. */
+static json_t *known_answer(struct store *st, struct spool *sp, json_t *plan, size_t *queued)
 {
 	json_t *list = json_array(), *m;
 	size_t i;
@@ -206,7 +234,7 @@ static json_t *known_answer(struct spool *sp, json_t *plan, size_t *queued)
 		const char *id = json_string_value(json_object_get(m, "id"));
 		const char *to = json_string_value(json_object_get(m, "to"));
 		const char *why = json_string_value(json_object_get(m, "reason"));
-		int in = id ? in_spool(sp, id) : 0;
+		int in = id ? committed(st, sp, id) : 0;
 		if (in < 0 || !to) {
 			json_decref(list);
 			return NULL;
@@ -236,7 +264,7 @@ static void recover_one(void *arg, const struct store_idem_open *o)
 	char *err = NULL, *text = NULL;
 	int rc;
 
-	if (o->planned && !(plan && (ans = known_answer(rv->sp, plan, &queued)))) {
+	if (o->planned && !(plan && (ans = known_answer(rv->st, rv->sp, plan, &queued)))) {
 		log_warn("event=idempotency_unresolved account=%s key=%s", log_q(o->account),
 		         log_q(o->key));
 		json_decref(plan);

@@ -115,3 +115,23 @@ def test_a_plan_with_nothing_in_the_spool_is_given_up(srv):
     r = post(srv, BODY, "k-none")
     assert r.status == 200 and "idempotent-replayed" not in r.headers, r.body
     assert len(srv.queue()) == 2
+
+
+def test_committed_messages_that_left_the_spool_still_answer(srv):
+    """A planned message that was committed but is no longer in the spool
+    at the next start (delivered, or deleted, after the answer failed to
+    be recorded) is known by its accepted record: the retry is answered,
+    never sent a second time."""
+    body = {"from": "a@sender.test", "to": "r1@dest.test", "subject": "s", "text": "left"}
+    r = post(srv, body, "k-seed3")
+    assert r.status == 200, r.body
+    mid = r.json()["messages"][0]["id"]
+    srv.stop()
+    rc, out, err = srv.cli("queue", "delete", mid)
+    assert rc == 0, err
+    crashed(srv, "k-left", body, {"messages": [{"to": "r1@dest.test", "id": mid}]})
+    assert "key=k-left queued=1 result=answered" in open(srv.log_path).read()
+    again = post(srv, body, "k-left")
+    assert again.status == 200 and again.headers["idempotent-replayed"] == "true", again.body
+    assert again.json()["messages"] == [{"id": mid, "to": "r1@dest.test", "status": "queued"}]
+    assert srv.queue() == {}  # nothing sent again
