@@ -25,7 +25,8 @@
  * emitted through deps->queued, exactly as an SMTP message after its
  * commit, and the answer lists every recipient: queued with the message's
  * ID, or refused with a reason. 200 when any is queued, else 429 (only
- * the quota refused), 413 (only the size), 503 (the spool failed) or 422.
+ * the quota refused), 503 (the spool failed) or 422 (message_too_large
+ * when only the size refused).
  *
  * A batch (recipients[]) is one message per recipient; its files are
  * committed together and the spool's committer makes them durable in the
@@ -468,8 +469,7 @@ static void nothing_queued(struct send_job *j, json_t *body, size_t failed, size
 		status = 429;
 		code = "over_quota";
 		msg = "the account's quota is used up: see Retry-After";
-	} else if (large == j->n_res) {
-		status = 413;
+	} else if (large == j->n_res) { /* still 422 (SPEC 6); 413 is max_request_size's */
 		code = "message_too_large";
 		msg = "the message is larger than max_message_size: see messages[].reason";
 	}

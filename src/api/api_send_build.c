@@ -7,8 +7,8 @@
  * message built (send_build), its size checked against max_message_size,
  * then what accept adds (send_fields: List-Unsubscribe, the DKIM
  * signatures) and the size checked again with them, then written to the
- * spool file (send_write). A message too large is refused (413 when that
- * is all that refused), a spool or signing failure fails it (queue
+ * spool file (send_write). A message too large is refused (422
+ * message_too_large when that is all that refused), a spool or signing failure fails it (queue
  * error); neither is ever half-written into the queue.
  */
 #include <stdio.h>

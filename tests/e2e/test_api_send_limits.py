@@ -1,5 +1,5 @@
 """POST /v1/messages against the server's limits: max_message_size (the
-built message, 413 when it alone refused), [server] min_free_space (503
+built message, 422 message_too_large when it alone refused), [server] min_free_space (503
 with Retry-After, as SMTP's 452 4.3.1) and the account's quota, which is
 reserved before a message is built or signed (an over-quota batch is
 refused without building, and what was reserved but not queued is given
@@ -49,11 +49,13 @@ def batch(to_body):
                            for to, b in to_body]}
 
 
-def test_message_above_max_message_size_is_413(srv):
+def test_message_above_max_message_size_is_422(srv):
+    """SPEC 6: nothing queued and not only the quota refused: 422 (413 is
+    for a request body above max_request_size), the code naming the size."""
     before = spooled(srv)
     r = send(srv, {"from": "a@sender.test", "to": ["x@dest.test", "y@dest.test"],
                    "subject": "big", "text": BIG})
-    assert r.status == 413, r.body
+    assert r.status == 422, r.body
     doc = r.json()
     assert doc["error"]["code"] == "message_too_large"
     assert "max_message_size" in doc["error"]["message"]
@@ -152,8 +154,8 @@ def test_quota_is_reserved_before_building(srv):
 
 
 def refused_size(r):
-    """The built size a 413 names ("message too large: N bytes, ...")."""
-    assert r.status == 413, r.body
+    """The built size a 422 names ("message too large: N bytes, ...")."""
+    assert r.status == 422, r.body
     return int(r.json()["messages"][0]["reason"].split(": ")[1].split(" ")[0])
 
 
