@@ -195,6 +195,7 @@ static int render(struct send_job *j, const struct api_template *t, const json_t
 static void keep_rendering(struct send_msg *m, struct api_rendered *out)
 {
 	for (size_t k = 0; k < API_PARTS; k++) {
+		buf_free(&m->rendered[k]); /* msg_plan's empty buffer */
 		m->rendered[k] = out->out[k];
 		buf_init(&out->out[k]);
 	}
