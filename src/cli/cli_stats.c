@@ -135,14 +135,18 @@ static int load(const struct conf *c, int64_t since, const char *account, struct
 {
 	char *err = NULL;
 	struct store *st = store_open(c->data_dir, &err);
-	int rc = CLI_OK;
+	int rc = CLI_OK, exists = 1;
 
 	if (st == NULL || store_counts_query(st, since, account, collect, s, &err) < 0)
 		rc = cli_say(CLI_RUNTIME, "%s", err ? err : "cannot read the counters");
-	else if (account && store_user_exists(st, account) == 0 && s->n == 0)
+	else if (account && (exists = store_user_exists(st, account)) < 0)
+		rc = cli_say(CLI_RUNTIME, "cannot look up account '%s'", account);
+	else if (!exists && s->n == 0)
 		rc = cli_say(CLI_RUNTIME, "no such account '%s'", account);
-	else if (account && store_user_exists(st, account) == 0)
-		fprintf(stderr, "posthorn: account '%s' does not exist (any more): its counters\n",
+	else if (!exists)
+		fprintf(stderr,
+		        "posthorn: account '%s' does not exist any more; these are its counters "
+		        "from before it was deleted\n",
 		        account);
 	free(err);
 	store_close(st);

@@ -203,6 +203,29 @@ def test_stats_of_an_unknown_account_is_an_error(server_factory):
         assert '"max_complaint_rate":0.1,' in out, out
 
 
+def test_stats_of_a_deleted_account_keep_its_counters(server_factory):
+    """An account deleted after it sent: its counters are still shown (exit 0),
+    with a note on stderr that it is gone; nothing is lost from the history."""
+    s = server_factory(start=False)
+    s.add_user()
+    s.start()
+    helpers.send_ok(s.port, f"me@{helpers.USER_DOMAIN}", ["gone@stats-del.test"],
+                    helpers.message(frm=f"me@{helpers.USER_DOMAIN}", to="gone@stats-del.test"),
+                    login=(helpers.USER, helpers.PASSWORD))
+
+    def accepted():
+        rc, out, err = s.cli("stats", "--account", helpers.USER, "--json")
+        return rc == 0 and json.loads(out)["total"]["accepted"] == 1
+    helpers.wait_for(accepted, timeout=10, what="the account's counters written")
+    rc, _, err = s.cli("user", "del", helpers.USER)
+    assert rc == 0, err
+    rc, out, err = s.cli("stats", "--account", helpers.USER)
+    assert rc == 0, err
+    assert "stats-del.test\t1\t" in out, out
+    assert err == (f"posthorn: account '{helpers.USER}' does not exist any more; these are its "
+                   "counters from before it was deleted\n"), err
+
+
 # ---- the control socket (src/ctl/ctl_cmd.c) -------------------------------------------
 
 def control(s, line):
