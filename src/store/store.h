@@ -24,6 +24,9 @@ int store_schema_version(void);
 /* Opens (creating DATA_DIR and the database if needed) and migrates.
  * NULL on failure with a malloc'd message in *err. */
 struct store *store_open(const char *data_dir, char **err);
+/* As store_open, but with a non-empty url ([cluster] postgres) the store
+ * lives in that PostgreSQL database and data_dir is not used. */
+struct store *store_open_url(const char *data_dir, const char *url, char **err);
 void store_close(struct store *st);
 
 /* Account names: 1-64 chars of [A-Za-z0-9._@+-]. "default" is built in

@@ -12,7 +12,6 @@
  * - The SQL is plain enough for PostgreSQL too.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,16 +26,16 @@ const char store_unsub_migration[] =
 
 static int set_locked(struct store *st, const char *name, int on, char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st, "UPDATE accounts SET unsubscribe = ?2 WHERE name = ?1", err);
 
 	if (stmt == NULL)
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int(stmt, 2, on ? 1 : 0);
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
+	db_bind_int(stmt, 2, on ? 1 : 0);
 	if (store_step_done(st, stmt, "set unsubscribe", err) < 0)
 		return -1;
-	if (sqlite3_changes(st->db) == 0)
+	if (db_changes(st->db) == 0)
 		return store_fail(err, "no such account '%s'", name);
 	return 0;
 }
@@ -53,20 +52,20 @@ int store_account_set_unsubscribe(struct store *st, const char *name, int on, ch
 
 static int get_locked(struct store *st, const char *name, int *on, char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st, "SELECT unsubscribe FROM accounts WHERE name = ?1", err);
 	int rc;
 
 	if (stmt == NULL)
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*on = sqlite3_column_int(stmt, 0) != 0;
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_DONE)
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
+		*on = db_column_int(stmt, 0) != 0;
+	db_finalize(stmt);
+	if (rc == DB_DONE)
 		return store_fail(err, "no such account '%s'", name);
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_fail_db(st, err, "get unsubscribe");
 	return 0;
 }
@@ -83,22 +82,22 @@ int store_account_unsubscribe(struct store *st, const char *name, int *on, char 
 
 static int list_locked(struct store *st, char ***names, size_t *n, char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st, "SELECT name FROM accounts WHERE unsubscribe = 1 ORDER BY name", err);
 	size_t cap = 0;
 	int rc;
 
 	if (stmt == NULL)
 		return -1;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 8;
 			*names = xrealloc(*names, cap * sizeof(**names));
 		}
-		(*names)[(*n)++] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+		(*names)[(*n)++] = xstrdup((const char *)db_column_text(stmt, 0));
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "list unsubscribe accounts");
 	return 0;
 }

@@ -17,7 +17,6 @@
  */
 #include <pthread.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,22 +76,22 @@ static void to_hex(const unsigned char *b, size_t n, char *out)
 
 /* ---- rows -------------------------------------------------------------------- */
 
-static void copy_text(char *dst, size_t cap, const unsigned char *src)
+static void copy_text(char *dst, size_t cap, const char *src)
 {
 	snprintf(dst, cap, "%s", src ? (const char *)src : "");
 }
 
 /* Reads the KEY_COLUMNS of the current row. */
-static void read_key(sqlite3_stmt *stmt, struct store_apikey *k)
+static void read_key(struct db_stmt *stmt, struct store_apikey *k)
 {
 	memset(k, 0, sizeof(*k));
-	k->id = sqlite3_column_int64(stmt, 0);
-	copy_text(k->account, sizeof(k->account), sqlite3_column_text(stmt, 1));
-	copy_text(k->name, sizeof(k->name), sqlite3_column_text(stmt, 2));
-	k->admin = sqlite3_column_int(stmt, 3) != 0;
-	k->created_at = sqlite3_column_int64(stmt, 4);
-	k->last_used_at = sqlite3_column_int64(stmt, 5);
-	k->revoked_at = sqlite3_column_int64(stmt, 6);
+	k->id = db_column_int64(stmt, 0);
+	copy_text(k->account, sizeof(k->account), db_column_text(stmt, 1));
+	copy_text(k->name, sizeof(k->name), db_column_text(stmt, 2));
+	k->admin = db_column_int(stmt, 3) != 0;
+	k->created_at = db_column_int64(stmt, 4);
+	k->last_used_at = db_column_int64(stmt, 5);
+	k->revoked_at = db_column_int64(stmt, 6);
 }
 
 /* ---- create ------------------------------------------------------------------- */
@@ -100,23 +99,23 @@ static void read_key(sqlite3_stmt *stmt, struct store_apikey *k)
 static int create_locked(struct store *st, const char *account, const char *name, int admin,
                          const char *hash_hex, int64_t *id, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, insert_sql, err);
+	struct db_stmt *stmt = store_prepare(st, insert_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, hash_hex, -1, SQLITE_STATIC);
-	sqlite3_bind_int(stmt, 4, admin ? 1 : 0);
-	sqlite3_bind_int64(stmt, 5, clock_now_s());
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_CONSTRAINT_NOTNULL)
+	db_bind_text(stmt, 1, account, -1, DB_STATIC);
+	db_bind_text(stmt, 2, name, -1, DB_STATIC);
+	db_bind_text(stmt, 3, hash_hex, -1, DB_STATIC);
+	db_bind_int(stmt, 4, admin ? 1 : 0);
+	db_bind_int64(stmt, 5, clock_now_s());
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
+		*id = db_column_int64(stmt, 0);
+	db_finalize(stmt);
+	if (rc == DB_CONSTRAINT_NOTNULL)
 		return store_fail(err, "no such account '%s'", account);
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_fail_db(st, err, "add API key");
 	return 0;
 }
@@ -154,23 +153,23 @@ int store_apikey_create(struct store *st, const char *account, const char *name,
 static int lookup_locked(struct store *st, const char *hash_hex, struct store_apikey *out,
                          char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, lookup_sql, err);
-	const unsigned char *stored;
+	struct db_stmt *stmt = store_prepare(st, lookup_sql, err);
+	const char *stored;
 	int rc, found = 0;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, hash_hex, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		stored = sqlite3_column_text(stmt, 7);
+	db_bind_text(stmt, 1, hash_hex, -1, DB_STATIC);
+	rc = db_step(stmt);
+	if (rc == DB_ROW) {
+		stored = db_column_text(stmt, 7);
 		found = stored && strlen((const char *)stored) == strlen(hash_hex) &&
 		        sodium_memcmp(stored, hash_hex, strlen(hash_hex)) == 0;
 		if (found)
 			read_key(stmt, out);
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return store_fail_db(st, err, "API key lookup");
 	return found;
 }
@@ -190,34 +189,34 @@ int store_apikey_lookup(struct store *st, const unsigned char hash[APIKEY_HASH_L
 
 /* ---- listing and changes ---------------------------------------------------------- */
 
-static sqlite3_stmt *scoped(struct store *st, const struct store_apikey_scope *scope, int64_t id,
-                            char **err)
+static struct db_stmt *scoped(struct store *st, const struct store_apikey_scope *scope, int64_t id,
+                              char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, scoped_sql, err);
+	struct db_stmt *stmt = store_prepare(st, scoped_sql, err);
 
 	if (!stmt)
 		return NULL;
 	if (scope->account)
-		sqlite3_bind_text(stmt, 1, scope->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int(stmt, 2, scope->admin ? 1 : 0);
-	sqlite3_bind_int64(stmt, 3, id);
+		db_bind_text(stmt, 1, scope->account, -1, DB_STATIC);
+	db_bind_int(stmt, 2, scope->admin ? 1 : 0);
+	db_bind_int64(stmt, 3, id);
 	return stmt;
 }
 
 static int list_locked(struct store *st, const struct store_apikey_scope *scope,
                        struct store_apikey **v, size_t *n, char **err)
 {
-	sqlite3_stmt *stmt = scoped(st, scope, 0, err);
+	struct db_stmt *stmt = scoped(st, scope, 0, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 		read_key(stmt, &(*v)[(*n)++]);
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "list API keys");
 	return 0;
 }
@@ -248,39 +247,39 @@ static int no_such_key(int64_t id, char **err)
 static int get_scoped(struct store *st, int64_t id, const struct store_apikey_scope *scope,
                       struct store_apikey *out, char **err)
 {
-	sqlite3_stmt *stmt = id > 0 ? scoped(st, scope, id, err) : NULL;
+	struct db_stmt *stmt = id > 0 ? scoped(st, scope, id, err) : NULL;
 	int rc;
 
 	if (id <= 0)
 		return no_such_key(id, err);
 	if (!stmt)
 		return -1;
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
 		read_key(stmt, out);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc == DB_DONE)
 		return no_such_key(id, err);
-	return rc == SQLITE_ROW ? 1 : store_fail_db(st, err, "API key");
+	return rc == DB_ROW ? 1 : store_fail_db(st, err, "API key");
 }
 
 /* Runs UPDATE api_keys SET <set> = ?2 WHERE id = ?1. */
 static int update_key(struct store *st, const char *sql, int64_t id, const char *text,
                       int64_t value, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	struct db_stmt *stmt = store_prepare(st, sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 1, id);
 	if (text)
-		sqlite3_bind_text(stmt, 2, text, -1, SQLITE_STATIC);
+		db_bind_text(stmt, 2, text, -1, DB_STATIC);
 	else
-		sqlite3_bind_int64(stmt, 2, value);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "update API key");
+		db_bind_int64(stmt, 2, value);
+	rc = db_step(stmt);
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "update API key");
 }
 
 static int revoke_locked(struct store *st, int64_t id, const struct store_apikey_scope *scope,
@@ -388,26 +387,26 @@ int store_apikey_touch(struct store *st, const int64_t *ids, const int64_t *time
 
 static int domains_locked(struct store *st, const char *account, char ***out, size_t *n, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st,
-	                                   "SELECT a.id, d.domain FROM accounts a"
-	                                   " LEFT JOIN account_domains d ON d.account_id = a.id"
-	                                   " WHERE a.name = ?1 ORDER BY d.domain",
-	                                   err);
+	struct db_stmt *stmt = store_prepare(st,
+	                                     "SELECT a.id, d.domain FROM accounts a"
+	                                     " LEFT JOIN account_domains d ON d.account_id = a.id"
+	                                     " WHERE a.name = ?1 ORDER BY d.domain",
+	                                     err);
 	int rc, rows = 0;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const unsigned char *d = sqlite3_column_text(stmt, 1);
+	db_bind_text(stmt, 1, account, -1, DB_STATIC);
+	while ((rc = db_step(stmt)) == DB_ROW) {
+		const char *d = db_column_text(stmt, 1);
 		rows++;
 		if (!d)
 			continue;
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		(*out)[(*n)++] = xstrdup((const char *)d);
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "account domains");
 	return rows ? 0 : store_fail(err, "no such account '%s'", account);
 }
@@ -433,15 +432,15 @@ int store_account_domains(struct store *st, const char *account, char ***out, si
 
 int store_ping(struct store *st, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	pthread_mutex_lock(&st->lock);
 	stmt = store_prepare(st, "SELECT 1 FROM accounts LIMIT 1", err);
 	if (stmt) {
-		rc = sqlite3_step(stmt);
-		sqlite3_finalize(stmt);
-		rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? 0 : store_fail_db(st, err, "ping");
+		rc = db_step(stmt);
+		db_finalize(stmt);
+		rc = (rc == DB_ROW || rc == DB_DONE) ? 0 : store_fail_db(st, err, "ping");
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;

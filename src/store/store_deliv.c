@@ -15,7 +15,6 @@
  * - The SQL is what PostgreSQL accepts too (ON CONFLICT, BIGINT).
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,16 +65,15 @@ const char store_deliv_migration[] =
 
 #define DELIV_COLUMNS "name, quota_hour, quota_day, paused_at, paused_reason, resumed_at"
 
-static int64_t col_or(sqlite3_stmt *stmt, int col, int64_t dflt)
+static int64_t col_or(struct db_stmt *stmt, int col, int64_t dflt)
 {
-	return sqlite3_column_type(stmt, col) == SQLITE_NULL ? dflt
-	                                                     : sqlite3_column_int64(stmt, col);
+	return db_column_is_null(stmt, col) ? dflt : db_column_int64(stmt, col);
 }
 
-static void read_deliv(sqlite3_stmt *stmt, struct store_account_deliv *a)
+static void read_deliv(struct db_stmt *stmt, struct store_account_deliv *a)
 {
-	const unsigned char *name = sqlite3_column_text(stmt, 0);
-	const unsigned char *why = sqlite3_column_text(stmt, 4);
+	const char *name = db_column_text(stmt, 0);
+	const char *why = db_column_text(stmt, 4);
 
 	memset(a, 0, sizeof(*a));
 	snprintf(a->name, sizeof(a->name), "%.*s", COUNTER_ACCOUNT_MAX,
@@ -91,20 +89,20 @@ static void read_deliv(sqlite3_stmt *stmt, struct store_account_deliv *a)
 static int get_locked(struct store *st, const char *name, struct store_account_deliv *out,
                       char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st, "SELECT " DELIV_COLUMNS " FROM accounts WHERE name = ?1", err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW && out)
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
+	rc = db_step(stmt);
+	if (rc == DB_ROW && out)
 		read_deliv(stmt, out);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return store_fail_db(st, err, "account settings");
-	return rc == SQLITE_ROW;
+	return rc == DB_ROW;
 }
 
 int store_account_deliv_get(struct store *st, const char *name, struct store_account_deliv *out,
@@ -124,18 +122,18 @@ int store_account_deliv_list(struct store *st,
 {
 	struct store_account_deliv *v = NULL;
 	size_t n = 0;
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	pthread_mutex_lock(&st->lock);
 	if ((stmt =
 	         store_prepare(st, "SELECT " DELIV_COLUMNS " FROM accounts ORDER BY name", err))) {
-		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		while ((rc = db_step(stmt)) == DB_ROW) {
 			v = xrealloc(v, (n + 1) * sizeof(*v));
 			read_deliv(stmt, &v[n++]);
 		}
-		sqlite3_finalize(stmt);
-		rc = rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list account settings");
+		db_finalize(stmt);
+		rc = rc == DB_DONE ? 0 : store_fail_db(st, err, "list account settings");
 	}
 	pthread_mutex_unlock(&st->lock);
 	for (size_t i = 0; rc == 0 && i < n; i++)
@@ -154,14 +152,14 @@ static int set_quota_locked(struct store *st, const char *name, const int set[2]
 	if (found <= 0)
 		return found < 0 ? -1 : STORE_NO_SUCH_ACCOUNT;
 	for (int i = 0; i < 2; i++) {
-		sqlite3_stmt *stmt;
+		struct db_stmt *stmt;
 		if (!set[i])
 			continue;
 		if (!(stmt = store_prepare(st, sql[i], err)))
 			return -1;
-		sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+		db_bind_text(stmt, 1, name, -1, DB_STATIC);
 		if (quota[i] != STORE_QUOTA_DEFAULT)
-			sqlite3_bind_int64(stmt, 2, quota[i]);
+			db_bind_int64(stmt, 2, quota[i]);
 		if (store_step_done(st, stmt, "set quota", err) < 0)
 			return -1;
 	}
@@ -186,24 +184,24 @@ int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, c
 }
 
 int store_each_in_tx(struct store *st, const char *sql, size_t n,
-                     int (*one)(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg,
+                     int (*one)(struct store *st, struct db_stmt *stmt, size_t i, void *arg,
                                 char **err),
                      void *arg, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	struct db_stmt *stmt = store_prepare(st, sql, err);
 	int rc = 0;
 
 	if (!stmt)
 		return -1;
 	if (store_tx_begin(st, err) < 0) {
-		sqlite3_finalize(stmt);
+		db_finalize(stmt);
 		return -1;
 	}
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		sqlite3_reset(stmt);
+		db_reset(stmt);
 		rc = one(st, stmt, i, arg, err);
 	}
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	if (rc == 0 && store_tx_commit(st, err) < 0)
 		rc = -1;
 	if (rc != 0)
@@ -242,7 +240,7 @@ int store_user_set_quota(struct store *st, const char *name, const int set[2],
 static int resume_locked(struct store *st, const char *name, int64_t now,
                          struct store_account_deliv *out, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int found = get_locked(st, name, out, err);
 
 	if (found <= 0)
@@ -255,8 +253,8 @@ static int resume_locked(struct store *st, const char *name, int64_t now,
 	                     err);
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, now);
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
+	db_bind_int64(stmt, 2, now);
 	if (store_step_done(st, stmt, "resume", err) < 0)
 		return -1;
 	stmt = store_prepare(st,
@@ -265,7 +263,7 @@ static int resume_locked(struct store *st, const char *name, int64_t now,
 	                     err);
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
 	return store_step_done(st, stmt, "reset reputation", err) < 0 ? -1 : 1;
 }
 
@@ -302,19 +300,11 @@ int store_user_resume(struct store *st, const char *name, int64_t now,
 
 int store_data_version(struct store *st, int64_t *v, char **err)
 {
-	sqlite3_stmt *stmt;
-	int rc = -1;
+	int rc = 0;
 
 	pthread_mutex_lock(&st->lock);
-	if ((stmt = store_prepare(st, "PRAGMA data_version", err))) {
-		if (sqlite3_step(stmt) == SQLITE_ROW) {
-			*v = sqlite3_column_int64(stmt, 0);
-			rc = 0;
-		} else {
-			store_fail_db(st, err, "data_version");
-		}
-		sqlite3_finalize(stmt);
-	}
+	if (db_data_version(st->db, v) != DB_OK)
+		rc = store_fail_db(st, err, "data_version");
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -324,7 +314,7 @@ int store_data_version(struct store *st, int64_t *v, char **err)
 int store_quota_list(struct store *st, void (*cb)(void *arg, const struct store_quota_row *r),
                      void *arg, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	struct store_quota_row *v = NULL;
 	char **names = NULL;
 	size_t n = 0;
@@ -336,19 +326,18 @@ int store_quota_list(struct store *st, void (*cb)(void *arg, const struct store_
 	                       "SELECT a.name, q.period, q.window_start, q.used FROM quota_counts q"
 	                       " JOIN accounts a ON a.id = q.account_id ORDER BY a.name, q.period",
 	                       err))) {
-		while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		while ((rc = db_step(stmt)) == DB_ROW) {
 			v = xrealloc(v, (n + 1) * sizeof(*v));
 			names = xrealloc(names, (n + 1) * sizeof(*names));
-			names[n] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+			names[n] = xstrdup((const char *)db_column_text(stmt, 0));
 			v[n].account = names[n];
-			v[n].period =
-			    strcmp((const char *)sqlite3_column_text(stmt, 1), "day") == 0;
-			v[n].window_start = sqlite3_column_int64(stmt, 2);
-			v[n].used = (uint64_t)sqlite3_column_int64(stmt, 3);
+			v[n].period = strcmp((const char *)db_column_text(stmt, 1), "day") == 0;
+			v[n].window_start = db_column_int64(stmt, 2);
+			v[n].used = (uint64_t)db_column_int64(stmt, 3);
 			n++;
 		}
-		sqlite3_finalize(stmt);
-		rc = rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list quota counts");
+		db_finalize(stmt);
+		rc = rc == DB_DONE ? 0 : store_fail_db(st, err, "list quota counts");
 	}
 	pthread_mutex_unlock(&st->lock);
 	for (size_t i = 0; i < n; i++) {

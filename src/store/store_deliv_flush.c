@@ -5,7 +5,6 @@
  * store_deliv.c's (migration 8); its promises hold here.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +33,10 @@ static const char verp_sql[] = "INSERT INTO verp_messages (id, account, created,
 
 /* One statement, reset and bound for each row by bind(i). */
 static int each_row(struct store *st, const char *sql, size_t n,
-                    void (*bind)(sqlite3_stmt *s, const void *rows, size_t i), const void *rows,
+                    void (*bind)(struct db_stmt *s, const void *rows, size_t i), const void *rows,
                     const char *what, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = 0;
 
 	if (n == 0)
@@ -45,64 +44,63 @@ static int each_row(struct store *st, const char *sql, size_t n,
 	if (!(stmt = store_prepare(st, sql, err)))
 		return -1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		sqlite3_reset(stmt);
-		sqlite3_clear_bindings(stmt);
+		db_reset(stmt);
+		db_clear_bindings(stmt);
 		bind(stmt, rows, i);
-		if (sqlite3_step(stmt) != SQLITE_DONE)
+		if (db_step(stmt) != DB_DONE)
 			rc = store_fail_db(st, err, what);
 	}
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	return rc;
 }
 
-static void bind_quota(sqlite3_stmt *s, const void *rows, size_t i)
+static void bind_quota(struct db_stmt *s, const void *rows, size_t i)
 {
 	const struct store_quota_row *r = (const struct store_quota_row *)rows + i;
 
-	sqlite3_bind_text(s, 1, r->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, r->period ? "day" : "hour", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, r->window_start);
-	sqlite3_bind_int64(s, 4, (sqlite3_int64)(r->used > INT64_MAX ? INT64_MAX : r->used));
+	db_bind_text(s, 1, r->account, -1, DB_STATIC);
+	db_bind_text(s, 2, r->period ? "day" : "hour", -1, DB_STATIC);
+	db_bind_int64(s, 3, r->window_start);
+	db_bind_int64(s, 4, (int64_t)(r->used > INT64_MAX ? INT64_MAX : r->used));
 }
 
-static void bind_rep(sqlite3_stmt *s, const void *rows, size_t i)
+static void bind_rep(struct db_stmt *s, const void *rows, size_t i)
 {
 	const struct store_rep_row *r = (const struct store_rep_row *)rows + i;
 
-	sqlite3_bind_text(s, 1, r->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, r->slot_start);
+	db_bind_text(s, 1, r->account, -1, DB_STATIC);
+	db_bind_int64(s, 2, r->slot_start);
 	for (int k = 0; k < 4; k++)
-		sqlite3_bind_int64(s, 3 + k,
-		                   (sqlite3_int64)(r->n[k] > INT64_MAX ? INT64_MAX : r->n[k]));
+		db_bind_int64(s, 3 + k, (int64_t)(r->n[k] > INT64_MAX ? INT64_MAX : r->n[k]));
 }
 
-static void bind_name(sqlite3_stmt *s, const void *rows, size_t i)
+static void bind_name(struct db_stmt *s, const void *rows, size_t i)
 {
-	sqlite3_bind_text(s, 1, ((const char *const *)rows)[i], -1, SQLITE_STATIC);
+	db_bind_text(s, 1, ((const char *const *)rows)[i], -1, DB_STATIC);
 }
 
-static void bind_pause(sqlite3_stmt *s, const void *rows, size_t i)
+static void bind_pause(struct db_stmt *s, const void *rows, size_t i)
 {
 	const struct store_pause_row *r = (const struct store_pause_row *)rows + i;
 
-	sqlite3_bind_text(s, 1, r->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, r->at);
-	sqlite3_bind_text(s, 3, r->reason, -1, SQLITE_STATIC);
+	db_bind_text(s, 1, r->account, -1, DB_STATIC);
+	db_bind_int64(s, 2, r->at);
+	db_bind_text(s, 3, r->reason, -1, DB_STATIC);
 }
 
-static void bind_verp(sqlite3_stmt *s, const void *rows, size_t i)
+static void bind_verp(struct db_stmt *s, const void *rows, size_t i)
 {
 	const struct store_verp_msg *r = (const struct store_verp_msg *)rows + i;
 
-	sqlite3_bind_text(s, 1, r->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, r->account, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 3, r->created);
-	sqlite3_bind_text(s, 4, r->rcpts, -1, SQLITE_STATIC);
+	db_bind_text(s, 1, r->id, -1, DB_STATIC);
+	db_bind_text(s, 2, r->account, -1, DB_STATIC);
+	db_bind_int64(s, 3, r->created);
+	db_bind_text(s, 4, r->rcpts, -1, DB_STATIC);
 }
 
-static void bind_time(sqlite3_stmt *s, const void *rows, size_t i)
+static void bind_time(struct db_stmt *s, const void *rows, size_t i)
 {
-	sqlite3_bind_int64(s, 1, *(const int64_t *)rows);
+	db_bind_int64(s, 1, *(const int64_t *)rows);
 }
 
 static int flush_fn(struct store *st, void *arg, char **err)
@@ -141,7 +139,7 @@ struct rep_rows {
 static int rep_read(struct store *st, const char *account, int64_t since, struct rep_rows *rows,
                     char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(
+	struct db_stmt *stmt = store_prepare(
 	    st,
 	    "SELECT a.name, r.slot_start, r.delivered, r.bounced, r.hard, r.complained"
 	    " FROM reputation r JOIN accounts a ON a.id = r.account_id"
@@ -152,22 +150,22 @@ static int rep_read(struct store *st, const char *account, int64_t since, struct
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, since);
+	db_bind_int64(stmt, 1, since);
 	if (account)
-		sqlite3_bind_text(stmt, 2, account, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		db_bind_text(stmt, 2, account, -1, DB_STATIC);
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		struct store_rep_row *r;
 		rows->v = xrealloc(rows->v, (rows->n + 1) * sizeof(*rows->v));
 		rows->names = xrealloc(rows->names, (rows->n + 1) * sizeof(*rows->names));
-		rows->names[rows->n] = xstrdup((const char *)sqlite3_column_text(stmt, 0));
+		rows->names[rows->n] = xstrdup((const char *)db_column_text(stmt, 0));
 		r = &rows->v[rows->n];
 		r->account = rows->names[rows->n++];
-		r->slot_start = sqlite3_column_int64(stmt, 1);
+		r->slot_start = db_column_int64(stmt, 1);
 		for (int k = 0; k < 4; k++)
-			r->n[k] = (uint64_t)sqlite3_column_int64(stmt, 2 + k);
+			r->n[k] = (uint64_t)db_column_int64(stmt, 2 + k);
 	}
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list reputation");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "list reputation");
 }
 
 int store_rep_list(struct store *st, const char *account, int64_t since,
@@ -191,25 +189,25 @@ int store_rep_list(struct store *st, const char *account, int64_t since,
 
 static int verp_locked(struct store *st, const char *id, char *account, char **rcpts, char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st, "SELECT account, rcpts FROM verp_messages WHERE id = ?1", err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *a = sqlite3_column_text(stmt, 0);
-		const unsigned char *r = sqlite3_column_text(stmt, 1);
+	db_bind_text(stmt, 1, id, -1, DB_STATIC);
+	rc = db_step(stmt);
+	if (rc == DB_ROW) {
+		const char *a = db_column_text(stmt, 0);
+		const char *r = db_column_text(stmt, 1);
 		snprintf(account, COUNTER_ACCOUNT_MAX + 1, "%.*s", COUNTER_ACCOUNT_MAX,
 		         a ? (const char *)a : "");
 		*rcpts = xstrdup(r ? (const char *)r : "");
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_ROW && rc != DB_DONE)
 		return store_fail_db(st, err, "verp lookup");
-	return rc == SQLITE_ROW;
+	return rc == DB_ROW;
 }
 
 int store_verp_get(struct store *st, const char *id, char *account, char **rcpts, char **err)

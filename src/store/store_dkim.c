@@ -13,7 +13,6 @@
  *   clauses), for the cluster backend to come.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,38 +37,38 @@ static const char change_sql[] = "UPDATE dkim_keys SET state = ?4,"
 
 /* ---- adding -------------------------------------------------------------- */
 
-static void bind_time(sqlite3_stmt *stmt, int i, int64_t t)
+static void bind_time(struct db_stmt *stmt, int i, int64_t t)
 {
 	if (t)
-		sqlite3_bind_int64(stmt, i, t);
+		db_bind_int64(stmt, i, t);
 	else
-		sqlite3_bind_null(stmt, i);
+		db_bind_null(stmt, i);
 }
 
 static int add_locked(struct store *st, const struct store_dkim_key *k, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, insert_sql, err);
+	struct db_stmt *stmt = store_prepare(st, insert_sql, err);
 	int rc;
 
 	if (stmt == NULL)
 		return -1;
-	sqlite3_bind_text(stmt, 1, k->domain, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, k->selector, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, k->algorithm, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, k->state, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 5, k->created);
+	db_bind_text(stmt, 1, k->domain, -1, DB_STATIC);
+	db_bind_text(stmt, 2, k->selector, -1, DB_STATIC);
+	db_bind_text(stmt, 3, k->algorithm, -1, DB_STATIC);
+	db_bind_text(stmt, 4, k->state, -1, DB_STATIC);
+	db_bind_int64(stmt, 5, k->created);
 	bind_time(stmt, 6, k->activated);
 	bind_time(stmt, 7, k->retired);
-	sqlite3_bind_text(stmt, 8, k->key_path, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+	db_bind_text(stmt, 8, k->key_path, -1, DB_STATIC);
+	rc = db_step(stmt);
+	db_finalize(stmt);
+	if (rc == DB_CONSTRAINT_UNIQUE)
 		return store_fail(err, "%s already has a key with selector '%s'", k->domain,
 		                  k->selector);
-	if (rc == SQLITE_CONSTRAINT_CHECK)
+	if (rc == DB_CONSTRAINT_CHECK)
 		return store_fail(err, "invalid algorithm '%s' or state '%s'", k->algorithm,
 		                  k->state);
-	if (rc != SQLITE_DONE)
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "add DKIM key");
 	return 0;
 }
@@ -88,38 +87,38 @@ int store_dkim_add(struct store *st, const struct store_dkim_key *k, char **err)
 
 /* ---- listing -------------------------------------------------------------- */
 
-static void row_read(sqlite3_stmt *stmt, struct store_dkim_key *k)
+static void row_read(struct db_stmt *stmt, struct store_dkim_key *k)
 {
 	k->domain = store_col_text(stmt, 0);
 	k->selector = store_col_text(stmt, 1);
 	k->algorithm = store_col_text(stmt, 2);
 	k->state = store_col_text(stmt, 3);
-	k->created = sqlite3_column_int64(stmt, 4);
-	k->activated = sqlite3_column_int64(stmt, 5); /* NULL reads as 0 */
-	k->retired = sqlite3_column_int64(stmt, 6);
+	k->created = db_column_int64(stmt, 4);
+	k->activated = db_column_int64(stmt, 5); /* NULL reads as 0 */
+	k->retired = db_column_int64(stmt, 6);
 	k->key_path = store_col_text(stmt, 7);
 }
 
 static int list_locked(struct store *st, const char *domain, const char *state,
                        struct store_dkim_key **out, size_t *n, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, list_sql, err);
+	struct db_stmt *stmt = store_prepare(st, list_sql, err);
 	size_t cap = 0;
 	int rc;
 
 	if (stmt == NULL)
 		return -1;
-	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC); /* NULL binds NULL */
-	sqlite3_bind_text(stmt, 2, state, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	db_bind_text(stmt, 1, domain, -1, DB_STATIC); /* NULL binds NULL */
+	db_bind_text(stmt, 2, state, -1, DB_STATIC);
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 8;
 			*out = xrealloc(*out, cap * sizeof **out);
 		}
 		row_read(stmt, &(*out)[(*n)++]);
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "list DKIM keys");
 	return 0;
 }
@@ -158,18 +157,18 @@ void store_dkim_keys_free(struct store_dkim_key *v, size_t n)
 
 /* Change i of arg, one of store_each_in_tx: 0 applied, 1 the key was not in
  * c->from, -1 error. */
-static int change_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
+static int change_one(struct store *st, struct db_stmt *stmt, size_t i, void *arg, char **err)
 {
 	const struct store_dkim_change *c = (const struct store_dkim_change *)arg + i;
 
-	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, c->selector, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, c->from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, c->to, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 5, c->at);
-	if (sqlite3_step(stmt) != SQLITE_DONE)
+	db_bind_text(stmt, 1, c->domain, -1, DB_STATIC);
+	db_bind_text(stmt, 2, c->selector, -1, DB_STATIC);
+	db_bind_text(stmt, 3, c->from, -1, DB_STATIC);
+	db_bind_text(stmt, 4, c->to, -1, DB_STATIC);
+	db_bind_int64(stmt, 5, c->at);
+	if (db_step(stmt) != DB_DONE)
 		return store_fail_db(st, err, "change DKIM key");
-	return sqlite3_changes(st->db) == 1 ? 0 : 1;
+	return db_changes(st->db) == 1 ? 0 : 1;
 }
 
 int store_dkim_change(struct store *st, const struct store_dkim_change *c, size_t n, char **err)

@@ -22,7 +22,6 @@
  */
 #include <jansson.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -349,7 +348,7 @@ static const char counter_sql[] =
 
 static int tallies_write(struct store *st, const struct tallies *t, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, counter_sql, err);
+	struct db_stmt *stmt = store_prepare(st, counter_sql, err);
 	int rc = 0;
 
 	if (!stmt)
@@ -357,17 +356,17 @@ static int tallies_write(struct store *st, const struct tallies *t, char **err)
 	for (size_t i = 0; rc == 0 && i < t->n; i++) {
 		const struct tally *x = &t->v[i];
 
-		sqlite3_reset(stmt);
-		sqlite3_bind_int64(stmt, 1, x->bucket);
-		sqlite3_bind_text(stmt, 2, x->account, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 3, x->domain, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 4, x->tag, -1, SQLITE_STATIC);
+		db_reset(stmt);
+		db_bind_int64(stmt, 1, x->bucket);
+		db_bind_text(stmt, 2, x->account, -1, DB_STATIC);
+		db_bind_text(stmt, 3, x->domain, -1, DB_STATIC);
+		db_bind_text(stmt, 4, x->tag, -1, DB_STATIC);
 		for (int k = 0; k < EVENT_TYPES; k++)
-			sqlite3_bind_int64(stmt, 5 + k, (sqlite3_int64)x->n[k]);
-		if (sqlite3_step(stmt) != SQLITE_DONE)
+			db_bind_int64(stmt, 5 + k, (int64_t)x->n[k]);
+		if (db_step(stmt) != DB_DONE)
 			rc = store_fail_db(st, err, "add event counter");
 	}
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	return rc;
 }
 
@@ -387,7 +386,7 @@ static char *tags_json(const char *const *tags, size_t n)
 
 static int insert_tags(struct store *st, const struct store_message *m, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(
+	struct db_stmt *stmt = store_prepare(
 	    st, "INSERT INTO message_tags (tag, message_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
 	    err);
 	int rc = 0;
@@ -395,41 +394,41 @@ static int insert_tags(struct store *st, const struct store_message *m, char **e
 	if (!stmt)
 		return -1;
 	for (size_t i = 0; rc == 0 && i < m->n_tags; i++) {
-		sqlite3_reset(stmt);
-		sqlite3_bind_text(stmt, 1, m->tags[i], -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 2, m->id, -1, SQLITE_STATIC);
-		if (sqlite3_step(stmt) != SQLITE_DONE)
+		db_reset(stmt);
+		db_bind_text(stmt, 1, m->tags[i], -1, DB_STATIC);
+		db_bind_text(stmt, 2, m->id, -1, DB_STATIC);
+		if (db_step(stmt) != DB_DONE)
 			rc = store_fail_db(st, err, "add message tag");
 	}
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	return rc;
 }
 
-static int insert_message(struct store *st, sqlite3_stmt *stmt, const struct store_message *m,
+static int insert_message(struct store *st, struct db_stmt *stmt, const struct store_message *m,
                           char **err)
 {
 	char *tags = tags_json(m->tags, m->n_tags);
 	int rc;
 
-	sqlite3_reset(stmt);
-	sqlite3_bind_text(stmt, 1, m->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, m->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, m->from, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, m->subject, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 5, tags, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(stmt, 6, m->metadata ? m->metadata : "{}", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 7, m->created_ms);
+	db_reset(stmt);
+	db_bind_text(stmt, 1, m->id, -1, DB_STATIC);
+	db_bind_text(stmt, 2, m->account, -1, DB_STATIC);
+	db_bind_text(stmt, 3, m->from, -1, DB_STATIC);
+	db_bind_text(stmt, 4, m->subject, -1, DB_STATIC);
+	db_bind_text(stmt, 5, tags, -1, DB_TRANSIENT);
+	db_bind_text(stmt, 6, m->metadata ? m->metadata : "{}", -1, DB_STATIC);
+	db_bind_int64(stmt, 7, m->created_ms);
 	free(tags);
-	rc = sqlite3_step(stmt);
-	if (rc != SQLITE_DONE)
+	rc = db_step(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "add message");
 	/* Tags only with the row that was new: a repeat keeps the first. */
-	return sqlite3_changes(st->db) ? insert_tags(st, m, err) : 0;
+	return db_changes(st->db) ? insert_tags(st, m, err) : 0;
 }
 
 static int insert_messages(struct store *st, const struct store_event_batch *b, char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st,
 	                  "INSERT INTO messages (id, account, sender, subject, tags,"
 	                  " metadata, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -441,7 +440,7 @@ static int insert_messages(struct store *st, const struct store_event_batch *b, 
 		return -1;
 	for (size_t i = 0; rc == 0 && i < b->n_messages; i++)
 		rc = insert_message(st, stmt, &b->messages[i], err);
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	return rc;
 }
 
@@ -449,7 +448,7 @@ static int insert_messages(struct store *st, const struct store_event_batch *b, 
 
 /* The statements of one batch, prepared once. */
 struct ev_stmts {
-	sqlite3_stmt *insert, *tags, *same, *update;
+	struct db_stmt *insert, *tags, *same, *update;
 	int64_t next_id;
 	char *last_msg, *last_tags; /* the tags of the previous event's message */
 	json_t *last_tags_json;     /* the same, parsed */
@@ -465,13 +464,13 @@ static const char same_event_sql[] = "SELECT id, detail FROM events WHERE messag
 
 static int stmts_open(struct store *st, struct ev_stmts *s, char **err)
 {
-	sqlite3_stmt *max = store_prepare(st, "SELECT coalesce(max(id), 0) FROM events", err);
+	struct db_stmt *max = store_prepare(st, "SELECT coalesce(max(id), 0) FROM events", err);
 
 	if (!max)
 		return -1;
-	if (sqlite3_step(max) == SQLITE_ROW)
-		s->next_id = sqlite3_column_int64(max, 0) + 1;
-	sqlite3_finalize(max);
+	if (db_step(max) == DB_ROW)
+		s->next_id = db_column_int64(max, 0) + 1;
+	db_finalize(max);
 	s->insert = store_prepare(st, insert_event_sql, err);
 	s->tags =
 	    s->insert ? store_prepare(st, "SELECT tags FROM messages WHERE id = ?1", err) : NULL;
@@ -483,10 +482,10 @@ static int stmts_open(struct store *st, struct ev_stmts *s, char **err)
 
 static void stmts_close(struct ev_stmts *s)
 {
-	sqlite3_finalize(s->insert);
-	sqlite3_finalize(s->tags);
-	sqlite3_finalize(s->same);
-	sqlite3_finalize(s->update);
+	db_finalize(s->insert);
+	db_finalize(s->tags);
+	db_finalize(s->same);
+	db_finalize(s->update);
 	free(s->last_msg);
 	free(s->last_tags);
 	json_decref(s->last_tags_json);
@@ -497,7 +496,7 @@ static void stmts_close(struct ev_stmts *s)
  * parsed) for runs of events of one message. */
 static const char *message_tags(struct ev_stmts *s, const char *id)
 {
-	const unsigned char *t;
+	const char *t;
 
 	if (s->last_msg && id && strcmp(s->last_msg, id) == 0)
 		return s->last_tags;
@@ -507,9 +506,9 @@ static const char *message_tags(struct ev_stmts *s, const char *id)
 	s->last_msg = id ? xstrdup(id) : NULL;
 	t = NULL;
 	if (id) {
-		sqlite3_reset(s->tags);
-		sqlite3_bind_text(s->tags, 1, id, -1, SQLITE_TRANSIENT);
-		t = sqlite3_step(s->tags) == SQLITE_ROW ? sqlite3_column_text(s->tags, 0) : NULL;
+		db_reset(s->tags);
+		db_bind_text(s->tags, 1, id, -1, DB_TRANSIENT);
+		t = db_step(s->tags) == DB_ROW ? db_column_text(s->tags, 0) : NULL;
 	}
 	s->last_tags = xstrdup(t ? (const char *)t : "[]");
 	s->last_tags_json = json_loads(s->last_tags, 0, NULL);
@@ -569,26 +568,26 @@ static int update_repeat(struct store *st, struct ev_stmts *s, const struct stor
 
 	if (!e->message_id || !rcpt)
 		return 0;
-	sqlite3_reset(s->same);
-	sqlite3_bind_text(s->same, 1, e->message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->same, 2, rcpt, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->same, 3, type_names[e->type], -1, SQLITE_STATIC);
-	while (!found && (rc = sqlite3_step(s->same)) == SQLITE_ROW) {
-		const char *old = (const char *)sqlite3_column_text(s->same, 1);
+	db_reset(s->same);
+	db_bind_text(s->same, 1, e->message_id, -1, DB_STATIC);
+	db_bind_text(s->same, 2, rcpt, -1, DB_STATIC);
+	db_bind_text(s->same, 3, type_names[e->type], -1, DB_STATIC);
+	while (!found && (rc = db_step(s->same)) == DB_ROW) {
+		const char *old = (const char *)db_column_text(s->same, 1);
 		char *d;
 
 		if (!old || !same_link(old, e->link))
 			continue;
 		d = repeat_detail(old, e->detail);
-		sqlite3_reset(s->update);
-		sqlite3_bind_int64(s->update, 1, sqlite3_column_int64(s->same, 0));
-		sqlite3_bind_text(s->update, 2, d, -1, SQLITE_TRANSIENT);
+		db_reset(s->update);
+		db_bind_int64(s->update, 1, db_column_int64(s->same, 0));
+		db_bind_text(s->update, 2, d, -1, DB_TRANSIENT);
 		free(d);
-		if (sqlite3_step(s->update) != SQLITE_DONE)
+		if (db_step(s->update) != DB_DONE)
 			return store_fail_db(st, err, "update event");
 		found = 1;
 	}
-	sqlite3_reset(s->same);
+	db_reset(s->same);
 	return found;
 }
 
@@ -598,17 +597,17 @@ static int insert_event(struct store *st, struct ev_stmts *s, const struct store
 	const char *tags = message_tags(s, e->message_id);
 	int rc;
 
-	sqlite3_reset(s->insert);
-	sqlite3_bind_int64(s->insert, 1, s->next_id);
-	sqlite3_bind_text(s->insert, 2, e->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->insert, 3, e->message_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->insert, 4, rcpt, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->insert, 5, type_names[e->type], -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s->insert, 6, e->time_ms);
-	sqlite3_bind_text(s->insert, 7, e->detail ? e->detail : "{}", -1, SQLITE_STATIC);
-	sqlite3_bind_text(s->insert, 8, tags, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s->insert);
-	if (rc != SQLITE_DONE)
+	db_reset(s->insert);
+	db_bind_int64(s->insert, 1, s->next_id);
+	db_bind_text(s->insert, 2, e->account, -1, DB_STATIC);
+	db_bind_text(s->insert, 3, e->message_id, -1, DB_STATIC);
+	db_bind_text(s->insert, 4, rcpt, -1, DB_STATIC);
+	db_bind_text(s->insert, 5, type_names[e->type], -1, DB_STATIC);
+	db_bind_int64(s->insert, 6, e->time_ms);
+	db_bind_text(s->insert, 7, e->detail ? e->detail : "{}", -1, DB_STATIC);
+	db_bind_text(s->insert, 8, tags, -1, DB_TRANSIENT);
+	rc = db_step(s->insert);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "add event");
 	s->next_id++;
 	s->n_new++;
@@ -694,15 +693,15 @@ static const char *const prune_sql[] = {
 static int prune_one(struct store *st, const char *sql, int64_t before, size_t limit,
                      size_t *deleted, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	struct db_stmt *stmt = store_prepare(st, sql, err);
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, before);
-	sqlite3_bind_int64(stmt, 2, (sqlite3_int64)limit);
+	db_bind_int64(stmt, 1, before);
+	db_bind_int64(stmt, 2, (int64_t)limit);
 	if (store_step_done(st, stmt, "prune", err) < 0)
 		return -1;
-	*deleted += (size_t)sqlite3_changes(st->db);
+	*deleted += (size_t)db_changes(st->db);
 	return 0;
 }
 

@@ -14,7 +14,6 @@
  *   after st->lock is released, so they may call the store.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,15 +74,15 @@ static const char *q_keep(struct query *q, char *s)
 	return s;
 }
 
-static sqlite3_stmt *q_prepare(struct store *st, struct query *q, char **err)
+static struct db_stmt *q_prepare(struct store *st, struct query *q, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, q->sql.data, err);
+	struct db_stmt *stmt = store_prepare(st, q->sql.data, err);
 
 	for (int i = 0; stmt && i < q->n; i++) {
 		if (q->args[i].s)
-			sqlite3_bind_text(stmt, i + 1, q->args[i].s, -1, SQLITE_STATIC);
+			db_bind_text(stmt, i + 1, q->args[i].s, -1, DB_STATIC);
 		else
-			sqlite3_bind_int64(stmt, i + 1, q->args[i].i);
+			db_bind_int64(stmt, i + 1, q->args[i].i);
 	}
 	return stmt;
 }
@@ -109,10 +108,10 @@ static void *next_row(void *rows_v, size_t *n, size_t *cap, size_t size)
 }
 
 /* Runs q, handing each row to take(); -1 with *err on failure. */
-static int q_run(struct store *st, struct query *q, void (*take)(void *rows, sqlite3_stmt *stmt),
+static int q_run(struct store *st, struct query *q, void (*take)(void *rows, struct db_stmt *stmt),
                  void *rows, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
@@ -121,13 +120,13 @@ static int q_run(struct store *st, struct query *q, void (*take)(void *rows, sql
 		pthread_mutex_unlock(&st->lock);
 		return -1;
 	}
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+	while ((rc = db_step(stmt)) == DB_ROW)
 		take(rows, stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		store_fail_db(st, err, "query");
 	pthread_mutex_unlock(&st->lock);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc == DB_DONE ? 0 : -1;
 }
 
 /* ---- events ------------------------------------------------------------------------ */
@@ -137,17 +136,17 @@ struct event_rows {
 	size_t n, cap;
 };
 
-static void take_event(void *arg, sqlite3_stmt *stmt)
+static void take_event(void *arg, struct db_stmt *stmt)
 {
 	struct event_rows *rows = arg;
 	struct store_event_row *e = next_row(&rows->v, &rows->n, &rows->cap, sizeof(*e));
 
-	e->id = sqlite3_column_int64(stmt, 0);
-	e->type = event_type_parse((const char *)sqlite3_column_text(stmt, 1));
+	e->id = db_column_int64(stmt, 0);
+	e->type = event_type_parse((const char *)db_column_text(stmt, 1));
 	e->account = store_col_dup(stmt, 2);
 	e->message_id = store_col_dup(stmt, 3);
 	e->recipient = store_col_dup(stmt, 4);
-	e->time_ms = sqlite3_column_int64(stmt, 5);
+	e->time_ms = db_column_int64(stmt, 5);
 	e->detail = store_col_dup(stmt, 6);
 	e->tags = store_col_dup(stmt, 7);
 }
@@ -225,31 +224,31 @@ int store_events_query(struct store *st, const struct store_event_filter *f,
 
 int store_events_last_id(struct store *st, int64_t *id, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
 	stmt = store_prepare(st, "SELECT coalesce(max(id), 0) FROM events", err);
-	rc = stmt ? sqlite3_step(stmt) : SQLITE_ERROR;
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(stmt, 0);
+	rc = stmt ? db_step(stmt) : DB_ERROR;
+	if (rc == DB_ROW)
+		*id = db_column_int64(stmt, 0);
 	else if (stmt)
 		store_fail_db(st, err, "last event id");
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	pthread_mutex_unlock(&st->lock);
-	return rc == SQLITE_ROW ? 0 : -1;
+	return rc == DB_ROW ? 0 : -1;
 }
 
 struct expired {
 	int64_t last, n;
 };
 
-static void take_expired(void *arg, sqlite3_stmt *stmt)
+static void take_expired(void *arg, struct db_stmt *stmt)
 {
 	struct expired *x = arg;
 
-	x->last = sqlite3_column_int64(stmt, 0);
-	x->n = sqlite3_column_int64(stmt, 1);
+	x->last = db_column_int64(stmt, 0);
+	x->n = db_column_int64(stmt, 1);
 }
 
 int store_events_expired(struct store *st, const char *account, unsigned types, int64_t after,
@@ -280,7 +279,7 @@ struct message_rows {
 	size_t n, cap;
 };
 
-static void read_message(sqlite3_stmt *stmt, struct store_message_row *m)
+static void read_message(struct db_stmt *stmt, struct store_message_row *m)
 {
 	m->id = store_col_dup(stmt, 0);
 	m->account = store_col_dup(stmt, 1);
@@ -288,10 +287,10 @@ static void read_message(sqlite3_stmt *stmt, struct store_message_row *m)
 	m->subject = store_col_dup(stmt, 3);
 	m->tags = store_col_dup(stmt, 4);
 	m->metadata = store_col_dup(stmt, 5);
-	m->created_ms = sqlite3_column_int64(stmt, 6);
+	m->created_ms = db_column_int64(stmt, 6);
 }
 
-static void take_message(void *arg, sqlite3_stmt *stmt)
+static void take_message(void *arg, struct db_stmt *stmt)
 {
 	struct message_rows *rows = arg;
 
@@ -380,15 +379,15 @@ struct stats_rows {
 	size_t n, cap;
 };
 
-static void take_stats(void *arg, sqlite3_stmt *stmt)
+static void take_stats(void *arg, struct db_stmt *stmt)
 {
 	struct stats_rows *rows = arg;
 	struct store_stats_row *r = next_row(&rows->v, &rows->n, &rows->cap, sizeof(*r));
 
-	r->start = sqlite3_column_int64(stmt, 0);
+	r->start = db_column_int64(stmt, 0);
 	r->key = store_col_dup(stmt, 1);
 	for (int k = 0; k < EVENT_TYPES; k++)
-		r->n[k] = (uint64_t)sqlite3_column_int64(stmt, 2 + k);
+		r->n[k] = (uint64_t)db_column_int64(stmt, 2 + k);
 }
 
 /* The grouping column: hour and day give a start time, domain and tag a key. */

@@ -20,7 +20,6 @@
  *   than one node".)
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,16 +46,16 @@ static const char claim_sql[] =
     " created_at = excluded.created_at";
 
 /* What the row says; -1 none (or expired). */
-static int read_row(sqlite3_stmt *s, const char *hash, int64_t oldest, int *status, char **answer)
+static int read_row(struct db_stmt *s, const char *hash, int64_t oldest, int *status, char **answer)
 {
-	const char *h = (const char *)sqlite3_column_text(s, 0);
-	const char *a = (const char *)sqlite3_column_text(s, 2);
+	const char *h = (const char *)db_column_text(s, 0);
+	const char *a = (const char *)db_column_text(s, 2);
 
-	if (sqlite3_column_int64(s, 3) < oldest)
+	if (db_column_int64(s, 3) < oldest)
 		return -1;
 	if (!h || strcmp(h, hash) != 0)
 		return STORE_IDEM_MISMATCH;
-	*status = sqlite3_column_int(s, 1);
+	*status = db_column_int(s, 1);
 	if (*status == 0 || !a)
 		return STORE_IDEM_BUSY;
 	*answer = xstrdup(a);
@@ -66,38 +65,38 @@ static int read_row(sqlite3_stmt *s, const char *hash, int64_t oldest, int *stat
 static int run(struct store *st, const char *sql, const char *account, const char *key,
                const char *text, int64_t n, char **err)
 {
-	sqlite3_stmt *s = store_prepare(st, sql, err);
+	struct db_stmt *s = store_prepare(st, sql, err);
 	int rc;
 
 	if (!s)
 		return -1;
-	sqlite3_bind_text(s, 1, account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	db_bind_text(s, 1, account, -1, DB_STATIC);
+	db_bind_text(s, 2, key, -1, DB_STATIC);
 	if (text)
-		sqlite3_bind_text(s, 3, text, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 4, n);
-	rc = sqlite3_step(s) == SQLITE_DONE ? 0 : store_fail_db(st, err, "idempotency key");
-	sqlite3_finalize(s);
+		db_bind_text(s, 3, text, -1, DB_STATIC);
+	db_bind_int64(s, 4, n);
+	rc = db_step(s) == DB_DONE ? 0 : store_fail_db(st, err, "idempotency key");
+	db_finalize(s);
 	return rc;
 }
 
 static int claim_locked(struct store *st, const struct store_idem *k, int *status, char **answer,
                         char **err)
 {
-	sqlite3_stmt *s = store_prepare(st, get_sql, err);
+	struct db_stmt *s = store_prepare(st, get_sql, err);
 	int rc = -1, step;
 
 	if (!s)
 		return -1;
-	sqlite3_bind_text(s, 1, k->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, k->key, -1, SQLITE_STATIC);
-	step = sqlite3_step(s);
-	if (step == SQLITE_ROW)
+	db_bind_text(s, 1, k->account, -1, DB_STATIC);
+	db_bind_text(s, 2, k->key, -1, DB_STATIC);
+	step = db_step(s);
+	if (step == DB_ROW)
 		rc = read_row(s, k->hash, k->now - k->ttl, status, answer);
-	else if (step != SQLITE_DONE)
+	else if (step != DB_DONE)
 		rc = store_fail_db(st, err, "idempotency key");
-	sqlite3_finalize(s);
-	if (rc != -1 || (step != SQLITE_ROW && step != SQLITE_DONE))
+	db_finalize(s);
+	if (rc != -1 || (step != DB_ROW && step != DB_DONE))
 		return rc;
 	if (run(st, claim_sql, k->account, k->key, k->hash, k->now, err) < 0)
 		return -1;
@@ -144,17 +143,17 @@ int store_idem_release(struct store *st, const char *account, const char *key, c
 
 int store_idem_prune(struct store *st, int64_t before, char **err)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
 	s = store_prepare(st, "DELETE FROM idempotency_keys WHERE created_at < ?1", err);
 	rc = s ? 0 : -1;
 	if (s) {
-		sqlite3_bind_int64(s, 1, before);
-		rc = sqlite3_step(s) == SQLITE_DONE ? sqlite3_changes(st->db)
-		                                    : store_fail_db(st, err, "idempotency prune");
-		sqlite3_finalize(s);
+		db_bind_int64(s, 1, before);
+		rc = db_step(s) == DB_DONE ? db_changes(st->db)
+		                           : store_fail_db(st, err, "idempotency prune");
+		db_finalize(s);
 	}
 	pthread_mutex_unlock(&st->lock);
 	return rc;
@@ -177,32 +176,32 @@ int store_idem_plan(struct store *st, const char *account, const char *key, cons
 int store_idem_open_list(struct store *st, void (*cb)(void *arg, const struct store_idem_open *o),
                          void *arg, char **err)
 {
-	sqlite3_stmt *s;
+	struct db_stmt *s;
 	char **v = NULL;
 	size_t n = 0, cap = 0, i;
-	int step = SQLITE_DONE;
+	int step = DB_DONE;
 
 	pthread_mutex_lock(&st->lock);
 	s = store_prepare(st,
 	                  "SELECT account, idem_key, planned FROM idempotency_keys"
 	                  " WHERE status = 0 ORDER BY created_at",
 	                  err);
-	while (s && (step = sqlite3_step(s)) == SQLITE_ROW) {
+	while (s && (step = db_step(s)) == DB_ROW) {
 		if (n + 3 > cap)
 			v = xrealloc(v, (cap = cap * 2 + 3) * sizeof(*v));
 		for (i = 0; i < 3; i++) {
-			const char *t = (const char *)sqlite3_column_text(s, (int)i);
+			const char *t = (const char *)db_column_text(s, (int)i);
 			v[n++] = t ? xstrdup(t) : NULL;
 		}
 	}
-	if (s && step != SQLITE_DONE)
+	if (s && step != DB_DONE)
 		store_fail_db(st, err, "idempotency keys");
-	sqlite3_finalize(s);
+	db_finalize(s);
 	pthread_mutex_unlock(&st->lock);
-	for (i = 0; s && step == SQLITE_DONE && i < n; i += 3)
+	for (i = 0; s && step == DB_DONE && i < n; i += 3)
 		cb(arg, &(struct store_idem_open){v[i], v[i + 1], v[i + 2]});
 	for (i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
-	return s && step == SQLITE_DONE ? 0 : -1;
+	return s && step == DB_DONE ? 0 : -1;
 }

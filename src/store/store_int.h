@@ -11,9 +11,12 @@
 #define POSTHORN_STORE_INT_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 
+#include "db/db.h"
 #include "util/util.h"
+
+/* The built-in account (migration 1 creates it). */
+#define STORE_DEFAULT_ACCOUNT "default"
 
 /* Statements of hot paths, prepared on first use and kept until
  * store_close() (store_prepare_kept). */
@@ -23,49 +26,49 @@ enum store_kept {
 };
 
 struct store {
-	sqlite3 *db;
-	sqlite3_stmt *kept[STORE_KEPT_MAX];
-	char *path;
+	struct db *db;
+	struct db_stmt *kept[STORE_KEPT_MAX];
+	char *path; /* db_name(): the file, or the URL without its password */
 	/*
-	 * FULLMUTEX makes each sqlite3_* call atomic, not a transaction: two
-	 * threads running BEGIN ... COMMIT on one connection would mix their
-	 * statements into one transaction. Every public call holds this lock
-	 * for its database work (and only for that: never while hashing).
+	 * One connection, one transaction at a time: two threads running
+	 * BEGIN ... COMMIT on it would mix their statements into one
+	 * transaction. Every public call holds this lock for its database
+	 * work (and only for that: never while hashing).
 	 */
 	pthread_mutex_t lock;
 };
 
 /* Sets *err (when err is not NULL) and returns -1. */
 int store_fail(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* As store_fail, with the database's path and SQLite's last message. */
+/* As store_fail, with the database's name and its last message. */
 int store_fail_db(struct store *st, char **err, const char *what);
-sqlite3_stmt *store_prepare(struct store *st, const char *sql, char **err);
+struct db_stmt *store_prepare(struct store *st, const char *sql, char **err);
 /* Steps stmt, which returns no rows, and finalizes it: 0, or -1 with *err
- * naming `what`. sqlite3_changes() still counts its rows afterwards. */
-int store_step_done(struct store *st, sqlite3_stmt *stmt, const char *what, char **err);
+ * naming `what`. db_changes() still counts its rows afterwards. */
+int store_step_done(struct store *st, struct db_stmt *stmt, const char *what, char **err);
 /* The kept statement `which` of sql, prepared on first use: the caller
- * binds, steps and resets it (sqlite3_reset and clear_bindings), never
+ * binds, steps and resets it (db_reset and db_clear_bindings), never
  * finalizes it. A prepare costs more than the lookup it serves. */
-sqlite3_stmt *store_prepare_kept(struct store *st, enum store_kept which, const char *sql,
-                                 char **err);
+struct db_stmt *store_prepare_kept(struct store *st, enum store_kept which, const char *sql,
+                                   char **err);
 
 /* Column i of the current row as a malloc'd string; NULL reads as ""
  * (store_col_text) or stays NULL (store_col_dup). */
-static inline char *store_col_text(sqlite3_stmt *stmt, int i)
+static inline char *store_col_text(struct db_stmt *stmt, int i)
 {
-	const unsigned char *t = sqlite3_column_text(stmt, i);
+	const char *t = db_column_text(stmt, i);
 
-	return xstrdup(t ? (const char *)t : "");
+	return xstrdup(t ? t : "");
 }
 
-static inline char *store_col_dup(sqlite3_stmt *stmt, int i)
+static inline char *store_col_dup(struct db_stmt *stmt, int i)
 {
-	const unsigned char *t = sqlite3_column_text(stmt, i);
+	const char *t = db_column_text(stmt, i);
 
-	return t ? xstrdup((const char *)t) : NULL;
+	return t ? xstrdup(t) : NULL;
 }
 
-/* BEGIN IMMEDIATE / COMMIT; rollback ends a failed transaction (if one is
+/* db_begin (SQLite: BEGIN IMMEDIATE) / COMMIT; rollback ends a failed transaction (if one is
  * open) and always returns -1, so that `return store_tx_rollback(st);`
  * reports the earlier error. */
 int store_tx_begin(struct store *st, char **err);
@@ -94,11 +97,15 @@ int store_deliv_in_tx(struct store *st, int (*fn)(struct store *st, void *arg, c
  * of rows): committed when every call returns 0; else rolled back and the
  * first nonzero result returned (-1 when the transaction itself fails). */
 int store_each_in_tx(struct store *st, const char *sql, size_t n,
-                     int (*one)(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg,
+                     int (*one)(struct store *st, struct db_stmt *stmt, size_t i, void *arg,
                                 char **err),
                      void *arg, char **err);
 
+/* Opening (store_schema.c): applies every pending migration, under
+ * db_migrate_lock, each in its own transaction; refuses a newer schema. */
+int store_schema_migrate(struct store *st, char **err);
+
 /* The id of account `name`: 0 if there is none, -1 on error. */
-sqlite3_int64 store_account_id(struct store *st, const char *name, char **err);
+int64_t store_account_id(struct store *st, const char *name, char **err);
 
 #endif

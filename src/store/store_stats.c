@@ -12,7 +12,6 @@
  * - Callbacks of store_counts_query() run after st->lock is released.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,18 +55,18 @@ static int count_check(const struct store_count *c, size_t i, char **err)
 
 /* Count i of arg (a struct store_count array); one of store_each_in_tx: a
  * batch may hold thousands of rows, and they all go in one transaction. */
-static int upsert_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
+static int upsert_one(struct store *st, struct db_stmt *stmt, size_t i, void *arg, char **err)
 {
 	const struct store_count *c = (const struct store_count *)arg + i;
 
 	if (c->n == 0)
 		return 0;
-	sqlite3_bind_int64(stmt, 1, counter_bucket(c->bucket_hour));
-	sqlite3_bind_text(stmt, 2, c->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, c->domain, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, c->event, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 5, (sqlite3_int64)c->n);
-	if (sqlite3_step(stmt) != SQLITE_DONE)
+	db_bind_int64(stmt, 1, counter_bucket(c->bucket_hour));
+	db_bind_text(stmt, 2, c->account, -1, DB_STATIC);
+	db_bind_text(stmt, 3, c->domain, -1, DB_STATIC);
+	db_bind_text(stmt, 4, c->event, -1, DB_STATIC);
+	db_bind_int64(stmt, 5, (int64_t)c->n);
+	if (db_step(stmt) != DB_DONE)
 		return store_fail_db(st, err, "add counter");
 	return 0;
 }
@@ -104,7 +103,7 @@ struct count_rows {
 	size_t n, cap;
 };
 
-static void rows_add(struct count_rows *rows, const char *domain, int event, sqlite3_int64 n)
+static void rows_add(struct count_rows *rows, const char *domain, int event, int64_t n)
 {
 	struct count_row *r;
 
@@ -129,24 +128,24 @@ static void rows_free(struct count_rows *rows)
 static int query_locked(struct store *st, int64_t since, const char *account,
                         struct count_rows *rows, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, query_sql, err);
+	struct db_stmt *stmt = store_prepare(st, query_sql, err);
 	int rc;
 
 	if (stmt == NULL)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, counter_bucket(since));
+	db_bind_int64(stmt, 1, counter_bucket(since));
 	if (account != NULL)
-		sqlite3_bind_text(stmt, 2, account, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const char *domain = (const char *)sqlite3_column_text(stmt, 0);
-		int event = counter_event_parse((const char *)sqlite3_column_text(stmt, 1));
+		db_bind_text(stmt, 2, account, -1, DB_STATIC);
+	while ((rc = db_step(stmt)) == DB_ROW) {
+		const char *domain = (const char *)db_column_text(stmt, 0);
+		int event = counter_event_parse((const char *)db_column_text(stmt, 1));
 
 		/* The CHECK constraint keeps other events out; be safe anyway. */
 		if (domain != NULL && event >= 0)
-			rows_add(rows, domain, event, sqlite3_column_int64(stmt, 2));
+			rows_add(rows, domain, event, db_column_int64(stmt, 2));
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "query counters");
 	return 0;
 }

@@ -18,7 +18,6 @@
  *   with ESCAPE, BIGINT times, no SQLite-only syntax.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,20 +49,20 @@ struct supp_addr {
 	char key[SUPP_ADDRESS_MAX + 1];
 };
 
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *stmt, int col)
+static void copy_col(char *dst, size_t cap, struct db_stmt *stmt, int col)
 {
-	const unsigned char *s = sqlite3_column_text(stmt, col);
+	const char *s = db_column_text(stmt, col);
 
 	snprintf(dst, cap, "%s", s ? (const char *)s : "");
 }
 
 /* Reads the ENTRY_COLUMNS of the current row. */
-static void read_entry(sqlite3_stmt *stmt, struct store_supp *out)
+static void read_entry(struct db_stmt *stmt, struct store_supp *out)
 {
 	copy_col(out->key, sizeof(out->key), stmt, 0);
 	copy_col(out->address, sizeof(out->address), stmt, 1);
 	copy_col(out->reason, sizeof(out->reason), stmt, 2);
-	out->created_at = sqlite3_column_int64(stmt, 3);
+	out->created_at = db_column_int64(stmt, 3);
 }
 
 static int bad_address(const char *addr, char **err)
@@ -86,43 +85,43 @@ static int no_account(const char *account, char **err)
 
 /* Runs stmt (?1, ?2 bound by the caller) once: 1 row read into out, 0 none,
  * -1 error. The statement is reset for the next use. */
-static int step_one(struct store *st, sqlite3_stmt *stmt, struct store_supp *out, char **err)
+static int step_one(struct store *st, struct db_stmt *stmt, struct store_supp *out, char **err)
 {
-	int rc = sqlite3_step(stmt);
+	int rc = db_step(stmt);
 
-	if (rc == SQLITE_ROW && out)
+	if (rc == DB_ROW && out)
 		read_entry(stmt, out);
-	sqlite3_reset(stmt);
-	if (rc == SQLITE_ROW)
+	db_reset(stmt);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "suppression lookup");
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "suppression lookup");
 }
 
 static int check_locked(struct store *st, const char *account, const char *const *addrs, size_t n,
                         unsigned char *found, struct store_supp *out, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare_kept(st, STORE_KEPT_SUPP_CHECK, check_sql, err);
+	struct db_stmt *stmt = store_prepare_kept(st, STORE_KEPT_SUPP_CHECK, check_sql, err);
 	struct supp_addr a;
 	int total = 0, rc = 0;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
+	db_bind_text(stmt, 1, account, -1, DB_STATIC);
 	/* A batch reads one snapshot: one read transaction instead of one per
 	 * lookup halves the cost. (Without it, each step is its own.) */
 	if (n > 1)
-		sqlite3_exec(st->db, "BEGIN", NULL, NULL, NULL);
+		db_exec(st->db, "BEGIN");
 	for (size_t i = 0; rc >= 0 && i < n; i++) {
 		if (store_supp_normalize(addrs[i], a.display, a.key, NULL) < 0)
 			continue; /* nothing of that shape is ever stored */
-		sqlite3_bind_text(stmt, 2, a.key, -1, SQLITE_STATIC);
+		db_bind_text(stmt, 2, a.key, -1, DB_STATIC);
 		rc = step_one(st, stmt, out ? &out[i] : NULL, err);
 		found[i] = rc > 0;
 		total += rc > 0;
 	}
-	if (n > 1 && !sqlite3_get_autocommit(st->db))
-		sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-	sqlite3_clear_bindings(stmt); /* the kept statement must not point at our stack */
+	if (n > 1 && db_in_tx(st->db))
+		db_exec(st->db, "COMMIT");
+	db_clear_bindings(stmt); /* the kept statement must not point at our stack */
 	return rc < 0 ? -1 : total;
 }
 
@@ -149,48 +148,48 @@ int store_supp_check(struct store *st, const char *account, const char *addr,
 /* ---- changes (callers hold the lock and a transaction) --------------------------- */
 
 /* The entry of (id, key): 1 read into out, 0 none, -1 error. */
-static int get_entry(struct store *st, sqlite3_int64 id, const char *key, struct store_supp *out,
+static int get_entry(struct store *st, int64_t id, const char *key, struct store_supp *out,
                      char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, get_sql, err);
+	struct db_stmt *stmt = store_prepare(st, get_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, key, -1, DB_STATIC);
 	rc = step_one(st, stmt, out, err);
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	return rc;
 }
 
 /* Runs insert_sql or delete_sql for (id, a): the rows changed, or -1. */
-static int change(struct store *st, const char *sql, sqlite3_int64 id, const struct supp_addr *a,
+static int change(struct store *st, const char *sql, int64_t id, const struct supp_addr *a,
                   const char *reason, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	struct db_stmt *stmt = store_prepare(st, sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_text(stmt, 2, a->key, -1, SQLITE_STATIC);
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, a->key, -1, DB_STATIC);
 	if (reason) {
-		sqlite3_bind_text(stmt, 3, a->display, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 4, reason, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 5, clock_now_s());
+		db_bind_text(stmt, 3, a->display, -1, DB_STATIC);
+		db_bind_text(stmt, 4, reason, -1, DB_STATIC);
+		db_bind_int64(stmt, 5, clock_now_s());
 	}
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	rc = db_step(stmt);
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, reason ? "add suppression" : "remove suppression");
-	return sqlite3_changes(st->db);
+	return db_changes(st->db);
 }
 
 /* The account's id inside the transaction; <= 0 ends it (rolled back). */
-static sqlite3_int64 begin_account(struct store *st, const char *account, char **err)
+static int64_t begin_account(struct store *st, const char *account, char **err)
 {
-	sqlite3_int64 id;
+	int64_t id;
 
 	if (store_tx_begin(st, err) < 0)
 		return -1;
@@ -205,7 +204,7 @@ static sqlite3_int64 begin_account(struct store *st, const char *account, char *
 static int add_locked(struct store *st, const char *account, const struct supp_addr *a,
                       const char *reason, struct store_supp *out, char **err)
 {
-	sqlite3_int64 id = begin_account(st, account, err);
+	int64_t id = begin_account(st, account, err);
 	int added;
 
 	if (id <= 0)
@@ -219,7 +218,7 @@ static int add_locked(struct store *st, const char *account, const struct supp_a
 static int remove_locked(struct store *st, const char *account, const struct supp_addr *a,
                          struct store_supp *out, char **err)
 {
-	sqlite3_int64 id = begin_account(st, account, err);
+	int64_t id = begin_account(st, account, err);
 	int found;
 
 	if (id <= 0)
@@ -272,7 +271,7 @@ static int add_one_locked(struct store *st, struct store_supp_add *v, char **err
 {
 	char clean[SUPP_REASON_MAX + 1];
 	struct supp_addr a;
-	sqlite3_int64 id;
+	int64_t id;
 	int rc;
 
 	if (store_supp_normalize(v->addr, a.display, a.key, NULL) < 0) {
@@ -339,23 +338,23 @@ struct supp_rows {
 static int list_locked(struct store *st, const struct store_supp_query *q, const char *pattern,
                        struct supp_rows *rows, char **err)
 {
-	sqlite3_int64 id = store_account_id(st, q->account, err);
-	sqlite3_stmt *stmt = id > 0 ? store_prepare(st, list_sql, err) : NULL;
+	int64_t id = store_account_id(st, q->account, err);
+	struct db_stmt *stmt = id > 0 ? store_prepare(st, list_sql, err) : NULL;
 	int rc;
 
 	if (id <= 0)
 		return id < 0 ? -1 : no_account(q->account, err);
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_text(stmt, 2, q->after ? q->after : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, pattern, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 4, (sqlite3_int64)q->limit + 1); /* one more: is there more? */
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, q->after ? q->after : "", -1, DB_STATIC);
+	db_bind_text(stmt, 3, pattern, -1, DB_STATIC);
+	db_bind_int64(stmt, 4, (int64_t)q->limit + 1); /* one more: is there more? */
 	rows->v = xcalloc(q->limit + 1, sizeof(*rows->v));
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+	while ((rc = db_step(stmt)) == DB_ROW)
 		read_entry(stmt, &rows->v[rows->n++]);
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list suppressions");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "list suppressions");
 }
 
 int store_supp_list(struct store *st, const struct store_supp_query *q,

@@ -14,7 +14,6 @@
  * - The SQL is plain enough for PostgreSQL too.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,26 +106,26 @@ void store_sts_clear(struct store_sts *p)
 
 static int sts_get_locked(struct store *st, const char *domain, struct store_sts *out, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sts_get_sql, err);
+	struct db_stmt *stmt = store_prepare(st, sts_get_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
+	db_bind_text(stmt, 1, domain, -1, DB_STATIC);
+	rc = db_step(stmt);
+	if (rc == DB_ROW) {
 		out->domain = store_col_text(stmt, 0);
 		out->id = store_col_text(stmt, 1);
 		out->mode = store_col_text(stmt, 2);
 		out->policy = store_col_text(stmt, 3);
-		out->max_age = sqlite3_column_int64(stmt, 4);
-		out->fetched_at = sqlite3_column_int64(stmt, 5);
-		out->expires_at = sqlite3_column_int64(stmt, 6);
+		out->max_age = db_column_int64(stmt, 4);
+		out->fetched_at = db_column_int64(stmt, 5);
+		out->expires_at = db_column_int64(stmt, 6);
 	}
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_ROW)
+	db_finalize(stmt);
+	if (rc == DB_ROW)
 		return 1;
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policy");
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policy");
 }
 
 int store_sts_get(struct store *st, const char *domain, struct store_sts *out, char **err)
@@ -142,18 +141,18 @@ int store_sts_get(struct store *st, const char *domain, struct store_sts *out, c
 
 int store_sts_put(struct store *st, const struct store_sts *p, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	pthread_mutex_lock(&st->lock);
 	if ((stmt = store_prepare(st, sts_put_sql, err))) {
-		sqlite3_bind_text(stmt, 1, p->domain, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 2, p->id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 3, p->mode, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 4, p->policy, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 5, p->max_age);
-		sqlite3_bind_int64(stmt, 6, p->fetched_at);
-		sqlite3_bind_int64(stmt, 7, p->expires_at);
+		db_bind_text(stmt, 1, p->domain, -1, DB_STATIC);
+		db_bind_text(stmt, 2, p->id, -1, DB_STATIC);
+		db_bind_text(stmt, 3, p->mode, -1, DB_STATIC);
+		db_bind_text(stmt, 4, p->policy, -1, DB_STATIC);
+		db_bind_int64(stmt, 5, p->max_age);
+		db_bind_int64(stmt, 6, p->fetched_at);
+		db_bind_int64(stmt, 7, p->expires_at);
 		rc = store_step_done(st, stmt, "store MTA-STS policy", err);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -163,23 +162,23 @@ int store_sts_put(struct store *st, const struct store_sts *p, char **err)
 static int sts_due_locked(struct store *st, int64_t now, size_t max, char ***domains, size_t *n,
                           char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st,
-	                                   "SELECT domain FROM sts_policies WHERE fetched_at + "
-	                                   "max_age / 2 <= ?1 AND expires_at > ?1"
-	                                   " ORDER BY expires_at LIMIT ?2",
-	                                   err);
+	struct db_stmt *stmt = store_prepare(st,
+	                                     "SELECT domain FROM sts_policies WHERE fetched_at + "
+	                                     "max_age / 2 <= ?1 AND expires_at > ?1"
+	                                     " ORDER BY expires_at LIMIT ?2",
+	                                     err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, now);
-	sqlite3_bind_int64(stmt, 2, (int64_t)max);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	db_bind_int64(stmt, 1, now);
+	db_bind_int64(stmt, 2, (int64_t)max);
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		*domains = xrealloc(*domains, (*n + 1) * sizeof(**domains));
 		(*domains)[(*n)++] = store_col_text(stmt, 0);
 	}
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policies due");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "read MTA-STS policies due");
 }
 
 int store_sts_due(struct store *st, int64_t now, size_t max, char ***domains, size_t *n, char **err)
@@ -210,16 +209,16 @@ void store_strv_free(char **v, size_t n)
 
 int store_tlsa_put(struct store *st, const struct store_tlsa *t, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	pthread_mutex_lock(&st->lock);
 	if ((stmt = store_prepare(st, tlsa_put_sql, err))) {
-		sqlite3_bind_text(stmt, 1, t->host, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 2, t->domain, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 3, t->state, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 4, t->records, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 5, t->seen_at);
+		db_bind_text(stmt, 1, t->host, -1, DB_STATIC);
+		db_bind_text(stmt, 2, t->domain, -1, DB_STATIC);
+		db_bind_text(stmt, 3, t->state, -1, DB_STATIC);
+		db_bind_text(stmt, 4, t->records, -1, DB_STATIC);
+		db_bind_int64(stmt, 5, t->seen_at);
 		rc = store_step_done(st, stmt, "store TLSA records", err);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -240,13 +239,13 @@ void store_tlsa_free(struct store_tlsa *v, size_t n)
 static int tlsa_list_locked(struct store *st, const char *domain, struct store_tlsa **out,
                             size_t *n, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, tlsa_list_sql, err);
+	struct db_stmt *stmt = store_prepare(st, tlsa_list_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	db_bind_text(stmt, 1, domain, -1, DB_STATIC);
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		struct store_tlsa *t;
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		t = &(*out)[(*n)++];
@@ -254,10 +253,10 @@ static int tlsa_list_locked(struct store *st, const char *domain, struct store_t
 		t->domain = store_col_text(stmt, 1);
 		t->state = store_col_text(stmt, 2);
 		t->records = store_col_text(stmt, 3);
-		t->seen_at = sqlite3_column_int64(stmt, 4);
+		t->seen_at = db_column_int64(stmt, 4);
 	}
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read TLSA records");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "read TLSA records");
 }
 
 int store_tlsa_list(struct store *st, const char *domain, struct store_tlsa **out, size_t *n,
@@ -281,22 +280,22 @@ int store_tlsa_list(struct store *st, const char *domain, struct store_tlsa **ou
 /* ---- TLS-RPT counts ---------------------------------------------------------- */
 
 /* Count i of arg (a struct store_tlsrpt_count array); one of store_each_in_tx. */
-static int rpt_add_one(struct store *st, sqlite3_stmt *stmt, size_t i, void *arg, char **err)
+static int rpt_add_one(struct store *st, struct db_stmt *stmt, size_t i, void *arg, char **err)
 {
 	const struct store_tlsrpt_count *c = (const struct store_tlsrpt_count *)arg + i;
 
 	if (c->n == 0)
 		return 0;
-	sqlite3_bind_text(stmt, 1, c->domain, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, c->start);
-	sqlite3_bind_int64(stmt, 3, c->end);
-	sqlite3_bind_text(stmt, 4, c->policy, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 5, c->result ? c->result : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 6, c->sending_ip ? c->sending_ip : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 7, c->mx_host ? c->mx_host : "", -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 8, c->receiving_ip ? c->receiving_ip : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 9, (sqlite3_int64)c->n);
-	return sqlite3_step(stmt) == SQLITE_DONE ? 0 : store_fail_db(st, err, "add TLS-RPT count");
+	db_bind_text(stmt, 1, c->domain, -1, DB_STATIC);
+	db_bind_int64(stmt, 2, c->start);
+	db_bind_int64(stmt, 3, c->end);
+	db_bind_text(stmt, 4, c->policy, -1, DB_STATIC);
+	db_bind_text(stmt, 5, c->result ? c->result : "", -1, DB_STATIC);
+	db_bind_text(stmt, 6, c->sending_ip ? c->sending_ip : "", -1, DB_STATIC);
+	db_bind_text(stmt, 7, c->mx_host ? c->mx_host : "", -1, DB_STATIC);
+	db_bind_text(stmt, 8, c->receiving_ip ? c->receiving_ip : "", -1, DB_STATIC);
+	db_bind_int64(stmt, 9, (int64_t)c->n);
+	return db_step(stmt) == DB_DONE ? 0 : store_fail_db(st, err, "add TLS-RPT count");
 }
 
 int store_tlsrpt_add(struct store *st, const struct store_tlsrpt_count *c, size_t n, char **err)
@@ -329,19 +328,19 @@ void store_tlsrpt_free(struct store_tlsrpt_row *v, size_t n)
 
 /* Reads every row of stmt: the first three columns domain, start, end;
  * with full, the counts' other columns too. */
-static int rows_read(struct store *st, sqlite3_stmt *stmt, int full, struct store_tlsrpt_row **out,
-                     size_t *n, char **err)
+static int rows_read(struct store *st, struct db_stmt *stmt, int full,
+                     struct store_tlsrpt_row **out, size_t *n, char **err)
 {
 	int rc;
 
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		struct store_tlsrpt_row *r;
 		*out = xrealloc(*out, (*n + 1) * sizeof(**out));
 		r = &(*out)[(*n)++];
 		memset(r, 0, sizeof(*r));
 		r->domain = store_col_text(stmt, 0);
-		r->start = sqlite3_column_int64(stmt, 1);
-		r->end = sqlite3_column_int64(stmt, 2);
+		r->start = db_column_int64(stmt, 1);
+		r->end = db_column_int64(stmt, 2);
 		if (!full)
 			continue;
 		r->policy = store_col_text(stmt, 3);
@@ -349,16 +348,16 @@ static int rows_read(struct store *st, sqlite3_stmt *stmt, int full, struct stor
 		r->sending_ip = store_col_text(stmt, 5);
 		r->mx_host = store_col_text(stmt, 6);
 		r->receiving_ip = store_col_text(stmt, 7);
-		r->n = (uint64_t)sqlite3_column_int64(stmt, 8);
+		r->n = (uint64_t)db_column_int64(stmt, 8);
 	}
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read TLS-RPT counts");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "read TLS-RPT counts");
 }
 
 /* Runs stmt (bound already) and collects its rows; frees what it got on
  * error. */
-static int rows_query(struct store *st, sqlite3_stmt *stmt, int full, struct store_tlsrpt_row **out,
-                      size_t *n, char **err)
+static int rows_query(struct store *st, struct db_stmt *stmt, int full,
+                      struct store_tlsrpt_row **out, size_t *n, char **err)
 {
 	int rc = rows_read(st, stmt, full, out, n, err);
 
@@ -373,15 +372,15 @@ static int rows_query(struct store *st, sqlite3_stmt *stmt, int full, struct sto
 int store_tlsrpt_due(struct store *st, int64_t before, size_t max, struct store_tlsrpt_row **out,
                      size_t *n, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&st->lock);
 	if ((stmt = store_prepare(st, rpt_due_sql, err))) {
-		sqlite3_bind_int64(stmt, 1, before);
-		sqlite3_bind_int64(stmt, 2, (sqlite3_int64)max);
+		db_bind_int64(stmt, 1, before);
+		db_bind_int64(stmt, 2, (int64_t)max);
 		rc = rows_query(st, stmt, 0, out, n, err);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -391,16 +390,16 @@ int store_tlsrpt_due(struct store *st, int64_t before, size_t max, struct store_
 int store_tlsrpt_rows(struct store *st, const char *domain, int64_t start,
                       struct store_tlsrpt_row **out, size_t *n, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	*out = NULL;
 	*n = 0;
 	pthread_mutex_lock(&st->lock);
 	if ((stmt = store_prepare(st, rpt_rows_sql, err))) {
-		sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 2, start);
-		sqlite3_bind_int64(stmt, 3, TLSRPT_KEEP_ROWS);
+		db_bind_text(stmt, 1, domain, -1, DB_STATIC);
+		db_bind_int64(stmt, 2, start);
+		db_bind_int64(stmt, 3, TLSRPT_KEEP_ROWS);
 		rc = rows_query(st, stmt, 1, out, n, err);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -409,7 +408,7 @@ int store_tlsrpt_rows(struct store *st, const char *domain, int64_t start,
 
 /* ---- TLS-RPT deliveries ------------------------------------------------------- */
 
-static const char *state_static(const unsigned char *s)
+static const char *state_static(const char *s)
 {
 	if (s && strcmp((const char *)s, "sent") == 0)
 		return "sent";
@@ -421,27 +420,25 @@ static const char *state_static(const unsigned char *s)
 static int sent_get_locked(struct store *st, const char *domain, int64_t start, const char *rua,
                            const char **state, int *attempts, int64_t *at, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sent_get_sql, err);
+	struct db_stmt *stmt = store_prepare(st, sent_get_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 2, start);
-	sqlite3_bind_text(stmt, 3, rua, -1, SQLITE_STATIC);
-	rc = sqlite3_step(stmt);
+	db_bind_text(stmt, 1, domain, -1, DB_STATIC);
+	db_bind_int64(stmt, 2, start);
+	db_bind_text(stmt, 3, rua, -1, DB_STATIC);
+	rc = db_step(stmt);
 	*state = "pending";
 	*attempts = 0;
 	*at = 0;
-	if (rc == SQLITE_ROW) {
-		*state = state_static(sqlite3_column_text(stmt, 0));
-		*attempts = sqlite3_column_int(stmt, 1);
-		*at = sqlite3_column_int64(stmt, 2);
+	if (rc == DB_ROW) {
+		*state = state_static(db_column_text(stmt, 0));
+		*attempts = db_column_int(stmt, 1);
+		*at = db_column_int64(stmt, 2);
 	}
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE
-	           ? 0
-	           : store_fail_db(st, err, "read TLS-RPT delivery");
+	db_finalize(stmt);
+	return rc == DB_ROW || rc == DB_DONE ? 0 : store_fail_db(st, err, "read TLS-RPT delivery");
 }
 
 int store_tlsrpt_sent_get(struct store *st, const char *domain, int64_t start, const char *rua,
@@ -458,16 +455,16 @@ int store_tlsrpt_sent_get(struct store *st, const char *domain, int64_t start, c
 int store_tlsrpt_sent_set(struct store *st, const char *domain, int64_t start, const char *rua,
                           const char *state, int64_t at, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc = -1;
 
 	pthread_mutex_lock(&st->lock);
 	if ((stmt = store_prepare(st, sent_set_sql, err))) {
-		sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 2, start);
-		sqlite3_bind_text(stmt, 3, rua, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 4, state, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(stmt, 5, at);
+		db_bind_text(stmt, 1, domain, -1, DB_STATIC);
+		db_bind_int64(stmt, 2, start);
+		db_bind_text(stmt, 3, rua, -1, DB_STATIC);
+		db_bind_text(stmt, 4, state, -1, DB_STATIC);
+		db_bind_int64(stmt, 5, at);
 		rc = store_step_done(st, stmt, "record TLS-RPT delivery", err);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -478,15 +475,15 @@ int store_tlsrpt_sent_set(struct store *st, const char *domain, int64_t start, c
 static int exec_bound(struct store *st, const char *sql, const char *domain, int64_t a, int64_t b,
                       char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	struct db_stmt *stmt = store_prepare(st, sql, err);
 
 	if (!stmt)
 		return -1;
 	if (domain)
-		sqlite3_bind_text(stmt, 1, domain, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, domain ? 2 : 1, a);
+		db_bind_text(stmt, 1, domain, -1, DB_STATIC);
+	db_bind_int64(stmt, domain ? 2 : 1, a);
 	if (domain)
-		sqlite3_bind_int64(stmt, 3, b);
+		db_bind_int64(stmt, 3, b);
 	return store_step_done(st, stmt, "finish TLS-RPT report", err);
 }
 
@@ -525,19 +522,19 @@ int store_tlsrpt_done(struct store *st, const char *domain, int64_t start, int64
 
 static int set_pool_locked(struct store *st, const char *name, const char *pool, char **err)
 {
-	sqlite3_stmt *stmt =
+	struct db_stmt *stmt =
 	    store_prepare(st, "UPDATE accounts SET pool = ?2 WHERE name = ?1", err);
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
 	if (pool)
-		sqlite3_bind_text(stmt, 2, pool, -1, SQLITE_STATIC);
+		db_bind_text(stmt, 2, pool, -1, DB_STATIC);
 	else
-		sqlite3_bind_null(stmt, 2);
+		db_bind_null(stmt, 2);
 	if (store_step_done(st, stmt, "set account pool", err) < 0)
 		return -1;
-	return sqlite3_changes(st->db) ? 0 : store_fail(err, "no account '%s'", name);
+	return db_changes(st->db) ? 0 : store_fail(err, "no account '%s'", name);
 }
 
 int store_user_set_pool(struct store *st, const char *name, const char *pool, char **err)
@@ -556,21 +553,21 @@ int store_user_set_pool(struct store *st, const char *name, const char *pool, ch
 
 static int pools_locked(struct store *st, char ***names, char ***pools, size_t *n, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(
+	struct db_stmt *stmt = store_prepare(
 	    st, "SELECT name, pool FROM accounts WHERE pool IS NOT NULL ORDER BY name", err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		*names = xrealloc(*names, (*n + 1) * sizeof(**names));
 		*pools = xrealloc(*pools, (*n + 1) * sizeof(**pools));
 		(*names)[*n] = store_col_text(stmt, 0);
 		(*pools)[*n] = store_col_text(stmt, 1);
 		(*n)++;
 	}
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "read account pools");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "read account pools");
 }
 
 int store_account_pools(struct store *st, char ***names, char ***pools, size_t *n, char **err)

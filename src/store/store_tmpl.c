@@ -18,7 +18,6 @@
  */
 #include <pthread.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,9 +102,9 @@ static int64_t new_revision(void)
 }
 
 /* Reads the TMPL_COLUMNS of the current row into t (cleared first). */
-static void read_tmpl(sqlite3_stmt *stmt, struct store_tmpl *t)
+static void read_tmpl(struct db_stmt *stmt, struct store_tmpl *t)
 {
-	const unsigned char *name = sqlite3_column_text(stmt, 0);
+	const char *name = db_column_text(stmt, 0);
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", name ? (const char *)name : "");
@@ -114,9 +113,9 @@ static void read_tmpl(sqlite3_stmt *stmt, struct store_tmpl *t)
 		t->subject = xstrdup("");
 	t->text = store_col_dup(stmt, 2);
 	t->html = store_col_dup(stmt, 3);
-	t->revision = sqlite3_column_int64(stmt, 4);
-	t->created_at = sqlite3_column_int64(stmt, 5);
-	t->updated_at = sqlite3_column_int64(stmt, 6);
+	t->revision = db_column_int64(stmt, 4);
+	t->created_at = db_column_int64(stmt, 5);
+	t->updated_at = db_column_int64(stmt, 6);
 }
 
 static int not_found(const char *name, char **err)
@@ -127,14 +126,14 @@ static int not_found(const char *name, char **err)
 
 /* ---- reads (callers hold the lock) --------------------------------------------------- */
 
-static sqlite3_stmt *by_name(struct store *st, const char *sql, const char *account,
-                             const char *name, char **err)
+static struct db_stmt *by_name(struct store *st, const char *sql, const char *account,
+                               const char *name, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, sql, err);
+	struct db_stmt *stmt = store_prepare(st, sql, err);
 
 	if (stmt) {
-		sqlite3_bind_text(stmt, 1, account, -1, SQLITE_STATIC);
-		sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+		db_bind_text(stmt, 1, account, -1, DB_STATIC);
+		db_bind_text(stmt, 2, name, -1, DB_STATIC);
 	}
 	return stmt;
 }
@@ -142,18 +141,18 @@ static sqlite3_stmt *by_name(struct store *st, const char *sql, const char *acco
 static int get_locked(struct store *st, const char *account, const char *name,
                       struct store_tmpl *out, char **err)
 {
-	sqlite3_stmt *stmt = by_name(st, get_sql, account, name, err);
+	struct db_stmt *stmt = by_name(st, get_sql, account, name, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
 		read_tmpl(stmt, out);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc == DB_DONE)
 		return not_found(name, err);
-	return rc == SQLITE_ROW ? 0 : store_fail_db(st, err, "template");
+	return rc == DB_ROW ? 0 : store_fail_db(st, err, "template");
 }
 
 int store_tmpl_get(struct store *st, const char *account, const char *name, struct store_tmpl *out,
@@ -170,18 +169,18 @@ int store_tmpl_get(struct store *st, const char *account, const char *name, stru
 static int revision_locked(struct store *st, const char *account, const char *name, int64_t *rev,
                            char **err)
 {
-	sqlite3_stmt *stmt = by_name(st, revision_sql, account, name, err);
+	struct db_stmt *stmt = by_name(st, revision_sql, account, name, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*rev = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_DONE)
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
+		*rev = db_column_int64(stmt, 0);
+	db_finalize(stmt);
+	if (rc == DB_DONE)
 		return not_found(name, err);
-	return rc == SQLITE_ROW ? 0 : store_fail_db(st, err, "template revision");
+	return rc == DB_ROW ? 0 : store_fail_db(st, err, "template revision");
 }
 
 int store_tmpl_revision(struct store *st, const char *account, const char *name, int64_t *rev,
@@ -198,55 +197,55 @@ int store_tmpl_revision(struct store *st, const char *account, const char *name,
 /* ---- writes ---------------------------------------------------------------------------- */
 
 /* Binds ?3..?7 of insert_sql and update_sql. */
-static void bind_in(sqlite3_stmt *stmt, const struct store_tmpl_in *in, int64_t rev, int64_t now)
+static void bind_in(struct db_stmt *stmt, const struct store_tmpl_in *in, int64_t rev, int64_t now)
 {
-	sqlite3_bind_text(stmt, 3, in->subject, -1, SQLITE_STATIC);
+	db_bind_text(stmt, 3, in->subject, -1, DB_STATIC);
 	if (in->text)
-		sqlite3_bind_text(stmt, 4, in->text, -1, SQLITE_STATIC);
+		db_bind_text(stmt, 4, in->text, -1, DB_STATIC);
 	if (in->html)
-		sqlite3_bind_text(stmt, 5, in->html, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 6, rev);
-	sqlite3_bind_int64(stmt, 7, now);
+		db_bind_text(stmt, 5, in->html, -1, DB_STATIC);
+	db_bind_int64(stmt, 6, rev);
+	db_bind_int64(stmt, 7, now);
 }
 
-static int count_locked(struct store *st, sqlite3_int64 id, int64_t *n, char **err)
+static int count_locked(struct store *st, int64_t id, int64_t *n, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, count_sql, err);
+	struct db_stmt *stmt = store_prepare(st, count_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	rc = sqlite3_step(stmt);
-	*n = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_ROW ? 0 : store_fail_db(st, err, "count templates");
+	db_bind_int64(stmt, 1, id);
+	rc = db_step(stmt);
+	*n = rc == DB_ROW ? db_column_int64(stmt, 0) : 0;
+	db_finalize(stmt);
+	return rc == DB_ROW ? 0 : store_fail_db(st, err, "count templates");
 }
 
-static int insert_locked(struct store *st, sqlite3_int64 id, const char *name,
+static int insert_locked(struct store *st, int64_t id, const char *name,
                          const struct store_tmpl_in *in, int64_t rev, int64_t now, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, insert_sql, err);
+	struct db_stmt *stmt = store_prepare(st, insert_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, name, -1, DB_STATIC);
 	bind_in(stmt, in, rev, now);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE) {
+	rc = db_step(stmt);
+	db_finalize(stmt);
+	if (rc == DB_CONSTRAINT_UNIQUE || rc == DB_CONSTRAINT_UNIQUE) {
 		store_fail(err, "a template named '%s' already exists", name);
 		return STORE_TMPL_EXISTS;
 	}
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "add template");
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "add template");
 }
 
 static int create_locked(struct store *st, const char *account, const char *name,
                          const struct store_tmpl_in *in, int64_t rev, int64_t now, char **err)
 {
-	sqlite3_int64 id;
+	int64_t id;
 	int64_t n;
 	int rc;
 
@@ -305,18 +304,18 @@ int store_tmpl_create(struct store *st, const char *account, const char *name,
 static int write_by_name(struct store *st, const char *sql, const char *account, const char *name,
                          const struct store_tmpl_in *in, int64_t rev, int64_t now, char **err)
 {
-	sqlite3_stmt *stmt = by_name(st, sql, account, name, err);
+	struct db_stmt *stmt = by_name(st, sql, account, name, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
 	if (in)
 		bind_in(stmt, in, rev, now);
-	rc = sqlite3_step(stmt);
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	rc = db_step(stmt);
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, in ? "update template" : "delete template");
-	return sqlite3_changes(st->db);
+	return db_changes(st->db);
 }
 
 /* Update (in) or delete (in NULL) in one transaction; *before is the
@@ -389,8 +388,8 @@ struct tmpl_rows {
 static int list_locked(struct store *st, const char *account, const char *after, size_t limit,
                        struct tmpl_rows *rows, char **err)
 {
-	sqlite3_int64 id = store_account_id(st, account, err);
-	sqlite3_stmt *stmt = id > 0 ? store_prepare(st, list_sql, err) : NULL;
+	int64_t id = store_account_id(st, account, err);
+	struct db_stmt *stmt = id > 0 ? store_prepare(st, list_sql, err) : NULL;
 	int rc;
 
 	if (id == 0) {
@@ -399,14 +398,14 @@ static int list_locked(struct store *st, const char *account, const char *after,
 	}
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_text(stmt, 2, after ? after : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 3, (sqlite3_int64)limit + 1); /* one more: is there more? */
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, after ? after : "", -1, DB_STATIC);
+	db_bind_int64(stmt, 3, (int64_t)limit + 1); /* one more: is there more? */
 	rows->v = xcalloc(limit + 1, sizeof(*rows->v));
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+	while ((rc = db_step(stmt)) == DB_ROW)
 		read_tmpl(stmt, &rows->v[rows->n++]);
-	sqlite3_finalize(stmt);
-	return rc == SQLITE_DONE ? 0 : store_fail_db(st, err, "list templates");
+	db_finalize(stmt);
+	return rc == DB_DONE ? 0 : store_fail_db(st, err, "list templates");
 }
 
 int store_tmpl_list(struct store *st, const char *account, const char *after, size_t limit,

@@ -17,7 +17,6 @@
  *   PostgreSQL.
  */
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,56 +77,56 @@ void store_webhook_clear(struct store_webhook *w)
 	memset(w, 0, sizeof(*w));
 }
 
-static void read_hook(sqlite3_stmt *stmt, struct store_webhook *w)
+static void read_hook(struct db_stmt *stmt, struct store_webhook *w)
 {
-	const unsigned char *account = sqlite3_column_text(stmt, 1);
+	const char *account = db_column_text(stmt, 1);
 
 	memset(w, 0, sizeof(*w));
-	w->id = sqlite3_column_int64(stmt, 0);
+	w->id = db_column_int64(stmt, 0);
 	snprintf(w->account, sizeof(w->account), "%s", account ? (const char *)account : "");
 	w->url = store_col_text(stmt, 2);
 	w->secret = store_col_text(stmt, 3);
 	w->description = store_col_text(stmt, 4);
-	w->types = (unsigned)sqlite3_column_int64(stmt, 5);
-	w->unrestricted = sqlite3_column_int(stmt, 6) != 0;
-	w->created_at = sqlite3_column_int64(stmt, 7);
-	w->last_event_id = sqlite3_column_int64(stmt, 8);
-	w->failures = sqlite3_column_int64(stmt, 9);
-	w->first_failure_ms = sqlite3_column_int64(stmt, 10);
-	w->next_attempt_ms = sqlite3_column_int64(stmt, 11);
+	w->types = (unsigned)db_column_int64(stmt, 5);
+	w->unrestricted = db_column_int(stmt, 6) != 0;
+	w->created_at = db_column_int64(stmt, 7);
+	w->last_event_id = db_column_int64(stmt, 8);
+	w->failures = db_column_int64(stmt, 9);
+	w->first_failure_ms = db_column_int64(stmt, 10);
+	w->next_attempt_ms = db_column_int64(stmt, 11);
 }
 
-static void bind_opt(sqlite3_stmt *stmt, int i, const char *s)
+static void bind_opt(struct db_stmt *stmt, int i, const char *s)
 {
 	if (s)
-		sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC);
+		db_bind_text(stmt, i, s, -1, DB_STATIC);
 	else
-		sqlite3_bind_null(stmt, i);
+		db_bind_null(stmt, i);
 }
 
 /* ---- create -------------------------------------------------------------------- */
 
 static int create_locked(struct store *st, const struct store_webhook *w, int64_t *id, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, create_sql, err);
+	struct db_stmt *stmt = store_prepare(st, create_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_text(stmt, 1, w->account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 2, w->url, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 3, w->secret, -1, SQLITE_STATIC);
-	sqlite3_bind_text(stmt, 4, w->description ? w->description : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int64(stmt, 5, w->types ? w->types : EVENT_TYPES_ALL);
-	sqlite3_bind_int(stmt, 6, w->unrestricted ? 1 : 0);
-	sqlite3_bind_int64(stmt, 7, clock_now_s());
-	rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		*id = sqlite3_column_int64(stmt, 0);
-	sqlite3_finalize(stmt);
-	if (rc == SQLITE_CONSTRAINT_NOTNULL)
+	db_bind_text(stmt, 1, w->account, -1, DB_STATIC);
+	db_bind_text(stmt, 2, w->url, -1, DB_STATIC);
+	db_bind_text(stmt, 3, w->secret, -1, DB_STATIC);
+	db_bind_text(stmt, 4, w->description ? w->description : "", -1, DB_STATIC);
+	db_bind_int64(stmt, 5, w->types ? w->types : EVENT_TYPES_ALL);
+	db_bind_int(stmt, 6, w->unrestricted ? 1 : 0);
+	db_bind_int64(stmt, 7, clock_now_s());
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
+		*id = db_column_int64(stmt, 0);
+	db_finalize(stmt);
+	if (rc == DB_CONSTRAINT_NOTNULL)
 		return store_fail(err, "no such account '%s'", w->account);
-	if (rc != SQLITE_ROW)
+	if (rc != DB_ROW)
 		return store_fail_db(st, err, "add webhook");
 	return 0;
 }
@@ -154,22 +153,22 @@ struct hook_rows {
 static int select_locked(struct store *st, int64_t id, const char *account, struct hook_rows *rows,
                          char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, select_sql, err);
+	struct db_stmt *stmt = store_prepare(st, select_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 1, id);
 	bind_opt(stmt, 2, account);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	while ((rc = db_step(stmt)) == DB_ROW) {
 		if (rows->n == rows->cap) {
 			rows->cap = rows->cap ? rows->cap * 2 : 8;
 			rows->v = xrealloc(rows->v, rows->cap * sizeof(*rows->v));
 		}
 		read_hook(stmt, &rows->v[rows->n++]);
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE)
+	db_finalize(stmt);
+	if (rc != DB_DONE)
 		return store_fail_db(st, err, "list webhooks");
 	return 0;
 }
@@ -231,26 +230,26 @@ int store_webhook_get(struct store *st, const char *account, int64_t id, struct 
 
 /* ---- changes ------------------------------------------------------------------------ */
 
-static int changed(struct store *st, sqlite3_stmt *stmt, int64_t id, const char *what, char **err)
+static int changed(struct store *st, struct db_stmt *stmt, int64_t id, const char *what, char **err)
 {
 	if (store_step_done(st, stmt, what, err) < 0)
 		return -1;
-	return sqlite3_changes(st->db) ? 0 : not_found(id, err);
+	return db_changes(st->db) ? 0 : not_found(id, err);
 }
 
 static int update_locked(struct store *st, const char *account, int64_t id, const char *url,
                          const char *secret, const char *description, unsigned types, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, update_sql, err);
+	struct db_stmt *stmt = store_prepare(st, update_sql, err);
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 1, id);
 	bind_opt(stmt, 2, account);
 	bind_opt(stmt, 3, url);
 	bind_opt(stmt, 4, secret);
 	bind_opt(stmt, 5, description);
-	sqlite3_bind_int64(stmt, 6, types & EVENT_TYPES_ALL);
+	db_bind_int64(stmt, 6, types & EVENT_TYPES_ALL);
 	return changed(st, stmt, id, "update webhook", err);
 }
 
@@ -269,7 +268,7 @@ int store_webhook_update(struct store *st, const char *account, int64_t id, cons
  * without PRAGMA foreign_keys. */
 static int delete_locked(struct store *st, const char *account, int64_t id, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc;
 
 	if (store_tx_begin(st, err) < 0)
@@ -280,18 +279,18 @@ static int delete_locked(struct store *st, const char *account, int64_t id, char
 	                     err);
 	if (!stmt)
 		return store_tx_rollback(st);
-	sqlite3_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 1, id);
 	bind_opt(stmt, 2, account);
-	if (sqlite3_step(stmt) != SQLITE_DONE) {
-		sqlite3_finalize(stmt);
+	if (db_step(stmt) != DB_DONE) {
+		db_finalize(stmt);
 		store_fail_db(st, err, "delete webhook failures");
 		return store_tx_rollback(st);
 	}
-	sqlite3_finalize(stmt);
+	db_finalize(stmt);
 	stmt = store_prepare(st, "DELETE FROM webhooks WHERE id = ?1 AND " IN_SCOPE, err);
 	if (!stmt)
 		return store_tx_rollback(st);
-	sqlite3_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 1, id);
 	bind_opt(stmt, 2, account);
 	if ((rc = changed(st, stmt, id, "delete webhook", err)) != 0) {
 		store_tx_rollback(st);
@@ -314,14 +313,14 @@ int store_webhook_delete(struct store *st, const char *account, int64_t id, char
 
 int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 	int rc;
 
 	pthread_mutex_lock(&st->lock);
 	stmt = store_prepare(st, delivered_sql, err);
 	if (stmt) {
-		sqlite3_bind_int64(stmt, 1, id);
-		sqlite3_bind_int64(stmt, 2, last_event_id);
+		db_bind_int64(stmt, 1, id);
+		db_bind_int64(stmt, 2, last_event_id);
 	}
 	rc = stmt ? changed(st, stmt, id, "webhook delivered", err) : -1;
 	pthread_mutex_unlock(&st->lock);
@@ -331,40 +330,40 @@ int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id,
 static int record_failure(struct store *st, int64_t id, const struct store_webhook_failure *f,
                           char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, failure_sql, err);
+	struct db_stmt *stmt = store_prepare(st, failure_sql, err);
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_int64(stmt, 2, f->time_ms);
-	sqlite3_bind_int64(stmt, 3, f->first_event);
-	sqlite3_bind_int64(stmt, 4, f->last_event);
-	sqlite3_bind_int(stmt, 5, f->status);
-	sqlite3_bind_text(stmt, 6, f->error ? f->error : "", -1, SQLITE_STATIC);
-	sqlite3_bind_int(stmt, 7, f->dropped ? 1 : 0);
+	db_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 2, f->time_ms);
+	db_bind_int64(stmt, 3, f->first_event);
+	db_bind_int64(stmt, 4, f->last_event);
+	db_bind_int(stmt, 5, f->status);
+	db_bind_text(stmt, 6, f->error ? f->error : "", -1, DB_STATIC);
+	db_bind_int(stmt, 7, f->dropped ? 1 : 0);
 	if (store_step_done(st, stmt, "add webhook failure", err) < 0)
 		return -1;
 	if (!(stmt = store_prepare(st, trim_sql, err)))
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_int(stmt, 2, WEBHOOK_FAILURES_KEPT);
+	db_bind_int64(stmt, 1, id);
+	db_bind_int(stmt, 2, WEBHOOK_FAILURES_KEPT);
 	return store_step_done(st, stmt, "trim webhook failures", err);
 }
 
 static int failed_locked(struct store *st, int64_t id, const struct store_webhook_failure *f,
                          int64_t failures, int64_t first_ms, int64_t next_ms, char **err)
 {
-	sqlite3_stmt *stmt;
+	struct db_stmt *stmt;
 
 	if (store_tx_begin(st, err) < 0)
 		return -1;
 	if (record_failure(st, id, f, err) < 0 || !(stmt = store_prepare(st, failed_sql, err)))
 		return store_tx_rollback(st);
-	sqlite3_bind_int64(stmt, 1, id);
-	sqlite3_bind_int64(stmt, 2, failures);
-	sqlite3_bind_int64(stmt, 3, first_ms);
-	sqlite3_bind_int64(stmt, 4, next_ms);
-	sqlite3_bind_int64(stmt, 5, f->dropped ? f->last_event : 0);
+	db_bind_int64(stmt, 1, id);
+	db_bind_int64(stmt, 2, failures);
+	db_bind_int64(stmt, 3, first_ms);
+	db_bind_int64(stmt, 4, next_ms);
+	db_bind_int64(stmt, 5, f->dropped ? f->last_event : 0);
 	if (changed(st, stmt, id, "webhook failed", err) != 0 || store_tx_commit(st, err) < 0)
 		return store_tx_rollback(st);
 	return 0;
@@ -392,25 +391,25 @@ struct failure_rows {
 
 static int failures_locked(struct store *st, int64_t id, struct failure_rows *rows, char **err)
 {
-	sqlite3_stmt *stmt = store_prepare(st, failures_sql, err);
+	struct db_stmt *stmt = store_prepare(st, failures_sql, err);
 	int rc;
 
 	if (!stmt)
 		return -1;
-	sqlite3_bind_int64(stmt, 1, id);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && rows->n < ARRAY_LEN(rows->v)) {
+	db_bind_int64(stmt, 1, id);
+	while ((rc = db_step(stmt)) == DB_ROW && rows->n < ARRAY_LEN(rows->v)) {
 		struct store_webhook_failure *f = &rows->v[rows->n];
 
-		f->time_ms = sqlite3_column_int64(stmt, 0);
-		f->first_event = sqlite3_column_int64(stmt, 1);
-		f->last_event = sqlite3_column_int64(stmt, 2);
-		f->status = sqlite3_column_int(stmt, 3);
+		f->time_ms = db_column_int64(stmt, 0);
+		f->first_event = db_column_int64(stmt, 1);
+		f->last_event = db_column_int64(stmt, 2);
+		f->status = db_column_int(stmt, 3);
 		f->error = rows->errors[rows->n] = store_col_text(stmt, 4);
-		f->dropped = sqlite3_column_int(stmt, 5) != 0;
+		f->dropped = db_column_int(stmt, 5) != 0;
 		rows->n++;
 	}
-	sqlite3_finalize(stmt);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+	db_finalize(stmt);
+	if (rc != DB_DONE && rc != DB_ROW)
 		return store_fail_db(st, err, "webhook failures");
 	return 0;
 }

@@ -1,0 +1,23 @@
+/*
+ * db_pg_sql: pure rewrites of the store's SQL for PostgreSQL (libc and
+ * util only; unit-tested in tests/unit/test_db_sql.c).
+ *
+ * - db_pg_placeholders(): `?N` becomes `$N`, and a bare `?` the number
+ *   after the largest used so far (SQLite's rule); text inside '...' and
+ *   "..." is copied as it is. *nparams gets the largest number; NULL for
+ *   a number over DB_PG_MAX_PARAMS.
+ * - db_pg_ddl(): the migration forms SQLite has and PostgreSQL lacks:
+ *   `INTEGER PRIMARY KEY AUTOINCREMENT` is an identity column, INTEGER is
+ *   BIGINT (SQLite's integers are 64-bit), `WITHOUT ROWID` goes, and
+ *   `strftime('%s', 'now')` is `extract(epoch FROM now())`.
+ * Both return malloc'd strings.
+ */
+#ifndef POSTHORN_DB_PG_SQL_H
+#define POSTHORN_DB_PG_SQL_H
+
+#define DB_PG_MAX_PARAMS 64
+
+char *db_pg_placeholders(const char *sql, int *nparams);
+char *db_pg_ddl(const char *sql);
+
+#endif
