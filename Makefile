@@ -2,7 +2,7 @@
 # then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Sources are found by globbing src/: a new module needs no Makefile edit.
 
-PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih opendkim libcurl zlib hiredis
+PKGS     := libevent libevent_openssl libevent_pthreads openssl libcares sqlite3 libsodium jansson inih opendkim libcurl zlib hiredis libpq
 BUILD    ?= build
 SAN      ?=
 CC       ?= cc

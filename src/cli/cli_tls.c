@@ -135,7 +135,7 @@ static int show_rpt(struct store *st, const char *domain)
 static int status(const struct conf *c, const char *domain)
 {
 	char *err = NULL, *d = xstrdup(domain);
-	struct store *st = store_open(c->data_dir, &err);
+	struct store *st = store_open_url(c->data_dir, c->cluster_postgres, &err);
 	int rc;
 
 	if (!st) {

@@ -16,12 +16,7 @@ int db_target_is_pg(const char *target)
 
 struct db *db_open(const char *target, char **err)
 {
-	if (db_target_is_pg(target)) {
-		if (err)
-			*err = xstrdup("this posthorn has no PostgreSQL driver");
-		return NULL;
-	}
-	return db_sqlite_open(target, err);
+	return db_target_is_pg(target) ? db_pg_open(target, err) : db_sqlite_open(target, err);
 }
 
 void db_close(struct db *db)

@@ -213,11 +213,12 @@ static int open_db(struct store *st, const char *data_dir, const char *url, char
 {
 	char *path;
 
+	/* DATA_DIR holds the spool and node files whichever database is used. */
+	if (make_data_dir(data_dir, err) < 0)
+		return -1;
 	if (url != NULL && *url != '\0') {
 		st->db = db_open(url, err);
 	} else {
-		if (make_data_dir(data_dir, err) < 0)
-			return -1;
 		path = xasprintf("%s/%s", data_dir, STORE_DB_FILE);
 		st->db = db_open(path, err);
 		free(path);

@@ -37,10 +37,11 @@ static const char insert_sql[] =
 static const char lookup_sql[] = "SELECT " KEY_COLUMNS ", k.key_hash FROM api_keys k"
                                  " JOIN accounts a ON a.id = k.account_id"
                                  " WHERE k.key_hash = ?1 AND k.revoked_at IS NULL";
-static const char scoped_sql[] = "SELECT " KEY_COLUMNS " FROM api_keys k"
-                                 " JOIN accounts a ON a.id = k.account_id"
-                                 " WHERE (?1 IS NULL OR a.name = ?1) AND (?2 = 1 OR k.admin = 0)"
-                                 " AND (?3 = 0 OR k.id = ?3) ORDER BY k.id";
+static const char scoped_sql[] =
+    "SELECT " KEY_COLUMNS " FROM api_keys k"
+    " JOIN accounts a ON a.id = k.account_id"
+    " WHERE (CAST(?1 AS TEXT) IS NULL OR a.name = ?1) AND (?2 = 1 OR k.admin = 0)"
+    " AND (?3 = 0 OR k.id = ?3) ORDER BY k.id";
 
 /* ---- pure ------------------------------------------------------------------- */
 

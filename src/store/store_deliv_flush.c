@@ -143,7 +143,8 @@ static int rep_read(struct store *st, const char *account, int64_t since, struct
 	    st,
 	    "SELECT a.name, r.slot_start, r.delivered, r.bounced, r.hard, r.complained"
 	    " FROM reputation r JOIN accounts a ON a.id = r.account_id"
-	    " WHERE r.slot_start >= ?1 AND (?2 IS NULL OR a.name = ?2) ORDER BY a.name, "
+	    " WHERE r.slot_start >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR a.name = ?2) ORDER BY "
+	    "a.name, "
 	    "r.slot_start",
 	    err);
 	int rc;

@@ -27,7 +27,8 @@ static const char insert_sql[] =
 
 static const char list_sql[] =
     "SELECT domain, selector, algorithm, state, created, activated, retired, key_path"
-    " FROM dkim_keys WHERE (?1 IS NULL OR domain = lower(?1)) AND (?2 IS NULL OR state = ?2)"
+    " FROM dkim_keys WHERE (CAST(?1 AS TEXT) IS NULL OR domain = lower(?1)) AND (CAST(?2 AS TEXT) "
+    "IS NULL OR state = ?2)"
     " ORDER BY domain, created, selector";
 
 static const char change_sql[] = "UPDATE dkim_keys SET state = ?4,"

@@ -28,7 +28,7 @@ static const char upsert_sql[] = "INSERT INTO counters (bucket, account, domain,
 
 /* HAVING: rows another tool left at 0 are not news. */
 static const char query_sql[] = "SELECT domain, event, sum(count) FROM counters"
-                                " WHERE bucket >= ?1 AND (?2 IS NULL OR account = ?2)"
+                                " WHERE bucket >= ?1 AND (CAST(?2 AS TEXT) IS NULL OR account = ?2)"
                                 " GROUP BY domain, event HAVING sum(count) > 0"
                                 " ORDER BY domain, event";
 

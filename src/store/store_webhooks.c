@@ -29,7 +29,8 @@
 #define HOOK_COLUMNS                                                                               \
 	"w.id, a.name, w.url, w.secret, w.description, w.types, w.unrestricted, w.created_at,"     \
 	" w.last_event_id, w.failures, w.first_failure_at, w.next_attempt_at"
-#define IN_SCOPE "(?2 IS NULL OR account_id = (SELECT id FROM accounts WHERE name = ?2))"
+#define IN_SCOPE                                                                                   \
+	"(CAST(?2 AS TEXT) IS NULL OR account_id = (SELECT id FROM accounts WHERE name = ?2))"
 
 static const char create_sql[] =
     "INSERT INTO webhooks (id, account_id, url, secret, description, types, unrestricted,"
@@ -37,10 +38,11 @@ static const char create_sql[] =
     " VALUES ((SELECT coalesce(max(id), 0) + 1 FROM webhooks),"
     " (SELECT id FROM accounts WHERE name = ?1), ?2, ?3, ?4, ?5, ?6, ?7,"
     " (SELECT coalesce(max(id), 0) FROM events)) RETURNING id";
-static const char select_sql[] = "SELECT " HOOK_COLUMNS " FROM webhooks w"
-                                 " JOIN accounts a ON a.id = w.account_id"
-                                 " WHERE (?1 = 0 OR w.id = ?1) AND (?2 IS NULL OR a.name = ?2)"
-                                 " ORDER BY w.id";
+static const char select_sql[] =
+    "SELECT " HOOK_COLUMNS " FROM webhooks w"
+    " JOIN accounts a ON a.id = w.account_id"
+    " WHERE (?1 = 0 OR w.id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR a.name = ?2)"
+    " ORDER BY w.id";
 /* A changed URL or secret is tried at once: the run of failures ends. */
 static const char update_sql[] =
     "UPDATE webhooks SET url = coalesce(?3, url), secret = coalesce(?4, secret),"

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import helpers
+import pg
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "LeakSanitizer",
                      "ERROR: ThreadSanitizer", "==ERROR:")
@@ -54,6 +55,24 @@ def assert_no_sanitizer_report(text, who):
         assert m not in text, f"{who}: sanitizer report on stderr:\n{text[-6000:]}"
 
 
+_pg = None
+
+
+def pg_cluster():
+    """The session's PostgreSQL (tests/e2e/pg.py), started on first use."""
+    global _pg
+    if _pg is None:
+        _pg = pg.PgCluster(free_port())
+    return _pg
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _pg_stop():
+    yield
+    if _pg is not None:
+        _pg.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _check_binary():
     b = posthorn_bin()
@@ -81,7 +100,7 @@ class Server:
     """One posthorn process (restartable) with its own config and data dir."""
 
     def __init__(self, base_dir, cert, listeners=None, server=None, relay=None,
-                 tls=True, extra="", tls_keys=None):
+                 tls=True, extra="", tls_keys=None, cluster=None):
         self.dir = str(base_dir)
         self.bin = posthorn_bin()
         self.data_dir = os.path.join(self.dir, "data")
@@ -110,6 +129,11 @@ class Server:
         self._tls = cert if tls else None
         self._tls_keys = dict(tls_keys or {})  # more [tls] keys (ca_file)
         self._extra = extra
+        # [cluster] keys. POSTHORN_TEST_PG=1 runs every server on a fresh
+        # PostgreSQL database instead of SQLite (the store's second backend).
+        self._cluster = dict(cluster or {})
+        if os.environ.get("POSTHORN_TEST_PG") == "1" and "postgres" not in self._cluster:
+            self._cluster["postgres"] = pg_cluster().new_db()
         self.http_address = f"127.0.0.1:{free_port()}"
         self.write_conf()
 
@@ -127,8 +151,11 @@ class Server:
         lines.append("[relay]")
         lines += [f"{k} = {v}" for k, v in self._relay.items() if v is not None]
         lines += ["[http]", f"address = {self.http_address}"]
-        if self._extra:
+        if self._extra:  # may go on with [http] keys: [cluster] comes after it
             lines.append(self._extra)
+        if self._cluster:
+            lines.append("[cluster]")
+            lines += [f"{k} = {v}" for k, v in self._cluster.items()]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
