@@ -109,3 +109,57 @@ char *db_pg_ddl(const char *sql)
 		return xstrdup("");
 	return b.data;
 }
+
+/* The length of the valid UTF-8 sequence at p (left bytes there), or 0. */
+static size_t utf8_len(const unsigned char *p, size_t left)
+{
+	size_t n;
+	unsigned cp, min;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f, min = 0x80;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f, min = 0x800;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (n > left)
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+char *db_pg_utf8(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	struct buf b;
+	size_t i = 0, k;
+
+	while (i < n && (k = utf8_len(p + i, n - i)) > 0)
+		i += k;
+	if (i == n)
+		return NULL;
+	buf_init(&b);
+	buf_append(&b, s, i);
+	while (i < n) {
+		k = utf8_len(p + i, n - i);
+		if (k == 0) {
+			buf_append(&b, "\xef\xbf\xbd", 3);
+			i++;
+		} else {
+			buf_append(&b, s + i, k);
+			i += k;
+		}
+	}
+	buf_append(&b, "", 1);
+	return b.data;
+}

@@ -10,14 +10,22 @@
  *   `INTEGER PRIMARY KEY AUTOINCREMENT` is an identity column, INTEGER is
  *   BIGINT (SQLite's integers are 64-bit), `WITHOUT ROWID` goes, and
  *   `strftime('%s', 'now')` is `extract(epoch FROM now())`.
- * Both return malloc'd strings.
+ * - db_pg_utf8(): PostgreSQL refuses text that is not UTF-8, where SQLite
+ *   keeps any bytes (a recipient domain of 8-bit junk reaches the
+ *   counters). NULL when s[0..n) is valid UTF-8 (no overlongs, no
+ *   surrogates, at most U+10FFFF); else a copy with each invalid byte
+ *   replaced by U+FFFD.
+ * All return malloc'd strings.
  */
 #ifndef POSTHORN_DB_PG_SQL_H
 #define POSTHORN_DB_PG_SQL_H
+
+#include <stddef.h>
 
 #define DB_PG_MAX_PARAMS 64
 
 char *db_pg_placeholders(const char *sql, int *nparams);
 char *db_pg_ddl(const char *sql);
+char *db_pg_utf8(const char *s, size_t n);
 
 #endif

@@ -4,7 +4,8 @@
  * - SQL is rewritten once at prepare (`?N` to `$N`); nothing is sent then.
  * - Parameters go as text with their type (text, int8; bytea in binary;
  *   NULL untyped, so the server infers it), so that a parameter used only
- *   in `?1 IS NULL` or in a SELECT list still has a type.
+ *   in a SELECT list still has a type. Text that is not UTF-8 goes with
+ *   U+FFFD for each invalid byte (db_pg_utf8): PostgreSQL refuses it.
  * - The first run of a given SQL on a connection is one round trip
  *   (PQexecParams); from the second on it is prepared, under a name kept
  *   per connection with its parameter types, and run by name. The names
@@ -95,13 +96,17 @@ int db_pg_bind_text(struct db_stmt *st, int i, const char *v, int n, enum db_bin
 		return DB_ERROR;
 	if (v == NULL)
 		return DB_OK;
+	s->types[k] = OID_TEXT;
+	if ((s->vals[k] = db_pg_utf8(v, n >= 0 ? (size_t)n : strlen(v)))) {
+		s->owned[k] = 1; /* not UTF-8: PostgreSQL would refuse it */
+		return DB_OK;
+	}
 	if (n >= 0 || m == DB_TRANSIENT) {
 		s->vals[k] = n >= 0 ? xstrndup(v, (size_t)n) : xstrdup(v);
 		s->owned[k] = 1;
 	} else {
 		s->vals[k] = (char *)v;
 	}
-	s->types[k] = OID_TEXT;
 	return DB_OK;
 }
 

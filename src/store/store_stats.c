@@ -24,7 +24,7 @@
 static const char upsert_sql[] = "INSERT INTO counters (bucket, account, domain, event, count)"
                                  " VALUES (?1, ?2, lower(?3), ?4, ?5)"
                                  " ON CONFLICT (bucket, account, domain, event)"
-                                 " DO UPDATE SET count = count + excluded.count";
+                                 " DO UPDATE SET count = counters.count + excluded.count";
 
 /* HAVING: rows another tool left at 0 are not news. */
 static const char query_sql[] = "SELECT domain, event, sum(count) FROM counters"

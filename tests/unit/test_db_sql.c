@@ -1,7 +1,8 @@
 /*
  * Unit tests for db/db_pg_sql (PURE): placeholders numbered and bare,
  * reused numbers, quoted text left alone, the bound on numbers, and the
- * rewrites of the SQLite DDL forms the migrations hold.
+ * rewrites of the SQLite DDL forms the migrations hold, and text that is
+ * not UTF-8 made so.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -91,6 +92,39 @@ static void test_ddl(void **state)
 	expect_ddl("", "");
 }
 
+static void expect_utf8(const char *in, size_t n, const char *want)
+{
+	char *out = db_pg_utf8(in, n);
+
+	if (want == NULL) {
+		assert_null(out);
+		return;
+	}
+	assert_non_null(out);
+	assert_string_equal(out, want);
+	free(out);
+}
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	expect_utf8("plain ascii", 11, NULL);
+	expect_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x93\xae", 14, NULL);
+	expect_utf8("", 0, NULL);
+	expect_utf8("a\xff"
+	            "b",
+	            3,
+	            "a\xef\xbf\xbd"
+	            "b");
+	/* overlong, surrogate, above U+10FFFF, truncated: one U+FFFD a byte */
+	expect_utf8("\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd");
+	expect_utf8("\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	expect_utf8("\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+	expect_utf8("x\xe2\x82", 3, "x\xef\xbf\xbd\xef\xbf\xbd");
+	/* only the first n bytes count */
+	expect_utf8("ok\xff", 2, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -99,6 +133,7 @@ int main(void)
 	    cmocka_unit_test(test_quoted_text_kept),
 	    cmocka_unit_test(test_bounds),
 	    cmocka_unit_test(test_ddl),
+	    cmocka_unit_test(test_utf8),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
