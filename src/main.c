@@ -456,8 +456,8 @@ static int open_data(struct server *srv)
 {
 	char *err = NULL;
 
-	if (!(srv->deps.store =
-	          store_open_url(srv->conf->data_dir, srv->conf->cluster_postgres, &err)) ||
+	if (!(srv->deps.store = store_open_url(srv->conf->data_dir, srv->conf->cluster_postgres,
+	                                       srv->conf->cluster_secret_key_file, &err)) ||
 	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
 		return start_failed(err);
 	}

@@ -145,7 +145,8 @@ static const char *utc(int64_t t, char out[32])
 static struct store *open_store(const struct conf *c, int *rc)
 {
 	char *err = NULL;
-	struct store *st = store_open_url(c->data_dir, c->cluster_postgres, &err);
+	struct store *st =
+	    store_open_url(c->data_dir, c->cluster_postgres, c->cluster_secret_key_file, &err);
 
 	if (st == NULL) {
 		*rc = say(CLI_RUNTIME, "%s", err);

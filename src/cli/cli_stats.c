@@ -134,7 +134,8 @@ static void stats_free(struct stats *s)
 static int load(const struct conf *c, int64_t since, const char *account, struct stats *s)
 {
 	char *err = NULL;
-	struct store *st = store_open_url(c->data_dir, c->cluster_postgres, &err);
+	struct store *st =
+	    store_open_url(c->data_dir, c->cluster_postgres, c->cluster_secret_key_file, &err);
 	int rc = CLI_OK, exists = 1;
 
 	if (st == NULL || store_counts_query(st, since, account, collect, s, &err) < 0)

@@ -135,7 +135,8 @@ static int show_rpt(struct store *st, const char *domain)
 static int status(const struct conf *c, const char *domain)
 {
 	char *err = NULL, *d = xstrdup(domain);
-	struct store *st = store_open_url(c->data_dir, c->cluster_postgres, &err);
+	struct store *st =
+	    store_open_url(c->data_dir, c->cluster_postgres, c->cluster_secret_key_file, &err);
 	int rc;
 
 	if (!st) {

@@ -261,7 +261,8 @@ static int read_password(const struct user_args *a, const char *name, char *pw, 
 static struct store *open_store(const struct conf *c)
 {
 	char *err = NULL;
-	struct store *st = store_open_url(c->data_dir, c->cluster_postgres, &err);
+	struct store *st =
+	    store_open_url(c->data_dir, c->cluster_postgres, c->cluster_secret_key_file, &err);
 
 	if (st == NULL) {
 		cli_say(CLI_RUNTIME, "%s", err);

@@ -78,7 +78,8 @@ int cli_flush(int rc)
 struct store *cli_open_store(const struct conf *c)
 {
 	char *err = NULL;
-	struct store *st = store_open_url(c->data_dir, c->cluster_postgres, &err);
+	struct store *st =
+	    store_open_url(c->data_dir, c->cluster_postgres, c->cluster_secret_key_file, &err);
 
 	if (!st) {
 		cli_say(CLI_RUNTIME, "%s", err);

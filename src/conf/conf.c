@@ -755,6 +755,14 @@ static const struct conf_key KEYS[] = {
      .max = 1000,
      .doc = "how many nodes share the limits: while Redis cannot be reached, each node "
             "enforces 1/N of every cluster-wide limit on its own"},
+    {.sec = SEC_CLUSTER,
+     .name = "secret_key_file",
+     .type = T_STRING,
+     .off = C(cluster_secret_key_file),
+     .def = "",
+     .example = "/etc/posthorn/secret.key",
+     .doc = "file of 64 hex digits (openssl rand -hex 32) that encrypts the DKIM private "
+            "keys stored in PostgreSQL, so that every node signs; the same on every node"},
 };
 
 #define N_KEYS              ARRAY_LEN(KEYS)

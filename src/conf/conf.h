@@ -183,6 +183,7 @@ struct conf {
 	char *cluster_postgres;
 	char *cluster_redis;
 	uint64_t cluster_nodes; /* >= 1 */
+	char *cluster_secret_key_file;
 
 	struct conf_lines *lines; /* private: where keys were set (conf_line()) */
 };

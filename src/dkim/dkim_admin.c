@@ -169,6 +169,7 @@ static int store_key(struct store *st, const char *data_dir, struct dkim_key_inf
 	if (dkim_key_write(data_dir, k->domain, k->selector, pem, &k->key_path, err) < 0)
 		return -1;
 	row.key_path = k->key_path;
+	row.key_pem = (char *)pem; /* kept sealed in the database with [cluster] secret_key_file */
 	if (store_dkim_add(st, &row, err) < 0) {
 		dkim_key_unlink(data_dir, k->key_path);
 		return -1;

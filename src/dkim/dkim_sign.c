@@ -131,6 +131,8 @@ static char *key_secret(const struct dkim_signer *s, const struct store_dkim_key
 		err = xasprintf("unknown algorithm '%s'", r->algorithm);
 	else if (algo == DKIM_ALGO_ED25519 && !s->ed25519)
 		err = xstrdup("this libopendkim cannot sign with ed25519");
+	else if (r->key_pem) /* from the database: made on any node of the cluster */
+		dkim_key_derive(r->key_pem, (enum dkim_algo)algo, NULL, &secret, &err);
 	else if (dkim_key_read(path, &pem, &err) == 0)
 		dkim_key_derive(pem, (enum dkim_algo)algo, NULL, &secret, &err);
 	if (secret == NULL)

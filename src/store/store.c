@@ -229,7 +229,8 @@ static int open_db(struct store *st, const char *data_dir, const char *url, char
 	return 0;
 }
 
-struct store *store_open_url(const char *data_dir, const char *url, char **err)
+struct store *store_open_url(const char *data_dir, const char *url, const char *secret_file,
+                             char **err)
 {
 	struct store *st;
 
@@ -237,7 +238,8 @@ struct store *store_open_url(const char *data_dir, const char *url, char **err)
 		return NULL;
 	st = xcalloc(1, sizeof *st);
 	pthread_mutex_init(&st->lock, NULL);
-	if (open_db(st, data_dir, url, err) < 0 || store_schema_migrate(st, err) < 0) {
+	if ((secret_file && *secret_file && store_secret_load(st, secret_file, err) < 0) ||
+	    open_db(st, data_dir, url, err) < 0 || store_schema_migrate(st, err) < 0) {
 		store_close(st);
 		return NULL;
 	}
@@ -246,7 +248,7 @@ struct store *store_open_url(const char *data_dir, const char *url, char **err)
 
 struct store *store_open(const char *data_dir, char **err)
 {
-	return store_open_url(data_dir, NULL, err);
+	return store_open_url(data_dir, NULL, NULL, err);
 }
 
 void store_close(struct store *st)
@@ -257,6 +259,7 @@ void store_close(struct store *st)
 		db_finalize(st->kept[i]); /* NULL is a no-op */
 	db_close(st->db);                 /* NULL is a no-op */
 	pthread_mutex_destroy(&st->lock);
+	sodium_memzero(st->secret, sizeof st->secret);
 	free(st->path);
 	free(st);
 }

@@ -25,8 +25,11 @@ int store_schema_version(void);
  * NULL on failure with a malloc'd message in *err. */
 struct store *store_open(const char *data_dir, char **err);
 /* As store_open, but with a non-empty url ([cluster] postgres) the store
- * lives in that PostgreSQL database and data_dir is not used. */
-struct store *store_open_url(const char *data_dir, const char *url, char **err);
+ * lives in that PostgreSQL database (data_dir is still made: the spool is
+ * there); with a non-empty secret_file ([cluster] secret_key_file) DKIM
+ * private keys are kept in the database too, sealed under it. */
+struct store *store_open_url(const char *data_dir, const char *url, const char *secret_file,
+                             char **err);
 void store_close(struct store *st);
 
 /* Account names: 1-64 chars of [A-Za-z0-9._@+-]. "default" is built in
@@ -300,6 +303,10 @@ struct store_dkim_key {
 	int64_t activated; /* 0: not yet */
 	int64_t retired;   /* 0: not yet */
 	char *key_path;    /* as dkim/ stored it: relative to data_dir, or absolute */
+	/* The private key (PEM), or NULL. store_dkim_add keeps it sealed in the
+	 * database when the store has a secret key; store_dkim_list gives it
+	 * back when the row has one that opens under the store's key. */
+	char *key_pem;
 };
 
 /* Adds a key (domain stored lower-case). A (domain, selector) that exists

@@ -1,7 +1,7 @@
 /*
- * store_dkim: the DKIM keys table (migration 4 in store.c):
+ * store_dkim: the DKIM keys table (migrations 4 and 13, store_schema.c):
  * dkim_keys(domain, selector, algorithm, state, created, activated,
- * retired, key_path), keyed by (domain, selector).
+ * retired, key_path, key_box), keyed by (domain, selector).
  *
  * Promises:
  * - A key is added whole or not at all (one INSERT); its selector is
@@ -10,23 +10,27 @@
  *   compare-and-set on the state: two processes activating the same
  *   pending key cannot both retire the old one at different times.
  * - The SQL is plain enough for PostgreSQL too (no SQLite-only types or
- *   clauses), for the cluster backend to come.
+ *   clauses).
+ * - With a secret key, the private key is stored sealed (key_box) beside
+ *   its file; a box that does not open is logged and the file is used.
  */
 #include <pthread.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log/log.h"
 #include "store/store.h"
 #include "store/store_int.h"
 #include "util/util.h"
 
 static const char insert_sql[] =
     "INSERT INTO dkim_keys (domain, selector, algorithm, state, created, activated, retired,"
-    " key_path) VALUES (lower(?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    " key_path, key_box) VALUES (lower(?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 static const char list_sql[] =
-    "SELECT domain, selector, algorithm, state, created, activated, retired, key_path"
+    "SELECT domain, selector, algorithm, state, created, activated, retired, key_path, key_box"
     " FROM dkim_keys WHERE (CAST(?1 AS TEXT) IS NULL OR domain = lower(?1)) AND (CAST(?2 AS TEXT) "
     "IS NULL OR state = ?2)"
     " ORDER BY domain, created, selector";
@@ -46,13 +50,25 @@ static void bind_time(struct db_stmt *stmt, int i, int64_t t)
 		db_bind_null(stmt, i);
 }
 
+/*
+ * Migration 12 -> 13 (store_schema.c's list): the private key sealed under
+ * [cluster] secret_key_file (store_secret.c), so that every node of a
+ * cluster signs with a key made on one of them; NULL without a secret.
+ */
+const char store_dkim_box_migration[] = "ALTER TABLE dkim_keys ADD COLUMN key_box TEXT;";
+
 static int add_locked(struct store *st, const struct store_dkim_key *k, char **err)
 {
 	struct db_stmt *stmt = store_prepare(st, insert_sql, err);
+	char *box = NULL;
 	int rc;
 
 	if (stmt == NULL)
 		return -1;
+	if (st->has_secret && k->key_pem)
+		box = store_secret_seal(st, k->key_pem);
+	db_bind_text(stmt, 9, box, -1, DB_TRANSIENT); /* NULL binds NULL */
+	free(box);
 	db_bind_text(stmt, 1, k->domain, -1, DB_STATIC);
 	db_bind_text(stmt, 2, k->selector, -1, DB_STATIC);
 	db_bind_text(stmt, 3, k->algorithm, -1, DB_STATIC);
@@ -88,7 +104,7 @@ int store_dkim_add(struct store *st, const struct store_dkim_key *k, char **err)
 
 /* ---- listing -------------------------------------------------------------- */
 
-static void row_read(struct db_stmt *stmt, struct store_dkim_key *k)
+static void row_read(const struct store *st, struct db_stmt *stmt, struct store_dkim_key *k)
 {
 	k->domain = store_col_text(stmt, 0);
 	k->selector = store_col_text(stmt, 1);
@@ -98,6 +114,14 @@ static void row_read(struct db_stmt *stmt, struct store_dkim_key *k)
 	k->activated = db_column_int64(stmt, 5); /* NULL reads as 0 */
 	k->retired = db_column_int64(stmt, 6);
 	k->key_path = store_col_text(stmt, 7);
+	k->key_pem = NULL;
+	if (st->has_secret && !db_column_is_null(stmt, 8)) {
+		k->key_pem = store_secret_open(st, db_column_text(stmt, 8));
+		if (k->key_pem == NULL)
+			log_err("event=dkim_key_box_error domain=%s selector=%s error=%s",
+			        log_q(k->domain), log_q(k->selector),
+			        log_q("does not open under [cluster] secret_key_file"));
+	}
 }
 
 static int list_locked(struct store *st, const char *domain, const char *state,
@@ -116,7 +140,7 @@ static int list_locked(struct store *st, const char *domain, const char *state,
 			cap = cap ? 2 * cap : 8;
 			*out = xrealloc(*out, cap * sizeof **out);
 		}
-		row_read(stmt, &(*out)[(*n)++]);
+		row_read(st, stmt, &(*out)[(*n)++]);
 	}
 	db_finalize(stmt);
 	if (rc != DB_DONE)
@@ -150,6 +174,10 @@ void store_dkim_keys_free(struct store_dkim_key *v, size_t n)
 		free(v[i].algorithm);
 		free(v[i].state);
 		free(v[i].key_path);
+		if (v[i].key_pem) {
+			sodium_memzero(v[i].key_pem, strlen(v[i].key_pem));
+			free(v[i].key_pem);
+		}
 	}
 	free(v);
 }

@@ -25,8 +25,12 @@ enum store_kept {
 	STORE_KEPT_MAX
 };
 
+#define STORE_SECRET_LEN 32
+
 struct store {
 	struct db *db;
+	unsigned char secret[STORE_SECRET_LEN]; /* [cluster] secret_key_file, if has_secret */
+	int has_secret;
 	struct db_stmt *kept[STORE_KEPT_MAX];
 	char *path; /* db_name(): the file, or the URL without its password */
 	/*
@@ -100,6 +104,15 @@ int store_each_in_tx(struct store *st, const char *sql, size_t n,
                      int (*one)(struct store *st, struct db_stmt *stmt, size_t i, void *arg,
                                 char **err),
                      void *arg, char **err);
+
+/* The cluster secret (store_secret.c): load reads the file into st;
+ * seal gives base64 text (malloc'd); open gives the plain text back, or
+ * NULL when it does not open under this key. */
+int store_secret_load(struct store *st, const char *path, char **err);
+char *store_secret_seal(const struct store *st, const char *plain);
+char *store_secret_open(const struct store *st, const char *sealed);
+/* Migration 12 -> 13: dkim_keys.key_box (store_dkim.c). */
+extern const char store_dkim_box_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

@@ -138,6 +138,7 @@ class GatedSink:
     def __init__(self):
         from aiosmtpd.controller import Controller
         self.gate, self.messages, self.waiting = threading.Event(), [], False
+        self.contents = []
         self.port = free_port()
         self.ctl = Controller(self, hostname="127.0.0.1", port=self.port)
         self.ctl.start()
@@ -145,6 +146,7 @@ class GatedSink:
     async def handle_DATA(self, server, session, envelope):
         self.waiting = True
         await asyncio.get_running_loop().run_in_executor(None, self.gate.wait, 30)
+        self.contents.append(envelope.original_content or envelope.content)
         self.messages.append(envelope.rcpt_tos)
         return "250 2.0.0 taken"
 
@@ -180,3 +182,52 @@ def test_database_down_451_for_new_mail_queued_mail_delivered_then_recovers(serv
         helpers.wait_for(accepted, 10, what="RCPT accepted again after the database is back")
     finally:
         sink.close()
+
+
+def test_dkim_key_made_on_node1_signs_on_node2(server_factory, cluster_db, tmp_path):
+    """With [cluster] secret_key_file, a key made by node 1's CLI is kept in
+    the database sealed (no PEM text in it) and node 2, which has no key
+    file, signs with it; a node with another secret cannot open it."""
+    secret = tmp_path / "secret.key"
+    secret.write_text(os.urandom(32).hex() + "\n")
+    other = tmp_path / "other.key"
+    other.write_text(os.urandom(32).hex() + "\n")
+    sink = GatedSink()
+    sink.gate.set()
+    try:
+        cl = {"postgres": cluster_db, "secret_key_file": str(secret)}
+        relay = {"smarthost": f"127.0.0.1:{sink.port}", "smarthost_tls": "none"}
+        n1 = server_factory(start=False, cluster=cl, relay=relay)
+        n2 = server_factory(start=False, cluster=cl, relay=relay)
+        rc, out, err = n1.cli("dkim", "keygen", "signed.test", "--selector", "s1")
+        assert rc == 0, err
+        db = cluster_db.rsplit("/", 1)[1]
+        box = pg_cluster().sql(db, "SELECT key_box FROM dkim_keys WHERE selector = 's1'")
+        assert box.strip() and "PRIVATE KEY" not in box and "MII" not in box
+        n2.start()
+        assert "dkim_keys_loaded keys=1" in n2.log() and "dkim_key_error" not in n2.log()
+        msg = helpers.message("signed across", frm="me@signed.test", to="x@dest.test").encode()
+        _, rs, dr = transaction(n2.port, "me@signed.test", ["x@dest.test"], msg)
+        assert dr is not None and dr.code == 250, (rs, dr)
+        helpers.wait_for(lambda: sink.messages, 20, what="the signed message")
+        assert b"DKIM-Signature:" in sink.contents[0] and b"d=signed.test" in sink.contents[0]
+        # another secret: the box does not open, and it is logged
+        n3 = server_factory(start=False, relay=relay,
+                            cluster={"postgres": cluster_db, "secret_key_file": str(other)})
+        n3.start()
+        assert "dkim_key_box_error" in n3.log()
+    finally:
+        sink.close()
+
+
+def test_secret_key_file_errors(server_factory, cluster_db, tmp_path):
+    bad = tmp_path / "bad.key"
+    bad.write_text("not hex at all\n")
+    s = server_factory(start=False, cluster={"postgres": cluster_db, "secret_key_file": str(bad)})
+    rc, _, err = s.cli("user", "list")
+    assert rc != 0 and f"{bad}: expected 64 hex digits" in err and "not hex" not in err
+    missing = tmp_path / "missing.key"
+    s2 = server_factory(start=False,
+                        cluster={"postgres": cluster_db, "secret_key_file": str(missing)})
+    rc, _, err = s2.cli("user", "list")
+    assert rc != 0 and f"cannot read {missing}" in err

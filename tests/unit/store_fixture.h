@@ -89,7 +89,7 @@ static inline void fixture_free(struct fixture *f)
 static inline struct store *open_ok(const struct fixture *f)
 {
 	char *err = NULL;
-	struct store *st = store_open_url(f->data, fixture_pg_url(), &err);
+	struct store *st = store_open_url(f->data, fixture_pg_url(), NULL, &err);
 
 	if (st == NULL)
 		fail_msg("store_open: %s", err);

@@ -53,8 +53,8 @@ static struct store_dkim_key row(const char *domain, const char *sel, const char
                                  const char *state, int64_t created)
 {
 	return (struct store_dkim_key){
-	    (char *)domain,      (char *)sel, (char *)algo, (char *)state, created, 0, 0,
-	    (char *)"dkim/x.pem"};
+	    (char *)domain,       (char *)sel, (char *)algo, (char *)state, created, 0, 0,
+	    (char *)"dkim/x.pem", NULL};
 }
 
 static void add_ok(struct store *st, struct store_dkim_key k)
