@@ -376,10 +376,78 @@ static void test_activate_raced(void **state)
 	store_close(st);
 }
 
+/* A secret key file in the fixture's directory; its path (malloc'd). */
+static char *secret_file(const struct fixture *f, const char *name, const char *text)
+{
+	char *path = xasprintf("%s/%s", f->base, name);
+	FILE *fp = fopen(path, "w");
+
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	return path;
+}
+
+/* The PEM the one listed key comes back with (malloc'd), or NULL. */
+static char *listed_pem(struct store *st)
+{
+	struct store_dkim_key *v;
+	size_t n;
+	char *err = NULL, *pem;
+
+	if (store_dkim_list(st, NULL, NULL, &v, &n, &err) != 0)
+		fail_msg("store_dkim_list: %s", err);
+	assert_int_equal(n, 1);
+	pem = v[0].key_pem ? xstrdup(v[0].key_pem) : NULL;
+	store_dkim_keys_free(v, n);
+	return pem;
+}
+
+#define HEX_A "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define HEX_B "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define PEM   "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n"
+
+/* [cluster] secret_key_file: the key goes in sealed and comes back only
+ * under the same secret; a bad file is an error naming it. */
+static void test_private_key_sealed(void **state)
+{
+	struct fixture *f = *state;
+	char *a = secret_file(f, "a.key", HEX_A "\n"), *b = secret_file(f, "b.key", HEX_B);
+	char *bad = secret_file(f, "bad.key", "0011\n"), *err = NULL, *pem;
+	struct store_dkim_key k = row("x.example", "s1", "ed25519", "active", 100);
+	struct store *st = store_open_url(f->data, fixture_pg_url(), a, &err);
+
+	assert_non_null(st);
+	k.key_pem = (char *)PEM;
+	add_ok(st, k);
+	pem = listed_pem(st);
+	assert_string_equal(pem, PEM);
+	free(pem);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM dkim_keys WHERE key_box IS NOT NULL"
+	                            " AND key_box NOT LIKE '%PRIVATE%'"),
+	                 1);
+	store_close(st);
+	st = store_open_url(f->data, fixture_pg_url(), b, &err); /* another secret */
+	assert_non_null(st);
+	assert_null(listed_pem(st));
+	store_close(st);
+	st = store_open_url(f->data, fixture_pg_url(), NULL, &err); /* none */
+	assert_non_null(st);
+	assert_null(listed_pem(st));
+	store_close(st);
+	assert_null(store_open_url(f->data, fixture_pg_url(), bad, &err));
+	assert_non_null(strstr(err, "bad.key: expected 64 hex digits"));
+	free(err);
+	free(a);
+	free(b);
+	free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_add_and_list, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_private_key_sealed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_change_compare_and_set, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_change_all_or_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_keygen_files_and_rows, setup, teardown),
