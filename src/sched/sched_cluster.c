@@ -14,10 +14,13 @@
  *
  * max_connections the same way, with leases: before opening more
  * connections than Redis leased it, the node asks for the total it wants
- * (cluster_conns_lease) and opens what it gets when the answer comes.
- * Every LEASE_RENEW_MS it asks again for what it holds (giving back what
- * it no longer uses); a lease not renewed lapses after LEASE_TTL_MS, so a
- * node that dies frees its share. Alone: max_connections/N (at least 1).
+ * (cluster_conns_lease) and opens what it gets when the answer comes;
+ * while a request is out it opens no more than it asked for (the answer
+ * may lower the lease to that). Every LEASE_RENEW_MS it asks again for
+ * the connections open or closing (a QUIT keeps its slot until the peer
+ * has closed: sched_dest.c), giving back the rest; a lease not renewed
+ * lapses after LEASE_TTL_MS, so a node that dies frees its share.
+ * Alone: max_connections/N (at least 1).
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -143,6 +146,7 @@ static void ask_lease(struct dest *d, unsigned total)
 		d->conn_local_ms = sched_now_ms() + RATE_RETRY_MS;
 	} else {
 		d->conn_asking = 1;
+		d->conn_asked = total;
 	}
 }
 
@@ -162,6 +166,9 @@ static unsigned conns_allowed(struct dest *d, unsigned total)
 		else
 			sched_dest_pump_later(d, d->conn_retry_ms - now);
 	}
+	/* an answer may lower the lease to what was asked: no more till then */
+	if (d->conn_asking && d->conn_asked < d->conn_allow)
+		return d->conn_asked;
 	return d->conn_allow;
 }
 
@@ -189,7 +196,7 @@ static void on_renew(evutil_socket_t fd, short what, void *arg)
 	htable_iter_init(&it, &s->dests);
 	while ((d = sched_dest_next(&it)))
 		if (conns_shared(d) && d->conn_allow && !d->conn_asking)
-			ask_lease(d, d->n_conns);
+			ask_lease(d, d->n_conns + d->n_closing);
 }
 
 void sched_leases_start(struct sched *s)

@@ -111,6 +111,7 @@ struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sch
 	sched_shape_init(&d->shape, (unsigned)d->lim->max_connections);
 	TAILQ_INIT(&d->ready);
 	TAILQ_INIT(&d->conns);
+	TAILQ_INIT(&d->closing);
 	sched_bucket_init(&d->rate, d->active_ms);
 	d->ev_pump = evtimer_new(s->deps.base, on_pump, d);
 	htable_add(&s->dests, &d->hn, h);
@@ -121,10 +122,10 @@ struct dest *sched_dest_lane(struct sched *s, const char *name, const struct sch
  * neither connect sooner (a pause running) nor send faster (a rate). */
 static int dest_forgettable(const struct dest *d, int64_t now_ms)
 {
-	return d->n_items == 0 && TAILQ_EMPTY(&d->conns) && d->n_opening == 0 && d->route_id == 0 &&
-	       !d->rate_asking && !d->rate_token && !d->conn_asking && !d->conn_allow &&
-	       d->pol_id == 0 && !d->failing && now_ms - d->active_ms >= SCHED_DEST_IDLE_MS &&
-	       now_ms >= d->shape.hold_until_ms &&
+	return d->n_items == 0 && TAILQ_EMPTY(&d->conns) && d->n_closing == 0 &&
+	       d->n_opening == 0 && d->route_id == 0 && !d->rate_asking && !d->rate_token &&
+	       !d->conn_asking && !d->conn_allow && d->pol_id == 0 && !d->failing &&
+	       now_ms - d->active_ms >= SCHED_DEST_IDLE_MS && now_ms >= d->shape.hold_until_ms &&
 	       sched_bucket_rested(&d->rate, d->lim->max_rate, d->lim->max_rate_period, now_ms);
 }
 
@@ -293,6 +294,34 @@ static void dconn_remove(struct dconn *dc)
 	sched_check_drained(d->s);
 }
 
+/* The peer has closed a connection that said QUIT: its slot is free. */
+static void on_conn_gone(void *arg)
+{
+	struct dconn *dc = arg;
+	struct dest *d = dc->d;
+
+	if (d) {
+		TAILQ_REMOVE(&d->closing, dc, link);
+		d->n_closing--;
+		sched_dest_pump_later(d, 0);
+	}
+	free(dc);
+}
+
+/* QUIT. The connection keeps its slot of max_connections (and of the
+ * node's lease) until the session is over at the peer, so that a new one
+ * never overlaps it there. */
+static void dconn_quit(struct dconn *dc)
+{
+	struct dest *d = dc->d;
+
+	TAILQ_REMOVE(&d->conns, dc, link);
+	d->n_conns--;
+	TAILQ_INSERT_TAIL(&d->closing, dc, link);
+	d->n_closing++;
+	smtpc_conn_quit_then(dc->c, on_conn_gone, dc);
+}
+
 static void on_job_done(void *arg, const struct smtpc_verdict *v, size_t n)
 {
 	struct dconn *dc = arg;
@@ -362,8 +391,9 @@ static void on_conn_ready(void *arg, struct smtpc_conn *c)
 	dc->idle_since_ms = sched_now_ms();
 	if (d->s->draining || d->paused ||
 	    smtpc_conn_count(c) >= d->lim->max_messages_per_connection) {
-		smtpc_conn_quit(c);
-		dconn_remove(dc);
+		dconn_quit(dc);
+		sched_dest_pump_later(d, 0);
+		sched_check_drained(d->s);
 		return;
 	}
 	if (d->n_ready > 0 && rate_take(d, &wait)) {
@@ -445,7 +475,7 @@ static void open_conn(struct dest *d, struct dns_route *route, uint16_t port)
 static unsigned conns_wanted(struct dest *d)
 {
 	struct dconn *dc;
-	unsigned idle = 0, busy_or_opening = d->n_conns, want;
+	unsigned idle = 0, busy_or_opening = d->n_conns + d->n_closing, want;
 
 	TAILQ_FOREACH(dc, &d->conns, link)
 	idle += dc->idle;
@@ -673,10 +703,7 @@ static void dest_close_idle(struct dest *d)
 		if (!dc->idle || !dc->c)
 			continue;
 		if (now - dc->idle_since_ms >= SCHED_IDLE_KEEP_MS) {
-			smtpc_conn_quit(dc->c);
-			TAILQ_REMOVE(&d->conns, dc, link);
-			d->n_conns--;
-			free(dc);
+			dconn_quit(dc);
 			continue;
 		}
 		if (!soonest || dc->idle_since_ms + SCHED_IDLE_KEEP_MS < soonest)
@@ -745,6 +772,11 @@ void sched_dest_free(struct dest *d)
 		policy_cancel(d->s->deps.policy, d->pol_id);
 	dns_route_free(d->pol_route);
 	tls_dest_pol_unref(d->pol);
+	/* those saying QUIT free their dconn when gone */
+	while ((dc = TAILQ_FIRST(&d->closing))) {
+		TAILQ_REMOVE(&d->closing, dc, link);
+		dc->d = NULL;
+	}
 	/* the connections themselves went with smtpc_conn_free_all() */
 	while ((dc = TAILQ_FIRST(&d->conns))) {
 		TAILQ_REMOVE(&d->conns, dc, link);
@@ -771,10 +803,7 @@ void sched_dest_quit_idle(struct dest *d)
 	for (dc = TAILQ_FIRST(&d->conns); dc; dc = next) {
 		next = TAILQ_NEXT(dc, link);
 		if (dc->idle && dc->c) {
-			smtpc_conn_quit(dc->c);
-			TAILQ_REMOVE(&d->conns, dc, link);
-			d->n_conns--;
-			free(dc);
+			dconn_quit(dc);
 		}
 	}
 }

@@ -191,6 +191,9 @@ struct dest {
 	uint64_t route_id;        /* the route lookup in flight (dns), 0: none */
 	uint16_t route_port;      /* where the route's hosts listen */
 	struct sched_bucket rate; /* max_rate */
+	/* said QUIT, the peer not gone yet: they keep their slot till then */
+	TAILQ_HEAD(, dconn) closing;
+	unsigned n_closing;
 	/* max_rate shared through Redis (sched_cluster.c) */
 	int rate_token;        /* a token granted by Redis, not used yet */
 	int rate_asking;       /* a request to Redis is out */
@@ -198,6 +201,7 @@ struct dest {
 	int64_t rate_local_ms; /* Redis failed to answer: alone until then */
 	unsigned conn_allow;   /* connections Redis leased this node */
 	int conn_asking;       /* a lease request is out */
+	unsigned conn_asked;   /* what it asked for: no more until the answer */
 	int64_t conn_retry_ms; /* granted less than asked: not again before */
 	int64_t conn_local_ms; /* Redis failed to answer a lease: alone until then */
 	struct event *ev_pump;

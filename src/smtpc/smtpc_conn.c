@@ -35,6 +35,7 @@
 
 #define CONNECT_TIMEOUT_S 30
 #define REPLY_TIMEOUT_S   300 /* RFC 5321 4.5.3.2: 5 minutes for most replies */
+#define QUIT_TIMEOUT_S    10  /* after QUIT: the peer closes by then */
 #define DOT_TIMEOUT_S     600 /* 10 minutes for the reply to the final dot */
 #define BODY_CHUNK        (64 * 1024)
 #define OUT_HIGH          (256 * 1024) /* stop reading the body while this much waits */
@@ -64,6 +65,8 @@ void smtpc_set_state(struct smtpc_conn *c, enum cstate st)
 	c->state = st;
 	if (st == C_DOT)
 		tv.tv_sec = DOT_TIMEOUT_S;
+	else if (st == C_QUIT)
+		tv.tv_sec = QUIT_TIMEOUT_S;
 	/* While the body streams nothing is read: only writes must progress. */
 	if (c->bev && st == C_BODY)
 		bufferevent_set_timeouts(c->bev, NULL, &tv);
@@ -89,6 +92,8 @@ static void on_free(evutil_socket_t fd, short what, void *arg)
 	LIST_REMOVE(c, all);
 	if (c->bev)
 		bufferevent_free(c->bev);
+	if (c->gone)
+		c->gone(c->gone_arg);
 	smtpc_rparser_free(&c->rp);
 	smtpc_verdict_clear(&c->last);
 	dns_route_free(c->route);
@@ -671,8 +676,6 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 	if (c->state == C_BODY)
 		body_pump(c);
-	else if (c->state == C_QUIT)
-		free_later(c); /* QUIT has left; its reply is not worth waiting for */
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
@@ -747,6 +750,14 @@ struct smtpc_conn *smtpc_conn_new(struct event_base *base, const struct smtpc_ta
 	smtpc_rparser_init(&c->rp);
 	try_address(c);
 	return c;
+}
+
+/* After QUIT the peer's reply is not read: its close (on_event) ends it. */
+void smtpc_conn_quit_then(struct smtpc_conn *c, void (*gone)(void *arg), void *arg)
+{
+	c->gone = gone;
+	c->gone_arg = arg;
+	smtpc_conn_quit(c);
 }
 
 void smtpc_conn_quit(struct smtpc_conn *c)

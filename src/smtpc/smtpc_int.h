@@ -66,7 +66,9 @@ struct smtpc_conn {
 	unsigned n_sent;
 	struct event *ev_free, *ev_refused;
 	int freeing, ever_ready;
-	int quitting; /* the owner let go (smtpc_conn_quit): no more callbacks */
+	int quitting;            /* the owner let go (smtpc_conn_quit): no more callbacks */
+	void (*gone)(void *arg); /* after QUIT: the socket is closed */
+	void *gone_arg;
 	/* the current job */
 	struct smtpc_job job;
 	smtpc_done_fn done;
