@@ -303,7 +303,9 @@ static void on_conn_gone(void *arg)
 	if (d) {
 		TAILQ_REMOVE(&d->closing, dc, link);
 		d->n_closing--;
+		d->s->n_closing--;
 		sched_dest_pump_later(d, 0);
+		sched_check_drained(d->s);
 	}
 	free(dc);
 }
@@ -319,6 +321,7 @@ static void dconn_quit(struct dconn *dc)
 	d->n_conns--;
 	TAILQ_INSERT_TAIL(&d->closing, dc, link);
 	d->n_closing++;
+	d->s->n_closing++;
 	smtpc_conn_quit_then(dc->c, on_conn_gone, dc);
 }
 
@@ -775,6 +778,7 @@ void sched_dest_free(struct dest *d)
 	/* those saying QUIT free their dconn when gone */
 	while ((dc = TAILQ_FIRST(&d->closing))) {
 		TAILQ_REMOVE(&d->closing, dc, link);
+		d->s->n_closing--;
 		dc->d = NULL;
 	}
 	/* the connections themselves went with smtpc_conn_free_all() */

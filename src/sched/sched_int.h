@@ -233,6 +233,7 @@ struct sched {
 	size_t heap_n, heap_cap;
 	struct event *ev_heap;
 	size_t n_active, n_finishing;
+	size_t n_closing; /* connections that said QUIT, until the peer closed them */
 	TAILQ_HEAD(, dest) failing;
 	struct report *reports; /* bounce reports of this event, not started yet */
 	int draining;
