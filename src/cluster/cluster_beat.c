@@ -39,12 +39,8 @@ static void beat_work(void *arg)
 
 	free(b->err);
 	b->err = NULL;
-	if (store_node_beat(b->d.store, &b->row, &b->err) == 0) {
-		free(b->err);
-		b->err = NULL;
-	} else if (!b->err) {
+	if (store_node_beat(b->d.store, &b->row, &b->err) < 0 && !b->err)
 		b->err = xstrdup("unknown error");
-	}
 }
 
 static void beat_done(void *arg)

@@ -72,14 +72,19 @@ def test_sqlite_default_lists_this_one_node(server_factory):
     assert [n["id"] for n in doc["nodes"]] == [me]
     n = doc["nodes"][0]
     assert n["state"] == "up" and n["hostname"] == "relay.test" and n["version"] == version(s)
-    assert n["postgres_ms"] is None and n["redis_ms"] is None  # SQLite, no Redis
+    if os.environ.get("POSTHORN_TEST_PG") == "1":  # every server on PostgreSQL
+        assert isinstance(n["postgres_ms"], float), n
+    else:
+        assert n["postgres_ms"] is None, n  # SQLite: nothing measured
+    assert n["redis_ms"] is None, n  # no Redis
     assert (n["messages"], n["recipients"]) == (0, 0) and doc["stale"] == 0
     # the text form: one line per node, same values
     rc, out, err = s.cli("cluster", "status")
     assert rc == 0 and err == "", err
     m = LINE.match(out.strip())
     assert m, out
-    assert m.group(1, 2, 4, 8, 9) == (me, "relay.test", "up", "-", "-")
+    assert m.group(1, 2, 4, 9) == (me, "relay.test", "up", "-")
+    assert m.group(8) == ("-" if n["postgres_ms"] is None else f"{n['postgres_ms']:.3f}")
     # the queue size follows at the next beat (every 5 s)
     queue_mail(s, [2, 1])
     n = helpers.wait_for(lambda: (lambda x: x if x["messages"] == 2 else None)(
@@ -179,3 +184,28 @@ def test_three_nodes_on_postgres_up_stopped_and_stale(server_factory, redis):  #
     # a restarted node is up again
     n3.start()
     wait_state(n1, lambda b: b[ids[2]]["state"] == "up", 8, "node 3 up again")
+
+
+def test_beat_while_postgres_is_down_logged_once_then_back(server_factory):
+    """The database stops: the heartbeat's failure is logged once (not at
+    every beat), the node keeps running, and its next beat after the
+    database is back logs the recovery and writes the row again."""
+    pgc = pg_cluster()
+    db = pgc.new_db()
+    s = server_factory(cluster={"postgres": db})
+    me = node_id(s)
+    wait_state(s, lambda b: me in b and b[me]["state"] == "up", 10, "the first heartbeat")
+    pgc.stop()
+    try:
+        helpers.wait_for(lambda: "event=node_beat_error" in s.log(), 12, interval=0.2,
+                         what="node_beat_error")
+        time.sleep(11)  # two more beats fail meanwhile
+        assert s.log().count("event=node_beat_error") == 1, s.log()[-3000:]
+        assert s.proc.poll() is None
+    finally:
+        pgc.start()
+    helpers.wait_for(lambda: "event=node_beat_ok" in s.log(), 12, interval=0.2,
+                     what="node_beat_ok")
+    doc, _ = wait_state(s, lambda b: b[me]["state"] == "up" and b[me]["heartbeat_age"] <= 5, 8,
+                        "the row written again")
+    assert "node_beat_error" in s.log() and s.log().count("event=node_beat_ok") == 1
