@@ -156,6 +156,7 @@ struct server {
 	struct dkim_watch *dkim_watch;   /* reloads deps.dkim's keys, rotation rounds */
 	struct deliv *deliv;             /* quotas, the reputation guard, VERP */
 	struct cluster_redis *redis;     /* [cluster] redis, or NULL */
+	struct cluster_beat *beat;       /* the row in the nodes table */
 	struct spool_recovery *recovery; /* listed at start, read while serving */
 	uint64_t started_ms;
 	char node_id[NODE_ID_LEN + 1]; /* DATA_DIR/node-id */
@@ -613,6 +614,7 @@ static void server_close(struct server *srv)
 	store_counters_stop(srv->counters);
 	if (srv->deps.work)
 		work_pool_free(srv->deps.work);
+	cluster_beat_stop(srv->beat); /* no beat runs now: the pool has stopped */
 	deliv_redis_gone(srv->deliv);
 	cluster_redis_free(srv->redis); /* what waits on it is answered: decided locally */
 	srv->redis = NULL;
@@ -700,6 +702,13 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	if (open_signing(&srv) < 0 || open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
 	watch_signing(&srv);
+	srv.beat = cluster_beat_start(&(struct cluster_beat_deps){.base = srv.base,
+	                                                          .work = srv.deps.work,
+	                                                          .store = srv.deps.store,
+	                                                          .sched = srv.sched,
+	                                                          .redis = srv.redis,
+	                                                          .node_id = srv.node_id,
+	                                                          .hostname = c->hostname});
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
 	http_start(srv.http, &(struct http_deps){.store = srv.deps.store,
 	                                         .spool = srv.deps.spool,
@@ -731,7 +740,7 @@ static int cmd_version(int argc, char **argv, const struct conf *c)
 
 	if (cli_parse(argc, argv, NULL, 0, NULL, &n, 0) != CLI_OK)
 		return CLI_USAGE;
-	puts("posthorn 0.1.0");
+	puts("posthorn " POSTHORN_VERSION);
 	return cli_flush(CLI_OK);
 }
 
@@ -759,9 +768,9 @@ static const struct cli_cmd help_cmd = {
     .path = "help", .about = "Prints this text.", .run = cmd_help, .flags = CLI_NO_CONF};
 
 static const struct cli_cmd *const COMMANDS[] = {
-    &serve_cmd,      &cli_check_cmd, &cli_user_cmd,     &cli_queue_cmd, &cli_stats_cmd,
-    &cli_apikey_cmd, &cli_dkim_cmd,  &cli_suppress_cmd, &cli_tls_cmd,   &cli_pause_cmd,
-    &cli_resume_cmd, &version_cmd,   &help_cmd,         NULL,
+    &serve_cmd,      &cli_check_cmd,   &cli_user_cmd,     &cli_queue_cmd, &cli_stats_cmd,
+    &cli_apikey_cmd, &cli_dkim_cmd,    &cli_suppress_cmd, &cli_tls_cmd,   &cli_pause_cmd,
+    &cli_resume_cmd, &cli_cluster_cmd, &version_cmd,      &help_cmd,      NULL,
 };
 
 static const struct cli_cmd ROOT = {

@@ -266,4 +266,11 @@ void api_h_queue_hold(struct http_req *r);
 void api_h_queue_release(struct http_req *r);
 void api_h_queue_delete(struct http_req *r);
 
+/* ---- cluster nodes, for admin keys (api_cluster.c) ----------------------------
+ *
+ * GET /v1/cluster/nodes: every node's heartbeat row (docs/cluster.md
+ * "Cluster status"), as `posthorn cluster status --json` prints it.
+ */
+void api_h_cluster_nodes(struct http_req *r);
+
 #endif

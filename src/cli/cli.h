@@ -43,7 +43,8 @@ struct cli_cmd {
 
 /* The subtrees, for main.c's root. */
 extern const struct cli_cmd cli_user_cmd, cli_queue_cmd, cli_stats_cmd, cli_check_cmd,
-    cli_apikey_cmd, cli_dkim_cmd, cli_suppress_cmd, cli_tls_cmd, cli_pause_cmd, cli_resume_cmd;
+    cli_apikey_cmd, cli_dkim_cmd, cli_suppress_cmd, cli_tls_cmd, cli_pause_cmd, cli_resume_cmd,
+    cli_cluster_cmd;
 
 /*
  * Walks argv (argv[0] names node) down the tree. Returns the leaf to run

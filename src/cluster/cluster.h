@@ -7,6 +7,8 @@
 #ifndef POSTHORN_CLUSTER_H
 #define POSTHORN_CLUSTER_H
 
+#include <jansson.h>
+
 #include "util/util.h"
 
 /*
@@ -24,5 +26,35 @@ struct cluster_redis;
  * string must outlive r.
  */
 void cluster_node_claim(struct cluster_redis *r, const char *node_id);
+
+#define POSTHORN_VERSION "0.1.0"
+
+struct event_base;
+struct work_pool;
+struct store;
+struct sched;
+struct cluster_beat_deps {
+	struct event_base *base;
+	struct work_pool *work;
+	struct store *store;
+	struct sched *sched;            /* its queue counts; may be NULL */
+	struct cluster_redis *redis;    /* its PING round trip; may be NULL */
+	const char *node_id, *hostname; /* must outlive the beat */
+};
+struct cluster_beat;
+/*
+ * Writes this node's row in the nodes table now and every
+ * STORE_NODE_BEAT_S seconds, on the work pool (cluster_beat.c).
+ */
+struct cluster_beat *cluster_beat_start(const struct cluster_beat_deps *d);
+/* Marks the row stopped (blocking: after the work pool has stopped, so no
+ * beat is running), then frees. NULL: nothing. */
+void cluster_beat_stop(struct cluster_beat *b);
+
+/* The JSON of the nodes table (cluster_status.c): {"nodes": [...],
+ * "stale": N}, with *stale the count of stale nodes at now. */
+struct store_node;
+json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, size_t *stale);
+json_t *cluster_node_json(const struct store_node *n, int64_t now);
 
 #endif

@@ -39,6 +39,8 @@ struct cluster_redis {
 	int n_scripts;
 	void (*on_up)(void *arg);
 	void *on_up_arg;
+	uint64_t ping_sent_us; /* the PING in flight, 0: none */
+	int64_t ping_us;       /* the last PING's round trip, -1: none yet */
 };
 
 struct req {
@@ -96,6 +98,7 @@ static void drop(struct cluster_redis *r, const char *why)
 }
 
 static void send_ping(struct cluster_redis *r, cluster_redis_cb cb);
+static void note_pong(struct cluster_redis *r, const struct redisReply *reply);
 
 /* The first answer on a new connection (after its setup): up only now,
  * so that a Redis that accepts connections but does not answer (hung,
@@ -104,6 +107,7 @@ static void on_first_pong(void *arg, const struct redisReply *reply)
 {
 	struct cluster_redis *r = arg;
 
+	note_pong(r, reply);
 	if (!reply)
 		return;                         /* timed out: the link is dropped already */
 	if (reply->type == REDIS_REPLY_ERROR) { /* loading, auth required...: again later */
@@ -230,10 +234,17 @@ static void on_redial(evutil_socket_t fd, short what, void *arg)
 	dial(arg);
 }
 
+/* The round trip of the PING answered now (not of an error or a timeout). */
+static void note_pong(struct cluster_redis *r, const struct redisReply *reply)
+{
+	if (reply && reply->type != REDIS_REPLY_ERROR && r->ping_sent_us)
+		r->ping_us = (int64_t)(clock_mono_us() - r->ping_sent_us);
+	r->ping_sent_us = 0;
+}
+
 static void on_pong(void *arg, const struct redisReply *reply)
 {
-	(void)arg;
-	(void)reply; /* no answer: the timeout has dropped the link already */
+	note_pong(arg, reply); /* no answer: the timeout has dropped the link already */
 }
 
 static void send_ping(struct cluster_redis *r, cluster_redis_cb cb)
@@ -241,7 +252,9 @@ static void send_ping(struct cluster_redis *r, cluster_redis_cb cb)
 	const char *argv[] = {"PING"};
 	size_t lens[] = {4};
 
-	cluster_redis_cmd(r, cb, r, 1, argv, lens);
+	r->ping_sent_us = clock_mono_us();
+	if (cluster_redis_cmd(r, cb, r, 1, argv, lens) < 0)
+		r->ping_sent_us = 0;
 }
 
 static void on_ping(evutil_socket_t fd, short what, void *arg)
@@ -260,6 +273,7 @@ struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cl
 	r->base = base;
 	r->url = *u;
 	r->was_up = -1;
+	r->ping_us = -1;
 	r->backoff_ms = BACKOFF_MIN_MS;
 	r->ev_redial = evtimer_new(base, on_redial, r);
 	r->ev_connect = evtimer_new(base, on_connect_timeout, r);
@@ -286,6 +300,11 @@ void cluster_redis_free(struct cluster_redis *r)
 	event_free(r->ev_connect);
 	event_free(r->ev_ping);
 	free(r);
+}
+
+int64_t cluster_redis_ping_us(const struct cluster_redis *r)
+{
+	return r && r->up ? r->ping_us : -1;
 }
 
 int cluster_redis_up(const struct cluster_redis *r)

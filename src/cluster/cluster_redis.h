@@ -22,6 +22,7 @@
 #define POSTHORN_CLUSTER_REDIS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cluster/cluster_url.h"
 
@@ -38,6 +39,9 @@ typedef void (*cluster_redis_cb)(void *arg, const struct redisReply *reply);
 struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cluster_url *u);
 /* Answers what is pending with NULL, then frees. */
 void cluster_redis_free(struct cluster_redis *r);
+/* The round trip of the last PING answered (one a second), in
+ * microseconds; -1 when the link is down or none was answered yet. */
+int64_t cluster_redis_ping_us(const struct cluster_redis *r);
 /* 1 when the link is up. */
 int cluster_redis_up(const struct cluster_redis *r);
 /*

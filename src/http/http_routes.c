@@ -61,6 +61,8 @@ const struct http_route http_routes[] = {
     {"POST", "/v1/queue/{id}/hold", HTTP_AUTH_ADMIN, api_h_queue_hold},
     {"POST", "/v1/queue/{id}/release", HTTP_AUTH_ADMIN, api_h_queue_release},
     {"DELETE", "/v1/queue/{id}", HTTP_AUTH_ADMIN, api_h_queue_delete},
+    /* the cluster's nodes, for admin keys (src/api/api_cluster.c) */
+    {"GET", "/v1/cluster/nodes", HTTP_AUTH_ADMIN, api_h_cluster_nodes},
 };
 
 const size_t http_n_routes = ARRAY_LEN(http_routes);

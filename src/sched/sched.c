@@ -600,6 +600,18 @@ void sched_stop(struct sched *s)
 	s->draining = 1;
 }
 
+uint64_t sched_open_recipients(const struct sched *s)
+{
+	struct htable_iter mi;
+	struct htable_node *n;
+	uint64_t sum = 0;
+
+	htable_iter_init(&mi, &s->msgs);
+	while ((n = htable_iter_next(&mi)))
+		sum += HTABLE_ENTRY(n, struct qmsg, hn)->n_open;
+	return sum;
+}
+
 void sched_get_stats(const struct sched *s, struct sched_stats *out)
 {
 	struct htable_iter di;

@@ -174,5 +174,8 @@ struct sched_stats {
 	size_t paused;            /* destinations paused by name */
 };
 void sched_get_stats(const struct sched *s, struct sched_stats *out);
+/* Open recipients of every queued message (held ones too): a walk over
+ * the messages, for the node's heartbeat every few seconds (not /metrics). */
+uint64_t sched_open_recipients(const struct sched *s);
 
 #endif

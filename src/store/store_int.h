@@ -87,6 +87,8 @@ extern const char store_events_migration[];
 extern const char store_unsub_migration[];
 /* Migration 9 -> 10 (store.c's list): deliverability (store_deliv.c). */
 extern const char store_deliv_migration[];
+/* Migration 13 -> 14: the nodes' heartbeats (store_nodes.c). */
+extern const char store_nodes_migration[];
 /* Migration 10 -> 11: Idempotency-Key records (store_idem.c). */
 extern const char store_idem_migration[];
 /* Migration 11 -> 12: idempotency_keys.planned (store_idem.c). */

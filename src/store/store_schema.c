@@ -142,6 +142,7 @@ static const char *const migrations[] = {
     store_idem_migration,      /* 10 -> 11: Idempotency-Key records (store_idem.c) */
     store_idem_plan_migration, /* 11 -> 12: their planned messages (store_idem.c) */
     store_dkim_box_migration,  /* 12 -> 13: DKIM private keys, sealed (store_dkim.c) */
+    store_nodes_migration,     /* 13 -> 14: node heartbeats (store_nodes.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

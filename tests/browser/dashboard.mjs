@@ -166,6 +166,7 @@ async function caseLoginLogout() {
   const who = await page.locator('.who .account').textContent();
   check(who.includes('shop'), `the header names account "${who}"`);
   check(await page.getByRole('link', { name: 'Queue' }).count() === 0, "an account's key sees the Queue page");
+  check(await page.getByRole('link', { name: 'Nodes' }).count() === 0, "an account's key sees the Nodes page");
   // A reload keeps the session (sessionStorage). Keyboard: the first Tab
   // reaches the skip link, Enter moves to the page's title.
   await page.reload();
@@ -408,6 +409,24 @@ async function caseQueueRetry() {
   await page.close();
 }
 
+// Nodes (admin): this one server's heartbeat row, as GET /v1/cluster/nodes has it.
+async function caseNodes() {
+  const n = await api('/v1/cluster/nodes', cfg.keys.admin);
+  check(n.status === 200, `GET /v1/cluster/nodes: ${n.status} ${n.text}`);
+  const me = JSON.parse(n.text).nodes[0];
+  check(me && me.state === 'up', `the server's own node is not up: ${n.text}`);
+  const page = await newPage();
+  await login(page, cfg.keys.admin);
+  await open(page, '#/nodes', 'Nodes');
+  const row = page.locator('#node-list tbody tr', { hasText: me.id });
+  await row.waitFor();
+  check((await row.locator('td[data-label="State"]').textContent()) === 'up', 'the node is not shown up');
+  check((await row.locator('td[data-label="Host"]').textContent()) === me.hostname, 'the host is not shown');
+  check((await row.locator('td[data-label="PostgreSQL"]').textContent()) === (me.postgres_ms === null ? '—' : `${me.postgres_ms.toFixed(2)} ms`), 'the PostgreSQL round trip is not shown');
+  await page.close();
+  return { node: me.id };
+}
+
 async function caseTemplatePreview() {
   const name = 'welcome';
   const made = await api('/v1/templates', cfg.keys.shop, { method: 'POST', body: { name, subject: 'Hello {{name}}', text: 'Hi {{name}}, welcome.', html: '<p>Hi <b>{{name}}</b></p>' } });
@@ -485,6 +504,7 @@ const PAGES = [
   ['messages', `#/messages?recipient=${encodeURIComponent('x')}`, 'Messages', 'shop'],
   ['message', null, null, 'shop'],
   ['queue', '#/queue', 'Queue', 'admin'],
+  ['nodes', '#/nodes', 'Nodes', 'admin'],
   ['suppressions', '#/suppressions', 'Suppressions', 'shop'],
   ['templates', '#/templates', 'Templates', 'shop'],
   ['template', '#/templates/welcome', 'Template welcome', 'shop'],
@@ -552,6 +572,7 @@ try {
   await run('admin', caseAdmin);
   await run('suppression_remove', caseSuppression);
   await run('queue_retry', caseQueueRetry);
+  await run('nodes', caseNodes);
   await run('template_preview', caseTemplatePreview);
   await run('dkim', caseDkim);
   await run('webhooks', caseWebhooks);

@@ -202,7 +202,7 @@ def browser(world):
 
 CASES = ["login_invalid", "login_logout", "overview", "overview_delivered", "message_page",
          "message_attempts", "isolation", "admin",
-         "suppression_remove", "queue_retry", "template_preview", "dkim", "webhooks", "pages",
+         "suppression_remove", "queue_retry", "nodes", "template_preview", "dkim", "webhooks", "pages",
          "same_origin", "no_script_errors"]
 
 

@@ -10,6 +10,7 @@ import { html, Loading } from './ui.js';
 import { Overview } from './pages/overview.js';
 import { Messages, Message } from './pages/messages.js';
 import { Queue } from './pages/queue.js';
+import { Nodes } from './pages/nodes.js';
 import { Suppressions } from './pages/suppressions.js';
 import { Templates, Template } from './pages/templates.js';
 import { Webhooks } from './pages/webhooks.js';
@@ -19,6 +20,7 @@ const PAGES = [
   { path: 'overview', label: 'Overview', view: Overview },
   { path: 'messages', label: 'Messages', view: Messages, detail: Message },
   { path: 'queue', label: 'Queue', view: Queue, admin: true },
+  { path: 'nodes', label: 'Nodes', view: Nodes, admin: true },
   { path: 'suppressions', label: 'Suppressions', view: Suppressions, ownAccount: true },
   { path: 'templates', label: 'Templates', view: Templates, detail: Template, ownAccount: true },
   { path: 'webhooks', label: 'Webhooks', view: Webhooks },

@@ -1,0 +1,109 @@
+/*
+ * cli_cluster: `posthorn cluster status [--json]`: the nodes that wrote a
+ * heartbeat in the database (store_nodes.c; docs/cluster.md "Cluster
+ * status"). One line per node, or with --json one object
+ * {"nodes": [...], "stale": N} whose fields docs/cli.md lists.
+ *
+ * Exit 0 whenever the list was read, stale nodes or not (a warning on
+ * stderr names them); 1 when the database cannot be read.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+#include "cli/cli_int.h"
+#include "cluster/cluster.h"
+#include "conf/conf.h"
+#include "store/store.h"
+#include "store/store_nodes.h"
+#include "util/util.h"
+
+static void put_ms(const char *name, int64_t us)
+{
+	if (us < 0)
+		printf(" %s=-", name);
+	else
+		printf(" %s=%.3f", name, (double)us / 1000.0);
+}
+
+static void node_line(const struct store_node *n, int64_t now)
+{
+	printf("node=");
+	cli_put_safe(stdout, n->id);
+	printf(" host=");
+	cli_put_safe(stdout, n->hostname);
+	printf(" version=");
+	cli_put_safe(stdout, n->version);
+	printf(" state=%s messages=%lld recipients=%lld heartbeat_age=%llds",
+	       store_node_state(n, now), (long long)n->messages, (long long)n->recipients,
+	       (long long)(now - n->beat_at));
+	put_ms("postgres_ms", n->pg_us);
+	put_ms("redis_ms", n->redis_us);
+	putchar('\n');
+}
+
+static int show(const struct store_node *v, size_t n, int as_json)
+{
+	int64_t now = clock_now_s();
+	size_t stale;
+	json_t *all = cluster_nodes_json(v, n, now, &stale);
+	int rc = CLI_OK;
+
+	if (as_json)
+		rc = cli_json_print(all);
+	else
+		json_decref(all);
+	for (size_t i = 0; !as_json && i < n; i++)
+		node_line(&v[i], now);
+	if (n == 0)
+		fprintf(stderr, "posthorn: no node has written a heartbeat yet\n");
+	if (stale)
+		fprintf(
+		    stderr,
+		    "posthorn: warning: %zu node(s) stale: no heartbeat for %d s or more (crashed, "
+		    "hung, or cut off from the database)\n",
+		    stale, STORE_NODE_STALE_S);
+	return rc;
+}
+
+static int cmd_status(int argc, char **argv, const struct conf *c)
+{
+	int as_json = 0, rc;
+	const struct cli_opt opts[] = {{"--json", &as_json, NULL}};
+	struct store_node *v;
+	struct store *st;
+	size_t n;
+	char *err = NULL;
+
+	if (cli_parse(argc, argv, opts, ARRAY_LEN(opts), NULL, &n, 0) != CLI_OK)
+		return CLI_USAGE;
+	if (!(st = cli_open_store(c)))
+		return CLI_RUNTIME;
+	if (store_nodes_list(st, &v, &n, &err) < 0) {
+		store_close(st);
+		return cli_fail(err);
+	}
+	store_close(st);
+	rc = show(v, n, as_json);
+	store_nodes_free(v, n);
+	return cli_flush(rc);
+}
+
+static const struct cli_cmd status_cmd = {
+    .path = "cluster status",
+    .args = "[--json]",
+    .about = "The nodes that share this database: state (up, stale, stopped), version,\n"
+             "queue size, last heartbeat, PostgreSQL and Redis round trips.",
+    .more = "  Every running node writes its row every 5 s; a node with no heartbeat for\n"
+            "  15 s is stale (exit 0 still, with a warning). docs/cluster.md.\n",
+    .run = cmd_status,
+};
+
+static const struct cli_cmd *const cluster_cmds[] = {&status_cmd, NULL};
+
+const struct cli_cmd cli_cluster_cmd = {
+    .path = "cluster",
+    .about = "The nodes of a cluster (one node on the embedded default).",
+    .subs = cluster_cmds,
+    .flags = CLI_AS_USER,
+};

@@ -1,0 +1,176 @@
+/*
+ * store_nodes: the nodes' heartbeats (migration 13 -> 14,
+ * store_nodes_migration; docs/cluster.md "Cluster status").
+ *
+ * Promises:
+ * - One row per node ID. store_node_beat() writes the whole row (an
+ *   upsert: the first beat of a node inserts it, a restarted node's first
+ *   beat clears its stopped mark); store_node_stop() marks it stopped.
+ * - store_node_beat() measures the database's round trip with one
+ *   `SELECT 1` before it writes, under st->lock: on PostgreSQL the time
+ *   to the server and back, on SQLite a local call (not recorded).
+ * - store_nodes_list() gives every row, ordered by node ID; whether a
+ *   node is up or stale is the reader's to judge (store_node_state).
+ * - The SQL is the same on both engines.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_nodes.h"
+#include "store/store_int.h"
+#include "util/util.h"
+
+const char store_nodes_migration[] =
+    "CREATE TABLE nodes (id TEXT PRIMARY KEY, hostname TEXT NOT NULL, version TEXT NOT NULL,"
+    "  started_at BIGINT NOT NULL, beat_at BIGINT NOT NULL, stopped_at BIGINT,"
+    "  messages BIGINT NOT NULL, recipients BIGINT NOT NULL, pg_us BIGINT, redis_us BIGINT);";
+
+static const char beat_sql[] =
+    "INSERT INTO nodes (id, hostname, version, started_at, beat_at, stopped_at, messages,"
+    " recipients, pg_us, redis_us) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8, ?9)"
+    " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version,"
+    " started_at = excluded.started_at, beat_at = excluded.beat_at, stopped_at = NULL,"
+    " messages = excluded.messages, recipients = excluded.recipients, pg_us = excluded.pg_us,"
+    " redis_us = excluded.redis_us";
+static const char stop_sql[] = "UPDATE nodes SET stopped_at = ?2, beat_at = ?2 WHERE id = ?1";
+static const char list_sql[] = "SELECT id, hostname, version, started_at, beat_at, stopped_at,"
+                               " messages, recipients, pg_us, redis_us FROM nodes ORDER BY id";
+
+static void bind_opt(struct db_stmt *s, int i, int64_t v)
+{
+	if (v < 0)
+		db_bind_null(s, i);
+	else
+		db_bind_int64(s, i, v);
+}
+
+/* One `SELECT 1`: its round trip in microseconds, -1 if it failed. */
+static int64_t round_trip(struct store *st)
+{
+	uint64_t t0 = clock_mono_us();
+	struct db_stmt *s = store_prepare(st, "SELECT 1", NULL);
+	int ok;
+
+	if (!s)
+		return -1;
+	ok = db_step(s) == DB_ROW;
+	db_finalize(s);
+	return ok ? (int64_t)(clock_mono_us() - t0) : -1;
+}
+
+static int beat_locked(struct store *st, struct store_node *n, char **err)
+{
+	struct db_stmt *s;
+
+	n->pg_us = -1;
+	if (db_kind(st->db) == DB_POSTGRES && (n->pg_us = round_trip(st)) < 0)
+		return store_fail_db(st, err, "node heartbeat");
+	if (!(s = store_prepare(st, beat_sql, err)))
+		return -1;
+	db_bind_text(s, 1, n->id, -1, DB_STATIC);
+	db_bind_text(s, 2, n->hostname, -1, DB_STATIC);
+	db_bind_text(s, 3, n->version, -1, DB_STATIC);
+	db_bind_int64(s, 4, n->started_at);
+	db_bind_int64(s, 5, n->beat_at);
+	db_bind_int64(s, 6, n->messages);
+	db_bind_int64(s, 7, n->recipients);
+	bind_opt(s, 8, n->pg_us);
+	bind_opt(s, 9, n->redis_us);
+	return store_step_done(st, s, "node heartbeat", err);
+}
+
+int store_node_beat(struct store *st, struct store_node *n, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = beat_locked(st, n, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+int store_node_stop(struct store *st, const char *id, int64_t now, char **err)
+{
+	struct db_stmt *s;
+	int rc = -1;
+
+	pthread_mutex_lock(&st->lock);
+	if ((s = store_prepare(st, stop_sql, err))) {
+		db_bind_text(s, 1, id, -1, DB_STATIC);
+		db_bind_int64(s, 2, now);
+		rc = store_step_done(st, s, "node stop", err);
+	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+static int64_t col_opt(struct db_stmt *s, int i)
+{
+	return db_column_is_null(s, i) ? -1 : db_column_int64(s, i);
+}
+
+static void read_node(struct db_stmt *s, struct store_node *n)
+{
+	n->id = store_col_text(s, 0);
+	n->hostname = store_col_text(s, 1);
+	n->version = store_col_text(s, 2);
+	n->started_at = db_column_int64(s, 3);
+	n->beat_at = db_column_int64(s, 4);
+	n->stopped_at = col_opt(s, 5);
+	n->messages = db_column_int64(s, 6);
+	n->recipients = db_column_int64(s, 7);
+	n->pg_us = col_opt(s, 8);
+	n->redis_us = col_opt(s, 9);
+}
+
+static int list_locked(struct store *st, struct store_node **out, size_t *n_out, char **err)
+{
+	struct db_stmt *s = store_prepare(st, list_sql, err);
+	size_t n = 0, cap = 0;
+	int step;
+
+	*out = NULL;
+	if (!s)
+		return -1;
+	while ((step = db_step(s)) == DB_ROW) {
+		if (n == cap)
+			*out = xrealloc(*out, (cap = cap ? cap * 2 : 8) * sizeof(**out));
+		read_node(s, &(*out)[n++]);
+	}
+	db_finalize(s);
+	*n_out = n;
+	if (step == DB_DONE)
+		return 0;
+	store_nodes_free(*out, n);
+	*out = NULL;
+	return store_fail_db(st, err, "nodes");
+}
+
+int store_nodes_list(struct store *st, struct store_node **out, size_t *n, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = list_locked(st, out, n, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+void store_nodes_free(struct store_node *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].id);
+		free(v[i].hostname);
+		free(v[i].version);
+	}
+	free(v);
+}
+
+const char *store_node_state(const struct store_node *n, int64_t now)
+{
+	if (n->stopped_at >= 0)
+		return "stopped";
+	return now - n->beat_at >= STORE_NODE_STALE_S ? "stale" : "up";
+}

@@ -1,0 +1,36 @@
+/*
+ * store_nodes.h: the nodes' heartbeats in the store (store_nodes.c;
+ * docs/cluster.md "Cluster status"). Apart from store.h to keep it short.
+ */
+#ifndef POSTHORN_STORE_NODES_H
+#define POSTHORN_STORE_NODES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+#define STORE_NODE_BEAT_S  5                       /* a running node writes its row this often */
+#define STORE_NODE_STALE_S (3 * STORE_NODE_BEAT_S) /* no beat for this long: stale */
+
+/* A node's row. Times in Unix seconds; -1: none (stopped_at: running;
+ * pg_us, redis_us: no such link, or not measured). */
+struct store_node {
+	char *id, *hostname, *version;
+	int64_t started_at, beat_at, stopped_at;
+	int64_t messages, recipients; /* its queue at the beat */
+	int64_t pg_us, redis_us;      /* round trips, microseconds */
+};
+/* Writes n's row (running again if it was stopped), after measuring the
+ * database's round trip into n->pg_us (PostgreSQL only, else -1).
+ * Blocking: on the work pool. */
+int store_node_beat(struct store *st, struct store_node *n, char **err);
+/* Marks node id stopped at now. */
+int store_node_stop(struct store *st, const char *id, int64_t now, char **err);
+/* Every node's row, by ID; free with store_nodes_free. */
+int store_nodes_list(struct store *st, struct store_node **out, size_t *n, char **err);
+void store_nodes_free(struct store_node *v, size_t n);
+/* "up", "stale" (no beat for STORE_NODE_STALE_S) or "stopped". */
+const char *store_node_state(const struct store_node *n, int64_t now);
+
+#endif
