@@ -79,6 +79,10 @@ int store_tx_begin(struct store *st, char **err);
 int store_tx_commit(struct store *st, char **err);
 int store_tx_rollback(struct store *st);
 
+/* Tables whose ids are max + 1: store_tx_serial() serializes their writers. */
+enum store_serial { STORE_SERIAL_EVENTS = 1, STORE_SERIAL_API_KEYS, STORE_SERIAL_WEBHOOKS };
+int store_tx_serial(struct store *st, enum store_serial what, char **err);
+
 /* Migration 6 -> 7 (store.c's list): the outbound TLS policy tables. */
 extern const char store_tls_migration[];
 /* Migration 7 -> 8: events, messages, their counters, webhooks (store_events.c). */

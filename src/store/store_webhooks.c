@@ -14,7 +14,8 @@
  * - The secret is kept as given: it is the HMAC key, so it cannot be
  *   hashed. It is handed out once, by the API's create.
  * - ids are given by the code (max + 1) so that the SQL is the same on
- *   PostgreSQL.
+ *   PostgreSQL, in transactions that wait for each other (store_tx_serial),
+ *   so that nodes adding webhooks or failures at once never take one id.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -140,7 +141,12 @@ int store_webhook_create(struct store *st, const struct store_webhook *w, int64_
 	if (!w->url || !w->secret)
 		return store_fail(err, "a webhook needs a URL and a secret");
 	pthread_mutex_lock(&st->lock);
-	rc = create_locked(st, w, id, err);
+	if (store_tx_serial(st, STORE_SERIAL_WEBHOOKS, err) < 0)
+		rc = -1;
+	else if (create_locked(st, w, id, err) < 0 || store_tx_commit(st, err) < 0)
+		rc = store_tx_rollback(st);
+	else
+		rc = 0;
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -357,7 +363,7 @@ static int failed_locked(struct store *st, int64_t id, const struct store_webhoo
 {
 	struct db_stmt *stmt;
 
-	if (store_tx_begin(st, err) < 0)
+	if (store_tx_serial(st, STORE_SERIAL_WEBHOOKS, err) < 0)
 		return -1;
 	if (record_failure(st, id, f, err) < 0 || !(stmt = store_prepare(st, failed_sql, err)))
 		return store_tx_rollback(st);
