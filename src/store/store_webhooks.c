@@ -319,6 +319,55 @@ int store_webhook_delete(struct store *st, const char *account, int64_t id, char
 
 /* ---- delivery state ------------------------------------------------------------------ */
 
+/* Migration 13 -> 14 (store_schema.c's list): who may POST a webhook's next
+ * batch, until when (unix ms). */
+const char store_hook_claim_migration[] =
+    "ALTER TABLE webhooks ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE webhooks ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;";
+
+/* One UPDATE: on PostgreSQL a second node's UPDATE of the row waits for the
+ * first one's commit, then finds its condition false (the row is claimed). */
+static const char claim_sql[] =
+    "UPDATE webhooks SET claimed_by = ?2, claimed_until = ?4"
+    " WHERE id = ?1 AND (claimed_by = ?2 OR claimed_until <= ?3)"
+    " RETURNING last_event_id, failures, first_failure_at, next_attempt_at";
+
+static int claim_locked(struct store *st, int64_t id, const char *node, int64_t now_ms,
+                        int64_t until_ms, struct store_webhook *w, char **err)
+{
+	struct db_stmt *stmt = store_prepare(st, claim_sql, err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, node, -1, DB_STATIC);
+	db_bind_int64(stmt, 3, now_ms);
+	db_bind_int64(stmt, 4, until_ms);
+	rc = db_step(stmt);
+	if (rc == DB_ROW) {
+		w->last_event_id = db_column_int64(stmt, 0);
+		w->failures = db_column_int64(stmt, 1);
+		w->first_failure_ms = db_column_int64(stmt, 2);
+		w->next_attempt_ms = db_column_int64(stmt, 3);
+	}
+	db_finalize(stmt);
+	if (rc != DB_ROW && rc != DB_DONE)
+		return store_fail_db(st, err, "claim webhook");
+	return rc == DB_ROW;
+}
+
+int store_webhook_claim(struct store *st, int64_t id, const char *node, int64_t now_ms,
+                        int64_t until_ms, struct store_webhook *w, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = claim_locked(st, id, node, now_ms, until_ms, w, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
 int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id, char **err)
 {
 	struct db_stmt *stmt;
