@@ -186,7 +186,7 @@ class HangingReceiver:
 
 
 def test_node_killed_mid_post_gives_the_batch_to_another_node(server_factory, cluster_db):
-    slow = "[events]\nwebhook_backoff = 1s\nwebhook_timeout = 5s\n"
+    slow = "[events]\nwebhook_backoff = 1s\nwebhook_timeout = 8s\n"  # claims last 18 s
     n1, n2, n3 = [server_factory(start=False, cluster={"postgres": cluster_db}, extra=slow)
                   for _ in range(3)]
     n1.start()
@@ -199,13 +199,14 @@ def test_node_killed_mid_post_gives_the_batch_to_another_node(server_factory, cl
         claimed = time.monotonic()
         n2.start()
         n3.start()
-        time.sleep(3)  # node 1 alive, its POST unanswered: nobody else sends
+        time.sleep(2)  # node 1 alive, its POST unanswered: nobody else sends
         assert len(receiver.bodies()) == 1
+        assert time.monotonic() - claimed < 8  # node 1 has not given up its POST yet
         n1.kill9()
         again = helpers.wait_for(lambda: receiver.bodies()[1:], 40,
                                  what="the batch sent again by another node")
         # not before node 1's claim (webhook_timeout + 10 s) ran out
-        assert receiver.posts[1][0] - claimed >= 13
+        assert receiver.posts[1][0] - claimed >= 16
         assert again[0] == receiver.bodies()[0] and qid.encode() in again[0]
         time.sleep(2)
         assert len(receiver.bodies()) == 2  # the survivor's POST was answered: once
