@@ -118,7 +118,7 @@ char *store_secret_open(const struct store *st, const char *sealed);
 /* Migration 12 -> 13: dkim_keys.key_box (store_dkim.c). */
 extern const char store_dkim_box_migration[];
 /* Migration 13 -> 14: webhook delivery claims (store_webhooks.c). */
-extern const char store_hook_claim_migration[];
+extern const char store_claim_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

@@ -321,7 +321,7 @@ int store_webhook_delete(struct store *st, const char *account, int64_t id, char
 
 /* Migration 13 -> 14 (store_schema.c's list): who may POST a webhook's next
  * batch, until when (unix ms). */
-const char store_hook_claim_migration[] =
+const char store_claim_migration[] =
     "ALTER TABLE webhooks ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE webhooks ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;";
 
