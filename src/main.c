@@ -697,7 +697,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	if (drop_privileges(c) < 0 || open_node(&srv) < 0 || open_data(&srv) < 0)
 		return 1;
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
-	srv.events = events_start(srv.deps.store, c, &srv.hooks);
+	srv.events = events_start(srv.deps.store, c, srv.node_id, &srv.hooks);
 	srv.counters = store_counters_new(srv.base, srv.deps.store, srv.deps.work);
 	if (open_signing(&srv) < 0 || open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;

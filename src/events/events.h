@@ -117,7 +117,8 @@ void events_get_stats(struct events *ev, struct events_stats *out);
  * ca_file (events_start.c). Stop them after every emitter has stopped and
  * before the store closes: what is queued is written first. */
 struct events_hooks;
-struct events *events_start(struct store *st, const struct conf *c, struct events_hooks **hooks);
+struct events *events_start(struct store *st, const struct conf *c, const char *node_id,
+                            struct events_hooks **hooks);
 void events_stop(struct events *ev, struct events_hooks *hooks);
 
 /* ---- the shape of an event (events_json.c); times: events_text.h ------------------ */
@@ -140,6 +141,7 @@ struct events_hooks_opts {
 	size_t n_blocked;
 	const char *ca_file; /* extra trust anchors, or NULL */
 	size_t batch_max;    /* events per POST; 0: 100 */
+	const char *node_id; /* claims webhooks as this node (NULL: "", one node) */
 };
 
 /* Starts the dispatcher thread. NULL (logged) when libcurl cannot start. */

@@ -23,6 +23,12 @@
  *   resolves (or rebinds) to a blocked address is refused too.
  * - Changes made through the API (new, changed, deleted webhooks) are
  *   picked up within a second.
+ * - One node at a time POSTs a webhook's events: before each POST the node
+ *   claims the webhook in the database (store_webhook_claim) for
+ *   webhook_timeout + CLAIM_MARGIN_MS and starts from the cursor the claim
+ *   read. Another node's claim is skipped until it runs out: a node that
+ *   died mid-POST frees its webhooks then, and the next claimant sends the
+ *   batch again (at least once, never twice while the first one lives).
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -41,12 +47,13 @@
 #include "metrics/metrics.h"
 #include "util/util.h"
 
-#define HOOK_BATCH  100
-#define RELOAD_MS   1000
-#define ANSWER_MAX  (64 * 1024)
-#define SNIPPET_MAX 200
-#define USER_AGENT  "Posthorn-Webhook/1"
-#define WAIT_MAX_MS 1000
+#define HOOK_BATCH      100
+#define RELOAD_MS       1000
+#define ANSWER_MAX      (64 * 1024)
+#define SNIPPET_MAX     200
+#define USER_AGENT      "Posthorn-Webhook/1"
+#define WAIT_MAX_MS     1000
+#define CLAIM_MARGIN_MS 10000
 
 struct hook;
 
@@ -325,6 +332,26 @@ static void start(struct events_hooks *hs, struct hook *h, struct batch *b)
 	curl_multi_add_handle(hs->multi, t->easy);
 }
 
+/* 1 when this node may POST h's next batch now; h's cursor and failure
+ * state are then the database's (another node may have moved them). */
+static int claimed(struct events_hooks *hs, struct hook *h)
+{
+	int64_t now = now_ms(), until = now + (int64_t)hs->o.timeout * 1000 + CLAIM_MARGIN_MS;
+	const char *node = hs->o.node_id ? hs->o.node_id : "";
+	char *err = NULL;
+	int rc = store_webhook_claim(hs->st, h->w.id, node, now, until, &h->w, &err);
+
+	if (rc < 0) {
+		log_warn("event=webhook_store_error webhook=%lld error=%s", (long long)h->w.id,
+		         log_q(err));
+		free(err);
+		return 0;
+	}
+	if (rc == 1 && h->scan_from < h->w.last_event_id)
+		h->scan_from = h->w.last_event_id;
+	return rc == 1 && h->w.next_attempt_ms <= now;
+}
+
 /* Starts a POST for every webhook that is due and has events waiting. */
 static void start_due(struct events_hooks *hs)
 {
@@ -336,6 +363,8 @@ static void start_due(struct events_hooks *hs)
 		int rc;
 
 		if (h->t || h->w.next_attempt_ms > now || h->scan_from >= hs->last_id)
+			continue;
+		if (!claimed(hs, h))
 			continue;
 		rc = next_batch(hs, h, &b);
 		if (rc == 0)

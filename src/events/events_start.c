@@ -7,7 +7,8 @@
 #include "conf/conf.h"
 #include "events/events.h"
 
-struct events *events_start(struct store *st, const struct conf *c, struct events_hooks **hooks)
+struct events *events_start(struct store *st, const struct conf *c, const char *node_id,
+                            struct events_hooks **hooks)
 {
 	struct events_hooks_opts ho = {
 	    .timeout = c->webhook_timeout,
@@ -16,6 +17,7 @@ struct events *events_start(struct store *st, const struct conf *c, struct event
 	    .blocked = c->webhook_blocked,
 	    .n_blocked = c->n_webhook_blocked,
 	    .ca_file = c->tls_ca_file,
+	    .node_id = node_id,
 	};
 	struct events_opts eo = {
 	    .retention = c->events_retention,

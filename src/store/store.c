@@ -104,6 +104,39 @@ int store_tx_begin(struct store *st, char **err)
 	return 0;
 }
 
+/*
+ * A write transaction that also waits for every other writer of `what`
+ * (on PostgreSQL a transaction-level advisory lock, held until COMMIT or
+ * ROLLBACK; SQLite's BEGIN IMMEDIATE already admits one writer). Ids taken
+ * as max + 1 inside it are unique across nodes, and they commit in the
+ * order they were taken: a reader never sees id N before every smaller id
+ * is visible (docs/events.md, "More than one node").
+ */
+int store_tx_serial(struct store *st, enum store_serial what, char **err)
+{
+	struct db_stmt *stmt;
+	int rc;
+
+	if (store_tx_begin(st, err) < 0)
+		return -1;
+	if (db_kind(st->db) != DB_POSTGRES)
+		return 0;
+	/* Two int4 keys: "post" in ASCII, then the table; apart from the
+	 * migrations' int8 key. */
+	stmt =
+	    store_prepare(st, "SELECT pg_advisory_xact_lock(1886352244, CAST(?1 AS INTEGER))", err);
+	if (!stmt)
+		return store_tx_rollback(st);
+	db_bind_int(stmt, 1, (int)what);
+	rc = db_step(stmt);
+	db_finalize(stmt);
+	if (rc != DB_ROW) {
+		store_fail_db(st, err, "serialize writers");
+		return store_tx_rollback(st);
+	}
+	return 0;
+}
+
 int store_tx_commit(struct store *st, char **err)
 {
 	return exec_sql(st, "COMMIT", err);

@@ -822,6 +822,11 @@ int store_webhook_get(struct store *st, const char *account, int64_t id, struct 
 int store_webhook_update(struct store *st, const char *account, int64_t id, const char *url,
                          const char *secret, const char *description, unsigned types, char **err);
 int store_webhook_delete(struct store *st, const char *account, int64_t id, char **err);
+/* Takes or renews, for node, the right to POST webhook id's next batch until
+ * until_ms: 1 held (w's cursor and failure state set from the database), 0
+ * another node holds it past now_ms (or the webhook is gone), -1 error. */
+int store_webhook_claim(struct store *st, int64_t id, const char *node, int64_t now_ms,
+                        int64_t until_ms, struct store_webhook *w, char **err);
 /* The batch up to last_event_id was delivered: the cursor moves, the run of
  * failures ends. */
 int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id, char **err);

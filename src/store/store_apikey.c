@@ -140,9 +140,15 @@ int store_apikey_create(struct store *st, const char *account, const char *name,
 	store_apikey_hash(key, hash);
 	to_hex(hash, sizeof(hash), hash_hex);
 	pthread_mutex_lock(&st->lock);
-	/* One statement is its own transaction: the max(id) + 1 and the
-	 * insert happen under the database's write lock together. */
-	rc = create_locked(st, account, name, admin, hash_hex, id, err);
+	/* max(id) + 1 and the insert in a transaction that waits for every
+	 * other node adding a key (store_tx_serial). */
+	if (store_tx_serial(st, STORE_SERIAL_API_KEYS, err) < 0)
+		rc = -1;
+	else if (create_locked(st, account, name, admin, hash_hex, id, err) < 0 ||
+	         store_tx_commit(st, err) < 0)
+		rc = store_tx_rollback(st);
+	else
+		rc = 0;
 	pthread_mutex_unlock(&st->lock);
 	if (rc < 0)
 		sodium_memzero(key, APIKEY_LEN + 1);

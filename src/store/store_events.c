@@ -9,9 +9,11 @@
  *   is, and the same batch may then be written again. Every entry is
  *   checked before the transaction starts.
  * - Event ids are max(id) + 1, + 2, ... in batch order, read inside the
- *   write transaction: with one writer (the daemon's event writer) they
- *   grow in the order events were emitted, which is what cursors of the
- *   API and of webhooks rely on.
+ *   write transaction, which waits for every other event writer
+ *   (store_tx_serial: one at a time across all nodes on PostgreSQL). Ids
+ *   grow in the order batches commit, and a smaller id is never committed
+ *   after a larger one, which is what cursors of the API and of webhooks
+ *   rely on.
  * - opened and clicked are kept once per message, recipient (and link):
  *   a repeat updates "last" and "count" in the first event's detail, and
  *   counts nowhere (the counters count unique opens and clicks).
@@ -636,7 +638,7 @@ static int write_locked(struct store *st, const struct store_event_batch *b, siz
 	int rc = 0;
 
 	memset(&s, 0, sizeof(s));
-	if (store_tx_begin(st, err) < 0)
+	if (store_tx_serial(st, STORE_SERIAL_EVENTS, err) < 0)
 		return -1;
 	if (insert_messages(st, b, err) < 0 || stmts_open(st, &s, err) < 0)
 		rc = -1;

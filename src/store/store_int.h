@@ -79,6 +79,10 @@ int store_tx_begin(struct store *st, char **err);
 int store_tx_commit(struct store *st, char **err);
 int store_tx_rollback(struct store *st);
 
+/* Tables whose ids are max + 1: store_tx_serial() serializes their writers. */
+enum store_serial { STORE_SERIAL_EVENTS = 1, STORE_SERIAL_API_KEYS, STORE_SERIAL_WEBHOOKS };
+int store_tx_serial(struct store *st, enum store_serial what, char **err);
+
 /* Migration 6 -> 7 (store.c's list): the outbound TLS policy tables. */
 extern const char store_tls_migration[];
 /* Migration 7 -> 8: events, messages, their counters, webhooks (store_events.c). */
@@ -115,6 +119,8 @@ char *store_secret_seal(const struct store *st, const char *plain);
 char *store_secret_open(const struct store *st, const char *sealed);
 /* Migration 12 -> 13: dkim_keys.key_box (store_dkim.c). */
 extern const char store_dkim_box_migration[];
+/* Migration 13 -> 14: webhook delivery claims (store_webhooks.c). */
+extern const char store_claim_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

@@ -143,6 +143,7 @@ static const char *const migrations[] = {
     store_idem_plan_migration, /* 11 -> 12: their planned messages (store_idem.c) */
     store_dkim_box_migration,  /* 12 -> 13: DKIM private keys, sealed (store_dkim.c) */
     store_nodes_migration,     /* 13 -> 14: node heartbeats (store_nodes.c) */
+    store_claim_migration,     /* 14 -> 15: webhook delivery claims (store_webhooks.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -14,7 +14,8 @@
  * - The secret is kept as given: it is the HMAC key, so it cannot be
  *   hashed. It is handed out once, by the API's create.
  * - ids are given by the code (max + 1) so that the SQL is the same on
- *   PostgreSQL.
+ *   PostgreSQL, in transactions that wait for each other (store_tx_serial),
+ *   so that nodes adding webhooks or failures at once never take one id.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -140,7 +141,12 @@ int store_webhook_create(struct store *st, const struct store_webhook *w, int64_
 	if (!w->url || !w->secret)
 		return store_fail(err, "a webhook needs a URL and a secret");
 	pthread_mutex_lock(&st->lock);
-	rc = create_locked(st, w, id, err);
+	if (store_tx_serial(st, STORE_SERIAL_WEBHOOKS, err) < 0)
+		rc = -1;
+	else if (create_locked(st, w, id, err) < 0 || store_tx_commit(st, err) < 0)
+		rc = store_tx_rollback(st);
+	else
+		rc = 0;
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
@@ -313,6 +319,55 @@ int store_webhook_delete(struct store *st, const char *account, int64_t id, char
 
 /* ---- delivery state ------------------------------------------------------------------ */
 
+/* Migration 13 -> 14 (store_schema.c's list): who may POST a webhook's next
+ * batch, until when (unix ms). */
+const char store_claim_migration[] =
+    "ALTER TABLE webhooks ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE webhooks ADD COLUMN claimed_until BIGINT NOT NULL DEFAULT 0;";
+
+/* One UPDATE: on PostgreSQL a second node's UPDATE of the row waits for the
+ * first one's commit, then finds its condition false (the row is claimed). */
+static const char claim_sql[] =
+    "UPDATE webhooks SET claimed_by = ?2, claimed_until = ?4"
+    " WHERE id = ?1 AND (claimed_by = ?2 OR claimed_until <= ?3)"
+    " RETURNING last_event_id, failures, first_failure_at, next_attempt_at";
+
+static int claim_locked(struct store *st, int64_t id, const char *node, int64_t now_ms,
+                        int64_t until_ms, struct store_webhook *w, char **err)
+{
+	struct db_stmt *stmt = store_prepare(st, claim_sql, err);
+	int rc;
+
+	if (!stmt)
+		return -1;
+	db_bind_int64(stmt, 1, id);
+	db_bind_text(stmt, 2, node, -1, DB_STATIC);
+	db_bind_int64(stmt, 3, now_ms);
+	db_bind_int64(stmt, 4, until_ms);
+	rc = db_step(stmt);
+	if (rc == DB_ROW) {
+		w->last_event_id = db_column_int64(stmt, 0);
+		w->failures = db_column_int64(stmt, 1);
+		w->first_failure_ms = db_column_int64(stmt, 2);
+		w->next_attempt_ms = db_column_int64(stmt, 3);
+	}
+	db_finalize(stmt);
+	if (rc != DB_ROW && rc != DB_DONE)
+		return store_fail_db(st, err, "claim webhook");
+	return rc == DB_ROW;
+}
+
+int store_webhook_claim(struct store *st, int64_t id, const char *node, int64_t now_ms,
+                        int64_t until_ms, struct store_webhook *w, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = claim_locked(st, id, node, now_ms, until_ms, w, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
 int store_webhook_delivered(struct store *st, int64_t id, int64_t last_event_id, char **err)
 {
 	struct db_stmt *stmt;
@@ -357,7 +412,7 @@ static int failed_locked(struct store *st, int64_t id, const struct store_webhoo
 {
 	struct db_stmt *stmt;
 
-	if (store_tx_begin(st, err) < 0)
+	if (store_tx_serial(st, STORE_SERIAL_WEBHOOKS, err) < 0)
 		return -1;
 	if (record_failure(st, id, f, err) < 0 || !(stmt = store_prepare(st, failed_sql, err)))
 		return store_tx_rollback(st);

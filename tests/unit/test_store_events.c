@@ -591,6 +591,39 @@ static void test_webhook_delivery_state(void **state)
 	store_close(st);
 }
 
+/* One node at a time holds a webhook; its claim is renewed by it, taken by
+ * another only once it has run out, and reads the cursor another moved. */
+static void test_webhook_claims(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	struct store_webhook w;
+	char *err = NULL;
+	int64_t id = make_hook(st, "default", "https://a.example/h");
+
+	memset(&w, 0, sizeof(w));
+	assert_int_equal(store_webhook_claim(st, id, "NODEA", 1000, 5000, &w, &err), 1);
+	assert_true(w.last_event_id == 0 && w.failures == 0);
+	assert_int_equal(store_webhook_claim(st, id, "NODEB", 4999, 9000, &w, &err), 0);
+	assert_int_equal(store_webhook_claim(st, id, "NODEA", 4000, 8000, &w, &err), 1);
+	assert_int_equal(store_webhook_claim(st, id, "NODEB", 7999, 12000, &w, &err), 0);
+	assert_int_equal(store_webhook_delivered(st, id, 42, &err), 0);
+	assert_int_equal(
+	    store_webhook_failed(st, id,
+	                         &(struct store_webhook_failure){8000, 43, 44, 500, "HTTP 500", 0},
+	                         1, 8000, 9500, &err),
+	    0);
+	/* A's claim ran out: B takes it, with the state A left. */
+	assert_int_equal(store_webhook_claim(st, id, "NODEB", 8000, 12000, &w, &err), 1);
+	assert_true(w.last_event_id == 42 && w.failures == 1 && w.first_failure_ms == 8000 &&
+	            w.next_attempt_ms == 9500);
+	assert_int_equal(store_webhook_claim(st, id, "NODEA", 11000, 15000, &w, &err), 0);
+	assert_int_equal(raw_int(f, "SELECT claimed_until FROM webhooks"), 12000);
+	/* A webhook that is gone is nobody's. */
+	assert_int_equal(store_webhook_claim(st, id + 1, "NODEA", 1, 2, &w, &err), 0);
+	store_close(st);
+}
+
 static void test_expired(void **state)
 {
 	struct fixture *f = *state;
@@ -626,6 +659,7 @@ int main(void)
 	    T(test_prune_is_bounded),
 	    T(test_webhooks_scope),
 	    T(test_webhook_delivery_state),
+	    T(test_webhook_claims),
 	    T(test_expired),
 #undef T
 	};
