@@ -524,7 +524,7 @@ void sched_forget(struct sched *s, const char *id)
 void sched_check_drained(struct sched *s)
 {
 	/* drained: no delivery in flight, and every connection closed at the
-	 * peer (one that said QUIT waits for its close, 10 s at most), so
+	 * peer (one that said QUIT waits for its answer or close, 3 s at most), so
 	 * nothing of libevent's is left half-done when the loop stops */
 	if (s->draining && !s->drained_sent && s->n_active == 0 && s->n_finishing == 0 &&
 	    s->n_closing == 0 && s->drained) {

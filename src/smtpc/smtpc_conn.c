@@ -35,7 +35,7 @@
 
 #define CONNECT_TIMEOUT_S 30
 #define REPLY_TIMEOUT_S   300 /* RFC 5321 4.5.3.2: 5 minutes for most replies */
-#define QUIT_TIMEOUT_S    10  /* after QUIT: the peer closes by then */
+#define QUIT_TIMEOUT_S    3   /* after QUIT: the peer answers or closes by then */
 #define DOT_TIMEOUT_S     600 /* 10 minutes for the reply to the final dot */
 #define BODY_CHUNK        (64 * 1024)
 #define OUT_HIGH          (256 * 1024) /* stop reading the body while this much waits */
@@ -650,6 +650,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 	struct smtpc_conn *c = arg;
 	struct evbuffer *in = bufferevent_get_input(bev);
 
+	/* The peer answered QUIT: its session is over there, so close ours
+	 * (waiting for its close could wait on a TLS peer that waits for ours). */
+	if (c->state == C_QUIT && c->bev == bev && evbuffer_get_length(in) > 0) {
+		free_later(c);
+		return;
+	}
 	while (c->state != C_DEAD && !c->quitting && c->bev == bev && evbuffer_get_length(in) > 0) {
 		size_t len = evbuffer_get_length(in), used;
 		const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)(len < 8192 ? len : 8192));
@@ -752,7 +758,7 @@ struct smtpc_conn *smtpc_conn_new(struct event_base *base, const struct smtpc_ta
 	return c;
 }
 
-/* After QUIT the peer's reply is not read: its close (on_event) ends it. */
+/* After QUIT: the peer's reply (on_read) or its close (on_event) ends it. */
 void smtpc_conn_quit_then(struct smtpc_conn *c, void (*gone)(void *arg), void *arg)
 {
 	c->gone = gone;

@@ -101,10 +101,10 @@ void smtpc_conn_send(struct smtpc_conn *c, const struct smtpc_job *job, smtpc_do
  * at once. Not for a connection with a job in progress. */
 void smtpc_conn_quit(struct smtpc_conn *c);
 
-/* The same, then gone(arg) once the session is over: the peer closed it
- * after QUIT (or QUIT_TIMEOUT_S passed, or the link failed), and the
- * socket is closed. Always called, from a deferred event (at exit from
- * smtpc_conn_free_all()). */
+/* The same, then gone(arg) once the session is over after QUIT: the
+ * peer answered QUIT or closed (or QUIT_TIMEOUT_S passed, or the link
+ * failed), and the socket is closed. Always called, from a deferred event
+ * (at exit from smtpc_conn_free_all()). */
 void smtpc_conn_quit_then(struct smtpc_conn *c, void (*gone)(void *arg), void *arg);
 
 /* At exit, after the event loop has stopped: frees every connection still
