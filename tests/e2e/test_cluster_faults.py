@@ -147,6 +147,7 @@ def test_kill9_one_node_during_a_burst(three, mxs):
         t.start()
     assert victim_ready.wait(30), (acked, failed)
     victim.kill9()
+    at_kill = len(acked[1]) + len(acked[2])
     for t in threads:
         t.join(60)
     assert not any(t.is_alive() for t in threads)
@@ -154,6 +155,7 @@ def test_kill9_one_node_during_a_burst(three, mxs):
     assert failed[1] == [] and failed[2] == [], failed
     survivors = acked[1] + acked[2]
     assert len(survivors) == 2 * CLIENTS_PER_NODE * MSGS_PER_CLIENT
+    assert at_kill < len(survivors), "the burst was over before the kill"
     # ... and delivered while the killed node is still down
     wait_msgids(mx, survivors, 30, "the other nodes' mail", nodes=three[1:])
     assert KILL_AFTER <= len(acked[0]) < CLIENTS_PER_NODE * MSGS_PER_CLIENT, acked[0]
