@@ -12,7 +12,9 @@ checks count them at the MX.
   the kill (at least once, docs/delivery.md).
 - PostgreSQL stopped for 10 s while clients keep sending: RCPT gets
   `451 4.3.0` at once (no crash, no hang), mail spooled before is
-  delivered during the outage, every node accepts again within a few
+  delivered during the outage (and so is the mail of transactions whose
+  recipients were accepted before it and whose DATA ends in it: the
+  spool needs no database), every node accepts again within a few
   seconds of the database's return, nothing acknowledged is lost, and
   `posthorn cluster status` shows the three nodes up.
 - A lost node's spool moved to another node, as docs/cluster.md tells an
@@ -241,6 +243,26 @@ class Load:
         return self.results
 
 
+def open_txn(srv, rcpt):
+    c = helpers.RawSMTP(srv.port)
+    c.ehlo()
+    assert c.cmd(f"MAIL FROM:<{FRM}>").code == 250
+    r = c.cmd(f"RCPT TO:<{rcpt}>")
+    assert r.code == 250, r
+    return c
+
+
+def finish_txn(c, rcpt):
+    """DATA on an open transaction; its Message-ID."""
+    with c:
+        assert c.cmd("DATA").code == 354
+        mid = new_msgid("open")
+        c.send(msg_bytes(FRM, rcpt, "open", msgid=mid) + b".\r\n")
+        r = c.reply()
+        assert r.code == 250, r  # the spool needs no database
+        return mid
+
+
 def test_postgres_stopped_10s_under_load(three, mxs):
     pgc = pg_cluster()
     pre = [f"pre{n}@pgdown.test" for n in range(3)]
@@ -251,12 +273,15 @@ def test_postgres_stopped_10s_under_load(three, mxs):
     load = Load(three)
     try:
         helpers.wait_for(lambda: len(load.results) >= 6, 20, what="load running")
+        opened = [open_txn(s, f"open{n}@pgdown.test") for n, s in enumerate(three)]
         pgc.stop()
         down = time.monotonic()
         try:
+            # recipients accepted before the outage: their DATA ends in it
+            open_ids = [finish_txn(c, f"open{n}@pgdown.test") for n, c in enumerate(opened)]
             mx.defer_always = False  # the queued mail's next attempt is during the outage
-            wait_msgids(mx, pre_ids, OUTAGE - 1, "mail spooled before, delivered during the "
-                        "outage", nodes=three)
+            wait_msgids(mx, pre_ids + open_ids, OUTAGE - 1, "mail spooled before and in the "
+                        "open transactions, delivered during the outage", nodes=three)
             time.sleep(max(0.0, down + OUTAGE - time.monotonic()))
         finally:
             restarting = time.monotonic()  # it may answer before pg_ctl returns
@@ -287,9 +312,10 @@ def test_postgres_stopped_10s_under_load(three, mxs):
     assert len(acked) >= 6
     for r in results:  # a DATA that was answered at all was answered 250
         assert r[4] is None or r[4].code == 250, r
-    wait_msgids(mx, acked + pre_ids, 20, "every acknowledged message", nodes=three)
+    every = acked + pre_ids + open_ids
+    wait_msgids(mx, every, 20, "every acknowledged message", nodes=three)
     seen = copies(mx)
-    assert all(len(seen[m]) == 1 for m in acked + pre_ids), seen
+    assert all(len(seen[m]) == 1 for m in every), seen
     # and the nodes' heartbeats say all three are up again
     ids = {open(os.path.join(s.data_dir, "node-id")).read().strip() for s in three}
 
