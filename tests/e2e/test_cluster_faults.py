@@ -9,7 +9,8 @@ checks count them at the MX.
   (their clients' mail all accepted and delivered once); every message the
   killed node acknowledged is delivered after it restarts on the same data
   dir; a message is delivered twice only if its first copy was out before
-  the kill (at least once, docs/delivery.md).
+  the kill and its result not yet written (at least once,
+  docs/delivery.md), never one the node's log said it had removed.
 - PostgreSQL stopped for 10 s while clients keep sending: RCPT gets
   `451 4.3.0` at once (no crash, no hang), mail spooled before is
   delivered during the outage (and so is the mail of transactions whose
@@ -23,6 +24,7 @@ checks count them at the MX.
 import collections
 import json
 import os
+import re
 import smtplib
 import subprocess
 import threading
@@ -41,6 +43,7 @@ BURST_IP = "127.0.0.41"
 PGDOWN_IP = "127.0.0.42"
 MOVE_IP = "127.0.0.43"
 FRM = "shop@sender.test"
+KV = re.compile(r"(\w+)=(\S+)")
 
 
 def build_zone():
@@ -129,6 +132,20 @@ def burst_client(node_no, port, client, acked, failed, kill_now):
         failed[node_no].append(repr(e))
 
 
+def done_before(srv):
+    """The Message-IDs of the messages srv's log says it delivered and
+    removed from its spool (`event=removed`: after the result was
+    written)."""
+    ids, removed = {}, set()
+    for line in srv.log().splitlines():
+        f = dict(KV.findall(line))
+        if f.get("event") == "queued":
+            ids[f["queue"]] = f.get("message_id")
+        elif f.get("event") == "removed":
+            removed.add(f["queue"])
+    return {ids[q] for q in removed}
+
+
 def test_kill9_one_node_during_a_burst(three, mxs):
     """Node 0's recipients with an even number are deferred by the MX
     while it runs, so that part of its acknowledged mail is certainly
@@ -163,6 +180,7 @@ def test_kill9_one_node_during_a_burst(three, mxs):
     assert KILL_AFTER <= len(acked[0]) < CLIENTS_PER_NODE * MSGS_PER_CLIENT, acked[0]
     queued = [m for m in acked[0] if m not in copies(mx)]
     assert queued, "nothing of the killed node's acknowledged mail was left to deliver"
+    recorded = done_before(victim)  # delivered, and the spool file gone, before the kill
     before_restart = len(mx.messages)  # nothing of the killed node's since the kill
 
 
@@ -184,6 +202,8 @@ def test_kill9_one_node_during_a_burst(three, mxs):
         else:
             # a message on the wire when the node died: spooled, never acknowledged
             assert m.startswith("<n0c") and len(idx) == 1, (m, idx)
+    for m in recorded:
+        assert len(seen[m]) == 1, (m, seen[m])  # never sent again
     dups = [m for m in seen if len(seen[m]) > 1]
     assert len(dups) <= CLIENTS_PER_NODE, dups
 
