@@ -731,11 +731,11 @@ static int owns_locked(struct store *st, const char *name, const char *domain)
 {
 	/* Stored domains are lower-case; SQLite's lower() folds ASCII only,
 	 * which is all a DNS name holds. */
-	struct db_stmt *stmt = store_prepare(st,
-	                                     "SELECT 1 FROM accounts a"
-	                                     " JOIN account_domains d ON d.account_id = a.id"
-	                                     " WHERE a.name = ?1 AND d.domain = lower(?2)",
-	                                     NULL);
+	struct db_stmt *stmt = store_prepare_kept(st, STORE_KEPT_OWNS_DOMAIN,
+	                                          "SELECT 1 FROM accounts a"
+	                                          " JOIN account_domains d ON d.account_id = a.id"
+	                                          " WHERE a.name = ?1 AND d.domain = lower(?2)",
+	                                          NULL);
 	int rc;
 
 	if (stmt == NULL)
@@ -743,7 +743,8 @@ static int owns_locked(struct store *st, const char *name, const char *domain)
 	db_bind_text(stmt, 1, name, -1, DB_STATIC);
 	db_bind_text(stmt, 2, domain, -1, DB_STATIC);
 	rc = db_step(stmt);
-	db_finalize(stmt);
+	db_reset(stmt);
+	db_clear_bindings(stmt); /* kept: it must not point at the caller's strings */
 	if (rc != DB_ROW && rc != DB_DONE)
 		return log_db_error(st, "owns_domain");
 	return rc == DB_ROW;
