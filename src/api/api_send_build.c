@@ -176,10 +176,12 @@ static int send_write(struct send_job *j, struct send_msg *m, const struct buf *
 		return -1;
 	}
 	/* keys but no signature (libopendkim failed): not sent unsigned, as
-	 * SMTP answers 451 for it; the recipients are refused (queue error) */
+	 * SMTP answers 451 for it; the recipients are refused (queue error).
+	 * Flushed here, on the worker: the commit on the loop then writes
+	 * nothing (a batch would cost the loop a write per message). */
 	rc = m->dkim == DKIM_FAILED ||
 	     (front.len && spool_msg_write(m->sm, front.data, front.len) < 0) ||
-	     spool_msg_write(m->sm, bytes->data, bytes->len) < 0;
+	     spool_msg_write(m->sm, bytes->data, bytes->len) < 0 || spool_msg_flush(m->sm) < 0;
 	buf_free(&front);
 	if (rc) {
 		m->state = -1;
