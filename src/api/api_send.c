@@ -28,9 +28,11 @@
  * the quota refused), 503 (the spool failed) or 422 (message_too_large
  * when only the size refused).
  *
- * A batch (recipients[]) is one message per recipient; its files are
- * committed together and the spool's committer makes them durable in the
- * same group commits, so the answer comes after one or two fsync rounds.
+ * A batch (recipients[]) is one message per recipient, built in slices
+ * on workers (in one job when an Idempotency-Key's plan must be recorded
+ * before any commit); each slice is committed as soon as it is written
+ * (the spool's group commits of the first slices overlap the building of
+ * the next), and the answer waits for the last commit.
  * A message whose commit fails is answered refused ("queue error"),
  * never silently dropped; a crash before the answer leaves the
  * committed messages queued and the client, with no answer, retries with
@@ -624,33 +626,108 @@ static void send_policy(struct send_job *j)
 		after_policy(j);
 }
 
-/* On the loop, once built: every written message to the spool's
- * committer (the reservations of the others released); the answer waits
- * for all. */
+/* On the loop, once built: a written message to the spool's committer
+ * (j->pending counts it), or the reservation of one that failed or was
+ * refused released. */
+static void commit_one(struct send_job *j, struct send_msg *m)
+{
+	struct deliv *d = http_req_deps(j->r)->deliv;
+	struct envelope env;
+
+	if (m->state < 0) {
+		if (m->reserved)
+			deliv_quota_release(d, j->account, m->n_rcpts);
+		m->reserved = 0;
+		return;
+	}
+	m->created = clock_now_s();
+	envelope_of(j, m, &env);
+	j->pending++;
+	spool_msg_commit(m->sm, &env, on_commit, m);
+	m->sm = NULL; /* the spool owns it now */
+}
+
+/* Every message at once; the answer waits for all. */
 static void send_commit(void *arg)
 {
 	struct send_job *j = arg;
-	struct deliv *d = http_req_deps(j->r)->deliv;
-	struct envelope env;
-	size_t i;
 
 	j->pending = 1; /* held until every commit is submitted */
-	for (i = 0; i < j->n_msgs; i++) {
-		struct send_msg *m = &j->msgs[i];
-		if (m->state < 0) {
-			if (m->reserved)
-				deliv_quota_release(d, j->account, m->n_rcpts);
-			m->reserved = 0;
-			continue;
-		}
-		m->created = clock_now_s();
-		envelope_of(j, m, &env);
-		j->pending++;
-		spool_msg_commit(m->sm, &env, on_commit, m);
-		m->sm = NULL; /* the spool owns it now */
+	for (size_t i = 0; i < j->n_msgs; i++)
+		commit_one(j, &j->msgs[i]);
+	if (--j->pending == 0)
+		finish(j);
+}
+
+/*
+ * A batch without an Idempotency-Key (whose plan must be recorded before
+ * any commit) is built in slices of SEND_SLICE messages, at most
+ * SEND_SLICES_BUSY of them on workers at once (the pool keeps threads for
+ * other requests), and each slice is committed as soon as it is written:
+ * the group commits of the first slices overlap the building of the
+ * next. The answer still waits for every commit (j->pending is held until
+ * the last slice is in).
+ */
+#define SEND_SLICE       64
+#define SEND_SLICES_BUSY 2
+
+struct send_slice {
+	struct send_job *j;
+	size_t from, to;
+};
+
+static void slice_build(void *arg)
+{
+	struct send_slice *s = arg;
+
+	send_build_range(s->j, s->from, s->to);
+}
+
+static void slices_start(struct send_job *j);
+
+static void slice_built(void *arg)
+{
+	struct send_slice *s = arg;
+	struct send_job *j = s->j;
+
+	for (size_t i = s->from; i < s->to; i++)
+		commit_one(j, &j->msgs[i]);
+	free(s);
+	j->building--;
+	if (--j->slices_left > 0) {
+		slices_start(j); /* j may be gone after it */
+		return;
+	}
+	if (--j->pending == 0) /* send_slices()'s hold */
+		finish(j);
+}
+
+/* Slices to workers, up to SEND_SLICES_BUSY at once. j->pending is held
+ * meanwhile: a pool without threads runs each slice (and its commits) at
+ * once, inside the loop. */
+static void slices_start(struct send_job *j)
+{
+	j->pending++;
+	while (j->building < SEND_SLICES_BUSY && j->next_build < j->n_msgs) {
+		struct send_slice *s = xcalloc(1, sizeof(*s));
+
+		s->j = j;
+		s->from = j->next_build;
+		s->to = j->n_msgs - s->from > SEND_SLICE ? s->from + SEND_SLICE : j->n_msgs;
+		j->next_build = s->to;
+		j->building++;
+		work_submit(http_req_deps(j->r)->work, slice_build, slice_built, s);
 	}
 	if (--j->pending == 0)
 		finish(j);
+}
+
+static void send_slices(struct send_job *j)
+{
+	j->pending = 1; /* held until the last slice is committed */
+	j->next_build = 0;
+	j->slices_left = (j->n_msgs + SEND_SLICE - 1) / SEND_SLICE;
+	slices_start(j);
 }
 
 /* On the loop, once the request is planned: the policy, then (a batch)
@@ -666,8 +743,9 @@ static void send_reserve(void *arg)
 	send_policy(j);
 }
 
-/* Then (a batch) the building and signing of what it let through, on a
- * worker. */
+/* Then (a batch) the building and signing of what it let through, on
+ * workers: in one job when its Idempotency-Key plan must be recorded
+ * first, else in slices. */
 static void after_policy(struct send_job *j)
 {
 	size_t i;
@@ -675,9 +753,11 @@ static void after_policy(struct send_job *j)
 	for (i = 0; i < j->n_msgs && j->msgs[i].state != 0; i++)
 		;
 	if (j->built || i == j->n_msgs)
-		send_commit(j); /* built already, or nothing to build */
-	else
+		send_commit(j);   /* built already, or nothing to build */
+	else if (j->idem.claimed) /* its plan is recorded before any commit */
 		work_submit(http_req_deps(j->r)->work, send_build_all, send_commit, j);
+	else
+		send_slices(j);
 }
 
 /* The largest message an SMTP listener takes (its SIZE): API mail may be

@@ -127,6 +127,7 @@ struct send_job {
 	size_t n_res;
 	struct send_msg *msgs;
 	size_t n_msgs, pending;
+	size_t next_build, building, slices_left; /* a batch built in slices (api_send.c) */
 	struct send_idem idem;
 	int tracking;                /* track.opens or track.clicks: one message per recipient */
 	int per_rcpt;                /* tracking or unsubscribe: links name one recipient */
@@ -142,6 +143,9 @@ struct send_job {
 /* api_send_build.c. On a worker: every message still pending (state 0)
  * built, signed and written, or refused (size) or failed. */
 void send_build_all(void *arg);
+/* On a worker: the pending messages of msgs[from..to) built and written
+ * (a slice of a batch without an Idempotency-Key: no plan to record). */
+void send_build_range(struct send_job *j, size_t from, size_t to);
 /* A message refused before its commit: its spool file (if any) dropped,
  * its recipients refused with why. */
 void send_msg_refuse(struct send_job *j, struct send_msg *m, const char *why,

@@ -288,14 +288,19 @@ static void plan_record(struct send_job *j)
 	free(text);
 }
 
+void send_build_range(struct send_job *j, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (j->msgs[i].state == 0)
+			build_one(j, &j->msgs[i]);
+}
+
 /* On a worker: every message the policy let through, built and written,
  * then the plan recorded. */
 void send_build_all(void *arg)
 {
 	struct send_job *j = arg;
 
-	for (size_t i = 0; i < j->n_msgs; i++)
-		if (j->msgs[i].state == 0)
-			build_one(j, &j->msgs[i]);
+	send_build_range(j, 0, j->n_msgs);
 	plan_record(j);
 }

@@ -81,6 +81,31 @@ def test_batch_refuses_only_the_large_recipients(srv):
     assert ids == {a["id"], c["id"]}, ids
 
 
+def test_large_batch_refuses_only_the_large_recipients_of_every_slice(srv):
+    """A batch is built and committed in slices (of 64): refusals in the
+    first, a middle and the last slice stay with their recipients, every
+    other recipient is queued once, in the answer's order, and nothing
+    refused is left in the spool."""
+    add_template(srv, srv.key)
+    big = {0, 63, 64, 100, 129, 199}
+    to = [f"s{i}@dest.test" for i in range(200)]
+    before = len(spooled(srv))
+    r = send(srv, batch([(t, BIG if i in big else f"body {i}") for i, t in enumerate(to)]))
+    assert r.status == 200, r.body
+    msgs = r.json()["messages"]
+    assert [m["to"] for m in msgs] == to
+    for i, m in enumerate(msgs):
+        if i in big:
+            assert m["status"] == "refused" and m["id"] is None, m
+            assert m["reason"].startswith("message too large"), m
+        else:
+            assert m["status"] == "queued" and m["id"], m
+    queued = {m["id"] for m in msgs if m["id"]}
+    assert len(queued) == 200 - len(big)
+    assert set(srv.queue()) == queued
+    assert len(spooled(srv)) == before + len(queued)
+
+
 def test_below_min_free_space_is_503_with_retry_after(server_factory):
     s = server_factory(server={"min_free_space": "1000000g"})
     helpers.wait_for(lambda: health(s) == 503, timeout=10, what="HTTP /healthz 503")
