@@ -909,7 +909,7 @@ cl_target() {
 	r=$(ratio "${R[h,cluster,e2e]:-}" "${R[h,posthorn,e2e]:-}")
 	[ "$r" = - ] && { printf '  %-48s %s\n' "(h) a node in a cluster keeps >= 70 %" "not measured"; return; }
 	printf '  %-48s %-8s %s\n' "(h) a node in a cluster keeps >= 70 %" "$r" \
-		"$(awk -v r="$r" 'BEGIN{print r >= 0.70 ? "met" : "NOT met"}')"
+		"$(awk -v r="$r" 'BEGIN{print (r >= 0.70 ? "met" : "NOT met")}')"
 }
 # Case e: Postfix signs with rsa2048 through OpenDKIM; Posthorn also with
 # ed25519 and with both keys (dual), each against that same Postfix run.
