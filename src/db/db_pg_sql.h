@@ -22,7 +22,7 @@
 
 #include <stddef.h>
 
-#define DB_PG_MAX_PARAMS 64
+#define DB_PG_MAX_PARAMS 256
 
 char *db_pg_placeholders(const char *sql, int *nparams);
 char *db_pg_ddl(const char *sql);

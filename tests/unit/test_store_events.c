@@ -208,6 +208,73 @@ static void test_opens_and_clicks_once(void **state)
 	store_close(st);
 }
 
+/* Batches longer than one multi-row INSERT (32 rows): every row, ids in
+ * batch order across the chunks, each event with its message's tags (in
+ * the batch or not), a repeat open in the middle found among the rows the
+ * batch wrote before it, a message twice in one batch kept once. */
+static void test_long_batches(void **state)
+{
+	enum { N_MSG = 40, N_EV = 70 };
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	const char *t[] = {"t"}, *dup[] = {"dup"}, *bc[] = {"b", "c"};
+	struct store_message m[N_MSG + 1];
+	struct store_event e[N_EV + 2];
+	char ids[N_MSG][8], rcpts[N_EV][24];
+	size_t n_new, k = 0;
+	char *err = NULL;
+
+	for (int i = 0; i < N_MSG; i++) {
+		snprintf(ids[i], sizeof ids[i], "M%d", i);
+		m[i] = (struct store_message){ids[i],
+		                              "shop",
+		                              "a@shop.example",
+		                              "S",
+		                              i == 2 ? bc : t,
+		                              i == 2 ? 2 : (size_t)(i % 2),
+		                              NULL,
+		                              T0};
+	}
+	m[N_MSG] = (struct store_message){"M1", "shop", "a@x", "Again", dup, 1, NULL, T0};
+	for (int i = 0; i < N_EV; i++) {
+		snprintf(rcpts[i], sizeof rcpts[i], "r%d@d.example", i);
+		if (i == 40) {
+			e[k++] = ev(EVENT_OPENED, "M2", "r2@d.example", T0);
+			e[k++] = ev(EVENT_OPENED, "M2", "r2@d.example", T0 + 1000);
+		}
+		e[k++] = ev(EVENT_ACCEPTED, i < 60 ? ids[i % 3] : "OLD", rcpts[i], T0);
+	}
+	assert_int_equal(
+	    store_events_write(st, &(struct store_event_batch){m, N_MSG + 1, e, k}, &n_new, &err),
+	    0);
+	assert_int_equal(n_new, N_EV + 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM messages"), N_MSG);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM message_tags WHERE tag = 't'"),
+	                 N_MSG / 2);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM message_tags WHERE tag = 'dup'"), 0);
+	assert_int_equal(raw_int(f, "SELECT min(id) FROM events"), 1);
+	assert_int_equal(raw_int(f, "SELECT max(id) FROM events"), N_EV + 1);
+	/* ids follow the batch: r39 is 40, the open 41, r40 42, r69 71 */
+	assert_int_equal(raw_int(f, "SELECT id FROM events WHERE recipient = 'r39@d.example'"), 40);
+	assert_int_equal(raw_int(f, "SELECT id FROM events WHERE type = 'opened'"), 41);
+	assert_int_equal(raw_int(f, "SELECT id FROM events WHERE recipient = 'r40@d.example'"), 42);
+	assert_int_equal(raw_int(f, "SELECT id FROM events WHERE recipient = 'r69@d.example'"), 71);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM events WHERE type = 'opened'"
+	                            " AND detail LIKE '%\"count\":2%'"),
+	                 1);
+	/* Tags: M1 has "t" (its repeat's "dup" is not kept), M0 none, M2 b and c, OLD unknown. */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM events WHERE tags = '[\"t\"]'"), 20);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM events WHERE tags = '[\"b\",\"c\"]'"),
+	                 21);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM events WHERE tags = '[]'"), 30);
+	assert_int_equal(raw_int(f, "SELECT sum(accepted) FROM event_counters WHERE tag = ''"),
+	                 N_EV);
+	assert_int_equal(raw_int(f, "SELECT sum(accepted) FROM event_counters WHERE tag = 't'"),
+	                 20);
+	assert_int_equal(raw_int(f, "SELECT sum(opened) FROM event_counters WHERE tag = 'c'"), 1);
+	store_close(st);
+}
+
 /* ---- querying --------------------------------------------------------------------- */
 
 static void test_event_filters(void **state)
@@ -652,6 +719,7 @@ int main(void)
 	    T(test_write_ids_tags_and_domains),
 	    T(test_invalid_batch_writes_nothing),
 	    T(test_opens_and_clicks_once),
+	    T(test_long_batches),
 	    T(test_event_filters),
 	    T(test_event_cursor_and_order),
 	    T(test_messages),
