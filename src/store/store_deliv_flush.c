@@ -28,8 +28,11 @@ static const char rep_reset_sql[] = "DELETE FROM reputation WHERE account_id ="
                                     " (SELECT id FROM accounts WHERE name = ?1)";
 static const char pause_sql[] = "UPDATE accounts SET paused_at = ?2, paused_reason = ?3"
                                 " WHERE name = ?1 AND paused_at IS NULL";
-static const char verp_sql[] = "INSERT INTO verp_messages (id, account, created, rcpts)"
-                               " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (id) DO NOTHING";
+/* VERP records, one per message: VERP_ROWS to an INSERT (on PostgreSQL a
+ * statement is a round trip). */
+#define VERP_ROWS 32
+static const char verp_head[] = "INSERT INTO verp_messages (id, account, created, rcpts) VALUES ";
+static const char verp_tail[] = " ON CONFLICT (id) DO NOTHING";
 
 /* One statement, reset and bound for each row by bind(i). */
 static int each_row(struct store *st, const char *sql, size_t n,
@@ -88,14 +91,42 @@ static void bind_pause(struct db_stmt *s, const void *rows, size_t i)
 	db_bind_text(s, 3, r->reason, -1, DB_STATIC);
 }
 
-static void bind_verp(struct db_stmt *s, const void *rows, size_t i)
+/* VERP records v[0..n), n <= VERP_ROWS, in one INSERT. */
+static int verp_rows(struct store *st, const struct store_verp_msg *v, size_t n, char **err)
 {
-	const struct store_verp_msg *r = (const struct store_verp_msg *)rows + i;
+	struct db_stmt *stmt;
+	struct buf b;
+	int rc;
 
-	db_bind_text(s, 1, r->id, -1, DB_STATIC);
-	db_bind_text(s, 2, r->account, -1, DB_STATIC);
-	db_bind_int64(s, 3, r->created);
-	db_bind_text(s, 4, r->rcpts, -1, DB_STATIC);
+	buf_init(&b);
+	buf_puts(&b, verp_head);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&b, "%s(?%zu, ?%zu, ?%zu, ?%zu)", i ? ", " : "", 4 * i + 1, 4 * i + 2,
+		           4 * i + 3, 4 * i + 4);
+	buf_puts(&b, verp_tail);
+	stmt = store_prepare(st, b.data, err);
+	buf_free(&b);
+	if (!stmt)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int p = (int)(4 * i) + 1;
+
+		db_bind_text(stmt, p, v[i].id, -1, DB_STATIC);
+		db_bind_text(stmt, p + 1, v[i].account, -1, DB_STATIC);
+		db_bind_int64(stmt, p + 2, v[i].created);
+		db_bind_text(stmt, p + 3, v[i].rcpts, -1, DB_STATIC);
+	}
+	rc = db_step(stmt) == DB_DONE ? 0 : store_fail_db(st, err, "verp");
+	db_finalize(stmt);
+	return rc;
+}
+
+static int verp_all(struct store *st, const struct store_verp_msg *v, size_t n, char **err)
+{
+	for (size_t i = 0; i < n; i += VERP_ROWS)
+		if (verp_rows(st, v + i, n - i < VERP_ROWS ? n - i : VERP_ROWS, err) < 0)
+			return -1;
+	return 0;
 }
 
 static void bind_time(struct db_stmt *s, const void *rows, size_t i)
@@ -111,7 +142,7 @@ static int flush_fn(struct store *st, void *arg, char **err)
 	    each_row(st, quota_sql, f->n_quota, bind_quota, f->quota, "quota", err) ||
 	    each_row(st, rep_sql, f->n_rep, bind_rep, f->rep, "reputation", err) ||
 	    each_row(st, pause_sql, f->n_pause, bind_pause, f->pause, "pause", err) ||
-	    each_row(st, verp_sql, f->n_verp, bind_verp, f->verp, "verp", err) ||
+	    verp_all(st, f->verp, f->n_verp, err) ||
 	    each_row(st, "DELETE FROM reputation WHERE slot_start < ?1", f->rep_before > 0,
 	             bind_time, &f->rep_before, "prune reputation", err) ||
 	    each_row(st, "DELETE FROM verp_messages WHERE created < ?1", f->verp_before > 0,

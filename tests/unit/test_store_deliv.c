@@ -107,6 +107,44 @@ static void test_flush_and_read(void **state)
 	store_close(st);
 }
 
+/* More VERP records than one INSERT takes (32): all written, a repeat of
+ * an id (in the same flush or a later one) keeps the first record. */
+static void test_flush_many_verp(void **state)
+{
+	enum { N = 70 };
+	struct fixture *f = *state;
+	struct store *st = open_with_user(f, "shop");
+	struct store_verp_msg vm[N + 1];
+	char ids[N][20], account[COUNTER_ACCOUNT_MAX + 1], *rcpts = NULL, *err = NULL;
+	struct store_deliv_flush fl;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof ids[i], "0G3B5K2M1A2B%04d", i);
+		vm[i] = (struct store_verp_msg){ids[i], "shop", 1000 + i, "a@x.example"};
+	}
+	vm[N] = (struct store_verp_msg){ids[5], "other", 5, "b@x.example"};
+	memset(&fl, 0, sizeof(fl));
+	fl.verp = vm;
+	fl.n_verp = N + 1;
+	if (store_deliv_flush(st, &fl, &err) < 0)
+		fail_msg("flush: %s", err);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM verp_messages"), N);
+	assert_int_equal(raw_int(f, "SELECT sum(created) FROM verp_messages"),
+	                 N * 1000 + N * (N - 1) / 2);
+	assert_int_equal(store_verp_get(st, ids[N - 1], account, &rcpts, &err), 1);
+	assert_string_equal(rcpts, "a@x.example");
+	free(rcpts);
+	assert_int_equal(store_verp_get(st, ids[5], account, &rcpts, &err), 1);
+	assert_string_equal(account, "shop");
+	free(rcpts);
+	fl.verp = &vm[N];
+	fl.n_verp = 1;
+	assert_int_equal(store_deliv_flush(st, &fl, &err), 0);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM verp_messages WHERE account = 'other'"),
+	                 0);
+	store_close(st);
+}
+
 struct seen {
 	size_t n;
 	uint64_t sum;
@@ -258,6 +296,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_quota_settings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flush_and_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_many_verp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
