@@ -629,6 +629,8 @@ void events_free(struct events *ev)
 		log_warn("event=events_stopped written=%llu dropped=%llu lost=%llu",
 		         (unsigned long long)ev->stats.written,
 		         (unsigned long long)ev->stats.dropped, (unsigned long long)ev->stats.lost);
+	if (ev->o.own_store)
+		store_close(ev->st);
 	buf_free(&ev->q);
 	pthread_mutex_destroy(&ev->mu);
 	pthread_cond_destroy(&ev->wake);

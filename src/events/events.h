@@ -84,6 +84,7 @@ struct events_opts {
 	 * webhook dispatcher). May be NULL. */
 	void (*written)(void *arg);
 	void *written_arg;
+	int own_store; /* st is the writer's own: events_free() closes it */
 };
 
 #define EVENTS_QUEUE_MAX   (64u << 20)

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import helpers
+import pg
 from conftest import pg_cluster
 from eventsapi import Receiver, events, send
 from httpapi import create_key, request
@@ -119,6 +120,41 @@ def test_api_keys_made_by_three_clis_at_once_get_distinct_ids(three, cluster_db)
     counts = pg_cluster().sql(db, "SELECT count(DISTINCT id), count(*) FROM api_keys"
                                   " WHERE name LIKE 'k%'")
     assert counts.strip() == "30|30", counts
+
+
+def hold_events_lock(db, seconds):
+    """Another node's event writer in the middle of its batch: a session
+    holding the events' advisory lock (store_tx_serial's key) for a while."""
+    c = pg_cluster()
+    p = subprocess.Popen([f"{pg.PG_BIN}/psql", "-h", "127.0.0.1", "-p", str(c.port), "-U", pg.USER,
+                          "-d", db, "-c",
+                          f"SELECT pg_advisory_lock(1886352244, 1); SELECT pg_sleep({seconds})"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    helpers.wait_for(lambda: c.sql(db, "SELECT count(*) FROM pg_locks WHERE locktype ="
+                                       " 'advisory' AND granted").strip() != "0",
+                     10, what="the events lock taken")
+    return p
+
+
+def test_event_writer_waiting_for_another_node_holds_up_no_rcpt(server_factory, cluster_db):
+    """The event writer has a connection of its own: while it waits for
+    another node's writer, RCPT (whose suppression check reads the
+    database) is answered at once, not after that wait."""
+    node = server_factory(cluster={"postgres": cluster_db})
+    key = create_key(node, "default")
+    holder = hold_events_lock(cluster_db.rsplit("/", 1)[1], 6)
+    try:
+        send(node, ["first@example.net"])  # its events: the writer's batch now waits
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        for i in range(3):
+            send(node, [f"next{i}@example.net"])
+        took = time.monotonic() - t0
+    finally:
+        holder.wait(30)
+    assert took < 2, f"3 messages took {took:.1f} s while the event writer waited"
+    assert len(wait_accepted(node, key, 4)) == 4  # written once the lock was free
+    assert "events_write_error" not in node.log(), node.log()
 
 
 def make_hook(node, key, url):
