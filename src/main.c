@@ -31,6 +31,7 @@
 #include "cli/cli.h"
 #include "cluster/cluster.h"
 #include "cluster/cluster_quota.h"
+#include "cluster/cluster_rep.h"
 #include "cluster/cluster_throttle.h"
 #include "conf/conf.h"
 #include "ctl/ctl.h"
@@ -555,6 +556,7 @@ static struct cluster_redis *open_redis(struct server *srv)
 	r = cluster_redis_new(srv->base, &u);
 	cluster_quota_setup(r);
 	cluster_throttle_setup(r);
+	cluster_rep_setup(r);
 	cluster_node_claim(r, srv->node_id);
 	log_info("event=cluster redis=%s nodes=%llu", log_q(c->cluster_redis),
 	         (unsigned long long)c->cluster_nodes);

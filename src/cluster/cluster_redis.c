@@ -371,7 +371,7 @@ int cluster_redis_pair(const struct redisReply *rep, const char *what, long long
 	return ok;
 }
 
-#define EVAL_ARGS_MAX 12
+#define EVAL_ARGS_MAX CLUSTER_EVAL_ARGS_MAX
 
 int cluster_redis_evalsha(struct cluster_redis *r, const char *sha, int n_keys,
                           const char *const *strs, int n, cluster_redis_cb cb, void *arg)

@@ -52,11 +52,12 @@ int cluster_redis_cmd(struct cluster_redis *r, cluster_redis_cb cb, void *arg, i
                       const char **argv, const size_t *lens);
 /* A script sent on every new connection (SCRIPT LOAD), before anything
  * else. At most CLUSTER_REDIS_SCRIPTS. */
-#define CLUSTER_REDIS_SCRIPTS 4
+#define CLUSTER_REDIS_SCRIPTS 5
 void cluster_redis_add_script(struct cluster_redis *r, const char *lua);
 
-/* EVALSHA sha with n_keys keys then the arguments (n strings in all), as
- * cluster_redis_cmd(). */
+/* EVALSHA sha with n_keys keys then the arguments (n strings in all, at
+ * most CLUSTER_EVAL_ARGS_MAX), as cluster_redis_cmd(). */
+#define CLUSTER_EVAL_ARGS_MAX 64
 int cluster_redis_evalsha(struct cluster_redis *r, const char *sha, int n_keys,
                           const char *const *strs, int n, cluster_redis_cb cb, void *arg);
 /* A script's answer of two integers into a and b: 1; else 0, logged as

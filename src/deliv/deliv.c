@@ -95,6 +95,7 @@ static void resumed(struct deliv *d, struct deliv_acct *a, int64_t at)
 	a->pause_reason[0] = '\0';
 	a->resumed_at = at;
 	memset(&a->rep, 0, sizeof(a->rep));
+	memset(&a->pend, 0, sizeof(a->pend));
 	a->rep_dirty = 0;
 	a->rep_reset = 1;
 	/* HOLD: with queue-tools' hold on main, this releases what pause_account()
@@ -379,14 +380,20 @@ void deliv_outcome(struct deliv *d, const char *account, enum deliv_outcome o)
 	int64_t now = clock_now_s();
 	struct deliv_rep_slot *sl = deliv_rep_note(&a->rep, d->limits.window, now, o, 1);
 	struct deliv_rates r;
-	enum deliv_rep_verdict v;
 
 	a->rep_dirty |= (uint64_t)1 << (sl - a->rep.slot);
-	if (a->paused_at)
-		return;
+	if (deliv_rep_remote_note(d, a, now, o) || a->paused_at)
+		return; /* shared: judged when Redis answers the next push */
 	deliv_rep_sum(&a->rep, d->limits.window, now, a->resumed_at, &r);
-	if ((v = deliv_rep_judge(&r, &d->limits)) != DELIV_REP_OK)
-		pause_account(d, a, v, &r);
+	deliv_rep_check(d, a, &r);
+}
+
+void deliv_rep_check(struct deliv *d, struct deliv_acct *a, const struct deliv_rates *r)
+{
+	enum deliv_rep_verdict v;
+
+	if (!a->paused_at && (v = deliv_rep_judge(r, &d->limits)) != DELIV_REP_OK)
+		pause_account(d, a, v, r);
 }
 
 int deliv_held(struct deliv *d, const char *account, const char *id)

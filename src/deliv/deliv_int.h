@@ -29,9 +29,12 @@ struct deliv_acct {
 	uint64_t remote_reserved; /* of q.reserved: reserved in Redis */
 	int64_t remote_start[2];  /* the windows they were reserved in */
 	struct deliv_rep rep;
-	uint64_t rep_dirty; /* bit i: slot i changed since the last flush */
-	int rep_reset;      /* resumed: the stored slots go at the next flush */
-	int64_t paused_at;  /* 0: not paused */
+	uint64_t rep_dirty;    /* bit i: slot i changed since the last flush */
+	int rep_reset;         /* resumed: the stored slots go at the next flush */
+	struct deliv_rep pend; /* [cluster] redis: counted here, not pushed to Redis yet */
+	int rep_asking;        /* a push is out */
+	int64_t rep_seen;      /* the last shared answer that had volume in the window */
+	int64_t paused_at;     /* 0: not paused */
 	char pause_reason[STORE_PAUSE_REASON_MAX + 1];
 	int pause_pending; /* the pause is not in the database yet */
 	int64_t resumed_at;
@@ -60,8 +63,9 @@ struct deliv {
 	int syncing;          /* a flush job is out */
 	int64_t data_version; /* the database's, when the settings were read */
 	int have_version;
-	int q_fallback; /* the last quota decision was local though Redis is configured */
-	int redis_gone; /* deps.redis freed (shutdown) */
+	int q_fallback;   /* the last quota decision was local though Redis is configured */
+	int redis_gone;   /* deps.redis freed (shutdown) */
+	int rep_fallback; /* the guard last judged local windows though Redis is configured */
 };
 
 /* deliv.c */
@@ -71,11 +75,21 @@ void deliv_acct_settings(struct deliv *d, const struct store_account_deliv *a);
 /* The events deliverability records (suppressed, bounced, complained) go
  * through here: one log line, and events_emit() when deps.events is set. */
 void deliv_event(struct deliv *d, const struct events_event *e);
+/* Judges rates r of account a (not paused); pauses it when over. */
+void deliv_rep_check(struct deliv *d, struct deliv_acct *a, const struct deliv_rates *r);
 
 /* deliv_cluster.c */
 uint64_t deliv_quota_share(const struct deliv *d);
 void deliv_quota_remote_release(struct deliv *d, struct deliv_acct *a, uint64_t n);
 void deliv_quota_remote_commit(struct deliv_acct *a, uint64_t n);
+
+/* deliv_rep_cluster.c */
+/* One outcome of a, to be pushed to Redis: 1 when the shared window will
+ * judge it (Redis up), 0 when the local window must (no Redis, or down). */
+int deliv_rep_remote_note(struct deliv *d, struct deliv_acct *a, int64_t now, enum deliv_outcome o);
+/* Each tick: the counts of each account to Redis, and the shared sums
+ * judged as they come back. */
+void deliv_rep_push_all(struct deliv *d);
 
 /* deliv_sync.c */
 int deliv_load(struct deliv *d, char **err);

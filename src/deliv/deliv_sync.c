@@ -313,6 +313,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct deliv *d = arg;
 	struct sync_job *j;
 
+	deliv_rep_push_all(d);
 	if (d->syncing)
 		return; /* the database is slow: this second joins the next */
 	j = snapshot(d);

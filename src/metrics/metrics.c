@@ -34,7 +34,7 @@ struct family {
 static const char *const SOURCES[MS_COUNT] = {"smtp", "http", "dsn"};
 static const char *const DIRECTIONS[MD_COUNT] = {"inbound", "outbound"};
 static const char *const RESULTS[MRES_COUNT] = {"ok", "failed"};
-static const char *const LIMITS[ML_COUNT] = {"quota", "throttle"};
+static const char *const LIMITS[ML_COUNT] = {"quota", "throttle", "reputation"};
 static const char *const QUEUE_STATES[MQ_COUNT] = {"ready", "deferred", "active"};
 static const char *const REASONS[MR_COUNT] = {"other",   "address",  "mailbox", "system",
                                               "network", "protocol", "content", "policy"};
@@ -133,7 +133,8 @@ static struct family FAMILIES[M_COUNT] = {
                     METRIC_GAUGE},
     [M_CLUSTER_FALLBACK] = {"cluster_fallback_total",
                             "Cluster-wide limits decided on this node alone, at 1/N of the "
-                            "limit, because Redis could not be reached, by limit.",
+                            "limit, because Redis could not be reached, by limit "
+                            "(reputation: outcomes judged on the node's own window).",
                             METRIC_COUNTER, LABEL1("limit", LIMITS)},
 };
 

@@ -60,7 +60,7 @@ enum metric_id {
 enum metric_source { MS_SMTP, MS_HTTP, MS_DSN, MS_COUNT };
 enum metric_direction { MD_INBOUND, MD_OUTBOUND, MD_COUNT };
 enum metric_result { MRES_OK, MRES_FAILED, MRES_COUNT };
-enum metric_limit { ML_QUOTA, ML_THROTTLE, ML_COUNT };
+enum metric_limit { ML_QUOTA, ML_THROTTLE, ML_REPUTATION, ML_COUNT };
 enum metric_queue_state { MQ_READY, MQ_DEFERRED, MQ_ACTIVE, MQ_COUNT };
 /* The subject of an RFC 3463 status (X.SUBJECT.Y), or other. */
 enum metric_reason {
