@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/api_send.h"
 #include "cli/cli.h"
 #include "cluster/cluster.h"
 #include "cluster/cluster_quota.h"
@@ -509,7 +510,9 @@ static int open_signing(struct server *srv)
 
 	if (!(srv->deps.dkim = dkim_signer_new(c->data_dir, &err)) ||
 	    dkim_signer_refresh(srv->deps.dkim, srv->deps.store, 1, &err) < 0 ||
-	    !(srv->deps.unsub = unsub_new(c->data_dir, c->http_public_url, &err))) {
+	    !(srv->deps.unsub = unsub_new(c->data_dir, c->http_public_url, &err)) ||
+	    unsub_share_key(srv->deps.unsub, srv->deps.store, &err) < 0 ||
+	    api_track_key_share(c, srv->deps.store, &err) < 0) {
 		return start_failed(err);
 	}
 	return 0;

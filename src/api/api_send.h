@@ -167,6 +167,10 @@ int send_idem_plan(struct http_req *r, const struct send_idem *k, const char *pl
  * [http] public_url (malloc'd). */
 struct track_ref;
 int api_track_key(const struct conf *c, unsigned char key[32]);
+/* With a cluster database, the cluster's key from now on (store_keys.h): 0,
+ * or -1 with *err. At start, blocking. */
+struct store;
+int api_track_key_share(const struct conf *c, struct store *st, char **err);
 char *api_track_url(const struct conf *c, const unsigned char key[32], const struct track_ref *r);
 
 /* 0, or -1 with p set (400, naming the field). */

@@ -4,7 +4,9 @@
  * The HMAC key lives in DATA_DIR/tracking.key: 32 random bytes, made once
  * (written to a temporary name, fsynced, then linked into place, so that a
  * crash never leaves a short key and two processes never make two), 0600,
- * read at first use and kept. Losing it only breaks the links of mail
+ * read at first use and kept. With a cluster database the cluster's key
+ * is used instead (api_track_key_share at start, store_keys.h), so that a
+ * link made by one node works on every node. Losing it only breaks the links of mail
  * already sent; it is never sent anywhere.
  *
  * GET /t/o/{token} answers a 43-byte transparent GIF that no one may cache
@@ -27,6 +29,7 @@
 #include "conf/conf.h"
 #include "events/events.h"
 #include "log/log.h"
+#include "store/store_keys.h"
 #include "track/track.h"
 
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,6 +85,27 @@ int api_track_key(const struct conf *c, unsigned char key[TRACK_KEY_LEN])
 	pthread_mutex_unlock(&key_lock);
 	free(path);
 	return rc;
+}
+
+int api_track_key_share(const struct conf *c, struct store *st, char **err)
+{
+	unsigned char k[TRACK_KEY_LEN];
+	int rc;
+
+	*err = NULL;
+	if (!store_keys_shared(st))
+		return 0;
+	if (api_track_key(c, k) < 0) {
+		*err = xasprintf("%s/tracking.key cannot be read or made", c->data_dir);
+		return -1;
+	}
+	if ((rc = store_shared_key(st, "tracking", k, k, sizeof(k), err)) > 0) {
+		pthread_mutex_lock(&key_lock);
+		memcpy(key_bytes, k, sizeof(k));
+		pthread_mutex_unlock(&key_lock);
+	}
+	sodium_memzero(k, sizeof(k));
+	return rc < 0 ? -1 : 0;
 }
 
 char *api_track_url(const struct conf *c, const unsigned char key[TRACK_KEY_LEN],

@@ -18,6 +18,7 @@
 
 #include "conf/conf.h"
 #include "deliv/deliv_int.h"
+#include "store/store_keys.h"
 #include "log/log.h"
 #include "store/store.h"
 
@@ -168,7 +169,8 @@ static void dir_sync(const char *dir)
 	}
 }
 
-/* The VERP key: DATA_DIR/verp.key, made the first time. */
+/* The VERP key: DATA_DIR/verp.key, made the first time; with a cluster
+ * database, the cluster's (store_keys.h), seeded with the first node's. */
 static int key_load(struct deliv *d, char **err)
 {
 	char *path = xasprintf("%s/%s", d->conf->data_dir, KEY_FILE);
@@ -178,7 +180,10 @@ static int key_load(struct deliv *d, char **err)
 		dir_sync(d->conf->data_dir);
 	if (made >= 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 		if (read(fd, d->key, sizeof(d->key)) == (ssize_t)sizeof(d->key))
-			rc = 0;
+			rc = store_shared_key(d->deps.store, "verp", d->key, d->key, sizeof(d->key),
+			                      err) < 0
+			         ? -1
+			         : 0;
 		else
 			*err = xasprintf("%s: not a key of %d bytes", path, DELIV_VERP_KEY_LEN);
 		close(fd);

@@ -122,6 +122,8 @@ char *store_secret_open(const struct store *st, const char *sealed);
 extern const char store_dkim_box_migration[];
 /* Migration 13 -> 14: webhook delivery claims (store_webhooks.c). */
 extern const char store_claim_migration[];
+/* Migration 15 -> 16: the shared node keys (store_keys.c). */
+extern const char store_keys_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

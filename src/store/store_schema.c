@@ -144,6 +144,7 @@ static const char *const migrations[] = {
     store_dkim_box_migration,  /* 12 -> 13: DKIM private keys, sealed (store_dkim.c) */
     store_nodes_migration,     /* 13 -> 14: node heartbeats (store_nodes.c) */
     store_claim_migration,     /* 14 -> 15: webhook delivery claims (store_webhooks.c) */
+    store_keys_migration,      /* 15 -> 16: shared node keys, sealed (store_keys.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -7,7 +7,9 @@
  * its name (which fails if another process made it first: that one is
  * then read) and the directory fsynced, so that links already sent keep
  * working after a power cut. It never changes: rotating it would break
- * every link in mail already delivered.
+ * every link in mail already delivered. With a cluster database the
+ * cluster's key replaces it (unsub_share_key, store_keys.h): the first
+ * node's, so that a link made by one node works on every node.
  *
  * The accounts with the flag are read from the store (at start, then in
  * the work pool once a second) and kept as a sorted array that only the
@@ -26,6 +28,7 @@
 
 #include "log/log.h"
 #include "store/store.h"
+#include "store/store_keys.h"
 #include "unsub/unsub.h"
 #include "util/util.h"
 #include "work/work.h"
@@ -124,6 +127,13 @@ struct unsub *unsub_new(const char *data_dir, const char *public_url, char **err
 	if (unsub_url_https(public_url))
 		u->base_url = xstrdup(public_url);
 	return u;
+}
+
+int unsub_share_key(struct unsub *u, struct store *st, char **err)
+{
+	*err = NULL;
+	return store_shared_key(st, "unsubscribe", u->key, u->key, sizeof(u->key), err) < 0 ? -1
+	                                                                                    : 0;
 }
 
 int unsub_active(const struct unsub *u)

@@ -79,6 +79,10 @@ struct unsub;
  * random bytes, 0600, written durably; two processes making it at once
  * end up with the same one). public_url may be NULL. */
 struct unsub *unsub_new(const char *data_dir, const char *public_url, char **err);
+/* With a cluster database, the cluster's key instead (store_keys.h; the
+ * first node's): 0, or -1 with *err. Blocking, at start. */
+struct store;
+int unsub_share_key(struct unsub *u, struct store *st, char **err);
 void unsub_free(struct unsub *u);
 
 /* 1 when public_url is https: the header can be added at all. */

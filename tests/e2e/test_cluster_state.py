@@ -1,17 +1,29 @@
 """State shared across nodes (issue 14; docs/cluster.md): the reputation
 guard's sliding windows in a real Redis, with three nodes delivering to a
-real fake MX that refuses some recipients (550 5.1.1)."""
+real fake MX that refuses some recipients (550 5.1.1); the unsubscribe,
+tracking and VERP keys shared through a real PostgreSQL, sealed under
+[cluster] secret_key_file, so that what one node made works on another."""
+import email
+import email.policy
+import os
 import re
 import socket
 
+import pytest
+
 import helpers
-from deliv import event_lines, transaction
+from conftest import assert_no_sanitizer_report, pg_cluster
+from deliv import dsn, event_lines, transaction
+from httpapi import create_key, request
 from mx import dns, farm, msg_bytes, mx_zone, mxs, start, wait_status  # noqa: F401
 from redisfix import redis  # noqa: F401
+from test_bounce_loop import report
 from test_cluster_redis import metric
 
 SENDER_IP = "127.0.0.11"
 STORM_IP = "127.0.0.67"
+OK_IP = "127.0.0.68"
+BOUNCES = "bounces.sender.test"
 BAD = {f"gone-{t}{i}@storm.test" for t in ("n0", "n1", "n2", "a", "b") for i in range(5)}
 GUARD = "[reputation]\nwindow = 10m\nmin_volume = 10\nmax_bounce_rate = 20%\n"
 PAUSED_RE = re.compile(r"^4\.7\.1 account paused: bounce rate (?P<rate>[\d.]+) % over 10m "
@@ -19,7 +31,7 @@ PAUSED_RE = re.compile(r"^4\.7\.1 account paused: bounce rate (?P<rate>[\d.]+) %
 
 
 def build_zone():
-    return mx_zone({"sender.test": SENDER_IP, "storm.test": STORM_IP})
+    return mx_zone({"sender.test": SENDER_IP, "storm.test": STORM_IP, "ok.test": OK_IP})
 
 
 def nodes_of(start, redis, n=3):
@@ -127,3 +139,99 @@ def test_redis_down_judges_the_local_window(start, mxs, redis):
     helpers.wait_for(lambda: event_lines(b, "account_paused"), 10, what="the shared pause")
     assert paused_counts(b) == (11, 3)
     assert "event=reputation_fallback" not in b.log()
+
+
+# ---- keys shared through PostgreSQL
+
+
+@pytest.fixture
+def keyed(start, tmp_path):
+    """make(n, secrets) -> n started nodes on one fresh database, each with
+    its secret file (one per node, the same text unless told otherwise)."""
+    db = pg_cluster().new_db()
+
+    def make(n, secrets=None):
+        make.db = db.rsplit("/", 1)[1]
+        secrets = secrets or [os.urandom(32).hex()] * n
+        nodes = []
+        for i in range(n):
+            path = tmp_path / f"secret{i}.key"
+            path.write_text(secrets[i] + "\n")
+            nodes.append(start(relay={"trusted_networks": "127.0.0.1/32"},
+                               extra=f"public_url = https://relay.test\n"
+                                     f"[bounces]\ndomain = {BOUNCES}\n",
+                               cluster={"postgres": db, "secret_key_file": str(path)},
+                               start=False))
+        return nodes
+    return make
+
+
+def key_file(srv, name):
+    with open(os.path.join(srv.data_dir, name), "rb") as f:
+        return f.read()
+
+
+def verp_recorded(db, qid):
+    """Node 1 writes the message's VERP record with its next flush."""
+    return pg_cluster().sql(db, f"SELECT count(*) FROM verp_messages WHERE id = '{qid}'"
+                            ).strip() == "1"
+
+
+def test_links_and_verp_made_by_node1_work_on_nodes_2_and_3(keyed, mxs):
+    ok = mxs(OK_IP)
+    n1, n2, n3 = keyed(3)
+    n1.add_user("news", domains=("news.test",))
+    rc, _, err = n1.cli("user", "set", "news", "--unsubscribe", "on")
+    assert rc == 0, err
+    n1.start()  # first: the cluster's keys are seeded with its own
+    n2.start()
+    n3.start()
+    for name in ("unsubscribe", "tracking", "verp"):
+        for s in (n1, n2, n3):
+            assert f"event=node_key name={name} shared=1" in s.log(), s.log()
+    # each node still made its own files: only the database makes them agree
+    assert key_file(n2, "verp.key") != key_file(n1, "verp.key")
+    assert key_file(n3, "unsubscribe.key") != key_file(n1, "unsubscribe.key")
+    key = create_key(n1, "news")
+    r = request(n1, "POST", "/v1/messages", key=key,
+                body={"from": "letters@news.test", "to": "reader@ok.test", "subject": "s",
+                      "html": "<p>hi</p>", "text": "hi", "track": {"opens": True},
+                      "unsubscribe": True})
+    assert r.status == 200, r
+    qid = r.json()["messages"][0]["id"]
+    t = ok.wait_messages(1)[0]
+    m = email.message_from_bytes(t.content, policy=email.policy.default)
+    # tracking: node 1's pixel answers on node 3
+    pixel = re.findall(r'<img src="[^"]*(/t/o/[^"]+)" width="1"',
+                       m.get_body(("html",)).get_content())
+    assert len(pixel) == 1, m
+    px = request(n3, "GET", pixel[0])
+    assert px.status == 200 and px.body.startswith(b"GIF89a"), px
+    # one-click unsubscribe: node 1's link unsubscribes through node 3
+    link = re.match(r"^<https://relay\.test(/u/[A-Za-z0-9_-]+)>$", m["List-Unsubscribe"])
+    assert link, m["List-Unsubscribe"]
+    u = request(n3, "POST", link[1], body="List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert u.status == 200, u
+    rc, out, err = n2.cli("suppress", "list", "--account", "news")
+    assert rc == 0 and "reader@ok.test\tunsubscribed" in out, (out, err)
+    # VERP: node 1's return path is understood by node 2
+    verp = t.mail_from
+    assert verp.startswith(f"bounces+{qid}=") and verp.endswith("@" + BOUNCES), verp
+    helpers.wait_for(lambda: verp_recorded(keyed.db, qid), 10, what="the VERP record")
+    _, rcpt, dr = report(n2, verp, dsn(verp, "reader@ok.test"))
+    assert rcpt.code == 250 and dr.code == 250, (rcpt, dr)
+    helpers.wait_for(lambda: [l for l in event_lines(n2, "bounced") if f"queue={qid}" in l],
+                     10, what="node 2 applying the bounce of node 1's message")
+
+
+def test_another_secret_refuses_to_start(keyed):
+    n1, n2 = keyed(2, [os.urandom(32).hex(), os.urandom(32).hex()])
+    n1.start()
+    n2.start(wait=False)
+    assert n2.proc.wait(20) != 0
+    assert re.search(r"the shared key \w+ does not open under \[cluster\] secret_key_file",
+                     n2.log()), n2.log()
+    n2.stop(check=False)
+    assert_no_sanitizer_report(n2.log(), "posthorn serve")
+    n2.proc = None  # its exit 1 was the point

@@ -1,0 +1,126 @@
+/*
+ * store_keys: the node secrets shared by every node of a cluster
+ * (unsubscribe.key, tracking.key, verp.key; docs/cluster.md, "Shared
+ * keys"), kept in the database sealed under [cluster] secret_key_file
+ * (store_secret.c).
+ *
+ * Promises:
+ * - One row per key name, made once: the first process to ask inserts its
+ *   seed with INSERT ... ON CONFLICT DO NOTHING and every process then
+ *   reads the row back, so two nodes starting together agree on the one
+ *   that got in.
+ * - Only on PostgreSQL with a secret: the embedded store (one node) and a
+ *   cluster without secret_key_file keep each node's file (the caller's).
+ * - A row that does not open under this node's secret is an error that
+ *   says so; the key itself is never logged.
+ */
+#include <pthread.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+#include "store/store_int.h"
+#include "store/store_keys.h"
+#include "log/log.h"
+#include "util/util.h"
+
+/* Migration 15 -> 16. */
+const char store_keys_migration[] = "CREATE TABLE cluster_keys ("
+                                    "  name TEXT PRIMARY KEY,"
+                                    "  key_box TEXT NOT NULL,"
+                                    "  created BIGINT NOT NULL"
+                                    ");";
+
+static const char insert_sql[] = "INSERT INTO cluster_keys (name, key_box, created)"
+                                 " VALUES (?1, ?2, ?3) ON CONFLICT (name) DO NOTHING";
+static const char select_sql[] = "SELECT key_box FROM cluster_keys WHERE name = ?1";
+
+int store_keys_shared(const struct store *st)
+{
+	return db_kind(st->db) == DB_POSTGRES && st->has_secret;
+}
+
+static int insert_locked(struct store *st, const char *name, const unsigned char *seed, size_t len,
+                         char **err)
+{
+	struct db_stmt *stmt = store_prepare(st, insert_sql, err);
+	char *hex = xmalloc(2 * len + 1), *box;
+
+	if (stmt == NULL) {
+		free(hex);
+		return -1;
+	}
+	sodium_bin2hex(hex, 2 * len + 1, seed, len);
+	box = store_secret_seal(st, hex);
+	sodium_memzero(hex, 2 * len + 1);
+	free(hex);
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
+	db_bind_text(stmt, 2, box, -1, DB_TRANSIENT);
+	db_bind_int64(stmt, 3, clock_now_s());
+	free(box);
+	return store_step_done(st, stmt, "insert cluster key", err);
+}
+
+/* The row's key into key: 0, or -1 with *err. */
+static int open_row(struct store *st, const char *name, const char *box, unsigned char *key,
+                    size_t len, char **err)
+{
+	char *hex = store_secret_open(st, box);
+	size_t n = 0;
+	int rc = -1;
+
+	if (hex == NULL)
+		return store_fail(err,
+		                  "%s: the shared key %s does not open under [cluster] "
+		                  "secret_key_file (another secret than the other nodes')",
+		                  st->path, name);
+	if (sodium_hex2bin(key, len, hex, strlen(hex), NULL, &n, NULL) == 0 && n == len)
+		rc = 0;
+	else
+		store_fail(err, "%s: the shared key %s is not a %zu-byte key", st->path, name, len);
+	sodium_memzero(hex, strlen(hex));
+	free(hex);
+	return rc;
+}
+
+static int read_locked(struct store *st, const char *name, unsigned char *key, size_t len,
+                       char **err)
+{
+	struct db_stmt *stmt = store_prepare(st, select_sql, err);
+	int rc;
+
+	if (stmt == NULL)
+		return -1;
+	db_bind_text(stmt, 1, name, -1, DB_STATIC);
+	rc = db_step(stmt);
+	if (rc == DB_ROW)
+		rc = open_row(st, name, db_column_text(stmt, 0), key, len, err);
+	else if (rc == DB_DONE)
+		rc = store_fail(err, "%s: the shared key %s is missing", st->path, name);
+	else
+		rc = store_fail_db(st, err, "read cluster key");
+	db_finalize(stmt);
+	return rc;
+}
+
+int store_shared_key(struct store *st, const char *name, const unsigned char *seed,
+                     unsigned char *key, size_t len, char **err)
+{
+	int rc;
+
+	if (!store_keys_shared(st)) {
+		if (db_kind(st->db) == DB_POSTGRES)
+			log_warn("event=node_key name=%s shared=0 reason=%s", name,
+			         log_q("no [cluster] secret_key_file: this node's own key"));
+		return 0;
+	}
+	pthread_mutex_lock(&st->lock);
+	rc = insert_locked(st, name, seed, len, err);
+	if (rc == 0)
+		rc = read_locked(st, name, key, len, err);
+	pthread_mutex_unlock(&st->lock);
+	if (rc == 0)
+		log_info("event=node_key name=%s shared=1", name);
+	return rc < 0 ? -1 : 1;
+}
