@@ -162,6 +162,7 @@ struct server {
 	struct spool_recovery *recovery; /* listed at start, read while serving */
 	uint64_t started_ms;
 	char node_id[NODE_ID_LEN + 1]; /* DATA_DIR/node-id */
+	int node_new;                  /* drawn at this start */
 	int failed;                    /* recovery failed: exit 1 */
 	struct event *ev_term, *ev_int, *ev_hup, *ev_deadline;
 	int stopping;
@@ -464,6 +465,13 @@ static int open_data(struct server *srv)
 	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
 		return start_failed(err);
 	}
+	if (srv->conf->cluster_postgres && *srv->conf->cluster_postgres) {
+		if (cluster_node_tag(srv->deps.store, srv->conf->data_dir, srv->node_id,
+		                     srv->node_new, &err) < 0)
+			return start_failed(err);
+		id_set_node((uint32_t)node_id_tag(srv->node_id));
+		log_info("event=node_tag tag=%.3s id=%s", srv->node_id, srv->node_id);
+	}
 	if (!(srv->recovery = spool_recover_begin(srv->deps.spool)))
 		return -1;
 	/* before delivery starts: Idempotency-Key claims a crash left */
@@ -481,6 +489,7 @@ static int open_node(struct server *srv)
 	if (cluster_node_id(srv->conf->data_dir, srv->node_id, &made, &err) < 0)
 		return start_failed(err);
 	id_set_node((uint32_t)node_id_tag(srv->node_id));
+	srv->node_new = made;
 	log_info("event=node id=%s new=%d", srv->node_id, made);
 	return 0;
 }

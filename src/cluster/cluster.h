@@ -18,6 +18,18 @@
  */
 int cluster_node_id(const char *data_dir, char out[NODE_ID_LEN + 1], int *made, char **err);
 
+struct store;
+/*
+ * With PostgreSQL ([cluster] postgres): claims the node's queue-ID tag (the
+ * first 3 characters of id) in the database (store_node_tag_claim), so that
+ * no two live nodes share one. A new node (made: its ID was drawn at this
+ * start) whose tag is held draws another ID (written to DATA_DIR/node-id,
+ * logged event=node_tag_redrawn); an existing node whose tag is held does
+ * not start: -1 with *err naming the other node. Blocking: at start.
+ */
+int cluster_node_tag(struct store *st, const char *data_dir, char id[NODE_ID_LEN + 1], int made,
+                     char **err);
+
 struct cluster_redis;
 /*
  * Records in Redis, each time the link comes up, that this node's tag (the

@@ -19,6 +19,7 @@
 
 #include "cluster/cluster_redis.h"
 #include "log/log.h"
+#include "store/store_nodes.h"
 #include "util/util.h"
 
 #define NODE_FILE "node-id"
@@ -96,6 +97,44 @@ int cluster_node_id(const char *data_dir, char out[NODE_ID_LEN + 1], int *made, 
 		rc = node_write(data_dir, path, out, err) < 0 ? -1 : 1;
 		*made = rc > 0;
 	}
+	free(path);
+	return rc < 0 ? -1 : 0;
+}
+
+/* A new node draws again this many times at most when its tag is held. */
+#define TAG_DRAWS 64 /* as the error says */
+
+/* The clash that stops the start. */
+static int tag_held(const char *id, const char *holder, int made, char **err)
+{
+	*err = xasprintf("node tag %.3s of node %s is held by the live node %s: %s", id, id, holder,
+	                 made ? "no free tag found in 64 draws"
+	                      : "queue IDs could collide (a new node: remove its DATA_DIR/node-id "
+	                        "to draw another ID; the other node gone: wait 15 s)");
+	return -1;
+}
+
+int cluster_node_tag(struct store *st, const char *data_dir, char id[NODE_ID_LEN + 1], int made,
+                     char **err)
+{
+	char *path = xasprintf("%s/%s", data_dir, NODE_FILE), *holder = NULL;
+	int rc = -1;
+
+	for (int draw = 0; draw <= TAG_DRAWS; draw++) {
+		free(holder);
+		if ((rc = store_node_tag_claim(st, id, clock_now_s(), &holder, err)) != 0)
+			break;
+		if (!made || draw == TAG_DRAWS) {
+			rc = tag_held(id, holder, made, err);
+			break;
+		}
+		/* new: nothing carries this ID yet, so another one is drawn */
+		log_warn("event=node_tag_redrawn id=%s held_by=%s", id, holder);
+		node_id_new(id);
+		if ((rc = node_write(data_dir, path, id, err)) < 0)
+			break;
+	}
+	free(holder);
 	free(path);
 	return rc < 0 ? -1 : 0;
 }

@@ -124,6 +124,8 @@ extern const char store_dkim_box_migration[];
 extern const char store_claim_migration[];
 /* Migration 15 -> 16: the shared node keys (store_keys.c). */
 extern const char store_keys_migration[];
+/* Migration 16 -> 17: the queue-ID tags' holders (store_nodes.c). */
+extern const char store_node_tags_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

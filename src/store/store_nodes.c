@@ -14,6 +14,7 @@
  * - The SQL is the same on both engines.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,23 @@ static const char beat_sql[] =
     " started_at = excluded.started_at, beat_at = excluded.beat_at, stopped_at = NULL,"
     " messages = excluded.messages, recipients = excluded.recipients, pg_us = excluded.pg_us,"
     " redis_us = excluded.redis_us";
+/* Migration 16 -> 17: which node ID holds each queue-ID tag. */
+const char store_node_tags_migration[] =
+    "CREATE TABLE node_tags (tag TEXT PRIMARY KEY, node_id TEXT NOT NULL,"
+    "  claimed_at BIGINT NOT NULL);";
+
+/* One statement: the tag is taken when free, already this node's, or held
+ * by a node that is not live: no beat since ?4 (or stopped), and either no
+ * claim since ?4 or stopped after its claim. */
+static const char tag_claim_sql[] =
+    "INSERT INTO node_tags (tag, node_id, claimed_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (tag) DO UPDATE SET node_id = excluded.node_id,"
+    " claimed_at = excluded.claimed_at"
+    " WHERE node_tags.node_id = excluded.node_id OR (NOT EXISTS (SELECT 1 FROM nodes"
+    " WHERE nodes.id = node_tags.node_id AND nodes.stopped_at IS NULL AND nodes.beat_at > ?4)"
+    " AND (node_tags.claimed_at <= ?4 OR EXISTS (SELECT 1 FROM nodes WHERE"
+    " nodes.id = node_tags.node_id AND nodes.stopped_at >= node_tags.claimed_at)))";
+static const char tag_holder_sql[] = "SELECT node_id FROM node_tags WHERE tag = ?1";
 static const char stop_sql[] = "UPDATE nodes SET stopped_at = ?2, beat_at = ?2 WHERE id = ?1";
 static const char list_sql[] = "SELECT id, hostname, version, started_at, beat_at, stopped_at,"
                                " messages, recipients, pg_us, redis_us FROM nodes ORDER BY id";
@@ -102,6 +120,45 @@ int store_node_stop(struct store *st, const char *id, int64_t now, char **err)
 		db_bind_int64(s, 2, now);
 		rc = store_step_done(st, s, "node stop", err);
 	}
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+static int tag_locked(struct store *st, const char *id, int64_t now, char **holder, char **err)
+{
+	char tag[4];
+	struct db_stmt *s;
+	int rc;
+
+	snprintf(tag, sizeof(tag), "%.3s", id);
+	if (!(s = store_prepare(st, tag_claim_sql, err)))
+		return -1;
+	db_bind_text(s, 1, tag, -1, DB_TRANSIENT);
+	db_bind_text(s, 2, id, -1, DB_STATIC);
+	db_bind_int64(s, 3, now);
+	db_bind_int64(s, 4, now - STORE_NODE_STALE_S);
+	if (store_step_done(st, s, "node tag claim", err) < 0)
+		return -1;
+	if (!(s = store_prepare(st, tag_holder_sql, err)))
+		return -1;
+	db_bind_text(s, 1, tag, -1, DB_TRANSIENT);
+	rc = db_step(s);
+	if (rc == DB_ROW)
+		*holder = store_col_text(s, 0);
+	db_finalize(s);
+	if (rc != DB_ROW)
+		return rc == DB_DONE ? store_fail(err, "node tag %s: no row after the claim", tag)
+		                     : store_fail_db(st, err, "node tag read");
+	return strcmp(*holder, id) == 0;
+}
+
+int store_node_tag_claim(struct store *st, const char *id, int64_t now, char **holder, char **err)
+{
+	int rc;
+
+	*holder = NULL;
+	pthread_mutex_lock(&st->lock);
+	rc = tag_locked(st, id, now, holder, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

@@ -30,6 +30,16 @@ int store_node_stop(struct store *st, const char *id, int64_t now, char **err);
 /* Every node's row, by ID; free with store_nodes_free. */
 int store_nodes_list(struct store *st, struct store_node **out, size_t *n, char **err);
 void store_nodes_free(struct store_node *v, size_t n);
+/*
+ * Claims the queue-ID tag of node id (its first 3 characters), in one
+ * conditional upsert: taken when no one holds it, when id holds it
+ * already, or when its holder is not live: no beat in the last
+ * STORE_NODE_STALE_S seconds (or stopped), and no claim in that time (or
+ * stopped since its claim). Then *holder (malloc'd)
+ * is the node ID that holds it: 1 when it is id, 0 when another live node
+ * holds it, -1 with *err.
+ */
+int store_node_tag_claim(struct store *st, const char *id, int64_t now, char **holder, char **err);
 /* "up", "stale" (no beat for STORE_NODE_STALE_S) or "stopped". */
 const char *store_node_state(const struct store_node *n, int64_t now);
 

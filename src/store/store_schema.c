@@ -145,6 +145,7 @@ static const char *const migrations[] = {
     store_nodes_migration,     /* 13 -> 14: node heartbeats (store_nodes.c) */
     store_claim_migration,     /* 14 -> 15: webhook delivery claims (store_webhooks.c) */
     store_keys_migration,      /* 15 -> 16: shared node keys, sealed (store_keys.c) */
+    store_node_tags_migration, /* 16 -> 17: queue-ID tags, one node each (store_nodes.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

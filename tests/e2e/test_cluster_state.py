@@ -8,6 +8,7 @@ import email.policy
 import os
 import re
 import socket
+import time
 
 import pytest
 
@@ -235,3 +236,77 @@ def test_another_secret_refuses_to_start(keyed):
     n2.stop(check=False)
     assert_no_sanitizer_report(n2.log(), "posthorn serve")
     n2.proc = None  # its exit 1 was the point
+
+
+# ---- node tags claimed in PostgreSQL
+
+ID_ALPHA = "0123456789ABCDEFGHJKLMNPQRSTVWXY"
+
+
+def pg_nodes(server_factory, n):
+    db = pg_cluster().new_db()
+    nodes = [server_factory(start=False, cluster={"postgres": db}) for _ in range(n)]
+    return db.rsplit("/", 1)[1], nodes
+
+
+def with_id(srv, node_id):
+    os.makedirs(srv.data_dir, exist_ok=True)
+    with open(os.path.join(srv.data_dir, "node-id"), "w") as f:
+        f.write(node_id + "\n")
+
+
+def refused(srv):
+    """Starts srv, which must exit non-zero: its log."""
+    srv.start(wait=False)
+    assert srv.proc.wait(20) != 0, srv.log()
+    log = srv.log()
+    srv.stop(check=False)
+    assert_no_sanitizer_report(log, "posthorn serve")
+    srv.proc = None  # its exit was the point
+    return log
+
+
+def test_a_tag_held_by_a_live_node_refuses_the_start(server_factory):
+    _, (n1, n2) = pg_nodes(server_factory, 2)
+    id1, id2 = "ABC" + "1" * 17, "ABC" + "2" * 17
+    with_id(n1, id1)
+    with_id(n2, id2)
+    n1.start()
+    assert f"event=node_tag tag=ABC id={id1}" in n1.log()
+    log = refused(n2)
+    assert f"node tag ABC of node {id2} is held by the live node {id1}" in log, log
+    assert "remove its DATA_DIR/node-id to draw another ID" in log
+    # node 1 stopped cleanly: its tag is free for node 2, which keeps its ID
+    n1.stop()
+    n2.start()
+    assert f"event=node_tag tag=ABC id={id2}" in n2.log()
+    _, _, dr = transaction(n2.port, "a@sender.test", ["x@nowhere.test"],
+                           msg_bytes("a@sender.test", "x@nowhere.test", "tag"))
+    assert helpers.queued_id(dr.text)[9:12] == "ABC"
+    # and now node 1 is the one refused
+    n1.proc = None
+    assert f"is held by the live node {id2}" in refused(n1)
+
+
+def test_a_new_node_draws_another_id_when_its_tag_is_held(server_factory):
+    db, (n1, n2) = pg_nodes(server_factory, 2)
+    n1.start()  # the schema; then 3/4 of all tags held by a live node
+    held = ID_ALPHA[:24]
+    chars = ",".join(ID_ALPHA)
+    pg_cluster().sql(db, "INSERT INTO node_tags (tag, node_id, claimed_at) "
+                         f"SELECT a || b || c, '{'Z' * 20}', {int(time.time()) + 3600} FROM "
+                         f"unnest(string_to_array('{chars}', ',')) a, "
+                         f"unnest(string_to_array('{chars}', ',')) b, "
+                         f"unnest(string_to_array('{chars}', ',')) c "
+                         f"WHERE strpos('{held}', a) > 0 ON CONFLICT (tag) DO NOTHING")
+    n2.start()
+    m = re.search(r"event=node_tag tag=(\w{3}) id=(\w{20})", n2.log())
+    assert m and m[1][0] not in held, n2.log()
+    with open(os.path.join(n2.data_dir, "node-id")) as f:
+        assert f.read() == m[2] + "\n"
+    assert pg_cluster().sql(db, f"SELECT node_id FROM node_tags WHERE tag = '{m[1]}'"
+                            ).strip() == m[2]
+    first = re.search(r"event=node id=(\w{20}) new=1", n2.log())[1]
+    redrawn = re.findall(r"event=node_tag_redrawn id=(\w{20})", n2.log())
+    assert (first[0] in held) == bool(redrawn), n2.log()
+    assert all(r[0] in held for r in redrawn)
