@@ -49,6 +49,7 @@
 #include "smtpd/smtpd.h"
 #include "spool/spool.h"
 #include "store/store.h"
+#include "store/store_nodes.h"
 #include "tls/tls.h"
 #include "unsub/unsub.h"
 #include "util/util.h"
@@ -472,6 +473,7 @@ static int open_data(struct server *srv)
 		id_set_node((uint32_t)node_id_tag(srv->node_id));
 		log_info("event=node_tag tag=%.3s id=%s", srv->node_id, srv->node_id);
 	}
+	store_set_node(srv->deps.store, srv->node_id);
 	if (!(srv->recovery = spool_recover_begin(srv->deps.spool)))
 		return -1;
 	/* before delivery starts: Idempotency-Key claims a crash left */

@@ -6,8 +6,10 @@
  * - A key is claimed once per account: the first request inserts its row
  *   (in progress, no answer), and every later request with that key, until
  *   the row is older than the ttl, sees either "in progress", "a different
- *   body" or the first answer. Claim is one read and one upsert under
- *   st->lock, so two requests of this process never both win.
+ *   body" or the first answer. Claim is one conditional upsert (INSERT ...
+ *   ON CONFLICT DO UPDATE ... WHERE expired RETURNING), so two requests,
+ *   of this process or of two nodes, never both win; the loser then reads
+ *   the winner's row.
  * - The answer is recorded before it is sent (the caller's order), so a
  *   client that got it and retries gets the same bytes.
  * - Rows older than the ttl are ignored by claim whether or not
@@ -15,11 +17,15 @@
  * - A claim records what its request is about to commit (plan) before the
  *   first commit; store_idem_open_list() hands the claims left without an
  *   answer to the server's start, which resolves them (api_send_idem.c).
- * - The SQL is plain enough for PostgreSQL too. (With several nodes,
- *   claim must become one conditional upsert; see docs/events.md "More
- *   than one node".)
+ * - A claim records the node ID of its process (store_set_node), and the
+ *   open claims listed at start are that node's only: a node's start never
+ *   resolves another node's request in flight. Claims without a node ID
+ *   (made before migration 18) are listed on SQLite (one node) only; on
+ *   PostgreSQL they wait out their ttl.
+ * - The SQL is the same on both engines.
  */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,13 +43,22 @@ const char store_idem_migration[] =
  * commit, so that a claim left by a crash can be resolved at start. */
 const char store_idem_plan_migration[] = "ALTER TABLE idempotency_keys ADD COLUMN planned TEXT;";
 
+/* Migration 17 -> 18: the node whose request holds the claim; NULL:
+ * made before, or by a process without a node ID. */
+const char store_idem_node_migration[] = "ALTER TABLE idempotency_keys ADD COLUMN node_id TEXT;";
+
 static const char get_sql[] = "SELECT body_hash, status, answer, created_at FROM idempotency_keys"
                               " WHERE account = ?1 AND idem_key = ?2";
+/* One statement: the row is this request's when there was none or it had
+ * expired (created before ?5); a row returned says so. Two nodes racing
+ * for one key: the database makes the second wait and then finds the row
+ * taken (no row returned). */
 static const char claim_sql[] =
-    "INSERT INTO idempotency_keys (account, idem_key, body_hash, status, answer, created_at)"
-    " VALUES (?1, ?2, ?3, 0, NULL, ?4) ON CONFLICT (account, idem_key) DO UPDATE SET"
-    " body_hash = excluded.body_hash, status = 0, answer = NULL, planned = NULL,"
-    " created_at = excluded.created_at";
+    "INSERT INTO idempotency_keys (account, idem_key, body_hash, status, answer, created_at,"
+    " node_id) VALUES (?1, ?2, ?3, 0, NULL, ?4, ?6) ON CONFLICT (account, idem_key) DO UPDATE"
+    " SET body_hash = excluded.body_hash, status = 0, answer = NULL, planned = NULL,"
+    " created_at = excluded.created_at, node_id = excluded.node_id"
+    " WHERE idempotency_keys.created_at < ?5 RETURNING 1";
 
 /* What the row says; -1 none (or expired). */
 static int read_row(struct db_stmt *s, const char *hash, int64_t oldest, int *status, char **answer)
@@ -80,27 +95,59 @@ static int run(struct store *st, const char *sql, const char *account, const cha
 	return rc;
 }
 
-static int claim_locked(struct store *st, const struct store_idem *k, int *status, char **answer,
-                        char **err)
+/* The conditional upsert: 1 the row is ours, 0 another request's, -1. */
+static int upsert(struct store *st, const struct store_idem *k, char **err)
 {
-	struct db_stmt *s = store_prepare(st, get_sql, err);
-	int rc = -1, step;
+	struct db_stmt *s = store_prepare(st, claim_sql, err);
+	int step;
 
 	if (!s)
 		return -1;
 	db_bind_text(s, 1, k->account, -1, DB_STATIC);
 	db_bind_text(s, 2, k->key, -1, DB_STATIC);
+	db_bind_text(s, 3, k->hash, -1, DB_STATIC);
+	db_bind_int64(s, 4, k->now);
+	db_bind_int64(s, 5, k->now - k->ttl);
+	db_bind_text(s, 6, st->node_id[0] ? st->node_id : NULL, -1, DB_STATIC);
 	step = db_step(s);
-	if (step == DB_ROW)
-		rc = read_row(s, k->hash, k->now - k->ttl, status, answer);
-	else if (step != DB_DONE)
-		rc = store_fail_db(st, err, "idempotency key");
 	db_finalize(s);
-	if (rc != -1 || (step != DB_ROW && step != DB_DONE))
-		return rc;
-	if (run(st, claim_sql, k->account, k->key, k->hash, k->now, err) < 0)
-		return -1;
-	return STORE_IDEM_NEW;
+	if (step == DB_ROW)
+		return 1;
+	return step == DB_DONE ? 0 : store_fail_db(st, err, "idempotency key");
+}
+
+/* The row another request holds: what it says; -1 none (released since);
+ * -2 with *err. */
+static int read_held(struct store *st, const struct store_idem *k, int *status, char **answer,
+                     char **err)
+{
+	struct db_stmt *s = store_prepare(st, get_sql, err);
+	int rc = -1, step;
+
+	if (!s)
+		return -2;
+	db_bind_text(s, 1, k->account, -1, DB_STATIC);
+	db_bind_text(s, 2, k->key, -1, DB_STATIC);
+	step = db_step(s);
+	if (step == DB_ROW) /* created after our cut-off: not expired, unless clocks differ */
+		rc = read_row(s, k->hash, INT64_MIN, status, answer);
+	else if (step != DB_DONE)
+		rc = (store_fail_db(st, err, "idempotency key"), -2);
+	db_finalize(s);
+	return rc;
+}
+
+static int claim_locked(struct store *st, const struct store_idem *k, int *status, char **answer,
+                        char **err)
+{
+	for (int tries = 0; tries < 3; tries++) {
+		int rc = upsert(st, k, err);
+		if (rc != 0)
+			return rc > 0 ? STORE_IDEM_NEW : -1;
+		if ((rc = read_held(st, k, status, answer, err)) != -1)
+			return rc == -2 ? -1 : rc;
+	}
+	return STORE_IDEM_BUSY; /* claimed and released again and again: a retry will tell */
 }
 
 int store_idem_claim(struct store *st, const struct store_idem *k, int *status, char **answer,
@@ -184,8 +231,13 @@ int store_idem_open_list(struct store *st, void (*cb)(void *arg, const struct st
 	pthread_mutex_lock(&st->lock);
 	s = store_prepare(st,
 	                  "SELECT account, idem_key, planned FROM idempotency_keys"
-	                  " WHERE status = 0 ORDER BY created_at",
+	                  " WHERE status = 0 AND (node_id = ?1 OR (node_id IS NULL AND ?2 = 0))"
+	                  " ORDER BY created_at",
 	                  err);
+	if (s) {
+		db_bind_text(s, 1, st->node_id, -1, DB_STATIC);
+		db_bind_int(s, 2, db_kind(st->db) == DB_POSTGRES);
+	}
 	while (s && (step = db_step(s)) == DB_ROW) {
 		if (n + 3 > cap)
 			v = xrealloc(v, (cap = cap * 2 + 3) * sizeof(*v));

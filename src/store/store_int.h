@@ -32,6 +32,7 @@ struct store {
 	struct db *db;
 	unsigned char secret[STORE_SECRET_LEN]; /* [cluster] secret_key_file, if has_secret */
 	int has_secret;
+	char node_id[NODE_ID_LEN + 1]; /* store_set_node(): whose claims these are; "" none */
 	struct db_stmt *kept[STORE_KEPT_MAX];
 	char *path; /* db_name(): the file, or the URL without its password */
 	/*
@@ -126,6 +127,8 @@ extern const char store_claim_migration[];
 extern const char store_keys_migration[];
 /* Migration 16 -> 17: the queue-ID tags' holders (store_nodes.c). */
 extern const char store_node_tags_migration[];
+/* Migration 17 -> 18: idempotency_keys.node_id (store_idem.c). */
+extern const char store_idem_node_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

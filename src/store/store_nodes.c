@@ -163,6 +163,13 @@ int store_node_tag_claim(struct store *st, const char *id, int64_t now, char **h
 	return rc;
 }
 
+void store_set_node(struct store *st, const char *id)
+{
+	pthread_mutex_lock(&st->lock);
+	snprintf(st->node_id, sizeof(st->node_id), "%s", id ? id : "");
+	pthread_mutex_unlock(&st->lock);
+}
+
 static int64_t col_opt(struct db_stmt *s, int i)
 {
 	return db_column_is_null(s, i) ? -1 : db_column_int64(s, i);

@@ -40,6 +40,10 @@ void store_nodes_free(struct store_node *v, size_t n);
  * holds it, -1 with *err.
  */
 int store_node_tag_claim(struct store *st, const char *id, int64_t now, char **holder, char **err);
+/* This process's node ID: recorded in its Idempotency-Key claims, and
+ * only its own open claims are listed at start (store_idem_open_list).
+ * Once, at start, before any claim. */
+void store_set_node(struct store *st, const char *id);
 /* "up", "stale" (no beat for STORE_NODE_STALE_S) or "stopped". */
 const char *store_node_state(const struct store_node *n, int64_t now);
 

@@ -146,6 +146,7 @@ static const char *const migrations[] = {
     store_claim_migration,     /* 14 -> 15: webhook delivery claims (store_webhooks.c) */
     store_keys_migration,      /* 15 -> 16: shared node keys, sealed (store_keys.c) */
     store_node_tags_migration, /* 16 -> 17: queue-ID tags, one node each (store_nodes.c) */
+    store_idem_node_migration, /* 17 -> 18: the node of each idempotency claim (store_idem.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -4,10 +4,13 @@ real fake MX that refuses some recipients (550 5.1.1); the unsubscribe,
 tracking and VERP keys shared through a real PostgreSQL, sealed under
 [cluster] secret_key_file, so that what one node made works on another."""
 import email
+import hashlib
+import json
 import email.policy
 import os
 import re
 import socket
+import threading
 import time
 
 import pytest
@@ -310,3 +313,77 @@ def test_a_new_node_draws_another_id_when_its_tag_is_held(server_factory):
     redrawn = re.findall(r"event=node_tag_redrawn id=(\w{20})", n2.log())
     assert (first[0] in held) == bool(redrawn), n2.log()
     assert all(r[0] in held for r in redrawn)
+
+
+# ---- Idempotency-Key claims across nodes
+
+def idem_post(srv, key, idem, body):
+    return request(srv, "POST", "/v1/messages", key=key, body=json.dumps(body),
+                   headers={"Idempotency-Key": idem, "Content-Type": "application/json"})
+
+
+def idem_nodes(server_factory):
+    db, nodes = pg_nodes(server_factory, 2)
+    for s in nodes:
+        s.start()
+    nodes[0].add_user("alice", domains=("sender.test",))
+    return db, nodes, create_key(nodes[0], "alice")
+
+
+def test_one_key_posted_to_two_nodes_at_once_sends_once(server_factory):
+    _, nodes, key = idem_nodes(server_factory)
+    body = {"from": "a@sender.test", "to": "r@dest.test", "subject": "once", "text": "hi"}
+    results, errors = [], []
+    go = threading.Barrier(8)
+
+    def worker(i):
+        try:
+            go.wait(10)
+            results.append(idem_post(nodes[i % 2], key, "order-77", body))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert all(r.status in (200, 409) for r in results), [(r.status, r.body) for r in results]
+    fresh = [r for r in results if r.status == 200 and
+             r.headers.get("idempotent-replayed") != "true"]
+    assert len(fresh) == 1, [(r.status, r.headers, r.body) for r in results]
+    qid = fresh[0].json()["messages"][0]["id"]
+    queued = [q for s in nodes for q in s.queue()]
+    assert queued == [qid], queued
+    # afterwards both nodes replay that one answer
+    for s in nodes:
+        r = idem_post(s, key, "order-77", body)
+        assert r.status == 200 and r.headers.get("idempotent-replayed") == "true", r
+        assert r.json()["messages"][0]["id"] == qid
+
+
+def node_id_of(srv):
+    with open(os.path.join(srv.data_dir, "node-id")) as f:
+        return f.read().strip()
+
+
+def test_a_restart_leaves_another_nodes_claim_in_flight(server_factory):
+    db, (n1, n2), key = idem_nodes(server_factory)
+    body = {"from": "a@sender.test", "to": "r@dest.test", "subject": "flight", "text": "hi"}
+    # node 1 is inside a request with key "in-flight": claimed, no answer
+    h = hashlib.blake2b(json.dumps(body).encode(), digest_size=32).hexdigest()
+    pg_cluster().sql(db, "INSERT INTO idempotency_keys (account, idem_key, body_hash, status,"
+                         f" created_at, node_id) VALUES ('alice', 'in-flight', '{h}', 0,"
+                         f" {int(time.time())}, '{node_id_of(n1)}')")
+    n2.restart()
+    assert "event=idempotency_recovered" not in n2.log()
+    r = idem_post(n2, key, "in-flight", body)
+    assert r.status == 409 and r.json()["error"]["code"] == "idempotency_key_in_use", r
+    assert n1.queue() == {} and n2.queue() == {}
+    # node 1's own restart resolves it: nothing was planned, so the key is given up
+    n1.restart()
+    assert "event=idempotency_recovered account=alice key=in-flight queued=0 " \
+           "result=released" in n1.log()
+    r = idem_post(n2, key, "in-flight", body)
+    assert r.status == 200 and r.headers.get("idempotent-replayed") != "true", r
