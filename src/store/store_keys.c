@@ -11,8 +11,10 @@
  *   that got in.
  * - Only on PostgreSQL with a secret: the embedded store (one node) and a
  *   cluster without secret_key_file keep each node's file (the caller's).
- * - A row that does not open under this node's secret is an error that
- *   says so; the key itself is never logged.
+ * - A row that does not open under this node's secret (another secret
+ *   file) is logged at error level (event=node_key_box_error), and the node
+ *   keeps its own key, as with a DKIM box that does not open; the key
+ *   itself is never logged.
  */
 #include <pthread.h>
 #include <sodium.h>
@@ -62,25 +64,31 @@ static int insert_locked(struct store *st, const char *name, const unsigned char
 	return store_step_done(st, stmt, "insert cluster key", err);
 }
 
-/* The row's key into key: 0, or -1 with *err. */
+/* The row's key into key: 0; 1 when it does not open here (logged, as a
+ * DKIM box that does not open: the node keeps its own key). */
 static int open_row(struct store *st, const char *name, const char *box, unsigned char *key,
-                    size_t len, char **err)
+                    size_t len)
 {
 	char *hex = store_secret_open(st, box);
+	unsigned char *tmp = xmalloc(len);
 	size_t n = 0;
-	int rc = -1;
+	int rc = 1;
 
-	if (hex == NULL)
-		return store_fail(err,
-		                  "%s: the shared key %s does not open under [cluster] "
-		                  "secret_key_file (another secret than the other nodes')",
-		                  st->path, name);
-	if (sodium_hex2bin(key, len, hex, strlen(hex), NULL, &n, NULL) == 0 && n == len)
+	if (hex && sodium_hex2bin(tmp, len, hex, strlen(hex), NULL, &n, NULL) == 0 && n == len) {
+		memcpy(key, tmp, len);
 		rc = 0;
-	else
-		store_fail(err, "%s: the shared key %s is not a %zu-byte key", st->path, name, len);
-	sodium_memzero(hex, strlen(hex));
-	free(hex);
+	} else {
+		log_err("event=node_key_box_error name=%s error=%s", name,
+		        log_q(hex ? "not a key of the right length"
+		                  : "does not open under [cluster] secret_key_file (another secret "
+		                    "than the other nodes'?): this node keeps its own key"));
+	}
+	if (hex) {
+		sodium_memzero(hex, strlen(hex));
+		free(hex);
+	}
+	sodium_memzero(tmp, len);
+	free(tmp);
 	return rc;
 }
 
@@ -95,7 +103,7 @@ static int read_locked(struct store *st, const char *name, unsigned char *key, s
 	db_bind_text(stmt, 1, name, -1, DB_STATIC);
 	rc = db_step(stmt);
 	if (rc == DB_ROW)
-		rc = open_row(st, name, db_column_text(stmt, 0), key, len, err);
+		rc = open_row(st, name, db_column_text(stmt, 0), key, len);
 	else if (rc == DB_DONE)
 		rc = store_fail(err, "%s: the shared key %s is missing", st->path, name);
 	else
@@ -122,5 +130,5 @@ int store_shared_key(struct store *st, const char *name, const unsigned char *se
 	pthread_mutex_unlock(&st->lock);
 	if (rc == 0)
 		log_info("event=node_key name=%s shared=1", name);
-	return rc < 0 ? -1 : 1;
+	return rc < 0 ? -1 : rc == 0;
 }

@@ -15,7 +15,8 @@ int store_keys_shared(const struct store *st);
  * The cluster's key called name (len bytes) into key: the row the first
  * process made, seeded with seed (this node's own key, so that the first
  * node's links and addresses keep working). 1: key filled; 0: keys are
- * not shared here (key untouched: keep the node's own); -1 with *err.
+ * not shared here, or the row does not open under this node's secret
+ * (logged; key untouched: keep the node's own); -1 with *err.
  */
 int store_shared_key(struct store *st, const char *name, const unsigned char *seed,
                      unsigned char *key, size_t len, char **err);
