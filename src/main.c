@@ -455,6 +455,22 @@ static int open_delivery(struct server *srv)
 	return 0;
 }
 
+/* With PostgreSQL, the node's queue-ID tag is claimed before any queue ID
+ * is made (cluster_node_tag); a clash stops the start. */
+static int claim_tag(struct server *srv)
+{
+	char *err = NULL;
+
+	if (!srv->conf->cluster_postgres || !*srv->conf->cluster_postgres)
+		return 0;
+	if (cluster_node_tag(srv->deps.store, srv->conf->data_dir, srv->node_id, srv->node_new,
+	                     &err) < 0)
+		return start_failed(err);
+	id_set_node((uint32_t)node_id_tag(srv->node_id));
+	log_info("event=node_tag tag=%.3s id=%s", srv->node_id, srv->node_id);
+	return 0;
+}
+
 /* The queue is listed (and tmp/ emptied) before serving; it is read
  * while serving (sched_recover, docs/delivery.md). */
 static int open_data(struct server *srv)
@@ -462,17 +478,12 @@ static int open_data(struct server *srv)
 	char *err = NULL;
 
 	if (!(srv->deps.store = store_open_url(srv->conf->data_dir, srv->conf->cluster_postgres,
-	                                       srv->conf->cluster_secret_key_file, &err)) ||
-	    !(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err))) {
+	                                       srv->conf->cluster_secret_key_file, &err)))
 		return start_failed(err);
-	}
-	if (srv->conf->cluster_postgres && *srv->conf->cluster_postgres) {
-		if (cluster_node_tag(srv->deps.store, srv->conf->data_dir, srv->node_id,
-		                     srv->node_new, &err) < 0)
-			return start_failed(err);
-		id_set_node((uint32_t)node_id_tag(srv->node_id));
-		log_info("event=node_tag tag=%.3s id=%s", srv->node_id, srv->node_id);
-	}
+	if (claim_tag(srv) < 0)
+		return -1;
+	if (!(srv->deps.spool = spool_open(srv->conf->data_dir, srv->base, &err)))
+		return start_failed(err);
 	store_set_node(srv->deps.store, srv->node_id);
 	if (!(srv->recovery = spool_recover_begin(srv->deps.spool)))
 		return -1;
@@ -613,6 +624,21 @@ static void add_signals(struct server *srv)
 	event_add(srv->ev_hup, NULL);
 }
 
+/* A start that failed once the listeners were open, before the rest:
+ * what is open so far goes (a node-tag clash is an expected exit). */
+static void start_abort(struct server *srv)
+{
+	http_free(srv->http);
+	smtpd_free(srv->smtpd);
+	if (srv->deps.spool)
+		spool_close(srv->deps.spool);
+	if (srv->deps.store)
+		store_close(srv->deps.store);
+	if (srv->deps.tls)
+		SSL_CTX_free(srv->deps.tls);
+	event_base_free(srv->base);
+}
+
 static void server_close(struct server *srv)
 {
 	/* Order: nothing new may start (ctl, scheduler stopped, messages being
@@ -710,8 +736,10 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	     http_open(srv.base, c, &srv.http, &err) < 0) &&
 	    start_failed(err))
 		return 1;
-	if (drop_privileges(c) < 0 || open_node(&srv) < 0 || open_data(&srv) < 0)
+	if (drop_privileges(c) < 0 || open_node(&srv) < 0 || open_data(&srv) < 0) {
+		start_abort(&srv);
 		return 1;
+	}
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, srv.node_id, &srv.hooks);
 	srv.counters = store_counters_new(srv.base, srv.deps.store, srv.deps.work);

@@ -71,6 +71,10 @@ static void on_sums(void *arg, int ok, uint64_t volume, uint64_t hard, uint64_t 
 	struct deliv_rates r = {volume, hard, complained};
 
 	a->rep_asking = 0;
+	if (d->redis_gone) { /* shutdown: nothing more to judge */
+		free(p);
+		return;
+	}
 	note_mode(d, !ok);
 	if (!ok)
 		deliv_rep_sum(&a->rep, d->limits.window, now, a->resumed_at, &r);
@@ -115,7 +119,8 @@ static void push_one(struct deliv *d, struct deliv_acct *a, int64_t now)
 	struct push *p;
 
 	q.n = take_pending(a, q.first, dl);
-	if (!q.n && (!a->rep_seen || now - a->rep_seen >= (int64_t)d->limits.window))
+	if (!q.n &&
+	    (a->paused_at || !a->rep_seen || now - a->rep_seen >= (int64_t)d->limits.window))
 		return; /* nothing new here, nothing shared to watch */
 	p = xcalloc(1, sizeof(*p));
 	p->d = d;
