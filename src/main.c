@@ -639,6 +639,16 @@ static void start_abort(struct server *srv)
 	event_base_free(srv->base);
 }
 
+/* Privileges dropped, the node's ID, the store and the spool. */
+static int open_core(struct server *srv)
+{
+	if (drop_privileges(srv->conf) < 0 || open_node(srv) < 0 || open_data(srv) < 0) {
+		start_abort(srv);
+		return -1;
+	}
+	return 0;
+}
+
 static void server_close(struct server *srv)
 {
 	/* Order: nothing new may start (ctl, scheduler stopped, messages being
@@ -736,10 +746,8 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	     http_open(srv.base, c, &srv.http, &err) < 0) &&
 	    start_failed(err))
 		return 1;
-	if (drop_privileges(c) < 0 || open_node(&srv) < 0 || open_data(&srv) < 0) {
-		start_abort(&srv);
+	if (open_core(&srv) < 0)
 		return 1;
-	}
 	srv.deps.work = work_pool_new(srv.base, WORK_THREADS);
 	srv.events = events_start(srv.deps.store, c, srv.node_id, &srv.hooks);
 	srv.counters = store_counters_new(srv.base, srv.deps.store, srv.deps.work);
