@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "store/store_nodes.h"
 #include "store_fixture.h"
 
 static int setup(void **state)
@@ -123,6 +124,7 @@ static void test_plan_and_open_list(void **state)
 	struct seen v = {0};
 	int status = 0;
 
+	store_set_node(st, "NODEAAAAAAAAAAAAAAAA");
 	assert_int_equal(claim(st, "alice", "h1", 1000, &status, &answer), STORE_IDEM_NEW);
 	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
 	assert_int_equal(v.n, 1);
@@ -147,15 +149,35 @@ static void test_plan_and_open_list(void **state)
 	store_close(st);
 }
 
+/* A claim records its node: another node's start does not list it. */
+static void test_open_list_is_this_nodes(void **state)
+{
+	struct store *st = open_ok(*state);
+	char *answer = NULL, *err = NULL;
+	struct seen v = {0};
+	int status = 0;
+
+	store_set_node(st, "NODEAAAAAAAAAAAAAAAA");
+	assert_int_equal(claim(st, "alice", "h1", 1000, &status, &answer), STORE_IDEM_NEW);
+	store_set_node(st, "NODEBBBBBBBBBBBBBBBB");
+	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
+	assert_int_equal(v.n, 0);
+	/* node B's request with the same key finds it in flight */
+	assert_int_equal(claim(st, "alice", "h1", 1001, &status, &answer), STORE_IDEM_BUSY);
+	store_set_node(st, "NODEAAAAAAAAAAAAAAAA");
+	assert_int_equal(store_idem_open_list(st, on_open, &v, &err), 0);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.key, "key-1");
+	store_close(st);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    T(test_claim_busy_done_mismatch),
-	    T(test_ttl_and_prune),
-	    T(test_release),
-	    T(test_plan_and_open_list),
+	    T(test_claim_busy_done_mismatch), T(test_ttl_and_prune),           T(test_release),
+	    T(test_plan_and_open_list),       T(test_open_list_is_this_nodes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
