@@ -3,8 +3,9 @@
  * input is the value (made a C string).
  *
  * Invariants: a parsed URL has a non-empty host of allowed characters, a
- * port from 1 to 65535 and a database from 0 to 15; a refusal says why;
- * the URL written back from what was parsed parses to the same.
+ * port from 1 to 65535 and a database from 0 to 15, and a password if it
+ * has a user; a refusal says why and keeps no password; the URL written
+ * back from what was parsed (user and password all %XX) parses to the same.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -14,21 +15,47 @@
 #include "cluster/cluster_url.h"
 #include "fuzz_util.h"
 
+#define AGAIN_MAX (3 * (CLUSTER_USER_MAX + CLUSTER_PASSWORD_MAX) + CLUSTER_HOST_MAX + 40)
+
+/* s as %XX, each byte. */
+static char *encode(char *o, const char *s)
+{
+	for (; *s; s++)
+		o += sprintf(o, "%%%02X", (unsigned char)*s);
+	return o;
+}
+
+static void round_trip(const struct cluster_url *u)
+{
+	char again[AGAIN_MAX], *o = again + sprintf(again, "redis://");
+	struct cluster_url v;
+	const char *why;
+
+	if (u->password[0]) {
+		o = encode(o, u->user);
+		*o++ = ':';
+		o = encode(o, u->password);
+		*o++ = '@';
+	}
+	snprintf(o, (size_t)(again + sizeof(again) - o),
+	         strchr(u->host, ':') ? "[%s]:%d/%d" : "%s:%d/%d", u->host, u->port, u->db);
+	CHECK(cluster_url_parse(again, &v, &why) == 0);
+	CHECK(strcmp(u->host, v.host) == 0 && u->port == v.port && u->db == v.db);
+	CHECK(strcmp(u->user, v.user) == 0 && strcmp(u->password, v.password) == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *s = fuzz_cstr(data, size), again[CLUSTER_HOST_MAX + 32];
-	struct cluster_url u, v;
+	char *s = fuzz_cstr(data, size);
+	struct cluster_url u;
 	const char *why;
 
 	if (cluster_url_parse(s, &u, &why) < 0) {
-		CHECK(why != NULL);
+		CHECK(why != NULL && !u.password[0]);
 	} else {
 		CHECK(u.host[0] && u.port >= 1 && u.port <= 65535 && u.db >= 0 && u.db <= 15);
-		snprintf(again, sizeof(again),
-		         strchr(u.host, ':') ? "redis://[%s]:%d/%d" : "redis://%s:%d/%d", u.host,
-		         u.port, u.db);
-		CHECK(cluster_url_parse(again, &v, &why) == 0);
-		CHECK(strcmp(u.host, v.host) == 0 && u.port == v.port && u.db == v.db);
+		CHECK(!u.user[0] || u.password[0]);
+		round_trip(&u);
 	}
 	free(s);
 	return 0;

@@ -574,6 +574,7 @@ static struct cluster_redis *open_redis(struct server *srv)
 	struct cluster_url u;
 	struct cluster_redis *r;
 	const char *why;
+	char shown[CLUSTER_URL_SHOW_MAX];
 
 	if (!c->cluster_redis || !*c->cluster_redis ||
 	    cluster_url_parse(c->cluster_redis, &u, &why) < 0)
@@ -583,7 +584,8 @@ static struct cluster_redis *open_redis(struct server *srv)
 	cluster_throttle_setup(r);
 	cluster_rep_setup(r);
 	cluster_node_claim(r, srv->node_id);
-	log_info("event=cluster redis=%s nodes=%llu", log_q(c->cluster_redis),
+	cluster_url_show(&u, shown); /* without the password */
+	log_info("event=cluster redis=%s nodes=%llu", log_q(shown),
 	         (unsigned long long)c->cluster_nodes);
 	return r;
 }

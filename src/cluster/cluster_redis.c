@@ -32,7 +32,8 @@ struct cluster_redis {
 	struct cluster_url url;
 	redisAsyncContext *ac; /* NULL: not dialling, not connected */
 	int up;
-	int was_up; /* -1 before the first outcome: the first down is logged too */
+	int was_up;      /* -1 before the first outcome: the first down is logged too */
+	int auth_logged; /* a refused AUTH logged since the last up */
 	unsigned backoff_ms;
 	struct event *ev_redial, *ev_ping, *ev_connect;
 	const char *scripts[CLUSTER_REDIS_SCRIPTS];
@@ -66,6 +67,8 @@ static void set_up(struct cluster_redis *r, int up, const char *why)
 	if (up == r->was_up)
 		return;
 	r->was_up = up;
+	if (up)
+		r->auth_logged = 0;
 	if (up)
 		log_info("event=redis_up host=%s port=%d db=%d", log_q(r->url.host), r->url.port,
 		         r->url.db);
@@ -173,7 +176,40 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	drop(r, "command timed out"); /* frees q, through on_reply */
 }
 
-/* The setup of a new connection: SELECT, then the scripts. */
+/* A refused AUTH: logged once (Redis's words, never the password) until
+ * the next up; the link is dropped and dialled again with the backoff, so
+ * the node stays on its fallback. */
+static void on_auth(void *arg, const struct redisReply *reply)
+{
+	struct cluster_redis *r = arg;
+
+	if (!reply || reply->type != REDIS_REPLY_ERROR)
+		return; /* no answer: the timeout has dropped the link already */
+	if (!r->auth_logged)
+		log_warn("event=redis_auth_error host=%s port=%d user=%s error=%s",
+		         log_q(r->url.host), r->url.port,
+		         log_q(r->url.user[0] ? r->url.user : "default"), log_q(reply->str));
+	r->auth_logged = 1;
+	drop(r, reply->str); /* what is queued behind it is answered NULL */
+}
+
+/* AUTH [USER] PASSWORD, the first command of a connection. */
+static void send_auth(struct cluster_redis *r)
+{
+	const char *argv[3] = {"AUTH"};
+	size_t lens[3] = {4};
+	int n = 1;
+
+	if (r->url.user[0]) {
+		argv[n] = r->url.user;
+		lens[n++] = strlen(r->url.user);
+	}
+	argv[n] = r->url.password;
+	lens[n++] = strlen(r->url.password);
+	cluster_redis_cmd(r, on_auth, r, n, argv, lens);
+}
+
+/* The setup of a new connection: AUTH, SELECT, then the scripts. */
 static void ignore(void *arg, const struct redisReply *reply)
 {
 	struct cluster_redis *r = arg;
@@ -189,6 +225,8 @@ static void setup(struct cluster_redis *r)
 	const char *argv[3];
 	size_t lens[3];
 
+	if (r->url.password[0])
+		send_auth(r);
 	if (r->url.db) {
 		snprintf(db, sizeof(db), "%d", r->url.db);
 		argv[0] = "SELECT";

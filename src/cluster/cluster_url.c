@@ -3,6 +3,8 @@
  */
 #include "cluster/cluster_url.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -49,14 +51,76 @@ static const char *parse_host(const char *p, size_t n, struct cluster_url *out)
 	return NULL;
 }
 
-/* HOST[:PORT] of authority (n bytes). */
+/* A hex digit's value, -1 for anything else. */
+static int hex_value(char c)
+{
+	static const char digits[] = "0123456789abcdef";
+	const char *p = c ? strchr(digits, tolower((unsigned char)c)) : NULL;
+
+	return p ? (int)(p - digits) : -1;
+}
+
+/* Percent-decodes p (n bytes) into out (max bytes and a NUL): 0, or -1 for
+ * a bad %XX, a decoded NUL, a byte that is not printable ASCII, or more
+ * than max bytes. */
+static int decode(const char *p, size_t n, char *out, size_t max)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)p[i];
+
+		if (c == '%') {
+			int hi = i + 2 < n ? hex_value(p[i + 1]) : -1;
+			int lo = hi >= 0 ? hex_value(p[i + 2]) : -1;
+
+			if (lo < 0 || (c = hi * 16 + lo) == 0)
+				return -1;
+			i += 2;
+		} else if (c <= ' ' || c > '~') {
+			return -1;
+		}
+		if (o == max)
+			return -1;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* [USER]:PASSWORD of a (n bytes, before the '@'). */
+static const char *parse_userinfo(const char *a, size_t n, struct cluster_url *out)
+{
+	const char *colon = memchr(a, ':', n);
+
+	if (!colon)
+		return "expected [USER]:PASSWORD@ before the host (a user needs a password)";
+	if (decode(a, (size_t)(colon - a), out->user, CLUSTER_USER_MAX) < 0)
+		return "the user name is too long or has a bad character or %XX escape "
+		       "(percent-encode it)";
+	if (decode(colon + 1, n - (size_t)(colon + 1 - a), out->password, CLUSTER_PASSWORD_MAX) < 0)
+		return "the password is too long or has a bad character or %XX escape "
+		       "(percent-encode it)";
+	if (!out->password[0])
+		return "the password after [USER]: is empty";
+	return NULL;
+}
+
+/* [[USER]:PASSWORD@]HOST[:PORT] of authority (n bytes). */
 static const char *parse_authority(const char *a, size_t n, struct cluster_url *out)
 {
-	const char *colon = NULL;
+	const char *colon = NULL, *at = NULL, *why;
 	long port;
 
-	if (memchr(a, '@', n))
-		return "user names and passwords are not supported in the Redis URL";
+	for (size_t i = n; i > 0 && !at; i--)
+		if (a[i - 1] == '@')
+			at = a + i - 1;
+	if (at) {
+		if ((why = parse_userinfo(a, (size_t)(at - a), out)))
+			return why;
+		n -= (size_t)(at + 1 - a);
+		a = at + 1;
+	}
 	for (size_t i = n; i > 0; i--) {
 		if (a[i - 1] == ']')
 			break;
@@ -82,8 +146,13 @@ int cluster_url_parse(const char *s, struct cluster_url *out, const char **why)
 	memset(out, 0, sizeof(*out));
 	out->port = 6379;
 	*why = NULL;
+	if (ascii_ncasecmp(s, "rediss://", 9) == 0) {
+		*why = "rediss:// (TLS) is not supported: the Redis client library Posthorn is "
+		       "built with has no TLS; use redis:// over loopback or a private network";
+		return -1;
+	}
 	if (ascii_ncasecmp(s, PREFIX, strlen(PREFIX)) != 0) {
-		*why = "expected a URL redis://HOST[:PORT][/DB]";
+		*why = "expected a URL redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]";
 		return -1;
 	}
 	a = s + strlen(PREFIX);
@@ -95,5 +164,15 @@ int cluster_url_parse(const char *s, struct cluster_url *out, const char **why)
 	if (!*why)
 		*why = parse_authority(a, slash ? (size_t)(slash - a) : strlen(a), out);
 	out->db = (int)db;
+	if (*why) /* nothing of a refused URL is kept, above all not its password */
+		memset(out, 0, sizeof(*out));
 	return *why ? -1 : 0;
+}
+
+void cluster_url_show(const struct cluster_url *u, char out[CLUSTER_URL_SHOW_MAX])
+{
+	int v6 = strchr(u->host, ':') != NULL;
+
+	snprintf(out, CLUSTER_URL_SHOW_MAX, "redis://%s%s%s%s%s:%d/%d", u->user,
+	         u->user[0] ? "@" : "", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
 }

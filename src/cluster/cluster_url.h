@@ -2,27 +2,41 @@
  * cluster_url: `[cluster] redis` URLs. PURE (libc + util), fuzzed
  * (fuzz/fuzz_cluster_url.c).
  *
- *   redis://HOST[:PORT][/DB]
+ *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
  *
  * HOST is a name, an IPv4 address or a bracketed IPv6 address; PORT
- * 1-65535 (default 6379); DB 0-15 (default 0). No user, password or query:
- * Posthorn's Redis is reached over loopback or a private network (TLS,
- * rediss://, is not supported by the client library Posthorn builds with).
+ * 1-65535 (default 6379); DB 0-15 (default 0). USER (an ACL user, may be
+ * empty: Redis's default user) and PASSWORD (not empty) are
+ * percent-decoded (%XX; a decoded NUL is refused); other than %XX they are
+ * printable ASCII ('/', '?', '#' percent-encoded; the last '@' ends the
+ * password). A user without a password,
+ * a query or a fragment is refused, and so is rediss:// (TLS): the client
+ * library Posthorn builds with has none.
  */
 #ifndef POSTHORN_CLUSTER_URL_H
 #define POSTHORN_CLUSTER_URL_H
 
 #include <stddef.h>
 
-#define CLUSTER_HOST_MAX 253
+#define CLUSTER_HOST_MAX     253
+#define CLUSTER_USER_MAX     128
+#define CLUSTER_PASSWORD_MAX 512
+#define CLUSTER_URL_SHOW_MAX (CLUSTER_USER_MAX + CLUSTER_HOST_MAX + 32)
 
 struct cluster_url {
 	char host[CLUSTER_HOST_MAX + 1]; /* without the brackets */
 	int port;
 	int db;
+	char user[CLUSTER_USER_MAX + 1];         /* decoded; "": the default user */
+	char password[CLUSTER_PASSWORD_MAX + 1]; /* decoded; "": no AUTH */
 };
 
-/* 0 parsed; -1 with the problem in *why (a static string). */
+/* 0 parsed; -1 with the problem in *why (a static string, never a part of
+ * the URL). */
 int cluster_url_parse(const char *s, struct cluster_url *out, const char **why);
+
+/* The URL for logs and messages, without its password:
+ * redis://[USER@]HOST:PORT/DB (USER as decoded). */
+void cluster_url_show(const struct cluster_url *u, char out[CLUSTER_URL_SHOW_MAX]);
 
 #endif

@@ -743,9 +743,9 @@ static const struct conf_key KEYS[] = {
      .example = "redis://127.0.0.1:6379",
      .check = check_redis,
      .doc = "Redis for cluster-wide quotas, max_rate and max_connections: "
-            "redis://HOST[:PORT][/DB] (port "
-            "6379 and database 0 by default; docs/cluster.md). Empty: every limit is this "
-            "node's"},
+            "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (port 6379 and database 0 by "
+            "default; USER and PASSWORD percent-encoded, sent with AUTH and never logged; "
+            "no rediss://, TLS; docs/cluster.md). Empty: every limit is this node's"},
     {.sec = SEC_CLUSTER,
      .name = "nodes",
      .type = T_COUNT,
