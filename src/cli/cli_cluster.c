@@ -6,6 +6,11 @@
  *
  * Exit 0 whenever the list was read, stale nodes or not (a warning on
  * stderr names them); 1 when the database cannot be read.
+ *
+ * `posthorn cluster forget NODE_ID [--force]`: deletes a stopped or stale
+ * node's row and its queue-ID tag claim (store_node_forget). Exit 0 when
+ * forgotten; 1 for an up node without --force, an unknown ID or a database
+ * error, each with a message; 2 for a usage error.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +104,57 @@ static const struct cli_cmd status_cmd = {
     .run = cmd_status,
 };
 
-static const struct cli_cmd *const cluster_cmds[] = {&status_cmd, NULL};
+static int forget_said(int rc, const char *id, char *err)
+{
+	switch (rc) {
+	case STORE_FORGOT:
+		printf("node %s forgotten\n", id);
+		return cli_flush(CLI_OK);
+	case STORE_FORGET_UP:
+		return cli_say(
+		    CLI_RUNTIME,
+		    "node %s is up (a heartbeat within the last %d s): stop it first, or "
+		    "use --force (a running node writes its row again within %d s)",
+		    id, STORE_NODE_STALE_S, STORE_NODE_BEAT_S);
+	case STORE_FORGET_UNKNOWN:
+		return cli_say(CLI_RUNTIME,
+		               "no node %s in this database (see posthorn cluster status)", id);
+	default:
+		return cli_fail(err);
+	}
+}
+
+static int cmd_forget(int argc, char **argv, const struct conf *c)
+{
+	int force = 0, rc;
+	const struct cli_opt opts[] = {{"--force", &force, NULL}};
+	char *pos[1], *err = NULL;
+	size_t n_pos = 0;
+	struct store *st;
+
+	rc = cli_parse(argc, argv, opts, ARRAY_LEN(opts), pos, &n_pos, 1);
+	if (rc == CLI_OK && n_pos != 1)
+		return cli_say(CLI_USAGE, "cluster forget takes one node ID");
+	if (rc != CLI_OK)
+		return rc;
+	if (!(st = cli_open_store(c)))
+		return CLI_RUNTIME;
+	rc = store_node_forget(st, pos[0], clock_now_s(), force, &err);
+	store_close(st);
+	return forget_said(rc, pos[0], err);
+}
+
+static const struct cli_cmd forget_cmd = {
+    .path = "cluster forget",
+    .args = "NODE_ID [--force]",
+    .about = "Removes a stopped or stale node from cluster status (its heartbeat row and\n"
+             "its queue-ID tag claim).",
+    .more = "  An up node (a heartbeat within 15 s) is refused unless --force; a node still\n"
+            "  running writes its row again at its next heartbeat. docs/cluster.md.\n",
+    .run = cmd_forget,
+};
+
+static const struct cli_cmd *const cluster_cmds[] = {&status_cmd, &forget_cmd, NULL};
 
 const struct cli_cmd cli_cluster_cmd = {
     .path = "cluster",

@@ -9,6 +9,8 @@
  * - store_node_beat() measures the database's round trip with one
  *   `SELECT 1` before it writes, under st->lock: on PostgreSQL the time
  *   to the server and back, on SQLite a local call (not recorded).
+ * - store_node_forget() deletes a row that is not up (unless forced) with
+ *   one conditional DELETE, then the node's tag claim.
  * - store_nodes_list() gives every row, ordered by node ID; whether a
  *   node is up or stale is the reader's to judge (store_node_state).
  * - The SQL is the same on both engines.
@@ -53,6 +55,11 @@ static const char tag_claim_sql[] =
     " nodes.id = node_tags.node_id AND nodes.stopped_at >= node_tags.claimed_at)))";
 static const char tag_holder_sql[] = "SELECT node_id FROM node_tags WHERE tag = ?1";
 static const char stop_sql[] = "UPDATE nodes SET stopped_at = ?2, beat_at = ?2 WHERE id = ?1";
+static const char forget_sql[] =
+    "DELETE FROM nodes WHERE id = ?1 AND (?2 = 1 OR stopped_at IS NOT NULL OR beat_at <= ?3)"
+    " RETURNING id";
+static const char known_sql[] = "SELECT id FROM nodes WHERE id = ?1";
+static const char forget_tag_sql[] = "DELETE FROM node_tags WHERE node_id = ?1 RETURNING tag";
 static const char list_sql[] = "SELECT id, hostname, version, started_at, beat_at, stopped_at,"
                                " messages, recipients, pg_us, redis_us FROM nodes ORDER BY id";
 
@@ -159,6 +166,50 @@ int store_node_tag_claim(struct store *st, const char *id, int64_t now, char **h
 	*holder = NULL;
 	pthread_mutex_lock(&st->lock);
 	rc = tag_locked(st, id, now, holder, err);
+	pthread_mutex_unlock(&st->lock);
+	return rc;
+}
+
+/* sql with ?1 = id (and ?2, ?3 = ints when n_ints is 2): 1 when it gave
+ * a row, 0 when not, -1 with *err. */
+static int any_row(struct store *st, const char *sql, const char *id, int n_ints,
+                   const int64_t *ints, char **err)
+{
+	struct db_stmt *s = store_prepare(st, sql, err);
+	int rc;
+
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, id, -1, DB_STATIC);
+	for (int i = 0; i < n_ints; i++)
+		db_bind_int64(s, 2 + i, ints[i]);
+	rc = db_step(s);
+	db_finalize(s);
+	if (rc != DB_ROW && rc != DB_DONE)
+		return store_fail_db(st, err, "node forget");
+	return rc == DB_ROW;
+}
+
+static int forget_locked(struct store *st, const char *id, int64_t now, int force, char **err)
+{
+	int64_t ints[2] = {force ? 1 : 0, now - STORE_NODE_STALE_S};
+	int row, tag;
+
+	if ((row = any_row(st, forget_sql, id, 2, ints, err)) < 0)
+		return -1;
+	if (!row && (row = any_row(st, known_sql, id, 0, NULL, err)) != 0)
+		return row < 0 ? -1 : STORE_FORGET_UP;
+	if ((tag = any_row(st, forget_tag_sql, id, 0, NULL, err)) < 0)
+		return -1;
+	return row || tag ? STORE_FORGOT : STORE_FORGET_UNKNOWN;
+}
+
+int store_node_forget(struct store *st, const char *id, int64_t now, int force, char **err)
+{
+	int rc;
+
+	pthread_mutex_lock(&st->lock);
+	rc = forget_locked(st, id, now, force, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

@@ -27,6 +27,16 @@ struct store_node {
 int store_node_beat(struct store *st, struct store_node *n, char **err);
 /* Marks node id stopped at now. */
 int store_node_stop(struct store *st, const char *id, int64_t now, char **err);
+/*
+ * Forgets node id: deletes its row, unless it is up (no stop mark and a
+ * beat within STORE_NODE_STALE_S of now) and not force, and then its
+ * queue-ID tag claim. STORE_FORGOT; STORE_FORGET_UP (nothing deleted);
+ * STORE_FORGET_UNKNOWN (neither a row nor a claim of id); -1 with *err.
+ * A running node forgotten with force writes its row again at its next
+ * beat.
+ */
+enum { STORE_FORGOT = 0, STORE_FORGET_UP = 1, STORE_FORGET_UNKNOWN = 2 };
+int store_node_forget(struct store *st, const char *id, int64_t now, int force, char **err);
 /* Every node's row, by ID; free with store_nodes_free. */
 int store_nodes_list(struct store *st, struct store_node **out, size_t *n, char **err);
 void store_nodes_free(struct store_node *v, size_t n);

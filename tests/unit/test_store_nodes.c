@@ -4,7 +4,9 @@
  * beat clears the mark, rows are listed by ID with their values (NULL
  * round trips as -1; on SQLite the database's round trip is not
  * measured), and the state is up, stale from STORE_NODE_STALE_S after the
- * last beat, or stopped. A stop of an unknown node changes nothing.
+ * last beat, or stopped. A stop of an unknown node changes nothing. A
+ * forget deletes a stale or stopped node's row and tag claim, refuses an
+ * up one unless forced, and knows no unknown ID.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,10 +102,57 @@ static void test_beat_list_stop(void **state)
 	store_close(st);
 }
 
+static size_t count(struct store *st)
+{
+	struct store_node *v;
+	size_t n;
+	char *err = NULL;
+
+	assert_int_equal(store_nodes_list(st, &v, &n, &err), 0);
+	store_nodes_free(v, n);
+	return n;
+}
+
+static void test_forget(void **state)
+{
+	struct store *st = open_ok(*state);
+	int64_t now = 5000;
+	char *err = NULL, *holder = NULL;
+
+	beat(st, "UPNODE", now - STORE_NODE_STALE_S + 1, 0, -1);
+	beat(st, "STALEX", now - STORE_NODE_STALE_S, 0, -1);
+	beat(st, "STOPPD", now, 0, -1);
+	assert_int_equal(store_node_stop(st, "STOPPD", now, &err), 0);
+	assert_int_equal(store_node_tag_claim(st, "STALEX", now - 100, &holder, &err), 1);
+	free(holder);
+	assert_int_equal(store_node_forget(st, "UPNODE", now, 0, &err), STORE_FORGET_UP);
+	assert_int_equal(store_node_forget(st, "NOBODY", now, 0, &err), STORE_FORGET_UNKNOWN);
+	assert_int_equal(count(st), 3);
+	assert_int_equal(store_node_forget(st, "STALEX", now, 0, &err), STORE_FORGOT);
+	assert_int_equal(store_node_forget(st, "STOPPD", now, 0, &err), STORE_FORGOT);
+	assert_int_equal(store_node_forget(st, "STALEX", now, 0, &err), STORE_FORGET_UNKNOWN);
+	assert_int_equal(count(st), 1);
+	/* an up node's tag is held; forced, its row and claim go */
+	assert_int_equal(store_node_tag_claim(st, "UPNODE", now, &holder, &err), 1);
+	free(holder);
+	assert_int_equal(store_node_tag_claim(st, "UPNOTHER", now, &holder, &err), 0);
+	free(holder);
+	assert_int_equal(store_node_forget(st, "UPNODE", now, 1, &err), STORE_FORGOT);
+	assert_int_equal(count(st), 0);
+	assert_int_equal(store_node_tag_claim(st, "UPNOTHER", now, &holder, &err), 1);
+	free(holder);
+	/* a claim without a row is forgotten too */
+	assert_int_equal(store_node_forget(st, "UPNOTHER", now, 0, &err), STORE_FORGOT);
+	assert_int_equal(store_node_forget(st, "UPNOTHER", now, 0, &err), STORE_FORGET_UNKNOWN);
+	assert_null(err);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_beat_list_stop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
