@@ -431,6 +431,7 @@ static int open_delivery(struct server *srv)
 	sd.conf = srv->conf;
 	sd.spool = srv->deps.spool;
 	sd.dns = srv->dns;
+	cluster_redis_set_dns(srv->redis, srv->dns); /* its host name without blocking */
 	sd.work = srv->deps.work;
 	sd.client_tls = srv->client_tls;
 	sd.policy = srv->policy;

@@ -10,6 +10,7 @@
  */
 #include "cluster/cluster_redis.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dns/dns.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
 #include "util/util.h"
@@ -29,6 +31,8 @@
 
 struct cluster_redis {
 	struct event_base *base;
+	struct dns *dns; /* NULL: hiredis resolves (blocking) */
+	uint64_t dns_id; /* the lookup in flight, 0: none */
 	struct cluster_url url;
 	redisAsyncContext *ac; /* NULL: not dialling, not connected */
 	int up;
@@ -246,10 +250,11 @@ static void setup(struct cluster_redis *r)
 	}
 }
 
-static void dial(struct cluster_redis *r)
+/* Connects to addr (numeric, or the host name when there is no dns). */
+static void dial_addr(struct cluster_redis *r, const char *addr)
 {
 	struct timeval tv = tv_ms(CLUSTER_REDIS_TIMEOUT_MS * 2);
-	redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
+	redisAsyncContext *ac = redisAsyncConnect(addr, r->url.port);
 
 	if (!ac || ac->err) {
 		set_up(r, 0, ac ? ac->errstr : "out of memory");
@@ -265,6 +270,41 @@ static void dial(struct cluster_redis *r)
 	redisAsyncSetDisconnectCallback(ac, on_disconnected);
 	evtimer_add(r->ev_connect, &tv);
 	setup(r); /* queued: written once connected */
+}
+
+static void on_resolved(void *arg, const struct dns_route *rt)
+{
+	struct cluster_redis *r = arg;
+	char addr[DNS_ADDR_STRLEN];
+
+	r->dns_id = 0;
+	if (rt->status == DNS_CANCELLED)
+		return; /* shutting down */
+	if (rt->status != DNS_OK || !rt->n_hosts || !rt->hosts[0].n_addrs) {
+		set_up(r, 0,
+		       rt->status == DNS_TEMPFAIL && rt->error
+		           ? rt->error
+		           : "the host name has no address (A or AAAA)");
+		schedule_redial(r);
+		return;
+	}
+	dial_addr(r, dns_addr_str(&rt->hosts[0].addrs[0], addr));
+}
+
+static int numeric(const char *host)
+{
+	unsigned char buf[16];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* A name through the resolver on the loop, an address at once. */
+static void dial(struct cluster_redis *r)
+{
+	if (!r->dns || numeric(r->url.host))
+		dial_addr(r, r->url.host);
+	else
+		r->dns_id = dns_host(r->dns, r->url.host, on_resolved, r);
 }
 
 static void on_redial(evutil_socket_t fd, short what, void *arg)
@@ -303,6 +343,12 @@ static void on_ping(evutil_socket_t fd, short what, void *arg)
 		send_ping(r, on_pong);
 }
 
+void cluster_redis_set_dns(struct cluster_redis *r, struct dns *dns)
+{
+	if (r)
+		r->dns = dns;
+}
+
 struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cluster_url *u)
 {
 	struct cluster_redis *r = xcalloc(1, sizeof(*r));
@@ -329,6 +375,8 @@ void cluster_redis_free(struct cluster_redis *r)
 
 	if (!r)
 		return;
+	if (r->dns_id)
+		dns_cancel(r->dns, r->dns_id);
 	ac = r->ac;
 	r->ac = NULL;
 	r->up = 0; /* what is answered now is decided without Redis */

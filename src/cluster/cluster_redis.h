@@ -29,14 +29,20 @@
 #define CLUSTER_REDIS_TIMEOUT_MS 500
 
 struct event_base;
+struct dns;
 struct redisReply;
 struct cluster_redis;
 
 /* reply: NULL when there was none (down, broken, timed out). Borrowed. */
 typedef void (*cluster_redis_cb)(void *arg, const struct redisReply *reply);
 
-/* Starts dialling u (a name is resolved when dialling). Never NULL. */
+/* Starts dialling u (from the loop). Never NULL. */
 struct cluster_redis *cluster_redis_new(struct event_base *base, const struct cluster_url *u);
+/* From now on (before the loop runs, for the first dial) a host name is
+ * resolved at each dial through dns: A/AAAA on the loop, the first
+ * address dialled. Without it hiredis resolves, a blocking call. dns is
+ * freed after r. */
+void cluster_redis_set_dns(struct cluster_redis *r, struct dns *dns);
 /* Answers what is pending with NULL, then frees. */
 void cluster_redis_free(struct cluster_redis *r);
 /* The round trip of the last PING answered (one a second), in
