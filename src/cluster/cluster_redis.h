@@ -15,6 +15,10 @@
  *   (event=redis_up / event=redis_down) and shown in /metrics
  *   (posthorn_redis_up). A PING every second keeps the state honest when
  *   nothing else is asked.
+ * - With a password in the URL, AUTH is each connection's first command
+ *   (then SELECT and the scripts); a refused AUTH drops the link (never
+ *   up) and is logged once until the next up (event=redis_auth_error,
+ *   Redis's answer, never the password).
  * - The scripts (cluster_quota.c) are loaded on every connection before
  *   any other command, so EVALSHA finds them.
  */
