@@ -35,6 +35,7 @@
 #include "cluster/cluster_rep.h"
 #include "cluster/cluster_throttle.h"
 #include "conf/conf.h"
+#include "db/db.h"
 #include "ctl/ctl.h"
 #include "dkim/dkim.h"
 #include "dkim/dkim_watch.h"
@@ -133,6 +134,8 @@ static struct conf *load_conf(const char *file)
 	} else if (!file) {
 		say_embedded_default(c);
 	}
+	if (c)
+		db_set_answer_limit((unsigned)(c->cluster_postgres_timeout * 1000));
 	return c;
 }
 
@@ -247,6 +250,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	srv->stopping = 1;
 	log_info("event=shutdown signal=%d", (int)sig);
+	db_hurry(); /* a silent database holds no stop */
 	evtimer_add(srv->ev_deadline, &tv);
 	srv->waiting = 3;
 	http_drain(srv->http, on_drained, srv);

@@ -756,6 +756,18 @@ static const struct conf_key KEYS[] = {
      .doc = "how many nodes share the limits: while Redis cannot be reached, each node "
             "enforces 1/N of every cluster-wide limit on its own"},
     {.sec = SEC_CLUSTER,
+     .name = "postgres_timeout",
+     .type = T_DURATION,
+     .off = C(cluster_postgres_timeout),
+     .def = "20s",
+     .min = 1,
+     .max = 3600,
+     .doc = "the longest any call waits for PostgreSQL's answer: past it the connection is "
+            "dropped and the call fails (new mail that needs the database gets 451 4.3.0) "
+            "and the next call connects again. It covers a server that is up but silent, "
+            "which the server-side statement_timeout (15 s) does not; a stopping node waits "
+            "at most 2 s"},
+    {.sec = SEC_CLUSTER,
      .name = "secret_key_file",
      .type = T_STRING,
      .off = C(cluster_secret_key_file),

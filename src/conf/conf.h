@@ -184,6 +184,7 @@ struct conf {
 	char *cluster_redis;
 	uint64_t cluster_nodes; /* >= 1 */
 	char *cluster_secret_key_file;
+	uint64_t cluster_postgres_timeout; /* seconds a PostgreSQL answer may take */
 
 	struct conf_lines *lines; /* private: where keys were set (conf_line()) */
 };

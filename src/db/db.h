@@ -20,8 +20,8 @@
  * - One struct db is one connection. It is not safe for two threads at once:
  *   the caller serializes (the store holds its lock around every use).
  * - Every wait is bounded: SQLite's busy timeout; PostgreSQL's connect and
- *   statement timeouts. A lost PostgreSQL connection is opened again on the
- *   next statement outside a transaction.
+ *   statement timeouts, and a deadline on every answer (db_set_answer_limit). A lost PostgreSQL
+ * connection is opened again on the next statement outside a transaction.
  */
 #ifndef POSTHORN_DB_H
 #define POSTHORN_DB_H
@@ -134,6 +134,14 @@ int db_set_schema_version(struct db *db, int v);
  * lock; SQLite has the file's write lock and does nothing); 0: releases it. */
 int db_migrate_lock(struct db *db, int take);
 int db_data_version(struct db *db, int64_t *v);
+
+/* The longest a PostgreSQL call waits for its answer ([cluster]
+ * postgres_timeout); past it the connection is dropped and the call fails
+ * with DB_LOST. Process-wide; 20 s until set. */
+void db_set_answer_limit(unsigned ms);
+/* The process is stopping: from now on every PostgreSQL wait, also one
+ * under way, ends within 2 s, and a lost connection is not reopened. */
+void db_hurry(void);
 
 /* Drivers (db_sqlite.c, db_pg.c). */
 struct db *db_sqlite_open(const char *path, char **err);

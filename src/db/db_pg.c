@@ -5,7 +5,9 @@
  * Promises:
  * - Every wait is bounded: connect_timeout, statement_timeout and
  *   lock_timeout, and TCP keepalives with tcp_user_timeout for a server
- *   that vanishes. Settings the URL gives win over these defaults.
+ *   that vanishes (settings the URL gives win over these defaults), and
+ *   our own deadline on every answer for a server that is there but
+ *   silent (db_pg_wait.c).
  * - A lost connection is reported as DB_LOST; the next statement outside
  *   a transaction connects again (a statement is never retried by the
  *   driver: it may have been applied).
@@ -88,6 +90,12 @@ int db_pg_fail(struct db_pg *d, PGresult *res)
 {
 	const char *msg = res ? PQresultErrorMessage(res) : "";
 
+	if (d->c == NULL) { /* given up (db_pg_wait.c), the reason kept */
+		if (d->err == NULL)
+			set_err(d, "not connected");
+		return DB_LOST;
+	}
+
 	set_err(d, *msg ? msg : PQerrorMessage(d->c));
 	if (PQstatus(d->c) != CONNECTION_OK)
 		return DB_LOST;
@@ -113,7 +121,7 @@ static int connect_now(struct db_pg *d)
 		return DB_LOST;
 	}
 	/* Notices (e.g. "relation already exists, skipping") are not errors. */
-	PQclear(PQexec(d->c, "SET client_min_messages = warning"));
+	PQclear(db_pg_exec(d, "SET client_min_messages = warning"));
 	return DB_OK;
 }
 
@@ -121,6 +129,10 @@ int db_pg_ensure(struct db_pg *d)
 {
 	if (d->c && PQstatus(d->c) == CONNECTION_OK)
 		return DB_OK;
+	if (db_pg_hurrying()) {
+		set_err(d, "the server is stopping: the database connection is not opened again");
+		return DB_LOST;
+	}
 	return connect_now(d);
 }
 
@@ -133,7 +145,7 @@ static int pg_exec(struct db *db, const char *sql)
 
 	if (rc != DB_OK)
 		return rc;
-	r = PQexec(d->c, sql);
+	r = db_pg_exec(d, sql);
 	t = PQresultStatus(r);
 	if (t != PGRES_COMMAND_OK && t != PGRES_TUPLES_OK) {
 		rc = db_pg_fail(d, r);
@@ -153,7 +165,7 @@ static int query_one(struct db_pg *d, const char *sql, char **out)
 	*out = NULL;
 	if (rc != DB_OK)
 		return rc;
-	r = PQexec(d->c, sql);
+	r = db_pg_exec(d, sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		rc = db_pg_fail(d, r);
 		PQclear(r);

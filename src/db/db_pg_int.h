@@ -49,6 +49,15 @@ int db_pg_ensure(struct db_pg *d);
 PGresult *db_pg_run(struct db_pg *d, struct pg_stmt *s);
 void db_pg_cache_clear(struct db_pg *d);
 
+/* db_pg_wait.c: send, then await the answer within the answer limit (NULL
+ * on failure; on a missed deadline the connection is gone, d->c NULL). */
+PGresult *db_pg_exec(struct db_pg *d, const char *sql);
+PGresult *db_pg_exec_params(struct db_pg *d, const struct pg_stmt *s);
+PGresult *db_pg_exec_prepared(struct db_pg *d, const char *name, const struct pg_stmt *s);
+PGresult *db_pg_prepare_named(struct db_pg *d, const char *name, const struct pg_stmt *s);
+/* 1 after db_hurry(). */
+int db_pg_hurrying(void);
+
 /* db_pg_stmt.c's driver functions. */
 int db_pg_prepare(struct db *db, const char *sql, struct db_stmt **out);
 int db_pg_bind_text(struct db_stmt *s, int i, const char *v, int n, enum db_bind_mode m);

@@ -216,7 +216,7 @@ static struct pg_prep *prep_of(struct db_pg *d, struct pg_stmt *s)
 	}
 	if (htable_count(&d->cache) >= DB_PG_CACHE_MAX &&
 	    PQtransactionStatus(d->c) == PQTRANS_IDLE) {
-		PQclear(PQexec(d->c, "DEALLOCATE ALL"));
+		PQclear(db_pg_exec(d, "DEALLOCATE ALL"));
 		db_pg_cache_clear(d);
 	}
 	p = xcalloc(1, sizeof *p);
@@ -233,7 +233,7 @@ static int prep_make(struct db_pg *d, struct pg_stmt *s, struct pg_prep *p)
 	PGresult *r;
 
 	snprintf(name, sizeof name, "ph%u", ++d->seq);
-	r = PQprepare(d->c, name, s->sql, s->nparams, s->types);
+	r = db_pg_prepare_named(d, name, s);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		db_pg_fail(d, r);
 		PQclear(r);
@@ -246,14 +246,15 @@ static int prep_make(struct db_pg *d, struct pg_stmt *s, struct pg_prep *p)
 
 PGresult *db_pg_run(struct db_pg *d, struct pg_stmt *s)
 {
-	const char *const *vals = (const char *const *)s->vals;
 	struct pg_prep *p = prep_of(d, s);
 
+	if (d->c == NULL) /* given up while making room in the cache */
+		return NULL;
 	if (p->name[0] == '\0' && p->uses++ == 0)
-		return PQexecParams(d->c, s->sql, s->nparams, s->types, vals, s->lens, s->fmts, 0);
+		return db_pg_exec_params(d, s);
 	if (p->name[0] == '\0' && prep_make(d, s, p) < 0)
 		return NULL;
-	return PQexecPrepared(d->c, p->name, s->nparams, vals, s->lens, s->fmts, 0);
+	return db_pg_exec_prepared(d, p->name, s);
 }
 
 /* ---- stepping and reading --------------------------------------------- */

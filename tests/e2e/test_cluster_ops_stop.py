@@ -2,15 +2,14 @@
 status"). PostgreSQL stopped (connections refused): SIGTERM ends the node
 within a few seconds, its spool intact (the stopped mark of its heartbeat
 row fails and is logged). PostgreSQL hung (its processes SIGSTOPped, so
-the kernel still accepts and acknowledges): not yet bounded, a strict
-xfail: a store call in flight waits in libpq with no client-side deadline
-(pg_exec -> PQgetResult -> poll(-1)) and the stop joins the work pool
-behind it."""
+the kernel still accepts and acknowledges every byte, and no TCP timeout
+fires): every call's answer has a deadline of our own ([cluster]
+postgres_timeout; 2 s once stopping), so the stop is not held, new mail
+gets 451 4.3.0 within the deadline, and the node recovers when the
+database answers again (src/db/db_pg_wait.c)."""
 import os
 import signal
 import time
-
-import pytest
 
 import helpers
 from conftest import pg_cluster
@@ -77,8 +76,6 @@ def pg_pids(pgc):
     return [master] + kids
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="libpq waits have no client-side deadline (issue 14, remains)")
 def test_stop_with_postgres_hung(server_factory):
     pgc = pg_cluster()
     s, files = node_with_mail(server_factory)
@@ -92,3 +89,32 @@ def test_stop_with_postgres_hung(server_factory):
         for p in pids:
             os.kill(p, signal.SIGCONT)
         s.proc.wait(60)
+
+
+def test_hung_postgres_gets_451_within_the_deadline_then_recovers(server_factory):
+    """A silent database: RCPT (which needs the suppression list) answers
+    451 4.3.0 once postgres_timeout (2 s here) has passed, not never; the
+    dropped connection is opened again when the server answers."""
+    pgc = pg_cluster()
+    s = server_factory(cluster={"postgres": pgc.new_db(), "postgres_timeout": "2s"})
+    me = node_id(s)
+    wait_state(s, lambda b: me in b and b[me]["state"] == "up", 10, "the first heartbeat")
+    pids = pg_pids(pgc)
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        _, rs, _ = transaction(s.port, "shop@example.com", ["a@example.net"])
+        took = time.monotonic() - t0
+        assert rs and rs[0].code == 451 and "4.3.0" in rs[0].text, rs
+        assert took < 8, took  # a deadline of 2 s per call, a few calls at most
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    assert "no answer from the database server in time" in s.log()
+
+    def accepted():
+        _, rs2, _ = transaction(s.port, "shop@example.com", ["b@example.net"])
+        return rs2 and rs2[0].code == 250
+
+    helpers.wait_for(accepted, 15, what="RCPT accepted again after PostgreSQL answers")
