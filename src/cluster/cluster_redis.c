@@ -36,8 +36,9 @@ struct cluster_redis {
 	struct cluster_url url;
 	redisAsyncContext *ac; /* NULL: not dialling, not connected */
 	int up;
-	int was_up;      /* -1 before the first outcome: the first down is logged too */
-	int auth_logged; /* a refused AUTH logged since the last up */
+	int was_up;       /* -1 before the first outcome: the first down is logged too */
+	int auth_logged;  /* a refused AUTH logged since the last up */
+	int setup_logged; /* a failed setup command logged since the last up */
 	unsigned backoff_ms;
 	struct event *ev_redial, *ev_ping, *ev_connect;
 	const char *scripts[CLUSTER_REDIS_SCRIPTS];
@@ -72,7 +73,7 @@ static void set_up(struct cluster_redis *r, int up, const char *why)
 		return;
 	r->was_up = up;
 	if (up)
-		r->auth_logged = 0;
+		r->auth_logged = r->setup_logged = 0;
 	if (up)
 		log_info("event=redis_up host=%s port=%d db=%d", log_q(r->url.host), r->url.port,
 		         r->url.db);
@@ -213,14 +214,22 @@ static void send_auth(struct cluster_redis *r)
 	cluster_redis_cmd(r, on_auth, r, n, argv, lens);
 }
 
-/* The setup of a new connection: AUTH, SELECT, then the scripts. */
+/* The setup of a new connection: AUTH, SELECT, then the scripts. A
+ * failed setup command is logged once until the next up; NOAUTH (Redis
+ * wants a password the URL does not give) is a refused AUTH. */
 static void ignore(void *arg, const struct redisReply *reply)
 {
 	struct cluster_redis *r = arg;
 
-	if (reply && reply->type == REDIS_REPLY_ERROR)
+	if (!reply || reply->type != REDIS_REPLY_ERROR)
+		return;
+	if (strncmp(reply->str, "NOAUTH", 6) == 0) {
+		on_auth(r, reply);
+		return;
+	}
+	if (!r->setup_logged)
 		log_warn("event=redis_setup_error error=%s", log_q(reply->str));
-	(void)r;
+	r->setup_logged = 1;
 }
 
 static void setup(struct cluster_redis *r)

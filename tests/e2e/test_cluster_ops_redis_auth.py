@@ -146,3 +146,25 @@ def test_a_wrong_password_is_logged_once_and_the_node_falls_back(server_factory,
             assert_no_secret(s, wrong, ACL_PASSWORD)
     finally:
         r.stop()
+
+
+def test_no_password_for_a_redis_that_wants_one_is_logged_once(server_factory, tmp_path):
+    """The URL gives no password and Redis answers NOAUTH: a refused AUTH,
+    logged once (not each setup command at each redial), the node on its
+    fallback."""
+    r = started(tmp_path, "redis-noauth", ["default", PASSWORD], ["--requirepass", PASSWORD])
+    try:
+        a, _ = nodes(server_factory, f"redis://127.0.0.1:{r.port}", hour=4)
+        helpers.wait_for(lambda: "event=redis_auth_error" in a.log(), 10,
+                         what="redis_auth_error")
+        before = connections(r)
+        time.sleep(2)  # dialled again meanwhile, never up
+        assert connections(r) - before - 1 >= 2
+        log = a.log()
+        assert log.count("event=redis_auth_error") == 1, log
+        assert "NOAUTH" in log
+        assert "event=redis_setup_error" not in log, log
+        assert "event=redis_up" not in log
+        assert metric(a, "posthorn_redis_up") == 0
+    finally:
+        r.stop()
