@@ -1773,9 +1773,28 @@ static int *key_seen(struct load *ld, const struct conf_key *k)
 	return &ld->global_seen[i];
 }
 
+/* value as an error may quote it: a URL's user part after "://" (up to
+ * the last '@') keeps its user name, its password becomes "****"; a user
+ * part without ':' may be a password written alone and is hidden whole. */
+static void quotable(const char *value, struct buf *out)
+{
+	const char *auth = strstr(value, "://");
+	const char *at = auth ? strrchr(auth + 3, '@') : NULL;
+	const char *colon;
+
+	if (!at) {
+		buf_printf(out, "%.100s", value);
+		return;
+	}
+	auth += 3;
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	buf_printf(out, "%.*s%s%.60s", (int)((colon ? colon + 1 : auth) - value), value, "****",
+	           at);
+}
+
 static void set_value(struct load *ld, const struct conf_key *k, const char *value)
 {
-	struct buf why;
+	struct buf why, shown;
 
 	buf_init(&why);
 	if (!*value && (k->flags & (F_NONEMPTY | F_REQUIRED)) && k->type == T_STRING)
@@ -1784,8 +1803,11 @@ static void set_value(struct load *ld, const struct conf_key *k, const char *val
 		goto out;
 	if (!why.len)
 		buf_printf(&why, "expected %s", TYPES[k->type].expect);
-	errorf(ld, ld->file, ld->lineno, "%s in [%s]: %s, got '%.100s'", k->name, ld->label,
-	       why.data, value);
+	buf_init(&shown);
+	quotable(value, &shown);
+	errorf(ld, ld->file, ld->lineno, "%s in [%s]: %s, got '%s'", k->name, ld->label, why.data,
+	       shown.data);
+	buf_free(&shown);
 out:
 	buf_free(&why);
 }

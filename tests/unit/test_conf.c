@@ -429,6 +429,12 @@ static const struct bad_case BAD[] = {
     {"http", "public_url = relay.example.com", "public_url in [http]: expected a URL"},
     {"cluster", "postgres = host=db",
      "postgres in [cluster]: expected a URL starting with postgresql://"},
+    /* a URL's password is never quoted back */
+    {"cluster", "redis = redis://:s3/cr@t@127.0.0.1:6379", "got 'redis://:****@127.0.0.1:6379'"},
+    {"cluster", "redis = rediss://u:hunter2@cache", "got 'rediss://u:****@cache'"},
+    {"cluster", "redis = redis://hunter2@cache", "got 'redis://****@cache'"},
+    {"cluster", "postgres = mysql://posthorn:hunter2@127.0.0.1:1/posthorn",
+     "got 'mysql://posthorn:****@127.0.0.1:1/posthorn'"},
     {"cluster", "redis = 127.0.0.1:6379", "redis in [cluster]: expected a URL"},
     {"cluster", "redis = rediss://:pw@cache",
      "redis in [cluster]: rediss:// (TLS) is not supported"},
