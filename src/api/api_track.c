@@ -93,8 +93,8 @@ int api_track_key_share(const struct conf *c, struct store *st, char **err)
 	int rc;
 
 	*err = NULL;
-	if (!store_keys_shared(st))
-		return 0;
+	if (!store_keys_shared(st)) /* logs that it is not shared, as for the others */
+		return store_shared_key(st, "tracking", NULL, NULL, 0, err) < 0 ? -1 : 0;
 	if (api_track_key(c, k) < 0) {
 		*err = xasprintf("%s/tracking.key cannot be read or made", c->data_dir);
 		return -1;

@@ -394,3 +394,11 @@ def test_a_restart_leaves_another_nodes_claim_in_flight(server_factory):
            "result=released" in n1.log()
     r = idem_post(n2, key, "in-flight", body)
     assert r.status == 200 and r.headers.get("idempotent-replayed") != "true", r
+
+
+def test_without_a_secret_each_key_says_it_is_the_nodes_own(server_factory):
+    """PostgreSQL without [cluster] secret_key_file: each of the three keys
+    is this node's own, and the start says so for each."""
+    s = server_factory(cluster={"postgres": pg_cluster().new_db()})
+    for name in ("unsubscribe", "tracking", "verp"):
+        assert re.search(rf"event=node_key name={name} shared=0 ", s.log()), s.log()
