@@ -4,12 +4,22 @@
 # Usage: scripts/cluster-down.sh DIR [--keep]
 set -uo pipefail
 
-DIR=${1:-}
-KEEP=${2:-}
-PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
-if [ -z "$DIR" ] || [ ! -f "$DIR/started" ]; then
+usage() {
 	echo "usage: $0 DIR [--keep]   (DIR: the cluster dir cluster-up.sh printed)" >&2
 	exit 2
+}
+DIR=
+KEEP=
+for a in "$@"; do
+	case "$a" in
+	--keep) KEEP=--keep ;;
+	-*) echo "$0: unknown option $a" >&2; usage ;;
+	*) [ -z "$DIR" ] || usage; DIR=$a ;;
+	esac
+done
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+if [ -z "$DIR" ] || [ ! -f "$DIR/started" ]; then
+	usage
 fi
 
 stop_pid() { # pidfile what
@@ -39,6 +49,7 @@ grep '^node ' "$DIR/started" | while read -r _ pidfile; do
 	stop_pid "$pidfile" "node $(dirname "$pidfile")"
 done
 grep '^postgres ' "$DIR/started" | while read -r _ data; do
+	[ -f "$data/postmaster.pid" ] || continue # stopped already
 	as_pg "$PGBIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null && echo "stopped postgres ($data)"
 done
 grep '^redis ' "$DIR/started" | while read -r _ pidfile; do

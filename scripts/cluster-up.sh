@@ -87,7 +87,9 @@ data_dir = $d/data
 [listener.submission]
 address = 127.0.0.1:$2
 tls = none
-auth = off
+; AUTH in clear is allowed here only because every client is on loopback
+; (trusted_networks); loopback clients may also relay without it
+auth = optional
 [relay]
 trusted_networks = 127.0.0.0/8, ::1/128
 [http]
@@ -95,6 +97,7 @@ address = 127.0.0.1:$3
 [cluster]
 redis = $REDIS_URL
 nodes = $N
+secret_key_file = $DIR/secret.key
 CONF
 	[ -z "$PG_URL" ] || echo "postgres = $PG_URL" >>"$d/posthorn.conf"
 }
@@ -111,6 +114,9 @@ start_node() { # i
 	echo "node$1: smtp 127.0.0.1:$smtp http 127.0.0.1:$http config $d/posthorn.conf log $d/server.log"
 }
 
+# One secret for every node: DKIM, unsubscribe, tracking and VERP keys
+# shared through PostgreSQL (docs/cluster.md).
+(umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$DIR/secret.key")
 start_redis
 echo "redis: $REDIS_URL (log $DIR/redis/redis.log)"
 start_postgres
@@ -120,4 +126,6 @@ for i in $(seq "$N"); do
 done
 trap - ERR
 echo "cluster dir: $DIR"
+echo "the CLI of a node: $BIN -c $DIR/node1/posthorn.conf cluster status (or export POSTHORN_CONFIG=$DIR/node1/posthorn.conf)"
+echo "note: the nodes deliver to each recipient domain's real MX; to keep test mail local, add a [relay] smarthost to their configs"
 echo "stop it with: scripts/cluster-down.sh $DIR"

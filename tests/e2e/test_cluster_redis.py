@@ -184,12 +184,23 @@ def test_cluster_scripts_start_and_stop_everything():
             with open(f"{d}/node{i}/posthorn.conf") as f:
                 conf = f.read()
             assert "nodes = 2" in conf and "redis = redis://127.0.0.1:" in conf
+            if "postgres = " in conf:  # one secret: the keys are the cluster's
+                helpers.wait_for(lambda i=i: "event=node_key name=verp shared=1"
+                                 in read(f"{d}/node{i}/server.log"), 10, what="shared keys")
+        assert f"-c {d}/node1/posthorn.conf cluster status" in up.stdout
         with open(f"{d}/redis/redis.pid") as f:
             pids.append(int(f.read()))
     finally:
-        down = subprocess.run([os.path.join(root, "scripts/cluster-down.sh"), d],
+        bad = subprocess.run([os.path.join(root, "scripts/cluster-down.sh"), d, "--kep"],
+                             capture_output=True, text=True, timeout=120)
+        down = subprocess.run([os.path.join(root, "scripts/cluster-down.sh"), "--keep", d],
                               capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown option --kep" in bad.stderr, bad
     assert down.returncode == 0, down.stderr
+    assert os.path.exists(d)  # --keep, before DIR too
+    again = subprocess.run([os.path.join(root, "scripts/cluster-down.sh"), d],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "pg_ctl" not in again.stderr, again  # stopped already
     assert not os.path.exists(d)
     for pid in pids:
         helpers.wait_for(lambda pid=pid: not os.path.exists(f"/proc/{pid}"), 10,
