@@ -2,8 +2,9 @@
  * cli_stats_rep: the accounts section of `posthorn stats`: each account's
  * rates over the reputation guard's window against its thresholds, its
  * pause, and its quotas as used in the current hour and day. Read from
- * the database (the server writes its counts and slots once a second), the
- * rates computed as the guard computes them (deliv_policy.h).
+ * the database (each node writes its own counts and slots once a second;
+ * they are summed over the nodes here), the rates computed as the guard
+ * computes them (deliv_policy.h).
  *
  * Table (after the domain table and an empty line), one account a line:
  *   ACCOUNT volume hard_bounces bounce_rate max_bounce_rate complaints
@@ -94,8 +95,8 @@ static int load(struct views *vs, const char *account)
 	if (!st)
 		return 1;
 	if (store_account_deliv_list(st, on_account, vs, &err) < 0 ||
-	    store_quota_list(st, on_quota, vs, &err) < 0 ||
-	    store_rep_list(st, account, since, on_slot, vs, &err) < 0)
+	    store_quota_list(st, 0, on_quota, vs, &err) < 0 ||
+	    store_rep_list(st, account, since, 0, on_slot, vs, &err) < 0)
 		rc = cli_fail(err);
 	store_close(st);
 	for (size_t i = 0; i < vs->n; i++)

@@ -85,8 +85,9 @@ int deliv_load(struct deliv *d, char **err)
 
 	if (store_data_version(d->deps.store, &d->data_version, err) < 0 ||
 	    store_account_deliv_list(d->deps.store, on_settings, d, err) < 0 ||
-	    store_quota_list(d->deps.store, on_quota_row, d, err) < 0 ||
-	    store_rep_list(d->deps.store, NULL, since, on_rep_row, d, err) < 0)
+	    store_deliv_adopt(d->deps.store, err) < 0 ||
+	    store_quota_list(d->deps.store, 1, on_quota_row, d, err) < 0 ||
+	    store_rep_list(d->deps.store, NULL, since, 1, on_rep_row, d, err) < 0)
 		return -1;
 	d->have_version = 1;
 	return 0;

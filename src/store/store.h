@@ -920,15 +920,23 @@ struct store_deliv_flush {
 	int64_t rep_before;  /* slots older than this go (0: none) */
 	int64_t verp_before; /* VERP records older than this go (0: none) */
 };
-/* Rows of accounts that do not exist (deleted) are skipped. 0, -1. */
+/* Rows of accounts that do not exist (deleted) are skipped. Quota counts
+ * and slots are written as this node's (store_set_node()): each node has
+ * its own rows. 0, -1. */
 int store_deliv_flush(struct store *st, const struct store_deliv_flush *f, char **err);
 
 /* Stored quota rows and reputation slots (since: slots starting at or
- * after it; account NULL: every account), cb after the lock is released. */
-int store_quota_list(struct store *st, void (*cb)(void *arg, const struct store_quota_row *r),
-                     void *arg, char **err);
-int store_rep_list(struct store *st, const char *account, int64_t since,
+ * after it; account NULL: every account), cb after the lock is released.
+ * own: this node's rows only (what a restart reads); 0: every node's,
+ * summed per account and window or slot (what `posthorn stats` shows). */
+int store_quota_list(struct store *st, int own,
+                     void (*cb)(void *arg, const struct store_quota_row *r), void *arg, char **err);
+int store_rep_list(struct store *st, const char *account, int64_t since, int own,
                    void (*cb)(void *arg, const struct store_rep_row *r), void *arg, char **err);
+/* On SQLite (one node): the counts and slots stored before they were kept
+ * per node become this node's; on PostgreSQL nothing (no node can tell
+ * they were its own; they count in the sums until they are past). 0, -1. */
+int store_deliv_adopt(struct store *st, char **err);
 
 /* The VERP record of message id: 1 with *account (COUNTER_ACCOUNT_MAX + 1
  * bytes) and *rcpts (malloc'd, one a line), 0 none, -1. */

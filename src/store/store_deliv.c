@@ -311,8 +311,8 @@ int store_data_version(struct store *st, int64_t *v, char **err)
 
 /* ---- reading counts, slots and VERP records ------------------------------------- */
 
-int store_quota_list(struct store *st, void (*cb)(void *arg, const struct store_quota_row *r),
-                     void *arg, char **err)
+int store_quota_list(struct store *st, int own,
+                     void (*cb)(void *arg, const struct store_quota_row *r), void *arg, char **err)
 {
 	struct db_stmt *stmt;
 	struct store_quota_row *v = NULL;
@@ -321,11 +321,16 @@ int store_quota_list(struct store *st, void (*cb)(void *arg, const struct store_
 	int rc = -1;
 
 	pthread_mutex_lock(&st->lock);
-	if ((stmt =
-	         store_prepare(st,
-	                       "SELECT a.name, q.period, q.window_start, q.used FROM quota_counts q"
-	                       " JOIN accounts a ON a.id = q.account_id ORDER BY a.name, q.period",
-	                       err))) {
+	if ((stmt = store_prepare(
+	         st,
+	         "SELECT a.name, q.period, q.window_start, CAST(SUM(q.used) AS BIGINT)"
+	         " FROM quota_counts q JOIN accounts a ON a.id = q.account_id"
+	         " WHERE CAST(?1 AS TEXT) IS NULL OR q.node_id = ?1"
+	         " GROUP BY a.name, q.period, q.window_start"
+	         " ORDER BY a.name, q.period, q.window_start",
+	         err))) {
+		if (own)
+			db_bind_text(stmt, 1, st->node_id, -1, DB_STATIC);
 		while ((rc = db_step(stmt)) == DB_ROW) {
 			v = xrealloc(v, (n + 1) * sizeof(*v));
 			names = xrealloc(names, (n + 1) * sizeof(*names));

@@ -129,6 +129,8 @@ extern const char store_keys_migration[];
 extern const char store_node_tags_migration[];
 /* Migration 17 -> 18: idempotency_keys.node_id (store_idem.c). */
 extern const char store_idem_node_migration[];
+/* Migration 18 -> 19: node_id in quota_counts and reputation (store_deliv_flush.c). */
+extern const char store_deliv_node_migration[];
 
 /* Opening (store_schema.c): applies every pending migration, under
  * db_migrate_lock, each in its own transaction; refuses a newer schema. */

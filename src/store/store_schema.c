@@ -135,18 +135,19 @@ static const char *const migrations[] = {
     "  created_at BIGINT NOT NULL,"
     "  PRIMARY KEY (account_id, address_key)"
     ");",
-    store_tls_migration,       /* 6 -> 7: outbound TLS policy (SQL in store_tls.c) */
-    store_events_migration,    /* 7 -> 8: events and webhooks (SQL in store_events.c) */
-    store_unsub_migration,     /* 8 -> 9: accounts.unsubscribe (store_account_unsub.c) */
-    store_deliv_migration,     /* 9 -> 10: quotas, reputation, VERP (SQL in store_deliv.c) */
-    store_idem_migration,      /* 10 -> 11: Idempotency-Key records (store_idem.c) */
-    store_idem_plan_migration, /* 11 -> 12: their planned messages (store_idem.c) */
-    store_dkim_box_migration,  /* 12 -> 13: DKIM private keys, sealed (store_dkim.c) */
-    store_nodes_migration,     /* 13 -> 14: node heartbeats (store_nodes.c) */
-    store_claim_migration,     /* 14 -> 15: webhook delivery claims (store_webhooks.c) */
-    store_keys_migration,      /* 15 -> 16: shared node keys, sealed (store_keys.c) */
-    store_node_tags_migration, /* 16 -> 17: queue-ID tags, one node each (store_nodes.c) */
-    store_idem_node_migration, /* 17 -> 18: the node of each idempotency claim (store_idem.c) */
+    store_tls_migration,        /* 6 -> 7: outbound TLS policy (SQL in store_tls.c) */
+    store_events_migration,     /* 7 -> 8: events and webhooks (SQL in store_events.c) */
+    store_unsub_migration,      /* 8 -> 9: accounts.unsubscribe (store_account_unsub.c) */
+    store_deliv_migration,      /* 9 -> 10: quotas, reputation, VERP (SQL in store_deliv.c) */
+    store_idem_migration,       /* 10 -> 11: Idempotency-Key records (store_idem.c) */
+    store_idem_plan_migration,  /* 11 -> 12: their planned messages (store_idem.c) */
+    store_dkim_box_migration,   /* 12 -> 13: DKIM private keys, sealed (store_dkim.c) */
+    store_nodes_migration,      /* 13 -> 14: node heartbeats (store_nodes.c) */
+    store_claim_migration,      /* 14 -> 15: webhook delivery claims (store_webhooks.c) */
+    store_keys_migration,       /* 15 -> 16: shared node keys, sealed (store_keys.c) */
+    store_node_tags_migration,  /* 16 -> 17: queue-ID tags, one node each (store_nodes.c) */
+    store_idem_node_migration,  /* 17 -> 18: the node of each idempotency claim (store_idem.c) */
+    store_deliv_node_migration, /* 18 -> 19: counts and slots per node (store_deliv_flush.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

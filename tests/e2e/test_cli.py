@@ -313,7 +313,7 @@ LEAVES = ["serve", "check-config", "user add", "user list", "user del", "user pa
           "queue hold", "queue release", "queue delete", "queue retry", "stats",
           "apikey create", "apikey list", "apikey revoke", "dkim keygen", "dkim list",
           "dkim check", "dkim rotate", "suppress list", "suppress add", "suppress remove",
-          "tls status", "pause", "resume", "cluster status", "version", "help"]
+          "tls status", "pause", "resume", "cluster status", "cluster forget", "version", "help"]
 GROUPS = ["user", "user domain", "queue", "apikey", "dkim", "suppress", "tls", "cluster"]
 
 

@@ -2,7 +2,10 @@
  * Unit tests for store_deliv (migration 10): account quotas and pauses,
  * `user resume`, the server's flush (quota counts, reputation slots,
  * pauses, VERP records, pruning) in one transaction, the reads, the
- * data_version another process moves, and store_supp_add_many.
+ * data_version another process moves, and store_supp_add_many; counts and
+ * slots per node (migration 19): the rows there were kept as node '',
+ * two nodes' rows summed, each node's own read back, a resume clears every
+ * node's, rows from before adopted on SQLite only.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "store/store_nodes.h"
 #include "store_fixture.h"
 
 static int setup(void **state)
@@ -184,21 +188,21 @@ static void test_lists(void **state)
 	fl.rep = rr;
 	fl.n_rep = 2;
 	assert_int_equal(store_deliv_flush(st, &fl, &err), 0);
-	assert_int_equal(store_quota_list(st, on_quota, &s, &err), 0);
+	assert_int_equal(store_quota_list(st, 0, on_quota, &s, &err), 0);
 	assert_int_equal(s.n, 2);
 	assert_int_equal(s.sum, 9);
 	assert_string_equal(s.last, "shop"); /* by name */
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(store_rep_list(st, "shop", 3600, on_rep, &s, &err), 0);
+	assert_int_equal(store_rep_list(st, "shop", 3600, 0, on_rep, &s, &err), 0);
 	assert_int_equal(s.n, 1);
 	assert_int_equal(s.sum, 6);
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(store_rep_list(st, NULL, 0, on_rep, &s, &err), 0);
+	assert_int_equal(store_rep_list(st, NULL, 0, 0, on_rep, &s, &err), 0);
 	assert_int_equal(s.n, 2);
 	/* deleting the account deletes its rows */
 	assert_int_equal(store_user_del(st, "shop", &err), 0);
 	memset(&s, 0, sizeof(s));
-	assert_int_equal(store_rep_list(st, NULL, 0, on_rep, &s, &err), 0);
+	assert_int_equal(store_rep_list(st, NULL, 0, 0, on_rep, &s, &err), 0);
 	assert_int_equal(s.n, 0);
 	store_close(st);
 }
@@ -291,6 +295,124 @@ static void test_supp_add_many(void **state)
 	store_close(st);
 }
 
+/* What node `node` flushes: hour count `used`, one slot of 1800 with
+ * delivered `used` and complained 1. */
+static void flush_as(struct store *st, const char *node, uint64_t used)
+{
+	struct store_quota_row q = {"shop", 0, 3600, used};
+	struct store_rep_row r = {"shop", 1800, {used, 0, 0, 1}};
+	struct store_deliv_flush fl;
+	char *err = NULL;
+
+	memset(&fl, 0, sizeof(fl));
+	fl.quota = &q;
+	fl.n_quota = 1;
+	fl.rep = &r;
+	fl.n_rep = 1;
+	store_set_node(st, node);
+	assert_int_equal(store_deliv_flush(st, &fl, &err), 0);
+}
+
+/* q, r: the quota rows and the slots of shop, every node's (own 0) or st's node's. */
+static void read_both(struct store *st, int own, struct seen *q, struct seen *r)
+{
+	char *err = NULL;
+
+	memset(q, 0, sizeof(*q));
+	memset(r, 0, sizeof(*r));
+	assert_int_equal(store_quota_list(st, own, on_quota, q, &err), 0);
+	assert_int_equal(store_rep_list(st, "shop", 0, own, on_rep, r, &err), 0);
+}
+
+static void test_nodes_summed(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_with_user(f, "shop");
+	struct seen q, r;
+
+	flush_as(st, "node-a", 7);
+	flush_as(st, "node-b", 5);
+	flush_as(st, "node-a", 9); /* a's row again: b's stays */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM quota_counts"), 2);
+	read_both(st, 0, &q, &r);
+	assert_int_equal(q.n, 1); /* one row: the sum */
+	assert_int_equal(q.sum, 14);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.sum, 14 + 2); /* delivered + complained, summed */
+	read_both(st, 1, &q, &r);        /* st is node-a now: its own only */
+	assert_int_equal(q.sum, 9);
+	assert_int_equal(r.sum, 10);
+	store_set_node(st, "node-c");
+	read_both(st, 1, &q, &r);
+	assert_int_equal(q.n + r.n, 0);
+	/* a resume clears every node's slots of the account */
+	raw_exec(f, "UPDATE accounts SET paused_at = 5, paused_reason = 'x' WHERE name = 'shop'");
+	assert_int_equal(store_user_resume(st, "shop", 7000, NULL, NULL), 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM reputation"), 0);
+	store_close(st);
+}
+
+static void test_adopt_legacy(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_with_user(f, "shop");
+	struct seen q, r;
+	char *err = NULL;
+	int pg = fixture_pg_url() != NULL;
+
+	flush_as(st, "", 4); /* rows as migration 19 left them: node '' */
+	flush_as(st, "node-a", 3);
+	raw_exec(f, "DELETE FROM quota_counts WHERE node_id = 'node-a'");
+	assert_int_equal(store_deliv_adopt(st, &err), 0);
+	read_both(st, 1, &q, &r);
+	/* SQLite: the old hour count is node-a's now, its slot stays its own;
+	 * PostgreSQL: nobody's */
+	assert_int_equal(q.sum, pg ? 0 : 4);
+	assert_int_equal(r.sum, 4);
+	read_both(st, 0, &q, &r); /* the stats: no row counted twice */
+	assert_int_equal(q.sum, 4);
+	assert_int_equal(r.sum, 4 + 1 + 3 + 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM quota_counts WHERE node_id = ''"), pg);
+	store_close(st);
+}
+
+/* The two tables as migration 10 made them, one row each for shop. */
+static const char v18_tables[] =
+    "DROP TABLE quota_counts; DROP TABLE reputation;"
+    "CREATE TABLE quota_counts (account_id INTEGER NOT NULL REFERENCES accounts(id)"
+    " ON DELETE CASCADE, period TEXT NOT NULL, window_start BIGINT NOT NULL,"
+    " used BIGINT NOT NULL, PRIMARY KEY (account_id, period));"
+    "CREATE TABLE reputation (account_id INTEGER NOT NULL REFERENCES accounts(id)"
+    " ON DELETE CASCADE, slot_start BIGINT NOT NULL, delivered BIGINT NOT NULL,"
+    " bounced BIGINT NOT NULL, hard BIGINT NOT NULL, complained BIGINT NOT NULL,"
+    " PRIMARY KEY (account_id, slot_start));"
+    "INSERT INTO quota_counts SELECT id, 'hour', 3600, 6 FROM accounts WHERE name = 'shop';"
+    "INSERT INTO reputation SELECT id, 1800, 6, 0, 0, 1 FROM accounts WHERE name = 'shop';";
+
+static void test_migration_keeps_rows(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_with_user(f, "shop");
+	struct db *db;
+	struct seen q, r;
+
+	store_close(st);
+	raw_exec(f, v18_tables);
+	db = fixture_db(f->db);
+	assert_int_equal(db_set_schema_version(db, 18), DB_OK);
+	db_close(db);
+	st = open_ok(f); /* migration 18 -> 19: the rows stay, as node '' */
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM quota_counts WHERE node_id = ''"), 1);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM reputation WHERE node_id = ''"), 1);
+	flush_as(st, "node-a", 2);
+	read_both(st, 0, &q, &r);
+	assert_int_equal(q.sum, 8);
+	assert_int_equal(r.sum, 7 + 3);
+	read_both(st, 1, &q, &r); /* not adopted yet: node-a's own only */
+	assert_int_equal(q.sum, 2);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -301,6 +423,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_data_version, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_supp_add_many, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_nodes_summed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_adopt_legacy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_keeps_rows, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
