@@ -13,10 +13,18 @@
 
 /* KEYS: the account's hash. ARGV: first slot start inside the window, slot
  * width, now, since, TTL, then per slot: start and its four counts.
- * Returns {volume, hard, complained} over the window. */
+ * Returns {volume, hard, complained} over the window.
+ * A resume newer than the hash's field 'r' drops every count before it
+ * (the slot holding the resume too, which would give back the counts that
+ * paused the account) and records it; what nodes push after it is kept. */
 static const char PUSH_LUA[] =
     "local first, w = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
     "local now, since = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "if since > tonumber(redis.call('HGET', KEYS[1], 'r') or '0') then\n"
+    "  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do redis.call('HDEL', KEYS[1], f) end\n"
+    "  redis.call('HSET', KEYS[1], 'r', since)\n"
+    "  redis.call('EXPIRE', KEYS[1], ARGV[5])\n"
+    "end\n"
     "for i = 6, #ARGV, 5 do\n"
     "  for o = 0, 3 do\n"
     "    local n = tonumber(ARGV[i + 1 + o])\n"
@@ -28,10 +36,12 @@ static const char PUSH_LUA[] =
     "local all = redis.call('HGETALL', KEYS[1])\n"
     "for i = 1, #all, 2 do\n"
     "  local c = string.find(all[i], ':', 1, true)\n"
-    "  local st = tonumber(string.sub(all[i], 1, c - 1))\n"
-    "  local o = tonumber(string.sub(all[i], c + 1))\n"
-    "  if st < first then redis.call('HDEL', KEYS[1], all[i])\n"
-    "  elseif st <= now and st + w > since then s[o + 1] = s[o + 1] + tonumber(all[i + 1]) end\n"
+    "  if c then\n"
+    "    local st = tonumber(string.sub(all[i], 1, c - 1))\n"
+    "    local o = tonumber(string.sub(all[i], c + 1))\n"
+    "    if st < first then redis.call('HDEL', KEYS[1], all[i])\n"
+    "    elseif st <= now then s[o + 1] = s[o + 1] + tonumber(all[i + 1]) end\n"
+    "  end\n"
     "end\n"
     "return {s[1] + s[2], s[3], s[4]}\n";
 
