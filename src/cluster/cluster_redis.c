@@ -33,6 +33,7 @@ struct cluster_redis {
 	struct event_base *base;
 	struct dns *dns; /* NULL: hiredis resolves (blocking) */
 	uint64_t dns_id; /* the lookup in flight, 0: none */
+	unsigned turn;   /* which of the name's addresses to dial: the next after a failure */
 	struct cluster_url url;
 	redisAsyncContext *ac; /* NULL: not dialling, not connected */
 	int up;
@@ -137,6 +138,7 @@ static void on_connected(const redisAsyncContext *ac, int status)
 	evtimer_del(r->ev_connect);
 	if (status != REDIS_OK) { /* hiredis frees ac itself */
 		r->ac = NULL;
+		r->turn++;
 		set_up(r, 0, ac->errstr[0] ? ac->errstr : "cannot connect");
 		schedule_redial(r);
 		return;
@@ -157,6 +159,7 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	((struct cluster_redis *)arg)->turn++;
 	drop(arg, "connect timed out");
 }
 
@@ -297,7 +300,8 @@ static void on_resolved(void *arg, const struct dns_route *rt)
 		schedule_redial(r);
 		return;
 	}
-	dial_addr(r, dns_addr_str(&rt->hosts[0].addrs[0], addr));
+	/* each address in turn, one per dial, until one answers */
+	dial_addr(r, dns_addr_str(&rt->hosts[0].addrs[r->turn % rt->hosts[0].n_addrs], addr));
 }
 
 static int numeric(const char *host)
@@ -307,11 +311,16 @@ static int numeric(const char *host)
 	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* A name through the resolver on the loop, an address at once. */
+/* An address at once; a name from the hosts file (localhost, a name the
+ * operator pinned there), else through the resolver on the loop. */
 static void dial(struct cluster_redis *r)
 {
+	char addr[DNS_ADDR_STRLEN];
+
 	if (!r->dns || numeric(r->url.host))
 		dial_addr(r, r->url.host);
+	else if (dns_hosts_file(r->dns, r->url.host, addr, sizeof(addr)) == 0)
+		dial_addr(r, addr);
 	else
 		r->dns_id = dns_host(r->dns, r->url.host, on_resolved, r);
 }

@@ -31,6 +31,8 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <sys/socket.h>
 
 #include "dns/dns_answer.h"
@@ -861,4 +863,21 @@ void dns_get_stats(const struct dns *d, struct dns_stats *out)
 	*out = d->st;
 	out->cache_entries = htable_count(&d->cache);
 	out->pending = d->live.n + d->done.n;
+}
+
+int dns_hosts_file(struct dns *d, const char *name, char *out, size_t n)
+{
+	static const int fams[] = {AF_INET, AF_INET6};
+
+	for (size_t i = 0; i < ARRAY_LEN(fams); i++) {
+		struct hostent *h = NULL;
+		int ok = ares_gethostbyname_file(d->ch, name, fams[i], &h) == ARES_SUCCESS && h &&
+		         h->h_addr_list[0] && inet_ntop(fams[i], h->h_addr_list[0], out, n);
+
+		if (h)
+			ares_free_hostent(h);
+		if (ok)
+			return 0;
+	}
+	return -1;
 }

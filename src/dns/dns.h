@@ -71,6 +71,12 @@ uint64_t dns_route(struct dns *d, const char *domain, dns_route_cb on_route, voi
  * AAAA only, no MX lookup. The route has that one host. */
 uint64_t dns_host(struct dns *d, const char *host, dns_route_cb on_route, void *arg);
 
+/* name's first address in the hosts file (/etc/hosts), IPv4 before IPv6,
+ * as text into out (n >= DNS_ADDR_STRLEN): 0, or -1 when it has none. A
+ * local file read, no query: for names of the operator's own machines
+ * (Redis), not for mail routing, which is DNS only. */
+int dns_hosts_file(struct dns *d, const char *name, char *out, size_t n);
+
 /* TXT records of name, each record's strings joined (RFC 7208 3.3). */
 struct dns_txt {
 	enum dns_status status;

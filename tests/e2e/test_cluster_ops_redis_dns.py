@@ -16,6 +16,7 @@ from test_cluster_redis import metric, send, wait_out_of_hour_end
 def dns(tmp_path):
     z = Zone()
     z.host("redis.cluster.test", "127.0.0.1")
+    z.host("dual.cluster.test", "::1", "127.0.0.1")  # Redis listens on 127.0.0.1 only
     (tmp_path / "dns").mkdir()
     d = TestDNS(str(tmp_path / "dns"), z)
     d.start()
@@ -48,3 +49,18 @@ def test_a_redis_host_name_without_an_address(server_factory, redis, dns):  # no
     assert send(s, [f"n{j}@nowhere.test" for j in range(3)], "nx") == (2, 1)  # 4/2 alone
     assert "event=redis_up" not in s.log() and metric(s, "posthorn_redis_up") == 0
     assert s.log().count("event=redis_down") == 1
+
+
+def test_each_address_of_the_name_in_turn(server_factory, redis, dns):  # noqa: F811
+    """IPv6 first, where no Redis listens: the next dial takes the IPv4
+    address, and the node is up."""
+    s = node(server_factory, dns, f"redis://dual.cluster.test:{redis.port}", 4)
+    helpers.wait_for(lambda: "event=redis_up host=dual.cluster.test" in s.log(), 10,
+                     what="redis_up through the second address")
+
+
+def test_a_name_from_the_hosts_file(server_factory, redis, dns):  # noqa: F811
+    """localhost is in /etc/hosts, not in any DNS: read from the file, as
+    getaddrinfo would."""
+    s = node(server_factory, dns, f"redis://localhost:{redis.port}", 4)
+    helpers.wait_for(lambda: "event=redis_up host=localhost" in s.log(), 10, what="redis_up")
