@@ -766,7 +766,7 @@ static const struct conf_key KEYS[] = {
             "dropped and the call fails (new mail that needs the database gets 451 4.3.0) "
             "and the next call connects again. It covers a server that is up but silent, "
             "which the server-side statement_timeout (15 s) does not; a stopping node waits "
-            "at most 2 s"},
+            "at most 12 s"},
     {.sec = SEC_CLUSTER,
      .name = "secret_key_file",
      .type = T_STRING,

@@ -140,7 +140,7 @@ int db_data_version(struct db *db, int64_t *v);
  * with DB_LOST. Process-wide; 20 s until set. */
 void db_set_answer_limit(unsigned ms);
 /* The process is stopping: from now on every PostgreSQL wait, also one
- * under way, ends within 2 s, and a lost connection is not reopened. */
+ * under way, ends within 12 s, and a lost connection is not reopened. */
 void db_hurry(void);
 
 /* Drivers (db_sqlite.c, db_pg.c). */

@@ -29,7 +29,9 @@
 #include "db/db_pg_int.h"
 #include "util/util.h"
 
-#define DB_HURRY_MS 2000
+/* lock_timeout (10 s) and a margin: a healthy server waiting for a lock
+ * answers (with an error) before this, so a stop cuts only a silent one. */
+#define DB_HURRY_MS 12000
 #define SLICE_MS    250 /* a wait looks at the hurry flag this often */
 
 static atomic_uint answer_limit_ms = 20000;
