@@ -34,6 +34,7 @@ struct deliv_acct {
 	struct deliv_rep pend; /* [cluster] redis: counted here, not pushed to Redis yet */
 	int rep_asking;        /* a push is out */
 	int64_t rep_seen;      /* the last shared answer that had volume in the window */
+	int64_t rep_read;      /* the last push without counts of its own (a read) */
 	int64_t paused_at;     /* 0: not paused */
 	char pause_reason[STORE_PAUSE_REASON_MAX + 1];
 	int pause_pending; /* the pause is not in the database yet */

@@ -4,17 +4,18 @@
  *
  * With [cluster] redis, each outcome is noted in the account's local
  * window (its record in the database, and the fallback) and in a pending
- * copy. Once a tick (a second) each account with pending counts, or with
- * shared volume seen in the window, pushes them in one script
- * (cluster_rep.c) and gets the sums over every node's counts back; those
- * are judged against the thresholds. So a node pauses an account on the
- * cluster's rates, within a second or two of the outcome that passed the
- * threshold on whichever node. Redis down or not answering: outcomes are
- * judged at once on the node's own window, as without Redis; the first
- * such judgement logs event=reputation_fallback, the first shared one
- * after it event=reputation_shared, each is counted in /metrics. Counts
- * noted while Redis was down are pushed when it is back; those of a push
- * that got no answer are not pushed again (they may be in Redis).
+ * copy. Once a tick (a second) each account with pending counts pushes
+ * them in one script (cluster_rep.c) and gets the sums over every node's
+ * counts back; an account with none, but with shared volume seen in the
+ * window, only reads the sums, every REP_READ_EVERY_S (so that Redis's
+ * load grows with the outcomes, not with accounts x nodes every second).
+ * The sums are judged against the thresholds. So a node pauses an account
+ * on the cluster's rates within a second or two of the outcome that passed
+ * the threshold on it, and within REP_READ_EVERY_S + 1 s of one elsewhere. Redis down or not
+ * answering: outcomes are judged at once on the node's own window, as without Redis; the first such
+ * judgement logs event=reputation_fallback, the first shared one after it event=reputation_shared,
+ * each is counted in /metrics. Counts noted while Redis was down are pushed when it is back; those
+ * of a push that got no answer are not pushed again (they may be in Redis).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@
 #include "deliv/deliv_int.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+
+#define REP_READ_EVERY_S 5
 
 _Static_assert(CLUSTER_REP_OUTCOMES == DELIV_OUTCOMES, "one count per outcome");
 
@@ -122,6 +125,10 @@ static void push_one(struct deliv *d, struct deliv_acct *a, int64_t now)
 	if (!q.n &&
 	    (a->paused_at || !a->rep_seen || now - a->rep_seen >= (int64_t)d->limits.window))
 		return; /* nothing new here, nothing shared to watch */
+	if (!q.n && now - a->rep_read < REP_READ_EVERY_S)
+		return; /* only reading: every few seconds, not every tick per account */
+	if (!q.n)
+		a->rep_read = now;
 	p = xcalloc(1, sizeof(*p));
 	p->d = d;
 	snprintf(p->account, sizeof(p->account), "%s", a->name);
