@@ -119,7 +119,7 @@ static void test_flush_many_verp(void **state)
 	struct fixture *f = *state;
 	struct store *st = open_with_user(f, "shop");
 	struct store_verp_msg vm[N + 1];
-	char ids[N][20], account[COUNTER_ACCOUNT_MAX + 1], *rcpts = NULL, *err = NULL;
+	char ids[N][32], account[COUNTER_ACCOUNT_MAX + 1], *rcpts = NULL, *err = NULL;
 	struct store_deliv_flush fl;
 
 	for (int i = 0; i < N; i++) {

@@ -220,7 +220,7 @@ static void test_long_batches(void **state)
 	const char *t[] = {"t"}, *dup[] = {"dup"}, *bc[] = {"b", "c"};
 	struct store_message m[N_MSG + 1];
 	struct store_event e[N_EV + 2];
-	char ids[N_MSG][8], rcpts[N_EV][24];
+	char ids[N_MSG][16], rcpts[N_EV][32];
 	size_t n_new, k = 0;
 	char *err = NULL;
 
