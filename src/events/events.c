@@ -16,6 +16,10 @@
  *   transaction, and retries a failed batch every second until it is
  *   written (the database may come back) or the server stops (then it
  *   tries 3 times and logs what it gives up).
+ * - Every attempt at a batch passes the same key, unique in the cluster
+ *   (node ID, this writer's start, a sequence): an attempt whose COMMIT got
+ *   no answer but was committed is not written again by the retry
+ *   (store_events_write).
  * - events_free() writes everything queued before it returns.
  * - Pruning runs on the writer thread between batches, 1,000 rows per
  *   table at a time, so writing never waits long behind it.
@@ -23,6 +27,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +36,7 @@
 #include "events/events_int.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "store/store_events_once.h"
 #include "util/util.h"
 
 #define RETRY_MS          1000
@@ -39,6 +45,7 @@
 #define PRUNE_MIN_MS      1000
 #define PRUNE_MAX_MS      (10 * 60 * 1000)
 #define DROP_LOG_EVERY_MS 1000
+#define KEY_KEEP_MS       (24 * 3600 * 1000LL) /* batch keys: far longer than any retry */
 
 struct events {
 	struct store *st;
@@ -58,6 +65,8 @@ struct events {
 	/* writer thread only */
 	int prune_active;
 	uint64_t next_prune_ms, pruned;
+	char key_prefix[NODE_ID_LEN + 32]; /* node ID and start of the batch keys */
+	uint64_t batch_seq;
 };
 
 /* ---- time ------------------------------------------------------------------------ */
@@ -426,17 +435,22 @@ static void given_up(struct events *ev, const struct chunk *c, const char *why)
 	pthread_mutex_unlock(&ev->mu);
 }
 
-/* Writes the chunk, again every second while the database fails. */
+/* Writes the chunk, again every second while the database fails, each
+ * time under the same key. */
 static void write_chunk(struct events *ev, struct chunk *c)
 {
-	struct store_event_batch b = {c->m, c->n_m, c->e, c->n_e};
+	char key[sizeof(ev->key_prefix) + 24];
+	struct store_event_batch b = {c->m, c->n_m, c->e, c->n_e, key};
 
+	snprintf(key, sizeof(key), "%s.%llu", ev->key_prefix, (unsigned long long)++ev->batch_seq);
 	for (int attempt = 1;; attempt++) {
 		char *err = NULL;
 		size_t n_new = 0;
 		int rc = store_events_write(ev->st, &b, &n_new, &err);
 
-		if (rc == 0) {
+		if (rc == STORE_EVENT_WRITTEN_BEFORE)
+			log_info("event=events_written_before n=%zu attempt=%d", c->n_e, attempt);
+		if (rc == 0 || rc == STORE_EVENT_WRITTEN_BEFORE) {
 			written(ev, n_new);
 			return;
 		}
@@ -478,12 +492,34 @@ static void write_all(struct events *ev, const struct buf *work)
 
 /* ---- the writer: retention -------------------------------------------------------------- */
 
+/* A tenth of the retention; with none, batch keys alone: every PRUNE_MAX_MS. */
 static uint64_t prune_every_ms(const struct events_opts *o)
 {
 	uint64_t r = o->retention ? o->retention : o->stats_retention;
-	uint64_t ms = r * 100; /* a tenth of the retention */
+	uint64_t ms = r ? r * 100 : PRUNE_MAX_MS;
 
 	return ms < PRUNE_MIN_MS ? PRUNE_MIN_MS : ms > PRUNE_MAX_MS ? PRUNE_MAX_MS : ms;
+}
+
+/* Rows deleted by one step: the retention's tables, then batch keys. */
+static size_t prune_rows(struct events *ev, int64_t now)
+{
+	int64_t ev_before = ev->o.retention ? now - (int64_t)ev->o.retention * 1000 : 0;
+	int64_t ct_before = ev->o.stats_retention ? now / 1000 - (int64_t)ev->o.stats_retention : 0;
+	size_t deleted = 0, keys = 0;
+	char *err = NULL;
+
+	if ((ev->o.retention || ev->o.stats_retention) &&
+	    store_events_prune(ev->st, ev_before, ct_before, PRUNE_CHUNK, &deleted, &err) < 0) {
+		log_warn("event=events_prune_error error=%s", log_q(err));
+		free(err);
+		err = NULL;
+	}
+	if (store_events_prune_keys(ev->st, now - KEY_KEEP_MS, PRUNE_CHUNK, &keys, &err) < 0) {
+		log_warn("event=events_prune_error error=%s", log_q(err));
+		free(err);
+	}
+	return deleted + keys;
 }
 
 /* One step of at most PRUNE_CHUNK rows per table; a pass goes on at the
@@ -491,18 +527,11 @@ static uint64_t prune_every_ms(const struct events_opts *o)
 static void prune_step(struct events *ev)
 {
 	int64_t now = now_ms();
-	int64_t ev_before = ev->o.retention ? now - (int64_t)ev->o.retention * 1000 : 0;
-	int64_t ct_before = ev->o.stats_retention ? now / 1000 - (int64_t)ev->o.stats_retention : 0;
-	size_t deleted = 0;
-	char *err = NULL;
+	size_t deleted;
 
-	if ((!ev->o.retention && !ev->o.stats_retention) ||
-	    (!ev->prune_active && (uint64_t)now < ev->next_prune_ms))
+	if (!ev->prune_active && (uint64_t)now < ev->next_prune_ms)
 		return;
-	if (store_events_prune(ev->st, ev_before, ct_before, PRUNE_CHUNK, &deleted, &err) < 0) {
-		log_warn("event=events_prune_error error=%s", log_q(err));
-		free(err);
-	}
+	deleted = prune_rows(ev, now);
 	ev->pruned += deleted;
 	ev->prune_active = deleted > 0;
 	if (ev->prune_active)
@@ -576,6 +605,8 @@ struct events *events_new(struct store *st, const struct events_opts *o)
 
 	ev->st = st;
 	ev->o = *o;
+	snprintf(ev->key_prefix, sizeof(ev->key_prefix), "%s.%llu", o->node_id ? o->node_id : "",
+	         (unsigned long long)clock_now_ms());
 	if (!ev->o.max_queue_bytes)
 		ev->o.max_queue_bytes = EVENTS_QUEUE_MAX;
 	if (!ev->o.interval_ms)

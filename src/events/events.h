@@ -85,6 +85,8 @@ struct events_opts {
 	void (*written)(void *arg);
 	void *written_arg;
 	int own_store; /* st is the writer's own: events_free() closes it */
+	/* This node's ID (NULL: ""), the first part of each batch's key. */
+	const char *node_id;
 };
 
 #define EVENTS_QUEUE_MAX   (64u << 20)

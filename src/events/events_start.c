@@ -51,6 +51,7 @@ struct events *events_start(struct store *st, const struct conf *c, const char *
 	    .retention = c->events_retention,
 	    .stats_retention = c->events_stats_retention,
 	    .written = events_hooks_wake,
+	    .node_id = node_id,
 	};
 
 	*hooks = events_hooks_new(st, &ho);

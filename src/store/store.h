@@ -649,6 +649,7 @@ struct store_event_batch {
 	size_t n_messages;
 	const struct store_event *events;
 	size_t n_events;
+	const char *key; /* the batch's, on every attempt (store_events_once.h); NULL: none */
 };
 
 /*

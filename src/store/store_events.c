@@ -19,6 +19,13 @@
  *   counts nowhere (the counters count unique opens and clicks).
  * - Counters are summed in memory per (hour, account, domain, tag) first,
  *   so a batch of 1,000 events makes one UPSERT per distinct key.
+ * - A batch with a key is written once. Its key goes into event_batches
+ *   (migration 20) first thing in its transaction, under the events' lock:
+ *   if the attempt before was committed (its COMMIT timed out or lost its
+ *   connection after the server had it), the key is there and the retry
+ *   commits nothing; if it was rolled back, so was its key. On PostgreSQL
+ *   an attempt whose COMMIT is still running holds the events' lock until
+ *   it ends, so the retry sees its outcome.
  * - Pruning deletes at most `limit` rows per table per call, each table in
  *   its own transaction: a big backlog never holds the write lock long.
  */
@@ -30,6 +37,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/store_events_once.h"
 #include "store/store_int.h"
 #include "util/util.h"
 
@@ -209,6 +217,8 @@ static int event_check(const struct store_event *e, size_t i, char **err)
 
 static int batch_check(const struct store_event_batch *b, char **err)
 {
+	if (b->key && !text_ok(b->key, STORE_BATCH_KEY_MAX))
+		return store_fail(err, "invalid batch key");
 	for (size_t i = 0; i < b->n_messages; i++)
 		if (message_check(&b->messages[i], i, err) < 0)
 			return -1;
@@ -761,15 +771,45 @@ static int write_event(struct store *st, struct ev_stmts *s, const struct store_
 	return rc < 0 ? -1 : 0;
 }
 
+/* The batch's key recorded: 1, or 0 when it was already there (written
+ * before), -1 error. No key: 1. */
+static int claim_key(struct store *st, const char *key, char **err)
+{
+	struct db_stmt *stmt;
+	int r;
+
+	if (!key)
+		return 1;
+	stmt = store_prepare(st,
+	                     "INSERT INTO event_batches (batch_key, created) VALUES (?1, ?2)"
+	                     " ON CONFLICT (batch_key) DO NOTHING RETURNING batch_key",
+	                     err);
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, key, -1, DB_STATIC);
+	db_bind_int64(stmt, 2, (int64_t)clock_now_ms());
+	r = db_step(stmt);
+	if (r == DB_ROW && db_step(stmt) != DB_DONE)
+		r = DB_ERROR;
+	if (r != DB_ROW && r != DB_DONE)
+		store_fail_db(st, err, "add batch key");
+	db_finalize(stmt);
+	return r == DB_ROW ? 1 : r == DB_DONE ? 0 : -1;
+}
+
 static int write_locked(struct store *st, const struct store_event_batch *b, size_t *n_new,
                         char **err)
 {
 	struct ev_stmts s;
-	int rc = 0;
+	int rc = 0, fresh;
 
 	memset(&s, 0, sizeof(s));
 	if (store_tx_serial(st, STORE_SERIAL_EVENTS, err) < 0)
 		return -1;
+	if ((fresh = claim_key(st, b->key, err)) <= 0) {
+		store_tx_rollback(st);
+		return fresh < 0 ? -1 : STORE_EVENT_WRITTEN_BEFORE;
+	}
 	if (insert_messages(st, b, err) < 0 || stmts_open(st, &s, err) < 0)
 		rc = -1;
 	for (size_t i = 0; rc == 0 && i < b->n_events; i++)
@@ -851,5 +891,20 @@ int store_events_prune(struct store *st, int64_t events_before_ms, int64_t count
 		rc = prune_one(st, prune_sql[i], before[i], limit, deleted, err);
 		pthread_mutex_unlock(&st->lock);
 	}
+	return rc;
+}
+
+int store_events_prune_keys(struct store *st, int64_t before_ms, size_t limit, size_t *deleted,
+                            char **err)
+{
+	int rc;
+
+	*deleted = 0;
+	pthread_mutex_lock(&st->lock);
+	rc = prune_one(st,
+	               "DELETE FROM event_batches WHERE batch_key IN (SELECT batch_key"
+	               " FROM event_batches WHERE created < ?1 ORDER BY created LIMIT ?2)",
+	               before_ms, limit, deleted, err);
+	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

@@ -148,6 +148,13 @@ static const char *const migrations[] = {
     store_node_tags_migration,  /* 16 -> 17: queue-ID tags, one node each (store_nodes.c) */
     store_idem_node_migration,  /* 17 -> 18: the node of each idempotency claim (store_idem.c) */
     store_deliv_node_migration, /* 18 -> 19: counts and slots per node (store_deliv_flush.c) */
+    /* 19 -> 20: the keys of event batches written (store_events.c): a
+     * batch retried after a COMMIT that got no answer is not written twice. */
+    "CREATE TABLE event_batches ("
+    "  batch_key TEXT PRIMARY KEY,"
+    "  created BIGINT NOT NULL"
+    ");"
+    "CREATE INDEX event_batches_created ON event_batches(created);",
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

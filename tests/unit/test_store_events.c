@@ -39,7 +39,7 @@ static int teardown(void **state)
 static void write_ok(struct store *st, const struct store_message *m, size_t n_m,
                      const struct store_event *e, size_t n_e)
 {
-	struct store_event_batch b = {m, n_m, e, n_e};
+	struct store_event_batch b = {m, n_m, e, n_e, NULL};
 	char *err = NULL;
 
 	if (store_events_write(st, &b, NULL, &err) != 0)
@@ -140,7 +140,7 @@ static void test_invalid_batch_writes_nothing(void **state)
 	struct store *st = open_ok(f);
 	struct store_event e[2] = {ev(EVENT_ACCEPTED, "M", "a@b.c", T0),
 	                           ev(EVENT_DELIVERED, "M", "a@b.c", T0)};
-	struct store_event_batch b = {NULL, 0, e, 2};
+	struct store_event_batch b = {NULL, 0, e, 2, NULL};
 	const char *bad_tags[] = {""};
 	struct store_message m = {"M", "shop", "", "", bad_tags, 1, NULL, T0};
 	char *err = NULL;
@@ -157,7 +157,7 @@ static void test_invalid_batch_writes_nothing(void **state)
 	e[1].account = "";
 	assert_int_equal(store_events_write(st, &b, NULL, &err), STORE_EVENT_INVALID);
 	free(err);
-	b = (struct store_event_batch){&m, 1, NULL, 0};
+	b = (struct store_event_batch){&m, 1, NULL, 0, NULL};
 	assert_int_equal(store_events_write(st, &b, NULL, &err), STORE_EVENT_INVALID);
 	free(err);
 	m.n_tags = 0;
@@ -182,7 +182,7 @@ static void test_opens_and_clicks_once(void **state)
 	};
 	size_t n_new;
 	char *err = NULL;
-	struct store_event_batch b = {NULL, 0, e, 5};
+	struct store_event_batch b = {NULL, 0, e, 5, NULL};
 
 	e[0].detail = "{\"first\":\"A\",\"last\":\"A\",\"count\":1,\"machine\":true}";
 	e[1].detail = "{\"first\":\"B\",\"last\":\"B\",\"count\":1,\"machine\":false}";
@@ -244,9 +244,10 @@ static void test_long_batches(void **state)
 		}
 		e[k++] = ev(EVENT_ACCEPTED, i < 60 ? ids[i % 3] : "OLD", rcpts[i], T0);
 	}
-	assert_int_equal(
-	    store_events_write(st, &(struct store_event_batch){m, N_MSG + 1, e, k}, &n_new, &err),
-	    0);
+	assert_int_equal(store_events_write(st,
+	                                    &(struct store_event_batch){m, N_MSG + 1, e, k, NULL},
+	                                    &n_new, &err),
+	                 0);
 	assert_int_equal(n_new, N_EV + 1);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM messages"), N_MSG);
 	assert_int_equal(raw_int(f, "SELECT count(*) FROM message_tags WHERE tag = 't'"),
