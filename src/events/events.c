@@ -448,8 +448,11 @@ static void write_chunk(struct events *ev, struct chunk *c)
 		size_t n_new = 0;
 		int rc = store_events_write(ev->st, &b, &n_new, &err);
 
-		if (rc == STORE_EVENT_WRITTEN_BEFORE)
+		if (rc == STORE_EVENT_WRITTEN_BEFORE) {
+			/* the attempt whose COMMIT got no answer wrote them */
 			log_info("event=events_written_before n=%zu attempt=%d", c->n_e, attempt);
+			n_new = c->n_e;
+		}
 		if (rc == 0 || rc == STORE_EVENT_WRITTEN_BEFORE) {
 			written(ev, n_new);
 			return;
