@@ -49,39 +49,60 @@ static size_t same_account(struct smtpd_supp_req *first, size_t *n_addrs)
 	return n;
 }
 
+/* Gives the requests with first's account (from index first_i in the
+ * job) their answers, found[] and entries[] in their order, and marks
+ * them checked. */
+static void scatter(struct smtpd_supp_req *first, size_t first_i, unsigned char *checked,
+                    int failed, const unsigned char *found, const struct store_supp *entries)
+{
+	size_t k = 0, i = first_i;
+
+	for (struct smtpd_supp_req *r = first; r; r = r->next, i++) {
+		if (strcmp(r->account, first->account) != 0)
+			continue;
+		checked[i] = 1;
+		r->failed = failed;
+		memcpy(r->found, found + k, r->n);
+		memcpy(r->entries, entries + k, r->n * sizeof(*entries));
+		k += r->n;
+	}
+}
+
 /* Checks the requests with first's account (first is the earliest of
- * them: none is checked yet) with one store call, and marks them checked. */
+ * them: none is checked yet) with one store call, and marks them checked.
+ * A lone request is checked in place, without copies. */
 static void check_account(struct supp_job *j, struct smtpd_supp_req *first, unsigned char *checked,
                           size_t first_i)
 {
-	size_t n_addrs, n_reqs = same_account(first, &n_addrs), k = 0, i = first_i;
-	const char **addrs = xcalloc(n_addrs ? n_addrs : 1, sizeof(*addrs));
-	unsigned char *found = xcalloc(n_addrs ? n_addrs : 1, 1);
-	struct store_supp *entries = xcalloc(n_addrs ? n_addrs : 1, sizeof(*entries));
+	size_t n_addrs, n_reqs = same_account(first, &n_addrs), k = 0;
+	const char *const *addrs = first->addrs;
+	const char **all = NULL; /* the group's addresses, in order */
+	unsigned char *found = first->found;
+	struct store_supp *entries = first->entries;
 	char *err = NULL;
 	int rc;
 
-	for (struct smtpd_supp_req *r = first; r; r = r->next)
-		if (strcmp(r->account, first->account) == 0)
-			for (size_t a = 0; a < r->n; a++)
-				addrs[k++] = r->addrs[a];
+	if (n_reqs > 1) {
+		addrs = all = xcalloc(n_addrs + 1, sizeof(*all)); /* + 1: never 0 */
+		found = xcalloc(n_addrs + 1, 1);
+		entries = xcalloc(n_addrs + 1, sizeof(*entries));
+		for (struct smtpd_supp_req *r = first; r; r = r->next)
+			if (strcmp(r->account, first->account) == 0)
+				for (size_t a = 0; a < r->n; a++)
+					all[k++] = r->addrs[a];
+	}
 	rc = store_supp_check_many(j->store, first->account, addrs, n_addrs, found, entries, &err);
 	if (rc < 0)
 		log_warn("event=suppression_check_error account=%s sessions=%zu rcpts=%zu error=%s",
 		         log_q(first->account), n_reqs, n_addrs, log_q(err));
 	free(err);
-	k = 0;
-	i = first_i;
-	for (struct smtpd_supp_req *r = first; r; r = r->next, i++) {
-		if (strcmp(r->account, first->account) != 0)
-			continue;
-		checked[i] = 1;
-		r->failed = rc < 0;
-		memcpy(r->found, found + k, r->n);
-		memcpy(r->entries, entries + k, r->n * sizeof(*entries));
-		k += r->n;
+	if (n_reqs == 1) {
+		checked[first_i] = 1;
+		first->failed = rc < 0;
+		return;
 	}
-	free(addrs);
+	scatter(first, first_i, checked, rc < 0, found, entries);
+	free(all);
 	free(found);
 	free(entries);
 }
