@@ -46,6 +46,8 @@ struct smtpd {
 	 * first AUTH), never in deps->work, and who may use it (smtpd_auth.c). */
 	struct work_pool *auth_pool;
 	struct smtpd_auth_guard auth_guard;
+	/* The RCPTs' suppression checks, grouped (smtpd_supp.c; made at the first). */
+	struct smtpd_supp *supp;
 	/* Scratch and caches of the sessions, all on the loop thread: */
 	char data_out[SMTP_DATA_OUT_MAX(SMTPD_DATA_CHUNK)]; /* decoded DATA/BDAT */
 	uint64_t disk_checked_at; /* when disk_full was last measured (ms) */

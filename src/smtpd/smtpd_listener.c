@@ -18,6 +18,7 @@
 
 #include "log/log.h"
 #include "smtpd/smtpd_int.h"
+#include "smtpd/smtpd_supp.h"
 #include "util/util.h"
 
 #define ACCEPT_PAUSE_MS 100 /* out of descriptors: accepting waits this long */
@@ -243,7 +244,8 @@ void smtpd_free(struct smtpd *sd)
 		return;
 	sd->drained = NULL;
 	listeners_close(sd);
-	smtpd_auth_free(sd); /* its done() callbacks still find their sessions */
+	smtpd_auth_free(sd);       /* its done() callbacks still find their sessions */
+	smtpd_supp_free(sd->supp); /* so do these (checks never started: failed) */
 	session_destroy_all(sd);
 	for (i = 0; i < sd->n_listeners; i++) {
 		smtpd_addr_counts_fini(&sd->listeners[i].per_addr);

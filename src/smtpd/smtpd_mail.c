@@ -19,7 +19,9 @@
  * A relayed recipient is checked against the account's suppression list
  * in the work pool, never on the loop: pipelined RCPTs wait in a batch
  * (at most RCPT_BATCH_MAX) while the next buffered line is another RCPT,
- * and one job checks them all (store_supp_check_many). The replies then
+ * and the batch goes to the server's check queue (smtpd_supp.c), where
+ * one job checks the batches of every session waiting (one
+ * store_supp_check_many per account). The replies then
  * go out in order; each recipient that passes reserves one message of the
  * account's quota (deliv), committed with the message or released when
  * the transaction ends without it.
@@ -35,6 +37,7 @@
 #include "deliv/deliv.h"
 #include "log/log.h"
 #include "smtpd/smtpd_session.h"
+#include "smtpd/smtpd_supp.h"
 #include "spool/spool.h"
 #include "store/store.h"
 #include "work/work.h"
@@ -50,18 +53,15 @@ struct rcpt_pend {
 	char *refusal; /* the reply line, or NULL for a candidate */
 };
 
-/* Pipelined RCPTs checked against the suppression list in one job. */
+/* Pipelined RCPTs checked against the suppression list together. */
 struct rcpt_batch {
+	struct smtpd_supp_req req; /* first: done() gets it back as the batch */
 	struct session *s;
-	struct store *store;
 	char account[COUNTER_ACCOUNT_MAX + 1];
 	struct rcpt_pend *v;
 	size_t n, cap, n_cand;
-	/* the job's answers, by candidate */
+	/* the check's answers, by candidate (req.found, req.entries, req.failed) */
 	const char **addrs;
-	unsigned char *found;
-	struct store_supp *entries;
-	int failed;
 	/* the quota's answer for the candidates that may be accepted */
 	uint64_t granted;
 	char *quota_why; /* the reply for those beyond granted */
@@ -280,8 +280,8 @@ static void batch_free(struct rcpt_batch *b)
 	}
 	free(b->v);
 	free(b->addrs);
-	free(b->found);
-	free(b->entries);
+	free(b->req.found);
+	free(b->req.entries);
 	free(b->quota_why);
 	free(b);
 }
@@ -324,26 +324,6 @@ static void rcpt_refuse(struct session *s, const struct smtp_rcpt_args *ra, cons
 
 /* ---------- RCPT: the suppression check, batched ---------- */
 
-static void batch_run(void *arg)
-{
-	struct rcpt_batch *b = arg;
-	char *err = NULL;
-	size_t k = 0;
-
-	b->addrs = xcalloc(b->n_cand, sizeof(*b->addrs));
-	b->found = xcalloc(b->n_cand, 1);
-	b->entries = xcalloc(b->n_cand, sizeof(*b->entries));
-	for (size_t i = 0; i < b->n; i++)
-		if (!b->v[i].refusal)
-			b->addrs[k++] = b->v[i].addr;
-	if (store_supp_check_many(b->store, b->account, b->addrs, b->n_cand, b->found, b->entries,
-	                          &err) < 0) {
-		log_warn("session=%s event=suppression_check_error error=%s", b->s->id, log_q(err));
-		free(err);
-		b->failed = 1;
-	}
-}
-
 /* A candidate that is not suppressed: the recipient limit, the quota
  * (reserved for the whole batch before: see batch_done). */
 static void rcpt_accept(struct session *s, struct rcpt_batch *b, const struct rcpt_pend *p)
@@ -371,12 +351,12 @@ static void rcpt_accept(struct session *s, struct rcpt_batch *b, const struct rc
 static void rcpt_answer(struct session *s, struct rcpt_batch *b, const struct rcpt_pend *p,
                         size_t k)
 {
-	const struct store_supp *e = &b->entries[k];
+	const struct store_supp *e = &b->req.entries[k];
 	char line[LINE_MAX_REPLY];
 
-	if (b->failed) {
+	if (b->req.failed) {
 		rcpt_refusal_now(s, p->addr, "451 4.3.0 Temporary failure checking the recipient");
-	} else if (b->found[k]) {
+	} else if (b->req.found[k]) {
 		deliv_supp_reply(line, sizeof(line), p->addr, e->reason, e->created_at);
 		rcpt_refusal_now(s, p->addr, line);
 		if (deliv_of(s))
@@ -412,10 +392,10 @@ static uint64_t quota_wanted(const struct session *s, const struct rcpt_batch *b
 	                  : 0;
 	uint64_t n = 0;
 
-	if (b->failed)
+	if (b->req.failed)
 		return 0;
 	for (size_t k = 0; k < b->n_cand; k++)
-		n += !b->found[k];
+		n += !b->req.found[k];
 	return n < room ? n : room;
 }
 
@@ -437,15 +417,15 @@ static void on_quota(void *arg, uint64_t granted, const char *why, int64_t reset
 	batch_free(b);
 }
 
-static void batch_done(void *arg)
+static void batch_done(struct smtpd_supp_req *r)
 {
-	struct rcpt_batch *b = arg;
+	struct rcpt_batch *b = (struct rcpt_batch *)r;
 	struct session *s = b->s;
 	uint64_t n;
 
 	if (b->n_cand > 1) /* a pipelined group: one check for all */
 		log_info("session=%s event=suppression_check rcpts=%zu failed=%d", s->id, b->n_cand,
-		         b->failed);
+		         b->req.failed);
 	if (session_release(s)) {
 		batch_free(b);
 		return;
@@ -457,6 +437,15 @@ static void batch_done(void *arg)
 	}
 	batch_answer(s, b);
 	batch_free(b);
+}
+
+/* The server's check queue, made at the first batch (deps are complete
+ * by then). */
+static struct smtpd_supp *supp_of(struct smtpd *sd)
+{
+	if (!sd->supp)
+		sd->supp = smtpd_supp_new(sd->deps->base, sd->deps->work, sd->deps->store);
+	return sd->supp;
 }
 
 /* 1 when the next complete line buffered is another RCPT: it joins the
@@ -479,10 +468,20 @@ static void batch_maybe_submit(struct session *s)
 
 	if (!b || (b->n < RCPT_BATCH_MAX && next_is_rcpt(s)))
 		return;
-	s->txn.batch = NULL; /* the job's now */
+	s->txn.batch = NULL; /* the check's now */
+	b->addrs = xcalloc(b->n_cand, sizeof(*b->addrs));
+	for (size_t i = 0, k = 0; i < b->n; i++)
+		if (!b->v[i].refusal)
+			b->addrs[k++] = b->v[i].addr;
+	b->req.account = b->account;
+	b->req.addrs = b->addrs;
+	b->req.n = b->n_cand;
+	b->req.found = xcalloc(b->n_cand, 1);
+	b->req.entries = xcalloc(b->n_cand, sizeof(*b->req.entries));
+	b->req.done = batch_done;
 	session_hold(s);
 	session_set_state(s, S_WAIT);
-	work_submit(s->sd->deps->work, batch_run, batch_done, b);
+	smtpd_supp_check(supp_of(s->sd), &b->req);
 }
 
 static void batch_add(struct session *s, const struct smtp_rcpt_args *ra)
@@ -492,7 +491,6 @@ static void batch_add(struct session *s, const struct smtp_rcpt_args *ra)
 	if (!b) {
 		b = s->txn.batch = xcalloc(1, sizeof(*b));
 		b->s = s;
-		b->store = s->sd->deps->store;
 		snprintf(b->account, sizeof(b->account), "%s", account_of(s));
 	}
 	batch_push(b, ra, NULL);

@@ -21,8 +21,9 @@
 /* Statements of hot paths, prepared on first use and kept until
  * store_close() (store_prepare_kept). */
 enum store_kept {
-	STORE_KEPT_SUPP_CHECK,  /* store_supp.c: one lookup per recipient */
-	STORE_KEPT_OWNS_DOMAIN, /* store.c: one per message (API send, SMTP MAIL) */
+	STORE_KEPT_SUPP_CHECK,     /* store_supp.c: one lookup per recipient */
+	STORE_KEPT_SUPP_CHECK_ANY, /* store_supp.c: one per batch (PostgreSQL) */
+	STORE_KEPT_OWNS_DOMAIN,    /* store.c: one per message (API send, SMTP MAIL) */
 	STORE_KEPT_MAX
 };
 

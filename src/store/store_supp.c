@@ -7,8 +7,12 @@
  * Promises:
  * - A lookup is one statement, prepared once per handle and kept:
  *   accounts(name), then the primary key (account_id, address_key).
- *   store_supp_check_many() holds the lock once and reads one snapshot
- *   for a whole batch of recipients.
+ *   store_supp_check_many() holds the lock once for a whole batch of
+ *   recipients. On SQLite it reads one snapshot, one lookup per address
+ *   (page-cache reads). On PostgreSQL, where each statement is a round
+ *   trip, it sends one statement per SUPP_CHECK_SPLIT addresses: the keys
+ *   go as one text-array parameter (address_key = ANY(...)), and the rows
+ *   that come back are matched to the addresses by key.
  * - An add is idempotent (INSERT ... ON CONFLICT DO NOTHING): the first
  *   time and reason stay, whoever adds the address again.
  * - Changes are committed (fsync'd, synchronous=FULL) before the call
@@ -28,9 +32,16 @@
 
 #define ENTRY_COLUMNS "s.address_key, s.address, s.reason, s.created_at"
 
+/* Addresses looked up by one statement on PostgreSQL, at most. */
+#define SUPP_CHECK_SPLIT 256
+
 static const char check_sql[] = "SELECT " ENTRY_COLUMNS " FROM suppressions s"
                                 " JOIN accounts a ON a.id = s.account_id"
                                 " WHERE a.name = ?1 AND s.address_key = ?2";
+static const char check_any_sql[] = "SELECT " ENTRY_COLUMNS " FROM suppressions s"
+                                    " JOIN accounts a ON a.id = s.account_id"
+                                    " WHERE a.name = ?1"
+                                    " AND s.address_key = ANY(CAST(?2 AS TEXT[]))";
 static const char get_sql[] = "SELECT " ENTRY_COLUMNS " FROM suppressions s"
                               " WHERE s.account_id = ?1 AND s.address_key = ?2";
 static const char insert_sql[] =
@@ -125,6 +136,99 @@ static int check_locked(struct store *st, const char *account, const char *const
 	return rc < 0 ? -1 : total;
 }
 
+/* ---- lookups on PostgreSQL: one statement per SUPP_CHECK_SPLIT addresses ----- */
+
+/* Appends key to the array literal in b as a quoted element: every
+ * character is kept, '"' and '\\' escaped (keys hold no control bytes, and
+ * quoting leaves nothing else special: braces, commas, spaces, NULL). */
+static void literal_add(struct buf *b, const char *key)
+{
+	buf_puts(b, b->len > 1 ? ",\"" : "\"");
+	for (const char *p = key; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_puts(b, "\\");
+		buf_append(b, p, 1);
+	}
+	buf_puts(b, "\"");
+}
+
+/* The row just read (its key in column 0) answers every address of the
+ * chunk with that key (duplicates too): how many it answered. */
+static int match_row(struct db_stmt *stmt, const struct supp_addr *a, const unsigned char *ok,
+                     size_t n, unsigned char *found, struct store_supp *out)
+{
+	const char *key = db_column_text(stmt, 0);
+	int hits = 0;
+
+	for (size_t i = 0; key && i < n; i++) {
+		if (!ok[i] || found[i] || strcmp(a[i].key, key) != 0)
+			continue;
+		found[i] = 1;
+		hits++;
+		if (out)
+			read_entry(stmt, &out[i]);
+	}
+	return hits;
+}
+
+/* Runs stmt (?1 bound) on the literal: the number found, or -1. */
+static int run_chunk(struct store *st, struct db_stmt *stmt, const char *literal,
+                     const struct supp_addr *a, const unsigned char *ok, size_t n,
+                     unsigned char *found, struct store_supp *out, char **err)
+{
+	int rc, total = 0;
+
+	db_bind_text(stmt, 2, literal, -1, DB_STATIC);
+	while ((rc = db_step(stmt)) == DB_ROW)
+		total += match_row(stmt, a, ok, n, found, out);
+	db_reset(stmt);
+	return rc == DB_DONE ? total : store_fail_db(st, err, "suppression lookup");
+}
+
+/* addrs[0..n), n <= SUPP_CHECK_SPLIT, with one statement. */
+static int check_chunk_pg(struct store *st, struct db_stmt *stmt, const char *const *addrs,
+                          size_t n, unsigned char *found, struct store_supp *out, char **err)
+{
+	struct supp_addr *a = xcalloc(n, sizeof(*a));
+	unsigned char ok[SUPP_CHECK_SPLIT];
+	struct buf lit;
+	int rc = 0;
+
+	buf_init(&lit);
+	buf_puts(&lit, "{");
+	for (size_t i = 0; i < n; i++) {
+		ok[i] = store_supp_normalize(addrs[i], a[i].display, a[i].key, NULL) == 0;
+		if (ok[i]) /* else nothing of that shape is ever stored */
+			literal_add(&lit, a[i].key);
+	}
+	buf_puts(&lit, "}");
+	if (lit.len > 2)
+		rc = run_chunk(st, stmt, lit.data, a, ok, n, found, out, err);
+	buf_free(&lit);
+	free(a);
+	return rc;
+}
+
+static int check_pg_locked(struct store *st, const char *account, const char *const *addrs,
+                           size_t n, unsigned char *found, struct store_supp *out, char **err)
+{
+	struct db_stmt *stmt =
+	    store_prepare_kept(st, STORE_KEPT_SUPP_CHECK_ANY, check_any_sql, err);
+	int total = 0, rc = 0;
+
+	if (!stmt)
+		return -1;
+	db_bind_text(stmt, 1, account, -1, DB_STATIC);
+	for (size_t i = 0; rc >= 0 && i < n; i += SUPP_CHECK_SPLIT) {
+		size_t k = n - i < SUPP_CHECK_SPLIT ? n - i : SUPP_CHECK_SPLIT;
+
+		rc = check_chunk_pg(st, stmt, addrs + i, k, found + i, out ? out + i : NULL, err);
+		total += rc > 0 ? rc : 0;
+	}
+	db_clear_bindings(stmt); /* the kept statement must not point at our memory */
+	return rc < 0 ? -1 : total;
+}
+
 int store_supp_check_many(struct store *st, const char *account, const char *const *addrs, size_t n,
                           unsigned char *found, struct store_supp *out, char **err)
 {
@@ -132,7 +236,10 @@ int store_supp_check_many(struct store *st, const char *account, const char *con
 
 	memset(found, 0, n);
 	pthread_mutex_lock(&st->lock);
-	rc = check_locked(st, account, addrs, n, found, out, err);
+	if (db_kind(st->db) == DB_POSTGRES)
+		rc = check_pg_locked(st, account, addrs, n, found, out, err);
+	else
+		rc = check_locked(st, account, addrs, n, found, out, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

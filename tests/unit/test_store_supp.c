@@ -2,7 +2,8 @@
  * Unit tests for store/store_supp (the suppression lists) and
  * store/store_supp_addr (PURE: how an address and a reason are kept):
  * normalization and its refusals, idempotent adds that keep the first
- * reason and time, case-insensitive checks one by one and in batches,
+ * reason and time, case-insensitive checks one by one and in batches
+ * (larger than one PostgreSQL statement takes, too),
  * removal, listing with search and cursors, isolation between accounts,
  * another process's changes seen at once, account deletion, and the cost
  * of a check.
@@ -274,6 +275,64 @@ static void test_check_many(void **state)
 	store_close(st);
 }
 
+/* A batch larger than one PostgreSQL statement takes (256), with mixed
+ * case, duplicates, bad addresses, keys that need quoting in an array
+ * literal, and two accounts whose lists differ. */
+static void test_check_many_split(void **state)
+{
+	struct store *st = open_with_user(*state, "bob");
+	static const char *const odd[] = {"\"john doe\"@x.org", "\"a,b{c}\"@x.org",
+	                                  "\"q\\\"q\"@x.org", "\"\"@x.org", "NULL@x.org"};
+	enum { N = 700 };
+	const char *addrs[N];
+	char names[N][48];
+	unsigned char found[N];
+	struct store_supp out[N];
+	int want = 0;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "%s%d@Split.example", i % 2 ? "U" : "u",
+		         i % 350);
+		addrs[i] = names[i]; /* i and i + 350 are the same address */
+		if (i % 350 % 7 == 0 && i < 350)
+			assert_int_equal(store_supp_add(st, "default", addrs[i], "r7", NULL, NULL),
+			                 1);
+	}
+	for (size_t i = 0; i < ARRAY_LEN(odd); i++) {
+		assert_int_equal(store_supp_add(st, "default", odd[i], "odd", NULL, NULL), 1);
+		addrs[300 + 2 * i] = odd[i]; /* in the second chunk */
+	}
+	addrs[5] = "no at";
+	addrs[6] = "";
+	assert_int_equal(store_supp_add(st, "bob", "u1@split.example", "bob's", NULL, NULL), 1);
+	memset(out, 0, sizeof(out));
+	for (int i = 0; i < N; i++) {
+		int is_odd = i >= 300 && i < 310 && i % 2 == 0;
+		int expect = is_odd || (i != 5 && i != 6 && i % 350 % 7 == 0);
+
+		want += expect;
+	}
+	assert_int_equal(store_supp_check_many(st, "default", addrs, N, found, out, NULL), want);
+	for (int i = 0; i < N; i++) {
+		int is_odd = i >= 300 && i < 310 && i % 2 == 0;
+		int expect = is_odd || (i != 5 && i != 6 && i % 350 % 7 == 0);
+
+		assert_int_equal(found[i], expect);
+		if (expect)
+			assert_string_equal(out[i].reason, is_odd ? "odd" : "r7");
+	}
+	assert_string_equal(out[300].address, "\"john doe\"@x.org");
+	assert_string_equal(out[357].address, "U7@split.example"); /* as added; asked as u7@Split */
+	/* bob's list holds one of them only; an unknown account none */
+	assert_int_equal(store_supp_check_many(st, "bob", addrs, N, found, out, NULL), 2);
+	assert_true(found[1] && found[351] && !found[0] && !found[7]);
+	assert_string_equal(out[351].reason, "bob's");
+	assert_int_equal(store_supp_check_many(st, "nobody", addrs, N, found, NULL, NULL), 0);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(found[i], 0);
+	store_close(st);
+}
+
 static void test_remove(void **state)
 {
 	struct store *st = open_ok(*state);
@@ -510,6 +569,7 @@ int main(void)
 	    T(test_reason_is_cleaned_when_stored),
 	    T(test_check),
 	    T(test_check_many),
+	    T(test_check_many_split),
 	    T(test_remove),
 	    T(test_list_pages_and_search),
 	    T(test_list_errors),
