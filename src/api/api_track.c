@@ -6,8 +6,10 @@
  * crash never leaves a short key and two processes never make two), 0600,
  * read at first use and kept. With a cluster database the cluster's key
  * is used instead (api_track_key_share at start, store_keys.h), so that a
- * link made by one node works on every node. Losing it only breaks the links of mail
- * already sent; it is never sent anywhere.
+ * link made by one node works on every node; when the file's key is not
+ * the cluster's, it is kept as a second key that the routes accept (links
+ * this node sent before it joined), never used for new links. Losing it
+ * only breaks the links of mail already sent; it is never sent anywhere.
  *
  * GET /t/o/{token} answers a 43-byte transparent GIF that no one may cache
  * and emits `opened`; GET /t/c/{token} answers 302 to the link the token
@@ -35,6 +37,8 @@
 static pthread_mutex_t key_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned char key_bytes[TRACK_KEY_LEN];
 static int key_loaded;
+static unsigned char own_bytes[TRACK_KEY_LEN]; /* the file's, if not the cluster's */
+static int has_own;
 
 static int read_key(const char *path, unsigned char key[TRACK_KEY_LEN])
 {
@@ -101,6 +105,9 @@ int api_track_key_share(const struct conf *c, struct store *st, char **err)
 	}
 	if ((rc = store_shared_key(st, "tracking", k, k, sizeof(k), err)) > 0) {
 		pthread_mutex_lock(&key_lock);
+		if (rc == 2)
+			memcpy(own_bytes, key_bytes, sizeof(k));
+		has_own = rc == 2;
 		memcpy(key_bytes, k, sizeof(k));
 		pthread_mutex_unlock(&key_lock);
 	}
@@ -135,6 +142,18 @@ struct track_job {
 	struct track_parsed t;
 };
 
+/* The node's own key from before it joined the cluster's: 1 and key, or 0. */
+static int own_key(unsigned char key[TRACK_KEY_LEN])
+{
+	int has;
+
+	pthread_mutex_lock(&key_lock);
+	if ((has = has_own))
+		memcpy(key, own_bytes, TRACK_KEY_LEN);
+	pthread_mutex_unlock(&key_lock);
+	return has;
+}
+
 static void track_check(void *arg)
 {
 	struct track_job *j = arg;
@@ -143,6 +162,10 @@ static void track_check(void *arg)
 
 	j->ok = token && api_track_key(http_req_conf(j->r), key) == 0 &&
 	        track_token_parse(key, token, j->kind, &j->t) == 0;
+	if (!j->ok && token && own_key(key)) {
+		track_parsed_free(&j->t);
+		j->ok = track_token_parse(key, token, j->kind, &j->t) == 0;
+	}
 	sodium_memzero(key, sizeof(key));
 }
 

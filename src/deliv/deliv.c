@@ -170,7 +170,9 @@ static void dir_sync(const char *dir)
 }
 
 /* The VERP key: DATA_DIR/verp.key, made the first time; with a cluster
- * database, the cluster's (store_keys.h), seeded with the first node's. */
+ * database, the cluster's (store_keys.h), seeded with the first node's.
+ * The file's key, when it is not the cluster's, stays accepted in the
+ * return paths this node gave out before it joined (deliv_verp_rcpt). */
 static int key_load(struct deliv *d, char **err)
 {
 	char *path = xasprintf("%s/%s", d->conf->data_dir, KEY_FILE);
@@ -179,12 +181,13 @@ static int key_load(struct deliv *d, char **err)
 	if (made > 0)
 		dir_sync(d->conf->data_dir);
 	if (made >= 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
-		if (read(fd, d->key, sizeof(d->key)) == (ssize_t)sizeof(d->key))
-			rc = store_shared_key(d->deps.store, "verp", d->key, d->key, sizeof(d->key),
-			                      err) < 0
-			         ? -1
-			         : 0;
-		else
+		if (read(fd, d->own_key, sizeof(d->key)) == (ssize_t)sizeof(d->key)) {
+			memcpy(d->key, d->own_key, sizeof(d->key));
+			rc = store_shared_key(d->deps.store, "verp", d->own_key, d->key,
+			                      sizeof(d->key), err);
+			d->has_own_key = rc == 2;
+			rc = rc < 0 ? -1 : 0;
+		} else
 			*err = xasprintf("%s: not a key of %d bytes", path, DELIV_VERP_KEY_LEN);
 		close(fd);
 	} else if (!*err) {
@@ -246,6 +249,7 @@ void deliv_close(struct deliv *d)
 	}
 	free(d->verp);
 	sodium_memzero(d->key, sizeof(d->key));
+	sodium_memzero(d->own_key, sizeof(d->own_key));
 	free(d);
 }
 
@@ -319,8 +323,13 @@ static uint64_t verp_max_age(const struct deliv *d)
 
 enum deliv_verp_kind deliv_verp_rcpt(struct deliv *d, const char *addr, char id[ID_LEN + 1])
 {
-	return deliv_verp_check(d->key, d->conf->bounces_domain, addr, clock_now_s(),
-	                        verp_max_age(d), id);
+	enum deliv_verp_kind k = deliv_verp_check(d->key, d->conf->bounces_domain, addr,
+	                                          clock_now_s(), verp_max_age(d), id);
+
+	if (k == DELIV_VERP_FORGED && d->has_own_key)
+		k = deliv_verp_check(d->own_key, d->conf->bounces_domain, addr, clock_now_s(),
+		                     verp_max_age(d), id);
+	return k;
 }
 
 const char *deliv_return_path(struct deliv *d, const char *id, const char *mail_from, char *buf,

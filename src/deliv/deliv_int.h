@@ -54,6 +54,8 @@ struct deliv {
 	struct deliv_deps deps;
 	const struct conf *conf;
 	unsigned char key[DELIV_VERP_KEY_LEN];
+	unsigned char own_key[DELIV_VERP_KEY_LEN]; /* verp.key when not the cluster's */
+	int has_own_key;     /* own_key accepted in return paths, never made */
 	struct htable accts; /* struct deliv_acct by name */
 	struct deliv_rep_limits limits;
 	struct deliv_verp_rec *verp; /* waiting for the flush */

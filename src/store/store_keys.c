@@ -15,6 +15,10 @@
  *   file) is logged at error level (event=node_key_box_error), and the node
  *   keeps its own key, as with a DKIM box that does not open; the key
  *   itself is never logged.
+ * - A shared key that is not the seed (a node that made links and VERP
+ *   addresses with its own key before it joined) is told apart (2) and
+ *   logged once (event=node_key_own_accepted), so that the caller keeps
+ *   its own key for verification only.
  */
 #include <pthread.h>
 #include <sodium.h>
@@ -115,6 +119,7 @@ static int read_locked(struct store *st, const char *name, unsigned char *key, s
 int store_shared_key(struct store *st, const char *name, const unsigned char *seed,
                      unsigned char *key, size_t len, char **err)
 {
+	unsigned char *got;
 	int rc;
 
 	if (!store_keys_shared(st)) {
@@ -123,12 +128,25 @@ int store_shared_key(struct store *st, const char *name, const unsigned char *se
 			         log_q("no [cluster] secret_key_file: this node's own key"));
 		return 0;
 	}
+	got = xmalloc(len);
 	pthread_mutex_lock(&st->lock);
 	rc = insert_locked(st, name, seed, len, err);
 	if (rc == 0)
-		rc = read_locked(st, name, key, len, err);
+		rc = read_locked(st, name, got, len, err);
 	pthread_mutex_unlock(&st->lock);
-	if (rc == 0)
+	if (rc == 0) {
 		log_info("event=node_key name=%s shared=1", name);
-	return rc < 0 ? -1 : rc == 0;
+		rc = sodium_memcmp(got, seed, len) == 0 ? 1 : 2;
+		if (rc == 2)
+			log_info("event=node_key_own_accepted name=%s detail=%s", name,
+			         log_q("this node's own key is not the cluster's: links and return "
+			               "paths it made with it before keep verifying; new ones use "
+			               "the cluster's"));
+		memcpy(key, got, len);
+	} else if (rc > 0) {
+		rc = 0;
+	}
+	sodium_memzero(got, len);
+	free(got);
+	return rc;
 }

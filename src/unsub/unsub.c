@@ -9,7 +9,10 @@
  * working after a power cut. It never changes: rotating it would break
  * every link in mail already delivered. With a cluster database the
  * cluster's key replaces it (unsub_share_key, store_keys.h): the first
- * node's, so that a link made by one node works on every node.
+ * node's, so that a link made by one node works on every node. When the
+ * file's key is not the cluster's, it is kept as a second key that
+ * unsub_verify() accepts (links this node sent before it joined), never
+ * used for new links.
  *
  * The accounts with the flag are read from the store (at start, then in
  * the work pool once a second) and kept as a sorted array that only the
@@ -37,6 +40,8 @@
 
 struct unsub {
 	unsigned char key[UNSUB_KEY_LEN];
+	unsigned char own[UNSUB_KEY_LEN]; /* the file's, when it is not the cluster's */
+	int has_own;
 	char *base_url; /* public_url when it is https, else NULL */
 	/* the watch (loop thread) */
 	struct event_base *base;
@@ -131,9 +136,15 @@ struct unsub *unsub_new(const char *data_dir, const char *public_url, char **err
 
 int unsub_share_key(struct unsub *u, struct store *st, char **err)
 {
+	int rc;
+
 	*err = NULL;
-	return store_shared_key(st, "unsubscribe", u->key, u->key, sizeof(u->key), err) < 0 ? -1
-	                                                                                    : 0;
+	memcpy(u->own, u->key, sizeof(u->key));
+	rc = store_shared_key(st, "unsubscribe", u->own, u->key, sizeof(u->key), err);
+	u->has_own = rc == 2;
+	if (!u->has_own)
+		sodium_memzero(u->own, sizeof(u->own));
+	return rc < 0 ? -1 : 0;
 }
 
 int unsub_active(const struct unsub *u)
@@ -152,7 +163,11 @@ enum unsub_token_result unsub_verify(const struct unsub *u, const char *token,
                                      char account[UNSUB_ACCOUNT_MAX + 1],
                                      char rcpt[UNSUB_ADDR_MAX + 1])
 {
-	return unsub_token_parse(u->key, token, account, rcpt);
+	enum unsub_token_result r = unsub_token_parse(u->key, token, account, rcpt);
+
+	if (r == UNSUB_TOKEN_FORGED && u->has_own)
+		r = unsub_token_parse(u->own, token, account, rcpt);
+	return r;
 }
 
 /* ---- the accounts with the flag ------------------------------------------------------ */
@@ -263,5 +278,6 @@ void unsub_free(struct unsub *u)
 	store_strv_free(u->on, u->n_on);
 	free(u->base_url);
 	sodium_memzero(u->key, sizeof(u->key));
+	sodium_memzero(u->own, sizeof(u->own));
 	free(u);
 }
