@@ -727,6 +727,22 @@ static void raise_fd_limit(void)
 	         (unsigned long long)was);
 }
 
+/* The heartbeat, which renews the queue-ID tag claim with PostgreSQL. */
+static void start_beat(struct server *srv)
+{
+	const struct conf *c = srv->conf;
+
+	srv->beat = cluster_beat_start(
+	    &(struct cluster_beat_deps){.base = srv->base,
+	                                .work = srv->deps.work,
+	                                .store = srv->deps.store,
+	                                .sched = srv->sched,
+	                                .redis = srv->redis,
+	                                .node_id = srv->node_id,
+	                                .hostname = c->hostname,
+	                                .claim_tag = c->cluster_postgres && *c->cluster_postgres});
+}
+
 static int cmd_serve(int argc, char **argv, const struct conf *c)
 {
 	struct server srv;
@@ -761,13 +777,7 @@ static int cmd_serve(int argc, char **argv, const struct conf *c)
 	if (open_signing(&srv) < 0 || open_deliv(&srv) < 0 || open_delivery(&srv) < 0)
 		return 1;
 	watch_signing(&srv);
-	srv.beat = cluster_beat_start(&(struct cluster_beat_deps){.base = srv.base,
-	                                                          .work = srv.deps.work,
-	                                                          .store = srv.deps.store,
-	                                                          .sched = srv.sched,
-	                                                          .redis = srv.redis,
-	                                                          .node_id = srv.node_id,
-	                                                          .hostname = c->hostname});
+	start_beat(&srv);
 	srv.templates = api_tmpl_cache_new(srv.deps.store);
 	http_start(srv.http, &(struct http_deps){.store = srv.deps.store,
 	                                         .spool = srv.deps.spool,

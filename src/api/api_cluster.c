@@ -21,7 +21,7 @@ static void nodes_work(void *arg)
 {
 	struct nodes_job *j = arg;
 	struct store_node *v;
-	size_t n, stale;
+	size_t n, stale, lost;
 	char *err = NULL;
 
 	if (store_nodes_list(http_req_deps(j->r)->store, &v, &n, &err) < 0) {
@@ -29,7 +29,7 @@ static void nodes_work(void *arg)
 		free(err);
 		return;
 	}
-	api_answer_json(&j->answer, 200, cluster_nodes_json(v, n, clock_now_s(), &stale));
+	api_answer_json(&j->answer, 200, cluster_nodes_json(v, n, clock_now_s(), &stale, &lost));
 	store_nodes_free(v, n);
 }
 

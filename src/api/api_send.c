@@ -44,6 +44,7 @@
 #include <sys/statvfs.h>
 
 #include "api/api_send.h"
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "deliv/deliv.h"
 #include "dkim/dkim.h"
@@ -329,6 +330,20 @@ static int disk_low(struct send_job *j)
 	return 1;
 }
 
+/* While another node holds this node's queue-ID tag, its IDs could be
+ * the other's (cluster_tag_lost): refused whole, as SMTP answers MAIL
+ * 451 4.3.0. */
+static int tag_lost(struct send_job *j)
+{
+	if (!cluster_tag_lost())
+		return 0;
+	api_answer_error(&j->ans, 503, "node_tag_lost",
+	                 "this node's queue-ID tag is held by another node: retry later or "
+	                 "through another node");
+	j->retry_at = clock_now_s() + 5; /* a heartbeat may get the tag back */
+	return 1;
+}
+
 static void send_run(void *arg)
 {
 	struct send_job *j = arg;
@@ -342,7 +357,7 @@ static void send_run(void *arg)
 		api_answer_problem(&j->ans, &p, NULL);
 		return;
 	}
-	if (disk_low(j) || send_idem_begin(j->r, j->account, &j->idem, &j->ans) < 0)
+	if (disk_low(j) || tag_lost(j) || send_idem_begin(j->r, j->account, &j->idem, &j->ans) < 0)
 		return;
 	j->tracking = j->q.track_opens || j->q.track_clicks;
 	j->per_rcpt = j->tracking || j->q.unsubscribe;

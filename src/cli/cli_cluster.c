@@ -5,7 +5,8 @@
  * {"nodes": [...], "stale": N} whose fields docs/cli.md lists.
  *
  * Exit 0 whenever the list was read, stale nodes or not (a warning on
- * stderr names them); 1 when the database cannot be read.
+ * stderr names them), nodes that lost their queue-ID tag or not (an error
+ * line on stderr names each); 1 when the database cannot be read.
  *
  * `posthorn cluster forget NODE_ID [--force]`: deletes a stopped or stale
  * node's row and its queue-ID tag claim (store_node_forget). Exit 0 when
@@ -44,14 +45,32 @@ static void node_line(const struct store_node *n, int64_t now)
 	       (long long)(now - n->beat_at));
 	put_ms("postgres_ms", n->pg_us);
 	put_ms("redis_ms", n->redis_us);
+	if (store_node_tag_lost(n, now)) {
+		printf(" tag_lost=");
+		cli_put_safe(stdout, n->tag_holder);
+	}
 	putchar('\n');
+}
+
+static void lost_lines(const struct store_node *v, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!store_node_tag_lost(&v[i], now))
+			continue;
+		fprintf(stderr, "posthorn: error: node ");
+		cli_put_safe(stderr, v[i].id);
+		fprintf(stderr, " is up but its queue-ID tag %.3s is held by node ", v[i].id);
+		cli_put_safe(stderr, v[i].tag_holder);
+		fprintf(stderr, " (its heartbeats stalled): it refuses new mail until the tag is "
+		                "free; stop one of the two\n");
+	}
 }
 
 static int show(const struct store_node *v, size_t n, int as_json)
 {
 	int64_t now = clock_now_s();
-	size_t stale;
-	json_t *all = cluster_nodes_json(v, n, now, &stale);
+	size_t stale, lost;
+	json_t *all = cluster_nodes_json(v, n, now, &stale, &lost);
 	int rc = CLI_OK;
 
 	if (as_json)
@@ -68,6 +87,8 @@ static int show(const struct store_node *v, size_t n, int as_json)
 		    "posthorn: warning: %zu node(s) stale: no heartbeat for %d s or more (crashed, "
 		    "hung, or cut off from the database)\n",
 		    stale, STORE_NODE_STALE_S);
+	if (lost)
+		lost_lines(v, n, now);
 	return rc;
 }
 

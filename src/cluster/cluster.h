@@ -52,21 +52,32 @@ struct cluster_beat_deps {
 	struct sched *sched;            /* its queue counts; may be NULL */
 	struct cluster_redis *redis;    /* its PING round trip; may be NULL */
 	const char *node_id, *hostname; /* must outlive the beat */
+	int claim_tag; /* renew the queue-ID tag claim with each beat (PostgreSQL) */
 };
 struct cluster_beat;
 /*
  * Writes this node's row in the nodes table now and every
- * STORE_NODE_BEAT_S seconds, on the work pool (cluster_beat.c).
+ * STORE_NODE_BEAT_S seconds, on the work pool (cluster_beat.c), and with
+ * claim_tag renews the node's queue-ID tag claim (store_node_tag_claim).
+ * A beat that finds the tag held by another node logs event=node_tag_lost
+ * (error level) and sets cluster_tag_lost() until a beat gets it back
+ * (event=node_tag_regained).
  */
 struct cluster_beat *cluster_beat_start(const struct cluster_beat_deps *d);
+/* 1 while another node holds this node's queue-ID tag: new mail is
+ * refused (SMTP 451 4.3.0, HTTP 503), as its queue IDs could be the other
+ * node's. Any thread. */
+int cluster_tag_lost(void);
 /* Marks the row stopped (blocking: after the work pool has stopped, so no
  * beat is running), then frees. NULL: nothing. */
 void cluster_beat_stop(struct cluster_beat *b);
 
 /* The JSON of the nodes table (cluster_status.c): {"nodes": [...],
- * "stale": N}, with *stale the count of stale nodes at now. */
+ * "stale": N, "tag_lost": M}, with *stale the count of stale nodes at
+ * now and *lost of up nodes whose tag another node holds. */
 struct store_node;
-json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, size_t *stale);
+json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, size_t *stale,
+                           size_t *lost);
 json_t *cluster_node_json(const struct store_node *n, int64_t now);
 
 #endif

@@ -10,14 +10,24 @@
  * running when the next is due skips that one. A failed write is logged
  * once until a beat succeeds again. cluster_beat_stop() marks the row
  * stopped, on the caller's thread, after the work pool has stopped.
+ *
+ * With claim_tag (PostgreSQL), each beat also renews the node's claim on
+ * its queue-ID tag (store_node_tag_claim, as at start). A node whose beats
+ * stalled for STORE_NODE_STALE_S may have lost the tag to a new node; its
+ * next beat finds that out, logs event=node_tag_lost at error level, sets
+ * the gauge posthorn_node_tag_lost and the flag cluster_tag_lost(), which
+ * refuses new mail (queue IDs must stay unique in the cluster) until a
+ * beat gets the tag back (the other node stopped or gone 15 s).
  */
 #include <event2/event.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cluster/cluster.h"
 #include "cluster/cluster_redis.h"
 #include "log/log.h"
+#include "metrics/metrics.h"
 #include "sched/sched.h"
 #include "store/store.h"
 #include "store/store_nodes.h"
@@ -31,16 +41,51 @@ struct cluster_beat {
 	int failing; /* the last beat failed (logged) */
 	struct store_node row;
 	char *err;
+	char *holder; /* the tag's holder, when the beat's claim found another */
+	int claimed;  /* the beat's claim: 1 ours, 0 another's, -1 not made */
 };
+
+static _Atomic int tag_lost;
+
+int cluster_tag_lost(void)
+{
+	return atomic_load(&tag_lost);
+}
 
 static void beat_work(void *arg)
 {
 	struct cluster_beat *b = arg;
 
 	free(b->err);
-	b->err = NULL;
+	free(b->holder);
+	b->err = b->holder = NULL;
+	b->claimed = -1;
 	if (store_node_beat(b->d.store, &b->row, &b->err) < 0 && !b->err)
 		b->err = xstrdup("unknown error");
+	if (!b->err && b->d.claim_tag &&
+	    (b->claimed = store_node_tag_claim(b->d.store, b->row.id, b->row.beat_at, &b->holder,
+	                                       &b->err)) < 0 &&
+	    !b->err)
+		b->err = xstrdup("unknown error");
+}
+
+/* The tag's state after a claim: logged when it changes. */
+static void tag_seen(struct cluster_beat *b)
+{
+	int lost = b->claimed == 0;
+
+	if (b->claimed < 0 || lost == atomic_load(&tag_lost))
+		return;
+	atomic_store(&tag_lost, lost);
+	metrics_set(M_NODE_TAG_LOST, lost);
+	if (lost)
+		log_err("event=node_tag_lost tag=%.3s node=%s held_by=%s hint=%s", b->row.id,
+		        b->row.id, log_q(b->holder),
+		        log_q("this node's heartbeats stalled and another node took its queue-ID "
+		              "tag: new mail is refused (451 4.3.0) until the tag is free again; "
+		              "stop one of the two nodes"));
+	else
+		log_info("event=node_tag_regained tag=%.3s node=%s", b->row.id, b->row.id);
 }
 
 static void beat_done(void *arg)
@@ -48,6 +93,7 @@ static void beat_done(void *arg)
 	struct cluster_beat *b = arg;
 
 	b->busy = 0;
+	tag_seen(b);
 	if (b->err && !b->failing)
 		log_warn("event=node_beat_error node=%s error=%s", b->row.id, log_q(b->err));
 	else if (!b->err && b->failing)
@@ -110,5 +156,6 @@ void cluster_beat_stop(struct cluster_beat *b)
 		free(err);
 	}
 	free(b->err);
+	free(b->holder);
 	free(b);
 }

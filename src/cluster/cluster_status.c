@@ -4,8 +4,11 @@
  *
  * {"nodes": [{"id", "hostname", "version", "state", "messages",
  * "recipients", "started", "heartbeat", "heartbeat_age", "postgres_ms",
- * "redis_ms"}...], "stale": N}: times as RFC 3339 UTC, ages in seconds,
- * round trips in milliseconds (null: no such link, or not measured).
+ * "redis_ms", "tag", "tag_lost", "tag_holder"}...], "stale": N,
+ * "tag_lost": N}: times as RFC 3339 UTC, ages in seconds, round trips in
+ * milliseconds (null: no such link, or not measured); tag_holder is the
+ * node ID holding the node's queue-ID tag (null: no claim), tag_lost true
+ * when the node is up and another node holds it.
  * Text that is not UTF-8 (a hostname) has each byte above 0x7F as "?".
  */
 #include <jansson.h>
@@ -65,17 +68,23 @@ json_t *cluster_node_json(const struct store_node *n, int64_t now)
 	json_object_set_new(o, "heartbeat_age", json_integer((json_int_t)(now - n->beat_at)));
 	json_object_set_new(o, "postgres_ms", ms(n->pg_us));
 	json_object_set_new(o, "redis_ms", ms(n->redis_us));
+	json_object_set_new(o, "tag", json_stringn(n->id, strnlen(n->id, 3)));
+	json_object_set_new(o, "tag_lost", json_boolean(store_node_tag_lost(n, now)));
+	json_object_set_new(o, "tag_holder", n->tag_holder ? text(n->tag_holder) : json_null());
 	return o;
 }
 
-json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, size_t *stale)
+json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, size_t *stale,
+                           size_t *lost)
 {
 	json_t *arr = json_array();
 
-	*stale = 0;
+	*stale = *lost = 0;
 	for (size_t i = 0; i < n; i++) {
 		*stale += strcmp(store_node_state(&v[i], now), "stale") == 0;
+		*lost += (size_t)store_node_tag_lost(&v[i], now);
 		json_array_append_new(arr, cluster_node_json(&v[i], now));
 	}
-	return json_pack("{s:o, s:I}", "nodes", arr, "stale", (json_int_t)*stale);
+	return json_pack("{s:o, s:I, s:I}", "nodes", arr, "stale", (json_int_t)*stale, "tag_lost",
+	                 (json_int_t)*lost);
 }

@@ -136,6 +136,10 @@ static struct family FAMILIES[M_COUNT] = {
                             "limit, because Redis could not be reached, by limit "
                             "(reputation: outcomes judged on the node's own window).",
                             METRIC_COUNTER, LABEL1("limit", LIMITS)},
+    [M_NODE_TAG_LOST] = {"node_tag_lost",
+                         "1 while another node holds this node's queue-ID tag (its heartbeats "
+                         "stalled and a new node took it): new mail is refused meanwhile.",
+                         METRIC_GAUGE},
 };
 
 /* ---- layout ---------------------------------------------------------------- */

@@ -53,6 +53,7 @@ enum metric_id {
 	M_WEBHOOK_DROPPED,      /* counter */
 	M_REDIS_UP,             /* gauge: 1 when the [cluster] redis link is up */
 	M_CLUSTER_FALLBACK,     /* counter{limit}: decisions on local 1/N limits */
+	M_NODE_TAG_LOST,        /* gauge: 1 while another node holds this node's tag */
 	M_COUNT
 };
 

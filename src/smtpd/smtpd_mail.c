@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "cluster/cluster.h"
 #include "conf/conf.h"
 #include "deliv/deliv.h"
 #include "log/log.h"
@@ -191,6 +192,10 @@ static int mail_refused(struct session *s)
 		session_refuse(s, "MAIL", R_AUTH_REQUIRED);
 	else if (disk_nearly_full(s->sd))
 		session_refuse(s, "MAIL", R_DISK_FULL);
+	else if (cluster_tag_lost()) /* its queue IDs could be another node's */
+		session_refuse_line(s, "MAIL",
+		                    "451 4.3.0 This node's queue-ID tag is held by another "
+		                    "node; try again later");
 	else
 		return 0;
 	return 1;

@@ -11,8 +11,11 @@
  *   to the server and back, on SQLite a local call (not recorded).
  * - store_node_forget() deletes a row that is not up (unless forced) with
  *   one conditional DELETE, then the node's tag claim.
- * - store_nodes_list() gives every row, ordered by node ID; whether a
- *   node is up or stale is the reader's to judge (store_node_state).
+ * - store_nodes_list() gives every row, ordered by node ID, with the node
+ *   ID that holds its tag; whether a node is up or stale, or has lost its
+ *   tag, is the reader's to judge (store_node_state, store_node_tag_lost).
+ * - store_node_tag_claim() is the same statement at start and at every
+ *   beat: a node's own claim is renewed, another live node's is kept.
  * - The SQL is the same on both engines.
  */
 #include <pthread.h>
@@ -60,8 +63,10 @@ static const char forget_sql[] =
     " RETURNING id";
 static const char known_sql[] = "SELECT id FROM nodes WHERE id = ?1";
 static const char forget_tag_sql[] = "DELETE FROM node_tags WHERE node_id = ?1 RETURNING tag";
-static const char list_sql[] = "SELECT id, hostname, version, started_at, beat_at, stopped_at,"
-                               " messages, recipients, pg_us, redis_us FROM nodes ORDER BY id";
+static const char list_sql[] =
+    "SELECT id, hostname, version, started_at, beat_at, stopped_at, messages, recipients,"
+    " pg_us, redis_us, (SELECT node_id FROM node_tags WHERE node_tags.tag = substr(nodes.id,"
+    " 1, 3)) FROM nodes ORDER BY id";
 
 static void bind_opt(struct db_stmt *s, int i, int64_t v)
 {
@@ -238,6 +243,7 @@ static void read_node(struct db_stmt *s, struct store_node *n)
 	n->recipients = db_column_int64(s, 7);
 	n->pg_us = col_opt(s, 8);
 	n->redis_us = col_opt(s, 9);
+	n->tag_holder = db_column_is_null(s, 10) ? NULL : store_col_text(s, 10);
 }
 
 static int list_locked(struct store *st, struct store_node **out, size_t *n_out, char **err)
@@ -279,6 +285,7 @@ void store_nodes_free(struct store_node *v, size_t n)
 		free(v[i].id);
 		free(v[i].hostname);
 		free(v[i].version);
+		free(v[i].tag_holder);
 	}
 	free(v);
 }
@@ -288,4 +295,10 @@ const char *store_node_state(const struct store_node *n, int64_t now)
 	if (n->stopped_at >= 0)
 		return "stopped";
 	return now - n->beat_at >= STORE_NODE_STALE_S ? "stale" : "up";
+}
+
+int store_node_tag_lost(const struct store_node *n, int64_t now)
+{
+	return strcmp(store_node_state(n, now), "up") == 0 && n->tag_holder &&
+	       strcmp(n->tag_holder, n->id) != 0;
 }

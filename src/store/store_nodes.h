@@ -20,6 +20,7 @@ struct store_node {
 	int64_t started_at, beat_at, stopped_at;
 	int64_t messages, recipients; /* its queue at the beat */
 	int64_t pg_us, redis_us;      /* round trips, microseconds */
+	char *tag_holder;             /* the node ID holding its tag (list only); NULL: none */
 };
 /* Writes n's row (running again if it was stopped), after measuring the
  * database's round trip into n->pg_us (PostgreSQL only, else -1).
@@ -56,5 +57,8 @@ int store_node_tag_claim(struct store *st, const char *id, int64_t now, char **h
 void store_set_node(struct store *st, const char *id);
 /* "up", "stale" (no beat for STORE_NODE_STALE_S) or "stopped". */
 const char *store_node_state(const struct store_node *n, int64_t now);
+/* 1 when n is up and another node holds its queue-ID tag (a row of
+ * store_nodes_list): its heartbeats stalled and a new node took it. */
+int store_node_tag_lost(const struct store_node *n, int64_t now);
 
 #endif

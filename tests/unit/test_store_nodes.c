@@ -6,7 +6,10 @@
  * measured), and the state is up, stale from STORE_NODE_STALE_S after the
  * last beat, or stopped. A stop of an unknown node changes nothing. A
  * forget deletes a stale or stopped node's row and tag claim, refuses an
- * up one unless forced, and knows no unknown ID.
+ * up one unless forced, and knows no unknown ID. A node whose beats
+ * stalled loses its tag to a node claiming it meanwhile: listed with the
+ * other as its tag's holder and judged lost while up, until its claim at
+ * a later beat gets the tag back once the other stopped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -148,11 +151,66 @@ static void test_forget(void **state)
 	store_close(st);
 }
 
+/* The tag's holder of node id in the list, and whether id lost its tag. */
+static int lost(struct store *st, const char *id, int64_t now, const char *want_holder)
+{
+	struct store_node *v;
+	size_t n;
+	char *err = NULL;
+	int rc = -1;
+
+	assert_int_equal(store_nodes_list(st, &v, &n, &err), 0);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(v[i].id, id) != 0)
+			continue;
+		assert_non_null(v[i].tag_holder);
+		assert_string_equal(v[i].tag_holder, want_holder);
+		rc = store_node_tag_lost(&v[i], now);
+	}
+	store_nodes_free(v, n);
+	return rc;
+}
+
+static void test_tag_lost_and_regained(void **state)
+{
+	struct store *st = open_ok(*state);
+	int64_t t = 7000;
+	char *err = NULL, *holder = NULL;
+
+	beat(st, "ABCONE", t, 0, -1);
+	assert_int_equal(store_node_tag_claim(st, "ABCONE", t, &holder, &err), 1);
+	free(holder);
+	assert_int_equal(lost(st, "ABCONE", t, "ABCONE"), 0);
+	/* ABCONE's beats stall for STORE_NODE_STALE_S: ABCTWO takes the tag */
+	t += STORE_NODE_STALE_S;
+	beat(st, "ABCTWO", t, 0, -1);
+	assert_int_equal(store_node_tag_claim(st, "ABCTWO", t, &holder, &err), 1);
+	free(holder);
+	/* ABCONE's next beat and claim find it held by a live node */
+	beat(st, "ABCONE", t + 1, 0, -1);
+	assert_int_equal(store_node_tag_claim(st, "ABCONE", t + 1, &holder, &err), 0);
+	assert_string_equal(holder, "ABCTWO");
+	free(holder);
+	assert_int_equal(lost(st, "ABCONE", t + 1, "ABCTWO"), 1);
+	assert_int_equal(lost(st, "ABCTWO", t + 1, "ABCTWO"), 0);
+	/* a lost node that is not up is not reported */
+	assert_int_equal(lost(st, "ABCONE", t + 1 + STORE_NODE_STALE_S, "ABCTWO"), 0);
+	/* ABCTWO's own claim is renewed; once it stops, ABCONE gets the tag back */
+	assert_int_equal(store_node_tag_claim(st, "ABCTWO", t + 2, &holder, &err), 1);
+	free(holder);
+	assert_int_equal(store_node_stop(st, "ABCTWO", t + 3, &err), 0);
+	assert_int_equal(store_node_tag_claim(st, "ABCONE", t + 4, &holder, &err), 1);
+	free(holder);
+	assert_int_equal(lost(st, "ABCONE", t + 4, "ABCONE"), 0);
+	store_close(st);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_beat_list_stop, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_forget, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_tag_lost_and_regained, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
