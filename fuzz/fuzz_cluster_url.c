@@ -6,6 +6,9 @@
  * port from 1 to 65535 and a database from 0 to 15, and a password if it
  * has a user; a refusal says why and keeps no password; the URL written
  * back from what was parsed (user and password all %XX) parses to the same.
+ * Masked (cluster_url_mask, as a URL and as a bare value), a URL with a
+ * password shows "****", and the mask of a mask is itself: nothing is
+ * unmasked by masking again.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -44,13 +47,30 @@ static void round_trip(const struct cluster_url *u)
 	CHECK(strcmp(u->user, v.user) == 0 && strcmp(u->password, v.password) == 0);
 }
 
+static void masks(const char *s, const struct cluster_url *u, int parsed)
+{
+	for (int bare = 0; bare < 2; bare++) {
+		char *m = cluster_url_mask(s, bare), *again = cluster_url_mask(m, bare);
+
+		if (parsed && u->password[0])
+			CHECK(strstr(m, "****") != NULL);
+		CHECK(strcmp(m, again) == 0);
+		(void)cluster_url_userinfo_why(s);
+		free(again);
+		free(m);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_cstr(data, size);
 	struct cluster_url u;
 	const char *why;
+	int parsed;
 
-	if (cluster_url_parse(s, &u, &why) < 0) {
+	parsed = cluster_url_parse(s, &u, &why) == 0;
+	masks(s, &u, parsed);
+	if (!parsed) {
 		CHECK(why != NULL && !u.password[0]);
 	} else {
 		CHECK(u.host[0] && u.port >= 1 && u.port <= 65535 && u.db >= 0 && u.db <= 15);

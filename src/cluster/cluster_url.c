@@ -1,5 +1,6 @@
 /*
- * cluster_url: parses `[cluster] redis`. PURE. Contract in cluster_url.h.
+ * cluster_url: parses `[cluster] redis`, and masks the passwords of any
+ * URL for messages. PURE. Contract in cluster_url.h.
  */
 #include "cluster/cluster_url.h"
 
@@ -175,4 +176,91 @@ void cluster_url_show(const struct cluster_url *u, char out[CLUSTER_URL_SHOW_MAX
 
 	snprintf(out, CLUSTER_URL_SHOW_MAX, "redis://%s%s%s%s%s:%d/%d", u->user,
 	         u->user[0] ? "@" : "", v6 ? "[" : "", u->host, v6 ? "]" : "", u->port, u->db);
+}
+
+/* ---- masking ---- */
+
+#define MASK "****"
+
+/* 1 if p (n bytes) is 1 to 5 digits: a port, not a password. */
+static int port_like(const char *p, size_t n)
+{
+	return number(p, n, 99999) >= 0;
+}
+
+/* In an authority without '@' (up to '/', '?' or '#'), the first ':' not
+ * followed by a port: each of its comma-separated hosts (several for
+ * PostgreSQL) is HOST or HOST:PORT, an IPv6 address in brackets. NULL
+ * when there is none. */
+static const char *password_colon(const char *a)
+{
+	const char *end = a + strcspn(a, "/?#");
+
+	for (const char *h = a; h < end;) {
+		size_t n = (size_t)(end - h), len = strcspn(h, ",");
+		const char *close = h[0] == '[' ? memchr(h, ']', len < n ? len : n) : NULL;
+		const char *from = close ? close + 1 : h, *colon;
+
+		len = len < n ? len : n;
+		colon = memchr(from, ':', len - (size_t)(from - h));
+		if (colon && !port_like(colon + 1, len - (size_t)(colon + 1 - h)))
+			return colon;
+		h += len + 1;
+	}
+	return NULL;
+}
+
+/* s into out, the value of every "password=" (any case) masked up to the
+ * next '&' or '#'. */
+static void put_query_masked(struct buf *out, const char *s)
+{
+	static const char key[] = "password=";
+	const char *p = s;
+
+	for (const char *q = s; *q; q++) {
+		if (ascii_ncasecmp(q, key, sizeof(key) - 1) != 0)
+			continue;
+		q += sizeof(key) - 1;
+		buf_append(out, p, (size_t)(q - p));
+		buf_puts(out, MASK);
+		p = q + strcspn(q, "&#");
+		q = p - 1;
+	}
+	buf_puts(out, p);
+}
+
+char *cluster_url_mask(const char *s, int bare)
+{
+	const char *scheme = strstr(s, "://");
+	const char *a = scheme ? scheme + 3 : bare ? s : NULL, *at, *colon;
+	struct buf out;
+
+	if (!a)
+		return xstrdup(s);
+	buf_init(&out);
+	buf_append(&out, s, (size_t)(a - s));
+	if ((at = strrchr(a, '@'))) { /* USER:PASSWORD@ or PASSWORD@ */
+		colon = memchr(a, ':', (size_t)(at - a));
+		if (colon)
+			buf_append(&out, a, (size_t)(colon + 1 - a));
+		buf_puts(&out, MASK);
+		put_query_masked(&out, at);
+	} else if ((colon = password_colon(a))) {
+		/* USER:PASSWORD without @HOST: the rest may all be the password */
+		buf_append(&out, a, (size_t)(colon + 1 - a));
+		buf_puts(&out, MASK);
+	} else {
+		put_query_masked(&out, a);
+	}
+	return out.data;
+}
+
+const char *cluster_url_userinfo_why(const char *s)
+{
+	const char *scheme = strstr(s, "://"), *a = scheme ? scheme + 3 : s;
+
+	if (strchr(a, '@') || !password_colon(a))
+		return NULL;
+	return "expected a port after the host's ':' (a user name and password go before the "
+	       "host: USER:PASSWORD@HOST)";
 }

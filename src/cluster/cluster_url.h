@@ -35,6 +35,27 @@ struct cluster_url {
  * the URL). */
 int cluster_url_parse(const char *s, struct cluster_url *out, const char **why);
 
+/*
+ * Any URL s (redis://, postgresql://, ...) as a message may quote it, with
+ * every part that may be a password replaced by "****" (malloc'd):
+ * - with an '@' (the last one), what is between the first ':' after
+ *   "://" and it (USER:****@HOST), or all of it when it has no ':'
+ *   (****@HOST: a password written alone);
+ * - without one, everything after the first ':' of the authority that
+ *   is not followed by 1 to 5 digits (HOST:PORT, several hosts separated
+ *   by ','): USER:PASSWORD with no @HOST becomes USER:**** (all that
+ *   follows may be the password);
+ * - the value of each "password=" (any case, a query's), up to '&' or '#'.
+ * s without "://" is copied as it is, unless bare: then it is taken as
+ * what follows "://" (a URL key's value written without its scheme).
+ */
+char *cluster_url_mask(const char *s, int bare);
+/* NULL, or why s (any scheme, or none) cannot be right: no '@', and a ':'
+ * in the authority followed by something that is not a port, which would
+ * be a password written without its @HOST (a static string, never a part
+ * of s). */
+const char *cluster_url_userinfo_why(const char *s);
+
 /* The URL for logs and messages, without its password:
  * redis://[USER@]HOST:PORT/DB (USER as decoded). */
 void cluster_url_show(const struct cluster_url *u, char out[CLUSTER_URL_SHOW_MAX]);

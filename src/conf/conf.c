@@ -1483,7 +1483,7 @@ static const char *check_http_url(const char *v)
 static const char *check_postgres(const char *v)
 {
 	if (ascii_startswith(v, "postgresql://") || ascii_startswith(v, "postgres://"))
-		return NULL;
+		return cluster_url_userinfo_why(v);
 	return "expected a URL starting with postgresql://";
 }
 
@@ -1773,23 +1773,16 @@ static int *key_seen(struct load *ld, const struct conf_key *k)
 	return &ld->global_seen[i];
 }
 
-/* value as an error may quote it: a URL's user part after "://" (up to
- * the last '@') keeps its user name, its password becomes "****"; a user
- * part without ':' may be a password written alone and is hidden whole. */
-static void quotable(const char *value, struct buf *out)
+/* value as an error may quote it (at most 200 bytes): every part of a URL
+ * that may be a password masked (cluster_url_mask), above all in the
+ * values of the URL keys, which are masked even without their scheme. */
+static void quotable(const struct conf_key *k, const char *value, struct buf *out)
 {
-	const char *auth = strstr(value, "://");
-	const char *at = auth ? strrchr(auth + 3, '@') : NULL;
-	const char *colon;
+	int url_key = k->check == check_postgres || k->check == check_redis;
+	char *masked = cluster_url_mask(value, url_key);
 
-	if (!at) {
-		buf_printf(out, "%.100s", value);
-		return;
-	}
-	auth += 3;
-	colon = memchr(auth, ':', (size_t)(at - auth));
-	buf_printf(out, "%.*s%s%.60s", (int)((colon ? colon + 1 : auth) - value), value, "****",
-	           at);
+	buf_printf(out, "%.200s", masked);
+	free(masked);
 }
 
 static void set_value(struct load *ld, const struct conf_key *k, const char *value)
@@ -1804,7 +1797,7 @@ static void set_value(struct load *ld, const struct conf_key *k, const char *val
 	if (!why.len)
 		buf_printf(&why, "expected %s", TYPES[k->type].expect);
 	buf_init(&shown);
-	quotable(value, &shown);
+	quotable(k, value, &shown);
 	errorf(ld, ld->file, ld->lineno, "%s in [%s]: %s, got '%s'", k->name, ld->label, why.data,
 	       shown.data);
 	buf_free(&shown);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster/cluster_url.h"
 #include "db/db_pg_int.h"
 #include "util/util.h"
 
@@ -298,20 +299,11 @@ static const struct db_driver pg_driver = {
     .data_version = pg_data_version,
 };
 
-/* The URL without the password of its user part, for messages and logs. */
+/* The URL without its passwords (its user part's, a password= parameter's),
+ * for messages and logs. */
 static char *redact(const char *url)
 {
-	const char *auth = strstr(url, "://");
-	const char *at, *colon;
-
-	if (auth == NULL)
-		return xstrdup(url);
-	auth += 3;
-	at = strchr(auth, '@');
-	colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-	if (colon == NULL)
-		return xstrdup(url);
-	return xasprintf("%.*s%s", (int)(colon - url), url, at);
+	return cluster_url_mask(url, 0);
 }
 
 struct db *db_pg_open(const char *url, char **err)

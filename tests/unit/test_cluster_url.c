@@ -1,9 +1,11 @@
-/* cluster_url: `[cluster] redis` values, accepted and refused. */
+/* cluster_url: `[cluster] redis` values, accepted and refused; any URL
+ * masked for messages, its passwords never shown. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -118,12 +120,69 @@ static void test_refused(void **state)
 	refuses("redis://[::1", "a character");
 }
 
+static void masked(const char *s, int bare, const char *want)
+{
+	char *got = cluster_url_mask(s, bare);
+
+	if (strcmp(got, want) != 0)
+		fail_msg("%s masked as \"%s\", not \"%s\"", s, got, want);
+	free(got);
+}
+
+static void test_mask(void **state)
+{
+	(void)state;
+	/* with @HOST: the user's name stays, the password goes */
+	masked("redis://u:s3cret@cache:6380/2", 0, "redis://u:****@cache:6380/2");
+	masked("redis://:s3cret@cache", 0, "redis://:****@cache");
+	masked("redis://u:p@ss@cache", 0, "redis://u:****@cache");
+	masked("postgresql://s3cret@db/posthorn", 0, "postgresql://****@db/posthorn");
+	masked("postgresql://u:a/b?c@db/x", 0, "postgresql://u:****@db/x");
+	/* without @HOST: all after the ':' that is not a port */
+	masked("redis://user:s3cret", 0, "redis://user:****");
+	masked("postgresql://user:s3cret", 0, "postgresql://user:****");
+	masked("postgres://user:s3/cr?et#x", 0, "postgres://user:****");
+	masked("redis://:s3cret", 0, "redis://:****");
+	masked("redis://cache:63x", 0, "redis://cache:****");
+	masked("postgresql://h1:5432,user:s3cret/db", 0, "postgresql://h1:5432,user:****");
+	/* nothing secret: as it is */
+	masked("redis://cache:6379/16", 0, "redis://cache:6379/16");
+	masked("redis://[::1]:7000/1", 0, "redis://[::1]:7000/1");
+	masked("redis://[::1]", 0, "redis://[::1]");
+	masked("postgresql://h1:5432,h2:5433/db", 0, "postgresql://h1:5432,h2:5433/db");
+	masked("postgresql://db/posthorn", 0, "postgresql://db/posthorn");
+	masked("https://relay.example.com:8443/x", 0, "https://relay.example.com:8443/x");
+	masked("25x", 0, "25x");
+	masked("", 1, "");
+	/* a password= parameter, in any case */
+	masked("postgresql://db/p?password=s3cret&sslmode=require", 0,
+	       "postgresql://db/p?password=****&sslmode=require");
+	masked("postgresql://db/p?sslmode=disable&PassWord=s3cret", 0,
+	       "postgresql://db/p?sslmode=disable&PassWord=****");
+	masked("postgresql://u:x@db/p?password=s3cret#f", 0,
+	       "postgresql://u:****@db/p?password=****#f");
+	/* no scheme: as it is, unless the value is a URL key's */
+	masked("user:s3cret@cache", 0, "user:s3cret@cache");
+	masked("user:s3cret@cache", 1, "user:****@cache");
+	masked("user:s3cret", 1, "user:****");
+	masked("cache:6379", 1, "cache:6379");
+	/* a password written as the user part's only field is never a port */
+	assert_null(cluster_url_userinfo_why("postgresql://u:p@db:5432/x"));
+	assert_null(cluster_url_userinfo_why("postgresql://db:5432/x"));
+	assert_null(cluster_url_userinfo_why("postgresql://h1:1,h2:2/x"));
+	assert_null(cluster_url_userinfo_why("postgresql://[::1]:5432/x"));
+	assert_non_null(cluster_url_userinfo_why("postgresql://user:s3cret"));
+	assert_null(strstr(cluster_url_userinfo_why("postgresql://user:s3cret"), "s3cret"));
+	assert_non_null(cluster_url_userinfo_why("postgres://h1:5432,user:pw/db"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_accepted),
 	    cmocka_unit_test(test_user_and_password),
 	    cmocka_unit_test(test_refused),
+	    cmocka_unit_test(test_mask),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
