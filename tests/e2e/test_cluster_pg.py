@@ -126,7 +126,7 @@ def test_database_not_there_is_an_error(server_factory):
     rc, out, err = s.cli("user", "list")
     assert rc != 0
     assert "cannot connect" in err and "s3cret" not in err
-    assert "postgresql://posthorn@127.0.0.1" in err
+    assert "postgresql://posthorn:****@127.0.0.1" in err
     assert not os.path.exists(os.path.join(s.data_dir, "posthorn.db"))
     p = subprocess.run([s.bin, "serve", "-c", s.conf], capture_output=True, text=True,
                        timeout=30)
