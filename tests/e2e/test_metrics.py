@@ -36,6 +36,7 @@ FAMILIES = {
     "posthorn_webhook_events_dropped": "counter",
     "posthorn_redis_up": "gauge",
     "posthorn_cluster_fallback": "counter",
+    "posthorn_node_tag_lost": "gauge",
 }
 
 
