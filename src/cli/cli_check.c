@@ -15,6 +15,9 @@
  *   through it. See listener_dead() for the cases.
  * - A tls = none listener with AUTH that trusted clients on other machines
  *   can reach (warning): their passwords would cross the network in clear.
+ * - [cluster] secret_key_file: read as the server reads it at start (a file
+ *   missing or not 64 hex digits is an error); readable by other users is
+ *   a warning.
  */
 #include <errno.h>
 #include <grp.h>
@@ -27,12 +30,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "store/store_secret.h"
 #include "tls/tls.h"
 #include "util/util.h"
 
@@ -321,6 +326,29 @@ static void check_user_reads(struct report *r)
 	}
 }
 
+/* ---- [cluster] secret_key_file ---- */
+
+/* Read as the server will read it at start (an error there stops it), and
+ * kept from other users: it opens every DKIM key and node key. */
+static void check_secret_file(struct report *r)
+{
+	const char *path = r->c->cluster_secret_key_file;
+	struct stat st;
+	char *err = NULL;
+
+	if (!path || !*path)
+		return;
+	if (store_secret_check(path, &err) < 0) {
+		say_at(r, 0, "cluster", NULL, "secret_key_file", "%s", err);
+		free(err);
+		return;
+	}
+	if (stat(path, &st) == 0 && (st.st_mode & 077))
+		say_at(r, 1, "cluster", NULL, "secret_key_file",
+		       "'%s' can be read by other users (mode %04o): chmod 600 %s", path,
+		       (unsigned)(st.st_mode & 07777), path);
+}
+
 static int check_config(int argc, char **argv, const struct conf *c)
 {
 	struct report r = {c, 0, 0};
@@ -331,6 +359,7 @@ static int check_config(int argc, char **argv, const struct conf *c)
 	check_tls_files(&r);
 	check_user_reads(&r);
 	check_listeners(&r);
+	check_secret_file(&r);
 	if (r.errors)
 		return CLI_USAGE;
 	fprintf(stderr, "%s: ok%s\n", c->file ? c->file : "embedded default",

@@ -18,32 +18,53 @@
 
 #include "store/store.h"
 #include "store/store_int.h"
+#include "store/store_secret.h"
 #include "util/util.h"
 
 #define SECRET_FILE_MAX 256
 
-int store_secret_load(struct store *st, const char *path, char **err)
+/* The key of the file at path into key; 0, or -1 and *err. */
+static int secret_read(const char *path, unsigned char key[STORE_SECRET_LEN], char **err)
 {
 	char text[SECRET_FILE_MAX + 1];
 	size_t n, hex_len;
 	FILE *f = fopen(path, "re");
 
 	if (f == NULL)
-		return store_fail(err, "cannot read %s: %s", path, strerror(errno));
+		return store_fail(
+		    err,
+		    "cannot read %s: %s (make one with: openssl rand -hex 32 > %s; chmod 600 %s)",
+		    path, strerror(errno), path, path);
 	n = fread(text, 1, SECRET_FILE_MAX, f);
 	fclose(f);
 	text[n] = '\0';
 	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
 		text[--n] = '\0';
 	if (n != 2 * STORE_SECRET_LEN ||
-	    sodium_hex2bin(st->secret, STORE_SECRET_LEN, text, n, NULL, &hex_len, NULL) != 0 ||
+	    sodium_hex2bin(key, STORE_SECRET_LEN, text, n, NULL, &hex_len, NULL) != 0 ||
 	    hex_len != STORE_SECRET_LEN) {
 		sodium_memzero(text, sizeof text);
 		return store_fail(err, "%s: expected 64 hex digits (openssl rand -hex 32)", path);
 	}
 	sodium_memzero(text, sizeof text);
+	return 0;
+}
+
+int store_secret_load(struct store *st, const char *path, char **err)
+{
+	if (secret_read(path, st->secret, err) < 0)
+		return -1;
 	st->has_secret = 1;
 	return 0;
+}
+
+int store_secret_check(const char *path, char **err)
+{
+	unsigned char key[STORE_SECRET_LEN];
+	int rc = secret_read(path, key, err);
+
+	sodium_memzero(key, sizeof key);
+	return rc;
 }
 
 char *store_secret_seal(const struct store *st, const char *plain)

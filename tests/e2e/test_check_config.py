@@ -284,3 +284,56 @@ def test_cleartext_auth_beyond_loopback_is_a_warning(tmp_path, certs, tls, auth,
         assert "(with warnings)" in err, err
     else:
         assert err.strip() == f"{path}: ok", err
+
+
+# ---- [cluster] secret_key_file -------------------------------------------------------
+
+
+def secret_conf(d, secret, mode=0o600, content=None):
+    """A config whose [cluster] names secret (written with content and mode
+    unless content is None: then the file is missing); returns (path, line
+    of secret_key_file)."""
+    if content is not None:
+        with open(secret, "w") as f:
+            f.write(content)
+        os.chmod(secret, mode)
+    path, _ = conf_file(d)
+    with open(path) as f:
+        n = len(f.read().splitlines())
+    with open(path, "a") as f:
+        f.write("[cluster]\npostgres = postgresql://posthorn@127.0.0.1:1/posthorn\n"
+                f"secret_key_file = {secret}\n")
+    return path, n + 3
+
+
+def test_secret_key_file_good_is_ok(tmp_path):
+    path, _ = secret_conf(tmp_path, str(tmp_path / "secret.key"), content="ab" * 32 + "\n")
+    rc, out, err = run("-c", path, "check-config")
+    assert rc == 0 and err.strip() == f"{path}: ok", (rc, err)
+
+
+def test_secret_key_file_missing_is_an_error_saying_how_to_make_one(tmp_path):
+    secret = str(tmp_path / "nowhere.key")
+    path, line = secret_conf(tmp_path, secret)
+    rc, out, err = run("-c", path, "check-config")
+    assert rc == 2, (rc, err)
+    assert f"{path}:{line}: cannot read {secret}: No such file or directory" in err, err
+    assert "openssl rand -hex 32" in err and "chmod 600" in err, err
+
+
+def test_secret_key_file_not_hex_is_an_error_that_never_quotes_it(tmp_path):
+    path, line = secret_conf(tmp_path, str(tmp_path / "secret.key"), content="hunter2-NOT-HEX\n")
+    rc, out, err = run("-c", path, "check-config")
+    assert rc == 2, (rc, err)
+    assert f"{path}:{line}: " in err and "expected 64 hex digits" in err, err
+    assert "hunter2" not in err + out
+
+
+def test_secret_key_file_readable_by_others_is_a_warning(tmp_path):
+    secret = str(tmp_path / "secret.key")
+    path, line = secret_conf(tmp_path, secret, mode=0o644, content="cd" * 32)
+    rc, out, err = run("-c", path, "check-config")
+    assert rc == 0, (rc, err)
+    assert f"{path}:{line}: warning: '{secret}' can be read by other users (mode 0644): " \
+           f"chmod 600 {secret}" in err, err
+    assert err.strip().endswith(f"{path}: ok (with warnings)"), err
