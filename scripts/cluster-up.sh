@@ -5,7 +5,9 @@
 #     unprivileged cluster in the same temporary directory, if it is installed;
 #   - N Posthorn nodes, each with its own data_dir, SMTP and HTTP port, and a
 #     config whose [cluster] section points at them.
-# Usage: scripts/cluster-up.sh [N]   (default 3; POSTHORN_BIN overrides build/posthorn)
+# Usage: scripts/cluster-up.sh [N]   (default 3; POSTHORN_BIN overrides build/posthorn;
+#        SMARTHOST=HOST:PORT sends all mail there, without TLS: a local test
+#        sink such as python3 -m aiosmtpd -n -l 127.0.0.1:2525)
 # Prints what it started and the directory to give scripts/cluster-down.sh.
 set -euo pipefail
 
@@ -92,6 +94,7 @@ tls = none
 auth = optional
 [relay]
 trusted_networks = 127.0.0.0/8, ::1/128
+$([ -z "${SMARTHOST:-}" ] || printf 'smarthost = %s\nsmarthost_tls = none\n' "$SMARTHOST")
 [http]
 address = 127.0.0.1:$3
 [cluster]
@@ -127,5 +130,9 @@ done
 trap - ERR
 echo "cluster dir: $DIR"
 echo "the CLI of a node: $BIN -c $DIR/node1/posthorn.conf cluster status (or export POSTHORN_CONFIG=$DIR/node1/posthorn.conf)"
-echo "note: the nodes deliver to each recipient domain's real MX; to keep test mail local, add a [relay] smarthost to their configs"
+if [ -n "${SMARTHOST:-}" ]; then
+	echo "mail goes to the smarthost $SMARTHOST (without TLS)"
+else
+	echo "note: the nodes deliver to each recipient domain's real MX; to keep test mail local, start with SMARTHOST=HOST:PORT (docs/cluster.md)"
+fi
 echo "stop it with: scripts/cluster-down.sh $DIR"

@@ -16,7 +16,7 @@ import helpers
 from conftest import posthorn_bin
 from deliv import transaction
 from httpapi import create_key, request
-from mx import msg_bytes
+from mx import MXFarm, msg_bytes
 from redisfix import Redis, redis, wait_out_of_hour_end  # noqa: F401
 
 QUOTA_RE = re.compile(r"^4\.7\.1 Quota exceeded: account default may send (\d+) messages per "
@@ -165,9 +165,12 @@ def test_api_send_counts_in_the_same_redis_quota(server_factory, redis):
 
 def test_cluster_scripts_start_and_stop_everything():
     """scripts/cluster-up.sh starts Redis, PostgreSQL (when installed) and N
-    nodes pointing at them; scripts/cluster-down.sh stops all of it."""
+    nodes pointing at them, sending to SMARTHOST when it is given;
+    scripts/cluster-down.sh stops all of it."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, POSTHORN_BIN=posthorn_bin())
+    farm = MXFarm()
+    sink = farm.add("127.0.0.73")
+    env = dict(os.environ, POSTHORN_BIN=posthorn_bin(), SMARTHOST=f"127.0.0.73:{farm.port}")
     up = subprocess.run([os.path.join(root, "scripts/cluster-up.sh"), "2"], env=env,
                         capture_output=True, text=True, timeout=120)
     m = re.search(r"^cluster dir: (\S+)$", up.stdout, re.M)
@@ -175,6 +178,13 @@ def test_cluster_scripts_start_and_stop_everything():
     d = m[1]
     try:
         assert up.returncode == 0, up.stderr
+        assert f"mail goes to the smarthost 127.0.0.73:{farm.port}" in up.stdout, up.stdout
+        port = int(re.search(r"^node2: smtp 127\.0\.0\.1:(\d+) ", up.stdout, re.M)[1])
+        _, rs, dr = transaction(port, "shop@example.com", ["someone@example.net"],
+                                data=msg_bytes("shop@example.com", "someone@example.net",
+                                                  "via the smarthost"))
+        assert rs[0].code == 250 and dr.code == 250, (rs, dr)
+        sink.wait_messages(1)
         pids = []
         for i in (1, 2):
             helpers.wait_for(lambda i=i: "event=redis_up" in read(f"{d}/node{i}/server.log"), 10,
@@ -184,6 +194,7 @@ def test_cluster_scripts_start_and_stop_everything():
             with open(f"{d}/node{i}/posthorn.conf") as f:
                 conf = f.read()
             assert "nodes = 2" in conf and "redis = redis://127.0.0.1:" in conf
+            assert f"smarthost = 127.0.0.73:{farm.port}\nsmarthost_tls = none\n" in conf
             if "postgres = " in conf:  # one secret: the keys are the cluster's
                 helpers.wait_for(lambda i=i: "event=node_key name=verp shared=1"
                                  in read(f"{d}/node{i}/server.log"), 10, what="shared keys")
@@ -195,6 +206,7 @@ def test_cluster_scripts_start_and_stop_everything():
                              capture_output=True, text=True, timeout=120)
         down = subprocess.run([os.path.join(root, "scripts/cluster-down.sh"), "--keep", d],
                               capture_output=True, text=True, timeout=120)
+        farm.stop()
     assert bad.returncode == 2 and "unknown option --kep" in bad.stderr, bad
     assert down.returncode == 0, down.stderr
     assert os.path.exists(d)  # --keep, before DIR too
