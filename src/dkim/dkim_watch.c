@@ -30,6 +30,7 @@ struct dkim_watch {
 	int force;       /* the next round's reload reads every key file */
 	int round_force; /* this round's: taken on the loop when it starts */
 	int stopped;
+	struct log_repeat reload_rep; /* reload failures, by the job running (one at a time) */
 	/* the round's state */
 	struct dkim_key_info *keys;
 	size_t n;
@@ -42,10 +43,14 @@ struct dkim_watch {
 static void reload(struct dkim_watch *w, int force)
 {
 	char *err = NULL;
+	unsigned long long n;
 
 	if (dkim_signer_refresh(w->d.signer, w->d.store, force, &err) < 0) {
-		log_err("event=dkim_reload_error error=%s", log_q(err));
+		if (log_repeat_fail(&w->reload_rep, &n))
+			log_err("event=dkim_reload_error error=%s repeated=%llu", log_q(err), n);
 		free(err);
+	} else if (log_repeat_ok(&w->reload_rep, &n)) {
+		log_info("event=dkim_reload_ok failures=%llu", n);
 	}
 }
 

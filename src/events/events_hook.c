@@ -90,6 +90,7 @@ struct events_hooks {
 	size_t n, cap;
 	int64_t last_id;
 	uint64_t next_reload_ms;
+	struct log_repeat store_rep; /* the store's failures (this thread only) */
 };
 
 static int64_t now_ms(void)
@@ -154,19 +155,32 @@ static void hook_free(struct events_hooks *hs, struct hook *h)
 	free(h);
 }
 
+/* The list or the last event ID could not be read (the database is down:
+ * tried every second, logged once a minute); frees err. */
+static void store_failed(struct events_hooks *hs, char *err)
+{
+	unsigned long long n;
+
+	if (log_repeat_fail(&hs->store_rep, &n))
+		log_warn("event=webhook_store_error error=%s repeated=%llu", log_q(err), n);
+	free(err);
+}
+
 /* Webhooks deleted meanwhile go (a POST in flight is abandoned). */
 static void reload(struct events_hooks *hs)
 {
 	char *err = NULL;
 	size_t k = 0;
+	unsigned long long n;
 
 	for (size_t i = 0; i < hs->n; i++)
 		hs->v[i]->seen = 0;
 	if (store_webhook_list(hs->st, NULL, on_row, hs, &err) < 0) {
-		log_warn("event=webhook_store_error error=%s", log_q(err));
-		free(err);
+		store_failed(hs, err);
 		return;
 	}
+	if (log_repeat_ok(&hs->store_rep, &n))
+		log_info("event=webhook_store_ok failures=%llu", n);
 	for (size_t i = 0; i < hs->n; i++) {
 		if (hs->v[i]->seen)
 			hs->v[k++] = hs->v[i];
@@ -524,10 +538,8 @@ static void turn(struct events_hooks *hs)
 		hs->next_reload_ms = clock_mono_ms() + RELOAD_MS;
 	}
 	/* Without webhooks there is nothing to look for. */
-	if (hs->n > 0 && store_events_last_id(hs->st, &hs->last_id, &err) < 0) {
-		log_warn("event=webhook_store_error error=%s", log_q(err));
-		free(err);
-	}
+	if (hs->n > 0 && store_events_last_id(hs->st, &hs->last_id, &err) < 0)
+		store_failed(hs, err);
 	start_due(hs);
 	curl_multi_perform(hs->multi, &running);
 	collect(hs);

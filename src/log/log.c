@@ -172,3 +172,27 @@ const char *log_q(const char *s)
 	out[o] = '\0';
 	return out;
 }
+
+int log_repeat_fail(struct log_repeat *r, unsigned long long *skipped)
+{
+	unsigned long long now = clock_mono_ms();
+
+	r->failures++;
+	if (r->last_ms && now - r->last_ms < LOG_REPEAT_MS) {
+		r->skipped++;
+		return 0;
+	}
+	*skipped = r->skipped;
+	r->skipped = 0;
+	r->last_ms = now ? now : 1;
+	return 1;
+}
+
+int log_repeat_ok(struct log_repeat *r, unsigned long long *failures)
+{
+	*failures = r->failures;
+	if (!r->failures)
+		return 0;
+	memset(r, 0, sizeof(*r));
+	return 1;
+}

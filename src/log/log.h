@@ -48,6 +48,30 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
  */
 const char *log_q(const char *s);
 
+/*
+ * A failure that repeats (a database down, and a job that tries it every
+ * second): its first occurrence is logged, then at most one line per
+ * LOG_REPEAT_MS, which says how many were not (repeated=N), and one line
+ * when it ends. A zeroed struct log_repeat per source, used by one thread
+ * at a time.
+ *
+ *	unsigned long long n;
+ *	if (failed && log_repeat_fail(&w->rep, &n))
+ *		log_err("event=x_error error=%s repeated=%llu", log_q(err), n);
+ *	else if (!failed && log_repeat_ok(&w->rep, &n))
+ *		log_info("event=x_ok failures=%llu", n);
+ */
+#define LOG_REPEAT_MS 60000
+struct log_repeat {
+	unsigned long long last_ms;  /* monotonic, the last line logged; 0: none */
+	unsigned long long skipped;  /* failures since then, not logged */
+	unsigned long long failures; /* since the last success */
+};
+/* 1: log this failure, *skipped how many were not logged before it. */
+int log_repeat_fail(struct log_repeat *r, unsigned long long *skipped);
+/* 1 after failures (log that it works again), *failures how many. */
+int log_repeat_ok(struct log_repeat *r, unsigned long long *failures);
+
 /* "debug", "info", "warning", "error". */
 const char *log_level_name(enum log_level level);
 

@@ -357,11 +357,16 @@ static void pools_run(void *arg)
 {
 	struct pools_job *j = arg;
 	char *err = NULL;
+	unsigned long long n;
 
+	/* one job at a time (pools_loading): the job owns p->pools_rep */
 	if (store_account_pools(j->p->deps.store, &j->names, &j->pools, &j->n, &err) < 0) {
-		log_warn("event=pools_error error=%s", log_q(err));
+		if (log_repeat_fail(&j->p->pools_rep, &n))
+			log_warn("event=pools_error error=%s repeated=%llu", log_q(err), n);
 		free(err);
 		j->failed = 1;
+	} else if (log_repeat_ok(&j->p->pools_rep, &n)) {
+		log_info("event=pools_ok failures=%llu", n);
 	}
 }
 

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log/log.h"
 #include "policy/policy.h"
 #include "policy/policy_parse.h"
 #include "util/htable.h"
@@ -38,6 +39,7 @@ struct policy {
 	char **pool_names, **pool_pools;
 	size_t n_pools;
 	int pools_loading;
+	struct log_repeat pools_rep; /* pools_run's failures (one job at a time) */
 	struct event *ev_pools;
 };
 

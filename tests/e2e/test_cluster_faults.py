@@ -343,6 +343,16 @@ def test_postgres_stopped_10s_under_load(three, mxs):
         return {n["id"] for n in doc["nodes"] if n["state"] == "up"} == ids and \
             all(n["heartbeat_age"] <= 5 for n in doc["nodes"])
     helpers.wait_for(all_up, 15, interval=0.5, what="cluster status: three nodes up")
+    # the subsystems that read the database every second said so once (a
+    # line a minute at most), and said when it worked again
+    for name in ("dkim_reload", "pools", "webhook_store"):
+        counts = [s.log().count(f"event={name}_error ") for s in three]
+        assert max(counts) <= 1, (name, counts)
+        for s in three:
+            if f"event={name}_error " in s.log():
+                helpers.wait_for(lambda s=s, name=name: f"event={name}_ok failures=" in s.log(),
+                                 10, what=f"event={name}_ok")
+    assert all(f"event=dkim_reload_error " in s.log() for s in three)
 
 
 # ---------------------------------------------------------------- a lost node's spool moved

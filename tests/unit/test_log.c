@@ -152,6 +152,28 @@ static void test_level_names(void **state)
 	assert_string_equal(log_level_name(LOG_ERR), "error");
 }
 
+static void test_repeat_logs_first_then_once_a_minute_then_ok(void **state)
+{
+	struct log_repeat r = {0};
+	unsigned long long n = 99;
+
+	(void)state;
+	assert_int_equal(log_repeat_ok(&r, &n), 0); /* nothing failed */
+	assert_int_equal(n, 0);
+	assert_int_equal(log_repeat_fail(&r, &n), 1);
+	assert_int_equal(n, 0);
+	assert_int_equal(log_repeat_fail(&r, &n), 0); /* within the minute */
+	assert_int_equal(log_repeat_fail(&r, &n), 0);
+	r.last_ms -= LOG_REPEAT_MS; /* a minute later */
+	assert_int_equal(log_repeat_fail(&r, &n), 1);
+	assert_int_equal(n, 2); /* the two not logged */
+	assert_int_equal(log_repeat_ok(&r, &n), 1);
+	assert_int_equal(n, 4);
+	assert_int_equal(log_repeat_ok(&r, &n), 0);   /* said once */
+	assert_int_equal(log_repeat_fail(&r, &n), 1); /* a new run of failures: logged */
+	assert_int_equal(n, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -162,6 +184,7 @@ int main(void)
 	    cmocka_unit_test(test_unterminated_quote_and_junk_after_quote),
 	    cmocka_unit_test(test_cut_keeps_one_object),
 	    cmocka_unit_test(test_level_names),
+	    cmocka_unit_test(test_repeat_logs_first_then_once_a_minute_then_ok),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
