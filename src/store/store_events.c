@@ -772,8 +772,8 @@ static int write_event(struct store *st, struct ev_stmts *s, const struct store_
 }
 
 /* The batch's key recorded: 1, or 0 when it was already there (written
- * before), -1 error. No key: 1. */
-static int claim_key(struct store *st, const char *key, char **err)
+ * before), -1 error. No key: 1. In the caller's transaction. */
+int store_batch_key_claim(struct store *st, const char *key, char **err)
 {
 	struct db_stmt *stmt;
 	int r;
@@ -806,7 +806,7 @@ static int write_locked(struct store *st, const struct store_event_batch *b, siz
 	memset(&s, 0, sizeof(s));
 	if (store_tx_serial(st, STORE_SERIAL_EVENTS, err) < 0)
 		return -1;
-	if ((fresh = claim_key(st, b->key, err)) <= 0) {
+	if ((fresh = store_batch_key_claim(st, b->key, err)) <= 0) {
 		store_tx_rollback(st);
 		return fresh < 0 ? -1 : STORE_EVENT_WRITTEN_BEFORE;
 	}

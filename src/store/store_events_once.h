@@ -8,7 +8,8 @@
  * is written once: store_events_write() records the key in the batch's
  * transaction, and a batch whose key is already there writes nothing and
  * returns STORE_EVENT_WRITTEN_BEFORE (a success, *n_new 0). Keys are
- * needed while a batch can be retried; they are pruned after a day.
+ * needed while a batch can be retried; they are pruned after a day. The
+ * delivery counters' batches (store_counts_add_once) are kept the same way.
  */
 #ifndef POSTHORN_STORE_EVENTS_ONCE_H
 #define POSTHORN_STORE_EVENTS_ONCE_H
@@ -20,6 +21,18 @@
 
 #define STORE_EVENT_WRITTEN_BEFORE 1
 #define STORE_BATCH_KEY_MAX        96
+
+/* Records key in the caller's transaction (table event_batches): 1, 0
+ * when it is there already (that batch was written), -1 and *err. NULL
+ * key: 1. */
+int store_batch_key_claim(struct store *st, const char *key, char **err);
+
+/* store_counts_add() of a batch with a key, written once as event batches
+ * are: 0, STORE_EVENT_WRITTEN_BEFORE (nothing added: that batch's COMMIT
+ * had gone through), or -1 and *err (nothing added; try again with the
+ * same key). */
+int store_counts_add_once(struct store *st, const char *key, const struct store_count *c, size_t n,
+                          char **err);
 
 /* Deletes at most `limit` of the batch keys recorded before before_ms
  * (unix ms), oldest first; *deleted: how many. */

@@ -7,6 +7,9 @@
  * - store_counts_add() applies a whole batch in one transaction, so a
  *   batch counts fully or not at all; a failed batch may be retried as is.
  *   Every entry is checked before the transaction starts.
+ * - store_counts_add_once() does the same with a batch key recorded in the
+ *   transaction (store_events_once.h): a retry after a COMMIT that got no
+ *   answer but went through adds nothing.
  * - Counts only grow (UPSERT adding to the row), so a CLI reading while
  *   the daemon writes sees each batch entirely or not at all.
  * - Callbacks of store_counts_query() run after st->lock is released.
@@ -17,6 +20,7 @@
 #include <string.h>
 
 #include "store/store.h"
+#include "store/store_events_once.h"
 #include "store/store_int.h"
 #include "util/util.h"
 
@@ -53,7 +57,7 @@ static int count_check(const struct store_count *c, size_t i, char **err)
 	return 0;
 }
 
-/* Count i of arg (a struct store_count array); one of store_each_in_tx: a
+/* Count i of arg (a struct store_count array), in add_once_locked()'s loop: a
  * batch may hold thousands of rows, and they all go in one transaction. */
 static int upsert_one(struct store *st, struct db_stmt *stmt, size_t i, void *arg, char **err)
 {
@@ -71,21 +75,61 @@ static int upsert_one(struct store *st, struct db_stmt *stmt, size_t i, void *ar
 	return 0;
 }
 
-int store_counts_add(struct store *st, const struct store_count *c, size_t n, char **err)
+static int counts_check(const struct store_count *c, size_t n, size_t *nonzero, char **err)
 {
-	size_t nonzero = 0;
-	int rc;
-
+	*nonzero = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (count_check(&c[i], i, err) < 0)
 			return -1;
-		nonzero += c[i].n > 0;
+		*nonzero += c[i].n > 0;
 	}
+	return 0;
+}
+
+int store_counts_add(struct store *st, const struct store_count *c, size_t n, char **err)
+{
+	return store_counts_add_once(st, NULL, c, n, err); /* no key: never written before */
+}
+
+/* The key, then every count, in one transaction (st->lock held). */
+static int add_once_locked(struct store *st, const char *key, const struct store_count *c, size_t n,
+                           char **err)
+{
+	struct db_stmt *stmt = NULL;
+	int rc, fresh;
+
+	if (store_tx_begin(st, err) < 0)
+		return -1;
+	if ((fresh = store_batch_key_claim(st, key, err)) <= 0) {
+		store_tx_rollback(st);
+		return fresh < 0 ? -1 : STORE_EVENT_WRITTEN_BEFORE;
+	}
+	rc = (stmt = store_prepare(st, upsert_sql, err)) ? 0 : -1;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		db_reset(stmt);
+		rc = upsert_one(st, stmt, i, (void *)c, err);
+	}
+	db_finalize(stmt);
+	if (rc < 0 || store_tx_commit(st, err) < 0) {
+		store_tx_rollback(st);
+		return -1;
+	}
+	return 0;
+}
+
+int store_counts_add_once(struct store *st, const char *key, const struct store_count *c, size_t n,
+                          char **err)
+{
+	size_t nonzero;
+	int rc;
+
+	if (counts_check(c, n, &nonzero, err) < 0)
+		return -1;
 	/* Nothing to add: no transaction, no fsync. */
 	if (nonzero == 0)
 		return 0;
 	pthread_mutex_lock(&st->lock);
-	rc = store_each_in_tx(st, upsert_sql, n, upsert_one, (void *)c, err);
+	rc = add_once_locked(st, key, c, n, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }

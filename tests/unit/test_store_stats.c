@@ -28,6 +28,7 @@
 #include "util/util.h"
 #include "work/work.h"
 
+#include "store/store_events_once.h"
 #include "store_fixture.h"
 
 /* 2025-11-28T00:00:00Z, the start of an hour; tests run at HOUR + 30m. */
@@ -243,6 +244,35 @@ static void test_counts_add_is_one_transaction(void **state)
 	add_ok(st, c, 1);
 	assert_query(st, HOUR, NULL, "ok.example delivered 1\n");
 	store_close(st);
+}
+
+/* A batch with a key counts once: the retry of a batch whose COMMIT went
+ * through but got no answer adds nothing; a batch that failed counts when
+ * it is tried again (its key went with its transaction). */
+static void test_counts_add_once_by_key(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	char *err = NULL;
+	const struct store_count c[] = {
+	    {HOUR, "default", "ok.example", "delivered", 2},
+	    {HOUR, "default", "boom.example", "delivered", 1},
+	};
+
+	assert_int_equal(store_counts_add_once(st, "c.t.1", c, 1, &err), 0);
+	assert_int_equal(store_counts_add_once(st, "c.t.1", c, 1, &err),
+	                 STORE_EVENT_WRITTEN_BEFORE);
+	assert_query(st, HOUR, NULL, "ok.example delivered 2\n");
+	assert_int_equal(store_counts_add_once(st, "c.t.2", c, 1, &err), 0);
+	assert_query(st, HOUR, NULL, "ok.example delivered 4\n");
+	raw_exec(f, "CREATE TRIGGER boom BEFORE INSERT ON counters"
+	            " WHEN NEW.domain = 'boom.example' BEGIN SELECT RAISE(ABORT, 'boom'); END");
+	assert_fails_with(store_counts_add_once(st, "c.t.3", c, 2, &err), &err, "boom");
+	raw_exec(f, "DROP TRIGGER boom");
+	assert_int_equal(store_counts_add_once(st, "c.t.3", c, 2, &err), 0);
+	assert_query(st, HOUR, NULL, "boom.example delivered 1\nok.example delivered 6\n");
+	store_close(st);
+	assert_int_equal(raw_int(f, "SELECT count(*) FROM event_batches"), 3);
 }
 
 /* ---- store_counts_query -------------------------------------------------- */
@@ -527,6 +557,41 @@ static void test_writer(void **state)
 	store_close(st);
 }
 
+/* A set whose write fails is kept and written again, under its key,
+ * before the counts that came after it. */
+static void test_writer_retries_a_failed_set(void **state)
+{
+	struct fixture *f = *state;
+	struct store *st = open_ok(f);
+	struct event_base *base = event_base_new();
+	struct work_pool *wp = work_pool_new(base, 1);
+	struct store_counters *sc = store_counters_new(base, st, wp);
+	struct event *t = evtimer_new(base, on_timeout, base);
+	struct timeval tick_and_write = {1, 200000}; /* ticks at 1 s, 2 s: one per dispatch */
+
+	raw_exec(
+	    f,
+	    "CREATE TRIGGER boom BEFORE INSERT ON counters BEGIN SELECT RAISE(ABORT, 'boom'); END");
+	store_counters_count(sc, "default", "a@b.example", "delivered");
+	evtimer_add(t, &tick_and_write);
+	event_base_dispatch(base); /* the write fails */
+	assert_query(st, NOW, NULL, "");
+	raw_exec(f, "DROP TRIGGER boom");
+	store_counters_count(sc, "default", "b@b.example", "bounced");
+	evtimer_add(t, &tick_and_write);
+	event_base_dispatch(base); /* the failed set, again */
+	assert_query(st, NOW, NULL, "b.example delivered 1\n");
+	store_counters_stop(sc);
+	work_pool_free(wp);
+	store_counters_free(sc); /* the set that came after */
+	assert_query(st, NOW, NULL, "b.example bounced 1\nb.example delivered 1\n");
+	assert_int_equal(
+	    raw_int(f, "SELECT count(*) FROM event_batches WHERE batch_key LIKE 'c.%'"), 2);
+	event_free(t);
+	event_base_free(base);
+	store_close(st);
+}
+
 /* ---- posthorn stats ------------------------------------------------------ */
 
 /* Runs cli_stats with stdout in a file; *out gets what it printed. */
@@ -751,6 +816,7 @@ int main(void)
 	    T(test_counts_add_merges),
 	    T(test_counts_add_validates_first),
 	    T(test_counts_add_is_one_transaction),
+	    T(test_counts_add_once_by_key),
 	    T(test_query_sums_and_sorts),
 	    T(test_query_since_by_hour),
 	    T(test_query_account_filter),
@@ -761,6 +827,7 @@ int main(void)
 	    T(test_batch_put_back),
 	    T(test_batch_to_store),
 	    T(test_writer),
+	    T(test_writer_retries_a_failed_set),
 	    T(test_cli_table),
 	    T(test_cli_empty),
 	    T(test_cli_json),
