@@ -39,6 +39,7 @@ static unsigned char key_bytes[TRACK_KEY_LEN];
 static int key_loaded;
 static unsigned char own_bytes[TRACK_KEY_LEN]; /* the file's, if not the cluster's */
 static int has_own;
+static int key_made; /* tracking.key made at this start: its key never used */
 
 static int read_key(const char *path, unsigned char key[TRACK_KEY_LEN])
 {
@@ -53,7 +54,7 @@ static int read_key(const char *path, unsigned char key[TRACK_KEY_LEN])
 }
 
 /* A new key at path (unless another process made one first). */
-static int make_key(const char *path)
+static int make_key(const char *path, int *made)
 {
 	unsigned char key[TRACK_KEY_LEN];
 	char *tmp = xasprintf("%s.%ld.tmp", path, (long)getpid());
@@ -61,7 +62,7 @@ static int make_key(const char *path)
 
 	randombytes_buf(key, sizeof(key));
 	if (fd >= 0 && write(fd, key, sizeof(key)) == (ssize_t)sizeof(key) && fsync(fd) == 0)
-		rc = link(tmp, path) == 0 || errno == EEXIST ? 0 : -1;
+		rc = (*made = link(tmp, path) == 0) || errno == EEXIST ? 0 : -1;
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
@@ -77,7 +78,7 @@ int api_track_key(const struct conf *c, unsigned char key[TRACK_KEY_LEN])
 
 	pthread_mutex_lock(&key_lock);
 	if (!key_loaded && read_key(path, key_bytes) < 0 &&
-	    (make_key(path) < 0 || read_key(path, key_bytes) < 0)) {
+	    (make_key(path, &key_made) < 0 || read_key(path, key_bytes) < 0)) {
 		log_err("event=tracking_key_error path=%s error=%s", log_q(path),
 		        log_q(strerror(errno)));
 		rc = -1;
@@ -98,12 +99,12 @@ int api_track_key_share(const struct conf *c, struct store *st, char **err)
 
 	*err = NULL;
 	if (!store_keys_shared(st)) /* logs that it is not shared, as for the others */
-		return store_shared_key(st, "tracking", NULL, NULL, 0, err) < 0 ? -1 : 0;
+		return store_shared_key(st, "tracking", NULL, 0, NULL, 0, err) < 0 ? -1 : 0;
 	if (api_track_key(c, k) < 0) {
 		*err = xasprintf("%s/tracking.key cannot be read or made", c->data_dir);
 		return -1;
 	}
-	if ((rc = store_shared_key(st, "tracking", k, k, sizeof(k), err)) > 0) {
+	if ((rc = store_shared_key(st, "tracking", k, key_made, k, sizeof(k), err)) > 0) {
 		pthread_mutex_lock(&key_lock);
 		if (rc == 2)
 			memcpy(own_bytes, key_bytes, sizeof(k));
@@ -154,6 +155,17 @@ static int own_key(unsigned char key[TRACK_KEY_LEN])
 	return has;
 }
 
+/* A token under another node's own key (store_keys_verify). */
+static int other_ok(const unsigned char *key, void *arg)
+{
+	struct track_job *j = arg;
+
+	if (track_token_parse(key, http_req_param(j->r, "token"), j->kind, &j->t) == 0)
+		return 1;
+	track_parsed_free(&j->t);
+	return 0;
+}
+
 static void track_check(void *arg)
 {
 	struct track_job *j = arg;
@@ -165,6 +177,10 @@ static void track_check(void *arg)
 	if (!j->ok && token && own_key(key)) {
 		track_parsed_free(&j->t);
 		j->ok = track_token_parse(key, token, j->kind, &j->t) == 0;
+	}
+	if (!j->ok && token) {
+		track_parsed_free(&j->t);
+		j->ok = store_keys_verify("tracking", other_ok, j);
 	}
 	sodium_memzero(key, sizeof(key));
 }

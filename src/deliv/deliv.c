@@ -183,7 +183,7 @@ static int key_load(struct deliv *d, char **err)
 	if (made >= 0 && (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
 		if (read(fd, d->own_key, sizeof(d->key)) == (ssize_t)sizeof(d->key)) {
 			memcpy(d->key, d->own_key, sizeof(d->key));
-			rc = store_shared_key(d->deps.store, "verp", d->own_key, d->key,
+			rc = store_shared_key(d->deps.store, "verp", d->own_key, made > 0, d->key,
 			                      sizeof(d->key), err);
 			d->has_own_key = rc == 2;
 			rc = rc < 0 ? -1 : 0;
@@ -321,14 +321,34 @@ static uint64_t verp_max_age(const struct deliv *d)
 	return d->conf->queue_lifetime + DELIV_VERP_GRACE;
 }
 
+struct other_verp {
+	const struct deliv *d;
+	const char *addr;
+	char *id;
+	enum deliv_verp_kind k;
+};
+
+/* An address under another node's own key (store_keys_verify). */
+static int other_ok(const unsigned char *key, void *arg)
+{
+	struct other_verp *o = arg;
+
+	o->k = deliv_verp_check(key, o->d->conf->bounces_domain, o->addr, clock_now_s(),
+	                        verp_max_age(o->d), o->id);
+	return o->k != DELIV_VERP_FORGED;
+}
+
 enum deliv_verp_kind deliv_verp_rcpt(struct deliv *d, const char *addr, char id[ID_LEN + 1])
 {
 	enum deliv_verp_kind k = deliv_verp_check(d->key, d->conf->bounces_domain, addr,
 	                                          clock_now_s(), verp_max_age(d), id);
+	struct other_verp o = {d, addr, id, DELIV_VERP_FORGED};
 
 	if (k == DELIV_VERP_FORGED && d->has_own_key)
 		k = deliv_verp_check(d->own_key, d->conf->bounces_domain, addr, clock_now_s(),
 		                     verp_max_age(d), id);
+	if (k == DELIV_VERP_FORGED && store_keys_verify("verp", other_ok, &o))
+		k = o.k;
 	return k;
 }
 

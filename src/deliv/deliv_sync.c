@@ -27,6 +27,7 @@
 #include "deliv/deliv_int.h"
 #include "log/log.h"
 #include "store/store.h"
+#include "store/store_keys.h"
 #include "work/work.h"
 
 #define PRUNE_EVERY 60 /* ticks between prunes of old slots and records */
@@ -241,6 +242,7 @@ static void sync_run(void *arg)
 		err = NULL;
 		j->failed = 1;
 	}
+	store_keys_refresh(j->d->deps.store); /* a node that joined since (store_keys.h) */
 	if (!j->reload)
 		return;
 	j->reload = 0;

@@ -42,6 +42,7 @@ struct unsub {
 	unsigned char key[UNSUB_KEY_LEN];
 	unsigned char own[UNSUB_KEY_LEN]; /* the file's, when it is not the cluster's */
 	int has_own;
+	int made;       /* the file was made at this start: its key never used */
 	char *base_url; /* public_url when it is https, else NULL */
 	/* the watch (loop thread) */
 	struct event_base *base;
@@ -100,7 +101,7 @@ static int make_key(int dirfd)
 	return rc;
 }
 
-static int load_key(const char *data_dir, unsigned char key[UNSUB_KEY_LEN], char **err)
+static int load_key(const char *data_dir, unsigned char key[UNSUB_KEY_LEN], int *made, char **err)
 {
 	int dirfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = -1;
 
@@ -110,7 +111,7 @@ static int load_key(const char *data_dir, unsigned char key[UNSUB_KEY_LEN], char
 	}
 	if (read_key(dirfd, key, err) == 0)
 		rc = 0;
-	else if (!*err && errno == ENOENT && (make_key(dirfd) == 0 || errno == EEXIST))
+	else if (!*err && errno == ENOENT && ((*made = make_key(dirfd) == 0) || errno == EEXIST))
 		rc = read_key(dirfd, key, err);
 	if (rc < 0 && !*err)
 		*err = xasprintf("%s/" KEY_FILE ": %s", data_dir, strerror(errno));
@@ -123,7 +124,7 @@ struct unsub *unsub_new(const char *data_dir, const char *public_url, char **err
 	struct unsub *u = xcalloc(1, sizeof(*u));
 
 	*err = NULL;
-	if (sodium_init() < 0 || load_key(data_dir, u->key, err) < 0) {
+	if (sodium_init() < 0 || load_key(data_dir, u->key, &u->made, err) < 0) {
 		if (!*err)
 			*err = xstrdup("libsodium initialisation failed");
 		free(u);
@@ -140,7 +141,7 @@ int unsub_share_key(struct unsub *u, struct store *st, char **err)
 
 	*err = NULL;
 	memcpy(u->own, u->key, sizeof(u->key));
-	rc = store_shared_key(st, "unsubscribe", u->own, u->key, sizeof(u->key), err);
+	rc = store_shared_key(st, "unsubscribe", u->own, u->made, u->key, sizeof(u->key), err);
 	u->has_own = rc == 2;
 	if (!u->has_own)
 		sodium_memzero(u->own, sizeof(u->own));
@@ -159,14 +160,30 @@ int unsub_fields(const struct unsub *u, const char *account, const char *rcpt, s
 	return unsub_fields_for(u->key, u->base_url, account, rcpt, out);
 }
 
+struct other_check {
+	const char *token;
+	char *account, *rcpt;
+};
+
+static int other_ok(const unsigned char *key, void *arg)
+{
+	struct other_check *c = arg;
+
+	return unsub_token_parse(key, c->token, c->account, c->rcpt) == UNSUB_TOKEN_OK;
+}
+
 enum unsub_token_result unsub_verify(const struct unsub *u, const char *token,
                                      char account[UNSUB_ACCOUNT_MAX + 1],
                                      char rcpt[UNSUB_ADDR_MAX + 1])
 {
 	enum unsub_token_result r = unsub_token_parse(u->key, token, account, rcpt);
 
+	struct other_check c = {token, account, rcpt};
+
 	if (r == UNSUB_TOKEN_FORGED && u->has_own)
 		r = unsub_token_parse(u->own, token, account, rcpt);
+	if (r == UNSUB_TOKEN_FORGED && store_keys_verify("unsubscribe", other_ok, &c))
+		r = UNSUB_TOKEN_OK;
 	return r;
 }
 
