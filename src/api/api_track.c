@@ -8,7 +8,8 @@
  * is used instead (api_track_key_share at start, store_keys.h), so that a
  * link made by one node works on every node; when the file's key is not
  * the cluster's, it is kept as a second key that the routes accept (links
- * this node sent before it joined), never used for new links. Losing it
+ * this node sent before it joined), never used for new links, as are the
+ * other nodes' own old keys (store_keys_verify). Losing it
  * only breaks the links of mail already sent; it is never sent anywhere.
  *
  * GET /t/o/{token} answers a 43-byte transparent GIF that no one may cache

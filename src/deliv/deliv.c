@@ -172,7 +172,8 @@ static void dir_sync(const char *dir)
 /* The VERP key: DATA_DIR/verp.key, made the first time; with a cluster
  * database, the cluster's (store_keys.h), seeded with the first node's.
  * The file's key, when it is not the cluster's, stays accepted in the
- * return paths this node gave out before it joined (deliv_verp_rcpt). */
+ * return paths this node gave out before it joined (deliv_verp_rcpt), as
+ * do the other nodes' own old keys (store_keys_verify). */
 static int key_load(struct deliv *d, char **err)
 {
 	char *path = xasprintf("%s/%s", d->conf->data_dir, KEY_FILE);

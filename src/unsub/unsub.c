@@ -12,7 +12,8 @@
  * node's, so that a link made by one node works on every node. When the
  * file's key is not the cluster's, it is kept as a second key that
  * unsub_verify() accepts (links this node sent before it joined), never
- * used for new links.
+ * used for new links; so are the other nodes' own old keys, which they
+ * store in the database (store_keys_verify: no database wait here).
  *
  * The accounts with the flag are read from the store (at start, then in
  * the work pool once a second) and kept as a sorted array that only the

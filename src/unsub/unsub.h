@@ -96,7 +96,8 @@ int unsub_active(const struct unsub *u);
 int unsub_fields(const struct unsub *u, const char *account, const char *rcpt, struct buf *out);
 
 /* A token of this server's key (unsub_token_parse), or of the node's own
- * key from before it joined the cluster's (unsub_share_key). Any thread. */
+ * key from before it joined the cluster's (unsub_share_key), or of another
+ * node's (store_keys_verify). Any thread; never waits on the database. */
 enum unsub_token_result unsub_verify(const struct unsub *u, const char *token,
                                      char account[UNSUB_ACCOUNT_MAX + 1],
                                      char rcpt[UNSUB_ADDR_MAX + 1]);
