@@ -8,7 +8,8 @@ reply that names the share, and that refusal is a fallback decision
 (logged, in /metrics). What the nodes granted alone is added to Redis's
 counter when Redis is back, so the cluster's total for the hour stays at
 the quota: Redis's counter, the accepted recipients and `posthorn stats`
-all say 6."""
+all say 6. Recipients granted alone and then given back (RSET) are not
+added."""
 import json
 import re
 import time
@@ -97,3 +98,25 @@ def test_counts_granted_alone_go_back_to_redis_and_the_quota_holds(server_factor
     assert redis.cmd("GET", key) == b"6"
     for s in (n1, n2, n3):
         helpers.wait_for(lambda s=s: stats_used(s) == 6, 10, what="stats at 6")
+
+
+def test_recipients_granted_alone_and_given_back_are_not_added(server_factory, redis):
+    wait_out_of_hour_end(180)
+    cl = {"postgres": pg_cluster().new_db(), "redis": redis.url, "nodes": 2}
+    n1, n2 = start_nodes(server_factory, 2, extra="[quota]\nhour = 6", cluster=cl)
+    key = f"posthorn:quota:{{default}}:h:{int(time.time()) // 3600 * 3600}"
+    redis.stop()
+    helpers.wait_for(lambda: "event=redis_down" in n1.log(), 10, what="redis_down")
+    with helpers.RawSMTP(n1.port) as c:  # two granted alone, then RSET: given back
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<a@sender.test>").code == 250
+        assert [c.cmd(f"RCPT TO:<rset{j}@nowhere.test>").code for j in range(2)] == [250, 250]
+        assert c.cmd("RSET").code == 250
+        c.cmd("QUIT")
+    assert send(n1, 1, "kept") == (1, [])
+    redis.start()
+    helpers.wait_for(lambda: "event=quota_owed_pushed" in n1.log(), 15, what="owed pushed")
+    assert re.search(r"event=quota_owed_pushed account=\S*default\S* hour=1 day=1", n1.log())
+    assert redis.cmd("GET", key) == b"1"
+    assert send(n2, 6, "n2back")[0] == 5
+    assert redis.cmd("GET", key) == b"6"
