@@ -13,9 +13,18 @@
 #include "util/util.h"
 
 /* KEYS: hour and day counters. ARGV: n, all, hour limit, day limit, hour
- * TTL, day TTL. Returns {granted, period over (-1 none)}; the day is
- * named first when both refuse (its reset is the later one). */
+ * TTL, day TTL, hour owed, day owed. The owed counts are added first (a
+ * counter's expiry kept, set when it has none). Returns {granted, period
+ * over (-1 none)}; the day is named first when both refuse (its reset is
+ * the later one). */
 static const char RESERVE_LUA[] =
+    "for i = 1, 2 do\n"
+    "  local o = tonumber(ARGV[6 + i])\n"
+    "  if o > 0 then\n"
+    "    redis.call('INCRBY', KEYS[i], o)\n"
+    "    if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], ARGV[4 + i]) end\n"
+    "  end\n"
+    "end\n"
     "local n = tonumber(ARGV[1])\n"
     "local g, over = n, -1\n"
     "for i = 2, 1, -1 do\n"
@@ -81,7 +90,7 @@ static void keys_of(const char *account, const int64_t start[2], char *k[2])
 static int send_script(struct cluster_redis *r, const char *sha, char *k[2], char **args,
                        int n_args, cluster_redis_cb cb, void *arg)
 {
-	const char *strs[8] = {k[0], k[1]};
+	const char *strs[10] = {k[0], k[1]};
 	int rc;
 
 	for (int i = 0; i < n_args; i++)
@@ -98,7 +107,7 @@ int cluster_quota_reserve(struct cluster_redis *r, const struct cluster_quota_as
                           cluster_quota_cb cb, void *arg)
 {
 	struct ask_wait *w;
-	char *k[2], *args[6];
+	char *k[2], *args[8];
 
 	if (!cluster_redis_up(r))
 		return -1;
@@ -112,7 +121,9 @@ int cluster_quota_reserve(struct cluster_redis *r, const struct cluster_quota_as
 	args[3] = xasprintf("%llu", (unsigned long long)q->limit[1]);
 	args[4] = xasprintf("%lld", (long long)q->ttl[0]);
 	args[5] = xasprintf("%lld", (long long)q->ttl[1]);
-	if (send_script(r, reserve_sha, k, args, 6, on_reserved, w) < 0) {
+	args[6] = xasprintf("%llu", (unsigned long long)q->owed[0]);
+	args[7] = xasprintf("%llu", (unsigned long long)q->owed[1]);
+	if (send_script(r, reserve_sha, k, args, 8, on_reserved, w) < 0) {
 		free(w);
 		return -1;
 	}

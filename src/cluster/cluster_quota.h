@@ -10,6 +10,9 @@
  * cluster: two nodes can never both take the last unit. A reservation
  * counts at once (there is no separate commit); a release gives back what
  * a transaction reserved and did not send, in the windows it reserved in.
+ * What a node granted alone while Redis was unreachable is added back in
+ * the same script, before the reservation is decided (INCRBY, the key's
+ * expiry kept).
  */
 #ifndef POSTHORN_CLUSTER_QUOTA_H
 #define POSTHORN_CLUSTER_QUOTA_H
@@ -24,7 +27,9 @@ struct cluster_quota_ask {
 	int all;           /* 1: all or none; 0: as many as fit, up to n */
 	uint64_t limit[2]; /* hour, day; 0: unlimited */
 	int64_t start[2];  /* the windows' starts */
-	int64_t ttl[2];    /* seconds the counters are kept */
+	int64_t ttl[2];    /* seconds the counters are kept (set on a counter without one) */
+	uint64_t owed[2];  /* added to the counters first: what this node granted
+	                      alone while Redis was unreachable (n 0: only that) */
 };
 
 /* ok 0: no answer (Redis down, timed out, an error reply: logged).

@@ -277,7 +277,7 @@ int deliv_quota_reserve(struct deliv *d, const char *account, uint64_t n, char *
 	a->q.share = deliv_quota_share(d);
 	if (deliv_q_take(&a->q, n, clock_now_s(), &p, reset) == 0)
 		return 0;
-	deliv_quota_reply(why, cap, account, p, a->q.limit[p], *reset);
+	deliv_quota_reply(why, cap, account, p, a->q.limit[p], a->q.share, *reset);
 	return -1;
 }
 
@@ -290,7 +290,9 @@ int deliv_quota_full(struct deliv *d, const char *account, char *why, size_t cap
 	a->q.share = deliv_quota_share(d);
 	if (!deliv_q_full(&a->q, clock_now_s(), &p, &reset))
 		return 0;
-	deliv_quota_reply(why, cap, account, p, a->q.limit[p], reset);
+	if (a->q.share > 1)
+		deliv_quota_note_local(d);
+	deliv_quota_reply(why, cap, account, p, a->q.limit[p], a->q.share, reset);
 	return 1;
 }
 

@@ -41,6 +41,10 @@ struct deliv_acct {
 	int64_t resumed_at;
 	char (*parked)[ID_LEN + 1]; /* messages kept from delivery by the pause */
 	size_t n_parked, cap_parked;
+	uint64_t q_owed[2];      /* granted alone (Redis unreachable), not in Redis yet */
+	int64_t q_owed_start[2]; /* the windows q_owed counts in */
+	uint64_t q_fb_reserved;  /* of q.reserved: granted alone (Redis unreachable) */
+	int q_pushing;           /* a push of q_owed is out */
 };
 
 struct deliv_verp_rec {
@@ -85,6 +89,12 @@ void deliv_rep_check(struct deliv *d, struct deliv_acct *a, const struct deliv_r
 uint64_t deliv_quota_share(const struct deliv *d);
 void deliv_quota_remote_release(struct deliv *d, struct deliv_acct *a, uint64_t n);
 void deliv_quota_remote_commit(struct deliv_acct *a, uint64_t n);
+/* A quota decision was taken alone though Redis is configured (counted,
+ * the first logged). */
+void deliv_quota_note_local(struct deliv *d);
+/* Each tick, Redis up: what each account was granted alone while Redis
+ * was unreachable is added to its shared counters. */
+void deliv_quota_push_owed(struct deliv *d);
 
 /* deliv_rep_cluster.c */
 /* One outcome of a, to be pushed to Redis: 1 when the shared window will

@@ -55,13 +55,17 @@ int deliv_q_roll(struct deliv_quota *q, int64_t now)
 	return moved;
 }
 
+uint64_t deliv_q_share_of(uint64_t limit, uint64_t share)
+{
+	if (limit && share > 1)
+		return limit / share ? limit / share : 1;
+	return limit;
+}
+
 /* 1 if n more do not fit in period p. */
 static int over(const struct deliv_quota *q, int p, uint64_t n)
 {
-	uint64_t lim = q->limit[p];
-
-	if (lim && q->share > 1)
-		lim = lim / q->share ? lim / q->share : 1;
+	uint64_t lim = deliv_q_share_of(q->limit[p], q->share);
 
 	return lim && (q->used[p] >= lim || q->reserved >= lim - q->used[p] ||
 	               n > lim - q->used[p] - q->reserved);
@@ -112,15 +116,19 @@ void deliv_q_release(struct deliv_quota *q, uint64_t n)
 }
 
 void deliv_quota_reply(char *out, size_t cap, const char *account, enum deliv_period p,
-                       uint64_t limit, int64_t reset)
+                       uint64_t limit, uint64_t share, int64_t reset)
 {
-	char when[32];
+	char when[32], part[96] = "";
 
 	deliv_time_text(when, sizeof(when), reset);
+	if (share > 1)
+		snprintf(part, sizeof(part),
+		         "; this node's share while the shared counter is unreachable: %llu",
+		         (unsigned long long)deliv_q_share_of(limit, share));
 	snprintf(out, cap,
-	         "450 4.7.1 Quota exceeded: account %s may send %llu messages per %s; "
+	         "450 4.7.1 Quota exceeded: account %s may send %llu messages per %s%s; "
 	         "the quota resets at %s",
-	         account, (unsigned long long)limit, deliv_period_name(p), when);
+	         account, (unsigned long long)limit, deliv_period_name(p), part, when);
 }
 
 /* ---- reputation ---------------------------------------------------------- */

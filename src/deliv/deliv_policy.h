@@ -59,10 +59,16 @@ int deliv_q_full(struct deliv_quota *q, int64_t now, enum deliv_period *over, in
 void deliv_q_commit(struct deliv_quota *q, uint64_t n, int64_t now);
 void deliv_q_release(struct deliv_quota *q, uint64_t n);
 
-/* "450 4.7.1 Quota exceeded: account A may send N messages per hour; it
- * resets at 2026-01-02T11:00:00Z" into out (NUL-terminated, cut to cap). */
+/* What a node may take alone of limit while it is one of share nodes
+ * deciding alone (share > 1: limit/share, at least 1); else limit. */
+uint64_t deliv_q_share_of(uint64_t limit, uint64_t share);
+
+/* "450 4.7.1 Quota exceeded: account A may send N messages per hour; the
+ * quota resets at 2026-01-02T11:00:00Z" into out (NUL-terminated, cut to
+ * cap). share > 1 (the node decides alone): "... per hour; this node's
+ * share while the shared counter is unreachable: S; the quota ...". */
 void deliv_quota_reply(char *out, size_t cap, const char *account, enum deliv_period p,
-                       uint64_t limit, int64_t reset);
+                       uint64_t limit, uint64_t share, int64_t reset);
 
 /* ---- reputation ---------------------------------------------------------- */
 

@@ -317,6 +317,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	struct sync_job *j;
 
 	deliv_rep_push_all(d);
+	deliv_quota_push_owed(d);
 	if (d->syncing)
 		return; /* the database is slow: this second joins the next */
 	j = snapshot(d);

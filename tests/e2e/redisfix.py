@@ -75,6 +75,19 @@ def wait_out_of_hour_end(margin=90):
         time.sleep(left + 1)
 
 
+def start_nodes(server_factory, n, **kw):
+    """n nodes made by server_factory(**kw), started together; returned
+    once each is ready and has logged Redis up."""
+    nodes = [server_factory(start=False, **kw) for _ in range(n)]
+    for s in nodes:
+        s.start(wait=False)
+    for s in nodes:
+        assert s.wait_ready(), s.log()
+    for s in nodes:
+        helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
+    return nodes
+
+
 @pytest.fixture
 def redis(tmp_path):
     """A started Redis (stopped at teardown)."""

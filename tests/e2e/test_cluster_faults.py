@@ -36,7 +36,7 @@ import pytest
 import helpers
 from conftest import pg_cluster
 from mx import dns, farm, mx_relay, mx_zone, mxs, msg_bytes, wait_queue_empty  # noqa: F401
-from redisfix import redis  # noqa: F401
+from redisfix import redis, start_nodes  # noqa: F401
 
 SENDER_IP = "127.0.0.11"
 BURST_IP = "127.0.0.41"
@@ -56,15 +56,7 @@ def three(server_factory, dns, farm, redis):  # noqa: F811
     """Three started nodes on one fresh database and one Redis."""
     db = pg_cluster().new_db()
     cl = {"postgres": db, "redis": redis.url, "nodes": 3}
-    nodes = [server_factory(start=False, cluster=cl, relay=mx_relay(dns.address, farm))
-             for _ in range(3)]
-    for s in nodes:
-        s.start(wait=False)
-    for s in nodes:
-        assert s.wait_ready(), s.log()
-    for s in nodes:
-        helpers.wait_for(lambda s=s: "event=redis_up" in s.log(), 10, what="redis_up")
-    return nodes
+    return start_nodes(server_factory, 3, cluster=cl, relay=mx_relay(dns.address, farm))
 
 
 def new_msgid(tag):

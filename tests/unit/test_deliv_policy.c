@@ -125,10 +125,21 @@ static void test_quota_reply(void **state)
 	char out[256];
 
 	(void)state;
-	deliv_quota_reply(out, sizeof(out), "shop", DELIV_HOUR, 100,
+	deliv_quota_reply(out, sizeof(out), "shop", DELIV_HOUR, 100, 1,
 	                  deliv_window_end(DELIV_HOUR, T0));
 	assert_string_equal(out, "450 4.7.1 Quota exceeded: account shop may send 100 messages per "
 	                         "hour; the quota resets at 2026-01-02T11:00:00Z");
+	/* deciding alone (Redis unreachable): the node's share is named */
+	deliv_quota_reply(out, sizeof(out), "shop", DELIV_HOUR, 6, 3,
+	                  deliv_window_end(DELIV_HOUR, T0));
+	assert_string_equal(out, "450 4.7.1 Quota exceeded: account shop may send 6 messages per "
+	                         "hour; this node's share while the shared counter is "
+	                         "unreachable: 2; the quota resets at 2026-01-02T11:00:00Z");
+	deliv_quota_reply(out, sizeof(out), "shop", DELIV_DAY, 2, 3,
+	                  deliv_window_end(DELIV_DAY, T0));
+	assert_string_equal(out, "450 4.7.1 Quota exceeded: account shop may send 2 messages per "
+	                         "day; this node's share while the shared counter is "
+	                         "unreachable: 1; the quota resets at 2026-01-03T00:00:00Z");
 }
 
 /* ---------- reputation ---------- */
