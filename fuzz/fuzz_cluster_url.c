@@ -8,8 +8,12 @@
  * back from what was parsed (user and password all %XX) parses to the same.
  * Masked (cluster_url_mask, as a URL and as a bare value), a URL with a
  * password shows "****", and the mask of a mask is itself: nothing is
- * unmasked by masking again.
+ * unmasked by masking again. The same input as a PostgreSQL URL: one
+ * whose escapes are accepted has only %XX, none %00; a message that is
+ * the parsed password (without '*') is scrubbed to "****", and
+ * scrubbing any message by any URL ends.
  */
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +65,22 @@ static void masks(const char *s, const struct cluster_url *u, int parsed)
 	}
 }
 
+static void scrubs(const char *s, const struct cluster_url *u, int parsed)
+{
+	const char *why = cluster_url_escape_why(s);
+	char *m = cluster_url_scrub(s, s);
+
+	for (const char *p = s; !why && (p = strchr(p, '%')); p++)
+		CHECK(isxdigit((unsigned char)p[1]) && isxdigit((unsigned char)p[2]) &&
+		      (p[1] != '0' || p[2] != '0'));
+	free(m);
+	if (!parsed || !u->password[0] || strchr(u->password, '*'))
+		return;
+	m = cluster_url_scrub(u->password, s);
+	CHECK(strcmp(m, "****") == 0);
+	free(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = fuzz_cstr(data, size);
@@ -70,6 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	parsed = cluster_url_parse(s, &u, &why) == 0;
 	masks(s, &u, parsed);
+	scrubs(s, &u, parsed);
 	if (!parsed) {
 		CHECK(why != NULL && !u.password[0]);
 	} else {

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/util.h"
@@ -210,17 +211,40 @@ static const char *password_colon(const char *a)
 	return NULL;
 }
 
-/* s into out, the value of every "password=" (any case) masked up to the
- * next '&' or '#'. */
+/* The length of a "password=" at p, the letters of the name as written or
+ * %XX (any case: the client library decodes names); 0 if there is none. */
+static size_t password_key(const char *p)
+{
+	static const char name[] = "password";
+	const char *q = p;
+
+	for (const char *k = name; *k; k++) {
+		int c = (unsigned char)*q, hi = c == '%' ? hex_value(q[1]) : -1;
+		int lo = hi >= 0 ? hex_value(q[2]) : -1;
+
+		if (lo >= 0) {
+			c = hi * 16 + lo;
+			q += 2;
+		}
+		if (!c || tolower(c) != *k)
+			return 0;
+		q++;
+	}
+	return *q == '=' ? (size_t)(q + 1 - p) : 0;
+}
+
+/* s into out, the value of every "password=" (any case, its name's
+ * letters written or %XX) masked up to the next '&' or '#'. */
 static void put_query_masked(struct buf *out, const char *s)
 {
-	static const char key[] = "password=";
 	const char *p = s;
 
 	for (const char *q = s; *q; q++) {
-		if (ascii_ncasecmp(q, key, sizeof(key) - 1) != 0)
+		size_t key = password_key(q);
+
+		if (!key)
 			continue;
-		q += sizeof(key) - 1;
+		q += key;
 		buf_append(out, p, (size_t)(q - p));
 		buf_puts(out, MASK);
 		p = q + strcspn(q, "&#");
@@ -263,4 +287,110 @@ const char *cluster_url_userinfo_why(const char *s)
 		return NULL;
 	return "expected a port after the host's ':' (a user name and password go before the "
 	       "host: USER:PASSWORD@HOST)";
+}
+
+/* ---- the client library's view: escapes, and scrubbing its messages ---- */
+
+/* 1 if p, after the '?' at query, is in a parameter's name (no '=' between
+ * the '&' or '?' that starts the parameter and p). */
+static int in_param_name(const char *query, const char *p)
+{
+	const char *start = p;
+
+	while (start > query && *start != '&')
+		start--;
+	return memchr(start, '=', (size_t)(p - start)) == NULL;
+}
+
+const char *cluster_url_escape_why(const char *s)
+{
+	const char *query = strchr(s, '?');
+
+	for (const char *p = s; (p = strchr(p, '%')); p++) {
+		if (hex_value(p[1]) < 0 || hex_value(p[2]) < 0)
+			return "a '%' not followed by two hex digits (%XX; write a '%' as %25)";
+		if (p[1] == '0' && p[2] == '0')
+			return "%00 (a NUL byte) cannot be in the URL";
+		if (query && p > query && in_param_name(query, p))
+			return "a percent-encoded parameter name (write the names after '?' as "
+			       "they are)";
+	}
+	return NULL;
+}
+
+/* p (n bytes) with each %XX but %00 decoded, anything else as it is
+ * (malloc'd). */
+static char *lenient_decode(const char *p, size_t n)
+{
+	char *out = xmalloc(n + 1), *o = out;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi = p[i] == '%' && i + 2 < n ? hex_value(p[i + 1]) : -1;
+		int lo = hi >= 0 ? hex_value(p[i + 2]) : -1;
+
+		if (lo >= 0 && hi * 16 + lo) {
+			*o++ = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			*o++ = p[i];
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* msg (freed) with every secret in it replaced by MASK (malloc'd). */
+static char *replace_all(char *msg, const char *secret)
+{
+	size_t n = strlen(secret);
+	struct buf out;
+	const char *p = msg, *hit;
+
+	if (!n || !strstr(msg, secret))
+		return msg;
+	buf_init(&out);
+	while ((hit = strstr(p, secret))) {
+		buf_append(&out, p, (size_t)(hit - p));
+		buf_puts(&out, MASK);
+		p = hit + n;
+	}
+	buf_puts(&out, p);
+	free(msg);
+	return out.data;
+}
+
+/* msg (freed) without the password p (n bytes), as written and decoded. */
+static char *scrub_one(char *msg, const char *p, size_t n)
+{
+	char *raw = xstrndup(p, n), *decoded = lenient_decode(p, n);
+
+	msg = replace_all(replace_all(msg, raw), decoded);
+	free(raw);
+	free(decoded);
+	return msg;
+}
+
+/* msg (freed) without the password of USER:PASSWORD@, a to at. */
+static char *scrub_userinfo(char *msg, const char *a, const char *at)
+{
+	const char *colon = at ? memchr(a, ':', (size_t)(at - a)) : NULL;
+
+	return colon ? scrub_one(msg, colon + 1, (size_t)(at - colon - 1)) : msg;
+}
+
+char *cluster_url_scrub(const char *msg, const char *url)
+{
+	const char *scheme = strstr(url, "://"), *a = scheme ? scheme + 3 : url;
+	const char *first = memchr(a, '@', strcspn(a, "/")), *last = strrchr(a, '@');
+	char *out = scrub_userinfo(xstrdup(msg), a, last); /* the longer first */
+
+	if (first != last)
+		out = scrub_userinfo(out, a, first);
+	for (const char *q = a; *q; q++) {
+		size_t key = password_key(q);
+
+		if (key)
+			out = scrub_one(out, q + key, strcspn(q + key, "&"));
+	}
+	return out;
 }

@@ -1,5 +1,6 @@
 /*
- * cluster_url: `[cluster] redis` URLs. PURE (libc + util), fuzzed
+ * cluster_url: `[cluster] redis` URLs, and the passwords of any URL kept
+ * out of messages (masked, checked, scrubbed). PURE (libc + util), fuzzed
  * (fuzz/fuzz_cluster_url.c).
  *
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
@@ -45,7 +46,8 @@ int cluster_url_parse(const char *s, struct cluster_url *out, const char **why);
  *   is not followed by 1 to 5 digits (HOST:PORT, several hosts separated
  *   by ','): USER:PASSWORD with no @HOST becomes USER:**** (all that
  *   follows may be the password);
- * - the value of each "password=" (any case, a query's), up to '&' or '#'.
+ * - the value of each "password=" (any case, a query's; the name's letters
+ *   as written or %XX), up to '&' or '#'.
  * s without "://" is copied as it is, unless bare: then it is taken as
  * what follows "://" (a URL key's value written without its scheme).
  */
@@ -55,6 +57,19 @@ char *cluster_url_mask(const char *s, int bare);
  * be a password written without its @HOST (a static string, never a part
  * of s). */
 const char *cluster_url_userinfo_why(const char *s);
+
+/* NULL, or why URL s cannot be handed to the PostgreSQL client library,
+ * which would quote the raw piece it fails to decode (a password) in its
+ * error: a '%' anywhere not followed by two hex digits, a %00, or a '%'
+ * in the name of a query parameter (the library decodes names:
+ * ?passw%6Frd= would be a password). A static string, never a part of s. */
+const char *cluster_url_escape_why(const char *s);
+/* msg (malloc'd copy) with every password of URL url replaced by "****":
+ * its user part's (USER:PASSWORD@, up to the first '@' before a '/' as
+ * the client library reads it, and up to the last '@' as the mask does)
+ * and the value of each query parameter whose name, percent-decoded, is
+ * "password" (any case), each as written and as percent-decoded. */
+char *cluster_url_scrub(const char *msg, const char *url);
 
 /* The URL for logs and messages, without its password:
  * redis://[USER@]HOST:PORT/DB (USER as decoded). */

@@ -1482,8 +1482,10 @@ static const char *check_http_url(const char *v)
 
 static const char *check_postgres(const char *v)
 {
+	const char *why = cluster_url_escape_why(v);
+
 	if (ascii_startswith(v, "postgresql://") || ascii_startswith(v, "postgres://"))
-		return cluster_url_userinfo_why(v);
+		return why ? why : cluster_url_userinfo_why(v);
 	return "expected a URL starting with postgresql://";
 }
 

@@ -48,14 +48,18 @@ static struct db_pg *DP(struct db *db)
 	return (struct db_pg *)db;
 }
 
+/* The client library's message msg, trimmed and without the URL's
+ * passwords: it may quote a piece of the URL it could not decode. */
 static void set_err(struct db_pg *d, const char *msg)
 {
-	size_t n = strlen(msg);
+	char *scrubbed = d->url ? cluster_url_scrub(msg, d->url) : xstrdup(msg);
+	size_t n = strlen(scrubbed);
 
-	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+	while (n > 0 && (scrubbed[n - 1] == '\n' || scrubbed[n - 1] == ' '))
 		n--;
 	free(d->err);
-	d->err = xstrndup(msg, n);
+	d->err = xstrndup(scrubbed, n);
+	free(scrubbed);
 }
 
 /* SQLSTATE classes and codes the store tells apart. */

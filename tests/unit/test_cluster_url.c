@@ -161,6 +161,11 @@ static void test_mask(void **state)
 	       "postgresql://db/p?sslmode=disable&PassWord=****");
 	masked("postgresql://u:x@db/p?password=s3cret#f", 0,
 	       "postgresql://u:****@db/p?password=****#f");
+	/* its name's letters percent-encoded: still a password to the client */
+	masked("postgresql://db/p?passw%6Frd=s3cret&x=1", 0,
+	       "postgresql://db/p?passw%6Frd=****&x=1");
+	masked("postgresql://db/p?%50ASSWORD=s3cret", 0, "postgresql://db/p?%50ASSWORD=****");
+	masked("postgresql://db/p?passw%6=s3cret", 0, "postgresql://db/p?passw%6=s3cret");
 	/* no scheme: as it is, unless the value is a URL key's */
 	masked("user:s3cret@cache", 0, "user:s3cret@cache");
 	masked("user:s3cret@cache", 1, "user:****@cache");
@@ -176,13 +181,85 @@ static void test_mask(void **state)
 	assert_non_null(cluster_url_userinfo_why("postgres://h1:5432,user:pw/db"));
 }
 
+static void escape_ok(const char *url)
+{
+	const char *why = cluster_url_escape_why(url);
+
+	if (why)
+		fail_msg("%s: refused: %s", url, why);
+}
+
+static void escape_refused(const char *url, const char *why_part)
+{
+	const char *why = cluster_url_escape_why(url);
+
+	if (!why || !strstr(why, why_part))
+		fail_msg("%s: \"%s\" does not say \"%s\"", url, why ? why : "(accepted)", why_part);
+	assert_null(strstr(why, "S3cr"));
+}
+
+static void test_escape(void **state)
+{
+	(void)state;
+	escape_ok("postgresql://alice:S3cr%25ET@127.0.0.1:1/db");
+	escape_ok("postgresql://alice:S3cr%7aET@db/d?password=a%20b&sslmode=require");
+	escape_ok("postgresql://db/d?application_name=x%41");
+	escape_ok("postgresql://db/d");
+	escape_refused("postgresql://alice:S3cr%zzET@127.0.0.1:1/db", "%XX");
+	escape_refused("postgresql://alice:S3cr%5@db/d", "%XX");
+	escape_refused("postgresql://alice:S3cr%@db/d", "%XX");
+	escape_refused("postgresql://alice@db/d?password=S3cr%zz", "%XX");
+	escape_refused("postgresql://alice@db/d?password=S3cr%", "%XX");
+	escape_refused("postgresql://alice:S3cr%00ET@db/d", "%00");
+	escape_refused("postgresql://alice@db/d%00?x=S3cr", "%00");
+	escape_refused("postgresql://alice@db/d?passw%6Frd=S3cr", "name");
+	escape_refused("postgresql://alice@db/d?x=1&%70assword=S3cr", "name");
+	escape_refused("postgresql://alice@db/d?x%3d=S3cr", "name");
+}
+
+static void scrubbed(const char *msg, const char *url, const char *want)
+{
+	char *got = cluster_url_scrub(msg, url);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_scrub(void **state)
+{
+	(void)state;
+	/* the user part's password, as written and as decoded */
+	scrubbed("invalid percent-encoded token: \"S3cr%zzET\"",
+	         "postgresql://alice:S3cr%zzET@127.0.0.1:1/db",
+	         "invalid percent-encoded token: \"****\"");
+	scrubbed("forbidden value %00 in percent-encoded value: \"S3cr%00ET\"",
+	         "postgresql://alice:S3cr%00ET@db/d",
+	         "forbidden value %00 in percent-encoded value: \"****\"");
+	scrubbed("password S3cr/ET and S3cr%2FET rejected", "postgresql://alice:S3cr%2FET@db/d",
+	         "password **** and **** rejected");
+	/* up to the first '@' (the client's reading) and up to the last (the mask's) */
+	scrubbed("a p@ss b p", "postgresql://u:p@ss@db/d", "a **** b ****");
+	/* password= values, the name written or %XX, each up to '&' */
+	scrubbed("\"TOPSECRET%zz\" is bad", "postgresql://alice@db/d?password=TOPSECRET%zz",
+	         "\"****\" is bad");
+	scrubbed("x SECRET y", "postgresql://db/d?sslmode=disable&passw%6Frd=SECRET&x=1",
+	         "x **** y");
+	scrubbed("x SE CRET y SE%20CRET", "postgresql://db/d?PASSWORD=SE%20CRET", "x **** y ****");
+	scrubbed("one two", "postgresql://u:one@db/d?password=two", "**** ****");
+	/* nothing to scrub: as it is */
+	scrubbed("connection refused", "postgresql://alice@db/d", "connection refused");
+	scrubbed("alice refused", "postgresql://alice@db/d?password=", "alice refused");
+	scrubbed("alice: refused", "postgresql://alice:@db/d", "alice: refused");
+	scrubbed("", "postgresql://u:p@db/d", "");
+	scrubbed("p", "", "p");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_accepted),
-	    cmocka_unit_test(test_user_and_password),
-	    cmocka_unit_test(test_refused),
-	    cmocka_unit_test(test_mask),
+	    cmocka_unit_test(test_accepted), cmocka_unit_test(test_user_and_password),
+	    cmocka_unit_test(test_refused),  cmocka_unit_test(test_mask),
+	    cmocka_unit_test(test_escape),   cmocka_unit_test(test_scrub),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
