@@ -165,7 +165,9 @@ $(BROWSER_JS): tests/browser/package-lock.json
 	@touch $@
 
 # PYTEST_ARGS picks tests (make e2e PYTEST_ARGS='tests/e2e/test_smtp.py -k auth').
-e2e: all $(BUILD)/etc-test/posthorn $(BUILD)/tmpl-render $(TMPL_JS) $(TOOL_BIN) $(BROWSER_JS)
+# The unit binaries too: test_store_units_pg.py runs them on PostgreSQL.
+e2e: all $(BUILD)/etc-test/posthorn $(BUILD)/tmpl-render $(TMPL_JS) $(TOOL_BIN) $(BROWSER_JS) \
+     $(UNIT_BIN)
 	POSTHORN_BIN=$(abspath $(BUILD)/posthorn) TMPL_RENDER=$(abspath $(BUILD)/tmpl-render) \
 	  POSTHORN_TOOLS=$(abspath $(BUILD)/tests) \
 	  $(PYTHON) -m pytest -q -x -p no:cacheprovider $(or $(PYTEST_ARGS),tests/e2e)
