@@ -10,8 +10,10 @@ itself (their SQLite half runs in `make unit`):
 - test_store: PRAGMA user_version / journal_mode, the posthorn.db file, two
   first opens of one file, and `posthorn user` run with a config that has
   no [cluster] postgres (so on SQLite);
-- test_store_stats: PRAGMA user_version, sqlite_master, an SQLite trigger
-  (CREATE TRIGGER ... WHEN ... RAISE(ABORT)), and its CLI tests as above;
+- test_store_stats: PRAGMA user_version, sqlite_master, SQLite triggers
+  (CREATE TRIGGER ... RAISE(ABORT), which the tests of one transaction, of
+  batches added once by key and of the writer's retry make fail), and
+  its CLI tests as above;
 - test_store_deliv: test_data_version asserts SQLite's data_version (our
   own writes do not move it); PostgreSQL's (the server's next transaction
   id, db_pg.c) moves on every write, this connection's too;
