@@ -282,9 +282,18 @@ char *cluster_url_mask(const char *s, int bare)
 const char *cluster_url_userinfo_why(const char *s)
 {
 	const char *scheme = strstr(s, "://"), *a = scheme ? scheme + 3 : s;
+	const char *end = a + strcspn(a, "/?#"), *at = memchr(a, '@', (size_t)(end - a));
 
-	if (strchr(a, '@') || !password_colon(a))
+	/* USER:P@SS@HOST: the client library would take "SS@HOST" for a host */
+	if (at && memchr(at + 1, '@', (size_t)(end - at - 1)))
+		return "more than one '@' before the host (write an '@' in the user name or "
+		       "password as %40)";
+	if (at || !password_colon(a))
 		return NULL;
+	/* USER:PA/SS@HOST: the library reads "PA" as the port, "/SS@HOST" on */
+	if (strchr(end, '@'))
+		return "a '/', '?' or '#' in the user name or password (write them as %2F, %3F, "
+		       "%23)";
 	return "expected a port after the host's ':' (a user name and password go before the "
 	       "host: USER:PASSWORD@HOST)";
 }

@@ -52,10 +52,12 @@ int cluster_url_parse(const char *s, struct cluster_url *out, const char **why);
  * what follows "://" (a URL key's value written without its scheme).
  */
 char *cluster_url_mask(const char *s, int bare);
-/* NULL, or why s (any scheme, or none) cannot be right: no '@', and a ':'
- * in the authority followed by something that is not a port, which would
- * be a password written without its @HOST (a static string, never a part
- * of s). */
+/* NULL, or why s (any scheme, or none) cannot be right (a static string,
+ * never a part of s): a ':' in the authority followed by something that is
+ * not a port, with no '@' (a password written without its @HOST) or an '@'
+ * only after a '/', '?' or '#' (a password holding one of them, which the
+ * client library would quote in pieces as a port or host); or two '@' in
+ * the authority (an '@' in the password). */
 const char *cluster_url_userinfo_why(const char *s);
 
 /* NULL, or why URL s cannot be handed to the PostgreSQL client library,

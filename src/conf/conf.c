@@ -1501,8 +1501,10 @@ static const char *check_pool_name(const char *v)
 static const char *check_redis(const char *v)
 {
 	struct cluster_url u;
-	const char *why;
+	const char *why = cluster_url_userinfo_why(v);
 
+	if (why)
+		return why;
 	return cluster_url_parse(v, &u, &why) < 0 ? why : NULL;
 }
 

@@ -34,6 +34,9 @@ BAD = [
     ("redis", f"posthorn:{SECRET}@cache", "posthorn:****@cache"),
     ("redis", f"rediss://posthorn:{SECRET}@cache", "rediss://posthorn:****@cache"),
     ("redis", f"redis://{SECRET}@cache?x=1", "redis://****@cache?x=1"),
+    ("redis", f"redis://phuser:s3/{SECRET}@cache", "redis://phuser:****@cache"),
+    ("redis", f"redis://phuser:s#{SECRET}@cache", "redis://phuser:****@cache"),
+    ("redis", f"redis://phuser:a@{SECRET}@cache", "redis://phuser:****@cache"),
 ]
 
 
@@ -80,6 +83,12 @@ ENCODING = [
     (PG.format("", f"?passw%6Frd={SECRET}"), ALONE.format("?passw%6Frd=****"), "name"),
     (PG.format("", f"?x=1&%70assword={SECRET}"), ALONE.format("?x=1&%70assword=****"), "name"),
     (PG.format(f":{SECRET}", "%zz"), PG.format(":****", "%zz"), "%XX"),
+    # a '/', '?', '#' or '@' in the password: the library would quote pieces
+    # of it as a port or a host name
+    (PG.format(f":Tr0{SECRET}/Horse", ""), PG.format(":****", ""), "%2F"),
+    (PG.format(f":Tr0{SECRET}?Horse", ""), PG.format(":****", ""), "%2F"),
+    (PG.format(f":My@{SECRET}", ""), PG.format(":****", ""), "%40"),
+    (PG.format(f":p@ss:{SECRET}", ""), PG.format(":****", ""), "%40"),
 ]
 
 

@@ -179,6 +179,16 @@ static void test_mask(void **state)
 	assert_non_null(cluster_url_userinfo_why("postgresql://user:s3cret"));
 	assert_null(strstr(cluster_url_userinfo_why("postgresql://user:s3cret"), "s3cret"));
 	assert_non_null(cluster_url_userinfo_why("postgres://h1:5432,user:pw/db"));
+	/* a '/', '?' or '#' in the password (an '@' after it), an '@' in it */
+	assert_non_null(
+	    strstr(cluster_url_userinfo_why("postgresql://u:Tr0ub/Horse@h:1/db"), "%2F"));
+	assert_non_null(cluster_url_userinfo_why("postgresql://u:pa?ss@h/db"));
+	assert_non_null(cluster_url_userinfo_why("redis://u:pa#ss@h"));
+	assert_non_null(strstr(cluster_url_userinfo_why("postgresql://u:MyP@ss@h:1/db"), "%40"));
+	assert_non_null(cluster_url_userinfo_why("postgresql://u:p@ss:w0rd@h:1/db"));
+	assert_null(cluster_url_userinfo_why("postgresql://u:p%40ss@h:1/db"));
+	assert_null(cluster_url_userinfo_why("postgresql://h:5432/db?user=a@b"));
+	assert_null(cluster_url_userinfo_why("postgresql://u@h/db?options=x@y"));
 }
 
 static void escape_ok(const char *url)
