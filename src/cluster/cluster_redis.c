@@ -194,7 +194,7 @@ static void on_auth(void *arg, const struct redisReply *reply)
 	if (!reply || reply->type != REDIS_REPLY_ERROR)
 		return; /* no answer: the timeout has dropped the link already */
 	if (!r->auth_logged)
-		log_warn("event=redis_auth_error host=%s port=%d user=%s error=%s",
+		log_err("event=redis_auth_error host=%s port=%d user=%s error=%s",
 		         log_q(r->url.host), r->url.port,
 		         log_q(r->url.user[0] ? r->url.user : "default"), log_q(reply->str));
 	r->auth_logged = 1;

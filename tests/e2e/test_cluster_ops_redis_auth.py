@@ -136,6 +136,7 @@ def test_a_wrong_password_is_logged_once_and_the_node_falls_back(server_factory,
         assert connections(r) - before - 1 >= 2  # this INFO's own connection is 1
         log = a.log()
         assert log.count("event=redis_auth_error") == 1, log
+        assert "level=error event=redis_auth_error" in log, log  # the node is degraded
         assert 'user=posthorn error="WRONGPASS invalid username-password pair' in log
         assert log.count("event=redis_down") == 1
         assert "event=redis_up" not in log
