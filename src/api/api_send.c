@@ -330,16 +330,21 @@ static int disk_low(struct send_job *j)
 	return 1;
 }
 
-/* While another node holds this node's queue-ID tag, its IDs could be
- * the other's (cluster_tag_lost): refused whole, as SMTP answers MAIL
- * 451 4.3.0. */
+/* While another node holds this node's queue-ID tag, or another process
+ * runs with its ID, its IDs could be the other's (cluster_tag_lost,
+ * cluster_id_clash): refused whole, as SMTP answers MAIL 451 4.3.0. */
 static int tag_lost(struct send_job *j)
 {
-	if (!cluster_tag_lost())
+	if (cluster_id_clash())
+		api_answer_error(&j->ans, 503, "node_id_clash",
+		                 "another process runs with this node's ID: retry later or through "
+		                 "another node");
+	else if (cluster_tag_lost())
+		api_answer_error(&j->ans, 503, "node_tag_lost",
+		                 "this node's queue-ID tag is held by another node: retry later or "
+		                 "through another node");
+	else
 		return 0;
-	api_answer_error(&j->ans, 503, "node_tag_lost",
-	                 "this node's queue-ID tag is held by another node: retry later or "
-	                 "through another node");
 	j->retry_at = clock_now_s() + 5; /* a heartbeat may get the tag back */
 	return 1;
 }

@@ -49,6 +49,10 @@ static void node_line(const struct store_node *n, int64_t now)
 		printf(" tag_lost=");
 		cli_put_safe(stdout, n->tag_holder);
 	}
+	if (store_node_id_clash(n, now)) {
+		printf(" id_clash=");
+		cli_put_safe(stdout, n->clash_host);
+	}
 	putchar('\n');
 }
 
@@ -63,6 +67,20 @@ static void lost_lines(const struct store_node *v, size_t n, int64_t now)
 		cli_put_safe(stderr, v[i].tag_holder);
 		fprintf(stderr, " (its heartbeats stalled): it refuses new mail until the tag is "
 		                "free; stop one of the two\n");
+	}
+}
+
+static void clash_lines(const struct store_node *v, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!store_node_id_clash(&v[i], now))
+			continue;
+		fprintf(stderr, "posthorn: error: node ");
+		cli_put_safe(stderr, v[i].id);
+		fprintf(stderr, " is run by two processes (one on host ");
+		cli_put_safe(stderr, v[i].clash_host);
+		fprintf(stderr, "): both refuse new mail; stop one, and give a copied data dir a "
+		                "new ID by removing its node-id\n");
 	}
 }
 
@@ -89,6 +107,7 @@ static int show(const struct store_node *v, size_t n, int as_json)
 		    stale, STORE_NODE_STALE_S);
 	if (lost)
 		lost_lines(v, n, now);
+	clash_lines(v, n, now);
 	return rc;
 }
 

@@ -61,20 +61,28 @@ struct cluster_beat;
  * claim_tag renews the node's queue-ID tag claim (store_node_tag_claim).
  * A beat that finds the tag held by another node logs event=node_tag_lost
  * (error level) and sets cluster_tag_lost() until a beat gets it back
- * (event=node_tag_regained).
+ * (event=node_tag_regained). A beat that finds the row written by another
+ * live process since its last logs event=node_id_clash and sets
+ * cluster_id_clash() until the other has not written for
+ * STORE_NODE_STALE_S (event=node_id_clash_end).
  */
 struct cluster_beat *cluster_beat_start(const struct cluster_beat_deps *d);
 /* 1 while another node holds this node's queue-ID tag: new mail is
  * refused (SMTP 451 4.3.0, HTTP 503), as its queue IDs could be the other
  * node's. Any thread. */
 int cluster_tag_lost(void);
+/* 1 while another live process writes this node's heartbeat row (two
+ * processes with one node ID: a copied data dir): new mail is refused as
+ * for a lost tag. Any thread. */
+int cluster_id_clash(void);
 /* Marks the row stopped (blocking: after the work pool has stopped, so no
  * beat is running), then frees. NULL: nothing. */
 void cluster_beat_stop(struct cluster_beat *b);
 
 /* The JSON of the nodes table (cluster_status.c): {"nodes": [...],
- * "stale": N, "tag_lost": M}, with *stale the count of stale nodes at
- * now and *lost of up nodes whose tag another node holds. */
+ * "stale": N, "tag_lost": M, "id_clash": K}, with *stale the count of
+ * stale nodes at now and *lost of up nodes whose tag another node holds
+ * (K: up nodes run by two processes, store_node_id_clash). */
 struct store_node;
 json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, size_t *stale,
                            size_t *lost);

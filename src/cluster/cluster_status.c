@@ -4,11 +4,13 @@
  *
  * {"nodes": [{"id", "hostname", "version", "state", "messages",
  * "recipients", "started", "heartbeat", "heartbeat_age", "postgres_ms",
- * "redis_ms", "tag", "tag_lost", "tag_holder"}...], "stale": N,
- * "tag_lost": N}: times as RFC 3339 UTC, ages in seconds, round trips in
+ * "redis_ms", "tag", "tag_lost", "tag_holder", "id_clash", "clash_host"}...],
+ * "stale": N, "tag_lost": N, "id_clash": N}: times as RFC 3339 UTC, ages in seconds, round trips in
  * milliseconds (null: no such link, or not measured); tag_holder is the
  * node ID holding the node's queue-ID tag (null: no claim), tag_lost true
- * when the node is up and another node holds it.
+ * when the node is up and another node holds it; id_clash true when the
+ * node is up and two live processes write its row (clash_host: the host
+ * of the other, as the last writer saw it; null when not).
  * Text that is not UTF-8 (a hostname) has each byte above 0x7F as "?".
  */
 #include <jansson.h>
@@ -71,6 +73,9 @@ json_t *cluster_node_json(const struct store_node *n, int64_t now)
 	json_object_set_new(o, "tag", json_stringn(n->id, strnlen(n->id, 3)));
 	json_object_set_new(o, "tag_lost", json_boolean(store_node_tag_lost(n, now)));
 	json_object_set_new(o, "tag_holder", n->tag_holder ? text(n->tag_holder) : json_null());
+	json_object_set_new(o, "id_clash", json_boolean(store_node_id_clash(n, now)));
+	json_object_set_new(o, "clash_host",
+	                    store_node_id_clash(n, now) ? text(n->clash_host) : json_null());
 	return o;
 }
 
@@ -78,13 +83,15 @@ json_t *cluster_nodes_json(const struct store_node *v, size_t n, int64_t now, si
                            size_t *lost)
 {
 	json_t *arr = json_array();
+	json_int_t clash = 0;
 
 	*stale = *lost = 0;
 	for (size_t i = 0; i < n; i++) {
 		*stale += strcmp(store_node_state(&v[i], now), "stale") == 0;
 		*lost += (size_t)store_node_tag_lost(&v[i], now);
+		clash += store_node_id_clash(&v[i], now);
 		json_array_append_new(arr, cluster_node_json(&v[i], now));
 	}
-	return json_pack("{s:o, s:I, s:I}", "nodes", arr, "stale", (json_int_t)*stale, "tag_lost",
-	                 (json_int_t)*lost);
+	return json_pack("{s:o, s:I, s:I, s:I}", "nodes", arr, "stale", (json_int_t)*stale,
+	                 "tag_lost", (json_int_t)*lost, "id_clash", clash);
 }

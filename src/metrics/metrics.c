@@ -140,6 +140,11 @@ static struct family FAMILIES[M_COUNT] = {
                          "1 while another node holds this node's queue-ID tag (its heartbeats "
                          "stalled and a new node took it): new mail is refused meanwhile.",
                          METRIC_GAUGE},
+    [M_NODE_ID_CLASH] = {"node_id_clash",
+                         "1 while another running process writes this node's heartbeat row "
+                         "(the same node ID: a copied data dir): new mail is refused "
+                         "meanwhile.",
+                         METRIC_GAUGE},
 };
 
 /* ---- layout ---------------------------------------------------------------- */

@@ -54,6 +54,7 @@ enum metric_id {
 	M_REDIS_UP,             /* gauge: 1 when the [cluster] redis link is up */
 	M_CLUSTER_FALLBACK,     /* counter{limit}: decisions on local 1/N limits */
 	M_NODE_TAG_LOST,        /* gauge: 1 while another node holds this node's tag */
+	M_NODE_ID_CLASH,        /* gauge: 1 while another process runs with this node's ID */
 	M_COUNT
 };
 

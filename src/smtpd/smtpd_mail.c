@@ -196,6 +196,10 @@ static int mail_refused(struct session *s)
 		session_refuse_line(s, "MAIL",
 		                    "451 4.3.0 This node's queue-ID tag is held by another "
 		                    "node; try again later");
+	else if (cluster_id_clash()) /* another process makes IDs with this node's tag */
+		session_refuse_line(s, "MAIL",
+		                    "451 4.3.0 Another process runs with this node's ID; try "
+		                    "again later");
 	else
 		return 0;
 	return 1;

@@ -128,6 +128,7 @@ extern const char store_claim_migration[];
 extern const char store_keys_migration[];
 /* Migration 16 -> 17: the queue-ID tags' holders (store_nodes.c). */
 extern const char store_node_tags_migration[];
+extern const char store_node_instance_migration[];
 /* Migration 17 -> 18: idempotency_keys.node_id (store_idem.c). */
 extern const char store_idem_node_migration[];
 /* Migration 18 -> 19: node_id in quota_counts and reputation (store_deliv_flush.c). */

@@ -9,6 +9,10 @@
  * - store_node_beat() measures the database's round trip with one
  *   `SELECT 1` before it writes, under st->lock: on PostgreSQL the time
  *   to the server and back, on SQLite a local call (not recorded).
+ * - Each beat reads the row's writer (its instance token) before it
+ *   writes, under st->lock, so that the caller sees whether another
+ *   process with the same node ID wrote it since (cluster_beat.c). A stop
+ *   marks the row only while it is the stopping process's.
  * - store_node_forget() deletes a row that is not up (unless forced) with
  *   one conditional DELETE, then the node's tag claim.
  * - store_nodes_list() gives every row, ordered by node ID, with the node
@@ -33,13 +37,25 @@ const char store_nodes_migration[] =
     "  started_at BIGINT NOT NULL, beat_at BIGINT NOT NULL, stopped_at BIGINT,"
     "  messages BIGINT NOT NULL, recipients BIGINT NOT NULL, pg_us BIGINT, redis_us BIGINT);";
 
+/* Migration 20 -> 21: the process that wrote the row (a random token made
+ * at each start), and the host of another live process writing it too
+ * (NULL: none), as the writer saw at its beat. */
+const char store_node_instance_migration[] =
+    "ALTER TABLE nodes ADD COLUMN instance TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE nodes ADD COLUMN clash_host TEXT;";
+
 static const char beat_sql[] =
     "INSERT INTO nodes (id, hostname, version, started_at, beat_at, stopped_at, messages,"
-    " recipients, pg_us, redis_us) VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8, ?9)"
+    " recipients, pg_us, redis_us, instance, clash_host)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6, ?7, ?8, ?9, ?10, ?11)"
     " ON CONFLICT (id) DO UPDATE SET hostname = excluded.hostname, version = excluded.version,"
     " started_at = excluded.started_at, beat_at = excluded.beat_at, stopped_at = NULL,"
     " messages = excluded.messages, recipients = excluded.recipients, pg_us = excluded.pg_us,"
-    " redis_us = excluded.redis_us";
+    " redis_us = excluded.redis_us, instance = excluded.instance,"
+    " clash_host = excluded.clash_host";
+/* The row as the last writer left it, read before a beat writes. */
+static const char prev_sql[] =
+    "SELECT instance, hostname, beat_at, stopped_at FROM nodes WHERE id = ?1";
 /* Migration 16 -> 17: which node ID holds each queue-ID tag. */
 const char store_node_tags_migration[] =
     "CREATE TABLE node_tags (tag TEXT PRIMARY KEY, node_id TEXT NOT NULL,"
@@ -57,7 +73,8 @@ static const char tag_claim_sql[] =
     " AND (node_tags.claimed_at <= ?4 OR EXISTS (SELECT 1 FROM nodes WHERE"
     " nodes.id = node_tags.node_id AND nodes.stopped_at >= node_tags.claimed_at)))";
 static const char tag_holder_sql[] = "SELECT node_id FROM node_tags WHERE tag = ?1";
-static const char stop_sql[] = "UPDATE nodes SET stopped_at = ?2, beat_at = ?2 WHERE id = ?1";
+static const char stop_sql[] =
+    "UPDATE nodes SET stopped_at = ?2, beat_at = ?2 WHERE id = ?1 AND instance = ?3";
 static const char forget_sql[] =
     "DELETE FROM nodes WHERE id = ?1 AND (?2 = 1 OR stopped_at IS NOT NULL OR beat_at <= ?3)"
     " RETURNING id";
@@ -66,7 +83,7 @@ static const char forget_tag_sql[] = "DELETE FROM node_tags WHERE node_id = ?1 R
 static const char list_sql[] =
     "SELECT id, hostname, version, started_at, beat_at, stopped_at, messages, recipients,"
     " pg_us, redis_us, (SELECT node_id FROM node_tags WHERE node_tags.tag = substr(nodes.id,"
-    " 1, 3)) FROM nodes ORDER BY id";
+    " 1, 3)), instance, clash_host FROM nodes ORDER BY id";
 
 static void bind_opt(struct db_stmt *s, int i, int64_t v)
 {
@@ -74,6 +91,11 @@ static void bind_opt(struct db_stmt *s, int i, int64_t v)
 		db_bind_null(s, i);
 	else
 		db_bind_int64(s, i, v);
+}
+
+static int64_t col_opt(struct db_stmt *s, int i)
+{
+	return db_column_is_null(s, i) ? -1 : db_column_int64(s, i);
 }
 
 /* One `SELECT 1`: its round trip in microseconds, -1 if it failed. */
@@ -90,13 +112,38 @@ static int64_t round_trip(struct store *st)
 	return ok ? (int64_t)(clock_mono_us() - t0) : -1;
 }
 
-static int beat_locked(struct store *st, struct store_node *n, char **err)
+/* The row's writer before this beat into *prev (prev->instance NULL: no
+ * row). */
+static int prev_locked(struct store *st, const char *id, struct store_node *prev, char **err)
+{
+	struct db_stmt *s = store_prepare(st, prev_sql, err);
+	int rc;
+
+	if (!s)
+		return -1;
+	db_bind_text(s, 1, id, -1, DB_STATIC);
+	if ((rc = db_step(s)) == DB_ROW) {
+		prev->instance = store_col_text(s, 0);
+		prev->hostname = store_col_text(s, 1);
+		prev->beat_at = db_column_int64(s, 2);
+		prev->stopped_at = col_opt(s, 3);
+	}
+	db_finalize(s);
+	return rc == DB_ROW || rc == DB_DONE ? 0 : store_fail_db(st, err, "node heartbeat read");
+}
+
+static int beat_locked(struct store *st, struct store_node *n, struct store_node *prev,
+                       store_node_judge *judge, void *arg, char **err)
 {
 	struct db_stmt *s;
 
 	n->pg_us = -1;
 	if (db_kind(st->db) == DB_POSTGRES && (n->pg_us = round_trip(st)) < 0)
 		return store_fail_db(st, err, "node heartbeat");
+	if (prev_locked(st, n->id, prev, err) < 0)
+		return -1;
+	if (judge)
+		judge(arg, prev, n);
 	if (!(s = store_prepare(st, beat_sql, err)))
 		return -1;
 	db_bind_text(s, 1, n->id, -1, DB_STATIC);
@@ -108,20 +155,27 @@ static int beat_locked(struct store *st, struct store_node *n, char **err)
 	db_bind_int64(s, 7, n->recipients);
 	bind_opt(s, 8, n->pg_us);
 	bind_opt(s, 9, n->redis_us);
+	db_bind_text(s, 10, n->instance ? n->instance : "", -1, DB_STATIC);
+	if (n->clash_host)
+		db_bind_text(s, 11, n->clash_host, -1, DB_STATIC);
+	else
+		db_bind_null(s, 11);
 	return store_step_done(st, s, "node heartbeat", err);
 }
 
-int store_node_beat(struct store *st, struct store_node *n, char **err)
+int store_node_beat(struct store *st, struct store_node *n, struct store_node *prev,
+                    store_node_judge *judge, void *arg, char **err)
 {
 	int rc;
 
+	memset(prev, 0, sizeof(*prev));
 	pthread_mutex_lock(&st->lock);
-	rc = beat_locked(st, n, err);
+	rc = beat_locked(st, n, prev, judge, arg, err);
 	pthread_mutex_unlock(&st->lock);
 	return rc;
 }
 
-int store_node_stop(struct store *st, const char *id, int64_t now, char **err)
+int store_node_stop(struct store *st, const char *id, const char *instance, int64_t now, char **err)
 {
 	struct db_stmt *s;
 	int rc = -1;
@@ -130,6 +184,7 @@ int store_node_stop(struct store *st, const char *id, int64_t now, char **err)
 	if ((s = store_prepare(st, stop_sql, err))) {
 		db_bind_text(s, 1, id, -1, DB_STATIC);
 		db_bind_int64(s, 2, now);
+		db_bind_text(s, 3, instance ? instance : "", -1, DB_STATIC);
 		rc = store_step_done(st, s, "node stop", err);
 	}
 	pthread_mutex_unlock(&st->lock);
@@ -226,11 +281,6 @@ void store_set_node(struct store *st, const char *id)
 	pthread_mutex_unlock(&st->lock);
 }
 
-static int64_t col_opt(struct db_stmt *s, int i)
-{
-	return db_column_is_null(s, i) ? -1 : db_column_int64(s, i);
-}
-
 static void read_node(struct db_stmt *s, struct store_node *n)
 {
 	n->id = store_col_text(s, 0);
@@ -244,6 +294,8 @@ static void read_node(struct db_stmt *s, struct store_node *n)
 	n->pg_us = col_opt(s, 8);
 	n->redis_us = col_opt(s, 9);
 	n->tag_holder = db_column_is_null(s, 10) ? NULL : store_col_text(s, 10);
+	n->instance = store_col_text(s, 11);
+	n->clash_host = db_column_is_null(s, 12) ? NULL : store_col_text(s, 12);
 }
 
 static int list_locked(struct store *st, struct store_node **out, size_t *n_out, char **err)
@@ -279,14 +331,21 @@ int store_nodes_list(struct store *st, struct store_node **out, size_t *n, char 
 	return rc;
 }
 
+void store_node_clear(struct store_node *n)
+{
+	free(n->id);
+	free(n->hostname);
+	free(n->version);
+	free(n->tag_holder);
+	free(n->instance);
+	free(n->clash_host);
+	memset(n, 0, sizeof(*n));
+}
+
 void store_nodes_free(struct store_node *v, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		free(v[i].id);
-		free(v[i].hostname);
-		free(v[i].version);
-		free(v[i].tag_holder);
-	}
+	for (size_t i = 0; i < n; i++)
+		store_node_clear(&v[i]);
 	free(v);
 }
 
@@ -301,4 +360,9 @@ int store_node_tag_lost(const struct store_node *n, int64_t now)
 {
 	return strcmp(store_node_state(n, now), "up") == 0 && n->tag_holder &&
 	       strcmp(n->tag_holder, n->id) != 0;
+}
+
+int store_node_id_clash(const struct store_node *n, int64_t now)
+{
+	return strcmp(store_node_state(n, now), "up") == 0 && n->clash_host != NULL;
 }

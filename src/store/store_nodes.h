@@ -21,13 +21,25 @@ struct store_node {
 	int64_t messages, recipients; /* its queue at the beat */
 	int64_t pg_us, redis_us;      /* round trips, microseconds */
 	char *tag_holder;             /* the node ID holding its tag (list only); NULL: none */
+	char *instance;   /* the writing process's token, made at its start ("": none) */
+	char *clash_host; /* another live process with this ID, its host; NULL: none */
 };
+/* Called by store_node_beat between its read and its write, with the row
+ * as it was: may set n->clash_host. */
+typedef void store_node_judge(void *arg, const struct store_node *prev, struct store_node *n);
 /* Writes n's row (running again if it was stopped), after measuring the
- * database's round trip into n->pg_us (PostgreSQL only, else -1).
- * Blocking: on the work pool. */
-int store_node_beat(struct store *st, struct store_node *n, char **err);
-/* Marks node id stopped at now. */
-int store_node_stop(struct store *st, const char *id, int64_t now, char **err);
+ * database's round trip into n->pg_us (PostgreSQL only, else -1), and
+ * reading the row as it was into *prev (instance, hostname, beat_at,
+ * stopped_at; prev->instance NULL: no row; free with store_node_clear)
+ * and calling judge (if not NULL) with it. Blocking: on the work pool. */
+int store_node_beat(struct store *st, struct store_node *n, struct store_node *prev,
+                    store_node_judge *judge, void *arg, char **err);
+/* Marks node id stopped at now, if its row was written last by instance
+ * (another process with the same ID running: left alone). */
+int store_node_stop(struct store *st, const char *id, const char *instance, int64_t now,
+                    char **err);
+/* Frees the strings of one row and zeroes it. */
+void store_node_clear(struct store_node *n);
 /*
  * Forgets node id: deletes its row, unless it is up (no stop mark and a
  * beat within STORE_NODE_STALE_S of now) and not force, and then its
@@ -60,5 +72,8 @@ const char *store_node_state(const struct store_node *n, int64_t now);
 /* 1 when n is up and another node holds its queue-ID tag (a row of
  * store_nodes_list): its heartbeats stalled and a new node took it. */
 int store_node_tag_lost(const struct store_node *n, int64_t now);
+/* 1 when n is up and its last writer saw another live process writing
+ * its row (two processes with one node ID: a copied data dir). */
+int store_node_id_clash(const struct store_node *n, int64_t now);
 
 #endif

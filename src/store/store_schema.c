@@ -155,6 +155,7 @@ static const char *const migrations[] = {
     "  created BIGINT NOT NULL"
     ");"
     "CREATE INDEX event_batches_created ON event_batches(created);",
+    store_node_instance_migration, /* 20 -> 21: the process writing a node's row (store_nodes.c) */
 };
 
 #define SCHEMA_VERSION ((int)ARRAY_LEN(migrations))

@@ -21,7 +21,7 @@ from redisfix import redis  # noqa: F401
 
 FIELDS = {"id", "hostname", "version", "state", "messages", "recipients", "started",
           "heartbeat", "heartbeat_age", "postgres_ms", "redis_ms", "tag", "tag_lost",
-          "tag_holder"}
+          "tag_holder", "id_clash", "clash_host"}
 STALE_AFTER = 15
 LINE = re.compile(r"^node=(\S+) host=(\S+) version=(\S+) state=(up|stale|stopped) "
                   r"messages=(\d+) recipients=(\d+) heartbeat_age=(\d+)s "
@@ -33,7 +33,7 @@ def status(srv):
     rc, out, err = srv.cli("cluster", "status", "--json")
     assert rc == 0, err
     doc = json.loads(out)
-    assert set(doc) == {"nodes", "stale", "tag_lost"}, doc
+    assert set(doc) == {"nodes", "stale", "tag_lost", "id_clash"}, doc
     for n in doc["nodes"]:
         assert set(n) == FIELDS, n
         assert UTC.match(n["started"]) and UTC.match(n["heartbeat"]), n
@@ -96,7 +96,7 @@ def test_sqlite_default_lists_this_one_node(server_factory):
     r = request(s, "GET", "/v1/cluster/nodes", key=admin)
     assert r.status == 200, r.body
     api = r.json()
-    assert set(api) == {"nodes", "stale", "tag_lost"} and [set(x) for x in api["nodes"]] == [FIELDS]
+    assert set(api) == {"nodes", "stale", "tag_lost", "id_clash"} and [set(x) for x in api["nodes"]] == [FIELDS]
     assert api["nodes"][0]["id"] == me and api["nodes"][0]["messages"] == 2
     assert request(s, "GET", "/v1/cluster/nodes", key=create_key(s)).status == 403
     assert request(s, "GET", "/v1/cluster/nodes").status == 401
@@ -119,7 +119,7 @@ def test_cluster_status_usage(server_factory):
     assert rc == 0 and "cluster" in out
     # nothing has run on this data dir yet: an empty list, said on stderr
     rc, out, err = s.cli("cluster", "status", "--json")
-    assert rc == 0 and json.loads(out) == {"nodes": [], "stale": 0, "tag_lost": 0}
+    assert rc == 0 and json.loads(out) == {"nodes": [], "stale": 0, "tag_lost": 0, "id_clash": 0}
     assert "no node has written a heartbeat" in err
 
 

@@ -37,6 +37,7 @@ FAMILIES = {
     "posthorn_redis_up": "gauge",
     "posthorn_cluster_fallback": "counter",
     "posthorn_node_tag_lost": "gauge",
+    "posthorn_node_id_clash": "gauge",
 }
 
 

@@ -377,9 +377,11 @@ static void test_adopt_legacy(void **state)
 }
 
 /* The two tables as migration 10 made them, one row each for shop; none
- * of the tables of later migrations (20: event_batches). */
+ * of what later migrations made (20: event_batches, 21: two columns of
+ * nodes). */
 static const char v18_tables[] =
     "DROP TABLE quota_counts; DROP TABLE reputation; DROP TABLE event_batches;"
+    "ALTER TABLE nodes DROP COLUMN instance; ALTER TABLE nodes DROP COLUMN clash_host;"
     "CREATE TABLE quota_counts (account_id INTEGER NOT NULL REFERENCES accounts(id)"
     " ON DELETE CASCADE, period TEXT NOT NULL, window_start BIGINT NOT NULL,"
     " used BIGINT NOT NULL, PRIMARY KEY (account_id, period));"
