@@ -195,8 +195,8 @@ static void on_auth(void *arg, const struct redisReply *reply)
 		return; /* no answer: the timeout has dropped the link already */
 	if (!r->auth_logged)
 		log_err("event=redis_auth_error host=%s port=%d user=%s error=%s",
-		         log_q(r->url.host), r->url.port,
-		         log_q(r->url.user[0] ? r->url.user : "default"), log_q(reply->str));
+		        log_q(r->url.host), r->url.port,
+		        log_q(r->url.user[0] ? r->url.user : "default"), log_q(reply->str));
 	r->auth_logged = 1;
 	drop(r, reply->str); /* what is queued behind it is answered NULL */
 }
