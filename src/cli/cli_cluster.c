@@ -13,8 +13,10 @@
  * forgotten; 1 for an up node without --force, an unknown ID or a database
  * error, each with a message; 2 for a usage error.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/cli_int.h"
@@ -111,6 +113,26 @@ static int show(const struct store_node *v, size_t n, int as_json)
 	return rc;
 }
 
+/* Without [cluster] postgres and with no store in data_dir, nothing ever
+ * ran with this configuration (the embedded default, most likely): say
+ * so rather than make an empty store there. */
+static int no_store_here(const struct conf *c)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	if (c->cluster_postgres && *c->cluster_postgres)
+		return 0;
+	snprintf(path, sizeof(path), "%s/posthorn.db", c->data_dir);
+	if (stat(path, &sb) == 0)
+		return 0;
+	cli_say(CLI_RUNTIME,
+	        "no store at %s and no [cluster] postgres in %s: no node ran with this "
+	        "configuration; give a node's configuration (-c FILE, or POSTHORN_CONFIG)",
+	        path, c->file ? c->file : "the embedded default");
+	return 1;
+}
+
 static int cmd_status(int argc, char **argv, const struct conf *c)
 {
 	int as_json = 0, rc;
@@ -122,6 +144,8 @@ static int cmd_status(int argc, char **argv, const struct conf *c)
 
 	if (cli_parse(argc, argv, opts, ARRAY_LEN(opts), NULL, &n, 0) != CLI_OK)
 		return CLI_USAGE;
+	if (no_store_here(c))
+		return CLI_RUNTIME;
 	if (!(st = cli_open_store(c)))
 		return CLI_RUNTIME;
 	if (store_nodes_list(st, &v, &n, &err) < 0) {

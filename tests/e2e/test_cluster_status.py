@@ -117,7 +117,16 @@ def test_cluster_status_usage(server_factory):
     assert rc == 0 and "cluster status" in out and "stale" in out
     rc, out, err = s.cli("--help")
     assert rc == 0 and "cluster" in out
-    # nothing has run on this data dir yet: an empty list, said on stderr
+    # nothing has run with this configuration (no store, no [cluster]
+    # postgres): said, exit 1, and no store is made in its data dir
+    rc, out, err = s.cli("cluster", "status", "--json")
+    assert rc == 1 and out == "", (rc, out, err)
+    assert f"no store at {s.data_dir}/posthorn.db and no [cluster] postgres in " in err, err
+    assert "give a node's configuration (-c FILE, or POSTHORN_CONFIG)" in err, err
+    assert not os.path.exists(os.path.join(s.data_dir, "posthorn.db"))
+    # a store made by the CLI, no server started yet: an empty list, said on stderr
+    rc, out, err = s.cli("user", "add", "carol", "--password-stdin", input="pw-carol-123\n")
+    assert rc == 0, err
     rc, out, err = s.cli("cluster", "status", "--json")
     assert rc == 0 and json.loads(out) == {"nodes": [], "stale": 0, "tag_lost": 0, "id_clash": 0}
     assert "no node has written a heartbeat" in err
