@@ -147,7 +147,7 @@ int store_counts_query(struct store *st, int64_t since, const char *account,
  * PURE (libc + util): the event loop thread, which must not touch SQLite,
  * counts here; identical keys merge. A batch belongs to one thread; a set
  * taken from it belongs to whoever holds it (typically a worker, for
- * store_counts_add), until counter_set_free() or counter_batch_put_back().
+ * store_counts_add), until counter_set_free().
  *
  * Bounded: from COUNTER_BATCH_FLUSH distinct keys on, counter_batch_add()
  * returns 1, asking the caller to take and write now rather than at the
@@ -186,11 +186,6 @@ size_t counter_batch_len(const struct store_counter_batch *b);
 /* Hands over everything held and empties the batch; NULL when there is
  * nothing (no keys and nothing dropped). */
 struct store_counter_set *counter_batch_take(struct store_counter_batch *b);
-
-/* Merges a set whose write failed back into the batch (to be written with
- * the next one) and frees it. s->dropped is not carried back: whoever took
- * the set reports it once. */
-void counter_batch_put_back(struct store_counter_batch *b, struct store_counter_set *s);
 
 void counter_set_free(struct store_counter_set *s);
 

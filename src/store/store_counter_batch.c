@@ -262,21 +262,6 @@ struct store_counter_set *counter_batch_take(struct store_counter_batch *b)
 	return s;
 }
 
-void counter_batch_put_back(struct store_counter_batch *b, struct store_counter_set *s)
-{
-	if (s == NULL)
-		return;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct store_count *c = &s->v[i];
-		int ev = counter_event_parse(c->event);
-
-		/* A set made by counter_batch_take() holds only valid entries. */
-		if (ev >= 0 && c->n > 0)
-			batch_add_key(b, c->bucket_hour, c->account, c->domain, ev, c->n);
-	}
-	counter_set_free(s);
-}
-
 void counter_set_free(struct store_counter_set *s)
 {
 	if (s == NULL)

@@ -479,26 +479,6 @@ static void test_batch_bounds(void **state)
 }
 
 /* A failed write goes back into the batch and is written with the next. */
-static void test_batch_put_back(void **state)
-{
-	struct store_counter_batch *b = counter_batch_new();
-	struct store_counter_set *s;
-
-	counter_batch_add(b, NOW, "default", "a.example", "delivered", 2);
-	counter_batch_add(b, NOW - H, "default", "a.example", "delivered", 1);
-	s = counter_batch_take(b);
-	counter_batch_add(b, NOW, "default", "a.example", "delivered", 5);
-	counter_batch_add(b, NOW, "default", "c.example", "deferred", 1);
-	counter_batch_put_back(b, s);
-	counter_batch_put_back(b, NULL);
-	assert_take(b,
-	            "0 default a.example delivered 7\n"
-	            "0 default c.example deferred 1\n"
-	            "-3600 default a.example delivered 1\n",
-	            0);
-	counter_batch_free(b);
-}
-
 /* The daemon's path: tally on the loop, take, write from a worker. */
 static void test_batch_to_store(void **state)
 {
@@ -824,7 +804,6 @@ int main(void)
 	    T(test_batch_merges),
 	    T(test_batch_rejects_bad_input),
 	    T(test_batch_bounds),
-	    T(test_batch_put_back),
 	    T(test_batch_to_store),
 	    T(test_writer),
 	    T(test_writer_retries_a_failed_set),
