@@ -195,7 +195,7 @@ static void entry_count(struct entry *e, uint64_t n)
 	e->n = n > (uint64_t)INT64_MAX - e->n ? (uint64_t)INT64_MAX : e->n + n;
 }
 
-/* The common path of add and put-back; domain already lower-case. */
+/* Adds n to the key (bucket, account, domain, event); domain already lower-case. */
 static int batch_add_key(struct store_counter_batch *b, int64_t bucket, const char *account,
                          const char *domain, int event, uint64_t n)
 {
